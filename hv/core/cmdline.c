@@ -1,0 +1,106 @@
+/*
+ * Kernel command line: space-separated key=value options. Both QEMU (-kernel/-append) and GRUB put
+ * the image path first; a first word without '=' is that path and is skipped. An unknown option ends
+ * the run (HV_STATUS_BAD_CMDLINE) rather than being ignored: a typo must not silently change a test.
+ */
+#include <hv/abi.h>
+#include <hv/cmdline.h>
+#include <hv/console.h>
+#include <hv/panic.h>
+
+struct hv_options hv_options = {
+    .fault = FAULT_NONE,
+    .fault_cpu = -1,
+    .ap_timeout_ms = 1000,
+    .hang = false,
+};
+char hv_cmdline[256];
+
+static bool parse_u64(const char *s, size_t n, u64 *out)
+{
+    u64 v = 0;
+    if (!n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (~0ull - 9) / 10)
+            return false;
+        v = v * 10 + (u64)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static bool word_is(const char *s, size_t n, const char *lit)
+{
+    return strlen(lit) == n && !strncmp(s, lit, n);
+}
+
+static __noreturn void bad_option(const char *word, size_t n, const char *why)
+{
+    hv_fail(HV_STATUS_BAD_CMDLINE, "bad_cmdline", "command line option '%.*s': %s", (int)n, word, why);
+}
+
+static void parse_option(const char *w, size_t n)
+{
+    size_t k = 0;
+    while (k < n && w[k] != '=')
+        k++;
+    if (k == n)
+        bad_option(w, n, "expected key=value");
+    const char *v = w + k + 1;
+    size_t vn = n - k - 1;
+    u64 num;
+    if (word_is(w, k, "fault")) {
+        static const struct { const char *name; enum fault_kind kind; } kinds[] = {
+            { "none", FAULT_NONE }, { "ud", FAULT_UD }, { "gp", FAULT_GP }, { "pf", FAULT_PF }, { "de", FAULT_DE },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+            if (word_is(v, vn, kinds[i].name)) {
+                hv_options.fault = kinds[i].kind;
+                return;
+            }
+        bad_option(w, n, "fault must be one of none, ud, gp, pf, de");
+    } else if (word_is(w, k, "fault_cpu")) {
+        if (!parse_u64(v, vn, &num) || num >= HV_MAX_CPUS)
+            bad_option(w, n, "expected a CPU index");
+        hv_options.fault_cpu = (i64)num;
+    } else if (word_is(w, k, "ap_timeout_ms")) {
+        if (!parse_u64(v, vn, &num) || num == 0 || num > 600000)
+            bad_option(w, n, "expected 1..600000");
+        hv_options.ap_timeout_ms = (u32)num;
+    } else if (word_is(w, k, "hang")) {
+        if (!parse_u64(v, vn, &num) || num > 1)
+            bad_option(w, n, "expected 0 or 1");
+        hv_options.hang = num == 1;
+    } else {
+        bad_option(w, n, "unknown option");
+    }
+}
+
+void cmdline_parse(const char *cmdline)
+{
+    size_t len = cmdline ? strlen(cmdline) : 0;
+    if (len >= sizeof(hv_cmdline))
+        hv_fail(HV_STATUS_BAD_CMDLINE, "bad_cmdline", "command line longer than %zu bytes",
+                sizeof(hv_cmdline) - 1);
+    memcpy(hv_cmdline, cmdline ? cmdline : "", len + 1);
+
+    const char *p = hv_cmdline;
+    bool first = true;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        size_t n = (size_t)(p - w);
+        if (!n)
+            break;
+        bool has_eq = false;
+        for (size_t i = 0; i < n; i++)
+            has_eq |= w[i] == '=';
+        if (!(first && !has_eq))
+            parse_option(w, n);
+        first = false;
+    }
+}

@@ -1,0 +1,55 @@
+/*
+ * Fatal exception report: which CPU, which vector (with its SDM name), the error code, RIP, CR2 and
+ * the whole register frame; then the run ends with HV_STATUS_EXCEPTION. The hypervisor never takes
+ * interrupts, so any vector >= 32 is reported as unexpected in the same way.
+ */
+#include <hv/abi.h>
+#include <hv/console.h>
+#include <hv/panic.h>
+#include <hv/percpu.h>
+#include <hv/x86.h>
+
+struct exception_frame {
+    u64 r15, r14, r13, r12, r11, r10, r9, r8;
+    u64 rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    u64 vector, error;
+    u64 rip, cs, rflags, rsp, ss;        /* pushed by the CPU */
+};
+
+/* SDM Vol. 3A 7.3, Table 7-1 "Protected-Mode Exceptions and Interrupts". */
+static const char *const exception_names[32][2] = {
+    [0] = { "#DE", "divide error" },          [1] = { "#DB", "debug" },
+    [2] = { "NMI", "non-maskable interrupt" }, [3] = { "#BP", "breakpoint" },
+    [4] = { "#OF", "overflow" },              [5] = { "#BR", "BOUND range exceeded" },
+    [6] = { "#UD", "invalid opcode" },        [7] = { "#NM", "device not available" },
+    [8] = { "#DF", "double fault" },          [9] = { "CSO", "coprocessor segment overrun" },
+    [10] = { "#TS", "invalid TSS" },          [11] = { "#NP", "segment not present" },
+    [12] = { "#SS", "stack-segment fault" },  [13] = { "#GP", "general protection" },
+    [14] = { "#PF", "page fault" },           [15] = { "--", "reserved" },
+    [16] = { "#MF", "x87 floating-point error" }, [17] = { "#AC", "alignment check" },
+    [18] = { "#MC", "machine check" },        [19] = { "#XM", "SIMD floating-point exception" },
+    [20] = { "#VE", "virtualization exception" }, [21] = { "#CP", "control protection" },
+    [22] = { "--", "reserved" }, [23] = { "--", "reserved" }, [24] = { "--", "reserved" },
+    [25] = { "--", "reserved" }, [26] = { "--", "reserved" }, [27] = { "--", "reserved" },
+    [28] = { "#HV", "hypervisor injection" }, [29] = { "#VC", "VMM communication" },
+    [30] = { "#SX", "security exception" },   [31] = { "--", "reserved" },
+};
+
+__noreturn void exception_report(struct exception_frame *f);
+
+__noreturn void exception_report(struct exception_frame *f)
+{
+    struct percpu *me = this_cpu();
+    const char *mnemonic = f->vector < 32 ? exception_names[f->vector][0] : "INT";
+    const char *name = f->vector < 32 ? exception_names[f->vector][1] : "unexpected interrupt";
+    /* One printk per line keeps each line whole while other CPUs print. */
+    printk("hvtrace: FATAL: CPU %u (APIC %u) exception vector %lu %s (%s) error=0x%lx RIP=0x%lx CR2=0x%lx\n",
+           me->index, me->apic_id, f->vector, mnemonic, name, f->error, f->rip, read_cr2());
+    printk("  CS=0x%lx SS=0x%lx RFLAGS=0x%lx RSP=0x%lx CR0=0x%lx CR3=0x%lx CR4=0x%lx\n", f->cs, f->ss, f->rflags,
+           f->rsp, read_cr0(), read_cr3(), read_cr4());
+    printk("  RAX=0x%016lx RBX=0x%016lx RCX=0x%016lx RDX=0x%016lx\n", f->rax, f->rbx, f->rcx, f->rdx);
+    printk("  RSI=0x%016lx RDI=0x%016lx RBP=0x%016lx R8 =0x%016lx\n", f->rsi, f->rdi, f->rbp, f->r8);
+    printk("  R9 =0x%016lx R10=0x%016lx R11=0x%016lx R12=0x%016lx\n", f->r9, f->r10, f->r11, f->r12);
+    printk("  R13=0x%016lx R14=0x%016lx R15=0x%016lx\n", f->r13, f->r14, f->r15);
+    hv_exit(HV_STATUS_EXCEPTION, "exception");
+}

@@ -1,0 +1,75 @@
+/*
+ * Exception and interrupt entry stubs, one per vector. Each pushes a dummy error code where the CPU
+ * pushes none (SDM Vol. 3A 7.13 "Error Code"), then its vector, then every GPR, and hands the frame
+ * to exception_report(), which never returns. The frame layout is struct exception_frame.
+ */
+    .text
+    .code64
+
+/* Vectors that push an error code: #DF 8, #TS 10, #NP 11, #SS 12, #GP 13, #PF 14, #AC 17, #CP 21,
+ * #VC 29, #SX 30. */
+#define HAS_ERRCODE(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
+
+    .macro isr_stub v
+    .align 16
+isr_\v:
+    .if !HAS_ERRCODE(\v)
+    pushq $0
+    .endif
+    pushq $\v
+    jmp isr_common
+    .endm
+
+    .altmacro
+    .macro isr_stubs from, to
+    isr_stub %\from
+    .if \to - \from
+    isr_stubs %(\from + 1), \to
+    .endif
+    .endm
+
+    isr_stubs 0, 63
+    isr_stubs 64, 127
+    isr_stubs 128, 191
+    isr_stubs 192, 255
+
+isr_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    cld
+    movq %rsp, %rdi         /* 5 CPU words + error + vector + 15 GPRs = 22 words: RSP is 16-aligned */
+    call exception_report
+1:  cli
+    hlt
+    jmp 1b
+
+    .section .rodata
+    .align 8
+    .global isr_table
+    .macro isr_addr v
+    .quad isr_\v
+    .endm
+    .macro isr_addrs from, to
+    isr_addr %\from
+    .if \to - \from
+    isr_addrs %(\from + 1), \to
+    .endif
+    .endm
+isr_table:
+    isr_addrs 0, 63
+    isr_addrs 64, 127
+    isr_addrs 128, 191
+    isr_addrs 192, 255

@@ -1,0 +1,75 @@
+/*
+ * hv_main: the hypervisor's entry flow (the seed's DriverEntry), reached from boot/entry.S in long
+ * mode on the BSP. Today's path: console -> command line -> memory map (GetE820FromRegistry) ->
+ * page pool -> per-CPU tables -> ACPI processor list -> every AP online -> final status.
+ */
+#include <hv/abi.h>
+#include <hv/acpi.h>
+#include <hv/cmdline.h>
+#include <hv/console.h>
+#include <hv/lapic.h>
+#include <hv/memmap.h>
+#include <hv/multiboot.h>
+#include <hv/panic.h>
+#include <hv/percpu.h>
+#include <hv/pool.h>
+#include <hv/smp.h>
+#include <hv/timer.h>
+#include <hv/x86.h>
+
+extern u8 __image_start[], __image_end[];
+void fault_inject(void);
+
+/* Keep the loader's data out of the page pool: the info block, the map, cmdline, modules. */
+static void claim_boot_data(const struct multiboot_info *mbi)
+{
+    pool_claim((u64)__image_start, (u64)(__image_end - __image_start), "image");
+    pool_claim((u64)mbi, sizeof(*mbi), "multiboot info");
+    if (mbi->flags & MB_INFO_MMAP)
+        pool_claim(mbi->mmap_addr, mbi->mmap_length, "multiboot mmap");
+    if (mbi->flags & MB_INFO_CMDLINE)
+        pool_claim(mbi->cmdline, strlen((const char *)(u64)mbi->cmdline) + 1, "cmdline");
+    if ((mbi->flags & MB_INFO_MODS) && mbi->mods_count) {
+        const struct multiboot_module *mods = (const void *)(u64)mbi->mods_addr;
+        pool_claim(mbi->mods_addr, mbi->mods_count * sizeof(*mods), "module list");
+        for (u32 i = 0; i < mbi->mods_count; i++) {
+            pool_claim(mods[i].mod_start, mods[i].mod_end - mods[i].mod_start, "module");
+            if (mods[i].string)
+                pool_claim(mods[i].string, strlen((const char *)(u64)mods[i].string) + 1, "module name");
+        }
+    }
+}
+
+__noreturn void hv_main(u32 magic, u32 mbi_addr);
+
+__noreturn void hv_main(u32 magic, u32 mbi_addr)
+{
+    console_init();
+    cpu_bsp_init();
+    printk("hvtrace hypervisor (ABI %u) starting on the BSP\n", HV_ABI_VERSION);
+    if (magic != MULTIBOOT_BOOTLOADER_MAGIC)
+        hv_fail(HV_STATUS_BAD_BOOTINFO, "bad_bootinfo", "not started by a multiboot loader (EAX=0x%x)", magic);
+    const struct multiboot_info *mbi = (const void *)(u64)mbi_addr;
+    cmdline_parse((mbi->flags & MB_INFO_CMDLINE) ? (const char *)(u64)mbi->cmdline : "");
+    printk("command line: %s\n", hv_cmdline);
+
+    memmap_init(mbi);
+    memmap_print();
+    claim_boot_data(mbi);
+    pool_init();
+
+    timer_calibrate();
+    struct acpi_cpus found;
+    acpi_find_cpus(&found);
+    lapic_init(found.lapic_base);
+    smp_start_aps(&found);
+    printk("%u CPUs online\n", cpu_count);
+
+    fault_inject();
+    if (hv_options.hang) {
+        printk("hang=1: spinning forever without a final status\n");
+        for (;;)
+            cpu_relax();
+    }
+    hv_exit(HV_STATUS_PASS, "ok");
+}

@@ -1,0 +1,17 @@
+/* ACPI discovery of logical processors: RSDP -> RSDT/XSDT -> MADT (ACPI 6.4, 5.2.5 - 5.2.12). */
+#ifndef HV_ACPI_H
+#define HV_ACPI_H
+
+#include <hv/types.h>
+#include <hv/abi.h>
+
+struct acpi_cpus {
+    u32 count;
+    u32 apic_id[HV_MAX_CPUS];
+    u64 lapic_base;
+};
+
+/* Fills 'out' with every enabled processor; ends the run when tables are missing or too many CPUs. */
+void acpi_find_cpus(struct acpi_cpus *out);
+
+#endif

@@ -1,0 +1,21 @@
+/* Kernel command line options (multiboot cmdline; QEMU -append, GRUB's multiboot line). */
+#ifndef HV_CMDLINE_H
+#define HV_CMDLINE_H
+
+#include <hv/types.h>
+
+enum fault_kind { FAULT_NONE, FAULT_UD, FAULT_GP, FAULT_PF, FAULT_DE };
+
+struct hv_options {
+    enum fault_kind fault;      /* fault=ud|gp|pf|de: raise this exception in the hypervisor */
+    i64 fault_cpu;              /* fault_cpu=N: on this CPU (default: the last one) */
+    u32 ap_timeout_ms;          /* ap_timeout_ms=N: per-AP start-up timeout */
+    bool hang;                  /* hang=1: spin forever after boot (tests the host's timeout) */
+};
+
+extern struct hv_options hv_options;
+extern char hv_cmdline[256];
+
+void cmdline_parse(const char *cmdline);
+
+#endif

@@ -1,0 +1,17 @@
+/* Console on COM1 and port 0xE9; whole lines are written under one lock so CPUs never interleave. */
+#ifndef HV_CONSOLE_H
+#define HV_CONSOLE_H
+
+#include <hv/types.h>
+
+void console_init(void);
+void printk(const char *fmt, ...) __printf(1, 2);
+void vprintk(const char *fmt, va_list ap);
+/* Emergency output: bypasses the lock (used on fatal paths where the lock may be held). */
+void printk_unlocked(const char *fmt, ...) __printf(1, 2);
+/* Wait until every byte written so far has left the UART (before the emulator is stopped). */
+void console_flush(void);
+int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int snprintf(char *buf, size_t size, const char *fmt, ...) __printf(3, 4);
+
+#endif

@@ -1,0 +1,16 @@
+/* Local APIC access (xAPIC MMIO or x2APIC MSRs, whichever the firmware left enabled). */
+#ifndef HV_LAPIC_H
+#define HV_LAPIC_H
+
+#include <hv/types.h>
+
+void lapic_init(u64 mmio_base);
+u32 lapic_id(void);
+/* Send an IPI: 'icr_lo' is the ICR low word (vector, delivery mode, level); SDM Vol. 3A 11.6.1. */
+bool lapic_send_ipi(u32 apic_id, u32 icr_lo);
+
+#define ICR_INIT        (5u << 8)
+#define ICR_STARTUP     (6u << 8)
+#define ICR_LEVEL_ASSERT (1u << 14)
+
+#endif

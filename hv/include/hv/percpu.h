@@ -1,0 +1,76 @@
+/*
+ * Per-logical-processor state: one structure per CPU, reached through GS base (gs:0 is the self
+ * pointer). Each CPU has its own stack, IST stack, GDT, TSS and IDT: a TSS cannot be shared because
+ * LTR marks its descriptor busy (and VMX host state needs a nonzero TR per CPU).
+ */
+#ifndef HV_PERCPU_H
+#define HV_PERCPU_H
+
+#include <hv/abi.h>
+#include <hv/types.h>
+
+#define CPU_STACK_PAGES 4
+#define CPU_IST_PAGES   2
+
+#define GDT_CODE64 0x08
+#define GDT_DATA   0x10
+#define GDT_TSS    0x18
+#define GDT_ENTRIES 5       /* null, code, data, TSS (two slots) */
+
+/* 64-bit TSS (SDM Vol. 3A 8.7, Figure 8-11). */
+struct tss64 {
+    u32 reserved0;
+    u64 rsp[3];
+    u64 reserved1;
+    u64 ist[7];
+    u64 reserved2;
+    u16 reserved3;
+    u16 iomap_base;
+} __packed;
+_Static_assert(sizeof(struct tss64) == 104, "TSS layout");
+
+/* 64-bit interrupt gate (SDM Vol. 3A 7.14.1, Figure 7-8). */
+struct idt_gate {
+    u16 offset_lo;
+    u16 selector;
+    u8 ist;
+    u8 type_attr;
+    u16 offset_mid;
+    u32 offset_hi;
+    u32 reserved;
+} __packed;
+_Static_assert(sizeof(struct idt_gate) == 16, "IDT gate layout");
+
+typedef void (*cpu_work_fn)(void);
+
+struct percpu {
+    struct percpu *self;            /* gs:0 */
+    u32 index;                      /* logical index, 0 = BSP */
+    u32 apic_id;
+    u64 stack_top;
+    u64 ist_top;
+    volatile u32 online;
+    volatile u32 console_depth;     /* >0 while this CPU writes the console */
+    cpu_work_fn volatile work;      /* set by the BSP, run by an idle AP */
+    volatile u32 work_done;
+    u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
+    struct tss64 tss __attribute__((aligned(16)));
+    struct idt_gate idt[256] __attribute__((aligned(16)));
+};
+_Static_assert(sizeof(struct percpu) <= 2 * 4096, "percpu fits its two pool pages");
+
+static inline struct percpu *this_cpu(void)
+{
+    struct percpu *p;
+    __asm__ volatile("movq %%gs:0, %0" : "=r"(p));
+    return p;
+}
+
+extern struct percpu *cpus[HV_MAX_CPUS];
+extern u32 cpu_count;
+
+/* Load this CPU's GDT, TSS, IDT and GS base. */
+void cpu_init_local(struct percpu *pc);
+struct percpu *cpu_bsp_init(void);
+
+#endif

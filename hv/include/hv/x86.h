@@ -1,0 +1,75 @@
+/* Thin wrappers over x86 instructions the hypervisor core uses. */
+#ifndef HV_X86_H
+#define HV_X86_H
+
+#include <hv/types.h>
+
+#define MSR_APIC_BASE   0x1b
+#define MSR_EFER        0xc0000080
+#define MSR_GS_BASE     0xc0000101
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port)
+{
+    u8 v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline u64 rdmsr(u32 msr)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((u64)hi << 32) | lo;
+}
+
+static inline void wrmsr(u32 msr, u64 v)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+static inline u64 rdtsc(void)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((u64)hi << 32) | lo;
+}
+
+#define DEFINE_READ_CR(n) \
+    static inline u64 read_cr##n(void) { u64 v; __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v)); return v; }
+DEFINE_READ_CR(0)
+DEFINE_READ_CR(2)
+DEFINE_READ_CR(3)
+DEFINE_READ_CR(4)
+#undef DEFINE_READ_CR
+
+static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
+
+/*
+ * Physical memory is identity mapped. Going through an opaque register keeps gcc from treating a
+ * constant physical address (the BDA, the trampoline page) as a pointer to a zero-sized object.
+ */
+static inline void *phys(u64 pa)
+{
+    void *p;
+    __asm__("" : "=r"(p) : "0"(pa));
+    return p;
+}
+
+static inline u64 mmio_read32(u64 addr) { return *(volatile u32 *)addr; }
+static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)addr = v; }
+
+/* Descriptor-table register image for lgdt/lidt. */
+struct dtr {
+    u16 limit;
+    u64 base;
+} __packed;
+
+#endif
