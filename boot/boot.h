@@ -8,6 +8,7 @@
 
 #define PTE_P    (1 << 0)
 #define PTE_W    (1 << 1)
+#define PTE_U    (1 << 2)
 #define PTE_PWT  (1 << 3)
 #define PTE_PCD  (1 << 4)
 #define PTE_PS   (1 << 7)

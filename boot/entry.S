@@ -41,19 +41,22 @@ _start32:
     btl $29, %edx
     jnc no_long_mode
 
-    /* PML4[0] -> PDPT, PDPT[0..3] -> four page directories of 2 MiB pages = 0..4 GiB. */
+    /*
+     * PML4[0] -> PDPT, PDPT[0..3] -> four page directories of 2 MiB pages = 0..4 GiB. U/S is set so the
+     * self-test guest, which shares these tables (blue pill), can run its CPL3 steps; SMEP/SMAP stay off.
+     */
     movl $boot_pml4, %edi
     xorl %eax, %eax
     movl $(3 * 1024), %ecx          /* PML4 + PDPT + spare page, zeroed */
     rep stosl
     movl $boot_pdpt, %eax
-    orl $(PTE_P | PTE_W), %eax
+    orl $(PTE_P | PTE_W | PTE_U), %eax
     movl %eax, boot_pml4
     movl $boot_pd, %edi
     xorl %ecx, %ecx
 1:  movl %ecx, %eax
     shll $21, %eax                  /* low 32 bits of the 2 MiB frame */
-    orl $(PTE_P | PTE_W | PTE_PS), %eax
+    orl $(PTE_P | PTE_W | PTE_U | PTE_PS), %eax
     cmpl $(3 * 512), %ecx           /* 3..4 GiB holds LAPIC/IOAPIC/PCI MMIO: uncached */
     jb 2f
     orl $(PTE_PWT | PTE_PCD), %eax
@@ -64,7 +67,7 @@ _start32:
     jb 1b
     movl $boot_pdpt, %edi
     movl $boot_pd, %eax
-    orl $(PTE_P | PTE_W), %eax
+    orl $(PTE_P | PTE_W | PTE_U), %eax
     xorl %ecx, %ecx
 3:  movl %eax, (%edi, %ecx, 8)
     movl $0, 4(%edi, %ecx, 8)

@@ -45,8 +45,12 @@ void cpu_init_local(struct percpu *pc)
     pc->gdt[2] = 0x00cf92000000ffffull;     /* GDT_DATA */
     pc->gdt[3] = tss_descriptor_lo((u64)&pc->tss, sizeof(pc->tss) - 1);
     pc->gdt[4] = (u64)&pc->tss >> 32;
+    pc->gdt[5] = 0x00cff2000000ffffull;     /* GDT_USER_DATA, DPL 3 */
+    pc->gdt[6] = 0x00affa000000ffffull;     /* GDT_USER_CODE64, DPL 3 */
     memset(&pc->tss, 0, sizeof(pc->tss));
+    /* The IST area's upper page serves #DF/NMI/#MC, its lower page CPL3 -> CPL0 transitions (RSP0). */
     pc->tss.ist[IST_CRITICAL - 1] = pc->ist_top;
+    pc->tss.rsp[0] = pc->ist_top - PAGE_SIZE;
     pc->tss.iomap_base = sizeof(pc->tss);   /* no I/O permission bitmap */
     for (int v = 0; v < 256; v++)
         set_gate(&pc->idt[v], isr_table[v], (v == 2 || v == 8 || v == 18) ? IST_CRITICAL : 0);
@@ -72,6 +76,11 @@ void cpu_init_local(struct percpu *pc)
         :
         : "m"(gdtr), "m"(idtr), [cs] "i"(GDT_CODE64), [ds] "r"(GDT_DATA), [tr] "r"(GDT_TSS)
         : "rax", "memory");
+    /* XSETBV needs CR4.OSXSAVE (SDM Vol. 1 13.3); guests inherit it and may then use XSAVE. */
+    u32 a, b, c, d;
+    cpuid(1, 0, &a, &b, &c, &d);
+    if (c & (1u << 26))
+        __asm__ volatile("mov %%cr4, %%rax; or $(1 << 18), %%rax; mov %%rax, %%cr4" ::: "rax", "memory");
     /* Loading GS zeroed its base: point it at this CPU's structure last. */
     wrmsr(MSR_GS_BASE, (u64)pc);
 }

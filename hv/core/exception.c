@@ -1,10 +1,12 @@
 /*
  * Fatal exception report: which CPU, which vector (with its SDM name), the error code, RIP, CR2 and
- * the whole register frame; then the run ends with HV_STATUS_EXCEPTION. The hypervisor never takes
- * interrupts, so any vector >= 32 is reported as unexpected in the same way.
+ * the whole register frame, and whether the CPU was in the guest or the hypervisor; then the run
+ * ends with HV_STATUS_EXCEPTION. A fault taken by an instruction guarded with fixup.h resumes instead.
+ * The hypervisor never takes interrupts, so any vector >= 32 is reported as unexpected.
  */
 #include <hv/abi.h>
 #include <hv/console.h>
+#include <hv/fixup.h>
 #include <hv/panic.h>
 #include <hv/percpu.h>
 #include <hv/x86.h>
@@ -35,16 +37,30 @@ static const char *const exception_names[32][2] = {
     [30] = { "#SX", "security exception" },   [31] = { "--", "reserved" },
 };
 
-__noreturn void exception_report(struct exception_frame *f);
+void exception_entry(struct exception_frame *f);
 
-__noreturn void exception_report(struct exception_frame *f)
+void exception_entry(struct exception_frame *f)
 {
     struct percpu *me = this_cpu();
+    struct fixup *fx = &me->fixup[me->in_root ? 1 : 0];
+    if (fx->rip && f->vector < 32) {
+        fx->fault = f->vector + 1;
+        fx->error = f->error;
+        fx->fault_rip = f->rip;
+        f->rip = fx->rip;
+        if (fx->rsp) {                  /* the fault came from CPL 3: come back to CPL 0 */
+            f->cs = GDT_CODE64;
+            f->ss = GDT_DATA;
+            f->rsp = fx->rsp;
+        }
+        return;
+    }
     const char *mnemonic = f->vector < 32 ? exception_names[f->vector][0] : "INT";
     const char *name = f->vector < 32 ? exception_names[f->vector][1] : "unexpected interrupt";
     /* One printk per line keeps each line whole while other CPUs print. */
-    printk("hvtrace: FATAL: CPU %u (APIC %u) exception vector %lu %s (%s) error=0x%lx RIP=0x%lx CR2=0x%lx\n",
-           me->index, me->apic_id, f->vector, mnemonic, name, f->error, f->rip, read_cr2());
+    printk("hvtrace: FATAL: CPU %u (APIC %u) exception vector %lu %s (%s) error=0x%lx RIP=0x%lx CR2=0x%lx in %s\n",
+           me->index, me->apic_id, f->vector, mnemonic, name, f->error, f->rip, read_cr2(),
+           me->launched && !me->in_root ? "guest" : "hypervisor");
     printk("  CS=0x%lx SS=0x%lx RFLAGS=0x%lx RSP=0x%lx CR0=0x%lx CR3=0x%lx CR4=0x%lx\n", f->cs, f->ss, f->rflags,
            f->rsp, read_cr0(), read_cr3(), read_cr4());
     printk("  RAX=0x%016lx RBX=0x%016lx RCX=0x%016lx RDX=0x%016lx\n", f->rax, f->rbx, f->rcx, f->rdx);

@@ -1,7 +1,8 @@
 /*
  * Exception and interrupt entry stubs, one per vector. Each pushes a dummy error code where the CPU
  * pushes none (SDM Vol. 3A 7.13 "Error Code"), then its vector, then every GPR, and hands the frame
- * to exception_report(), which never returns. The frame layout is struct exception_frame.
+ * to exception_entry(). That returns only when an armed fixup (fixup.h) took the fault: then the
+ * registers come back and IRETQ resumes at the fixup address. The frame layout is struct exception_frame.
  */
     .text
     .code64
@@ -51,10 +52,24 @@ isr_common:
     pushq %r15
     cld
     movq %rsp, %rdi         /* 5 CPU words + error + vector + 15 GPRs = 22 words: RSP is 16-aligned */
-    call exception_report
-1:  cli
-    hlt
-    jmp 1b
+    call exception_entry
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp          /* vector and error code */
+    iretq
 
     .section .rodata
     .align 8

@@ -5,6 +5,7 @@
  */
 #include <hv/abi.h>
 #include <hv/acpi.h>
+#include <hv/backend.h>
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/lapic.h>
@@ -66,6 +67,8 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
     printk("%u CPUs online\n", cpu_count);
 
     fault_inject();
+    if (!virt_run_all())
+        hv_exit(HV_STATUS_FAIL, "selftest");
     if (hv_options.hang) {
         printk("hang=1: spinning forever without a final status\n");
         for (;;)

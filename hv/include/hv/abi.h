@@ -37,4 +37,40 @@
 #define HV_STATUS_BAD_CMDLINE     8  /* unknown or malformed option on the kernel command line */
 #define HV_STATUS_MAX            63
 
+/*
+ * Vendor-neutral exit kinds: every VM exit is counted and traced under one of these, next to the
+ * native reason (VMX basic exit reason or SVM exit code).
+ */
+#define HV_EXIT_OTHER          0
+#define HV_EXIT_CPUID          1
+#define HV_EXIT_MSR_READ       2
+#define HV_EXIT_MSR_WRITE      3
+#define HV_EXIT_CR_ACCESS      4
+#define HV_EXIT_VMCALL         5   /* VMCALL / VMMCALL */
+#define HV_EXIT_INVD           6   /* INVD / WBINVD */
+#define HV_EXIT_EXCEPTION      7
+#define HV_EXIT_STAGE2_FAULT   8   /* EPT violation / #NPF */
+#define HV_EXIT_IO             9
+#define HV_EXIT_HLT           10
+#define HV_EXIT_XSETBV        11
+#define HV_EXIT_INIT          12
+#define HV_EXIT_SIPI          13
+#define HV_EXIT_TRIPLE_FAULT  14
+#define HV_EXIT_ENTRY_FAILURE 15
+#define HV_EXIT_VIRT_INSN     16   /* the guest tried a VMX / SVM instruction */
+#define HV_EXIT_KIND_COUNT    17
+
+/*
+ * Hypercalls (VMCALL / VMMCALL from CPL 0; from CPL > 0 they raise #UD in the guest).
+ * RAX = function, RBX = argument; the result comes back in RAX.
+ */
+#define HV_HC_PING        0   /* returns HV_HC_PING_REPLY */
+#define HV_HC_EXIT_COUNT  1   /* RBX = exit kind: exits of that kind on this CPU so far */
+#define HV_HC_PING_REPLY  0x48565452   /* "HVTR" */
+#define HV_HC_UNKNOWN     (~0ull)      /* unknown function */
+
+/* CPUID hypervisor leaves: 0x40000000 returns the highest leaf in EAX and this signature in EBX:ECX:EDX. */
+#define HV_CPUID_SIGNATURE "hvtrace\0\0\0\0\0"
+#define HV_CPUID_MAX_LEAF  0x40000001  /* 0x40000001: EAX = HV_ABI_VERSION */
+
 #endif /* HV_ABI_H */

@@ -15,7 +15,9 @@
 #define GDT_CODE64 0x08
 #define GDT_DATA   0x10
 #define GDT_TSS    0x18
-#define GDT_ENTRIES 5       /* null, code, data, TSS (two slots) */
+#define GDT_USER_DATA 0x28     /* DPL 3 (| 3 for the selector) */
+#define GDT_USER_CODE64 0x30
+#define GDT_ENTRIES 7       /* null, code, data, TSS (two slots), user data, user code */
 
 /* 64-bit TSS (SDM Vol. 3A 8.7, Figure 8-11). */
 struct tss64 {
@@ -43,6 +45,15 @@ _Static_assert(sizeof(struct idt_gate) == 16, "IDT gate layout");
 
 typedef void (*cpu_work_fn)(void);
 
+/* Expected-fault recovery for one instruction: see fixup.h. */
+struct fixup {
+    u64 rip;        /* where to resume if the guarded instruction faults; 0 = not armed */
+    u64 fault;      /* vector + 1 of the fault taken, 0 if none */
+    u64 error;      /* its error code */
+    u64 fault_rip;  /* where it was raised */
+    u64 rsp;        /* nonzero: resume at CPL 0 on this stack (the fault came from CPL 3) */
+};
+
 struct percpu {
     struct percpu *self;            /* gs:0 */
     u32 index;                      /* logical index, 0 = BSP */
@@ -53,6 +64,11 @@ struct percpu {
     volatile u32 console_depth;     /* >0 while this CPU writes the console */
     cpu_work_fn volatile work;      /* set by the BSP, run by an idle AP */
     volatile u32 work_done;
+    void *vendor;                   /* the back end's per-CPU state (struct vmx_cpu, ...) */
+    volatile u32 in_root;           /* 1 while this CPU runs the exit handler (host context) */
+    volatile u32 launched;          /* the blue pill happened: outside the exit handler we are the guest */
+    struct fixup fixup[2];          /* [0] guest context, [1] host context */
+    u64 exit_kinds[HV_EXIT_KIND_COUNT];   /* exits per vendor-neutral kind (trace.c) */
     u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
     struct tss64 tss __attribute__((aligned(16)));
     struct idt_gate idt[256] __attribute__((aligned(16)));

@@ -1,0 +1,50 @@
+/*
+ * Virtualize every logical processor (the seed's "Enter VMM" loop): pick the back end the CPU
+ * offers, initialise it once, then on each CPU in turn enable, launch (blue pill) and run the
+ * self-test guest, which now executes in VMX non-root / SVM guest mode on that CPU.
+ */
+#include <hv/abi.h>
+#include <hv/backend.h>
+#include <hv/console.h>
+#include <hv/panic.h>
+#include <hv/smp.h>
+#include <hv/trace.h>
+
+bool guest_selftest(void);
+
+static const struct hv_backend *backend;
+static volatile u32 cpus_passed;
+
+static void virtualize_this_cpu(void)
+{
+    struct percpu *pc = this_cpu();
+    if (!backend->enable(pc))
+        hv_fail(HV_STATUS_FAIL, "virt_enable", "CPU %u: %s could not be enabled", pc->index, backend->name);
+    if (backend->launch(pc))
+        hv_exit(HV_STATUS_FAIL, "virt_launch");
+    /* From here on this CPU runs as a guest. */
+    pc->launched = 1;
+    if (guest_selftest())
+        __atomic_fetch_add(&cpus_passed, 1, __ATOMIC_RELAXED);
+}
+
+bool virt_run_all(void)
+{
+    static const struct hv_backend *const candidates[] = { &vmx_backend };
+    for (u32 i = 0; i < ARRAY_SIZE(candidates) && !backend; i++)
+        if (candidates[i]->probe())
+            backend = candidates[i];
+    if (!backend) {
+        printk("virt: this CPU offers neither VT-x nor AMD-V: nothing to virtualize\n");
+        return true;
+    }
+    printk("virt: using the %s back end\n", backend->name);
+    if (!backend->init())
+        hv_fail(HV_STATUS_FAIL, "virt_init", "%s: initialisation failed", backend->name);
+    for (u32 i = 0; i < cpu_count; i++)
+        smp_run_on(i, virtualize_this_cpu);
+    for (u32 i = 0; i < cpu_count; i++)
+        backend->print_exit_counts(cpus[i]);
+    printk("virt: self-test passed on %u of %u CPUs\n", cpus_passed, cpu_count);
+    return cpus_passed == cpu_count;
+}

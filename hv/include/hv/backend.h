@@ -1,0 +1,32 @@
+/*
+ * The vendor plug: core drives virtualization through these operations only and never includes a
+ * vendor header. vmx/ (VT-x) and svm/ (AMD-V) each provide one instance.
+ */
+#ifndef HV_BACKEND_H
+#define HV_BACKEND_H
+
+#include <hv/percpu.h>
+
+struct hv_backend {
+    const char *name;
+    /* Does this CPU have the extension at all (CPUID)? */
+    bool (*probe)(void);
+    /* Once, on the BSP, before any CPU is enabled: shared structures such as the stage-2 map. */
+    bool (*init)(void);
+    /* On each CPU, interrupts off: capability checks and turning the extension on. */
+    bool (*enable)(struct percpu *pc);
+    /* Blue pill: returns 0 in the guest, or nonzero if the launch failed (already reported). */
+    int (*launch)(struct percpu *pc);
+    /* Native exit counts of one CPU, printed at the end of a run. */
+    void (*print_exit_counts)(const struct percpu *pc);
+};
+
+extern const struct hv_backend vmx_backend;
+
+/*
+ * Virtualize every online CPU and run the self-test guest on each. False if a CPU failed a step;
+ * true when every CPU passed, or when the CPU has no extension this hypervisor supports (reported).
+ */
+bool virt_run_all(void);
+
+#endif

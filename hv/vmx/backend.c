@@ -1,0 +1,42 @@
+/* The VT-x instance of the core's backend interface. */
+#include <hv/backend.h>
+#include <hv/console.h>
+#include <hv/vmx/vmx.h>
+#include <hv/x86.h>
+
+static bool vmx_probe(void)
+{
+    u32 a, b, c, d;
+    cpuid(1, 0, &a, &b, &c, &d);
+    return c & (1u << 5);
+}
+
+static bool vmx_init(void)
+{
+    return true;
+}
+
+static int vmx_launch(struct percpu *pc)
+{
+    return vmx_start(pc);
+}
+
+static void vmx_print_exit_counts(const struct percpu *pc)
+{
+    const struct vmx_cpu *v = pc->vendor;
+    char line[400];
+    int n = snprintf(line, sizeof(line), "vmx: CPU %u exits:", pc->index);
+    for (u32 r = 0; r < VMX_EXIT_REASON_COUNT && n < (int)sizeof(line); r++)
+        if (v->exits[r])
+            n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", vmx_exit_reason_name(r), v->exits[r]);
+    printk("%s\n", line);
+}
+
+const struct hv_backend vmx_backend = {
+    .name = "vmx",
+    .probe = vmx_probe,
+    .init = vmx_init,
+    .enable = vmx_enable,
+    .launch = vmx_launch,
+    .print_exit_counts = vmx_print_exit_counts,
+};

@@ -1,0 +1,209 @@
+/*
+ * VmxSetupVMCS + EptInit + VmxLaunch (the seed's steps). The guest is the current context: vmx_start
+ * (launch.S) saved the callee-saved registers and passes the RSP/RIP at which the guest continues as
+ * if vmx_start had returned 0 (blue pill). Guest state rules: SDM Vol. 3C 28.3.1; host state 28.2.3;
+ * controls 26.6-26.8.
+ */
+#include <hv/console.h>
+#include <hv/fixup.h>
+
+
+#include <hv/vmx/vmcs.h>
+#include <hv/vmx/vmx.h>
+#include <hv/x86.h>
+
+extern void vmx_exit_stub(void);
+
+
+struct segment {
+    u16 selector;
+    u64 base;
+    u32 limit;
+    u32 ar;     /* VMCS access-rights format (26.4.1, Table 26-2): descriptor bits 47:40, 55:52; bit 16 = unusable */
+};
+
+/* Read a segment from this CPU's GDT; a null selector is "unusable" (AR bit 16). */
+static struct segment read_segment(const struct percpu *pc, u16 sel)
+{
+    struct segment s = { .selector = sel, .ar = 1u << 16 };
+    if (!(sel & ~7u))
+        return s;
+    const u64 *gdt = pc->gdt;
+    u64 d = gdt[sel >> 3];
+    s.base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
+    s.limit = (u32)((d & 0xffff) | ((d >> 32) & 0xf0000));
+    if (d & (1ull << 55))               /* granularity: limit in 4 KiB units */
+        s.limit = (s.limit << 12) | 0xfff;
+    s.ar = (u32)((d >> 40) & 0xf0ff);
+    if (!(d & (1ull << 44)))            /* system descriptor (TSS): 16 bytes, upper base in the next slot */
+        s.base |= gdt[(sel >> 3) + 1] << 32;
+    else
+        s.ar |= 1;                      /* code/data must be marked accessed for VM entry (28.3.1.2) */
+    return s;
+}
+
+static u16 read_sel(int which)
+{
+    u16 v = 0;
+    switch (which) {
+    case 0: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
+    case 1: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
+    case 2: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
+    case 3: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
+    case 4: __asm__ volatile("mov %%fs, %0" : "=r"(v)); break;
+    case 5: __asm__ volatile("mov %%gs, %0" : "=r"(v)); break;
+    case 6: __asm__ volatile("sldt %0" : "=r"(v)); break;
+    case 7: __asm__ volatile("str %0" : "=r"(v)); break;
+    }
+    return v;
+}
+
+/* Guest segment state, ES..TR in VMCS encoding order (each kind of field is 2 apart). */
+static bool write_guest_segments(const struct percpu *pc)
+{
+    bool ok = true;
+    for (int i = 0; i < 8; i++) {
+        struct segment s = read_segment(pc, read_sel(i));
+        ok &= vmwrite(GUEST_ES_SELECTOR + 2 * i, s.selector);
+        ok &= vmwrite(GUEST_ES_BASE + 2 * i, s.base);
+        ok &= vmwrite(GUEST_ES_LIMIT + 2 * i, s.limit);
+        ok &= vmwrite(GUEST_ES_AR_BYTES + 2 * i, s.ar);
+    }
+    /* FS and GS bases live in MSRs, not in the GDT: GS base is this CPU's struct percpu. */
+    ok &= vmwrite(GUEST_FS_BASE, rdmsr(0xc0000100));
+    ok &= vmwrite(GUEST_GS_BASE, rdmsr(MSR_GS_BASE));
+    return ok;
+}
+
+static void msr_bitmap_set(u8 *bitmap, u32 msr, bool read, bool write)
+{
+    /* 4 KiB: read-low, read-high, write-low, write-high, 1 KiB each (26.6.9). */
+    u32 base = msr >= 0xc0000000 ? 1024 : 0, bit = msr & 0x1fff;
+    if (read)
+        bitmap[base + bit / 8] |= (u8)(1u << (bit % 8));
+    if (write)
+        bitmap[2048 + base + bit / 8] |= (u8)(1u << (bit % 8));
+}
+
+static void setup_msr_bitmap(u8 *bitmap)
+{
+    /* VMX is hidden from the guest: its capability MSRs and FEATURE_CONTROL go through the hypervisor. */
+    msr_bitmap_set(bitmap, MSR_IA32_FEATURE_CONTROL, true, true);
+    for (u32 msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
+        msr_bitmap_set(bitmap, msr, true, true);
+    /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
+    msr_bitmap_set(bitmap, MSR_IA32_TSC_AUX, false, true);
+}
+
+int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
+{
+    struct vmx_cpu *v = pc->vendor;
+    const struct vmx_caps *c = &vmx_caps;
+    bool ok = true;
+
+    *(u32 *)v->vmcs_region = c->revision_id;
+    u64 pa = (u64)v->vmcs_region;
+    bool fail;
+    __asm__ volatile("vmclear %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
+    if (fail) {
+        printk("vmx: CPU %u: VMCLEAR failed\n", pc->index);
+        return -1;
+    }
+    __asm__ volatile("vmptrld %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
+    if (fail) {
+        printk("vmx: CPU %u: VMPTRLD failed\n", pc->index);
+        return -1;
+    }
+
+    /* Controls. */
+    ok &= vmwrite(PIN_BASED_VM_EXEC_CONTROL, c->pin);
+    ok &= vmwrite(CPU_BASED_VM_EXEC_CONTROL, c->cpu);
+    ok &= vmwrite(SECONDARY_VM_EXEC_CONTROL, c->cpu2);
+    ok &= vmwrite(VM_EXIT_CONTROLS, c->exit);
+    ok &= vmwrite(VM_ENTRY_CONTROLS, c->entry);
+    ok &= vmwrite(EXCEPTION_BITMAP, 1u << 6);       /* #UD: reflected, and traced */
+    ok &= vmwrite(CR3_TARGET_COUNT, 0);
+    setup_msr_bitmap(v->msr_bitmap);
+    ok &= vmwrite(MSR_BITMAP, (u64)v->msr_bitmap);
+    ok &= vmwrite(VIRTUAL_PROCESSOR_ID, v->vpid);
+
+    ok &= vmwrite(VMCS_LINK_POINTER, ~0ull);
+
+    /*
+     * CR0/CR4 guest/host masks: bits VMX fixes are owned by the hypervisor and shown to the guest as it
+     * last wrote them (read shadows). CR4.VMXE is hidden: the guest sees 0 and may not set it.
+     */
+    u64 cr0 = read_cr0(), cr4 = read_cr4();
+    u64 cr0_mask = c->cr0_fixed0 | ~c->cr0_fixed1;
+    if (c->cpu2 & CPU2_UNRESTRICTED_GUEST)
+        cr0_mask &= ~(1ull | (1ull << 31));            /* PE and PG are the guest's own (26.6.2) */
+    ok &= vmwrite(CR0_GUEST_HOST_MASK, cr0_mask);
+    ok &= vmwrite(CR0_READ_SHADOW, cr0);
+    ok &= vmwrite(CR4_GUEST_HOST_MASK, c->cr4_fixed0 | ~c->cr4_fixed1);
+    ok &= vmwrite(CR4_READ_SHADOW, cr4 & ~CR4_VMXE);
+
+    /* Guest state = this CPU now. */
+    struct dtr gdtr, idtr;
+    __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
+    u64 rflags;
+    __asm__ volatile("pushfq; popq %0" : "=r"(rflags));
+    ok &= vmwrite(GUEST_CR0, cr0);
+    ok &= vmwrite(GUEST_CR3, read_cr3());
+    ok &= vmwrite(GUEST_CR4, cr4);
+    ok &= vmwrite(GUEST_DR7, 0x400);
+    ok &= vmwrite(GUEST_RSP, guest_rsp);
+    ok &= vmwrite(GUEST_RIP, guest_rip);
+    ok &= vmwrite(GUEST_RFLAGS, rflags);
+    ok &= write_guest_segments(pc);
+    ok &= vmwrite(GUEST_GDTR_BASE, gdtr.base);
+    ok &= vmwrite(GUEST_GDTR_LIMIT, gdtr.limit);
+    ok &= vmwrite(GUEST_IDTR_BASE, idtr.base);
+    ok &= vmwrite(GUEST_IDTR_LIMIT, idtr.limit);
+    u64 debugctl = 0;
+    safe_rdmsr(MSR_IA32_DEBUGCTL, &debugctl);   /* absent on some models (Bochs): then 0 */
+    ok &= vmwrite(GUEST_IA32_DEBUGCTL, debugctl);
+    ok &= vmwrite(GUEST_IA32_PAT, rdmsr(MSR_IA32_PAT));
+    ok &= vmwrite(GUEST_IA32_EFER, rdmsr(MSR_EFER));
+    ok &= vmwrite(GUEST_SYSENTER_CS, rdmsr(MSR_IA32_SYSENTER_CS));
+    ok &= vmwrite(GUEST_SYSENTER_ESP, rdmsr(MSR_IA32_SYSENTER_ESP));
+    ok &= vmwrite(GUEST_SYSENTER_EIP, rdmsr(MSR_IA32_SYSENTER_EIP));
+    ok &= vmwrite(GUEST_ACTIVITY_STATE, 0);
+    ok &= vmwrite(GUEST_INTERRUPTIBILITY_INFO, 0);
+    ok &= vmwrite(GUEST_PENDING_DBG_EXCEPTIONS, 0);
+
+    /* Host state: the same tables, the exit stub on this CPU's VMM stack (16-byte aligned). */
+    ok &= vmwrite(HOST_CR0, cr0);
+    ok &= vmwrite(HOST_CR3, read_cr3());
+    ok &= vmwrite(HOST_CR4, cr4);
+    ok &= vmwrite(HOST_CS_SELECTOR, GDT_CODE64);
+    ok &= vmwrite(HOST_SS_SELECTOR, GDT_DATA);
+    ok &= vmwrite(HOST_DS_SELECTOR, GDT_DATA);
+    ok &= vmwrite(HOST_ES_SELECTOR, GDT_DATA);
+    ok &= vmwrite(HOST_FS_SELECTOR, 0);
+    ok &= vmwrite(HOST_GS_SELECTOR, 0);
+    ok &= vmwrite(HOST_TR_SELECTOR, GDT_TSS);
+    ok &= vmwrite(HOST_FS_BASE, 0);
+    ok &= vmwrite(HOST_GS_BASE, (u64)pc);
+    ok &= vmwrite(HOST_TR_BASE, (u64)&pc->tss);
+    ok &= vmwrite(HOST_GDTR_BASE, gdtr.base);
+    ok &= vmwrite(HOST_IDTR_BASE, idtr.base);
+    ok &= vmwrite(HOST_IA32_PAT, rdmsr(MSR_IA32_PAT));
+    ok &= vmwrite(HOST_IA32_EFER, rdmsr(MSR_EFER));
+    ok &= vmwrite(HOST_IA32_SYSENTER_CS, 0);
+    ok &= vmwrite(HOST_IA32_SYSENTER_ESP, 0);
+    ok &= vmwrite(HOST_IA32_SYSENTER_EIP, 0);
+    ok &= vmwrite(HOST_RSP, ALIGN_DOWN(v->host_stack_top, 16));
+    ok &= vmwrite(HOST_RIP, (u64)vmx_exit_stub);
+    if (!ok) {
+        printk("vmx: CPU %u: a VMWRITE failed: VM-instruction error %lu (%s)\n", pc->index,
+               vmread(VM_INSTRUCTION_ERROR), vmx_instruction_error_name((u32)vmread(VM_INSTRUCTION_ERROR)));
+        return -1;
+    }
+
+    /* VMLAUNCH: on success execution continues in the guest at guest_rip and never comes back here. */
+    __asm__ volatile("vmlaunch; setbe %0" : "=qm"(fail) : : "cc", "memory");
+    u32 err = (u32)vmread(VM_INSTRUCTION_ERROR);
+    printk("vmx: CPU %u: VMLAUNCH failed: VM-instruction error %u (%s)\n", pc->index, err,
+           vmx_instruction_error_name(err));
+    return err ? (int)err : -1;
+}
