@@ -60,6 +60,13 @@ static void parse_option(const char *w, size_t n)
                 return;
             }
         bad_option(w, n, "fault must be one of none, ud, gp, pf, de");
+    } else if (word_is(w, k, "entry_fault")) {
+        if (word_is(v, vn, "control"))
+            hv_options.entry_fault = ENTRY_FAULT_CONTROL;
+        else if (word_is(v, vn, "guest_state"))
+            hv_options.entry_fault = ENTRY_FAULT_GUEST_STATE;
+        else
+            bad_option(w, n, "entry_fault must be control or guest_state");
     } else if (word_is(w, k, "fault_cpu")) {
         if (!parse_u64(v, vn, &num) || num >= HV_MAX_CPUS)
             bad_option(w, n, "expected a CPU index");

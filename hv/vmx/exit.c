@@ -349,10 +349,10 @@ static __noreturn void entry_failure(struct exit_ctx *x)
                       : basic == EXIT_REASON_MACHINE_CHECK  ? "machine-check event"
                                                             : "unknown cause";
     /* For invalid guest state the qualification is 0, 2 (PDPTE loading) or 3 (NMI injection), 28.8. */
-    printk("vmx: CPU %u: VM-entry failure: exit reason %u (%s: %s), qualification %lu%s\n", x->pc->index, basic,
-           vmx_exit_reason_name(basic), why, x->qual,
-           x->qual == 2 ? " (PDPTE loading)" : x->qual == 3 ? " (NMI injection)" : "");
-    dump_state(x, "VM-entry failure");
+    char what[96];
+    snprintf(what, sizeof(what), "VM-entry failure, %s%s", why,
+             x->qual == 2 ? " (PDPTE loading)" : x->qual == 3 ? " (NMI injection)" : "");
+    dump_state(x, what);
     hv_exit(HV_STATUS_FAIL, "vmx_entry_failure");
 }
 

@@ -4,6 +4,7 @@
  * if vmx_start had returned 0 (blue pill). Guest state rules: SDM Vol. 3C 28.3.1; host state 28.2.3;
  * controls 26.6-26.8.
  */
+#include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
 
@@ -93,6 +94,25 @@ static void setup_msr_bitmap(u8 *bitmap)
         msr_bitmap_set(bitmap, msr, true, true);
     /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
     msr_bitmap_set(bitmap, MSR_IA32_TSC_AUX, false, true);
+}
+
+/*
+ * Negative tests (entry_fault=...): a secondary control whose allowed-1 bit is 0 must make VMLAUNCH
+ * fail with VM-instruction error 7 (SDM Vol. 3C 28.2.1.1); RFLAGS bit 1 clear must fail the guest-state
+ * checks, a VM-entry failure with exit reason 33 (28.3.1.4).
+ */
+static void break_entry_on_request(const struct percpu *pc)
+{
+    if (hv_options.entry_fault == ENTRY_FAULT_CONTROL) {
+        u32 forbidden = ~(u32)(rdmsr(MSR_IA32_VMX_PROCBASED_CTLS2) >> 32);
+        u32 bit = forbidden ? forbidden & -forbidden : 0;
+        printk("vmx: CPU %u: entry_fault=control: setting secondary control bit 0x%x the CPU does not allow\n",
+               pc->index, bit);
+        vmwrite(SECONDARY_VM_EXEC_CONTROL, vmx_caps.cpu2 | bit);
+    } else if (hv_options.entry_fault == ENTRY_FAULT_GUEST_STATE) {
+        printk("vmx: CPU %u: entry_fault=guest_state: clearing guest RFLAGS bit 1\n", pc->index);
+        vmwrite(GUEST_RFLAGS, vmread(GUEST_RFLAGS) & ~2ull);
+    }
 }
 
 int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
@@ -199,6 +219,8 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
                vmread(VM_INSTRUCTION_ERROR), vmx_instruction_error_name((u32)vmread(VM_INSTRUCTION_ERROR)));
         return -1;
     }
+
+    break_entry_on_request(pc);
 
     /* VMLAUNCH: on success execution continues in the guest at guest_rip and never comes back here. */
     __asm__ volatile("vmlaunch; setbe %0" : "=qm"(fail) : : "cc", "memory");

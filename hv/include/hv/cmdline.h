@@ -5,12 +5,15 @@
 #include <hv/types.h>
 
 enum fault_kind { FAULT_NONE, FAULT_UD, FAULT_GP, FAULT_PF, FAULT_DE };
+enum entry_fault { ENTRY_FAULT_NONE, ENTRY_FAULT_CONTROL, ENTRY_FAULT_GUEST_STATE };
 
 struct hv_options {
     enum fault_kind fault;      /* fault=ud|gp|pf|de: raise this exception in the hypervisor */
     i64 fault_cpu;              /* fault_cpu=N: on this CPU (default: the last one) */
     u32 ap_timeout_ms;          /* ap_timeout_ms=N: per-AP start-up timeout */
     bool hang;                  /* hang=1: spin forever after boot (tests the host's timeout) */
+    /* entry_fault=control|guest_state: break the first VM entry on purpose (negative tests) */
+    enum entry_fault entry_fault;
 };
 
 extern struct hv_options hv_options;
