@@ -23,7 +23,7 @@ static u64 ept_leaf(u64 hpa, int level, u8 perms, u8 memtype)
 }
 
 /*
- * Tables 29-1, 29-3, 29-5. Access rights are the AND of every level (SDM Vol. 3C 29.3.3), so
+ * Tables 29-1, 29-3, 29-5. Access rights are the AND of every level (SDM Vol. 3C 29.3.3.2), so
  * non-leaf entries grant all three and the leaves decide.
  */
 static u64 ept_table(u64 table_hpa)
@@ -48,7 +48,7 @@ const struct stage2_ops ept_ops = {
     .decode = ept_decode,
 };
 
-/* EPTP (SDM Vol. 3C 25.6.11, Table 25-9): bits 2:0 type WB, 5:3 walk length - 1, bit 6 A/D enable. */
+/* EPTP (SDM Vol. 3C 25.6.11): bits 2:0 memory type WB, 5:3 walk length - 1, bit 6 A/D enable. */
 u64 ept_eptp(u64 pml4_hpa, bool ad)
 {
     return (pml4_hpa & EPT_ADDR_MASK) | MEMTYPE_WB | (3ull << 3) | (ad ? 1ull << 6 : 0);

@@ -1,0 +1,266 @@
+"""`hvtrace` command line: `run` boots the hypervisor under QEMU or Bochs, `doctor` checks the host."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from hvtrace import __version__
+from hvtrace.doctor import run_doctor
+from hvtrace.exitcodes import DESCRIPTIONS, ExitCode, LaunchError
+from hvtrace.interrupts import Interrupted, raise_on_signals
+from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch.qemu import QemuSession
+from hvtrace.launch.session import RunResult, Session, parse_memory
+
+FAULT_KINDS = ("ud", "gp", "pf", "de")
+BACKEND_NAMES = ("qemu", "bochs")
+
+
+def err(message: str) -> None:
+    print(f"hvtrace: {message}", file=sys.stderr, flush=True)
+
+
+def out(message: str) -> None:
+    print(f"hvtrace: {message}", flush=True)
+
+
+class HvArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors and exit code 64 (EX_USAGE) instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        err(f"usage error: {message} (see '{self.prog} --help')")
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _backend(text: str) -> str:
+    if text not in BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown backend {text!r} (choose qemu or bochs)")
+    return text
+
+
+def _positive_int(name: str) -> type[int]:
+    def conv(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+        return value
+
+    return conv  # type: ignore[return-value]
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative (got {value})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds (got {text!r})") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--timeout must be positive (got {text})")
+    return value
+
+
+def _memory(text: str) -> int:
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gdb must be a TCP port number (got {text!r})") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"--gdb port must be 1..65535 (got {value})")
+    return value
+
+
+def build_parser() -> HvArgumentParser:
+    codes = "\n".join(f"  {int(c):3d}  {d}" for c, d in DESCRIPTIONS.items())
+    parser = HvArgumentParser(
+        prog="hvtrace",
+        description="GDB-integrated tracing hypervisor: boot it, trace it, inspect it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"exit codes of `hvtrace run`:\n    0..63  the hypervisor's status code\n{codes}",
+    )
+    parser.add_argument("--version", action="version", version=f"hvtrace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="boot the hypervisor under an emulator and report its status",
+        description="Build the image if needed, boot it, stream its console, exit with its status.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus)\n{codes}",
+    )
+    run.add_argument(
+        "--backend",
+        type=_backend,
+        default="qemu",
+        metavar="{qemu,bochs}",
+        help="emulator: qemu (AMD SVM under TCG, or KVM) or bochs (Intel VT-x); default qemu",
+    )
+    run.add_argument(
+        "--accel",
+        choices=("tcg", "kvm"),
+        default="tcg",
+        help="QEMU accelerator; kvm needs nested VT-x/SVM (default tcg)",
+    )
+    run.add_argument(
+        "--cpus",
+        type=_positive_int("--cpus"),
+        default=1,
+        metavar="N",
+        help="number of virtual CPUs (default 1)",
+    )
+    run.add_argument(
+        "--memory",
+        type=_memory,
+        default=256,
+        metavar="SIZE",
+        help="guest RAM, e.g. 256M or 1G (default 256M)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="give up when no final status arrives in time (default: qemu 60, bochs 180)",
+    )
+    run.add_argument(
+        "--gdb",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="gdbstub port on 127.0.0.1 (QEMU only; default: a free port)",
+    )
+    run.add_argument(
+        "--inject-fault",
+        choices=FAULT_KINDS,
+        default=None,
+        metavar="{ud,gp,pf,de}",
+        help="make a CPU raise this exception in the hypervisor (kernel cmdline fault=KIND)",
+    )
+    run.add_argument(
+        "--fault-cpu",
+        type=_nonneg_int,
+        default=None,
+        metavar="N",
+        help="CPU that raises the injected fault (kernel cmdline fault_cpu=N)",
+    )
+    run.add_argument(
+        "--append",
+        default="",
+        metavar="CMDLINE",
+        help="raw text appended to the hypervisor's kernel command line",
+    )
+
+    sub.add_parser("doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install")
+    return parser
+
+
+def kernel_cmdline(args: argparse.Namespace) -> str:
+    """The hypervisor command line from the options (raises LaunchError(USAGE) on conflicts)."""
+    parts: list[str] = []
+    if args.inject_fault is not None:
+        parts.append(f"fault={args.inject_fault}")
+    if args.fault_cpu is not None:
+        if args.inject_fault is None:
+            raise LaunchError(ExitCode.USAGE, "--fault-cpu needs --inject-fault")
+        if args.fault_cpu >= args.cpus:
+            raise LaunchError(
+                ExitCode.USAGE, f"--fault-cpu {args.fault_cpu} does not exist with --cpus {args.cpus}"
+            )
+        parts.append(f"fault_cpu={args.fault_cpu}")
+    if args.append.strip():
+        parts.append(args.append.strip())
+    return " ".join(parts)
+
+
+def make_session(args: argparse.Namespace) -> Session:
+    cmdline = kernel_cmdline(args)
+
+    def show(line: str) -> None:
+        print(line, flush=True)
+
+    if args.backend == "qemu":
+        return QemuSession(
+            cpus=args.cpus,
+            memory_mb=args.memory,
+            cmdline=cmdline,
+            timeout=args.timeout,
+            on_line=show,
+            on_info=out,
+            accel=args.accel,
+            gdb_port=args.gdb,
+        )
+    if args.accel != "tcg":
+        raise LaunchError(ExitCode.USAGE, "--accel applies to the qemu backend only")
+    if args.gdb is not None:
+        raise LaunchError(ExitCode.USAGE, "--gdb needs the qemu backend (this Bochs build has no gdbstub)")
+    return BochsSession(
+        cpus=args.cpus,
+        memory_mb=args.memory,
+        cmdline=cmdline,
+        timeout=args.timeout,
+        on_line=show,
+        on_info=out,
+    )
+
+
+def report(result: RunResult) -> None:
+    for note in result.notes:
+        err(f"note: {note}")
+    if result.kept_dir is not None:
+        err(f"kept {result.kept_dir} for post-mortem (remove it when done)")
+    if result.exit_code == 0:
+        out(result.message)
+    elif result.status is not None:
+        err(result.message)
+    else:
+        err(f"error: {result.message}")
+    out(f"exit code {result.exit_code}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    with raise_on_signals():
+        try:
+            session = make_session(args)
+            with session:
+                result = session.wait()
+        except Interrupted as e:
+            err(f"interrupted by {e}: emulator stopped, temporary files removed")
+            return e.exit_code
+    report(result)
+    return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "doctor":
+            return run_doctor()
+        parser.print_help(sys.stderr)
+        err("usage error: no command given (choose run or doctor)")
+        return ExitCode.USAGE
+    except LaunchError as e:
+        err(f"error: {e.message}")
+        return e.code

@@ -1,0 +1,58 @@
+"""Exit codes of the ``hvtrace`` launcher.
+
+Hypervisor status codes (0..63, :class:`hvtrace.abi.HvStatus`) pass through unchanged; the launcher's
+own outcomes use the codes above 63 below, so a caller can always tell who failed.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from hvtrace.abi import HvStatus, status_name
+
+
+class ExitCode(IntEnum):
+    """Launcher outcomes that are not a hypervisor status."""
+
+    USAGE = 64  # unknown backend, bad option values (EX_USAGE)
+    TOOL_MISSING = 69  # a required host tool is not installed (EX_UNAVAILABLE)
+    EMULATOR_FAILED = 70  # emulator refused the configuration or died before the status line
+    NO_STATUS = 71  # emulator exited without a final status line (triple fault, reset, ...)
+    BUILD_FAILED = 72  # `make -C hv` failed
+    TIMEOUT = 124  # no final status line within --timeout
+    SIGINT = 130  # interrupted by SIGINT (128 + 2)
+    SIGTERM = 143  # terminated by SIGTERM (128 + 15)
+
+
+#: One-line meaning of every launcher exit code, used by `hvtrace --help` and the README.
+DESCRIPTIONS: dict[int, str] = {
+    ExitCode.USAGE: "usage error (unknown backend, bad option value)",
+    ExitCode.TOOL_MISSING: "a required tool is missing (message names it and the Debian package)",
+    ExitCode.EMULATOR_FAILED: "the emulator refused the configuration or died before the status line",
+    ExitCode.NO_STATUS: "the emulator exited without a final status line (e.g. triple fault)",
+    ExitCode.BUILD_FAILED: "building the hypervisor image failed",
+    ExitCode.TIMEOUT: "the hypervisor printed no final status within --timeout",
+    ExitCode.SIGINT: "interrupted (SIGINT)",
+    ExitCode.SIGTERM: "terminated (SIGTERM)",
+}
+
+
+def is_hv_status(code: int) -> bool:
+    """True when ``code`` is in the range reserved for hypervisor status codes (0..63)."""
+    return 0 <= code <= HvStatus.MAX
+
+
+def describe(code: int) -> str:
+    """Human description of any exit code the launcher can return."""
+    if is_hv_status(code):
+        return "hypervisor passed" if code == HvStatus.PASS else f"hypervisor status {status_name(code)}"
+    return DESCRIPTIONS.get(code, f"unknown exit code {code}")
+
+
+class LaunchError(Exception):
+    """A launcher failure that maps to one exit code; ``str(err)`` is the user-facing message."""
+
+    def __init__(self, code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,144 @@
+"""Build the hypervisor image on demand, and GRUB ISOs (for Bochs) into a content-addressed cache."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hvtrace import paths
+from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.tools import GRUB_I386_PC, require_file, require_tool
+
+#: Files whose change makes the image stale.
+SOURCE_SUFFIXES = frozenset({".c", ".h", ".S", ".s", ".asm", ".ld", ".inc"})
+SOURCE_NAMES = frozenset({"Makefile"})
+
+
+def iter_sources(*dirs: Path, skip: Path | None = None) -> Iterator[Path]:
+    """Every build input under ``dirs`` (by suffix or name), skipping the build output dir ``skip``."""
+    for top in dirs:
+        if not top.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath)
+            if skip is not None:
+                dirnames[:] = [d for d in dirnames if (here / d).resolve() != skip.resolve()]
+            for name in filenames:
+                p = here / name
+                if p.suffix in SOURCE_SUFFIXES or name in SOURCE_NAMES:
+                    yield p
+
+
+def newest_source_mtime(*dirs: Path, skip: Path | None = None) -> float:
+    return max((p.stat().st_mtime for p in iter_sources(*dirs, skip=skip)), default=0.0)
+
+
+def image_is_stale(elf: Path, *dirs: Path, skip: Path | None = None) -> bool:
+    """True when ``elf`` is missing or older than any source under ``dirs``."""
+    try:
+        built = elf.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    return newest_source_mtime(*dirs, skip=skip) > built
+
+
+@contextmanager
+def _file_lock(name: str) -> Iterator[None]:
+    """Host-wide lock so parallel hvtrace runs never run two builds of the same tree at once."""
+    lock_path = Path(tempfile.gettempdir()) / name
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _root_tag() -> str:
+    return hashlib.sha256(str(paths.repo_root()).encode()).hexdigest()[:16]
+
+
+def ensure_image() -> Path:
+    """Path of hv/build/hvtrace.elf, running `make -C hv` first when it is missing or stale.
+
+    On failure raises LaunchError(BUILD_FAILED) whose message carries make's output.
+    """
+    elf = paths.image_path()
+    dirs = (paths.hv_dir(), paths.boot_dir())
+    if not image_is_stale(elf, *dirs, skip=paths.build_dir()):
+        return elf
+    make = require_tool("make", "to build the hypervisor image")
+    with _file_lock(f"hvtrace-build-{_root_tag()}.lock"):
+        if image_is_stale(elf, *dirs, skip=paths.build_dir()):
+            proc = subprocess.run(
+                [make, "-s", "-C", str(paths.hv_dir())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise LaunchError(
+                    ExitCode.BUILD_FAILED,
+                    f"building the hypervisor failed (make -C {paths.hv_dir()} exited "
+                    f"{proc.returncode}):\n{proc.stdout.rstrip()}",
+                )
+    if not elf.is_file():
+        raise LaunchError(ExitCode.BUILD_FAILED, f"make -C {paths.hv_dir()} succeeded but {elf} is missing")
+    return elf
+
+
+def iso_key(elf: Path, cmdline: str) -> str:
+    """Cache key of a GRUB ISO: sha256 over the image bytes and the kernel command line."""
+    h = hashlib.sha256()
+    h.update(elf.read_bytes())
+    h.update(b"\0")
+    h.update(cmdline.encode())
+    return h.hexdigest()
+
+
+def ensure_iso(elf: Path, cmdline: str) -> Path:
+    """A bootable GRUB ISO for ``elf`` with ``cmdline``, built by boot/mkiso.sh and cached by content."""
+    cache = paths.iso_cache_dir()
+    iso = cache / f"{iso_key(elf, cmdline)}.iso"
+    if iso.is_file():
+        return iso
+    script = paths.mkiso_script()
+    if not script.is_file():
+        raise LaunchError(ExitCode.BUILD_FAILED, f"{script} is missing: cannot build the GRUB ISO for Bochs")
+    require_tool("grub-mkrescue", "to build the GRUB ISO for Bochs")
+    require_tool("xorriso", "by grub-mkrescue")
+    require_tool("mformat", "by grub-mkrescue")
+    require_file(GRUB_I386_PC, "by grub-mkrescue for BIOS boot")
+    cache.mkdir(parents=True, exist_ok=True)
+    # Build under a unique name, then rename: parallel runs never see a half-written ISO.
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".iso", dir=cache)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        proc = subprocess.run(
+            ["bash", str(script), str(elf), str(tmp), cmdline],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+        if proc.returncode != 0 or tmp.stat().st_size == 0:
+            raise LaunchError(
+                ExitCode.BUILD_FAILED,
+                f"building the GRUB ISO failed ({script} exited {proc.returncode}):\n{proc.stdout.rstrip()}",
+            )
+        os.replace(tmp, iso)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return iso

@@ -1,0 +1,245 @@
+"""Bochs backend: Intel VT-x + EPT (Bochs 2.7, corei7_skylake_x), booted from a GRUB ISO.
+
+Debian's Bochs is a debugger build: it stops at a prompt at t=0, so it runs with a debugger script
+whose first line is ``c`` (continue) and whose next line ``quit`` runs when the hypervisor hits its
+magic breakpoint (``xchg bx,bx``, after the final status line) or when we send SIGINT (timeout/stop).
+
+Console: the hypervisor writes every byte to COM1 and to port 0xE9. Measured: 0xE9 lands on Bochs'
+stdout mixed with the debugger's own chatter, while COM1 (``mode=file``) gives a clean file that
+Bochs writes as the UART sends. We therefore tail serial.txt for the live console, and read stdout
+only as a backstop for the status line (the UART may still hold the last bytes when Bochs quits).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from hvtrace.exitcodes import ExitCode
+from hvtrace.image import ensure_iso
+from hvtrace.launch.session import LineCallback, RunResult, Session
+from hvtrace.status import StatusLine, parse_status_line
+from hvtrace.tools import BOCHS_BIOS, GRUB_I386_PC, VGA_BIOS, require_file, require_tool
+
+BOCHS = "bochs"
+CPU_MODEL = "corei7_skylake_x"
+IPS = 5_000_000
+
+_EXIT_BANNER = "Bochs is exiting with the following message:"
+_TRIPLE_RE = re.compile(r"3rd \(\d+\) exception with no resolution|triple fault|shutdown", re.IGNORECASE)
+_LOG_PROBLEM_RE = re.compile(r"^\d+[ep]\[")
+
+
+def bochsrc_text(
+    *,
+    iso: Path,
+    cpus: int,
+    memory_mb: int,
+    log: Path,
+    serial: Path,
+    bios: Path = BOCHS_BIOS,
+    vgabios: Path = VGA_BIOS,
+) -> str:
+    """The bochsrc for one run (pure function; unit-tested)."""
+    return "\n".join(
+        [
+            f"megs: {memory_mb}",
+            f"romimage: file={bios}",
+            f"vgaromimage: file={vgabios}",
+            # ignore_bad_msrs=0: an unknown MSR raises #GP as on hardware (Bochs' default silently reads 0).
+            f"cpu: model={CPU_MODEL}, count={cpus}, ips={IPS}, reset_on_triple_fault=0, ignore_bad_msrs=0",
+            f"ata0-master: type=cdrom, path={iso}, status=inserted",
+            "boot: cdrom",
+            # This build has no nogui/term display; rfb with timeout=0 never waits for a client.
+            'display_library: rfb, options="timeout=0"',
+            # Without dummy sound drivers Bochs aborts at start when ALSA is unavailable.
+            "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
+            "speaker: enabled=0",
+            f"log: {log}",
+            f"com1: enabled=1, mode=file, dev={serial}",
+            "port_e9_hack: enabled=1",
+            "magic_break: enabled=1",
+            "clock: sync=none",
+            "",
+        ]
+    )
+
+
+#: Debugger script: continue at t=0; `quit` runs at the magic breakpoint or on SIGINT.
+DEBUGGER_SCRIPT = "c\nquit\n"
+
+
+def bochs_exit_message(lines: list[str]) -> str:
+    """The text Bochs prints after 'Bochs is exiting with the following message:' (or '')."""
+    for i, line in enumerate(lines):
+        if _EXIT_BANNER in line:
+            body = []
+            for nxt in lines[i + 1 :]:
+                if nxt.startswith("====="):
+                    break
+                body.append(nxt.strip())
+            return "\n".join(b for b in body if b)
+    return ""
+
+
+class BochsSession(Session):
+    """The hypervisor under Bochs. ``tmpdir`` holds bochsrc, script, bochs.log and serial.txt."""
+
+    backend: ClassVar[str] = "bochs"
+    default_timeout: ClassVar[float] = 180.0
+    exit_grace: ClassVar[float] = 20.0
+    stop_signal: ClassVar[int] = signal.SIGINT
+    stop_grace: ClassVar[float] = 10.0
+
+    def __init__(
+        self,
+        *,
+        cpus: int = 1,
+        memory_mb: int = 256,
+        cmdline: str = "",
+        timeout: float | None = None,
+        elf: Path | None = None,
+        on_line: LineCallback | None = None,
+        on_info: LineCallback | None = None,
+    ) -> None:
+        super().__init__(
+            cpus=cpus,
+            memory_mb=memory_mb,
+            cmdline=cmdline,
+            timeout=timeout,
+            elf=elf,
+            on_line=on_line,
+            on_info=on_info,
+        )
+        self.bochs = BOCHS
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        self.serial_path: Path | None = None
+        self.log_path: Path | None = None
+        self.iso: Path | None = None
+        self._serial_partial = ""
+
+    def check_tools(self) -> None:
+        self.bochs = require_tool(BOCHS, "for the Bochs backend")
+        require_file(BOCHS_BIOS, "for the Bochs backend")
+        require_file(VGA_BIOS, "for the Bochs backend")
+        for tool, why in (
+            ("grub-mkrescue", "to build the GRUB ISO"),
+            ("xorriso", "by grub-mkrescue"),
+            ("mformat", "by grub-mkrescue"),
+        ):
+            require_tool(tool, why)
+        require_file(GRUB_I386_PC, "by grub-mkrescue for BIOS boot")
+
+    def _prepare(self, elf: Path) -> list[str]:
+        assert self.tmpdir is not None
+        self.iso = ensure_iso(elf, self.cmdline)
+        # Link the cached ISO under a plain name: bochsrc values must not contain spaces or commas.
+        iso_link = self.tmpdir / "hvtrace.iso"
+        iso_link.symlink_to(self.iso)
+        self.serial_path = self.tmpdir / "serial.txt"
+        self.log_path = self.tmpdir / "bochs.log"
+        rc = self.tmpdir / "bochsrc"
+        rc.write_text(
+            bochsrc_text(
+                iso=iso_link,
+                cpus=self.cpus,
+                memory_mb=self.memory_mb,
+                log=self.log_path,
+                serial=self.serial_path,
+            )
+        )
+        script = self.tmpdir / "debugger.rc"
+        script.write_text(DEBUGGER_SCRIPT)
+        self.info(f"bochs dir {self.tmpdir} (bochsrc, bochs.log, serial.txt)")
+        return [self.bochs, "-q", "-f", str(rc), "-rc", str(script)]
+
+    def _start_readers(self) -> None:
+        proc = self._require_proc()
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        out, err = proc.stdout, proc.stderr
+        self._thread("stdout", lambda: self._pump(out, self.stdout_lines.append))
+        self._thread("stderr", lambda: self._pump(err, self.stderr_lines.append))
+        self._thread("serial", self._tail_serial)
+
+    def _tail_serial(self) -> None:
+        """Follow serial.txt, emitting complete lines as they appear, until Bochs exits."""
+        proc = self._require_proc()
+        assert self.serial_path is not None
+        buf = b""
+        fh = None
+        try:
+            while True:
+                exited = proc.poll() is not None or self._closing.is_set()
+                if fh is None and self.serial_path.exists():
+                    fh = self.serial_path.open("rb")
+                chunk = fh.read() if fh is not None else b""
+                if chunk:
+                    buf += chunk
+                    *complete, buf = buf.split(b"\n")
+                    for raw in complete:
+                        self._console_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+                    continue
+                if exited:
+                    break
+                time.sleep(0.05)
+        finally:
+            if fh is not None:
+                fh.close()
+        self._serial_partial = buf.decode("utf-8", errors="replace").rstrip("\r")
+
+    def _after_exit(self) -> None:
+        # The UART may not have sent the status line's tail before `quit`: port 0xE9 output on
+        # stdout is complete, so take the status line from there when serial.txt lacks it.
+        partial, self._serial_partial = self._serial_partial, ""
+        if self.status is not None:
+            return
+        e9_status = next((s for s in map(parse_status_line, self.stdout_lines) if s is not None), None)
+        if e9_status is not None:
+            self._console_line(e9_status.line)
+        elif partial:
+            self._console_line(partial)
+
+    def _returncode_note(self, status: StatusLine, returncode: int) -> str | None:
+        if returncode != 0:
+            return f"Bochs exit status {returncode} after the status line (expected 0 from the script's quit)"
+        return None
+
+    def emulator_error_text(self) -> str:
+        return bochs_exit_message(self.stderr_lines + self.stdout_lines)
+
+    def log_problems(self, limit: int = 12) -> list[str]:
+        """The last error/panic lines of bochs.log (failed VM-entry checks are named there)."""
+        if self.log_path is None or not self.log_path.is_file():
+            return []
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return [line for line in text if _LOG_PROBLEM_RE.match(line)][-limit:]
+
+    def _classify_no_status(self, returncode: int) -> tuple[ExitCode, str]:
+        msg = self.emulator_error_text()
+        detail = f":\n{msg}" if msg else ""
+        if msg and _TRIPLE_RE.search(msg):
+            return ExitCode.NO_STATUS, f"Bochs stopped without a final status line (triple fault){detail}"
+        if msg or returncode != 0:
+            when = "before the hypervisor printed anything" if not self.lines else "before the status line"
+            return (
+                ExitCode.EMULATOR_FAILED,
+                f"Bochs refused the configuration or failed (exit status {returncode}) {when}{detail}",
+            )
+        return ExitCode.NO_STATUS, f"Bochs exited (status {returncode}) without a final status line"
+
+    def _classify(self, returncode: int, timed_out: bool, limit: float, notes: list[str]) -> RunResult:
+        result = super()._classify(returncode, timed_out, limit, notes)
+        if result.exit_code != 0 and self.log_path is not None:
+            problems = self.log_problems()
+            result.notes.append(f"bochs.log kept: {self.log_path}")
+            if problems:
+                result.notes.append("last errors in bochs.log:\n  " + "\n  ".join(problems))
+        return result
+
+    def _keep_tmpdir(self, result: RunResult) -> bool:
+        return result.exit_code != 0

@@ -1,0 +1,219 @@
+"""QEMU backend: AMD SVM + NPT under TCG (any host), or KVM with nested virtualization.
+
+Guest RAM is a shared file in /dev/shm so host tools can mmap it while the VM runs; the gdbstub
+listens on loopback; QMP on a unix socket in the session's temp dir. The serial port is QEMU's
+stdout (a pipe we read line by line); QEMU's own messages come on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+from hvtrace.abi import HV_DEBUG_EXIT_PORT
+from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.host import kvm_info
+from hvtrace.launch import procs
+from hvtrace.launch.session import LineCallback, Session
+from hvtrace.status import StatusLine
+from hvtrace.tools import require_tool
+
+QEMU = "qemu-system-x86_64"
+SHM_DIR = Path("/dev/shm")
+RAM_PREFIX = "hvtrace-"
+
+
+def free_tcp_port() -> int:
+    """A currently free loopback TCP port (bind to port 0 and let the kernel choose)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def ram_dir() -> Path:
+    return SHM_DIR if SHM_DIR.is_dir() else Path("/tmp")
+
+
+def sweep_stale_ram_files(directory: Path | None = None) -> list[Path]:
+    """Remove RAM files left by hvtrace processes that were SIGKILLed (their pid is in the name)."""
+    removed = []
+    for p in (directory or ram_dir()).glob(f"{RAM_PREFIX}*.ram"):
+        parts = p.name.split("-")
+        if len(parts) >= 3 and parts[1].isdigit() and not procs.pid_alive(int(parts[1])):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def sweep_stale_tmpdirs(directory: Path | None = None) -> list[Path]:
+    """Remove QEMU session dirs (only a QMP socket inside) of hvtrace processes that no longer exist."""
+    removed = []
+    for p in (directory or Path(tempfile.gettempdir())).glob("hvtrace-qemu-*-*"):
+        owner = p.name.split("-")[2]
+        if p.is_dir() and owner.isdigit() and not procs.pid_alive(int(owner)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def qemu_argv(
+    *,
+    elf: Path,
+    cmdline: str,
+    cpus: int,
+    memory_mb: int,
+    ram_path: Path,
+    gdb_port: int,
+    qmp_socket: Path,
+    accel: str = "tcg",
+    qemu: str = QEMU,
+) -> list[str]:
+    """The QEMU command line for one run (pure function; unit-tested)."""
+    cpu = "host" if accel == "kvm" else "qemu64,+svm,+npt"
+    return [
+        qemu,
+        "-machine", "q35,memory-backend=ram",
+        "-object", f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={ram_path},share=on",
+        "-accel", accel,
+        "-cpu", cpu,
+        "-smp", str(cpus),
+        "-m", f"{memory_mb}M",
+        "-kernel", str(elf),
+        "-append", cmdline,
+        "-display", "none",
+        "-monitor", "none",
+        "-chardev", "stdio,id=console,signal=off",
+        "-serial", "chardev:console",
+        "-no-reboot",
+        "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize=4",
+        "-gdb", f"tcp:127.0.0.1:{gdb_port}",
+        "-qmp", f"unix:{qmp_socket},server=on,wait=off",
+    ]  # fmt: skip
+
+
+class QemuSession(Session):
+    """The hypervisor under QEMU. Exposes ``gdb_port``, ``qmp_socket`` and ``ram_path``."""
+
+    backend: ClassVar[str] = "qemu"
+    default_timeout: ClassVar[float] = 60.0
+    exit_grace: ClassVar[float] = 10.0
+
+    def __init__(
+        self,
+        *,
+        cpus: int = 1,
+        memory_mb: int = 256,
+        cmdline: str = "",
+        timeout: float | None = None,
+        elf: Path | None = None,
+        on_line: LineCallback | None = None,
+        on_info: LineCallback | None = None,
+        accel: str = "tcg",
+        gdb_port: int | None = None,
+    ) -> None:
+        super().__init__(
+            cpus=cpus,
+            memory_mb=memory_mb,
+            cmdline=cmdline,
+            timeout=timeout,
+            elf=elf,
+            on_line=on_line,
+            on_info=on_info,
+        )
+        if accel not in ("tcg", "kvm"):
+            raise LaunchError(ExitCode.USAGE, f"unknown accelerator {accel!r} (choose tcg or kvm)")
+        if gdb_port is not None and not 0 < gdb_port < 65536:
+            raise LaunchError(ExitCode.USAGE, f"--gdb port must be 1..65535 (got {gdb_port})")
+        self.accel = accel
+        self.gdb_port = gdb_port if gdb_port is not None else 0
+        self.qmp_socket: Path | None = None
+        self.ram_path: Path | None = None
+        self.stderr_lines: list[str] = []
+        self.qemu = QEMU
+
+    def check_tools(self) -> None:
+        self.qemu = require_tool(QEMU, "for the QEMU backend")
+        if self.accel == "kvm":
+            refusal = kvm_info().refusal()
+            if refusal is not None:
+                raise LaunchError(ExitCode.TOOL_MISSING, f"--accel kvm refused: {refusal}")
+
+    def _prepare(self, elf: Path) -> list[str]:
+        assert self.tmpdir is not None
+        sweep_stale_ram_files()
+        sweep_stale_tmpdirs()
+        self.ram_path = ram_dir() / f"{RAM_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.ram"
+        self.qmp_socket = self.tmpdir / "qmp.sock"
+        if self.gdb_port == 0:
+            self.gdb_port = free_tcp_port()
+        self.info(f"ram file {self.ram_path}")
+        self.info(f"gdb port {self.gdb_port} (target remote 127.0.0.1:{self.gdb_port})")
+        self.info(f"qmp socket {self.qmp_socket}")
+        return qemu_argv(
+            elf=elf,
+            cmdline=self.cmdline,
+            cpus=self.cpus,
+            memory_mb=self.memory_mb,
+            ram_path=self.ram_path,
+            gdb_port=self.gdb_port,
+            qmp_socket=self.qmp_socket,
+            accel=self.accel,
+            qemu=self.qemu,
+        )
+
+    def _start_readers(self) -> None:
+        proc = self._require_proc()
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        out, err = proc.stdout, proc.stderr
+        self._thread("console", lambda: self._pump(out, self._console_line))
+        self._thread("stderr", lambda: self._pump(err, self.stderr_lines.append))
+
+    def _cleanup_extra(self) -> None:
+        if self.ram_path is not None:
+            self.ram_path.unlink(missing_ok=True)
+
+    def _returncode_note(self, status: StatusLine, returncode: int) -> str | None:
+        expected = (status.code << 1) | 1
+        if returncode != expected:
+            return (
+                f"QEMU exit status {returncode} does not match the status line "
+                f"(isa-debug-exit would give {expected} = (code << 1) | 1)"
+            )
+        return None
+
+    def emulator_error_text(self) -> str:
+        return "\n".join(line for line in self.stderr_lines if line.strip())
+
+    def _classify_no_status(self, returncode: int) -> tuple[ExitCode, str]:
+        err = self.emulator_error_text()
+        detail = f":\n{err}" if err else ""
+        if returncode < 0:
+            return (
+                ExitCode.EMULATOR_FAILED,
+                f"QEMU died (signal {-returncode}) before the hypervisor printed its status{detail}",
+            )
+        if returncode == 0:
+            return (
+                ExitCode.NO_STATUS,
+                "QEMU exited without a final status line (guest shutdown or reset, e.g. a triple fault "
+                f"with -no-reboot){detail}",
+            )
+        if err:
+            return (
+                ExitCode.EMULATOR_FAILED,
+                f"QEMU refused the configuration or failed (exit status {returncode}){detail}",
+            )
+        if returncode & 1:
+            return (
+                ExitCode.NO_STATUS,
+                f"the hypervisor left QEMU through isa-debug-exit (value {returncode >> 1}) without "
+                "printing a final status line",
+            )
+        return ExitCode.EMULATOR_FAILED, f"QEMU failed (exit status {returncode}) without a status line"

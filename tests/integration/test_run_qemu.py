@@ -1,0 +1,69 @@
+"""`hvtrace run --backend qemu` end to end (AMD SVM platform under QEMU TCG)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hvtrace.abi import HvStatus
+from hvtrace.launch.qemu import free_tcp_port
+from tests.integration.conftest import RunFn, assert_clean
+
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
+
+
+def test_boots_four_cpus_and_passes(hvtrace_run: RunFn) -> None:
+    run = hvtrace_run("run", "--backend", "qemu", "--cpus", "4")
+    assert run.returncode == 0, run.describe()
+    out = run.stdout
+    assert re.search(r"^memory map \(\d+ ranges\):$", out, re.MULTILINE), run.describe()
+    assert re.search(r"^total RAM: \d+ MiB usable", out, re.MULTILINE), run.describe()
+    assert re.search(r"^4 CPUs online$", out, re.MULTILINE), run.describe()
+    assert "HVTRACE STATUS code=0 result=pass reason=ok" in out
+    # Printed before boot: shared RAM file, gdb port, QMP socket (one line each).
+    assert run.ram_file is not None
+    assert run.ram_file.name.startswith("hvtrace-")
+    assert re.search(r"^hvtrace: gdb port \d+ ", out, re.MULTILINE)
+    assert run.qmp_socket is not None
+    assert run.qmp_socket.name == "qmp.sock"
+    # QEMU's own exit status agreed with the status line: no mismatch note.
+    assert "does not match" not in run.stderr
+    assert_clean(run)
+
+
+def test_injected_ud_on_cpu1_reports_the_exception(hvtrace_run: RunFn) -> None:
+    run = hvtrace_run("run", "--backend", "qemu", "--cpus", "2", "--inject-fault", "ud", "--fault-cpu", "1")
+    assert run.returncode == HvStatus.EXCEPTION, run.describe()
+    assert run.returncode == 2
+    assert re.search(r"FATAL: CPU 1 \(APIC \d+\) exception vector 6 #UD .* RIP=0x[0-9a-f]+", run.stdout), (
+        run.describe()
+    )
+    assert "HVTRACE STATUS code=2 result=fail reason=exception" in run.stdout
+    assert "hypervisor status 2 (EXCEPTION)" in run.stderr
+    assert_clean(run)
+
+
+@pytest.mark.parametrize(("kind", "vector", "name"), [("gp", 13, "#GP"), ("pf", 14, "#PF"), ("de", 0, "#DE")])
+def test_other_injected_faults(hvtrace_run: RunFn, kind: str, vector: int, name: str) -> None:
+    run = hvtrace_run("run", "--cpus", "2", "--inject-fault", kind, "--fault-cpu", "0")
+    assert run.returncode == 2, run.describe()
+    assert re.search(rf"FATAL: CPU 0 \(APIC \d+\) exception vector {vector} {name} ", run.stdout), (
+        run.describe()
+    )
+    assert_clean(run)
+
+
+def test_fixed_gdb_port_is_used(hvtrace_run: RunFn) -> None:
+    port = free_tcp_port()
+    run = hvtrace_run("run", "--gdb", str(port))
+    assert run.returncode == 0, run.describe()
+    assert f"hvtrace: gdb port {port} " in run.stdout
+    assert_clean(run)
+
+
+def test_bad_kernel_option_is_the_hypervisors_status(hvtrace_run: RunFn) -> None:
+    run = hvtrace_run("run", "--append", "no_such_option=1")
+    assert run.returncode == HvStatus.BAD_CMDLINE, run.describe()
+    assert "reason=bad_cmdline" in run.stdout
+    assert_clean(run)

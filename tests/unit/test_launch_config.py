@@ -1,0 +1,210 @@
+"""Pure configuration: QEMU argv, bochsrc, kernel command line, option parsing and classification."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from hvtrace.cli import build_parser, kernel_cmdline, main
+from hvtrace.exitcodes import ExitCode
+from hvtrace.launch.bochs import DEBUGGER_SCRIPT, BochsSession, bochs_exit_message, bochsrc_text
+from hvtrace.launch.qemu import QemuSession, free_tcp_port, qemu_argv
+from hvtrace.launch.session import parse_memory
+
+
+def _opt(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_qemu_argv_tcg() -> None:
+    argv = qemu_argv(
+        elf=Path("/x/hvtrace.elf"),
+        cmdline="fault=ud fault_cpu=1",
+        cpus=4,
+        memory_mb=256,
+        ram_path=Path("/dev/shm/hvtrace-1-ab.ram"),
+        gdb_port=1234,
+        qmp_socket=Path("/tmp/d/qmp.sock"),
+    )
+    assert argv[0] == "qemu-system-x86_64"
+    assert _opt(argv, "-machine") == "q35,memory-backend=ram"
+    assert _opt(argv, "-object") == (
+        "memory-backend-file,id=ram,size=256M,mem-path=/dev/shm/hvtrace-1-ab.ram,share=on"
+    )
+    assert _opt(argv, "-accel") == "tcg"
+    assert _opt(argv, "-cpu") == "qemu64,+svm,+npt"
+    assert _opt(argv, "-smp") == "4"
+    assert _opt(argv, "-m") == "256M"
+    assert _opt(argv, "-kernel") == "/x/hvtrace.elf"
+    assert _opt(argv, "-append") == "fault=ud fault_cpu=1"
+    assert "-no-reboot" in argv
+    assert _opt(argv, "-device") == "isa-debug-exit,iobase=0xf4,iosize=4"
+    assert _opt(argv, "-gdb") == "tcp:127.0.0.1:1234"
+    assert _opt(argv, "-qmp") == "unix:/tmp/d/qmp.sock,server=on,wait=off"
+    assert _opt(argv, "-serial") == "chardev:console"
+    assert _opt(argv, "-chardev").startswith("stdio,id=console")
+
+
+def test_qemu_argv_kvm_uses_host_cpu() -> None:
+    argv = qemu_argv(
+        elf=Path("e"),
+        cmdline="",
+        cpus=1,
+        memory_mb=64,
+        ram_path=Path("r"),
+        gdb_port=1,
+        qmp_socket=Path("q"),
+        accel="kvm",
+    )
+    assert _opt(argv, "-accel") == "kvm"
+    assert _opt(argv, "-cpu") == "host"
+
+
+def test_bochsrc_has_every_required_line() -> None:
+    text = bochsrc_text(
+        iso=Path("/t/hvtrace.iso"), cpus=2, memory_mb=128, log=Path("/t/bochs.log"), serial=Path("/t/s.txt")
+    )
+    lines = text.splitlines()
+    assert "megs: 128" in lines
+    assert "romimage: file=/usr/share/bochs/BIOS-bochs-latest" in lines
+    assert "vgaromimage: file=/usr/share/vgabios/vgabios.bin" in lines
+    assert "cpu: model=corei7_skylake_x, count=2, ips=5000000, reset_on_triple_fault=0, ignore_bad_msrs=0" in lines
+    assert "ata0-master: type=cdrom, path=/t/hvtrace.iso, status=inserted" in lines
+    assert "boot: cdrom" in lines
+    assert 'display_library: rfb, options="timeout=0"' in lines
+    assert "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy" in lines
+    assert "speaker: enabled=0" in lines
+    assert "log: /t/bochs.log" in lines
+    assert "com1: enabled=1, mode=file, dev=/t/s.txt" in lines
+    assert "port_e9_hack: enabled=1" in lines
+    assert "magic_break: enabled=1" in lines
+    assert "clock: sync=none" in lines
+
+
+def test_debugger_script_continues_then_quits() -> None:
+    assert DEBUGGER_SCRIPT.splitlines() == ["c", "quit"]
+
+
+def test_bochs_exit_message_extraction() -> None:
+    stderr = [
+        "00000000000p[SIM   ] >>PANIC<< numerical parameter 'n_processors' was set to 300",
+        "========================================================================",
+        "Bochs is exiting with the following message:",
+        "[SIM   ] numerical parameter 'n_processors' was set to 300, which is out of range 1 to 255",
+        "========================================================================",
+    ]
+    assert bochs_exit_message(stderr) == (
+        "[SIM   ] numerical parameter 'n_processors' was set to 300, which is out of range 1 to 255"
+    )
+    assert bochs_exit_message(["nothing here"]) == ""
+
+
+def test_bochs_classification() -> None:
+    s = BochsSession(cpus=1)
+    s.stderr_lines = ["Bochs is exiting with the following message:", "[CPU0  ] exception(): 3rd (13) "
+                      "exception with no resolution", "====="]  # fmt: skip
+    code, msg = s._classify_no_status(1)
+    assert code == ExitCode.NO_STATUS
+    assert "triple fault" in msg
+    s.stderr_lines = ["Bochs is exiting with the following message:", "[SIM   ] bad option", "====="]
+    code, msg = s._classify_no_status(1)
+    assert code == ExitCode.EMULATOR_FAILED
+    assert "bad option" in msg
+
+
+def test_qemu_classification() -> None:
+    s = QemuSession(cpus=1)
+    s.stderr_lines = ["qemu-system-x86_64: Invalid SMP CPUs 300. The max CPUs supported is 288"]
+    code, msg = s._classify_no_status(1)
+    assert code == ExitCode.EMULATOR_FAILED
+    assert "Invalid SMP CPUs 300" in msg
+    s.stderr_lines = []
+    assert s._classify_no_status(0)[0] == ExitCode.NO_STATUS  # -no-reboot: reset/triple fault
+    assert s._classify_no_status(5)[0] == ExitCode.NO_STATUS  # debug-exit without a status line
+    assert s._classify_no_status(-6)[0] == ExitCode.EMULATOR_FAILED  # QEMU aborted
+
+
+def test_free_tcp_port_is_bindable() -> None:
+    port = free_tcp_port()
+    assert 0 < port < 65536
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize(
+    ("text", "mib"), [("256M", 256), ("1G", 1024), ("512", 512), ("64MiB", 64), ("2g", 2048)]
+)
+def test_parse_memory(text: str, mib: int) -> None:
+    assert parse_memory(text) == mib
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1T", "8M", "-5M", "1.5G"])
+def test_parse_memory_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="memory size"):
+        parse_memory(text)
+
+
+def test_kernel_cmdline_from_options() -> None:
+    p = build_parser()
+    args = p.parse_args(["run", "--cpus", "2", "--inject-fault", "ud", "--fault-cpu", "1", "--append", "x=1"])
+    assert kernel_cmdline(args) == "fault=ud fault_cpu=1 x=1"
+    assert kernel_cmdline(p.parse_args(["run"])) == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--backend", "vbox"],
+        ["run", "--cpus", "0"],
+        ["run", "--cpus", "-3"],
+        ["run", "--cpus", "two"],
+        ["run", "--memory", "1T"],
+        ["run", "--timeout", "0"],
+        ["run", "--gdb", "70000"],
+        ["run", "--inject-fault", "xx"],
+        ["run", "--accel", "hvf"],
+        ["run", "--no-such-option"],
+        ["run", "--fault-cpu", "1"],  # without --inject-fault
+        ["run", "--inject-fault", "ud", "--fault-cpu", "2", "--cpus", "2"],  # CPU 2 does not exist
+        ["run", "--backend", "bochs", "--gdb", "1234"],
+        ["run", "--backend", "bochs", "--accel", "kvm"],
+        ["frobnicate"],
+        [],
+    ],
+)
+def test_usage_errors_exit_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "hvtrace:" in err
+
+
+def test_unknown_backend_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--backend", "vbox"])
+    assert exc.value.code == 64
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "unknown backend 'vbox'" in err[0]
+
+
+def test_bochs_takes_the_status_line_from_port_e9_when_the_uart_lost_its_tail() -> None:
+    s = BochsSession(cpus=1)
+    s.stdout_lines = ["Next at t=0", "boot line", "HVTRACE STATUS code=2 result=fail reason=exception"]
+    s._serial_partial = "HVTRACE STATUS code=2 result=fail reason=exc"  # truncated: must not be used
+    s._after_exit()
+    assert s.status is not None
+    assert s.status.reason == "exception"
+    assert s.lines == ["HVTRACE STATUS code=2 result=fail reason=exception"]
+
+
+def test_bochs_partial_serial_line_is_kept_when_port_e9_has_no_status() -> None:
+    s = BochsSession(cpus=1)
+    s.stdout_lines = ["Next at t=0"]
+    s._serial_partial = "last words without newline"
+    s._after_exit()
+    assert s.status is None
+    assert s.lines == ["last words without newline"]
