@@ -16,11 +16,11 @@ struct vmx_caps vmx_caps;
 /* The controls hvtrace asks for; each must survive the allowed-0/allowed-1 adjustment. */
 #define WANT_PIN   (PIN_NMI_EXITING)
 #define WANT_CPU   (CPU_CR3_LOAD_EXITING | CPU_USE_MSR_BITMAPS | CPU_ACTIVATE_SECONDARY)
-#define WANT_CPU2 (CPU2_ENABLE_VPID)
+#define WANT_CPU2  (CPU2_ENABLE_EPT | CPU2_ENABLE_VPID)
 #define WANT_EXIT  (EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER)
 #define WANT_ENTRY (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
 /* Used when present, so the guest keeps instructions it has on bare metal (else they #UD). */
-#define OPTIONAL_CPU2 (CPU2_ENABLE_RDTSCP | CPU2_ENABLE_INVPCID | CPU2_ENABLE_XSAVES )
+#define OPTIONAL_CPU2 (CPU2_ENABLE_RDTSCP | CPU2_ENABLE_INVPCID | CPU2_ENABLE_XSAVES | CPU2_UNRESTRICTED_GUEST)
 
 static bool check(bool ok, const char *what, u32 cpu)
 {

@@ -7,6 +7,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/vmx/ept.h>
 
 
 #include <hv/vmx/vmcs.h>
@@ -14,6 +15,7 @@
 #include <hv/x86.h>
 
 extern void vmx_exit_stub(void);
+extern struct stage2 vmx_ept;
 
 
 struct segment {
@@ -147,6 +149,7 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     ok &= vmwrite(MSR_BITMAP, (u64)v->msr_bitmap);
     ok &= vmwrite(VIRTUAL_PROCESSOR_ID, v->vpid);
 
+    ok &= vmwrite(EPT_POINTER, ept_eptp((u64)vmx_ept.root, false));   /* EptInit */
     ok &= vmwrite(VMCS_LINK_POINTER, ~0ull);
 
     /*
