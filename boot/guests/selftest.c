@@ -8,6 +8,7 @@
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/memmap.h>
 #include <hv/percpu.h>
 #include <hv/x86.h>
 
@@ -277,6 +278,25 @@ static bool step_xsetbv(char *why, size_t n)
     return xgetbv0() == xcr0 ? true : FAILF("XCR0 reads 0x%lx, expected 0x%lx", xgetbv0(), xcr0);
 }
 
+/*
+ * A memory-map hole is mapped on its first touch (core/stage2_holes.c): the first read faults at
+ * stage 2 exactly once, the second read of the same page does not. Each CPU takes its own page.
+ */
+static bool step_stage2_hole(char *why, size_t n)
+{
+    u64 hole = 0;
+    for (u32 i = 0; i + 1 < hv_memmap.count && !hole; i++) {
+        u64 end = hv_memmap.range[i].base + hv_memmap.range[i].length;
+        if (end >= MiB(1) && end + MiB(1) <= hv_memmap.range[i + 1].base && end + MiB(1) <= GiB(4))
+            hole = ALIGN_UP(end, PAGE_SIZE) + this_cpu()->index * PAGE_SIZE;
+    }
+    if (!hole)
+        return FAILF("no memory-map hole below 4 GiB to touch");
+    (void)*(volatile u32 *)phys(hole);
+    (void)*(volatile u32 *)phys(hole + 8);
+    return true;
+}
+
 static bool step_exception(char *why, size_t n)
 {
     u64 f = try_ud2();
@@ -300,6 +320,7 @@ static const struct step steps[] = {
     { "virt_insn_ud", HV_EXIT_VIRT_INSN, 2, step_virt_insn },
     { "xsetbv", HV_EXIT_XSETBV, 2, step_xsetbv },
     { "exception_reflect_ud", HV_EXIT_EXCEPTION, 1, step_exception },
+    { "stage2_fault_hole", HV_EXIT_STAGE2_FAULT, 1, step_stage2_hole },
 };
 
 bool guest_selftest(void);

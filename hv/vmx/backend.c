@@ -38,6 +38,10 @@ static bool vmx_init(void)
         return false;
     printk("vmx: EPT identity map of [0, 0x%lx), MTRRs %s\n", vmx_ept.top, mtrr_enabled(&mtrrs) ? "enabled" : "disabled");
     stage2_print_summary(&vmx_ept);
+    int holes = stage2_unmap_holes(&vmx_ept, &hv_memmap);
+    if (holes < 0)
+        return false;
+    printk("vmx: %d memory-map holes mapped on demand\n", holes);
     return true;
 }
 

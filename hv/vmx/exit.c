@@ -6,11 +6,15 @@
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/memmap.h>
 #include <hv/panic.h>
+#include <hv/stage2.h>
 #include <hv/trace.h>
 #include <hv/vmx/vmcs.h>
 #include <hv/vmx/vmx.h>
 #include <hv/x86.h>
+
+extern struct stage2 vmx_ept;
 
 struct exit_ctx {
     struct percpu *pc;
@@ -297,10 +301,24 @@ static void handle_fatal(struct exit_ctx *x)
     hv_exit(HV_STATUS_FAIL, x->reason == EXIT_REASON_TRIPLE_FAULT ? "guest_triple_fault" : "ept_misconfig");
 }
 
+/* INVEPT single-context (SDM Vol. 3C 29.4.3.1): drop cached translations derived from this EPTP. */
+static void invept_single(void)
+{
+    struct {
+        u64 eptp, reserved;
+    } desc = { vmread(EPT_POINTER), 0 };
+    __asm__ volatile("invept %0, %1" : : "m"(desc), "r"(1ull) : "cc", "memory");
+}
+
 static void handle_ept_violation(struct exit_ctx *x)
 {
     /* Exit qualification for EPT violations (28.2.1, Table 28-7). */
     u64 gpa = vmread(GUEST_PHYSICAL_ADDRESS);
+    /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */
+    if (stage2_map_hole(&vmx_ept, &hv_memmap, gpa)) {
+        invept_single();
+        return;
+    }
     printk("vmx: CPU %u: EPT violation at GPA 0x%lx (%s%s%s, entry %c%c%c) RIP=0x%lx\n", x->pc->index, gpa,
            x->qual & 1 ? "read" : "", x->qual & 2 ? "write" : "", x->qual & 4 ? "fetch" : "",
            x->qual & 8 ? 'r' : '-', x->qual & 16 ? 'w' : '-', x->qual & 32 ? 'x' : '-', vmread(GUEST_RIP));

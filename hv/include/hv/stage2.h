@@ -91,4 +91,11 @@ int stage2_protect(struct stage2 *s, u64 gpa, u64 len, u8 perms);
 int stage2_walk(const struct stage2 *s, u64 gpa, struct stage2_walk *out);
 void stage2_print_summary(const struct stage2 *s);
 
+/*
+ * Demand mapping of memory-map holes (stage2_holes.c): unmap every gap between ranges below top
+ * (returns how many, or -1), and map the 4 KiB hole page holding gpa (false if gpa is no hole).
+ */
+int stage2_unmap_holes(struct stage2 *s, const struct memmap *m);
+bool stage2_map_hole(struct stage2 *s, const struct memmap *m, u64 gpa);
+
 #endif
