@@ -11,7 +11,9 @@ PY_DIRS = ["hvtrace", "tests", "tui", "gdbext"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=False, cwd=paths.repo_root(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        argv, check=False, cwd=paths.repo_root(), capture_output=True, text=True, timeout=300
+    )
 
 
 def test_ruff_check_is_clean() -> None:
