@@ -6,6 +6,7 @@ tests/unit/test_abi_mirror.py preprocesses abi.h with the host compiler and chec
 
 from __future__ import annotations
 
+import ctypes
 from enum import IntEnum
 from typing import Final
 
@@ -66,6 +67,7 @@ class HvHypercall(IntEnum):
 
     PING = 0  # returns HV_HC_PING_REPLY
     EXIT_COUNT = 1  # RBX = exit kind: exits of that kind on this CPU so far
+    SNAPSHOT = 2  # snapshot this CPU's VMCS / VMCB now; returns the field count
 
 
 HV_HC_PING_REPLY: Final = 0x48565452  # "HVTR"
@@ -74,6 +76,74 @@ HV_HC_UNKNOWN: Final = 0xFFFF_FFFF_FFFF_FFFF  # (~0ull): unknown function
 #: CPUID 0x40000000 returns the highest hypervisor leaf in EAX and this signature in EBX:ECX:EDX.
 HV_CPUID_SIGNATURE: Final = "hvtrace\0\0\0\0\0"
 HV_CPUID_MAX_LEAF: Final = 0x40000001  # 0x40000001: EAX = HV_ABI_VERSION
+
+
+class HvVendor(IntEnum):
+    """Back end in use (``HV_VENDOR_<NAME>``)."""
+
+    NONE = 0
+    VMX = 1
+    SVM = 2
+
+
+class HvSnapWhy(IntEnum):
+    """Why a snapshot was taken (``HV_SNAP_<NAME>``)."""
+
+    REQUEST = 1
+    BREAK = 2
+    FATAL = 3
+
+
+HV_SNAPSHOT_MAX_FIELDS: Final = 512
+HV_SNAP_TRUNCATED: Final = 1  # snapshot flags: more fields than HV_SNAPSHOT_MAX_FIELDS
+HV_DISCOVERY_MAGIC: Final = 0x4543415254564821  # "!HVTRACE" in memory (little endian)
+
+
+class HvSnapshotField(ctypes.LittleEndianStructure):
+    """``struct hv_snapshot_field``: a VMCS encoding (VMX) or VMCB byte offset (SVM) and its value."""
+
+    _fields_ = (("encoding", ctypes.c_uint32), ("reserved", ctypes.c_uint32), ("value", ctypes.c_uint64))
+
+
+class HvSnapshot(ctypes.LittleEndianStructure):
+    """``struct hv_snapshot``: one CPU's VMCS / VMCB; ``seq`` is odd while the hypervisor writes it."""
+
+    _fields_ = (
+        ("seq", ctypes.c_uint64),
+        ("vendor", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("why", ctypes.c_uint32),
+        ("count", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("exit_reason", ctypes.c_uint32),
+        ("tsc", ctypes.c_uint64),
+        ("field", HvSnapshotField * HV_SNAPSHOT_MAX_FIELDS),
+    )
+
+
+class HvDiscovery(ctypes.LittleEndianStructure):
+    """``struct hv_discovery`` at the ELF symbol ``hv_trace``: where the tools find everything."""
+
+    _fields_ = (
+        ("magic", ctypes.c_uint64),
+        ("abi_version", ctypes.c_uint32),
+        ("header_size", ctypes.c_uint32),
+        ("vendor", ctypes.c_uint32),
+        ("cpu_count", ctypes.c_uint32),
+        ("snapshot_size", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("snapshot", ctypes.c_uint64 * HV_MAX_CPUS),
+        ("build_id", ctypes.c_uint8 * 20),
+        ("reserved2", ctypes.c_uint8 * 4),
+    )
+
+
+#: Every struct abi.h defines, by its C name; tests compile abi.h and compare offsets and sizes.
+ABI_STRUCTS: Final[dict[str, type[ctypes.LittleEndianStructure]]] = {
+    "hv_snapshot_field": HvSnapshotField,
+    "hv_snapshot": HvSnapshot,
+    "hv_discovery": HvDiscovery,
+}
 
 
 def status_name(code: int) -> str:
@@ -101,6 +171,13 @@ def mirror_defines() -> dict[str, int | str]:
         out[f"HV_HC_{hc.name}"] = int(hc)
     out["HV_HC_PING_REPLY"] = HV_HC_PING_REPLY
     out["HV_HC_UNKNOWN"] = HV_HC_UNKNOWN
+    for vendor in HvVendor:
+        out[f"HV_VENDOR_{vendor.name}"] = int(vendor)
+    for why in HvSnapWhy:
+        out[f"HV_SNAP_{why.name}"] = int(why)
+    out["HV_SNAPSHOT_MAX_FIELDS"] = HV_SNAPSHOT_MAX_FIELDS
+    out["HV_SNAP_TRUNCATED"] = HV_SNAP_TRUNCATED
+    out["HV_DISCOVERY_MAGIC"] = HV_DISCOVERY_MAGIC
     out["HV_CPUID_SIGNATURE"] = HV_CPUID_SIGNATURE
     out["HV_CPUID_MAX_LEAF"] = HV_CPUID_MAX_LEAF
     return out

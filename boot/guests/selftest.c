@@ -297,6 +297,34 @@ static bool step_stage2_hole(char *why, size_t n)
     return true;
 }
 
+/*
+ * HV_HC_SNAPSHOT: the hypervisor fills this CPU's snapshot area (abi.h) while handling the call, so
+ * the snapshot must show that very exit: VMX exit reason 18 (VMCALL) with a guest RIP inside the
+ * image; SVM exit code 0x81 (VMMCALL) at VMCB offset 0x70. The seqlock must read even (complete).
+ */
+static bool step_snapshot(char *why, size_t n)
+{
+    extern const u8 __image_start[], __image_end[];
+    u64 count = hypercall(HV_HC_SNAPSHOT, 0);
+    const struct hv_snapshot *s = this_cpu()->snapshot;
+    if (count == HV_HC_UNKNOWN || !s)
+        return FAILF("HV_HC_SNAPSHOT unsupported");
+    if ((s->seq & 1) || s->count != count || s->cpu != this_cpu()->index || s->why != HV_SNAP_REQUEST)
+        return FAILF("snapshot header seq=%lu count=%u/%lu cpu=%u why=%u", s->seq, s->count, count, s->cpu, s->why);
+    u64 reason = ~0ull, rip = 0;
+    for (u32 i = 0; i < s->count; i++) {
+        if (s->field[i].encoding == (is_amd ? 0x70 : 0x4402))
+            reason = s->field[i].value;
+        if (s->field[i].encoding == (is_amd ? 0x578 : 0x681e))
+            rip = s->field[i].value;
+    }
+    if (reason != (is_amd ? 0x81 : 18))
+        return FAILF("snapshot exit reason 0x%lx, expected the hypercall's", reason);
+    if (rip < (u64)__image_start || rip >= (u64)__image_end)
+        return FAILF("snapshot guest RIP 0x%lx outside the image", rip);
+    return true;
+}
+
 static bool step_exception(char *why, size_t n)
 {
     u64 f = try_ud2();
@@ -321,6 +349,7 @@ static const struct step steps[] = {
     { "xsetbv", HV_EXIT_XSETBV, 2, step_xsetbv },
     { "exception_reflect_ud", HV_EXIT_EXCEPTION, 1, step_exception },
     { "stage2_fault_hole", HV_EXIT_STAGE2_FAULT, 1, step_stage2_hole },
+    { "snapshot_on_request", HV_EXIT_VMCALL, 1, step_snapshot },
 };
 
 bool guest_selftest(void);

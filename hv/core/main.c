@@ -8,6 +8,7 @@
 #include <hv/backend.h>
 #include <hv/cmdline.h>
 #include <hv/console.h>
+#include <hv/discovery.h>
 #include <hv/lapic.h>
 #include <hv/memmap.h>
 #include <hv/multiboot.h>
@@ -65,6 +66,7 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
     lapic_init(found.lapic_base);
     smp_start_aps(&found);
     printk("%u CPUs online\n", cpu_count);
+    discovery_init(cpu_count);
 
     fault_inject();
     if (hv_options.hang) {

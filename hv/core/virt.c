@@ -6,21 +6,25 @@
 #include <hv/abi.h>
 #include <hv/backend.h>
 #include <hv/console.h>
+#include <hv/discovery.h>
 #include <hv/panic.h>
+#include <hv/pool.h>
 #include <hv/smp.h>
 #include <hv/trace.h>
 
 bool guest_selftest(void);
 
-static const struct hv_backend *backend;
+const struct hv_backend *virt_backend;
 static volatile u32 cpus_passed;
 
 static void virtualize_this_cpu(void)
 {
     struct percpu *pc = this_cpu();
-    if (!backend->enable(pc))
-        hv_fail(HV_STATUS_FAIL, "virt_enable", "CPU %u: %s could not be enabled", pc->index, backend->name);
-    if (backend->launch(pc))
+    pc->snapshot = pool_alloc(ALIGN_UP(sizeof(struct hv_snapshot), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "snapshot area");
+    hv_trace.snapshot[pc->index] = (u64)pc->snapshot;
+    if (!virt_backend->enable(pc))
+        hv_fail(HV_STATUS_FAIL, "virt_enable", "CPU %u: %s could not be enabled", pc->index, virt_backend->name);
+    if (virt_backend->launch(pc))
         hv_exit(HV_STATUS_FAIL, "virt_launch");
     /* From here on this CPU runs as a guest. */
     pc->launched = 1;
@@ -31,20 +35,21 @@ static void virtualize_this_cpu(void)
 bool virt_run_all(void)
 {
     static const struct hv_backend *const candidates[] = { &vmx_backend };
-    for (u32 i = 0; i < ARRAY_SIZE(candidates) && !backend; i++)
+    for (u32 i = 0; i < ARRAY_SIZE(candidates) && !virt_backend; i++)
         if (candidates[i]->probe())
-            backend = candidates[i];
-    if (!backend) {
+            virt_backend = candidates[i];
+    if (!virt_backend) {
         printk("virt: this CPU offers neither VT-x nor AMD-V: nothing to virtualize\n");
         return true;
     }
-    printk("virt: using the %s back end\n", backend->name);
-    if (!backend->init())
-        hv_fail(HV_STATUS_FAIL, "virt_init", "%s: initialisation failed", backend->name);
+    printk("virt: using the %s back end\n", virt_backend->name);
+    hv_trace.vendor = virt_backend->vendor;
+    if (!virt_backend->init())
+        hv_fail(HV_STATUS_FAIL, "virt_init", "%s: initialisation failed", virt_backend->name);
     for (u32 i = 0; i < cpu_count; i++)
         smp_run_on(i, virtualize_this_cpu);
     for (u32 i = 0; i < cpu_count; i++)
-        backend->print_exit_counts(cpus[i]);
+        virt_backend->print_exit_counts(cpus[i]);
     printk("virt: self-test passed on %u of %u CPUs\n", cpus_passed, cpu_count);
     return cpus_passed == cpu_count;
 }

@@ -63,9 +63,11 @@ static void vmx_print_exit_counts(const struct percpu *pc)
 
 const struct hv_backend vmx_backend = {
     .name = "vmx",
+    .vendor = HV_VENDOR_VMX,
     .probe = vmx_probe,
     .init = vmx_init,
     .enable = vmx_enable,
     .launch = vmx_launch,
+    .snapshot = vmx_snapshot,
     .print_exit_counts = vmx_print_exit_counts,
 };

@@ -6,6 +6,7 @@
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/hypercall.h>
 #include <hv/memmap.h>
 #include <hv/panic.h>
 #include <hv/stage2.h>
@@ -73,6 +74,7 @@ static u32 guest_cpl(void)
 
 static void dump_state(struct exit_ctx *x, const char *why)
 {
+    vmx_snapshot(x->pc, HV_SNAP_FATAL);     /* for post-mortem tools, before anything else can fail */
     printk("vmx: CPU %u: %s: exit reason %u (%s) qualification 0x%lx\n", x->pc->index, why, x->reason & 0xffff,
            vmx_exit_reason_name(x->reason & 0xffff), x->qual);
     printk("  guest RIP=0x%lx RSP=0x%lx RFLAGS=0x%lx CR0=0x%lx CR3=0x%lx CR4=0x%lx\n", vmread(GUEST_RIP),
@@ -171,17 +173,7 @@ static void handle_vmcall(struct exit_ctx *x)
         inject_ud();
         return;
     }
-    switch (x->regs->rax) {
-    case HV_HC_PING:
-        x->regs->rax = HV_HC_PING_REPLY;
-        break;
-    case HV_HC_EXIT_COUNT:
-        x->regs->rax = x->regs->rbx < HV_EXIT_KIND_COUNT ? x->pc->exit_kinds[x->regs->rbx] : HV_HC_UNKNOWN;
-        break;
-    default:
-        x->regs->rax = HV_HC_UNKNOWN;
-        break;
-    }
+    x->regs->rax = hypercall_dispatch(x->pc, x->regs->rax, x->regs->rbx);
     skip_instruction();
 }
 

@@ -4,6 +4,7 @@
  * if vmx_start had returned 0 (blue pill). Guest state rules: SDM Vol. 3C 28.3.1; host state 28.2.3;
  * controls 26.6-26.8.
  */
+#include <hv/abi.h>
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
@@ -228,6 +229,7 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     /* VMLAUNCH: on success execution continues in the guest at guest_rip and never comes back here. */
     __asm__ volatile("vmlaunch; setbe %0" : "=qm"(fail) : : "cc", "memory");
     u32 err = (u32)vmread(VM_INSTRUCTION_ERROR);
+    vmx_snapshot(pc, HV_SNAP_FATAL);
     printk("vmx: CPU %u: VMLAUNCH failed: VM-instruction error %u (%s)\n", pc->index, err,
            vmx_instruction_error_name(err));
     return err ? (int)err : -1;

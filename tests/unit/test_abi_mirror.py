@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import ctypes
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +95,42 @@ def test_values_match(name: str) -> None:
 def test_status_codes_fit_the_passthrough_range() -> None:
     assert all(0 <= s <= abi.HvStatus.MAX for s in abi.HvStatus)
     assert int(abi.HvStatus.MAX) == 63
+
+
+def c_layout() -> dict[str, dict[str, tuple[int, int]]]:
+    """Offsets and sizes of every mirrored struct member, as the host compiler lays out abi.h."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    assert cc is not None
+    lines = [
+        "#include <stdio.h>",
+        "#include <stddef.h>",
+        f'#include "{paths.abi_header()}"',
+        "int main(void) {",
+    ]
+    for cname, struct in abi.ABI_STRUCTS.items():
+        lines.append(f'printf("{cname} . 0 %zu\\n", sizeof(struct {cname}));')
+        for fname, *_ in struct._fields_:
+            lines.append(
+                f'printf("{cname} {fname} %zu %zu\\n", offsetof(struct {cname}, {fname}),'
+                f" sizeof(((struct {cname} *)0)->{fname}));"
+            )
+    lines += ["return 0; }"]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = Path(tmp, "layout.c"), Path(tmp, "layout")
+        src.write_text("\n".join(lines))
+        subprocess.run([cc, "-Wall", "-Werror", "-o", str(exe), str(src)], check=True, capture_output=True)
+        out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    layout: dict[str, dict[str, tuple[int, int]]] = {}
+    for line in out.splitlines():
+        cname, fname, a, b = line.split()
+        layout.setdefault(cname, {})[fname] = (int(a), int(b))
+    return layout
+
+
+def test_struct_layouts_match_the_header() -> None:
+    layout = c_layout()
+    for cname, struct in abi.ABI_STRUCTS.items():
+        assert layout[cname]["."][1] == ctypes.sizeof(struct), cname
+        for fname, *_ in struct._fields_:
+            member = getattr(struct, fname)
+            assert layout[cname][fname] == (member.offset, member.size), f"{cname}.{fname}"

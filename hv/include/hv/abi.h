@@ -10,6 +10,8 @@
 #ifndef HV_ABI_H
 #define HV_ABI_H
 
+#include <stdint.h>
+
 #define HV_ABI_VERSION 1
 
 /* Most logical processors the hypervisor brings up; more in the MADT is a reported failure. */
@@ -66,11 +68,66 @@
  */
 #define HV_HC_PING        0   /* returns HV_HC_PING_REPLY */
 #define HV_HC_EXIT_COUNT  1   /* RBX = exit kind: exits of that kind on this CPU so far */
+#define HV_HC_SNAPSHOT    2   /* snapshot this CPU's VMCS / VMCB now; returns the field count */
 #define HV_HC_PING_REPLY  0x48565452   /* "HVTR" */
 #define HV_HC_UNKNOWN     (~0ull)      /* unknown function */
 
 /* CPUID hypervisor leaves: 0x40000000 returns the highest leaf in EAX and this signature in EBX:ECX:EDX. */
 #define HV_CPUID_SIGNATURE "hvtrace\0\0\0\0\0"
 #define HV_CPUID_MAX_LEAF  0x40000001  /* 0x40000001: EAX = HV_ABI_VERSION */
+
+/* Which back end runs (discovery header 'vendor', snapshot 'vendor'). */
+#define HV_VENDOR_NONE 0
+#define HV_VENDOR_VMX  1
+#define HV_VENDOR_SVM  2
+
+/*
+ * Snapshot of one CPU's control structure, taken by the hypervisor on request (HV_HC_SNAPSHOT), at
+ * exit breakpoints and on every fatal path. VMX: one field per VMCS component the CPU supports
+ * (encoding, VMREAD value; SDM Vol. 3D Appendix B). SVM: the VMCB as (byte offset, qword) pairs.
+ * 'seq' is odd while the hypervisor writes the area and even when it is complete (a seqlock).
+ */
+#define HV_SNAPSHOT_MAX_FIELDS 512
+#define HV_SNAP_REQUEST 1
+#define HV_SNAP_BREAK   2
+#define HV_SNAP_FATAL   3
+#define HV_SNAP_TRUNCATED 1   /* flags: more fields than HV_SNAPSHOT_MAX_FIELDS */
+
+struct hv_snapshot_field {
+    uint32_t encoding;
+    uint32_t reserved;
+    uint64_t value;
+};
+
+struct hv_snapshot {
+    uint64_t seq;
+    uint32_t vendor;
+    uint32_t cpu;
+    uint32_t why;           /* HV_SNAP_* */
+    uint32_t count;
+    uint32_t flags;
+    uint32_t exit_reason;   /* native reason of the exit being handled, if any */
+    uint64_t tsc;
+    struct hv_snapshot_field field[HV_SNAPSHOT_MAX_FIELDS];
+};
+
+/*
+ * Discovery header: the tools find everything through it, by the ELF symbol 'hv_trace' or by
+ * scanning guest RAM for HV_DISCOVERY_MAGIC on an 8-byte boundary. Addresses are physical.
+ */
+#define HV_DISCOVERY_MAGIC 0x4543415254564821ull   /* "!HVTRACE" in memory (little endian) */
+
+struct hv_discovery {
+    uint64_t magic;
+    uint32_t abi_version;
+    uint32_t header_size;       /* sizeof(struct hv_discovery) */
+    uint32_t vendor;            /* HV_VENDOR_*; set once a back end is chosen */
+    uint32_t cpu_count;         /* CPUs online */
+    uint32_t snapshot_size;     /* sizeof(struct hv_snapshot) */
+    uint32_t reserved;
+    uint64_t snapshot[HV_MAX_CPUS];   /* per-CPU struct hv_snapshot, 0 when absent */
+    uint8_t build_id[20];       /* GNU build-id of the image (SHA-1) */
+    uint8_t reserved2[4];
+};
 
 #endif /* HV_ABI_H */

@@ -9,6 +9,7 @@
 
 struct hv_backend {
     const char *name;
+    u32 vendor;                         /* abi.h HV_VENDOR_* */
     /* Does this CPU have the extension at all (CPUID)? */
     bool (*probe)(void);
     /* Once, on the BSP, before any CPU is enabled: shared structures such as the stage-2 map. */
@@ -17,11 +18,16 @@ struct hv_backend {
     bool (*enable)(struct percpu *pc);
     /* Blue pill: returns 0 in the guest, or nonzero if the launch failed (already reported). */
     int (*launch)(struct percpu *pc);
+    /* Fill pc->snapshot with the CPU's VMCS / VMCB (abi.h struct hv_snapshot), in host context. */
+    void (*snapshot)(struct percpu *pc, u32 why);
     /* Native exit counts of one CPU, printed at the end of a run. */
     void (*print_exit_counts)(const struct percpu *pc);
 };
 
 extern const struct hv_backend vmx_backend;
+
+/* The back end in use, NULL before virt_run_all() picks one. */
+extern const struct hv_backend *virt_backend;
 
 /*
  * Virtualize every online CPU and run the self-test guest on each. False if a CPU failed a step;

@@ -144,5 +144,7 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip);
 /* The C exit dispatcher, called by the asm exit stub with the saved GPRs. */
 void vmx_exit_dispatch(struct guest_regs *regs);
 __noreturn void vmx_resume_failed(void);
+/* VMREAD every supported VMCS component into pc->snapshot (vmx/snapshot.c). */
+void vmx_snapshot(struct percpu *pc, u32 why);
 
 #endif
