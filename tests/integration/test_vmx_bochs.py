@@ -11,10 +11,12 @@ from tests.integration.conftest import RunFn, assert_clean
 pytestmark = [pytest.mark.slow, pytest.mark.bochs]
 
 STEPS = 18
-# Exits each CPU takes, derived from boot/guests/selftest.c: every step reads the EXIT_COUNT hypercall
-# before and after itself (2 x STEPS VMCALLs) plus the PING, the CPL3 call and the SNAPSHOT request;
-# CPUID 5 in the steps + 1 vendor check; CR_ACCESS 2+2+2; MSR_READ 1 intercepted + 2 faulting; one each INVD, MSR_WRITE, VMXON,
-# VMREAD, EXCEPTION_NMI (#UD reflected), EPT_VIOLATION (first touch of a memory-map hole); XSETBV 2.
+# Exits each CPU takes, derived from boot/guests/selftest.c:
+# - VMCALL: every step reads the EXIT_COUNT hypercall before and after itself (2 x STEPS), plus the
+#   PING, the CPL3 call and the SNAPSHOT request;
+# - CPUID: 5 in the steps + the vendor check; CR_ACCESS 2+2+2; MSR_READ 1 intercepted + 2 faulting;
+# - one each of INVD, MSR_WRITE, VMXON, VMREAD, EXCEPTION_NMI (#UD reflected) and EPT_VIOLATION (first
+#   touch of a memory-map hole); XSETBV 2.
 EXPECTED_EXITS = {
     "CPUID": 6,
     "VMCALL": 2 * STEPS + 3,
