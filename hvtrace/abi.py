@@ -121,6 +121,63 @@ class HvSnapshot(ctypes.LittleEndianStructure):
     )
 
 
+HV_RECORD_SIZE: Final = 64
+HV_RING_DEFAULT_CAPACITY: Final = 4096
+
+
+class HvRecFlag(IntEnum):
+    """Record flags (``HV_REC_<NAME>``)."""
+
+    BREAK_HIT = 0x01  # an exit breakpoint matched this exit
+    INJECTED = 0x02  # the handler injected an event into the guest
+    DROPPED_BEFORE = 0x04  # records were dropped between the previous one and this
+
+
+class HvRingPolicy(IntEnum):
+    """What a full ring does (``HV_RING_<NAME>``)."""
+
+    DROP_NEWEST = 0
+    OVERWRITE = 1
+
+
+class HvRecord(ctypes.LittleEndianStructure):
+    """``struct hv_record``: one VM exit (64 bytes; ``seq`` written last, 0 while being rewritten)."""
+
+    _fields_ = (
+        ("seq", ctypes.c_uint64),
+        ("tsc", ctypes.c_uint64),
+        ("cpu", ctypes.c_uint16),
+        ("kind", ctypes.c_uint8),
+        ("flags", ctypes.c_uint8),
+        ("reason", ctypes.c_uint16),
+        ("insn_len", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8),
+        ("qual", ctypes.c_uint64),
+        ("rip", ctypes.c_uint64),
+        ("gpa", ctypes.c_uint64),
+        ("arg0", ctypes.c_uint64),
+        ("arg1", ctypes.c_uint64),
+    )
+
+
+class HvRing(ctypes.LittleEndianStructure):
+    """``struct hv_ring``: the header of one CPU's ring; ``capacity`` records follow it."""
+
+    _fields_ = (
+        ("head", ctypes.c_uint64),
+        ("pad0", ctypes.c_uint8 * 56),
+        ("tail", ctypes.c_uint64),
+        ("pad1", ctypes.c_uint8 * 56),
+        ("dropped", ctypes.c_uint64),
+        ("capacity", ctypes.c_uint32),
+        ("policy", ctypes.c_uint32),
+        ("enabled", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("dropped_flagged", ctypes.c_uint64),
+        ("pad2", ctypes.c_uint8 * 32),
+    )
+
+
 class HvDiscovery(ctypes.LittleEndianStructure):
     """``struct hv_discovery`` at the ELF symbol ``hv_trace``: where the tools find everything."""
 
@@ -131,8 +188,11 @@ class HvDiscovery(ctypes.LittleEndianStructure):
         ("vendor", ctypes.c_uint32),
         ("cpu_count", ctypes.c_uint32),
         ("snapshot_size", ctypes.c_uint32),
+        ("record_size", ctypes.c_uint32),
+        ("ring_capacity", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
         ("snapshot", ctypes.c_uint64 * HV_MAX_CPUS),
+        ("ring", ctypes.c_uint64 * HV_MAX_CPUS),
         ("build_id", ctypes.c_uint8 * 20),
         ("reserved2", ctypes.c_uint8 * 4),
     )
@@ -142,6 +202,8 @@ class HvDiscovery(ctypes.LittleEndianStructure):
 ABI_STRUCTS: Final[dict[str, type[ctypes.LittleEndianStructure]]] = {
     "hv_snapshot_field": HvSnapshotField,
     "hv_snapshot": HvSnapshot,
+    "hv_record": HvRecord,
+    "hv_ring": HvRing,
     "hv_discovery": HvDiscovery,
 }
 
@@ -178,6 +240,12 @@ def mirror_defines() -> dict[str, int | str]:
     out["HV_SNAPSHOT_MAX_FIELDS"] = HV_SNAPSHOT_MAX_FIELDS
     out["HV_SNAP_TRUNCATED"] = HV_SNAP_TRUNCATED
     out["HV_DISCOVERY_MAGIC"] = HV_DISCOVERY_MAGIC
+    out["HV_RECORD_SIZE"] = HV_RECORD_SIZE
+    out["HV_RING_DEFAULT_CAPACITY"] = HV_RING_DEFAULT_CAPACITY
+    for flag in HvRecFlag:
+        out[f"HV_REC_{flag.name}"] = int(flag)
+    for policy in HvRingPolicy:
+        out[f"HV_RING_{policy.name}"] = int(policy)
     out["HV_CPUID_SIGNATURE"] = HV_CPUID_SIGNATURE
     out["HV_CPUID_MAX_LEAF"] = HV_CPUID_MAX_LEAF
     return out

@@ -13,6 +13,8 @@ struct hv_options hv_options = {
     .fault_cpu = -1,
     .ap_timeout_ms = 1000,
     .hang = false,
+    .ring_capacity = HV_RING_DEFAULT_CAPACITY,
+    .ring_policy = HV_RING_DROP_NEWEST,
 };
 char hv_cmdline[256];
 
@@ -67,6 +69,17 @@ static void parse_option(const char *w, size_t n)
             hv_options.entry_fault = ENTRY_FAULT_GUEST_STATE;
         else
             bad_option(w, n, "entry_fault must be control or guest_state");
+    } else if (word_is(w, k, "ring")) {
+        if (!parse_u64(v, vn, &num) || num < 16 || num > (1u << 20) || (num & (num - 1)))
+            bad_option(w, n, "expected a power of two from 16 to 1048576");
+        hv_options.ring_capacity = (u32)num;
+    } else if (word_is(w, k, "ring_policy")) {
+        if (word_is(v, vn, "drop"))
+            hv_options.ring_policy = HV_RING_DROP_NEWEST;
+        else if (word_is(v, vn, "overwrite"))
+            hv_options.ring_policy = HV_RING_OVERWRITE;
+        else
+            bad_option(w, n, "ring_policy must be drop or overwrite");
     } else if (word_is(w, k, "fault_cpu")) {
         if (!parse_u64(v, vn, &num) || num >= HV_MAX_CPUS)
             bad_option(w, n, "expected a CPU index");

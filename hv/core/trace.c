@@ -1,6 +1,30 @@
-/* Names of the vendor-neutral exit kinds (abi.h), as the host tools print them. */
+/* The core trace API: per-kind counters and the per-CPU exit rings. */
 #include <hv/abi.h>
+#include <hv/cmdline.h>
+#include <hv/discovery.h>
+#include <hv/pool.h>
+#include <hv/ring.h>
 #include <hv/trace.h>
+#include <hv/x86.h>
+
+void trace_init_cpu(struct percpu *pc)
+{
+    u32 cap = hv_options.ring_capacity;
+    pc->ring = pool_alloc(ALIGN_UP(ring_bytes(cap), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "exit ring");
+    ring_init(pc->ring, pc->index, cap, hv_options.ring_policy);
+    hv_trace.ring[pc->index] = (u64)pc->ring;
+    hv_trace.record_size = HV_RECORD_SIZE;
+    hv_trace.ring_capacity = cap;
+}
+
+void trace_exit(struct percpu *pc, struct hv_record *rec)
+{
+    pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
+    if (pc->ring) {
+        rec->tsc = rdtsc();
+        ring_publish(pc->ring, rec);
+    }
+}
 
 static const char *const kind_names[HV_EXIT_KIND_COUNT] = {
     [HV_EXIT_OTHER] = "OTHER", [HV_EXIT_CPUID] = "CPUID", [HV_EXIT_MSR_READ] = "MSR_READ",

@@ -22,6 +22,7 @@ static void virtualize_this_cpu(void)
     struct percpu *pc = this_cpu();
     pc->snapshot = pool_alloc(ALIGN_UP(sizeof(struct hv_snapshot), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "snapshot area");
     hv_trace.snapshot[pc->index] = (u64)pc->snapshot;
+    trace_init_cpu(pc);
     if (!virt_backend->enable(pc))
         hv_fail(HV_STATUS_FAIL, "virt_enable", "CPU %u: %s could not be enabled", pc->index, virt_backend->name);
     if (virt_backend->launch(pc))

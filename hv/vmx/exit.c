@@ -23,6 +23,7 @@ struct exit_ctx {
     struct guest_regs *regs;
     u32 reason;
     u64 qual;
+    struct hv_record *rec;      /* this exit's trace record, published once the exit is handled */
 };
 
 typedef void (*exit_handler)(struct exit_ctx *);
@@ -74,7 +75,9 @@ static u32 guest_cpl(void)
 
 static void dump_state(struct exit_ctx *x, const char *why)
 {
-    vmx_snapshot(x->pc, HV_SNAP_FATAL);     /* for post-mortem tools, before anything else can fail */
+    /* For post-mortem tools, before anything else can fail: the fatal exit's record and the VMCS. */
+    trace_exit(x->pc, x->rec);
+    vmx_snapshot(x->pc, HV_SNAP_FATAL);
     printk("vmx: CPU %u: %s: exit reason %u (%s) qualification 0x%lx\n", x->pc->index, why, x->reason & 0xffff,
            vmx_exit_reason_name(x->reason & 0xffff), x->qual);
     printk("  guest RIP=0x%lx RSP=0x%lx RFLAGS=0x%lx CR0=0x%lx CR3=0x%lx CR4=0x%lx\n", vmread(GUEST_RIP),
@@ -366,18 +369,64 @@ static __noreturn void entry_failure(struct exit_ctx *x)
     hv_exit(HV_STATUS_FAIL, "vmx_entry_failure");
 }
 
+/* The operands that make an exit meaningful in a trace (abi.h struct hv_record arg0/arg1/gpa). */
+static void record_operands(const struct exit_ctx *x, u32 basic, struct hv_record *r)
+{
+    const struct guest_regs *g = x->regs;
+    switch (basic) {
+    case EXIT_REASON_CPUID:
+        r->arg0 = (u32)g->rax;                          /* leaf */
+        r->arg1 = (u32)g->rcx;                          /* sub-leaf */
+        break;
+    case EXIT_REASON_MSR_READ:
+    case EXIT_REASON_MSR_WRITE:
+    case EXIT_REASON_XSETBV:
+        r->arg0 = (u32)g->rcx;                          /* MSR index / XCR number */
+        r->arg1 = basic == EXIT_REASON_MSR_READ ? 0 : (g->rdx << 32) | (u32)g->rax;
+        break;
+    case EXIT_REASON_CR_ACCESS:
+        r->arg0 = x->qual & 0xf;                        /* CR number */
+        if (((x->qual >> 4) & 3) == 0)                  /* MOV to CR: the value written */
+            r->arg1 = ((x->qual >> 8) & 0xf) == 4 ? vmread(GUEST_RSP) : ((const u64 *)g)[(x->qual >> 8) & 0xf];
+        break;
+    case EXIT_REASON_VMCALL:
+        r->arg0 = g->rax;                               /* hypercall function */
+        r->arg1 = g->rbx;                               /* argument */
+        break;
+    case EXIT_REASON_EXCEPTION_NMI:
+        r->arg0 = vmread(VM_EXIT_INTR_INFO);            /* vector, type, error-code valid */
+        r->arg1 = vmread(VM_EXIT_INTR_ERROR_CODE);
+        break;
+    case EXIT_REASON_EPT_VIOLATION:
+    case EXIT_REASON_EPT_MISCONFIG:
+        r->gpa = vmread(GUEST_PHYSICAL_ADDRESS);
+        r->arg0 = vmread(GUEST_LINEAR_ADDRESS);
+        break;
+    case EXIT_REASON_IO_INSTRUCTION:
+        r->arg0 = x->qual >> 16;                        /* port */
+        r->arg1 = g->rax;
+        break;
+    }
+}
+
 void vmx_exit_dispatch(struct guest_regs *regs)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
-    struct exit_ctx x = { pc, pc->vendor, regs, (u32)vmread(VM_EXIT_REASON), vmread(EXIT_QUALIFICATION) };
+    struct hv_record rec = { 0 };
+    struct exit_ctx x = { pc, pc->vendor, regs, (u32)vmread(VM_EXIT_REASON), vmread(EXIT_QUALIFICATION), &rec };
+    u32 basic = x.reason & 0xffff;
+    rec.reason = (u16)basic;
+    rec.qual = x.qual;
+    rec.rip = vmread(GUEST_RIP);
+    rec.insn_len = (u8)vmread(VM_EXIT_INSTRUCTION_LEN);
     if (x.reason & EXIT_REASON_ENTRY_FAILURE) {
-        trace_exit(pc, HV_EXIT_ENTRY_FAILURE, x.reason);
+        rec.kind = HV_EXIT_ENTRY_FAILURE;
         entry_failure(&x);
     }
-    u32 basic = x.reason & 0xffff;
     const struct exit_entry *e = basic < VMX_EXIT_REASON_COUNT ? &exit_table[basic] : NULL;
-    trace_exit(pc, e && e->fn ? e->kind : HV_EXIT_OTHER, basic);
+    rec.kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
+    record_operands(&x, basic, &rec);
     if (basic < VMX_EXIT_REASON_COUNT)
         x.v->exits[basic]++;
     if (!e || !e->fn) {
@@ -385,6 +434,9 @@ void vmx_exit_dispatch(struct guest_regs *regs)
         hv_exit(HV_STATUS_FAIL, "vmx_unhandled_exit");
     }
     e->fn(&x);
+    if (vmread(VM_ENTRY_INTR_INFO) & INTR_INFO_VALID)
+        rec.flags |= HV_REC_INJECTED;
+    trace_exit(pc, &rec);
     pc->in_root = 0;
 }
 

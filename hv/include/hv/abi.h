@@ -112,6 +112,58 @@ struct hv_snapshot {
 };
 
 /*
+ * Exit records: one fixed 64-byte record per VM exit in a per-CPU ring. 'seq' is the record's
+ * per-CPU sequence number (1, 2, 3, ...); the producer writes it 0 first and its final value last,
+ * so a reader that sees the same expected seq before and after copying a record has an untorn copy.
+ */
+#define HV_RECORD_SIZE 64
+#define HV_REC_BREAK_HIT      0x01   /* an exit breakpoint matched this exit */
+#define HV_REC_INJECTED       0x02   /* the handler injected an event into the guest */
+#define HV_REC_DROPPED_BEFORE 0x04   /* records were dropped between the previous one and this */
+
+struct hv_record {
+    uint64_t seq;
+    uint64_t tsc;           /* host TSC at the exit */
+    uint16_t cpu;
+    uint8_t kind;           /* HV_EXIT_* */
+    uint8_t flags;          /* HV_REC_* */
+    uint16_t reason;        /* native: VMX basic exit reason, SVM exit code (0xffff = VMEXIT_INVALID) */
+    uint8_t insn_len;       /* length of the exiting instruction, 0 if unknown */
+    uint8_t reserved;
+    uint64_t qual;          /* VMX exit qualification / SVM EXITINFO1 */
+    uint64_t rip;           /* guest RIP at the exit */
+    uint64_t gpa;           /* guest-physical address (EPT violation / #NPF), else 0 */
+    uint64_t arg0;          /* per kind: CPUID leaf, MSR index, CR number, hypercall, vector, ... */
+    uint64_t arg1;          /* per kind: CPUID sub-leaf, MSR value written, CR value, error code, ... */
+};
+
+/*
+ * Per-CPU single-producer ring: a header of three cache lines, then 'capacity' records (a power of
+ * two). The producer (the CPU's exit handler) owns 'head' (records ever published); the consumer owns
+ * 'tail' (records it has consumed), written only by the host. Policy when head - tail == capacity:
+ * drop the newest record (counted in 'dropped'; the next record carries HV_REC_DROPPED_BEFORE) or
+ * overwrite the oldest (readers detect it by seq). 'enabled' switches tracing at run time.
+ */
+#define HV_RING_DROP_NEWEST   0
+#define HV_RING_OVERWRITE     1
+#define HV_RING_DEFAULT_CAPACITY 4096
+
+struct hv_ring {
+    uint64_t head;
+    uint8_t pad0[56];
+    uint64_t tail;
+    uint8_t pad1[56];
+    uint64_t dropped;
+    uint32_t capacity;
+    uint32_t policy;        /* HV_RING_* */
+    uint32_t enabled;       /* 0 = tracing off */
+    uint32_t cpu;
+    uint64_t dropped_flagged;   /* producer-private: 'dropped' when the last drop flag was set */
+    uint8_t pad2[32];
+    /* struct hv_record record[capacity] follows */
+};
+
+/*
  * Discovery header: the tools find everything through it, by the ELF symbol 'hv_trace' or by
  * scanning guest RAM for HV_DISCOVERY_MAGIC on an 8-byte boundary. Addresses are physical.
  */
@@ -124,8 +176,11 @@ struct hv_discovery {
     uint32_t vendor;            /* HV_VENDOR_*; set once a back end is chosen */
     uint32_t cpu_count;         /* CPUs online */
     uint32_t snapshot_size;     /* sizeof(struct hv_snapshot) */
+    uint32_t record_size;       /* HV_RECORD_SIZE */
+    uint32_t ring_capacity;     /* records per ring */
     uint32_t reserved;
     uint64_t snapshot[HV_MAX_CPUS];   /* per-CPU struct hv_snapshot, 0 when absent */
+    uint64_t ring[HV_MAX_CPUS];       /* per-CPU struct hv_ring, 0 when absent */
     uint8_t build_id[20];       /* GNU build-id of the image (SHA-1) */
     uint8_t reserved2[4];
 };

@@ -14,6 +14,8 @@ struct hv_options {
     bool hang;                  /* hang=1: spin forever after boot (tests the host's timeout) */
     /* entry_fault=control|guest_state: break the first VM entry on purpose (negative tests) */
     enum entry_fault entry_fault;
+    u32 ring_capacity;          /* ring=N: records per CPU ring (a power of two) */
+    u32 ring_policy;            /* ring_policy=drop|overwrite: what a full ring does */
 };
 
 extern struct hv_options hv_options;

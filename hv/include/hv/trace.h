@@ -1,18 +1,17 @@
 /*
- * Core trace API: every VM exit of every back end is reported here once, with its vendor-neutral
- * kind and native reason. Today it keeps per-CPU counters; the per-CPU rings build on the same call.
+ * Core trace API: every VM exit of every back end is reported here once, before it is handled, with
+ * its vendor-neutral kind, native reason and the operands that make it meaningful. It counts the exit
+ * per kind and publishes a record into the CPU's ring (core/ring.c).
  */
 #ifndef HV_TRACE_H
 #define HV_TRACE_H
 
+#include <hv/abi.h>
 #include <hv/percpu.h>
 
-static inline void trace_exit(struct percpu *pc, u32 kind, u32 native_reason)
-{
-    (void)native_reason;    /* recorded by the rings; the back end keeps native counters itself */
-    pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
-}
-
+void trace_exit(struct percpu *pc, struct hv_record *rec);
+/* Allocate and register this CPU's ring (capacity from the command line). */
+void trace_init_cpu(struct percpu *pc);
 const char *exit_kind_name(u32 kind);
 
 #endif
