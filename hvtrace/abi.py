@@ -122,6 +122,8 @@ class HvSnapshot(ctypes.LittleEndianStructure):
 
 
 HV_RECORD_SIZE: Final = 64
+HV_FRAME_MAGIC: Final = 0x52564821  # "!HVR": a record frame on port 0xE9 (trace_e9=1)
+HV_FRAME_SIZE: Final = 72  # magic, 64-byte record, CRC-32 of the record
 HV_RING_DEFAULT_CAPACITY: Final = 4096
 
 
@@ -241,6 +243,8 @@ def mirror_defines() -> dict[str, int | str]:
     out["HV_SNAP_TRUNCATED"] = HV_SNAP_TRUNCATED
     out["HV_DISCOVERY_MAGIC"] = HV_DISCOVERY_MAGIC
     out["HV_RECORD_SIZE"] = HV_RECORD_SIZE
+    out["HV_FRAME_MAGIC"] = HV_FRAME_MAGIC
+    out["HV_FRAME_SIZE"] = HV_FRAME_SIZE
     out["HV_RING_DEFAULT_CAPACITY"] = HV_RING_DEFAULT_CAPACITY
     for flag in HvRecFlag:
         out[f"HV_REC_{flag.name}"] = int(flag)

@@ -88,10 +88,12 @@ static void parse_option(const char *w, size_t n)
         if (!parse_u64(v, vn, &num) || num == 0 || num > 600000)
             bad_option(w, n, "expected 1..600000");
         hv_options.ap_timeout_ms = (u32)num;
-    } else if (word_is(w, k, "hang")) {
+    } else if (word_is(w, k, "hang") || word_is(w, k, "trace_e9") || word_is(w, k, "storm")) {
         if (!parse_u64(v, vn, &num) || num > 1)
             bad_option(w, n, "expected 0 or 1");
-        hv_options.hang = num == 1;
+        bool *flag = word_is(w, k, "hang") ? &hv_options.hang
+                     : word_is(w, k, "storm") ? &hv_options.storm : &hv_options.trace_e9;
+        *flag = num == 1;
     } else {
         bad_option(w, n, "unknown option");
     }

@@ -81,3 +81,14 @@ void console_flush(void)
     for (u32 spins = 0; uart_present && !(inb(COM1 + 5) & UART_LSR_TEMT) && spins < 10000000; spins++)
         cpu_relax();
 }
+
+void console_write_e9(const void *data, size_t n)
+{
+    struct percpu *me = this_cpu();
+    if (me->console_depth++ == 0)
+        spin_lock(&console_lock);
+    for (const u8 *p = data; n--; p++)
+        outb(0xe9, *p);
+    if (--me->console_depth == 0)
+        spin_unlock(&console_lock);
+}

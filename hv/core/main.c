@@ -21,6 +21,7 @@
 
 extern u8 __image_start[], __image_end[];
 void fault_inject(void);
+__noreturn void guest_storm(void);
 
 /* Keep the loader's data out of the page pool: the info block, the map, cmdline, modules. */
 static void claim_boot_data(const struct multiboot_info *mbi)
@@ -76,5 +77,7 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
     }
     if (!virt_run_all())
         hv_exit(HV_STATUS_FAIL, "selftest");
+    if (hv_options.storm)
+        guest_storm();
     hv_exit(HV_STATUS_PASS, "ok");
 }

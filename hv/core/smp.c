@@ -102,6 +102,13 @@ void smp_start_aps(const struct acpi_cpus *found)
     }
 }
 
+void smp_start_on(u32 index, cpu_work_fn fn)
+{
+    struct percpu *pc = cpus[index];
+    pc->work_done = 0;
+    __atomic_store_n(&pc->work, fn, __ATOMIC_RELEASE);
+}
+
 void smp_run_on(u32 index, cpu_work_fn fn)
 {
     if (index == 0) {
@@ -109,8 +116,7 @@ void smp_run_on(u32 index, cpu_work_fn fn)
         return;
     }
     struct percpu *pc = cpus[index];
-    pc->work_done = 0;
-    __atomic_store_n(&pc->work, fn, __ATOMIC_RELEASE);
+    smp_start_on(index, fn);
     while (!__atomic_load_n(&pc->work_done, __ATOMIC_ACQUIRE))
         cpu_relax();
 }

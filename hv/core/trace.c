@@ -2,6 +2,7 @@
 #include <hv/abi.h>
 #include <hv/cmdline.h>
 #include <hv/discovery.h>
+#include <hv/frame.h>
 #include <hv/pool.h>
 #include <hv/ring.h>
 #include <hv/trace.h>
@@ -20,9 +21,15 @@ void trace_init_cpu(struct percpu *pc)
 void trace_exit(struct percpu *pc, struct hv_record *rec)
 {
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
+    pc->exits_total++;
     if (pc->ring) {
         rec->tsc = rdtsc();
         ring_publish(pc->ring, rec);
+    }
+    if (hv_options.trace_e9) {
+        rec->seq = pc->exits_total;     /* the frame stream numbers every exit, dropped or not */
+        rec->cpu = (u16)pc->index;
+        frame_emit(rec);
     }
 }
 

@@ -16,6 +16,8 @@ struct hv_options {
     enum entry_fault entry_fault;
     u32 ring_capacity;          /* ring=N: records per CPU ring (a power of two) */
     u32 ring_policy;            /* ring_policy=drop|overwrite: what a full ring does */
+    bool trace_e9;              /* trace_e9=1: also stream every record, framed, on port 0xE9 (Bochs) */
+    bool storm;                 /* storm=1: after the self-test every CPU executes CPUID forever */
 };
 
 extern struct hv_options hv_options;

@@ -11,6 +11,8 @@ void vprintk(const char *fmt, va_list ap);
 void printk_unlocked(const char *fmt, ...) __printf(1, 2);
 /* Wait until every byte written so far has left the UART (before the emulator is stopped). */
 void console_flush(void);
+/* Raw bytes to port 0xE9 only, under the console lock (record frames, core/frame.c). */
+void console_write_e9(const void *data, size_t n);
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...) __printf(3, 4);
 

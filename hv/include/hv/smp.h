@@ -8,5 +8,7 @@ struct acpi_cpus;
 void smp_start_aps(const struct acpi_cpus *found);
 /* Run fn on CPU 'index' (0 = BSP, directly) and wait until it returns. */
 void smp_run_on(u32 index, cpu_work_fn fn);
+/* Start fn on CPU 'index' (>= 1) without waiting for it. */
+void smp_start_on(u32 index, cpu_work_fn fn);
 
 #endif

@@ -1,0 +1,71 @@
+/*
+ * EnableSVM (the AMD mirror of the seed's EnableVMX): on one CPU, interrupts off,
+ *   CPUID 8000_0001h:ECX.SVM -> CPUID 8000_000Ah:EDX.NP (and NRIPS, noted) -> VM_CR.SVMDIS clear
+ *   -> EFER.SVME = 1 -> VM_HSAVE_PA = a pool page.
+ * AMD APM Vol. 2 15.4 "Enabling SVM", 15.30.1 "VM_CR", 15.30.4 "VM_HSAVE_PA". A failed check prints
+ * its name and leaves SVM off on that CPU.
+ */
+#include <hv/console.h>
+#include <hv/fixup.h>
+#include <hv/pool.h>
+#include <hv/svm/svm.h>
+#include <hv/x86.h>
+
+struct svm_caps svm_caps;
+
+static bool check(bool ok, const char *what, u32 cpu)
+{
+    if (!ok)
+        printk("svm: CPU %u: check failed: %s; SVM stays off\n", cpu, what);
+    return ok;
+}
+
+bool svm_enable(struct percpu *pc)
+{
+    u32 a, b, c, d, edx_ext;
+    cpuid(0x80000000, 0, &a, &b, &c, &d);
+    if (!check(a >= 0x8000000a, "CPUID 8000_0000h: extended leaves up to 8000_000Ah", pc->index))
+        return false;
+    cpuid(0x80000001, 0, &a, &b, &c, &edx_ext);
+    if (!check(c & CPUID_80000001_ECX_SVM, "CPUID 8000_0001h:ECX.SVM[bit 2] = 1", pc->index))
+        return false;
+    cpuid(0x8000000a, 0, &a, &b, &c, &d);
+    if (!check(d & CPUID_8000000A_EDX_NP, "CPUID 8000_000Ah:EDX.NP[bit 0] = 1 (nested paging)", pc->index))
+        return false;
+    bool nrips = d & CPUID_8000000A_EDX_NRIPS;
+
+    /*
+     * VM_CR.SVMDIS set means firmware disabled SVM (APM 15.30.1); EFER.SVME would then #GP. An
+     * emulator without VM_CR (its RDMSR faults) has nothing disabled: treat it as 0.
+     */
+    u64 vm_cr = 0;
+    safe_rdmsr(MSR_VM_CR, &vm_cr);
+    if (!check(!(vm_cr & VM_CR_SVMDIS), "VM_CR.SVMDIS[bit 4] = 0 (SVM not disabled by firmware)", pc->index))
+        return false;
+
+    if (pc->index == 0)
+        svm_caps = (struct svm_caps){ .nrips = nrips, .cpuid_80000001_edx = edx_ext };
+    else if (!check(nrips == svm_caps.nrips, "same SVM features as the BSP", pc->index))
+        return false;
+
+    struct svm_cpu *s = pool_alloc(1, PAGE_SIZE, "svm_cpu");
+    _Static_assert(sizeof(struct svm_cpu) <= PAGE_SIZE, "svm_cpu fits a page");
+    s->vmcb = pool_alloc(1, PAGE_SIZE, "VMCB");
+    s->hsave = pool_alloc(1, PAGE_SIZE, "VM_HSAVE area");
+    s->msrpm = pool_alloc(2, PAGE_SIZE, "MSR permission map");
+    s->iopm = pool_alloc(3, PAGE_SIZE, "I/O permission map");
+    s->host_stack_top = (u64)pool_alloc(CPU_STACK_PAGES, PAGE_SIZE, "VMM stack") + CPU_STACK_PAGES * PAGE_SIZE;
+    s->asid = pc->index + 1;            /* ASID 0 is the host's: VMRUN refuses it (APM 15.5.1) */
+    s->nrips = nrips;
+
+    /* EFER.SVME before any other SVM instruction or MSR (APM 15.4); then the host save area. */
+    if (safe_wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME)) {
+        printk("svm: CPU %u: setting EFER.SVME faulted; SVM stays off\n", pc->index);
+        return false;
+    }
+    wrmsr(MSR_VM_HSAVE_PA, (u64)s->hsave);
+    pc->vendor = s;
+    printk("svm: CPU %u: EFER.SVME set (ASID %u, nested paging, next-RIP save %s)\n", pc->index, s->asid,
+           nrips ? "offered" : "absent: RIP advanced by decoding");
+    return true;
+}
