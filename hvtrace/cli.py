@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from hvtrace import __version__
@@ -13,6 +14,7 @@ from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.launch.session import RunResult, Session, parse_memory
+from hvtrace.trace import cli as trace_cli
 
 FAULT_KINDS = ("ud", "gp", "pf", "de")
 BACKEND_NAMES = ("qemu", "bochs")
@@ -171,7 +173,39 @@ def build_parser() -> HvArgumentParser:
     )
 
     sub.add_parser("doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install")
+    add_trace_commands(sub)
     return parser
+
+
+def add_trace_commands(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
+    cap = sub.add_parser(
+        "capture",
+        help="capture exit records to a trace file (attach to a run, or start one)",
+        description="Attach to a running `hvtrace run` (--ram PATH, printed as 'hvtrace: ram file PATH') "
+        "or boot one (--backend), and write its exit records to a trace file.",
+    )
+    cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
+    cap.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
+    cap.add_argument("--backend", type=_backend, default=None, metavar="{qemu,bochs}", help="boot a session")
+    cap.add_argument("--cpus", type=_positive_int("--cpus"), default=1, metavar="N")
+    cap.add_argument("--memory", type=_memory, default=64, metavar="SIZE", help="guest RAM (default 64M)")
+    cap.add_argument("--append", default="", metavar="CMDLINE", help="hypervisor command line")
+    cap.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS")
+    cap.add_argument("--count", type=_positive_int("--count"), default=None, metavar="N")
+    cap.add_argument("--until-reason", default=None, metavar="NAME", help="stop after the first such exit")
+    cap.add_argument("--cpu", type=_nonneg_int, action="append", default=None, metavar="N", help="keep CPU N")
+    cap.add_argument("--reason", action="append", default=None, metavar="NAME", help="keep this reason")
+    cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
+    cap.add_argument("--quiet", action="store_true", help="no progress line")
+
+    rep = sub.add_parser("report", help="per-reason / per-CPU statistics of a trace file")
+    rep.add_argument("file", type=Path, metavar="FILE")
+    rep.add_argument("--json", action="store_true", help="machine-readable output")
+
+    exp = sub.add_parser("export", help="export a trace file to Perfetto (Chrome JSON), CSV or Parquet")
+    exp.add_argument("file", type=Path, metavar="FILE")
+    exp.add_argument("--format", choices=("perfetto", "csv", "parquet"), required=True)
+    exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
 
 
 def kernel_cmdline(args: argparse.Namespace) -> str:
@@ -258,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "doctor":
             return run_doctor()
+        if args.command in ("capture", "report", "export"):
+            return trace_cli.main(args)
         parser.print_help(sys.stderr)
-        err("usage error: no command given (choose run or doctor)")
+        err("usage error: no command given (choose run, doctor, capture, report or export)")
         return ExitCode.USAGE
     except LaunchError as e:
         err(f"error: {e.message}")

@@ -6,6 +6,7 @@
  * One line per step: "selftest: CPU n step NAME: PASS|FAIL (...)".
  */
 #include <hv/abi.h>
+#include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
 #include <hv/memmap.h>
@@ -15,11 +16,15 @@
 #define MSR_FEATURE_CONTROL 0x3a
 #define MSR_VMX_BASIC       0x480
 #define MSR_TSC_AUX         0xc0000103
+#define MSR_VM_CR           0xc0010114      /* AMD: SVM lock and disable (APM Vol. 2 15.30.1) */
+#define VM_CR_LOCK          (1ul << 3)
+#define VM_CR_SVMDIS        (1ul << 4)
 #define MSR_NONEXISTENT     0x12345678      /* outside every architectural MSR range */
 #define VEC_UD              7               /* vector + 1, as the fixup reports it */
 #define VEC_GP              14
 #define CR0_NE              (1ul << 5)
 #define CR4_VMXE            (1ul << 13)
+#define CR4_OSXSAVE         (1ul << 18)
 
 static bool is_amd;
 
@@ -43,15 +48,23 @@ static u64 hypercall(u64 fn, u64 arg)
     })
 
 static u64 try_ud2(void) { return GUARDED("ud2", "i"(0) : "r11", "memory"); }
+/*
+ * rAX of VMRUN / VMLOAD must be a 4 KiB-aligned physical address, else they #GP before their
+ * intercept is checked (APM Vol. 3 VMRUN, VMLOAD): point it at a page so the intercept is reached.
+ */
+static u8 svm_dummy_page[4096] __attribute__((aligned(4096)));
+
 static u64 try_vmx_insn(void)
 {
     u64 dummy = 0;
     /* VMXON from the guest exits (SDM Vol. 3C 26.1.2); VMRUN likewise on AMD (APM 15.5). */
     if (is_amd)
-        return GUARDED("vmrun", "a"(&dummy) : "r11", "memory");
+        return GUARDED("vmrun", "a"(svm_dummy_page) : "r11", "memory");
     return GUARDED("vmxon %[m]", [m] "m"(dummy) : "r11", "memory");
 }
 static u64 try_vmread(void) { return GUARDED("vmread %%rax, %%rbx", "a"(0ull) : "rbx", "r11", "memory"); }
+/* VMLOAD from the guest exits like VMRUN (APM 15.5.2 / 15.7): the AMD counterpart of VMREAD here. */
+static u64 try_vmload(void) { return GUARDED("vmload", "a"(svm_dummy_page) : "r11", "memory"); }
 static u64 try_mov_cr4_rsi(u64 v) { return GUARDED("mov %%rsi, %%cr4", "S"(v) : "r11", "memory"); }
 static u64 try_mov_cr4_r14(u64 v)
 {
@@ -131,6 +144,12 @@ struct step {
     bool (*run)(char *why, size_t n);
 };
 
+/*
+ * Exits of the step's kind the runner expects: 'exits', unless the step changes it because the
+ * architecture differs on this CPU (the step says why where it does).
+ */
+static u64 expect_exits;
+
 #define FAILF(...) (snprintf(why, n, __VA_ARGS__), false)
 
 static bool step_cpuid_basic(char *why, size_t n)
@@ -148,6 +167,13 @@ static bool step_cpuid_hv_bit(char *why, size_t n)
         return FAILF("CPUID.1:ECX.hypervisor[31] clear");
     if (c & (1u << 5))
         return FAILF("CPUID.1:ECX.VMX[5] visible to the guest");
+    /* AMD reports SVM in another leaf: CPUID 8000_0001h:ECX.SVM[2] (APM Vol. 3 E.4.2), one more exit. */
+    if (is_amd) {
+        expect_exits += 1;
+        cpuid(0x80000001, 0, &a, &b, &c, &d);
+        if (c & (1u << 2))
+            return FAILF("CPUID 8000_0001h:ECX.SVM[2] visible to the guest");
+    }
     return true;
 }
 
@@ -175,6 +201,16 @@ static bool step_cpuid_subleaf(char *why, size_t n)
 static bool step_msr_read(char *why, size_t n)
 {
     u64 v;
+    /*
+     * AMD has no IA32_FEATURE_CONTROL (MSR 3AH is Intel's). Its switch for SVM is VM_CR: with SVM
+     * hidden it must read as firmware that disabled and locked SVM does (SVMDIS and LOCK, APM 15.30.1).
+     */
+    if (is_amd) {
+        if (safe_rdmsr(MSR_VM_CR, &v))
+            return FAILF("RDMSR VM_CR faulted");
+        return (v & (VM_CR_LOCK | VM_CR_SVMDIS)) == (VM_CR_LOCK | VM_CR_SVMDIS)
+                   ? true : FAILF("VM_CR=0x%lx does not report SVM disabled and locked", v);
+    }
     if (safe_rdmsr(MSR_FEATURE_CONTROL, &v))
         return FAILF("RDMSR IA32_FEATURE_CONTROL faulted");
     if (!(v & 1))
@@ -262,14 +298,25 @@ static bool step_virt_insn(char *why, size_t n)
     u64 f;
     if ((f = try_vmx_insn()) != VEC_UD)
         return FAILF("%s in the guest: vector+1=%lu, expected #UD", is_amd ? "VMRUN" : "VMXON", f);
-    if (!is_amd && (f = try_vmread()) != VEC_UD)
-        return FAILF("VMREAD in the guest: vector+1=%lu, expected #UD", f);
+    if ((f = is_amd ? try_vmload() : try_vmread()) != VEC_UD)
+        return FAILF("%s in the guest: vector+1=%lu, expected #UD", is_amd ? "VMLOAD" : "VMREAD", f);
     return true;
 }
 
 static bool step_xsetbv(char *why, size_t n)
 {
-    u64 xcr0 = xgetbv0(), f;
+    u64 xcr0, f;
+    /*
+     * Without CR4.OSXSAVE (the hypervisor sets it only when CPUID.1:ECX.XSAVE[26] says the CPU has
+     * XSAVE, core/cpu.c; QEMU's qemu64 model has none) XSETBV is #UD, raised before any intercept
+     * check (SDM Vol. 2C / APM Vol. 3 XSETBV): no XSETBV exit, the #UD is reflected.
+     */
+    if (!(read_cr4() & CR4_OSXSAVE)) {
+        expect_exits = 0;
+        f = safe_xsetbv(0, 1);
+        return f == VEC_UD ? true : FAILF("XSETBV without CR4.OSXSAVE: vector+1=%lu, expected #UD", f);
+    }
+    xcr0 = xgetbv0();
     if ((f = safe_xsetbv(0, xcr0)))
         return FAILF("XSETBV(0, 0x%lx) faulted: vector+1=%lu", xcr0, f);
     /* XCR0 bit 0 (x87) must be 1: clearing it is #GP (SDM Vol. 2C XSETBV). */
@@ -363,18 +410,28 @@ bool guest_selftest(void)
     for (u32 i = 0; i < ARRAY_SIZE(steps); i++) {
         const struct step *s = &steps[i];
         char why[160] = "";
+        expect_exits = s->exits;
         u64 before = hypercall(HV_HC_EXIT_COUNT, s->kind);
         bool ok = s->run(why, sizeof(why));
         u64 after = hypercall(HV_HC_EXIT_COUNT, s->kind);
         /* The second EXIT_COUNT hypercall is itself a VMCALL exit. */
         u64 exits = after - before - (s->kind == HV_EXIT_VMCALL ? 1 : 0);
-        if (ok && exits != s->exits) {
-            snprintf(why, sizeof(why), "%lu exits of the expected kind, expected %lu", exits, s->exits);
+        u64 expected = expect_exits;
+        if (ok && exits != expected) {
+            snprintf(why, sizeof(why), "%lu exits of the expected kind, expected %lu", exits, expected);
             ok = false;
         }
         printk("selftest: CPU %u step %s: %s%s%s\n", cpu, s->name, ok ? "PASS" : "FAIL", why[0] ? ": " : "", why);
         passed += ok;
     }
     printk("selftest: CPU %u: %u/%u steps passed\n", cpu, passed, (u32)ARRAY_SIZE(steps));
+    /*
+     * Negative test of the exit dispatcher (cmdline.h unhandled_exit_test=1): on the last CPU execute
+     * RDPMC, which the back end then intercepts without a handler; the run must stop right here.
+     */
+    if (hv_options.unhandled_exit_test && cpu + 1 == cpu_count) {
+        printk("selftest: CPU %u: unhandled_exit_test=1: executing RDPMC\n", cpu);
+        (void)GUARDED("rdpmc", "c"(0) : "rax", "rdx", "r11", "memory");
+    }
     return passed == ARRAY_SIZE(steps);
 }

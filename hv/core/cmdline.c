@@ -80,6 +80,10 @@ static void parse_option(const char *w, size_t n)
             hv_options.ring_policy = HV_RING_OVERWRITE;
         else
             bad_option(w, n, "ring_policy must be drop or overwrite");
+    } else if (word_is(w, k, "unhandled_exit_test")) {
+        if (!parse_u64(v, vn, &num) || num > 1)
+            bad_option(w, n, "expected 0 or 1");
+        hv_options.unhandled_exit_test = num == 1;
     } else if (word_is(w, k, "fault_cpu")) {
         if (!parse_u64(v, vn, &num) || num >= HV_MAX_CPUS)
             bad_option(w, n, "expected a CPU index");

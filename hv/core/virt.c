@@ -35,7 +35,7 @@ static void virtualize_this_cpu(void)
 
 bool virt_run_all(void)
 {
-    static const struct hv_backend *const candidates[] = { &vmx_backend };
+    static const struct hv_backend *const candidates[] = { &vmx_backend, &svm_backend };
     for (u32 i = 0; i < ARRAY_SIZE(candidates) && !virt_backend; i++)
         if (candidates[i]->probe())
             virt_backend = candidates[i];

@@ -20,6 +20,35 @@ static bool check(bool ok, const char *what, u32 cpu)
     return ok;
 }
 
+/*
+ * CR4 bits the CPU implements (APM Vol. 2 3.1.3, CPUID per bit). VMXE (13) and SMXE (14) never exist
+ * on AMD; everything not listed is reserved and a guest write setting it is #GP.
+ */
+static u64 cr4_allowed(void)
+{
+    u32 a, b7, c7, d, c1;
+    cpuid(1, 0, &a, &b7, &c1, &d);
+    cpuid(7, 0, &a, &b7, &c7, &d);
+    u64 m = 0x7ff;                                      /* VME .. OSXMMEXCPT */
+    if (c7 & (1u << 2)) m |= 1ull << 11;                /* UMIP */
+    if (c7 & (1u << 16)) m |= 1ull << 12;               /* LA57 */
+    if (b7 & (1u << 0)) m |= 1ull << 16;                /* FSGSBASE */
+    if (c1 & (1u << 17)) m |= 1ull << 17;               /* PCIDE */
+    if (c1 & (1u << 26)) m |= 1ull << 18;               /* OSXSAVE */
+    if (b7 & (1u << 7)) m |= 1ull << 20;                /* SMEP */
+    if (b7 & (1u << 20)) m |= 1ull << 21;               /* SMAP */
+    if (c7 & (1u << 3)) m |= 1ull << 22;                /* PKE */
+    if (c7 & (1u << 7)) m |= 1ull << 23;                /* CET */
+    return m;
+}
+
+static u32 phys_bits(void)
+{
+    u32 a, b, c, d;
+    cpuid(0x80000008, 0, &a, &b, &c, &d);
+    return a & 0xff;
+}
+
 bool svm_enable(struct percpu *pc)
 {
     u32 a, b, c, d, edx_ext;
@@ -44,7 +73,13 @@ bool svm_enable(struct percpu *pc)
         return false;
 
     if (pc->index == 0)
-        svm_caps = (struct svm_caps){ .nrips = nrips, .cpuid_80000001_edx = edx_ext };
+        svm_caps = (struct svm_caps){
+            .nrips = nrips,
+            .flush_by_asid = d & CPUID_8000000A_EDX_FLUSH_BY_ASID,
+            .cpuid_80000001_edx = edx_ext,
+            .cr4_allowed = cr4_allowed(),
+            .phys_bits = phys_bits(),
+        };
     else if (!check(nrips == svm_caps.nrips, "same SVM features as the BSP", pc->index))
         return false;
 

@@ -5,6 +5,7 @@
  */
 #include <hv/abi.h>
 #include <hv/console.h>
+#include <hv/cpuid_leaves.h>
 #include <hv/fixup.h>
 #include <hv/hypercall.h>
 #include <hv/memmap.h>
@@ -98,25 +99,9 @@ static void handle_cpuid(struct exit_ctx *x)
 {
     u32 leaf = (u32)x->regs->rax, sub = (u32)x->regs->rcx;
     u32 a, b, c, d;
-    if (leaf >= 0x40000000 && leaf <= 0x400000ff) {
-        /* The hypervisor leaves: signature, then the ABI version. */
-        static const char sig[12] = HV_CPUID_SIGNATURE;
-        a = b = c = d = 0;
-        if (leaf == 0x40000000) {
-            a = HV_CPUID_MAX_LEAF;
-            memcpy(&b, sig, 4);
-            memcpy(&c, sig + 4, 4);
-            memcpy(&d, sig + 8, 4);
-        } else if (leaf == 0x40000001) {
-            a = HV_ABI_VERSION;
-        }
-    } else {
-        cpuid(leaf, sub, &a, &b, &c, &d);
-        if (leaf == 1) {
-            c &= ~(1u << 5);    /* VMX: not offered to the guest */
-            c |= 1u << 31;      /* hypervisor present (reserved for this use, SDM Vol. 2A CPUID) */
-        }
-    }
+    hv_guest_cpuid(leaf, sub, &a, &b, &c, &d);     /* hypervisor leaves, CPUID.1:ECX[31] set */
+    if (leaf == 1)
+        c &= ~(1u << 5);    /* VMX: not offered to the guest */
     x->regs->rax = a;
     x->regs->rbx = b;
     x->regs->rcx = c;

@@ -12,11 +12,13 @@ only as a backstop for the status line (the UART may still hold the last bytes w
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.image import ensure_iso
@@ -72,6 +74,25 @@ def bochsrc_text(
 DEBUGGER_SCRIPT = "c\nquit\n"
 
 
+def dump_ranges(memory_mb: int) -> list[tuple[int, int]]:
+    """Guest-physical ranges the dump covers: (start, length). ``writemem`` stops at the first byte
+    that is not RAM (measured: it ends at the VGA window 0xA0000), so low memory and the RAM above 1 MiB
+    go to separate files."""
+    return [(0, 0xA0000), (0x100000, (memory_mb << 20) - 0x100000)]
+
+
+def debugger_script(dump: Path | None = None, memory_mb: int = 0) -> str:
+    """The debugger script; with ``dump``, guest RAM goes to ``<dump>.<start in hex>`` before ``quit``.
+
+    ``writemem`` takes a linear address: the hypervisor identity-maps low memory, so linear == physical
+    while the CPU is in the hypervisor (magic breakpoint) as well as in the identity-mapped guests.
+    """
+    if dump is None:
+        return DEBUGGER_SCRIPT
+    cmds = [f'writemem "{dump}.{start:x}" {start:#x} {length}' for start, length in dump_ranges(memory_mb)]
+    return "c\n" + "\n".join(cmds) + "\nquit\n"
+
+
 def bochs_exit_message(lines: list[str]) -> str:
     """The text Bochs prints after 'Bochs is exiting with the following message:' (or '')."""
     for i, line in enumerate(lines):
@@ -104,6 +125,7 @@ class BochsSession(Session):
         elf: Path | None = None,
         on_line: LineCallback | None = None,
         on_info: LineCallback | None = None,
+        dump_memory: bool = False,
     ) -> None:
         super().__init__(
             cpus=cpus,
@@ -114,6 +136,12 @@ class BochsSession(Session):
             on_line=on_line,
             on_info=on_info,
         )
+        self.dump_memory = dump_memory
+        #: Raw bytes of Bochs' stdout (port 0xE9: console text and, with trace_e9=1, record frames).
+        self.e9_path: Path | None = None
+        #: Guest RAM written by the debugger script before `quit` (only with ``dump_memory``): one file
+        #: per range of :func:`dump_ranges`, named ``<dump_path>.<start in hex>``.
+        self.dump_path: Path | None = None
         self.bochs = BOCHS
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
@@ -152,8 +180,10 @@ class BochsSession(Session):
                 serial=self.serial_path,
             )
         )
+        self.e9_path = self.tmpdir / "e9.bin"
+        self.dump_path = self.tmpdir / "ram.bin" if self.dump_memory else None
         script = self.tmpdir / "debugger.rc"
-        script.write_text(DEBUGGER_SCRIPT)
+        script.write_text(debugger_script(self.dump_path, self.memory_mb))
         self.info(f"bochs dir {self.tmpdir} (bochsrc, bochs.log, serial.txt)")
         return [self.bochs, "-q", "-f", str(rc), "-rc", str(script)]
 
@@ -162,9 +192,31 @@ class BochsSession(Session):
         assert proc.stdout is not None
         assert proc.stderr is not None
         out, err = proc.stdout, proc.stderr
-        self._thread("stdout", lambda: self._pump(out, self.stdout_lines.append))
+        self._thread("stdout", lambda: self._tee(out, self.stdout_lines.append))
         self._thread("stderr", lambda: self._pump(err, self.stderr_lines.append))
         self._thread("serial", self._tail_serial)
+
+    def dump_files(self) -> list[tuple[int, Path]]:
+        """(guest-physical start, file) of each memory dump range written at the end of the run."""
+        if self.dump_path is None:
+            return []
+        return [(start, Path(f"{self.dump_path}.{start:x}")) for start, _ in dump_ranges(self.memory_mb)]
+
+    def _tee(self, stream: IO[bytes], sink: Callable[[str], None]) -> None:
+        """Copy stdout's raw bytes to ``e9_path`` as they come (frame stream) and its lines to ``sink``."""
+        assert self.e9_path is not None
+        fd = stream.fileno()
+        buf = b""
+        with self.e9_path.open("wb") as raw:
+            while chunk := os.read(fd, 65536):
+                raw.write(chunk)
+                raw.flush()
+                buf += chunk
+                *complete, buf = buf.split(b"\n")
+                for line in complete:
+                    sink(line.decode("utf-8", errors="replace").rstrip("\r"))
+        if buf:
+            sink(buf.decode("utf-8", errors="replace").rstrip("\r"))
 
     def _tail_serial(self) -> None:
         """Follow serial.txt, emitting complete lines as they appear, until Bochs exits."""

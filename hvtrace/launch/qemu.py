@@ -75,7 +75,7 @@ def qemu_argv(
     qemu: str = QEMU,
 ) -> list[str]:
     """The QEMU command line for one run (pure function; unit-tested)."""
-    cpu = "host" if accel == "kvm" else "qemu64,+svm,+npt"
+    cpu = "host" if accel == "kvm" else "qemu64,+svm,+npt,+pdpe1gb"
     return [
         qemu,
         "-machine", "q35,memory-backend=ram",

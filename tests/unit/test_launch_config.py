@@ -34,7 +34,7 @@ def test_qemu_argv_tcg() -> None:
         "memory-backend-file,id=ram,size=256M,mem-path=/dev/shm/hvtrace-1-ab.ram,share=on"
     )
     assert _opt(argv, "-accel") == "tcg"
-    assert _opt(argv, "-cpu") == "qemu64,+svm,+npt"
+    assert _opt(argv, "-cpu") == "qemu64,+svm,+npt,+pdpe1gb"
     assert _opt(argv, "-smp") == "4"
     assert _opt(argv, "-m") == "256M"
     assert _opt(argv, "-kernel") == "/x/hvtrace.elf"

@@ -25,6 +25,7 @@ struct hv_backend {
 };
 
 extern const struct hv_backend vmx_backend;
+extern const struct hv_backend svm_backend;
 
 /* The back end in use, NULL before virt_run_all() picks one. */
 extern const struct hv_backend *virt_backend;

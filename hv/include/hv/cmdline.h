@@ -14,6 +14,12 @@ struct hv_options {
     bool hang;                  /* hang=1: spin forever after boot (tests the host's timeout) */
     /* entry_fault=control|guest_state: break the first VM entry on purpose (negative tests) */
     enum entry_fault entry_fault;
+    /*
+     * unhandled_exit_test=1: the negative test of the exit dispatcher. The back end intercepts one
+     * instruction it has no handler for (SVM: RDPMC, exit code 0x6F) and the self-test guest executes
+     * it after its steps on the last CPU; the run must dump state and fail (reason *_unhandled_exit).
+     */
+    bool unhandled_exit_test;
     u32 ring_capacity;          /* ring=N: records per CPU ring (a power of two) */
     u32 ring_policy;            /* ring_policy=drop|overwrite: what a full ring does */
     bool trace_e9;              /* trace_e9=1: also stream every record, framed, on port 0xE9 (Bochs) */

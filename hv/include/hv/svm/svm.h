@@ -31,6 +31,7 @@
 #define CPUID_80000001_ECX_SVM   (1u << 2)
 #define CPUID_8000000A_EDX_NP    (1u << 0)
 #define CPUID_8000000A_EDX_NRIPS (1u << 3)
+#define CPUID_8000000A_EDX_FLUSH_BY_ASID (1u << 6)
 
 /* Instruction intercepts, VMCB offset 0x00c (APM Table B-1). */
 #define SVM_INTERCEPT1_INTR     (1u << 0)
@@ -97,7 +98,10 @@ struct svm_cpu {
 /* Shared by every CPU: nested paging must exist; next-RIP saving is optional (not under TCG). */
 struct svm_caps {
     bool nrips;
+    bool flush_by_asid;         /* CPUID 8000_000Ah:EDX.FlushByAsid[6]: TLB_CONTROL 3 (not under TCG) */
     u32 cpuid_80000001_edx;
+    u64 cr4_allowed;            /* CR4 bits this CPU implements (CPUID); the rest are reserved: #GP */
+    u32 phys_bits;              /* MAXPHYADDR (CPUID 8000_0008h:EAX[7:0]) */
 };
 extern struct svm_caps svm_caps;
 

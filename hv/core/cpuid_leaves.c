@@ -1,0 +1,25 @@
+/* The guest's CPUID, shared by vmx/ and svm/ (see cpuid_leaves.h). */
+#include <hv/abi.h>
+#include <hv/cpuid_leaves.h>
+#include <hv/x86.h>
+
+void hv_guest_cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+    if (leaf >= 0x40000000 && leaf <= 0x400000ff) {
+        /* The hypervisor leaves: signature, then the ABI version. */
+        static const char sig[12] = HV_CPUID_SIGNATURE;
+        *a = *b = *c = *d = 0;
+        if (leaf == 0x40000000) {
+            *a = HV_CPUID_MAX_LEAF;
+            memcpy(b, sig, 4);
+            memcpy(c, sig + 4, 4);
+            memcpy(d, sig + 8, 4);
+        } else if (leaf == 0x40000001) {
+            *a = HV_ABI_VERSION;
+        }
+        return;
+    }
+    cpuid(leaf, sub, a, b, c, d);
+    if (leaf == 1)
+        *c |= 1u << 31;     /* hypervisor present */
+}

@@ -1,0 +1,97 @@
+/*
+ * StartSVM (blue pill) and the VMRUN loop (the AMD mirror of vmx/launch.S).
+ *
+ * svm_start(pc): save the callee-saved registers, then svm_setup_and_launch(pc, rsp, guest_resume).
+ * The first VMRUN starts the guest at guest_resume with that RSP; it restores the registers and
+ * returns 0 to svm_start's caller: the same code now runs as an SVM guest.
+ *
+ * svm_vmrun_loop(stack_top, vmcb_pa): switches to the VMM stack and loops: load the guest GPRs from
+ * the frame (struct guest_regs; RAX and RSP live in the VMCB, APM 15.5.1), VMRUN with RAX = the VMCB's
+ * physical address, and after #VMEXIT store the guest GPRs and call svm_exit_dispatch(frame).
+ *
+ * Host state (APM 15.5 "VMRUN", 15.6 "#VMEXIT"): VMRUN saves to VM_HSAVE_PA and #VMEXIT reloads only
+ * CS, SS, DS, ES, GDTR, IDTR, CR0, CR3, CR4, EFER, RFLAGS, RIP, RSP and RAX. FS, GS, TR, LDTR,
+ * KernelGSBase, STAR/LSTAR/CSTAR/SFMASK and SYSENTER_* are switched by VMSAVE/VMLOAD only, which are
+ * not used: this is a blue pill, host and guest share this CPU's GS base (struct percpu), TSS and
+ * syscall MSRs. A guest with its own GS base would need VMSAVE/VMLOAD around VMRUN.
+ *
+ * GIF (APM 15.17): CLGI once before the loop. VMRUN sets GIF=1 for the guest and #VMEXIT clears it,
+ * so the exit handler always runs with GIF=0: no interrupt, NMI or SMI can enter the host between
+ * #VMEXIT and the next VMRUN (the host also keeps RFLAGS.IF=0, as under VT-x).
+ */
+    .text
+    .code64
+    .global svm_start, svm_vmrun_loop
+
+svm_start:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rsi                 /* guest RSP: the frame guest_resume pops */
+    leaq guest_resume(%rip), %rdx   /* guest RIP */
+    subq $8, %rsp                   /* keep the call 16-byte aligned */
+    call svm_setup_and_launch       /* returns only if setup failed */
+    addq $8, %rsp
+    jmp 1f
+guest_resume:
+    xorl %eax, %eax                 /* now in the guest: svm_start returns 0 */
+1:  popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    ret
+
+/* Frame on the VMM stack: struct guest_regs (16 slots, 128 bytes), then the VMCB address, then padding. */
+#define FRAME_VMCB 128
+
+    .align 16
+svm_vmrun_loop:
+    andq $-16, %rdi
+    movq %rdi, %rsp
+    pushq $0                        /* padding: keeps the frame 16-byte aligned */
+    pushq %rsi                      /* the VMCB's physical address at FRAME_VMCB */
+    subq $128, %rsp
+    movq %rsp, %rdi                 /* zero the guest GPR frame */
+    xorl %eax, %eax
+    movl $16, %ecx
+    rep stosq
+    clgi
+2:  movq 8(%rsp), %rcx
+    movq 16(%rsp), %rdx
+    movq 24(%rsp), %rbx
+    movq 40(%rsp), %rbp
+    movq 48(%rsp), %rsi
+    movq 56(%rsp), %rdi
+    movq 64(%rsp), %r8
+    movq 72(%rsp), %r9
+    movq 80(%rsp), %r10
+    movq 88(%rsp), %r11
+    movq 96(%rsp), %r12
+    movq 104(%rsp), %r13
+    movq 112(%rsp), %r14
+    movq 120(%rsp), %r15
+    movq FRAME_VMCB(%rsp), %rax
+    vmrun
+    /* #VMEXIT: RSP and RAX are the host's again (the frame, the VMCB address); the rest is the guest's. */
+    movq %rcx, 8(%rsp)
+    movq %rdx, 16(%rsp)
+    movq %rbx, 24(%rsp)
+    movq %rbp, 40(%rsp)
+    movq %rsi, 48(%rsp)
+    movq %rdi, 56(%rsp)
+    movq %r8, 64(%rsp)
+    movq %r9, 72(%rsp)
+    movq %r10, 80(%rsp)
+    movq %r11, 88(%rsp)
+    movq %r12, 96(%rsp)
+    movq %r13, 104(%rsp)
+    movq %r14, 112(%rsp)
+    movq %r15, 120(%rsp)
+    movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
+    call svm_exit_dispatch
+    jmp 2b

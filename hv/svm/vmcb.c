@@ -1,0 +1,168 @@
+/*
+ * SvmSetupVMCB + NptInit + VMRUN (the AMD mirror of vmx/vmcs.c). The guest is the current context:
+ * svm_start (launch.S) saved the callee-saved registers and passes the RSP/RIP at which the guest
+ * continues as if svm_start had returned 0 (blue pill). VMCB layout: AMD APM Vol. 2 Appendix B;
+ * VMRUN's state handling and consistency checks: 15.5; intercepts: 15.7-15.15; nested paging: 15.25.
+ */
+#include <hv/cmdline.h>
+#include <hv/console.h>
+#include <hv/stage2.h>
+#include <hv/svm/svm.h>
+#include <hv/x86.h>
+
+extern struct stage2 svm_npt;
+
+/* Read a segment from this CPU's GDT into VMCB form; a null selector stays all zero. */
+static struct vmcb_seg read_segment(const struct percpu *pc, u16 sel)
+{
+    struct vmcb_seg s = { .selector = sel };
+    if (!(sel & ~7u))
+        return s;
+    const u64 *gdt = pc->gdt;
+    u64 d = gdt[sel >> 3];
+    s.base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
+    s.limit = (u32)((d & 0xffff) | ((d >> 32) & 0xf0000));
+    if (d & (1ull << 55))               /* granularity: limit in 4 KiB units */
+        s.limit = (s.limit << 12) | 0xfff;
+    /* VMCB attrib (Table B-2): descriptor bits 47:40 in 7:0, bits 55:52 in 11:8. */
+    s.attrib = (u16)(((d >> 40) & 0xff) | (((d >> 52) & 0xf) << 8));
+    if (!(d & (1ull << 44)))            /* system descriptor (TSS): 16 bytes, upper base in the next slot */
+        s.base |= gdt[(sel >> 3) + 1] << 32;
+    return s;
+}
+
+static u16 read_sel(int which)
+{
+    u16 v = 0;
+    switch (which) {
+    case 0: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
+    case 1: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
+    case 2: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
+    case 3: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
+    case 4: __asm__ volatile("mov %%fs, %0" : "=r"(v)); break;
+    case 5: __asm__ volatile("mov %%gs, %0" : "=r"(v)); break;
+    case 6: __asm__ volatile("sldt %0" : "=r"(v)); break;
+    case 7: __asm__ volatile("str %0" : "=r"(v)); break;
+    }
+    return v;
+}
+
+/* Two bits per MSR, read then write, in three 2 KiB blocks (APM 15.11 "MSR Intercepts"). */
+static void msrpm_set(u8 *pm, u32 msr, bool read, bool write)
+{
+    u32 block;
+    if (msr <= 0x1fff)
+        block = 0;
+    else if (msr - 0xc0000000 <= 0x1fff)
+        block = 0x800;
+    else if (msr - 0xc0010000 <= 0x1fff)
+        block = 0x1000;
+    else
+        return;         /* outside the map: always intercepted by the CPU */
+    u32 bit = (msr & 0x1fff) * 2;
+    if (read)
+        pm[block + bit / 8] |= (u8)(1u << (bit % 8));
+    if (write)
+        pm[block + bit / 8] |= (u8)(2u << (bit % 8));
+}
+
+static void setup_msrpm(u8 *pm)
+{
+    /*
+     * EFER: VMRUN requires EFER.SVME=1 in the guest (APM 15.5.1), so the guest's EFER has it; reads
+     * and writes go through the hypervisor, which shows SVME=0 and keeps it set (svm/exit.c).
+     */
+    msrpm_set(pm, MSR_EFER, true, true);
+    /* SVM's own MSRs: SVM is hidden (VM_CR reads "disabled and locked"; VM_HSAVE_PA #GP). */
+    msrpm_set(pm, MSR_VM_CR, true, true);
+    msrpm_set(pm, MSR_VM_HSAVE_PA, true, true);
+    /* The VMX capability MSRs do not exist on AMD: #GP, independent of how an emulator answers. */
+    for (u32 msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
+        msrpm_set(pm, msr, true, true);
+    /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
+    msrpm_set(pm, MSR_IA32_TSC_AUX, false, true);
+}
+
+/*
+ * Negative tests (entry_fault=...): VMRUN must fail with VMEXIT_INVALID (APM 15.5.1) when the VMRUN
+ * intercept is clear (control) or when the guest's EFER.SVME is clear (guest state).
+ */
+static void break_entry_on_request(const struct percpu *pc, struct vmcb *v)
+{
+    if (hv_options.entry_fault == ENTRY_FAULT_CONTROL) {
+        printk("svm: CPU %u: entry_fault=control: clearing the VMRUN intercept\n", pc->index);
+        v->control.intercept_misc2 &= ~SVM_INTERCEPT2_VMRUN;
+    } else if (hv_options.entry_fault == ENTRY_FAULT_GUEST_STATE) {
+        printk("svm: CPU %u: entry_fault=guest_state: clearing guest EFER.SVME\n", pc->index);
+        v->save.efer &= ~EFER_SVME;
+    }
+}
+
+int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
+{
+    struct svm_cpu *s = pc->vendor;
+    struct vmcb *v = s->vmcb;
+
+    /* Intercepts (APM 15.7-15.15). */
+    v->control.intercept_cr_write = (1u << 0) | (1u << 3) | (1u << 4);     /* MOV to CR0, CR3, CR4 */
+    v->control.intercept_exceptions = 1u << 6;                              /* #UD: reflected, and traced */
+    v->control.intercept_misc1 = SVM_INTERCEPT1_CPUID | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_MSR_PROT |
+                                 SVM_INTERCEPT1_SHUTDOWN;
+    /* The negative-test hook: RDPMC intercepted with no handler in the dispatch table (cmdline.h). */
+    if (hv_options.unhandled_exit_test)
+        v->control.intercept_misc1 |= SVM_INTERCEPT1_RDPMC;
+    /* VMRUN's intercept is mandatory (15.5.1); the other SVM instructions are hidden: #UD. */
+    v->control.intercept_misc2 = SVM_INTERCEPT2_VMRUN | SVM_INTERCEPT2_VMMCALL | SVM_INTERCEPT2_VMLOAD |
+                                 SVM_INTERCEPT2_VMSAVE | SVM_INTERCEPT2_STGI | SVM_INTERCEPT2_CLGI |
+                                 SVM_INTERCEPT2_SKINIT | SVM_INTERCEPT2_WBINVD | SVM_INTERCEPT2_XSETBV;
+    setup_msrpm(s->msrpm);
+    v->control.msrpm_base = (u64)s->msrpm;
+    v->control.iopm_base = (u64)s->iopm;        /* all zero: no I/O intercepts, but it must be valid */
+    v->control.guest_asid = s->asid;
+    v->control.tlb_control = SVM_TLB_FLUSH_ALL; /* nothing cached under this ASID may survive (15.16) */
+
+    /* NptInit: the shared identity map (backend.c), host PAT for the nested walk, G_PAT for the guest. */
+    v->control.np_enable = 1;
+    v->control.n_cr3 = (u64)svm_npt.root;
+
+    /* Guest state = this CPU now. */
+    struct dtr gdtr, idtr;
+    __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
+    u64 rflags;
+    __asm__ volatile("pushfq; popq %0" : "=r"(rflags));
+    struct vmcb_seg *segs[8] = { &v->save.es, &v->save.cs, &v->save.ss, &v->save.ds,
+                                 &v->save.fs, &v->save.gs, &v->save.ldtr, &v->save.tr };
+    for (int i = 0; i < 8; i++)
+        *segs[i] = read_segment(pc, read_sel(i));
+    /* FS and GS bases live in MSRs; VMRUN does not load FS/GS/TR/LDTR (only VMLOAD does, 15.5.2). */
+    v->save.fs.base = rdmsr(0xc0000100);
+    v->save.gs.base = rdmsr(MSR_GS_BASE);
+    v->save.gdtr = (struct vmcb_seg){ .limit = gdtr.limit, .base = gdtr.base };
+    v->save.idtr = (struct vmcb_seg){ .limit = idtr.limit, .base = idtr.base };
+    v->save.cpl = 0;
+    v->save.efer = rdmsr(MSR_EFER);             /* SVME is set: required in the guest (15.5.1) */
+    v->save.cr0 = read_cr0();
+    v->save.cr2 = read_cr2();
+    v->save.cr3 = read_cr3();
+    v->save.cr4 = read_cr4();
+    v->save.dr7 = 0x400;
+    v->save.dr6 = 0xffff0ff0;
+    v->save.rflags = rflags;
+    v->save.rip = guest_rip;
+    v->save.rsp = guest_rsp;
+    v->save.rax = 0;
+    v->save.g_pat = rdmsr(MSR_IA32_PAT);
+    v->save.star = rdmsr(0xc0000081);
+    v->save.lstar = rdmsr(0xc0000082);
+    v->save.cstar = rdmsr(0xc0000083);
+    v->save.sfmask = rdmsr(0xc0000084);
+    v->save.kernel_gs_base = rdmsr(0xc0000102);
+    v->save.sysenter_cs = rdmsr(0x174);
+    v->save.sysenter_esp = rdmsr(0x175);
+    v->save.sysenter_eip = rdmsr(0x176);
+
+    break_entry_on_request(pc, v);
+
+    /* VMRUN: the loop runs on the VMM stack and never returns; the guest continues at guest_rip. */
+    svm_vmrun_loop(s->host_stack_top, (u64)v);
+}

@@ -1,0 +1,446 @@
+"""Capture: boot a session or attach to one, read its exit records, stop on a condition, keep them.
+
+Python API::
+
+    with Capture.start(backend="qemu", cpus=2, cmdline="storm=1") as cap:
+        recs = cap.collect(count=10000)          # numpy structured array (records.RECORD_DTYPE)
+    with Capture.attach(ram=Path("/dev/shm/hvtrace-….ram")) as cap:
+        cap.record("x.hvt", duration=5)
+
+QEMU: the shared RAM file, rings read live and lossless (the consumer writes ring tails). Bochs: the
+port-0xE9 frame stream (``trace_e9=1`` is added to the command line), read as Bochs writes it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import numpy as np
+
+from hvtrace.abi import HvVendor
+from hvtrace.arch import reason_code
+from hvtrace.exitcodes import ExitCode
+from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch.qemu import QemuSession
+from hvtrace.launch.session import Session
+from hvtrace.paths import hv_dir
+from hvtrace.trace.discovery import Discovery, discover, elf_build_id
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.frames import FrameStreamSource
+from hvtrace.trace.reader import RingSet
+from hvtrace.trace.records import Records, empty, kind_code
+from hvtrace.trace.sources import SharedRamSource
+from hvtrace.trace.tracefile import TraceWriter
+
+NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
+TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
+RAM_NAME_RE = re.compile(r"hvtrace-(\d+)-[0-9a-f]+\.ram$")
+
+
+def default_elf() -> Path:
+    """The image `hvtrace run` boots (its symbols locate hv_trace)."""
+    return hv_dir() / "build" / "hvtrace.elf"
+
+
+class RecordStream(Protocol):
+    name: str
+
+    def poll(self) -> Records: ...
+
+    def alive(self) -> bool: ...
+
+    def lost_by_cpu(self) -> dict[int, int]: ...
+
+
+class _Rings:
+    """RingSet as a RecordStream."""
+
+    def __init__(self, rings: RingSet) -> None:
+        self.rings = rings
+        self.name = rings.source.name
+
+    def poll(self) -> Records:
+        return self.rings.poll()
+
+    def alive(self) -> bool:
+        return self.rings.alive()
+
+    def lost_by_cpu(self) -> dict[int, int]:
+        return {s.cpu: s.lost for s in self.rings.stats}
+
+
+class _Frames:
+    def __init__(self, src: FrameStreamSource) -> None:
+        self.src = src
+        self.name = src.name
+        self.final = False
+
+    def poll(self) -> Records:
+        return self.src.poll(final=self.final)
+
+    def alive(self) -> bool:
+        return self.src.alive()
+
+    def lost_by_cpu(self) -> dict[int, int]:
+        return dict(self.src.stats.lost)
+
+
+@dataclass
+class Filter:
+    """Keep records of these CPUs and reasons (kind names or native reason names); None = all."""
+
+    cpus: set[int] | None = None
+    reasons: list[str] | None = None
+
+    def apply(self, recs: Records, vendor: int) -> Records:
+        mask = np.ones(len(recs), dtype=bool)
+        if self.cpus is not None:
+            mask &= np.isin(recs["cpu"], list(self.cpus))
+        if self.reasons:
+            mask &= reason_mask(recs, self.reasons, vendor)
+        return recs if mask.all() else recs[mask]
+
+
+def reason_mask(recs: Records, names: list[str], vendor: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Records whose kind (HV_EXIT_*) or native reason has one of ``names``."""
+    mask = np.zeros(len(recs), dtype=bool)
+    for name in names:
+        kind = kind_code(name)
+        native = reason_code(vendor, name)
+        if kind is None and native is None:
+            raise TraceError(
+                ExitCode.USAGE, f"unknown exit reason {name!r} (an HV_EXIT_* kind or a native name)"
+            )
+        if kind is not None:
+            mask |= recs["kind"] == kind
+        else:
+            mask |= recs["reason"] == native
+    return mask
+
+
+@dataclass
+class Progress:
+    records: int = 0
+    lost: int = 0
+    started: float = 0.0
+
+    def line(self) -> str:
+        dt = max(time.monotonic() - self.started, 1e-9)
+        return f"capture: {self.records} records, {self.records / dt:,.0f}/s, lost {self.lost}"
+
+
+class Capture:
+    """A record source (live or post mortem) plus, when we started it, the emulator session."""
+
+    def __init__(
+        self,
+        stream: RecordStream,
+        *,
+        vendor: int,
+        meta: dict[str, Any],
+        session: Session | None = None,
+    ) -> None:
+        self.stream = stream
+        self.vendor = vendor
+        self.meta = meta
+        self.session = session
+        self.progress = Progress(started=time.monotonic())
+        self.stop_reason = ""
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def start(
+        cls,
+        *,
+        backend: str = "qemu",
+        cpus: int = 1,
+        memory_mb: int = 64,
+        cmdline: str = "",
+        timeout: float = 600.0,
+        elf: Path | None = None,
+        lossless: bool = True,
+        on_line: Callable[[str], None] | None = None,
+        boot_timeout: float = 60.0,
+    ) -> Capture:
+        """Boot the hypervisor under ``backend`` and attach to its records."""
+        session: Session
+        if backend == "qemu":
+            session = QemuSession(
+                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line
+            )
+        elif backend == "bochs":
+            if "trace_e9=1" not in cmdline.split():
+                cmdline = f"{cmdline} trace_e9=1".strip()
+            session = BochsSession(
+                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line
+            )
+        else:
+            raise TraceError(ExitCode.USAGE, f"unknown backend {backend!r} (choose qemu or bochs)")
+        session.start()
+        try:
+            return cls._attach_session(
+                session, backend, cmdline, lossless=lossless, boot_timeout=boot_timeout, elf=elf
+            )
+        except BaseException:
+            session.close()
+            raise
+
+    @classmethod
+    def _attach_session(
+        cls,
+        session: Session,
+        backend: str,
+        cmdline: str,
+        *,
+        lossless: bool,
+        boot_timeout: float,
+        elf: Path | None,
+    ) -> Capture:
+        image = elf or default_elf()
+        meta: dict[str, Any] = {
+            "backend": backend,
+            "cmdline": cmdline,
+            "cpus": session.cpus,
+            "guest": "selftest" + ("+storm" if "storm=1" in cmdline.split() else ""),
+            "build_id": elf_build_id(image),
+        }
+        proc = session.proc
+        assert proc is not None
+
+        def running() -> bool:
+            return proc.poll() is None
+
+        if isinstance(session, BochsSession):
+            assert session.e9_path is not None
+            meta.update(vendor=int(HvVendor.VMX), vendor_name="VMX", source="port 0xE9 frame stream")
+            frames = _Frames(FrameStreamSource(session.e9_path, alive=running))
+            return cls(frames, vendor=HvVendor.VMX, meta=meta, session=session)
+        assert isinstance(session, QemuSession)
+        assert session.ram_path is not None
+        ram = session.ram_path
+        deadline = time.monotonic() + boot_timeout
+        while True:
+            exited = not running()  # sampled first: one more look at memory after QEMU is gone
+            if any(NO_BACKEND_RE.search(line) for line in session.lines):
+                raise TraceError(
+                    ExitCode.NO_TRACE_HEADER,
+                    "no back end: the hypervisor says 'this CPU offers neither VT-x nor AMD-V' "
+                    "(no rings to read)",
+                )
+            if ram.exists() and ram.stat().st_size >= session.memory_mb << 20:
+                src = SharedRamSource(ram, pid=proc.pid)
+                try:
+                    disc = discover(src, elf=image, scan_ranges=[(0, min(src.segments()[0].size, 64 << 20))])
+                    if disc.rings and len(disc.rings) >= disc.cpu_count > 0:
+                        break
+                except TraceError as e:
+                    if e.code == ExitCode.ABI_MISMATCH:
+                        raise
+                src.close()
+            if exited or time.monotonic() > deadline:
+                raise TraceError(
+                    ExitCode.NO_TRACE_HEADER,
+                    f"{ram}: the hypervisor registered no rings "
+                    + ("before QEMU exited" if exited else f"within {boot_timeout:g} s"),
+                )
+            time.sleep(0.02)
+        return cls._from_discovery(src, disc, meta, lossless, session)
+
+    @classmethod
+    def _from_discovery(
+        cls,
+        src: SharedRamSource,
+        disc: Discovery,
+        meta: dict[str, Any],
+        lossless: bool,
+        session: Session | None,
+    ) -> Capture:
+        rings = RingSet(src, disc, lossless=lossless)
+        meta.update(
+            vendor=disc.vendor,
+            vendor_name=disc.vendor_name,
+            build_id=disc.build_id,
+            cpus=disc.cpu_count,
+            ring_capacity=rings.readers[0].capacity,
+            ring_policy=rings.readers[0].policy_name(),
+            source="shared RAM file" + (" (lossless: consumer tail)" if lossless else ""),
+        )
+        return cls(_Rings(rings), vendor=disc.vendor, meta=meta, session=session)
+
+    @classmethod
+    def attach(cls, *, ram: Path, elf: Path | None = None, lossless: bool = True) -> Capture:
+        """Attach to a running `hvtrace run` session by its RAM file (printed as 'hvtrace: ram file …')."""
+        ram = Path(ram)
+        src = SharedRamSource(ram)
+        m = RAM_NAME_RE.search(ram.name)
+        src.pid = int(m.group(1)) if m else None
+        if not src.alive():
+            src.close()
+            raise TraceError(ExitCode.NO_INPUT, f"{ram}: the session that owns this RAM file is gone")
+        disc = discover(
+            src, elf=elf or default_elf(), scan_ranges=[(0, min(src.segments()[0].size, 64 << 20))]
+        )
+        meta: dict[str, Any] = {"backend": "qemu", "cmdline": None, "guest": None, "attached": str(ram)}
+        return cls._from_discovery(src, disc, meta, lossless, None)
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        rings = getattr(self.stream, "rings", None)
+        if rings is not None:
+            rings.source.close()
+
+    @property
+    def console(self) -> list[str]:
+        return list(self.session.lines) if self.session is not None else []
+
+    def tsc_hz(self) -> int | None:
+        """TSC rate the hypervisor calibrated against the PIT (its 'timer: TSC N kHz' line), if seen."""
+        for line in self.console:
+            m = TSC_RE.search(line)
+            if m:
+                return int(m.group(1)) * 1000
+        return None
+
+    def _drain_after_exit(self) -> Records:
+        """The session has ended: read what is left (Bochs: the stdout tail; rings: what remains)."""
+        if self.session is not None and self.session.result is None:
+            self.session.wait(timeout=30)
+        if isinstance(self.stream, _Frames):
+            self.stream.final = True
+        return self.stream.poll()
+
+    # ----------------------------------------------------------------- the loop
+    def run(
+        self,
+        sink: Callable[[Records], None],
+        *,
+        count: int | None = None,
+        duration: float | None = None,
+        until_reason: str | None = None,
+        filt: Filter | None = None,
+        progress: Callable[[str], None] | None = None,
+        interval: float = 0.002,
+        on_lost: Callable[[dict[int, int]], None] | None = None,
+    ) -> str:
+        """Poll records into ``sink`` until a stop condition; returns why it stopped."""
+        filt = filt or Filter()
+        t0 = time.monotonic()
+        self.progress = Progress(started=t0)
+        last_shown = 0.0
+        ended = False
+        try:
+            while True:
+                live = self.stream.alive()
+                recs = self.stream.poll()
+                if not len(recs) and not live:
+                    recs = self._drain_after_exit()
+                    ended = True
+                if len(recs):
+                    stop = self._deliver(recs, sink, count, until_reason, filt)
+                    if stop:
+                        self.stop_reason = stop
+                        return stop
+                if on_lost is not None:
+                    on_lost(self.stream.lost_by_cpu())
+                self.progress.lost = sum(self.stream.lost_by_cpu().values())
+                now = time.monotonic()
+                if progress is not None and now - last_shown >= 0.5:
+                    progress(self.progress.line())
+                    last_shown = now
+                if ended:
+                    self.stop_reason = "session ended"
+                    return self.stop_reason
+                if duration is not None and now - t0 >= duration:
+                    self.stop_reason = "duration"
+                    return self.stop_reason
+                if not len(recs):
+                    time.sleep(interval)
+        finally:
+            self.progress.lost = sum(self.stream.lost_by_cpu().values())
+            if progress is not None:
+                progress(self.progress.line())
+
+    def _deliver(
+        self,
+        recs: Records,
+        sink: Callable[[Records], None],
+        count: int | None,
+        until: str | None,
+        filt: Filter,
+    ) -> str:
+        recs = filt.apply(recs, self.vendor)
+        stop = ""
+        if until is not None and len(recs):
+            hit = np.flatnonzero(reason_mask(recs, [until], self.vendor))
+            if hit.size:
+                recs = recs[: int(hit[0]) + 1]
+                stop = f"reason {until}"
+        if count is not None and self.progress.records + len(recs) >= count:
+            recs = recs[: count - self.progress.records]
+            stop = "count"
+        if len(recs):
+            sink(recs)
+            self.progress.records += len(recs)
+        return stop
+
+    def collect(self, **kw: Any) -> Records:
+        """Run until a stop condition (see :meth:`run`) and return the records, in arrival order."""
+        parts: list[Records] = []
+        self.run(parts.append, **kw)
+        return np.concatenate(parts) if parts else empty()
+
+    def record(self, path: Path, **kw: Any) -> dict[str, Any]:
+        """Capture into a trace file; returns the summary written into its index."""
+        meta = dict(self.meta)
+        hz = self.tsc_hz()
+        meta.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration" if hz else None)
+        writer = TraceWriter(Path(path), meta)
+        last_flush = [time.monotonic()]
+
+        def sink(recs: Records) -> None:
+            writer.add(recs)
+            if time.monotonic() - last_flush[0] > 1.0:  # crash safety: complete chunks at least every second
+                writer.flush()
+                last_flush[0] = time.monotonic()
+
+        reported: dict[int, int] = {}
+
+        def on_lost(lost: dict[int, int]) -> None:
+            for cpu, n in lost.items():
+                if n > reported.get(cpu, 0):
+                    writer.note_lost(cpu, n - reported.get(cpu, 0))
+                    reported[cpu] = n
+
+        try:
+            why = self.run(sink, on_lost=on_lost, **kw)
+        except BaseException:
+            writer.close({"stop": "interrupted", "lost_total": sum(reported.values())})
+            raise
+        summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values())}
+        hz = self.tsc_hz()  # the calibration line may arrive after the header was written
+        if hz and not meta.get("tsc_hz"):
+            summary.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration")
+        writer.close(summary)
+        return {"records": writer.records, **summary}
+
+
+def err_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,198 @@
+"""Find and validate the hypervisor's discovery header (abi.h struct hv_discovery, symbol ``hv_trace``).
+
+Two ways, tried in order: the ELF symbol of the image (pyelftools; the image is linked at its physical
+address), then a scan of guest memory for HV_DISCOVERY_MAGIC on an 8-byte boundary. Copies of the
+initialised header exist in RAM (the loader's copy of the image file), so scan hits are ranked: a
+header with CPUs and rings registered wins.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from hvtrace.abi import (
+    HV_ABI_VERSION,
+    HV_DISCOVERY_MAGIC,
+    HV_MAX_CPUS,
+    HV_RECORD_SIZE,
+    HvDiscovery,
+    HvVendor,
+)
+from hvtrace.exitcodes import ExitCode
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.sources import MemorySource
+
+HEADER_SIZE = ctypes.sizeof(HvDiscovery)
+SYMBOL = "hv_trace"
+_SCAN_CHUNK = 16 << 20
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """A validated discovery header and where it was found."""
+
+    paddr: int
+    header: HvDiscovery
+    found_by: str  # "symbol" or "scan"
+
+    @property
+    def vendor(self) -> int:
+        return int(self.header.vendor)
+
+    @property
+    def vendor_name(self) -> str:
+        try:
+            return HvVendor(self.vendor).name
+        except ValueError:
+            return f"VENDOR_{self.vendor}"
+
+    @property
+    def cpu_count(self) -> int:
+        return int(self.header.cpu_count)
+
+    @property
+    def rings(self) -> dict[int, int]:
+        """CPU -> physical address of its ring (registered rings only)."""
+        return {cpu: int(a) for cpu, a in enumerate(self.header.ring) if a}
+
+    @property
+    def build_id(self) -> str:
+        return bytes(self.header.build_id).hex()
+
+
+def elf_symbol(elf: Path, name: str = SYMBOL) -> int | None:
+    """Physical address of ``name`` in the hypervisor image (vaddr == paddr: it is linked identity)."""
+    try:
+        with Path(elf).open("rb") as fh:
+            f = ELFFile(fh)
+            for sec in f.iter_sections():
+                if isinstance(sec, SymbolTableSection):
+                    syms = sec.get_symbol_by_name(name)
+                    if syms:
+                        addr: int = syms[0]["st_value"]
+                        for seg in f.iter_segments():
+                            if (
+                                seg["p_type"] == "PT_LOAD"
+                                and seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_memsz"]
+                            ):
+                                return int(addr - seg["p_vaddr"] + seg["p_paddr"])
+                        return addr
+    except (OSError, ELFError):
+        return None
+    return None
+
+
+def elf_build_id(elf: Path) -> str | None:
+    """The GNU build-id of an ELF (hex), or None."""
+    try:
+        with Path(elf).open("rb") as fh:
+            for sec in ELFFile(fh).iter_sections():
+                if sec.name == ".note.gnu.build-id":
+                    for note in sec.iter_notes():  # type: ignore[attr-defined]
+                        if note["n_type"] == "NT_GNU_BUILD_ID":
+                            return str(note["n_desc"])
+    except (OSError, ELFError):
+        return None
+    return None
+
+
+def parse_header(data: bytes, paddr: int, found_by: str, what: str) -> Discovery:
+    """Validate a header's bytes: magic, ABI version, header size, record size; one-line errors."""
+    if len(data) < HEADER_SIZE:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: truncated discovery header at {paddr:#x}")
+    h = HvDiscovery.from_buffer_copy(data[:HEADER_SIZE])
+    if h.magic != HV_DISCOVERY_MAGIC:
+        raise TraceError(ExitCode.NO_TRACE_HEADER, f"{what}: no discovery header at {paddr:#x} (wrong magic)")
+    if h.abi_version != HV_ABI_VERSION:
+        raise TraceError(
+            ExitCode.ABI_MISMATCH,
+            f"{what}: hypervisor ABI version {h.abi_version}, this hvtrace reads version {HV_ABI_VERSION}",
+        )
+    if h.header_size != HEADER_SIZE:
+        raise TraceError(
+            ExitCode.ABI_MISMATCH,
+            f"{what}: discovery header size {h.header_size}, expected {HEADER_SIZE} (ABI mismatch)",
+        )
+    if h.record_size not in (0, HV_RECORD_SIZE):
+        raise TraceError(
+            ExitCode.ABI_MISMATCH, f"{what}: record size {h.record_size}, expected {HV_RECORD_SIZE}"
+        )
+    if h.cpu_count > HV_MAX_CPUS:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: implausible CPU count {h.cpu_count} at {paddr:#x}")
+    return Discovery(paddr, h, found_by)
+
+
+def _rank(d: Discovery) -> tuple[int, int, int]:
+    return (int(bool(d.rings)), int(d.cpu_count > 0), int(d.vendor != 0))
+
+
+def scan(source: MemorySource, segments: list[tuple[int, int]]) -> list[Discovery]:
+    """Every valid header on an 8-byte boundary in the given (paddr, size) ranges, best first."""
+    magic = np.uint64(HV_DISCOVERY_MAGIC)
+    found: list[Discovery] = []
+    for base, size in segments:
+        pos = 0
+        while pos < size:
+            n = min(_SCAN_CHUNK, size - pos) & ~7
+            if n <= 0:
+                break
+            words = np.frombuffer(source.read(base + pos, n), dtype="<u8")
+            for idx in np.flatnonzero(words == magic):
+                paddr = base + pos + int(idx) * 8
+                if paddr + HEADER_SIZE > base + size:
+                    continue
+                try:
+                    found.append(parse_header(source.read(paddr, HEADER_SIZE), paddr, "scan", source.name))
+                except TraceError:
+                    continue
+            pos += n
+    found.sort(key=_rank, reverse=True)
+    return found
+
+
+def discover(
+    source: MemorySource, *, elf: Path | None = None, scan_ranges: list[tuple[int, int]] | None = None
+) -> Discovery:
+    """The discovery header in ``source``: by the ELF symbol when given and valid, else by magic scan."""
+    errors: list[TraceError] = []
+    if elf is not None:
+        addr = elf_symbol(elf)
+        if addr is not None:
+            try:
+                d = parse_header(source.read(addr, HEADER_SIZE), addr, "symbol", source.name)
+                if d.rings or scan_ranges is None:
+                    return d
+                best = d
+                hits = scan(source, scan_ranges)
+                return hits[0] if hits and _rank(hits[0]) > _rank(best) else best
+            except TraceError as e:
+                if e.code == ExitCode.ABI_MISMATCH:
+                    raise
+                errors.append(e)
+    if scan_ranges is None:
+        segs = getattr(source, "segments", None)
+        scan_ranges = [(s.paddr, s.size) for s in segs()] if callable(segs) else []
+    hits = scan(source, scan_ranges)
+    if hits:
+        return hits[0]
+    # An ABI-mismatched header is a clearer error than "not found": look for the magic alone.
+    for base, size in scan_ranges:
+        data = source.read(base, size)
+        at = data.find(struct.pack("<Q", HV_DISCOVERY_MAGIC))
+        while at >= 0:
+            if at % 8 == 0 and at + HEADER_SIZE <= len(data):
+                parse_header(data[at : at + HEADER_SIZE], base + at, "scan", source.name)
+            at = data.find(struct.pack("<Q", HV_DISCOVERY_MAGIC), at + 1)
+    raise TraceError(
+        ExitCode.NO_TRACE_HEADER,
+        f"{source.name}: no hypervisor discovery header (hv_trace) found"
+        + ("; is this guest memory of an hvtrace run?" if not errors else f" ({errors[0].message})"),
+    )

@@ -1,0 +1,197 @@
+"""RingReader: one CPU's exit ring (abi.h struct hv_ring), read while the producer runs.
+
+Protocol (hv/core/ring.c): the producer writes slot.seq = 0, the fields, slot.seq = n, then head = n.
+The reader reads head, copies the slots of the sequence numbers it has not consumed yet in one bulk
+copy, then re-reads their seq fields. A record n is accepted only if its copied seq and the re-read
+seq are both n: a slot the producer started rewriting reads 0 or n + capacity, never n again. All of
+it is vectorised over the batch.
+
+Losses, counted exactly per CPU:
+- ``dropped``: records the producer refused because the ring was full (drop-newest policy;
+  the ring's own ``dropped`` counter, read from its header).
+- ``overwritten``: records the producer overwrote before we copied them (overwrite policy), either
+  because head ran more than a ring ahead of us or because the slot's seq moved past n.
+- ``torn``: the subset of ``overwritten`` caught mid-copy (seq matched in the copy but not after).
+Lossless mode writes ``tail`` after each batch so that a drop-newest producer never overruns us.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from hvtrace.abi import HV_MAX_CPUS, HV_RECORD_SIZE, HvRing, HvRingPolicy
+from hvtrace.exitcodes import ExitCode
+from hvtrace.trace.discovery import Discovery
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.records import RECORD_DTYPE, Records, empty
+from hvtrace.trace.sources import MemorySource, ViewSource, WritableSource
+
+RING_HEADER = ctypes.sizeof(HvRing)
+_HEAD = HvRing.head.offset
+_TAIL = HvRing.tail.offset
+_DROPPED = HvRing.dropped.offset
+
+
+@dataclass
+class RingStats:
+    cpu: int
+    consumed: int = 0  # records accepted
+    dropped: int = 0  # producer-side drops (ring full, drop-newest)
+    overwritten: int = 0  # records overwritten before we read them
+    torn: int = 0  # of which caught mid-copy
+
+    @property
+    def lost(self) -> int:
+        return self.dropped + self.overwritten
+
+
+class RingReader:
+    """Reads one CPU's ring at ``paddr`` in ``source``; :meth:`poll` returns the next batch."""
+
+    def __init__(
+        self, source: MemorySource, paddr: int, *, lossless: bool = False, start: str = "oldest"
+    ) -> None:
+        self.source = source
+        self.paddr = paddr
+        hdr = HvRing.from_buffer_copy(source.read(paddr, RING_HEADER))
+        cap = int(hdr.capacity)
+        if cap < 1 or cap & (cap - 1) or cap > (1 << 24):
+            raise TraceError(ExitCode.BAD_DATA, f"{source.name}: ring at {paddr:#x} has bad capacity {cap}")
+        if hdr.cpu >= HV_MAX_CPUS:
+            raise TraceError(ExitCode.BAD_DATA, f"{source.name}: ring at {paddr:#x} has bad CPU {hdr.cpu}")
+        self.capacity = cap
+        self.cpu = int(hdr.cpu)
+        self.policy = int(hdr.policy)
+        if lossless and not isinstance(source, WritableSource):
+            raise TraceError(
+                ExitCode.USAGE, f"{source.name} cannot be written: lossless mode needs the RAM file"
+            )
+        self.lossless = lossless
+        self.records_paddr = paddr + RING_HEADER
+        self.stats = RingStats(self.cpu)
+        head = self.head()
+        if start == "oldest":
+            # Sequence numbers start at 1. Overwrite: 1 .. head - capacity are gone (counted). Drop-newest:
+            # records up to ``tail`` were consumed by an earlier reader.
+            tail = int(hdr.tail) if self.policy == HvRingPolicy.DROP_NEWEST else 0
+            self.next_seq = max(1, head - cap + 1, tail + 1)
+            self.stats.overwritten = max(0, head - cap - tail)
+        else:
+            self.next_seq = head + 1
+        # "newest": count only the drops from now on.
+        self._dropped_base = 0 if start == "oldest" else self._dropped()
+
+    def _u64(self, off: int) -> int:
+        value: int = struct.unpack("<Q", self.source.read(self.paddr + off, 8))[0]
+        return value
+
+    def head(self) -> int:
+        return self._u64(_HEAD)
+
+    def _dropped(self) -> int:
+        return self._u64(_DROPPED)
+
+    def _slots(self, first_slot: int, n: int) -> tuple[Records, Records]:
+        """(copy of the n slots from first_slot, a live view of the same slots or a second copy)."""
+        paddr = self.records_paddr + first_slot * HV_RECORD_SIZE
+        nbytes = n * HV_RECORD_SIZE
+        if isinstance(self.source, ViewSource):
+            live = np.frombuffer(self.source.view(paddr, nbytes), dtype=RECORD_DTYPE)
+            return live.copy(), live
+        data = self.source.read(paddr, nbytes)
+        return np.frombuffer(data, dtype=RECORD_DTYPE), np.frombuffer(
+            self.source.read(paddr, nbytes), dtype=RECORD_DTYPE
+        )
+
+    def poll(self, max_records: int | None = None) -> Records:
+        """Every record published since the last poll (up to ``max_records``), oldest first."""
+        head = self.head()
+        if head + 1 < self.next_seq:
+            # The ring was re-initialised (a new run in the same memory): start over.
+            self.next_seq = 1
+        avail = head + 1 - self.next_seq
+        if avail > self.capacity:  # overwrite policy (or a reader that fell behind a non-lossless ring)
+            skipped = avail - self.capacity
+            self.stats.overwritten += skipped
+            self.next_seq += skipped
+            avail = self.capacity
+        if max_records is not None:
+            avail = min(avail, max_records)
+        out: list[Records] = []
+        done = 0
+        while done < avail:
+            seq0 = self.next_seq
+            slot = (seq0 - 1) & (self.capacity - 1)
+            n = min(avail - done, self.capacity - slot)
+            copy, live = self._slots(slot, n)
+            after = live["seq"]
+            expected = np.arange(seq0, seq0 + n, dtype=np.uint64)
+            got = copy["seq"]
+            ok = (got == expected) & (after == expected)
+            if not ok.all():
+                # Not published yet (a stale head in a dump): stop before the first such slot.
+                unpublished = np.flatnonzero((got != 0) & (got < expected))
+                if unpublished.size:
+                    cut = int(unpublished[0])
+                    copy, ok, got, n = copy[:cut], ok[:cut], got[:cut], cut
+                bad = ~ok
+                self.stats.overwritten += int(bad.sum())
+                self.stats.torn += int((bad & (got == expected[: len(got)])).sum())
+                copy = copy[ok]
+            out.append(copy)
+            self.next_seq += n
+            done += n
+            if n == 0:
+                break
+        self.stats.dropped = self._dropped() - self._dropped_base
+        if self.lossless and done:
+            self.write_tail(self.next_seq - 1)
+        recs = out[0] if len(out) == 1 else (np.concatenate(out) if out else empty())
+        self.stats.consumed += len(recs)
+        return recs
+
+    def write_tail(self, consumed: int) -> None:
+        """Tell the producer we consumed every record up to sequence number ``consumed``."""
+        assert isinstance(self.source, WritableSource)
+        self.source.write(self.paddr + _TAIL, struct.pack("<Q", consumed))
+
+    def policy_name(self) -> str:
+        try:
+            return HvRingPolicy(self.policy).name
+        except ValueError:
+            return f"POLICY_{self.policy}"
+
+
+class RingSet:
+    """A RingReader per registered CPU of a discovery header; :meth:`poll` merges their batches."""
+
+    def __init__(self, source: MemorySource, disc: Discovery, *, lossless: bool = False) -> None:
+        if not disc.rings:
+            raise TraceError(
+                ExitCode.NO_TRACE_HEADER,
+                f"{source.name}: the hypervisor registered no rings (vendor {disc.vendor_name}: "
+                "no back end is running)",
+            )
+        self.source = source
+        self.discovery = disc
+        self.readers = [
+            RingReader(source, paddr, lossless=lossless) for _, paddr in sorted(disc.rings.items())
+        ]
+
+    def poll(self, max_per_cpu: int | None = None) -> Records:
+        batches = [r.poll(max_per_cpu) for r in self.readers]
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return empty()
+        return batches[0] if len(batches) == 1 else np.concatenate(batches)
+
+    @property
+    def stats(self) -> list[RingStats]:
+        return [r.stats for r in self.readers]
+
+    def alive(self) -> bool:
+        return self.source.alive()
