@@ -1,7 +1,8 @@
 /* Names for SVM exit codes (AMD APM Vol. 2 Appendix C, Table C-1) and their counter index. */
 #include <hv/svm/svm.h>
 
-static const char *const cr_dr_names[4][16] = {
+/* Rows: 0x00 CR reads, 0x10 CR writes, 0x20 DR reads, 0x30 DR writes, 0x90 CR write traps. */
+static const char *const cr_dr_names[5][16] = {
     { "CR0_READ", "CR1_READ", "CR2_READ", "CR3_READ", "CR4_READ", "CR5_READ", "CR6_READ", "CR7_READ",
       "CR8_READ", "CR9_READ", "CR10_READ", "CR11_READ", "CR12_READ", "CR13_READ", "CR14_READ", "CR15_READ" },
     { "CR0_WRITE", "CR1_WRITE", "CR2_WRITE", "CR3_WRITE", "CR4_WRITE", "CR5_WRITE", "CR6_WRITE", "CR7_WRITE",
@@ -10,6 +11,9 @@ static const char *const cr_dr_names[4][16] = {
       "DR8_READ", "DR9_READ", "DR10_READ", "DR11_READ", "DR12_READ", "DR13_READ", "DR14_READ", "DR15_READ" },
     { "DR0_WRITE", "DR1_WRITE", "DR2_WRITE", "DR3_WRITE", "DR4_WRITE", "DR5_WRITE", "DR6_WRITE", "DR7_WRITE",
       "DR8_WRITE", "DR9_WRITE", "DR10_WRITE", "DR11_WRITE", "DR12_WRITE", "DR13_WRITE", "DR14_WRITE", "DR15_WRITE" },
+    { "CR0_WRITE_TRAP", "CR1_WRITE_TRAP", "CR2_WRITE_TRAP", "CR3_WRITE_TRAP", "CR4_WRITE_TRAP", "CR5_WRITE_TRAP",
+      "CR6_WRITE_TRAP", "CR7_WRITE_TRAP", "CR8_WRITE_TRAP", "CR9_WRITE_TRAP", "CR10_WRITE_TRAP", "CR11_WRITE_TRAP",
+      "CR12_WRITE_TRAP", "CR13_WRITE_TRAP", "CR14_WRITE_TRAP", "CR15_WRITE_TRAP" },
 };
 
 /* 0x40 + vector: the exception mnemonics of APM Vol. 2 Table 8-1. */
@@ -35,7 +39,7 @@ static const char *const misc_names[0x100 - 0x60] = {
     [0x88 - 0x60] = "ICEBP", [0x89 - 0x60] = "WBINVD", [0x8a - 0x60] = "MONITOR", [0x8b - 0x60] = "MWAIT",
     [0x8c - 0x60] = "MWAIT_CONDITIONAL", [0x8d - 0x60] = "XSETBV", [0x8e - 0x60] = "RDPRU",
     [0x8f - 0x60] = "EFER_WRITE_TRAP", [0xa0 - 0x60] = "INVLPGB", [0xa1 - 0x60] = "INVLPGB_ILLEGAL",
-    [0xa2 - 0x60] = "INVPCID", [0xa3 - 0x60] = "MCOMMIT", [0xa4 - 0x60] = "TLBSYNC",
+    [0xa2 - 0x60] = "INVPCID", [0xa3 - 0x60] = "MCOMMIT", [0xa4 - 0x60] = "TLBSYNC", [0xa5 - 0x60] = "BUS_LOCK", [0xa6 - 0x60] = "IDLE_HLT",
 };
 
 int svm_exit_index(u64 code)
@@ -56,7 +60,7 @@ const char *svm_exit_name(u64 code)
     if (code < 0x60)
         return excp_names[code - 0x40];
     if (code >= 0x90 && code < 0xa0)
-        return "CR_WRITE_TRAP";
+        return cr_dr_names[4][code & 15];
     if (code < 0x100 && misc_names[code - 0x60])
         return misc_names[code - 0x60];
     switch (code) {

@@ -49,8 +49,9 @@ static const char *const exit_reasons[VMX_EXIT_REASON_COUNT] = {
     [47] = "LDTR_TR", [48] = "EPT_VIOLATION", [49] = "EPT_MISCONFIG", [50] = "INVEPT", [51] = "RDTSCP",
     [52] = "PREEMPTION_TIMER", [53] = "INVVPID", [54] = "WBINVD", [55] = "XSETBV", [56] = "APIC_WRITE",
     [57] = "RDRAND", [58] = "INVPCID", [59] = "VMFUNC", [60] = "ENCLS", [61] = "RDSEED",
-    [62] = "PML_FULL", [63] = "XSAVES", [64] = "XRSTORS", [66] = "SPP_EVENT", [67] = "UMWAIT",
-    [68] = "TPAUSE", [69] = "LOADIWKEY", [74] = "BUS_LOCK", [75] = "NOTIFY",
+    [62] = "PML_FULL", [63] = "XSAVES", [64] = "XRSTORS", [65] = "PCONFIG", [66] = "SPP_EVENT", [67] = "UMWAIT",
+    [68] = "TPAUSE", [69] = "LOADIWKEY", [70] = "ENCLV", [72] = "ENQCMD_PASID_FAILURE",
+    [73] = "ENQCMDS_PASID_FAILURE", [74] = "BUS_LOCK", [75] = "NOTIFY", [76] = "SEAMCALL", [77] = "TDCALL",
 };
 
 const char *vmx_exit_reason_name(u32 reason)

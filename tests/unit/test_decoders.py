@@ -31,10 +31,10 @@ def test_vmx_table_mirrors_the_hypervisor_names_c() -> None:
 
 def test_svm_exit_codes_match_amd_apm_vol2_appendix_c() -> None:
     # AMD64 APM Vol. 2, Appendix C, Table C-1 "SVM Intercept Codes".
-    apm = {0x00: "CR0_READ", 0x13: "CR3_WRITE", 0x40: "EXCP0", 0x4E: "EXCP14", 0x60: "INTR", 0x72: "CPUID",
+    apm = {0x00: "CR0_READ", 0x13: "CR3_WRITE", 0x40: "EXCP_DE", 0x4E: "EXCP_PF", 0x60: "INTR", 0x72: "CPUID",
            0x78: "HLT", 0x7B: "IOIO", 0x7C: "MSR", 0x7F: "SHUTDOWN", 0x80: "VMRUN", 0x81: "VMMCALL",
            0x89: "WBINVD", 0x8D: "XSETBV", 0x8F: "EFER_WRITE_TRAP", 0x90: "CR0_WRITE_TRAP", 0x400: "NPF",
-           0x403: "VMGEXIT", 0xFFFF: "INVALID"}  # fmt: skip
+           0x403: "VMGEXIT", 0xFFFF: "VMEXIT_INVALID", 0xFFFE: "VMEXIT_BUSY"}  # fmt: skip
     for code, name in apm.items():
         assert svm.exit_code_name(code) == name, hex(code)
     assert svm.exit_code_name(0x3FF) == "UNKNOWN"
