@@ -1,28 +1,46 @@
 /*
- * CPUID storm (storm=1): after the self-test, every CPU executes CPUID in a loop, forever, as fast as
- * the emulator allows: the maximum exit rate, for live-capture tests and benchmarks. The run never
- * prints a final status; the host ends it.
+ * CPUID storm: after the self-test every CPU executes CPUID in a loop, as fast as the emulator allows,
+ * for live-capture tests and benchmarks. storm=1 loops forever (the host ends the run);
+ * storm_iters=N executes N CPUIDs per CPU, then the run ends normally.
  */
+#include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/percpu.h>
 #include <hv/smp.h>
 #include <hv/x86.h>
 
-static __noreturn void storm_loop(void)
+static u64 storm_iterations;    /* 0 = forever */
+
+static void storm_loop(void)
 {
     u32 a, b, c, d;
-    for (u32 leaf = 0;; leaf = (leaf + 1) & 7)
-        cpuid(leaf, 0, &a, &b, &c, &d);
+    for (u64 i = 0; !storm_iterations || i < storm_iterations; i++)
+        cpuid((u32)i & 7, 0, &a, &b, &c, &d);
 }
 
-static void storm_work(void) { storm_loop(); }
-
 __noreturn void guest_storm(void);
+void guest_storm_count(u64 iterations);
 
 __noreturn void guest_storm(void)
 {
     printk("storm: every CPU now executes CPUID in a loop (the host ends the run)\n");
     for (u32 i = 1; i < cpu_count; i++)
-        smp_start_on(i, storm_work);
+        smp_start_on(i, storm_loop);
     storm_loop();
+    for (;;)
+        cpu_relax();
+}
+
+void guest_storm_count(u64 iterations)
+{
+    storm_iterations = iterations;
+    printk("storm: every CPU executes CPUID %lu times\n", iterations);
+    for (u32 i = 1; i < cpu_count; i++)
+        smp_start_on(i, storm_loop);
+    storm_loop();
+    for (u32 i = 1; i < cpu_count; i++)
+        while (!__atomic_load_n(&cpus[i]->work_done, __ATOMIC_ACQUIRE))
+            cpu_relax();
+    printk("storm: done, %lu CPUIDs on each of %u CPUs\n", iterations, cpu_count);
+    virt_print_exit_counts();
 }

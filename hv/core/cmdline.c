@@ -15,6 +15,7 @@ struct hv_options hv_options = {
     .hang = false,
     .ring_capacity = HV_RING_DEFAULT_CAPACITY,
     .ring_policy = HV_RING_DROP_NEWEST,
+    .trace = true,
 };
 char hv_cmdline[256];
 
@@ -92,12 +93,19 @@ static void parse_option(const char *w, size_t n)
         if (!parse_u64(v, vn, &num) || num == 0 || num > 600000)
             bad_option(w, n, "expected 1..600000");
         hv_options.ap_timeout_ms = (u32)num;
-    } else if (word_is(w, k, "hang") || word_is(w, k, "trace_e9") || word_is(w, k, "storm")) {
+    } else if (word_is(w, k, "hang") || word_is(w, k, "trace_e9") || word_is(w, k, "storm") ||
+               word_is(w, k, "trace")) {
         if (!parse_u64(v, vn, &num) || num > 1)
             bad_option(w, n, "expected 0 or 1");
-        bool *flag = word_is(w, k, "hang") ? &hv_options.hang
-                     : word_is(w, k, "storm") ? &hv_options.storm : &hv_options.trace_e9;
+        bool *flag = word_is(w, k, "hang")    ? &hv_options.hang
+                     : word_is(w, k, "storm") ? &hv_options.storm
+                     : word_is(w, k, "trace") ? &hv_options.trace
+                                              : &hv_options.trace_e9;
         *flag = num == 1;
+    } else if (word_is(w, k, "storm_iters")) {
+        if (!parse_u64(v, vn, &num) || num == 0)
+            bad_option(w, n, "expected a positive count");
+        hv_options.storm_iters = num;
     } else {
         bad_option(w, n, "unknown option");
     }

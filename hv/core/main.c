@@ -22,6 +22,7 @@
 extern u8 __image_start[], __image_end[];
 void fault_inject(void);
 __noreturn void guest_storm(void);
+void guest_storm_count(u64 iterations);
 
 /* Keep the loader's data out of the page pool: the info block, the map, cmdline, modules. */
 static void claim_boot_data(const struct multiboot_info *mbi)
@@ -79,5 +80,7 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
         hv_exit(HV_STATUS_FAIL, "selftest");
     if (hv_options.storm)
         guest_storm();
+    if (hv_options.storm_iters)
+        guest_storm_count(hv_options.storm_iters);
     hv_exit(HV_STATUS_PASS, "ok");
 }

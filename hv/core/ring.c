@@ -8,7 +8,7 @@
 
 #define barrier() __asm__ volatile("" ::: "memory")
 
-void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy)
+void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enabled)
 {
     r->head = 0;
     r->tail = 0;
@@ -17,7 +17,7 @@ void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy)
     r->capacity = capacity;
     r->policy = policy;
     r->cpu = cpu;
-    r->enabled = 1;
+    r->enabled = enabled;
 }
 
 bool ring_publish(struct hv_ring *r, const struct hv_record *rec)

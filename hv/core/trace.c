@@ -12,7 +12,7 @@ void trace_init_cpu(struct percpu *pc)
 {
     u32 cap = hv_options.ring_capacity;
     pc->ring = pool_alloc(ALIGN_UP(ring_bytes(cap), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "exit ring");
-    ring_init(pc->ring, pc->index, cap, hv_options.ring_policy);
+    ring_init(pc->ring, pc->index, cap, hv_options.ring_policy, hv_options.trace);
     hv_trace.ring[pc->index] = (u64)pc->ring;
     hv_trace.record_size = HV_RECORD_SIZE;
     hv_trace.ring_capacity = cap;

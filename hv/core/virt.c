@@ -33,6 +33,12 @@ static void virtualize_this_cpu(void)
         __atomic_fetch_add(&cpus_passed, 1, __ATOMIC_RELAXED);
 }
 
+void virt_print_exit_counts(void)
+{
+    for (u32 i = 0; virt_backend && i < cpu_count; i++)
+        virt_backend->print_exit_counts(cpus[i]);
+}
+
 bool virt_run_all(void)
 {
     static const struct hv_backend *const candidates[] = { &vmx_backend, &svm_backend };
@@ -49,8 +55,7 @@ bool virt_run_all(void)
         hv_fail(HV_STATUS_FAIL, "virt_init", "%s: initialisation failed", virt_backend->name);
     for (u32 i = 0; i < cpu_count; i++)
         smp_run_on(i, virtualize_this_cpu);
-    for (u32 i = 0; i < cpu_count; i++)
-        virt_backend->print_exit_counts(cpus[i]);
+    virt_print_exit_counts();
     printk("virt: self-test passed on %u of %u CPUs\n", cpus_passed, cpu_count);
     return cpus_passed == cpu_count;
 }

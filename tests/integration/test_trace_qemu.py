@@ -120,3 +120,15 @@ def test_bad_input_gives_one_error_line_and_a_distinct_code(hvtrace_run: RunFn, 
     r = hvtrace_run("capture", "--ram", str(stale), "-o", str(tmp_path / "y.hvt"))
     assert r.returncode == ExitCode.NO_INPUT, r.describe()
     assert "gone" in r.stderr, r.describe()
+
+
+def test_tracing_switched_off_publishes_nothing_but_still_counts() -> None:
+    cap = Capture.start(backend="qemu", cpus=1, cmdline="storm_iters=1000 trace=0", boot_timeout=30)
+    with cap:
+        recs = cap.collect()  # until the run ends
+        console = cap.console
+    assert len(recs) == 0
+    assert "storm: done, 1000 CPUIDs on each of 1 CPUs" in console
+    counts = [line for line in console if line.startswith("svm: CPU 0 exits:")][-1]  # printed after the storm
+    cpuid = int(re.search(r"CPUID=(\d+)", counts).group(1))  # type: ignore[union-attr]
+    assert cpuid >= 1000

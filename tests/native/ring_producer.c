@@ -63,7 +63,7 @@ int main(int argc, char **argv)
         perror("mmap");
         return 1;
     }
-    ring_init(r, cpu, cap, policy);
+    ring_init(r, cpu, cap, policy, true);
     printf("ready\n");
     fflush(stdout);
     if (getenv("GO")) {     /* wait for one byte on stdin: the reader is attached */

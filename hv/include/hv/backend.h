@@ -35,5 +35,7 @@ extern const struct hv_backend *virt_backend;
  * true when every CPU passed, or when the CPU has no extension this hypervisor supports (reported).
  */
 bool virt_run_all(void);
+/* Every CPU's native exit counts, one line per CPU ("vmx: CPU n exits: ..."). */
+void virt_print_exit_counts(void);
 
 #endif

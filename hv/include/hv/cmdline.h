@@ -24,6 +24,8 @@ struct hv_options {
     u32 ring_policy;            /* ring_policy=drop|overwrite: what a full ring does */
     bool trace_e9;              /* trace_e9=1: also stream every record, framed, on port 0xE9 (Bochs) */
     bool storm;                 /* storm=1: after the self-test every CPU executes CPUID forever */
+    u64 storm_iters;            /* storm_iters=N: ... N times instead, then the run ends (benchmarks) */
+    bool trace;                 /* trace=0: rings start disabled (exits are still counted) */
 };
 
 extern struct hv_options hv_options;

@@ -22,7 +22,7 @@ static inline u64 ring_bytes(u32 capacity)
 }
 
 /* Initialise a ring in zeroed memory of ring_bytes(capacity); capacity must be a power of two. */
-void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy);
+void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enabled);
 
 /*
  * Publish one record (seq, cpu and the drop flag are filled in here). Never blocks; returns false when
