@@ -109,6 +109,15 @@ class _MappedSegments:
         self.close()
 
 
+def _is_zombie(pid: int) -> bool:
+    """True when ``pid`` has exited but its parent has not reaped it yet (state Z in /proc, proc(5))."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
 def _open_map(path: Path, *, writable: bool, what: str) -> mmap.mmap:
     try:
         fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
@@ -151,7 +160,7 @@ class SharedRamSource(_MappedSegments):
             return False
         except PermissionError:
             return True
-        return True
+        return not _is_zombie(self.pid)  # an exited, not yet reaped QEMU still answers kill(pid, 0)
 
     def write(self, paddr: int, data: bytes) -> None:
         if not self.writable:
