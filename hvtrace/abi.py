@@ -117,6 +117,7 @@ class HvSnapshot(ctypes.LittleEndianStructure):
         ("flags", ctypes.c_uint32),
         ("exit_reason", ctypes.c_uint32),
         ("tsc", ctypes.c_uint64),
+        ("gpr", ctypes.c_uint64 * 16),
         ("field", HvSnapshotField * HV_SNAPSHOT_MAX_FIELDS),
     )
 
@@ -180,6 +181,41 @@ class HvRing(ctypes.LittleEndianStructure):
     )
 
 
+HV_BREAK_MAX: Final = 8
+HV_BRK_ANY: Final = 0xFFFF_FFFF  # kind / reason / cpu: match any
+HV_BRK_MATCH_ARG0: Final = 0x1  # arg0 must equal 'arg0' (MSR index, CR number, port, CPUID leaf)
+HV_BRK_MATCH_GPA: Final = 0x2  # gpa must lie in [gpa_lo, gpa_hi]
+
+
+class HvBreak(ctypes.LittleEndianStructure):
+    """``struct hv_break``: one exit breakpoint, matched inside the hypervisor."""
+
+    _fields_ = (
+        ("enabled", ctypes.c_uint32),
+        ("kind", ctypes.c_uint32),
+        ("reason", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("arg0", ctypes.c_uint64),
+        ("gpa_lo", ctypes.c_uint64),
+        ("gpa_hi", ctypes.c_uint64),
+        ("hits", ctypes.c_uint64),
+    )
+
+
+class HvBreakConfig(ctypes.LittleEndianStructure):
+    """``struct hv_break_config`` at ``hv_trace.break_config``; ``armed`` = number of enabled entries."""
+
+    _fields_ = (
+        ("armed", ctypes.c_uint32),
+        ("last_hit", ctypes.c_uint32),
+        ("last_cpu", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("entry", HvBreak * HV_BREAK_MAX),
+    )
+
+
 class HvDiscovery(ctypes.LittleEndianStructure):
     """``struct hv_discovery`` at the ELF symbol ``hv_trace``: where the tools find everything."""
 
@@ -195,6 +231,8 @@ class HvDiscovery(ctypes.LittleEndianStructure):
         ("reserved", ctypes.c_uint32),
         ("snapshot", ctypes.c_uint64 * HV_MAX_CPUS),
         ("ring", ctypes.c_uint64 * HV_MAX_CPUS),
+        ("break_config", ctypes.c_uint64),
+        ("stage2_root", ctypes.c_uint64),
         ("build_id", ctypes.c_uint8 * 20),
         ("reserved2", ctypes.c_uint8 * 4),
     )
@@ -206,6 +244,8 @@ ABI_STRUCTS: Final[dict[str, type[ctypes.LittleEndianStructure]]] = {
     "hv_snapshot": HvSnapshot,
     "hv_record": HvRecord,
     "hv_ring": HvRing,
+    "hv_break": HvBreak,
+    "hv_break_config": HvBreakConfig,
     "hv_discovery": HvDiscovery,
 }
 
@@ -243,6 +283,10 @@ def mirror_defines() -> dict[str, int | str]:
     out["HV_SNAP_TRUNCATED"] = HV_SNAP_TRUNCATED
     out["HV_DISCOVERY_MAGIC"] = HV_DISCOVERY_MAGIC
     out["HV_RECORD_SIZE"] = HV_RECORD_SIZE
+    out["HV_BREAK_MAX"] = HV_BREAK_MAX
+    out["HV_BRK_ANY"] = HV_BRK_ANY
+    out["HV_BRK_MATCH_ARG0"] = HV_BRK_MATCH_ARG0
+    out["HV_BRK_MATCH_GPA"] = HV_BRK_MATCH_GPA
     out["HV_FRAME_MAGIC"] = HV_FRAME_MAGIC
     out["HV_FRAME_SIZE"] = HV_FRAME_SIZE
     out["HV_RING_DEFAULT_CAPACITY"] = HV_RING_DEFAULT_CAPACITY

@@ -3,6 +3,7 @@
  * the per-CPU snapshot areas (and later the rings) in guest RAM, by symbol or by scanning for the magic.
  */
 #include <hv/abi.h>
+#include <hv/breaks.h>
 #include <hv/discovery.h>
 
 struct hv_discovery hv_trace __attribute__((aligned(64))) = {
@@ -21,4 +22,5 @@ void discovery_init(u32 cpus)
     if (note[0] == 4 && note[1] == sizeof(hv_trace.build_id) && note[2] == 3)
         memcpy(hv_trace.build_id, __build_id_note + 16, sizeof(hv_trace.build_id));
     hv_trace.cpu_count = cpus;
+    hv_trace.break_config = (u64)&hv_breaks;
 }

@@ -1,5 +1,6 @@
 /* The core trace API: per-kind counters and the per-CPU exit rings. */
 #include <hv/abi.h>
+#include <hv/breaks.h>
 #include <hv/cmdline.h>
 #include <hv/discovery.h>
 #include <hv/frame.h>
@@ -22,6 +23,9 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
 {
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
     pc->exits_total++;
+    int brk = break_match(pc, rec);
+    if (brk >= 0)
+        rec->flags |= HV_REC_BREAK_HIT;
     if (pc->ring) {
         rec->tsc = rdtsc();
         ring_publish(pc->ring, rec);
@@ -31,6 +35,8 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
         rec->cpu = (u16)pc->index;
         frame_emit(rec);
     }
+    if (brk >= 0)
+        break_hit(pc, brk, rec);
 }
 
 static const char *const kind_names[HV_EXIT_KIND_COUNT] = {

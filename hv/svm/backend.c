@@ -1,9 +1,6 @@
 /* The AMD-V instance of the core's backend interface. */
 #include <hv/backend.h>
 #include <hv/console.h>
-#include <hv/memmap.h>
-#include <hv/mtrr.h>
-#include <hv/pool.h>
 #include <hv/stage2.h>
 #include <hv/svm/npt.h>
 #include <hv/svm/svm.h>
@@ -22,32 +19,12 @@ static bool svm_probe(void)
 /* The NPT identity map every CPU shares (the AMD counterpart of the seed's InitEptTable). */
 struct stage2 svm_npt;
 
-static void *stage2_table_alloc(void *ctx)
-{
-    (void)ctx;
-    return pool_alloc(1, PAGE_SIZE, "stage-2 table");
-}
-
 static bool svm_init(void)
 {
-    struct mtrr_state mtrrs;
     u32 a, b, c, d;
     cpuid(0x80000001, 0, &a, &b, &c, &d);
-    mtrr_read(&mtrrs);
-    svm_npt = (struct stage2){
-        .ops = &npt_ops,
-        .page_sizes = npt_page_sizes(d),     /* 1 GiB leaves only with CPUID 8000_0001h:EDX.Page1GB */
-        .alloc_page = stage2_table_alloc,
-    };
-    if (stage2_build_identity(&svm_npt, &hv_memmap, &mtrrs))
-        return false;
-    printk("svm: NPT identity map of [0, 0x%lx), MTRRs %s\n", svm_npt.top, mtrr_enabled(&mtrrs) ? "enabled" : "disabled");
-    stage2_print_summary(&svm_npt);
-    int holes = stage2_unmap_holes(&svm_npt, &hv_memmap);
-    if (holes < 0)
-        return false;
-    printk("svm: %d memory-map holes mapped on demand\n", holes);
-    return true;
+    /* 1 GiB leaves only with CPUID 8000_0001h:EDX.Page1GB */
+    return stage2_setup_identity(&svm_npt, &npt_ops, npt_page_sizes(d));
 }
 
 static int svm_launch(struct percpu *pc)

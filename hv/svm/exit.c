@@ -423,6 +423,7 @@ void svm_exit_dispatch(struct guest_regs *regs)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
+    pc->exit_regs = (u64 *)regs;
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
     struct hv_record rec = { 0 };

@@ -24,6 +24,9 @@ void svm_snapshot(struct percpu *pc, u32 why)
         s->field[n].reserved = 0;
         s->field[n].value = q[off / 8];
     }
+    if (pc->exit_regs)
+        memcpy(s->gpr, pc->exit_regs, sizeof(s->gpr));
+    s->gpr[4] = c->vmcb->save.rsp;      /* RSP lives in the VMCB, not in the exit frame */
     s->vendor = HV_VENDOR_SVM;
     s->cpu = pc->index;
     s->why = why;

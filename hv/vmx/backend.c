@@ -1,9 +1,6 @@
 /* The VT-x instance of the core's backend interface. */
 #include <hv/backend.h>
 #include <hv/console.h>
-#include <hv/memmap.h>
-#include <hv/mtrr.h>
-#include <hv/pool.h>
 #include <hv/stage2.h>
 #include <hv/vmx/ept.h>
 #include <hv/vmx/vmx.h>
@@ -19,30 +16,9 @@ static bool vmx_probe(void)
 /* The EPT identity map every CPU shares (the seed's InitEptTable / Ept11mapping). */
 struct stage2 vmx_ept;
 
-static void *stage2_table_alloc(void *ctx)
-{
-    (void)ctx;
-    return pool_alloc(1, PAGE_SIZE, "stage-2 table");
-}
-
 static bool vmx_init(void)
 {
-    struct mtrr_state mtrrs;
-    mtrr_read(&mtrrs);
-    vmx_ept = (struct stage2){
-        .ops = &ept_ops,
-        .page_sizes = ept_page_sizes(rdmsr(MSR_IA32_VMX_EPT_VPID_CAP)),
-        .alloc_page = stage2_table_alloc,
-    };
-    if (stage2_build_identity(&vmx_ept, &hv_memmap, &mtrrs))
-        return false;
-    printk("vmx: EPT identity map of [0, 0x%lx), MTRRs %s\n", vmx_ept.top, mtrr_enabled(&mtrrs) ? "enabled" : "disabled");
-    stage2_print_summary(&vmx_ept);
-    int holes = stage2_unmap_holes(&vmx_ept, &hv_memmap);
-    if (holes < 0)
-        return false;
-    printk("vmx: %d memory-map holes mapped on demand\n", holes);
-    return true;
+    return stage2_setup_identity(&vmx_ept, &ept_ops, ept_page_sizes(rdmsr(MSR_IA32_VMX_EPT_VPID_CAP)));
 }
 
 static int vmx_launch(struct percpu *pc)

@@ -398,6 +398,7 @@ void vmx_exit_dispatch(struct guest_regs *regs)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
+    pc->exit_regs = (u64 *)regs;
     struct hv_record rec = { 0 };
     struct exit_ctx x = { pc, pc->vendor, regs, (u32)vmread(VM_EXIT_REASON), vmread(EXIT_QUALIFICATION), &rec };
     u32 basic = x.reason & 0xffff;

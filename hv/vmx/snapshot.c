@@ -34,6 +34,9 @@ void vmx_snapshot(struct percpu *pc, u32 why)
                 s->field[n].value = value;
                 n++;
             }
+    if (pc->exit_regs)
+        memcpy(s->gpr, pc->exit_regs, sizeof(s->gpr));
+    s->gpr[4] = vmread(GUEST_RSP);      /* RSP lives in the VMCS, not in the exit frame */
     s->vendor = HV_VENDOR_VMX;
     s->cpu = pc->index;
     s->why = why;

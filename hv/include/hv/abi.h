@@ -108,7 +108,39 @@ struct hv_snapshot {
     uint32_t flags;
     uint32_t exit_reason;   /* native reason of the exit being handled, if any */
     uint64_t tsc;
+    uint64_t gpr[16];       /* guest GPRs at that exit, in x86 encoding order RAX, RCX, RDX, RBX, RSP, ... */
     struct hv_snapshot_field field[HV_SNAPSHOT_MAX_FIELDS];
+};
+
+/*
+ * Exit breakpoints, evaluated inside the hypervisor on every exit (a gdb conditional breakpoint per
+ * exit costs ~40x more). A tool arms an entry by writing it while the VM is stopped; an exit that
+ * matches every set criterion is flagged HV_REC_BREAK_HIT, the CPU's snapshot is taken, and the CPU
+ * calls hv_break_hit(), where gdb keeps its one breakpoint.
+ */
+#define HV_BREAK_MAX      8
+#define HV_BRK_ANY        0xffffffffu   /* kind / reason / cpu: match any */
+#define HV_BRK_MATCH_ARG0 0x1           /* arg0 must equal 'arg0' (MSR index, CR number, port, CPUID leaf) */
+#define HV_BRK_MATCH_GPA  0x2           /* gpa must lie in [gpa_lo, gpa_hi] */
+
+struct hv_break {
+    uint32_t enabled;
+    uint32_t kind;          /* HV_EXIT_* or HV_BRK_ANY */
+    uint32_t reason;        /* native reason or HV_BRK_ANY */
+    uint32_t cpu;           /* CPU index or HV_BRK_ANY */
+    uint32_t flags;         /* HV_BRK_MATCH_* */
+    uint32_t reserved;
+    uint64_t arg0;
+    uint64_t gpa_lo, gpa_hi;
+    uint64_t hits;          /* counted by the hypervisor */
+};
+
+struct hv_break_config {
+    uint32_t armed;         /* number of enabled entries: 0 keeps the exit path to one load */
+    uint32_t last_hit;      /* index of the entry that matched last */
+    uint32_t last_cpu;
+    uint32_t reserved;
+    struct hv_break entry[HV_BREAK_MAX];
 };
 
 /*
@@ -190,6 +222,8 @@ struct hv_discovery {
     uint32_t reserved;
     uint64_t snapshot[HV_MAX_CPUS];   /* per-CPU struct hv_snapshot, 0 when absent */
     uint64_t ring[HV_MAX_CPUS];       /* per-CPU struct hv_ring, 0 when absent */
+    uint64_t break_config;      /* struct hv_break_config */
+    uint64_t stage2_root;       /* EPT PML4 / NPT nCR3 table, shared by every CPU; 0 before launch */
     uint8_t build_id[20];       /* GNU build-id of the image (SHA-1) */
     uint8_t reserved2[4];
 };

@@ -70,6 +70,7 @@ struct percpu {
     struct fixup fixup[2];          /* [0] guest context, [1] host context */
     u64 exit_kinds[HV_EXIT_KIND_COUNT];   /* exits per vendor-neutral kind (trace.c) */
     u64 exits_total;
+    u64 *exit_regs;                 /* the guest GPR frame of the exit being handled (16 slots) */
     struct hv_ring *ring;           /* this CPU's exit ring (abi.h), listed in the discovery header */
     struct hv_snapshot *snapshot;   /* this CPU's snapshot area (abi.h), listed in the discovery header */
     u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
