@@ -167,20 +167,24 @@ class Capture:
         elf: Path | None = None,
         lossless: bool = True,
         on_line: Callable[[str], None] | None = None,
+        on_info: Callable[[str], None] | None = None,
         boot_timeout: float = 60.0,
     ) -> Capture:
-        """Boot the hypervisor under ``backend`` and attach to its records."""
+        """Boot the hypervisor under ``backend`` and attach to its records. ``on_info`` gets the session's
+        own lines (emulator pid, RAM file, gdb port), as `hvtrace run` prints them."""
         session: Session
         if backend == "qemu":
             session = QemuSession(
-                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line
-            )
+                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
+                on_info=on_info,
+            )  # fmt: skip
         elif backend == "bochs":
             if "trace_e9=1" not in cmdline.split():
                 cmdline = f"{cmdline} trace_e9=1".strip()
             session = BochsSession(
-                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line
-            )
+                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
+                on_info=on_info,
+            )  # fmt: skip
         else:
             raise TraceError(ExitCode.USAGE, f"unknown backend {backend!r} (choose qemu or bochs)")
         session.start()

@@ -42,6 +42,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     memory_mb=args.memory,
                     cmdline=args.append.strip(),
                     lossless=not args.no_lossless,
+                    on_info=lambda line: print(f"hvtrace: {line}", flush=True),
                 )
             with cap:
                 try:

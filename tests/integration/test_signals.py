@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from hvtrace.launch import procs
 from hvtrace.launch.qemu import sweep_stale_ram_files, sweep_stale_tmpdirs
+from hvtrace.trace.tracefile import TraceFile
 from tests.integration.conftest import Live
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
@@ -61,3 +63,22 @@ def test_sigkill_of_hvtrace_kills_qemu(hvtrace_live: Callable[..., Live]) -> Non
     assert len(tmpdirs) == 1
     assert set(tmpdirs) <= set(sweep_stale_tmpdirs())
     assert not tmpdirs[0].exists()
+
+
+def test_ctrl_c_ends_a_capture_with_a_complete_file(
+    hvtrace_live: Callable[..., Live], tmp_path: Path
+) -> None:
+    out = tmp_path / "c.hvt"
+    live = hvtrace_live("capture", "--backend", "qemu", "--append", "storm=1", "-o", str(out))
+    live.read_until(r"^hvtrace: qemu pid \d+", timeout=60)
+    pid = live.emulator_pid
+    assert pid is not None
+    time.sleep(2)  # let records flow
+    live.proc.send_signal(signal.SIGINT)
+    assert live.proc.wait(timeout=30) == 0  # Ctrl-C is how a user ends an open-ended capture
+    assert procs.wait_gone(pid, 5.0)
+    tf = TraceFile.open(out)
+    assert not tf.recovered  # the index was written on the way out: nothing had to be rescanned
+    assert tf.summary is not None
+    assert tf.summary["stop"] == "interrupted"
+    assert len(tf.records()) > 1000

@@ -132,3 +132,27 @@ def test_tracing_switched_off_publishes_nothing_but_still_counts() -> None:
     counts = [line for line in console if line.startswith("svm: CPU 0 exits:")][-1]  # printed after the storm
     cpuid = int(re.search(r"CPUID=(\d+)", counts).group(1))  # type: ignore[union-attr]
     assert cpuid >= 1000
+
+
+def test_cli_capture_filters_by_cpu_and_reason(hvtrace_run: RunFn, tmp_path: Path) -> None:
+    out = tmp_path / "f.hvt"
+    r = hvtrace_run(
+        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1",
+        "--cpu", "1", "--reason", "cpuid", "--count", "2000", "-o", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.describe()
+    recs = TraceFile.open(out).records()
+    assert len(recs) == 2000
+    assert (recs["cpu"] == 1).all()
+    assert (recs["kind"] == int(HvExitKind.CPUID)).all()
+
+
+def test_cli_capture_until_reason_stops_at_the_first_one(hvtrace_run: RunFn, tmp_path: Path) -> None:
+    out = tmp_path / "u.hvt"
+    # The self-test's first stage-2 fault (a memory-map hole) ends the capture.
+    r = hvtrace_run("capture", "--backend", "qemu", "--until-reason", "npf", "-o", str(out))
+    assert r.returncode == 0, r.describe()
+    recs = TraceFile.open(out).records()
+    assert len(recs) > 1
+    assert exit_code_name(int(recs["reason"][-1])) == "NPF"
+    assert all(exit_code_name(int(x)) != "NPF" for x in recs["reason"][:-1])
