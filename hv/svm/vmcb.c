@@ -6,45 +6,21 @@
  */
 #include <hv/cmdline.h>
 #include <hv/console.h>
+#include <hv/segments.h>
 #include <hv/stage2.h>
 #include <hv/svm/svm.h>
 #include <hv/x86.h>
 
 extern struct stage2 svm_npt;
 
-/* Read a segment from this CPU's GDT into VMCB form; a null selector stays all zero. */
-static struct vmcb_seg read_segment(const struct percpu *pc, u16 sel)
+/* A segment in VMCB form (APM Vol. 2 Table B-2): attrib = descriptor bits 47:40 in 7:0, 55:52 in 11:8. */
+static struct vmcb_seg vmcb_segment(const struct percpu *pc, int which)
 {
-    struct vmcb_seg s = { .selector = sel };
-    if (!(sel & ~7u))
-        return s;
-    const u64 *gdt = pc->gdt;
-    u64 d = gdt[sel >> 3];
-    s.base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
-    s.limit = (u32)((d & 0xffff) | ((d >> 32) & 0xf0000));
-    if (d & (1ull << 55))               /* granularity: limit in 4 KiB units */
-        s.limit = (s.limit << 12) | 0xfff;
-    /* VMCB attrib (Table B-2): descriptor bits 47:40 in 7:0, bits 55:52 in 11:8. */
-    s.attrib = (u16)(((d >> 40) & 0xff) | (((d >> 52) & 0xf) << 8));
-    if (!(d & (1ull << 44)))            /* system descriptor (TSS): 16 bytes, upper base in the next slot */
-        s.base |= gdt[(sel >> 3) + 1] << 32;
-    return s;
-}
-
-static u16 read_sel(int which)
-{
-    u16 v = 0;
-    switch (which) {
-    case 0: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
-    case 1: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
-    case 2: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
-    case 3: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
-    case 4: __asm__ volatile("mov %%fs, %0" : "=r"(v)); break;
-    case 5: __asm__ volatile("mov %%gs, %0" : "=r"(v)); break;
-    case 6: __asm__ volatile("sldt %0" : "=r"(v)); break;
-    case 7: __asm__ volatile("str %0" : "=r"(v)); break;
-    }
-    return v;
+    struct cpu_segment s = cpu_segment(pc, which);
+    if (s.null)
+        return (struct vmcb_seg){ .selector = s.selector, .base = s.base };
+    return (struct vmcb_seg){ .selector = s.selector, .attrib = (u16)((s.attr & 0xff) | ((s.attr >> 12) << 8)),
+                              .limit = s.limit, .base = s.base };
 }
 
 /* Two bits per MSR, read then write, in three 2 KiB blocks (APM 15.11 "MSR Intercepts"). */
@@ -132,11 +108,9 @@ int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     __asm__ volatile("pushfq; popq %0" : "=r"(rflags));
     struct vmcb_seg *segs[8] = { &v->save.es, &v->save.cs, &v->save.ss, &v->save.ds,
                                  &v->save.fs, &v->save.gs, &v->save.ldtr, &v->save.tr };
-    for (int i = 0; i < 8; i++)
-        *segs[i] = read_segment(pc, read_sel(i));
-    /* FS and GS bases live in MSRs; VMRUN does not load FS/GS/TR/LDTR (only VMLOAD does, 15.5.2). */
-    v->save.fs.base = rdmsr(0xc0000100);
-    v->save.gs.base = rdmsr(MSR_GS_BASE);
+    /* VMRUN does not load FS/GS/TR/LDTR (only VMLOAD does, 15.5.2): these record the guest's view. */
+    for (int i = 0; i < SEG_COUNT; i++)
+        *segs[i] = vmcb_segment(pc, i);
     v->save.gdtr = (struct vmcb_seg){ .limit = gdtr.limit, .base = gdtr.base };
     v->save.idtr = (struct vmcb_seg){ .limit = idtr.limit, .base = idtr.base };
     v->save.cpl = 0;

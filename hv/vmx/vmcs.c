@@ -8,6 +8,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/segments.h>
 #include <hv/vmx/ept.h>
 
 
@@ -19,63 +20,22 @@ extern void vmx_exit_stub(void);
 extern struct stage2 vmx_ept;
 
 
-struct segment {
-    u16 selector;
-    u64 base;
-    u32 limit;
-    u32 ar;     /* VMCS access-rights format (26.4.1, Table 26-2): descriptor bits 47:40, 55:52; bit 16 = unusable */
-};
-
-/* Read a segment from this CPU's GDT; a null selector is "unusable" (AR bit 16). */
-static struct segment read_segment(const struct percpu *pc, u16 sel)
-{
-    struct segment s = { .selector = sel, .ar = 1u << 16 };
-    if (!(sel & ~7u))
-        return s;
-    const u64 *gdt = pc->gdt;
-    u64 d = gdt[sel >> 3];
-    s.base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
-    s.limit = (u32)((d & 0xffff) | ((d >> 32) & 0xf0000));
-    if (d & (1ull << 55))               /* granularity: limit in 4 KiB units */
-        s.limit = (s.limit << 12) | 0xfff;
-    s.ar = (u32)((d >> 40) & 0xf0ff);
-    if (!(d & (1ull << 44)))            /* system descriptor (TSS): 16 bytes, upper base in the next slot */
-        s.base |= gdt[(sel >> 3) + 1] << 32;
-    else
-        s.ar |= 1;                      /* code/data must be marked accessed for VM entry (28.3.1.2) */
-    return s;
-}
-
-static u16 read_sel(int which)
-{
-    u16 v = 0;
-    switch (which) {
-    case 0: __asm__ volatile("mov %%es, %0" : "=r"(v)); break;
-    case 1: __asm__ volatile("mov %%cs, %0" : "=r"(v)); break;
-    case 2: __asm__ volatile("mov %%ss, %0" : "=r"(v)); break;
-    case 3: __asm__ volatile("mov %%ds, %0" : "=r"(v)); break;
-    case 4: __asm__ volatile("mov %%fs, %0" : "=r"(v)); break;
-    case 5: __asm__ volatile("mov %%gs, %0" : "=r"(v)); break;
-    case 6: __asm__ volatile("sldt %0" : "=r"(v)); break;
-    case 7: __asm__ volatile("str %0" : "=r"(v)); break;
-    }
-    return v;
-}
-
 /* Guest segment state, ES..TR in VMCS encoding order (each kind of field is 2 apart). */
 static bool write_guest_segments(const struct percpu *pc)
 {
     bool ok = true;
-    for (int i = 0; i < 8; i++) {
-        struct segment s = read_segment(pc, read_sel(i));
+    for (int i = 0; i < SEG_COUNT; i++) {
+        struct cpu_segment s = cpu_segment(pc, i);
+        /*
+         * Access rights (SDM Vol. 3C 25.4.1, Table 25-2): a null selector is "unusable" (bit 16); code
+         * and data must be marked accessed for VM entry (27.3.1.2).
+         */
+        u32 ar = s.null ? 1u << 16 : s.attr | (s.system ? 0 : 1);
         ok &= vmwrite(GUEST_ES_SELECTOR + 2 * i, s.selector);
         ok &= vmwrite(GUEST_ES_BASE + 2 * i, s.base);
         ok &= vmwrite(GUEST_ES_LIMIT + 2 * i, s.limit);
-        ok &= vmwrite(GUEST_ES_AR_BYTES + 2 * i, s.ar);
+        ok &= vmwrite(GUEST_ES_AR_BYTES + 2 * i, ar);
     }
-    /* FS and GS bases live in MSRs, not in the GDT: GS base is this CPU's struct percpu. */
-    ok &= vmwrite(GUEST_FS_BASE, rdmsr(0xc0000100));
-    ok &= vmwrite(GUEST_GS_BASE, rdmsr(MSR_GS_BASE));
     return ok;
 }
 

@@ -1,0 +1,146 @@
+"""hv-break: exit breakpoints evaluated inside the hypervisor; gdb stops only at hv_break_hit."""
+
+from __future__ import annotations
+
+import ctypes
+
+import gdb  # type: ignore[import-not-found]
+
+from hvtrace import abi
+
+from . import model, target
+from .command import HvCommand, bold, emit
+
+HIT_FUNCTION = "hv_break_hit"
+
+
+def _config() -> tuple[abi.HvDiscovery, abi.HvBreakConfig]:
+    _, d = target.discovery()
+    if not d.break_config:
+        raise model.HvError("hv_trace.break_config is 0: this hypervisor has no exit breakpoints yet")
+    return d, model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
+
+
+def _write_entry(d: abi.HvDiscovery, index: int, entry: abi.HvBreak) -> None:
+    target.write(d.break_config + model.break_entry_offset(index), bytes(entry))
+
+
+def _write_armed(d: abi.HvDiscovery, armed: int) -> None:
+    target.write(d.break_config + abi.HvBreakConfig.armed.offset, armed.to_bytes(4, "little"))
+
+
+def _hit_breakpoint() -> gdb.Breakpoint:
+    for bp in gdb.breakpoints():
+        if bp.location == HIT_FUNCTION and bp.is_valid():
+            return bp
+    if gdb.lookup_global_symbol(HIT_FUNCTION) is None:
+        raise model.HvError(f"symbol {HIT_FUNCTION} not found: load the hypervisor's ELF (file hvtrace.elf)")
+    return gdb.Breakpoint(HIT_FUNCTION)
+
+
+class HvBreakCmd(HvCommand):
+    """Arm an exit breakpoint inside the hypervisor; list or delete them.
+
+Usage: hv-break REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B]
+       hv-break list
+       hv-break delete N|all
+
+REASON is a vendor-neutral kind (cpuid, msr_read, msr_write, cr_access, vmcall, invd, exception,
+stage2_fault, io, hlt, xsetbv, ...), a native reason name of the running back end (VMX: CPUID,
+EPT_VIOLATION, ...; SVM: CPUID, NPF, ...) or 'any'. --msr/--cr/--port/--leaf match the exit's first
+argument (MSR index, CR number, port, CPUID leaf); --gpa the guest-physical address (A or A-B).
+
+The entry is written into the hypervisor's break table (hv_trace.break_config, up to 8 entries) while
+the VM is stopped, and gdb keeps one breakpoint at hv_break_hit. A matching exit snapshots the CPU and
+stops there: hvtrace prints the exit, the guest registers and the instruction. `continue` resumes the
+guest. Non-matching exits cost the hypervisor one compare per armed entry, never a gdb round trip.
+
+Examples:
+  (gdb) hv-break cpuid --leaf 1
+  (gdb) hv-break msr_write --msr 0xc0000080 --cpu 1
+  (gdb) hv-break stage2_fault --gpa 0xfee00000-0xfee00fff
+  (gdb) hv-break list
+  (gdb) hv-break delete all"""
+
+    NAME = "break"
+    WORDS = ("list", "delete", "--cpu", "--msr", "--cr", "--port", "--leaf", "--gpa")
+
+    def words(self) -> list[str]:
+        return [*self.WORDS, "any", *model.reason_words(0)]
+
+    def run(self, args: list[str]) -> None:
+        if args and args[0] == "list":
+            self.list()
+        elif args and args[0] == "delete":
+            self.delete(args[1:])
+        else:
+            self.arm(args)
+
+    def arm(self, args: list[str]) -> None:
+        d, cfg = _config()
+        entry = model.build_break(d.vendor, d.cpu_count, args)
+        index = model.free_slot(cfg)
+        bp = _hit_breakpoint()
+        _write_entry(d, index, entry)
+        cfg.entry[index] = entry
+        _write_armed(d, model.enabled_count(cfg.entry))
+        emit([f"hv-break {index}: {model.describe_break(d.vendor, entry)} (gdb breakpoint {bp.number} at {HIT_FUNCTION})"])
+
+    def list(self) -> None:
+        d, cfg = _config()
+        lines = [f"{cfg.armed} armed (table of {abi.HV_BREAK_MAX}); last hit: entry {cfg.last_hit} on CPU {cfg.last_cpu}"]
+        for i in range(abi.HV_BREAK_MAX):
+            e = cfg.entry[i]
+            if e.enabled:
+                lines.append(f"  {i}: {model.describe_break(d.vendor, e)}  hits {e.hits}")
+        if len(lines) == 1:
+            lines.append("  no exit breaks")
+        emit(lines)
+
+    def delete(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise model.HvError("usage: hv-break delete N|all")
+        d, cfg = _config()
+        if args[0] == "all":
+            which = list(range(abi.HV_BREAK_MAX))
+        else:
+            n = model.parse_int(args[0], "break number")
+            if n >= abi.HV_BREAK_MAX or not cfg.entry[n].enabled:
+                raise model.HvError(f"no exit break {n} (see hv-break list)")
+            which = [n]
+        _write_armed(d, 0)  # disarm first: no CPU evaluates a half-written table
+        for i in which:
+            cfg.entry[i] = abi.HvBreak()
+            _write_entry(d, i, cfg.entry[i])
+        armed = model.enabled_count(cfg.entry)
+        _write_armed(d, armed)
+        emit([f"deleted {len(which) if args[0] != 'all' else 'all'}; {armed} armed"])
+
+
+def hit_screen() -> list[str]:
+    """What a stop at hv_break_hit shows: the exit, the guest registers, the instruction."""
+    cpu = int(gdb.parse_and_eval("$rdi")) & 0xFFFF_FFFF
+    entry = int(gdb.parse_and_eval("$rsi")) & 0xFFFF_FFFF
+    rec_addr = int(gdb.parse_and_eval("$rdx"))
+    _, d = target.discovery()
+    rec = model.record_from(target.read(rec_addr, abi.HV_RECORD_SIZE))
+    lines = [bold(f"hv-break {entry} hit on CPU {cpu}: {model.reason_name(d.vendor, rec.reason)}"), f"  {model.record_line(d.vendor, rec)}"]
+    try:
+        snap = model.read_snapshot(target.read, d, cpu)
+        lines.extend(f"  {x}" for x in model.guest_lines(snap))
+    except model.HvError as e:
+        lines.append(f"  (no guest registers: {e})")
+    lines.extend(f"  {x}" for x in target.disassemble(rec.rip, 3))
+    lines.append("  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot)")
+    return lines
+
+
+def on_stop(event: object) -> None:
+    bps = getattr(event, "breakpoints", None) or []
+    if not any(getattr(bp, "location", None) == HIT_FUNCTION for bp in bps):
+        return
+    try:
+        with target.physical():
+            emit(hit_screen())
+    except (model.HvError, gdb.error) as e:
+        gdb.write(f"hv-break: cannot show the hit: {e}\n")

@@ -1,0 +1,78 @@
+"""hv-exits: the latest exit records from the per-CPU rings, decoded."""
+
+from __future__ import annotations
+
+from hvtrace.abi import HvRecord
+
+from . import model, target
+from .command import HvCommand, emit
+
+
+class HvExits(HvCommand):
+    """The latest VM-exit records, decoded, with the guest instruction.
+
+Usage: hv-exits [-n K] [--cpu N] [--reason R] [--no-disasm]
+
+  -n K        how many records (default 10), newest last, merged across CPUs by TSC
+  --cpu N     only CPU N
+  --reason R  only this exit: a kind (cpuid, msr_read, cr_access, vmcall, stage2_fault, io, ...) or a
+              native reason name (VMX: CPUID, EPT_VIOLATION; SVM: CPUID, NPF, ...)
+  --no-disasm skip the instruction at each RIP
+
+Each line: CPU, sequence number, native reason / kind, RIP, GPA, the kind's arguments (CPUID leaf, MSR
+index, CR number, ...) and the qualification / EXITINFO decoded for that reason. The instruction is
+disassembled with capstone when gdb's Python has it, else with gdb's own disassembler.
+
+Examples:
+  (gdb) hv-exits -n 5
+  (gdb) hv-exits --cpu 1 --reason cpuid"""
+
+    NAME = "exits"
+    WORDS = ("-n", "--cpu", "--reason", "--no-disasm")
+
+    def words(self) -> list[str]:
+        return [*self.WORDS, *model.reason_words(0)]
+
+    def run(self, args: list[str]) -> None:
+        n, cpu, reason, disasm = 10, None, None, True
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--no-disasm":
+                disasm, i = False, i + 1
+                continue
+            if a not in ("-n", "--cpu", "--reason"):
+                raise model.HvError(f"unknown argument {a!r} (options: {', '.join(self.WORDS)})")
+            value = model.take_value(args, i, a)
+            if a == "-n":
+                n = model.parse_int(value, "record count")
+            elif a == "--cpu":
+                cpu = model.parse_int(value, "CPU")
+            else:
+                reason = value
+            i += 2
+        _, d = target.discovery()
+        if cpu is not None:
+            model.check_cpu(d, cpu)
+        if reason is not None:
+            model.parse_reason(d.vendor, reason)  # validate before reading
+        recs: list[HvRecord] = []
+        for c in range(d.cpu_count) if cpu is None else [cpu]:
+            ring = model.read_ring(target.read, d, c)
+            if ring is None:
+                continue
+            got = model.latest_records(target.read, ring, ring.capacity if reason else n)
+            if reason is not None:
+                got = [r for r in got if model.record_matches(d.vendor, r, reason)]
+            recs.extend(got[-n:])
+        recs.sort(key=lambda r: (r.tsc, r.cpu, r.seq))
+        recs = recs[-n:] if n else []
+        if not recs:
+            emit(["no matching records in the rings"])
+            return
+        lines = []
+        for r in recs:
+            lines.append(model.record_line(d.vendor, r))
+            if disasm:
+                lines.extend(f"    {x}" for x in target.disassemble(r.rip))
+        emit(lines)

@@ -1,0 +1,58 @@
+"""The base of every hv-* command: one-line errors, ``hv NAME`` aliases, completion, colour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import gdb  # type: ignore[import-not-found]
+
+from . import target
+from .model import HvError, split_args
+
+_colour = False
+
+
+def colour() -> bool:
+    return _colour
+
+
+def set_colour(on: bool) -> None:
+    global _colour
+    _colour = on
+
+
+def emit(lines: Iterable[str]) -> None:
+    gdb.write("".join(f"{line}\n" for line in lines))
+
+
+def bold(text: str) -> str:
+    return f"\x1b[1m{text}\x1b[0m" if _colour else text
+
+
+class HvCommand(gdb.Command):  # type: ignore[misc]
+    """Base class: subclasses set ``NAME`` (without the hv- prefix) and implement ``run``."""
+
+    NAME = ""
+    #: Words offered by TAB completion (options, sub-commands, reason names, ...).
+    WORDS: Sequence[str] = ()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, gdb.COMMAND_DATA)
+        self.label = f"hv-{self.NAME}"
+
+    def invoke(self, arg: str, from_tty: bool) -> None:
+        try:
+            with target.physical():
+                self.run(split_args(arg))
+        except HvError as e:
+            raise gdb.GdbError(f"{self.label}: {e}") from None
+
+    def run(self, args: list[str]) -> None:
+        raise NotImplementedError
+
+    def words(self) -> Sequence[str]:
+        return self.WORDS
+
+    def complete(self, text: str, word: str | None) -> list[str]:
+        word = word or ""
+        return [w for w in self.words() if w.startswith(word)]

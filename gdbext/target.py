@@ -1,0 +1,113 @@
+"""gdb memory access for the hv-* commands: the discovery header, physical reads and writes.
+
+On a QEMU gdbstub the commands switch the stub to physical-memory mode (``Qqemu.PhyMemMode:1``) for
+the duration of one command and back afterwards, so hypervisor structures read right whatever page
+tables the stopped CPU runs on. On a core file or the bare ELF gdb reads the file's segments (the ELF
+core written by hvtrace has p_vaddr == p_paddr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from collections.abc import Iterator
+
+import gdb  # type: ignore[import-not-found]
+
+from hvtrace.abi import HvDiscovery
+
+from .model import HvError, parse_discovery
+
+NO_HV = "no hvtrace hypervisor in this target: symbol hv_trace not found"
+
+
+def _remote() -> object | None:
+    conn = getattr(gdb.selected_inferior(), "connection", None)
+    if conn is not None and getattr(conn, "type", "") == "remote" and hasattr(conn, "send_packet"):
+        return conn
+    return None
+
+
+def _phys_mode(on: bool) -> bool:
+    conn = _remote()
+    if conn is None:
+        return False
+    try:
+        reply = conn.send_packet(f"Qqemu.PhyMemMode:{int(on)}")  # type: ignore[attr-defined]
+    except gdb.error:
+        return False
+    return bytes(reply) == b"OK" if isinstance(reply, bytes | bytearray) else str(reply) == "OK"
+
+
+@contextlib.contextmanager
+def physical() -> Iterator[None]:
+    """Physical addressing on a QEMU gdbstub for the duration of the block (a no-op elsewhere)."""
+    switched = _phys_mode(True)
+    try:
+        yield
+    finally:
+        if switched:
+            _phys_mode(False)
+
+
+def read(addr: int, n: int) -> bytes:
+    if n == 0:
+        return b""
+    try:
+        return bytes(gdb.selected_inferior().read_memory(addr, n))
+    except gdb.MemoryError:
+        raise HvError(f"cannot read {n} bytes at {addr:#x} (not in this target's memory)") from None
+    except gdb.error as e:
+        raise HvError(f"cannot read {n} bytes at {addr:#x}: {e}") from None
+
+
+def write(addr: int, data: bytes) -> None:
+    try:
+        gdb.selected_inferior().write_memory(addr, data)
+    except gdb.error as e:
+        raise HvError(f"cannot write {len(data)} bytes at {addr:#x}: {e}") from None
+
+
+def discovery_addr() -> int:
+    try:
+        sym = gdb.lookup_global_symbol("hv_trace")
+    except gdb.error:
+        sym = None
+    if sym is None:
+        raise HvError(NO_HV)
+    return int(sym.value().address)
+
+
+def discovery() -> tuple[int, HvDiscovery]:
+    addr = discovery_addr()
+    return addr, parse_discovery(read(addr, ctypes.sizeof(HvDiscovery)), addr)
+
+
+def write_struct_field(base: int, offset: int, data: bytes) -> None:
+    write(base + offset, data)
+
+
+_capstone_note_shown = False
+
+
+def disassemble(addr: int, count: int = 1) -> list[str]:
+    """Instructions at a guest address: capstone when gdb's Python has it, else gdb's disassembler."""
+    global _capstone_note_shown
+    try:
+        import capstone  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        capstone = None
+    if capstone is not None:
+        code = read(addr, 15 * count)
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        return [f"{i.address:#x}: {i.mnemonic} {i.op_str}".rstrip() for i in md.disasm(code, addr, count)]
+    out = []
+    if not _capstone_note_shown:
+        _capstone_note_shown = True
+        out.append("(capstone not available in gdb's Python: using gdb's disassembler)")
+    try:
+        insns = gdb.selected_inferior().architecture().disassemble(addr, count=count)
+    except (gdb.MemoryError, gdb.error) as e:
+        return [*out, f"{addr:#x}: <cannot disassemble: {e}>"]
+    out.extend(f"{int(i['addr']):#x}: {i['asm']}" for i in insns)
+    return out
