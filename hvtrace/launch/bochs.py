@@ -18,11 +18,11 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, ClassVar, Unpack
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.image import ensure_iso
-from hvtrace.launch.session import LineCallback, RunResult, Session
+from hvtrace.launch.session import RunResult, Session, SessionOptions
 from hvtrace.status import StatusLine, parse_status_line
 from hvtrace.tools import BOCHS_BIOS, GRUB_I386_PC, VGA_BIOS, require_file, require_tool
 
@@ -118,24 +118,10 @@ class BochsSession(Session):
     def __init__(
         self,
         *,
-        cpus: int = 1,
-        memory_mb: int = 256,
-        cmdline: str = "",
-        timeout: float | None = None,
-        elf: Path | None = None,
-        on_line: LineCallback | None = None,
-        on_info: LineCallback | None = None,
         dump_memory: bool = False,
+        **options: Unpack[SessionOptions],
     ) -> None:
-        super().__init__(
-            cpus=cpus,
-            memory_mb=memory_mb,
-            cmdline=cmdline,
-            timeout=timeout,
-            elf=elf,
-            on_line=on_line,
-            on_info=on_info,
-        )
+        super().__init__(**options)
         self.dump_memory = dump_memory
         #: Raw bytes of Bochs' stdout (port 0xE9: console text and, with trace_e9=1, record frames).
         self.e9_path: Path | None = None

@@ -13,13 +13,13 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from hvtrace.abi import HV_DEBUG_EXIT_PORT
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.host import kvm_info
 from hvtrace.launch import procs
-from hvtrace.launch.session import LineCallback, Session
+from hvtrace.launch.session import Session, SessionOptions
 from hvtrace.status import StatusLine
 from hvtrace.tools import require_tool
 
@@ -107,25 +107,11 @@ class QemuSession(Session):
     def __init__(
         self,
         *,
-        cpus: int = 1,
-        memory_mb: int = 256,
-        cmdline: str = "",
-        timeout: float | None = None,
-        elf: Path | None = None,
-        on_line: LineCallback | None = None,
-        on_info: LineCallback | None = None,
         accel: str = "tcg",
         gdb_port: int | None = None,
+        **options: Unpack[SessionOptions],
     ) -> None:
-        super().__init__(
-            cpus=cpus,
-            memory_mb=memory_mb,
-            cmdline=cmdline,
-            timeout=timeout,
-            elf=elf,
-            on_line=on_line,
-            on_info=on_info,
-        )
+        super().__init__(**options)
         if accel not in ("tcg", "kvm"):
             raise LaunchError(ExitCode.USAGE, f"unknown accelerator {accel!r} (choose tcg or kvm)")
         if gdb_port is not None and not 0 < gdb_port < 65536:

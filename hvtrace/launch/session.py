@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, ClassVar, Self
+from typing import IO, ClassVar, Self, TypedDict
 
 from hvtrace.abi import HvStatus
 from hvtrace.exitcodes import ExitCode, LaunchError
@@ -63,6 +63,18 @@ def parse_memory(text: str) -> int:
     if mib < 16:
         raise ValueError(f"memory size {text!r} is too small (at least 16M)")
     return mib
+
+
+class SessionOptions(TypedDict, total=False):
+    """What every backend's session takes (see :class:`Session`); backends add their own keywords."""
+
+    cpus: int
+    memory_mb: int
+    cmdline: str
+    timeout: float | None
+    elf: Path | None
+    on_line: LineCallback | None
+    on_info: LineCallback | None
 
 
 class Session(ABC):
