@@ -141,4 +141,17 @@ def ensure_iso(elf: Path, cmdline: str) -> Path:
         os.replace(tmp, iso)
     finally:
         tmp.unlink(missing_ok=True)
+    prune_iso_cache(cache, keep=iso)
     return iso
+
+
+#: ISOs kept in the cache (~10 MB each): every ELF rebuild and command line makes a new one.
+ISO_CACHE_KEEP = 16
+
+
+def prune_iso_cache(cache: Path, keep: Path) -> None:
+    """Remove all but the ISO_CACHE_KEEP most recently built ISOs (never ``keep``)."""
+    isos = sorted(cache.glob("*.iso"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in isos[ISO_CACHE_KEEP:]:
+        if old != keep:
+            old.unlink(missing_ok=True)

@@ -6,6 +6,7 @@
  * SDM Vol. 3C 24.6 "Discovering Support for VMX", 24.7 "Enabling and Entering VMX Operation",
  * Vol. 3D Appendix A. A failed check prints its name and leaves VMX off on that CPU.
  */
+#include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/pool.h>
 #include <hv/vmx/vmx.h>
@@ -72,9 +73,11 @@ static bool read_caps(struct vmx_caps *c, u32 cpu)
         return false;
 
     /* TRUE_* MSRs report the real allowed-0 settings of the default-1 controls (Appendix A.2). */
+    /* unhandled_exit_test=1 (cmdline.h): RDPMC exiting on, with no handler in the dispatch table. */
+    u32 want_cpu = WANT_CPU | (hv_options.unhandled_exit_test ? CPU_RDPMC_EXITING : 0);
     bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, 0, &c->pin,
                      "pin-based controls", cpu) &&
-              adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, WANT_CPU, 0, &c->cpu,
+              adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, want_cpu, 0, &c->cpu,
                      "primary processor-based controls", cpu) &&
               adjust(MSR_IA32_VMX_PROCBASED_CTLS2, WANT_CPU2, OPTIONAL_CPU2, &c->cpu2,
                      "secondary processor-based controls", cpu) &&

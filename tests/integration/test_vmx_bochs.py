@@ -76,3 +76,13 @@ def test_bad_guest_state_is_an_entry_failure_named_by_bochs(hvtrace_run: RunFn) 
     assert run.kept_dir is not None, run.describe()
     assert "VMENTER FAIL: RFLAGS[1] cleared" in (run.kept_dir / "bochs.log").read_text(errors="replace")
     assert_clean(run)
+
+
+def test_exit_without_a_handler_dumps_and_stops(hvtrace_run: RunFn) -> None:
+    # unhandled_exit_test=1: RDPMC exiting is on with no handler; the guest runs RDPMC on the last CPU.
+    run = hvtrace_run("run", "--backend", "bochs", "--cpus", "2", "--append", "unhandled_exit_test=1")
+    assert run.returncode == 1, run.describe()
+    assert "vmx: CPU 1: exit without a handler: exit reason 15 (RDPMC)" in run.stdout
+    assert re.search(r"^  guest RIP=0x[0-9a-f]+ RSP=0x[0-9a-f]+", run.stdout, re.MULTILINE)
+    assert "HVTRACE STATUS code=1 result=fail reason=vmx_unhandled_exit" in run.stdout
+    assert_clean(run)

@@ -4,7 +4,7 @@ import os
 import time
 from pathlib import Path
 
-from hvtrace import paths
+from hvtrace import image, paths
 from hvtrace.image import image_is_stale, iso_key, iter_sources
 
 
@@ -64,3 +64,14 @@ def test_iso_key_depends_on_image_and_cmdline(tmp_path: Path) -> None:
     a.write_bytes(b"\x7fELF two")
     assert iso_key(a, "") != k1
     assert len(k1) == 64
+
+
+def test_iso_cache_keeps_only_the_newest(tmp_path: Path) -> None:
+    for i in range(image.ISO_CACHE_KEEP + 5):
+        iso = tmp_path / f"{i:02d}.iso"
+        iso.write_bytes(b"x")
+        os.utime(iso, (1000 + i, 1000 + i))
+    image.prune_iso_cache(tmp_path, keep=tmp_path / "00.iso")
+    left = sorted(p.name for p in tmp_path.glob("*.iso"))
+    newest = [f"{i:02d}.iso" for i in range(5, image.ISO_CACHE_KEEP + 5)]
+    assert left == sorted(["00.iso", *newest])
