@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ctypes
 
-import gdb  # type: ignore[import-not-found]
+import gdb
 
 from hvtrace import abi
+from hvtrace.arch import reason_name
 
 from . import model, target
 from .command import HvCommand, bold, emit
@@ -41,26 +42,26 @@ def _hit_breakpoint() -> gdb.Breakpoint:
 class HvBreakCmd(HvCommand):
     """Arm an exit breakpoint inside the hypervisor; list or delete them.
 
-Usage: hv-break REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B]
-       hv-break list
-       hv-break delete N|all
+    Usage: hv-break REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B]
+           hv-break list
+           hv-break delete N|all
 
-REASON is a vendor-neutral kind (cpuid, msr_read, msr_write, cr_access, vmcall, invd, exception,
-stage2_fault, io, hlt, xsetbv, ...), a native reason name of the running back end (VMX: CPUID,
-EPT_VIOLATION, ...; SVM: CPUID, NPF, ...) or 'any'. --msr/--cr/--port/--leaf match the exit's first
-argument (MSR index, CR number, port, CPUID leaf); --gpa the guest-physical address (A or A-B).
+    REASON is a vendor-neutral kind (cpuid, msr_read, msr_write, cr_access, vmcall, invd, exception,
+    stage2_fault, io, hlt, xsetbv, ...), a native reason name of the running back end (VMX: CPUID,
+    EPT_VIOLATION, ...; SVM: CPUID, NPF, ...) or 'any'. --msr/--cr/--port/--leaf match the exit's first
+    argument (MSR index, CR number, port, CPUID leaf); --gpa the guest-physical address (A or A-B).
 
-The entry is written into the hypervisor's break table (hv_trace.break_config, up to 8 entries) while
-the VM is stopped, and gdb keeps one breakpoint at hv_break_hit. A matching exit snapshots the CPU and
-stops there: hvtrace prints the exit, the guest registers and the instruction. `continue` resumes the
-guest. Non-matching exits cost the hypervisor one compare per armed entry, never a gdb round trip.
+    The entry is written into the hypervisor's break table (hv_trace.break_config, up to 8 entries) while
+    the VM is stopped, and gdb keeps one breakpoint at hv_break_hit. A matching exit snapshots the CPU and
+    stops there: hvtrace prints the exit, the guest registers and the instruction. `continue` resumes the
+    guest. Non-matching exits cost the hypervisor one compare per armed entry, never a gdb round trip.
 
-Examples:
-  (gdb) hv-break cpuid --leaf 1
-  (gdb) hv-break msr_write --msr 0xc0000080 --cpu 1
-  (gdb) hv-break stage2_fault --gpa 0xfee00000-0xfee00fff
-  (gdb) hv-break list
-  (gdb) hv-break delete all"""
+    Examples:
+      (gdb) hv-break cpuid --leaf 1
+      (gdb) hv-break msr_write --msr 0xc0000080 --cpu 1
+      (gdb) hv-break stage2_fault --gpa 0xfee00000-0xfee00fff
+      (gdb) hv-break list
+      (gdb) hv-break delete all"""
 
     NAME = "break"
     WORDS = ("list", "delete", "--cpu", "--msr", "--cr", "--port", "--leaf", "--gpa")
@@ -70,7 +71,7 @@ Examples:
 
     def run(self, args: list[str]) -> None:
         if args and args[0] == "list":
-            self.list()
+            self.list_breaks()
         elif args and args[0] == "delete":
             self.delete(args[1:])
         else:
@@ -84,11 +85,14 @@ Examples:
         _write_entry(d, index, entry)
         cfg.entry[index] = entry
         _write_armed(d, model.enabled_count(cfg.entry))
-        emit([f"hv-break {index}: {model.describe_break(d.vendor, entry)} (gdb breakpoint {bp.number} at {HIT_FUNCTION})"])
+        what = model.describe_break(d.vendor, entry)
+        emit([f"hv-break {index}: {what} (gdb breakpoint {bp.number} at {HIT_FUNCTION})"])
 
-    def list(self) -> None:
+    def list_breaks(self) -> None:
         d, cfg = _config()
-        lines = [f"{cfg.armed} armed (table of {abi.HV_BREAK_MAX}); last hit: entry {cfg.last_hit} on CPU {cfg.last_cpu}"]
+        hit = any(cfg.entry[i].hits for i in range(abi.HV_BREAK_MAX))
+        last = f"entry {cfg.last_hit} on CPU {cfg.last_cpu}" if hit else "none"
+        lines = [f"{cfg.armed} armed (table of {abi.HV_BREAK_MAX}); last hit: {last}"]
         for i in range(abi.HV_BREAK_MAX):
             e = cfg.entry[i]
             if e.enabled:
@@ -124,13 +128,20 @@ def hit_screen() -> list[str]:
     rec_addr = int(gdb.parse_and_eval("$rdx"))
     _, d = target.discovery()
     rec = model.record_from(target.read(rec_addr, abi.HV_RECORD_SIZE))
-    lines = [bold(f"hv-break {entry} hit on CPU {cpu}: {model.reason_name(d.vendor, rec.reason)}"), f"  {model.record_line(d.vendor, rec)}"]
+    rec.cpu = cpu  # the handler's copy: the ring slot gets cpu and seq, this one may not
+    lines = [
+        bold(f"hv-break {entry} hit on CPU {cpu}: {reason_name(d.vendor, rec.reason)}"),
+        f"  {model.record_line(d.vendor, rec)}",
+    ]
     try:
         snap = model.read_snapshot(target.read, d, cpu)
         lines.extend(f"  {x}" for x in model.guest_lines(snap))
     except model.HvError as e:
         lines.append(f"  (no guest registers: {e})")
     lines.extend(f"  {x}" for x in target.disassemble(rec.rip, 3))
+    cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
+    if entry >= abi.HV_BREAK_MAX or not cfg.entry[entry].enabled:
+        lines.append("  (this break is deleted: the hit was pending from before, another CPU's in all-stop)")
     lines.append("  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot)")
     return lines
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+
 from hvtrace import abi
+from hvtrace.arch import reason_name
 
 from . import model, target
 from .command import HvCommand, emit
@@ -11,14 +14,14 @@ from .command import HvCommand, emit
 class HvCpus(HvCommand):
     """Per CPU: vendor, ring, exit count, last exit, snapshot and break state.
 
-Usage: hv-cpus
+    Usage: hv-cpus
 
-The exit count is the ring's head plus its dropped records (every traced exit); the last exit is the
-newest record in the ring (with a full drop-newest ring and no consumer, the newest one kept).
+    The exit count is the ring's head plus its dropped records (every traced exit); the last exit is the
+    newest record in the ring (with a full drop-newest ring and no consumer, the newest one kept).
 
-Example:
-  (gdb) hv-cpus
-  CPU 0 SVM ring 4096/4096 exits 81234 last CPUID(0x72) rip=0x102a3c snapshot BREAK break-hit"""
+    Example:
+      (gdb) hv-cpus
+      CPU 0 SVM ring 4096/4096 exits 81234 last CPUID(0x72) rip=0x102a3c snapshot BREAK break-hit"""
 
     NAME = "cpus"
 
@@ -28,7 +31,7 @@ Example:
         _, d = target.discovery()
         if d.cpu_count == 0:
             raise model.HvError("no CPU is online in this target (hypervisor not started yet?)")
-        cfg = model.break_config_from(target.read(d.break_config, model.ctypes.sizeof(abi.HvBreakConfig)))
+        cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
         lines = [f"{d.cpu_count} CPUs, back end {model.vendor_name(d.vendor)}, {cfg.armed} exit breaks armed"]
         for cpu in range(d.cpu_count):
             parts = [f"CPU {cpu}", model.vendor_name(d.vendor)]
@@ -44,7 +47,7 @@ Example:
                 last = model.latest_records(target.read, ring, 1)
                 if last:
                     r = last[-1]
-                    parts.append(f"last {model.reason_name(d.vendor, r.reason)}({r.reason:#x}) rip={r.rip:#x}")
+                    parts.append(f"last {reason_name(d.vendor, r.reason)}({r.reason:#x}) rip={r.rip:#x}")
             try:
                 snap = model.read_snapshot(target.read, d, cpu)
                 parts.append(f"snapshot {snap.why_name}")

@@ -11,21 +11,21 @@ from .command import HvCommand, emit
 class HvEpt(HvCommand):
     """Walk the stage-2 tables (EPT on VT-x, NPT on AMD-V) from hv_trace.stage2_root.
 
-Usage: hv-ept GPA [--cpu N]
-       hv-ept --summary [--type T] [--perm P] [--range A-B]
+    Usage: hv-ept GPA [--cpu N]
+           hv-ept --summary [--type T] [--perm P] [--range A-B]
 
-  GPA         guest-physical address: each level's entry, RWX, memory type, ignore-PAT, large page,
-              accessed/dirty, and the resulting host-physical address
-  --cpu N     accepted for symmetry: every CPU shares one stage-2 root in hvtrace
-  --summary   the whole map as merged ranges (start-end, permissions, type, page size)
-  --type T    keep ranges of memory type T (WB, UC, WC, WT, WP; repeatable)
-  --perm P    keep ranges with exactly these permissions (rwx, r-x, ---, ...)
-  --range A-B only [A, B]
+      GPA         guest-physical address: each level's entry, RWX, memory type, ignore-PAT, large page,
+                  accessed/dirty, and the resulting host-physical address
+      --cpu N     accepted for symmetry: every CPU shares one stage-2 root in hvtrace
+      --summary   the whole map as merged ranges (start-end, permissions, type, page size)
+      --type T    keep ranges of memory type T (WB, UC, WC, WT, WP; repeatable)
+      --perm P    keep ranges with exactly these permissions (rwx, r-x, ---, ...)
+      --range A-B only [A, B]
 
-Examples:
-  (gdb) hv-ept 0x100000
-  (gdb) hv-ept --summary --range 0-0xffffffff
-  (gdb) hv-ept --summary --type UC"""
+    Examples:
+      (gdb) hv-ept 0x100000
+      (gdb) hv-ept --summary --range 0-0xffffffff
+      (gdb) hv-ept --summary --type UC"""
 
     NAME = "ept"
     WORDS = ("--summary", "--type", "--perm", "--range", "--cpu", "WB", "UC", "WC", "WT", "WP", "rwx")
@@ -84,7 +84,12 @@ Examples:
                 types=types or None,
                 perms=perm,
             )
-            emit([f"{name} map from root {d.stage2_root:#x}: {len(ranges)} ranges", *(r.describe() for r in ranges)])
+            emit(
+                [
+                    f"{name} map from root {d.stage2_root:#x}: {len(ranges)} ranges",
+                    *(r.describe() for r in ranges),
+                ]
+            )
             return
         if gpa is None:
             raise model.HvError("which guest-physical address? e.g. hv-ept 0x100000 (or --summary)")

@@ -11,21 +11,21 @@ from .command import HvCommand, emit
 class HvExits(HvCommand):
     """The latest VM-exit records, decoded, with the guest instruction.
 
-Usage: hv-exits [-n K] [--cpu N] [--reason R] [--no-disasm]
+    Usage: hv-exits [-n K] [--cpu N] [--reason R] [--no-disasm]
 
-  -n K        how many records (default 10), newest last, merged across CPUs by TSC
-  --cpu N     only CPU N
-  --reason R  only this exit: a kind (cpuid, msr_read, cr_access, vmcall, stage2_fault, io, ...) or a
-              native reason name (VMX: CPUID, EPT_VIOLATION; SVM: CPUID, NPF, ...)
-  --no-disasm skip the instruction at each RIP
+      -n K        how many records (default 10), newest last, merged across CPUs by TSC
+      --cpu N     only CPU N
+      --reason R  only this exit: a kind (cpuid, msr_read, cr_access, vmcall, stage2_fault, io, ...) or a
+                  native reason name (VMX: CPUID, EPT_VIOLATION; SVM: CPUID, NPF, ...)
+      --no-disasm skip the instruction at each RIP
 
-Each line: CPU, sequence number, native reason / kind, RIP, GPA, the kind's arguments (CPUID leaf, MSR
-index, CR number, ...) and the qualification / EXITINFO decoded for that reason. The instruction is
-disassembled with capstone when gdb's Python has it, else with gdb's own disassembler.
+    Each line: CPU, sequence number, native reason / kind, RIP, GPA, the kind's arguments (CPUID leaf, MSR
+    index, CR number, ...) and the qualification / EXITINFO decoded for that reason. The instruction is
+    disassembled with capstone when gdb's Python has it, else with gdb's own disassembler.
 
-Examples:
-  (gdb) hv-exits -n 5
-  (gdb) hv-exits --cpu 1 --reason cpuid"""
+    Examples:
+      (gdb) hv-exits -n 5
+      (gdb) hv-exits --cpu 1 --reason cpuid"""
 
     NAME = "exits"
     WORDS = ("-n", "--cpu", "--reason", "--no-disasm")
@@ -57,10 +57,16 @@ Examples:
         if reason is not None:
             model.parse_reason(d.vendor, reason)  # validate before reading
         recs: list[HvRecord] = []
+        notes: list[str] = []
         for c in range(d.cpu_count) if cpu is None else [cpu]:
             ring = model.read_ring(target.read, d, c)
             if ring is None:
                 continue
+            if ring.dropped and ring.head - ring.tail >= ring.capacity:
+                notes.append(
+                    f"note: CPU {c} ring full, {ring.dropped} newer exits dropped (no consumer): "
+                    "these are the newest records kept"
+                )
             got = model.latest_records(target.read, ring, ring.capacity if reason else n)
             if reason is not None:
                 got = [r for r in got if model.record_matches(d.vendor, r, reason)]
@@ -70,7 +76,7 @@ Examples:
         if not recs:
             emit(["no matching records in the rings"])
             return
-        lines = []
+        lines = list(notes)
         for r in recs:
             lines.append(model.record_line(d.vendor, r))
             if disasm:

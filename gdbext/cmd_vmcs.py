@@ -15,21 +15,21 @@ AREA_OPTIONS = {"--guest": "guest", "--host": "host", "--controls": "controls", 
 class HvVmcs(HvCommand):
     """Decode a CPU's VMCS / VMCB snapshot.
 
-Usage: hv-vmcs [CPU] [--guest|--host|--controls|--exit|--all] [--raw]
+    Usage: hv-vmcs [CPU] [--guest|--host|--controls|--exit|--all] [--raw]
 
-  CPU         CPU index (default 0)
-  --guest     guest-state area only (also --host, --controls, --exit; they combine)
-  --all       every field, not only those the current controls make meaningful
-  --raw       values only, no decoded detail lines
+      CPU         CPU index (default: the CPU of the selected gdb thread, 0 on a core file)
+      --guest     guest-state area only (also --host, --controls, --exit; they combine)
+      --all       every field, not only those the current controls make meaningful
+      --raw       values only, no decoded detail lines
 
-VT-x: every VMCS field by name, width and value, controls decoded bit by bit, access rights, the
-VM-instruction error by name. AMD-V: the VMCB control and save areas (width column = offset).
-The snapshot is the one the hypervisor took last (SNAPSHOT hypercall, exit break, fatal path).
+    VT-x: every VMCS field by name, width and value, controls decoded bit by bit, access rights, the
+    VM-instruction error by name. AMD-V: the VMCB control and save areas (width column = offset).
+    The snapshot is the one the hypervisor took last (SNAPSHOT hypercall, exit break, fatal path).
 
-Examples:
-  (gdb) hv-vmcs
-  (gdb) hv-vmcs 1 --exit
-  (gdb) hv-vmcs 0 --controls --raw"""
+    Examples:
+      (gdb) hv-vmcs
+      (gdb) hv-vmcs 1 --exit
+      (gdb) hv-vmcs 0 --controls --raw"""
 
     NAME = "vmcs"
     WORDS = (*AREA_OPTIONS, "--all", "--raw")

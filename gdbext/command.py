@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import gdb  # type: ignore[import-not-found]
+import gdb
 
 from . import target
 from .model import HvError, split_args
 
-_colour = False
+_state = {"colour": False}
 
 
 def colour() -> bool:
-    return _colour
+    return _state["colour"]
 
 
 def set_colour(on: bool) -> None:
-    global _colour
-    _colour = on
+    _state["colour"] = on
 
 
 def emit(lines: Iterable[str]) -> None:
@@ -26,7 +25,7 @@ def emit(lines: Iterable[str]) -> None:
 
 
 def bold(text: str) -> str:
-    return f"\x1b[1m{text}\x1b[0m" if _colour else text
+    return f"\x1b[1m{text}\x1b[0m" if _state["colour"] else text
 
 
 class HvCommand(gdb.Command):  # type: ignore[misc]
@@ -54,5 +53,8 @@ class HvCommand(gdb.Command):  # type: ignore[misc]
         return self.WORDS
 
     def complete(self, text: str, word: str | None) -> list[str]:
-        word = word or ""
-        return [w for w in self.words() if w.startswith(word)]
+        # gdb breaks words at '-', so `word` may be a tail of the token being typed: match the whole
+        # token, return what replaces `word`.
+        token = "" if not text or text[-1].isspace() else text.rsplit(maxsplit=1)[-1]
+        cut = len(token) - len(word or "")
+        return [w[cut:] for w in self.words() if w.startswith(token)]

@@ -20,7 +20,7 @@ from hvtrace.decode import svm_vmcb, vmcs_fields, vmx_exits
 
 Reader = Callable[[int, int], bytes]
 
-GPR_NAMES = ("RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI") + tuple(f"R{i}" for i in range(8, 16))
+GPR_NAMES = ("RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", *(f"R{i}" for i in range(8, 16)))
 SNAP_HEADER_SIZE: int = abi.HvSnapshot.field.offset
 FIELD_SIZE = ctypes.sizeof(abi.HvSnapshotField)
 RING_HEADER_SIZE = ctypes.sizeof(HvRing)
@@ -242,7 +242,7 @@ def record_line(vendor: int, rec: HvRecord) -> str:
     if rec.flags & abi.HvRecFlag.DROPPED_BEFORE:
         flags.append("DROPS-BEFORE")
     parts = [
-        f"CPU{rec.cpu} #{rec.seq}",
+        f"CPU{rec.cpu} #{rec.seq}" if rec.seq else f"CPU{rec.cpu}",
         f"{reason_name(vendor, rec.reason)}({rec.reason:#x})/{kind_name(rec.kind)}",
         f"rip={rec.rip:#x}",
     ]
@@ -315,9 +315,7 @@ def reason_words(vendor: int) -> list[str]:
     """What hv-break / hv-exits --reason accept: kind names, then native names (lower case)."""
     natives = sorted({n.lower() for n in reason_names(vendor).values() if n != "UNKNOWN"})
     if vendor == 0:
-        natives = sorted(
-            {n.lower() for v in (1, 2) for n in reason_names(v).values() if n != "UNKNOWN"}
-        )
+        natives = sorted({n.lower() for v in (1, 2) for n in reason_names(v).values() if n != "UNKNOWN"})
     return [*KIND_NAMES, *[n for n in natives if n not in KIND_NAMES]]
 
 
@@ -341,7 +339,7 @@ def parse_reason(vendor: int, text: str) -> tuple[int, int]:
 
 def record_matches(vendor: int, rec: HvRecord, reason: str) -> bool:
     kind, native = parse_reason(vendor, reason)
-    return (kind == abi.HV_BRK_ANY or rec.kind == kind) and (native == abi.HV_BRK_ANY or rec.reason == native)
+    return kind in (abi.HV_BRK_ANY, rec.kind) and native in (abi.HV_BRK_ANY, rec.reason)
 
 
 def break_config_from(data: bytes) -> HvBreakConfig:

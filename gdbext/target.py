@@ -12,7 +12,7 @@ import contextlib
 import ctypes
 from collections.abc import Iterator
 
-import gdb  # type: ignore[import-not-found]
+import gdb
 
 from hvtrace.abi import HvDiscovery
 
@@ -24,7 +24,7 @@ NO_HV = "no hvtrace hypervisor in this target: symbol hv_trace not found"
 def _remote() -> object | None:
     conn = getattr(gdb.selected_inferior(), "connection", None)
     if conn is not None and getattr(conn, "type", "") == "remote" and hasattr(conn, "send_packet"):
-        return conn
+        return conn  # type: ignore[no-any-return]
     return None
 
 
@@ -87,12 +87,11 @@ def write_struct_field(base: int, offset: int, data: bytes) -> None:
     write(base + offset, data)
 
 
-_capstone_note_shown = False
+_notes_shown: set[str] = set()
 
 
 def disassemble(addr: int, count: int = 1) -> list[str]:
     """Instructions at a guest address: capstone when gdb's Python has it, else gdb's disassembler."""
-    global _capstone_note_shown
     try:
         import capstone  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
     except ImportError:
@@ -102,8 +101,8 @@ def disassemble(addr: int, count: int = 1) -> list[str]:
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         return [f"{i.address:#x}: {i.mnemonic} {i.op_str}".rstrip() for i in md.disasm(code, addr, count)]
     out = []
-    if not _capstone_note_shown:
-        _capstone_note_shown = True
+    if "capstone" not in _notes_shown:
+        _notes_shown.add("capstone")
         out.append("(capstone not available in gdb's Python: using gdb's disassembler)")
     try:
         insns = gdb.selected_inferior().architecture().disassemble(addr, count=count)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from hvtrace import __version__
 from hvtrace.doctor import run_doctor
+from hvtrace.elfcore import dump_segments, write_core
 from hvtrace.exitcodes import DESCRIPTIONS, ExitCode, LaunchError
+from hvtrace.gdb_launch import run_gdb
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
@@ -174,7 +177,95 @@ def build_parser() -> HvArgumentParser:
 
     sub.add_parser("doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install")
     add_trace_commands(sub)
+    add_gdb_commands(sub)
+    add_tui_command(sub)
     return parser
+
+
+def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
+    t = sub.add_parser(
+        "tui",
+        help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
+        description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
+        "(--ram PATH), start one (the default; --backend/--cpus/--memory/--append as for run) or "
+        "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
+    )
+    t.add_argument("--replay", type=Path, default=None, metavar="FILE", help="trace file to replay")
+    t.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
+    t.add_argument("--backend", type=_backend, default=None, metavar="{qemu,bochs}", help="start a session")
+    t.add_argument("--cpus", type=_positive_int("--cpus"), default=1, metavar="N")
+    t.add_argument("--memory", type=_memory, default=64, metavar="SIZE", help="guest RAM (default 64M)")
+    t.add_argument("--append", default="", metavar="CMDLINE", help="hypervisor command line")
+    t.add_argument(
+        "--timeout", type=_seconds, default=3600.0, metavar="SECONDS", help="stop a started session after"
+    )
+    t.add_argument(
+        "--log-size", type=_positive_int("--log-size"), default=1 << 20, metavar="N", help="records kept"
+    )
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    # hvtrace.tui is installed from tui/ (package-dir mapping); imported lazily: Textual loads slowly
+    tui_main = importlib.import_module("hvtrace.tui.main")
+    code: int = tui_main.run(args)
+    return code
+
+
+def add_gdb_commands(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
+    g = sub.add_parser(
+        "gdb",
+        help="gdb with the hypervisor's symbols and the hv-* commands (live gdbstub or core file)",
+        description="Start gdb on hv/build/hvtrace.elf with the hv-* commands loaded (help hv), "
+        "connected to a running session's gdbstub (--port, printed by `hvtrace run` as 'hvtrace: gdb "
+        "port N'; or --ram PATH of that session) or a post-mortem core (--core FILE, --dump PREFIX).",
+    )
+    g.add_argument("--port", type=_gdb_port, default=None, metavar="N", help="gdbstub port on 127.0.0.1")
+    g.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
+    g.add_argument("--core", type=Path, default=None, metavar="FILE", help="ELF core file (post mortem)")
+    g.add_argument(
+        "--dump", type=Path, default=None, metavar="PREFIX", help="raw RAM dump PREFIX.<hex start>"
+    )
+    g.add_argument("--elf", type=Path, default=None, metavar="FILE", help="hypervisor image (symbols)")
+    g.add_argument("--ex", action="append", default=[], metavar="CMD", help="run a gdb command (repeatable)")
+    g.add_argument("--batch", action="store_true", help="exit after the --ex commands")
+
+    c = sub.add_parser(
+        "core-from-dump",
+        help="wrap raw RAM dump files (PREFIX.<hex start>) as an ELF core for gdb",
+    )
+    c.add_argument("prefix", type=Path, metavar="PREFIX")
+    c.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+
+
+def _gdb_port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port must be a TCP port number (got {text!r})") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"--port must be 1..65535 (got {value})")
+    return value
+
+
+def cmd_gdb(args: argparse.Namespace) -> int:
+    return run_gdb(
+        port=args.port,
+        ram=args.ram,
+        core=args.core,
+        dump=args.dump,
+        elf=args.elf,
+        commands=args.ex,
+        batch=args.batch,
+    )
+
+
+def cmd_core_from_dump(args: argparse.Namespace) -> int:
+    segs = dump_segments(args.prefix)
+    if not segs:
+        raise LaunchError(ExitCode.USAGE, f"no dump files {args.prefix}.<start hex>")
+    write_core(segs, args.output)
+    out(f"wrote {args.output}: {len(segs)} segments ({', '.join(hex(a) for a, _ in segs)})")
+    return 0
 
 
 def add_trace_commands(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
@@ -292,10 +383,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "doctor":
             return run_doctor()
+        if args.command == "gdb":
+            return cmd_gdb(args)
+        if args.command == "core-from-dump":
+            return cmd_core_from_dump(args)
+        if args.command == "tui":
+            return cmd_tui(args)
         if args.command in ("capture", "report", "export"):
             return trace_cli.main(args)
         parser.print_help(sys.stderr)
-        err("usage error: no command given (choose run, doctor, capture, report or export)")
+        err("usage error: no command given (choose run, doctor, capture, report, export or gdb)")
         return ExitCode.USAGE
     except LaunchError as e:
         err(f"error: {e.message}")

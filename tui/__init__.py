@@ -1,5 +1,7 @@
-"""hvtrace.tui: the Textual face (`hvtrace tui`), planned for a later issue.
+"""hvtrace.tui: the Textual face (`hvtrace tui`): per-CPU VM-exit rates, reasons, drill-down and the
+exit log, live from the hypervisor's trace rings or replayed from a trace file.
 
-It will show per-CPU VM-exit rates and the live exit log read from the hypervisor's trace rings.
-Installed as ``hvtrace.tui`` (setuptools package-dir mapping), never as a top-level ``tui``.
+Installed as ``hvtrace.tui`` (setuptools package-dir mapping), never as a top-level ``tui``; modules
+import each other relatively. model: numpy aggregation; recent: the log ring; fmt: log lines;
+sources: live capture / replay; widgets; app; main: the CLI entry; screenshot: docs/tui.svg.
 """

@@ -1,0 +1,111 @@
+"""`hvtrace gdb`: gdb with the hypervisor's symbols and the hv-* commands, on a live gdbstub or a core.
+
+Targets: ``--port N`` (a running session's gdbstub on 127.0.0.1), ``--ram PATH`` (the session whose
+QEMU maps that RAM file: its ``-gdb tcp:...:N`` is read from /proc), ``--core FILE`` (an ELF core, e.g.
+QEMU dump-guest-memory or one written by ``hvtrace core-from-dump``) or ``--dump PREFIX`` (raw RAM
+dump files ``PREFIX.<start hex>`` as the Bochs back end writes them, wrapped as a core on the fly).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from hvtrace import paths
+from hvtrace.elfcore import dump_segments, write_core
+from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.tools import require_tool
+
+GDB = "gdb"
+GDB_PORT_RE = re.compile(r"^tcp:[^:]*:(\d+)$")
+
+
+def extension_path() -> Path:
+    return paths.repo_root() / "gdbext" / "hvtrace_gdb.py"
+
+
+def default_elf() -> Path:
+    return paths.repo_root() / "hv" / "build" / "hvtrace.elf"
+
+
+def gdb_argv(
+    *,
+    elf: Path,
+    port: int | None = None,
+    core: Path | None = None,
+    commands: Sequence[str] = (),
+    batch: bool = False,
+    gdb: str = GDB,
+) -> list[str]:
+    """The gdb command line (pure; unit-tested): symbols, the extension, the target, extra commands."""
+    argv = [gdb, "-q", "-nx"]
+    if batch:
+        argv.append("-batch")
+    argv += ["-ex", f"source {extension_path()}", "-ex", f"file {elf}"]
+    if port is not None:
+        argv += ["-ex", f"target remote 127.0.0.1:{port}"]
+    if core is not None:
+        argv += ["-ex", f"core-file {core}"]
+    for c in commands:
+        argv += ["-ex", c]
+    return argv
+
+
+def port_of_ram(ram: Path, proc: Path = Path("/proc")) -> int:
+    """The gdbstub port of the QEMU process that maps ``ram`` (from its command line in /proc)."""
+    want = f"mem-path={ram}"
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not any(want in a.split(",") for a in args):
+            continue
+        for i, a in enumerate(args[:-1]):
+            m = GDB_PORT_RE.match(args[i + 1]) if a == "-gdb" else None
+            if m:
+                return int(m.group(1))
+    raise LaunchError(
+        ExitCode.USAGE,
+        f"no running QEMU maps RAM file {ram} with a gdbstub (give the port: --port N, "
+        "printed by `hvtrace run` as 'hvtrace: gdb port N')",
+    )
+
+
+def run_gdb(
+    *,
+    port: int | None,
+    ram: Path | None,
+    core: Path | None,
+    dump: Path | None,
+    elf: Path | None,
+    commands: Sequence[str],
+    batch: bool,
+) -> int:
+    chosen = [x for x in (port, ram, core, dump) if x is not None]
+    if len(chosen) != 1:
+        raise LaunchError(
+            ExitCode.USAGE, "give exactly one target: --port N, --ram PATH, --core FILE or --dump PREFIX"
+        )
+    elf = elf or default_elf()
+    if not elf.is_file():
+        raise LaunchError(ExitCode.USAGE, f"no hypervisor image at {elf} (build it: make -C hv)")
+    gdb = require_tool(GDB, "for hvtrace gdb")
+    if ram is not None:
+        port = port_of_ram(ram)
+    if core is not None and not core.is_file():
+        raise LaunchError(ExitCode.USAGE, f"no core file {core}")
+    with tempfile.TemporaryDirectory(prefix=f"hvtrace-gdb-{os.getpid()}-") as tmp:
+        if dump is not None:
+            segs = dump_segments(dump)
+            if not segs:
+                raise LaunchError(ExitCode.USAGE, f"no dump files {dump}.<start hex>")
+            core = write_core(segs, Path(tmp) / "ram.core")
+        argv = gdb_argv(elf=elf, port=port, core=core, commands=commands, batch=batch, gdb=gdb)
+        return subprocess.call(argv)

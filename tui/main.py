@@ -1,0 +1,41 @@
+"""Entry point of `hvtrace tui` (hvtrace.cli parses the options and calls :func:`run`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hvtrace.exitcodes import ExitCode
+
+from .app import HvTraceApp
+from .sources import LiveSource, ReplaySource, Source
+
+
+def make_source(args: argparse.Namespace) -> Source:
+    if args.replay is not None:
+        return ReplaySource(args.replay)
+    if args.ram is not None:
+        return LiveSource.attach(args.ram)
+    return LiveSource.start(
+        backend=args.backend or "qemu",
+        cpus=args.cpus,
+        memory_mb=args.memory,
+        cmdline=args.append.strip(),
+        timeout=args.timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.replay is not None and (args.ram is not None or args.backend is not None):
+        print("hvtrace: usage error: --replay excludes --ram and --backend", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    if args.ram is not None and args.backend is not None:
+        print("hvtrace: usage error: give --ram (attach) or --backend (start), not both", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    source = make_source(args)
+    app = HvTraceApp(source, log_capacity=args.log_size)
+    try:
+        app.run()
+    finally:
+        source.close()  # stops the session the TUI started
+    return 0

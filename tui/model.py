@@ -1,0 +1,224 @@
+"""Exit statistics for the TUI, aggregated with numpy per batch (never per record in Python).
+
+A reason is keyed ``kind << 16 | reason`` (the vendor-neutral kind next to the native reason). Counts
+live in a dense ``(cpus, slots)`` matrix; a batch costs one ``np.unique`` over ``cpu, key`` and one
+scatter-add. Rates come from snapshots of that matrix taken at each refresh (clock supplied by the
+caller: wall time live, trace time in replay), the sparkline from per-second bins.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hvtrace.abi import HvExitKind
+from hvtrace.arch import reason_name
+from hvtrace.trace.records import KIND_NAMES, Records
+from hvtrace.trace.report import DRILLDOWNS
+
+KEY_SPACE = 1 << 21  # kind (< 32) << 16 | reason (16 bits)
+HISTORY_S = 60
+
+Counts = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+
+
+def record_keys(recs: Records) -> npt.NDArray[np.int64]:
+    """The reason key of every record (``kind << 16 | reason``)."""
+    return (recs["kind"].astype(np.int64) << 16) | recs["reason"].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ReasonInfo:
+    key: int
+    kind: int
+    reason: int
+    name: str  # native reason name
+    kind_name: str
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+def reason_info(vendor: int, key: int) -> ReasonInfo:
+    kind, reason = key >> 16, key & 0xFFFF
+    return ReasonInfo(key, kind, reason, reason_name(vendor, reason), KIND_NAMES.get(kind, f"KIND_{kind}"))
+
+
+@dataclass
+class DrillRow:
+    value: int
+    count: int
+    percent: float
+
+
+@dataclass
+class ExitStats:
+    """Per-CPU exit counts by reason, rates and a minute of per-second history."""
+
+    cpus: int
+    vendor: int
+    keys: list[int] = field(default_factory=list)  # slot -> reason key
+    slot_of: dict[int, int] = field(default_factory=dict)
+    counts: Counts = field(init=False)
+    drill: dict[int, dict[tuple[int, int], int]] = field(default_factory=dict)  # kind -> (cpu, value) -> n
+    records: int = 0
+    _snaps: deque[tuple[float, Counts]] = field(default_factory=deque)
+    _bin_start: float | None = None
+    _bin_base: Counts = field(init=False)
+    history: deque[Counts] = field(init=False)  # per second: exits per CPU
+
+    def __post_init__(self) -> None:
+        self.cpus = max(1, self.cpus)
+        self.counts = np.zeros((self.cpus, 0), dtype=np.int64)
+        self._bin_base = np.zeros(self.cpus, dtype=np.int64)
+        self.history = deque(maxlen=HISTORY_S)
+
+    # ------------------------------------------------------------------ ingest
+    def _grow_cpus(self, n: int) -> None:
+        if n <= self.cpus:
+            return
+        extra = n - self.cpus
+        self.counts = np.vstack([self.counts, np.zeros((extra, self.counts.shape[1]), dtype=np.int64)])
+        self._bin_base = np.concatenate([self._bin_base, np.zeros(extra, dtype=np.int64)])
+        self.history = deque(
+            (np.concatenate([h, np.zeros(extra, dtype=np.int64)]) for h in self.history), maxlen=HISTORY_S
+        )
+        self._snaps = deque(
+            (t, np.vstack([c, np.zeros((extra, c.shape[1]), dtype=np.int64)])) for t, c in self._snaps
+        )
+        self.cpus = n
+
+    def _slot(self, key: int) -> int:
+        slot = self.slot_of.get(key)
+        if slot is None:
+            slot = len(self.keys)
+            self.keys.append(key)
+            self.slot_of[key] = slot
+            self.counts = np.hstack([self.counts, np.zeros((self.cpus, 1), dtype=np.int64)])
+        return slot
+
+    def add(self, recs: Records) -> None:
+        """Count a batch: one np.unique over (cpu, key), one loop over the distinct pairs."""
+        if not len(recs):
+            return
+        cpu = recs["cpu"].astype(np.int64)
+        self._grow_cpus(int(cpu.max()) + 1)
+        combined = cpu * KEY_SPACE + record_keys(recs)
+        uniq, n = np.unique(combined, return_counts=True)
+        slots = np.fromiter((self._slot(int(k) % KEY_SPACE) for k in uniq), dtype=np.int64, count=len(uniq))
+        np.add.at(self.counts, (uniq // KEY_SPACE, slots), n)
+        self.records += len(recs)
+        kinds = recs["kind"]
+        for kind, (_title, fld, shift) in DRILLDOWNS.items():
+            sel = kinds == kind
+            if not sel.any():
+                continue
+            vals = recs[fld][sel] >> np.uint64(shift)
+            pairs = np.stack([recs["cpu"][sel].astype(np.uint64), vals], axis=1)
+            u, c = np.unique(pairs, axis=0, return_counts=True)
+            table = self.drill.setdefault(int(kind), {})
+            for (cp, v), k in zip(u.tolist(), c.tolist(), strict=True):
+                table[(cp, v)] = table.get((cp, v), 0) + k
+
+    def reset(self) -> None:
+        self.keys.clear()
+        self.slot_of.clear()
+        self.counts = np.zeros((self.cpus, 0), dtype=np.int64)
+        self.drill.clear()
+        self.records = 0
+        self._snaps.clear()
+        self._bin_start = None
+        self._bin_base = np.zeros(self.cpus, dtype=np.int64)
+        self.history.clear()
+
+    # ------------------------------------------------------------------ clock
+    def tick(self, now: float) -> None:
+        """A refresh at ``now`` (seconds): snapshot for rates, close finished one-second bins."""
+        self._snaps.append((now, self.counts.copy()))
+        while len(self._snaps) > 2 and now - self._snaps[1][0] >= 1.0:
+            self._snaps.popleft()
+        per_cpu = self.counts.sum(axis=1)
+        if self._bin_start is None or now < self._bin_start:
+            self._bin_start = now
+            self._bin_base = per_cpu
+            return
+        while now - self._bin_start >= 1.0:
+            self.history.append(per_cpu - self._bin_base)
+            self._bin_base = per_cpu
+            self._bin_start += 1.0
+            if now - self._bin_start >= HISTORY_S:  # a long gap: skip straight to now
+                self._bin_start = now
+
+    def rates(self) -> Floats:
+        """Exits per second over the last second, ``(cpus, slots)``."""
+        zero: Floats = np.zeros(self.counts.shape, dtype=np.float64)
+        if len(self._snaps) < 2:
+            return zero
+        t0, c0 = self._snaps[0]
+        t1, c1 = self._snaps[-1]
+        dt = t1 - t0
+        if dt <= 0 or c1.shape != self.counts.shape:
+            return zero
+        c0 = np.pad(c0, ((0, c1.shape[0] - c0.shape[0]), (0, c1.shape[1] - c0.shape[1])))
+        out: Floats = (c1 - c0).astype(np.float64) / dt
+        return out
+
+    # ------------------------------------------------------------------ views
+    def scope_counts(self, cpu: int | None) -> Counts:
+        """Counts per slot for one CPU or all (None)."""
+        out: Counts
+        if cpu is None:
+            out = self.counts.sum(axis=0)
+        elif cpu >= self.cpus:
+            out = np.zeros(len(self.keys), dtype=np.int64)
+        else:
+            out = self.counts[cpu]
+        return out
+
+    def scope_rates(self, cpu: int | None) -> Floats:
+        r = self.rates()
+        out: Floats
+        if cpu is None:
+            out = r.sum(axis=0)
+        elif cpu >= r.shape[0]:
+            out = np.zeros(len(self.keys), dtype=np.float64)
+        else:
+            out = r[cpu]
+        return out
+
+    def sparkline(self, cpu: int | None) -> list[float]:
+        """Exits per second for the last minute (oldest first)."""
+        if cpu is None:
+            return [float(h.sum()) for h in self.history]
+        return [float(h[cpu]) if cpu < len(h) else 0.0 for h in self.history]
+
+    def total(self, cpu: int | None) -> int:
+        return int(self.scope_counts(cpu).sum())
+
+    def drilldown(self, key: int, cpu: int | None) -> tuple[str, list[DrillRow]] | None:
+        """Breakdown of one reason by its operand (CPUID leaf, MSR, CR, port, GPA page), biggest first."""
+        kind = key >> 16
+        spec = DRILLDOWNS.get(HvExitKind(kind)) if kind in KIND_NAMES else None
+        if spec is None:
+            return None
+        title, _fld, shift = spec
+        merged: dict[int, int] = {}
+        for (cp, v), n in self.drill.get(kind, {}).items():
+            if cpu is None or cp == cpu:
+                merged[v] = merged.get(v, 0) + n
+        total = sum(merged.values()) or 1
+        rows = [DrillRow(v << shift, n, 100.0 * n / total) for v, n in merged.items()]
+        rows.sort(key=lambda r: -r.count)
+        return title, rows
+
+
+def summary(stats: ExitStats) -> dict[str, Any]:
+    """Counts by reason name over all CPUs (tests, benchmarks)."""
+    totals = stats.scope_counts(None)
+    return {reason_info(stats.vendor, k).name: int(totals[s]) for s, k in enumerate(stats.keys)}

@@ -1,0 +1,303 @@
+"""What feeds the TUI: a live capture (rings in shared RAM, or a booted session) or a replay file.
+
+Both answer ``poll() -> Records`` from the worker thread and ``clock()`` (the time the rates use: wall
+time live, trace time in replay); replay controls come from the UI thread under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from hvtrace.trace.capture import Capture
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.records import Records, empty
+from hvtrace.trace.replay import Replay
+
+
+@dataclass
+class SourceInfo:
+    backend: str = "?"
+    vendor: int = 0
+    vendor_name: str = "?"
+    cpus: int = 1
+    guest: str = "?"
+    tsc_hz: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    info: SourceInfo
+    replay: bool
+
+    def connect(self) -> None:
+        """Blocking setup (boot / attach / load); raises on failure. Called from the worker thread."""
+
+    def poll(self) -> Records: ...
+
+    def clock(self) -> float: ...
+
+    def state(self) -> str:
+        """Connection state for the status bar."""
+        ...
+
+    def lost(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _info_from(meta: dict[str, Any], tsc_hz: float | None) -> SourceInfo:
+    return SourceInfo(
+        backend=str(meta.get("backend") or "?"),
+        vendor=int(meta.get("vendor") or 0),
+        vendor_name=str(meta.get("vendor_name") or "?"),
+        cpus=int(meta.get("cpus") or 1),
+        guest=str(meta.get("guest") or "?"),
+        tsc_hz=tsc_hz,
+        meta=dict(meta),
+    )
+
+
+class LiveSource:
+    """A capture: ``Capture.start`` (boot) or ``Capture.attach`` (a running `hvtrace run`)."""
+
+    replay = False
+
+    def __init__(self, opener: Callable[[], Capture], *, label: str) -> None:
+        self._opener = opener
+        self.capture: Capture | None = None
+        self.info = SourceInfo(backend=label)
+        self._state = "starting"
+        self._dead = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        backend: str = "qemu",
+        cpus: int = 1,
+        memory_mb: int = 64,
+        cmdline: str = "",
+        timeout: float = 3600,
+    ) -> LiveSource:
+        def opener() -> Capture:
+            return Capture.start(
+                backend=backend,
+                cpus=cpus,
+                memory_mb=memory_mb,
+                cmdline=cmdline,
+                timeout=timeout,
+                boot_timeout=60,
+            )
+
+        src = cls(opener, label=backend)
+        src.info.cpus = cpus
+        src.info.guest = "selftest" + ("+storm" if "storm=1" in cmdline.split() else "")
+        return src
+
+    @classmethod
+    def attach(cls, ram: Path) -> LiveSource:
+        return cls(lambda: Capture.attach(ram=ram), label="qemu (attached)")
+
+    def connect(self) -> None:
+        self._state = "booting" if self.info.backend in ("qemu", "bochs") else "attaching"
+        cap = self._opener()
+        with self._lock:
+            self.capture = cap
+        info = _info_from(cap.meta, None)
+        if self.info.guest != "?" and info.guest == "?":
+            info.guest = self.info.guest
+        self.info = info
+        self._state = "live"
+
+    def poll(self) -> Records:
+        cap = self.capture
+        if cap is None:
+            return empty()
+        live = cap.stream.alive()
+        try:
+            recs = cap.stream.poll()
+        except (TraceError, ValueError, OSError) as e:
+            self._state = f"lost: {e}"
+            self._dead = True
+            return empty()
+        if not self.info.tsc_hz:
+            hz = cap.tsc_hz()
+            if hz:
+                self.info.tsc_hz = float(hz)
+        if not live and not len(recs) and not self._dead:
+            self._dead = True
+            res = cap.session.result if cap.session is not None else None
+            if cap.session is not None and res is None and cap.session.proc is not None:
+                code = cap.session.proc.poll()
+                self._state = f"VM exited (code {code})"
+            else:
+                self._state = "VM exited" + (f": {res.message}" if res is not None else " (session gone)")
+        return recs
+
+    def clock(self) -> float:
+        return time.monotonic()
+
+    def state(self) -> str:
+        return self._state
+
+    def fail(self, message: str) -> None:
+        self._state = f"error: {message}"
+        self._dead = True
+
+    def lost(self) -> int:
+        cap = self.capture
+        return sum(cap.stream.lost_by_cpu().values()) if cap is not None else 0
+
+    @property
+    def session_pid(self) -> int | None:
+        cap = self.capture
+        if cap is None or cap.session is None or cap.session.proc is None:
+            return None
+        return cap.session.proc.pid
+
+    def close(self) -> None:
+        with self._lock:
+            cap, self.capture = self.capture, None
+        if cap is not None:
+            cap.close()
+
+
+class ReplaySource:
+    """A trace file through the replay engine, paced by the trace's TSC at ``speed`` x real time."""
+
+    replay = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.engine: Replay | None = None
+        self.info = SourceInfo(backend="replay")
+        self._lock = threading.Lock()
+        self._anchor_wall = time.monotonic()
+        self._anchor_tsc = 0
+        self.paused = False
+        self.speed = 1.0
+        self.seeked = False  # set by a seek: the app rebuilds its views from the records before it
+
+    def connect(self) -> None:
+        engine = Replay(self.path)
+        meta = dict(engine.file.meta)
+        self.info = _info_from(meta, engine.tsc_hz)
+        self.info.backend = f"replay {self.path.name} ({meta.get('backend') or '?'})"
+        with self._lock:
+            self.engine = engine
+            self._anchor_tsc = engine.start_tsc
+            self._anchor_wall = time.monotonic()
+
+    @property
+    def hz(self) -> float:
+        return float(self.info.tsc_hz or 1e9)
+
+    def _now_tsc(self) -> int:
+        if self.paused:
+            return self._anchor_tsc
+        return self._anchor_tsc + int((time.monotonic() - self._anchor_wall) * self.speed * self.hz)
+
+    def _reanchor(self, tsc: int) -> None:
+        self._anchor_tsc = tsc
+        self._anchor_wall = time.monotonic()
+
+    def poll(self) -> Records:
+        with self._lock:
+            eng = self.engine
+            if eng is None or self.paused or eng.position >= len(eng):
+                return empty()
+            target = self._now_tsc()
+            end = int(np.searchsorted(eng.records["tsc"], np.uint64(target), side="right"))
+            end = min(max(end, eng.position), len(eng))
+            out = eng.records[eng.position : end]
+            eng.position = end
+            if eng.position < len(eng) and not len(out):
+                gap = int(eng.records["tsc"][eng.position]) - target
+                if gap > self.hz * 2:  # idle gaps longer than 2 s of trace time are skipped
+                    self._reanchor(int(eng.records["tsc"][eng.position]))
+            return out
+
+    def clock(self) -> float:
+        with self._lock:
+            eng = self.engine
+            base = eng.start_tsc if eng is not None else 0
+            return (self._now_tsc() - base) / self.hz
+
+    def state(self) -> str:
+        eng = self.engine
+        if eng is None:
+            return "loading"
+        pos, n = eng.position, len(eng)
+        how = "end" if pos >= n else "paused" if self.paused else "playing"
+        return f"{how} x{self.speed:g} record {pos}/{n}"
+
+    def lost(self) -> int:
+        eng = self.engine
+        return sum(eng.file.lost().values()) if eng is not None else 0
+
+    # ---------------------------------------------------------------- controls (UI thread)
+    def toggle_pause(self) -> None:
+        with self._lock:
+            if self.paused:
+                self.paused = False
+                self._reanchor(self._anchor_tsc)
+            else:
+                self._anchor_tsc = self._now_tsc()
+                self.paused = True
+
+    def set_speed(self, speed: float) -> None:
+        with self._lock:
+            self._anchor_tsc = self._now_tsc()
+            self._anchor_wall = time.monotonic()
+            self.speed = min(max(speed, 1 / 64), 4096.0)
+
+    def _after_seek(self, eng: Replay) -> None:
+        tsc = int(eng.records["tsc"][eng.position]) if eng.position < len(eng) else eng.end_tsc
+        self._reanchor(tsc)
+        self.seeked = True
+
+    def seek_index(self, i: int) -> None:
+        with self._lock:
+            if self.engine is not None:
+                self.engine.seek_index(i)
+                self._after_seek(self.engine)
+
+    def seek_time(self, seconds: float) -> None:
+        with self._lock:
+            if self.engine is not None:
+                self.engine.seek_time(seconds)
+                self._after_seek(self.engine)
+
+    def next_reason(self, name: str) -> int | None:
+        """Jump to the next record of a reason (the app shows everything up to and including it)."""
+        with self._lock:
+            eng = self.engine
+            if eng is None:
+                return None
+            at = eng.next_reason(name)
+            if at is None:
+                return None
+            eng.position = at + 1  # the hit itself is part of what has been played
+            self.paused = True
+            self._after_seek(eng)
+            self._anchor_tsc = int(eng.records["tsc"][at])
+            return at
+
+    def played(self) -> Records:
+        """Every record before the current position (for rebuilding the views after a seek)."""
+        with self._lock:
+            eng = self.engine
+            self.seeked = False
+            return eng.records[: eng.position] if eng is not None else empty()
+
+    def close(self) -> None:
+        with self._lock:
+            self.engine = None
