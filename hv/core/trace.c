@@ -23,16 +23,17 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
 {
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
     pc->exits_total++;
+    rec->cpu = (u16)pc->index;
     int brk = break_match(pc, rec);
     if (brk >= 0)
         rec->flags |= HV_REC_BREAK_HIT;
     if (pc->ring) {
         rec->tsc = rdtsc();
-        ring_publish(pc->ring, rec);
+        if (ring_publish(pc->ring, rec))
+            rec->seq = pc->ring->head;      /* what hv_break_hit() hands gdb matches the ring's copy */
     }
     if (hv_options.trace_e9) {
         rec->seq = pc->exits_total;     /* the frame stream numbers every exit, dropped or not */
-        rec->cpu = (u16)pc->index;
         frame_emit(rec);
     }
     if (brk >= 0)
