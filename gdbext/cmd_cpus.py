@@ -12,7 +12,7 @@ from .command import HvCommand, emit
 
 
 class HvCpus(HvCommand):
-    """Per CPU: vendor, ring, exit count, last exit, snapshot and break state.
+    """Per CPU: vendor, launched or not, ring, exit count, last exit, snapshot and break state.
 
     Usage: hv-cpus
 
@@ -21,7 +21,7 @@ class HvCpus(HvCommand):
 
     Example:
       (gdb) hv-cpus
-      CPU 0 SVM ring 4096/4096 exits 81234 last CPUID(0x72) rip=0x102a3c snapshot BREAK break-hit"""
+      CPU 0 SVM launched ring 4096/4096 exits 81234 last CPUID(0x72) rip=0x102a3c snapshot BREAK breaks 0"""
 
     NAME = "cpus"
 
@@ -35,6 +35,7 @@ class HvCpus(HvCommand):
         lines = [f"{d.cpu_count} CPUs, back end {model.vendor_name(d.vendor)}, {cfg.armed} exit breaks armed"]
         for cpu in range(d.cpu_count):
             parts = [f"CPU {cpu}", model.vendor_name(d.vendor)]
+            parts.append("launched" if d.launched >> cpu & 1 else "not-launched")
             ring = model.read_ring(target.read, d, cpu)
             if ring is None:
                 parts.append("no ring")

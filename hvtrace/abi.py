@@ -233,6 +233,7 @@ class HvDiscovery(ctypes.LittleEndianStructure):
         ("ring", ctypes.c_uint64 * HV_MAX_CPUS),
         ("break_config", ctypes.c_uint64),
         ("stage2_root", ctypes.c_uint64),
+        ("launched", ctypes.c_uint64),
         ("build_id", ctypes.c_uint8 * 20),
         ("reserved2", ctypes.c_uint8 * 4),
     )

@@ -29,6 +29,7 @@ static void virtualize_this_cpu(void)
         hv_exit(HV_STATUS_FAIL, "virt_launch");
     /* From here on this CPU runs as a guest. */
     pc->launched = 1;
+    __atomic_fetch_or(&hv_trace.launched, 1ull << pc->index, __ATOMIC_RELEASE);
     if (guest_selftest())
         __atomic_fetch_add(&cpus_passed, 1, __ATOMIC_RELAXED);
 }

@@ -39,7 +39,7 @@ def test_bochs_dump_as_core_shows_vmcs_and_ept(tmp_path: Path) -> None:
     assert "18 VMCALL" in r.stdout
     assert "EPT walk of GPA 0x100000" in r.stdout
     assert "GPA 0x100000 -> HPA 0x100000  rwx WB" in r.stdout
-    assert "CPU 0 VMX ring" in r.stdout
+    assert "CPU 0 VMX launched ring" in r.stdout
     # The same core through pygdbmi, with `core-file`: hv-guest and hv-exits read it too.
     with Gdb() as gdb:
         gdb.load()

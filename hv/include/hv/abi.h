@@ -224,6 +224,7 @@ struct hv_discovery {
     uint64_t ring[HV_MAX_CPUS];       /* per-CPU struct hv_ring, 0 when absent */
     uint64_t break_config;      /* struct hv_break_config */
     uint64_t stage2_root;       /* EPT PML4 / NPT nCR3 table, shared by every CPU; 0 before launch */
+    uint64_t launched;          /* bit n set: CPU n runs as a guest (its blue pill succeeded) */
     uint8_t build_id[20];       /* GNU build-id of the image (SHA-1) */
     uint8_t reserved2[4];
 };
