@@ -182,6 +182,15 @@ def build_parser() -> HvArgumentParser:
     return parser
 
 
+def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
+    """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
+    p.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
+    p.add_argument("--backend", type=_backend, default=None, metavar="{qemu,bochs}", help="start a session")
+    p.add_argument("--cpus", type=_positive_int("--cpus"), default=1, metavar="N")
+    p.add_argument("--memory", type=_memory, default=64, metavar="SIZE", help="guest RAM (default 64M)")
+    p.add_argument("--append", default="", metavar="CMDLINE", help="hypervisor command line")
+
+
 def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
     t = sub.add_parser(
         "tui",
@@ -191,11 +200,7 @@ def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
         "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
     )
     t.add_argument("--replay", type=Path, default=None, metavar="FILE", help="trace file to replay")
-    t.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
-    t.add_argument("--backend", type=_backend, default=None, metavar="{qemu,bochs}", help="start a session")
-    t.add_argument("--cpus", type=_positive_int("--cpus"), default=1, metavar="N")
-    t.add_argument("--memory", type=_memory, default=64, metavar="SIZE", help="guest RAM (default 64M)")
-    t.add_argument("--append", default="", metavar="CMDLINE", help="hypervisor command line")
+    add_session_source_arguments(t)
     t.add_argument(
         "--timeout", type=_seconds, default=3600.0, metavar="SECONDS", help="stop a started session after"
     )
@@ -276,11 +281,7 @@ def add_trace_commands(sub: argparse._SubParsersAction[HvArgumentParser]) -> Non
         "or boot one (--backend), and write its exit records to a trace file.",
     )
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
-    cap.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
-    cap.add_argument("--backend", type=_backend, default=None, metavar="{qemu,bochs}", help="boot a session")
-    cap.add_argument("--cpus", type=_positive_int("--cpus"), default=1, metavar="N")
-    cap.add_argument("--memory", type=_memory, default=64, metavar="SIZE", help="guest RAM (default 64M)")
-    cap.add_argument("--append", default="", metavar="CMDLINE", help="hypervisor command line")
+    add_session_source_arguments(cap)
     cap.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS")
     cap.add_argument("--count", type=_positive_int("--count"), default=None, metavar="N")
     cap.add_argument("--until-reason", default=None, metavar="NAME", help="stop after the first such exit")
