@@ -21,7 +21,8 @@ class HvExits(HvCommand):
 
     Each line: CPU, sequence number, native reason / kind, RIP, GPA, the kind's arguments (CPUID leaf, MSR
     index, CR number, ...) and the qualification / EXITINFO decoded for that reason. The instruction is
-    disassembled with capstone when gdb's Python has it, else with gdb's own disassembler.
+    disassembled by capstone (x86-64, Intel syntax, with its bytes) when gdb's Python can import it (the
+    repository's .venv is on its path when the Python versions match), else by gdb's own disassembler.
 
     Examples:
       (gdb) hv-exits -n 5

@@ -2,7 +2,10 @@
 
 gdb's embedded Python is the system Python (no venv), so this puts the repository root on sys.path
 (for hvtrace.abi / hvtrace.decode, all stdlib) and loads this directory as the package
-``hvtrace.gdbext`` before registering the commands. Running it outside gdb does nothing.
+``hvtrace.gdbext`` before registering the commands. When the repository has a virtualenv built with the
+same Python major.minor as gdb's (.venv/lib/python3.X/site-packages), that directory is appended to
+sys.path too, so the disassembly can use the venv's capstone (imported lazily, by gdbext/disasm.py
+only; without it gdb's own disassembler is used). Running this file outside gdb does nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +19,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def venv_site_packages(root: Path = ROOT, version: tuple[int, int] | None = None) -> Path | None:
+    """The repository venv's site-packages for this Python's major.minor, or None."""
+    major, minor = version or sys.version_info[:2]
+    site = root / ".venv" / "lib" / f"python{major}.{minor}" / "site-packages"
+    return site if site.is_dir() else None
+
+
 def load() -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    site = venv_site_packages()
+    if site is not None and str(site) not in sys.path:
+        sys.path.append(str(site))  # after the system paths: only fills in what gdb's Python lacks
     import hvtrace  # noqa: PLC0415
 
     if "hvtrace.gdbext" not in sys.modules:

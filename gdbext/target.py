@@ -16,6 +16,7 @@ import gdb
 
 from hvtrace.abi import HvDiscovery
 
+from . import disasm
 from .model import HvError, parse_discovery
 
 NO_HV = "no hvtrace hypervisor in this target: symbol hv_trace not found"
@@ -90,16 +91,28 @@ def write_struct_field(base: int, offset: int, data: bytes) -> None:
 _notes_shown: set[str] = set()
 
 
-def disassemble(addr: int, count: int = 1) -> list[str]:
-    """Instructions at a guest address: capstone when gdb's Python has it, else gdb's disassembler."""
+def _code_at(addr: int, n: int) -> bytes:
+    """Up to n bytes at addr; only to the end of the page when the next page is not readable."""
     try:
-        import capstone  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-    except ImportError:
-        capstone = None
-    if capstone is not None:
-        code = read(addr, 15 * count)
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        return [f"{i.address:#x}: {i.mnemonic} {i.op_str}".rstrip() for i in md.disasm(code, addr, count)]
+        return read(addr, n)
+    except HvError:
+        to_page_end = 0x1000 - (addr & 0xFFF)
+        if to_page_end >= n:
+            raise
+        return read(addr, to_page_end)
+
+
+def disassemble(addr: int, count: int = 1) -> list[str]:
+    """Instructions at a guest address: capstone (x86-64) when gdb's Python can import it, else gdb's
+    own disassembler (with a one-time note)."""
+    if disasm.available():
+        try:
+            code = _code_at(addr, disasm.MAX_INSN * count)
+        except HvError as e:
+            return [f"{addr:#x}: <cannot disassemble: {e}>"]
+        lines = disasm.disassemble(code, addr, count)
+        assert lines is not None
+        return lines
     out = []
     if "capstone" not in _notes_shown:
         _notes_shown.add("capstone")

@@ -20,11 +20,15 @@ static bool matches(const struct hv_break *b, const struct percpu *pc, const str
 
 int break_match(const struct percpu *pc, const struct hv_record *rec)
 {
-    if (!__atomic_load_n(&hv_breaks.armed, __ATOMIC_RELAXED))
-        return -1;
-    for (int i = 0; i < HV_BREAK_MAX; i++)
+    u32 armed = __atomic_load_n(&hv_breaks.armed, __ATOMIC_RELAXED);
+    /* Tools fill entries from 0: stop once 'armed' enabled entries were looked at (each exit counts). */
+    for (int i = 0; armed && i < HV_BREAK_MAX; i++) {
+        if (!hv_breaks.entry[i].enabled)
+            continue;
         if (matches(&hv_breaks.entry[i], pc, rec))
             return i;
+        armed--;
+    }
     return -1;
 }
 
