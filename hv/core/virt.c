@@ -36,8 +36,16 @@ static void virtualize_this_cpu(void)
 
 void virt_print_exit_counts(void)
 {
-    for (u32 i = 0; virt_backend && i < cpu_count; i++)
-        virt_backend->print_exit_counts(cpus[i]);
+    for (u32 cpu = 0; virt_backend && cpu < cpu_count; cpu++) {
+        const u64 *counts = virt_backend->exit_counts(cpus[cpu]);
+        char line[400];
+        int n = snprintf(line, sizeof(line), "%s: CPU %u exits:", virt_backend->name, cpu);
+        for (u32 i = 0; i < virt_backend->exit_counters && n < (int)sizeof(line); i++)
+            if (counts[i])
+                n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", virt_backend->exit_counter_name(i),
+                              counts[i]);
+        printk("%s\n", line);
+    }
 }
 
 bool virt_run_all(void)

@@ -1,6 +1,5 @@
 /* The AMD-V instance of the core's backend interface. */
 #include <hv/backend.h>
-#include <hv/console.h>
 #include <hv/stage2.h>
 #include <hv/svm/npt.h>
 #include <hv/svm/svm.h>
@@ -32,18 +31,15 @@ static int svm_launch(struct percpu *pc)
     return svm_start(pc);
 }
 
-static void svm_print_exit_counts(const struct percpu *pc)
+static const u64 *svm_exit_counts(const struct percpu *pc)
 {
-    const struct svm_cpu *s = pc->vendor;
-    char line[400];
-    int n = snprintf(line, sizeof(line), "svm: CPU %u exits:", pc->index);
-    for (u32 i = 0; i < SVM_EXIT_IDX_COUNT && n < (int)sizeof(line); i++) {
-        if (!s->exits[i])
-            continue;
-        u64 code = i < 0x100 ? i : i == SVM_EXIT_IDX_NPF ? SVM_EXIT_NPF : SVM_EXIT_INVALID;
-        n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", svm_exit_name(code), s->exits[i]);
-    }
-    printk("%s\n", line);
+    return ((const struct svm_cpu *)pc->vendor)->exits;
+}
+
+/* Counter index -> name: codes 0-0xff are their own index; NPF and VMEXIT_INVALID follow (svm.h). */
+static const char *svm_exit_counter_name(u32 index)
+{
+    return svm_exit_name(index < 0x100 ? index : index == SVM_EXIT_IDX_NPF ? SVM_EXIT_NPF : SVM_EXIT_INVALID);
 }
 
 const struct hv_backend svm_backend = {
@@ -54,5 +50,7 @@ const struct hv_backend svm_backend = {
     .enable = svm_enable,
     .launch = svm_launch,
     .snapshot = svm_snapshot,
-    .print_exit_counts = svm_print_exit_counts,
+    .exit_counters = SVM_EXIT_IDX_COUNT,
+    .exit_counts = svm_exit_counts,
+    .exit_counter_name = svm_exit_counter_name,
 };

@@ -1,6 +1,5 @@
 /* The VT-x instance of the core's backend interface. */
 #include <hv/backend.h>
-#include <hv/console.h>
 #include <hv/stage2.h>
 #include <hv/vmx/ept.h>
 #include <hv/vmx/vmx.h>
@@ -26,15 +25,9 @@ static int vmx_launch(struct percpu *pc)
     return vmx_start(pc);
 }
 
-static void vmx_print_exit_counts(const struct percpu *pc)
+static const u64 *vmx_exit_counts(const struct percpu *pc)
 {
-    const struct vmx_cpu *v = pc->vendor;
-    char line[400];
-    int n = snprintf(line, sizeof(line), "vmx: CPU %u exits:", pc->index);
-    for (u32 r = 0; r < VMX_EXIT_REASON_COUNT && n < (int)sizeof(line); r++)
-        if (v->exits[r])
-            n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", vmx_exit_reason_name(r), v->exits[r]);
-    printk("%s\n", line);
+    return ((const struct vmx_cpu *)pc->vendor)->exits;
 }
 
 const struct hv_backend vmx_backend = {
@@ -45,5 +38,7 @@ const struct hv_backend vmx_backend = {
     .enable = vmx_enable,
     .launch = vmx_launch,
     .snapshot = vmx_snapshot,
-    .print_exit_counts = vmx_print_exit_counts,
+    .exit_counters = VMX_EXIT_REASON_COUNT,
+    .exit_counts = vmx_exit_counts,
+    .exit_counter_name = vmx_exit_reason_name,
 };

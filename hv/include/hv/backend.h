@@ -20,8 +20,10 @@ struct hv_backend {
     int (*launch)(struct percpu *pc);
     /* Fill pc->snapshot with the CPU's VMCS / VMCB (abi.h struct hv_snapshot), in host context. */
     void (*snapshot)(struct percpu *pc, u32 why);
-    /* Native exit counts of one CPU, printed at the end of a run. */
-    void (*print_exit_counts)(const struct percpu *pc);
+    /* Native exit counters of one CPU ('exit_counters' of them, each named), printed by core. */
+    u32 exit_counters;
+    const u64 *(*exit_counts)(const struct percpu *pc);
+    const char *(*exit_counter_name)(u32 index);
 };
 
 extern const struct hv_backend vmx_backend;
