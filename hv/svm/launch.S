@@ -1,9 +1,8 @@
 /*
  * StartSVM (blue pill) and the VMRUN loop (the AMD mirror of vmx/launch.S).
  *
- * svm_start(pc): save the callee-saved registers, then svm_setup_and_launch(pc, rsp, guest_resume).
- * The first VMRUN starts the guest at guest_resume with that RSP; it restores the registers and
- * returns 0 to svm_start's caller: the same code now runs as an SVM guest.
+ * svm_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around svm_setup_and_launch(); after
+ * the first VMRUN svm_start returns 0 in the guest.
  *
  * svm_vmrun_loop(stack_top, vmcb_pa): switches to the VMM stack and loops: load the guest GPRs from
  * the frame (struct guest_regs; RAX and RSP live in the VMCB, APM 15.5.1), VMRUN with RAX = the VMCB's
@@ -19,32 +18,13 @@
  * so the exit handler always runs with GIF=0: no interrupt, NMI or SMI can enter the host between
  * #VMEXIT and the next VMRUN (the host also keeps RFLAGS.IF=0, as under VT-x).
  */
+#include <hv/bluepill.S>
+
     .text
     .code64
     .global svm_start, svm_vmrun_loop
 
-svm_start:
-    pushq %rbx
-    pushq %rbp
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, %rsi                 /* guest RSP: the frame guest_resume pops */
-    leaq guest_resume(%rip), %rdx   /* guest RIP */
-    subq $8, %rsp                   /* keep the call 16-byte aligned */
-    call svm_setup_and_launch       /* returns only if setup failed */
-    addq $8, %rsp
-    jmp 1f
-guest_resume:
-    xorl %eax, %eax                 /* now in the guest: svm_start returns 0 */
-1:  popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
-    ret
+    BLUE_PILL svm_start, svm_setup_and_launch
 
 /* Frame on the VMM stack: struct guest_regs (16 slots, 128 bytes), then the VMCB address, then padding. */
 #define FRAME_VMCB 128

@@ -1,41 +1,20 @@
 /*
  * StartVMX (blue pill) and VmxExitHandler (the exit stub).
  *
- * vmx_start(pc): save the callee-saved registers, then vmx_setup_and_launch(pc, rsp, guest_resume).
- * After VMLAUNCH the guest starts at guest_resume with that RSP, restores the registers and returns 0
- * to vmx_start's caller: the same code now runs in VMX non-root operation. If the launch fails,
- * vmx_setup_and_launch returns the error and vmx_start returns it.
+ * vmx_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around vmx_setup_and_launch(); after
+ * VMLAUNCH vmx_start returns 0 in VMX non-root operation, or the VMLAUNCH error if it failed.
  *
  * vmx_exit_stub: HOST_RIP. Saves every GPR in struct guest_regs order (RSP's slot is a placeholder:
  * the guest RSP is in the VMCS), calls vmx_exit_dispatch(regs) with RSP 16-byte aligned, restores and
  * VMRESUMEs. VMRESUME only falls through on failure, which vmx_resume_failed() reports; it never returns.
  */
+#include <hv/bluepill.S>
+
     .text
     .code64
     .global vmx_start, vmx_exit_stub
 
-vmx_start:
-    pushq %rbx
-    pushq %rbp
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, %rsi                 /* guest RSP: the frame guest_resume pops */
-    leaq guest_resume(%rip), %rdx   /* guest RIP */
-    subq $8, %rsp                   /* keep the call 16-byte aligned */
-    call vmx_setup_and_launch
-    addq $8, %rsp
-    jmp 1f
-guest_resume:
-    xorl %eax, %eax                 /* now in the guest: vmx_start returns 0 */
-1:  popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
-    ret
+    BLUE_PILL vmx_start, vmx_setup_and_launch
 
     .align 16
 vmx_exit_stub:

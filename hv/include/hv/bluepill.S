@@ -1,0 +1,33 @@
+/*
+ * The blue-pill entry both back ends share (vmx/launch.S, svm/launch.S):
+ *     BLUE_PILL name, setup
+ * defines name(pc): save the callee-saved registers, then setup(pc, rsp, guest_resume). The first
+ * VMLAUNCH / VMRUN starts the guest at guest_resume with that RSP: it restores the registers and
+ * returns 0 to name's caller, so the same code continues as the guest. If setup returns (the launch
+ * failed), name returns setup's error instead.
+ */
+    .macro BLUE_PILL name, setup
+\name:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rsi                 /* guest RSP: the frame .Lguest_resume_\name pops */
+    leaq .Lguest_resume_\name(%rip), %rdx
+    subq $8, %rsp                   /* keep the call 16-byte aligned */
+    call \setup                     /* returns only if the launch failed */
+    addq $8, %rsp
+    jmp .Lrestore_\name
+.Lguest_resume_\name:
+    xorl %eax, %eax                 /* now in the guest: return 0 */
+.Lrestore_\name:
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    ret
+    .endm
