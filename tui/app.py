@@ -19,6 +19,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Markdown
 
 from hvtrace.arch import reason_names
+from hvtrace.trace.code import CodeCache
 from hvtrace.trace.records import Records
 
 from .fmt import format_record
@@ -149,6 +150,7 @@ class HvTraceApp(App[None]):
         self._worker_done = threading.Event()
         self._rate_win: list[tuple[float, int]] = []
         self._all_keys: list[int] = []
+        self.code = CodeCache(None)  # RIP -> guest instruction for the log (a reader once connected)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -172,7 +174,7 @@ class HvTraceApp(App[None]):
         self._poll()
 
     def _format(self, rec: np.void) -> str:
-        return format_record(rec, self.stats.vendor, self.base_tsc or 0, self.source.info.tsc_hz)
+        return format_record(rec, self.stats.vendor, self.base_tsc or 0, self.source.info.tsc_hz, self.code)
 
     # ------------------------------------------------------------------ worker
     @work(thread=True, exclusive=True, name="ring poller", exit_on_error=False)
@@ -225,6 +227,7 @@ class HvTraceApp(App[None]):
         self.connected = True
         self.stats.vendor = info.vendor
         self.recent.vendor = info.vendor
+        self.code = CodeCache(self.source.code_reader())
         self._all_keys = []
         for kind_key in reason_names(info.vendor):
             self._all_keys.append(kind_key)  # native reason with kind 0 (OTHER) for the zero rows

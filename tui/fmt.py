@@ -1,4 +1,6 @@
-"""One log line per record (called only for the rows on screen): time, CPU, reason, operands, RIP."""
+"""One log line per record (called only for the rows on screen): time, CPU, reason, RIP, the guest
+instruction at RIP (disassembled, cached per RIP: hvtrace.trace.code), operands and decoded qualification.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ from typing import Any
 
 from hvtrace.abi import HvExitKind, HvVendor
 from hvtrace.decode import svm_vmcb, vmx_exits
+from hvtrace.trace.code import CodeCache
 
 from .model import reason_info
 
-HEADER = f"{'time':>14}  {'cpu':>3}  {'reason':<18} {'rip':>18}  detail"
+INSN_WIDTH = 30  # the instruction column; longer text is cut with "…"
+HEADER = f"{'time':>14}  {'cpu':>3}  {'reason':<18} {'rip':>18}  {'instruction':<{INSN_WIDTH}}  detail"
 
 
 def operands(kind: int, arg0: int, arg1: int, gpa: int) -> str:
@@ -53,8 +57,15 @@ def format_time(tsc: int, base_tsc: int, tsc_hz: float | None) -> str:
     return f"{tsc - base_tsc:14d}"
 
 
-def format_record(rec: Any, vendor: int, base_tsc: int, tsc_hz: float | None) -> str:
-    """``rec`` is one numpy record (RECORD_DTYPE)."""
+def fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_record(
+    rec: Any, vendor: int, base_tsc: int, tsc_hz: float | None, code: CodeCache | None = None
+) -> str:
+    """``rec`` is one numpy record (RECORD_DTYPE); ``code`` gives the instruction at its RIP (blank
+    without one, "?" when the bytes are unknown)."""
     kind, reason = int(rec["kind"]), int(rec["reason"])
     info = reason_info(vendor, kind << 16 | reason)
     arg0, arg1, gpa = int(rec["arg0"]), int(rec["arg1"]), int(rec["gpa"])
@@ -63,4 +74,6 @@ def format_record(rec: Any, vendor: int, base_tsc: int, tsc_hz: float | None) ->
     if dq:
         detail = f"{detail}  [{dq}]" if detail else dq
     t = format_time(int(rec["tsc"]), base_tsc, tsc_hz)
-    return f"{t}  {int(rec['cpu']):>3}  {info.name[:18]:<18} {int(rec['rip']):#18x}  {detail}"
+    rip = int(rec["rip"])
+    insn = fit(code.text(rip, int(rec["insn_len"])), INSN_WIDTH) if code is not None else ""
+    return f"{t}  {int(rec['cpu']):>3}  {info.name[:18]:<18} {rip:#18x}  {insn:<{INSN_WIDTH}}  {detail}"

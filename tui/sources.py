@@ -1,7 +1,8 @@
 """What feeds the TUI: a live capture (rings in shared RAM, or a booted session) or a replay file.
 
 Both answer ``poll() -> Records`` from the worker thread and ``clock()`` (the time the rates use: wall
-time live, trace time in replay); replay controls come from the UI thread under a lock.
+time live, trace time in replay); replay controls come from the UI thread under a lock. ``code_reader()``
+gives the instruction bytes at a RIP for the log: guest memory live, the file's code map in replay.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hvtrace.trace.capture import Capture
+from hvtrace.trace.code import CodeMap, CodeReader
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import Records, empty
 from hvtrace.trace.replay import Replay
@@ -48,6 +50,10 @@ class Source(Protocol):
         ...
 
     def lost(self) -> int: ...
+
+    def code_reader(self) -> CodeReader | None:
+        """Instruction bytes at a RIP (after ``connect``); None when there is nothing to read them from."""
+        ...
 
     def close(self) -> None: ...
 
@@ -156,6 +162,10 @@ class LiveSource:
         cap = self.capture
         return sum(cap.stream.lost_by_cpu().values()) if cap is not None else 0
 
+    def code_reader(self) -> CodeReader | None:
+        cap = self.capture
+        return cap.code_reader() if cap is not None else None
+
     @property
     def session_pid(self) -> int | None:
         cap = self.capture
@@ -242,6 +252,10 @@ class ReplaySource:
     def lost(self) -> int:
         eng = self.engine
         return sum(eng.file.lost().values()) if eng is not None else 0
+
+    def code_reader(self) -> CodeReader | None:
+        eng = self.engine
+        return CodeMap(eng.file.code) if eng is not None else None
 
     # ---------------------------------------------------------------- controls (UI thread)
     def toggle_pause(self) -> None:

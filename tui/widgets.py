@@ -222,9 +222,11 @@ class DrillPanel(Vertical):
 
 
 class LogView(ScrollView):
-    """The recent-exits log, virtual: only the visible lines are formatted (Line API)."""
+    """The recent-exits log, virtual: only the visible lines are formatted (Line API). ``fmt`` makes a
+    record's line (tui/fmt.py format_record: with the app's per-RIP instruction cache)."""
 
     DEFAULT_CSS = "LogView { height: 1fr; border: round $accent; }"
+    WIDTH = 240  # columns to scroll through: the fixed columns (with the instruction) and the detail
 
     class Followed(Message):
         pass
@@ -242,7 +244,7 @@ class LogView(ScrollView):
 
     def sync(self) -> None:
         """New rows arrived (or the filter changed): resize, follow the tail, repaint."""
-        self.virtual_size = Size(200, len(self.recent))
+        self.virtual_size = Size(self.WIDTH, len(self.recent))
         if self.follow:
             self.scroll_end(animate=False, immediate=True)
         self.refresh()

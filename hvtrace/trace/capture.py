@@ -9,6 +9,8 @@ Python API::
 
 QEMU: the shared RAM file, rings read live and lossless (the consumer writes ring tails). Bochs: the
 port-0xE9 frame stream (``trace_e9=1`` is added to the command line), read as Bochs writes it.
+With guest memory at hand (QEMU), :meth:`Capture.record` also stores the instruction bytes at every
+distinct RIP in the file (its code map, see hvtrace.trace.code), so a replay can show the instructions.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.launch.session import Session
 from hvtrace.paths import hv_dir
+from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
 from hvtrace.trace.discovery import Discovery, discover, elf_build_id
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.frames import FrameStreamSource
 from hvtrace.trace.reader import RingSet
 from hvtrace.trace.records import Records, empty, kind_code
-from hvtrace.trace.sources import SharedRamSource
+from hvtrace.trace.sources import MemorySource, SharedRamSource
 from hvtrace.trace.tracefile import TraceWriter
 
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
@@ -312,6 +315,18 @@ class Capture:
             rings.source.close()
 
     @property
+    def memory(self) -> MemorySource | None:
+        """The guest memory the records come from (QEMU's shared RAM file), None for a frame stream."""
+        rings = getattr(self.stream, "rings", None)
+        return rings.source if rings is not None else None
+
+    def code_reader(self) -> CodeReader | None:
+        """Instruction bytes at a RIP, read from guest memory (RIP as physical address: identity-mapped
+        guests, see hvtrace.trace.code); None without memory (Bochs frame stream)."""
+        mem = self.memory
+        return MemoryCode(mem) if mem is not None else None
+
+    @property
     def console(self) -> list[str]:
         return list(self.session.lines) if self.session is not None else []
 
@@ -418,9 +433,12 @@ class Capture:
         meta.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration" if hz else None)
         writer = TraceWriter(Path(path), meta)
         last_flush = [time.monotonic()]
+        code = CodeCollector(self.code_reader())
+        writer.code = code.code  # the code map, written into the summary at close
 
         def sink(recs: Records) -> None:
             writer.add(recs)
+            code.add(recs)
             if time.monotonic() - last_flush[0] > 1.0:  # crash safety: complete chunks at least every second
                 writer.flush()
                 last_flush[0] = time.monotonic()

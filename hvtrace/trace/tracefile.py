@@ -2,7 +2,8 @@
 
 Writer: header, then chunks of one CPU's records (zlib of the byte-shuffled records, CRC-32), flushed
 as they fill or on demand, so a capture killed with SIGKILL leaves every complete chunk readable; at
-close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary, then a fixed trailer.
+close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary (with the code map: the
+instruction bytes at every distinct RIP, when the capture could read guest memory), then a fixed trailer.
 Reader: uses the index when the trailer is valid, else recovers it by scanning the chunks; a chunk
 with a bad checksum is reported (``errors``) and skipped, the rest stays readable.
 """
@@ -68,6 +69,24 @@ class ChunkError:
         return f"chunk {self.index} at offset {self.offset}: {self.message}"
 
 
+def encode_code(code: dict[int, bytes]) -> dict[str, str]:
+    """The summary's code map: ``{"0x1000": "0fa2"}`` (RIP in hex -> instruction bytes in hex)."""
+    return {f"{rip:#x}": bytes(raw).hex() for rip, raw in sorted(code.items())}
+
+
+def decode_code(obj: object) -> dict[int, bytes]:
+    """Inverse of :func:`encode_code`; malformed entries are skipped (an unknown instruction, no error)."""
+    out: dict[int, bytes] = {}
+    if not isinstance(obj, dict):
+        return out
+    for key, value in obj.items():
+        try:
+            out[int(str(key), 16)] = bytes.fromhex(str(value))
+        except ValueError:
+            continue
+    return out
+
+
 def _shuffle(recs: Records) -> bytes:
     """Byte-transpose: all first bytes, then all second bytes... (compresses 3-5x better)."""
     return np.ascontiguousarray(recs.view(np.uint8).reshape(-1, HV_RECORD_SIZE).T).tobytes()
@@ -107,6 +126,7 @@ class TraceWriter:
         self.index: list[tuple[int, ...]] = []
         self.records = 0
         self.lost: dict[int, int] = {}
+        self.code: dict[int, bytes] = {}  # RIP -> instruction bytes, written into the summary at close
         self._closed = False
 
     def add(self, recs: Records) -> None:
@@ -181,6 +201,8 @@ class TraceWriter:
             "end_time": time.time(),
         }
         info.update(summary or {})
+        if self.code:
+            info["code"] = encode_code(self.code)
         blob = json.dumps(info, sort_keys=True).encode()
         body = INDEX_MAGIC + struct.pack("<II", len(idx), len(blob)) + idx.tobytes() + blob
         offset = self._fh.tell()
@@ -208,6 +230,7 @@ class TraceFile:
     errors: list[ChunkError] = field(default_factory=list)
     truncated_at: int | None = None  # offset where an incomplete chunk starts (capture killed)
     _data: bytes = b""
+    _code: dict[int, bytes] | None = None
 
     @classmethod
     def open(cls, path: Path) -> TraceFile:
@@ -351,6 +374,14 @@ class TraceFile:
             if int(row["lost_before"]):
                 out[int(row["cpu"])] = out.get(int(row["cpu"]), 0) + int(row["lost_before"])
         return out
+
+    @property
+    def code(self) -> dict[int, bytes]:
+        """Instruction bytes per RIP stored by the capture (summary ``code``); empty for files without it
+        (older files, captures without readable guest memory, or killed captures: no summary)."""
+        if self._code is None:
+            self._code = decode_code((self.summary or {}).get("code"))
+        return self._code
 
     @property
     def record_count(self) -> int:
