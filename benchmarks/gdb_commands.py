@@ -18,7 +18,7 @@ from hvtrace import paths
 from hvtrace.launch.qemu import QemuSession
 
 sys.path.insert(0, str(paths.repo_root()))
-from tests.integration.gdbmi import Gdb
+from hvtrace.gdbmi import Gdb
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 

@@ -133,6 +133,7 @@ def hit_screen() -> list[str]:
         bold(f"hv-break {entry} hit on CPU {cpu}: {reason_name(d.vendor, rec.reason)}"),
         f"  {model.record_line(d.vendor, rec)}",
     ]
+    lines.append("  guest state after the handler (what the guest resumes with; the record has the inputs):")
     try:
         snap = model.read_snapshot(target.read, d, cpu)
         lines.extend(f"  {x}" for x in model.guest_lines(snap))

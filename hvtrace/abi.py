@@ -34,6 +34,7 @@ class HvStatus(IntEnum):
     NO_ACPI = 6  # no RSDP / RSDT / MADT found
     TOO_MANY_CPUS = 7  # the MADT lists more than HV_MAX_CPUS processors
     BAD_CMDLINE = 8  # unknown or malformed option on the kernel command line
+    GUEST_LOAD = 9  # the guest kernel module cannot be loaded (format, placement)
     MAX = 63
 
 
@@ -68,6 +69,7 @@ class HvHypercall(IntEnum):
     PING = 0  # returns HV_HC_PING_REPLY
     EXIT_COUNT = 1  # RBX = exit kind: exits of that kind on this CPU so far
     SNAPSHOT = 2  # snapshot this CPU's VMCS / VMCB now; returns the field count
+    GUEST_EXIT = 3  # RBX = status code: a loaded guest is done; the run ends with that status
 
 
 HV_HC_PING_REPLY: Final = 0x48565452  # "HVTR"
@@ -134,6 +136,7 @@ class HvRecFlag(IntEnum):
     BREAK_HIT = 0x01  # an exit breakpoint matched this exit
     INJECTED = 0x02  # the handler injected an event into the guest
     DROPPED_BEFORE = 0x04  # records were dropped between the previous one and this
+    SECURITY = 0x08  # the guest touched hypervisor memory: blocked, reflected (#GP)
 
 
 class HvRingPolicy(IntEnum):

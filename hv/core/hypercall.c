@@ -1,7 +1,9 @@
 /* The hypercall interface (abi.h HV_HC_*): one implementation for VMCALL and VMMCALL. */
 #include <hv/abi.h>
 #include <hv/backend.h>
+#include <hv/console.h>
 #include <hv/hypercall.h>
+#include <hv/panic.h>
 
 u64 hypercall_dispatch(struct percpu *pc, u64 fn, u64 arg)
 {
@@ -15,6 +17,11 @@ u64 hypercall_dispatch(struct percpu *pc, u64 fn, u64 arg)
             return HV_HC_UNKNOWN;
         virt_backend->snapshot(pc, HV_SNAP_REQUEST);
         return pc->snapshot->count;
+    case HV_HC_GUEST_EXIT:
+        /* A loaded guest ends the run: its code becomes the status (a test kernel's verdict). */
+        printk("guest: CPU %u: GUEST_EXIT hypercall, status %lu\n", pc->index, arg);
+        virt_print_exit_counts();
+        hv_exit(arg <= HV_STATUS_MAX ? (u32)arg : HV_STATUS_FAIL, arg == HV_STATUS_PASS ? "guest_pass" : "guest_fail");
     default:
         return HV_HC_UNKNOWN;
     }

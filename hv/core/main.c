@@ -10,6 +10,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/discovery.h>
+#include <hv/guest.h>
 #include <hv/lapic.h>
 #include <hv/memmap.h>
 #include <hv/multiboot.h>
@@ -77,6 +78,8 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
         for (;;)
             cpu_relax();
     }
+    if (guest_present(mbi))
+        virt_run_guest(mbi);    /* a kernel module: run it instead of the self-test; never returns */
     if (!virt_run_all())
         hv_exit(HV_STATUS_FAIL, "selftest");
     if (hv_options.storm)

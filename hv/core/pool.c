@@ -28,6 +28,7 @@ static struct free_range free_ranges[MAX_FREE];
 static u32 free_count;
 static spinlock_t pool_lock;
 static bool pool_ready;
+static bool pool_sealed;
 
 void pool_claim(u64 base, u64 length, const char *what)
 {
@@ -111,14 +112,30 @@ u64 pool_free_pages(void)
     return n;
 }
 
+void pool_seal(u64 spare_pages)
+{
+    spin_lock(&pool_lock);
+    u64 left = spare_pages * PAGE_SIZE;
+    for (u32 i = free_count; i-- > 0;) {
+        struct free_range *f = &free_ranges[i];
+        u64 keep = f->next_end - f->base < left ? f->next_end - f->base : left;
+        f->base = f->next_end - keep;
+        left -= keep;
+    }
+    pool_sealed = true;
+    spin_unlock(&pool_lock);
+    printk("page pool: sealed with %lu spare pages\n", pool_free_pages());
+}
+
 u32 pool_claims(const struct hv_claim **out)
 {
-    /* Boot claims, then one entry per range the pool has handed out from. */
+    /* Boot claims, then one entry per range the pool has handed out from (and, sealed, keeps for later). */
     u32 n = claim_count;
-    for (u32 i = 0; i < free_count; i++)
-        if (free_ranges[i].next_end < free_ranges[i].end)
-            claims[n++] = (struct hv_claim){ free_ranges[i].next_end, free_ranges[i].end - free_ranges[i].next_end,
-                                             "page pool" };
+    for (u32 i = 0; i < free_count; i++) {
+        u64 low = pool_sealed ? free_ranges[i].base : free_ranges[i].next_end;
+        if (low < free_ranges[i].end)
+            claims[n++] = (struct hv_claim){ low, free_ranges[i].end - low, "page pool" };
+    }
     *out = claims;
     return n;
 }

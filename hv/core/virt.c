@@ -7,6 +7,7 @@
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/discovery.h>
+#include <hv/guest.h>
 #include <hv/panic.h>
 #include <hv/pool.h>
 #include <hv/smp.h>
@@ -17,7 +18,8 @@ bool guest_selftest(void);
 const struct hv_backend *virt_backend;
 static volatile u32 cpus_passed;
 
-static void virtualize_this_cpu(void)
+/* Snapshot area, trace ring and the back end switched on for this CPU (no guest yet). */
+static void prepare_this_cpu(void)
 {
     struct percpu *pc = this_cpu();
     pc->snapshot = pool_alloc(ALIGN_UP(sizeof(struct hv_snapshot), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "snapshot area");
@@ -25,11 +27,22 @@ static void virtualize_this_cpu(void)
     trace_init_cpu(pc);
     if (!virt_backend->enable(pc))
         hv_fail(HV_STATUS_FAIL, "virt_enable", "CPU %u: %s could not be enabled", pc->index, virt_backend->name);
+}
+
+static void mark_launched(struct percpu *pc)
+{
+    pc->launched = 1;
+    __atomic_fetch_or(&hv_trace.launched, 1ull << pc->index, __ATOMIC_RELEASE);
+}
+
+static void virtualize_this_cpu(void)
+{
+    struct percpu *pc = this_cpu();
+    prepare_this_cpu();
     if (virt_backend->launch(pc))
         hv_exit(HV_STATUS_FAIL, "virt_launch");
     /* From here on this CPU runs as a guest. */
-    pc->launched = 1;
-    __atomic_fetch_or(&hv_trace.launched, 1ull << pc->index, __ATOMIC_RELEASE);
+    mark_launched(pc);
     if (guest_selftest())
         __atomic_fetch_add(&cpus_passed, 1, __ATOMIC_RELAXED);
 }
@@ -48,23 +61,67 @@ void virt_print_exit_counts(void)
     }
 }
 
-bool virt_run_all(void)
+static bool pick_backend(void)
 {
     static const struct hv_backend *const candidates[] = { &vmx_backend, &svm_backend };
     for (u32 i = 0; i < ARRAY_SIZE(candidates) && !virt_backend; i++)
         if (candidates[i]->probe())
             virt_backend = candidates[i];
-    if (!virt_backend) {
-        printk("virt: this CPU offers neither VT-x nor AMD-V: nothing to virtualize\n");
-        return true;
-    }
+    if (!virt_backend)
+        return false;
     printk("virt: using the %s back end\n", virt_backend->name);
     hv_trace.vendor = virt_backend->vendor;
     if (!virt_backend->init())
         hv_fail(HV_STATUS_FAIL, "virt_init", "%s: initialisation failed", virt_backend->name);
+    return true;
+}
+
+bool virt_run_all(void)
+{
+    if (!pick_backend()) {
+        printk("virt: this CPU offers neither VT-x nor AMD-V: nothing to virtualize\n");
+        return true;
+    }
     for (u32 i = 0; i < cpu_count; i++)
         smp_run_on(i, virtualize_this_cpu);
     virt_print_exit_counts();
     printk("virt: self-test passed on %u of %u CPUs\n", cpus_passed, cpu_count);
     return cpus_passed == cpu_count;
+}
+
+/*
+ * An AP while a loaded guest runs: virtualization on, in host mode, out of the guest's reach. INIT is
+ * blocked in VMX root operation (SDM Vol. 3C "Restrictions on VMX Operation") and held pending while
+ * GIF = 0 on AMD (APM Vol. 2 15.17), which the back end's hold() sets.
+ */
+static void park_this_cpu(void)
+{
+    if (virt_backend->hold)
+        virt_backend->hold();
+    printk("guest: CPU %u parked in host mode (the guest's own AP start-up is not emulated yet)\n",
+           this_cpu()->index);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+/* Pages the sealed pool keeps for allocations after the guest starts (stage-2 tables for holes). */
+#define GUEST_POOL_SPARE_PAGES 256
+
+__noreturn void virt_run_guest(const struct multiboot_info *mbi)
+{
+    if (!pick_backend())
+        hv_fail(HV_STATUS_FAIL, "virt_none", "a guest kernel needs VT-x or AMD-V, and this CPU has neither");
+    for (u32 i = 0; i < cpu_count; i++)
+        smp_run_on(i, prepare_this_cpu);
+    pool_seal(GUEST_POOL_SPARE_PAGES);
+    if (!guest_isolate(virt_backend->stage2))
+        hv_fail(HV_STATUS_FAIL, "guest_isolate", "removing hypervisor memory from the stage-2 map failed");
+    guest_load(mbi);
+    for (u32 i = 1; i < cpu_count; i++)
+        smp_start_on(i, park_this_cpu);
+    struct percpu *pc = this_cpu();
+    mark_launched(pc);
+    printk("guest: CPU %u enters the guest at 0x%lx\n", pc->index, guest.bsp.rip);
+    virt_backend->start_guest(pc, &guest.bsp);
+    hv_exit(HV_STATUS_FAIL, "guest_launch");
 }

@@ -42,6 +42,12 @@ static const char *svm_exit_counter_name(u32 index)
     return svm_exit_name(index < 0x100 ? index : index == SVM_EXIT_IDX_NPF ? SVM_EXIT_NPF : SVM_EXIT_INVALID);
 }
 
+/* GIF = 0 holds INIT, NMI, SMI and interrupts pending (APM Vol. 2 15.17). */
+static void svm_hold(void)
+{
+    __asm__ volatile("clgi" ::: "memory");
+}
+
 const struct hv_backend svm_backend = {
     .name = "svm",
     .vendor = HV_VENDOR_SVM,
@@ -49,6 +55,9 @@ const struct hv_backend svm_backend = {
     .init = svm_init,
     .enable = svm_enable,
     .launch = svm_launch,
+    .start_guest = svm_start_guest,
+    .hold = svm_hold,
+    .stage2 = &svm_npt,
     .snapshot = svm_snapshot,
     .exit_counters = SVM_EXIT_IDX_COUNT,
     .exit_counts = svm_exit_counts,

@@ -87,6 +87,7 @@ bool svm_enable(struct percpu *pc)
     _Static_assert(sizeof(struct svm_cpu) <= PAGE_SIZE, "svm_cpu fits a page");
     s->vmcb = pool_alloc(1, PAGE_SIZE, "VMCB");
     s->hsave = pool_alloc(1, PAGE_SIZE, "VM_HSAVE area");
+    s->host_vmcb = pool_alloc(1, PAGE_SIZE, "host VMSAVE area");
     s->msrpm = pool_alloc(2, PAGE_SIZE, "MSR permission map");
     s->iopm = pool_alloc(3, PAGE_SIZE, "I/O permission map");
     s->host_stack_top = (u64)pool_alloc(CPU_STACK_PAGES, PAGE_SIZE, "VMM stack") + CPU_STACK_PAGES * PAGE_SIZE;

@@ -4,6 +4,7 @@
  * (-1) are checked separately. Every exit is counted through core's trace API. A code without a
  * handler dumps the VMCB and stops the run: never resume blindly.
  */
+#include <hv/guest.h>
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
@@ -338,6 +339,13 @@ static void handle_npf(struct exit_ctx *x)
 {
     /* EXITINFO1: #PF-style error code (P, RW, US, RSV, ID; bit 32 final GPA, 33 table walk); EXITINFO2: GPA. */
     u64 err = x->v->control.exitinfo1, gpa = x->v->control.exitinfo2;
+    if (guest_gpa_is_hv(gpa)) {
+        /* Hypervisor memory is absent from the NPT (guest_isolation.c): never mapped, never written. */
+        x->rec->flags |= HV_REC_SECURITY;
+        security_event(x->pc->index, "svm", gpa, err & 2 ? "write" : err & 16 ? "fetch" : "read", x->v->save.rip);
+        inject_gp0(x);
+        return;
+    }
     /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */
     if (stage2_map_hole(&svm_npt, &hv_memmap, gpa)) {
         flush_guest_tlb(x);
@@ -465,7 +473,7 @@ void svm_exit_dispatch(struct guest_regs *regs)
     e->fn(&x);
     if (v->control.event_inj & SVM_EVT_VALID)
         rec.flags |= HV_REC_INJECTED;
+    v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
     trace_exit(pc, &rec);
-    v->save.rax = regs->rax;
     pc->in_root = 0;
 }

@@ -4,15 +4,17 @@
  * svm_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around svm_setup_and_launch(); after
  * the first VMRUN svm_start returns 0 in the guest.
  *
- * svm_vmrun_loop(stack_top, vmcb_pa): switches to the VMM stack and loops: load the guest GPRs from
- * the frame (struct guest_regs; RAX and RSP live in the VMCB, APM 15.5.1), VMRUN with RAX = the VMCB's
- * physical address, and after #VMEXIT store the guest GPRs and call svm_exit_dispatch(frame).
+ * svm_vmrun_loop(stack_top, vmcb_pa, host_vmcb_pa, regs): switches to the VMM stack and loops: load
+ * the guest GPRs from the frame (struct guest_regs, initially a copy of regs[16] or zero; RAX and RSP
+ * live in the VMCB, APM 15.5.1), VMRUN with RAX = the VMCB's physical address, and after #VMEXIT store
+ * the guest GPRs and call svm_exit_dispatch(frame).
  *
  * Host state (APM 15.5 "VMRUN", 15.6 "#VMEXIT"): VMRUN saves to VM_HSAVE_PA and #VMEXIT reloads only
  * CS, SS, DS, ES, GDTR, IDTR, CR0, CR3, CR4, EFER, RFLAGS, RIP, RSP and RAX. FS, GS, TR, LDTR,
- * KernelGSBase, STAR/LSTAR/CSTAR/SFMASK and SYSENTER_* are switched by VMSAVE/VMLOAD only, which are
- * not used: this is a blue pill, host and guest share this CPU's GS base (struct percpu), TSS and
- * syscall MSRs. A guest with its own GS base would need VMSAVE/VMLOAD around VMRUN.
+ * KernelGSBase, STAR/LSTAR/CSTAR/SFMASK and SYSENTER_* are switched by VMSAVE/VMLOAD only (15.5.2):
+ * the host's are VMSAVEd once to host_vmcb; each round VMLOADs the guest's, VMRUNs, VMSAVEs them back
+ * into the guest's VMCB and VMLOADs the host's before any C code runs (it reaches struct percpu through
+ * GS base, which a guest OS sets to its own).
  *
  * GIF (APM 15.17): CLGI once before the loop. VMRUN sets GIF=1 for the guest and #VMEXIT clears it,
  * so the exit handler always runs with GIF=0: no interrupt, NMI or SMI can enter the host between
@@ -26,21 +28,31 @@
 
     BLUE_PILL svm_start, svm_setup_and_launch
 
-/* Frame on the VMM stack: struct guest_regs (16 slots, 128 bytes), then the VMCB address, then padding. */
+/* Frame on the VMM stack: struct guest_regs (16 slots, 128 bytes), the VMCB, the host VMSAVE area. */
 #define FRAME_VMCB 128
+#define FRAME_HOST_VMCB 136
 
     .align 16
 svm_vmrun_loop:
     andq $-16, %rdi
     movq %rdi, %rsp
-    pushq $0                        /* padding: keeps the frame 16-byte aligned */
+    pushq %rdx                      /* the host VMSAVE area at FRAME_HOST_VMCB */
     pushq %rsi                      /* the VMCB's physical address at FRAME_VMCB */
     subq $128, %rsp
-    movq %rsp, %rdi                 /* zero the guest GPR frame */
-    xorl %eax, %eax
-    movl $16, %ecx
+    movq %rsp, %rdi                 /* the guest GPR frame: a copy of regs[16], or zero */
+    movl $16, %r8d
+    testq %rcx, %rcx
+    jz 1f
+    movq %rcx, %rsi
+    movq %r8, %rcx
+    rep movsq
+    jmp 3f
+1:  xorl %eax, %eax
+    movq %r8, %rcx
     rep stosq
-    clgi
+3:  clgi
+    movq FRAME_HOST_VMCB(%rsp), %rax
+    vmsave
 2:  movq 8(%rsp), %rcx
     movq 16(%rsp), %rdx
     movq 24(%rsp), %rbx
@@ -56,8 +68,10 @@ svm_vmrun_loop:
     movq 112(%rsp), %r14
     movq 120(%rsp), %r15
     movq FRAME_VMCB(%rsp), %rax
+    vmload
     vmrun
     /* #VMEXIT: RSP and RAX are the host's again (the frame, the VMCB address); the rest is the guest's. */
+    vmsave
     movq %rcx, 8(%rsp)
     movq %rdx, 16(%rsp)
     movq %rbx, 24(%rsp)
@@ -72,6 +86,8 @@ svm_vmrun_loop:
     movq %r13, 104(%rsp)
     movq %r14, 112(%rsp)
     movq %r15, 120(%rsp)
+    movq FRAME_HOST_VMCB(%rsp), %rax
+    vmload                          /* the host's GS base (struct percpu) and TR before any C code */
     movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
     call svm_exit_dispatch
     jmp 2b

@@ -6,6 +6,7 @@
  */
 #include <hv/cmdline.h>
 #include <hv/console.h>
+#include <hv/guest.h>
 #include <hv/segments.h>
 #include <hv/stage2.h>
 #include <hv/svm/svm.h>
@@ -74,13 +75,16 @@ static void break_entry_on_request(const struct percpu *pc, struct vmcb *v)
     }
 }
 
-int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
+/* Intercepts, permission maps, ASID and nested paging: the same for every kind of guest. */
+static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
 {
-    struct svm_cpu *s = pc->vendor;
-    struct vmcb *v = s->vmcb;
-
     /* Intercepts (APM 15.7-15.15). */
-    v->control.intercept_cr_write = (1u << 0) | (1u << 3) | (1u << 4);     /* MOV to CR0, CR3, CR4 */
+    /*
+     * MOV to CR0/CR3/CR4 are traced for the self-test guest. A loaded OS writes them natively: with
+     * NPT nothing needs a shadow, and the CPU then maintains EFER.LMA itself (an intercepted CR0.PG
+     * write would have to emulate long-mode activation, APM 14.6.1).
+     */
+    v->control.intercept_cr_write = loaded_guest ? 0 : (1u << 0) | (1u << 3) | (1u << 4);
     v->control.intercept_exceptions = 1u << 6;                              /* #UD: reflected, and traced */
     v->control.intercept_misc1 = SVM_INTERCEPT1_CPUID | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_MSR_PROT |
                                  SVM_INTERCEPT1_SHUTDOWN;
@@ -100,7 +104,13 @@ int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     /* NptInit: the shared identity map (backend.c), host PAT for the nested walk, G_PAT for the guest. */
     v->control.np_enable = 1;
     v->control.n_cr3 = (u64)svm_npt.root;
+}
 
+int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
+{
+    struct svm_cpu *s = pc->vendor;
+    struct vmcb *v = s->vmcb;
+    setup_controls(s, v, false);
     /* Guest state = this CPU now. */
     struct dtr gdtr, idtr;
     __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
@@ -138,5 +148,54 @@ int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     break_entry_on_request(pc, v);
 
     /* VMRUN: the loop runs on the VMM stack and never returns; the guest continues at guest_rip. */
-    svm_vmrun_loop(s->host_stack_top, (u64)v);
+    svm_vmrun_loop(s->host_stack_top, (u64)v, (u64)s->host_vmcb, NULL);
+}
+
+/*
+ * A loaded guest's first state (APM 15.5: VMRUN takes any mode with NPT, real mode included): 32-bit
+ * protected mode with paging off and the flat GUEST_SEL_* segments of the guest's GDT, or real mode at
+ * a SIPI vector (CS = vector << 8, base vector << 12, IP 0, as INIT-SIPI leaves an AP, SDM Vol. 3A
+ * 9.4.4 / APM 15.29). EFER.SVME stays set (15.5.1); the guest reads EFER without it (exit.c).
+ */
+static void guest_state_fresh(struct vmcb *v, const struct guest_start *gs)
+{
+    struct vmcb_seg code, data;
+    if (gs->mode == GUEST_MODE_REAL) {
+        code = (struct vmcb_seg){ .selector = (u16)(gs->sipi_vector << 8), .attrib = 0x09b, .limit = 0xffff,
+                                  .base = (u64)gs->sipi_vector << 12 };
+        data = (struct vmcb_seg){ .selector = 0, .attrib = 0x093, .limit = 0xffff, .base = 0 };
+        v->save.cr0 = X86_CR0_ET;
+        v->save.gdtr = (struct vmcb_seg){ .limit = 0xffff };
+    } else {
+        code = (struct vmcb_seg){ .selector = GUEST_SEL_CODE, .attrib = 0xc9b, .limit = 0xffffffff };
+        data = (struct vmcb_seg){ .selector = GUEST_SEL_DATA, .attrib = 0xc93, .limit = 0xffffffff };
+        v->save.cr0 = X86_CR0_PE | X86_CR0_ET;
+        v->save.gdtr = (struct vmcb_seg){ .limit = 4 * 8 - 1, .base = GUEST_GDT };
+    }
+    v->save.cs = code;
+    v->save.es = v->save.ss = v->save.ds = v->save.fs = v->save.gs = data;
+    v->save.ldtr = (struct vmcb_seg){ .attrib = 0x082, .limit = 0xffff };
+    v->save.tr = (struct vmcb_seg){ .attrib = 0x08b, .limit = 0xffff };
+    v->save.idtr = (struct vmcb_seg){ .limit = 0xffff };
+    v->save.cpl = 0;
+    v->save.efer = EFER_SVME;
+    v->save.cr2 = v->save.cr3 = v->save.cr4 = 0;
+    v->save.dr7 = 0x400;
+    v->save.dr6 = 0xffff0ff0;
+    v->save.rflags = 2;
+    v->save.rip = gs->rip;
+    v->save.rsp = gs->regs[4];
+    v->save.rax = gs->regs[0];
+    v->save.g_pat = 0x0007040600070406ull;     /* the PAT's power-on value (APM 7.8.2) */
+    v->save.star = v->save.lstar = v->save.cstar = v->save.sfmask = v->save.kernel_gs_base = 0;
+    v->save.sysenter_cs = v->save.sysenter_esp = v->save.sysenter_eip = 0;
+}
+
+int svm_start_guest(struct percpu *pc, const struct guest_start *gs)
+{
+    struct svm_cpu *s = pc->vendor;
+    struct vmcb *v = s->vmcb;
+    setup_controls(s, v, true);
+    guest_state_fresh(v, gs);
+    svm_vmrun_loop(s->host_stack_top, (u64)v, (u64)s->host_vmcb, gs->regs);
 }

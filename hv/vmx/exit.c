@@ -3,6 +3,7 @@
  * VM-entry-failure bit checked first (SDM Vol. 3C 27.8). Every exit is counted through core's trace
  * API. A reason without a handler dumps state and stops the run: never resume blindly.
  */
+#include <hv/guest.h>
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
@@ -294,6 +295,14 @@ static void handle_ept_violation(struct exit_ctx *x)
 {
     /* Exit qualification for EPT violations (28.2.1, Table 28-7). */
     u64 gpa = vmread(GUEST_PHYSICAL_ADDRESS);
+    if (guest_gpa_is_hv(gpa)) {
+        /* Hypervisor memory is absent from the EPT (guest_isolation.c): never mapped, never written. */
+        x->rec->flags |= HV_REC_SECURITY;
+        security_event(x->pc->index, "vmx", gpa, x->qual & 2 ? "write" : x->qual & 4 ? "fetch" : "read",
+                       vmread(GUEST_RIP));
+        inject_exception(13, true, 0);
+        return;
+    }
     /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */
     if (stage2_map_hole(&vmx_ept, &hv_memmap, gpa)) {
         invept_single();

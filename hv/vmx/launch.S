@@ -12,9 +12,46 @@
 
     .text
     .code64
-    .global vmx_start, vmx_exit_stub
+    .global vmx_start, vmx_exit_stub, vmx_launch_fresh
 
     BLUE_PILL vmx_start, vmx_setup_and_launch
+
+/*
+ * vmx_launch_fresh(regs): VMLAUNCH a loaded guest with the GPRs regs[16] (struct guest_regs order;
+ * its RSP comes from the VMCS). Returns only if VMLAUNCH failed, with the callee-saved registers intact.
+ */
+    .align 16
+vmx_launch_fresh:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rdi, %rax
+    movq 8(%rax), %rcx
+    movq 16(%rax), %rdx
+    movq 24(%rax), %rbx
+    movq 40(%rax), %rbp
+    movq 48(%rax), %rsi
+    movq 56(%rax), %rdi
+    movq 64(%rax), %r8
+    movq 72(%rax), %r9
+    movq 80(%rax), %r10
+    movq 88(%rax), %r11
+    movq 96(%rax), %r12
+    movq 104(%rax), %r13
+    movq 112(%rax), %r14
+    movq 120(%rax), %r15
+    movq 0(%rax), %rax
+    vmlaunch
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    ret
 
     .align 16
 vmx_exit_stub:

@@ -8,6 +8,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/guest.h>
 #include <hv/segments.h>
 #include <hv/vmx/ept.h>
 
@@ -17,6 +18,7 @@
 #include <hv/x86.h>
 
 extern void vmx_exit_stub(void);
+void vmx_launch_fresh(const u64 *regs);
 extern struct stage2 vmx_ept;
 
 
@@ -78,25 +80,34 @@ static void break_entry_on_request(const struct percpu *pc)
     }
 }
 
-int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
+/* VMCLEAR + VMPTRLD this CPU's VMCS region. */
+static bool vmcs_load(struct percpu *pc)
 {
     struct vmx_cpu *v = pc->vendor;
-    const struct vmx_caps *c = &vmx_caps;
-    bool ok = true;
-
-    *(u32 *)v->vmcs_region = c->revision_id;
+    *(u32 *)v->vmcs_region = vmx_caps.revision_id;
     u64 pa = (u64)v->vmcs_region;
     bool fail;
     __asm__ volatile("vmclear %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
     if (fail) {
         printk("vmx: CPU %u: VMCLEAR failed\n", pc->index);
-        return -1;
+        return false;
     }
     __asm__ volatile("vmptrld %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
     if (fail) {
         printk("vmx: CPU %u: VMPTRLD failed\n", pc->index);
-        return -1;
+        return false;
     }
+    return true;
+}
+
+/* Execution controls, EPT, the CR masks and the host state: the same for every kind of guest. */
+static bool vmcs_controls_and_host(struct percpu *pc)
+{
+    struct vmx_cpu *v = pc->vendor;
+    const struct vmx_caps *c = &vmx_caps;
+    bool ok = true;
+    struct dtr gdtr, idtr;
+    __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
 
     /* Controls. */
     ok &= vmwrite(PIN_BASED_VM_EXEC_CONTROL, c->pin);
@@ -117,7 +128,7 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
      * CR0/CR4 guest/host masks: bits VMX fixes are owned by the hypervisor and shown to the guest as it
      * last wrote them (read shadows). CR4.VMXE is hidden: the guest sees 0 and may not set it.
      */
-    u64 cr0 = read_cr0(), cr4 = read_cr4();
+    u64 cr0 = read_cr0(), cr4 = read_cr4();   /* the host's; a fresh guest rewrites the shadows */
     u64 cr0_mask = c->cr0_fixed0 | ~c->cr0_fixed1;
     if (c->cpu2 & CPU2_UNRESTRICTED_GUEST)
         cr0_mask &= ~(1ull | (1ull << 31));            /* PE and PG are the guest's own (26.6.2) */
@@ -126,6 +137,55 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     ok &= vmwrite(CR4_GUEST_HOST_MASK, c->cr4_fixed0 | ~c->cr4_fixed1);
     ok &= vmwrite(CR4_READ_SHADOW, cr4 & ~CR4_VMXE);
 
+    /* Host state: the same tables, the exit stub on this CPU's VMM stack (16-byte aligned). */
+    ok &= vmwrite(HOST_CR0, cr0);
+    ok &= vmwrite(HOST_CR3, read_cr3());
+    ok &= vmwrite(HOST_CR4, cr4);
+    ok &= vmwrite(HOST_CS_SELECTOR, GDT_CODE64);
+    ok &= vmwrite(HOST_SS_SELECTOR, GDT_DATA);
+    ok &= vmwrite(HOST_DS_SELECTOR, GDT_DATA);
+    ok &= vmwrite(HOST_ES_SELECTOR, GDT_DATA);
+    ok &= vmwrite(HOST_FS_SELECTOR, 0);
+    ok &= vmwrite(HOST_GS_SELECTOR, 0);
+    ok &= vmwrite(HOST_TR_SELECTOR, GDT_TSS);
+    ok &= vmwrite(HOST_FS_BASE, 0);
+    ok &= vmwrite(HOST_GS_BASE, (u64)pc);
+    ok &= vmwrite(HOST_TR_BASE, (u64)&pc->tss);
+    ok &= vmwrite(HOST_GDTR_BASE, gdtr.base);
+    ok &= vmwrite(HOST_IDTR_BASE, idtr.base);
+    ok &= vmwrite(HOST_IA32_PAT, rdmsr(MSR_IA32_PAT));
+    ok &= vmwrite(HOST_IA32_EFER, rdmsr(MSR_EFER));
+    ok &= vmwrite(HOST_IA32_SYSENTER_CS, 0);
+    ok &= vmwrite(HOST_IA32_SYSENTER_ESP, 0);
+    ok &= vmwrite(HOST_IA32_SYSENTER_EIP, 0);
+    ok &= vmwrite(HOST_RSP, ALIGN_DOWN(v->host_stack_top, 16));
+    ok &= vmwrite(HOST_RIP, (u64)vmx_exit_stub);
+    return ok;
+}
+
+static bool vmcs_report(const struct percpu *pc, bool ok)
+{
+    if (!ok)
+        printk("vmx: CPU %u: a VMWRITE failed: VM-instruction error %lu (%s)\n", pc->index,
+               vmread(VM_INSTRUCTION_ERROR), vmx_instruction_error_name((u32)vmread(VM_INSTRUCTION_ERROR)));
+    return ok;
+}
+
+static int launch_failed(struct percpu *pc)
+{
+    u32 err = (u32)vmread(VM_INSTRUCTION_ERROR);
+    vmx_snapshot(pc, HV_SNAP_FATAL);
+    printk("vmx: CPU %u: VMLAUNCH failed: VM-instruction error %u (%s)\n", pc->index, err,
+           vmx_instruction_error_name(err));
+    return err ? (int)err : -1;
+}
+
+int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
+{
+    if (!vmcs_load(pc) || !vmcs_report(pc, vmcs_controls_and_host(pc)))
+        return -1;
+    bool ok = true;
+    u64 cr0 = read_cr0(), cr4 = read_cr4();
     /* Guest state = this CPU now. */
     struct dtr gdtr, idtr;
     __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
@@ -155,42 +215,90 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     ok &= vmwrite(GUEST_INTERRUPTIBILITY_INFO, 0);
     ok &= vmwrite(GUEST_PENDING_DBG_EXCEPTIONS, 0);
 
-    /* Host state: the same tables, the exit stub on this CPU's VMM stack (16-byte aligned). */
-    ok &= vmwrite(HOST_CR0, cr0);
-    ok &= vmwrite(HOST_CR3, read_cr3());
-    ok &= vmwrite(HOST_CR4, cr4);
-    ok &= vmwrite(HOST_CS_SELECTOR, GDT_CODE64);
-    ok &= vmwrite(HOST_SS_SELECTOR, GDT_DATA);
-    ok &= vmwrite(HOST_DS_SELECTOR, GDT_DATA);
-    ok &= vmwrite(HOST_ES_SELECTOR, GDT_DATA);
-    ok &= vmwrite(HOST_FS_SELECTOR, 0);
-    ok &= vmwrite(HOST_GS_SELECTOR, 0);
-    ok &= vmwrite(HOST_TR_SELECTOR, GDT_TSS);
-    ok &= vmwrite(HOST_FS_BASE, 0);
-    ok &= vmwrite(HOST_GS_BASE, (u64)pc);
-    ok &= vmwrite(HOST_TR_BASE, (u64)&pc->tss);
-    ok &= vmwrite(HOST_GDTR_BASE, gdtr.base);
-    ok &= vmwrite(HOST_IDTR_BASE, idtr.base);
-    ok &= vmwrite(HOST_IA32_PAT, rdmsr(MSR_IA32_PAT));
-    ok &= vmwrite(HOST_IA32_EFER, rdmsr(MSR_EFER));
-    ok &= vmwrite(HOST_IA32_SYSENTER_CS, 0);
-    ok &= vmwrite(HOST_IA32_SYSENTER_ESP, 0);
-    ok &= vmwrite(HOST_IA32_SYSENTER_EIP, 0);
-    ok &= vmwrite(HOST_RSP, ALIGN_DOWN(v->host_stack_top, 16));
-    ok &= vmwrite(HOST_RIP, (u64)vmx_exit_stub);
-    if (!ok) {
-        printk("vmx: CPU %u: a VMWRITE failed: VM-instruction error %lu (%s)\n", pc->index,
-               vmread(VM_INSTRUCTION_ERROR), vmx_instruction_error_name((u32)vmread(VM_INSTRUCTION_ERROR)));
+    if (!vmcs_report(pc, ok))
         return -1;
-    }
 
     break_entry_on_request(pc);
 
     /* VMLAUNCH: on success execution continues in the guest at guest_rip and never comes back here. */
+    bool fail;
     __asm__ volatile("vmlaunch; setbe %0" : "=qm"(fail) : : "cc", "memory");
-    u32 err = (u32)vmread(VM_INSTRUCTION_ERROR);
-    vmx_snapshot(pc, HV_SNAP_FATAL);
-    printk("vmx: CPU %u: VMLAUNCH failed: VM-instruction error %u (%s)\n", pc->index, err,
-           vmx_instruction_error_name(err));
-    return err ? (int)err : -1;
+    (void)fail;
+    return launch_failed(pc);
+}
+
+/*
+ * A loaded guest's first state (SDM Vol. 3C 28.3.1 checks; unrestricted guest, 26.6.2, lets CR0.PE and
+ * PG be 0): 32-bit protected mode with paging off and the flat GUEST_SEL_* segments of the guest's GDT,
+ * or real mode at a SIPI vector (CS = vector << 8, base vector << 12, IP 0: SDM Vol. 3A 9.4.4). The
+ * guest sees CR0/CR4 as it set them (read shadows); VMX's fixed bits stay set underneath.
+ */
+static bool vmcs_guest_fresh(const struct guest_start *gs)
+{
+    const struct vmx_caps *c = &vmx_caps;
+    bool ok = true;
+    bool real = gs->mode == GUEST_MODE_REAL;
+    u64 cr0 = real ? X86_CR0_ET : X86_CR0_PE | X86_CR0_ET;
+    u64 fixed0 = c->cr0_fixed0 & ~(X86_CR0_PE | X86_CR0_PG);
+    ok &= vmwrite(CR0_READ_SHADOW, cr0);
+    ok &= vmwrite(GUEST_CR0, (cr0 | fixed0) & c->cr0_fixed1);
+    ok &= vmwrite(CR4_READ_SHADOW, 0);
+    ok &= vmwrite(GUEST_CR4, c->cr4_fixed0);
+    ok &= vmwrite(GUEST_CR3, 0);
+    ok &= vmwrite(VM_ENTRY_CONTROLS, c->entry & ~ENTRY_IA32E_MODE_GUEST);
+    ok &= vmwrite(GUEST_IA32_EFER, 0);
+    ok &= vmwrite(GUEST_IA32_PAT, 0x0007040600070406ull);     /* the PAT's power-on value (SDM Vol. 3A 13.12.4) */
+    ok &= vmwrite(GUEST_IA32_DEBUGCTL, 0);
+    ok &= vmwrite(GUEST_SYSENTER_CS, 0);
+    ok &= vmwrite(GUEST_SYSENTER_ESP, 0);
+    ok &= vmwrite(GUEST_SYSENTER_EIP, 0);
+    ok &= vmwrite(GUEST_DR7, 0x400);
+    ok &= vmwrite(GUEST_RSP, gs->regs[4]);
+    ok &= vmwrite(GUEST_RIP, gs->rip);
+    ok &= vmwrite(GUEST_RFLAGS, 2);
+    /* Access rights (Table 25-2): code 0x9b / data 0x93 (accessed), 4 KiB granular 32-bit when flat. */
+    u32 code_ar = real ? 0x9b : 0xc09b, data_ar = real ? 0x93 : 0xc093;
+    u32 limit = real ? 0xffff : 0xffffffff;
+    for (int i = 0; i < SEG_COUNT; i++) {
+        u16 sel = 0;
+        u64 base = 0;
+        u32 ar = data_ar, lim = limit;
+        if (i == SEG_CS) {
+            sel = real ? (u16)(gs->sipi_vector << 8) : GUEST_SEL_CODE;
+            base = real ? (u64)gs->sipi_vector << 12 : 0;
+            ar = code_ar;
+        } else if (i == SEG_LDTR) {
+            ar = 1u << 16;      /* unusable */
+        } else if (i == SEG_TR) {
+            ar = 0x8b;          /* busy 32-bit TSS: TR must be usable (28.3.1.2) */
+            lim = 0xffff;
+        } else if (!real) {
+            sel = GUEST_SEL_DATA;
+        }
+        ok &= vmwrite(GUEST_ES_SELECTOR + 2 * i, sel);
+        ok &= vmwrite(GUEST_ES_BASE + 2 * i, base);
+        ok &= vmwrite(GUEST_ES_LIMIT + 2 * i, lim);
+        ok &= vmwrite(GUEST_ES_AR_BYTES + 2 * i, ar);
+    }
+    ok &= vmwrite(GUEST_GDTR_BASE, real ? 0 : GUEST_GDT);
+    ok &= vmwrite(GUEST_GDTR_LIMIT, real ? 0xffff : 4 * 8 - 1);
+    ok &= vmwrite(GUEST_IDTR_BASE, 0);
+    ok &= vmwrite(GUEST_IDTR_LIMIT, 0xffff);
+    ok &= vmwrite(GUEST_ACTIVITY_STATE, 0);
+    ok &= vmwrite(GUEST_INTERRUPTIBILITY_INFO, 0);
+    ok &= vmwrite(GUEST_PENDING_DBG_EXCEPTIONS, 0);
+    return ok;
+}
+
+int vmx_start_guest(struct percpu *pc, const struct guest_start *gs)
+{
+    if (!(vmx_caps.cpu2 & CPU2_UNRESTRICTED_GUEST)) {
+        printk("vmx: CPU %u: a loaded guest starts with paging off: needs 'unrestricted guest', which this "
+               "CPU lacks\n", pc->index);
+        return -1;
+    }
+    if (!vmcs_load(pc) || !vmcs_report(pc, vmcs_controls_and_host(pc)) || !vmcs_report(pc, vmcs_guest_fresh(gs)))
+        return -1;
+    vmx_launch_fresh(gs->regs);     /* returns only if VMLAUNCH failed */
+    return launch_failed(pc);
 }

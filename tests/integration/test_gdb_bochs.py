@@ -14,7 +14,7 @@ import pytest
 from hvtrace.elfcore import write_core
 from hvtrace.launch.bochs import BochsSession
 from tests.integration.conftest import hvtrace_argv
-from tests.integration.gdbmi import Gdb
+from hvtrace.gdbmi import Gdb
 
 pytestmark = [pytest.mark.slow, pytest.mark.bochs]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from hvtrace.launch.qemu import QemuSession
-from tests.integration.gdbmi import Gdb
+from hvtrace.gdbmi import Gdb
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 MAP_RE = re.compile(r"^\s+\[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] (\w+)")
@@ -65,7 +65,10 @@ def test_break_cpuid_leaf_stops_with_a_decoded_summary(live: tuple[QemuSession, 
     assert re.search(r"hv-break 0 hit on CPU \d: CPUID", stop.text), stop.text
     assert "CPUID(0x72)/CPUID" in stop.text
     assert "leaf 0x1 subleaf" in stop.text
-    assert re.search(r"RAX 0x0{15}1 ", stop.text), stop.text  # the guest asked for leaf 1
+    # The registers are those the guest resumes with: CPUID.1:ECX[31] (hypervisor present) set.
+    rcx = re.search(r"RCX (0x[0-9a-f]{16})", stop.text)
+    assert rcx is not None, stop.text
+    assert int(rcx.group(1), 16) >> 31 & 1, stop.text
     # The guest instruction at RIP, disassembled by capstone from the repository's venv (gdb's Python
     # is the system Python: the extension adds .venv's site-packages).
     assert CAPSTONE_CPUID_RE.search(stop.text), stop.text
@@ -77,7 +80,14 @@ def test_break_cpuid_leaf_stops_with_a_decoded_summary(live: tuple[QemuSession, 
     assert "RIP" in vmcb
     guest = gdb.ok("hv-guest")
     assert "CR3 0x" in guest
-    assert "RAX 0x0000000000000001" in guest
+    # after the handler: CPUID.1:EAX (family/model/stepping) replaced the leaf, RIP is past the 2-byte
+    # CPUID (0F A2) the record points at
+    assert "RAX 0x0000000000000001" not in guest
+    rec_rip = re.search(r"rip=(0x[0-9a-f]+)", stop.text)
+    guest_rip = re.search(r"RIP (0x[0-9a-f]+)", guest)
+    assert rec_rip is not None, stop.text
+    assert guest_rip is not None, guest
+    assert int(guest_rip.group(1), 16) == int(rec_rip.group(1), 16) + 2
     assert "hits 1" in gdb.ok("hv-break list") or "hits 2" in gdb.ok("hv-break list")
 
 

@@ -37,6 +37,7 @@
 #define HV_STATUS_NO_ACPI         6  /* no RSDP / RSDT / MADT found */
 #define HV_STATUS_TOO_MANY_CPUS   7  /* the MADT lists more than HV_MAX_CPUS processors */
 #define HV_STATUS_BAD_CMDLINE     8  /* unknown or malformed option on the kernel command line */
+#define HV_STATUS_GUEST_LOAD      9  /* the guest kernel module cannot be loaded (format, placement) */
 #define HV_STATUS_MAX            63
 
 /*
@@ -69,6 +70,7 @@
 #define HV_HC_PING        0   /* returns HV_HC_PING_REPLY */
 #define HV_HC_EXIT_COUNT  1   /* RBX = exit kind: exits of that kind on this CPU so far */
 #define HV_HC_SNAPSHOT    2   /* snapshot this CPU's VMCS / VMCB now; returns the field count */
+#define HV_HC_GUEST_EXIT  3   /* RBX = status code: a loaded guest is done; the run ends with that status */
 #define HV_HC_PING_REPLY  0x48565452   /* "HVTR" */
 #define HV_HC_UNKNOWN     (~0ull)      /* unknown function */
 
@@ -152,6 +154,7 @@ struct hv_break_config {
 #define HV_REC_BREAK_HIT      0x01   /* an exit breakpoint matched this exit */
 #define HV_REC_INJECTED       0x02   /* the handler injected an event into the guest */
 #define HV_REC_DROPPED_BEFORE 0x04   /* records were dropped between the previous one and this */
+#define HV_REC_SECURITY       0x08   /* the guest touched hypervisor memory: blocked, reflected (#GP) */
 
 struct hv_record {
     uint64_t seq;

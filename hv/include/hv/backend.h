@@ -7,6 +7,10 @@
 
 #include <hv/percpu.h>
 
+struct guest_start;
+struct multiboot_info;
+struct stage2;
+
 struct hv_backend {
     const char *name;
     u32 vendor;                         /* abi.h HV_VENDOR_* */
@@ -18,6 +22,12 @@ struct hv_backend {
     bool (*enable)(struct percpu *pc);
     /* Blue pill: returns 0 in the guest, or nonzero if the launch failed (already reported). */
     int (*launch)(struct percpu *pc);
+    /* Enter a loaded guest with a fresh register state; returns only if the launch failed (reported). */
+    int (*start_guest)(struct percpu *pc, const struct guest_start *gs);
+    /* Optional: keep INIT / SIPI away from a CPU parked in host mode. */
+    void (*hold)(void);
+    /* The stage-2 map every CPU shares (EPT / NPT), built by init. */
+    struct stage2 *stage2;
     /* Fill pc->snapshot with the CPU's VMCS / VMCB (abi.h struct hv_snapshot), in host context. */
     void (*snapshot)(struct percpu *pc, u32 why);
     /* Native exit counters of one CPU ('exit_counters' of them, each named), printed by core. */
@@ -39,5 +49,7 @@ extern const struct hv_backend *virt_backend;
 bool virt_run_all(void);
 /* Every CPU's native exit counts, one line per CPU ("vmx: CPU n exits: ..."). */
 void virt_print_exit_counts(void);
+/* Virtualize every CPU and run the loaded guest (guest.h) on the BSP; the APs wait in host mode. */
+__noreturn void virt_run_guest(const struct multiboot_info *mbi);
 
 #endif

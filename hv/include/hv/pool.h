@@ -15,6 +15,11 @@ void pool_init(void);
 /* 'pages' zeroed, physically contiguous pages aligned to 'align' bytes (a power of two >= 4 KiB). */
 void *pool_alloc(u64 pages, u64 align, const char *what);
 u64 pool_free_pages(void);
+/*
+ * Shrink the pool to 'spare_pages' more pages, all inside the extent already in use: from then on
+ * the pool's memory is a fixed set of ranges (pool_claims) that can be taken away from a guest.
+ */
+void pool_seal(u64 spare_pages);
 
 /* Ranges the hypervisor occupies (claims plus pool allocations), for the guest memory map later. */
 struct hv_claim {

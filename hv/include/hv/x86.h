@@ -8,6 +8,12 @@
 #define MSR_EFER        0xc0000080
 #define MSR_GS_BASE     0xc0000101
 
+/* CR0 bits (SDM Vol. 3A 2.5) */
+#define X86_CR0_PE (1ull << 0)
+#define X86_CR0_ET (1ull << 4)
+#define X86_CR0_NE (1ull << 5)
+#define X86_CR0_PG (1ull << 31)
+
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port)

@@ -87,6 +87,7 @@ _Static_assert(sizeof(struct guest_regs) == 16 * 8, "exit frame: 16 GPR slots");
 struct svm_cpu {
     struct vmcb *vmcb;
     void *hsave;                /* VM_HSAVE_PA: where VMRUN saves host state (APM 15.30.4) */
+    struct vmcb *host_vmcb;     /* VMSAVE / VMLOAD area of the host's FS, GS, TR, LDTR, syscall MSRs */
     u8 *msrpm;                  /* 8 KiB MSR permission map (APM 15.11) */
     u8 *iopm;                   /* 12 KiB I/O permission map (APM 15.10.1), all zero */
     u64 host_stack_top;
@@ -110,8 +111,11 @@ bool svm_enable(struct percpu *pc);
 int svm_start(struct percpu *pc);
 /* Called by svm_start (asm): fills the VMCB and enters the VMRUN loop; returns only on setup failure. */
 int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip);
+struct guest_start;
+/* Fills the VMCB for a loaded guest (guest.h) and enters the VMRUN loop; returns only on failure. */
+int svm_start_guest(struct percpu *pc, const struct guest_start *gs);
 /* The VMRUN loop on the VMM stack (launch.S); never returns. */
-__noreturn void svm_vmrun_loop(u64 stack_top, u64 vmcb_pa);
+__noreturn void svm_vmrun_loop(u64 stack_top, u64 vmcb_pa, u64 host_vmcb_pa, const u64 *regs);
 /* The C exit dispatcher, called by the VMRUN loop with the saved GPRs. */
 void svm_exit_dispatch(struct guest_regs *regs);
 /* VMRUN failed (VMEXIT_INVALID): the first consistency rule of APM 15.5.1 the VMCB breaks, or NULL. */

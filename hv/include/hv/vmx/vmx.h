@@ -142,6 +142,9 @@ bool vmx_enable(struct percpu *pc);
 int vmx_start(struct percpu *pc);
 /* Called by vmx_start (asm) with the state the guest resumes in. */
 int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip);
+struct guest_start;
+/* A loaded guest (guest.h) with a fresh register state; returns only if the launch failed. */
+int vmx_start_guest(struct percpu *pc, const struct guest_start *gs);
 /* The C exit dispatcher, called by the asm exit stub with the saved GPRs. */
 void vmx_exit_dispatch(struct guest_regs *regs);
 __noreturn void vmx_resume_failed(void);

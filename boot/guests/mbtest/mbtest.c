@@ -1,0 +1,256 @@
+/*
+ * mbtest: a multiboot kernel that checks the machine the hypervisor gives a loaded guest, then ends
+ * the run with the HV_HC_GUEST_EXIT hypercall (status 0 when every step passed). Each step prints
+ * "mbtest: step NAME: PASS|FAIL detail" on COM1:
+ *   multiboot   EAX magic, information block with memory map and command line
+ *   memmap      hypervisor memory (its image at 1 MiB) reserved, this kernel in usable RAM
+ *   cpuid       hypervisor bit and "hvtrace" leaves; VMX and SVM hidden
+ *   msr         a VMX capability MSR raises #GP; EFER.SVME reads 0
+ *   cr4         CR4.VMXE reads 0
+ *   exceptions  #UD (intercepted and reflected), #BP and #DE delivered through this kernel's IDT
+ *   isolation   a write and a read of hypervisor memory fault with #GP (blocked and recorded)
+ *   hypercall   PING answers "HVTR"
+ */
+#include <hv/abi.h>
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef unsigned short u16;
+typedef unsigned char u8;
+
+#define COM1 0x3f8
+#define HV_IMAGE 0x100000u       /* where the hypervisor's image is (boot/linker.ld) */
+
+extern u8 __image_start[], __image_end[];
+extern const u32 isr_table[32];
+
+struct trap_frame {
+    u32 edi, esi, ebp, esp, ebx, edx, ecx, eax;
+    u32 vector, error, eip, cs, eflags;
+};
+
+/* Expected-fault recovery: a step arms mbtest_fixup with the address to resume at (ARM / LAND below). */
+volatile u32 mbtest_fixup;
+static volatile u32 fault_vector, fault_count;
+static u32 failures;
+static int amd;
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port)
+{
+    u8 v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static void putc(char c)
+{
+    while (!(inb(COM1 + 5) & 0x20))
+        ;
+    outb(COM1, (u8)c);
+}
+
+static void puts(const char *s)
+{
+    while (*s)
+        putc(*s++);
+}
+
+static void puthex(u32 v)
+{
+    puts("0x");
+    for (int i = 28; i >= 0; i -= 4)
+        putc("0123456789abcdef"[(v >> i) & 15]);
+}
+
+static void step(const char *name, int ok, const char *detail)
+{
+    puts("mbtest: step ");
+    puts(name);
+    puts(ok ? ": PASS " : ": FAIL ");
+    puts(detail);
+    putc('\n');
+    failures += !ok;
+}
+
+void trap(struct trap_frame *f);
+void trap(struct trap_frame *f)
+{
+    fault_count++;
+    fault_vector = f->vector;
+    if (mbtest_fixup) {
+        f->eip = mbtest_fixup;
+        mbtest_fixup = 0;
+        return;
+    }
+    puts("mbtest: unexpected exception ");
+    puthex(f->vector);
+    puts(" at EIP ");
+    puthex(f->eip);
+    puts(" error ");
+    puthex(f->error);
+    putc('\n');
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+/*
+ * Bracket an instruction sequence that should fault: ARM points the fixup past it, LAND disarms it
+ * when nothing faulted. The vector is in fault_vector afterwards (~0 if none).
+ */
+#define ARM "movl $1f, mbtest_fixup\n\t"
+#define LAND "\n\tmovl $0, mbtest_fixup\n1:"
+
+static void setup_idt(void)
+{
+    static u64 idt[32] __attribute__((aligned(8)));
+    for (int i = 0; i < 32; i++) {
+        u32 h = isr_table[i];
+        /* 32-bit interrupt gate, DPL 0, present (SDM Vol. 3A 7.11, Figure 7-2) */
+        idt[i] = (h & 0xffff) | (u64)0x10 << 16 | (u64)0x8e00 << 32 | (u64)(h >> 16) << 48;
+    }
+    struct {
+        u16 limit;
+        u32 base;
+    } __attribute__((packed)) idtr = { sizeof(idt) - 1, (u32)idt };
+    __asm__ volatile("lidt %0" : : "m"(idtr));
+}
+
+static void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+static u32 hypercall(u32 fn, u32 arg)
+{
+    u32 ret;
+    if (amd)
+        __asm__ volatile("vmmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
+    else
+        __asm__ volatile("vmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
+    return ret;
+}
+
+struct mb_info {
+    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr, syms[4];
+    u32 mmap_length, mmap_addr;
+};
+struct mb_mmap {
+    u32 size;
+    u64 addr, len;
+    u32 type;
+} __attribute__((packed));
+
+/* The memory-map type covering addr (0 if none). */
+static u32 map_type(const struct mb_info *mbi, u64 addr)
+{
+    for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
+        const struct mb_mmap *e = (const struct mb_mmap *)at;
+        if (addr >= e->addr && addr - e->addr < e->len)
+            return e->type;
+        at += e->size + 4;
+    }
+    return 0;
+}
+
+static void check_multiboot(u32 magic, const struct mb_info *mbi)
+{
+    int ok = magic == 0x2badb002 && (mbi->flags & (1u << 6)) && (mbi->flags & (1u << 2));
+    step("multiboot", ok, ok ? (const char *)mbi->cmdline : "bad magic or no memory map / cmdline");
+}
+
+static void check_memmap(const struct mb_info *mbi)
+{
+    u32 hv = map_type(mbi, HV_IMAGE), self = map_type(mbi, (u32)__image_start);
+    step("memmap", hv == 2 && self == 1, hv != 2 ? "hypervisor image not reserved" : "this kernel in usable RAM");
+}
+
+static void check_cpuid(void)
+{
+    u32 a, b, c, d, sig[3];
+    cpuid(1, &a, &b, &c, &d);
+    int hv_bit = (c >> 31) & 1, vmx = (c >> 5) & 1;
+    cpuid(0x40000000, &a, &sig[0], &sig[1], &sig[2]);
+    int named = sig[0] == 0x72747668 && sig[1] == 0x00656361 && sig[2] == 0;  /* "hvtrace\0" */
+    cpuid(0x80000001, &a, &b, &c, &d);
+    int svm = (c >> 2) & 1;
+    step("cpuid", hv_bit && named && !vmx && !svm,
+         !hv_bit ? "no hypervisor bit" : !named ? "no hvtrace leaves" : vmx || svm ? "VMX/SVM visible" : "hidden");
+}
+
+static void check_msr(void)
+{
+    u32 lo = 0, hi = 0;
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "rdmsr" LAND : "=a"(lo), "=d"(hi) : "c"(0x480) : "memory");   /* IA32_VMX_BASIC */
+    int vec = (int)fault_vector;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(0xc0000080));  /* EFER */
+    step("msr", vec == 13 && !(lo & (1u << 12)), vec != 13 ? "VMX_BASIC did not #GP" : "EFER.SVME hidden");
+}
+
+static void check_cr4(void)
+{
+    u32 cr4;
+    __asm__ volatile("movl %%cr4, %0" : "=r"(cr4));
+    step("cr4", !(cr4 & (1u << 13)), "CR4.VMXE reads 0");
+}
+
+static void check_exceptions(void)
+{
+    int ud, bp, de;
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "ud2" LAND ::: "memory");
+    ud = (int)fault_vector;
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "int3" LAND ::: "memory");
+    bp = (int)fault_vector;
+    fault_vector = ~0u;
+    u32 zero = 0;
+    __asm__ volatile(ARM "xorl %%edx, %%edx; movl $1, %%eax; divl %0" LAND : : "r"(zero) : "eax", "edx", "memory");
+    de = (int)fault_vector;
+    step("exceptions", ud == 6 && bp == 3 && de == 0, "#UD #BP #DE delivered to the guest");
+}
+
+/*
+ * The first word of the hypervisor's image. Removed from the stage-2 map: the write must not land,
+ * both accesses must fault (#GP reflected by the hypervisor), and each is a security record.
+ */
+static void check_isolation(void)
+{
+    volatile u32 *hv = (volatile u32 *)HV_IMAGE;
+    u32 seen = 0;
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "movl $0xdeadbeef, (%0)" LAND : : "r"(hv) : "memory");
+    int w = (int)fault_vector;
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "movl (%1), %0" LAND : "=r"(seen) : "r"(hv) : "memory");
+    int r = (int)fault_vector;
+    step("isolation", w == 13 && r == 13, "write and read of hypervisor memory at 0x100000 blocked (#GP)");
+}
+
+static void check_hypercall(void)
+{
+    step("hypercall", hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY, "PING");
+}
+
+void mbtest_main(u32 magic, const struct mb_info *mbi);
+void mbtest_main(u32 magic, const struct mb_info *mbi)
+{
+    u32 a, b, c, d;
+    cpuid(0, &a, &b, &c, &d);
+    amd = b == 0x68747541;      /* "Auth"enticAMD */
+    setup_idt();
+    puts("mbtest: multiboot guest kernel running\n");
+    check_multiboot(magic, mbi);
+    check_memmap(mbi);
+    check_cpuid();
+    check_msr();
+    check_cr4();
+    check_exceptions();
+    check_isolation();
+    check_hypercall();
+    puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
+    hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
