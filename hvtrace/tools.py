@@ -21,6 +21,9 @@ TOOL_PACKAGES: dict[str, str] = {
     "as": "binutils",
     "ld": "binutils",
     "tmux": "tmux",
+    "apt-get": "apt",
+    "apt-cache": "apt",
+    "dpkg-deb": "dpkg",
 }
 
 #: data files -> Debian package that installs them.
