@@ -28,6 +28,8 @@ u32 guest_hv_ranges(struct mem_range *out, u32 max)
 
 bool guest_gpa_is_hv(u64 gpa)
 {
+    if (guest.kind == GUEST_NONE)
+        return false;       /* blue pill: the guest is the hypervisor's own context, nothing is isolated */
     struct mem_range hv[MEMMAP_MAX];
     u32 n = guest_hv_ranges(hv, MEMMAP_MAX);
     for (u32 i = 0; i < n; i++)

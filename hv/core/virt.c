@@ -4,6 +4,7 @@
  * self-test guest, which now executes in VMX non-root / SVM guest mode on that CPU.
  */
 #include <hv/abi.h>
+#include <hv/apic_emul.h>
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/discovery.h>
@@ -90,18 +91,21 @@ bool virt_run_all(void)
 }
 
 /*
- * An AP while a loaded guest runs: virtualization on, in host mode, out of the guest's reach. INIT is
- * blocked in VMX root operation (SDM Vol. 3C "Restrictions on VMX Operation") and held pending while
- * GIF = 0 on AMD (APM Vol. 2 15.17), which the back end's hold() sets.
+ * An AP while a loaded guest runs: virtualization on, in host mode, out of the guest's reach until the
+ * guest starts it with INIT-SIPI (emulated, apic_emul.c); then it enters the guest in real mode at the
+ * SIPI vector. A real INIT never arrives meanwhile: it is blocked in VMX root operation (SDM Vol. 3C
+ * "Restrictions on VMX Operation") and held pending while GIF = 0 on AMD (APM Vol. 2 15.17), which the
+ * back end's hold() sets.
  */
 static void park_this_cpu(void)
 {
+    struct percpu *pc = this_cpu();
     if (virt_backend->hold)
         virt_backend->hold();
-    printk("guest: CPU %u parked in host mode (the guest's own AP start-up is not emulated yet)\n",
-           this_cpu()->index);
-    for (;;)
-        __asm__ volatile("cli; hlt");
+    struct guest_start gs = { .mode = GUEST_MODE_REAL, .sipi_vector = apic_emul_wait_sipi(pc) };
+    mark_launched(pc);
+    virt_backend->start_guest(pc, &gs);
+    hv_exit(HV_STATUS_FAIL, "guest_launch");
 }
 
 /* Pages the sealed pool keeps for allocations after the guest starts (stage-2 tables for holes). */
@@ -116,6 +120,8 @@ __noreturn void virt_run_guest(const struct multiboot_info *mbi)
     pool_seal(GUEST_POOL_SPARE_PAGES);
     if (!guest_isolate(virt_backend->stage2))
         hv_fail(HV_STATUS_FAIL, "guest_isolate", "removing hypervisor memory from the stage-2 map failed");
+    if (!apic_emul_init(virt_backend->stage2))
+        hv_fail(HV_STATUS_FAIL, "guest_apic", "write-protecting the xAPIC page in the stage-2 map failed");
     guest_load(mbi);
     for (u32 i = 1; i < cpu_count; i++)
         smp_start_on(i, park_this_cpu);

@@ -4,7 +4,9 @@
  * (-1) are checked separately. Every exit is counted through core's trace API. A code without a
  * handler dumps the VMCB and stops the run: never resume blindly.
  */
+#include <hv/apic_emul.h>
 #include <hv/guest.h>
+#include <hv/guest_mem.h>
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
@@ -79,18 +81,28 @@ static void dump_state(struct exit_ctx *x, const char *why)
 }
 
 /*
+ * The bytes at guest CS:RIP, read through the guest's own paging (guest_mem.c): a blue-pill guest
+ * shares the hypervisor's identity map, a loaded OS has its own page tables. False if not mapped.
+ */
+static bool fetch_insn(struct exit_ctx *x, u8 *buf, u32 len)
+{
+    const struct vmcb *v = x->v;
+    struct guest_paging p = { v->save.cr0, v->save.cr3, v->save.cr4, v->save.efer };
+    return guest_read_linear(&p, v->save.cs.base + v->save.rip, buf, len);
+}
+
+/*
  * Past the exiting instruction: next_rip when the CPU saves it (NRIPS, APM 15.7.1), else by decoding
- * the instruction at guest RIP. The guest shares the hypervisor's identity-mapped page tables (blue
- * pill), so its RIP is readable directly. The STI / MOV-SS shadow ends with the instruction (15.21.5).
+ * the instruction at guest RIP. The STI / MOV-SS shadow ends with the instruction (15.21.5).
  */
 static void skip_instruction(struct exit_ctx *x)
 {
     struct vmcb *v = x->v;
     u64 next = x->s->nrips ? v->control.next_rip : 0;
     if (!next) {
-        u32 len = svm_insn_len((const u8 *)v->save.rip);
+        u8 b[4] = { 0 };
+        u32 len = fetch_insn(x, b, sizeof(b)) ? svm_insn_len(b) : 0;
         if (!len) {
-            const u8 *b = (const u8 *)v->save.rip;
             printk("svm: CPU %u: cannot decode the length of the exiting instruction: %02x %02x %02x %02x\n",
                    x->pc->index, b[0], b[1], b[2], b[3]);
             dump_state(x, "instruction length unknown");
@@ -170,6 +182,8 @@ static void handle_msr(struct exit_ctx *x)
         bool ok;
         if (msr == MSR_EFER)
             ok = write_efer(x, value);
+        else if (msr == MSR_X2APIC_ICR)
+            ok = (apic_emul_x2apic_icr(x->pc, value), true);
         else if (msr == MSR_VM_CR || msr == MSR_VM_HSAVE_PA || is_vmx_msr(msr) || !in_msrpm_range(msr))
             ok = false;
         else
@@ -300,7 +314,11 @@ static void handle_cr_write(struct exit_ctx *x)
     if (info & (1ull << 63)) {
         gpr = info & 15;
     } else {
-        const u8 *p = (const u8 *)x->v->save.rip;
+        u8 p[4] = { 0 };
+        if (!fetch_insn(x, p, sizeof(p))) {
+            dump_state(x, "CR write: the instruction at RIP is not readable");
+            hv_exit(HV_STATUS_FAIL, "svm_unhandled_exit");
+        }
         u8 rex = (p[0] & 0xf0) == 0x40 ? p[0] : 0;
         const u8 *op = p + (rex ? 1 : 0);
         u32 reg = ((op[2] >> 3) & 7) | (rex & 4 ? 8 : 0);
@@ -335,6 +353,30 @@ static void handle_shutdown(struct exit_ctx *x)
     hv_exit(HV_STATUS_FAIL, "guest_triple_fault");
 }
 
+/* A guest store to the read-only xAPIC page: decode it, emulate or write it through, step over it. */
+static void emulate_apic_store(struct exit_ctx *x, u64 gpa)
+{
+    u8 insn[15] = { 0 };
+    struct mmio_store st;
+    const struct vmcb *v = x->v;
+    bool long_mode = (v->save.efer & EFER_LMA) && (v->save.cs.attrib & (1u << 9));   /* CS.L (Table B-2) */
+    u32 page_left = PAGE_SIZE - (u32)((v->save.cs.base + v->save.rip) & (PAGE_SIZE - 1));
+    if (!(fetch_insn(x, insn, sizeof(insn)) || fetch_insn(x, insn, page_left < 15 ? page_left : 15)) ||
+        !mmio_decode_store(insn, long_mode, &st)) {
+        printk("svm: CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
+               x->pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
+        dump_state(x, "undecodable APIC write");
+        hv_exit(HV_STATUS_FAIL, "apic_write");
+    }
+    u32 value = st.imm ? st.value : (u32)read_gpr(x, st.reg);
+    x->rec->arg0 = gpa & (PAGE_SIZE - 1);
+    x->rec->arg1 = value;
+    apic_emul_mmio_write(x->pc, (u32)(gpa & (PAGE_SIZE - 1)), value);
+    x->rec->insn_len = (u8)st.len;
+    x->v->save.rip += st.len;
+    x->v->control.interrupt_shadow &= ~1ull;
+}
+
 static void handle_npf(struct exit_ctx *x)
 {
     /* EXITINFO1: #PF-style error code (P, RW, US, RSV, ID; bit 32 final GPA, 33 table walk); EXITINFO2: GPA. */
@@ -344,6 +386,10 @@ static void handle_npf(struct exit_ctx *x)
         x->rec->flags |= HV_REC_SECURITY;
         security_event(x->pc->index, "svm", gpa, err & 2 ? "write" : err & 16 ? "fetch" : "read", x->v->save.rip);
         inject_gp0(x);
+        return;
+    }
+    if (apic_emul_is_apic(gpa) && (err & 2)) {
+        emulate_apic_store(x, gpa);
         return;
     }
     /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */

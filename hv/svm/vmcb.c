@@ -5,6 +5,7 @@
  * VMRUN's state handling and consistency checks: 15.5; intercepts: 15.7-15.15; nested paging: 15.25.
  */
 #include <hv/cmdline.h>
+#include <hv/apic_emul.h>
 #include <hv/console.h>
 #include <hv/guest.h>
 #include <hv/segments.h>
@@ -58,6 +59,8 @@ static void setup_msrpm(u8 *pm)
         msrpm_set(pm, msr, true, true);
     /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
     msrpm_set(pm, MSR_IA32_TSC_AUX, false, true);
+    /* x2APIC ICR writes: the guest's INIT / SIPI are emulated (apic_emul.h) */
+    msrpm_set(pm, MSR_X2APIC_ICR, false, true);
 }
 
 /*

@@ -3,7 +3,9 @@
  * VM-entry-failure bit checked first (SDM Vol. 3C 27.8). Every exit is counted through core's trace
  * API. A reason without a handler dumps state and stops the run: never resume blindly.
  */
+#include <hv/apic_emul.h>
 #include <hv/guest.h>
+#include <hv/guest_mem.h>
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
@@ -139,6 +141,11 @@ static void handle_msr_write(struct exit_ctx *x)
 {
     u32 msr = (u32)x->regs->rcx;
     u64 value = (x->regs->rdx << 32) | (u32)x->regs->rax;
+    if (msr == MSR_X2APIC_ICR) {
+        apic_emul_x2apic_icr(x->pc, value);     /* the guest's INIT / SIPI are emulated (apic_emul.h) */
+        skip_instruction();
+        return;
+    }
     /* FEATURE_CONTROL is locked (writes #GP on hardware too); VMX MSRs are read-only or hidden. */
     if (msr == MSR_IA32_FEATURE_CONTROL || is_vmx_msr(msr) || safe_wrmsr(msr, value)) {
         inject_gp0();
@@ -291,6 +298,35 @@ static void invept_single(void)
     __asm__ volatile("invept %0, %1" : : "m"(desc), "r"(1ull) : "cc", "memory");
 }
 
+/*
+ * A guest store to the read-only xAPIC page: decode it (the VM-exit instruction length is not defined
+ * for EPT violations, SDM Vol. 3C 28.2.5), emulate or write it through, step over it.
+ */
+static void emulate_apic_store(struct exit_ctx *x, u64 gpa)
+{
+    u8 insn[15] = { 0 };
+    struct mmio_store st;
+    struct guest_paging p = { vmread(GUEST_CR0), vmread(GUEST_CR3), vmread(GUEST_CR4), vmread(GUEST_IA32_EFER) };
+    u64 la = vmread(GUEST_CS_BASE) + vmread(GUEST_RIP);
+    bool long_mode = (p.efer & (1ull << 10)) && (vmread(GUEST_CS_AR_BYTES) & (1u << 13));  /* LMA, CS.L */
+    u32 page_left = PAGE_SIZE - (u32)(la & (PAGE_SIZE - 1));
+    if (!(guest_read_linear(&p, la, insn, sizeof(insn)) ||
+          guest_read_linear(&p, la, insn, page_left < 15 ? page_left : 15)) ||
+        !mmio_decode_store(insn, long_mode, &st)) {
+        printk("vmx: CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
+               x->pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
+        dump_state(x, "undecodable APIC write");
+        hv_exit(HV_STATUS_FAIL, "apic_write");
+    }
+    u32 value = st.imm ? st.value : (u32)read_gpr(x, st.reg);
+    x->rec->arg0 = gpa & (PAGE_SIZE - 1);
+    x->rec->arg1 = value;
+    apic_emul_mmio_write(x->pc, (u32)(gpa & (PAGE_SIZE - 1)), value);
+    x->rec->insn_len = (u8)st.len;
+    vmwrite(GUEST_RIP, vmread(GUEST_RIP) + st.len);
+    vmwrite(GUEST_INTERRUPTIBILITY_INFO, vmread(GUEST_INTERRUPTIBILITY_INFO) & ~3ull);   /* STI / MOV SS blocking */
+}
+
 static void handle_ept_violation(struct exit_ctx *x)
 {
     /* Exit qualification for EPT violations (28.2.1, Table 28-7). */
@@ -301,6 +337,10 @@ static void handle_ept_violation(struct exit_ctx *x)
         security_event(x->pc->index, "vmx", gpa, x->qual & 2 ? "write" : x->qual & 4 ? "fetch" : "read",
                        vmread(GUEST_RIP));
         inject_exception(13, true, 0);
+        return;
+    }
+    if (apic_emul_is_apic(gpa) && (x->qual & 2)) {
+        emulate_apic_store(x, gpa);
         return;
     }
     /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */

@@ -5,6 +5,7 @@
  * controls 26.6-26.8.
  */
 #include <hv/abi.h>
+#include <hv/apic_emul.h>
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
@@ -59,6 +60,8 @@ static void setup_msr_bitmap(u8 *bitmap)
         msr_bitmap_set(bitmap, msr, true, true);
     /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
     msr_bitmap_set(bitmap, MSR_IA32_TSC_AUX, false, true);
+    /* x2APIC ICR writes: the guest's INIT / SIPI are emulated (apic_emul.h) */
+    msr_bitmap_set(bitmap, MSR_X2APIC_ICR, false, true);
 }
 
 /*

@@ -1,0 +1,97 @@
+/* Guest INIT-SIPI emulation: see apic_emul.h. */
+#include <hv/apic_emul.h>
+#include <hv/console.h>
+#include <hv/lapic.h>
+#include <hv/stage2.h>
+#include <hv/x86.h>
+
+#define APIC_BASE_X2APIC (1ull << 10)
+#define ICR_MODE(lo)      (((lo) >> 8) & 7)
+#define ICR_MODE_INIT     5
+#define ICR_MODE_STARTUP  6
+#define ICR_TRIGGER_LEVEL (1u << 15)
+#define ICR_SHORTHAND(lo) (((lo) >> 18) & 3)
+
+enum ap_state { AP_PARKED, AP_WAIT_SIPI, AP_RUNNING };
+
+static u64 apic_page;
+static volatile u32 icr_high[HV_MAX_CPUS];     /* each vCPU's xAPIC ICR high word, as the guest wrote it */
+static volatile u32 ap_state[HV_MAX_CPUS];
+static volatile u32 ap_vector[HV_MAX_CPUS];
+
+bool apic_emul_init(struct stage2 *s)
+{
+    apic_page = rdmsr(MSR_APIC_BASE) & 0x000ffffffffff000ull;
+    ap_state[0] = AP_RUNNING;      /* the BSP runs the guest from the start */
+    return stage2_protect(s, apic_page, PAGE_SIZE, STAGE2_R) == 0;
+}
+
+bool apic_emul_is_apic(u64 gpa)
+{
+    return apic_page && gpa - apic_page < PAGE_SIZE;
+}
+
+static bool targets(const struct percpu *from, const struct percpu *to, u32 lo, u32 dest)
+{
+    switch (ICR_SHORTHAND(lo)) {
+    case 0:
+        return to->apic_id == dest;
+    case 1:
+        return to == from;
+    case 2:
+        return true;
+    default:
+        return to != from;
+    }
+}
+
+/* INIT and STARTUP are emulated (true); every other delivery mode goes to the real APIC (false). */
+static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest)
+{
+    u32 mode = ICR_MODE(lo);
+    if (mode != ICR_MODE_INIT && mode != ICR_MODE_STARTUP)
+        return false;
+    /* INIT level de-assert (level trigger, assert bit clear) has no effect on xAPICs (SDM 11.6.1). */
+    if (mode == ICR_MODE_INIT && (lo & ICR_TRIGGER_LEVEL) && !(lo & ICR_LEVEL_ASSERT))
+        return true;
+    for (u32 i = 0; i < cpu_count; i++) {
+        struct percpu *t = cpus[i];
+        if (!targets(pc, t, lo, dest))
+            continue;
+        u32 state = __atomic_load_n(&ap_state[i], __ATOMIC_ACQUIRE);
+        if (mode == ICR_MODE_INIT && state == AP_PARKED) {
+            __atomic_store_n(&ap_state[i], AP_WAIT_SIPI, __ATOMIC_RELEASE);
+            printk("guest: CPU %u sent INIT to CPU %u (APIC %u): waiting for SIPI\n", pc->index, i, t->apic_id);
+        } else if (mode == ICR_MODE_INIT) {
+            printk("guest: CPU %u sent INIT to running CPU %u: not emulated, ignored\n", pc->index, i);
+        } else if (state == AP_WAIT_SIPI) {
+            ap_vector[i] = lo & 0xff;
+            __atomic_store_n(&ap_state[i], AP_RUNNING, __ATOMIC_RELEASE);
+            printk("guest: CPU %u sent SIPI vector 0x%x to CPU %u: it starts in real mode at 0x%x\n", pc->index,
+                   lo & 0xff, i, (lo & 0xff) << 12);
+        }   /* a STARTUP to a running or never-INITed CPU is ignored, as by hardware */
+    }
+    return true;
+}
+
+void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value)
+{
+    if (offset == APIC_REG_ICR_HI)
+        icr_high[pc->index] = value;
+    else if (offset == APIC_REG_ICR_LO && emulate_icr(pc, value, icr_high[pc->index] >> 24))
+        return;
+    mmio_write32(apic_page + offset, value);    /* the write the guest meant, on the real APIC */
+}
+
+void apic_emul_x2apic_icr(struct percpu *pc, u64 value)
+{
+    if (!emulate_icr(pc, (u32)value, (u32)(value >> 32)))
+        wrmsr(MSR_X2APIC_ICR, value);
+}
+
+u8 apic_emul_wait_sipi(struct percpu *pc)
+{
+    while (__atomic_load_n(&ap_state[pc->index], __ATOMIC_ACQUIRE) != AP_RUNNING)
+        cpu_relax();
+    return (u8)ap_vector[pc->index];
+}

@@ -1,0 +1,106 @@
+/* Guest linear-address reads: see guest_mem.h. */
+#include <hv/guest.h>
+#include <hv/guest_mem.h>
+#include <hv/memmap.h>
+
+#define PG_P  (1ull << 0)
+#define PG_PS (1ull << 7)
+#define CR0_PG (1ull << 31)
+#define CR4_PSE (1ull << 4)
+#define CR4_PAE (1ull << 5)
+#define CR4_LA57 (1ull << 12)
+#define EFER_LMA (1ull << 10)
+#define ADDR_MASK 0x000ffffffffff000ull
+
+/* Guest-physical RAM the hypervisor may read on the guest's behalf: usable or ACPI, not its own. */
+static bool readable(u64 gpa, u64 len)
+{
+    if (guest_gpa_is_hv(gpa) || guest_gpa_is_hv(gpa + len - 1))
+        return false;
+    for (u32 i = 0; i < hv_memmap.count; i++) {
+        const struct mem_range *r = &hv_memmap.range[i];
+        if (gpa >= r->base && gpa + len <= r->base + r->length)
+            return r->type == MEM_USABLE || r->type == MEM_ACPI_RECLAIM || r->type == MEM_ACPI_NVS;
+    }
+    return false;
+}
+
+static bool read_entry(u64 gpa, bool wide, u64 *out)
+{
+    if (!readable(gpa, wide ? 8 : 4))
+        return false;
+    *out = wide ? *(const volatile u64 *)gpa : *(const volatile u32 *)gpa;
+    return true;
+}
+
+/* Linear -> guest-physical through the guest's paging mode; false if not mapped. */
+static bool translate(const struct guest_paging *p, u64 la, u64 *gpa)
+{
+    if (!(p->cr0 & CR0_PG)) {
+        *gpa = (p->efer & EFER_LMA) ? la : (u32)la;
+        return true;
+    }
+    u64 e;
+    if (p->efer & EFER_LMA) {
+        /* 4-level (or 5-level with CR4.LA57) paging: 9 bits per level from bit 39 (48) down */
+        int levels = (p->cr4 & CR4_LA57) ? 5 : 4;
+        u64 table = p->cr3 & ADDR_MASK;
+        for (int level = levels; level >= 1; level--) {
+            u32 shift = 12 + 9 * (u32)(level - 1);
+            if (!read_entry(table + ((la >> shift) & 511) * 8, true, &e) || !(e & PG_P))
+                return false;
+            if (level == 1 || ((level == 2 || level == 3) && (e & PG_PS))) {
+                u64 size = 1ull << shift;
+                *gpa = (e & ADDR_MASK & ~(size - 1)) | (la & (size - 1));
+                return true;
+            }
+            table = e & ADDR_MASK;
+        }
+        return false;
+    }
+    la = (u32)la;
+    if (p->cr4 & CR4_PAE) {
+        /* PAE: 4 PDPTEs at CR3[31:5], then 2-level 8-byte tables (SDM 4.4) */
+        if (!read_entry((p->cr3 & 0xffffffe0ull) + (la >> 30) * 8, true, &e) || !(e & PG_P))
+            return false;
+        if (!read_entry((e & ADDR_MASK) + ((la >> 21) & 511) * 8, true, &e) || !(e & PG_P))
+            return false;
+        if (e & PG_PS) {
+            *gpa = (e & ADDR_MASK & ~0x1fffffull) | (la & 0x1fffff);
+            return true;
+        }
+        if (!read_entry((e & ADDR_MASK) + ((la >> 12) & 511) * 8, true, &e) || !(e & PG_P))
+            return false;
+        *gpa = (e & ADDR_MASK) | (la & 0xfff);
+        return true;
+    }
+    /* 32-bit paging: 4-byte entries, 4 MiB pages with CR4.PSE (SDM 4.3; PSE-36 bits ignored) */
+    if (!read_entry((p->cr3 & 0xfffff000ull) + (la >> 22) * 4, false, &e) || !(e & PG_P))
+        return false;
+    if ((e & PG_PS) && (p->cr4 & CR4_PSE)) {
+        *gpa = (e & 0xffc00000ull) | (la & 0x3fffff);
+        return true;
+    }
+    if (!read_entry((e & 0xfffff000ull) + ((la >> 12) & 1023) * 4, false, &e) || !(e & PG_P))
+        return false;
+    *gpa = (e & 0xfffff000ull) | (la & 0xfff);
+    return true;
+}
+
+bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len)
+{
+    u8 *dst = out;
+    while (len) {
+        u64 gpa;
+        u32 chunk = PAGE_SIZE - (u32)(linear & (PAGE_SIZE - 1));
+        if (chunk > len)
+            chunk = len;
+        if (!translate(p, linear, &gpa) || !readable(gpa, chunk))
+            return false;
+        memcpy(dst, (const void *)gpa, chunk);
+        dst += chunk;
+        linear += chunk;
+        len -= chunk;
+    }
+    return true;
+}

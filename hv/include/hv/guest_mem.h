@@ -1,0 +1,19 @@
+/*
+ * Reading guest memory by linear address from the hypervisor: a software walk of the guest's own page
+ * tables (SDM Vol. 3A 4.3 32-bit, 4.4 PAE, 4.5 4/5-level paging), then guest-physical = host-physical
+ * (the stage-2 map is the identity). Used where the CPU gives no help, e.g. the length of an exiting
+ * instruction without next-RIP saving. Hypervisor memory and addresses beyond RAM are never read.
+ */
+#ifndef HV_GUEST_MEM_H
+#define HV_GUEST_MEM_H
+
+#include <hv/types.h>
+
+struct guest_paging {
+    u64 cr0, cr3, cr4, efer;
+};
+
+/* Copy len bytes at linear address 'linear'; false if a page is not present or not guest RAM. */
+bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len);
+
+#endif
