@@ -129,3 +129,14 @@ void acpi_find_cpus(struct acpi_cpus *out)
     if (!out->count)
         hv_fail(HV_STATUS_NO_ACPI, "no_acpi", "the MADT lists no enabled processor");
 }
+
+u16 acpi_pm1a_cnt_port(void)
+{
+    /* FADT ("FACP", 5.2.9): PM1a_CNT_BLK, a 32-bit I/O port address at offset 64 */
+    const struct rsdp *rsdp = find_rsdp();
+    const struct sdt_header *fadt = rsdp ? find_table(rsdp, "FACP") : NULL;
+    if (!fadt || fadt->length < 68)
+        return 0;
+    u32 port = *(const u32 *)((const u8 *)fadt + 64);
+    return port <= 0xfffe ? (u16)port : 0;
+}

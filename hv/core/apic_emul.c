@@ -23,7 +23,13 @@ bool apic_emul_init(struct stage2 *s)
 {
     apic_page = rdmsr(MSR_APIC_BASE) & 0x000ffffffffff000ull;
     ap_state[0] = AP_RUNNING;      /* the BSP runs the guest from the start */
-    return stage2_protect(s, apic_page, PAGE_SIZE, STAGE2_R) == 0;
+    struct stage2_walk w;
+    if (stage2_protect(s, apic_page, PAGE_SIZE, STAGE2_R) || stage2_walk(s, apic_page, &w))
+        return false;
+    printk("guest: xAPIC page 0x%lx mapped %c%c%c in the %s map (stores are emulated)\n", apic_page,
+           w.perms & STAGE2_R ? 'r' : '-', w.perms & STAGE2_W ? 'w' : '-', w.perms & STAGE2_X ? 'x' : '-',
+           s->ops->name);
+    return true;
 }
 
 bool apic_emul_is_apic(u64 gpa)
@@ -94,4 +100,13 @@ u8 apic_emul_wait_sipi(struct percpu *pc)
     while (__atomic_load_n(&ap_state[pc->index], __ATOMIC_ACQUIRE) != AP_RUNNING)
         cpu_relax();
     return (u8)ap_vector[pc->index];
+}
+
+bool apic_emul_apic_base_write(u64 value)
+{
+    /* Moving the xAPIC window would move it out of the read-only stage-2 page: refused with #GP. */
+    if ((value & 0x000ffffffffff000ull) != apic_page)
+        return false;
+    wrmsr(MSR_APIC_BASE, value);
+    return true;
 }

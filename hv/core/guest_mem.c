@@ -2,14 +2,13 @@
 #include <hv/guest.h>
 #include <hv/guest_mem.h>
 #include <hv/memmap.h>
+#include <hv/x86.h>
 
 #define PG_P  (1ull << 0)
 #define PG_PS (1ull << 7)
-#define CR0_PG (1ull << 31)
 #define CR4_PSE (1ull << 4)
 #define CR4_PAE (1ull << 5)
 #define CR4_LA57 (1ull << 12)
-#define EFER_LMA (1ull << 10)
 #define ADDR_MASK 0x000ffffffffff000ull
 
 /* Guest-physical RAM the hypervisor may read on the guest's behalf: usable or ACPI, not its own. */
@@ -36,12 +35,12 @@ static bool read_entry(u64 gpa, bool wide, u64 *out)
 /* Linear -> guest-physical through the guest's paging mode; false if not mapped. */
 static bool translate(const struct guest_paging *p, u64 la, u64 *gpa)
 {
-    if (!(p->cr0 & CR0_PG)) {
-        *gpa = (p->efer & EFER_LMA) ? la : (u32)la;
+    if (!(p->cr0 & X86_CR0_PG)) {
+        *gpa = (p->efer & X86_EFER_LMA) ? la : (u32)la;
         return true;
     }
     u64 e;
-    if (p->efer & EFER_LMA) {
+    if (p->efer & X86_EFER_LMA) {
         /* 4-level (or 5-level with CR4.LA57) paging: 9 bits per level from bit 39 (48) down */
         int levels = (p->cr4 & CR4_LA57) ? 5 : 4;
         u64 table = p->cr3 & ADDR_MASK;

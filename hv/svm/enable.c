@@ -94,8 +94,13 @@ bool svm_enable(struct percpu *pc)
     s->asid = pc->index + 1;            /* ASID 0 is the host's: VMRUN refuses it (APM 15.5.1) */
     s->nrips = nrips;
 
-    /* EFER.SVME before any other SVM instruction or MSR (APM 15.4); then the host save area. */
-    if (safe_wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME)) {
+    /*
+     * EFER.SVME before any other SVM instruction or MSR (APM 15.4); then the host save area. EFER.NXE
+     * too: nested page tables are walked in the host's paging mode, where NX (bit 63) is a reserved bit
+     * unless the host has NXE (15.25.5): without it a no-execute NPT leaf raises a reserved-bit #NPF.
+     */
+    u64 nxe = edx_ext & (1u << 20) ? EFER_NXE : 0;     /* CPUID 8000_0001h:EDX.NX */
+    if (safe_wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME | nxe)) {
         printk("svm: CPU %u: setting EFER.SVME faulted; SVM stays off\n", pc->index);
         return false;
     }

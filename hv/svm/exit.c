@@ -184,6 +184,8 @@ static void handle_msr(struct exit_ctx *x)
             ok = write_efer(x, value);
         else if (msr == MSR_X2APIC_ICR)
             ok = (apic_emul_x2apic_icr(x->pc, value), true);
+        else if (msr == MSR_APIC_BASE)
+            ok = apic_emul_apic_base_write(value);
         else if (msr == MSR_VM_CR || msr == MSR_VM_HSAVE_PA || is_vmx_msr(msr) || !in_msrpm_range(msr))
             ok = false;
         else
@@ -347,6 +349,27 @@ static void handle_xsetbv(struct exit_ctx *x)
     skip_instruction(x);
 }
 
+/* IN / OUT to an intercepted port (APM 15.10.2: EXITINFO1 type, size, port; EXITINFO2 the next RIP). */
+static void handle_ioio(struct exit_ctx *x)
+{
+    u64 info = x->v->control.exitinfo1;
+    u16 port = (u16)(info >> 16);
+    u32 size = info & (1u << 4) ? 1 : info & (1u << 5) ? 2 : 4;
+    if (info & (1u << 2)) {
+        dump_state(x, "string I/O to an intercepted port");
+        hv_exit(HV_STATUS_FAIL, "svm_string_io");
+    }
+    if (info & 1) {
+        u32 in = guest_io_in(port, size);
+        u64 keep = size == 4 ? 0 : x->regs->rax & ~((1ull << (8 * size)) - 1);
+        x->regs->rax = keep | in;
+    } else {
+        guest_io_out(x->pc, port, size, (u32)(x->regs->rax & (size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1)));
+    }
+    x->rec->insn_len = (u8)(x->v->control.exitinfo2 - x->v->save.rip);
+    x->v->save.rip = x->v->control.exitinfo2;
+}
+
 static void handle_shutdown(struct exit_ctx *x)
 {
     dump_state(x, "guest shutdown (triple fault)");
@@ -411,6 +434,7 @@ struct exit_entry {
 
 static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_CR0_WRITE] = { handle_cr_write, HV_EXIT_CR_ACCESS },
+    [SVM_EXIT_IOIO] = { handle_ioio, HV_EXIT_IO },
     [SVM_EXIT_CR3_WRITE] = { handle_cr_write, HV_EXIT_CR_ACCESS },
     [SVM_EXIT_CR4_WRITE] = { handle_cr_write, HV_EXIT_CR_ACCESS },
     [SVM_EXIT_EXCP_UD] = { handle_exception, HV_EXIT_EXCEPTION },
@@ -463,6 +487,10 @@ static void record_operands(const struct exit_ctx *x, struct hv_record *r)
     case SVM_EXIT_NPF:
         r->gpa = x->v->control.exitinfo2;
         r->arg0 = x->v->control.exitinfo1;              /* #PF-style error code */
+        break;
+    case SVM_EXIT_IOIO:
+        r->arg0 = x->v->control.exitinfo1 >> 16;        /* port */
+        r->arg1 = g->rax;                               /* the value of an OUT */
         break;
     default:
         if (x->code >= SVM_EXIT_EXCP_BASE && x->code < SVM_EXIT_EXCP_BASE + 32) {

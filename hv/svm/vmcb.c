@@ -61,6 +61,7 @@ static void setup_msrpm(u8 *pm)
     msrpm_set(pm, MSR_IA32_TSC_AUX, false, true);
     /* x2APIC ICR writes: the guest's INIT / SIPI are emulated (apic_emul.h) */
     msrpm_set(pm, MSR_X2APIC_ICR, false, true);
+    msrpm_set(pm, MSR_APIC_BASE, false, true);      /* the xAPIC window may not move away from the trap */
 }
 
 /*
@@ -100,7 +101,14 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
                                  SVM_INTERCEPT2_SKINIT | SVM_INTERCEPT2_WBINVD | SVM_INTERCEPT2_XSETBV;
     setup_msrpm(s->msrpm);
     v->control.msrpm_base = (u64)s->msrpm;
-    v->control.iopm_base = (u64)s->iopm;        /* all zero: no I/O intercepts, but it must be valid */
+    /* No I/O intercepts but a loaded guest's power-off port (guest_io.c); a 2-byte access checks both bits. */
+    u16 port = loaded_guest ? guest_io_port() : 0;
+    if (port) {
+        s->iopm[port / 8] |= (u8)(1u << (port % 8));
+        s->iopm[(port + 1) / 8] |= (u8)(1u << ((port + 1) % 8));
+        v->control.intercept_misc1 |= SVM_INTERCEPT1_IOIO;
+    }
+    v->control.iopm_base = (u64)s->iopm;
     v->control.guest_asid = s->asid;
     v->control.tlb_control = SVM_TLB_FLUSH_ALL; /* nothing cached under this ASID may survive (15.16) */
 

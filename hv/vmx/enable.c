@@ -16,7 +16,7 @@ struct vmx_caps vmx_caps;
 
 /* The controls hvtrace asks for; each must survive the allowed-0/allowed-1 adjustment. */
 #define WANT_PIN   (PIN_NMI_EXITING)
-#define WANT_CPU   (CPU_CR3_LOAD_EXITING | CPU_USE_MSR_BITMAPS | CPU_ACTIVATE_SECONDARY)
+#define WANT_CPU   (CPU_CR3_LOAD_EXITING | CPU_USE_IO_BITMAPS | CPU_USE_MSR_BITMAPS | CPU_ACTIVATE_SECONDARY)
 #define WANT_CPU2  (CPU2_ENABLE_EPT | CPU2_ENABLE_VPID)
 #define WANT_EXIT  (EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER)
 #define WANT_ENTRY (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
@@ -138,6 +138,7 @@ bool vmx_enable(struct percpu *pc)
     v->vmxon_region = pool_alloc(1, PAGE_SIZE, "VMXON region");
     v->vmcs_region = pool_alloc(1, PAGE_SIZE, "VMCS region");
     v->msr_bitmap = pool_alloc(1, PAGE_SIZE, "MSR bitmap");
+    v->io_bitmap = pool_alloc(2, PAGE_SIZE, "I/O bitmaps");
     v->host_stack_top = (u64)pool_alloc(CPU_STACK_PAGES, PAGE_SIZE, "VMM stack") + CPU_STACK_PAGES * PAGE_SIZE;
     v->vpid = (u16)(pc->index + 1);     /* VPID 0 is the host's (SDM 29.1) */
 

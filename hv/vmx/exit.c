@@ -146,6 +146,13 @@ static void handle_msr_write(struct exit_ctx *x)
         skip_instruction();
         return;
     }
+    if (msr == MSR_APIC_BASE) {
+        if (apic_emul_apic_base_write(value))
+            skip_instruction();
+        else
+            inject_gp0();
+        return;
+    }
     /* FEATURE_CONTROL is locked (writes #GP on hardware too); VMX MSRs are read-only or hidden. */
     if (msr == MSR_IA32_FEATURE_CONTROL || is_vmx_msr(msr) || safe_wrmsr(msr, value)) {
         inject_gp0();
@@ -207,6 +214,23 @@ static bool cr0_valid(u64 v)
 }
 
 /* MOV to CR: the guest's value goes to the read shadow; the real register keeps the bits we own. */
+/*
+ * An emulated MOV to CR0 that turns paging on with EFER.LME set activates IA-32e mode; turning it off
+ * deactivates it. The CPU does this itself when the write does not exit; for an emulated write the
+ * hypervisor updates EFER.LMA and the "IA-32e mode guest" entry control (SDM Vol. 3C 26.8.1, 28.3.1.1).
+ */
+static void update_long_mode(u64 old_cr0, u64 new_cr0)
+{
+    u64 efer = vmread(GUEST_IA32_EFER), entry = vmread(VM_ENTRY_CONTROLS);
+    if (!(old_cr0 & X86_CR0_PG) && (new_cr0 & X86_CR0_PG) && (efer & X86_EFER_LME)) {
+        vmwrite(GUEST_IA32_EFER, efer | X86_EFER_LMA);
+        vmwrite(VM_ENTRY_CONTROLS, entry | ENTRY_IA32E_MODE_GUEST);
+    } else if ((old_cr0 & X86_CR0_PG) && !(new_cr0 & X86_CR0_PG) && (efer & X86_EFER_LMA)) {
+        vmwrite(GUEST_IA32_EFER, efer & ~X86_EFER_LMA);
+        vmwrite(VM_ENTRY_CONTROLS, entry & ~ENTRY_IA32E_MODE_GUEST);
+    }
+}
+
 static void write_cr(struct exit_ctx *x, u32 cr, u64 v)
 {
     const struct vmx_caps *c = &vmx_caps;
@@ -219,6 +243,7 @@ static void write_cr(struct exit_ctx *x, u32 cr, u64 v)
         u64 fixed0 = c->cr0_fixed0;
         if (c->cpu2 & CPU2_UNRESTRICTED_GUEST)
             fixed0 &= ~(1ull | (1ull << 31));
+        update_long_mode(vmread(GUEST_CR0), v);
         vmwrite(CR0_READ_SHADOW, v);
         vmwrite(GUEST_CR0, (v | fixed0) & c->cr0_fixed1);
         break;
@@ -283,6 +308,25 @@ static void handle_xsetbv(struct exit_ctx *x)
     skip_instruction();
 }
 
+/* IN / OUT to a port set in the I/O bitmaps (exit qualification: SDM Vol. 3C 28.2.1, Table 28-5). */
+static void handle_io(struct exit_ctx *x)
+{
+    u16 port = (u16)(x->qual >> 16);
+    u32 size = (u32)(x->qual & 7) + 1;
+    if (x->qual & (1u << 4)) {
+        dump_state(x, "string I/O to an intercepted port");
+        hv_exit(HV_STATUS_FAIL, "vmx_string_io");
+    }
+    if (x->qual & (1u << 3)) {
+        u32 in = guest_io_in(port, size);
+        u64 keep = size == 4 ? 0 : x->regs->rax & ~((1ull << (8 * size)) - 1);
+        x->regs->rax = keep | in;
+    } else {
+        guest_io_out(x->pc, port, size, (u32)(x->regs->rax & (size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1)));
+    }
+    skip_instruction();
+}
+
 static void handle_fatal(struct exit_ctx *x)
 {
     dump_state(x, x->reason == EXIT_REASON_TRIPLE_FAULT ? "guest triple fault" : "EPT misconfiguration");
@@ -308,7 +352,7 @@ static void emulate_apic_store(struct exit_ctx *x, u64 gpa)
     struct mmio_store st;
     struct guest_paging p = { vmread(GUEST_CR0), vmread(GUEST_CR3), vmread(GUEST_CR4), vmread(GUEST_IA32_EFER) };
     u64 la = vmread(GUEST_CS_BASE) + vmread(GUEST_RIP);
-    bool long_mode = (p.efer & (1ull << 10)) && (vmread(GUEST_CS_AR_BYTES) & (1u << 13));  /* LMA, CS.L */
+    bool long_mode = (p.efer & X86_EFER_LMA) && (vmread(GUEST_CS_AR_BYTES) & (1u << 13));  /* LMA, CS.L */
     u32 page_left = PAGE_SIZE - (u32)(la & (PAGE_SIZE - 1));
     if (!(guest_read_linear(&p, la, insn, sizeof(insn)) ||
           guest_read_linear(&p, la, insn, page_left < 15 ? page_left : 15)) ||
@@ -364,6 +408,7 @@ static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_EXCEPTION_NMI] = { handle_exception, HV_EXIT_EXCEPTION },
     [EXIT_REASON_TRIPLE_FAULT] = { handle_fatal, HV_EXIT_TRIPLE_FAULT },
     [EXIT_REASON_CPUID] = { handle_cpuid, HV_EXIT_CPUID },
+    [EXIT_REASON_IO_INSTRUCTION] = { handle_io, HV_EXIT_IO },
     [EXIT_REASON_INVD] = { handle_invd, HV_EXIT_INVD },
     [EXIT_REASON_VMCALL] = { handle_vmcall, HV_EXIT_VMCALL },
     [EXIT_REASON_VMCLEAR] = { handle_virt_insn, HV_EXIT_VIRT_INSN },

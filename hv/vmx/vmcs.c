@@ -62,6 +62,7 @@ static void setup_msr_bitmap(u8 *bitmap)
     msr_bitmap_set(bitmap, MSR_IA32_TSC_AUX, false, true);
     /* x2APIC ICR writes: the guest's INIT / SIPI are emulated (apic_emul.h) */
     msr_bitmap_set(bitmap, MSR_X2APIC_ICR, false, true);
+    msr_bitmap_set(bitmap, MSR_APIC_BASE, false, true);     /* the xAPIC window may not move away from the trap */
 }
 
 /*
@@ -122,6 +123,8 @@ static bool vmcs_controls_and_host(struct percpu *pc)
     ok &= vmwrite(CR3_TARGET_COUNT, 0);
     setup_msr_bitmap(v->msr_bitmap);
     ok &= vmwrite(MSR_BITMAP, (u64)v->msr_bitmap);
+    ok &= vmwrite(IO_BITMAP_A, (u64)v->io_bitmap);      /* all zero: no I/O exits unless a port is set */
+    ok &= vmwrite(IO_BITMAP_B, (u64)v->io_bitmap + PAGE_SIZE);
     ok &= vmwrite(VIRTUAL_PROCESSOR_ID, v->vpid);
 
     ok &= vmwrite(EPT_POINTER, ept_eptp((u64)vmx_ept.root, false));   /* EptInit */
@@ -295,6 +298,13 @@ static bool vmcs_guest_fresh(const struct guest_start *gs)
 
 int vmx_start_guest(struct percpu *pc, const struct guest_start *gs)
 {
+    /* A loaded guest's power-off port exits (guest_io.c); a 2-byte access checks both ports' bits. */
+    u8 *io = ((struct vmx_cpu *)pc->vendor)->io_bitmap;
+    u16 port = guest_io_port();
+    if (port) {
+        io[port / 8] |= (u8)(1u << (port % 8));
+        io[(port + 1) / 8] |= (u8)(1u << ((port + 1) % 8));
+    }
     if (!(vmx_caps.cpu2 & CPU2_UNRESTRICTED_GUEST)) {
         printk("vmx: CPU %u: a loaded guest starts with paging off: needs 'unrestricted guest', which this "
                "CPU lacks\n", pc->index);

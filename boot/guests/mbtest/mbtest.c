@@ -10,6 +10,8 @@
  *   exceptions  #UD (intercepted and reflected), #BP and #DE delivered through this kernel's IDT
  *   isolation   a write and a read of hypervisor memory fault with #GP (blocked and recorded)
  *   hypercall   PING answers "HVTR"
+ *   apic        stores to the xAPIC page (TPR) are trapped and emulated, a read between them is not:
+ *               two more stage-2 fault exits, and the values read back from the real APIC
  */
 #include <hv/abi.h>
 
@@ -233,6 +235,20 @@ static void check_hypercall(void)
     step("hypercall", hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY, "PING");
 }
 
+/* The hypervisor traps xAPIC stores (to emulate the guest's INIT/SIPI) and performs the others. */
+static void check_apic(void)
+{
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    *tpr = 0x10;
+    u32 back = *tpr & 0xff;
+    *tpr = 0;
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 zero = *tpr & 0xff;
+    step("apic", after == before + 2 && back == 0x10 && zero == 0,
+         after == before + 2 ? "TPR stores emulated, reads direct" : "stores not trapped (or a read faulted)");
+}
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -249,6 +265,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_exceptions();
     check_isolation();
     check_hypercall();
+    check_apic();
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
     for (;;)

@@ -13,5 +13,7 @@ struct acpi_cpus {
 
 /* Fills 'out' with every enabled processor; ends the run when tables are missing or too many CPUs. */
 void acpi_find_cpus(struct acpi_cpus *out);
+/* The FADT's PM1a control port (where the OS writes SLP_TYP | SLP_EN to power off), 0 if none. */
+u16 acpi_pm1a_cnt_port(void);
 
 #endif

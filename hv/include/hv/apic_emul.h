@@ -26,6 +26,8 @@ bool apic_emul_is_apic(u64 gpa);
 void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
 void apic_emul_x2apic_icr(struct percpu *pc, u64 value);
+/* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
+bool apic_emul_apic_base_write(u64 value);
 /* A parked AP: wait for the guest's INIT-SIPI, then return the SIPI vector. */
 u8 apic_emul_wait_sipi(struct percpu *pc);
 

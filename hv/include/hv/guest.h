@@ -65,6 +65,12 @@ bool guest_isolate(struct stage2 *s);
 /* A blocked guest access to hypervisor memory, for the console (the record is flagged by the caller). */
 void security_event(u32 cpu, const char *vendor, u64 gpa, const char *access, u64 rip);
 
+/* core/guest_io.c: the intercepted port (ACPI PM1a_CNT, 0 if none) and the accesses to it */
+struct percpu;
+u16 guest_io_port(void);
+void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value);
+u32 guest_io_in(u16 port, u32 size);
+
 /* core/guest_boot.c */
 void guest_build_memmap(struct memmap *out);
 void guest_write_gdt(void);

@@ -14,6 +14,10 @@
 #define X86_CR0_NE (1ull << 5)
 #define X86_CR0_PG (1ull << 31)
 
+/* EFER bits (SDM Vol. 3A 2.2.1) */
+#define X86_EFER_LME (1ull << 8)
+#define X86_EFER_LMA (1ull << 10)
+
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u8 inb(u16 port)

@@ -47,6 +47,7 @@
 #define CPU_RDPMC_EXITING            (1u << 11)
 #define CPU_CR3_LOAD_EXITING         (1u << 15)
 #define CPU_CR3_STORE_EXITING        (1u << 16)
+#define CPU_USE_IO_BITMAPS           (1u << 25)
 #define CPU_USE_MSR_BITMAPS          (1u << 28)
 #define CPU_ACTIVATE_SECONDARY       (1u << 31)
 /* Secondary processor-based controls (Table 26-7). */
@@ -126,6 +127,7 @@ struct vmx_cpu {
     void *vmxon_region;
     void *vmcs_region;
     u8 *msr_bitmap;
+    u8 *io_bitmap;              /* A (ports 0-0x7fff) then B, 4 KiB each (SDM Vol. 3C 26.6.4) */
     u64 host_stack_top;
     u16 vpid;
     bool launched;
