@@ -15,6 +15,7 @@ from hvtrace.exitcodes import DESCRIPTIONS, ExitCode, LaunchError
 from hvtrace.gdb_launch import run_gdb
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, launch_options
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.launch.session import RunResult, Session, parse_memory
 from hvtrace.trace import cli as trace_cli
@@ -136,10 +137,12 @@ def build_parser() -> HvArgumentParser:
     run.add_argument(
         "--memory",
         type=_memory,
-        default=256,
+        default=None,
         metavar="SIZE",
-        help="guest RAM, e.g. 256M or 1G (default 256M)",
+        help=f"guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
+        f"{GUEST_MIN_MEMORY_MB}M)",
     )
+    run.set_defaults(default_memory_mb=256)
     run.add_argument(
         "--timeout",
         type=_seconds,
@@ -168,12 +171,7 @@ def build_parser() -> HvArgumentParser:
         metavar="N",
         help="CPU that raises the injected fault (kernel cmdline fault_cpu=N)",
     )
-    run.add_argument(
-        "--append",
-        default="",
-        metavar="CMDLINE",
-        help="raw text appended to the hypervisor's kernel command line",
-    )
+    add_guest_arguments(run)
 
     sub.add_parser("doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install")
     add_trace_commands(sub)
@@ -182,13 +180,64 @@ def build_parser() -> HvArgumentParser:
     return parser
 
 
+def add_guest_arguments(p: argparse.ArgumentParser) -> None:
+    """--guest/--initrd/--append/--hv-append (run, and capture/tui when they start a session).
+
+    With --guest, --append is the guest kernel's command line; --hv-append always is the hypervisor's.
+    Resolved by :func:`hvtrace.launch.guest.launch_options`.
+    """
+    p.add_argument(
+        "--guest",
+        type=Path,
+        default=None,
+        metavar="KERNEL",
+        help="boot this guest kernel under the hypervisor (multiboot ELF32/ELF64/a.out kludge, or a Linux "
+        "bzImage); --append becomes its command line",
+    )
+    p.add_argument(
+        "--initrd",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the guest kernel's initrd (second multiboot module; needs --guest)",
+    )
+    p.add_argument(
+        "--append",
+        default="",
+        metavar="ARGS",
+        help="with --guest: the guest kernel's command line; without: raw text appended to the "
+        "hypervisor's command line",
+    )
+    p.add_argument(
+        "--hv-append",
+        default="",
+        metavar="TEXT",
+        help="raw text appended to the hypervisor's own command line (with or without --guest)",
+    )
+
+
 def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
     p.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
     p.add_argument("--backend", type=_backend, default=None, metavar="{qemu,bochs}", help="start a session")
     p.add_argument("--cpus", type=_positive_int("--cpus"), default=1, metavar="N")
-    p.add_argument("--memory", type=_memory, default=64, metavar="SIZE", help="guest RAM (default 64M)")
-    p.add_argument("--append", default="", metavar="CMDLINE", help="hypervisor command line")
+    p.add_argument(
+        "--memory",
+        type=_memory,
+        default=None,
+        metavar="SIZE",
+        help=f"guest RAM (default 64M; with --guest {GUEST_MIN_MEMORY_MB}M)",
+    )
+    p.set_defaults(default_memory_mb=64)
+    add_guest_arguments(p)
+
+
+def check_session_source(args: argparse.Namespace) -> None:
+    """capture/tui: the guest options only apply when a session is started (raises LaunchError)."""
+    if args.guest is None and args.initrd is None:
+        return
+    if args.ram is not None or getattr(args, "replay", None) is not None:
+        raise LaunchError(ExitCode.USAGE, "--guest/--initrd start a session: they exclude --ram and --replay")
 
 
 def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
@@ -196,7 +245,8 @@ def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
         "tui",
         help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
         description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
-        "(--ram PATH), start one (the default; --backend/--cpus/--memory/--append as for run) or "
+        "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
+        "--hv-append as for run) or "
         "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
     )
     t.add_argument("--replay", type=Path, default=None, metavar="FILE", help="trace file to replay")
@@ -300,8 +350,8 @@ def add_trace_commands(sub: argparse._SubParsersAction[HvArgumentParser]) -> Non
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
 
 
-def kernel_cmdline(args: argparse.Namespace) -> str:
-    """The hypervisor command line from the options (raises LaunchError(USAGE) on conflicts)."""
+def fault_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The hypervisor options of --inject-fault/--fault-cpu (raises LaunchError(USAGE) on conflicts)."""
     parts: list[str] = []
     if args.inject_fault is not None:
         parts.append(f"fault={args.inject_fault}")
@@ -313,13 +363,16 @@ def kernel_cmdline(args: argparse.Namespace) -> str:
                 ExitCode.USAGE, f"--fault-cpu {args.fault_cpu} does not exist with --cpus {args.cpus}"
             )
         parts.append(f"fault_cpu={args.fault_cpu}")
-    if args.append.strip():
-        parts.append(args.append.strip())
-    return " ".join(parts)
+    return tuple(parts)
+
+
+def kernel_cmdline(args: argparse.Namespace) -> str:
+    """The hypervisor command line from the options (raises LaunchError on conflicts)."""
+    return launch_options(args, hv_parts=fault_options(args)).hv_cmdline
 
 
 def make_session(args: argparse.Namespace) -> Session:
-    cmdline = kernel_cmdline(args)
+    opts = launch_options(args, hv_parts=fault_options(args))
 
     def show(line: str) -> None:
         print(line, flush=True)
@@ -327,8 +380,9 @@ def make_session(args: argparse.Namespace) -> Session:
     if args.backend == "qemu":
         return QemuSession(
             cpus=args.cpus,
-            memory_mb=args.memory,
-            cmdline=cmdline,
+            memory_mb=opts.memory_mb,
+            cmdline=opts.hv_cmdline,
+            guest=opts.guest,
             timeout=args.timeout,
             on_line=show,
             on_info=out,
@@ -341,8 +395,9 @@ def make_session(args: argparse.Namespace) -> Session:
         raise LaunchError(ExitCode.USAGE, "--gdb needs the qemu backend (this Bochs build has no gdbstub)")
     return BochsSession(
         cpus=args.cpus,
-        memory_mb=args.memory,
-        cmdline=cmdline,
+        memory_mb=opts.memory_mb,
+        cmdline=opts.hv_cmdline,
+        guest=opts.guest,
         timeout=args.timeout,
         on_line=show,
         on_info=out,
@@ -389,7 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "core-from-dump":
             return cmd_core_from_dump(args)
         if args.command == "tui":
+            check_session_source(args)
             return cmd_tui(args)
+        if args.command == "capture":
+            check_session_source(args)
         if args.command in ("capture", "report", "export"):
             return trace_cli.main(args)
         parser.print_help(sys.stderr)

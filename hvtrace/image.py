@@ -10,10 +10,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hvtrace import paths
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.tools import GRUB_I386_PC, require_file, require_tool
+
+if TYPE_CHECKING:  # hvtrace.launch imports this module
+    from hvtrace.launch.guest import GuestSpec
 
 #: Files whose change makes the image stale.
 SOURCE_SUFFIXES = frozenset({".c", ".h", ".S", ".s", ".asm", ".ld", ".inc"})
@@ -96,19 +100,31 @@ def ensure_image() -> Path:
     return elf
 
 
-def iso_key(elf: Path, cmdline: str) -> str:
-    """Cache key of a GRUB ISO: sha256 over the image bytes and the kernel command line."""
+def iso_key(elf: Path, cmdline: str, guest: GuestSpec | None = None) -> str:
+    """Cache key of a GRUB ISO: sha256 over the image bytes, the kernel command line and boot/mkiso.sh
+    (what it writes into grub.cfg), and with a guest its kernel's and initrd's contents and command
+    line (:meth:`GuestSpec.digest`)."""
     h = hashlib.sha256()
+    script = paths.mkiso_script()
+    if script.is_file():
+        h.update(script.read_bytes())
+        h.update(b"\0")
     h.update(elf.read_bytes())
     h.update(b"\0")
     h.update(cmdline.encode())
+    if guest is not None:
+        h.update(b"\0guest\0")
+        h.update(guest.digest().encode())
     return h.hexdigest()
 
 
-def ensure_iso(elf: Path, cmdline: str) -> Path:
-    """A bootable GRUB ISO for ``elf`` with ``cmdline``, built by boot/mkiso.sh and cached by content."""
+def ensure_iso(elf: Path, cmdline: str, guest: GuestSpec | None = None) -> Path:
+    """A bootable GRUB ISO for ``elf`` with ``cmdline`` (and ``guest`` as multiboot modules), built by
+    boot/mkiso.sh and cached by content."""
+    if guest is not None:
+        guest.check_grub()
     cache = paths.iso_cache_dir()
-    iso = cache / f"{iso_key(elf, cmdline)}.iso"
+    iso = cache / f"{iso_key(elf, cmdline, guest)}.iso"
     if iso.is_file():
         return iso
     script = paths.mkiso_script()
@@ -125,7 +141,7 @@ def ensure_iso(elf: Path, cmdline: str) -> Path:
     tmp = Path(tmp_name)
     try:
         proc = subprocess.run(
-            ["bash", str(script), str(elf), str(tmp), cmdline],
+            ["bash", str(script), str(elf), str(tmp), cmdline, *(guest.mkiso_args() if guest else [])],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -145,7 +161,8 @@ def ensure_iso(elf: Path, cmdline: str) -> Path:
     return iso
 
 
-#: ISOs kept in the cache (~10 MB each): every ELF rebuild and command line makes a new one.
+#: ISOs kept in the cache (~10 MB each, plus a guest's files): every ELF rebuild, command line and
+#: guest makes a new one.
 ISO_CACHE_KEEP = 16
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from hvtrace.exitcodes import ExitCode
+from hvtrace.launch.guest import launch_options
 
 from .app import HvTraceApp
 from .sources import LiveSource, ReplaySource, Source
@@ -16,12 +17,16 @@ def make_source(args: argparse.Namespace) -> Source:
         return ReplaySource(args.replay)
     if args.ram is not None:
         return LiveSource.attach(args.ram)
+    opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory
+    if opts.guest is not None and args.backend == "bochs":
+        opts.guest.check_grub()  # a usage error now, not a failed boot inside the UI
     return LiveSource.start(
         backend=args.backend or "qemu",
         cpus=args.cpus,
-        memory_mb=args.memory,
-        cmdline=args.append.strip(),
+        memory_mb=opts.memory_mb,
+        cmdline=opts.hv_cmdline,
         timeout=args.timeout,
+        guest=opts.guest,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hvtrace.launch.guest import GuestSpec
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.code import CodeMap, CodeReader
 from hvtrace.trace.errors import TraceError
@@ -89,9 +90,10 @@ class LiveSource:
         *,
         backend: str = "qemu",
         cpus: int = 1,
-        memory_mb: int = 64,
+        memory_mb: int | None = None,
         cmdline: str = "",
         timeout: float = 3600,
+        guest: GuestSpec | None = None,
     ) -> LiveSource:
         def opener() -> Capture:
             return Capture.start(
@@ -101,11 +103,15 @@ class LiveSource:
                 cmdline=cmdline,
                 timeout=timeout,
                 boot_timeout=60,
+                guest=guest,
             )
 
         src = cls(opener, label=backend)
         src.info.cpus = cpus
-        src.info.guest = "selftest" + ("+storm" if "storm=1" in cmdline.split() else "")
+        if guest is not None:
+            src.info.guest = guest.name
+        else:
+            src.info.guest = "selftest" + ("+storm" if "storm=1" in cmdline.split() else "")
         return src
 
     @classmethod

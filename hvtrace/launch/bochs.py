@@ -122,6 +122,8 @@ class BochsSession(Session):
         **options: Unpack[SessionOptions],
     ) -> None:
         super().__init__(**options)
+        if self.guest is not None:
+            self.guest.check_grub()  # the guest's command line goes into grub.cfg
         self.dump_memory = dump_memory
         #: Raw bytes of Bochs' stdout (port 0xE9: console text and, with trace_e9=1, record frames).
         self.e9_path: Path | None = None
@@ -150,7 +152,7 @@ class BochsSession(Session):
 
     def _prepare(self, elf: Path) -> list[str]:
         assert self.tmpdir is not None
-        self.iso = ensure_iso(elf, self.cmdline)
+        self.iso = ensure_iso(elf, self.cmdline, self.guest)
         # Link the cached ISO under a plain name: bochsrc values must not contain spaces or commas.
         iso_link = self.tmpdir / "hvtrace.iso"
         iso_link.symlink_to(self.iso)

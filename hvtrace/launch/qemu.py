@@ -73,9 +73,12 @@ def qemu_argv(
     qmp_socket: Path,
     accel: str = "tcg",
     qemu: str = QEMU,
+    initrd: str | None = None,
 ) -> list[str]:
-    """The QEMU command line for one run (pure function; unit-tested)."""
+    """The QEMU command line for one run (pure function; unit-tested). ``initrd``: the multiboot
+    modules (a guest kernel and its initrd, :meth:`GuestSpec.qemu_initrd`)."""
     cpu = "host" if accel == "kvm" else "qemu64,+svm,+npt,+pdpe1gb"
+    modules = ["-initrd", initrd] if initrd is not None else []
     return [
         qemu,
         "-machine", "q35,memory-backend=ram",
@@ -86,6 +89,7 @@ def qemu_argv(
         "-m", f"{memory_mb}M",
         "-kernel", str(elf),
         "-append", cmdline,
+        *modules,
         "-display", "none",
         "-monitor", "none",
         "-chardev", "stdio,id=console,signal=off",
@@ -98,7 +102,11 @@ def qemu_argv(
 
 
 class QemuSession(Session):
-    """The hypervisor under QEMU. Exposes ``gdb_port``, ``qmp_socket`` and ``ram_path``."""
+    """The hypervisor under QEMU. Exposes ``gdb_port``, ``qmp_socket`` and ``ram_path``.
+
+    ``ram_path`` (guest-physical RAM from address 0) stays until :meth:`close`, also after
+    :meth:`wait` returned: read what the run left in memory there before leaving the ``with`` block.
+    """
 
     backend: ClassVar[str] = "qemu"
     default_timeout: ClassVar[float] = 60.0
@@ -151,6 +159,7 @@ class QemuSession(Session):
             qmp_socket=self.qmp_socket,
             accel=self.accel,
             qemu=self.qemu,
+            initrd=self.guest.qemu_initrd() if self.guest is not None else None,
         )
 
     def _start_readers(self) -> None:

@@ -31,6 +31,7 @@ from hvtrace.abi import HvStatus
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.image import ensure_image
 from hvtrace.launch import procs
+from hvtrace.launch.guest import GuestSpec
 from hvtrace.status import StatusLine, parse_status_line
 
 LineCallback = Callable[[str], None]
@@ -75,6 +76,7 @@ class SessionOptions(TypedDict, total=False):
     elf: Path | None
     on_line: LineCallback | None
     on_info: LineCallback | None
+    guest: GuestSpec | None
 
 
 class Session(ABC):
@@ -99,6 +101,7 @@ class Session(ABC):
         elf: Path | None = None,
         on_line: LineCallback | None = None,
         on_info: LineCallback | None = None,
+        guest: GuestSpec | None = None,
     ) -> None:
         if cpus < 1:
             raise LaunchError(ExitCode.USAGE, f"--cpus must be at least 1 (got {cpus})")
@@ -111,6 +114,8 @@ class Session(ABC):
         self.elf = elf
         self.on_line = on_line
         self.on_info = on_info
+        #: The guest kernel the hypervisor boots (multiboot modules), or None for its own test guests.
+        self.guest = guest
 
         self.lines: list[str] = []
         self.status: StatusLine | None = None
@@ -179,6 +184,11 @@ class Session(ABC):
         if self.proc is not None:
             raise RuntimeError("session already started")
         self.check_tools()
+        if self.guest is not None:
+            self.guest.verify()
+            g = self.guest
+            initrd = f", initrd {g.initrd}" if g.initrd is not None else ""
+            self.info(f"guest kernel {g.kernel}{initrd}, command line {g.cmdline!r}")
         elf = self.elf if self.elf is not None else ensure_image()
         # The owner pid in the name lets later runs sweep dirs of hvtrace processes that were SIGKILLed.
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"hvtrace-{self.backend}-{os.getpid()}-"))

@@ -30,6 +30,7 @@ from hvtrace.abi import HvVendor
 from hvtrace.arch import reason_code
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.launch.session import Session
 from hvtrace.paths import hv_dir
@@ -164,7 +165,7 @@ class Capture:
         *,
         backend: str = "qemu",
         cpus: int = 1,
-        memory_mb: int = 64,
+        memory_mb: int | None = None,
         cmdline: str = "",
         timeout: float = 600.0,
         elf: Path | None = None,
@@ -172,32 +173,40 @@ class Capture:
         on_line: Callable[[str], None] | None = None,
         on_info: Callable[[str], None] | None = None,
         boot_timeout: float = 60.0,
+        guest: GuestSpec | None = None,
     ) -> Capture:
         """Boot the hypervisor under ``backend`` and attach to its records. ``on_info`` gets the session's
-        own lines (emulator pid, RAM file, gdb port), as `hvtrace run` prints them."""
+        own lines (emulator pid, RAM file, gdb port), as `hvtrace run` prints them. ``cmdline`` is the
+        hypervisor's; ``guest`` a kernel it boots (then ``memory_mb`` defaults to GUEST_MIN_MEMORY_MB,
+        else to 64)."""
+        if memory_mb is None:
+            memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
         session: Session
         if backend == "qemu":
             session = QemuSession(
                 cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info,
+                on_info=on_info, guest=guest,
             )  # fmt: skip
         elif backend == "bochs":
             if "trace_e9=1" not in cmdline.split():
                 cmdline = f"{cmdline} trace_e9=1".strip()
             session = BochsSession(
                 cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info,
+                on_info=on_info, guest=guest,
             )  # fmt: skip
         else:
             raise TraceError(ExitCode.USAGE, f"unknown backend {backend!r} (choose qemu or bochs)")
         session.start()
         try:
-            return cls._attach_session(
+            cap = cls._attach_session(
                 session, backend, cmdline, lossless=lossless, boot_timeout=boot_timeout, elf=elf
             )
         except BaseException:
             session.close()
             raise
+        if guest is not None:
+            cap.meta.update(guest=guest.name, guest_cmdline=guest.cmdline)
+        return cap
 
     @classmethod
     def _attach_session(

@@ -8,6 +8,7 @@ import sys
 
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.interrupts import Interrupted, raise_on_signals
+from hvtrace.launch.guest import launch_options
 from hvtrace.trace.capture import Capture, Filter
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.export import export
@@ -36,11 +37,13 @@ def cmd_capture(args: argparse.Namespace) -> int:
             if args.ram is not None:
                 cap = Capture.attach(ram=args.ram, lossless=not args.no_lossless)
             else:
+                opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory
                 cap = Capture.start(
                     backend=args.backend,
                     cpus=args.cpus,
-                    memory_mb=args.memory,
-                    cmdline=args.append.strip(),
+                    memory_mb=opts.memory_mb,
+                    cmdline=opts.hv_cmdline,
+                    guest=opts.guest,
                     lossless=not args.no_lossless,
                     on_info=lambda line: print(f"hvtrace: {line}", flush=True),
                 )

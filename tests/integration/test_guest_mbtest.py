@@ -1,0 +1,284 @@
+"""A loaded guest kernel end to end: the project's multiboot test kernel (hv/build/guests/mbtest.elf)
+booted by the hypervisor as the first multiboot module, under QEMU (SVM) and Bochs (VT-x).
+
+mbtest checks the machine it gets (multiboot info and command line, the memory map, hidden VMX/SVM,
+exception delivery, isolation of hypervisor memory, hypercalls) and ends the run with the GUEST_EXIT
+hypercall. From the host side we also check that its write to the hypervisor's image at 0x100000 did
+not land (QEMU's guest-RAM file) and that the blocked accesses are STAGE2_FAULT records flagged
+HV_REC_SECURITY (captures).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hvtrace import paths
+from hvtrace.abi import HvExitKind, HvRecFlag
+from hvtrace.image import ensure_image, ensure_iso
+from hvtrace.launch import BochsSession, QemuSession
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.procs import group_members, wait_gone
+from hvtrace.trace.capture import Capture
+from hvtrace.trace.records import Records
+from hvtrace.trace.tracefile import TraceFile
+from tests.integration.conftest import RunFn, assert_clean
+
+pytestmark = [pytest.mark.slow]
+
+STEPS = ("multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall")
+ARGS = "mbtest arg=1"
+HV_IMAGE = 0x100000  # where the hypervisor's image is loaded (boot/linker.ld); mbtest pokes it
+POISON = 0xDEADBEEF  # what mbtest tries to write there
+STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
+
+
+@pytest.fixture(scope="module")
+def mbtest() -> Path:
+    """hv/build/guests/mbtest.elf, built with the image (`make -C hv` builds both)."""
+    elf = paths.build_dir() / "guests" / "mbtest.elf"
+    if not elf.is_file():
+        r = subprocess.run(
+            ["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert elf.is_file(), f"make -C hv did not build {elf}"
+    return elf
+
+
+def check_mbtest_console(lines: list[str], vendor: str, args: str = ARGS) -> None:
+    """Every mbtest step passed once, the command line arrived, both blocked accesses were reported,
+    and the run ended with mbtest's GUEST_EXIT status."""
+    shown = "\n".join(lines)
+    for step in STEPS:
+        mine = [line for line in lines if line.startswith(f"mbtest: step {step}: ")]
+        assert len(mine) == 1, f"step {step}: {mine}\n{shown}"
+        assert mine[0].startswith(f"mbtest: step {step}: PASS"), f"{mine[0]}\n{shown}"
+    assert f"mbtest: step multiboot: PASS {args}" in lines, shown  # the guest's command line arrived
+    assert "mbtest: all steps passed" in lines, shown
+    for access in ("write", "read"):
+        rx = re.compile(
+            rf"^{vendor}: CPU 0: security: guest {access} of hypervisor memory at GPA 0x100000 blocked "
+            r"\(RIP 0x[0-9a-f]+\), #GP\(0\) reflected$"
+        )
+        assert sum(1 for line in lines if rx.match(line)) == 1, f"no {access} security line\n{shown}"
+    assert "guest: CPU 0: GUEST_EXIT hypercall, status 0" in lines, shown
+    assert any(line.startswith(STATUS) for line in lines), shown
+
+
+def image_bytes(elf: Path, paddr: int, n: int) -> bytes:
+    """The ``n`` bytes an ELF64 image's PT_LOAD segments put at physical address ``paddr``."""
+    data = elf.read_bytes()
+    assert data[:5] == b"\x7fELF\x02"
+    phoff, phentsize, phnum = struct.unpack_from("<Q", data, 32)[0], *struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        p_type, _flags, off, _vaddr, p_paddr, filesz, _memsz = struct.unpack_from(
+            "<IIQQQQQ", data, phoff + i * phentsize
+        )
+        if p_type == 1 and p_paddr <= paddr and paddr + n <= p_paddr + filesz:
+            return data[off + paddr - p_paddr : off + paddr - p_paddr + n]
+    raise AssertionError(f"{elf}: no PT_LOAD file bytes at {paddr:#x}")
+
+
+def security_faults(recs: Records) -> Records:
+    """STAGE2_FAULT records at the hypervisor image's first page."""
+    hit = (recs["kind"] == int(HvExitKind.STAGE2_FAULT)) & ((recs["gpa"] & ~np.uint64(0xFFF)) == HV_IMAGE)
+    faults: Records = recs[hit]
+    return faults
+
+
+def check_security_records(recs: Records) -> None:
+    faults = security_faults(recs)
+    assert len(faults) == 2, faults  # mbtest's write, then its read
+    assert (faults["gpa"] == HV_IMAGE).all()
+    assert ((faults["flags"] & int(HvRecFlag.SECURITY)) != 0).all(), faults["flags"]
+    assert len(recs) > len(faults)  # CPUID, MSR, hypercalls, ...: none of them a security record
+    flagged = recs[(recs["flags"] & int(HvRecFlag.SECURITY)) != 0]
+    assert flagged.tolist() == faults.tolist()
+
+
+@pytest.fixture
+def gz_initrd(tmp_path: Path) -> Path:
+    """A gzip-compressed initrd: its size proves nobody unzipped it on the way."""
+    path = tmp_path / "initrd.gz"
+    path.write_bytes(gzip.compress(b"hvtrace initrd payload\n" * 4096, mtime=0))
+    return path
+
+
+# ---------------------------------------------------------------------------------------- QEMU (SVM)
+@pytest.mark.qemu
+def test_run_mbtest_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
+    run = hvtrace_run(
+        "run",
+        "--backend",
+        "qemu",
+        "--cpus",
+        "1",
+        "--memory",
+        "256M",
+        "--guest",
+        str(mbtest),
+        "--append",
+        ARGS,
+    )
+    assert run.returncode == 0, run.describe()
+    check_mbtest_console(run.stdout.splitlines(), "svm")
+    assert f"hvtrace: guest kernel {mbtest}, command line '{ARGS}'" in run.stdout
+    assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
+    assert "does not match" not in run.stderr  # QEMU left through isa-debug-exit with status 0
+    assert_clean(run)
+
+
+@pytest.mark.qemu
+def test_mbtest_left_the_hypervisor_image_untouched_under_qemu(mbtest: Path) -> None:
+    spec = GuestSpec(mbtest, cmdline=ARGS)
+    with QemuSession(cpus=1, memory_mb=256, guest=spec, timeout=60) as s:
+        result = s.wait()
+        # QEMU is gone, the RAM file (guest-physical RAM from 0) stays until the session closes.
+        assert s.ram_path is not None
+        ram_path = s.ram_path
+        with ram_path.open("rb") as fh:
+            fh.seek(HV_IMAGE)
+            seen = fh.read(4)
+        pid = s.pid
+    check_mbtest_console(s.lines, "svm")
+    assert result.exit_code == 0, result.message
+    assert int.from_bytes(seen, "little") != POISON
+    assert seen == image_bytes(ensure_image(), HV_IMAGE, 4)  # the multiboot header magic, as loaded
+    assert pid is not None
+    assert wait_gone(pid, 5)
+    assert group_members(pid) == []
+    assert not ram_path.exists()
+
+
+@pytest.mark.qemu
+def test_mbtest_initrd_and_commas_under_qemu(hvtrace_run: RunFn, mbtest: Path, gz_initrd: Path) -> None:
+    args = "mbtest a,b=1,,2 arg=1"  # QEMU's -initrd needs the commas doubled: hvtrace does it
+    run = hvtrace_run("run", "--guest", str(mbtest), "--initrd", str(gz_initrd), "--append", args)
+    assert run.returncode == 0, run.describe()
+    check_mbtest_console(run.stdout.splitlines(), "svm", args)
+    size = gz_initrd.stat().st_size
+    assert re.search(rf"^guest: multiboot kernel .* initrd {size} bytes at 0x[0-9a-f]+$", run.stdout, re.M), (
+        run.describe()
+    )
+    assert_clean(run)
+
+
+@pytest.mark.qemu
+def test_capture_of_mbtest_flags_the_blocked_accesses_under_qemu(mbtest: Path) -> None:
+    spec = GuestSpec(mbtest, cmdline=ARGS)
+    with Capture.start(backend="qemu", cpus=1, guest=spec, timeout=60, boot_timeout=30) as cap:
+        recs = cap.collect()  # until the run ends (the rings outlive QEMU in the RAM file)
+        lost = cap.progress.lost
+        console = cap.console
+        meta = dict(cap.meta)
+        assert cap.session is not None
+        assert cap.session.memory_mb == 256  # the guest default
+    check_mbtest_console(console, "svm")
+    assert lost == 0
+    check_security_records(recs)
+    assert meta["guest"] == "mbtest.elf"
+    assert meta["guest_cmdline"] == ARGS
+
+
+@pytest.mark.qemu
+def test_cli_capture_of_mbtest(hvtrace_run: RunFn, mbtest: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mbtest.hvt"
+    run = hvtrace_run(
+        "capture", "--backend", "qemu", "--guest", str(mbtest), "--append", ARGS, "--quiet", "-o", str(out)
+    )
+    assert run.returncode == 0, run.describe()
+    assert "stopped: session ended" in run.stdout, run.describe()
+    tf = TraceFile.open(out)
+    assert tf.meta["guest"] == "mbtest.elf"
+    check_security_records(tf.records())
+    assert_clean(run)
+
+
+# --------------------------------------------------------------------------------------- Bochs (VT-x)
+@pytest.mark.bochs
+def test_run_mbtest_under_bochs(hvtrace_run: RunFn, mbtest: Path) -> None:
+    run = hvtrace_run(
+        "run",
+        "--backend",
+        "bochs",
+        "--cpus",
+        "1",
+        "--memory",
+        "256M",
+        "--guest",
+        str(mbtest),
+        "--append",
+        ARGS,
+    )
+    assert run.returncode == 0, run.describe()
+    check_mbtest_console(run.stdout.splitlines(), "vmx")
+    assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
+    assert "note:" not in run.stderr, run.describe()  # Bochs quit cleanly after the status line
+    assert_clean(run)
+
+
+@pytest.mark.bochs
+def test_mbtest_initrd_is_passed_unzipped_under_bochs(
+    hvtrace_run: RunFn, mbtest: Path, gz_initrd: Path
+) -> None:
+    run = hvtrace_run(
+        "run", "--backend", "bochs", "--guest", str(mbtest), "--initrd", str(gz_initrd), "--append", ARGS
+    )
+    assert run.returncode == 0, run.describe()
+    check_mbtest_console(run.stdout.splitlines(), "vmx")
+    size = gz_initrd.stat().st_size  # GRUB's `module --nounzip`: the file's bytes, not their gunzip
+    assert re.search(rf"^guest: multiboot kernel .* initrd {size} bytes at 0x[0-9a-f]+$", run.stdout, re.M), (
+        run.describe()
+    )
+    assert_clean(run)
+
+
+@pytest.mark.bochs
+def test_capture_of_mbtest_flags_the_blocked_accesses_under_bochs(mbtest: Path) -> None:
+    spec = GuestSpec(mbtest, cmdline=ARGS)
+    session: BochsSession | None = None
+    try:
+        with Capture.start(backend="bochs", cpus=1, guest=spec, timeout=120) as cap:
+            assert isinstance(cap.session, BochsSession)
+            session = cap.session
+            recs = cap.collect()
+            console = cap.console
+    finally:  # a failed run keeps its Bochs dir for post-mortem: ours to remove
+        if session is not None and session.result is not None and session.result.kept_dir is not None:
+            shutil.rmtree(session.result.kept_dir, ignore_errors=True)
+    check_mbtest_console(console, "vmx")
+    check_security_records(recs)
+    assert session.tmpdir is not None
+    assert not session.tmpdir.exists()
+
+
+@pytest.mark.bochs
+def test_grub_iso_carries_the_guest_modules(mbtest: Path, gz_initrd: Path, tmp_path: Path) -> None:
+    """The ISO boot/mkiso.sh builds: grub.cfg loads the guest and the initrd right after the hypervisor."""
+    xorriso = shutil.which("xorriso")
+    assert xorriso is not None, "xorriso is needed to build the ISO in the first place"
+    spec = GuestSpec(mbtest, gz_initrd, ARGS)
+    iso = ensure_iso(ensure_image(), "trace_e9=1", spec)
+    assert iso == ensure_iso(ensure_image(), "trace_e9=1", spec)  # cached by content
+    out = tmp_path / "x"
+    r = subprocess.run(
+        [xorriso, "-osirrox", "on", "-indev", str(iso),
+         "-extract", "/boot/grub/grub.cfg", str(out / "grub.cfg"),
+         "-extract", "/boot/guest", str(out / "guest"),
+         "-extract", "/boot/initrd", str(out / "initrd")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = [line.strip() for line in (out / "grub.cfg").read_text().splitlines()]
+    at = cfg.index("multiboot /boot/hvtrace.elf trace_e9=1")
+    assert cfg[at + 1 : at + 4] == [*spec.grub_module_lines(), "boot"]
+    assert (out / "guest").read_bytes() == mbtest.read_bytes()
+    assert (out / "initrd").read_bytes() == gz_initrd.read_bytes()
