@@ -1,9 +1,11 @@
 /* The core trace API: per-kind counters and the per-CPU exit rings. */
 #include <hv/abi.h>
+#include <hv/backend.h>
 #include <hv/breaks.h>
 #include <hv/cmdline.h>
 #include <hv/discovery.h>
 #include <hv/frame.h>
+#include <hv/panic.h>
 #include <hv/pool.h>
 #include <hv/ring.h>
 #include <hv/trace.h>
@@ -38,6 +40,11 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     }
     if (brk >= 0)
         break_hit(pc, brk, rec);
+    if (pc->end_reason) {
+        /* The guest ended the run (power-off, GUEST_EXIT hypercall): its last exit is in the trace. */
+        virt_print_exit_counts();
+        hv_exit(pc->end_status, pc->end_reason);
+    }
 }
 
 static const char *const kind_names[HV_EXIT_KIND_COUNT] = {

@@ -73,6 +73,8 @@ struct percpu {
     u64 *exit_regs;                 /* the guest GPR frame of the exit being handled (16 slots) */
     struct hv_ring *ring;           /* this CPU's exit ring (abi.h), listed in the discovery header */
     struct hv_snapshot *snapshot;   /* this CPU's snapshot area (abi.h), listed in the discovery header */
+    const char *end_reason;         /* set by a handler that ends the run: trace_exit() records the exit, then ends */
+    u32 end_status;
     u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
     struct tss64 tss __attribute__((aligned(16)));
     struct idt_gate idt[256] __attribute__((aligned(16)));

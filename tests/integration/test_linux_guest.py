@@ -1,0 +1,139 @@
+"""Debian's Linux kernel with the busybox initramfs as the hypervisor's guest.
+
+Under QEMU TCG (AMD SVM back end) with 2 CPUs: the guest starts its AP itself (INIT-SIPI-SIPI through
+the trapped xAPIC ICR, emulated by the hypervisor), /init reports ``nproc=2``, the power-off ends the
+run with ``reason=guest_poweroff``; both CPUs run under the hypervisor (each has exits). A live capture
+of the boot is reported by reason, and the TUI shows it live. The assets come from Debian's packages
+at set-up time (see test_linux_bare_qemu.py, whose fixture this module shares).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from hvtrace import guest_assets as ga
+from hvtrace.abi import HvExitKind
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.trace.capture import Capture
+from hvtrace.trace.report import build_report
+from hvtrace.trace.tracefile import TraceFile
+from hvtrace.tui.app import HvTraceApp
+from hvtrace.tui.sources import LiveSource
+from hvtrace.tui.widgets import StatusBar
+from tests.integration.conftest import RunFn, assert_clean
+from tests.integration.test_linux_bare_qemu import linux  # noqa: F401 (the shared asset fixture)
+from tests.integration.test_tui_qemu import SIZE, table_rows, until
+
+pytestmark = [pytest.mark.slow]
+
+#: A 115200-baud console (9600 would dominate an emulated boot) and no crypto self-tests; not quiet:
+#: the e820 map Linux prints is checked.
+LINUX_ARGS = "console=ttyS0,115200 panic=-1 cryptomgr.notests=1"
+SIPI_RE = re.compile(r"guest: CPU 0 sent SIPI vector 0x[0-9a-f]+ to CPU 1: it starts in real mode")
+POWEROFF_RE = re.compile(r"guest: CPU \d powers the machine off \(ACPI PM1a_CNT 0x[0-9a-f]+ <- 0x[0-9a-f]+")
+HV_RANGE_RE = re.compile(r"guest: hypervisor memory \[(0x[0-9a-f]+)-(0x[0-9a-f]+)\) removed")
+E820_RE = re.compile(r"BIOS-e820: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] (\w+)")
+EXITS_RE = re.compile(r"^(svm|vmx): CPU (\d+) exits:(.*)$", re.MULTILINE)
+Linux = tuple[ga.GuestAssets, Path]
+
+
+def exit_counts(console: str) -> dict[int, dict[str, int]]:
+    """The hypervisor's final per-CPU exit counts ("svm: CPU n exits: NAME=N ...")."""
+    out: dict[int, dict[str, int]] = {}
+    for _, cpu, rest in EXITS_RE.findall(console):
+        out[int(cpu)] = {k: int(v) for k, v in (w.split("=") for w in rest.split())}
+    return out
+
+
+@pytest.mark.qemu
+def test_linux_boots_with_two_cpus_under_svm(hvtrace_run: RunFn, linux: Linux) -> None:  # noqa: F811
+    assets, initrd = linux
+    run = hvtrace_run(
+        "run", "--backend", "qemu", "--cpus", "2", "--memory", "512M", "--timeout", "180",
+        "--guest", str(assets.kernel), "--initrd", str(initrd), "--append", LINUX_ARGS,
+        timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    marker = next((m for line in run.stdout.splitlines() if (m := ga.parse_marker(line))), None)
+    assert marker is not None, run.stdout[-3000:]
+    assert (marker.nproc, marker.cpus_online) == (2, "0-1")
+    # The AP was started by the guest through the emulated INIT-SIPI, not by a real INIT.
+    assert "guest: CPU 0 sent INIT to CPU 1 (APIC 1): waiting for SIPI" in run.stdout
+    assert re.search(
+        r"guest: CPU 0 sent SIPI vector 0x[0-9a-f]+ to CPU 1: it starts in real mode", run.stdout
+    )
+    # Both CPUs ran Linux under the hypervisor: each has CPUID and xAPIC-store (#NPF) exits.
+    counts = exit_counts(run.stdout)
+    assert set(counts) == {0, 1}, run.stdout[-2000:]
+    for cpu in (0, 1):
+        assert counts[cpu].get("CPUID", 0) > 10, counts
+        assert counts[cpu].get("NPF", 0) > 10, counts
+    assert re.search(
+        r"guest: CPU \d powers the machine off \(ACPI PM1a_CNT 0x[0-9a-f]+ <- 0x[0-9a-f]+", run.stdout
+    )
+    assert "result=pass reason=guest_poweroff" in run.stdout
+    # Every range the hypervisor removed from the NPT lies in a range Linux's e820 map calls reserved.
+    hv = [(int(a, 16), int(b, 16)) for a, b in HV_RANGE_RE.findall(run.stdout)]
+    e820 = [(int(a, 16), int(b, 16) + 1, t) for a, b, t in E820_RE.findall(run.stdout)]
+    assert hv, run.stdout[:3000]
+    for lo, hi in hv:
+        assert any(a <= lo and hi <= b and t == "reserved" for a, b, t in e820), (hex(lo), hex(hi), e820)
+    assert_clean(run)
+
+
+@pytest.mark.qemu
+def test_capture_of_a_linux_boot_reports_by_reason(linux: Linux, tmp_path: Path) -> None:  # noqa: F811
+    assets, initrd = linux
+    spec = GuestSpec(assets.kernel, initrd, LINUX_ARGS)
+    trace = tmp_path / "linux.hvt"
+    with Capture.start(
+        backend="qemu", cpus=2, memory_mb=512, guest=spec, timeout=180, boot_timeout=60
+    ) as cap:
+        summary = cap.record(trace)  # until the guest powers the machine off
+        console = "\n".join(cap.console)
+    assert "reason=guest_poweroff" in console
+    assert summary["lost_total"] == 0, summary
+    tf = TraceFile.open(trace)
+    rep = build_report(tf)
+    by_name = {r["reason_name"]: r for r in rep["by_reason"]}
+    assert {"CPUID", "MSR", "NPF", "IOIO"} <= set(by_name), sorted(by_name)
+    assert {r["cpu"] for r in rep["by_cpu"]} == {0, 1}
+    assert tf.meta["guest"] == assets.kernel.name
+    recs = tf.records()
+    # the xAPIC ICR stores that started CPU 1 are in the trace: stage-2 faults at 0xfee00300
+    assert int(((recs["gpa"] == 0xFEE00300) & (recs["cpu"] == 0)).sum()) >= 2
+    # the last I/O exit is the ACPI power-off: SLP_EN (bit 13) in the value written
+    io = recs[recs["kind"] == HvExitKind.IO]
+    assert len(io) > 0
+    assert int(io["arg1"][-1]) & (1 << 13)
+
+
+@pytest.mark.qemu
+def test_tui_follows_a_linux_boot_live(linux: Linux) -> None:  # noqa: F811
+    assets, initrd = linux
+    src = LiveSource.start(
+        backend="qemu", cpus=2, memory_mb=512, guest=GuestSpec(assets.kernel, initrd, LINUX_ARGS), timeout=180
+    )
+
+    async def scenario() -> None:
+        app = HvTraceApp(src, log_capacity=200_000)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.stats.records > 100, 90, "the first records of the boot")
+            await until(pilot, lambda: app.stats.total(1) > 0, 90, "exits on CPU 1 (the guest started it)")
+            rows = table_rows(app)
+            assert "CPUID" in rows, rows
+            assert "NPF" in rows, rows
+            await until(pilot, lambda: "exited" in src.state(), 120, "the guest's power-off")
+            await pilot.pause(0.3)
+            status = str(app.query_one(StatusBar).render())
+            assert "guest_poweroff" in status or "exited" in status, status
+            assert app.is_running
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        src.close()
