@@ -8,6 +8,7 @@
 #include <hv/acpi.h>
 #include <hv/console.h>
 #include <hv/guest.h>
+#include <hv/percpu.h>
 #include <hv/x86.h>
 
 #define PM1_SLP_EN (1u << 13)
