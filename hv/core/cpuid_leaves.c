@@ -3,7 +3,12 @@
 #include <hv/cpuid_leaves.h>
 #include <hv/x86.h>
 
-void hv_guest_cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
+#define CR4_OSXSAVE (1ull << 18)
+#define CR4_PKE     (1ull << 22)
+#define CPUID_1_ECX_OSXSAVE (1u << 27)
+#define CPUID_7_ECX_OSPKE   (1u << 4)
+
+void hv_guest_cpuid(u32 leaf, u32 sub, u64 guest_cr4, u32 *a, u32 *b, u32 *c, u32 *d)
 {
     if (leaf >= 0x40000000 && leaf <= 0x400000ff) {
         /* The hypervisor leaves: signature, then the ABI version. */
@@ -20,6 +25,10 @@ void hv_guest_cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
         return;
     }
     cpuid(leaf, sub, a, b, c, d);
-    if (leaf == 1)
+    if (leaf == 1) {
         *c |= 1u << 31;     /* hypervisor present */
+        *c = (*c & ~CPUID_1_ECX_OSXSAVE) | (guest_cr4 & CR4_OSXSAVE ? CPUID_1_ECX_OSXSAVE : 0);
+    } else if (leaf == 7 && sub == 0 && (*c & CPUID_7_ECX_OSPKE)) {
+        *c = (*c & ~CPUID_7_ECX_OSPKE) | (guest_cr4 & CR4_PKE ? CPUID_7_ECX_OSPKE : 0);
+    }
 }

@@ -121,7 +121,7 @@ static void handle_cpuid(struct exit_ctx *x)
 {
     u32 leaf = (u32)x->regs->rax, sub = (u32)x->regs->rcx;
     u32 a, b, c, d;
-    hv_guest_cpuid(leaf, sub, &a, &b, &c, &d);     /* hypervisor leaves, CPUID.1:ECX[31] set */
+    hv_guest_cpuid(leaf, sub, x->v->save.cr4, &a, &b, &c, &d);     /* hypervisor leaves, CPUID.1:ECX[31] set */
     if (leaf == 0x80000001)
         c &= ~CPUID_80000001_ECX_SVM;               /* SVM: not offered to the guest */
     else if (leaf == 0x8000000a)

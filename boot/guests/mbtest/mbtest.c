@@ -4,7 +4,8 @@
  * "mbtest: step NAME: PASS|FAIL detail" on COM1:
  *   multiboot   EAX magic, information block with memory map and command line
  *   memmap      hypervisor memory (its image at 1 MiB) reserved, this kernel in usable RAM
- *   cpuid       hypervisor bit and "hvtrace" leaves; VMX and SVM hidden
+ *   cpuid       hypervisor bit and "hvtrace" leaves; VMX and SVM hidden; CPUID.1:ECX.OSXSAVE follows
+ *               this guest's CR4.OSXSAVE (0 at entry, 1 once set), not the host's
  *   msr         a VMX capability MSR raises #GP; EFER.SVME reads 0
  *   cr4         CR4.VMXE reads 0
  *   exceptions  #UD (intercepted and reflected), #BP and #DE delivered through this kernel's IDT
@@ -176,8 +177,19 @@ static void check_cpuid(void)
     int named = sig[0] == 0x72747668 && sig[1] == 0x00656361 && sig[2] == 0;  /* "hvtrace\0" */
     cpuid(0x80000001, &a, &b, &c, &d);
     int svm = (c >> 2) & 1;
-    step("cpuid", hv_bit && named && !vmx && !svm,
-         !hv_bit ? "no hypervisor bit" : !named ? "no hvtrace leaves" : vmx || svm ? "VMX/SVM visible" : "hidden");
+    /* OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2A CPUID, Table 3-10) */
+    cpuid(1, &a, &b, &c, &d);
+    int osxsave_off = !((c >> 27) & 1), xsave = (c >> 26) & 1, osxsave_on = 1;
+    if (xsave) {
+        u32 cr4;
+        __asm__ volatile("movl %%cr4, %0; orl $0x40000, %0; movl %0, %%cr4" : "=&r"(cr4));
+        cpuid(1, &a, &b, &c, &d);
+        osxsave_on = (c >> 27) & 1;
+        __asm__ volatile("movl %%cr4, %0; andl $~0x40000, %0; movl %0, %%cr4" : "=&r"(cr4));
+    }
+    step("cpuid", hv_bit && named && !vmx && !svm && osxsave_off && osxsave_on,
+         !hv_bit ? "no hypervisor bit" : !named ? "no hvtrace leaves" : vmx || svm ? "VMX/SVM visible"
+         : !osxsave_off || !osxsave_on ? "OSXSAVE does not follow the guest's CR4" : "hidden, OSXSAVE = guest CR4");
 }
 
 static void check_msr(void)
