@@ -84,6 +84,12 @@ def test_bochsrc_has_every_required_line() -> None:
     assert "clock: sync=none" in lines
 
 
+def test_bochsrc_keeps_bochs_msr_default_only_for_a_guest_os() -> None:
+    kw = {"iso": Path("/t/i.iso"), "cpus": 1, "memory_mb": 512, "log": Path("/t/l"), "serial": Path("/t/s")}
+    assert "ignore_bad_msrs=0" in bochsrc_text(**kw)  # type: ignore[arg-type]
+    assert "ignore_bad_msrs=1" in bochsrc_text(**kw, os_guest=True)  # type: ignore[arg-type]
+
+
 def test_debugger_script_continues_then_quits() -> None:
     assert DEBUGGER_SCRIPT.splitlines() == ["c", "quit"]
 
