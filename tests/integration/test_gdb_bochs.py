@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hvtrace.elfcore import write_core
+from hvtrace.gdbmi import Gdb
 from hvtrace.launch.bochs import BochsSession
 from tests.integration.conftest import hvtrace_argv
-from hvtrace.gdbmi import Gdb
 
 pytestmark = [pytest.mark.slow, pytest.mark.bochs]
 

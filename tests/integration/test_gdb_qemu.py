@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hvtrace.launch.qemu import QemuSession
 from hvtrace.gdbmi import Gdb
+from hvtrace.launch.qemu import QemuSession
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 MAP_RE = re.compile(r"^\s+\[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] (\w+)")

@@ -5,6 +5,9 @@ the trapped xAPIC ICR, emulated by the hypervisor), /init reports ``nproc=2``, t
 run with ``reason=guest_poweroff``; both CPUs run under the hypervisor (each has exits). A live capture
 of the boot is reported by reason, and the TUI shows it live. The assets come from Debian's packages
 at set-up time (see test_linux_bare_qemu.py, whose fixture this module shares).
+
+Under Bochs (Intel VT-x back end) the same boot takes minutes of emulation: 1 CPU runs in CI, 2 CPUs
+(the guest's AP start-up through the VT-x path) is marked ``slowest`` and runs with ``-m slowest``.
 """
 
 from __future__ import annotations
@@ -137,3 +140,43 @@ def test_tui_follows_a_linux_boot_live(linux: Linux) -> None:  # noqa: F811
         asyncio.run(scenario())
     finally:
         src.close()
+
+
+def check_bochs_linux(run_stdout: str, cpus: int) -> None:
+    marker = next((m for line in run_stdout.splitlines() if (m := ga.parse_marker(line))), None)
+    assert marker is not None, run_stdout[-3000:]
+    assert (marker.nproc, marker.cpus_online) == (cpus, "0" if cpus == 1 else f"0-{cpus - 1}")
+    counts = exit_counts(run_stdout)
+    assert set(counts) == set(range(cpus)), run_stdout[-2000:]
+    for cpu in range(cpus):
+        # CPUID, the guest's CR3 loads (CR3-load exiting) and its xAPIC stores (EPT violations)
+        assert counts[cpu].get("CPUID", 0) > 10, counts
+        assert counts[cpu].get("CR_ACCESS", 0) > 10, counts
+        assert counts[cpu].get("EPT_VIOLATION", 0) > 10, counts
+    assert POWEROFF_RE.search(run_stdout)
+    assert "result=pass reason=guest_poweroff" in run_stdout
+
+
+def bochs_linux_run(hvtrace_run: RunFn, linux: Linux, cpus: int) -> str:  # noqa: F811
+    assets, initrd = linux
+    run = hvtrace_run(
+        "run", "--backend", "bochs", "--cpus", str(cpus), "--memory", "512M", "--timeout", str(600 * cpus),
+        "--guest", str(assets.kernel), "--initrd", str(initrd), "--append", LINUX_ARGS + " quiet",
+        timeout=600 * cpus + 60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    assert_clean(run)
+    return run.stdout
+
+
+@pytest.mark.bochs
+def test_linux_boots_under_vmx_in_bochs(hvtrace_run: RunFn, linux: Linux) -> None:  # noqa: F811
+    check_bochs_linux(bochs_linux_run(hvtrace_run, linux, 1), 1)
+
+
+@pytest.mark.bochs
+@pytest.mark.slowest
+def test_linux_boots_with_two_cpus_under_vmx_in_bochs(hvtrace_run: RunFn, linux: Linux) -> None:  # noqa: F811
+    out = bochs_linux_run(hvtrace_run, linux, 2)
+    check_bochs_linux(out, 2)
+    assert SIPI_RE.search(out)
