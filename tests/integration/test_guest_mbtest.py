@@ -33,7 +33,7 @@ from tests.integration.conftest import RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow]
 
-STEPS = ("multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall")
+STEPS = ("multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic")
 ARGS = "mbtest arg=1"
 HV_IMAGE = 0x100000  # where the hypervisor's image is loaded (boot/linker.ld); mbtest pokes it
 POISON = 0xDEADBEEF  # what mbtest tries to write there
@@ -282,3 +282,29 @@ def test_grub_iso_carries_the_guest_modules(mbtest: Path, gz_initrd: Path, tmp_p
     assert cfg[at + 1 : at + 4] == [*spec.grub_module_lines(), "boot"]
     assert (out / "guest").read_bytes() == mbtest.read_bytes()
     assert (out / "initrd").read_bytes() == gz_initrd.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("backend", "vendor"),
+    [
+        pytest.param("qemu", "svm", marks=pytest.mark.qemu),
+        pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
+    ],
+)
+def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
+    hvtrace_run: RunFn, mbtest: Path, backend: str, vendor: str
+) -> None:
+    args = "mbtest cpus=2"
+    run = hvtrace_run(
+        "run", "--backend", backend, "--cpus", "2", "--memory", "256M",
+        "--guest", str(mbtest), "--append", args,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    lines = run.stdout.splitlines()
+    check_mbtest_console(lines, vendor, args)
+    assert "mbtest: step ap: PASS every AP started by INIT-SIPI-SIPI runs virtualized" in lines, run.stdout
+    # the hypervisor saw the guest's INIT and SIPI (trapped ICR stores), and CPU 1 then ran the guest
+    assert "guest: CPU 0 sent INIT to CPU 1 (APIC 1): waiting for SIPI" in lines
+    assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
+    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=1 ", line + " ") for line in lines), run.stdout
+    assert_clean(run)

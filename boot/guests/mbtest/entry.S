@@ -13,7 +13,7 @@
 
     .text
     .code32
-    .global _start, isr_table
+    .global _start, isr_table, ap_trampoline, ap_trampoline_end, ap_gdtr, ap_stack_top
 _start:
     cli
     movl $stack_top, %esp
@@ -22,6 +22,38 @@ _start:
     call mbtest_main
 1:  hlt
     jmp 1b
+
+/*
+ * The AP trampoline, copied by mbtest to AP_TRAMPOLINE (a page below 1 MiB, the SIPI vector's page):
+ * an AP wakes in real mode with CS = vector << 8 (SDM Vol. 3A 9.4.4), loads mbtest's GDT (its
+ * descriptor sits in the trampoline, addressed through CS), enables protection and jumps to ap_pm32.
+ */
+    .code16
+ap_trampoline:
+    cli
+    movw %cs, %ax
+    movw %ax, %ds
+    lgdtl ap_gdtr - ap_trampoline
+    movl %cr0, %eax
+    orl $1, %eax
+    movl %eax, %cr0
+    ljmpl $0x10, $ap_pm32
+    .align 4
+ap_gdtr:
+    .word 4 * 8 - 1
+    .long 0                         /* filled in by mbtest: the GDT's address */
+ap_trampoline_end:
+    .code32
+ap_pm32:
+    movw $0x18, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movl $ap_stack_top, %esp
+    call ap_main
+2:  cli
+    hlt
+    jmp 2b
 
     .macro ISR n
 isr\n:
@@ -53,3 +85,5 @@ isr_table:
     .align 16
     .space 16384
 stack_top:
+    .space 4096
+ap_stack_top:

@@ -13,6 +13,9 @@
  *   hypercall   PING answers "HVTR"
  *   apic        stores to the xAPIC page (TPR) are trapped and emulated, a read between them is not:
  *               two more stage-2 fault exits, and the values read back from the real APIC
+ *   ap          with "cpus=N" (N > 1) on the command line: INIT-SIPI-SIPI to all other CPUs starts
+ *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
+ *               bit and gets an answer to the PING hypercall (it runs virtualized)
  */
 #include <hv/abi.h>
 
@@ -261,6 +264,78 @@ static void check_apic(void)
          after == before + 2 ? "TPR stores emulated, reads direct" : "stores not trapped (or a read faulted)");
 }
 
+/* ---- AP start-up (SDM Vol. 3A 9.4.4 "MP Initialization Example", 11.6.1 ICR) ---- */
+#define AP_TRAMPOLINE 0x7000u
+#define ICR_LO ((volatile u32 *)0xfee00300u)
+#define ICR_HI ((volatile u32 *)0xfee00310u)
+#define ICR_ALL_BUT_SELF (3u << 18)
+#define ICR_INIT_ASSERT (0x5u << 8 | 1u << 14 | 1u << 15)
+#define ICR_STARTUP (0x6u << 8)
+
+extern u8 ap_trampoline[], ap_trampoline_end[], ap_gdtr[];
+static volatile u32 aps_alive, aps_virtualized;
+
+void ap_main(void);
+void ap_main(void)
+{
+    u32 a, b, c, d;
+    cpuid(1, &a, &b, &c, &d);
+    int ok = (c >> 31) & 1 && hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY;
+    __atomic_fetch_add(&aps_alive, 1, __ATOMIC_SEQ_CST);
+    if (ok)
+        __atomic_fetch_add(&aps_virtualized, 1, __ATOMIC_SEQ_CST);
+}
+
+static void delay(u32 loops)
+{
+    for (volatile u32 i = 0; i < loops; i++)
+        __asm__ volatile("pause");
+}
+
+/* The number after "cpus=" in the command line, 1 if absent. */
+static u32 cmdline_cpus(const char *cmdline)
+{
+    for (const char *p = cmdline; *p; p++) {
+        if (p[0] == 'c' && p[1] == 'p' && p[2] == 'u' && p[3] == 's' && p[4] == '=') {
+            u32 n = 0;
+            for (p += 5; *p >= '0' && *p <= '9'; p++)
+                n = n * 10 + (u32)(*p - '0');
+            return n ? n : 1;
+        }
+    }
+    return 1;
+}
+
+static void check_ap_startup(const struct mb_info *mbi)
+{
+    u32 cpus = cmdline_cpus((const char *)mbi->cmdline);
+    if (cpus < 2) {
+        puts("mbtest: step ap: SKIP (one CPU: no cpus=N on the command line)\n");
+        return;
+    }
+    /* the trampoline and, inside it, the descriptor of this kernel's GDT (the one the loader gave) */
+    u8 *dst = (u8 *)AP_TRAMPOLINE;
+    for (u8 *src = ap_trampoline; src < ap_trampoline_end; src++)
+        *dst++ = *src;
+    struct {
+        u16 limit;
+        u32 base;
+    } __attribute__((packed)) gdtr;
+    __asm__ volatile("sgdt %0" : "=m"(gdtr));
+    *(u32 *)(AP_TRAMPOLINE + (u32)(ap_gdtr - ap_trampoline) + 2) = gdtr.base;
+    *ICR_HI = 0;
+    *ICR_LO = ICR_ALL_BUT_SELF | ICR_INIT_ASSERT;
+    delay(100000);
+    for (int i = 0; i < 2; i++) {
+        *ICR_LO = ICR_ALL_BUT_SELF | ICR_STARTUP | (AP_TRAMPOLINE >> 12);
+        delay(10000);
+    }
+    for (u32 spins = 0; aps_alive < cpus - 1 && spins < 200000000u; spins++)
+        __asm__ volatile("pause");
+    step("ap", aps_alive == cpus - 1 && aps_virtualized == cpus - 1,
+         aps_alive != cpus - 1 ? "not every AP came up" : "every AP started by INIT-SIPI-SIPI runs virtualized");
+}
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -278,6 +353,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_isolation();
     check_hypercall();
     check_apic();
+    check_ap_startup(mbi);
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
     for (;;)
