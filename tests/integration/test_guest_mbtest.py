@@ -308,3 +308,14 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
     assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=1 ", line + " ") for line in lines), run.stdout
     assert_clean(run)
+
+
+@pytest.mark.qemu
+def test_a_file_that_is_no_kernel_fails_with_guest_load(hvtrace_run: RunFn, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 64)  # 16 KiB: no multiboot header, no bzImage signature
+    run = hvtrace_run("run", "--backend", "qemu", "--guest", str(junk))
+    assert run.returncode == 9, run.describe()  # HV_STATUS_GUEST_LOAD
+    assert "neither a bzImage nor a multiboot kernel (no header in the first 8 KiB)" in run.stdout
+    assert "HVTRACE STATUS code=9 result=fail reason=guest_load" in run.stdout
+    assert_clean(run)
