@@ -18,6 +18,7 @@ from pathlib import Path
 from hvtrace import paths
 from hvtrace.elfcore import dump_segments, write_core
 from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.launch.qemu import qemu_argv_of_ram
 from hvtrace.tools import require_tool
 
 GDB = "gdb"
@@ -57,20 +58,11 @@ def gdb_argv(
 
 def port_of_ram(ram: Path, proc: Path = Path("/proc")) -> int:
     """The gdbstub port of the QEMU process that maps ``ram`` (from its command line in /proc)."""
-    want = f"mem-path={ram}"
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if not any(want in a.split(",") for a in args):
-            continue
-        for i, a in enumerate(args[:-1]):
-            m = GDB_PORT_RE.match(args[i + 1]) if a == "-gdb" else None
-            if m:
-                return int(m.group(1))
+    args = qemu_argv_of_ram(ram, proc) or []
+    for i, a in enumerate(args[:-1]):
+        m = GDB_PORT_RE.match(args[i + 1]) if a == "-gdb" else None
+        if m:
+            return int(m.group(1))
     raise LaunchError(
         ExitCode.USAGE,
         f"no running QEMU maps RAM file {ram} with a gdbstub (give the port: --port N, "

@@ -62,6 +62,21 @@ def sweep_stale_tmpdirs(directory: Path | None = None) -> list[Path]:
     return removed
 
 
+def qemu_argv_of_ram(ram: Path, proc: Path = Path("/proc")) -> list[str] | None:
+    """The command line of the QEMU process that maps ``ram`` (from /proc), or None."""
+    want = f"mem-path={ram}"
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(want in a.split(",") for a in args):
+            return args
+    return None
+
+
 def qemu_argv(
     *,
     elf: Path,

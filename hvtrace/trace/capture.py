@@ -31,7 +31,7 @@ from hvtrace.arch import reason_code
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
-from hvtrace.launch.qemu import QemuSession
+from hvtrace.launch.qemu import QemuSession, qemu_argv_of_ram
 from hvtrace.launch.session import Session
 from hvtrace.paths import hv_dir
 from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
@@ -304,6 +304,10 @@ class Capture:
             src, elf=elf or default_elf(), scan_ranges=[(0, min(src.segments()[0].size, 64 << 20))]
         )
         meta: dict[str, Any] = {"backend": "qemu", "cmdline": None, "guest": None, "attached": str(ram)}
+        qemu_args = qemu_argv_of_ram(ram) or []
+        if "-initrd" in qemu_args[:-1]:  # a guest kernel: module 0 is "KERNEL ARGS" (hvtrace.launch.guest)
+            kernel, _, args = qemu_args[qemu_args.index("-initrd") + 1].split(",")[0].partition(" ")
+            meta.update(guest=Path(kernel).name, guest_cmdline=args)
         return cls._from_discovery(src, disc, meta, lossless, None)
 
     # ----------------------------------------------------------------- lifecycle
@@ -331,9 +335,13 @@ class Capture:
 
     def code_reader(self) -> CodeReader | None:
         """Instruction bytes at a RIP, read from guest memory (RIP as physical address: identity-mapped
-        guests, see hvtrace.trace.code); None without memory (Bochs frame stream)."""
+        guests, see hvtrace.trace.code); None without memory (Bochs frame stream) and for a loaded guest
+        kernel (``meta["guest_cmdline"]`` set): its RIPs are virtual addresses of its own paging, and
+        records carry no CR3 to walk it, so reading RIP as physical would show the wrong bytes."""
         mem = self.memory
-        return MemoryCode(mem) if mem is not None else None
+        if mem is None or self.meta.get("guest_cmdline") is not None:
+            return None
+        return MemoryCode(mem)
 
     @property
     def console(self) -> list[str]:
