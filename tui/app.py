@@ -1,9 +1,11 @@
-"""`hvtrace tui`: the Textual app. A thread worker polls the source and hands batches to the UI thread
-with ``call_from_thread`` about 10 times a second; the UI aggregates each batch with numpy."""
+"""`hvtrace tui`: the Textual app. A thread worker polls the source every few milliseconds and queues
+the batches under a lock, never waiting for the UI; a UI timer takes them 10 times a second, aggregates
+them with numpy and repaints what changed."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import threading
 import time
@@ -150,6 +152,11 @@ class HvTraceApp(App[None]):
         self._worker_done = threading.Event()
         self._rate_win: list[tuple[float, int]] = []
         self._all_keys: list[int] = []
+        # poller thread -> UI thread, under _lock: the batches read since the last refresh, and the calls
+        # (connected / failed) the UI thread makes at its next refresh
+        self._lock = threading.Lock()
+        self._pending: list[Records] = []
+        self._calls: list[tuple[Any, tuple[Any, ...]]] = []
         self.code = CodeCache(None)  # RIP -> guest instruction for the log (a reader once connected)
 
     # ------------------------------------------------------------------ layout
@@ -166,11 +173,21 @@ class HvTraceApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "replay" if self.source.replay else "live"
-        self.query_one(CpuPanel).ensure(self.stats.cpus)
-        table = self.query_one(ReasonTable)
+        # the refresh uses these directly: a query would look in the screen on top (a prompt, a break)
+        self._cpu_panel = self.query_one(CpuPanel)
+        self._reason_table = self.query_one(ReasonTable)
+        self._drill_panel = self.query_one(DrillPanel)
+        self._log_view = self.query_one(LogView)
+        self._status_bar = self.query_one(StatusBar)
+        self._cpu_panel.ensure(self.stats.cpus)
+        table = self._reason_table
         table.border_title = "reasons: all CPUs"
         table.focus()
         self._show_status()
+        # What exists now (modules, widgets) lives as long as the app: out of the collector's full passes,
+        # which otherwise walk it every few seconds (tens of ms, a skipped refresh under load).
+        gc.freeze()
+        self.set_interval(REFRESH_S, self._apply, name="refresh")  # drift-free; a late tick is skipped
         self._poll()
 
     def _format(self, rec: np.void) -> str:
@@ -179,7 +196,9 @@ class HvTraceApp(App[None]):
     # ------------------------------------------------------------------ worker
     @work(thread=True, exclusive=True, name="ring poller", exit_on_error=False)
     def _poll(self) -> None:
-        """Poll the source; every REFRESH_S hand the batch to the UI thread."""
+        """Read the source every 25 ms into ``_pending``; never waits for the UI thread, which takes the
+        batches at its next refresh (_apply)."""
+        poll_s = REFRESH_S / 4  # 25 ms: a 4096-record ring at 25k exits/s lasts 160 ms
         try:
             try:
                 self.source.connect()
@@ -189,34 +208,27 @@ class HvTraceApp(App[None]):
                 self._call(self._on_failed, str(e))
                 return
             self._call(self._on_connected)
-            pending: list[Records] = []
-            last = time.monotonic()
             while not self._stop.is_set():
                 try:
-                    recs = self.source.poll()
+                    # a read and its hand-over are one step under the lock: a replay seek (_apply) then
+                    # sees every record read so far either in _pending or in what it rebuilds from
+                    with self._lock:
+                        recs = self.source.poll()
+                        if len(recs):
+                            self._pending.append(recs)
                 except Exception as e:  # a torn-down session: report, keep the UI
                     self._call(self._on_failed, f"read failed: {e}")
                     return
-                if len(recs):
-                    pending.append(recs)
-                now = time.monotonic()
-                if now - last >= REFRESH_S:
-                    batch = np.concatenate(pending) if len(pending) > 1 else (pending[0] if pending else None)
-                    pending = []
-                    self._call(self._apply, batch, now)
-                    last = max(last + REFRESH_S, now - REFRESH_S)  # a steady cadence, no drift
-                if not len(recs):
-                    self._stop.wait(0.005)
+                self._stop.wait(poll_s)
         finally:
             self._worker_done.set()
 
     def _call(self, fn: Any, *args: Any) -> None:
+        """From the worker: the UI thread runs ``fn(*args)`` at its next refresh (this never blocks)."""
         if self._stop.is_set():
             return
-        try:
-            self.call_from_thread(fn, *args)
-        except RuntimeError:  # the app is gone
-            self._stop.set()
+        with self._lock:
+            self._calls.append((fn, args))
 
     def _on_failed(self, message: str) -> None:
         self.notify(message, title="hvtrace", severity="error", timeout=10)
@@ -231,29 +243,42 @@ class HvTraceApp(App[None]):
         self._all_keys = []
         for kind_key in reason_names(info.vendor):
             self._all_keys.append(kind_key)  # native reason with kind 0 (OTHER) for the zero rows
-        self.query_one(CpuPanel).ensure(max(1, info.cpus))
+        self._cpu_panel.ensure(max(1, info.cpus))
         self._show_status()
+        gc.freeze()  # and what the boot or attach made (the capture, its reader)
 
-    def _apply(self, batch: Records | None, now: float) -> None:
-        """UI thread: aggregate a batch (numpy), then repaint what changed."""
+    def _apply(self) -> None:
+        """UI thread, every REFRESH_S (a timer): run the worker's calls, take the batches it read,
+        aggregate them (numpy), then repaint what changed."""
         src = self.source
-        if isinstance(src, ReplaySource) and src.seeked:
-            self._rebuild_from(src.played())
-            batch = None
-        if batch is not None and len(batch):
+        played: Records | None = None
+        with self._lock:
+            pending, self._pending = self._pending, []
+            calls, self._calls = self._calls, []
+            if isinstance(src, ReplaySource) and src.seeked:
+                played = src.played()  # up to the new position: ``pending`` is older or in it
+        for fn, args in calls:
+            fn(*args)
+        now = time.monotonic()
+        n = 0
+        if played is not None:
+            self._rebuild_from(played)
+        elif pending:
+            batch = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            n = len(batch)
             if self.base_tsc is None:
                 self.base_tsc = int(batch["tsc"].min())
             self.stats.add(batch)
             if not self.log_paused:
                 self.recent.append(batch)
-        self._rate_win.append((now, len(batch) if batch is not None else 0))
+        self._rate_win.append((now, n))
         while len(self._rate_win) > 2 and now - self._rate_win[0][0] > 1.0:
             self._rate_win.pop(0)
         span = now - self._rate_win[0][0]
         if span > 0:
-            self.read_rate = sum(n for _, n in self._rate_win[1:]) / span
+            self.read_rate = sum(k for _, k in self._rate_win[1:]) / span
         self.stats.tick(src.clock())
-        self._refresh_views(batch is not None and len(batch) > 0)
+        self._refresh_views(n > 0)
 
     def _rebuild_from(self, played: Records) -> None:
         self.stats.reset()
@@ -262,18 +287,19 @@ class HvTraceApp(App[None]):
             self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
             self.stats.add(played)
             self.recent.append(played[-self.log_capacity :])
-        self.query_one(ReasonTable).reset()
-        self.query_one(LogView).sync()
+        self._reason_table.reset()
+        self._log_view.sync()
 
     def _refresh_views(self, new_records: bool = True) -> None:
+        """Repaint from the stats; every widget skips what did not change."""
         self.refreshes += 1
-        panel = self.query_one(CpuPanel)
+        panel = self._cpu_panel
         panel.ensure(self.stats.cpus)
         panel.update_from(self.stats)
-        self.query_one(ReasonTable).update_from(self.stats, panel.selected, self._all_keys)
-        self.query_one(DrillPanel).update_from(self.stats, panel.selected)
+        self._reason_table.update_from(self.stats, panel.selected, self._all_keys)
+        self._drill_panel.update_from(self.stats, panel.selected)
         if new_records and not self.log_paused:
-            self.query_one(LogView).sync()
+            self._log_view.sync()
         self._show_status()
 
     def _show_status(self) -> None:
@@ -292,14 +318,15 @@ class HvTraceApp(App[None]):
             parts.append("LOG PAUSED")
         if flt.active:
             parts.append(f"filter {flt.describe()}")
-        self.query_one(StatusBar).update(" │ ".join(parts))
+        self._status_bar.show(" │ ".join(parts))
 
     # ------------------------------------------------------------------ shutdown
     async def on_unmount(self) -> None:
         await self.stop_worker()
+        gc.unfreeze()  # the app's objects may be collected again (the app may run inside a longer process)
 
     async def stop_worker(self, timeout: float = 10.0) -> None:
-        """Stop the poller (never blocks the UI thread: the worker may be waiting in call_from_thread)."""
+        """Stop the poller (never blocks the UI thread: the worker may still be in a boot or attach)."""
         self._stop.set()
         deadline = time.monotonic() + timeout
         while not self._worker_done.is_set() and time.monotonic() < deadline:

@@ -2,8 +2,10 @@
 
 A reason is keyed ``kind << 16 | reason`` (the vendor-neutral kind next to the native reason). Counts
 live in a dense ``(cpus, slots)`` matrix; a batch costs one ``np.unique`` over ``cpu, key`` and one
-scatter-add. Rates come from snapshots of that matrix taken at each refresh (clock supplied by the
-caller: wall time live, trace time in replay), the sparkline from per-second bins.
+scatter-add. The drill-downs are dense too: per kind, the sorted operand values seen and a ``(cpus,
+values)`` count matrix, extended per batch with ``np.unique`` and ``np.bincount``. Rates come from
+snapshots of the count matrix taken at each refresh (clock supplied by the caller: wall time live, trace
+time in replay), the sparkline from per-second bins; both are cached until the next refresh.
 """
 
 from __future__ import annotations
@@ -58,6 +60,33 @@ class DrillRow:
 
 
 @dataclass
+class DrillCounts:
+    """One kind's operand breakdown: ``values`` (sorted, unique) and their counts per CPU."""
+
+    values: npt.NDArray[np.uint64]
+    counts: Counts  # (cpus, len(values))
+
+    @classmethod
+    def new(cls, cpus: int) -> DrillCounts:
+        return cls(np.zeros(0, dtype=np.uint64), np.zeros((cpus, 0), dtype=np.int64))
+
+    def add(self, cpu: npt.NDArray[np.int64], vals: npt.NDArray[np.uint64], cpus: int) -> None:
+        """Count the (cpu, value) pairs of a batch: one np.unique over the values, one bincount."""
+        uniq = np.unique(vals)
+        if self.counts.shape[0] < cpus:
+            grow = np.zeros((cpus - self.counts.shape[0], self.counts.shape[1]), dtype=np.int64)
+            self.counts = np.vstack([self.counts, grow])
+        if not np.isin(uniq, self.values, assume_unique=True).all():
+            merged = np.union1d(self.values, uniq)
+            counts = np.zeros((self.counts.shape[0], len(merged)), dtype=np.int64)
+            counts[:, np.searchsorted(merged, self.values)] = self.counts
+            self.values, self.counts = merged, counts
+        rows, width = self.counts.shape
+        flat = cpu * width + np.searchsorted(self.values, vals).astype(np.int64)
+        self.counts += np.bincount(flat, minlength=rows * width).reshape(rows, width)
+
+
+@dataclass
 class ExitStats:
     """Per-CPU exit counts by reason, rates and a minute of per-second history."""
 
@@ -66,12 +95,14 @@ class ExitStats:
     keys: list[int] = field(default_factory=list)  # slot -> reason key
     slot_of: dict[int, int] = field(default_factory=dict)
     counts: Counts = field(init=False)
-    drill: dict[int, dict[tuple[int, int], int]] = field(default_factory=dict)  # kind -> (cpu, value) -> n
+    drill: dict[int, DrillCounts] = field(default_factory=dict)  # kind -> operand counts per CPU
     records: int = 0
     _snaps: deque[tuple[float, Counts]] = field(default_factory=deque)
     _bin_start: float | None = None
     _bin_base: Counts = field(init=False)
     history: deque[Counts] = field(init=False)  # per second: exits per CPU
+    _rates: Floats | None = None  # rates() until the next tick / add / reset
+    _sparks: dict[int | None, list[float]] = field(default_factory=dict)  # sparkline() until a bin closes
 
     def __post_init__(self) -> None:
         self.cpus = max(1, self.cpus)
@@ -93,6 +124,8 @@ class ExitStats:
             (t, np.vstack([c, np.zeros((extra, c.shape[1]), dtype=np.int64)])) for t, c in self._snaps
         )
         self.cpus = n
+        self._rates = None
+        self._sparks.clear()
 
     def _slot(self, key: int) -> int:
         slot = self.slot_of.get(key)
@@ -104,7 +137,8 @@ class ExitStats:
         return slot
 
     def add(self, recs: Records) -> None:
-        """Count a batch: one np.unique over (cpu, key), one loop over the distinct pairs."""
+        """Count a batch: one np.unique over (cpu, key), a loop over the distinct pairs only, and per
+        drill-down kind one np.unique over the operand values."""
         if not len(recs):
             return
         cpu = recs["cpu"].astype(np.int64)
@@ -114,17 +148,18 @@ class ExitStats:
         slots = np.fromiter((self._slot(int(k) % KEY_SPACE) for k in uniq), dtype=np.int64, count=len(uniq))
         np.add.at(self.counts, (uniq // KEY_SPACE, slots), n)
         self.records += len(recs)
+        self._rates = None
         kinds = recs["kind"]
+        present = np.unique(kinds).tolist()
         for kind, (_title, fld, shift) in DRILLDOWNS.items():
-            sel = kinds == kind
-            if not sel.any():
+            if int(kind) not in present:
                 continue
+            sel = kinds == kind
             vals = recs[fld][sel] >> np.uint64(shift)
-            pairs = np.stack([recs["cpu"][sel].astype(np.uint64), vals], axis=1)
-            u, c = np.unique(pairs, axis=0, return_counts=True)
-            table = self.drill.setdefault(int(kind), {})
-            for (cp, v), k in zip(u.tolist(), c.tolist(), strict=True):
-                table[(cp, v)] = table.get((cp, v), 0) + k
+            table = self.drill.get(int(kind))
+            if table is None:
+                table = self.drill[int(kind)] = DrillCounts.new(self.cpus)
+            table.add(cpu[sel], vals, self.cpus)
 
     def reset(self) -> None:
         self.keys.clear()
@@ -136,6 +171,8 @@ class ExitStats:
         self._bin_start = None
         self._bin_base = np.zeros(self.cpus, dtype=np.int64)
         self.history.clear()
+        self._rates = None
+        self._sparks.clear()
 
     # ------------------------------------------------------------------ clock
     def tick(self, now: float) -> None:
@@ -143,12 +180,14 @@ class ExitStats:
         self._snaps.append((now, self.counts.copy()))
         while len(self._snaps) > 2 and now - self._snaps[1][0] >= 1.0:
             self._snaps.popleft()
+        self._rates = None
         per_cpu = self.counts.sum(axis=1)
         if self._bin_start is None or now < self._bin_start:
             self._bin_start = now
             self._bin_base = per_cpu
             return
         while now - self._bin_start >= 1.0:
+            self._sparks.clear()
             self.history.append(per_cpu - self._bin_base)
             self._bin_base = per_cpu
             self._bin_start += 1.0
@@ -156,7 +195,12 @@ class ExitStats:
                 self._bin_start = now
 
     def rates(self) -> Floats:
-        """Exits per second over the last second, ``(cpus, slots)``."""
+        """Exits per second over the last second, ``(cpus, slots)`` (computed once per refresh)."""
+        if self._rates is None:
+            self._rates = self._compute_rates()
+        return self._rates
+
+    def _compute_rates(self) -> Floats:
         zero: Floats = np.zeros(self.counts.shape, dtype=np.float64)
         if len(self._snaps) < 2:
             return zero
@@ -193,29 +237,45 @@ class ExitStats:
         return out
 
     def sparkline(self, cpu: int | None) -> list[float]:
-        """Exits per second for the last minute (oldest first)."""
-        if cpu is None:
-            return [float(h.sum()) for h in self.history]
-        return [float(h[cpu]) if cpu < len(h) else 0.0 for h in self.history]
+        """Exits per second for the last minute (oldest first); the same list until a bin closes."""
+        out = self._sparks.get(cpu)
+        if out is None:
+            if cpu is None:
+                out = [float(h.sum()) for h in self.history]
+            else:
+                out = [float(h[cpu]) if cpu < len(h) else 0.0 for h in self.history]
+            self._sparks[cpu] = out
+        return out
 
     def total(self, cpu: int | None) -> int:
         return int(self.scope_counts(cpu).sum())
 
-    def drilldown(self, key: int, cpu: int | None) -> tuple[str, list[DrillRow]] | None:
-        """Breakdown of one reason by its operand (CPUID leaf, MSR, CR, port, GPA page), biggest first."""
+    def drilldown(
+        self, key: int, cpu: int | None, limit: int | None = None
+    ) -> tuple[str, list[DrillRow]] | None:
+        """Breakdown of one reason by its operand (CPUID leaf, MSR, CR, port, GPA page), biggest first
+        (ties by value), at most ``limit`` rows; the percentages are of the whole scope."""
         kind = key >> 16
         spec = DRILLDOWNS.get(HvExitKind(kind)) if kind in KIND_NAMES else None
         if spec is None:
             return None
         title, _fld, shift = spec
-        merged: dict[int, int] = {}
-        for (cp, v), n in self.drill.get(kind, {}).items():
-            if cpu is None or cp == cpu:
-                merged[v] = merged.get(v, 0) + n
-        total = sum(merged.values()) or 1
-        rows = [DrillRow(v << shift, n, 100.0 * n / total) for v, n in merged.items()]
-        rows.sort(key=lambda r: -r.count)
-        return title, rows
+        table = self.drill.get(kind)
+        if table is None or not table.values.size:
+            return title, []
+        if cpu is None:
+            counts = table.counts.sum(axis=0)
+        elif cpu < table.counts.shape[0]:
+            counts = table.counts[cpu]
+        else:
+            return title, []
+        nz = np.flatnonzero(counts)
+        order = nz[np.lexsort((table.values[nz], -counts[nz]))][:limit]
+        total = int(counts.sum()) or 1
+        return title, [
+            DrillRow(v << shift, n, 100.0 * n / total)
+            for v, n in zip(table.values[order].tolist(), counts[order].tolist(), strict=True)
+        ]
 
 
 def summary(stats: ExitStats) -> dict[str, Any]:
