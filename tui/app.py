@@ -21,9 +21,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Markdown
 
 from hvtrace.arch import reason_names
+from hvtrace.gdb_launch import default_elf
 from hvtrace.trace.code import CodeCache
 from hvtrace.trace.records import Records
 
+from .break_screen import BreakHitScreen, BreakMessage
+from .breaks import BreakController, BreakEvent, BreakHit, NoBreaks, gdbstub_port
 from .fmt import format_record
 from .model import ExitStats, reason_info
 from .recent import LogFilter, RecentLog
@@ -31,7 +34,7 @@ from .sources import LiveSource, ReplaySource, Source
 from .widgets import SORT_COLUMNS, CpuPanel, DrillPanel, LogView, ReasonTable, StatusBar
 
 REFRESH_S = 0.1
-BREAKPOINTS_MSG = "breakpoints need gdb (coming)"
+BREAK_FILTER_HELP = "REASON [--cpu N] [--leaf L | --msr X | --cr N | --port P] [--gpa A-B]"
 
 HELP = """\
 # hvtrace tui
@@ -53,9 +56,16 @@ Live VM exits per CPU from the hypervisor's trace rings (or a replay file).
 | `+` `-` | replay: speed x2 / /2 |
 | `g` | replay: seek (`12.5` seconds, `#1000` record, `40%`) |
 | `j` | replay: jump to the next exit of the selected reason |
-| `b` | breakpoints (need gdb: coming) |
+| `b` | exit break on the selected reason (on the selected CPU, or any): toggle |
+| `B` | exit break with a filter: `cpuid --leaf 1`, `msr_write --msr 0xc0000080 --cpu 1`, `any --cpu 0` |
+| `r` | resume the VM paused at a break; `x` deletes every break |
 | `ctrl+p` | command palette |
 | `?` | this help |
+
+At a break (QEMU sessions: gdb/MI on the session's gdbstub; the VM is paused) the hit screen shows the
+exit decoded, the guest registers and instructions, and the VMCS / VMCB snapshot: `r` resume, `s` step
+to the next exit of that CPU, `x` clear this break and resume, `escape` back (the VM stays paused).
+Bochs has no gdbstub: there `b` says so.
 """
 
 
@@ -128,7 +138,10 @@ class HvTraceApp(App[None]):
         Binding("s", "sort", "Sort"),
         Binding("z", "toggle_zero", "Zeros"),
         Binding("end", "follow", "Follow", show=False),
-        Binding("b", "breakpoints", "Break", show=False),
+        Binding("b", "toggle_break", "Break"),
+        Binding("B", "break_filter", "Break with filter", show=False),
+        Binding("r", "resume", "Resume", show=False),
+        Binding("x", "clear_breaks", "Clear breaks", show=False),
         Binding("space", "play_pause", "Play/Pause", show=False),
         Binding("plus", "faster", "Faster", show=False),
         Binding("minus", "slower", "Slower", show=False),
@@ -158,6 +171,10 @@ class HvTraceApp(App[None]):
         self._pending: list[Records] = []
         self._calls: list[tuple[Any, tuple[Any, ...]]] = []
         self.code = CodeCache(None)  # RIP -> guest instruction for the log (a reader once connected)
+        self.breaks: BreakController | None = None
+        self.break_entries: dict[int, tuple[str, str]] = {}  # index -> (hv-break spec, description)
+        self.break_hit: BreakHit | None = None
+        self.break_state = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -316,12 +333,16 @@ class HvTraceApp(App[None]):
         ]
         if self.log_paused:
             parts.append("LOG PAUSED")
+        if (brk := self._break_status()) is not None:
+            parts.append(brk)
         if flt.active:
             parts.append(f"filter {flt.describe()}")
         self._status_bar.show(" │ ".join(parts))
 
     # ------------------------------------------------------------------ shutdown
     async def on_unmount(self) -> None:
+        if self.breaks is not None:  # deletes the breaks and detaches gdb: the VM runs on
+            await asyncio.to_thread(self.breaks.close)
         await self.stop_worker()
         gc.unfreeze()  # the app's objects may be collected again (the app may run inside a longer process)
 
@@ -497,8 +518,88 @@ class HvTraceApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def action_breakpoints(self) -> None:
-        self.notify(BREAKPOINTS_MSG, title="breakpoints", severity="warning", timeout=4)
+    # ------------------------------------------------------------------ exit breakpoints
+    def _break_controller(self) -> BreakController | None:
+        if self.breaks is None:
+            try:
+                port = gdbstub_port(self.source)
+            except NoBreaks as e:
+                self.notify(str(e), title="breakpoints", severity="warning", timeout=6)
+                return None
+            self.breaks = BreakController(port, default_elf(), lambda ev: self.post_message(BreakMessage(ev)))
+        return self.breaks
+
+    def break_on(self, spec: str) -> None:
+        """Arm ``hv-break SPEC`` (validated by gdb's hv-break; an error is shown)."""
+        if (ctl := self._break_controller()) is not None:
+            ctl.request("arm", spec)
+
+    def selected_break_spec(self) -> str | None:
+        key = self.query_one(ReasonTable).selected_key()
+        if key is None:
+            return None
+        cpu = self.query_one(CpuPanel).selected
+        # the native code, not its name: a native name can equal a vendor-neutral kind name
+        return f"{key & 0xFFFF:#x}" + (f" --cpu {cpu}" if cpu is not None else "")
+
+    def _break_status(self) -> str | None:
+        if self.break_hit is not None:
+            h = self.break_hit
+            return f"VM PAUSED at break {h.entry} (CPU {h.cpu} {h.reason}): r resumes"
+        if self.break_entries:
+            return f"breaks {len(self.break_entries)} armed"
+        if self.break_state in ("connecting", "error"):
+            return f"breaks: {self.break_state}"
+        return None
+
+    def action_toggle_break(self) -> None:
+        spec = self.selected_break_spec()
+        if spec is None:
+            self.notify("select a reason in the table first", severity="warning", timeout=3)
+            return
+        armed = next((i for i, (s, _) in self.break_entries.items() if s == spec), None)
+        if armed is None:
+            self.break_on(spec)
+        elif (ctl := self._break_controller()) is not None:
+            ctl.request("delete", str(armed))
+
+    def action_break_filter(self) -> None:
+        if self._break_controller() is None:
+            return
+        self.push_screen(
+            Prompt(f"exit break: {BREAK_FILTER_HELP}", self.selected_break_spec() or ""),
+            lambda t: self.break_on(t.strip()) if t and t.strip() else None,
+        )
+
+    def action_resume(self) -> None:
+        if self.breaks is None or self.break_hit is None:
+            self.notify("the VM is not paused at a break", severity="warning", timeout=3)
+            return
+        self.breaks.request("resume")
+
+    def action_clear_breaks(self) -> None:
+        if self.breaks is not None:
+            self.breaks.request("delete", "all")
+
+    def on_break_message(self, message: BreakMessage) -> None:
+        ev: BreakEvent = message.event
+        self.break_entries = ev.entries
+        ctl = self.breaks
+        self.break_state = ctl.state if ctl is not None else ""
+        if ev.kind == "hit" and ev.hit is not None:
+            self.break_hit = ev.hit
+            self.push_screen(BreakHitScreen(ev.hit), self._after_hit)
+        elif ev.kind == "state" and self.break_state == "running":
+            self.break_hit = None
+        elif ev.kind in ("armed", "deleted"):
+            self.notify(ev.message, title="breakpoints", timeout=3)
+        elif ev.kind == "error":
+            self.notify(ev.message, title="breakpoints", severity="error", timeout=8)
+        self._show_status()
+
+    def _after_hit(self, what: str | None) -> None:
+        if what is not None and self.breaks is not None:
+            self.breaks.request(what)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -510,7 +611,10 @@ class HvTraceApp(App[None]):
         yield SystemCommand("Next CPU", "Scope of the reason table", self.action_next_cpu)
         yield SystemCommand("Sort reasons", "SUM, PER SEC, %, name", self.action_sort)
         yield SystemCommand("Show / hide zero rows", "Reasons without exits", self.action_toggle_zero)
-        yield SystemCommand("Breakpoints", BREAKPOINTS_MSG, self.action_breakpoints)
+        yield SystemCommand("Break on the selected reason", "toggle an exit break", self.action_toggle_break)
+        yield SystemCommand("Break with a filter", BREAK_FILTER_HELP, self.action_break_filter)
+        yield SystemCommand("Resume the VM", "after a break", self.action_resume)
+        yield SystemCommand("Clear all breaks", "delete every exit break", self.action_clear_breaks)
         yield SystemCommand("Help", "Keys and views", self.action_help)
         if self.source.replay:
             yield SystemCommand("Replay: play / pause", "", self.action_play_pause)
