@@ -10,6 +10,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/lapic.h>
+#include <hv/mtrr.h>
 #include <hv/panic.h>
 #include <hv/pool.h>
 #include <hv/smp.h>
@@ -27,9 +28,13 @@ struct ap_boot_params {
 extern const u8 ap_trampoline_start[], ap_trampoline_end[];
 extern struct ap_boot_params ap_boot_params;    /* inside the trampoline image; we write the copy */
 
+/* The BSP's MTRRs, copied to every AP as it comes up (mtrr_sync.c). */
+static struct mtrr_state bsp_mtrrs;
+
 static __noreturn void ap_entry(struct percpu *pc)
 {
     cpu_init_local(pc);
+    mtrr_write(&bsp_mtrrs);
     __atomic_store_n(&pc->online, 1, __ATOMIC_RELEASE);
     for (;;) {
         cpu_work_fn fn = __atomic_load_n(&pc->work, __ATOMIC_ACQUIRE);
@@ -88,6 +93,7 @@ static void start_ap(struct percpu *pc)
 
 void smp_start_aps(const struct acpi_cpus *found)
 {
+    mtrr_read(&bsp_mtrrs);
     struct percpu *bsp = cpus[0];
     bsp->apic_id = lapic_id();
     memcpy(phys(AP_TRAMPOLINE_ADDR), ap_trampoline_start, (size_t)(ap_trampoline_end - ap_trampoline_start));
