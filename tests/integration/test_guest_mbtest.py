@@ -319,3 +319,22 @@ def test_a_file_that_is_no_kernel_fails_with_guest_load(hvtrace_run: RunFn, tmp_
     assert "neither a bzImage nor a multiboot kernel (no header in the first 8 KiB)" in run.stdout
     assert "HVTRACE STATUS code=9 result=fail reason=guest_load" in run.stdout
     assert_clean(run)
+
+
+@pytest.mark.bochs
+def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbtest: Path) -> None:
+    """x2APIC mode (Bochs' corei7_skylake_x has it; QEMU 7.2's TCG does not): INIT and SIPI go through
+    WRMSR 0x830, which the hypervisor intercepts and emulates like the xAPIC ICR stores."""
+    args = "mbtest cpus=2 x2apic"
+    run = hvtrace_run(
+        "run", "--backend", "bochs", "--cpus", "2", "--memory", "256M",
+        "--guest", str(mbtest), "--append", args,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    lines = run.stdout.splitlines()
+    check_mbtest_console(lines, "vmx", args)
+    ap_line = "mbtest: step ap: PASS every AP started by INIT-SIPI-SIPI (x2APIC ICR MSR) runs virtualized"
+    assert ap_line in lines
+    assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
+    assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=4" in line for line in lines), run.stdout
+    assert_clean(run)

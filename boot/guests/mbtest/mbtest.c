@@ -15,7 +15,8 @@
  *               two more stage-2 fault exits, and the values read back from the real APIC
  *   ap          with "cpus=N" (N > 1) on the command line: INIT-SIPI-SIPI to all other CPUs starts
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
- *               bit and gets an answer to the PING hypercall (it runs virtualized)
+ *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
+ *               BSP switches its APIC to x2APIC mode and sends them through the ICR MSR (0x830)
  */
 #include <hv/abi.h>
 
@@ -292,6 +293,41 @@ static void delay(u32 loops)
         __asm__ volatile("pause");
 }
 
+static int has_word(const char *cmdline, const char *word)
+{
+    for (const char *p = cmdline; *p; p++) {
+        const char *a = p, *b = word;
+        while (*b && *a == *b)
+            a++, b++;
+        if (!*b && (p == cmdline || p[-1] == ' ') && (!*a || *a == ' '))
+            return 1;
+    }
+    return 0;
+}
+
+static inline void wrmsr(u32 msr, u64 v)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+static inline u64 rdmsr(u32 msr)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return (u64)hi << 32 | lo;
+}
+
+/* Send one IPI to all CPUs but this one, through the xAPIC ICR page or the x2APIC ICR MSR. */
+static void ipi_all_but_self(u32 icr_lo, int x2apic)
+{
+    if (x2apic) {
+        wrmsr(0x830, ICR_ALL_BUT_SELF | icr_lo);   /* one 64-bit write, destination ignored (SDM 11.12.9) */
+    } else {
+        *ICR_HI = 0;
+        *ICR_LO = ICR_ALL_BUT_SELF | icr_lo;
+    }
+}
+
 /* The number after "cpus=" in the command line, 1 if absent. */
 static u32 cmdline_cpus(const char *cmdline)
 {
@@ -323,17 +359,28 @@ static void check_ap_startup(const struct mb_info *mbi)
     } __attribute__((packed)) gdtr;
     __asm__ volatile("sgdt %0" : "=m"(gdtr));
     *(u32 *)(AP_TRAMPOLINE + (u32)(ap_gdtr - ap_trampoline) + 2) = gdtr.base;
-    *ICR_HI = 0;
-    *ICR_LO = ICR_ALL_BUT_SELF | ICR_INIT_ASSERT;
+    int x2apic = has_word((const char *)mbi->cmdline, "x2apic");
+    if (x2apic) {
+        u32 a, b, c, d;
+        cpuid(1, &a, &b, &c, &d);
+        if (!((c >> 21) & 1)) {
+            step("ap", 0, "x2apic asked for, but CPUID.1:ECX.x2APIC[21] is 0");
+            return;
+        }
+        wrmsr(0x1b, rdmsr(0x1b) | (1u << 10));      /* IA32_APIC_BASE.EXTD: x2APIC mode (SDM 11.12.1) */
+    }
+    ipi_all_but_self(ICR_INIT_ASSERT, x2apic);
     delay(100000);
     for (int i = 0; i < 2; i++) {
-        *ICR_LO = ICR_ALL_BUT_SELF | ICR_STARTUP | (AP_TRAMPOLINE >> 12);
+        ipi_all_but_self(ICR_STARTUP | (AP_TRAMPOLINE >> 12), x2apic);
         delay(10000);
     }
     for (u32 spins = 0; aps_alive < cpus - 1 && spins < 200000000u; spins++)
         __asm__ volatile("pause");
     step("ap", aps_alive == cpus - 1 && aps_virtualized == cpus - 1,
-         aps_alive != cpus - 1 ? "not every AP came up" : "every AP started by INIT-SIPI-SIPI runs virtualized");
+         aps_alive != cpus - 1 ? "not every AP came up"
+         : x2apic ? "every AP started by INIT-SIPI-SIPI (x2APIC ICR MSR) runs virtualized"
+                  : "every AP started by INIT-SIPI-SIPI runs virtualized");
 }
 
 void mbtest_main(u32 magic, const struct mb_info *mbi);
