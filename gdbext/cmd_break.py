@@ -134,12 +134,16 @@ def hit_screen() -> list[str]:
         f"  {model.record_line(d.vendor, rec)}",
     ]
     lines.append("  guest state after the handler (what the guest resumes with; the record has the inputs):")
+    code_at: int | None = None
     try:
         snap = model.read_snapshot(target.read, d, cpu)
         lines.extend(f"  {x}" for x in model.guest_lines(snap))
+        # The exit's RIP through the guest's own page tables (a loaded OS; identity for the self-test).
+        # The snapshot is the exit's own, so its CR3 is the one that RIP belongs to.
+        code_at = model.code_address(snap, rec.rip, target.read)
     except model.HvError as e:
         lines.append(f"  (no guest registers: {e})")
-    lines.extend(f"  {x}" for x in target.disassemble(rec.rip, 3))
+    lines.extend(f"  {x}" for x in target.disassemble(rec.rip, 3, at=code_at))
     cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
     if entry >= abi.HV_BREAK_MAX or not cfg.entry[entry].enabled:
         lines.append("  (this break is deleted: the hit was pending from before, another CPU's in all-stop)")

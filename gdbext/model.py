@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from hvtrace import abi
 from hvtrace.abi import HvBreak, HvBreakConfig, HvDiscovery, HvExitKind, HvRecord, HvRing, HvVendor
 from hvtrace.arch import reason_code, reason_name, reason_names
-from hvtrace.decode import svm_vmcb, vmcs_fields, vmx_exits
+from hvtrace.decode import guest_paging, svm_vmcb, vmcs_fields, vmx_exits
 
 Reader = Callable[[int, int], bytes]
 
@@ -189,6 +189,27 @@ def guest_lines(s: Snapshot) -> list[str]:
         ctl.append(f"{label} {'?' if v is None else f'{v:#x}'}")
     lines.append("  ".join(ctl))
     return lines
+
+
+def code_address(s: Snapshot, rip: int, read: Reader) -> int | None:
+    """Guest-physical address of CS:RIP through the guest's own paging at the snapshot (a loaded OS
+    runs on its own page tables; for the self-test guest this is the identity). None if unmapped."""
+    vmx = s.vendor == HvVendor.VMX
+    regs = [
+        s.value(n)
+        for n in (
+            ("GUEST_CR0", "GUEST_CR3", "GUEST_CR4", "GUEST_IA32_EFER", "GUEST_CS_BASE")
+            if vmx
+            else ("CR0", "CR3", "CR4", "EFER", "CS_BASE")
+        )
+    ]
+    if any(v is None for v in regs):
+        return None
+    cr0, cr3, cr4, efer, cs_base = (int(v or 0) for v in regs)
+    try:
+        return guest_paging.GuestPaging(cr0, cr3, cr4, efer).to_physical(read, cs_base + rip)
+    except HvError:
+        return None
 
 
 # ---- records ---------------------------------------------------------------------------------------

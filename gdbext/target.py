@@ -102,12 +102,13 @@ def _code_at(addr: int, n: int) -> bytes:
         return read(addr, to_page_end)
 
 
-def disassemble(addr: int, count: int = 1) -> list[str]:
+def disassemble(addr: int, count: int = 1, *, at: int | None = None) -> list[str]:
     """Instructions at a guest address: capstone (x86-64) when gdb's Python can import it, else gdb's
-    own disassembler (with a one-time note)."""
+    own disassembler (with a one-time note). ``at``: where the bytes are when that differs from
+    ``addr`` (a guest-virtual RIP shown, its guest-physical address read)."""
     if disasm.available():
         try:
-            code = _code_at(addr, disasm.MAX_INSN * count)
+            code = _code_at(addr if at is None else at, disasm.MAX_INSN * count)
         except HvError as e:
             return [f"{addr:#x}: <cannot disassemble: {e}>"]
         lines = disasm.disassemble(code, addr, count)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from hvtrace import guest_assets as ga
 from hvtrace.abi import HvExitKind
+from hvtrace.gdbmi import Gdb
 from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.qemu import QemuSession
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.report import build_report
 from hvtrace.trace.tracefile import TraceFile
@@ -185,3 +188,35 @@ def test_linux_boots_with_two_cpus_under_vmx_in_bochs(hvtrace_run: RunFn, linux:
     out = bochs_linux_run(hvtrace_run, linux, 2)
     check_bochs_linux(out, 2)
     assert SIPI_RE.search(out)
+
+
+@pytest.mark.qemu
+def test_an_exit_break_in_linux_disassembles_through_its_page_tables(linux: Linux) -> None:  # noqa: F811
+    """hv-break on a CPUID of the running kernel: the hit shows the instruction at the exit's virtual RIP,
+    read through the guest's own page tables (CR3 from the snapshot taken at the hit)."""
+    assets, initrd = linux
+    session = QemuSession(
+        cpus=1, memory_mb=512, guest=GuestSpec(assets.kernel, initrd, LINUX_ARGS), timeout=300
+    )
+    gdb: Gdb | None = None
+    try:
+        session.start()
+        deadline = time.monotonic() + 60
+        while not any("Linux version" in line for line in session.lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gdb = Gdb()
+        gdb.load()
+        gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")
+        gdb.ok("hv-break cpuid")
+        stop = gdb.continue_until_stop(timeout=120)
+        m = re.search(r"CPUID\(0x72\)/CPUID rip=(0x[0-9a-f]+)", stop.text)
+        assert m is not None, stop.text
+        rip = int(m.group(1), 16)
+        assert rip >= 0xFFFF_8000_0000_0000 or rip < 0x8000_0000_0000, hex(rip)  # a canonical virtual address
+        assert re.search(rf"^\s+{m.group(1)}: 0f a2 +cpuid$", stop.text, re.MULTILINE), stop.text
+        assert "cannot disassemble" not in stop.text
+        gdb.ok("hv-break delete all")
+    finally:
+        if gdb is not None:
+            gdb.close()
+        session.close()

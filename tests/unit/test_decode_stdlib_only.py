@@ -17,7 +17,7 @@ import pytest
 
 from hvtrace import paths
 
-MODULES = ["vmcs_fields", "vmx_controls", "vmx_exits", "vmcs_view", "svm_vmcb", "stage2"]
+MODULES = ["vmcs_fields", "vmx_controls", "vmx_exits", "vmcs_view", "svm_vmcb", "stage2", "guest_paging"]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 # Imports each module and exercises it once, printing a line the tests look for.
