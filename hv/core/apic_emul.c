@@ -95,10 +95,19 @@ void apic_emul_x2apic_icr(struct percpu *pc, u64 value)
         wrmsr(MSR_X2APIC_ICR, value);
 }
 
-u8 apic_emul_wait_sipi(struct percpu *pc)
+u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait)
 {
-    while (__atomic_load_n(&ap_state[pc->index], __ATOMIC_ACQUIRE) != AP_RUNNING)
-        cpu_relax();
+    volatile u32 *state = &ap_state[pc->index];
+    while (__atomic_load_n(state, __ATOMIC_ACQUIRE) != AP_RUNNING) {
+        if (!mwait) {
+            cpu_relax();
+            continue;
+        }
+        /* Armed first, then checked: a store between the two still ends the MWAIT (SDM Vol. 2B MWAIT). */
+        __asm__ volatile("monitor" : : "a"(state), "c"(0), "d"(0) : "memory");
+        if (__atomic_load_n(state, __ATOMIC_ACQUIRE) != AP_RUNNING)
+            __asm__ volatile("mwait" : : "a"(0), "c"(0) : "memory");
+    }
     return (u8)ap_vector[pc->index];
 }
 

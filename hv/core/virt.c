@@ -13,6 +13,7 @@
 #include <hv/pool.h>
 #include <hv/smp.h>
 #include <hv/trace.h>
+#include <hv/x86.h>
 
 bool guest_selftest(void);
 
@@ -102,7 +103,10 @@ static void park_this_cpu(void)
     struct percpu *pc = this_cpu();
     if (virt_backend->hold)
         virt_backend->hold();
-    struct guest_start gs = { .mode = GUEST_MODE_REAL, .sipi_vector = apic_emul_wait_sipi(pc) };
+    u32 a, b, c, d;
+    cpuid(1, 0, &a, &b, &c, &d);
+    bool mwait = virt_backend->park_mwait && (c & (1u << 3));   /* CPUID.1:ECX.MONITOR */
+    struct guest_start gs = { .mode = GUEST_MODE_REAL, .sipi_vector = apic_emul_wait_sipi(pc, mwait) };
     mark_launched(pc);
     virt_backend->start_guest(pc, &gs);
     hv_exit(HV_STATUS_FAIL, "guest_launch");

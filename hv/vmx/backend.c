@@ -39,6 +39,7 @@ const struct hv_backend vmx_backend = {
     .launch = vmx_launch,
     .start_guest = vmx_start_guest,
     .stage2 = &vmx_ept,
+    .park_mwait = true,
     .snapshot = vmx_snapshot,
     .exit_counters = VMX_EXIT_REASON_COUNT,
     .exit_counts = vmx_exit_counts,

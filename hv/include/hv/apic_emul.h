@@ -28,8 +28,8 @@ void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
 void apic_emul_x2apic_icr(struct percpu *pc, u64 value);
 /* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
 bool apic_emul_apic_base_write(u64 value);
-/* A parked AP: wait for the guest's INIT-SIPI, then return the SIPI vector. */
-u8 apic_emul_wait_sipi(struct percpu *pc);
+/* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */
+u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait);
 
 /*
  * The store at the guest's RIP that raised an MMIO write fault: MOV r/m32, r32 (89 /r) or MOV r/m32,

@@ -26,6 +26,11 @@ struct hv_backend {
     int (*start_guest)(struct percpu *pc, const struct guest_start *gs);
     /* Optional: keep INIT / SIPI away from a CPU parked in host mode. */
     void (*hold)(void);
+    /*
+     * A parked CPU may wait in MWAIT (woken by the store that releases it) instead of spinning. Not
+     * with SVM: the host runs with GIF = 0, and QEMU's TCG MWAIT only ends on an interrupt.
+     */
+    bool park_mwait;
     /* The stage-2 map every CPU shares (EPT / NPT), built by init. */
     struct stage2 *stage2;
     /* Fill pc->snapshot with the CPU's VMCS / VMCB (abi.h struct hv_snapshot), in host context. */
