@@ -54,6 +54,8 @@ class Gdb:
         self.ctl = GdbController(command=[gdb, "--interpreter=mi3", "-q", "-nx"])
         # Without async MI gdb reads no command while the target runs (no -exec-interrupt).
         self.ok("-gdb-set mi-async on")
+        # QEMU's gdbstub answers from its main loop; under TCG on a busy host the default 2 s is too short.
+        self.ok("-gdb-set remotetimeout 30")
 
     def alive(self) -> bool:
         proc = self.ctl.gdb_process

@@ -584,8 +584,7 @@ class HvTraceApp(App[None]):
     def on_break_message(self, message: BreakMessage) -> None:
         ev: BreakEvent = message.event
         self.break_entries = ev.entries
-        ctl = self.breaks
-        self.break_state = ctl.state if ctl is not None else ""
+        self.break_state = ev.state
         if ev.kind == "hit" and ev.hit is not None:
             self.break_hit = ev.hit
             self.push_screen(BreakHitScreen(ev.hit), self._after_hit)

@@ -80,6 +80,7 @@ class BreakEvent:
     message: str = ""
     hit: BreakHit | None = None
     entries: dict[int, tuple[str, str]] = field(default_factory=dict)  # armed: index -> (spec, description)
+    state: str = ""  # the controller's state when the event was sent (off, connecting, running, ...)
 
 
 class BreakController:
@@ -93,7 +94,7 @@ class BreakController:
         self.state = "off"  # off, connecting, running, paused, error, closed
         self.entries: dict[int, tuple[str, str]] = {}  # the hypervisor's table: index -> (spec, description)
         self.hit: BreakHit | None = None
-        self._step: tuple[int, int] | None = None  # (entry, CPU) of a step in flight
+        self._step: tuple[int, int, int] | None = None  # (its entry, CPU, the break stepped from)
 
     # ---------------------------------------------------------------- UI thread
     def request(self, what: str, arg: str = "") -> None:
@@ -118,7 +119,7 @@ class BreakController:
 
     # ---------------------------------------------------------------- gdb thread
     def _emit(self, kind: str, message: str = "", hit: BreakHit | None = None) -> None:
-        self._notify(BreakEvent(kind, message, hit, dict(self.entries)))
+        self._notify(BreakEvent(kind, message, hit, dict(self.entries), self.state))
 
     def _set_state(self, state: str, message: str = "") -> None:
         self.state = state
@@ -200,9 +201,17 @@ class BreakController:
         # The hypervisor names the first matching entry, which may be another break on the same exit:
         # any exit of the stepped CPU ends the step.
         step = self._step is not None and self._step[1] == cpu
+        if not step and entry not in self.entries:
+            # A hit of a break deleted meanwhile (all-stop: another CPU's hit stays pending until the
+            # next continue): nothing the user asked for, so the VM just runs on.
+            self._resume()
+            return
         if self._step is not None and step:
-            self._delete(str(self._step[0]))
+            step_entry, _, origin = self._step
+            self._delete(str(step_entry))
             self._step = None
+            if entry == step_entry:
+                entry = origin  # the hit belongs to the break being stepped from: x clears that one
         self.hit = BreakHit(entry, cpu, reason, lines, vmcs.text.splitlines() or [vmcs.error or ""], step)
         self._emit("hit", f"break {entry} on CPU {cpu}: {reason}", self.hit)
 
@@ -251,7 +260,7 @@ class BreakController:
     def _do_step(self, _: str) -> None:
         if self.hit is None:
             raise GdbError("step: the VM is not stopped at a break")
-        self._step = (self._do_arm(f"any --cpu {self.hit.cpu}"), self.hit.cpu)
+        self._step = (self._do_arm(f"any --cpu {self.hit.cpu}"), self.hit.cpu, self.hit.entry)
         self.hit = None
 
     def _do_clear(self, _: str) -> None:

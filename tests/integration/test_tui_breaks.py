@@ -86,7 +86,14 @@ async def hit_on_cpuid_then_step_then_clear(app: HvTraceApp, pilot: Any, cpu: in
     assert app.break_hit.cpu == cpu
     # clear: the break is deleted, the VM runs and counts grow again
     await pilot.press("x")
-    await until(pilot, lambda: app.break_hit is None and not app.break_entries, 30, "the cleared break")
+    await until(
+        pilot,
+        lambda: app.break_hit is None and not app.break_entries,
+        30,
+        f"the cleared break (hit {app.break_hit and (app.break_hit.entry, app.break_hit.step)}, "
+        f"entries {app.break_entries}, state {app.break_state}, "
+        f"notes {[str(n.message) for n in app._notifications][-4:]})",
+    )
     assert not isinstance(app.screen, BreakHitScreen)
     await until(pilot, lambda: app.break_state == "running", 30, "the VM running again")
     before = app.stats.records
@@ -125,6 +132,10 @@ def test_attached_tui_counts_and_breaks_through_the_sessions_gdbstub() -> None:
     session = QemuSession(cpus=1, memory_mb=64, cmdline="storm=1", timeout=600)
     try:
         session.start()
+        # attach once the hypervisor runs the storm (before, its rings do not exist yet)
+        deadline = time.monotonic() + 60
+        while not any("storm:" in line for line in session.lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
         ram = session.ram_path
         assert ram is not None
         src = LiveSource.attach(ram)
