@@ -192,17 +192,17 @@ def test_linux_boots_with_two_cpus_under_vmx_in_bochs(hvtrace_run: RunFn, linux:
 
 @pytest.mark.qemu
 def test_an_exit_break_in_linux_disassembles_through_its_page_tables(linux: Linux) -> None:  # noqa: F811
-    """hv-break on a CPUID of the running kernel: the hit shows the instruction at the exit's virtual RIP,
-    read through the guest's own page tables (CR3 from the snapshot taken at the hit)."""
+    """hv-break on a CPUID of the running guest: the hit shows the instruction at the exit's virtual RIP,
+    read through the guest's own page tables (CR3 from the snapshot taken at the hit). /init keeps
+    starting processes (each one's libc runs CPUID), so the guest cannot finish before gdb is there."""
     assets, initrd = linux
-    session = QemuSession(
-        cpus=1, memory_mb=512, guest=GuestSpec(assets.kernel, initrd, LINUX_ARGS), timeout=300
-    )
+    args = f'{LINUX_ARGS} quiet {ga.CMD_VAR}="while true; do nproc; sleep 1; done"'
+    session = QemuSession(cpus=1, memory_mb=512, guest=GuestSpec(assets.kernel, initrd, args), timeout=300)
     gdb: Gdb | None = None
     try:
         session.start()
         deadline = time.monotonic() + 60
-        while not any("Linux version" in line for line in session.lines) and time.monotonic() < deadline:
+        while not any("enters the guest" in line for line in session.lines) and time.monotonic() < deadline:
             time.sleep(0.05)
         gdb = Gdb()
         gdb.load()
