@@ -1,5 +1,6 @@
 /* Guest INIT-SIPI emulation: see apic_emul.h. */
 #include <hv/apic_emul.h>
+#include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/lapic.h>
 #include <hv/stage2.h>
@@ -118,4 +119,26 @@ bool apic_emul_apic_base_write(u64 value)
         return false;
     wrmsr(MSR_APIC_BASE, value);
     return true;
+}
+
+u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u64 gpa, struct hv_record *rec)
+{
+    u8 insn[15] = { 0 };
+    struct mmio_store st;
+    u32 page_left = PAGE_SIZE - (u32)(e->rip_linear & (PAGE_SIZE - 1));
+    /* all 15 bytes, or up to the end of the page when the next one is not mapped */
+    if (!(guest_read_linear(&e->paging, e->rip_linear, insn, sizeof(insn)) ||
+          guest_read_linear(&e->paging, e->rip_linear, insn, page_left < sizeof(insn) ? page_left : sizeof(insn))) ||
+        !mmio_decode_store(insn, e->long_mode, &st)) {
+        printk("CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
+               pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
+        return 0;
+    }
+    u32 value = st.imm ? st.value : (u32)(st.reg == 4 ? e->rsp : e->gpr[st.reg]);
+    u32 offset = (u32)(gpa & (PAGE_SIZE - 1));
+    rec->arg0 = offset;
+    rec->arg1 = value;
+    rec->insn_len = (u8)st.len;
+    apic_emul_mmio_write(pc, offset, value);
+    return st.len;
 }

@@ -26,8 +26,8 @@ static void push_range(struct memmap *out, u64 base, u64 end, u32 type)
 
 void guest_build_memmap(struct memmap *out)
 {
-    struct mem_range hv[MEMMAP_MAX];
-    u32 nhv = guest_hv_ranges(hv, MEMMAP_MAX);
+    const struct mem_range *hv = guest.hv;
+    u32 nhv = guest.hv_count;
     *out = (struct memmap){ 0 };
     for (u32 i = 0; i < hv_memmap.count; i++) {
         const struct mem_range *r = &hv_memmap.range[i];

@@ -1,11 +1,10 @@
 /*
- * The loaded guest's intercepted port I/O: only the ACPI PM1a control port (acpi_pm1a_cnt_port) is
+ * The loaded guest's intercepted port I/O: only the ACPI PM1a control port (guest.pm1a_cnt_port) is
  * intercepted, so the hypervisor sees the guest power the machine off (SLP_EN, ACPI 6.4 4.8.3.2.1) and
  * ends the run with its exit counts and a final status line instead of vanishing with the emulator.
  * Every other access is performed on the real port, unchanged.
  */
 #include <hv/abi.h>
-#include <hv/acpi.h>
 #include <hv/console.h>
 #include <hv/guest.h>
 #include <hv/percpu.h>
@@ -13,34 +12,9 @@
 
 #define PM1_SLP_EN (1u << 13)
 
-u16 guest_io_port(void)
-{
-    static u16 port;
-    static bool known;
-    if (!known) {
-        port = acpi_pm1a_cnt_port();
-        known = true;
-    }
-    return port;
-}
-
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u16 inw(u16 port)
-{
-    u16 v;
-    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline u32 inl(u16 port)
-{
-    u32 v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
 void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
 {
-    if (port == guest_io_port() && size >= 2 && (value & PM1_SLP_EN)) {
+    if (port == guest.pm1a_cnt_port && size >= 2 && (value & PM1_SLP_EN)) {
         printk("guest: CPU %u powers the machine off (ACPI PM1a_CNT 0x%x <- 0x%x, SLP_TYP %u)\n", pc->index, port,
                value, (value >> 10) & 7);
         pc->end_status = HV_STATUS_PASS;    /* the run ends once this exit is recorded (trace.c) */

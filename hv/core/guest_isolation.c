@@ -9,45 +9,42 @@
 #include <hv/pool.h>
 #include <hv/stage2.h>
 
-u32 guest_hv_ranges(struct mem_range *out, u32 max)
+/* The image and the page pool's ranges (the pool is sealed: they no longer grow), sorted. */
+static void note_hv_ranges(void)
 {
     const struct hv_claim *c;
-    u32 n = pool_claims(&c), count = 0;
-    for (u32 i = 0; i < n && count < max; i++) {
+    u32 n = pool_claims(&c);
+    guest.hv_count = 0;
+    for (u32 i = 0; i < n && guest.hv_count < GUEST_HV_RANGES_MAX; i++) {
         if (strncmp(c[i].what, "image", 6) && strncmp(c[i].what, "page pool", 10))
             continue;   /* multiboot data and modules belong to the guest once it is loaded */
-        u32 at = count++;
-        while (at > 0 && out[at - 1].base > c[i].base) {   /* insertion sort: a handful of ranges */
-            out[at] = out[at - 1];
+        u32 at = guest.hv_count++;
+        while (at > 0 && guest.hv[at - 1].base > c[i].base) {   /* insertion sort: a handful of ranges */
+            guest.hv[at] = guest.hv[at - 1];
             at--;
         }
-        out[at] = (struct mem_range){ c[i].base, c[i].length, MEM_RESERVED };
+        guest.hv[at] = (struct mem_range){ c[i].base, c[i].length, MEM_RESERVED };
     }
-    return count;
 }
 
 bool guest_gpa_is_hv(u64 gpa)
 {
-    if (guest.kind == GUEST_NONE)
-        return false;       /* blue pill: the guest is the hypervisor's own context, nothing is isolated */
-    struct mem_range hv[MEMMAP_MAX];
-    u32 n = guest_hv_ranges(hv, MEMMAP_MAX);
-    for (u32 i = 0; i < n; i++)
-        if (gpa >= hv[i].base && gpa - hv[i].base < hv[i].length)
+    for (u32 i = 0; i < guest.hv_count; i++)
+        if (gpa - guest.hv[i].base < guest.hv[i].length)
             return true;
     return false;
 }
 
 bool guest_isolate(struct stage2 *s)
 {
-    struct mem_range hv[MEMMAP_MAX];
-    u32 n = guest_hv_ranges(hv, MEMMAP_MAX);
-    for (u32 i = 0; i < n; i++) {
+    note_hv_ranges();
+    for (u32 i = 0; i < guest.hv_count; i++) {
+        const struct mem_range *r = &guest.hv[i];
         /* Splitting allocates tables from the sealed pool: inside these very ranges. */
-        if (stage2_protect(s, hv[i].base, hv[i].length, 0))
+        if (stage2_protect(s, r->base, r->length, 0))
             return false;
-        printk("guest: hypervisor memory [0x%lx-0x%lx) removed from the %s map\n", hv[i].base,
-               hv[i].base + hv[i].length, s->ops->name);
+        printk("guest: hypervisor memory [0x%lx-0x%lx) removed from the %s map\n", r->base, r->base + r->length,
+               s->ops->name);
     }
     stage2_print_summary(s);
     return true;

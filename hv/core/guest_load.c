@@ -11,6 +11,7 @@
  * a module still to be read.
  */
 #include <hv/abi.h>
+#include <hv/acpi.h>
 #include <hv/console.h>
 #include <hv/guest.h>
 #include <hv/multiboot.h>
@@ -213,6 +214,7 @@ void guest_load(const struct multiboot_info *mbi)
     }
     guest_build_memmap(&guest.map);
     guest_write_gdt();
+    guest.pm1a_cnt_port = acpi_pm1a_cnt_port();
     const u8 *f = (const u8 *)(u64)mods[0].mod_start;
     u64 size = mods[0].mod_end - mods[0].mod_start;
     if (size > 0x264 && rd16(f + BZ_BOOT_FLAG) == 0xaa55 && rd32(f + BZ_HEADER_MAGIC) == 0x53726448) {

@@ -376,28 +376,24 @@ static void handle_shutdown(struct exit_ctx *x)
     hv_exit(HV_STATUS_FAIL, "guest_triple_fault");
 }
 
-/* A guest store to the read-only xAPIC page: decode it, emulate or write it through, step over it. */
+/* A guest store to the read-only xAPIC page: emulated or written through (apic_emul.c), stepped over. */
 static void emulate_apic_store(struct exit_ctx *x, u64 gpa)
 {
-    u8 insn[15] = { 0 };
-    struct mmio_store st;
-    const struct vmcb *v = x->v;
-    bool long_mode = (v->save.efer & EFER_LMA) && (v->save.cs.attrib & (1u << 9));   /* CS.L (Table B-2) */
-    u32 page_left = PAGE_SIZE - (u32)((v->save.cs.base + v->save.rip) & (PAGE_SIZE - 1));
-    if (!(fetch_insn(x, insn, sizeof(insn)) || fetch_insn(x, insn, page_left < 15 ? page_left : 15)) ||
-        !mmio_decode_store(insn, long_mode, &st)) {
-        printk("svm: CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
-               x->pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
+    struct vmcb *v = x->v;
+    struct apic_store_exit e = {
+        .paging = { v->save.cr0, v->save.cr3, v->save.cr4, v->save.efer },
+        .rip_linear = v->save.cs.base + v->save.rip,
+        .long_mode = (v->save.efer & EFER_LMA) && (v->save.cs.attrib & (1u << 9)),   /* CS.L (Table B-2) */
+        .gpr = (const u64 *)x->regs,
+        .rsp = v->save.rsp,
+    };
+    u32 len = apic_emul_guest_store(x->pc, &e, gpa, x->rec);
+    if (!len) {
         dump_state(x, "undecodable APIC write");
         hv_exit(HV_STATUS_FAIL, "apic_write");
     }
-    u32 value = st.imm ? st.value : (u32)read_gpr(x, st.reg);
-    x->rec->arg0 = gpa & (PAGE_SIZE - 1);
-    x->rec->arg1 = value;
-    apic_emul_mmio_write(x->pc, (u32)(gpa & (PAGE_SIZE - 1)), value);
-    x->rec->insn_len = (u8)st.len;
-    x->v->save.rip += st.len;
-    x->v->control.interrupt_shadow &= ~1ull;
+    v->save.rip += len;
+    v->control.interrupt_shadow &= ~1ull;
 }
 
 static void handle_npf(struct exit_ctx *x)

@@ -102,7 +102,7 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
     setup_msrpm(s->msrpm);
     v->control.msrpm_base = (u64)s->msrpm;
     /* No I/O intercepts but a loaded guest's power-off port (guest_io.c); a 2-byte access checks both bits. */
-    u16 port = loaded_guest ? guest_io_port() : 0;
+    u16 port = loaded_guest ? guest.pm1a_cnt_port : 0;
     if (port) {
         s->iopm[port / 8] |= (u8)(1u << (port % 8));
         s->iopm[(port + 1) / 8] |= (u8)(1u << ((port + 1) % 8));

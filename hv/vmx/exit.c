@@ -5,7 +5,6 @@
  */
 #include <hv/apic_emul.h>
 #include <hv/guest.h>
-#include <hv/guest_mem.h>
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
@@ -345,31 +344,25 @@ static void invept_single(void)
 }
 
 /*
- * A guest store to the read-only xAPIC page: decode it (the VM-exit instruction length is not defined
- * for EPT violations, SDM Vol. 3C 28.2.5), emulate or write it through, step over it.
+ * A guest store to the read-only xAPIC page: emulated or written through (apic_emul.c), stepped over.
+ * The VM-exit instruction length is not defined for EPT violations (SDM Vol. 3C 28.2.5): it is decoded.
  */
 static void emulate_apic_store(struct exit_ctx *x, u64 gpa)
 {
-    u8 insn[15] = { 0 };
-    struct mmio_store st;
-    struct guest_paging p = { vmread(GUEST_CR0), vmread(GUEST_CR3), vmread(GUEST_CR4), vmread(GUEST_IA32_EFER) };
-    u64 la = vmread(GUEST_CS_BASE) + vmread(GUEST_RIP);
-    bool long_mode = (p.efer & X86_EFER_LMA) && (vmread(GUEST_CS_AR_BYTES) & (1u << 13));  /* LMA, CS.L */
-    u32 page_left = PAGE_SIZE - (u32)(la & (PAGE_SIZE - 1));
-    if (!(guest_read_linear(&p, la, insn, sizeof(insn)) ||
-          guest_read_linear(&p, la, insn, page_left < 15 ? page_left : 15)) ||
-        !mmio_decode_store(insn, long_mode, &st)) {
-        printk("vmx: CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
-               x->pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
+    u64 efer = vmread(GUEST_IA32_EFER);
+    struct apic_store_exit e = {
+        .paging = { vmread(GUEST_CR0), vmread(GUEST_CR3), vmread(GUEST_CR4), efer },
+        .rip_linear = vmread(GUEST_CS_BASE) + vmread(GUEST_RIP),
+        .long_mode = (efer & X86_EFER_LMA) && (vmread(GUEST_CS_AR_BYTES) & (1u << 13)),   /* CS.L */
+        .gpr = (const u64 *)x->regs,
+        .rsp = vmread(GUEST_RSP),
+    };
+    u32 len = apic_emul_guest_store(x->pc, &e, gpa, x->rec);
+    if (!len) {
         dump_state(x, "undecodable APIC write");
         hv_exit(HV_STATUS_FAIL, "apic_write");
     }
-    u32 value = st.imm ? st.value : (u32)read_gpr(x, st.reg);
-    x->rec->arg0 = gpa & (PAGE_SIZE - 1);
-    x->rec->arg1 = value;
-    apic_emul_mmio_write(x->pc, (u32)(gpa & (PAGE_SIZE - 1)), value);
-    x->rec->insn_len = (u8)st.len;
-    vmwrite(GUEST_RIP, vmread(GUEST_RIP) + st.len);
+    vmwrite(GUEST_RIP, vmread(GUEST_RIP) + len);
     vmwrite(GUEST_INTERRUPTIBILITY_INFO, vmread(GUEST_INTERRUPTIBILITY_INFO) & ~3ull);   /* STI / MOV SS blocking */
 }
 

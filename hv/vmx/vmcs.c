@@ -300,7 +300,7 @@ int vmx_start_guest(struct percpu *pc, const struct guest_start *gs)
 {
     /* A loaded guest's power-off port exits (guest_io.c); a 2-byte access checks both ports' bits. */
     u8 *io = ((struct vmx_cpu *)pc->vendor)->io_bitmap;
-    u16 port = guest_io_port();
+    u16 port = guest.pm1a_cnt_port;
     if (port) {
         io[port / 8] |= (u8)(1u << (port % 8));
         io[(port + 1) / 8] |= (u8)(1u << ((port + 1) % 8));

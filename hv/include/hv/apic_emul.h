@@ -10,6 +10,7 @@
 #ifndef HV_APIC_EMUL_H
 #define HV_APIC_EMUL_H
 
+#include <hv/guest_mem.h>
 #include <hv/percpu.h>
 
 #define APIC_REG_ICR_LO 0x300
@@ -26,6 +27,20 @@ bool apic_emul_is_apic(u64 gpa);
 void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
 void apic_emul_x2apic_icr(struct percpu *pc, u64 value);
+/* What a back end knows about an exit that stored to the read-only xAPIC page. */
+struct apic_store_exit {
+    struct guest_paging paging;     /* the guest's, to fetch the instruction */
+    u64 rip_linear;                 /* CS.base + RIP */
+    bool long_mode;                 /* EFER.LMA and CS.L: REX prefixes exist */
+    const u64 *gpr;                 /* the exit's register frame (struct guest_regs order) */
+    u64 rsp;                        /* the guest's RSP (not in the frame) */
+};
+/*
+ * Fetch and decode the store, emulate it or perform it on the real APIC, fill the record's operands
+ * (arg0 register offset, arg1 value, insn_len). Returns the instruction length to step over, or 0 when
+ * it cannot be decoded (reported; the caller dumps its state and ends the run).
+ */
+u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u64 gpa, struct hv_record *rec);
 /* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
 bool apic_emul_apic_base_write(u64 value);
 /* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */

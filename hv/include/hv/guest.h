@@ -27,6 +27,7 @@ enum guest_mode {
 #define GUEST_BOOT_DATA_END 0x15000
 #define GUEST_CMDLINE_MAX 2048
 #define GUEST_MODS_MAX    4
+#define GUEST_HV_RANGES_MAX 16
 
 /* Guest GDT selectors: the Linux 32-bit boot protocol wants __BOOT_CS = 0x10, __BOOT_DS = 0x18. */
 #define GUEST_SEL_CODE 0x10
@@ -47,6 +48,10 @@ struct guest {
     u64 initrd_base, initrd_len;    /* 0 if none */
     struct memmap map;              /* what the guest is told: RAM minus hypervisor memory */
     struct guest_start bsp;
+    /* Hypervisor memory, sorted: fixed once the pool is sealed (guest_isolate), none in blue-pill runs. */
+    struct mem_range hv[GUEST_HV_RANGES_MAX];
+    u32 hv_count;
+    u16 pm1a_cnt_port;              /* the one intercepted I/O port (ACPI power-off), 0 if none */
 };
 
 extern struct guest guest;
@@ -55,19 +60,16 @@ extern struct guest guest;
 bool guest_present(const struct multiboot_info *mbi);
 /* Load the kernel and write its boot data; call after the pool is sealed. Fails the run on errors. */
 void guest_load(const struct multiboot_info *mbi);
-/* Hypervisor memory (image, sealed page pool) as a sorted list; returns the count. */
-u32 guest_hv_ranges(struct mem_range *out, u32 max);
 /* Is gpa hypervisor memory the guest must never touch? */
 bool guest_gpa_is_hv(u64 gpa);
 struct stage2;
-/* Remove hypervisor memory from a stage-2 map (before any CPU runs the guest). */
+/* Note hypervisor memory (image, sealed page pool) in guest.hv and remove it from a stage-2 map. */
 bool guest_isolate(struct stage2 *s);
 /* A blocked guest access to hypervisor memory, for the console (the record is flagged by the caller). */
 void security_event(u32 cpu, const char *vendor, u64 gpa, const char *access, u64 rip);
 
-/* core/guest_io.c: the intercepted port (ACPI PM1a_CNT, 0 if none) and the accesses to it */
+/* core/guest_io.c: accesses to the intercepted port (guest.pm1a_cnt_port) */
 struct percpu;
-u16 guest_io_port(void);
 void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value);
 u32 guest_io_in(u16 port, u32 size);
 
