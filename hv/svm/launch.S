@@ -12,9 +12,10 @@
  * Host state (APM 15.5 "VMRUN", 15.6 "#VMEXIT"): VMRUN saves to VM_HSAVE_PA and #VMEXIT reloads only
  * CS, SS, DS, ES, GDTR, IDTR, CR0, CR3, CR4, EFER, RFLAGS, RIP, RSP and RAX. FS, GS, TR, LDTR,
  * KernelGSBase, STAR/LSTAR/CSTAR/SFMASK and SYSENTER_* are switched by VMSAVE/VMLOAD only (15.5.2):
- * the host's are VMSAVEd once to host_vmcb; each round VMLOADs the guest's, VMRUNs, VMSAVEs them back
- * into the guest's VMCB and VMLOADs the host's before any C code runs (it reaches struct percpu through
- * GS base, which a guest OS sets to its own).
+ * for a loaded guest (host_vmcb_pa != 0) the host's are VMSAVEd once to host_vmcb; each round VMLOADs
+ * the guest's, VMRUNs, VMSAVEs them back into the guest's VMCB and VMLOADs the host's before any C code
+ * runs (it reaches struct percpu through GS base, which a guest OS sets to its own). The blue-pill guest
+ * shares all of that state with the host (host_vmcb_pa = 0): no VMSAVE/VMLOAD on its exit path.
  *
  * GIF (APM 15.17): CLGI once before the loop. VMRUN sets GIF=1 for the guest and #VMEXIT clears it,
  * so the exit handler always runs with GIF=0: no interrupt, NMI or SMI can enter the host between
@@ -52,6 +53,8 @@ svm_vmrun_loop:
     rep stosq
 3:  clgi
     movq FRAME_HOST_VMCB(%rsp), %rax
+    testq %rax, %rax
+    jz 2f
     vmsave
 2:  movq 8(%rsp), %rcx
     movq 16(%rsp), %rdx
@@ -68,11 +71,15 @@ svm_vmrun_loop:
     movq 112(%rsp), %r14
     movq 120(%rsp), %r15
     movq FRAME_VMCB(%rsp), %rax
+    cmpq $0, FRAME_HOST_VMCB(%rsp)
+    jz 4f
     vmload
-    vmrun
+4:  vmrun
     /* #VMEXIT: RSP and RAX are the host's again (the frame, the VMCB address); the rest is the guest's. */
+    cmpq $0, FRAME_HOST_VMCB(%rsp)
+    jz 5f
     vmsave
-    movq %rcx, 8(%rsp)
+5:  movq %rcx, 8(%rsp)
     movq %rdx, 16(%rsp)
     movq %rbx, 24(%rsp)
     movq %rbp, 40(%rsp)
@@ -87,7 +94,9 @@ svm_vmrun_loop:
     movq %r14, 112(%rsp)
     movq %r15, 120(%rsp)
     movq FRAME_HOST_VMCB(%rsp), %rax
+    testq %rax, %rax
+    jz 6f
     vmload                          /* the host's GS base (struct percpu) and TR before any C code */
-    movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
+6:  movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
     call svm_exit_dispatch
     jmp 2b

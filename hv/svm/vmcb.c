@@ -159,7 +159,7 @@ int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     break_entry_on_request(pc, v);
 
     /* VMRUN: the loop runs on the VMM stack and never returns; the guest continues at guest_rip. */
-    svm_vmrun_loop(s->host_stack_top, (u64)v, (u64)s->host_vmcb, NULL);
+    svm_vmrun_loop(s->host_stack_top, (u64)v, 0, NULL);   /* blue pill: host and guest share FS/GS/TR */
 }
 
 /*

@@ -22,12 +22,7 @@
  */
     .align 16
 vmx_launch_fresh:
-    pushq %rbx
-    pushq %rbp
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    PUSH_CALLEE_SAVED
     movq %rdi, %rax
     movq 8(%rax), %rcx
     movq 16(%rax), %rdx
@@ -45,12 +40,7 @@ vmx_launch_fresh:
     movq 120(%rax), %r15
     movq 0(%rax), %rax
     vmlaunch
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
+    POP_CALLEE_SAVED
     ret
 
     .align 16

@@ -6,14 +6,28 @@
  * returns 0 to name's caller, so the same code continues as the guest. If setup returns (the launch
  * failed), name returns setup's error instead.
  */
-    .macro BLUE_PILL name, setup
-\name:
+/* The System V callee-saved registers, for entry points that may return to C. */
+    .macro PUSH_CALLEE_SAVED
     pushq %rbx
     pushq %rbp
     pushq %r12
     pushq %r13
     pushq %r14
     pushq %r15
+    .endm
+
+    .macro POP_CALLEE_SAVED
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    .endm
+
+    .macro BLUE_PILL name, setup
+\name:
+    PUSH_CALLEE_SAVED
     movq %rsp, %rsi                 /* guest RSP: the frame .Lguest_resume_\name pops */
     leaq .Lguest_resume_\name(%rip), %rdx
     subq $8, %rsp                   /* keep the call 16-byte aligned */
@@ -23,11 +37,6 @@
 .Lguest_resume_\name:
     xorl %eax, %eax                 /* now in the guest: return 0 */
 .Lrestore_\name:
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
+    POP_CALLEE_SAVED
     ret
     .endm
