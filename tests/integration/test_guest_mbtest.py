@@ -29,7 +29,7 @@ from hvtrace.launch.procs import group_members, wait_gone
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
-from tests.integration.conftest import RunFn, assert_clean
+from tests.integration.conftest import Run, RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow]
 
@@ -104,6 +104,16 @@ def check_security_records(recs: Records) -> None:
     assert flagged.tolist() == faults.tolist()
 
 
+def run_mbtest(hvtrace_run: RunFn, mbtest: Path, backend: str, cpus: int = 1, args: str = ARGS) -> Run:
+    """`hvtrace run --guest mbtest` on one back end; it must end with mbtest's pass status."""
+    run = hvtrace_run(
+        "run", "--backend", backend, "--cpus", str(cpus), "--memory", "256M",
+        "--guest", str(mbtest), "--append", args,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    return run
+
+
 @pytest.fixture
 def gz_initrd(tmp_path: Path) -> Path:
     """A gzip-compressed initrd: its size proves nobody unzipped it on the way."""
@@ -115,20 +125,7 @@ def gz_initrd(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------------------- QEMU (SVM)
 @pytest.mark.qemu
 def test_run_mbtest_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
-    run = hvtrace_run(
-        "run",
-        "--backend",
-        "qemu",
-        "--cpus",
-        "1",
-        "--memory",
-        "256M",
-        "--guest",
-        str(mbtest),
-        "--append",
-        ARGS,
-    )
-    assert run.returncode == 0, run.describe()
+    run = run_mbtest(hvtrace_run, mbtest, "qemu")
     check_mbtest_console(run.stdout.splitlines(), "svm")
     assert f"hvtrace: guest kernel {mbtest}, command line '{ARGS}'" in run.stdout
     assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
@@ -205,20 +202,7 @@ def test_cli_capture_of_mbtest(hvtrace_run: RunFn, mbtest: Path, tmp_path: Path)
 # --------------------------------------------------------------------------------------- Bochs (VT-x)
 @pytest.mark.bochs
 def test_run_mbtest_under_bochs(hvtrace_run: RunFn, mbtest: Path) -> None:
-    run = hvtrace_run(
-        "run",
-        "--backend",
-        "bochs",
-        "--cpus",
-        "1",
-        "--memory",
-        "256M",
-        "--guest",
-        str(mbtest),
-        "--append",
-        ARGS,
-    )
-    assert run.returncode == 0, run.describe()
+    run = run_mbtest(hvtrace_run, mbtest, "bochs")
     check_mbtest_console(run.stdout.splitlines(), "vmx")
     assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
     assert "note:" not in run.stderr, run.describe()  # Bochs quit cleanly after the status line
@@ -295,11 +279,7 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     hvtrace_run: RunFn, mbtest: Path, backend: str, vendor: str
 ) -> None:
     args = "mbtest cpus=2"
-    run = hvtrace_run(
-        "run", "--backend", backend, "--cpus", "2", "--memory", "256M",
-        "--guest", str(mbtest), "--append", args,
-    )  # fmt: skip
-    assert run.returncode == 0, run.describe()
+    run = run_mbtest(hvtrace_run, mbtest, backend, cpus=2, args=args)
     lines = run.stdout.splitlines()
     check_mbtest_console(lines, vendor, args)
     assert "mbtest: step ap: PASS every AP started by INIT-SIPI-SIPI runs virtualized" in lines, run.stdout
@@ -326,11 +306,7 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     """x2APIC mode (Bochs' corei7_skylake_x has it; QEMU 7.2's TCG does not): INIT and SIPI go through
     WRMSR 0x830, which the hypervisor intercepts and emulates like the xAPIC ICR stores."""
     args = "mbtest cpus=2 x2apic"
-    run = hvtrace_run(
-        "run", "--backend", "bochs", "--cpus", "2", "--memory", "256M",
-        "--guest", str(mbtest), "--append", args,
-    )  # fmt: skip
-    assert run.returncode == 0, run.describe()
+    run = run_mbtest(hvtrace_run, mbtest, "bochs", cpus=2, args=args)
     lines = run.stdout.splitlines()
     check_mbtest_console(lines, "vmx", args)
     ap_line = "mbtest: step ap: PASS every AP started by INIT-SIPI-SIPI (x2APIC ICR MSR) runs virtualized"

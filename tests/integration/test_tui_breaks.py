@@ -38,6 +38,11 @@ def select_reason(app: HvTraceApp, name: str) -> None:
     raise AssertionError(f"no {name} row")
 
 
+def notified(app: HvTraceApp, text: str) -> bool:
+    """Has the app shown a notification containing ``text``?"""
+    return any(text in str(n.message) for n in app._notifications)
+
+
 def gdb_children() -> list[int]:
     """gdb processes started by this test process (the TUI's MI gdb)."""
     me = str(os.getpid())
@@ -86,14 +91,7 @@ async def hit_on_cpuid_then_step_then_clear(app: HvTraceApp, pilot: Any, cpu: in
     assert app.break_hit.cpu == cpu
     # clear: the break is deleted, the VM runs and counts grow again
     await pilot.press("x")
-    await until(
-        pilot,
-        lambda: app.break_hit is None and not app.break_entries,
-        30,
-        f"the cleared break (hit {app.break_hit and (app.break_hit.entry, app.break_hit.step)}, "
-        f"entries {app.break_entries}, state {app.break_state}, "
-        f"notes {[str(n.message) for n in app._notifications][-4:]})",
-    )
+    await until(pilot, lambda: app.break_hit is None and not app.break_entries, 30, "the cleared break")
     assert not isinstance(app.screen, BreakHitScreen)
     await until(pilot, lambda: app.break_state == "running", 30, "the VM running again")
     before = app.stats.records
@@ -111,12 +109,7 @@ def test_break_on_cpuid_pauses_shows_the_exit_steps_and_resumes() -> None:
             await hit_on_cpuid_then_step_then_clear(app, pilot, cpu=1)
             # a filter the hypervisor cannot take is refused with hv-break's own message, nothing armed
             app.break_on("cpuid --bogus 1")
-            await until(
-                pilot,
-                lambda: any("unknown option" in str(n.message) for n in app._notifications),
-                30,
-                "the refusal",
-            )
+            await until(pilot, lambda: notified(app, "unknown option"), 30, "the refusal")
             assert not app.break_entries
             assert gdb_children()  # the TUI's gdb runs until the app ends
         assert not gdb_children()  # ...and is gone with it
@@ -178,12 +171,7 @@ def test_bochs_session_says_it_has_no_gdbstub_instead_of_offering_breaks() -> No
             await until(pilot, lambda: "CPUID" in table_rows(app), 30, "the CPUID row")
             select_reason(app, "CPUID")
             await pilot.press("b")
-            await until(
-                pilot,
-                lambda: any("no gdbstub" in str(n.message) for n in app._notifications),
-                10,
-                "the refusal",
-            )
+            await until(pilot, lambda: notified(app, "no gdbstub"), 10, "the refusal")
             assert app.breaks is None  # no gdb was started
             assert not gdb_children()
 

@@ -4,7 +4,6 @@ each exit's RIP, and in a replay, from the code map the capture stored in the tr
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from hvtrace.tui.app import HvTraceApp
 from hvtrace.tui.fmt import HEADER, INSN_WIDTH
 from hvtrace.tui.sources import LiveSource, ReplaySource
 from hvtrace.tui.widgets import LogView
+from tests.integration.test_tui_qemu import log_lines, pid_alive, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
@@ -36,29 +36,6 @@ EXPECTED: dict[int, Callable[[str], bool]] = {
     HvExitKind.VMCALL: lambda t: t == "vmmcall",
     HvExitKind.CR_ACCESS: lambda t: t.startswith("mov cr"),
 }
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[-1][:1] != "Z"
-
-
-async def until(pilot: Any, cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def log_lines(app: Any) -> list[str]:
-    view = app.query_one(LogView)
-    return [view.render_line(y).text for y in range(view.size.height)]
 
 
 def insn(line: str) -> str:
