@@ -101,8 +101,11 @@ static void handle_cpuid(struct exit_ctx *x)
 {
     u32 leaf = (u32)x->regs->rax, sub = (u32)x->regs->rcx;
     u32 a, b, c, d;
-    u64 mask = vmread(CR4_GUEST_HOST_MASK);     /* the guest's view of CR4: shadowed bits from the shadow */
-    u64 cr4 = (vmread(GUEST_CR4) & ~mask) | (vmread(CR4_READ_SHADOW) & mask);
+    u64 cr4 = 0;
+    if (leaf == 1 || leaf == 7) {   /* only they mirror CR4 bits: no VMREADs on the other (storm) leaves */
+        u64 mask = vmread(CR4_GUEST_HOST_MASK);     /* the guest's view: shadowed bits from the shadow */
+        cr4 = (vmread(GUEST_CR4) & ~mask) | (vmread(CR4_READ_SHADOW) & mask);
+    }
     hv_guest_cpuid(leaf, sub, cr4, &a, &b, &c, &d);     /* hypervisor leaves, CPUID.1:ECX[31] set */
     if (leaf == 1)
         c &= ~(1u << 5);    /* VMX: not offered to the guest */
