@@ -18,8 +18,14 @@ struct vmx_caps vmx_caps;
 #define WANT_PIN   (PIN_NMI_EXITING)
 #define WANT_CPU   (CPU_CR3_LOAD_EXITING | CPU_USE_IO_BITMAPS | CPU_USE_MSR_BITMAPS | CPU_ACTIVATE_SECONDARY)
 #define WANT_CPU2  (CPU2_ENABLE_EPT | CPU2_ENABLE_VPID)
-#define WANT_EXIT  (EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER)
-#define WANT_ENTRY (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
+/*
+ * Debug controls: the guest's DR7 and IA32_DEBUGCTL are saved on exit and loaded on entry (26.7.1,
+ * 26.8.1); without them every exit resets DR7 to 0x400 and DEBUGCTL to 0 underneath the guest (28.5.1),
+ * and its hardware breakpoints and LBRs stop working.
+ */
+#define WANT_EXIT  (EXIT_SAVE_DEBUG_CONTROLS | EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | \
+                    EXIT_SAVE_EFER | EXIT_LOAD_EFER)
+#define WANT_ENTRY (ENTRY_LOAD_DEBUG_CONTROLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
 /* Used when present, so the guest keeps instructions it has on bare metal (else they #UD). */
 #define OPTIONAL_CPU2 (CPU2_ENABLE_RDTSCP | CPU2_ENABLE_INVPCID | CPU2_ENABLE_XSAVES | CPU2_UNRESTRICTED_GUEST)
 

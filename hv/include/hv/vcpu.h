@@ -38,6 +38,16 @@ enum vcpu_seg { VCPU_ES, VCPU_CS, VCPU_SS, VCPU_DS, VCPU_FS, VCPU_GS };
 #define VEC_GP 13
 #define VEC_PF 14
 
+/* An event to deliver on the next entry (what VM_ENTRY_INTR_INFO / EVENTINJ will carry). */
+struct vcpu_event {
+    bool valid;
+    bool has_error;
+    u8 type;                    /* VCPU_EVT_* */
+    u8 vector;
+    u32 error;
+    u32 insn_len;               /* software interrupts and exceptions: the length of INT n / INT3 / INTO */
+};
+
 struct vcpu;
 
 struct vcpu_ops {
@@ -57,17 +67,38 @@ struct vcpu_ops {
     u64 (*seg_base)(struct vcpu *v, enum vcpu_seg seg);
     /* The guest's CR0, CR3, CR4 and EFER as the guest sees them. */
     void (*paging)(struct vcpu *v, struct guest_paging *out);
-    /* Deliver an event on the next entry (type VCPU_EVT_*). */
-    void (*inject)(struct vcpu *v, u32 type, u32 vector, bool has_error, u32 error);
+    /* Write the event to deliver on the next entry (the dispatcher does, once per exit). */
+    void (*inject)(struct vcpu *v, const struct vcpu_event *e);
+    /* The single-step trap of RFLAGS.TF after an emulated instruction: #DB with DR6.BS (SDM Vol. 3B 18.3.1.4). */
+    void (*single_step)(struct vcpu *v);
+    /*
+     * MOV to CR0/CR3/CR4 after core's architectural checks: the vendor's own rules (fixed bits, the
+     * CR4 bits this CPU supports) and the write itself, with what the instruction implies (long-mode
+     * activation, TLB flush, PDPTE load). False: #GP(0).
+     */
+    bool (*write_cr)(struct vcpu *v, u32 cr, u64 value);
+    /*
+     * An MSR the vendor owns (its virtualization MSRs, EFER under SVM, ...): VCPU_MSR_PASS lets core's
+     * policy decide; VCPU_MSR_DONE (a read fills *value) or VCPU_MSR_GP decide here.
+     */
+    int (*msr)(struct vcpu *v, u32 msr, bool write, u64 *value);
+    /* Before a fatal end: record the exit, snapshot the VMCS / VMCB, print the vendor's state and why. */
+    void (*dump)(struct vcpu *v, const char *why);
     /* Drop the guest's cached translations after a stage-2 change. */
     void (*stage2_flush)(struct vcpu *v);
 };
+
+#define VCPU_MSR_PASS 0
+#define VCPU_MSR_DONE 1
+#define VCPU_MSR_GP   2
 
 struct vcpu {
     const struct vcpu_ops *ops;
     struct percpu *pc;
     u64 *gpr;                   /* the exit's register frame (struct guest_regs order); RSP is ops->rsp */
     struct hv_record *rec;      /* this exit's trace record */
+    const char *vendor;         /* "vmx" / "svm": console prefix */
+    struct vcpu_event event;    /* to deliver on entry: re-injected from the exit, or raised by a handler */
 };
 
 static inline u64 vcpu_gpr(struct vcpu *v, u32 n)
@@ -85,10 +116,16 @@ static inline void vcpu_set_gpr(struct vcpu *v, u32 n, u64 value)
         v->gpr[n] = value;
 }
 
-static inline void vcpu_inject_exception(struct vcpu *v, u32 vector, bool has_error, u32 error)
-{
-    v->ops->inject(v, VCPU_EVT_HW_EXCEPTION, vector, has_error, error);
-}
+/*
+ * Raise a hardware exception in the guest. An event already pending (one whose delivery the exit
+ * interrupted) combines with it as the CPU would (SDM Vol. 3A 6.15, Table 6-5): #DF, or a triple
+ * fault that ends the run. In real mode no error code is pushed (SDM Vol. 3C 27.2.1.3).
+ */
+void vcpu_inject_exception(struct vcpu *v, u32 vector, bool has_error, u32 error);
+/* Step over the exiting instruction (length from the CPU, or decoded) and raise TF's single-step trap. */
+void vcpu_skip(struct vcpu *v);
+/* Step over 'len' bytes (an instruction core decoded itself) and raise TF's single-step trap. */
+void vcpu_skip_len(struct vcpu *v, u32 len);
 
 static inline void vcpu_inject_gp0(struct vcpu *v) { vcpu_inject_exception(v, VEC_GP, true, 0); }
 static inline void vcpu_inject_ud(struct vcpu *v) { vcpu_inject_exception(v, VEC_UD, false, 0); }

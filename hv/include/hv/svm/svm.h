@@ -124,6 +124,12 @@ const char *svm_vmcb_invalid_field(const struct vmcb *v);
 void svm_dump_vmcb(const struct vmcb *v);
 void svm_snapshot(struct percpu *pc, u32 why);
 /* Length of the exiting instruction at rip (only the instructions hvtrace intercepts), 0 if unknown. */
-u32 svm_insn_len(const u8 *rip);
+/*
+ * The length of the instruction at 'p' (n bytes readable) that raised #VMEXIT 'code', or 0 when the
+ * bytes are not an instruction that raises that exit (insn_len.c).
+ */
+u32 svm_insn_len(const u8 *p, u32 n, bool long_mode, u64 code);
+/* The offset of the opcode after legacy prefixes and REX (returned in *rex, 0 if none). */
+u32 svm_insn_prefixes(const u8 *p, u32 n, bool long_mode, u8 *rex);
 
 #endif

@@ -58,12 +58,14 @@
 #define CPU2_ENABLE_INVPCID          (1u << 12)
 #define CPU2_ENABLE_XSAVES           (1u << 20)
 /* VM-exit controls (26.7.1). */
+#define EXIT_SAVE_DEBUG_CONTROLS     (1u << 2)
 #define EXIT_HOST_ADDR_SPACE_SIZE    (1u << 9)
 #define EXIT_SAVE_PAT                (1u << 18)
 #define EXIT_LOAD_PAT                (1u << 19)
 #define EXIT_SAVE_EFER               (1u << 20)
 #define EXIT_LOAD_EFER               (1u << 21)
 /* VM-entry controls (26.8.1). */
+#define ENTRY_LOAD_DEBUG_CONTROLS    (1u << 2)
 #define ENTRY_IA32E_MODE_GUEST       (1u << 9)
 #define ENTRY_LOAD_PAT               (1u << 14)
 #define ENTRY_LOAD_EFER              (1u << 15)
@@ -79,6 +81,7 @@
 #define VPID_CAP_INVVPID             (1ull << 32)
 #define VPID_CAP_INVVPID_SINGLE      (1ull << 41)
 #define VPID_CAP_INVVPID_ALL         (1ull << 42)
+#define VPID_CAP_INVVPID_SINGLE_KEEP_GLOBALS (1ull << 43)
 
 #define CR4_VMXE                     (1ull << 13)
 #define CR4_OSXSAVE                  (1ull << 18)
@@ -86,7 +89,8 @@
 /* Basic exit reasons (SDM Vol. 3D Appendix C, Table C-1). */
 enum vmx_exit_reason {
     EXIT_REASON_EXCEPTION_NMI = 0, EXIT_REASON_EXTERNAL_INTERRUPT = 1, EXIT_REASON_TRIPLE_FAULT = 2,
-    EXIT_REASON_INIT = 3, EXIT_REASON_SIPI = 4, EXIT_REASON_CPUID = 10, EXIT_REASON_HLT = 12,
+    EXIT_REASON_INIT = 3, EXIT_REASON_SIPI = 4, EXIT_REASON_TASK_SWITCH = 9, EXIT_REASON_CPUID = 10,
+    EXIT_REASON_GETSEC = 11, EXIT_REASON_HLT = 12,
     EXIT_REASON_INVD = 13, EXIT_REASON_VMCALL = 18, EXIT_REASON_VMCLEAR = 19, EXIT_REASON_VMLAUNCH = 20,
     EXIT_REASON_VMPTRLD = 21, EXIT_REASON_VMPTRST = 22, EXIT_REASON_VMREAD = 23, EXIT_REASON_VMRESUME = 24,
     EXIT_REASON_VMWRITE = 25, EXIT_REASON_VMXOFF = 26, EXIT_REASON_VMXON = 27, EXIT_REASON_CR_ACCESS = 28,
@@ -104,6 +108,9 @@ enum vmx_exit_reason {
 #define INTR_TYPE_NMI              (2u << 8)
 #define INTR_TYPE_HARD_EXCEPTION   (3u << 8)
 #define INTR_TYPE_SOFT_EXCEPTION   (6u << 8)
+#define INTR_INFO_NMI_UNBLOCKED    (1u << 12)   /* exit info only: NMI unblocking due to IRET (28.2.3) */
+/* Pending debug exceptions: BS, a single-step trap (26.4.2, Table 26-4). */
+#define PENDING_DBG_BS             (1ull << 14)
 
 /* The controls and limits computed once from the capability MSRs, identical on every CPU. */
 struct vmx_caps {

@@ -1,0 +1,290 @@
+/* The exit handlers both back ends share: see exit_common.h. */
+#include <hv/abi.h>
+#include <hv/apic_emul.h>
+#include <hv/backend.h>
+#include <hv/console.h>
+#include <hv/cpuid_leaves.h>
+#include <hv/exit_common.h>
+#include <hv/fixup.h>
+#include <hv/guest.h>
+#include <hv/hypercall.h>
+#include <hv/memmap.h>
+#include <hv/panic.h>
+#include <hv/stage2.h>
+#include <hv/x86.h>
+
+#define CPUID_1_ECX_VMX         (1u << 5)
+#define CPUID_1_ECX_SMX         (1u << 6)
+#define CPUID_80000001_ECX_SVM  (1u << 2)
+#define MSR_X2APIC_ICR_INDEX    0x830
+#define MSR_VMX_FIRST           0x480   /* IA32_VMX_BASIC .. IA32_VMX_VMFUNC (SDM Vol. 4 Table 2-2) */
+#define MSR_VMX_LAST            0x491
+#define CR0_NW (1ull << 29)
+#define CR0_CD (1ull << 30)
+#define CR4_PAE (1ull << 5)
+#define CR4_LA57 (1ull << 12)
+#define CR4_PCIDE (1ull << 17)
+
+u32 cpu_phys_bits(void)
+{
+    static u32 bits;
+    if (!bits) {
+        u32 max, a, b, c, d;
+        cpuid(0x80000000, 0, &max, &b, &c, &d);
+        bits = 36;
+        if (max >= 0x80000008) {
+            cpuid(0x80000008, 0, &a, &b, &c, &d);
+            bits = a & 0xff;
+        }
+    }
+    return bits;
+}
+
+/*
+ * CPUID: the hypervisor leaves and the guest's CR4 mirrors come from hv_guest_cpuid. Neither
+ * virtualization extension is offered (no nested virtualization), nor SMX; leaf 8000_000Ah is SVM's
+ * feature leaf where the CPU has SVM (APM Vol. 3 E.4.9) and reads as zeros then.
+ */
+void exit_cpuid(struct vcpu *v)
+{
+    u32 leaf = (u32)v->gpr[0], sub = (u32)v->gpr[1];
+    u32 a, b, c, d;
+    struct guest_paging p = { 0 };
+    if (leaf == 1 || leaf == 7)         /* only these mirror CR4: no paging read on the storm's leaves */
+        v->ops->paging(v, &p);
+    hv_guest_cpuid(leaf, sub, p.cr4, &a, &b, &c, &d);
+    if (leaf == 1) {
+        c &= ~(CPUID_1_ECX_VMX | CPUID_1_ECX_SMX);
+    } else if (leaf == 0x80000001) {
+        c &= ~CPUID_80000001_ECX_SVM;
+    } else if (leaf == 0x8000000a) {
+        u32 ha, hb, hc, hd;
+        cpuid(0x80000001, 0, &ha, &hb, &hc, &hd);
+        if (hc & CPUID_80000001_ECX_SVM)
+            a = b = c = d = 0;
+    }
+    v->gpr[0] = a;
+    v->gpr[3] = b;
+    v->gpr[1] = c;
+    v->gpr[2] = d;
+    vcpu_skip(v);
+}
+
+static bool is_vmx_msr(u32 msr)
+{
+    return msr >= MSR_VMX_FIRST && msr <= MSR_VMX_LAST;
+}
+
+/* RDMSR / WRMSR are executed for real; an MSR that faults raises #GP in the guest, as on hardware. */
+void exit_msr_read(struct vcpu *v)
+{
+    u32 msr = (u32)v->gpr[1];
+    u64 value = 0;
+    int own = v->ops->msr(v, msr, false, &value);
+    /* The VMX capability MSRs do not exist for a guest without VMX (and on AMD at all): #GP. */
+    if (own == VCPU_MSR_GP || (own == VCPU_MSR_PASS && (is_vmx_msr(msr) || safe_rdmsr(msr, &value)))) {
+        vcpu_inject_gp0(v);
+        return;
+    }
+    v->gpr[0] = (u32)value;
+    v->gpr[2] = value >> 32;
+    vcpu_skip(v);
+}
+
+void exit_msr_write(struct vcpu *v)
+{
+    u32 msr = (u32)v->gpr[1];
+    u64 value = (v->gpr[2] << 32) | (u32)v->gpr[0];
+    int own = v->ops->msr(v, msr, true, &value);
+    bool ok;
+    if (own != VCPU_MSR_PASS)
+        ok = own == VCPU_MSR_DONE;
+    else if (msr == MSR_X2APIC_ICR_INDEX)
+        ok = (apic_emul_x2apic_icr(v->pc, value), true);   /* the guest's INIT / SIPI (apic_emul.h) */
+    else if (msr == MSR_APIC_BASE)
+        ok = apic_emul_apic_base_write(value);
+    else
+        ok = !is_vmx_msr(msr) && !safe_wrmsr(msr, value);
+    if (!ok) {
+        vcpu_inject_gp0(v);
+        return;
+    }
+    vcpu_skip(v);
+}
+
+void exit_invd(struct vcpu *v)
+{
+    /* INVD would drop dirty lines the hypervisor owns: give it WBINVD semantics instead. */
+    __asm__ volatile("wbinvd" ::: "memory");
+    vcpu_skip(v);
+}
+
+void exit_hypercall(struct vcpu *v)
+{
+    /* Only the guest kernel may call the hypervisor; at CPL > 0 VMCALL / VMMCALL is #UD (SDM, APM). */
+    if (v->ops->cpl(v) != 0) {
+        vcpu_inject_ud(v);
+        return;
+    }
+    v->gpr[0] = hypercall_dispatch(v->pc, v->gpr[0], v->gpr[3]);
+    vcpu_skip(v);
+}
+
+void exit_undefined(struct vcpu *v)
+{
+    vcpu_inject_ud(v);
+}
+
+void exit_xsetbv(struct vcpu *v)
+{
+    u32 index = (u32)v->gpr[1];
+    u64 value = (v->gpr[2] << 32) | (u32)v->gpr[0];
+    /*
+     * XSETBV at CPL > 0 is #GP (SVM checks the intercept first, APM 15.13.2; VT-x raises it before the
+     * exit). Otherwise it is executed for real: the CPU itself checks XCR0 validity (SDM Vol. 2C XSETBV).
+     */
+    if (v->ops->cpl(v) != 0 || safe_xsetbv(index, value)) {
+        vcpu_inject_gp0(v);
+        return;
+    }
+    vcpu_skip(v);
+}
+
+void exit_io(struct vcpu *v, const struct io_access *a)
+{
+    if (a->string) {
+        v->ops->dump(v, "string I/O to an intercepted port");
+        hv_exit(HV_STATUS_FAIL, "string_io");
+    }
+    u32 mask = a->size == 4 ? 0xffffffffu : (1u << (8 * a->size)) - 1;
+    if (a->in) {
+        /* IN of 1 or 2 bytes keeps the rest of RAX; IN EAX zero-extends into RAX (SDM Vol. 1 3.4.1.1). */
+        u64 keep = a->size == 4 ? 0 : v->gpr[0] & ~(u64)mask;
+        v->gpr[0] = keep | guest_io_in(a->port, a->size);
+    } else {
+        guest_io_out(v->pc, a->port, a->size, (u32)v->gpr[0] & mask);
+    }
+    vcpu_skip(v);
+}
+
+/* The checks of MOV to CR0 / CR3 / CR4 that hold on every x86 CPU (SDM Vol. 2B MOV CR, Vol. 3A 2.5). */
+static bool cr_write_allowed(struct vcpu *v, u32 cr, u64 value)
+{
+    struct guest_paging p;
+    v->ops->paging(v, &p);
+    bool lma = (p.efer & X86_EFER_LMA) != 0;
+    switch (cr) {
+    case 0:
+        if (value >> 32)
+            return false;                               /* reserved bits 63:32 */
+        if ((value & X86_CR0_PG) && !(value & X86_CR0_PE))
+            return false;                               /* PG without PE */
+        if ((value & CR0_NW) && !(value & CR0_CD))
+            return false;                               /* NW without CD */
+        if (!(value & X86_CR0_PG) && v->ops->code_bits(v) == 64)
+            return false;                               /* paging off in 64-bit mode */
+        if ((value & X86_CR0_PG) && !(p.cr0 & X86_CR0_PG) && (p.efer & X86_EFER_LME) && !(p.cr4 & CR4_PAE))
+            return false;                               /* IA-32e mode activation needs CR4.PAE (10.8.5) */
+        return true;
+    case 3:
+        /* In IA-32e mode bits above MAXPHYADDR are reserved (bit 63 is the no-flush hint with PCIDE). */
+        if (lma) {
+            u64 addr = (p.cr4 & CR4_PCIDE) ? value & ~(1ull << 63) : value;
+            return !(addr >> cpu_phys_bits());
+        }
+        return true;
+    case 4:
+        if (lma && !(value & CR4_PAE))
+            return false;                               /* PAE cannot be cleared in IA-32e mode */
+        if (lma && ((value ^ p.cr4) & CR4_LA57))
+            return false;                               /* LA57 cannot change in IA-32e mode */
+        if ((value & CR4_PCIDE) && !(p.cr4 & CR4_PCIDE) && (!lma || (p.cr3 & 0xfff)))
+            return false;                               /* PCIDE needs IA-32e mode and CR3[11:0] = 0 */
+        return true;
+    default:
+        return false;
+    }
+}
+
+void exit_cr_write(struct vcpu *v, u32 cr, u64 value)
+{
+    if (!cr_write_allowed(v, cr, value) || !v->ops->write_cr(v, cr, value)) {
+        vcpu_inject_gp0(v);
+        return;
+    }
+    vcpu_skip(v);
+}
+
+/* A guest store to the read-only xAPIC page: emulated or written through (apic_emul.c), stepped over. */
+static void emulate_apic_store(struct vcpu *v, u64 gpa)
+{
+    struct apic_store_exit e = {
+        .rip_linear = v->ops->seg_base(v, VCPU_CS) + v->ops->rip(v),
+        .long_mode = v->ops->code_bits(v) == 64,
+        .gpr = v->gpr,
+        .rsp = v->ops->rsp(v),
+    };
+    v->ops->paging(v, &e.paging);
+    u32 len = apic_emul_guest_store(v->pc, &e, gpa, v->rec);
+    if (!len) {
+        v->ops->dump(v, "undecodable APIC write");
+        hv_exit(HV_STATUS_FAIL, "apic_write");
+    }
+    vcpu_skip_len(v, len);
+}
+
+void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
+{
+    const char *what = access & S2_WRITE ? "write" : access & S2_FETCH ? "fetch" : "read";
+    if (guest_gpa_is_hv(gpa)) {
+        /* Hypervisor memory is absent from the stage-2 map (guest_isolation.c): never mapped, never written. */
+        v->rec->flags |= HV_REC_SECURITY;
+        security_event(v->pc->index, v->vendor, gpa, what, v->ops->rip(v));
+        vcpu_inject_gp0(v);
+        return;
+    }
+    if (apic_emul_is_apic(gpa) && (access & S2_WRITE)) {
+        emulate_apic_store(v, gpa);
+        return;
+    }
+    /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */
+    if (stage2_map_hole(virt_backend->stage2, &hv_memmap, gpa)) {
+        v->ops->stage2_flush(v);
+        return;
+    }
+    printk("%s: CPU %u: stage-2 fault at GPA 0x%lx (%s) RIP=0x%lx\n", v->vendor, v->pc->index, gpa, what,
+           v->ops->rip(v));
+    v->ops->dump(v, "stage-2 fault without a handler");
+    hv_exit(HV_STATUS_FAIL, "stage2_fault");
+}
+
+void exit_record_gpr_operands(struct vcpu *v, u32 kind)
+{
+    const u64 *g = v->gpr;
+    struct hv_record *r = v->rec;
+    switch (kind) {
+    case HV_EXIT_CPUID:
+        r->arg0 = (u32)g[0];                            /* leaf */
+        r->arg1 = (u32)g[1];                            /* sub-leaf */
+        break;
+    case HV_EXIT_MSR_READ:
+    case HV_EXIT_MSR_WRITE:
+    case HV_EXIT_XSETBV:
+        r->arg0 = (u32)g[1];                            /* MSR index / XCR number */
+        r->arg1 = kind == HV_EXIT_MSR_READ ? 0 : (g[2] << 32) | (u32)g[0];
+        break;
+    case HV_EXIT_VMCALL:
+        r->arg0 = g[0];                                 /* hypercall function */
+        r->arg1 = g[3];                                 /* argument (RBX) */
+        break;
+    }
+}
+
+void exit_print_gprs(const struct vcpu *v)
+{
+    const u64 *r = v->gpr;
+    printk("  RAX=0x%lx RBX=0x%lx RCX=0x%lx RDX=0x%lx RSI=0x%lx RDI=0x%lx RBP=0x%lx\n", r[0], r[3], r[1], r[2], r[6],
+           r[7], r[5]);
+    printk("  R8=0x%lx R9=0x%lx R10=0x%lx R11=0x%lx R12=0x%lx R13=0x%lx R14=0x%lx R15=0x%lx\n", r[8], r[9], r[10],
+           r[11], r[12], r[13], r[14], r[15]);
+}

@@ -1,0 +1,72 @@
+/*
+ * What every back end does to an exiting CPU the same way: combining a new exception with the event
+ * whose delivery the exit interrupted, and stepping over an instruction (with RFLAGS.TF's trap).
+ */
+#include <hv/abi.h>
+#include <hv/panic.h>
+#include <hv/vcpu.h>
+#include <hv/x86.h>
+
+#define RFLAGS_TF (1ull << 8)
+
+/* Exception classes for delivering a second exception during the first (SDM Vol. 3A 6.15, Table 6-4). */
+enum exc_class { EXC_BENIGN, EXC_CONTRIBUTORY, EXC_PAGE_FAULT, EXC_DOUBLE_FAULT };
+
+static enum exc_class exc_class(const struct vcpu_event *e)
+{
+    if (e->type != VCPU_EVT_HW_EXCEPTION)
+        return EXC_BENIGN;              /* interrupts, NMIs and software events combine as benign */
+    switch (e->vector) {
+    case VEC_DE:
+    case VEC_TS:
+    case VEC_NP:
+    case VEC_SS:
+    case VEC_GP:
+        return EXC_CONTRIBUTORY;
+    case VEC_PF:
+        return EXC_PAGE_FAULT;
+    case VEC_DF:
+        return EXC_DOUBLE_FAULT;
+    default:
+        return EXC_BENIGN;
+    }
+}
+
+void vcpu_inject_exception(struct vcpu *v, u32 vector, bool has_error, u32 error)
+{
+    struct guest_paging p;
+    v->ops->paging(v, &p);
+    struct vcpu_event next = { true, has_error && (p.cr0 & X86_CR0_PE), VCPU_EVT_HW_EXCEPTION, (u8)vector, error, 0 };
+    if (v->event.valid) {
+        /* Table 6-5: which second exception during the first is a double fault, which a shutdown. */
+        enum exc_class first = exc_class(&v->event), second = exc_class(&next);
+        if (first == EXC_DOUBLE_FAULT && (second == EXC_CONTRIBUTORY || second == EXC_PAGE_FAULT)) {
+            /* A triple fault: the CPU shuts down. The guest ended the run itself. */
+            v->event.valid = false;
+            v->ops->dump(v, "guest triple fault (an exception while delivering #DF)");
+            hv_exit(HV_STATUS_FAIL, "guest_triple_fault");
+        }
+        if ((first == EXC_CONTRIBUTORY && second == EXC_CONTRIBUTORY) ||
+            (first == EXC_PAGE_FAULT && second != EXC_BENIGN))
+            next = (struct vcpu_event){ true, (p.cr0 & X86_CR0_PE) != 0, VCPU_EVT_HW_EXCEPTION, VEC_DF, 0, 0 };
+        /* Otherwise the two are handled serially: the second is delivered, the first comes back on re-execution. */
+    }
+    v->event = next;
+}
+
+void vcpu_skip_len(struct vcpu *v, u32 len)
+{
+    v->ops->advance(v, len);
+    if (v->ops->rflags(v) & RFLAGS_TF)
+        v->ops->single_step(v);         /* the trap the instruction would have raised (SDM Vol. 3B 18.3.1.4) */
+}
+
+void vcpu_skip(struct vcpu *v)
+{
+    u32 len = v->ops->insn_len(v);
+    if (!len) {
+        v->ops->dump(v, "the length of the exiting instruction is unknown");
+        hv_exit(HV_STATUS_FAIL, "insn_len");
+    }
+    vcpu_skip_len(v, len);
+}

@@ -1,0 +1,244 @@
+/*
+ * The SVM vcpu accessor (vcpu.h): guest state lives in the VMCB's save area (APM Vol. 2 Appendix B),
+ * the GPRs but RSP in the VMRUN loop's frame (RAX is copied there and back by the dispatcher).
+ */
+#include <hv/abi.h>
+#include <hv/apic_emul.h>
+#include <hv/console.h>
+#include <hv/exit_common.h>
+#include <hv/fixup.h>
+#include <hv/guest_mem.h>
+#include <hv/panic.h>
+#include <hv/svm/vcpu.h>
+#include <hv/trace.h>
+#include <hv/x86.h>
+
+#define CR0_PG (1ull << 31)
+#define SEG_ATTR_L (1u << 9)        /* VMCB segment attributes: L, D/B (APM Vol. 2 Table B-2) */
+#define SEG_ATTR_DB (1u << 10)
+#define RFLAGS_VM (1ull << 17)
+#define DR6_BS (1ull << 14)
+
+static struct svm_exit *X(struct vcpu *v)
+{
+    return (struct svm_exit *)v;
+}
+
+static struct vmcb_save *S(struct vcpu *v)
+{
+    return &X(v)->vmcb->save;
+}
+
+static u64 get_rsp(struct vcpu *v) { return S(v)->rsp; }
+static void set_rsp(struct vcpu *v, u64 x) { S(v)->rsp = x; }
+static u64 get_rip(struct vcpu *v) { return S(v)->rip; }
+static void set_rip(struct vcpu *v, u64 x) { S(v)->rip = x; }
+static u64 get_rflags(struct vcpu *v) { return S(v)->rflags; }
+static void set_rflags(struct vcpu *v, u64 x) { S(v)->rflags = x; }
+
+static u32 cpl(struct vcpu *v) { return S(v)->cpl; }
+
+static u32 code_bits(struct vcpu *v)
+{
+    const struct vmcb_save *s = S(v);
+    if ((s->efer & EFER_LMA) && (s->cs.attrib & SEG_ATTR_L))
+        return 64;
+    if (!(s->cr0 & X86_CR0_PE) || (s->rflags & RFLAGS_VM))
+        return 16;                                      /* real mode, virtual-8086 mode */
+    return s->cs.attrib & SEG_ATTR_DB ? 32 : 16;
+}
+
+static u64 seg_base(struct vcpu *v, enum vcpu_seg seg)
+{
+    const struct vmcb_seg *segs = &S(v)->es;           /* ES, CS, SS, DS, FS, GS in VMCB order */
+    return segs[seg].base;
+}
+
+static void paging(struct vcpu *v, struct guest_paging *out)
+{
+    const struct vmcb_save *s = S(v);
+    *out = (struct guest_paging){ s->cr0, s->cr3, s->cr4, s->efer & ~EFER_SVME };
+}
+
+u32 svm_fetch_insn(struct svm_exit *x, u8 *buf, u32 len)
+{
+    struct guest_paging p;
+    paging(&x->vcpu, &p);
+    u64 rip = x->vmcb->save.cs.base + x->vmcb->save.rip;
+    if (guest_read_linear(&p, rip, buf, len))
+        return len;
+    u32 page_left = PAGE_SIZE - (u32)(rip & (PAGE_SIZE - 1));     /* the next page may be unmapped */
+    return page_left < len && guest_read_linear(&p, rip, buf, page_left) ? page_left : 0;
+}
+
+/*
+ * The exiting instruction's length: next_rip where the CPU saves it (NRIPS, APM 15.7.1), EXITINFO2 for
+ * IOIO (15.10.2), else decoded at guest RIP and checked against the instruction the exit code implies.
+ */
+static u32 insn_len(struct vcpu *v)
+{
+    struct svm_exit *x = X(v);
+    const struct vmcb *vm = x->vmcb;
+    if (x->code == SVM_EXIT_IOIO)
+        return (u32)(vm->control.exitinfo2 - vm->save.rip);
+    if (x->s->nrips && vm->control.next_rip)
+        return (u32)(vm->control.next_rip - vm->save.rip);
+    u8 b[15] = { 0 };
+    u32 n = svm_fetch_insn(x, b, sizeof(b));
+    u32 len = n ? svm_insn_len(b, n, code_bits(v) == 64, x->code) : 0;
+    if (!len)
+        printk("svm: CPU %u: cannot decode the length of the exiting instruction: %02x %02x %02x %02x\n",
+               v->pc->index, b[0], b[1], b[2], b[3]);
+    return len;
+}
+
+/* Past the instruction; the STI / MOV-SS shadow ends with it (15.21.5). */
+static void advance(struct vcpu *v, u32 len)
+{
+    S(v)->rip += len;
+    X(v)->vmcb->control.interrupt_shadow &= ~1ull;
+    v->rec->insn_len = (u8)len;
+}
+
+/* EVENTINJ (APM 15.20): delivered through the guest IDT by the next VMRUN. */
+static void inject(struct vcpu *v, const struct vcpu_event *e)
+{
+    u64 type = e->type == VCPU_EVT_EXTINT ? SVM_EVT_TYPE_INTR
+               : e->type == VCPU_EVT_NMI  ? SVM_EVT_TYPE_NMI
+               : e->type == VCPU_EVT_SW_INT ? SVM_EVT_TYPE_SOFT
+                                            : SVM_EVT_TYPE_EXCEPT;
+    u64 ev = SVM_EVT_VALID | type | e->vector;
+    if (e->has_error)
+        ev |= SVM_EVT_ERROR_VALID | ((u64)e->error << 32);
+    X(v)->vmcb->control.event_inj = ev;
+}
+
+/* TF after an emulated instruction: the single-step #DB trap, DR6.BS set (APM Vol. 2 13.1.1.6). */
+static void single_step(struct vcpu *v)
+{
+    S(v)->dr6 |= DR6_BS;
+    vcpu_inject_exception(v, VEC_DB, false, 0);
+}
+
+static void flush_guest_tlb(struct vcpu *v)
+{
+    /* TLB_CONTROL (APM 15.16.1): this ASID only where the CPU can; QEMU TCG implements only "all". */
+    X(v)->vmcb->control.tlb_control = svm_caps.flush_by_asid ? SVM_TLB_FLUSH_GUEST : SVM_TLB_FLUSH_ALL;
+}
+
+/*
+ * MOV to CR: the guest owns CR0/CR3/CR4 in the VMCB; core checked the architectural rules, this adds
+ * the CR4 bits this CPU supports (CR4.VMXE among the reserved: no VMX on AMD) and flushes the guest TLB
+ * as the real MOV would. With nested paging the PDPTEs are not cached (APM 15.25.10).
+ */
+static bool write_cr(struct vcpu *v, u32 cr, u64 value)
+{
+    struct vmcb_save *s = S(v);
+    switch (cr) {
+    case 0:
+        /* Long mode activates/deactivates with paging when LME is set (APM 14.6.1). */
+        if ((s->efer & EFER_LME) && (value & CR0_PG))
+            s->efer |= EFER_LMA;
+        else if (!(value & CR0_PG))
+            s->efer &= ~EFER_LMA;
+        s->cr0 = value;
+        break;
+    case 3:
+        s->cr3 = value & ~(1ull << 63);                 /* the PCIDE no-flush hint: the flush is a superset */
+        break;
+    case 4:
+        if (value & ~svm_caps.cr4_allowed)
+            return false;
+        s->cr4 = value;
+        break;
+    default:
+        return false;
+    }
+    flush_guest_tlb(v);
+    return true;
+}
+
+/*
+ * The MSRPM covers the three ranges AMD defines MSRs in (APM 15.11); an access outside them always
+ * exits. Such an MSR is not offered to the guest: #GP without executing it. (Executing it would not
+ * do: QEMU TCG's RDMSR returns 0 for any unknown MSR instead of #GP. Limitation: AMD's SMCA bank
+ * MSRs at C000_2000h lie outside the map too and are hidden as well.)
+ */
+static bool in_msrpm_range(u32 msr)
+{
+    return msr <= 0x1fff || msr - 0xc0000000 <= 0x1fff || msr - 0xc0010000 <= 0x1fff;
+}
+
+/* EFER as the guest may write it: SVME is hidden (kept 1 underneath), LMA is read-only (APM 3.1.7). */
+static bool write_efer(struct vmcb_save *s, u64 value)
+{
+    u64 allowed = EFER_SCE | EFER_LME | EFER_LMA;
+    if (svm_caps.cpuid_80000001_edx & (1u << 20))
+        allowed |= EFER_NXE;
+    if (svm_caps.cpuid_80000001_edx & (1u << 25))
+        allowed |= EFER_FFXSR;
+    if (value & ~allowed)
+        return false;                               /* reserved, or SVME (SVM hidden) */
+    if (((value ^ s->efer) & EFER_LME) && (s->cr0 & CR0_PG))
+        return false;                               /* LME changes only with paging off */
+    s->efer = (value & ~EFER_LMA) | (s->efer & EFER_LMA) | EFER_SVME;
+    return true;
+}
+
+/*
+ * SVM's own MSRs are virtual: VM_CR reads as firmware that disabled and locked SVM shows it (SVMDIS |
+ * LOCK, APM 15.30.1), so a guest that probes it learns SVM is unavailable; writing VM_CR or touching
+ * VM_HSAVE_PA is #GP, which is what a locked VM_CR and an absent SVM give on hardware.
+ */
+static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
+{
+    struct vmcb_save *s = S(v);
+    if (index == MSR_EFER) {
+        if (write)
+            return write_efer(s, *value) ? VCPU_MSR_DONE : VCPU_MSR_GP;
+        *value = s->efer & ~EFER_SVME;
+        return VCPU_MSR_DONE;
+    }
+    if (index == MSR_VM_CR && !write) {
+        if (safe_rdmsr(MSR_VM_CR, value))           /* absent under some emulators: then 0 */
+            *value = 0;
+        *value |= VM_CR_SVMDIS | VM_CR_LOCK;
+        return VCPU_MSR_DONE;
+    }
+    if (index == MSR_VM_CR || index == MSR_VM_HSAVE_PA || !in_msrpm_range(index))
+        return VCPU_MSR_GP;
+    return VCPU_MSR_PASS;
+}
+
+static void dump(struct vcpu *v, const char *why)
+{
+    struct svm_exit *x = X(v);
+    /* For post-mortem tools, before anything else can fail: the fatal exit's record and the VMCB. */
+    trace_exit(v->pc, v->rec);
+    svm_snapshot(v->pc, HV_SNAP_FATAL);
+    printk("svm: CPU %u: %s: exit code 0x%lx (%s) exitinfo1=0x%lx exitinfo2=0x%lx\n", v->pc->index, why, x->code,
+           svm_exit_name(x->code), x->vmcb->control.exitinfo1, x->vmcb->control.exitinfo2);
+    svm_dump_vmcb(x->vmcb);
+    exit_print_gprs(v);
+}
+
+const struct vcpu_ops svm_vcpu_ops = {
+    .rsp = get_rsp,
+    .set_rsp = set_rsp,
+    .rip = get_rip,
+    .set_rip = set_rip,
+    .rflags = get_rflags,
+    .set_rflags = set_rflags,
+    .insn_len = insn_len,
+    .advance = advance,
+    .cpl = cpl,
+    .code_bits = code_bits,
+    .seg_base = seg_base,
+    .paging = paging,
+    .inject = inject,
+    .single_step = single_step,
+    .write_cr = write_cr,
+    .msr = msr,
+    .dump = dump,
+    .stage2_flush = flush_guest_tlb,
+};
