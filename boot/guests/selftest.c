@@ -334,8 +334,10 @@ static bool step_stage2_hole(char *why, size_t n)
     u64 hole = 0;
     for (u32 i = 0; i + 1 < hv_memmap.count && !hole; i++) {
         u64 end = hv_memmap.range[i].base + hv_memmap.range[i].length;
-        if (end >= MiB(1) && end + MiB(1) <= hv_memmap.range[i + 1].base && end + MiB(1) <= GiB(4))
-            hole = ALIGN_UP(end, PAGE_SIZE) + this_cpu()->index * PAGE_SIZE;
+        /* Each CPU its own 2 MiB window: the hypervisor maps a hole 2 MiB at a time (stage2_holes.c). */
+        u64 mine = ALIGN_UP(end, MiB(2)) + this_cpu()->index * MiB(2);
+        if (end >= MiB(1) && mine + MiB(2) <= hv_memmap.range[i + 1].base && mine + MiB(2) <= GiB(4))
+            hole = mine;
     }
     if (!hole)
         return FAILF("no memory-map hole below 4 GiB to touch");

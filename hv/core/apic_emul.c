@@ -13,7 +13,7 @@
 #define ICR_TRIGGER_LEVEL (1u << 15)
 #define ICR_SHORTHAND(lo) (((lo) >> 18) & 3)
 
-enum ap_state { AP_PARKED, AP_WAIT_SIPI, AP_RUNNING };
+enum ap_state { AP_PARKED, AP_WAIT_SIPI, AP_STARTING, AP_RUNNING };
 
 static u64 apic_page;
 static volatile u32 icr_high[HV_MAX_CPUS];     /* each vCPU's xAPIC ICR high word, as the guest wrote it */
@@ -69,9 +69,24 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest)
         if (mode == ICR_MODE_INIT && state == AP_PARKED) {
             __atomic_store_n(&ap_state[i], AP_WAIT_SIPI, __ATOMIC_RELEASE);
             printk("guest: CPU %u sent INIT to CPU %u (APIC %u): waiting for SIPI\n", pc->index, i, t->apic_id);
-        } else if (mode == ICR_MODE_INIT) {
-            printk("guest: CPU %u sent INIT to running CPU %u: not emulated, ignored\n", pc->index, i);
-        } else if (state == AP_WAIT_SIPI) {
+        } else if (mode == ICR_MODE_INIT && state == AP_RUNNING &&
+                   __atomic_compare_exchange_n(&ap_state[i], &state, AP_WAIT_SIPI, false, __ATOMIC_ACQ_REL,
+                                               __ATOMIC_ACQUIRE)) {
+            /*
+             * INIT to a CPU that runs the guest (CPU offline / online): it leaves the guest at its next
+             * exit and waits for SIPI (vcpu_check_init). An NMI IPI makes that exit happen now: NMIs
+             * exit under both back ends, and the kick is not passed on to the guest (vcpu_nmi_arrived).
+             */
+            printk("guest: CPU %u sent INIT to running CPU %u (APIC %u): it waits for SIPI\n", pc->index, i,
+                   t->apic_id);
+            if (t != pc) {
+                __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
+                lapic_send_ipi(t->apic_id, ICR_NMI);
+            }
+        } else if (mode == ICR_MODE_STARTUP && state == AP_WAIT_SIPI &&
+                   __atomic_compare_exchange_n(&ap_state[i], &state, AP_STARTING, false, __ATOMIC_ACQ_REL,
+                                               __ATOMIC_ACQUIRE)) {
+            /* The first STARTUP wins (compare-and-swap); a second one finds the CPU starting or running. */
             ap_vector[i] = lo & 0xff;
             __atomic_store_n(&ap_state[i], AP_RUNNING, __ATOMIC_RELEASE);
             printk("guest: CPU %u sent SIPI vector 0x%x to CPU %u: it starts in real mode at 0x%x\n", pc->index,
@@ -141,4 +156,9 @@ u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u6
     rec->insn_len = (u8)st.len;
     apic_emul_mmio_write(pc, offset, value);
     return st.len;
+}
+
+bool apic_emul_init_pending(const struct percpu *pc)
+{
+    return __atomic_load_n(&ap_state[pc->index], __ATOMIC_ACQUIRE) == AP_WAIT_SIPI;
 }

@@ -2,13 +2,15 @@
  * Fatal exception report: which CPU, which vector (with its SDM name), the error code, RIP, CR2 and
  * the whole register frame, and whether the CPU was in the guest or the hypervisor; then the run
  * ends with HV_STATUS_EXCEPTION. A fault taken by an instruction guarded with fixup.h resumes instead.
- * The hypervisor never takes interrupts, so any vector >= 32 is reported as unexpected.
+ * The hypervisor never takes interrupts, so any vector >= 32 is reported as unexpected; an NMI once
+ * the guest runs is held for it.
  */
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
 #include <hv/panic.h>
 #include <hv/percpu.h>
+#include <hv/vcpu.h>
 #include <hv/x86.h>
 
 struct exception_frame {
@@ -53,6 +55,14 @@ void exception_entry(struct exception_frame *f)
             f->ss = GDT_DATA;
             f->rsp = fx->rsp;
         }
+        return;
+    }
+    /*
+     * An NMI while this CPU is in the hypervisor (VT-x root operation) belongs to the guest, or is the
+     * hypervisor's own kick: held and delivered at the next entry (vcpu.h), never fatal.
+     */
+    if (f->vector == 2 && me->launched) {
+        vcpu_nmi_arrived(me);
         return;
     }
     const char *mnemonic = f->vector < 32 ? exception_names[f->vector][0] : "INT";

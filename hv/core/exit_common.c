@@ -243,9 +243,19 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
         vcpu_inject_gp0(v);
         return;
     }
-    if (apic_emul_is_apic(gpa) && (access & S2_WRITE)) {
-        emulate_apic_store(v, gpa);
-        return;
+    if (apic_emul_is_apic(gpa)) {
+        if (access & S2_WRITE) {
+            emulate_apic_store(v, gpa);
+            return;
+        }
+        /*
+         * An instruction fetch from the xAPIC page: executing it reads the registers, as on bare metal.
+         * The page becomes executable, never writable: stores keep trapping (the INIT-SIPI emulation).
+         */
+        if (stage2_protect(virt_backend->stage2, gpa & ~(u64)(PAGE_SIZE - 1), PAGE_SIZE, STAGE2_R | STAGE2_X) == 0) {
+            v->ops->stage2_flush(v);
+            return;
+        }
     }
     /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */
     if (stage2_map_hole(virt_backend->stage2, &hv_memmap, gpa)) {

@@ -274,3 +274,36 @@ void stage2_print_summary(const struct stage2 *s)
     printk("stage-2: %lu 1G, %lu 2M, %lu 4K leaves, %lu tables\n", s->leaves[3], s->leaves[2], s->leaves[1],
            s->tables);
 }
+
+int stage2_map_above(struct stage2 *s, u64 gpa, u32 *tables_left)
+{
+    if (!s->root || gpa < s->top || gpa >= (1ull << 48))
+        return -1;
+    u64 *table = s->root;
+    for (int l = STAGE2_LEVELS; l >= 1; l--) {
+        u64 *e = &table[level_index(gpa, l)];
+        struct stage2_pte pte;
+        s->ops->decode(*e, l, &pte);
+        if (pte.leaf && pte.present)
+            return 0;                   /* mapped meanwhile */
+        if (pte.present) {
+            table = table_at(pte.addr);
+            continue;
+        }
+        /* The largest leaf the CPU has: above RAM nothing else lives in the block (UC, like holes). */
+        if (l == 1 || (l <= 3 && (s->page_sizes & (1u << l)))) {
+            set_entry(e, s->ops->leaf(ALIGN_DOWN(gpa, level_size(l)), l, STAGE2_RWX, MEMTYPE_UC));
+            s->leaves[l]++;
+            return 0;
+        }
+        if (!*tables_left)
+            return -1;
+        u64 *sub = new_table(s);
+        if (!sub)
+            return -1;
+        (*tables_left)--;
+        set_entry(e, s->ops->table((u64)(uintptr_t)sub));
+        table = sub;
+    }
+    return -1;
+}

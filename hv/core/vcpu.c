@@ -3,6 +3,8 @@
  * whose delivery the exit interrupted, and stepping over an instruction (with RFLAGS.TF's trap).
  */
 #include <hv/abi.h>
+#include <hv/apic_emul.h>
+#include <hv/backend.h>
 #include <hv/panic.h>
 #include <hv/vcpu.h>
 #include <hv/x86.h>
@@ -69,4 +71,36 @@ void vcpu_skip(struct vcpu *v)
         hv_exit(HV_STATUS_FAIL, "insn_len");
     }
     vcpu_skip_len(v, len);
+}
+
+void vcpu_nmi_arrived(struct percpu *pc)
+{
+    if (__atomic_exchange_n(&pc->kicked, 0, __ATOMIC_ACQ_REL))
+        return;
+    pc->nmi_pending = 1;                /* NMIs do not queue: one pending at most (SDM Vol. 3A 6.7.1) */
+}
+
+void vcpu_exit_done(struct vcpu *v)
+{
+    struct percpu *pc = v->pc;
+    if (!pc->nmi_pending)
+        return;
+    if (!v->event.valid && v->ops->nmi_allowed(v)) {
+        v->event = (struct vcpu_event){ .valid = true, .type = VCPU_EVT_NMI, .vector = 2 };
+        pc->nmi_pending = 0;
+        if (v->ops->nmi_window)
+            v->ops->nmi_window(v, false);
+    } else if (v->ops->nmi_window) {
+        v->ops->nmi_window(v, true);    /* otherwise the next exit tries again */
+    }
+}
+
+void vcpu_check_init(struct percpu *pc)
+{
+    if (!apic_emul_init_pending(pc))
+        return;
+    /* INIT: everything of the old context is dropped (SDM Vol. 3A 9.1.1), held NMIs included. */
+    pc->nmi_pending = 0;
+    pc->kicked = 0;
+    virt_restart_this_cpu();
 }

@@ -98,7 +98,7 @@ bool virt_run_all(void)
  * "Restrictions on VMX Operation") and held pending while GIF = 0 on AMD (APM Vol. 2 15.17), which the
  * back end's hold() sets.
  */
-static void park_this_cpu(void)
+static __noreturn void park_this_cpu(void)
 {
     struct percpu *pc = this_cpu();
     if (virt_backend->hold)
@@ -110,6 +110,14 @@ static void park_this_cpu(void)
     mark_launched(pc);
     virt_backend->start_guest(pc, &gs);
     hv_exit(HV_STATUS_FAIL, "guest_launch");
+}
+
+__noreturn void virt_restart_this_cpu(void)
+{
+    struct percpu *pc = this_cpu();
+    printk("guest: CPU %u is in wait-for-SIPI after an INIT\n", pc->index);
+    pc->in_root = 0;
+    park_this_cpu();
 }
 
 /* Pages the sealed pool keeps for allocations after the guest starts (stage-2 tables for holes). */

@@ -93,6 +93,12 @@ static void ioio(struct svm_exit *x)
     exit_io(&x->vcpu, &a);
 }
 
+/* NMI intercept (APM 15.13.2): the guest's NMI, or the hypervisor's kick; vcpu_exit_done() delivers it. */
+static void nmi(struct svm_exit *x)
+{
+    vcpu_nmi_arrived(x->vcpu.pc);
+}
+
 static void shutdown(struct svm_exit *x)
 {
     x->vcpu.ops->dump(&x->vcpu, "guest shutdown (triple fault)");
@@ -118,6 +124,7 @@ static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_CR3_WRITE] = { cr_write, HV_EXIT_CR_ACCESS },
     [SVM_EXIT_CR4_WRITE] = { cr_write, HV_EXIT_CR_ACCESS },
     [SVM_EXIT_EXCP_UD] = { exception, HV_EXIT_EXCEPTION },
+    [SVM_EXIT_NMI] = { nmi, HV_EXIT_EXCEPTION },
     [SVM_EXIT_CPUID] = { cpuid, HV_EXIT_CPUID },
     [SVM_EXIT_INVD] = { invd, HV_EXIT_INVD },
     [SVM_EXIT_MSR] = { msr, HV_EXIT_MSR_READ },         /* MSR_WRITE when EXITINFO1 = 1 */
@@ -159,6 +166,9 @@ static void record_operands(struct svm_exit *x, u32 kind)
     case SVM_EXIT_IOIO:
         r->arg0 = x->vmcb->control.exitinfo1 >> 16;     /* port */
         r->arg1 = x->vcpu.gpr[0];                       /* RAX: the value of an OUT */
+        break;
+    case SVM_EXIT_NMI:
+        r->arg0 = 2;                                    /* vector */
         break;
     default:
         if (x->code >= SVM_EXIT_EXCP_BASE && x->code < SVM_EXIT_EXCP_BASE + 32) {
@@ -231,11 +241,13 @@ void svm_exit_dispatch(struct guest_regs *regs)
     }
     note_interrupted_event(&x);
     e->fn(&x);
+    vcpu_exit_done(&x.vcpu);
     if (x.vcpu.event.valid) {
         svm_vcpu_ops.inject(&x.vcpu, &x.vcpu.event);
         rec.flags |= HV_REC_INJECTED;
     }
     v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
     trace_exit(pc, &rec);
+    vcpu_check_init(pc);
     pc->in_root = 0;
 }

@@ -210,6 +210,12 @@ static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
     return VCPU_MSR_PASS;
 }
 
+/* EVENTINJ of an NMI needs no interrupt shadow; the CPU itself holds NMIs while the guest's handler runs. */
+static bool nmi_allowed(struct vcpu *v)
+{
+    return !(X(v)->vmcb->control.interrupt_shadow & 1);
+}
+
 static void dump(struct vcpu *v, const char *why)
 {
     struct svm_exit *x = X(v);
@@ -239,6 +245,7 @@ const struct vcpu_ops svm_vcpu_ops = {
     .single_step = single_step,
     .write_cr = write_cr,
     .msr = msr,
+    .nmi_allowed = nmi_allowed,
     .dump = dump,
     .stage2_flush = flush_guest_tlb,
 };

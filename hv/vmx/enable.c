@@ -26,6 +26,8 @@ struct vmx_caps vmx_caps;
 #define WANT_EXIT  (EXIT_SAVE_DEBUG_CONTROLS | EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | \
                     EXIT_SAVE_EFER | EXIT_LOAD_EFER)
 #define WANT_ENTRY (ENTRY_LOAD_DEBUG_CONTROLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
+/* Virtual NMIs: the CPU tracks the guest's NMI blocking, and NMI-window exiting exists (26.6.1, 26.6.2). */
+#define OPTIONAL_PIN  (PIN_VIRTUAL_NMIS)
 /* Used when present, so the guest keeps instructions it has on bare metal (else they #UD). */
 #define OPTIONAL_CPU2 (CPU2_ENABLE_RDTSCP | CPU2_ENABLE_INVPCID | CPU2_ENABLE_XSAVES | CPU2_UNRESTRICTED_GUEST)
 
@@ -81,7 +83,8 @@ static bool read_caps(struct vmx_caps *c, u32 cpu)
     /* TRUE_* MSRs report the real allowed-0 settings of the default-1 controls (Appendix A.2). */
     /* unhandled_exit_test=1 (cmdline.h): RDPMC exiting on, with no handler in the dispatch table. */
     u32 want_cpu = WANT_CPU | (hv_options.unhandled_exit_test ? CPU_RDPMC_EXITING : 0);
-    bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, 0, &c->pin,
+    bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, OPTIONAL_PIN,
+                     &c->pin,
                      "pin-based controls", cpu) &&
               adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, want_cpu, 0, &c->cpu,
                      "primary processor-based controls", cpu) &&

@@ -42,8 +42,8 @@ static void exception(struct vmx_exit *x)
     u32 info = (u32)vmread(VM_EXIT_INTR_INFO);
     u32 vector = info & 0xff, type = (info >> 8) & 7;
     reblock_nmi_after_iret(x, info & INTR_INFO_NMI_UNBLOCKED);
-    if (type == VCPU_EVT_NMI) {         /* NMI exiting: hand the NMI back to the guest (27.2.2) */
-        x->vcpu.event = (struct vcpu_event){ .valid = true, .type = VCPU_EVT_NMI, .vector = 2 };
+    if (type == VCPU_EVT_NMI) {         /* NMI exiting: the guest's NMI, or the hypervisor's kick (27.2.2) */
+        vcpu_nmi_arrived(x->vcpu.pc);
         return;
     }
     if (type != VCPU_EVT_HW_EXCEPTION) {
@@ -98,6 +98,9 @@ static void ept_violation(struct vmx_exit *x)
     exit_stage2_fault(&x->vcpu, vmread(GUEST_PHYSICAL_ADDRESS), (u32)x->qual & 7);
 }
 
+/* The guest can take the held NMI now: vcpu_exit_done() injects it and disarms the window. */
+static void nmi_window(struct vmx_exit *x) { (void)x; }
+
 static void fatal(struct vmx_exit *x)
 {
     bool triple = x->reason == EXIT_REASON_TRIPLE_FAULT;
@@ -113,6 +116,7 @@ struct exit_entry {
 static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_EXCEPTION_NMI] = { exception, HV_EXIT_EXCEPTION },
     [EXIT_REASON_TRIPLE_FAULT] = { fatal, HV_EXIT_TRIPLE_FAULT },
+    [EXIT_REASON_NMI_WINDOW] = { nmi_window, HV_EXIT_OTHER },
     [EXIT_REASON_CPUID] = { cpuid, HV_EXIT_CPUID },
     [EXIT_REASON_GETSEC] = { undefined, HV_EXIT_OTHER },
     [EXIT_REASON_IO_INSTRUCTION] = { io, HV_EXIT_IO },
@@ -234,11 +238,13 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     }
     note_interrupted_event(&x, basic);
     e->fn(&x);
+    vcpu_exit_done(&x.vcpu);
     if (x.vcpu.event.valid) {
         vmx_vcpu_ops.inject(&x.vcpu, &x.vcpu.event);
         rec.flags |= HV_REC_INJECTED;
     }
     trace_exit(pc, &rec);
+    vcpu_check_init(pc);
     pc->in_root = 0;
 }
 

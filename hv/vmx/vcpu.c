@@ -231,6 +231,22 @@ static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
     return VCPU_MSR_DONE;
 }
 
+/* NMI injection needs no blocking by STI, MOV SS or NMI (SDM Vol. 3C 27.3.1.5, 26.3.1.5 checks). */
+static bool nmi_allowed(struct vcpu *v)
+{
+    (void)v;
+    return !(vmread(GUEST_INTERRUPTIBILITY_INFO) & 0xb);
+}
+
+static void nmi_window(struct vcpu *v, bool on)
+{
+    (void)v;
+    if (!(vmx_caps.pin & PIN_VIRTUAL_NMIS))
+        return;                         /* NMI-window exiting needs virtual NMIs (26.2.1.1) */
+    u64 cpu = vmread(CPU_BASED_VM_EXEC_CONTROL);
+    vmwrite(CPU_BASED_VM_EXEC_CONTROL, on ? cpu | CPU_NMI_WINDOW_EXITING : cpu & ~(u64)CPU_NMI_WINDOW_EXITING);
+}
+
 static void dump(struct vcpu *vc, const char *why)
 {
     struct vmx_exit *x = X(vc);
@@ -264,6 +280,8 @@ const struct vcpu_ops vmx_vcpu_ops = {
     .single_step = single_step,
     .write_cr = write_cr,
     .msr = msr,
+    .nmi_allowed = nmi_allowed,
+    .nmi_window = nmi_window,
     .dump = dump,
     .stage2_flush = invept_flush,
 };

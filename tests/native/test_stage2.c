@@ -633,6 +633,55 @@ static void test_alloc_failure(void)
     CHECK(stage2_walk(&s, 0, &w) == -1, "nothing mapped after a failed build");
 }
 
+/*
+ * --- (e) demand mapping of holes and of addresses above RAM (stage2_holes.c) ---------------------
+ * Bochs' map, 2 MiB and 1 GiB leaves. After stage2_unmap_holes() the PCI hole is not present; a fault
+ * at 0xc0100000 maps the 2 MiB block around it (the 1 GiB leaf 3..4 GiB was split when the tail at
+ * 0xfffc0000 was typed), with no new table; one at 0x40100000 splits the 1 GiB hole leaf 1..2 GiB
+ * once (a table) and maps 2 MiB. Above top (4 GiB) a 1 GiB leaf needs one PDPT per 512 GiB region;
+ * the budget of 32 tables ends that, never the pool.
+ */
+static void test_holes(void)
+{
+    struct memmap m = make_map(bochs_ranges, sizeof(bochs_ranges) / sizeof(bochs_ranges[0]));
+    struct mtrr_state mt = { .cap = 0 };
+    struct pages p = { .count = 0 };
+    struct stage2 s;
+    struct stage2_walk w;
+    build(&s, &p, &ept_ops, STAGE2_SIZE_2M | STAGE2_SIZE_1G, &m, &mt);
+    CHECK(stage2_unmap_holes(&s, &m) > 0, "holes unmapped");
+    CHECK(stage2_walk(&s, 0xc0100000, &w) == 0 && w.perms == 0, "PCI hole not present before the fault");
+    u64 tables = s.tables;
+    CHECK(stage2_map_hole(&s, &m, 0xc0100000), "hole mapped");
+    CHECK(stage2_walk(&s, 0xc0100000, &w) == 0 && w.perms == STAGE2_RWX && w.memtype == MEMTYPE_UC,
+          "hole RWX UC: perms %u type %u", w.perms, w.memtype);
+    CHECK(w.page_size == MiB(2), "the whole not-present 2 MiB leaf is mapped: %lu bytes", w.page_size);
+    CHECK(stage2_walk(&s, 0xc0000000, &w) == 0 && w.perms == STAGE2_RWX, "block start");
+    CHECK(stage2_walk(&s, 0xc0200000, &w) == 0 && w.perms == 0, "the next 2 MiB stays unmapped");
+    CHECK(s.tables == tables, "no table for a 2 MiB hole leaf: %lu -> %lu", tables, s.tables);
+    CHECK(stage2_walk(&s, 0x40100000, &w) == 0 && w.level == 3 && w.perms == 0, "1..2 GiB one 1 GiB hole leaf");
+    CHECK(stage2_map_hole(&s, &m, 0x40100000), "1 GiB hole leaf mapped");
+    CHECK(stage2_walk(&s, 0x40100000, &w) == 0 && w.level == 2 && w.perms == STAGE2_RWX, "as a 2 MiB leaf");
+    CHECK(stage2_walk(&s, 0x40200000, &w) == 0 && w.level == 2 && w.perms == 0, "its neighbour stays unmapped");
+    CHECK(s.tables == tables + 1, "one table for the split: %lu -> %lu", tables, s.tables);
+    tables = s.tables;
+    CHECK(!stage2_map_hole(&s, &m, 0x200000), "RAM is no hole");
+    CHECK(stage2_map_hole(&s, &m, 0xc0100000), "a second fault on a mapped hole retries");
+
+    /* Above RAM: a 64-bit BAR at 8 GiB, then one per 512 GiB region until the budget ends. */
+    CHECK(stage2_map_hole(&s, &m, GiB(8) + 0x1234), "above top mapped");
+    CHECK(s.tables == tables, "8 GiB shares the first PDPT: %lu", s.tables);
+    u32 mapped = 0;
+    for (u64 region = 1; region < 64; region++)
+        mapped += stage2_map_hole(&s, &m, region * GiB(512) + GiB(3));
+    CHECK(mapped == 31, "the rest of the budget of 32 tables above RAM: %u regions mapped", mapped);
+    CHECK(s.tables == tables + 31, "tables %lu", s.tables);
+    /* With the budget spent a 1 GiB hole leaf is mapped whole: 2..3 GiB. */
+    CHECK(stage2_map_hole(&s, &m, 0x80100000) && stage2_walk(&s, 0x80100000, &w) == 0 && w.level == 3 &&
+              w.perms == STAGE2_RWX, "budget spent: 1 GiB leaf mapped whole");
+    free_pages(&p);
+}
+
 int main(void)
 {
     test_ept_encoding();
@@ -642,6 +691,7 @@ int main(void)
     test_bochs();
     test_big();
     test_alloc_failure();
+    test_holes();
     if (failures) {
         printf("%u of %u checks failed\n", failures, checks);
         return 1;

@@ -43,6 +43,8 @@ struct apic_store_exit {
 u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u64 gpa, struct hv_record *rec);
 /* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
 bool apic_emul_apic_base_write(u64 value);
+/* Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? */
+bool apic_emul_init_pending(const struct percpu *pc);
 /* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */
 u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait);
 

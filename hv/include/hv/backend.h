@@ -54,6 +54,11 @@ extern const struct hv_backend *virt_backend;
 bool virt_run_all(void);
 /* Every CPU's native exit counts, one line per CPU ("vmx: CPU n exits: ..."). */
 void virt_print_exit_counts(void);
+/*
+ * This CPU got an INIT from the guest while it ran the guest: wait in host mode for the SIPI, then
+ * enter the guest afresh in real mode at its vector (the stack of the interrupted exit is abandoned).
+ */
+__noreturn void virt_restart_this_cpu(void);
 /* Virtualize every CPU and run the loaded guest (guest.h) on the BSP; the APs wait in host mode. */
 __noreturn void virt_run_guest(const struct multiboot_info *mbi);
 

@@ -11,6 +11,7 @@ bool lapic_send_ipi(u32 apic_id, u32 icr_lo);
 
 #define ICR_INIT        (5u << 8)
 #define ICR_STARTUP     (6u << 8)
+#define ICR_NMI         (4u << 8)
 #define ICR_LEVEL_ASSERT (1u << 14)
 
 #endif

@@ -92,6 +92,12 @@ int stage2_walk(const struct stage2 *s, u64 gpa, struct stage2_walk *out);
 void stage2_print_summary(const struct stage2 *s);
 
 /*
+ * Identity-map the block holding gpa >= top (a 64-bit PCI BAR above RAM) UC and RWX, with the largest
+ * leaf the CPU supports, taking at most *tables_left new tables (decremented). 0 / -1.
+ */
+int stage2_map_above(struct stage2 *s, u64 gpa, u32 *tables_left);
+
+/*
  * Demand mapping of memory-map holes (stage2_holes.c): unmap every gap between ranges below top
  * (returns how many, or -1), and map the 4 KiB hole page holding gpa (false if gpa is no hole).
  */

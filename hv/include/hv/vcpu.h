@@ -82,6 +82,10 @@ struct vcpu_ops {
      * policy decide; VCPU_MSR_DONE (a read fills *value) or VCPU_MSR_GP decide here.
      */
     int (*msr)(struct vcpu *v, u32 msr, bool write, u64 *value);
+    /* Can an NMI be injected now (no NMI, STI or MOV-SS blocking)? */
+    bool (*nmi_allowed)(struct vcpu *v);
+    /* Optional: exit as soon as the guest can take an NMI (VT-x NMI-window exiting, SDM Vol. 3C 26.6.2). */
+    void (*nmi_window)(struct vcpu *v, bool on);
     /* Before a fatal end: record the exit, snapshot the VMCS / VMCB, print the vendor's state and why. */
     void (*dump)(struct vcpu *v, const char *why);
     /* Drop the guest's cached translations after a stage-2 change. */
@@ -100,6 +104,22 @@ struct vcpu {
     const char *vendor;         /* "vmx" / "svm": console prefix */
     struct vcpu_event event;    /* to deliver on entry: re-injected from the exit, or raised by a handler */
 };
+
+/*
+ * An NMI reached this CPU for the guest (an NMI exit, or one taken while in the hypervisor). A kick
+ * the hypervisor sent itself (percpu.kicked) is consumed instead. Delivered by vcpu_exit_done().
+ */
+void vcpu_nmi_arrived(struct percpu *pc);
+/*
+ * The end of every exit, before the event is written: a held NMI is injected when the guest can take
+ * it (else the vendor's NMI window is armed).
+ */
+void vcpu_exit_done(struct vcpu *v);
+/*
+ * After the exit is recorded: if the guest sent this CPU an INIT meanwhile, it enters wait-for-SIPI
+ * and restarts at the SIPI vector (apic_emul.h); does not return then.
+ */
+void vcpu_check_init(struct percpu *pc);
 
 static inline u64 vcpu_gpr(struct vcpu *v, u32 n)
 {
