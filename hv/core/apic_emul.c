@@ -162,3 +162,8 @@ bool apic_emul_init_pending(const struct percpu *pc)
 {
     return __atomic_load_n(&ap_state[pc->index], __ATOMIC_ACQUIRE) == AP_WAIT_SIPI;
 }
+
+void apic_emul_init_arrived(struct percpu *pc)
+{
+    __atomic_store_n(&ap_state[pc->index], AP_WAIT_SIPI, __ATOMIC_RELEASE);
+}

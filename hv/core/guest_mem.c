@@ -86,20 +86,40 @@ static bool translate(const struct guest_paging *p, u64 la, u64 *gpa)
     return true;
 }
 
-bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len)
+/*
+ * Copy between guest linear memory and 'buf', page by page. A first pass translates every page, so
+ * that a write that cannot complete changes nothing (as a faulting store).
+ */
+static bool copy_linear(const struct guest_paging *p, u64 linear, u8 *buf, u32 len, bool write)
 {
-    u8 *dst = out;
-    while (len) {
-        u64 gpa;
-        u32 chunk = PAGE_SIZE - (u32)(linear & (PAGE_SIZE - 1));
-        if (chunk > len)
-            chunk = len;
-        if (!translate(p, linear, &gpa) || !readable(gpa, chunk))
-            return false;
-        memcpy(dst, (const void *)gpa, chunk);
-        dst += chunk;
-        linear += chunk;
-        len -= chunk;
+    for (int pass = write ? 0 : 1; pass < 2; pass++) {     /* reads need no dry run */
+        u64 la = linear;
+        u8 *at_buf = buf;
+        for (u32 left = len; left;) {
+            u64 gpa;
+            u32 chunk = PAGE_SIZE - (u32)(la & (PAGE_SIZE - 1));
+            if (chunk > left)
+                chunk = left;
+            if (!translate(p, la, &gpa) || !readable(gpa, chunk))
+                return false;
+            if (pass && write)
+                memcpy((void *)gpa, at_buf, chunk);
+            else if (pass)
+                memcpy(at_buf, (const void *)gpa, chunk);
+            at_buf += chunk;
+            la += chunk;
+            left -= chunk;
+        }
     }
     return true;
+}
+
+bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len)
+{
+    return copy_linear(p, linear, out, len, false);
+}
+
+bool guest_write_linear(const struct guest_paging *p, u64 linear, const void *in, u32 len)
+{
+    return copy_linear(p, linear, (u8 *)(uintptr_t)in, len, true);
 }

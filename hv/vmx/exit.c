@@ -6,10 +6,12 @@
  * stops the run: never resume blindly.
  */
 #include <hv/abi.h>
+#include <hv/apic_emul.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
 #include <hv/panic.h>
 #include <hv/trace.h>
+#include <hv/vmx/task_switch.h>
 #include <hv/vmx/vcpu.h>
 #include <hv/vmx/vmcs.h>
 #include <hv/vmx/vmx.h>
@@ -98,6 +100,20 @@ static void ept_violation(struct vmx_exit *x)
     exit_stage2_fault(&x->vcpu, vmread(GUEST_PHYSICAL_ADDRESS), (u32)x->qual & 7);
 }
 
+/*
+ * An INIT signal in VMX non-root operation exits (SDM Vol. 3C 26.2): the guest meant to reset this CPU,
+ * so it enters wait-for-SIPI once the exit is recorded (vcpu_check_init), as after an emulated INIT.
+ */
+static void init_signal(struct vmx_exit *x)
+{
+    apic_emul_init_arrived(x->vcpu.pc);
+}
+
+static void task_switch(struct vmx_exit *x)
+{
+    vmx_task_switch(&x->vcpu, x->qual);
+}
+
 /* The guest can take the held NMI now: vcpu_exit_done() injects it and disarms the window. */
 static void nmi_window(struct vmx_exit *x) { (void)x; }
 
@@ -116,7 +132,9 @@ struct exit_entry {
 static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_EXCEPTION_NMI] = { exception, HV_EXIT_EXCEPTION },
     [EXIT_REASON_TRIPLE_FAULT] = { fatal, HV_EXIT_TRIPLE_FAULT },
+    [EXIT_REASON_INIT] = { init_signal, HV_EXIT_INIT },
     [EXIT_REASON_NMI_WINDOW] = { nmi_window, HV_EXIT_OTHER },
+    [EXIT_REASON_TASK_SWITCH] = { task_switch, HV_EXIT_OTHER },
     [EXIT_REASON_CPUID] = { cpuid, HV_EXIT_CPUID },
     [EXIT_REASON_GETSEC] = { undefined, HV_EXIT_OTHER },
     [EXIT_REASON_IO_INSTRUCTION] = { io, HV_EXIT_IO },

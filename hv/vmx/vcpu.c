@@ -155,7 +155,7 @@ static bool load_pdptes(u64 cr0, u64 cr3, u64 cr4, u64 efer)
         if ((pdpte[i] & 1) && (pdpte[i] & reserved))
             return false;
     for (int i = 0; i < 4; i++)
-        vmwrite(GUEST_PDPTE0 + 2 * (u32)i, pdpte[i]);
+        vmwrite(GUEST_PDPTR0 + 2 * (u32)i, pdpte[i]);
     return true;
 }
 

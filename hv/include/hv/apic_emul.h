@@ -45,6 +45,8 @@ u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u6
 bool apic_emul_apic_base_write(u64 value);
 /* Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? */
 bool apic_emul_init_pending(const struct percpu *pc);
+/* A real INIT reached this CPU in the guest (VT-x INIT exit): it waits for SIPI like an emulated one. */
+void apic_emul_init_arrived(struct percpu *pc);
 /* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */
 u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait);
 

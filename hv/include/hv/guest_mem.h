@@ -15,5 +15,7 @@ struct guest_paging {
 
 /* Copy len bytes at linear address 'linear'; false if a page is not present or not guest RAM. */
 bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len);
+/* Copy len bytes to linear address 'linear' (guest RAM only: never hypervisor memory or MMIO). */
+bool guest_write_linear(const struct guest_paging *p, u64 linear, const void *in, u32 len);
 
 #endif
