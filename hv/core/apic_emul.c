@@ -167,3 +167,8 @@ void apic_emul_init_arrived(struct percpu *pc)
 {
     __atomic_store_n(&ap_state[pc->index], AP_WAIT_SIPI, __ATOMIC_RELEASE);
 }
+
+u64 apic_emul_page(void)
+{
+    return apic_page;
+}

@@ -1,6 +1,7 @@
 /* The exit handlers both back ends share: see exit_common.h. */
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
+#include <hv/apic_step.h>
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
@@ -226,11 +227,15 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
     };
     v->ops->paging(v, &e.paging);
     u32 len = apic_emul_guest_store(v->pc, &e, gpa, v->rec);
-    if (!len) {
-        v->ops->dump(v, "undecodable APIC write");
+    if (len) {
+        vcpu_skip_len(v, len);
+        return;
+    }
+    /* An instruction the decoder does not know: executed for real against a copy of the page. */
+    if (!apic_step_begin(v)) {
+        v->ops->dump(v, "undecodable APIC write, and this CPU cannot single-step it");
         hv_exit(HV_STATUS_FAIL, "apic_write");
     }
-    vcpu_skip_len(v, len);
 }
 
 void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)

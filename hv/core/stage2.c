@@ -307,3 +307,14 @@ int stage2_map_above(struct stage2 *s, u64 gpa, u32 *tables_left)
     }
     return -1;
 }
+
+int stage2_remap(struct stage2 *s, u64 gpa, u64 hpa, u8 perms)
+{
+    int level;
+    struct stage2_pte pte;
+    u64 *e = find_leaf(s, gpa, NULL, &level, &pte);
+    if (!e || level != 1 || (hpa & (PAGE_SIZE - 1)))
+        return -1;
+    set_entry(e, s->ops->leaf(hpa, 1, perms, pte.memtype));
+    return 0;
+}

@@ -6,6 +6,7 @@
  * code without a handler dumps the VMCB and stops the run: never resume blindly.
  */
 #include <hv/abi.h>
+#include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
 #include <hv/panic.h>
@@ -37,6 +38,19 @@ static void exception(struct svm_exit *x)
     bool has_error = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 ||
                      vector == 29 || vector == 30;
     vcpu_inject_exception(&x->vcpu, vector, has_error, (u32)x->vmcb->control.exitinfo1);
+}
+
+/*
+ * #DB, intercepted only while an undecodable APIC store is single-stepped (apic_step.h): the step is
+ * done; if the guest had TF set itself, the trap is its own and is delivered (DR6.BS).
+ */
+static void debug_trap(struct svm_exit *x)
+{
+    bool step = apic_step_active(x->vcpu.pc);
+    if (step)
+        apic_step_end(&x->vcpu);
+    if (!step || x->s->step_guest_tf)
+        exception(x);
 }
 
 /*
@@ -123,6 +137,7 @@ static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_IOIO] = { ioio, HV_EXIT_IO },
     [SVM_EXIT_CR3_WRITE] = { cr_write, HV_EXIT_CR_ACCESS },
     [SVM_EXIT_CR4_WRITE] = { cr_write, HV_EXIT_CR_ACCESS },
+    [SVM_EXIT_EXCP_DB] = { debug_trap, HV_EXIT_EXCEPTION },
     [SVM_EXIT_EXCP_UD] = { exception, HV_EXIT_EXCEPTION },
     [SVM_EXIT_NMI] = { nmi, HV_EXIT_EXCEPTION },
     [SVM_EXIT_CPUID] = { cpuid, HV_EXIT_CPUID },

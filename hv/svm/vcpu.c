@@ -18,6 +18,7 @@
 #define SEG_ATTR_DB (1u << 10)
 #define RFLAGS_VM (1ull << 17)
 #define DR6_BS (1ull << 14)
+#define RFLAGS_TF (1ull << 8)
 
 static struct svm_exit *X(struct vcpu *v)
 {
@@ -216,6 +217,26 @@ static bool nmi_allowed(struct vcpu *v)
     return !(X(v)->vmcb->control.interrupt_shadow & 1);
 }
 
+/*
+ * One instruction, then #VMEXIT: RFLAGS.TF with the #DB intercept (APM Vol. 2 13.1.1.6, 15.12); the
+ * interrupt shadow keeps an interrupt from being taken before it. The guest's own TF is kept.
+ */
+static bool step_arm(struct vcpu *v, bool on)
+{
+    struct svm_exit *x = X(v);
+    struct vmcb *vm = x->vmcb;
+    if (on) {
+        x->s->step_guest_tf = (vm->save.rflags & RFLAGS_TF) != 0;
+        vm->save.rflags |= RFLAGS_TF;
+        vm->control.intercept_exceptions |= 1u << VEC_DB;
+        vm->control.interrupt_shadow |= 1;
+    } else {
+        vm->save.rflags = (vm->save.rflags & ~RFLAGS_TF) | (x->s->step_guest_tf ? RFLAGS_TF : 0);
+        vm->control.intercept_exceptions &= ~(1u << VEC_DB);
+    }
+    return true;
+}
+
 static void dump(struct vcpu *v, const char *why)
 {
     struct svm_exit *x = X(v);
@@ -246,6 +267,7 @@ const struct vcpu_ops svm_vcpu_ops = {
     .write_cr = write_cr,
     .msr = msr,
     .nmi_allowed = nmi_allowed,
+    .step_arm = step_arm,
     .dump = dump,
     .stage2_flush = flush_guest_tlb,
 };

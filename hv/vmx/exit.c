@@ -7,6 +7,7 @@
  */
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
+#include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
 #include <hv/panic.h>
@@ -47,6 +48,13 @@ static void exception(struct vmx_exit *x)
     if (type == VCPU_EVT_NMI) {         /* NMI exiting: the guest's NMI, or the hypervisor's kick (27.2.2) */
         vcpu_nmi_arrived(x->vcpu.pc);
         return;
+    }
+    /* The single step of an undecodable APIC store, where there is no monitor trap flag (apic_step.h). */
+    if (vector == VEC_DB && apic_step_active(x->vcpu.pc)) {
+        bool guest_tf = x->v->step_guest_tf;
+        apic_step_end(&x->vcpu);
+        if (!guest_tf)
+            return;
     }
     if (type != VCPU_EVT_HW_EXCEPTION) {
         x->vcpu.ops->dump(&x->vcpu, "unexpected exception type");
@@ -109,6 +117,13 @@ static void init_signal(struct vmx_exit *x)
     apic_emul_init_arrived(x->vcpu.pc);
 }
 
+/* The single step of an undecodable APIC store is done (apic_step.h). */
+static void monitor_trap(struct vmx_exit *x)
+{
+    if (apic_step_active(x->vcpu.pc))
+        apic_step_end(&x->vcpu);
+}
+
 static void task_switch(struct vmx_exit *x)
 {
     vmx_task_switch(&x->vcpu, x->qual);
@@ -153,6 +168,7 @@ static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_INVVPID] = { undefined, HV_EXIT_VIRT_INSN },
     [EXIT_REASON_VMFUNC] = { undefined, HV_EXIT_VIRT_INSN },
     [EXIT_REASON_CR_ACCESS] = { cr_access, HV_EXIT_CR_ACCESS },
+    [EXIT_REASON_MONITOR_TRAP_FLAG] = { monitor_trap, HV_EXIT_OTHER },
     [EXIT_REASON_MSR_READ] = { msr_read, HV_EXIT_MSR_READ },
     [EXIT_REASON_MSR_WRITE] = { msr_write, HV_EXIT_MSR_WRITE },
     [EXIT_REASON_EPT_VIOLATION] = { ept_violation, HV_EXIT_STAGE2_FAULT },

@@ -15,6 +15,7 @@
 #define AR_L (1u << 13)     /* access rights: 64-bit code segment (SDM Vol. 3C 25.4.1, Table 25-2) */
 #define AR_DB (1u << 14)
 #define RFLAGS_VM (1ull << 17)
+#define RFLAGS_TF (1ull << 8)
 #define CR4_PSE (1ull << 4)
 #define CR4_PAE (1ull << 5)
 #define CR4_PGE (1ull << 7)
@@ -247,6 +248,33 @@ static void nmi_window(struct vcpu *v, bool on)
     vmwrite(CPU_BASED_VM_EXEC_CONTROL, on ? cpu | CPU_NMI_WINDOW_EXITING : cpu & ~(u64)CPU_NMI_WINDOW_EXITING);
 }
 
+/*
+ * An exit after the next instruction: the monitor trap flag (SDM Vol. 3C 26.5.2) where the CPU has it
+ * (Bochs 2.7 does not), else RFLAGS.TF with #DB in the exception bitmap; the guest's own TF is kept.
+ */
+static bool step_arm(struct vcpu *v, bool on)
+{
+    struct vmx_cpu *c = X(v)->v;
+    u64 may = rdmsr(vmx_caps.true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS) >> 32;
+    if (may & CPU_MONITOR_TRAP_FLAG) {
+        u64 cpu = vmread(CPU_BASED_VM_EXEC_CONTROL);
+        vmwrite(CPU_BASED_VM_EXEC_CONTROL, on ? cpu | CPU_MONITOR_TRAP_FLAG : cpu & ~(u64)CPU_MONITOR_TRAP_FLAG);
+        return true;
+    }
+    u64 rflags = vmread(GUEST_RFLAGS), bitmap = vmread(EXCEPTION_BITMAP);
+    if (on) {
+        c->step_tf = true;
+        c->step_guest_tf = (rflags & RFLAGS_TF) != 0;
+        vmwrite(GUEST_RFLAGS, rflags | RFLAGS_TF);
+        vmwrite(EXCEPTION_BITMAP, bitmap | (1u << VEC_DB));
+    } else if (c->step_tf) {
+        c->step_tf = false;
+        vmwrite(GUEST_RFLAGS, (rflags & ~RFLAGS_TF) | (c->step_guest_tf ? RFLAGS_TF : 0));
+        vmwrite(EXCEPTION_BITMAP, bitmap & ~(u64)(1u << VEC_DB));
+    }
+    return true;
+}
+
 static void dump(struct vcpu *vc, const char *why)
 {
     struct vmx_exit *x = X(vc);
@@ -282,6 +310,7 @@ const struct vcpu_ops vmx_vcpu_ops = {
     .msr = msr,
     .nmi_allowed = nmi_allowed,
     .nmi_window = nmi_window,
+    .step_arm = step_arm,
     .dump = dump,
     .stage2_flush = invept_flush,
 };

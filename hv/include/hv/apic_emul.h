@@ -21,6 +21,8 @@ struct stage2;
 
 /* Map the xAPIC page read-only for the guest (writes trap). */
 bool apic_emul_init(struct stage2 *s);
+/* The xAPIC page's guest-physical (= host-physical) address, 0 before apic_emul_init. */
+u64 apic_emul_page(void);
 /* Is gpa inside the xAPIC page? */
 bool apic_emul_is_apic(u64 gpa);
 /* A guest store of 'value' to APIC register 'offset' (xAPIC MMIO), emulated or written through. */

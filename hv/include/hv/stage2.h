@@ -91,6 +91,9 @@ int stage2_protect(struct stage2 *s, u64 gpa, u64 len, u8 perms);
 int stage2_walk(const struct stage2 *s, u64 gpa, struct stage2_walk *out);
 void stage2_print_summary(const struct stage2 *s);
 
+/* Point the 4 KiB leaf of gpa at hpa with perms (the memory type stays). 0, or -1 if no 4 KiB leaf. */
+int stage2_remap(struct stage2 *s, u64 gpa, u64 hpa, u8 perms);
+
 /*
  * Identity-map the block holding gpa >= top (a 64-bit PCI BAR above RAM) UC and RWX, with the largest
  * leaf the CPU supports, taking at most *tables_left new tables (decremented). 0 / -1.

@@ -86,6 +86,11 @@ struct vcpu_ops {
     bool (*nmi_allowed)(struct vcpu *v);
     /* Optional: exit as soon as the guest can take an NMI (VT-x NMI-window exiting, SDM Vol. 3C 26.6.2). */
     void (*nmi_window)(struct vcpu *v, bool on);
+    /*
+     * Optional: execute exactly one guest instruction and exit after it (on), or stop doing so (off):
+     * VT-x's monitor trap flag, SVM's RFLAGS.TF with the #DB intercept (apic_step.h).
+     */
+    bool (*step_arm)(struct vcpu *v, bool on);   /* false: this CPU cannot */
     /* Before a fatal end: record the exit, snapshot the VMCS / VMCB, print the vendor's state and why. */
     void (*dump)(struct vcpu *v, const char *why);
     /* Drop the guest's cached translations after a stage-2 change. */

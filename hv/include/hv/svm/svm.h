@@ -57,7 +57,8 @@
 /* Exit codes (APM Vol. 2 Appendix C, Table C-1). */
 enum svm_exit_code {
     SVM_EXIT_CR0_READ = 0x00, SVM_EXIT_CR0_WRITE = 0x10, SVM_EXIT_CR3_WRITE = 0x13, SVM_EXIT_CR4_WRITE = 0x14,
-    SVM_EXIT_DR0_READ = 0x20, SVM_EXIT_DR0_WRITE = 0x30, SVM_EXIT_EXCP_BASE = 0x40, SVM_EXIT_EXCP_UD = 0x46,
+    SVM_EXIT_DR0_READ = 0x20, SVM_EXIT_DR0_WRITE = 0x30, SVM_EXIT_EXCP_BASE = 0x40, SVM_EXIT_EXCP_DB = 0x41,
+    SVM_EXIT_EXCP_UD = 0x46,
     SVM_EXIT_INTR = 0x60, SVM_EXIT_NMI = 0x61, SVM_EXIT_SMI = 0x62, SVM_EXIT_INIT = 0x63, SVM_EXIT_VINTR = 0x64,
     SVM_EXIT_RDPMC = 0x6f, SVM_EXIT_CPUID = 0x72, SVM_EXIT_INVD = 0x76, SVM_EXIT_HLT = 0x78,
     SVM_EXIT_IOIO = 0x7b, SVM_EXIT_MSR = 0x7c, SVM_EXIT_SHUTDOWN = 0x7f, SVM_EXIT_VMRUN = 0x80,
@@ -93,6 +94,7 @@ struct svm_cpu {
     u64 host_stack_top;
     u32 asid;
     bool nrips;                 /* CPUID 8000_000Ah:EDX.NRIPS: the CPU fills next_rip */
+    bool step_guest_tf;         /* the guest's own RFLAGS.TF while apic_step single-steps it */
     u64 exits[SVM_EXIT_IDX_COUNT];
 };
 

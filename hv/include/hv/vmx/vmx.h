@@ -49,6 +49,7 @@
 #define CPU_CR3_LOAD_EXITING         (1u << 15)
 #define CPU_CR3_STORE_EXITING        (1u << 16)
 #define CPU_USE_IO_BITMAPS           (1u << 25)
+#define CPU_MONITOR_TRAP_FLAG        (1u << 27)
 #define CPU_USE_MSR_BITMAPS          (1u << 28)
 #define CPU_ACTIVATE_SECONDARY       (1u << 31)
 /* Secondary processor-based controls (Table 26-7). */
@@ -96,7 +97,7 @@ enum vmx_exit_reason {
     EXIT_REASON_VMPTRLD = 21, EXIT_REASON_VMPTRST = 22, EXIT_REASON_VMREAD = 23, EXIT_REASON_VMRESUME = 24,
     EXIT_REASON_VMWRITE = 25, EXIT_REASON_VMXOFF = 26, EXIT_REASON_VMXON = 27, EXIT_REASON_CR_ACCESS = 28,
     EXIT_REASON_IO_INSTRUCTION = 30, EXIT_REASON_MSR_READ = 31, EXIT_REASON_MSR_WRITE = 32,
-    EXIT_REASON_INVALID_GUEST_STATE = 33, EXIT_REASON_MSR_LOADING = 34, EXIT_REASON_MACHINE_CHECK = 41,
+    EXIT_REASON_INVALID_GUEST_STATE = 33, EXIT_REASON_MONITOR_TRAP_FLAG = 37, EXIT_REASON_MSR_LOADING = 34, EXIT_REASON_MACHINE_CHECK = 41,
     EXIT_REASON_EPT_VIOLATION = 48, EXIT_REASON_EPT_MISCONFIG = 49, EXIT_REASON_INVEPT = 50,
     EXIT_REASON_INVVPID = 53, EXIT_REASON_WBINVD = 54, EXIT_REASON_XSETBV = 55, EXIT_REASON_VMFUNC = 59,
     VMX_EXIT_REASON_COUNT = 78,
@@ -139,6 +140,8 @@ struct vmx_cpu {
     u64 host_stack_top;
     u16 vpid;
     bool launched;
+    bool step_tf;               /* apic_step single-steps with RFLAGS.TF (no monitor trap flag) */
+    bool step_guest_tf;         /* ... and the guest's own TF meanwhile */
     u64 exits[VMX_EXIT_REASON_COUNT];
 };
 

@@ -1,0 +1,61 @@
+/* Single-stepping an undecodable xAPIC store against a copy of the page: see apic_step.h. */
+#include <hv/apic_emul.h>
+#include <hv/apic_step.h>
+#include <hv/backend.h>
+#include <hv/console.h>
+#include <hv/spinlock.h>
+#include <hv/stage2.h>
+#include <hv/x86.h>
+
+static spinlock_t step_lock;            /* held from begin to end: one redirected page at a time */
+static volatile u32 step_cpu = ~0u;
+static u64 step_page;
+static u8 scratch[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+static u32 before[PAGE_SIZE / 16];
+
+bool apic_step_active(const struct percpu *pc)
+{
+    return __atomic_load_n(&step_cpu, __ATOMIC_ACQUIRE) == pc->index;
+}
+
+bool apic_step_begin(struct vcpu *v)
+{
+    if (!v->ops->step_arm || !apic_emul_page())
+        return false;
+    spin_lock(&step_lock);
+    step_page = apic_emul_page();
+    /* The copy: every 32-bit register at its 16-byte slot (SDM Vol. 3A 11.4.1, Table 11-1). */
+    for (u32 off = 0; off < PAGE_SIZE; off += 16) {
+        before[off / 16] = mmio_read32(step_page + off);
+        *(volatile u32 *)(scratch + off) = before[off / 16];
+    }
+    if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, STAGE2_R | STAGE2_W)) {
+        spin_unlock(&step_lock);
+        return false;
+    }
+    v->ops->stage2_flush(v);
+    __atomic_store_n(&step_cpu, v->pc->index, __ATOMIC_RELEASE);
+    if (v->ops->step_arm(v, true))
+        return true;
+    apic_step_end(v);                   /* cannot step: nothing ran, nothing to replay */
+    return false;
+}
+
+void apic_step_end(struct vcpu *v)
+{
+    v->ops->step_arm(v, false);
+    /* Trap the page again first: a later store by another CPU must fault, not land in the copy. */
+    stage2_remap(virt_backend->stage2, step_page, step_page, STAGE2_R);
+    v->ops->stage2_flush(v);
+    u32 replayed = 0;
+    for (u32 off = 0; off < PAGE_SIZE; off += 16) {
+        u32 now = *(volatile u32 *)(scratch + off);
+        if (now != before[off / 16]) {
+            apic_emul_mmio_write(v->pc, off, now);
+            replayed++;
+        }
+    }
+    v->rec->arg0 = replayed;
+    __atomic_store_n(&step_cpu, ~0u, __ATOMIC_RELEASE);
+    spin_unlock(&step_lock);
+}
