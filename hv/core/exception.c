@@ -6,6 +6,7 @@
  * the guest runs is held for it.
  */
 #include <hv/abi.h>
+#include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
 #include <hv/panic.h>
@@ -63,6 +64,8 @@ void exception_entry(struct exception_frame *f)
      */
     if (f->vector == 2 && me->launched) {
         vcpu_nmi_arrived(me);
+        if (me->nmi_pending && virt_backend && virt_backend->nmi_held)
+            virt_backend->nmi_held();
         return;
     }
     const char *mnemonic = f->vector < 32 ? exception_names[f->vector][0] : "INT";

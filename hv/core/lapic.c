@@ -14,16 +14,23 @@
 #define SVR_ENABLE         (1u << 8)
 
 static u64 mmio;
-static bool x2apic;
+
+/*
+ * The mode is read each time: the APIC is this CPU's, and a guest may switch it to x2APIC mode
+ * (IA32_APIC_BASE.EXTD, SDM Vol. 3A 11.12.1), after which the xAPIC window ignores writes.
+ */
+static bool x2apic_mode(void)
+{
+    return rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC;
+}
 
 void lapic_init(u64 mmio_base)
 {
     u64 base = rdmsr(MSR_APIC_BASE);
     if (!(base & APIC_BASE_ENABLE))
         wrmsr(MSR_APIC_BASE, base | APIC_BASE_ENABLE);
-    x2apic = base & APIC_BASE_X2APIC;
     mmio = mmio_base ? mmio_base : (base & ~0xfffull);
-    if (x2apic)
+    if (base & APIC_BASE_X2APIC)
         wrmsr(X2APIC_MSR(XAPIC_SVR), rdmsr(X2APIC_MSR(XAPIC_SVR)) | SVR_ENABLE);
     else
         mmio_write32(mmio + XAPIC_SVR, (u32)mmio_read32(mmio + XAPIC_SVR) | SVR_ENABLE);
@@ -31,14 +38,14 @@ void lapic_init(u64 mmio_base)
 
 u32 lapic_id(void)
 {
-    if (x2apic)
+    if (x2apic_mode())
         return (u32)rdmsr(X2APIC_MSR(XAPIC_ID));
     return (u32)mmio_read32(mmio + XAPIC_ID) >> 24;
 }
 
 bool lapic_send_ipi(u32 apic_id, u32 icr_lo)
 {
-    if (x2apic) {
+    if (x2apic_mode()) {
         wrmsr(X2APIC_MSR(XAPIC_ICR_LO), ((u64)apic_id << 32) | icr_lo);
         return true;
     }

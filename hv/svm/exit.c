@@ -107,10 +107,15 @@ static void ioio(struct svm_exit *x)
     exit_io(&x->vcpu, &a);
 }
 
-/* NMI intercept (APM 15.13.2): the guest's NMI, or the hypervisor's kick; vcpu_exit_done() delivers it. */
+/*
+ * NMI intercept (APM 15.13.2): the NMI is not taken, it stays pending. Opening GIF for a moment lets the
+ * host take it through its own IDT (exception.c: the guest's NMI is held, a kick consumed); then
+ * vcpu_exit_done() injects it. The host runs with RFLAGS.IF = 0, so no interrupt comes in with it.
+ */
 static void nmi(struct svm_exit *x)
 {
-    vcpu_nmi_arrived(x->vcpu.pc);
+    (void)x;
+    __asm__ volatile("stgi; nop; clgi" ::: "memory");
 }
 
 static void shutdown(struct svm_exit *x)

@@ -2,6 +2,7 @@
 #include <hv/backend.h>
 #include <hv/stage2.h>
 #include <hv/vmx/ept.h>
+#include <hv/vmx/vmcs.h>
 #include <hv/vmx/vmx.h>
 #include <hv/x86.h>
 
@@ -30,6 +31,13 @@ static const u64 *vmx_exit_counts(const struct percpu *pc)
     return ((const struct vmx_cpu *)pc->vendor)->exits;
 }
 
+/* NMI-window exiting (virtual NMIs only, SDM Vol. 3C 26.6.2) on the current VMCS: the held NMI goes in soon. */
+static void vmx_nmi_held(void)
+{
+    if (vmx_caps.pin & PIN_VIRTUAL_NMIS)
+        vmwrite(CPU_BASED_VM_EXEC_CONTROL, vmread(CPU_BASED_VM_EXEC_CONTROL) | CPU_NMI_WINDOW_EXITING);
+}
+
 const struct hv_backend vmx_backend = {
     .name = "vmx",
     .vendor = HV_VENDOR_VMX,
@@ -40,6 +48,7 @@ const struct hv_backend vmx_backend = {
     .start_guest = vmx_start_guest,
     .stage2 = &vmx_ept,
     .park_mwait = true,
+    .nmi_held = vmx_nmi_held,
     .snapshot = vmx_snapshot,
     .exit_counters = VMX_EXIT_REASON_COUNT,
     .exit_counts = vmx_exit_counts,

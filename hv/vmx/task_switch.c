@@ -70,7 +70,7 @@ static struct seg_state seg_from_desc(u16 sel, u64 d)
         .sel = sel,
         .base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000),
         .limit = limit,
-        .ar = (u32)((d >> 40) & 0xff) | (u32)((d >> 44) & 0xf000),
+        .ar = (u32)((d >> 40) & 0xf0ff),   /* type, S, DPL, P; AVL, L, D/B, G */
     };
 }
 
@@ -196,7 +196,7 @@ void vmx_task_switch(struct vcpu *v, u64 qual)
     }
 
     /* Load the new task (steps 10-12): TR, CR0.TS, CR3, LDTR, EFLAGS, EIP, GPRs, segments. */
-    nt.ar = (u32)((nd >> 40) & 0xff) | (u32)((nd >> 44) & 0xf000);
+    nt.ar = (u32)((nd >> 40) & 0xf0ff);
     write_seg(SEG_TR, &nt);
     vmwrite(GUEST_CR0, vmread(GUEST_CR0) | CR0_TS);
     vmwrite(CR0_READ_SHADOW, vmread(CR0_READ_SHADOW) | CR0_TS);

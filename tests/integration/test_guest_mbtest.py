@@ -33,11 +33,17 @@ from tests.integration.conftest import Run, RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow]
 
-STEPS = ("multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic")
+STEPS = (
+    "multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic",
+    # architectural behaviour the first release changed (each failed there on one back end or both)
+    "tf_emulated", "dr7", "getsec", "prefixes", "nmi_self", "db_hole_stack", "int3_hole_stack",
+    "double_fault_task",
+)  # fmt: skip
 ARGS = "mbtest arg=1"
 HV_IMAGE = 0x100000  # where the hypervisor's image is loaded (boot/linker.ld); mbtest pokes it
 POISON = 0xDEADBEEF  # what mbtest tries to write there
 STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
+AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +292,11 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     # the hypervisor saw the guest's INIT and SIPI (trapped ICR stores), and CPU 1 then ran the guest
     assert "guest: CPU 0 sent INIT to CPU 1 (APIC 1): waiting for SIPI" in lines
     assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
-    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=1 ", line + " ") for line in lines), run.stdout
+    # INIT to the running (halted) AP: it leaves the guest, waits for SIPI and runs mbtest's AP code again
+    assert AP_AGAIN in lines
+    assert "guest: CPU 0 sent INIT to running CPU 1 (APIC 1): it waits for SIPI" in lines
+    assert "guest: CPU 1 is in wait-for-SIPI after an INIT" in lines
+    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=2 ", line + " ") for line in lines), run.stdout
     assert_clean(run)
 
 
@@ -312,5 +322,7 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     ap_line = "mbtest: step ap: PASS every AP started by INIT-SIPI-SIPI (x2APIC ICR MSR) runs virtualized"
     assert ap_line in lines
     assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
-    assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=4" in line for line in lines), run.stdout
+    assert AP_AGAIN in lines
+    # EXTD, then INIT, SIPI, SIPI twice (the second round to the running AP), and the self NMI: 8 WRMSRs
+    assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=8" in line for line in lines), run.stdout
     assert_clean(run)

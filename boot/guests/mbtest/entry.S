@@ -55,6 +55,20 @@ ap_pm32:
     hlt
     jmp 2b
 
+/*
+ * The #DF task (mbtest.c check_double_fault_task): entered through the IDT's task gate with the #DF
+ * error code on its stack; it sends the old task past its faulting instruction and returns by IRET,
+ * a task switch back (EFLAGS.NT). Entered again, it resumes after the IRET: the jump.
+ */
+    .global df_task_entry
+df_task_entry:
+    incl df_count
+    addl $4, %esp
+    movl df_resume_eip, %eax
+    movl %eax, main_tss + 0x20
+    iret
+    jmp df_task_entry
+
     .macro ISR n
 isr\n:
     .if !(\n == 8 || (\n >= 10 && \n <= 14) || \n == 17 || \n == 21 || \n == 29 || \n == 30)

@@ -17,6 +17,18 @@
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
  *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
  *               BSP switches its APIC to x2APIC mode and sends them through the ICR MSR (0x830)
+ *   ap_init_again  then INIT-SIPI to the running (halted) APs: each restarts once, virtualized
+ * and the architectural behaviour a hypervisor easily gets wrong:
+ *   tf_emulated    RFLAGS.TF over CPUID, RDMSR, MOV CR4: the #DB trap after each, DR6.BS set
+ *   dr7            a DR0 execution breakpoint armed before an exit fires after it
+ *   getsec         GETSEC raises #UD (no SMX)
+ *   prefixes       CPUID and RDMSR with legal prefixes (66, 2E, F3, 3E) behave as without
+ *   nmi_self       an NMI IPI to its own APIC ID arrives once
+ *   db_hole_stack  a single-step #DB whose frame lands on a first-touched page (the VGA text buffer,
+ *                  a memory-map hole the hypervisor maps on demand) is delivered, not lost
+ *   int3_hole_stack the same for INT3: delivered once, returning after the INT3
+ *   double_fault_task #GP with a not-present #GP gate is #DF, through a task gate to another task,
+ *                  which IRETs back (a task switch each way)
  */
 #include <hv/abi.h>
 
@@ -80,9 +92,30 @@ static void step(const char *name, int ok, const char *detail)
     failures += !ok;
 }
 
+static volatile u32 db_count, db_eip, db_dr6, bp_hits, nmi_count;
+static volatile u32 bp_escape;          /* where a #BP that repeats is sent (a re-executed INT3) */
+volatile u32 df_count;                  /* counted by the #DF task (entry.S) */
+
 void trap(struct trap_frame *f);
 void trap(struct trap_frame *f)
 {
+    if (f->vector == 1) {               /* #DB: note it; TF off, RF on so that a breakpoint resumes */
+        db_count++;
+        db_eip = f->eip;
+        __asm__ volatile("movl %%dr6, %0" : "=r"(db_dr6));
+        __asm__ volatile("movl %0, %%dr6" : : "r"(0xffff0ff0u));
+        f->eflags = (f->eflags & ~0x100u) | 0x10000u;
+        return;
+    }
+    if (f->vector == 2) {               /* NMI */
+        nmi_count++;
+        return;
+    }
+    if (f->vector == 3 && bp_escape) {  /* a counted #BP: a second one means the INT3 ran again */
+        if (++bp_hits > 1)
+            f->eip = bp_escape;
+        return;
+    }
     fault_count++;
     fault_vector = f->vector;
     if (mbtest_fixup) {
@@ -108,9 +141,10 @@ void trap(struct trap_frame *f)
 #define ARM "movl $1f, mbtest_fixup\n\t"
 #define LAND "\n\tmovl $0, mbtest_fixup\n1:"
 
+static u64 idt[32] __attribute__((aligned(8)));
+
 static void setup_idt(void)
 {
-    static u64 idt[32] __attribute__((aligned(8)));
     for (int i = 0; i < 32; i++) {
         u32 h = isr_table[i];
         /* 32-bit interrupt gate, DPL 0, present (SDM Vol. 3A 7.11, Figure 7-2) */
@@ -381,6 +415,203 @@ static void check_ap_startup(const struct mb_info *mbi)
          aps_alive != cpus - 1 ? "not every AP came up"
          : x2apic ? "every AP started by INIT-SIPI-SIPI (x2APIC ICR MSR) runs virtualized"
                   : "every AP started by INIT-SIPI-SIPI runs virtualized");
+    /* INIT to the running (halted) APs resets them to wait-for-SIPI; a SIPI starts them again. */
+    ipi_all_but_self(ICR_INIT_ASSERT, x2apic);
+    delay(100000);
+    for (int i = 0; i < 2; i++) {
+        ipi_all_but_self(ICR_STARTUP | (AP_TRAMPOLINE >> 12), x2apic);
+        delay(10000);
+    }
+    for (u32 spins = 0; aps_alive < 2 * (cpus - 1) && spins < 200000000u; spins++)
+        __asm__ volatile("pause");
+    step("ap_init_again", aps_alive == 2 * (cpus - 1) && aps_virtualized == 2 * (cpus - 1),
+         aps_alive == 2 * (cpus - 1) ? "INIT-SIPI to running APs restarts each once, virtualized"
+                                     : "an INIT to a running AP did not restart it");
+}
+
+
+/*
+ * ---- Architectural behaviour the hypervisor must not change (issue: transparency departures) ----
+ * Each check below failed on the first release and passes on bare metal.
+ */
+
+static inline u32 read_dr6(void)
+{
+    u32 v;
+    __asm__ volatile("movl %%dr6, %0" : "=r"(v));
+    return v;
+}
+
+/*
+ * Single-step over instructions the hypervisor emulates (CPUID, RDMSR of EFER, MOV to CR4): the #DB
+ * trap comes after the instruction, with DR6.BS (SDM Vol. 3B 18.3.1.4). POPF sets TF; the trap follows
+ * the next instruction.
+ */
+static int tf_over(int which)
+{
+    u32 after, a = 0, c = 0xc0000080, d, cr4;
+    db_count = 0;
+    __asm__ volatile("movl %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("movl %%dr6, %0; andl $~0x4000, %0; movl %0, %%dr6" : "=r"(d));
+    if (which == 0)
+        __asm__ volatile("movl $1f, %0\n\tpushfl\n\torl $0x100, (%%esp)\n\tpopfl\n\tcpuid\n1:\n\tnop"
+                         : "=&S"(after), "+a"(a), "+c"(c) : : "ebx", "edx", "memory", "cc");
+    else if (which == 1)
+        __asm__ volatile("movl $1f, %0\n\tpushfl\n\torl $0x100, (%%esp)\n\tpopfl\n\trdmsr\n1:\n\tnop"
+                         : "=&S"(after), "=a"(a), "=d"(d) : "c"(c) : "memory", "cc");
+    else
+        __asm__ volatile("movl $1f, %0\n\tpushfl\n\torl $0x100, (%%esp)\n\tpopfl\n\tmovl %1, %%cr4\n1:\n\tnop"
+                         : "=&S"(after) : "r"(cr4) : "memory", "cc");
+    return db_count == 1 && db_eip == after && (db_dr6 & 0x4000);
+}
+
+static void check_tf_emulated(void)
+{
+    int cpuid_ok = tf_over(0), rdmsr_ok = tf_over(1), cr4_ok = tf_over(2);
+    step("tf_emulated", cpuid_ok && rdmsr_ok && cr4_ok,
+         !cpuid_ok ? "no single-step #DB after CPUID" : !rdmsr_ok ? "no single-step #DB after RDMSR"
+         : !cr4_ok ? "no single-step #DB after MOV CR4" : "#DB with DR6.BS after CPUID, RDMSR, MOV CR4");
+}
+
+/* A DR7 execution breakpoint armed before an exit still fires after it (DR7 survives VM exits). */
+static void check_dr7(void)
+{
+    u32 target, a = 0, c = 0, dr7 = 1u;          /* L0, R/W0 = 00 execute, LEN0 = 00 (SDM Vol. 3B 18.2.4) */
+    __asm__ volatile("movl $1f, %0\n\tjmp 2f\n1:\tnop\n\tret\n2:" : "=r"(target));
+    __asm__ volatile("movl %0, %%dr0" : : "r"(target));
+    __asm__ volatile("movl %0, %%dr7" : : "r"(dr7));
+    db_count = 0;
+    __asm__ volatile("cpuid" : "+a"(a), "+c"(c) : : "ebx", "edx");      /* an exit */
+    __asm__ volatile("call *%0" : : "r"(target) : "memory");
+    __asm__ volatile("movl %0, %%dr7" : : "r"(0u));
+    step("dr7", db_count == 1 && db_eip == target && (db_dr6 & 1), db_count != 1
+         ? "the breakpoint in DR0 did not fire after an exit" : "DR0 execution breakpoint fires after an exit");
+}
+
+/* GETSEC without SMX (CPUID.1:ECX.SMX is 0 for the guest) is #UD (SDM Vol. 2D GETSEC). */
+static void check_getsec(void)
+{
+    fault_vector = ~0u;
+    __asm__ volatile(ARM ".byte 0x0f, 0x37" LAND : : "a"(0) : "memory");
+    step("getsec", fault_vector == 6, fault_vector == 6 ? "GETSEC raises #UD" : "GETSEC did not raise #UD");
+}
+
+/* CPUID and RDMSR with legal prefixes (operand size, segment override, REP) have the same result. */
+static void check_prefixes(void)
+{
+    u32 a0, b0, c0, d0, a1 = 0, b1, c1 = 0, d1, a2 = 0, b2, c2 = 0, d2, lo0, hi0, lo1, hi1;
+    cpuid(0, &a0, &b0, &c0, &d0);
+    __asm__ volatile(".byte 0x66, 0x0f, 0xa2" : "+a"(a1), "=b"(b1), "+c"(c1), "=d"(d1));
+    __asm__ volatile(".byte 0x2e, 0xf3, 0x0f, 0xa2" : "+a"(a2), "=b"(b2), "+c"(c2), "=d"(d2));
+    __asm__ volatile("rdmsr" : "=a"(lo0), "=d"(hi0) : "c"(0xc0000080));
+    __asm__ volatile(".byte 0x3e, 0x0f, 0x32" : "=a"(lo1), "=d"(hi1) : "c"(0xc0000080));
+    int ok = a1 == a0 && b1 == b0 && d1 == d0 && a2 == a0 && b2 == b0 && d2 == d0 && lo1 == lo0 && hi1 == hi0;
+    step("prefixes", ok, ok ? "66/2E/F3 CPUID and 3E RDMSR execute as without prefixes" : "prefixed result differs");
+}
+
+/*
+ * An NMI IPI to its own APIC ID through the xAPIC ICR is delivered once to this kernel's NMI handler
+ * (no shorthand: "self" allows only fixed delivery, SDM Vol. 3A 11.6.1).
+ */
+static void check_nmi_self(void)
+{
+    nmi_count = 0;
+    if (rdmsr(0x1b) & (1u << 10)) {     /* x2APIC mode: the ICR MSR, destination its x2APIC ID (MSR 0x802) */
+        wrmsr(0x830, (u64)(u32)rdmsr(0x802) << 32 | 4u << 8);
+    } else {
+        *(volatile u32 *)0xfee00310u = *(volatile u32 *)0xfee00020u & 0xff000000u;     /* destination: own ID */
+        *(volatile u32 *)0xfee00300u = 4u << 8;                                        /* delivery mode NMI */
+    }
+    for (u32 spins = 0; !nmi_count && spins < 10000000u; spins++)
+        __asm__ volatile("pause");
+    step("nmi_self", nmi_count == 1, nmi_count == 1 ? "self NMI delivered once" : "self NMI not delivered once");
+}
+
+/*
+ * A #BP with the stack in the VGA text buffer (0xb8000, a memory-map hole the hypervisor maps on first
+ * touch): delivering it exits (stage-2 fault while pushing the frame) and must then complete once,
+ * with the return address after the INT3 (a re-injected software exception must not push its own RIP).
+ */
+static void check_int3_on_hole_stack(void)
+{
+    u32 saved;
+    bp_hits = 0;
+    __asm__ volatile("movl $2f, bp_escape\n\t"
+                     "movl %%esp, %0\n\t"
+                     "movl $0xbc000, %%esp\n\t"
+                     "int3\n\t"
+                     "2:\n\t"
+                     "movl %0, %%esp\n\t"
+                     "movl $0, bp_escape"
+                     : "=&r"(saved) : : "memory");
+    /* The single-step #DB trap delivered onto another first-touched page must not be lost either. */
+    db_count = 0;
+    __asm__ volatile("movl %%esp, %0\n\t"
+                     "movl $0xbe000, %%esp\n\t"
+                     "pushfl\n\torl $0x100, (%%esp)\n\tpopfl\n\t"
+                     "nop\n\t"
+                     "nop\n\t"
+                     "movl %0, %%esp"
+                     : "=&r"(saved) : : "memory", "cc");
+    step("db_hole_stack", db_count == 1, db_count == 1 ? "single-step #DB delivered onto a first-touched page"
+                                                       : "single-step #DB lost during delivery");
+    step("int3_hole_stack", bp_hits == 1, bp_hits == 1 ? "#BP delivered once onto a first-touched page"
+                                                       : "#BP delivered more than once (or never)");
+}
+
+/*
+ * A double fault through a task gate (32-bit, SDM Vol. 3A 7.14 and 8.3): #GP with a not-present #GP
+ * gate raises #NP during delivery, contributory twice is #DF, and IDT[8] is a task gate to df_tss. The
+ * #DF task counts, sends the old task past the faulting instruction and IRETs back (NT: a task switch).
+ */
+extern u8 df_task_entry[];
+struct tss32 {
+    u32 link, esp0, ss0, esp1, ss1, esp2, ss2, cr3, eip, eflags, eax, ecx, edx, ebx, esp, ebp, esi, edi;
+    u32 es, cs, ss, ds, fs, gs, ldt, iomap;
+} __attribute__((packed));
+struct tss32 main_tss __attribute__((aligned(128)));
+struct tss32 df_tss __attribute__((aligned(128)));
+u32 df_resume_eip;
+static u8 df_stack[4096] __attribute__((aligned(16)));
+static u64 gdt2[8] __attribute__((aligned(8)));
+
+static u64 tss_desc(u32 base)
+{
+    /* 32-bit available TSS (type 9), present, limit 0x67 (SDM Vol. 3A 8.2.2, Figure 8-3) */
+    return 0x67 | (u64)(base & 0xffffff) << 16 | (u64)0x89 << 40 | (u64)(base >> 24) << 56;
+}
+
+static void check_double_fault_task(u64 *idt)
+{
+    struct {
+        u16 limit;
+        u32 base;
+    } __attribute__((packed)) gdtr;
+    __asm__ volatile("sgdt %0" : "=m"(gdtr));
+    const u64 *old = (const u64 *)gdtr.base;
+    for (u32 i = 0; i < 4; i++)
+        gdt2[i] = old[i];
+    gdt2[4] = tss_desc((u32)&main_tss);
+    gdt2[5] = tss_desc((u32)&df_tss);
+    gdtr.limit = 6 * 8 - 1;
+    gdtr.base = (u32)gdt2;
+    __asm__ volatile("lgdt %0; ltr %w1" : : "m"(gdtr), "r"(4 * 8));
+    df_tss = (struct tss32){ .eip = (u32)df_task_entry, .eflags = 2, .esp = (u32)(df_stack + sizeof(df_stack)),
+                             .es = 0x18, .cs = 0x10, .ss = 0x18, .ds = 0x18, .fs = 0x18, .gs = 0x18 };
+    __asm__ volatile("movl %%cr3, %0" : "=r"(df_tss.cr3));
+    u64 gp_gate = idt[13], df_gate = idt[8];
+    idt[8] = (u64)(5 * 8) << 16 | (u64)0x8500 << 32;    /* task gate, present, DPL 0 (Figure 7-2) */
+    idt[13] &= ~((u64)1 << 47);                          /* #GP gate not present: #NP during delivery */
+    df_count = 0;
+    __asm__ volatile("movl $1f, df_resume_eip\n\t"
+                     "movw $0x33, %%ax\n\t"              /* a selector past the GDT limit: #GP */
+                     "movw %%ax, %%fs\n\t"
+                     "1:"
+                     : : : "eax", "memory");
+    idt[13] = gp_gate;
+    idt[8] = df_gate;
+    int ok = df_count == 1;
+    step("double_fault_task", ok, ok ? "#DF through a task gate and back by IRET" : "no #DF task switch");
 }
 
 void mbtest_main(u32 magic, const struct mb_info *mbi);
@@ -401,6 +632,13 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_hypercall();
     check_apic();
     check_ap_startup(mbi);
+    check_tf_emulated();
+    check_dr7();
+    check_getsec();
+    check_prefixes();
+    check_nmi_self();
+    check_int3_on_hole_stack();
+    check_double_fault_task(idt);
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
     for (;;)

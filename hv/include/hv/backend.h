@@ -27,6 +27,12 @@ struct hv_backend {
     /* Optional: keep INIT / SIPI away from a CPU parked in host mode. */
     void (*hold)(void);
     /*
+     * Optional: an NMI for the guest arrived while this CPU was in the hypervisor, possibly after the
+     * exit handler's last look (vcpu_exit_done): make the next entry exit as soon as the guest can
+     * take it. Called from the NMI handler. (SVM needs none: GIF = 0 holds NMIs in the host.)
+     */
+    void (*nmi_held)(void);
+    /*
      * A parked CPU may wait in MWAIT (woken by the store that releases it) instead of spinning. Not
      * with SVM: the host runs with GIF = 0, and QEMU's TCG MWAIT only ends on an interrupt.
      */
