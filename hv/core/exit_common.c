@@ -8,6 +8,7 @@
 #include <hv/exit_common.h>
 #include <hv/fixup.h>
 #include <hv/guest.h>
+#include <hv/guest_mem.h>
 #include <hv/hypercall.h>
 #include <hv/memmap.h>
 #include <hv/panic.h>
@@ -151,11 +152,51 @@ void exit_xsetbv(struct vcpu *v)
     vcpu_skip(v);
 }
 
+/* Iterations of a REP INS / OUTS done per exit; the rest continue when the guest re-executes it. */
+#define STRING_IO_BATCH 1024
+#define RFLAGS_DF (1ull << 10)
+
+/*
+ * INS / OUTS to an intercepted port (SDM Vol. 2B INS, OUTS; REP: RCX counts, RSI/RDI step by the
+ * operand size, backwards with RFLAGS.DF, all in the address size). Memory goes through the guest's
+ * paging; an element that is not guest RAM raises #GP(0) after the elements before it are done.
+ */
+static void string_io(struct vcpu *v, const struct io_access *a)
+{
+    u64 mask = a->addr_bits == 64 ? ~0ull : a->addr_bits == 32 ? 0xffffffffull : 0xffffull;
+    u64 count = a->rep ? v->gpr[1] & mask : 1;
+    u32 reg = a->in ? 7 : 6;                            /* RDI / RSI */
+    enum vcpu_seg seg = a->in ? VCPU_ES : (enum vcpu_seg)a->seg;
+    /* In 64-bit mode only FS and GS have a base (SDM Vol. 3A 3.4.4). */
+    u64 base = v->ops->code_bits(v) == 64 && seg != VCPU_FS && seg != VCPU_GS ? 0 : v->ops->seg_base(v, seg);
+    i64 step = v->ops->rflags(v) & RFLAGS_DF ? -(i64)a->size : (i64)a->size;
+    struct guest_paging p;
+    v->ops->paging(v, &p);
+    for (u32 done = 0; count && done < STRING_IO_BATCH; done++) {
+        u64 ptr = v->gpr[reg] & mask;
+        u32 value = 0;
+        bool ok = a->in ? (value = guest_io_in(a->port, a->size), guest_write_linear(&p, base + ptr, &value, a->size))
+                        : guest_read_linear(&p, base + ptr, &value, a->size);
+        if (!ok) {
+            vcpu_inject_gp0(v);
+            return;
+        }
+        if (!a->in)
+            guest_io_out(v->pc, a->port, a->size, value);
+        v->gpr[reg] = (v->gpr[reg] & ~mask) | ((ptr + (u64)step) & mask);
+        count--;
+        if (a->rep)
+            v->gpr[1] = (v->gpr[1] & ~mask) | count;
+    }
+    if (!count)
+        vcpu_skip(v);
+}
+
 void exit_io(struct vcpu *v, const struct io_access *a)
 {
     if (a->string) {
-        v->ops->dump(v, "string I/O to an intercepted port");
-        hv_exit(HV_STATUS_FAIL, "string_io");
+        string_io(v, a);
+        return;
     }
     u32 mask = a->size == 4 ? 0xffffffffu : (1u << (8 * a->size)) - 1;
     if (a->in) {

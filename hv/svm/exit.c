@@ -103,6 +103,9 @@ static void ioio(struct svm_exit *x)
         .in = info & 1,
         .string = (info >> 2) & 1,
         .rep = (info >> 3) & 1,
+        .addr_bits = info & (1u << 9) ? 64 : info & (1u << 8) ? 32 : 16,
+        /* The segment field needs decode assists; without them (QEMU TCG) it reads 0 (ES): DS then. */
+        .seg = (u8)(svm_caps.decode_assists ? (info >> 10) & 7 : VCPU_DS),
     };
     exit_io(&x->vcpu, &a);
 }

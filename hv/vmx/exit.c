@@ -98,6 +98,12 @@ static void io(struct vmx_exit *x)
         .string = (x->qual >> 4) & 1,
         .rep = (x->qual >> 5) & 1,
     };
+    if (a.string) {
+        /* INS / OUTS: VM-exit instruction information bits 9:7 address size, 17:15 segment (Table 28-8). */
+        u32 info = (u32)vmread(VMX_INSTRUCTION_INFO);
+        a.addr_bits = (u8)(16u << ((info >> 7) & 7));
+        a.seg = (u8)((info >> 15) & 7);
+    }
     exit_io(&x->vcpu, &a);
 }
 

@@ -19,6 +19,8 @@ struct io_access {
     bool in;
     bool string;        /* INS / OUTS */
     bool rep;
+    u8 addr_bits;       /* string forms: address size 16, 32 or 64 */
+    u8 seg;             /* string forms: OUTS's source segment (enum vcpu_seg); INS always writes ES */
 };
 
 void exit_cpuid(struct vcpu *v);
