@@ -3,6 +3,7 @@
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/lapic.h>
+#include <hv/mmio.h>
 #include <hv/stage2.h>
 #include <hv/x86.h>
 
@@ -121,24 +122,117 @@ bool apic_emul_apic_base_write(u64 value)
     return true;
 }
 
+/*
+ * The xAPIC page as an MMIO device for mmio_emulate. Its registers are 32 bits wide at 16-byte aligned
+ * offsets and the SDM defines only aligned 32-bit accesses (Vol. 3A 11.4.1, Table 11-1); the others are
+ * made harmless here:
+ *   read:  every byte comes from the real APIC register it lies in; bytes 4-15 of a 16-byte slot
+ *          (reserved) read as 0. A 1/2-byte read of a register returns those bytes of it.
+ *   write: a 4-byte write at a 16-byte aligned offset goes to apic_emul_mmio_write; an 8-byte write
+ *          there writes its low half the same way and drops the high half (reserved bytes). Any other
+ *          write (1/2 bytes, misaligned, into reserved bytes) is dropped (reported, at most 8 times):
+ *          a partial write of the ICR could send an IPI the guest never asked for.
+ */
+static u32 dropped_reports;
+
+static bool apic_dev_read(void *ctx, u32 offset, u32 size, u64 *value)
+{
+    (void)ctx;
+    u64 v = 0;
+    u32 slot = ~0u, reg = 0;
+    for (u32 i = 0; i < size; i++) {
+        u32 at = offset + i;
+        if ((at & 15) >= 4)
+            continue;
+        if ((at & ~15u) != slot) {
+            slot = at & ~15u;
+            reg = (u32)mmio_read32(apic_page + slot);
+        }
+        v |= (u64)((reg >> (8 * (at & 3))) & 0xff) << (8 * i);
+    }
+    *value = v;
+    return true;
+}
+
+static bool apic_dev_write(void *ctx, u32 offset, u32 size, u64 value)
+{
+    struct percpu *pc = ctx;
+    if ((offset & 15) == 0 && (size == 4 || size == 8)) {
+        apic_emul_mmio_write(pc, offset, (u32)value);
+        return true;
+    }
+    if (__atomic_fetch_add(&dropped_reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("CPU %u: APIC write of %u bytes at offset 0x%x dropped (only aligned 32-bit writes, SDM 11.4.1)\n",
+               pc->index, size, offset);
+    return true;
+}
+
+enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fault *fault)
+{
+    const struct mmio_dev dev = {
+        .base = apic_page, .length = PAGE_SIZE, .ctx = v->pc, .read = apic_dev_read, .write = apic_dev_write,
+    };
+    struct mmio_result res;
+    enum mmio_status st = mmio_emulate(v, gpa, &dev, &res);
+    if (v->rec) {
+        v->rec->arg0 = res.dev_offset;
+        v->rec->arg1 = res.dev_value;
+        v->rec->insn_len = (u8)res.insn.len;
+    }
+    if (st == MMIO_EMUL_FAULT) {
+        *fault = res.fault;
+    } else if (st != MMIO_EMUL_DONE) {
+        u8 b[MMIO_INSN_MAX] = { 0 };
+        memcpy(b, res.bytes, res.fetched);
+        printk("CPU %u: APIC access at GPA 0x%lx by an instruction hvtrace %s (%u bytes fetched): "
+               "%02x %02x %02x %02x %02x %02x\n", v->pc->index, gpa,
+               st == MMIO_EMUL_UNDECODABLE ? "cannot decode" : "cannot emulate", res.fetched, b[0], b[1], b[2],
+               b[3], b[4], b[5]);
+    }
+    return st;
+}
+
+/* ---- transitional entry for the back ends' current exit handlers (see apic_emul.h) ---- */
+struct legacy_vcpu {
+    struct vcpu v;
+    const struct apic_store_exit *e;
+    u64 rsp;
+    u32 advanced;
+};
+
+#define LEGACY(v) ((struct legacy_vcpu *)(v))
+
+static u64 legacy_rsp(struct vcpu *v) { return LEGACY(v)->rsp; }
+static void legacy_set_rsp(struct vcpu *v, u64 value) { LEGACY(v)->rsp = value; }
+static u64 legacy_rip(struct vcpu *v) { return LEGACY(v)->e->rip_linear; }
+static void legacy_set_rip(struct vcpu *v, u64 value) { (void)v, (void)value; }
+static u64 legacy_rflags(struct vcpu *v) { return (void)v, 2; }
+static void legacy_set_rflags(struct vcpu *v, u64 value) { (void)v, (void)value; }
+static u32 legacy_insn_len(struct vcpu *v) { return (void)v, 0; }
+static void legacy_advance(struct vcpu *v, u32 len) { LEGACY(v)->advanced = len; }
+static u32 legacy_cpl(struct vcpu *v) { return (void)v, 0; }
+static u32 legacy_code_bits(struct vcpu *v) { return LEGACY(v)->e->long_mode ? 64 : 32; }
+static u64 legacy_seg_base(struct vcpu *v, enum vcpu_seg seg) { return (void)v, (void)seg, 0; }
+static void legacy_paging(struct vcpu *v, struct guest_paging *out) { *out = LEGACY(v)->e->paging; }
+static void legacy_inject(struct vcpu *v, u32 type, u32 vector, bool has_error, u32 error)
+{
+    (void)v, (void)type, (void)vector, (void)has_error, (void)error;
+}
+static void legacy_flush(struct vcpu *v) { (void)v; }
+
+static const struct vcpu_ops legacy_ops = {
+    .rsp = legacy_rsp, .set_rsp = legacy_set_rsp, .rip = legacy_rip, .set_rip = legacy_set_rip,
+    .rflags = legacy_rflags, .set_rflags = legacy_set_rflags, .insn_len = legacy_insn_len,
+    .advance = legacy_advance, .cpl = legacy_cpl, .code_bits = legacy_code_bits, .seg_base = legacy_seg_base,
+    .paging = legacy_paging, .inject = legacy_inject, .stage2_flush = legacy_flush,
+};
+
 u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u64 gpa, struct hv_record *rec)
 {
-    u8 insn[15] = { 0 };
-    struct mmio_store st;
-    u32 page_left = PAGE_SIZE - (u32)(e->rip_linear & (PAGE_SIZE - 1));
-    /* all 15 bytes, or up to the end of the page when the next one is not mapped */
-    if (!(guest_read_linear(&e->paging, e->rip_linear, insn, sizeof(insn)) ||
-          guest_read_linear(&e->paging, e->rip_linear, insn, page_left < sizeof(insn) ? page_left : sizeof(insn))) ||
-        !mmio_decode_store(insn, e->long_mode, &st)) {
-        printk("CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
-               pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
+    /* the frame the back end passes is the exit's own, writable register frame */
+    struct legacy_vcpu lv = { .v = { &legacy_ops, pc, (u64 *)(uintptr_t)e->gpr, rec }, .e = e, .rsp = e->rsp };
+    struct mmio_fault fault;
+    if (apic_emul_guest_access(&lv.v, gpa, &fault) != MMIO_EMUL_DONE || lv.rsp != e->rsp)
         return 0;
-    }
-    u32 value = st.imm ? st.value : (u32)(st.reg == 4 ? e->rsp : e->gpr[st.reg]);
-    u32 offset = (u32)(gpa & (PAGE_SIZE - 1));
-    rec->arg0 = offset;
-    rec->arg1 = value;
-    rec->insn_len = (u8)st.len;
-    apic_emul_mmio_write(pc, offset, value);
-    return st.len;
+    return lv.advanced;
 }

@@ -15,5 +15,11 @@ struct guest_paging {
 
 /* Copy len bytes at linear address 'linear'; false if a page is not present or not guest RAM. */
 bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len);
+/* Linear -> guest-physical through the guest's paging; false if not present (no permission checks). */
+bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa);
+/* Copy len bytes from / to guest RAM at 'gpa' (usable or ACPI RAM, never hypervisor memory); false if
+ * any byte is outside it. */
+bool guest_read_phys(u64 gpa, void *out, u32 len);
+bool guest_write_phys(u64 gpa, const void *in, u32 len);
 
 #endif
