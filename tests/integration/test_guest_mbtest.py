@@ -33,7 +33,7 @@ from tests.integration.conftest import Run, RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow]
 
-STEPS = ("multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic")
+STEPS = ("multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic", "mmio")
 ARGS = "mbtest arg=1"
 HV_IMAGE = 0x100000  # where the hypervisor's image is loaded (boot/linker.ld); mbtest pokes it
 POISON = 0xDEADBEEF  # what mbtest tries to write there

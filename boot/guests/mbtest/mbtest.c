@@ -13,6 +13,8 @@
  *   hypercall   PING answers "HVTR"
  *   apic        stores to the xAPIC page (TPR) are trapped and emulated, a read between them is not:
  *               two more stage-2 fault exits, and the values read back from the real APIC
+ *   mmio        other instruction forms on the xAPIC page are emulated too: MOV moffs32, EAX (A3) to
+ *               the ICR high word, LOCK OR and XCHG on the TPR (restored); four stage-2 fault exits
  *   ap          with "cpus=N" (N > 1) on the command line: INIT-SIPI-SIPI to all other CPUs starts
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
  *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
@@ -265,6 +267,48 @@ static void check_apic(void)
          after == before + 2 ? "TPR stores emulated, reads direct" : "stores not trapped (or a read faulted)");
 }
 
+/*
+ * Instruction forms beyond MOV r/m32 (SDM Vol. 2B MOV A3; OR 83 /1 ib with LOCK; XCHG 87 /r), each a
+ * store the hypervisor must decode and emulate (hv/core/mmio_decode.c). ICR high only holds the
+ * destination (no IPI is sent), the TPR ends where it started.
+ */
+static void check_mmio_forms(void)
+{
+    volatile u32 *icr_hi = (volatile u32 *)0xfee00310u, *tpr = (volatile u32 *)0xfee00080u;
+    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 tpr0 = *tpr & 0xff;
+    /* A3 10 03 E0 FE: mov [0xfee00310], eax (the encoding a public test suite uses for the ICR) */
+    __asm__ volatile(".byte 0xa3\n\t.long 0xfee00310" : : "a"(0x0f000000u) : "memory");
+    u32 dest = *icr_hi >> 24;
+    __asm__ volatile(".byte 0xa3\n\t.long 0xfee00310" : : "a"(0u) : "memory");
+    u32 dest0 = *icr_hi >> 24;
+    /* F0 83 0D 80 00 E0 FE 20: lock or dword [0xfee00080], 0x20 */
+    __asm__ volatile("lock orl $0x20, 0xfee00080" : : : "memory", "cc");
+    u32 ored = *tpr & 0xff;
+    /* 87 05 80 00 E0 FE: xchg [0xfee00080], eax (TPR back to what it was, EAX gets the ORed value) */
+    u32 old = tpr0;
+    __asm__ volatile("xchgl %0, 0xfee00080" : "+a"(old) : : "memory");
+    u32 restored = *tpr & 0xff;
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    int ok = after == before + 4 && dest == 0x0f && dest0 == 0 && ored == (tpr0 | 0x20) && (old & 0xff) == ored &&
+             restored == tpr0;
+    if (!ok) {
+        puts("mbtest: mmio: exits ");
+        puthex(after - before);
+        puts(" icr-hi ");
+        puthex(dest);
+        puts(" tpr ");
+        puthex(ored);
+        puts(" xchg ");
+        puthex(old);
+        puts(" ");
+        puthex(restored);
+        putc('\n');
+    }
+    step("mmio", ok, ok ? "A3 moffs32 store to ICR high, LOCK OR and XCHG on the TPR emulated"
+                        : "an xAPIC access form was not emulated right");
+}
+
 /* ---- AP start-up (SDM Vol. 3A 9.4.4 "MP Initialization Example", 11.6.1 ICR) ---- */
 #define AP_TRAMPOLINE 0x7000u
 #define ICR_LO ((volatile u32 *)0xfee00300u)
@@ -400,6 +444,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_isolation();
     check_hypercall();
     check_apic();
+    check_mmio_forms();
     check_ap_startup(mbi);
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
