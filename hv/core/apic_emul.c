@@ -123,41 +123,28 @@ bool apic_emul_apic_base_write(u64 value)
 }
 
 /*
- * The xAPIC page as an MMIO device for mmio_emulate. Its registers are 32 bits wide at 16-byte aligned
- * offsets and the SDM defines only aligned 32-bit accesses (Vol. 3A 11.4.1, Table 11-1); the others are
- * made harmless here:
- *   read:  every byte comes from the real APIC register it lies in; bytes 4-15 of a 16-byte slot
- *          (reserved) read as 0. A 1/2-byte read of a register returns those bytes of it.
- *   write: a 4-byte write at a 16-byte aligned offset goes to apic_emul_mmio_write; an 8-byte write
- *          there writes its low half the same way and drops the high half (reserved bytes). Any other
- *          write (1/2 bytes, misaligned, into reserved bytes) is dropped (reported, at most 8 times):
- *          a partial write of the ICR could send an IPI the guest never asked for.
+ * The xAPIC page as an MMIO device for mmio_emulate: reads come from the real APIC, aligned 32-bit
+ * writes go to apic_emul_mmio_write; other sizes and offsets as mmio_reg32_read / _write_reaches
+ * define them (mmio.h: partial reads from the register, dropped partial writes).
  */
 static u32 dropped_reports;
 
-static bool apic_dev_read(void *ctx, u32 offset, u32 size, u64 *value)
+static u32 apic_read32(void *ctx, u32 reg)
 {
     (void)ctx;
-    u64 v = 0;
-    u32 slot = ~0u, reg = 0;
-    for (u32 i = 0; i < size; i++) {
-        u32 at = offset + i;
-        if ((at & 15) >= 4)
-            continue;
-        if ((at & ~15u) != slot) {
-            slot = at & ~15u;
-            reg = (u32)mmio_read32(apic_page + slot);
-        }
-        v |= (u64)((reg >> (8 * (at & 3))) & 0xff) << (8 * i);
-    }
-    *value = v;
+    return (u32)mmio_read32(apic_page + reg);
+}
+
+static bool apic_dev_read(void *ctx, u32 offset, u32 size, u64 *value)
+{
+    *value = mmio_reg32_read(offset, size, apic_read32, ctx);
     return true;
 }
 
 static bool apic_dev_write(void *ctx, u32 offset, u32 size, u64 value)
 {
     struct percpu *pc = ctx;
-    if ((offset & 15) == 0 && (size == 4 || size == 8)) {
+    if (mmio_reg32_write_reaches(offset, size)) {
         apic_emul_mmio_write(pc, offset, (u32)value);
         return true;
     }

@@ -419,6 +419,28 @@ static enum mmio_status perform(struct emu *e, const struct mmio_insn *in)
     return MMIO_EMUL_DONE;
 }
 
+u64 mmio_reg32_read(u32 offset, u32 size, u32 (*read32)(void *ctx, u32 reg), void *ctx)
+{
+    u64 v = 0;
+    u32 slot = ~0u, reg = 0;
+    for (u32 i = 0; i < size; i++) {
+        u32 at = offset + i;
+        if ((at & 15) >= 4)
+            continue;           /* reserved bytes of the slot */
+        if ((at & ~15u) != slot) {
+            slot = at & ~15u;
+            reg = read32(ctx, slot);
+        }
+        v |= (u64)((reg >> (8 * (at & 3))) & 0xff) << (8 * i);
+    }
+    return v;
+}
+
+bool mmio_reg32_write_reaches(u32 offset, u32 size)
+{
+    return (offset & 15) == 0 && (size == 4 || size == 8);
+}
+
 enum mmio_status mmio_emulate(struct vcpu *v, u64 gpa, const struct mmio_dev *dev, struct mmio_result *res)
 {
     struct emu e = { .v = v, .dev = dev, .res = res, .code_bits = v->ops->code_bits(v) };

@@ -9,7 +9,7 @@
  *   cs= ds= es= ss= fs= gs= (segment bases)  gpa= (the faulting GPA, default the device base)
  *   mem=ADDR:<hex> (guest RAM bytes at a physical address)  dev=OFF:<hex> (device bytes)
  *   map=LA:GPA (a 4 KiB page of the fake guest paging; identity below 2 MiB and for the device page)
- *   unmap=LA (a page not present)  peek=ADDR:LEN (RAM bytes to print afterwards)  devpeek=OFF:LEN
+ *   unmap=LA (a page not present)  devkind=reg32 (the device is a 32-bit register file, as the xAPIC)  peek=ADDR:LEN (RAM bytes to print afterwards)  devpeek=OFF:LEN
  * The code bytes go to guest RAM at CS.base + RIP (through the fake paging), unless mode=decode.
  * Result: "status=... key=value ..." (see print_result).
  */
@@ -124,9 +124,28 @@ static void logf_(const char *fmt, ...)
     va_end(ap);
 }
 
+/* devkind=reg32: the device is a 32-bit register file through mmio_reg32_read / _write_reaches,
+ * the policy the xAPIC device of hv/core/apic_emul.c uses; register reads logged as R:offset. */
+static bool reg32_mode;
+
+static u32 reg32_read32(void *ctx, u32 reg)
+{
+    (void)ctx;
+    u32 v;
+    if (reg & 15 || reg + 4 > sizeof(devmem))
+        abort();
+    memcpy(&v, devmem + reg, 4);
+    logf_("%sR:%x", devlog[0] ? "," : "", reg);
+    return v;
+}
+
 static bool dev_read(void *ctx, u32 off, u32 size, u64 *value)
 {
     (void)ctx;
+    if (reg32_mode) {
+        *value = mmio_reg32_read(off, size, reg32_read32, NULL);
+        return true;
+    }
     if (off + size > sizeof(devmem))
         abort();        /* mmio_emulate promised an access inside the device */
     u64 v = 0;
@@ -141,6 +160,14 @@ static bool dev_write(void *ctx, u32 off, u32 size, u64 value)
     (void)ctx;
     if (off + size > sizeof(devmem))
         abort();
+    if (reg32_mode) {
+        if (!mmio_reg32_write_reaches(off, size)) {
+            logf_("%sdrop:%x:%u", devlog[0] ? "," : "", off, size);
+            return true;
+        }
+        size = 4;
+        value = (u32)value;
+    }
     memcpy(devmem + off, &value, size);
     logf_("%sw:%x:%u:%llx", devlog[0] ? "," : "", off, size, (unsigned long long)value);
     return true;
@@ -185,6 +212,7 @@ static void run_case(char *line)
     memset(devmem, 0, sizeof(devmem));
     devlog[0] = 0;
     nmaps = 0;
+    reg32_mode = false;
     f.v.gpr = f.regs;
     for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
         char *eq = strchr(tok, '=');
@@ -215,6 +243,8 @@ static void run_case(char *line)
             f.rflags = hex(val);
         else if (!strcmp(k, "cpl"))
             f.cpl = (u32)hex(val);
+        else if (!strcmp(k, "devkind"))
+            reg32_mode = !strcmp(val, "reg32");
         else if (!strcmp(k, "gpa"))
             gpa = hex(val);
         else if (!strcmp(k, "map") || !strcmp(k, "unmap")) {

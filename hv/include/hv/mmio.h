@@ -83,6 +83,22 @@ struct mmio_dev {
     bool (*write)(void *ctx, u32 offset, u32 size, u64 value);
 };
 
+/*
+ * Helpers for a device of 32-bit registers at 16-byte aligned offsets, like the xAPIC (SDM Vol. 3A
+ * 11.4.1, Table 11-1), where only aligned 32-bit accesses are defined. The other accesses are made
+ * harmless:
+ *   read:  each byte comes from the register it lies in (read32 of the 16-byte aligned offset, once per
+ *          register); bytes 4-15 of a 16-byte slot are reserved and read as 0. So a 1/2-byte read of a
+ *          register returns those bytes of it, an 8-byte read the register zero-extended.
+ *   write: only a 4- or 8-byte write at a 16-byte aligned offset reaches the register, with its low 32
+ *          bits (the high half of an 8-byte write falls on reserved bytes); any other write (1/2 bytes,
+ *          misaligned, into reserved bytes) is dropped: merging a partial write into a register could
+ *          trigger a side effect the guest never asked for (e.g. an IPI through the ICR).
+ */
+u64 mmio_reg32_read(u32 offset, u32 size, u32 (*read32)(void *ctx, u32 reg), void *ctx);
+/* True if a write of 'size' bytes at 'offset' goes to the register at 'offset' (with the low 32 bits). */
+bool mmio_reg32_write_reaches(u32 offset, u32 size);
+
 enum mmio_status {
     MMIO_EMUL_DONE,             /* performed; RIP stepped (or left on a REP string op with iterations to go) */
     MMIO_EMUL_UNDECODABLE,      /* not an instruction the decoder knows: nothing done, use the fallback */
