@@ -151,22 +151,20 @@ struct place {
 
 static enum mmio_status locate(struct emu *e, u64 la, u32 size, bool write, struct place *pl)
 {
-    u64 gpa;
+    u64 gpa, gpa2, last = la + size - 1;
     pl->la = la;
     pl->size = size;
     pl->dev = false;
     /* #PF for a page the guest's tables do not map (error code: not present, W, U for CPL 3: Vol. 3A 4.7) */
-    for (u64 at = la & ~(PAGE_SIZE - 1); at <= ((la + size - 1) & ~(PAGE_SIZE - 1)); at += PAGE_SIZE) {
-        if (!guest_translate(&e->pg, at < la ? la : at, &gpa)) {
-            u32 err = (write ? PF_ERR_W : 0) | (e->v->ops->cpl(e->v) == 3 ? PF_ERR_U : 0);
-            return fault(e, VEC_PF, true, err, at < la ? la : at);
-        }
+    bool first = guest_translate(&e->pg, la, &gpa);
+    bool split = (la ^ last) & ~(PAGE_SIZE - 1);
+    if (!first || (split && !guest_translate(&e->pg, last & ~(PAGE_SIZE - 1), &gpa2))) {
+        u32 err = (write ? PF_ERR_W : 0) | (e->v->ops->cpl(e->v) == 3 ? PF_ERR_U : 0);
+        return fault(e, VEC_PF, true, err, first ? last & ~(PAGE_SIZE - 1) : la);
     }
-    if (!guest_translate(&e->pg, la, &gpa))
-        return MMIO_EMUL_UNSUPPORTED;
     if (gpa - e->dev->base < e->dev->length) {
         /* a device access stays inside the device and inside one page */
-        if (gpa - e->dev->base + size > e->dev->length || (la & (PAGE_SIZE - 1)) + size > PAGE_SIZE)
+        if (split || gpa - e->dev->base + size > e->dev->length)
             return MMIO_EMUL_UNSUPPORTED;
         pl->dev = true;
         pl->offset = (u32)(gpa - e->dev->base);

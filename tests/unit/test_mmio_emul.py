@@ -519,3 +519,10 @@ def test_lock_or_on_a_register_reads_it_then_writes_it(mmio: MmioDriver) -> None
     got = emul(mmio, 32, "f0 83 0d 80 00 e0 fe 20", devkind="reg32", dev="80:10000000")
     done(got, 8)
     assert got["devlog"] == "R:80,w:80:4:30"
+
+
+def test_an_access_into_an_unmapped_next_page_faults_there(mmio: MmioDriver) -> None:
+    # CR2 is the first byte the guest's tables do not map (Vol. 3A 4.7): 0x200000, past the 2 MiB identity map
+    got = emul(mmio, 32, "89 03", rbx=0x1FFFFE, rax=1)
+    assert got["status"] == "fault", got
+    assert got["fault"] == "14:1:2:200000", got
