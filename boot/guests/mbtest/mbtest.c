@@ -14,7 +14,8 @@
  *   apic        stores to the xAPIC page (TPR) are trapped and emulated, a read between them is not:
  *               two more stage-2 fault exits, and the values read back from the real APIC
  *   mmio        other instruction forms on the xAPIC page are emulated too: MOV moffs32, EAX (A3) to
- *               the ICR high word, LOCK OR and XCHG on the TPR (restored); four stage-2 fault exits
+ *               the ICR high word, LOCK OR, REP MOVSD from RAM and XCHG on the TPR (restored); five
+ *               stage-2 fault exits
  *   ap          with "cpus=N" (N > 1) on the command line: INIT-SIPI-SIPI to all other CPUs starts
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
  *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
@@ -268,9 +269,9 @@ static void check_apic(void)
 }
 
 /*
- * Instruction forms beyond MOV r/m32 (SDM Vol. 2B MOV A3; OR 83 /1 ib with LOCK; XCHG 87 /r), each a
- * store the hypervisor must decode and emulate (hv/core/mmio_decode.c). ICR high only holds the
- * destination (no IPI is sent), the TPR ends where it started.
+ * Instruction forms beyond MOV r/m32 (SDM Vol. 2B MOV A3; OR 83 /1 ib with LOCK; REP MOVS F3 A5; XCHG
+ * 87 /r), each a store the hypervisor must decode and emulate (hv/core/mmio_decode.c, mmio_emul.c).
+ * ICR high only holds the destination (no IPI is sent), the TPR ends where it started.
  */
 static void check_mmio_forms(void)
 {
@@ -285,13 +286,19 @@ static void check_mmio_forms(void)
     /* F0 83 0D 80 00 E0 FE 20: lock or dword [0xfee00080], 0x20 */
     __asm__ volatile("lock orl $0x20, 0xfee00080" : : : "memory", "cc");
     u32 ored = *tpr & 0xff;
-    /* 87 05 80 00 E0 FE: xchg [0xfee00080], eax (TPR back to what it was, EAX gets the ORed value) */
+    /* F3 A5: rep movsd, one dword from this kernel's RAM (DS:ESI) to the TPR (ES:EDI) */
+    static volatile u32 tpr_src = 0x30;
+    u32 esi = (u32)&tpr_src, edi = 0xfee00080u, ecx = 1;
+    __asm__ volatile("cld; rep movsl" : "+S"(esi), "+D"(edi), "+c"(ecx) : : "memory", "cc");
+    u32 copied = *tpr & 0xff;
+    int movs_ok = copied == 0x30 && ecx == 0 && esi == (u32)&tpr_src + 4 && edi == 0xfee00084u;
+    /* 87 05 80 00 E0 FE: xchg [0xfee00080], eax (TPR back to what it was, EAX gets the copied value) */
     u32 old = tpr0;
     __asm__ volatile("xchgl %0, 0xfee00080" : "+a"(old) : : "memory");
     u32 restored = *tpr & 0xff;
     u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
-    int ok = after == before + 4 && dest == 0x0f && dest0 == 0 && ored == (tpr0 | 0x20) && (old & 0xff) == ored &&
-             restored == tpr0;
+    int ok = after == before + 5 && dest == 0x0f && dest0 == 0 && ored == (tpr0 | 0x20) && movs_ok &&
+             (old & 0xff) == 0x30 && restored == tpr0;
     if (!ok) {
         puts("mbtest: mmio: exits ");
         puthex(after - before);
@@ -299,13 +306,16 @@ static void check_mmio_forms(void)
         puthex(dest);
         puts(" tpr ");
         puthex(ored);
+        puts(" movs ");
+        puthex(copied);
+        puthex(ecx);
         puts(" xchg ");
         puthex(old);
         puts(" ");
         puthex(restored);
         putc('\n');
     }
-    step("mmio", ok, ok ? "A3 moffs32 store to ICR high, LOCK OR and XCHG on the TPR emulated"
+    step("mmio", ok, ok ? "A3 moffs32 store to ICR high, LOCK OR, REP MOVSD and XCHG on the TPR emulated"
                         : "an xAPIC access form was not emulated right");
 }
 
