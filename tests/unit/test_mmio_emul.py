@@ -526,3 +526,27 @@ def test_an_access_into_an_unmapped_next_page_faults_there(mmio: MmioDriver) -> 
     got = emul(mmio, 32, "89 03", rbx=0x1FFFFE, rax=1)
     assert got["status"] == "fault", got
     assert got["fault"] == "14:1:2:200000", got
+
+
+@pytest.mark.parametrize(
+    ("code", "log", "rdi", "rcx"),
+    [
+        # F3 AB in 16-bit code = REP STOSW: CX counts, ES:DI, the upper halves of ECX/EDI stay
+        ("f3 ab", "w:10:2:beef,w:12:2:beef", "abcd0014", "ffff0000"),
+        # 66 F3 AB in 16-bit code = REP STOSD (Vol. 1 3.6: 66 selects 32-bit operands)
+        ("66 f3 ab", "w:10:4:deadbeef,w:14:4:deadbeef", "abcd0018", "ffff0000"),
+    ],
+)
+def test_rep_stos_in_16_bit_code(mmio: MmioDriver, code: str, log: str, rdi: str, rcx: str) -> None:
+    got = emul(mmio, 16, code, es=0xFEE00000, rdi=0xABCD0010, rcx=0xFFFF0002, rax=0xDEADBEEF)
+    done(got, len(bytes.fromhex(code)))
+    assert got["devlog"] == log
+    assert (got["rdi"], got["rcx"]) == (rdi, rcx)
+
+
+def test_rep_stosq_in_64_bit_mode(mmio: MmioDriver) -> None:
+    # F3 REX.W AB = REP STOS m64 with RCX, RDI
+    got = emul(mmio, 64, "f3 48 ab", rdi=0xFEE00040, rcx=2, rax=0x0102030405060708)
+    done(got, 3)
+    assert got["devlog"] == "w:40:8:102030405060708,w:48:8:102030405060708"
+    assert (got["rdi"], got["rcx"]) == ("fee00050", "0")
