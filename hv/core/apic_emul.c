@@ -3,6 +3,7 @@
 #include <hv/abi.h>
 #include <hv/console.h>
 #include <hv/lapic.h>
+#include <hv/mmio.h>
 #include <hv/stage2.h>
 #include <hv/x86.h>
 
@@ -136,26 +137,61 @@ bool apic_emul_apic_base_write(u64 value)
     return true;
 }
 
-u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u64 gpa, struct hv_record *rec)
+/*
+ * The xAPIC page as an MMIO device for mmio_emulate: reads come from the real APIC, aligned 32-bit
+ * writes go to apic_emul_mmio_write; other sizes and offsets as mmio_reg32_read / _write_reaches
+ * define them (mmio.h: partial reads from the register, dropped partial writes).
+ */
+static u32 dropped_reports;
+
+static u32 apic_read32(void *ctx, u32 reg)
 {
-    u8 insn[15] = { 0 };
-    struct mmio_store st;
-    u32 page_left = PAGE_SIZE - (u32)(e->rip_linear & (PAGE_SIZE - 1));
-    /* all 15 bytes, or up to the end of the page when the next one is not mapped */
-    if (!(guest_read_linear(&e->paging, e->rip_linear, insn, sizeof(insn)) ||
-          guest_read_linear(&e->paging, e->rip_linear, insn, page_left < sizeof(insn) ? page_left : sizeof(insn))) ||
-        !mmio_decode_store(insn, e->long_mode, &st)) {
-        printk("CPU %u: APIC write at GPA 0x%lx by an instruction hvtrace cannot decode: %02x %02x %02x %02x\n",
-               pc->index, gpa, insn[0], insn[1], insn[2], insn[3]);
-        return 0;
+    (void)ctx;
+    return (u32)mmio_read32(apic_page + reg);
+}
+
+static bool apic_dev_read(void *ctx, u32 offset, u32 size, u64 *value)
+{
+    *value = mmio_reg32_read(offset, size, apic_read32, ctx);
+    return true;
+}
+
+static bool apic_dev_write(void *ctx, u32 offset, u32 size, u64 value)
+{
+    struct percpu *pc = ctx;
+    if (mmio_reg32_write_reaches(offset, size)) {
+        apic_emul_mmio_write(pc, offset, (u32)value);
+        return true;
     }
-    u32 value = st.imm ? st.value : (u32)(st.reg == 4 ? e->rsp : e->gpr[st.reg]);
-    u32 offset = (u32)(gpa & (PAGE_SIZE - 1));
-    rec->arg0 = offset;
-    rec->arg1 = value;
-    rec->insn_len = (u8)st.len;
-    apic_emul_mmio_write(pc, offset, value);
-    return st.len;
+    if (__atomic_fetch_add(&dropped_reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("CPU %u: APIC write of %u bytes at offset 0x%x dropped (only aligned 32-bit writes, SDM 11.4.1)\n",
+               pc->index, size, offset);
+    return true;
+}
+
+enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fault *fault)
+{
+    const struct mmio_dev dev = {
+        .base = apic_page, .length = PAGE_SIZE, .ctx = v->pc, .read = apic_dev_read, .write = apic_dev_write,
+    };
+    struct mmio_result res;
+    enum mmio_status st = mmio_emulate(v, gpa, &dev, &res);
+    if (v->rec) {
+        v->rec->arg0 = res.dev_offset;
+        v->rec->arg1 = res.dev_value;
+        v->rec->insn_len = (u8)res.insn.len;
+    }
+    if (st == MMIO_EMUL_FAULT) {
+        *fault = res.fault;
+    } else if (st != MMIO_EMUL_DONE) {
+        u8 b[MMIO_INSN_MAX] = { 0 };
+        memcpy(b, res.bytes, res.fetched);
+        printk("CPU %u: APIC access at GPA 0x%lx by an instruction hvtrace %s (%u bytes fetched: "
+               "%02x %02x %02x %02x %02x %02x): executed against a copy of the page (apic_step.c)\n",
+               v->pc->index, gpa, st == MMIO_EMUL_UNDECODABLE ? "does not decode" : "does not emulate", res.fetched,
+               b[0], b[1], b[2], b[3], b[4], b[5]);
+    }
+    return st;
 }
 
 bool apic_emul_init_pending(const struct percpu *pc)

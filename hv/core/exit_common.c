@@ -155,6 +155,7 @@ void exit_xsetbv(struct vcpu *v)
 /* Iterations of a REP INS / OUTS done per exit; the rest continue when the guest re-executes it. */
 #define STRING_IO_BATCH 1024
 #define RFLAGS_DF (1ull << 10)
+#define RFLAGS_TF (1ull << 8)
 
 /*
  * INS / OUTS to an intercepted port (SDM Vol. 2B INS, OUTS; REP: RCX counts, RSI/RDI step by the
@@ -257,22 +258,28 @@ void exit_cr_write(struct vcpu *v, u32 cr, u64 value)
     vcpu_skip(v);
 }
 
-/* A guest store to the read-only xAPIC page: emulated or written through (apic_emul.c), stepped over. */
+/*
+ * A guest store to the read-only xAPIC page: decoded and emulated (apic_emul.c, mmio_emul.c), the APIC
+ * write emulated or performed on the real APIC. A fault the access raises is reflected; an instruction
+ * the decoder does not know is executed for real against a copy of the page (apic_step.h).
+ */
 static void emulate_apic_store(struct vcpu *v, u64 gpa)
 {
-    struct apic_store_exit e = {
-        .rip_linear = v->ops->seg_base(v, VCPU_CS) + v->ops->rip(v),
-        .long_mode = v->ops->code_bits(v) == 64,
-        .gpr = v->gpr,
-        .rsp = v->ops->rsp(v),
-    };
-    v->ops->paging(v, &e.paging);
-    u32 len = apic_emul_guest_store(v->pc, &e, gpa, v->rec);
-    if (len) {
-        vcpu_skip_len(v, len);
+    struct mmio_fault fault;
+    u64 rip = v->ops->rip(v);
+    enum mmio_status st = apic_emul_guest_access(v, gpa, &fault);
+    if (st == MMIO_EMUL_DONE) {
+        /* A completed instruction (RIP moved; an unfinished REP stays) raises TF's single-step trap. */
+        if (v->ops->rip(v) != rip && (v->ops->rflags(v) & RFLAGS_TF))
+            v->ops->single_step(v);
         return;
     }
-    /* An instruction the decoder does not know: executed for real against a copy of the page. */
+    if (st == MMIO_EMUL_FAULT) {
+        if (fault.vector == VEC_PF)
+            v->ops->set_cr2(v, fault.cr2);
+        vcpu_inject_exception(v, fault.vector, fault.has_error, fault.error);
+        return;
+    }
     if (!apic_step_begin(v)) {
         v->ops->dump(v, "undecodable APIC write, and this CPU cannot single-step it");
         hv_exit(HV_STATUS_FAIL, "apic_write");

@@ -1,4 +1,4 @@
-/* Guest linear-address reads: see guest_mem.h. */
+/* Guest linear-address reads and guest-RAM accesses: see guest_mem.h. */
 #include <hv/guest.h>
 #include <hv/guest_mem.h>
 #include <hv/memmap.h>
@@ -122,4 +122,26 @@ bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 
 bool guest_write_linear(const struct guest_paging *p, u64 linear, const void *in, u32 len)
 {
     return copy_linear(p, linear, (u8 *)(uintptr_t)in, len, true);
+}
+
+bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa)
+{
+    return translate(p, linear, gpa);
+}
+
+bool guest_read_phys(u64 gpa, void *out, u32 len)
+{
+    if (!len || !readable(gpa, len))
+        return false;
+    memcpy(out, (const void *)gpa, len);
+    return true;
+}
+
+bool guest_write_phys(u64 gpa, const void *in, u32 len)
+{
+    /* the same RAM a read may touch: never the hypervisor's own, never MMIO or holes */
+    if (!len || !readable(gpa, len))
+        return false;
+    memcpy((void *)gpa, in, len);
+    return true;
 }

@@ -55,6 +55,8 @@ static u64 seg_base(struct vcpu *v, enum vcpu_seg seg)
     return segs[seg].base;
 }
 
+static void set_cr2(struct vcpu *v, u64 value) { S(v)->cr2 = value; }
+
 static void paging(struct vcpu *v, struct guest_paging *out)
 {
     const struct vmcb_save *s = S(v);
@@ -261,6 +263,7 @@ const struct vcpu_ops svm_vcpu_ops = {
     .cpl = cpl,
     .code_bits = code_bits,
     .seg_base = seg_base,
+    .set_cr2 = set_cr2,
     .paging = paging,
     .inject = inject,
     .single_step = single_step,

@@ -74,6 +74,13 @@ static u64 seg_base(struct vcpu *v, enum vcpu_seg seg)
     return vmread(GUEST_ES_BASE + 2 * (u32)seg);        /* ES..GS bases are 2 apart in the encoding */
 }
 
+/* CR2 is not part of the VMCS: VM entry and exit leave the register as it is, so the guest's is live. */
+static void set_cr2(struct vcpu *v, u64 value)
+{
+    (void)v;
+    __asm__ volatile("movq %0, %%cr2" : : "r"(value));
+}
+
 static void paging(struct vcpu *v, struct guest_paging *out)
 {
     (void)v;
@@ -303,6 +310,7 @@ const struct vcpu_ops vmx_vcpu_ops = {
     .cpl = cpl,
     .code_bits = code_bits,
     .seg_base = seg_base,
+    .set_cr2 = set_cr2,
     .paging = paging,
     .inject = inject,
     .single_step = single_step,

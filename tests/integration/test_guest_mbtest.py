@@ -34,9 +34,9 @@ from tests.integration.conftest import Run, RunFn, assert_clean
 pytestmark = [pytest.mark.slow]
 
 STEPS = (
-    "multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic",
+    "multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic", "mmio",
     # architectural behaviour the first release changed (each failed there on one back end or both)
-    "tf_emulated", "dr7", "getsec", "prefixes", "nmi_self", "db_hole_stack", "int3_hole_stack",
+    "tf_emulated", "dr7", "getsec", "apic_fallback", "prefixes", "nmi_self", "db_hole_stack", "int3_hole_stack",
     "double_fault_task",
 )  # fmt: skip
 ARGS = "mbtest arg=1"

@@ -13,6 +13,9 @@
  *   hypercall   PING answers "HVTR"
  *   apic        stores to the xAPIC page (TPR) are trapped and emulated, a read between them is not:
  *               two more stage-2 fault exits, and the values read back from the real APIC
+ *   mmio        other instruction forms on the xAPIC page are emulated too: MOV moffs32, EAX (A3) to
+ *               the ICR high word, LOCK OR, REP MOVSD from RAM and XCHG on the TPR (restored); five
+ *               stage-2 fault exits
  *   ap          with "cpus=N" (N > 1) on the command line: INIT-SIPI-SIPI to all other CPUs starts
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
  *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
@@ -22,6 +25,7 @@
  *   tf_emulated    RFLAGS.TF over CPUID, RDMSR, MOV CR4: the #DB trap after each, DR6.BS set
  *   dr7            a DR0 execution breakpoint armed before an exit fires after it
  *   getsec         GETSEC raises #UD (no SMX)
+ *   apic_fallback  MOVNTI to the TPR (an instruction the MMIO decoder does not know) takes effect
  *   prefixes       CPUID and RDMSR with legal prefixes (66, 2E, F3, 3E) behave as without
  *   nmi_self       an NMI IPI to its own APIC ID arrives once
  *   db_hole_stack  a single-step #DB whose frame lands on a first-touched page (the VGA text buffer,
@@ -299,6 +303,57 @@ static void check_apic(void)
          after == before + 2 ? "TPR stores emulated, reads direct" : "stores not trapped (or a read faulted)");
 }
 
+/*
+ * Instruction forms beyond MOV r/m32 (SDM Vol. 2B MOV A3; OR 83 /1 ib with LOCK; REP MOVS F3 A5; XCHG
+ * 87 /r), each a store the hypervisor must decode and emulate (hv/core/mmio_decode.c, mmio_emul.c).
+ * ICR high only holds the destination (no IPI is sent), the TPR ends where it started.
+ */
+static void check_mmio_forms(void)
+{
+    volatile u32 *icr_hi = (volatile u32 *)0xfee00310u, *tpr = (volatile u32 *)0xfee00080u;
+    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 tpr0 = *tpr & 0xff;
+    /* A3 10 03 E0 FE: mov [0xfee00310], eax (the encoding a public test suite uses for the ICR) */
+    __asm__ volatile(".byte 0xa3\n\t.long 0xfee00310" : : "a"(0x0f000000u) : "memory");
+    u32 dest = *icr_hi >> 24;
+    __asm__ volatile(".byte 0xa3\n\t.long 0xfee00310" : : "a"(0u) : "memory");
+    u32 dest0 = *icr_hi >> 24;
+    /* F0 83 0D 80 00 E0 FE 20: lock or dword [0xfee00080], 0x20 */
+    __asm__ volatile("lock orl $0x20, 0xfee00080" : : : "memory", "cc");
+    u32 ored = *tpr & 0xff;
+    /* F3 A5: rep movsd, one dword from this kernel's RAM (DS:ESI) to the TPR (ES:EDI) */
+    static volatile u32 tpr_src = 0x30;
+    u32 esi = (u32)&tpr_src, edi = 0xfee00080u, ecx = 1;
+    __asm__ volatile("cld; rep movsl" : "+S"(esi), "+D"(edi), "+c"(ecx) : : "memory", "cc");
+    u32 copied = *tpr & 0xff;
+    int movs_ok = copied == 0x30 && ecx == 0 && esi == (u32)&tpr_src + 4 && edi == 0xfee00084u;
+    /* 87 05 80 00 E0 FE: xchg [0xfee00080], eax (TPR back to what it was, EAX gets the copied value) */
+    u32 old = tpr0;
+    __asm__ volatile("xchgl %0, 0xfee00080" : "+a"(old) : : "memory");
+    u32 restored = *tpr & 0xff;
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    int ok = after == before + 5 && dest == 0x0f && dest0 == 0 && ored == (tpr0 | 0x20) && movs_ok &&
+             (old & 0xff) == 0x30 && restored == tpr0;
+    if (!ok) {
+        puts("mbtest: mmio: exits ");
+        puthex(after - before);
+        puts(" icr-hi ");
+        puthex(dest);
+        puts(" tpr ");
+        puthex(ored);
+        puts(" movs ");
+        puthex(copied);
+        puthex(ecx);
+        puts(" xchg ");
+        puthex(old);
+        puts(" ");
+        puthex(restored);
+        putc('\n');
+    }
+    step("mmio", ok, ok ? "A3 moffs32 store to ICR high, LOCK OR, REP MOVSD and XCHG on the TPR emulated"
+                        : "an xAPIC access form was not emulated right");
+}
+
 /* ---- AP start-up (SDM Vol. 3A 9.4.4 "MP Initialization Example", 11.6.1 ICR) ---- */
 #define AP_TRAMPOLINE 0x7000u
 #define ICR_LO ((volatile u32 *)0xfee00300u)
@@ -488,6 +543,20 @@ static void check_dr7(void)
          ? "the breakpoint in DR0 did not fire after an exit" : "DR0 execution breakpoint fires after an exit");
 }
 
+/*
+ * An xAPIC store by an instruction the hypervisor's MMIO decoder does not know, MOVNTI m32, r32
+ * (0F C3 /r, SDM Vol. 2B): executed against a copy of the page, single-stepped, and replayed.
+ */
+static void check_apic_fallback(void)
+{
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    __asm__ volatile("movnti %0, (%1)" : : "r"(0x20u), "r"(tpr) : "memory");
+    u32 back = *tpr & 0xff;
+    *tpr = 0;
+    step("apic_fallback", back == 0x20 && (*tpr & 0xff) == 0,
+         back == 0x20 ? "MOVNTI to the TPR performed" : "MOVNTI to the TPR lost");
+}
+
 /* GETSEC without SMX (CPUID.1:ECX.SMX is 0 for the guest) is #UD (SDM Vol. 2D GETSEC). */
 static void check_getsec(void)
 {
@@ -631,10 +700,12 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_isolation();
     check_hypercall();
     check_apic();
+    check_mmio_forms();
     check_ap_startup(mbi);
     check_tf_emulated();
     check_dr7();
     check_getsec();
+    check_apic_fallback();
     check_prefixes();
     check_nmi_self();
     check_int3_on_hole_stack();

@@ -11,6 +11,7 @@
 #define HV_APIC_EMUL_H
 
 #include <hv/guest_mem.h>
+#include <hv/mmio.h>
 #include <hv/percpu.h>
 
 #define APIC_REG_ICR_LO 0x300
@@ -29,20 +30,21 @@ bool apic_emul_is_apic(u64 gpa);
 void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
 void apic_emul_x2apic_icr(struct percpu *pc, u64 value);
-/* What a back end knows about an exit that stored to the read-only xAPIC page. */
-struct apic_store_exit {
-    struct guest_paging paging;     /* the guest's, to fetch the instruction */
-    u64 rip_linear;                 /* CS.base + RIP */
-    bool long_mode;                 /* EFER.LMA and CS.L: REX prefixes exist */
-    const u64 *gpr;                 /* the exit's register frame (struct guest_regs order) */
-    u64 rsp;                        /* the guest's RSP (not in the frame) */
-};
 /*
- * Fetch and decode the store, emulate it or perform it on the real APIC, fill the record's operands
- * (arg0 register offset, arg1 value, insn_len). Returns the instruction length to step over, or 0 when
- * it cannot be decoded (reported; the caller dumps its state and ends the run).
+ * A guest access that faulted on the xAPIC page (a store: the page is read-only in the stage-2 map),
+ * on the CPU 'v' that exited, at guest-physical 'gpa'. The instruction at CS:RIP is fetched through
+ * the guest's paging, decoded and performed by mmio_emulate (mmio.h) with the xAPIC page as the device
+ * (apic_emul.c: aligned 32-bit writes go to apic_emul_mmio_write, reads come from the real APIC,
+ * other sizes and offsets as documented there); v->rec gets arg0 = register offset, arg1 = the value
+ * of the last APIC access, insn_len. Returns:
+ *   MMIO_EMUL_DONE         performed; registers, RFLAGS and RIP updated through v->ops (RIP stays on
+ *                          a REP string instruction with iterations to go: the guest resumes it)
+ *   MMIO_EMUL_FAULT        nothing done: inject *fault (VEC_PF: set the guest's CR2 to fault->cr2 first)
+ *   MMIO_EMUL_UNDECODABLE  not an instruction the decoder knows (reported on the console): nothing
+ *   MMIO_EMUL_UNSUPPORTED  done, RIP unchanged; the caller uses its fallback (single-step on a scratch page)
  */
-u32 apic_emul_guest_store(struct percpu *pc, const struct apic_store_exit *e, u64 gpa, struct hv_record *rec);
+enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fault *fault);
+
 /* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
 bool apic_emul_apic_base_write(u64 value);
 /* Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? */
@@ -51,17 +53,5 @@ bool apic_emul_init_pending(const struct percpu *pc);
 void apic_emul_init_arrived(struct percpu *pc);
 /* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */
 u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait);
-
-/*
- * The store at the guest's RIP that raised an MMIO write fault: MOV r/m32, r32 (89 /r) or MOV r/m32,
- * imm32 (C7 /0), with REX in 64-bit mode (SDM Vol. 2 opcode map, 2.1 instruction format).
- */
-struct mmio_store {
-    u32 len;        /* whole instruction */
-    bool imm;       /* the value is 'value', else register 'reg' */
-    u32 reg;        /* 0-15, struct guest_regs order */
-    u32 value;
-};
-bool mmio_decode_store(const u8 *insn, bool long_mode, struct mmio_store *out);
 
 #endif

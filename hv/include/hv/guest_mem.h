@@ -17,5 +17,11 @@ struct guest_paging {
 bool guest_read_linear(const struct guest_paging *p, u64 linear, void *out, u32 len);
 /* Copy len bytes to linear address 'linear' (guest RAM only: never hypervisor memory or MMIO). */
 bool guest_write_linear(const struct guest_paging *p, u64 linear, const void *in, u32 len);
+/* Linear -> guest-physical through the guest's paging; false if not present (no permission checks). */
+bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa);
+/* Copy len bytes from / to guest RAM at 'gpa' (usable or ACPI RAM, never hypervisor memory); false if
+ * any byte is outside it. */
+bool guest_read_phys(u64 gpa, void *out, u32 len);
+bool guest_write_phys(u64 gpa, const void *in, u32 len);
 
 #endif

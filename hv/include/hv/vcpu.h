@@ -65,6 +65,8 @@ struct vcpu_ops {
     /* The current code size: 16, 32 or 64 (CS.L with EFER.LMA, else CS.D; real mode is 16). */
     u32 (*code_bits)(struct vcpu *v);
     u64 (*seg_base)(struct vcpu *v, enum vcpu_seg seg);
+    /* CR2 for a #PF the hypervisor raises (SDM Vol. 3A 6.15: the faulting linear address). */
+    void (*set_cr2)(struct vcpu *v, u64 value);
     /* The guest's CR0, CR3, CR4 and EFER as the guest sees them. */
     void (*paging)(struct vcpu *v, struct guest_paging *out);
     /* Write the event to deliver on the next entry (the dispatcher does, once per exit). */

@@ -1,0 +1,552 @@
+"""The MMIO emulator (hv/core/mmio_emul.c over mmio_decode.c), compiled natively by tests/native with a
+fake vcpu, a fake device page at 0xFEE00000 (every access logged as r|w:offset:size:value) and 2 MiB
+of fake guest RAM (identity-mapped linear addresses; 'map'/'unmap' change single pages).
+
+Instruction bytes are from the SDM Vol. 2A/2B instruction pages (opcode column) and Vol. 2D Appendix A
+(Tables A-2, A-3, A-6); results follow each page's "Operation" and "Flags Affected" sections, RFLAGS
+bits from Vol. 1 3.4.3 (CF 0, PF 2, AF 4, ZF 6, SF 7, DF 10, OF 11; bit 1 always 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.unit.mmio_native import MmioDriver, driver
+
+CF, PF, AF, ZF, SF, DF, OF = 0x1, 0x4, 0x10, 0x40, 0x80, 0x400, 0x800
+R1 = 0x2  # the reserved bit 1
+ALL = CF | PF | AF | ZF | SF | OF
+
+
+@pytest.fixture(scope="module")
+def mmio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmioDriver]:
+    yield from driver(tmp_path_factory)
+
+
+def emul(drv: MmioDriver, bits: int, code: str, **kw: object) -> dict[str, str]:
+    kw.setdefault("rip", 0x1000)
+    return drv.run(mode="emul", bits=bits, bytes=code, **kw)
+
+
+def h(value: int) -> str:
+    return f"{value:x}"
+
+
+def dword(value: int) -> str:
+    return value.to_bytes(4, "little").hex()
+
+
+def done(got: dict[str, str], length: int, rip: int = 0x1000) -> None:
+    """Performed and stepped over; nothing injected by the emulator itself."""
+    assert got["status"] == "done", got
+    assert (got["len"], got["advanced"]) == (str(length), str(length)), got
+    assert got["rip"] == h(rip + length), got
+    assert got["injected"] == "0", got
+
+
+# ---------------------------------------------------------------------------------------------- stores
+def test_mov_moffs32_eax_the_public_suites_icr_high_store(mmio: MmioDriver) -> None:
+    # Vol. 2B MOV: A3 = MOV moffs32, EAX. The ICR high word (destination APIC ID in bits 31:24).
+    got = emul(mmio, 32, "a3 10 03 e0 fe", rax=0x01000000)
+    done(got, 5)
+    assert got["devlog"] == "w:310:4:1000000"
+
+
+@pytest.mark.parametrize(
+    ("bits", "code", "regs", "log"),
+    [
+        # 89 /r MOV r/m32, r32 with disp32 (Table 2-2 mod00 r/m101)
+        (32, "89 0d 80 00 e0 fe", {"rcx": 0x10}, "w:80:4:10"),
+        # C7 /0 id MOV r/m32, imm32
+        (32, "c7 05 80 00 e0 fe 10 00 00 00", {}, "w:80:4:10"),
+        # 88 /r with AH (2.2.1.2: no REX, reg 100 = AH)
+        (32, "88 25 80 00 e0 fe", {"rax": 0x1234}, "w:80:1:12"),
+        # C6 /0 ib
+        (32, "c6 05 81 00 e0 fe 7f", {}, "w:81:1:7f"),
+        # 66 C7 /0 iw
+        (32, "66 c7 05 82 00 e0 fe 34 12", {}, "w:82:2:1234"),
+        # A2 MOV moffs8, AL
+        (32, "a2 20 00 e0 fe", {"rax": 0xAB}, "w:20:1:ab"),
+        # REX.W 89 /r, [RBX]
+        (64, "48 89 03", {"rbx": 0xFEE00080, "rax": 0x1122334455667788}, "w:80:8:1122334455667788"),
+        # REX.W C7 /0 id: imm32 sign-extended to 64 bits
+        (64, "48 c7 03 ff ff ff ff", {"rbx": 0xFEE00080}, "w:80:8:ffffffffffffffff"),
+        # REX.B SIB base R12, REX.R source R9D
+        (64, "45 89 0c 24", {"r12": 0xFEE000F0, "r9": 0xFFFFFFFF_87654321}, "w:f0:4:87654321"),
+        # REX.W A3 MOV moffs64, RAX
+        (64, "48 a3 80 00 e0 fe 00 00 00 00", {"rax": 5}, "w:80:8:5"),
+        # FS override in 64-bit mode: FS.base counts; DS.base does not (Vol. 1 3.3.7.1)
+        (64, "64 89 04 25 80 00 00 00", {"fs": 0xFEE00000, "rax": 7}, "w:80:4:7"),
+        (64, "89 03", {"ds": 0x1000, "rbx": 0xFEE00080, "rax": 9}, "w:80:4:9"),
+        # 16-bit code: 89 47 10 = MOV [BX+10h], AX (Table 2-1 mod01 r/m111), DS.base = the APIC page
+        (16, "89 47 10", {"ds": 0xFEE00000, "rbx": 0x70, "rax": 0xABCD}, "w:80:2:abcd"),
+        # 16-bit code: 66 A3 = MOV moffs16, EAX
+        (16, "66 a3 10 03", {"ds": 0xFEE00000, "rax": 0x02000000}, "w:310:4:2000000"),
+        # 32-bit code, ES override and a 16-bit address (67): ES:[DI]
+        (32, "67 26 89 05", {"es": 0xFEE00000, "rdi": 0xFFFF0300, "rax": 1}, "w:300:4:1"),
+        # F3 89 = XRELEASE MOV (a hint, Vol. 2B XACQUIRE/XRELEASE)
+        (32, "f3 89 08", {"rax": 0xFEE00090, "rcx": 3}, "w:90:4:3"),
+    ],
+)
+def test_stores(mmio: MmioDriver, bits: int, code: str, regs: dict[str, int], log: str) -> None:
+    got = emul(mmio, bits, code, **regs)
+    done(got, len(bytes.fromhex(code)))
+    assert got["devlog"] == log
+
+
+def test_rip_relative_load_uses_the_next_rip(mmio: MmioDriver) -> None:
+    # 8B 05 disp32 = MOV EAX, [RIP+disp32] (2.2.1.6); linear page 0x200000 is the device.
+    got = emul(mmio, 64, "8b 05 1a 10 00 00", rip=0x1FF000, map="200000:fee00000", dev="20:44332211",
+               rax=0xFFFFFFFFFFFFFFFF)  # fmt: skip
+    done(got, 6, rip=0x1FF000)
+    assert got["devlog"] == "r:20:4:11223344"
+    assert got["rax"] == "11223344"  # a 32-bit destination zero-extends (Vol. 1 3.4.1.1)
+
+
+def test_code_is_fetched_at_cs_base_plus_ip_in_16_bit_code(mmio: MmioDriver) -> None:
+    got = emul(mmio, 16, "89 07", cs=0x10000, rip=0x100, ds=0xFEE00000, rbx=0x80, rax=0x1234)
+    done(got, 2, rip=0x100)
+    assert got["devlog"] == "w:80:2:1234"
+
+
+@pytest.mark.parametrize(
+    ("code", "start", "want"),
+    [
+        ("8b 03", 0xFFFFFFFFFFFFFFFF, "ddccbbaa"),  # 32-bit load zero-extends
+        ("66 8b 03", 0xFFFFFFFFFFFFFFFF, "ffffffffffffbbaa"),  # 16-bit load keeps the rest
+        ("8a 23", 0xFFFFFFFFFFFF00FF, "ffffffffffffaaff"),  # AH
+        ("0f b6 03", 0xFFFFFFFFFFFFFFFF, "aa"),  # MOVZX r32, r/m8 (0F B6)
+        ("0f be 03", 0, "ffffffaa"),  # MOVSX r32, r/m8 (0F BE)
+        ("0f b7 03", 0, "bbaa"),  # MOVZX r32, r/m16 (0F B7)
+        ("48 0f bf 03", 0, "ffffffffffffbbaa"),  # MOVSX r64, r/m16 (REX.W 0F BF)
+    ],
+)
+def test_loads(mmio: MmioDriver, code: str, start: int, want: str) -> None:
+    got = emul(mmio, 64, code, rbx=0xFEE00040, rax=start, dev="40:aabbccdd")
+    done(got, len(bytes.fromhex(code)))
+    assert got["rax"] == want
+
+
+# ----------------------------------------------------------------------------------------- RMW, flags
+# (code, device dword before, registers, rflags before, device dword after, rflags after, registers after)
+RMW: list[tuple[str, str, int, dict[str, int], int, int, int, dict[str, int]]] = [
+    (
+        "LOCK OR dword [m],10h (F0 83 /1 ib): PF of 0x11",
+        "f0 83 0d 80 00 e0 fe 10",
+        0x01,
+        {},
+        R1 | ALL,
+        0x11,
+        R1 | PF,
+        {},
+    ),
+    (
+        "LOCK OR [m],EAX (F0 09 /r)",
+        "f0 09 05 80 00 e0 fe",
+        0x80000000,
+        {"rax": 1},
+        R1,
+        0x80000001,
+        R1 | SF,
+        {},
+    ),
+    (
+        "LOCK AND [m],EAX (F0 21 /r)",
+        "f0 21 05 80 00 e0 fe",
+        0xFF00FF00,
+        {"rax": 0x0F0F0F0F},
+        R1 | CF | OF,
+        0x0F000F00,
+        R1 | PF,
+        {},
+    ),
+    ("AND dword [m],0 (83 /4 ib): ZF", "83 25 80 00 e0 fe 00", 0x1234, {}, R1, 0, R1 | ZF | PF, {}),
+    (
+        "ADD [m],EAX (01 /r): signed overflow",
+        "01 05 80 00 e0 fe",
+        0x7FFFFFFF,
+        {"rax": 1},
+        R1,
+        0x80000000,
+        R1 | OF | SF | AF | PF,
+        {},
+    ),
+    (
+        "ADD dword [m],1 (83 /0): carry out, ZF",
+        "83 05 80 00 e0 fe 01",
+        0xFFFFFFFF,
+        {},
+        R1,
+        0,
+        R1 | CF | ZF | AF | PF,
+        {},
+    ),
+    ("ADC [m],EAX (11 /r) with CF=1", "11 05 80 00 e0 fe", 1, {"rax": 1}, R1 | CF, 3, R1 | PF, {}),
+    (
+        "SUB [m],EAX (29 /r): borrow",
+        "29 05 80 00 e0 fe",
+        1,
+        {"rax": 2},
+        R1,
+        0xFFFFFFFF,
+        R1 | CF | SF | AF | PF,
+        {},
+    ),
+    ("SBB [m],EAX (19 /r) with CF=1", "19 05 80 00 e0 fe", 5, {"rax": 1}, R1 | CF, 3, R1 | PF, {}),
+    (
+        "SUB dword [m],1 (83 /5): 80000000h - 1 overflows",
+        "83 2d 80 00 e0 fe 01",
+        0x80000000,
+        {},
+        R1,
+        0x7FFFFFFF,
+        R1 | OF | AF | PF,
+        {},
+    ),
+    (
+        "XOR [m],EAX (31 /r) to zero",
+        "31 05 80 00 e0 fe",
+        0xFFFFFFFF,
+        {"rax": 0xFFFFFFFF},
+        R1 | CF,
+        0,
+        R1 | ZF | PF,
+        {},
+    ),
+    (
+        "LOCK XADD [m],EAX (F0 0F C1 /r)",
+        "f0 0f c1 05 80 00 e0 fe",
+        10,
+        {"rax": 5},
+        R1,
+        15,
+        R1 | PF,
+        {"rax": 10},
+    ),
+    (
+        "LOCK CMPXCHG [m],ECX (F0 0F B1 /r): equal",
+        "f0 0f b1 0d 80 00 e0 fe",
+        7,
+        {"rax": 7, "rcx": 9},
+        R1,
+        9,
+        R1 | ZF | PF,
+        {"rax": 7, "rcx": 9},
+    ),
+    ("LOCK BTS [m],EAX (F0 0F AB /r)", "f0 0f ab 05 80 00 e0 fe", 0, {"rax": 4}, R1 | CF, 0x10, R1, {}),
+    ("LOCK BTR [m],4 (F0 0F BA /6 ib)", "f0 0f ba 35 80 00 e0 fe 04", 0x11, {}, R1, 0x01, R1 | CF, {}),
+    (
+        "LOCK BTS [m],24h (0F BA /5 ib): bit offset modulo 32",
+        "f0 0f ba 2d 80 00 e0 fe 24",
+        0,
+        {},
+        R1,
+        0x10,
+        R1,
+        {},
+    ),
+    ("LOCK BTC [m],EAX (F0 0F BB /r)", "f0 0f bb 05 80 00 e0 fe", 0x1, {"rax": 0}, R1, 0, R1 | CF, {}),
+    (
+        "LOCK INC dword [m] (FF /0): CF kept",
+        "f0 ff 05 80 00 e0 fe",
+        0xFFFFFFFF,
+        {},
+        R1 | CF,
+        0,
+        R1 | CF | ZF | AF | PF,
+        {},
+    ),
+    (
+        "LOCK DEC dword [m] (FF /1): CF kept clear",
+        "f0 ff 0d 80 00 e0 fe",
+        0,
+        {},
+        R1,
+        0xFFFFFFFF,
+        R1 | SF | AF | PF,
+        {},
+    ),
+    ("LOCK NEG dword [m] (F7 /3)", "f0 f7 1d 80 00 e0 fe", 1, {}, R1, 0xFFFFFFFF, R1 | CF | SF | AF | PF, {}),
+    (
+        "LOCK NOT dword [m] (F7 /2): no flags",
+        "f0 f7 15 80 00 e0 fe",
+        0x0F0F0F0F,
+        {},
+        R1 | ZF,
+        0xF0F0F0F0,
+        R1 | ZF,
+        {},
+    ),
+    ("XCHG [m],EAX (87 /r)", "87 05 80 00 e0 fe", 0x10, {"rax": 0x20}, R1, 0x20, R1, {"rax": 0x10}),
+]
+
+
+@pytest.mark.parametrize("case", [r[1:] for r in RMW], ids=[r[0] for r in RMW])
+def test_read_modify_write(
+    mmio: MmioDriver, case: tuple[str, int, dict[str, int], int, int, int, dict[str, int]]
+) -> None:
+    code, before, regs, fl, after, fl_after, regs_after = case
+    got = emul(mmio, 32, code, dev=f"80:{dword(before)}", rflags=fl, devpeek="80:4", **regs)
+    done(got, len(bytes.fromhex(code)))
+    assert got["devpeek0"] == dword(after), got
+    assert got["rflags"] == h(fl_after), (h(fl_after), got)
+    reads, writes = got["devlog"].split(",")
+    assert (reads, writes) == (f"r:80:4:{before:x}", f"w:80:4:{after:x}")
+    for reg, value in regs_after.items():
+        assert got[reg] == h(value), (reg, got)
+
+
+# (code, device value before, registers, access size, rflags after, registers after)
+READ_ONLY: list[tuple[str, str, int, dict[str, int], int, int, dict[str, int]]] = [
+    ("CMP r/m32, r32 (39 /r): flags only", "39 05 80 00 e0 fe", 5, {"rax": 5}, 4, R1 | ZF | PF, {}),
+    ("TEST r/m32, imm32 (F7 /0 id)", "f7 05 80 00 e0 fe 00 01 00 00", 0x100, {}, 4, R1 | PF, {}),
+    ("TEST r/m8, r8 (84 /r): zero result", "84 05 80 00 e0 fe", 0xF0, {"rax": 0x0F}, 1, R1 | ZF | PF, {}),
+    ("BT r/m32, imm8 (0F BA /4 ib)", "0f ba 25 80 00 e0 fe 08", 0x100, {}, 4, R1 | CF, {}),
+    ("ADD r32, r/m32 (03 /r): the register is the destination", "03 05 80 00 e0 fe", 2, {"rax": 1}, 4,
+     R1 | PF, {"rax": 3}),
+    ("CMP r32, r/m32 (3B /r) leaves the register alone", "3b 05 80 00 e0 fe", 2, {"rax": 1}, 4,
+     R1 | CF | SF | AF | PF, {"rax": 1}),
+    ("CMPXCHG not equal: EAX gets the destination, no write-back", "f0 0f b1 0d 80 00 e0 fe", 7,
+     {"rax": 6, "rcx": 9}, 4, R1 | CF | SF | AF | PF, {"rax": 7}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [r[1:] for r in READ_ONLY], ids=[r[0] for r in READ_ONLY])
+def test_read_only_forms_do_not_write_the_device(
+    mmio: MmioDriver, case: tuple[str, int, dict[str, int], int, int, dict[str, int]]
+) -> None:
+    code, before, regs, size, fl_after, regs_after = case
+    got = emul(mmio, 32, code, dev=f"80:{dword(before)}", **regs)
+    done(got, len(bytes.fromhex(code)))
+    assert got["devlog"] == f"r:80:{size}:{before:x}"
+    assert got["rflags"] == h(fl_after), got
+    for reg, value in regs_after.items():
+        assert got[reg] == h(value), (reg, got)
+
+
+def test_xchg_byte_with_ah(mmio: MmioDriver) -> None:
+    # 86 /r XCHG r/m8, r8 with reg 100 = AH
+    got = emul(mmio, 32, "86 25 80 00 e0 fe", dev="80:34", rax=0x1200)
+    done(got, 6)
+    assert got["devlog"] == "r:80:1:34,w:80:1:12"
+    assert got["rax"] == "3400"
+
+
+@pytest.mark.parametrize(
+    ("rax", "offset", "bit"),
+    [(36, 0x84, 4), (0xFFFFFFFF, 0x7C, 31), (0xFFFFFFE0, 0x7C, 0)],  # Vol. 2A BT: bit base + signed offset
+)
+def test_bts_register_offset_addresses_other_dwords(
+    mmio: MmioDriver, rax: int, offset: int, bit: int
+) -> None:
+    got = emul(mmio, 32, "f0 0f ab 05 80 00 e0 fe", rax=rax)
+    done(got, 8)
+    assert got["devlog"] == f"r:{offset:x}:4:0,w:{offset:x}:4:{1 << bit:x}"
+
+
+# -------------------------------------------------------------------------------------- string ops
+def test_rep_stosd_fills_and_updates_edi_ecx(mmio: MmioDriver) -> None:
+    # F3 AB = REP STOS m32 (Vol. 2B STOS, REP): ES:EDI, ECX iterations, EDI += 4 with DF = 0
+    got = emul(mmio, 32, "f3 ab", rdi=0xFEE00100, rcx=4, rax=0x5A5A5A5A)
+    done(got, 2)
+    assert got["devlog"] == ",".join(f"w:{0x100 + 4 * i:x}:4:5a5a5a5a" for i in range(4))
+    assert (got["rdi"], got["rcx"], got["iters"]) == ("fee00110", "0", "4")
+
+
+def test_rep_stosb_backwards_with_df(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "f3 aa", rflags=R1 | DF, rdi=0xFEE00103, rcx=3, rax=0x77)
+    done(got, 2)
+    assert got["devlog"] == "w:103:1:77,w:102:1:77,w:101:1:77"
+    assert got["rdi"] == "fee00100"
+
+
+def test_rep_movsd_from_ram_to_the_device(mmio: MmioDriver) -> None:
+    # F3 A5 = REP MOVS m32, m32: DS:ESI -> ES:EDI
+    got = emul(mmio, 32, "f3 a5", rsi=0x2000, mem="2000:4433221188776655", rdi=0xFEE00200, rcx=2)
+    done(got, 2)
+    assert got["devlog"] == "w:200:4:11223344,w:204:4:55667788"
+    assert (got["rsi"], got["rdi"], got["rcx"]) == ("2008", "fee00208", "0")
+
+
+def test_movsb_from_the_device_to_ram(mmio: MmioDriver) -> None:
+    # A4 = MOVS m8, m8 without REP: one byte, RCX untouched
+    got = emul(mmio, 64, "a4", rsi=0xFEE00020, dev="20:ab", rdi=0x3000, rcx=99, peek="3000:2")
+    done(got, 1)
+    assert got["peek0"] == "ab00"
+    assert (got["rsi"], got["rdi"], got["rcx"]) == ("fee00021", "3001", "63")
+
+
+def test_rep_movsq_in_64_bit_mode(mmio: MmioDriver) -> None:
+    got = emul(mmio, 64, "f3 48 a5", rsi=0xFEE00000, dev="0:0102030405060708090a0b0c0d0e0f10", rdi=0x5000,
+               rcx=2, peek="5000:10")  # fmt: skip
+    done(got, 3)
+    assert got["peek0"] == "0102030405060708090a0b0c0d0e0f10"
+    assert got["rcx"] == "0"
+
+
+def test_rep_with_16_bit_addresses_uses_cx_di_only(mmio: MmioDriver) -> None:
+    # 67 F3 AB in 32-bit code: CX counts, DI addresses, the upper halves stay (Vol. 2B REP, Table 3-4)
+    got = emul(mmio, 32, "67 f3 ab", es=0xFEE00000, rdi=0xABCD0010, rcx=0xFFFF0002, rax=1)
+    done(got, 3)
+    assert got["devlog"] == "w:10:4:1,w:14:4:1"
+    assert (got["rdi"], got["rcx"]) == ("abcd0018", "ffff0000")
+
+
+def test_rep_with_zero_count_does_nothing(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "f3 ab", rdi=0xFEE00100, rcx=0)
+    done(got, 2)
+    assert got["devlog"] == "-"
+
+
+def test_rep_stops_where_the_device_ends_and_keeps_rip(mmio: MmioDriver) -> None:
+    # Iterations run while the device is an operand; the rest resumes in the guest (RIP unchanged).
+    got = emul(mmio, 32, "f3 ab", rdi=0xFEE00FF8, rcx=4, rax=2)
+    assert (got["status"], got["advanced"], got["rip"]) == ("done", "0", "1000"), got
+    assert got["devlog"] == "w:ff8:4:2,w:ffc:4:2"
+    assert (got["rdi"], got["rcx"], got["iters"]) == ("fee01000", "2", "2")
+
+
+def test_lodsd(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "ad", rsi=0xFEE00030, dev="30:78563412")
+    done(got, 1)
+    assert (got["rax"], got["rsi"]) == ("12345678", "fee00034")
+
+
+# ------------------------------------------------------------------------------ faults and refusals
+def test_non_canonical_address_is_gp0(mmio: MmioDriver) -> None:
+    # Vol. 3A 6.15 (#GP): a non-canonical memory reference in 64-bit mode; #SS(0) through RSP/RBP.
+    got = emul(mmio, 64, "89 03", rbx=0x0000800000000000)
+    assert (got["status"], got["fault"]) == ("fault", "13:1:0:0"), got
+    got = emul(mmio, 64, "89 04 24", rsp=0x0000800000000000)
+    assert (got["status"], got["fault"]) == ("fault", "12:1:0:0"), got
+    assert (got["rip"], got["devlog"]) == ("1000", "-")
+
+
+def test_unmapped_ram_side_is_a_page_fault(mmio: MmioDriver) -> None:
+    # Vol. 3A 4.7: error code P=0, W/R, U/S from CPL; CR2 = the linear address.
+    got = emul(mmio, 32, "a5", rsi=0x500000, rdi=0xFEE00000, cpl=3)
+    assert (got["status"], got["fault"]) == ("fault", "14:1:4:500000"), got
+    got = emul(mmio, 32, "a5", rsi=0xFEE00000, rdi=0x600010)
+    assert got["fault"] == "14:1:2:600010", got
+    assert (got["devlog"], got["rsi"]) == ("-", "fee00000")  # nothing done before the fault
+
+
+def test_operand_outside_the_device_is_not_emulated(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "89 03", rbx=0x1000, rax=5)
+    assert (got["status"], got["advanced"], got["devlog"]) == ("unsupported", "0", "-"), got
+
+
+def test_access_straddling_the_device_end_is_not_emulated(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "89 03", rbx=0xFEE00FFE, map="fee01000:3000")
+    assert (got["status"], got["devlog"]) == ("unsupported", "-"), got
+
+
+def test_unknown_instruction_changes_nothing(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "0f 0b", rax=1)
+    assert (got["status"], got["rip"], got["rax"]) == ("undecodable", "1000", "1"), got
+    assert got["fetched"] == "15"  # bytes fetched
+
+
+def test_fetch_stops_at_an_unmapped_next_page(mmio: MmioDriver) -> None:
+    # The identity map ends at 2 MiB: 2 bytes of code fit, the rest of the 15 are not fetched.
+    got = emul(mmio, 32, "89 03", rip=0x1FFFFE, rbx=0xFEE00080, rax=3)
+    done(got, 2, rip=0x1FFFFE)
+    assert (got["fetched"], got["devlog"]) == ("2", "w:80:4:3")
+    got = emul(mmio, 32, "89 05", rip=0x1FFFFE)  # the disp32 would be on the unmapped page
+    assert got["status"] == "undecodable", got
+
+
+def test_fetch_crosses_into_a_mapped_next_page(mmio: MmioDriver) -> None:
+    got = emul(mmio, 32, "a3 10 03 e0 fe", rip=0x1FFFFE, map="200000:1000", rax=4)
+    done(got, 5, rip=0x1FFFFE)
+    assert got["devlog"] == "w:310:4:4"
+
+
+# ------------------------------------------------- the xAPIC's register-file policy (mmio_reg32_*)
+# SDM Vol. 3A 11.4.1: APIC registers are 32 bits at 16-byte aligned offsets, accessed with aligned
+# 32-bit loads and stores only; other accesses are undefined and made harmless (hv/include/hv/mmio.h).
+REG32: list[tuple[str, str, dict[str, int], str, str]] = [
+    ("aligned 32-bit store reaches the register", "89 03", {"rbx": 0xFEE00080, "rax": 0x20}, "w:80:4:20",
+     "20000000"),
+    ("REX.W store: the low 32 bits reach it, the reserved half is not written", "48 89 03",
+     {"rbx": 0xFEE00080, "rax": 0x11_00000020}, "w:80:4:20", "2000000000000000"),
+    ("byte store into a register is dropped", "88 03", {"rbx": 0xFEE00081, "rax": 0xFF}, "drop:81:1",
+     "55555555"),
+    ("16-bit store is dropped", "66 89 03", {"rbx": 0xFEE00080, "rax": 0xFFFF}, "drop:80:2", "55555555"),
+    ("misaligned 32-bit store is dropped", "89 03", {"rbx": 0xFEE00082, "rax": 1}, "drop:82:4", "55555555"),
+    ("store to the reserved bytes of a slot is dropped", "89 03", {"rbx": 0xFEE00084, "rax": 1}, "drop:84:4",
+     "55555555"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [r[1:] for r in REG32], ids=[r[0] for r in REG32])
+def test_register_file_writes(mmio: MmioDriver, case: tuple[str, dict[str, int], str, str]) -> None:
+    code, regs, log, peek = case
+    got = emul(mmio, 64, code, devkind="reg32", dev="80:5555555500000000", devpeek=f"80:{len(peek) // 2:x}",
+               **regs)  # fmt: skip
+    done(got, len(bytes.fromhex(code)))
+    assert got["devlog"] == log
+    assert got["devpeek0"] == peek
+
+
+@pytest.mark.parametrize(
+    ("code", "rbx", "want", "log"),
+    [
+        ("8b 03", 0xFEE00080, "44332211", "R:80"),  # the register
+        ("8a 03", 0xFEE00082, "33", "R:80"),  # a byte of it
+        ("66 8b 03", 0xFEE00081, "3322", "R:80"),  # a misaligned word inside it
+        ("48 8b 03", 0xFEE00080, "44332211", "R:80"),  # 8 bytes: the register, reserved bytes as 0
+        ("8b 03", 0xFEE00084, "0", ""),  # reserved bytes only: no register read at all
+        (
+            "48 8b 03",
+            0xFEE0008C,
+            "9988776600000000",
+            "R:90",
+        ),  # 4 reserved bytes, then the next register's low 4
+    ],
+)
+def test_register_file_reads(mmio: MmioDriver, code: str, rbx: int, want: str, log: str) -> None:
+    got = emul(mmio, 64, code, devkind="reg32", rbx=rbx, dev=["80:11223344aaaaaaaa", "90:66778899bbbbbbbb"])
+    done(got, len(bytes.fromhex(code)))
+    assert got["rax"] == want
+    assert got["devlog"] == (log or "-")
+
+
+def test_lock_or_on_a_register_reads_it_then_writes_it(mmio: MmioDriver) -> None:
+    # F0 83 /1 ib on the TPR (offset 80h), as mbtest does on the real xAPIC
+    got = emul(mmio, 32, "f0 83 0d 80 00 e0 fe 20", devkind="reg32", dev="80:10000000")
+    done(got, 8)
+    assert got["devlog"] == "R:80,w:80:4:30"
+
+
+def test_an_access_into_an_unmapped_next_page_faults_there(mmio: MmioDriver) -> None:
+    # CR2 is the first byte the guest's tables do not map (Vol. 3A 4.7): 0x200000, past the 2 MiB identity map
+    got = emul(mmio, 32, "89 03", rbx=0x1FFFFE, rax=1)
+    assert got["status"] == "fault", got
+    assert got["fault"] == "14:1:2:200000", got
+
+
+@pytest.mark.parametrize(
+    ("code", "log", "rdi", "rcx"),
+    [
+        # F3 AB in 16-bit code = REP STOSW: CX counts, ES:DI, the upper halves of ECX/EDI stay
+        ("f3 ab", "w:10:2:beef,w:12:2:beef", "abcd0014", "ffff0000"),
+        # 66 F3 AB in 16-bit code = REP STOSD (Vol. 1 3.6: 66 selects 32-bit operands)
+        ("66 f3 ab", "w:10:4:deadbeef,w:14:4:deadbeef", "abcd0018", "ffff0000"),
+    ],
+)
+def test_rep_stos_in_16_bit_code(mmio: MmioDriver, code: str, log: str, rdi: str, rcx: str) -> None:
+    got = emul(mmio, 16, code, es=0xFEE00000, rdi=0xABCD0010, rcx=0xFFFF0002, rax=0xDEADBEEF)
+    done(got, len(bytes.fromhex(code)))
+    assert got["devlog"] == log
+    assert (got["rdi"], got["rcx"]) == (rdi, rcx)
+
+
+def test_rep_stosq_in_64_bit_mode(mmio: MmioDriver) -> None:
+    # F3 REX.W AB = REP STOS m64 with RCX, RDI
+    got = emul(mmio, 64, "f3 48 ab", rdi=0xFEE00040, rcx=2, rax=0x0102030405060708)
+    done(got, 3)
+    assert got["devlog"] == "w:40:8:102030405060708,w:48:8:102030405060708"
+    assert (got["rdi"], got["rcx"]) == ("fee00050", "0")
