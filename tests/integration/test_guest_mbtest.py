@@ -36,8 +36,8 @@ pytestmark = [pytest.mark.slow]
 STEPS = (
     "multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic", "mmio",
     # architectural behaviour the first release changed (each failed there on one back end or both)
-    "tf_emulated", "dr7", "getsec", "apic_fallback", "prefixes", "nmi_self", "db_hole_stack", "int3_hole_stack",
-    "double_fault_task",
+    "tf_emulated", "dr7", "getsec", "apic_fallback", "prefixes", "nmi_self", "db_hole_stack",
+    "int3_hole_stack", "double_fault_task",
 )  # fmt: skip
 ARGS = "mbtest arg=1"
 HV_IMAGE = 0x100000  # where the hypervisor's image is loaded (boot/linker.ld); mbtest pokes it
