@@ -701,11 +701,11 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_hypercall();
     check_apic();
     check_mmio_forms();
+    check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
     check_ap_startup(mbi);
     check_tf_emulated();
     check_dr7();
     check_getsec();
-    check_apic_fallback();
     check_prefixes();
     check_nmi_self();
     check_int3_on_hole_stack();
