@@ -17,6 +17,7 @@
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
  *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
  *               BSP switches its APIC to x2APIC mode and sends them through the ICR MSR (0x830)
+ * With "debug_exit=N" it ends through the isa-debug-exit port instead (debug_exit_option()).
  */
 #include <hv/abi.h>
 
@@ -383,6 +384,38 @@ static void check_ap_startup(const struct mb_info *mbi)
                   : "every AP started by INIT-SIPI-SIPI runs virtualized");
 }
 
+/*
+ * "debug_exit=N": end the run through the isa-debug-exit port (HV_DEBUG_EXIT_PORT, the convention of
+ * QEMU test kernels) with N instead of the GUEST_EXIT hypercall: a byte write for N < 256, else a
+ * 4-byte write. With "fake_status" first print a final status line of our own, which the host must
+ * not take for the hypervisor's. Returns only without "debug_exit=".
+ */
+static void debug_exit_option(const char *cmdline)
+{
+    const char *key = "debug_exit=";
+    for (const char *p = cmdline; *p; p++) {
+        const char *a = p, *b = key;
+        while (*b && *a == *b)
+            a++, b++;
+        if (*b || (p != cmdline && p[-1] != ' '))
+            continue;
+        u32 n = 0;
+        for (; *a >= '0' && *a <= '9'; a++)
+            n = n * 10 + (u32)(*a - '0');
+        if (has_word(cmdline, "fake_status"))
+            puts(HV_STATUS_PREFIX " code=0 result=pass reason=guest_pass\n");
+        puts("mbtest: debug exit ");
+        puthex(n);
+        puts("\n");
+        if (n < 256)
+            outb(HV_DEBUG_EXIT_PORT, (u8)n);
+        else
+            __asm__ volatile("outl %0, %1" : : "a"(n), "Nd"((u16)HV_DEBUG_EXIT_PORT));
+        for (;;)
+            __asm__ volatile("cli; hlt");
+    }
+}
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -402,6 +435,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic();
     check_ap_startup(mbi);
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
+    debug_exit_option((const char *)mbi->cmdline);
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
     for (;;)
         __asm__ volatile("cli; hlt");
