@@ -172,6 +172,7 @@ def build_parser() -> HvArgumentParser:
         help="CPU that raises the injected fault (kernel cmdline fault_cpu=N)",
     )
     add_guest_arguments(run)
+    add_qemu_arguments(run)
 
     sub.add_parser("doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install")
     add_trace_commands(sub)
@@ -216,6 +217,25 @@ def add_guest_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
+    """--cpu-model/--qemu-arg (run, and capture/tui when they start a QEMU session)."""
+    p.add_argument(
+        "--cpu-model",
+        default=None,
+        metavar="MODEL[,FEATURES]",
+        help="QEMU CPU model and features, e.g. max or qemu64,+x2apic; under TCG hvtrace adds what its "
+        "SVM back end needs (+svm,+npt,+pdpe1gb) unless named (default qemu64; with --accel kvm: host)",
+    )
+    p.add_argument(
+        "--qemu-arg",
+        action="append",
+        default=None,
+        metavar="ARG",
+        help="extra QEMU arguments, repeatable, appended last; each value is split like shell words: "
+        "--qemu-arg '-device virtio-rng-pci' or --qemu-arg=-device --qemu-arg=virtio-rng-pci",
+    )
+
+
 def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
     p.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
@@ -230,14 +250,18 @@ def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(default_memory_mb=64)
     add_guest_arguments(p)
+    add_qemu_arguments(p)
 
 
 def check_session_source(args: argparse.Namespace) -> None:
-    """capture/tui: the guest options only apply when a session is started (raises LaunchError)."""
-    if args.guest is None and args.initrd is None:
-        return
-    if args.ram is not None or getattr(args, "replay", None) is not None:
+    """capture/tui: the guest and QEMU options only apply when a session is started (raises LaunchError)."""
+    attached = args.ram is not None or getattr(args, "replay", None) is not None
+    if (args.guest is not None or args.initrd is not None) and attached:
         raise LaunchError(ExitCode.USAGE, "--guest/--initrd start a session: they exclude --ram and --replay")
+    if (args.cpu_model is not None or args.qemu_arg) and attached:
+        raise LaunchError(
+            ExitCode.USAGE, "--cpu-model/--qemu-arg apply to a session hvtrace starts, not to --ram/--replay"
+        )
 
 
 def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
@@ -246,7 +270,7 @@ def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
         help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
         description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
         "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
-        "--hv-append as for run) or "
+        "--hv-append/--cpu-model/--qemu-arg as for run) or "
         "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
     )
     t.add_argument("--replay", type=Path, default=None, metavar="FILE", help="trace file to replay")
@@ -388,6 +412,8 @@ def make_session(args: argparse.Namespace) -> Session:
             on_info=out,
             accel=args.accel,
             gdb_port=args.gdb,
+            cpu_model=opts.cpu_model,
+            qemu_args=opts.qemu_args,
         )
     if args.accel != "tcg":
         raise LaunchError(ExitCode.USAGE, "--accel applies to the qemu backend only")

@@ -287,14 +287,18 @@ class Session(ABC):
         return [s for s in (self.proc.stdout, self.proc.stderr) if s is not None]
 
     def _console_line(self, line: str) -> None:
-        """One hypervisor console line (no line terminator)."""
+        """One hypervisor console line (no line terminator).
+
+        The last status line before the emulator leaves is the run's: a loaded guest shares the
+        console and may print such a line itself, but the hypervisor's own comes last (it leaves the
+        emulator right after printing it). The first one only tells :meth:`wait` that the end is near.
+        """
         with self._lines_lock:
             self.lines.append(line)
-            if self.status is None:
-                st = parse_status_line(line)
-                if st is not None:
-                    self.status = st
-                    self._status_event.set()
+            st = parse_status_line(line)
+            if st is not None:
+                self.status = st
+                self._status_event.set()
         if self.on_line is not None:
             self.on_line(line)
 
@@ -323,10 +327,14 @@ class Session(ABC):
             note = self._returncode_note(st, returncode)
             if note is not None:
                 notes.append(note)
-            code = st.code if st.code <= HvStatus.MAX else int(HvStatus.FAIL)
+            if st.guest_code is not None and st.guest_code > HvStatus.MAX:
+                notes.append(
+                    f"the guest's code {st.guest_code} is beyond the status range 0..{int(HvStatus.MAX)}: "
+                    f"exit code {int(HvStatus.FAIL)}"
+                )
             return RunResult(
-                exit_code=code,
-                message=f"hypervisor status {st.code} ({st.name}) result={st.result} reason={st.reason}",
+                exit_code=st.exit_code,
+                message=st.describe(),
                 status=st,
                 returncode=returncode,
                 notes=notes,
