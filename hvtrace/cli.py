@@ -102,7 +102,8 @@ def build_parser() -> HvArgumentParser:
         prog="hvtrace",
         description="GDB-integrated tracing hypervisor: boot it, trace it, inspect it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes of `hvtrace run`:\n    0..63  the hypervisor's status code\n{codes}",
+        epilog=f"exit codes of `hvtrace run`:\n    0..63  the hypervisor's status code (or a guest's exit "
+        f"code)\n{codes}",
     )
     parser.add_argument("--version", action="version", version=f"hvtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -112,7 +113,8 @@ def build_parser() -> HvArgumentParser:
         help="boot the hypervisor under an emulator and report its status",
         description="Build the image if needed, boot it, stream its console, exit with its status.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus)\n{codes}",
+        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus), or the "
+        f"guest's own exit code (GUEST_EXIT hypercall, isa-debug-exit)\n{codes}",
     )
     run.add_argument(
         "--backend",
