@@ -133,6 +133,8 @@ class QemuSession(Session):
     backend: ClassVar[str] = "qemu"
     default_timeout: ClassVar[float] = 60.0
     exit_grace: ClassVar[float] = 10.0
+    #: The hypervisor's isa-debug-exit write ends QEMU at once (the guest's own writes are intercepted).
+    status_needs_exit: ClassVar[bool] = True
 
     def __init__(
         self,

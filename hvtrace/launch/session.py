@@ -87,6 +87,9 @@ class Session(ABC):
     default_timeout: ClassVar[float] = 120.0
     #: Seconds the emulator may take to leave by itself after printing the status line.
     exit_grace: ClassVar[float] = 15.0
+    #: Whether the hypervisor's status line is always followed by the emulator's exit within
+    #: ``exit_grace``: then a status line without that exit is a guest's and does not end the wait.
+    status_needs_exit: ClassVar[bool] = False
     #: Signal that asks the emulator to stop cleanly; SIGKILL follows after ``stop_grace``.
     stop_signal: ClassVar[int] = signal.SIGTERM
     stop_grace: ClassVar[float] = 5.0
@@ -214,21 +217,26 @@ class Session(ABC):
         limit = self.timeout if timeout is None else timeout
         deadline = self._started_at + limit
         timed_out = False
-        while not self._status_event.wait(0.05):
+        notes: list[str] = []
+        while True:
+            if self._status_event.wait(0.05):
+                try:
+                    proc.wait(timeout=self.exit_grace)
+                except subprocess.TimeoutExpired:
+                    if self.status_needs_exit and time.monotonic() < deadline:
+                        self._ignore_status(notes)
+                        continue
+                    grace = f"{self.exit_grace:g} s"
+                    notes.append(f"{self.backend} did not exit within {grace} of the status line")
+                    self.stop()
+                break
             if proc.poll() is not None:
                 self._join_readers(10.0)
                 break
             if time.monotonic() >= deadline:
                 timed_out = True
                 break
-        notes: list[str] = []
-        if self.status is not None:
-            try:
-                proc.wait(timeout=self.exit_grace)
-            except subprocess.TimeoutExpired:
-                notes.append(f"{self.backend} did not exit within {self.exit_grace:g} s of the status line")
-                self.stop()
-        elif timed_out:
+        if timed_out:
             self.stop()
         self._join_readers(10.0)
         self._after_exit()
@@ -237,6 +245,18 @@ class Session(ABC):
         if self._keep_tmpdir(self.result):
             self.result.kept_dir = self.tmpdir
         return self.result
+
+    def _ignore_status(self, notes: list[str]) -> None:
+        """A status line the emulator did not leave after: not the hypervisor's (it leaves at once), so
+        a loaded guest printed it; keep waiting for the real end."""
+        with self._lines_lock:
+            st, self.status = self.status, None
+            self._status_event.clear()
+        if st is not None:
+            notes.append(
+                f"ignored a status line {self.backend} did not exit after (the hypervisor leaves at once; "
+                f"the guest's output?): {st.line}"
+            )
 
     def stop(self) -> None:
         """Stop the emulator (gentle signal to its group, SIGKILL after a grace period)."""

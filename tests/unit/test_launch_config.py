@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from hvtrace.cli import build_parser, kernel_cmdline, main, make_session
 from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.launch import procs
 from hvtrace.launch.bochs import DEBUGGER_SCRIPT, BochsSession, bochs_exit_message, bochsrc_text
 from hvtrace.launch.guest import launch_options
 from hvtrace.launch.qemu import QemuSession, free_tcp_port, qemu_argv
@@ -361,3 +364,23 @@ def test_bochs_takes_the_last_status_line_from_port_e9_over_a_guest_line_on_seri
     assert s.status is not None
     assert (s.status.reason, s.status.guest_code) == ("guest_debug_exit", 7)
     assert not s._keep_tmpdir(s._classify(0, False, 60.0, []))  # the guest's code is no Bochs failure
+
+
+class _QuickQemu(QemuSession):
+    exit_grace = 0.3
+
+
+def test_a_status_line_qemu_does_not_leave_after_is_not_the_hypervisors() -> None:
+    """The hypervisor leaves QEMU right after its status line; a line QEMU stays alive after was
+    printed by the guest: the wait goes on (here to the timeout) instead of taking it."""
+    s = _QuickQemu(cpus=1, timeout=1.5)
+    s.proc = procs.spawn(["sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s._started_at = time.monotonic()
+    try:
+        s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")
+        result = s.wait()
+    finally:
+        procs.stop(s.proc, grace=1.0)
+    assert result.exit_code == ExitCode.TIMEOUT
+    assert result.status is None
+    assert any("ignored a status line qemu did not exit after" in n for n in result.notes), result.notes

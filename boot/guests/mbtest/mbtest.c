@@ -387,23 +387,26 @@ static void check_ap_startup(const struct mb_info *mbi)
 /*
  * "debug_exit=N": end the run through the isa-debug-exit port (HV_DEBUG_EXIT_PORT, the convention of
  * QEMU test kernels) with N instead of the GUEST_EXIT hypercall: a byte write for N < 256, else a
- * 4-byte write. With "fake_status" first print a final status line of our own, which the host must
- * not take for the hypervisor's. Returns only without "debug_exit=".
+ * 4-byte write. "fake_status": first print a final status line of our own, which the host must not
+ * take for the hypervisor's; without "debug_exit=" then spin forever. Returns only without either.
  */
 static void debug_exit_option(const char *cmdline)
 {
-    const char *key = "debug_exit=";
-    for (const char *p = cmdline; *p; p++) {
+    const char *key = "debug_exit=", *at = 0;
+    for (const char *p = cmdline; *p && !at; p++) {
         const char *a = p, *b = key;
         while (*b && *a == *b)
             a++, b++;
-        if (*b || (p != cmdline && p[-1] != ' '))
-            continue;
+        if (!*b && (p == cmdline || p[-1] == ' '))
+            at = a;
+    }
+    int fake = has_word(cmdline, "fake_status");
+    if (fake)
+        puts(HV_STATUS_PREFIX " code=0 result=pass reason=guest_pass\n");
+    if (at) {
         u32 n = 0;
-        for (; *a >= '0' && *a <= '9'; a++)
-            n = n * 10 + (u32)(*a - '0');
-        if (has_word(cmdline, "fake_status"))
-            puts(HV_STATUS_PREFIX " code=0 result=pass reason=guest_pass\n");
+        for (; *at >= '0' && *at <= '9'; at++)
+            n = n * 10 + (u32)(*at - '0');
         puts("mbtest: debug exit ");
         puthex(n);
         puts("\n");
@@ -411,9 +414,9 @@ static void debug_exit_option(const char *cmdline)
             outb(HV_DEBUG_EXIT_PORT, (u8)n);
         else
             __asm__ volatile("outl %0, %1" : : "a"(n), "Nd"((u16)HV_DEBUG_EXIT_PORT));
-        for (;;)
-            __asm__ volatile("cli; hlt");
     }
+    while (at || fake)
+        __asm__ volatile("cli; hlt");
 }
 
 void mbtest_main(u32 magic, const struct mb_info *mbi);
