@@ -16,8 +16,10 @@
  */
 u32 io_policy_fill(u8 *map);
 
-/* True if the access [port, port + size) touches a port the policy intercepts for 'why' (below). */
+/* Why a port is intercepted: the table's entries (core/io_policy.c). */
 enum io_policy_why { IO_POLICY_POWER_OFF, IO_POLICY_DEBUG_EXIT };
+
+/* True if the access [port, port + size) touches a port the policy intercepts for 'why'. */
 bool io_policy_hits(enum io_policy_why why, u16 port, u32 size);
 
 #endif
