@@ -21,7 +21,7 @@ from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.host import kvm_info
 from hvtrace.launch import procs
 from hvtrace.launch.qemu_options import cpu_option
-from hvtrace.launch.session import Session, SessionOptions
+from hvtrace.launch.session import RunResult, Session, SessionOptions
 from hvtrace.status import StatusLine
 from hvtrace.tools import require_tool
 
@@ -217,6 +217,13 @@ class QemuSession(Session):
 
     def emulator_error_text(self) -> str:
         return "\n".join(line for line in self.stderr_lines if line.strip())
+
+    def _classify(self, returncode: int, timed_out: bool, limit: float, notes: list[str]) -> RunResult:
+        result = super()._classify(returncode, timed_out, limit, notes)
+        if result.status is not None and (self.cpu_model is not None or self.qemu_args):
+            # What QEMU warned about the user's options (e.g. a feature TCG drops) would go unseen.
+            result.notes.extend(f"QEMU said: {line}" for line in self.stderr_lines if line.strip())
+        return result
 
     def _classify_no_status(self, returncode: int) -> tuple[ExitCode, str]:
         err = self.emulator_error_text()

@@ -125,6 +125,16 @@ def test_cpu_model_with_features_boots_the_self_test(hvtrace_run: RunFn) -> None
 
 
 @pytest.mark.qemu
+def test_a_feature_tcg_drops_is_shown(hvtrace_run: RunFn) -> None:
+    """The issue's example: QEMU 7.2's TCG has no x2APIC; QEMU warns and runs without it."""
+    run = hvtrace_run("run", "--cpu-model", "qemu64,+x2apic")
+    assert run.returncode == 0, run.describe()
+    assert "note: QEMU said: qemu-system-x86_64: warning: TCG doesn't support requested feature" in run.stderr
+    assert "x2apic" in run.stderr
+    assert_clean(run)
+
+
+@pytest.mark.qemu
 @pytest.mark.parametrize(
     ("options", "qemu_says"),
     [

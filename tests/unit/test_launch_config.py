@@ -384,3 +384,18 @@ def test_a_status_line_qemu_does_not_leave_after_is_not_the_hypervisors() -> Non
     assert result.exit_code == ExitCode.TIMEOUT
     assert result.status is None
     assert any("ignored a status line qemu did not exit after" in n for n in result.notes), result.notes
+
+
+def test_qemu_warnings_on_the_users_options_become_notes() -> None:
+    warning = (
+        "qemu-system-x86_64: warning: TCG doesn't support requested feature: CPUID.01H:ECX.x2apic [bit 21]"
+    )
+    status = "HVTRACE STATUS code=0 result=pass reason=ok"
+    mine = QemuSession(cpus=1, cpu_model="qemu64,+x2apic")
+    mine.stderr_lines = [warning, ""]
+    mine._console_line(status)
+    assert mine._classify(1, False, 60.0, []).notes == [f"QEMU said: {warning}"]
+    plain = QemuSession(cpus=1)  # hvtrace's own configuration: nothing to tell
+    plain.stderr_lines = [warning]
+    plain._console_line(status)
+    assert plain._classify(1, False, 60.0, []).notes == []
