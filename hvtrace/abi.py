@@ -15,11 +15,14 @@ HV_ABI_VERSION: Final = 1
 #: Most logical processors the hypervisor brings up.
 HV_MAX_CPUS: Final = 64
 
-#: Every run ends with exactly one line ``HVTRACE STATUS code=<n> result=<pass|fail> reason=<token>``.
+#: Every run ends with exactly one line ``HVTRACE STATUS code=<n> result=<pass|fail> reason=<token>``,
+#: followed by `` guest_code=<n>`` when a loaded guest ended the run through isa-debug-exit.
 HV_STATUS_PREFIX: Final = "HVTRACE STATUS"
 
 #: QEMU isa-debug-exit port; QEMU's own exit status is then ``(code << 1) | 1``.
 HV_DEBUG_EXIT_PORT: Final = 0xF4
+#: Ports of the isa-debug-exit device from HV_DEBUG_EXIT_PORT (QEMU's ``iosize``).
+HV_DEBUG_EXIT_SIZE: Final = 4
 
 
 class HvStatus(IntEnum):
@@ -269,6 +272,7 @@ def mirror_defines() -> dict[str, int | str]:
         "HV_MAX_CPUS": HV_MAX_CPUS,
         "HV_STATUS_PREFIX": HV_STATUS_PREFIX,
         "HV_DEBUG_EXIT_PORT": HV_DEBUG_EXIT_PORT,
+        "HV_DEBUG_EXIT_SIZE": HV_DEBUG_EXIT_SIZE,
     }
     for member in HvStatus:
         out[f"HV_STATUS_{member.name}"] = int(member)

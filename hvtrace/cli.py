@@ -102,7 +102,8 @@ def build_parser() -> HvArgumentParser:
         prog="hvtrace",
         description="GDB-integrated tracing hypervisor: boot it, trace it, inspect it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes of `hvtrace run`:\n    0..63  the hypervisor's status code\n{codes}",
+        epilog=f"exit codes of `hvtrace run`:\n    0..63  the hypervisor's status code (or a guest's exit "
+        f"code)\n{codes}",
     )
     parser.add_argument("--version", action="version", version=f"hvtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -112,7 +113,8 @@ def build_parser() -> HvArgumentParser:
         help="boot the hypervisor under an emulator and report its status",
         description="Build the image if needed, boot it, stream its console, exit with its status.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus)\n{codes}",
+        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus), or the "
+        f"guest's own exit code (GUEST_EXIT hypercall, isa-debug-exit)\n{codes}",
     )
     run.add_argument(
         "--backend",
@@ -172,6 +174,7 @@ def build_parser() -> HvArgumentParser:
         help="CPU that raises the injected fault (kernel cmdline fault_cpu=N)",
     )
     add_guest_arguments(run)
+    add_qemu_arguments(run)
 
     sub.add_parser("doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install")
     add_trace_commands(sub)
@@ -216,6 +219,25 @@ def add_guest_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
+    """--cpu-model/--qemu-arg (run, and capture/tui when they start a QEMU session)."""
+    p.add_argument(
+        "--cpu-model",
+        default=None,
+        metavar="MODEL[,FEATURES]",
+        help="QEMU CPU model and features, e.g. max or qemu64,+x2apic; under TCG hvtrace adds what its "
+        "SVM back end needs (+svm,+npt,+pdpe1gb) unless named (default qemu64; with --accel kvm: host)",
+    )
+    p.add_argument(
+        "--qemu-arg",
+        action="append",
+        default=None,
+        metavar="ARG",
+        help="extra QEMU arguments, repeatable, appended last; each value is split like shell words: "
+        "--qemu-arg '-device virtio-rng-pci' or --qemu-arg=-device --qemu-arg=virtio-rng-pci",
+    )
+
+
 def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
     p.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
@@ -230,14 +252,18 @@ def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(default_memory_mb=64)
     add_guest_arguments(p)
+    add_qemu_arguments(p)
 
 
 def check_session_source(args: argparse.Namespace) -> None:
-    """capture/tui: the guest options only apply when a session is started (raises LaunchError)."""
-    if args.guest is None and args.initrd is None:
-        return
-    if args.ram is not None or getattr(args, "replay", None) is not None:
+    """capture/tui: the guest and QEMU options only apply when a session is started (raises LaunchError)."""
+    attached = args.ram is not None or getattr(args, "replay", None) is not None
+    if (args.guest is not None or args.initrd is not None) and attached:
         raise LaunchError(ExitCode.USAGE, "--guest/--initrd start a session: they exclude --ram and --replay")
+    if (args.cpu_model is not None or args.qemu_arg) and attached:
+        raise LaunchError(
+            ExitCode.USAGE, "--cpu-model/--qemu-arg apply to a session hvtrace starts, not to --ram/--replay"
+        )
 
 
 def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
@@ -246,7 +272,7 @@ def add_tui_command(sub: argparse._SubParsersAction[HvArgumentParser]) -> None:
         help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
         description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
         "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
-        "--hv-append as for run) or "
+        "--hv-append/--cpu-model/--qemu-arg as for run) or "
         "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
     )
     t.add_argument("--replay", type=Path, default=None, metavar="FILE", help="trace file to replay")
@@ -388,6 +414,8 @@ def make_session(args: argparse.Namespace) -> Session:
             on_info=out,
             accel=args.accel,
             gdb_port=args.gdb,
+            cpu_model=opts.cpu_model,
+            qemu_args=opts.qemu_args,
         )
     if args.accel != "tcg":
         raise LaunchError(ExitCode.USAGE, "--accel applies to the qemu backend only")

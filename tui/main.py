@@ -17,7 +17,7 @@ def make_source(args: argparse.Namespace) -> Source:
         return ReplaySource(args.replay)
     if args.ram is not None:
         return LiveSource.attach(args.ram)
-    opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory
+    opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory/--cpu-model/--qemu-arg
     if opts.guest is not None and args.backend == "bochs":
         opts.guest.check_grub()  # a usage error now, not a failed boot inside the UI
     return LiveSource.start(
@@ -27,6 +27,8 @@ def make_source(args: argparse.Namespace) -> Source:
         cmdline=opts.hv_cmdline,
         timeout=args.timeout,
         guest=opts.guest,
+        cpu_model=opts.cpu_model,
+        qemu_args=opts.qemu_args,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,6 +94,8 @@ class LiveSource:
         cmdline: str = "",
         timeout: float = 3600,
         guest: GuestSpec | None = None,
+        cpu_model: str | None = None,
+        qemu_args: Sequence[str] = (),
     ) -> LiveSource:
         def opener() -> Capture:
             return Capture.start(
@@ -104,6 +106,8 @@ class LiveSource:
                 timeout=timeout,
                 boot_timeout=60,
                 guest=guest,
+                cpu_model=cpu_model,
+                qemu_args=qemu_args,
             )
 
         src = cls(opener, label=backend)

@@ -41,8 +41,10 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     if (brk >= 0)
         break_hit(pc, brk, rec);
     if (pc->end_reason) {
-        /* The guest ended the run (power-off, GUEST_EXIT hypercall): its last exit is in the trace. */
+        /* The guest ended the run (power-off, GUEST_EXIT, debug exit): its last exit is in the trace. */
         virt_print_exit_counts();
+        if (pc->end_has_guest_code)
+            hv_exit_guest_code(pc->end_status, pc->end_reason, pc->end_guest_code);
         hv_exit(pc->end_status, pc->end_reason);
     }
 }

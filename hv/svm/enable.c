@@ -76,7 +76,6 @@ bool svm_enable(struct percpu *pc)
         svm_caps = (struct svm_caps){
             .nrips = nrips,
             .flush_by_asid = d & CPUID_8000000A_EDX_FLUSH_BY_ASID,
-            .decode_assists = d & (1u << 7),
             .cpuid_80000001_edx = edx_ext,
             .cr4_allowed = cr4_allowed(),
             .phys_bits = phys_bits(),

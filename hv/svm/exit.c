@@ -93,6 +93,32 @@ static void cr_write(struct svm_exit *x)
     exit_cr_write(v, cr, value);
 }
 
+/*
+ * INS / OUTS: the address size and OUTS's segment from the instruction's own prefixes (67, segment
+ * overrides; AMD APM Vol. 3 1.2), since EXITINFO1 carries the segment only with decode assists and
+ * QEMU TCG's address-size bits are not reliable.
+ */
+static void string_io_operands(struct svm_exit *x, struct io_access *a)
+{
+    static const u8 seg_prefix[6] = { 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65 };    /* ES CS SS DS FS GS */
+    u8 b[15] = { 0 };
+    u32 n = svm_fetch_insn(x, b, sizeof(b)), bits = x->vcpu.ops->code_bits(&x->vcpu);
+    bool a67 = false;
+    a->seg = VCPU_DS;
+    for (u32 i = 0; i < n; i++) {
+        u32 s = 0;
+        while (s < 6 && seg_prefix[s] != b[i])
+            s++;
+        if (s < 6)
+            a->seg = (u8)s;
+        else if (b[i] == 0x67)
+            a67 = true;
+        else if (b[i] != 0x66 && b[i] != 0xf0 && b[i] != 0xf2 && b[i] != 0xf3)
+            break;
+    }
+    a->addr_bits = (u8)(!a67 ? bits : bits == 16 ? 32 : bits == 32 ? 16 : 32);
+}
+
 /* IN / OUT to an intercepted port (APM 15.10.2: EXITINFO1 type, size, port; EXITINFO2 the next RIP). */
 static void ioio(struct svm_exit *x)
 {
@@ -103,10 +129,9 @@ static void ioio(struct svm_exit *x)
         .in = info & 1,
         .string = (info >> 2) & 1,
         .rep = (info >> 3) & 1,
-        .addr_bits = info & (1u << 9) ? 64 : info & (1u << 8) ? 32 : 16,
-        /* The segment field needs decode assists; without them (QEMU TCG) it reads 0 (ES): DS then. */
-        .seg = (u8)(svm_caps.decode_assists ? (info >> 10) & 7 : VCPU_DS),
     };
+    if (a.string)
+        string_io_operands(x, &a);
     exit_io(&x->vcpu, &a);
 }
 

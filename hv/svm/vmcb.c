@@ -8,6 +8,7 @@
 #include <hv/apic_emul.h>
 #include <hv/console.h>
 #include <hv/guest.h>
+#include <hv/io_policy.h>
 #include <hv/segments.h>
 #include <hv/stage2.h>
 #include <hv/svm/svm.h>
@@ -101,13 +102,9 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
                                  SVM_INTERCEPT2_SKINIT | SVM_INTERCEPT2_WBINVD | SVM_INTERCEPT2_XSETBV;
     setup_msrpm(s->msrpm);
     v->control.msrpm_base = (u64)s->msrpm;
-    /* No I/O intercepts but a loaded guest's power-off port (guest_io.c); a 2-byte access checks both bits. */
-    u16 port = loaded_guest ? guest.pm1a_cnt_port : 0;
-    if (port) {
-        s->iopm[port / 8] |= (u8)(1u << (port % 8));
-        s->iopm[(port + 1) / 8] |= (u8)(1u << ((port + 1) % 8));
+    /* No I/O intercepts but a loaded guest's policy ports (io_policy.c), one IOPM bit per port (15.10.1). */
+    if (loaded_guest && io_policy_fill(s->iopm))
         v->control.intercept_misc1 |= SVM_INTERCEPT1_IOIO;
-    }
     v->control.iopm_base = (u64)s->iopm;
     v->control.guest_asid = s->asid;
     v->control.tlb_control = SVM_TLB_FLUSH_ALL; /* nothing cached under this ASID may survive (15.16) */

@@ -10,6 +10,7 @@
 #include <hv/console.h>
 #include <hv/fixup.h>
 #include <hv/guest.h>
+#include <hv/io_policy.h>
 #include <hv/segments.h>
 #include <hv/vmx/ept.h>
 
@@ -298,13 +299,8 @@ static bool vmcs_guest_fresh(const struct guest_start *gs)
 
 int vmx_start_guest(struct percpu *pc, const struct guest_start *gs)
 {
-    /* A loaded guest's power-off port exits (guest_io.c); a 2-byte access checks both ports' bits. */
-    u8 *io = ((struct vmx_cpu *)pc->vendor)->io_bitmap;
-    u16 port = guest.pm1a_cnt_port;
-    if (port) {
-        io[port / 8] |= (u8)(1u << (port % 8));
-        io[(port + 1) / 8] |= (u8)(1u << ((port + 1) % 8));
-    }
+    /* A loaded guest's intercepted ports (io_policy.c): I/O bitmaps A and B are contiguous (25.6.4). */
+    io_policy_fill(((struct vmx_cpu *)pc->vendor)->io_bitmap);
     if (!(vmx_caps.cpu2 & CPU2_UNRESTRICTED_GUEST)) {
         printk("vmx: CPU %u: a loaded guest starts with paging off: needs 'unrestricted guest', which this "
                "CPU lacks\n", pc->index);

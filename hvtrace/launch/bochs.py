@@ -242,14 +242,14 @@ class BochsSession(Session):
 
     def _after_exit(self) -> None:
         # The UART may not have sent the status line's tail before `quit`: port 0xE9 output on
-        # stdout is complete, so take the status line from there when serial.txt lacks it.
+        # stdout is complete, so take the status line from there when serial.txt lacks it. The last
+        # one counts (a loaded guest may print a status line of its own before the hypervisor's).
         partial, self._serial_partial = self._serial_partial, ""
-        if self.status is not None:
-            return
-        e9_status = next((s for s in map(parse_status_line, self.stdout_lines) if s is not None), None)
+        e9_status = next((s for s in reversed([parse_status_line(x) for x in self.stdout_lines]) if s), None)
         if e9_status is not None:
-            self._console_line(e9_status.line)
-        elif partial:
+            if self.status is None or self.status.line != e9_status.line:
+                self._console_line(e9_status.line)
+        elif partial and self.status is None:
             self._console_line(partial)
 
     def _returncode_note(self, status: StatusLine, returncode: int) -> str | None:
@@ -282,7 +282,7 @@ class BochsSession(Session):
 
     def _classify(self, returncode: int, timed_out: bool, limit: float, notes: list[str]) -> RunResult:
         result = super()._classify(returncode, timed_out, limit, notes)
-        if result.exit_code != 0 and self.log_path is not None:
+        if self._keep_tmpdir(result) and self.log_path is not None:
             problems = self.log_problems()
             result.notes.append(f"bochs.log kept: {self.log_path}")
             if problems:
@@ -290,4 +290,6 @@ class BochsSession(Session):
         return result
 
     def _keep_tmpdir(self, result: RunResult) -> bool:
-        return result.exit_code != 0
+        # A guest's own nonzero exit (guest_debug_exit) is no failure of the hypervisor or of Bochs.
+        hv_passed = result.status is not None and result.status.code == 0
+        return result.exit_code != 0 and not hv_passed

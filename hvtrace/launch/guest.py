@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.launch.qemu_options import cpu_option, split_qemu_args
 
 #: Longest guest command line the hypervisor passes on (hv/include/hv/guest.h: GUEST_CMDLINE_MAX
 #: bytes including the terminating NUL); a longer one would be cut silently.
@@ -197,10 +198,15 @@ class LaunchOptions:
     hv_cmdline: str
     guest: GuestSpec | None
     memory_mb: int
+    #: ``--cpu-model`` as given (QEMU only; hvtrace adds its back end's needs, qemu_options.cpu_option).
+    cpu_model: str | None = None
+    #: ``--qemu-arg`` values split into QEMU argv words (QEMU only).
+    qemu_args: tuple[str, ...] = ()
 
 
 def launch_options(args: argparse.Namespace, *, hv_parts: tuple[str, ...] = ()) -> LaunchOptions:
-    """Resolve ``--guest/--initrd/--append/--hv-append/--memory`` (raises LaunchError).
+    """Resolve ``--guest/--initrd/--append/--hv-append/--memory/--cpu-model/--qemu-arg`` (raises
+    LaunchError; the QEMU options with ``--backend bochs`` are a usage error).
 
     With ``--guest``, ``--append`` is the guest kernel's command line; without it, ``--append`` is
     appended to the hypervisor's command line. ``--hv-append`` always goes to the hypervisor, after
@@ -220,4 +226,20 @@ def launch_options(args: argparse.Namespace, *, hv_parts: tuple[str, ...] = ()) 
         memory = int(getattr(args, "default_memory_mb", GUEST_MIN_MEMORY_MB))
         if guest is not None:
             memory = max(memory, GUEST_MIN_MEMORY_MB)
-    return LaunchOptions(hv_cmdline=" ".join(p for p in parts if p), guest=guest, memory_mb=memory)
+    cpu_model: str | None = getattr(args, "cpu_model", None)
+    qemu_args = split_qemu_args(getattr(args, "qemu_arg", None) or [])
+    if cpu_model is not None:
+        cpu_option(cpu_model)  # malformed, or turns off what the back end needs: a usage error now
+    if (cpu_model is not None or qemu_args) and getattr(args, "backend", None) == "bochs":
+        raise LaunchError(
+            ExitCode.USAGE,
+            "--cpu-model and --qemu-arg apply to the qemu backend only (Bochs runs hvtrace's VT-x CPU "
+            "model, corei7_skylake_x)",
+        )
+    return LaunchOptions(
+        hv_cmdline=" ".join(p for p in parts if p),
+        guest=guest,
+        memory_mb=memory,
+        cpu_model=cpu_model,
+        qemu_args=qemu_args,
+    )

@@ -12,14 +12,16 @@ import secrets
 import shutil
 import socket
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Unpack
 
-from hvtrace.abi import HV_DEBUG_EXIT_PORT
+from hvtrace.abi import HV_DEBUG_EXIT_PORT, HV_DEBUG_EXIT_SIZE
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.host import kvm_info
 from hvtrace.launch import procs
-from hvtrace.launch.session import Session, SessionOptions
+from hvtrace.launch.qemu_options import cpu_option
+from hvtrace.launch.session import RunResult, Session, SessionOptions
 from hvtrace.status import StatusLine
 from hvtrace.tools import require_tool
 
@@ -89,10 +91,14 @@ def qemu_argv(
     accel: str = "tcg",
     qemu: str = QEMU,
     initrd: str | None = None,
+    cpu_model: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> list[str]:
     """The QEMU command line for one run (pure function; unit-tested). ``initrd``: the multiboot
-    modules (a guest kernel and its initrd, :meth:`GuestSpec.qemu_initrd`)."""
-    cpu = "host" if accel == "kvm" else "qemu64,+svm,+npt,+pdpe1gb"
+    modules (a guest kernel and its initrd, :meth:`GuestSpec.qemu_initrd`); ``cpu_model``: the
+    user's ``--cpu-model`` (see :func:`cpu_option`); ``extra_args``: the user's ``--qemu-arg`` words,
+    last."""
+    cpu = cpu_option(cpu_model, accel)
     modules = ["-initrd", initrd] if initrd is not None else []
     return [
         qemu,
@@ -110,9 +116,10 @@ def qemu_argv(
         "-chardev", "stdio,id=console,signal=off",
         "-serial", "chardev:console",
         "-no-reboot",
-        "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize=4",
+        "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize={HV_DEBUG_EXIT_SIZE}",
         "-gdb", f"tcp:127.0.0.1:{gdb_port}",
         "-qmp", f"unix:{qmp_socket},server=on,wait=off",
+        *extra_args,
     ]  # fmt: skip
 
 
@@ -126,17 +133,25 @@ class QemuSession(Session):
     backend: ClassVar[str] = "qemu"
     default_timeout: ClassVar[float] = 60.0
     exit_grace: ClassVar[float] = 10.0
+    #: The hypervisor's isa-debug-exit write ends QEMU at once (the guest's own writes are intercepted).
+    status_needs_exit: ClassVar[bool] = True
 
     def __init__(
         self,
         *,
         accel: str = "tcg",
         gdb_port: int | None = None,
+        cpu_model: str | None = None,
+        qemu_args: Sequence[str] = (),
         **options: Unpack[SessionOptions],
     ) -> None:
         super().__init__(**options)
         if accel not in ("tcg", "kvm"):
             raise LaunchError(ExitCode.USAGE, f"unknown accelerator {accel!r} (choose tcg or kvm)")
+        cpu_option(cpu_model, accel)  # a malformed model is a usage error now, not a QEMU failure
+        #: ``--cpu-model`` as the user gave it (hvtrace adds its back end's needs) and ``--qemu-arg`` words.
+        self.cpu_model = cpu_model
+        self.qemu_args = tuple(qemu_args)
         if gdb_port is not None and not 0 < gdb_port < 65536:
             raise LaunchError(ExitCode.USAGE, f"--gdb port must be 1..65535 (got {gdb_port})")
         self.accel = accel
@@ -175,6 +190,8 @@ class QemuSession(Session):
             accel=self.accel,
             qemu=self.qemu,
             initrd=self.guest.qemu_initrd() if self.guest is not None else None,
+            cpu_model=self.cpu_model,
+            extra_args=self.qemu_args,
         )
 
     def _start_readers(self) -> None:
@@ -200,6 +217,13 @@ class QemuSession(Session):
 
     def emulator_error_text(self) -> str:
         return "\n".join(line for line in self.stderr_lines if line.strip())
+
+    def _classify(self, returncode: int, timed_out: bool, limit: float, notes: list[str]) -> RunResult:
+        result = super()._classify(returncode, timed_out, limit, notes)
+        if result.status is not None and (self.cpu_model is not None or self.qemu_args):
+            # What QEMU warned about the user's options (e.g. a feature TCG drops) would go unseen.
+            result.notes.extend(f"QEMU said: {line}" for line in self.stderr_lines if line.strip())
+        return result
 
     def _classify_no_status(self, returncode: int) -> tuple[ExitCode, str]:
         err = self.emulator_error_text()

@@ -87,6 +87,9 @@ class Session(ABC):
     default_timeout: ClassVar[float] = 120.0
     #: Seconds the emulator may take to leave by itself after printing the status line.
     exit_grace: ClassVar[float] = 15.0
+    #: Whether the hypervisor's status line is always followed by the emulator's exit within
+    #: ``exit_grace``: then a status line without that exit is a guest's and does not end the wait.
+    status_needs_exit: ClassVar[bool] = False
     #: Signal that asks the emulator to stop cleanly; SIGKILL follows after ``stop_grace``.
     stop_signal: ClassVar[int] = signal.SIGTERM
     stop_grace: ClassVar[float] = 5.0
@@ -214,21 +217,26 @@ class Session(ABC):
         limit = self.timeout if timeout is None else timeout
         deadline = self._started_at + limit
         timed_out = False
-        while not self._status_event.wait(0.05):
+        notes: list[str] = []
+        while True:
+            if self._status_event.wait(0.05):
+                try:
+                    proc.wait(timeout=self.exit_grace)
+                except subprocess.TimeoutExpired:
+                    if self.status_needs_exit and time.monotonic() < deadline:
+                        self._ignore_status(notes)
+                        continue
+                    grace = f"{self.exit_grace:g} s"
+                    notes.append(f"{self.backend} did not exit within {grace} of the status line")
+                    self.stop()
+                break
             if proc.poll() is not None:
                 self._join_readers(10.0)
                 break
             if time.monotonic() >= deadline:
                 timed_out = True
                 break
-        notes: list[str] = []
-        if self.status is not None:
-            try:
-                proc.wait(timeout=self.exit_grace)
-            except subprocess.TimeoutExpired:
-                notes.append(f"{self.backend} did not exit within {self.exit_grace:g} s of the status line")
-                self.stop()
-        elif timed_out:
+        if timed_out:
             self.stop()
         self._join_readers(10.0)
         self._after_exit()
@@ -237,6 +245,18 @@ class Session(ABC):
         if self._keep_tmpdir(self.result):
             self.result.kept_dir = self.tmpdir
         return self.result
+
+    def _ignore_status(self, notes: list[str]) -> None:
+        """A status line the emulator did not leave after: not the hypervisor's (it leaves at once), so
+        a loaded guest printed it; keep waiting for the real end."""
+        with self._lines_lock:
+            st, self.status = self.status, None
+            self._status_event.clear()
+        if st is not None:
+            notes.append(
+                f"ignored a status line {self.backend} did not exit after (the hypervisor leaves at once; "
+                f"the guest's output?): {st.line}"
+            )
 
     def stop(self) -> None:
         """Stop the emulator (gentle signal to its group, SIGKILL after a grace period)."""
@@ -287,14 +307,18 @@ class Session(ABC):
         return [s for s in (self.proc.stdout, self.proc.stderr) if s is not None]
 
     def _console_line(self, line: str) -> None:
-        """One hypervisor console line (no line terminator)."""
+        """One hypervisor console line (no line terminator).
+
+        The last status line before the emulator leaves is the run's: a loaded guest shares the
+        console and may print such a line itself, but the hypervisor's own comes last (it leaves the
+        emulator right after printing it). The first one only tells :meth:`wait` that the end is near.
+        """
         with self._lines_lock:
             self.lines.append(line)
-            if self.status is None:
-                st = parse_status_line(line)
-                if st is not None:
-                    self.status = st
-                    self._status_event.set()
+            st = parse_status_line(line)
+            if st is not None:
+                self.status = st
+                self._status_event.set()
         if self.on_line is not None:
             self.on_line(line)
 
@@ -323,10 +347,14 @@ class Session(ABC):
             note = self._returncode_note(st, returncode)
             if note is not None:
                 notes.append(note)
-            code = st.code if st.code <= HvStatus.MAX else int(HvStatus.FAIL)
+            if st.guest_code is not None and st.guest_code > HvStatus.MAX:
+                notes.append(
+                    f"the guest's code {st.guest_code} is beyond the status range 0..{int(HvStatus.MAX)}: "
+                    f"exit code {int(HvStatus.FAIL)}"
+                )
             return RunResult(
-                exit_code=code,
-                message=f"hypervisor status {st.code} ({st.name}) result={st.result} reason={st.reason}",
+                exit_code=st.exit_code,
+                message=st.describe(),
                 status=st,
                 returncode=returncode,
                 notes=notes,

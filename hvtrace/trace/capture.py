@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -174,20 +174,24 @@ class Capture:
         on_info: Callable[[str], None] | None = None,
         boot_timeout: float = 60.0,
         guest: GuestSpec | None = None,
+        cpu_model: str | None = None,
+        qemu_args: Sequence[str] = (),
     ) -> Capture:
         """Boot the hypervisor under ``backend`` and attach to its records. ``on_info`` gets the session's
         own lines (emulator pid, RAM file, gdb port), as `hvtrace run` prints them. ``cmdline`` is the
         hypervisor's; ``guest`` a kernel it boots (then ``memory_mb`` defaults to GUEST_MIN_MEMORY_MB,
-        else to 64)."""
+        else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
         session: Session
         if backend == "qemu":
             session = QemuSession(
                 cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info, guest=guest,
+                on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
             )  # fmt: skip
         elif backend == "bochs":
+            if cpu_model is not None or qemu_args:
+                raise TraceError(ExitCode.USAGE, "--cpu-model/--qemu-arg apply to the qemu backend only")
             if "trace_e9=1" not in cmdline.split():
                 cmdline = f"{cmdline} trace_e9=1".strip()
             session = BochsSession(
@@ -260,6 +264,10 @@ class Capture:
                     if e.code == ExitCode.ABI_MISMATCH:
                         raise
                 src.close()
+            if exited and session.wait(timeout=5).exit_code == ExitCode.EMULATOR_FAILED:
+                # QEMU refused the configuration (a --cpu-model or --qemu-arg it does not know): its words.
+                assert session.result is not None
+                raise TraceError(ExitCode.EMULATOR_FAILED, session.result.message)
             if exited or time.monotonic() > deadline:
                 raise TraceError(
                     ExitCode.NO_TRACE_HEADER,

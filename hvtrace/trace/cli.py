@@ -44,6 +44,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     memory_mb=opts.memory_mb,
                     cmdline=opts.hv_cmdline,
                     guest=opts.guest,
+                    cpu_model=opts.cpu_model,
+                    qemu_args=opts.qemu_args,
                     lossless=not args.no_lossless,
                     on_info=lambda line: print(f"hvtrace: {line}", flush=True),
                 )

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hvtrace.cli import build_parser, kernel_cmdline, main
-from hvtrace.exitcodes import ExitCode
+from hvtrace.cli import build_parser, kernel_cmdline, main, make_session
+from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.launch import procs
 from hvtrace.launch.bochs import DEBUGGER_SCRIPT, BochsSession, bochs_exit_message, bochsrc_text
+from hvtrace.launch.guest import launch_options
 from hvtrace.launch.qemu import QemuSession, free_tcp_port, qemu_argv
+from hvtrace.launch.qemu_options import cpu_option, split_qemu_args
 from hvtrace.launch.session import parse_memory
 
 
@@ -215,3 +221,181 @@ def test_bochs_partial_serial_line_is_kept_when_port_e9_has_no_status() -> None:
     s._after_exit()
     assert s.status is None
     assert s.lines == ["last words without newline"]
+
+
+# ------------------------------------------------------------------- --cpu-model / --qemu-arg
+def _argv(**kw: Any) -> list[str]:
+    return qemu_argv(
+        elf=Path("/x/hvtrace.elf"), cmdline="", cpus=1, memory_mb=64, ram_path=Path("/dev/shm/r.ram"),
+        gdb_port=1234, qmp_socket=Path("/tmp/d/qmp.sock"), **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "cpu"),
+    [
+        (None, "qemu64,+svm,+npt,+pdpe1gb"),
+        ("max", "max,+svm,+npt,+pdpe1gb"),
+        ("qemu64,+x2apic", "qemu64,+x2apic,+svm,+npt,+pdpe1gb"),
+        ("EPYC,+svm", "EPYC,+svm,+npt,+pdpe1gb"),  # named by the user: not repeated
+        ("max,npt=on,pdpe1gb", "max,npt=on,pdpe1gb,+svm"),
+        ("qemu64,-x2apic", "qemu64,-x2apic,+svm,+npt,+pdpe1gb"),
+    ],
+)
+def test_cpu_model_gets_what_the_svm_back_end_needs(model: str | None, cpu: str) -> None:
+    assert cpu_option(model) == cpu
+    argv = _argv(cpu_model=model)
+    assert _opt(argv, "-cpu") == cpu
+    assert argv.count("-cpu") == 1
+
+
+def test_cpu_model_under_kvm_is_passed_as_given() -> None:
+    assert cpu_option(None, "kvm") == "host"
+    assert cpu_option("max", "kvm") == "max"
+    assert _opt(_argv(cpu_model="EPYC", accel="kvm"), "-cpu") == "EPYC"
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        ("qemu64,-svm", "turns off svm"),
+        ("max,npt=off", "turns off npt"),
+        ("max,pdpe1gb=false", "turns off pdpe1gb"),
+        ("", "needs a model name"),
+        ("max,", "is not a feature"),
+        ("max +svm", "is not a CPU model name"),
+        (",+svm", "is not a CPU model name"),
+    ],
+)
+def test_bad_cpu_models_are_usage_errors(model: str, why: str) -> None:
+    with pytest.raises(LaunchError, match=why) as exc:
+        cpu_option(model)
+    assert exc.value.code == ExitCode.USAGE
+
+
+def test_qemu_args_are_split_like_shell_words_and_come_last() -> None:
+    words = split_qemu_args(["-device virtio-rng-pci", "-no-reboot", "--global=a.b=c", "-name 'my vm'"])
+    assert words == ("-device", "virtio-rng-pci", "-no-reboot", "--global=a.b=c", "-name", "my vm")
+    argv = _argv(extra_args=words)
+    assert argv[-len(words) :] == list(words)
+    assert argv[: -len(words)] == _argv()  # hvtrace's own options unchanged
+    assert split_qemu_args(["-device", "isa-debug-exit"]) == ("-device", "isa-debug-exit")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("-cpu max", "use --cpu-model"),
+        ("--smp=4", "use --cpus"),
+        ("-m 1G", "use --memory"),
+        ("-machine pc", "shared memory backend"),
+        ("-device 'unbalanced", "quotation"),
+        ("", "needs a QEMU argument"),
+    ],
+)
+def test_qemu_args_that_hvtrace_owns_are_usage_errors(value: str, why: str) -> None:
+    with pytest.raises(LaunchError, match=why) as exc:
+        split_qemu_args([value])
+    assert exc.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("command", ["run", "capture", "tui"])
+def test_cpu_model_and_qemu_args_parse_for_every_session_command(command: str) -> None:
+    extra = ["-o", "x.hvt", "--backend", "qemu"] if command == "capture" else []
+    args = build_parser().parse_args(
+        [
+            command,
+            *extra,
+            "--cpu-model",
+            "max",
+            "--qemu-arg",
+            "-device virtio-rng-pci",
+            "--qemu-arg=-no-reboot",
+        ]
+    )
+    opts = launch_options(args)
+    assert opts.cpu_model == "max"
+    assert opts.qemu_args == ("-device", "virtio-rng-pci", "-no-reboot")
+    bare = launch_options(build_parser().parse_args([command, *extra]))
+    assert (bare.cpu_model, bare.qemu_args) == (None, ())
+
+
+def test_make_session_hands_the_options_to_qemu() -> None:
+    args = build_parser().parse_args(["run", "--cpu-model", "qemu64,+x2apic", "--qemu-arg=-no-reboot"])
+    s = make_session(args)
+    assert isinstance(s, QemuSession)
+    assert (s.cpu_model, s.qemu_args) == ("qemu64,+x2apic", ("-no-reboot",))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--backend", "bochs", "--cpu-model", "max"],
+        ["run", "--backend", "bochs", "--qemu-arg=-no-reboot"],
+        ["capture", "-o", "x.hvt", "--backend", "bochs", "--cpu-model", "max"],
+        ["capture", "-o", "x.hvt", "--ram", "/dev/shm/x.ram", "--qemu-arg=-no-reboot"],
+        ["tui", "--replay", "x.hvt", "--cpu-model", "max"],
+        ["run", "--cpu-model", "qemu64,-svm"],
+        ["run", "--qemu-arg", "-cpu host"],
+    ],
+)
+def test_qemu_options_usage_errors_exit_64(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "--cpu-model" in err or "--qemu-arg" in err, err
+
+
+def test_the_last_status_line_counts() -> None:
+    """A loaded guest shares the console: a status line it prints is followed by the hypervisor's."""
+    s = QemuSession(cpus=1)
+    s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's fake
+    s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_debug_exit guest_code=5")
+    assert s.status is not None
+    result = s._classify(1, False, 60.0, [])
+    assert result.exit_code == 5
+    assert result.notes == []  # QEMU's status 1 = (0 << 1) | 1: the hypervisor's own isa-debug-exit
+
+
+def test_bochs_takes_the_last_status_line_from_port_e9_over_a_guest_line_on_serial() -> None:
+    s = BochsSession(cpus=1)
+    s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's, on COM1
+    s.stdout_lines = ["HVTRACE STATUS code=0 result=pass reason=guest_debug_exit guest_code=7"]
+    s._after_exit()
+    assert s.status is not None
+    assert (s.status.reason, s.status.guest_code) == ("guest_debug_exit", 7)
+    assert not s._keep_tmpdir(s._classify(0, False, 60.0, []))  # the guest's code is no Bochs failure
+
+
+class _QuickQemu(QemuSession):
+    exit_grace = 0.3
+
+
+def test_a_status_line_qemu_does_not_leave_after_is_not_the_hypervisors() -> None:
+    """The hypervisor leaves QEMU right after its status line; a line QEMU stays alive after was
+    printed by the guest: the wait goes on (here to the timeout) instead of taking it."""
+    s = _QuickQemu(cpus=1, timeout=1.5)
+    s.proc = procs.spawn(["sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s._started_at = time.monotonic()
+    try:
+        s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")
+        result = s.wait()
+    finally:
+        procs.stop(s.proc, grace=1.0)
+    assert result.exit_code == ExitCode.TIMEOUT
+    assert result.status is None
+    assert any("ignored a status line qemu did not exit after" in n for n in result.notes), result.notes
+
+
+def test_qemu_warnings_on_the_users_options_become_notes() -> None:
+    warning = (
+        "qemu-system-x86_64: warning: TCG doesn't support requested feature: CPUID.01H:ECX.x2apic [bit 21]"
+    )
+    status = "HVTRACE STATUS code=0 result=pass reason=ok"
+    mine = QemuSession(cpus=1, cpu_model="qemu64,+x2apic")
+    mine.stderr_lines = [warning, ""]
+    mine._console_line(status)
+    assert mine._classify(1, False, 60.0, []).notes == [f"QEMU said: {warning}"]
+    plain = QemuSession(cpus=1)  # hvtrace's own configuration: nothing to tell
+    plain.stderr_lines = [warning]
+    plain._console_line(status)
+    assert plain._classify(1, False, 60.0, []).notes == []

@@ -19,13 +19,16 @@
 
 /*
  * Final status line. The hypervisor ends every run by printing exactly one line
- *     HVTRACE STATUS code=<decimal> result=<pass|fail> reason=<token>
+ *     HVTRACE STATUS code=<decimal> result=<pass|fail> reason=<token>[ guest_code=<decimal>]
  * on every console, then leaves the emulator: QEMU through isa-debug-exit at HV_DEBUG_EXIT_PORT
  * (QEMU's own exit status is then (code << 1) | 1), Bochs through a magic breakpoint (xchg bx,bx)
- * after which the debugger script quits.
+ * after which the debugger script quits. 'code' is always the hypervisor's own status. A loaded
+ * guest that writes the isa-debug-exit ports itself ends the run with reason=guest_debug_exit, the
+ * hypervisor's code (0: it did its job) and the guest's value, as written, in guest_code.
  */
 #define HV_STATUS_PREFIX "HVTRACE STATUS"
 #define HV_DEBUG_EXIT_PORT 0xf4
+#define HV_DEBUG_EXIT_SIZE 4    /* ports from HV_DEBUG_EXIT_PORT (QEMU's iosize=4) */
 
 /* Status codes: 0 is success; every failure has its own code below 64. */
 #define HV_STATUS_PASS            0

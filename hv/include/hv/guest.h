@@ -51,7 +51,7 @@ struct guest {
     /* Hypervisor memory, sorted: fixed once the pool is sealed (guest_isolate), none in blue-pill runs. */
     struct mem_range hv[GUEST_HV_RANGES_MAX];
     u32 hv_count;
-    u16 pm1a_cnt_port;              /* the one intercepted I/O port (ACPI power-off), 0 if none */
+    u16 pm1a_cnt_port;              /* ACPI power-off port (intercepted, core/io_policy.c), 0 if none */
 };
 
 extern struct guest guest;
@@ -68,7 +68,7 @@ bool guest_isolate(struct stage2 *s);
 /* A blocked guest access to hypervisor memory, for the console (the record is flagged by the caller). */
 void security_event(u32 cpu, const char *vendor, u64 gpa, const char *access, u64 rip);
 
-/* core/guest_io.c: accesses to the intercepted port (guest.pm1a_cnt_port) */
+/* core/guest_io.c: accesses to the intercepted ports (core/io_policy.c) */
 struct percpu;
 void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value);
 u32 guest_io_in(u16 port, u32 size);

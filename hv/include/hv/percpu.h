@@ -77,6 +77,8 @@ struct percpu {
     volatile u32 kicked;            /* an NMI IPI the hypervisor sent to bring this CPU out of the guest */
     const char *end_reason;         /* set by a handler that ends the run: trace_exit() records the exit, then ends */
     u32 end_status;
+    bool end_has_guest_code;        /* the status line also carries end_guest_code (guest_debug_exit) */
+    u32 end_guest_code;
     u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
     struct tss64 tss __attribute__((aligned(16)));
     struct idt_gate idt[256] __attribute__((aligned(16)));

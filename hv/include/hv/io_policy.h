@@ -1,0 +1,25 @@
+/*
+ * Which I/O ports the hypervisor intercepts for a loaded guest (core/io_policy.c): one table, one
+ * function both back ends call to fill their bitmaps. Every other port the guest owns outright.
+ */
+#ifndef HV_IO_POLICY_H
+#define HV_IO_POLICY_H
+
+#include <hv/types.h>
+
+/* Bytes of a one-bit-per-port map of the whole 64 KiB I/O space (VT-x bitmaps A+B, SVM IOPM's first 8 KiB). */
+#define IO_POLICY_MAP_BYTES (0x10000 / 8)
+
+/*
+ * Set the bit of every intercepted port in 'map' (IO_POLICY_MAP_BYTES, bit n of byte p/8 = port p)
+ * and return how many ports were set (0: the guest has no intercepted port). Bits already set stay.
+ */
+u32 io_policy_fill(u8 *map);
+
+/* Why a port is intercepted: the table's entries (core/io_policy.c). */
+enum io_policy_why { IO_POLICY_POWER_OFF, IO_POLICY_DEBUG_EXIT };
+
+/* True if the access [port, port + size) touches a port the policy intercepts for 'why'. */
+bool io_policy_hits(enum io_policy_why why, u16 port, u32 size);
+
+#endif
