@@ -9,8 +9,8 @@
  * isa-debug-exit port 0xF4 (0 when every check passed, else 1), then the GUEST_EXIT hypercall when the
  * hypervisor is present, then ACPI power-off.
  *
- * Command line: "cpus=N" (the CPUs the machine has, for the SMP checks), "only=a,b*" / "skip=a,b*"
- * (check names; a trailing * matches a prefix).
+ * Command line: "cpus=N" (the CPUs the machine has, for the SMP checks), "only=a,b*" / "skip=a,b+"
+ * (check names; a trailing * or + matches a prefix).
  *
  * Every check is independent: an unexpected exception prints its FAIL line and returns to the runner
  * (abort_check, __builtin_longjmp), which restores the machine state the checks change.
@@ -406,14 +406,15 @@ static int word_arg(const char *key, const char **val)
     return 0;
 }
 
-/* Does `name` appear in the comma-separated list at v (ends at space / NUL)? "x*" matches a prefix. */
+/* Does `name` appear in the comma-separated list at v (ends at space / NUL)? "x*" or "x+" matches a
+   prefix ("+" for command lines that go through GRUB's config, where "*" would be expanded). */
 static int in_list(const char *v, const char *name)
 {
     while (*v && *v != ' ') {
         const char *a = v, *b = name;
-        while (*a && *a != ',' && *a != ' ' && *a != '*' && *a == *b)
+        while (*a && *a != ',' && *a != ' ' && *a != '*' && *a != '+' && *a == *b)
             a++, b++;
-        if (*a == '*' || ((!*a || *a == ',' || *a == ' ') && !*b))
+        if (*a == '*' || *a == '+' || ((!*a || *a == ',' || *a == ' ') && !*b))
             return 1;
         while (*v && *v != ',' && *v != ' ')
             v++;
