@@ -7,7 +7,8 @@
  * a virtualized run (the hypervisor bit, the hypervisor's memory, timings, the amount of RAM) is ever
  * printed. The run ends with "CONFORM DONE n=<checks>" and leaves the emulator: a write to the
  * isa-debug-exit port 0xF4 (0 when every check passed, else 1), then the GUEST_EXIT hypercall when the
- * hypervisor is present, then ACPI power-off.
+ * hypervisor is present, then Bochs' magic breakpoint (xchg bx,bx: a bare Bochs run's debugger script
+ * quits there; a no-op elsewhere), then ACPI power-off.
  *
  * Command line: "cpus=N" (the CPUs the machine has, for the SMP checks), "only=a,b*" / "skip=a,b+"
  * (check names; a trailing * or + matches a prefix).
@@ -32,7 +33,8 @@ typedef unsigned char u8;
 extern u8 __image_start[], __image_end[], __bss_start[];
 extern const u32 isr32_table[32], isr64_table[32];
 extern u8 text16_start[], text16_end[], t16_mov89[], t16_movc7[], t16_rep_stos[], t16_xchg[],
-    t16_lock_xadd[], t16_fs16[];
+    t16_lock_xadd[], t16_fs16[], t16_lock_or[], t16_lock_and[], t16_lock_add[], t16_lock_cmpxchg[],
+    t16_lock_bts[], t16_lock_btr[], t16_rep_movs[], t16_mov8b[], t16_fs_disp16[];
 extern u8 ap_trampoline[], ap_trampoline_end[];
 extern u64 gdt[];
 extern struct {
@@ -45,8 +47,9 @@ extern struct {
 } __attribute__((packed)) idt64_desc;
 
 u32 call64(u32 (*fn)(void));
-u32 call16(u32 offset);
+u32 call16(u32 offset, u32 eax);
 u32 real_roundtrip(void);
+u32 unreal_apic_store(void);
 void df_trigger(u32 esp);
 void abort_stub(void);
 void df_task_entry(void);
@@ -55,7 +58,8 @@ u32 f64_mov89(void), f64_rex(void), f64_rex_sib(void), f64_movc7(void), f64_mova
     f64_movabs_load(void), f64_mov8b_rex(void), f64_xchg(void), f64_lock_xadd(void),
     f64_lock_cmpxchg(void), f64_lock_bts(void), f64_rep_stos(void), f64_rep_movs(void),
     f64_addr32(void), f64_gs_base(void), f64_lock_or(void), f64_lock_btr(void), f64_lmcheck(void),
-    f64_pf_delivery(void);
+    f64_pf_delivery(void), f64_lock_and(void), f64_lock_add(void), f64_stos(void), f64_byte_store(void),
+    f64_disp32_neg(void);
 extern volatile u32 lm_aborted, lm_vec, lm_fixup, lm_aux, lm_arg, lm_nlog, lm_log_vec[4], lm_log_err[4],
     lm_log_rip[4], lm_log_cr2[4], lm_log_rsp[4], lm_pf_pte, lm_pf_page;
 extern volatile u32 df_error, df_cr2, df_link, df_eip, df_count, df_saved_esp, rm_result;
@@ -785,13 +789,34 @@ static void c_a32_icr_high(void)
 }
 
 /* ---- 16-bit protected-mode forms (entry.S .text16, CS = 16-bit segment) ---- */
-static u32 t16(u8 *fn) { return call16((u32)(fn - text16_start)); }
+static u32 t16(u8 *fn) { return call16((u32)(fn - text16_start), 0); }
 static void c_a16_mov89(void) { CHECK_EQ(t16(t16_mov89) & 0xff, 0x61, "TPR"); }
 static void c_a16_movc7_sib(void) { CHECK_EQ(t16(t16_movc7) & 0xff, 0x62, "TPR"); }
 static void c_a16_rep_stos(void) { CHECK_EQ(t16(t16_rep_stos) & 0xff, 0x63, "TPR"); }
 static void c_a16_xchg(void) { CHECK_EQ(t16(t16_xchg) & 0xffff, 0x6410, "TPR << 8 | old"); }
 static void c_a16_lock_xadd(void) { CHECK_EQ(t16(t16_lock_xadd) & 0xffff, 0x6510, "TPR << 8 | old"); }
 static void c_a16_fs_addr16(void) { CHECK_EQ(t16(t16_fs16) & 0xff, 0x66, "TPR"); }
+static void c_a16_lock_or(void) { CHECK_EQ(t16(t16_lock_or) & 0xff, 0x71, "TPR"); }
+static void c_a16_lock_and(void) { CHECK_EQ(t16(t16_lock_and) & 0xff, 0x62, "TPR"); }
+static void c_a16_lock_add(void) { CHECK_EQ(t16(t16_lock_add) & 0xff, 0x63, "TPR"); }
+static void c_a16_lock_cmpxchg(void) { CHECK_EQ(t16(t16_lock_cmpxchg) & 0xffff, 0x6401, "TPR << 8 | ZF"); }
+static void c_a16_lock_bts(void) { CHECK_EQ(t16(t16_lock_bts) & 0xffff, 0x6500, "TPR << 8 | CF"); }
+static void c_a16_lock_btr(void) { CHECK_EQ(t16(t16_lock_btr) & 0xffff, 0x6501, "TPR << 8 | CF"); }
+static void c_a16_rep_movs(void)
+{
+    static volatile u32 src = 0x69;
+    CHECK_EQ(call16((u32)(t16_rep_movs - text16_start), (u32)&src) & 0xff, 0x69, "TPR");
+}
+static void c_a16_mov8b(void) { CHECK_EQ(t16(t16_mov8b) & 0xff, 0x6a, "load"); }
+static void c_a16_fs_disp16(void) { CHECK_EQ(t16(t16_fs_disp16) & 0xff, 0x6b, "TPR"); }
+/* Real mode with 4 GiB data limits: the store and its read back in real mode, then from here. */
+static void c_apic_real_unreal(void)
+{
+    u32 back = unreal_apic_store() & 0xff;
+    if (back != 0x6c)
+        return result(0, "TPR read in real mode", back, 0x6c, 2);
+    tpr_expect(0x6c);
+}
 
 /* ---- 64-bit forms ---- */
 static u32 run64(u32 (*fn)(void))
@@ -819,6 +844,16 @@ A64(c_a64_lock_or, f64_lock_or, 0x39)
 A64(c_a64_rep_movs, f64_rep_movs, 0x4c)
 A64(c_a64_addr32, f64_addr32, 0x4d)
 A64(c_a64_gs_base, f64_gs_base, 0x4e)
+A64(c_a64_lock_and, f64_lock_and, 0x51)
+A64(c_a64_lock_add, f64_lock_add, 0x52)
+A64(c_a64_stos, f64_stos, 0x53)
+A64(c_a64_disp32_neg, f64_disp32_neg, 0x55)
+/* model specific like the 32-bit byte stores: the old value or the byte, no fault */
+static void c_a64_byte_store(void)
+{
+    u32 v = run64(f64_byte_store) & 0xff;
+    result(v == 0x10 || v == 0x54, "TPR neither old nor new", v, 0, 1);
+}
 static void c_a64_xchg(void)
 {
     u32 v = run64(f64_xchg);
@@ -1313,6 +1348,16 @@ static const struct check checks[] = {
     {"apic16_xchg", c_a16_xchg},
     {"apic16_lock_xadd", c_a16_lock_xadd},
     {"apic16_fs_addr16", c_a16_fs_addr16},
+    {"apic16_lock_or", c_a16_lock_or},
+    {"apic16_lock_and", c_a16_lock_and},
+    {"apic16_lock_add", c_a16_lock_add},
+    {"apic16_lock_cmpxchg", c_a16_lock_cmpxchg},
+    {"apic16_lock_bts", c_a16_lock_bts},
+    {"apic16_lock_btr", c_a16_lock_btr},
+    {"apic16_rep_movs", c_a16_rep_movs},
+    {"apic16_mov8b", c_a16_mov8b},
+    {"apic16_fs_disp16", c_a16_fs_disp16},
+    {"apic_real_unreal", c_apic_real_unreal},
     {"apic64_mov89", c_a64_mov89},
     {"apic64_rex", c_a64_rex},
     {"apic64_rex_sib", c_a64_rex_sib},
@@ -1330,6 +1375,11 @@ static const struct check checks[] = {
     {"apic64_rep_movs", c_a64_rep_movs},
     {"apic64_addr32", c_a64_addr32},
     {"apic64_gs_base", c_a64_gs_base},
+    {"apic64_lock_and", c_a64_lock_and},
+    {"apic64_lock_add", c_a64_lock_add},
+    {"apic64_stos", c_a64_stos},
+    {"apic64_disp32_neg", c_a64_disp32_neg},
+    {"apic64_byte_store", c_a64_byte_store},
     {"mode_switch", c_mode_switch},
     {"tf_cpuid", c_tf_cpuid},
     {"tf_rdmsr", c_tf_rdmsr},
@@ -1436,6 +1486,8 @@ static void finish(void)
             __asm__ volatile("vmcall" : "+a"(fn) : "b"(arg) : "memory");
         delay(100000);
     }
+    __asm__ volatile("xchgw %bx, %bx");   /* Bochs' magic breakpoint: the project's debugger script quits */
+    delay(100000);
     acpi_poweroff();
     for (;;)
         __asm__ volatile("cli; hlt");

@@ -362,6 +362,41 @@ f64_gs_base:                        /* GS.base = APIC page (IA32_GS_BASE, SDM 3.
     wrmsr
     GET_TPR
     ret
+f64_lock_and:
+    SET_TPR(0x7f)
+    movq $APIC_TPR, %r10
+    lock andl $0x51, (%r10)         /* f0 41 83 22 51 */
+    GET_TPR
+    ret
+f64_lock_add:
+    SET_TPR(0x10)
+    movl $0x42, %r9d
+    movq $APIC_TPR, %r10
+    lock addl %r9d, (%r10)          /* f0 45 01 0a */
+    GET_TPR
+    ret
+f64_stos:
+    SET_TPR(0)
+    movl $0x53, %eax
+    movq $APIC_TPR, %rdi
+    stosl                           /* ab */
+    GET_TPR
+    ret
+f64_byte_store:                     /* REX byte store (model specific: returns TPR; lm_aux unused) */
+    SET_TPR(0x10)
+    movb $0x54, %r9b
+    movq $APIC_TPR, %r10
+    movb %r9b, (%r10)               /* 45 88 0a */
+    GET_TPR
+    ret
+f64_disp32_neg:                     /* base above the page, negative disp32: 41 89 82 80 00 f0 ff */
+    SET_TPR(0)
+    movl $0x55, %eax
+    movq $0xfef00000, %r10
+    movl %eax, -0xfff80(%r10)
+    GET_TPR
+    ret
+    .global f64_lock_and, f64_lock_add, f64_stos, f64_byte_store, f64_disp32_neg
 /* In 64-bit mode: EFER.LMA (bit 10) and a 64-bit shift; returns 0x6464 when both hold. */
 f64_lmcheck:
     movl $EFER, %ecx
@@ -436,7 +471,8 @@ df_resume:
     popl %ebp
     ret
 
-/* u32 call16(u32 offset): far call into 16-bit protected-mode code at LOW16 + offset; its EAX. */
+/* u32 call16(u32 offset, u32 eax): far call into 16-bit protected-mode code at LOW16 + offset with
+   that EAX; returns its EAX. */
     .global call16
 call16:
     pushl %ebx
@@ -445,6 +481,7 @@ call16:
     movl 16(%esp), %eax
     movl %eax, c16_target
     movw $SEL_CODE16, c16_target + 4
+    movl 20(%esp), %eax
     lcall *c16_target
     popl %edi
     popl %esi
@@ -483,10 +520,25 @@ rm_back32:
     popl %ebp
     ret
 
+/* u32 unreal_apic_store(void): like real_roundtrip, into real mode with flat 4 GiB data segments (DS..GS
+   = SEL_DATA32 before PE is cleared); returns the TPR the real-mode code read back after its store. */
+    .global unreal_apic_store
+unreal_apic_store:
+    pushl %ebp
+    pushl %ebx
+    pushl %esi
+    pushl %edi
+    movl %esp, rm_saved_esp
+    sidt rm_saved_idt
+    lidt rm_ivt_desc
+    ljmp $SEL_CODE16, $T16(rm_unreal_store)
+
 /* ------------------------------------------------------------------ 16-bit code (copied to LOW16) */
     .section .text16, "ax"
     .global text16_start, text16_end
     .global t16_mov89, t16_movc7, t16_rep_stos, t16_xchg, t16_lock_xadd, t16_fs16
+    .global t16_lock_or, t16_lock_and, t16_lock_add, t16_lock_cmpxchg, t16_lock_bts, t16_lock_btr
+    .global t16_rep_movs, t16_mov8b, t16_fs_disp16, rm_unreal_store
 text16_start:
     .code16
 rm_16pm:                            /* 16-bit protected mode, CS base LOW16 */
@@ -562,6 +614,96 @@ t16_lock_xadd:
     shll $8, %eax
     orl %ecx, %eax
     lretl
+t16_lock_or:
+    SET_TPR16(0x10)
+    movl $APIC_TPR, %edi
+    lock addr32 orl $0x61, (%edi)   /* f0 66 67 83 0f 61 */
+    GET_TPR16
+    lretl
+t16_lock_and:
+    SET_TPR16(0x7f)
+    movl $APIC_TPR, %edi
+    lock addr32 andl $0x62, (%edi)  /* f0 66 67 83 27 62 */
+    GET_TPR16
+    lretl
+t16_lock_add:
+    SET_TPR16(0x10)
+    movl $0x53, %ecx
+    movl $APIC_TPR, %edi
+    lock addr32 addl %ecx, (%edi)   /* f0 66 67 01 0f */
+    GET_TPR16
+    lretl
+t16_lock_cmpxchg:
+    SET_TPR16(0x10)
+    movl $0x10, %eax
+    movl $0x64, %ecx
+    movl $APIC_TPR, %edi
+    lock addr32 cmpxchgl %ecx, (%edi)   /* f0 66 67 0f b1 0f */
+    setz %bl
+    GET_TPR16
+    shll $8, %eax
+    movb %bl, %al                   /* TPR << 8 | ZF */
+    lretl
+t16_lock_bts:
+    SET_TPR16(0x25)
+    movl $APIC_TPR, %edi
+    lock addr32 btsl $6, (%edi)     /* f0 66 67 0f ba 2f 06 */
+    setc %bl
+    GET_TPR16
+    shll $8, %eax
+    movb %bl, %al                   /* TPR << 8 | CF */
+    lretl
+t16_lock_btr:
+    SET_TPR16(0x67)
+    movl $APIC_TPR, %edi
+    lock addr32 btrl $1, (%edi)     /* f0 66 67 0f ba 37 01 */
+    setc %bl
+    GET_TPR16
+    shll $8, %eax
+    movb %bl, %al                   /* TPR << 8 | CF */
+    lretl
+t16_rep_movs:                       /* ESI = the caller's source word (EAX on entry, set by call16's caller) */
+    movl %eax, %esi
+    SET_TPR16(0)
+    movl $APIC_TPR, %edi
+    movl $1, %ecx
+    addr32 rep movsl                /* 67 f3 66 a5: DS:ESI -> ES:EDI */
+    GET_TPR16
+    lretl
+t16_mov8b:
+    SET_TPR16(0x6a)
+    movl $APIC_TPR, %esi
+    xorl %eax, %eax
+    addr32 movl (%esi), %eax        /* 66 67 8b 06 */
+    lretl
+t16_fs_disp16:                      /* FS base = the xAPIC page: 64 66 c7 06 80 00 imm32 (disp16, no base) */
+    SET_TPR16(0)
+    movw $0x58, %ax
+    movw %ax, %fs
+    movl $0x6b, %fs:0x80
+    movw $SEL_DATA32, %ax
+    movw %ax, %fs
+    GET_TPR16
+    lretl
+
+/* Real mode with 4 GiB segment limits ("unreal", SDM Vol. 3A 10.9.2: the cached limits stay when PE is
+   cleared): a store to the xAPIC from real-mode code, addressed through DS (base 0) with 67 66 89. */
+rm_unreal_store:                    /* 16-bit protected mode, CS base LOW16; DS..GS keep flat 4 GiB */
+    movl %cr0, %eax
+    andl $~1, %eax
+    movl %eax, %cr0
+    ljmp $(LOW16 >> 4), $T16(rm_unreal_real)
+rm_unreal_real:                     /* DS keeps its protected-mode cache: base 0, limit 4 GiB */
+    movl $0x6c, %eax
+    movl $APIC_TPR, %edi
+    addr32 movl %eax, (%edi)        /* 67 66 89 07 */
+    addr32 movl (%edi), %eax
+    movl %eax, 0x6ff4
+    movl %cr0, %eax
+    orl $1, %eax
+    movl %eax, %cr0
+    ljmpl $SEL_CODE32, $rm_back32_trampoline
+
 t16_fs16:                           /* FS = SEL_APIC (base 0xfee00000): 16-bit addressing, 64 66 89 07 */
     SET_TPR16(0)
     movw $0x58, %ax
