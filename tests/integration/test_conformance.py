@@ -17,7 +17,8 @@ correct hypervisor gives exactly the lines of the bare machine.
   ``PENDING_SVM`` / ``PENDING_VMX`` with the fix it waits for, is left out of the hypervisor run
   (``skip=`` on the guest's command line, so a check that still ends the run cannot hide the others)
   and is named in the test output. As fixes land, move names from PENDING to COMPARED: the goal is an
-  empty PENDING.
+  empty PENDING. ``python -m tests.integration.test_conformance qemu-1cpu [CHECK...]`` runs each check
+  alone under the hypervisor and says which ones now give the bare line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -415,3 +417,41 @@ def test_differential_bare_vs_hypervisor(hvtrace_run: RunFn, guests: dict[str, P
     assert got_all[-1:] == [f"CONFORM DONE n={len(compared)}"], run.describe()
     check_run_end(run, backend)
     assert_clean(run)
+
+
+# ------------------------------------------------------------------------------------------- survey
+def survey(platform: str, only: list[str] | None = None) -> list[str]:
+    """Each check alone (``only=<name>``) under the hypervisor on ``platform``: one report line per check
+    with its bare line, its hypervisor line (or how the run ended without one) and whether it is compared
+    today. For moving names from PENDING to COMPARED as fixes land; not a test."""
+    backend, cpus, compared, _pending = PLATFORMS[platform]
+    elf = paths.build_dir() / "guests" / HV_GUEST
+    _rc, text = run_bare(elf, cpus, f"conform cpus={cpus}")
+    bare_lines = dict(zip(names(conform_lines(text)), results_of(conform_lines(text)), strict=True))
+    report = []
+    for name in only or list(bare_lines):
+        argv = [
+            "run", "--backend", backend, "--cpus", str(cpus), "--memory", "256M",
+            "--guest", str(elf), "--append", f"conform cpus={cpus} only={name}",
+        ]  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "hvtrace", *argv], capture_output=True, text=True, check=False, timeout=900
+        )
+        kept = re.search(r"^hvtrace: kept (\S+) for post-mortem", proc.stderr, re.MULTILINE)
+        if kept:
+            shutil.rmtree(kept.group(1), ignore_errors=True)
+        mine = [line for line in conform_lines(proc.stdout) if line.startswith(f"CONFORM {name}:")]
+        ended = re.findall(
+            r"^(?:HVTRACE STATUS .*|.*cannot decode.*|.*without a handler.*)$", proc.stdout, re.M
+        )
+        same = "same" if mine and mine[0] == bare_lines.get(name) else "DIFFERS"
+        where = "compared" if name in compared else "pending"
+        hv = mine[0] if mine else "<no line> " + " | ".join(ended[:2])
+        report.append(f"{name}: {same} ({where}); bare: {bare_lines.get(name)}; hypervisor: {hv}")
+    return report
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in PLATFORMS:
+        sys.exit(f"usage: python -m tests.integration.test_conformance {{{','.join(PLATFORMS)}}} [CHECK...]")
+    print("\n".join(survey(sys.argv[1], sys.argv[2:] or None)))
