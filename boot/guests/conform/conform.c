@@ -373,6 +373,12 @@ struct mb_mmap {
 
 static const struct mb_info *mbi;
 static const char *cmdline = "";
+/* Copies taken at entry, before this kernel writes low memory (0x6ff0, 0x7000, LOW16) or its .bss:
+   the loader may have put the information block, map and command line anywhere free. In .data. */
+#define DATA __attribute__((section(".data")))
+static DATA struct mb_info mbi_copy;
+static DATA u8 mmap_copy[2048];
+static DATA char cmdline_copy[2048];
 static u32 ncpus = 1;
 static volatile u32 data_magic = 0xc0f0a5e1;   /* .data: the loader copied the file's bytes */
 static u32 bss_probe[64];                      /* .bss: the loader zeroed it */
@@ -1241,10 +1247,20 @@ static int start_ap(void)
     return wait_for(&ap_starts, before + 1);
 }
 
+/* The SMP checks drive one AP (one stack, INIT-SIPI-SIPI to all but self): they need cpus=2. */
+static int smp_skip(void)
+{
+    if (ncpus == 1)
+        skip("cpus=1");
+    else if (ncpus > 2)
+        skip("the SMP checks drive exactly one AP: run them with cpus=2");
+    return ncpus != 2;
+}
+
 static void c_smp_start(void)
 {
-    if (ncpus < 2)
-        return skip("cpus=1");
+    if (smp_skip())
+        return;
     if (ap_starts)
         return PASS_IF(1, "");
     PASS_IF(start_ap(), "the AP did not start");
@@ -1261,8 +1277,8 @@ static int ensure_ap(void)
 
 static void c_smp_nmi_ipi(void)
 {
-    if (ncpus < 2)
-        return skip("cpus=1");
+    if (smp_skip())
+        return;
     if (!ensure_ap())
         return;
     u32 before = t_nmi_count;
@@ -1275,8 +1291,8 @@ static void c_smp_nmi_ipi(void)
 
 static void c_smp_init_sipi(void)
 {
-    if (ncpus < 2)
-        return skip("cpus=1");
+    if (smp_skip())
+        return;
     if (!ensure_ap())
         return;
     u32 s = ap_spins;
@@ -1496,9 +1512,23 @@ static void finish(void)
 void conform_main(u32 magic, const struct mb_info *info);
 void conform_main(u32 magic, const struct mb_info *info)
 {
-    mbi = info;
-    if (magic == 0x2badb002 && (info->flags & (1u << 2)))
-        cmdline = (const char *)info->cmdline;
+    mbi_copy = *info;
+    mbi = &mbi_copy;
+    if (magic == 0x2badb002 && (info->flags & (1u << 2))) {
+        const char *src = (const char *)info->cmdline;
+        u32 n = 0;
+        for (; src[n] && n < sizeof(cmdline_copy) - 1; n++)
+            cmdline_copy[n] = src[n];
+        cmdline_copy[n] = 0;
+        cmdline = cmdline_copy;
+    }
+    if (info->flags & (1u << 6)) {
+        u32 len = info->mmap_length < sizeof(mmap_copy) ? info->mmap_length : sizeof(mmap_copy);
+        for (u32 i = 0; i < len; i++)
+            mmap_copy[i] = ((const u8 *)info->mmap_addr)[i];
+        mbi_copy.mmap_addr = (u32)mmap_copy;
+        mbi_copy.mmap_length = len;
+    }
     const char *v;
     if (word_arg("cpus=", &v)) {
         ncpus = 0;
