@@ -71,8 +71,9 @@ COMPARED_SVM: tuple[str, ...] = (
     "apic64_mov89", "apic64_rex", "apic64_rex_sib", "apic64_movc7", "apic64_movabs_load",
     "apic64_mov8b_rex", "apic64_disp32_neg",
     "mode_switch", "tf_mov_cr0", "tf_mov_cr3", "tf_mov_cr4",
-    "dr7_exec", "dr7_write", "dr7_rw", "dr7_kept", "pae_cr3", "df_task_gate", "pf_delivery",
-    "pf_delivery_split", "smp_start", "smp_nmi_ipi",
+    "dr7_exec", "dr7_write", "dr7_rw", "dr7_kept", "pae_cr3", "df_task_gate",
+    "pf_delivery", "pf_delivery_split", "pf_delivery_int3", "pf_delivery_intn",
+    "smp_start", "smp_nmi_ipi",
 )  # fmt: skip
 
 #: QEMU/SVM: every other check, with the fix it waits for.
@@ -142,7 +143,8 @@ COMPARED_VMX: tuple[str, ...] = (
     "apic64_mov89", "apic64_rex", "apic64_rex_sib", "apic64_movc7", "apic64_movabs_load",
     "apic64_mov8b_rex", "apic64_disp32_neg",
     "mode_switch", "tf_cpuid", "tf_rdmsr", "tf_wrmsr", "tf_mov_cr0", "tf_mov_cr3", "tf_mov_cr4",
-    "dr7_exec", "dr7_write", "dr7_rw", "pf_delivery", "pf_delivery_split",
+    "dr7_exec", "dr7_write", "dr7_rw",
+    "pf_delivery", "pf_delivery_split", "pf_delivery_int3", "pf_delivery_intn",
     "smp_start", "smp_nmi_ipi", "smp_init_sipi",
 )  # fmt: skip
 

@@ -53,12 +53,13 @@ u32 unreal_apic_store(void);
 void df_trigger(u32 esp);
 void abort_stub(void);
 void df_task_entry(void);
-extern u8 df_ud2[], f64_pf_ud2[];
+extern u8 df_ud2[], f64_pf_delivery_insn[], f64_pf_delivery_bp_insn[], f64_pf_delivery_bp_next[],
+    f64_pf_delivery_int_insn[], f64_pf_delivery_int_next[];
 u32 f64_mov89(void), f64_rex(void), f64_rex_sib(void), f64_movc7(void), f64_movabs_store(void),
     f64_movabs_load(void), f64_mov8b_rex(void), f64_xchg(void), f64_lock_xadd(void),
     f64_lock_cmpxchg(void), f64_lock_bts(void), f64_rep_stos(void), f64_rep_movs(void),
     f64_addr32(void), f64_gs_base(void), f64_lock_or(void), f64_lock_btr(void), f64_lmcheck(void),
-    f64_pf_delivery(void), f64_lock_and(void), f64_lock_add(void), f64_stos(void), f64_byte_store(void),
+    f64_pf_delivery(void), f64_pf_delivery_bp(void), f64_pf_delivery_int(void), f64_lock_and(void), f64_lock_add(void), f64_stos(void), f64_byte_store(void),
     f64_disp32_neg(void);
 extern volatile u32 lm_aborted, lm_vec, lm_fixup, lm_aux, lm_arg, lm_nlog, lm_log_vec[4], lm_log_err[4],
     lm_log_rip[4], lm_log_cr2[4], lm_log_rsp[4], lm_pf_pte, lm_pf_page;
@@ -1158,7 +1159,10 @@ static void c_df_task_gate(void)
 static u64 tss64[13] __attribute__((aligned(16)));   /* 104 bytes (SDM Vol. 3A Figure 8-11) */
 static u8 ist_stack[4096] __attribute__((aligned(4096)));
 
-static void pf_delivery(u32 rsp_offset)
+/* fn: the 64-bit routine; vec: the event it raises; insn: its instruction (the #PF's saved RIP: the
+   event restarts, SDM Vol. 3A 6.15 #PF "Saved Instruction Pointer"); next: the event's own saved RIP
+   (the instruction for a fault, the one after it for INT3 / INT n). */
+static void pf_delivery(u32 rsp_offset, u32 (*fn)(void), u32 vec, const u8 *insn, const u8 *next)
 {
     u32 base = (u32)tss64;
     tss64[4] = (u64)((u32)ist_stack + sizeof(ist_stack)) << 32;   /* IST1 at byte 36 */
@@ -1173,27 +1177,43 @@ static void pf_delivery(u32 rsp_offset)
     lm_pf_page = (u32)fresh[0];
     lm_nlog = 0;
     lm_arg = (u32)fresh[1] + rsp_offset;
-    run64(f64_pf_delivery);
+    run64(fn);
     idt64[2 * 14] &= ~((u64)7 << 32);
     *pte |= PG_P;
     if (lm_aborted)
         return;
     if (lm_nlog != 2)
-        return result(0, "exceptions seen (want #PF then #UD)", lm_nlog, 2, 2);
-    if (lm_log_vec[0] != 14 || lm_log_vec[1] != 6)
+        return result(0, "events seen (want #PF then the event)", lm_nlog, 2, 2);
+    if (lm_log_vec[0] != 14 || lm_log_vec[1] != vec)
         return result(0, "order", lm_log_vec[0], lm_log_vec[1], 2);
     if (lm_log_err[0] != 2)     /* write, not present, supervisor (SDM Vol. 3A 5.7) */
         return result(0, "#PF error code", lm_log_err[0], 2, 2);
     if ((lm_log_cr2[0] & ~0xfffu) != (u32)fresh[0])
         return PASS_IF(0, "CR2 not in the fresh page");
-    if (lm_log_rip[0] != (u32)f64_pf_ud2 || lm_log_rip[1] != (u32)f64_pf_ud2)
-        return PASS_IF(0, "saved RIP is not the ud2");
+    if (lm_log_rip[0] != (u32)insn)
+        return result(0, "#PF saved RIP (want the instruction)", lm_log_rip[0] - (u32)insn, 0, 2);
+    if (lm_log_rip[1] != (u32)next)
+        return result(0, "event saved RIP", lm_log_rip[1] - (u32)insn, (u32)(next - insn), 2);
     if ((lm_log_rsp[0] & ~0xfffu) != ((u32)ist_stack & ~0xfffu))
         return PASS_IF(0, "#PF not on IST1");
-    PASS_IF((lm_log_rsp[1] & ~0xfffu) == (u32)fresh[0], "#UD frame not on the fresh page");
+    PASS_IF((lm_log_rsp[1] & ~0xfffu) == (u32)fresh[0], "event frame not on the fresh page");
 }
-static void c_pf_delivery(void) { pf_delivery(0); }
-static void c_pf_delivery_split(void) { pf_delivery(24); }   /* SS, RSP, RFLAGS above; CS... below */
+static void c_pf_delivery(void)
+{
+    pf_delivery(0, f64_pf_delivery, 6, f64_pf_delivery_insn, f64_pf_delivery_insn);
+}
+static void c_pf_delivery_split(void)   /* SS, RSP, RFLAGS on the page above; CS and below on the fresh one */
+{
+    pf_delivery(24, f64_pf_delivery, 6, f64_pf_delivery_insn, f64_pf_delivery_insn);
+}
+static void c_pf_delivery_int3(void)
+{
+    pf_delivery(0, f64_pf_delivery_bp, 3, f64_pf_delivery_bp_insn, f64_pf_delivery_bp_next);
+}
+static void c_pf_delivery_intn(void)
+{
+    pf_delivery(0, f64_pf_delivery_int, 4, f64_pf_delivery_int_insn, f64_pf_delivery_int_next);
+}
 
 /* ---- SMP (SDM Vol. 3A 9.4.4, 11.6.1) ---- */
 #define ICR_LO 0x300u
@@ -1411,6 +1431,8 @@ static const struct check checks[] = {
     {"df_task_gate", c_df_task_gate},
     {"pf_delivery", c_pf_delivery},
     {"pf_delivery_split", c_pf_delivery_split},
+    {"pf_delivery_int3", c_pf_delivery_int3},
+    {"pf_delivery_intn", c_pf_delivery_intn},
     {"smp_start", c_smp_start},
     {"smp_nmi_ipi", c_smp_nmi_ipi},
     {"smp_init_sipi", c_smp_init_sipi},

@@ -417,19 +417,26 @@ f64_lmcheck:
  * not-present page (lm_pf_pte(%rip) armed); #PF goes to IST1 (a 64-bit TSS loaded here), which makes the page
  * present and retries: the #UD is then delivered onto the fresh page. lm_fixup(%rip) ends at 1.
  */
-f64_pf_delivery:
+    .macro PF_DELIVERY name, insn:vararg
+\name:
     andb $~2, gdt + SEL_TSS64 + 5(%rip)   /* available again, for LTR */
     movw $SEL_TSS64, %ax
     ltr %ax
     movq %rsp, %r15
     movl lm_arg(%rip), %esp
     movl $1f, lm_fixup(%rip)
-    .global f64_pf_ud2
-f64_pf_ud2:
-    ud2
+    .global \name\()_insn, \name\()_next
+\name\()_insn:
+    \insn
+\name\()_next:
 1:  movq %r15, %rsp
     xorl %eax, %eax
     ret
+    .endm
+    .global f64_pf_delivery, f64_pf_delivery_bp, f64_pf_delivery_int
+    PF_DELIVERY f64_pf_delivery, ud2          /* a fault: #UD */
+    PF_DELIVERY f64_pf_delivery_bp, int3      /* a software exception: #BP, RIP after the INT3 */
+    PF_DELIVERY f64_pf_delivery_int, int $4   /* a software interrupt (CD 04) through IDT[4] */
 
 /* ------------------------------------------------------------------ 32-bit helpers */
     .code32
