@@ -1242,7 +1242,7 @@ static void ipi(u32 dest, u32 lo)
 
 static int wait_for(volatile u32 *v, u32 want)
 {
-    for (u32 spins = 0; spins < 100000000u; spins++) {
+    for (u32 spins = 0; spins < 300000000u; spins++) {   /* bounded by work, not time: generous */
         if (*v >= want)
             return 1;
         __asm__ volatile("pause");
@@ -1320,9 +1320,9 @@ static void c_smp_init_sipi(void)
         return PASS_IF(0, "the AP is not running");
     u32 before = ap_starts;
     ipi(ap_apic_id, 0x4500);   /* INIT to the running AP: it waits for SIPI (SDM 9.4.2) */
-    delay(200000);
+    delay(2000000);            /* let the INIT land (the AP may be a host thread that is not running) */
     u32 s1 = ap_spins;
-    delay(200000);
+    delay(2000000);
     if (ap_spins != s1)
         return PASS_IF(0, "the AP kept running after INIT");
     if (ap_starts != before)
