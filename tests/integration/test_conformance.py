@@ -131,6 +131,7 @@ PENDING_SVM: dict[str, str] = {
     "tf_cpuid": _TF,
     "tf_rdmsr": _TF,
     "tf_wrmsr": _TF,
+    "tf_cpuid64": _TF,
     "smp_init_sipi": "INIT to a running CPU ('not emulated, ignored': the AP keeps running)",
 }
 
@@ -143,6 +144,7 @@ COMPARED_VMX: tuple[str, ...] = (
     "apic64_mov89", "apic64_rex", "apic64_rex_sib", "apic64_movc7", "apic64_movabs_load",
     "apic64_mov8b_rex", "apic64_disp32_neg",
     "mode_switch", "tf_cpuid", "tf_rdmsr", "tf_wrmsr", "tf_mov_cr0", "tf_mov_cr3", "tf_mov_cr4",
+    "tf_cpuid64",
     "dr7_exec", "dr7_write", "dr7_rw",
     "pf_delivery", "pf_delivery_split", "pf_delivery_int3", "pf_delivery_intn",
     "smp_start", "smp_nmi_ipi", "smp_init_sipi",

@@ -60,7 +60,8 @@ u32 f64_mov89(void), f64_rex(void), f64_rex_sib(void), f64_movc7(void), f64_mova
     f64_lock_cmpxchg(void), f64_lock_bts(void), f64_rep_stos(void), f64_rep_movs(void),
     f64_addr32(void), f64_gs_base(void), f64_lock_or(void), f64_lock_btr(void), f64_lmcheck(void),
     f64_pf_delivery(void), f64_pf_delivery_bp(void), f64_pf_delivery_int(void), f64_lock_and(void), f64_lock_add(void), f64_stos(void), f64_byte_store(void),
-    f64_disp32_neg(void);
+    f64_disp32_neg(void), f64_tf_cpuid(void);
+extern u8 f64_tf_cpuid_next[];
 extern volatile u32 lm_aborted, lm_vec, lm_fixup, lm_aux, lm_arg, lm_nlog, lm_log_vec[4], lm_log_err[4],
     lm_log_rip[4], lm_log_cr2[4], lm_log_rsp[4], lm_pf_pte, lm_pf_page;
 extern volatile u32 df_error, df_cr2, df_link, df_eip, df_count, df_saved_esp, rm_result;
@@ -978,6 +979,18 @@ static void c_tf_mov_cr3(void)
     tf_verdict(after);
 }
 
+static void c_tf_cpuid64(void)
+{
+    run64(f64_tf_cpuid);
+    if (lm_aborted)
+        return;
+    if (lm_nlog != 1 || lm_log_vec[0] != 1)
+        return result(0, "events (want one #DB)", lm_nlog, lm_log_vec[0], 2);
+    if (!(lm_aux & 0x4000))
+        return result(0, "DR6.BS clear", lm_aux, 0, 1);
+    CHECK_EQ(lm_log_rip[0], (u32)f64_tf_cpuid_next, "#DB RIP (the instruction after)");
+}
+
 /* ---- hardware breakpoints (SDM Vol. 3A 18.2.4, 18.3.1) ---- */
 static volatile u32 bp_var;
 static void c_dr7_exec(void)
@@ -1423,6 +1436,7 @@ static const struct check checks[] = {
     {"tf_mov_cr0", c_tf_mov_cr0},
     {"tf_mov_cr3", c_tf_mov_cr3},
     {"tf_mov_cr4", c_tf_mov_cr4},
+    {"tf_cpuid64", c_tf_cpuid64},
     {"dr7_exec", c_dr7_exec},
     {"dr7_write", c_dr7_write},
     {"dr7_rw", c_dr7_rw},

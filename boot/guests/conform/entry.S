@@ -191,7 +191,15 @@ isr64_common:
     leaq lm_log_rsp(%rip), %rcx
     movl %eax, (%rcx,%rbx,4)
     incl lm_nlog(%rip)
-1:  cmpl $14, lm_vec(%rip)
+1:  cmpl $1, lm_vec(%rip)
+    jne 5f
+    andq $~0x100, 56(%rsp)          /* #DB: stop single-stepping, keep DR6 in lm_aux, clear it */
+    movq %dr6, %rax
+    movl %eax, lm_aux(%rip)
+    xorl %eax, %eax
+    movq %rax, %dr6
+    jmp 4f
+5:  cmpl $14, lm_vec(%rip)
     jne 2f
     movl lm_pf_pte(%rip), %ebx
     testl %ebx, %ebx
@@ -397,6 +405,19 @@ f64_disp32_neg:                     /* base above the page, negative disp32: 41 
     GET_TPR
     ret
     .global f64_lock_and, f64_lock_add, f64_stos, f64_byte_store, f64_disp32_neg
+/* Single step over CPUID in 64-bit mode: the #DB (logged by isr64_common) comes after it. */
+    .global f64_tf_cpuid, f64_tf_cpuid_next
+f64_tf_cpuid:
+    movl $0, lm_nlog(%rip)
+    xorl %eax, %eax
+    xorl %ecx, %ecx
+    pushfq
+    orq $0x100, (%rsp)
+    popfq
+    cpuid
+f64_tf_cpuid_next:
+    nop
+    ret
 /* In 64-bit mode: EFER.LMA (bit 10) and a 64-bit shift; returns 0x6464 when both hold. */
 f64_lmcheck:
     movl $EFER, %ecx
