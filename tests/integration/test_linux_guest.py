@@ -178,12 +178,14 @@ def bochs_linux_run(hvtrace_run: RunFn, linux: Linux, cpus: int) -> str:  # noqa
 
 
 @pytest.mark.bochs
+@pytest.mark.timeout(900)  # ~2.5 min alone; a shared 2-core host under load has taken over 300 s
 def test_linux_boots_under_vmx_in_bochs(hvtrace_run: RunFn, linux: Linux) -> None:  # noqa: F811
     check_bochs_linux(bochs_linux_run(hvtrace_run, linux, 1), 1)
 
 
 @pytest.mark.bochs
 @pytest.mark.slowest
+@pytest.mark.timeout(1200)  # ~6 min alone: the global 300 s would end it even with -m slowest
 def test_linux_boots_with_two_cpus_under_vmx_in_bochs(hvtrace_run: RunFn, linux: Linux) -> None:  # noqa: F811
     out = bochs_linux_run(hvtrace_run, linux, 2)
     check_bochs_linux(out, 2)
