@@ -40,6 +40,27 @@ static void reblock_nmi_after_iret(struct vmx_exit *x, bool unblocked)
         vmwrite(GUEST_INTERRUPTIBILITY_INFO, vmread(GUEST_INTERRUPTIBILITY_INFO) | INTERRUPTIBILITY_NMI_BLOCKING);
 }
 
+/*
+ * An NMI that causes a VM exit blocks further NMIs as its delivery would, until the next IRET (SDM
+ * Vol. 3A 6.7.1), and VMRESUME is no IRET: Bochs 2.7 then held the next NMI (a kick, the guest's next
+ * NMI) for good. One IRET to the next instruction unblocks them.
+ */
+static void unblock_nmis(void)
+{
+    __asm__ volatile("movq %%rsp, %%rax\n\t"
+                     "movl %%ss, %%ecx\n\t"
+                     "pushq %%rcx\n\t"
+                     "pushq %%rax\n\t"
+                     "pushfq\n\t"
+                     "movl %%cs, %%ecx\n\t"
+                     "pushq %%rcx\n\t"
+                     "leaq 1f(%%rip), %%rax\n\t"
+                     "pushq %%rax\n\t"
+                     "iretq\n"
+                     "1:"
+                     : : : "rax", "rcx", "memory", "cc");
+}
+
 static void exception(struct vmx_exit *x)
 {
     u32 info = (u32)vmread(VM_EXIT_INTR_INFO);
@@ -47,6 +68,7 @@ static void exception(struct vmx_exit *x)
     reblock_nmi_after_iret(x, info & INTR_INFO_NMI_UNBLOCKED);
     if (type == VCPU_EVT_NMI) {         /* NMI exiting: the guest's NMI, or the hypervisor's kick (27.2.2) */
         vcpu_nmi_arrived(x->vcpu.pc);
+        unblock_nmis();
         return;
     }
     /* The single step of an undecodable APIC store, where there is no monitor trap flag (apic_step.h). */

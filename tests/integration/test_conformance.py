@@ -112,6 +112,7 @@ PLATFORMS = {
     "qemu-1cpu": ("qemu", 1, COMPARED_SVM, PENDING_SVM),
     "qemu-2cpu": ("qemu", 2, COMPARED_SVM, PENDING_SVM),
     "bochs-1cpu": ("bochs", 1, COMPARED_VMX, PENDING_VMX),
+    "bochs-2cpu": ("bochs", 2, COMPARED_VMX, PENDING_VMX),
 }
 
 
@@ -332,6 +333,7 @@ def check_run_end(run: Run, backend: str) -> None:
         pytest.param("qemu-1cpu", marks=pytest.mark.qemu),
         pytest.param("qemu-2cpu", marks=pytest.mark.qemu),
         pytest.param("bochs-1cpu", marks=[pytest.mark.qemu, pytest.mark.bochs]),
+        pytest.param("bochs-2cpu", marks=[pytest.mark.qemu, pytest.mark.bochs]),
     ],
 )
 def test_differential_bare_vs_hypervisor(hvtrace_run: RunFn, guests: dict[str, Path], platform: str) -> None:
