@@ -103,6 +103,15 @@ def _resymbol(sym: gdb.Symbol, slide: int) -> None:
     _slide["applied"] = slide
 
 
+def applied_slide() -> int:
+    """The offset gdb's hypervisor symbols carry now."""
+    return _slide["applied"]
+
+
+def header_at(addr: int) -> bool:
+    return relocation.is_header(_probe(addr, 16))
+
+
 def discovery_addr() -> int:
     """hv_trace where the hypervisor runs. The image moves itself to the top of RAM at boot
     (hv/core/relocate.c): when the header is not at the symbol's address, the slide is found in memory
