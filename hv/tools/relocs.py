@@ -41,9 +41,18 @@ REFUSED = {
 
 class Section:
     def __init__(self, raw: bytes) -> None:
-        (self.name_off, self.type, self.flags, self.addr, self.offset, self.size, self.link, self.info, _, _) = (
-            struct.unpack("<IIQQQQIIQQ", raw)
-        )
+        (
+            self.name_off,
+            self.type,
+            self.flags,
+            self.addr,
+            self.offset,
+            self.size,
+            self.link,
+            self.info,
+            _,
+            _,
+        ) = struct.unpack("<IIQQQQIIQQ", raw)
         self.name = ""
 
 
@@ -103,7 +112,9 @@ def table(elf: Path) -> bytes:
                 errors.append(f"{REFUSED[rtype]} at {r_offset:#x} ({target.name}) against {name or '?'}")
                 continue
             if rtype not in (R_X86_64_64, R_X86_64_32):
-                errors.append(f"relocation type {rtype} at {r_offset:#x} ({target.name}) against {name or '?'}")
+                errors.append(
+                    f"relocation type {rtype} at {r_offset:#x} ({target.name}) against {name or '?'}"
+                )
                 continue
             if shndx in (SHN_ABS, SHN_UNDEF) and sym:
                 continue  # an absolute value (or an undefined weak 0): the same wherever the image runs
