@@ -1,7 +1,9 @@
 /*
  * Multiboot v1 entry: 32-bit protected mode, paging off (Multiboot spec 3.2 "Machine state").
  * Builds a 4 GiB identity map with 2 MiB pages, enters long mode (SDM Vol. 3A 10.8.5 "Initializing
- * IA-32e Mode") and calls hv_main(magic, mbi) on the BSP boot stack.
+ * IA-32e Mode"), copies the image to the top of RAM (boot_relocate, core/relocate.c), switches to the
+ * copy's page tables, GDT and stack, and calls hv_main(magic, mbi) there. Only this file's 32-bit code
+ * runs at the link address (1 MiB); everything from long_mode_entry on is position independent.
  */
 #include "boot.h"
 
@@ -115,10 +117,23 @@ long_mode_entry:
     xorw %ax, %ax
     movw %ax, %fs
     movw %ax, %gs
-    movq $(boot_stack + BOOT_STACK_SIZE), %rsp
+    leaq (boot_stack + BOOT_STACK_SIZE)(%rip), %rsp
     xorl %ebp, %ebp
-    movl boot_mb_magic, %edi
-    movl boot_mb_info, %esi
+    movl boot_mb_info(%rip), %edi
+    call boot_relocate              /* the copy at the top of RAM; returns its slide (0: not moved) */
+    /* The copy's page tables (boot_relocate pointed them at themselves), then its code. */
+    leaq boot_pml4(%rip), %rcx
+    addq %rax, %rcx
+    movq %rcx, %cr3
+    leaq relocated_entry(%rip), %rcx
+    addq %rax, %rcx
+    jmp *%rcx
+relocated_entry:
+    lgdt boot_gdtr(%rip)            /* the copy's GDT (its base was relocated); same selectors */
+    leaq (boot_stack + BOOT_STACK_SIZE)(%rip), %rsp
+    xorl %ebp, %ebp
+    movl boot_mb_magic(%rip), %edi
+    movl boot_mb_info(%rip), %esi
     call hv_main
     /* hv_main never returns; if it ever did, stop visibly. */
 6:  cli
@@ -147,7 +162,7 @@ boot_mb_info:  .long 0
 
     .bss
     .align 4096
-    .global boot_pml4
+    .global boot_pml4, boot_pdpt
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
             .skip 4096

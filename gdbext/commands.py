@@ -10,10 +10,11 @@ from .cmd_cpus import HvCpus
 from .cmd_ept import HvEpt
 from .cmd_exits import HvExits
 from .cmd_guest import HvGuest
+from .cmd_symbols import HvSymbols
 from .cmd_vmcs import HvVmcs
 from .command import HvCommand
 
-COMMANDS: tuple[type[HvCommand], ...] = (HvCpus, HvExits, HvVmcs, HvEpt, HvBreakCmd, HvGuest)
+COMMANDS: tuple[type[HvCommand], ...] = (HvCpus, HvExits, HvVmcs, HvEpt, HvBreakCmd, HvGuest, HvSymbols)
 
 
 class HvPrefix(gdb.Command):  # type: ignore[misc]
@@ -26,6 +27,7 @@ class HvPrefix(gdb.Command):  # type: ignore[misc]
       hv-ept       walk a guest-physical address through EPT / NPT, or --summary of the map
       hv-break     arm / list / delete exit breakpoints evaluated inside the hypervisor
       hv-guest     guest registers from a CPU's snapshot
+      hv-symbols   reload the symbols where the image runs (it moves to the top of RAM at boot)
     Settings:
       set hv color on|off   ANSI colour in hv-* output (default off)
 

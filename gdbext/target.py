@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import gdb
 
+from hvtrace import relocation
 from hvtrace.abi import HvDiscovery
 
 from . import disasm
@@ -69,14 +70,68 @@ def write(addr: int, data: bytes) -> None:
         raise HvError(f"cannot write {len(data)} bytes at {addr:#x}: {e}") from None
 
 
+#: The offset gdb's symbols carry now (``symbol-file -o``): 0 until the image is found moved.
+_slide = {"applied": 0, "loading": 0}
+
+
+def _on_new_objfile(_event: object) -> None:
+    if not _slide["loading"]:
+        _slide["applied"] = 0  # `file` / `symbol-file` by the user: symbols at the link address again
+
+
+gdb.events.new_objfile.connect(_on_new_objfile)
+
+
+def _probe(addr: int, n: int) -> bytes | None:
+    try:
+        return bytes(gdb.selected_inferior().read_memory(addr, n))
+    except gdb.error:
+        return None
+
+
+def _resymbol(sym: gdb.Symbol, slide: int) -> None:
+    """Reload the symbols of ``sym``'s ELF at the image's runtime address (gdb re-resolves breakpoints)."""
+    path = sym.symtab.objfile.filename
+    confirm = gdb.parameter("confirm")
+    gdb.execute("set confirm off", to_string=True)
+    _slide["loading"] = 1
+    try:
+        gdb.execute(f"symbol-file -o {slide:#x} {path}", to_string=True)
+    finally:
+        _slide["loading"] = 0
+        gdb.execute(f"set confirm {'on' if confirm else 'off'}", to_string=True)
+    _slide["applied"] = slide
+
+
+def applied_slide() -> int:
+    """The offset gdb's hypervisor symbols carry now."""
+    return _slide["applied"]
+
+
+def header_at(addr: int) -> bool:
+    return relocation.is_header(_probe(addr, 16))
+
+
 def discovery_addr() -> int:
+    """hv_trace where the hypervisor runs. The image moves itself to the top of RAM at boot
+    (hv/core/relocate.c): when the header is not at the symbol's address, the slide is found in memory
+    (hvtrace.relocation) and the symbols are reloaded with it, so breakpoints and frames name the
+    running code."""
     try:
         sym = gdb.lookup_global_symbol("hv_trace")
     except gdb.error:
         sym = None
     if sym is None:
         raise HvError(NO_HV)
-    return int(sym.value().address)
+    addr = int(sym.value().address)
+    if relocation.is_header(_probe(addr, 16)):
+        return addr
+    link = addr - _slide["applied"]
+    slide = relocation.find_slide(_probe, link)
+    if slide is None or slide == _slide["applied"]:
+        return addr  # not booted (or not moved) yet: the caller reports what it reads there
+    _resymbol(sym, slide)
+    return link + slide
 
 
 def discovery() -> tuple[int, HvDiscovery]:

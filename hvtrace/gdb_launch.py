@@ -51,6 +51,9 @@ def gdb_argv(
         argv += ["-ex", f"target remote 127.0.0.1:{port}"]
     if core is not None:
         argv += ["-ex", f"core-file {core}"]
+    if port is not None or core is not None:
+        # the image runs at its link address + a slide (hvtrace.relocation): symbols where it runs
+        argv += ["-ex", "hv-symbols"]
     for c in commands:
         argv += ["-ex", c]
     return argv

@@ -432,6 +432,37 @@ def fetch_assets(
             ) from second
 
 
+MEMTEST_PACKAGE = "memtest86+"
+MEMTEST_BIN = "memtest86+x64.bin"
+
+
+def fetch_memtest(cache: Path | None = None) -> Path:
+    """Debian's memtest86+ x86-64 image, a bzImage that is not relocatable (it runs at 1 MiB, its
+    code32_start), from ``cache`` (default :func:`assets_dir`) or downloaded with apt into it."""
+    cache = cache if cache is not None else assets_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / MEMTEST_BIN
+    if out.is_file():
+        return out
+    with _locked(cache):
+        if out.is_file():
+            return out
+        with tempfile.TemporaryDirectory(prefix="fetch-", dir=cache) as tmp:
+            work = Path(tmp)
+            try:
+                deb = download(MEMTEST_PACKAGE, "", work)
+            except AssetsUnavailable:
+                if not _is_root():
+                    raise
+                apt_update()
+                deb = download(MEMTEST_PACKAGE, "", work)
+            got = extract_members(deb, lambda n: n == f"boot/{MEMTEST_BIN}", work)
+            if len(got) != 1 or got[0].read_bytes()[0x202:0x206] != b"HdrS":
+                raise GuestAssetError(f"{deb.name} holds no bzImage boot/{MEMTEST_BIN}")
+            os.replace(got[0], out)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # initramfs: newc cpio (Linux Documentation/driver-api/early-userspace/buffer-format.rst)
 

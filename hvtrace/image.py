@@ -19,8 +19,8 @@ from hvtrace.tools import GRUB_I386_PC, require_file, require_tool
 if TYPE_CHECKING:  # hvtrace.launch imports this module
     from hvtrace.launch.guest import GuestSpec
 
-#: Files whose change makes the image stale.
-SOURCE_SUFFIXES = frozenset({".c", ".h", ".S", ".s", ".asm", ".ld", ".inc"})
+#: Files whose change makes the image stale (.py: hv/tools/relocs.py makes the image's relocation table).
+SOURCE_SUFFIXES = frozenset({".c", ".h", ".S", ".s", ".asm", ".ld", ".inc", ".py"})
 SOURCE_NAMES = frozenset({"Makefile"})
 
 

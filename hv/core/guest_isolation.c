@@ -25,6 +25,15 @@ static void note_hv_ranges(void)
         }
         guest.hv[at] = (struct mem_range){ c[i].base, c[i].length, MEM_RESERVED };
     }
+    /* The pool grows down from the image at the top of RAM (core/relocate.c): adjacent ranges are one. */
+    u32 merged = 0;
+    for (u32 i = 0; i < guest.hv_count; i++) {
+        if (merged && guest.hv[merged - 1].base + guest.hv[merged - 1].length == guest.hv[i].base)
+            guest.hv[merged - 1].length += guest.hv[i].length;
+        else
+            guest.hv[merged++] = guest.hv[i];
+    }
+    guest.hv_count = merged;
 }
 
 bool guest_gpa_is_hv(u64 gpa)

@@ -17,11 +17,12 @@
 #include <hv/panic.h>
 #include <hv/percpu.h>
 #include <hv/pool.h>
+#include <hv/relocate.h>
 #include <hv/smp.h>
 #include <hv/timer.h>
 #include <hv/x86.h>
 
-extern u8 __image_start[], __image_end[];
+extern u8 __image_start[];
 void fault_inject(void);
 __noreturn void guest_storm(void);
 void guest_storm_count(u64 iterations);
@@ -29,7 +30,8 @@ void guest_storm_count(u64 iterations);
 /* Keep the loader's data out of the page pool: the info block, the map, cmdline, modules. */
 static void claim_boot_data(const struct multiboot_info *mbi)
 {
-    pool_claim((u64)__image_start, (u64)(__image_end - __image_start), "image");
+    /* The image at the top of RAM and the rest of that range above it (< 2 MiB, core/relocate.c). */
+    pool_claim((u64)__image_start, hv_image_top - (u64)__image_start, "image");
     pool_claim((u64)mbi, sizeof(*mbi), "multiboot info");
     if (mbi->flags & MB_INFO_MMAP)
         pool_claim(mbi->mmap_addr, mbi->mmap_length, "multiboot mmap");
@@ -53,6 +55,7 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
     console_init();
     cpu_bsp_init();
     printk("hvtrace hypervisor (ABI %u) starting on the BSP\n", HV_ABI_VERSION);
+    relocate_finish();
     if (magic != MULTIBOOT_BOOTLOADER_MAGIC)
         hv_fail(HV_STATUS_BAD_BOOTINFO, "bad_bootinfo", "not started by a multiboot loader (EAX=0x%x)", magic);
     const struct multiboot_info *mbi = (const void *)(u64)mbi_addr;

@@ -1,7 +1,8 @@
 """Find and validate the hypervisor's discovery header (abi.h struct hv_discovery, symbol ``hv_trace``).
 
 Two ways, tried in order: the ELF symbol of the image (pyelftools; the image is linked at its physical
-address), then a scan of guest memory for HV_DISCOVERY_MAGIC on an 8-byte boundary. Copies of the
+address and runs there plus the slide it moved by at boot, found by hvtrace.relocation), then a scan of
+guest memory for HV_DISCOVERY_MAGIC on an 8-byte boundary. Copies of the
 initialised header exist in RAM (the loader's copy of the image file), so scan hits are ranked: a
 header with CPUs and rings registered wins.
 """
@@ -27,6 +28,7 @@ from hvtrace.abi import (
     HvVendor,
 )
 from hvtrace.exitcodes import ExitCode
+from hvtrace.relocation import find_slide
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.sources import MemorySource
 
@@ -158,14 +160,30 @@ def scan(source: MemorySource, segments: list[tuple[int, int]]) -> list[Discover
     return found
 
 
+def runtime_symbol(source: MemorySource, link_addr: int) -> int:
+    """``hv_trace``'s address in ``source``: its link address plus the image's slide (unchanged when no
+    header is found at any candidate: the caller reports what it reads there)."""
+
+    def probe(paddr: int, n: int) -> bytes | None:
+        try:
+            return source.read(paddr, n)
+        except (TraceError, OSError, ValueError):
+            return None
+
+    slide = find_slide(probe, link_addr)
+    return link_addr + (slide or 0)
+
+
 def discover(
     source: MemorySource, *, elf: Path | None = None, scan_ranges: list[tuple[int, int]] | None = None
 ) -> Discovery:
-    """The discovery header in ``source``: by the ELF symbol when given and valid, else by magic scan."""
+    """The discovery header in ``source``: by the ELF symbol (plus the slide) when given and valid, else
+    by magic scan."""
     errors: list[TraceError] = []
     if elf is not None:
         addr = elf_symbol(elf)
         if addr is not None:
+            addr = runtime_symbol(source, addr)
             try:
                 d = parse_header(source.read(addr, HEADER_SIZE), addr, "symbol", source.name)
                 if d.rings or scan_ranges is None:

@@ -46,23 +46,19 @@ from tests.integration.conftest import Run, RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow]
 
-#: The build the hypervisor runs load. conform.elf is linked at 1 MiB, where the hypervisor's own
-#: image still is today; conform-high.elf is the same guest linked at 32 MiB. Switch to "conform.elf"
-#: once the hypervisor's image moves to the top of RAM.
-HV_GUEST = "conform-high.elf"
+#: The build the hypervisor runs load: conform.elf, linked at 1 MiB like most multiboot kernels (the
+#: hypervisor's own image lives at the top of RAM). conform-high.elf is the same guest at 32 MiB.
+HV_GUEST = "conform.elf"
 BUILDS = ("conform.elf", "conform-high.elf")
 
 LINE_RE = re.compile(r"^CONFORM (?P<name>[a-z0-9_]+): (?P<verdict>PASS|FAIL|SKIP)(?: (?P<detail>.*))?$")
 DONE_RE = re.compile(r"^CONFORM DONE n=(?P<n>\d+)$")
 SMP_CHECKS = ("smp_start", "smp_nmi_ipi", "smp_init_sipi")
 
-_MEM_UPPER = (
-    "hypervisor image at the top of RAM: today 1 MiB is reserved, mem_upper does not cover the kernel"
-)
 
 #: Checks compared under QEMU/SVM with 1 and 2 CPUs: their lines must equal the bare lines.
 COMPARED_SVM: tuple[str, ...] = (
-    "kernel_load", "mmap", "exceptions", "apic_id_version", "apic32_mov89", "apic32_disp8",
+    "kernel_load", "mem_upper", "mmap", "exceptions", "apic_id_version", "apic32_mov89", "apic32_disp8",
     "apic32_sib_disp32", "apic32_abs_modrm", "apic32_moffs_store", "apic32_movc7", "apic32_movc7_sib",
     "apic32_mov8b", "apic32_moffs_load", "apic32_byte_word_stores", "apic32_byte_word_loads",
     "apic32_seg_es", "apic32_seg_fs_moffs", "apic32_addr16_fs", "apic32_xchg", "apic32_or",
@@ -82,10 +78,8 @@ COMPARED_SVM: tuple[str, ...] = (
     "smp_start", "smp_nmi_ipi", "smp_init_sipi",
 )  # fmt: skip
 
-#: QEMU/SVM: every other check, with the fix it waits for.
-PENDING_SVM: dict[str, str] = {
-    "mem_upper": _MEM_UPPER,
-}
+#: QEMU/SVM: every other check, with the fix it waits for (none left).
+PENDING_SVM: dict[str, str] = {}
 
 #: Checks compared under Bochs/VT-x (one CPU): the same set, against bare Bochs (bare QEMU for the
 #: checks bare Bochs cannot run).

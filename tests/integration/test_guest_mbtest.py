@@ -3,9 +3,13 @@ booted by the hypervisor as the first multiboot module, under QEMU (SVM) and Boc
 
 mbtest checks the machine it gets (multiboot info and command line, the memory map, hidden VMX/SVM,
 exception delivery, isolation of hypervisor memory, hypercalls) and ends the run with the GUEST_EXIT
-hypercall. From the host side we also check that its write to the hypervisor's image at 0x100000 did
-not land (QEMU's guest-RAM file) and that the blocked accesses are STAGE2_FAULT records flagged
-HV_REC_SECURITY (captures).
+hypercall. From the host side we also check that its write to the hypervisor's region (at the top of
+RAM, where the image moved itself) did not land (QEMU's guest-RAM file) and that the blocked accesses
+are STAGE2_FAULT records flagged HV_REC_SECURITY (captures).
+
+mbtest-1m is the same kernel linked at 1 MiB (where the loader put the hypervisor and the modules, with
+1 MiB of BSS over them): it runs, and its multiboot information says RAM from 1 MiB up to the
+hypervisor's region is one usable range, mem_upper its size, and the region is reserved at the top.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from hvtrace.image import ensure_image, ensure_iso
 from hvtrace.launch import BochsSession, QemuSession
 from hvtrace.launch.guest import GuestSpec
 from hvtrace.launch.procs import group_members, wait_gone
+from hvtrace.relocation import region_from_console, slide_from_console
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
@@ -34,14 +39,26 @@ from tests.integration.conftest import Run, RunFn, assert_clean
 pytestmark = [pytest.mark.slow]
 
 STEPS = (
-    "multiboot", "memmap", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic", "mmio",
+    "multiboot", "memmap", "bss", "cpuid", "msr", "cr4", "exceptions", "isolation", "hypercall", "apic", "mmio",
     # architectural behaviour the first release changed (each failed there on one back end or both)
     "tf_emulated", "dr7", "getsec", "apic_fallback", "prefixes", "nmi_self", "db_hole_stack",
     "int3_hole_stack", "double_fault_task",
 )  # fmt: skip
 ARGS = "mbtest arg=1"
-HV_IMAGE = 0x100000  # where the hypervisor's image is loaded (boot/linker.ld); mbtest pokes it
-POISON = 0xDEADBEEF  # what mbtest tries to write there
+HV_LINK = 0x100000  # the image's link address (boot/linker.ld); it runs at HV_LINK + slide
+POISON = 0xDEADBEEF  # what mbtest tries to write at the start of the hypervisor's region
+REGION_RE = re.compile(r"^mbtest: hypervisor region at (0x[0-9a-f]+)$", re.MULTILINE)
+UPPER_RE = re.compile(r"^mbtest: mem_lower=(\d+) mem_upper=(\d+)$", re.MULTILINE)
+MMAP_RE = re.compile(r"^mbtest: mmap (0x[0-9a-f]+) len (0x[0-9a-f]+) type (\d+)$", re.MULTILINE)
+
+
+def hv_region(lines: list[str]) -> int:
+    """Where mbtest found the hypervisor's region (and poked it)."""
+    m = REGION_RE.search("\n".join(lines))
+    assert m is not None, "\n".join(lines)
+    return int(m.group(1), 16)
+
+
 STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
 AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
 
@@ -69,9 +86,11 @@ def check_mbtest_console(lines: list[str], vendor: str, args: str = ARGS) -> Non
         assert mine[0].startswith(f"mbtest: step {step}: PASS"), f"{mine[0]}\n{shown}"
     assert f"mbtest: step multiboot: PASS {args}" in lines, shown  # the guest's command line arrived
     assert "mbtest: all steps passed" in lines, shown
+    region = hv_region(lines)
+    assert region > HV_LINK, shown  # the hypervisor got out of the way of 1 MiB
     for access in ("write", "read"):
         rx = re.compile(
-            rf"^{vendor}: CPU 0: security: guest {access} of hypervisor memory at GPA 0x100000 blocked "
+            rf"^{vendor}: CPU 0: security: guest {access} of hypervisor memory at GPA {region:#x} blocked "
             r"\(RIP 0x[0-9a-f]+\), #GP\(0\) reflected$"
         )
         assert sum(1 for line in lines if rx.match(line)) == 1, f"no {access} security line\n{shown}"
@@ -93,17 +112,23 @@ def image_bytes(elf: Path, paddr: int, n: int) -> bytes:
     raise AssertionError(f"{elf}: no PT_LOAD file bytes at {paddr:#x}")
 
 
-def security_faults(recs: Records) -> Records:
-    """STAGE2_FAULT records at the hypervisor image's first page."""
-    hit = (recs["kind"] == int(HvExitKind.STAGE2_FAULT)) & ((recs["gpa"] & ~np.uint64(0xFFF)) == HV_IMAGE)
+def security_faults(recs: Records, region: int) -> Records:
+    """STAGE2_FAULT records at the first page of the hypervisor's region."""
+    hit = (recs["kind"] == int(HvExitKind.STAGE2_FAULT)) & ((recs["gpa"] & ~np.uint64(0xFFF)) == region)
     faults: Records = recs[hit]
     return faults
 
 
-def check_security_records(recs: Records) -> None:
-    faults = security_faults(recs)
+def check_security_records(recs: Records, region: int | None = None) -> None:
+    """mbtest's two blocked accesses at ``region`` (by default where the first security record is)."""
+    if region is None:
+        flagged_gpas = recs[(recs["flags"] & int(HvRecFlag.SECURITY)) != 0]["gpa"]
+        assert len(flagged_gpas), "no security record"
+        region = int(flagged_gpas[0])
+    assert region > HV_LINK  # the hypervisor's region, at the top of RAM
+    faults = security_faults(recs, region)
     assert len(faults) == 2, faults  # mbtest's write, then its read
-    assert (faults["gpa"] == HV_IMAGE).all()
+    assert (faults["gpa"] == region).all()
     assert ((faults["flags"] & int(HvRecFlag.SECURITY)) != 0).all(), faults["flags"]
     assert len(recs) > len(faults)  # CPUID, MSR, hypercalls, ...: none of them a security record
     flagged = recs[(recs["flags"] & int(HvRecFlag.SECURITY)) != 0]
@@ -147,14 +172,19 @@ def test_mbtest_left_the_hypervisor_image_untouched_under_qemu(mbtest: Path) -> 
         # QEMU is gone, the RAM file (guest-physical RAM from 0) stays until the session closes.
         assert s.ram_path is not None
         ram_path = s.ram_path
+        slide = slide_from_console(s.lines)
+        assert slide, s.lines[:10]
+        region = hv_region(s.lines)
         with ram_path.open("rb") as fh:
-            fh.seek(HV_IMAGE)
+            fh.seek(region)
+            poked = fh.read(4)
+            fh.seek(HV_LINK + slide)
             seen = fh.read(4)
         pid = s.pid
     check_mbtest_console(s.lines, "svm")
     assert result.exit_code == 0, result.message
-    assert int.from_bytes(seen, "little") != POISON
-    assert seen == image_bytes(ensure_image(), HV_IMAGE, 4)  # the multiboot header magic, as loaded
+    assert int.from_bytes(poked, "little") != POISON
+    assert seen == image_bytes(ensure_image(), HV_LINK, 4)  # the multiboot header magic, as relocated
     assert pid is not None
     assert wait_gone(pid, 5)
     assert group_members(pid) == []
@@ -186,7 +216,7 @@ def test_capture_of_mbtest_flags_the_blocked_accesses_under_qemu(mbtest: Path) -
         assert cap.session.memory_mb == 256  # the guest default
     check_mbtest_console(console, "svm")
     assert lost == 0
-    check_security_records(recs)
+    check_security_records(recs, hv_region(console))
     assert meta["guest"] == "mbtest.elf"
     assert meta["guest_cmdline"] == ARGS
 
@@ -245,7 +275,7 @@ def test_capture_of_mbtest_flags_the_blocked_accesses_under_bochs(mbtest: Path) 
         if session is not None and session.result is not None and session.result.kept_dir is not None:
             shutil.rmtree(session.result.kept_dir, ignore_errors=True)
     check_mbtest_console(console, "vmx")
-    check_security_records(recs)
+    check_security_records(recs, hv_region(console))
     assert session.tmpdir is not None
     assert not session.tmpdir.exists()
 
@@ -325,4 +355,67 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     assert AP_AGAIN in lines
     # EXTD, then INIT, SIPI, SIPI twice (the second round to the running AP), and the self NMI: 8 WRMSRs
     assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=8" in line for line in lines), run.stdout
+    assert_clean(run)
+
+
+# ------------------------------------------------------------------------- a kernel linked at 1 MiB
+@pytest.fixture(scope="module")
+def mbtest_1m(mbtest: Path) -> Path:
+    """hv/build/guests/mbtest-1m.elf: mbtest linked at 1 MiB (built with mbtest)."""
+    elf = mbtest.with_name("mbtest-1m.elf")
+    assert elf.is_file(), f"make -C hv did not build {elf}"
+    return elf
+
+
+def check_memory_from_1m(lines: list[str]) -> None:
+    """The guest's mem_upper and mmap: one usable range from 1 MiB up to the hypervisor's region, which
+    is reserved and holds the image at the top of RAM."""
+    text = "\n".join(lines)
+    m = UPPER_RE.search(text)
+    assert m is not None, text
+    mem_lower, mem_upper = int(m.group(1)), int(m.group(2))
+    mmap = [(int(a, 16), int(n, 16), int(t)) for a, n, t in MMAP_RE.findall(text)]
+    region = hv_region(lines)
+    image = region_from_console(lines)
+    assert image is not None, text
+    image_start, region_end = image
+    usable = [(a, n) for a, n, t in mmap if t == 1]
+    above_1m = [(a, n) for a, n in usable if a + n > 0x100000]
+    assert above_1m == [(0x100000, region - 0x100000)], mmap  # one range, from 1 MiB to the region
+    assert mem_upper == (region - 0x100000) >> 10, (mem_upper, mmap)
+    assert 600 <= mem_lower <= 640, mem_lower  # the conventional memory below the EBDA
+    reserved = [(a, n) for a, n, t in mmap if t == 2 and a == region]
+    assert reserved == [(region, region_end - region)], mmap  # image + pool: one reserved range
+    assert region < image_start < region_end, (hex(region), hex(image_start), hex(region_end))
+    # nothing usable above the hypervisor below 4 GiB: it sits at the top of RAM
+    assert not [a for a, n in usable if region_end <= a < 1 << 32], mmap
+
+
+@pytest.mark.parametrize(
+    ("backend", "vendor"),
+    [
+        pytest.param("qemu", "svm", marks=pytest.mark.qemu),
+        pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
+    ],
+)
+def test_a_kernel_linked_at_1m_runs_and_sees_ram_from_1m(
+    hvtrace_run: RunFn, mbtest_1m: Path, gz_initrd: Path, backend: str, vendor: str
+) -> None:
+    run = hvtrace_run(
+        "run", "--backend", backend, "--guest", str(mbtest_1m), "--initrd", str(gz_initrd), "--append", ARGS
+    )
+    assert run.returncode == 0, run.describe()
+    lines = run.stdout.splitlines()
+    check_mbtest_console(lines, vendor)
+    check_memory_from_1m(lines)
+    assert re.search(
+        r"^guest: multiboot kernel .* loaded at \[0x100000-0x[0-9a-f]+\), entry 0x100", run.stdout, re.M
+    )
+    # the kernel file (module 0) and the initrd lay where its 1 MiB of BSS goes: moved high first
+    moved = re.findall(r"^guest: module (\d) moved from 0x[0-9a-f]+ to (0x[0-9a-f]+)", run.stdout, re.M)
+    assert [i for i, _ in moved] == ["0", "1"], run.stdout
+    initrd = re.search(r"initrd (\d+) bytes at (0x[0-9a-f]+)$", run.stdout, re.M)
+    assert initrd is not None, run.stdout
+    assert int(initrd.group(2), 16) == int(moved[1][1], 16), run.stdout
+    assert int(moved[1][1], 16) < hv_region(lines), run.stdout  # still guest RAM, below the region
     assert_clean(run)

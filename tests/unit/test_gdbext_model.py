@@ -134,7 +134,10 @@ def test_gdb_argv_and_ram_lookup(tmp_path: Path) -> None:
     argv = gdb_argv(elf=Path("/x/hvtrace.elf"), port=1234, commands=["hv-cpus"], batch=True)
     assert argv[:4] == ["gdb", "-q", "-nx", "-batch"]
     assert "target remote 127.0.0.1:1234" in argv
+    # symbols where the image runs (it moved to the top of RAM), after connecting, before the commands
+    assert argv.index("hv-symbols") > argv.index("target remote 127.0.0.1:1234")
     assert argv[-2:] == ["-ex", "hv-cpus"]
+    assert "hv-symbols" not in gdb_argv(elf=Path("/x/hvtrace.elf"))  # no target: nothing to find
     assert any(a.endswith("gdbext/hvtrace_gdb.py") for a in argv)
     proc = tmp_path / "proc"
     (proc / "42").mkdir(parents=True)

@@ -24,7 +24,7 @@ def test_repo_root_layout() -> None:
 def test_sources_by_suffix_skipping_build(tmp_path: Path) -> None:
     now = time.time()
     hv, boot = tmp_path / "hv", tmp_path / "boot"
-    for name in ("core/a.c", "include/a.h", "Makefile", "core/x.S", "notes.md"):
+    for name in ("core/a.c", "include/a.h", "Makefile", "core/x.S", "tools/relocs.py", "notes.md"):
         _touch(hv / name, now)
     _touch(boot / "linker.ld", now)
     _touch(boot / "guest.asm", now)
@@ -36,6 +36,7 @@ def test_sources_by_suffix_skipping_build(tmp_path: Path) -> None:
         "hv/include/a.h",
         "hv/Makefile",
         "hv/core/x.S",
+        "hv/tools/relocs.py",  # makes the image's relocation table
         "boot/linker.ld",
         "boot/guest.asm",
     }

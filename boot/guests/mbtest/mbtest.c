@@ -3,7 +3,9 @@
  * the run with the HV_HC_GUEST_EXIT hypercall (status 0 when every step passed). Each step prints
  * "mbtest: step NAME: PASS|FAIL detail" on COM1:
  *   multiboot   EAX magic, information block with memory map and command line
- *   memmap      hypervisor memory (its image at 1 MiB) reserved, this kernel in usable RAM
+ *   memmap      one usable range from 1 MiB up to the hypervisor's region (reserved, at the top of RAM),
+ *               mem_upper its size, this kernel in usable RAM; prints mem_lower/mem_upper and the map
+ *   bss         1 MiB of BSS (over where the loader put the modules, linked at 1 MiB) reads zero
  *   cpuid       hypervisor bit and "hvtrace" leaves; VMX and SVM hidden; CPUID.1:ECX.OSXSAVE follows
  *               this guest's CR4.OSXSAVE (0 at entry, 1 once set), not the host's
  *   msr         a VMX capability MSR raises #GP; EFER.SVME reads 0
@@ -43,7 +45,8 @@ typedef unsigned short u16;
 typedef unsigned char u8;
 
 #define COM1 0x3f8
-#define HV_IMAGE 0x100000u       /* where the hypervisor's image is (boot/linker.ld) */
+/* Where the hypervisor's region starts: the end of the usable range from 1 MiB (check_memmap). */
+static u32 hv_region;
 
 extern u8 __image_start[], __image_end[];
 extern const u32 isr_table[32];
@@ -84,6 +87,13 @@ static void puthex(u32 v)
 {
     puts("0x");
     for (int i = 28; i >= 0; i -= 4)
+        putc("0123456789abcdef"[(v >> i) & 15]);
+}
+
+static void puthex64(u64 v)
+{
+    puts("0x");
+    for (int i = 60; i >= 0; i -= 4)
         putc("0123456789abcdef"[(v >> i) & 15]);
 }
 
@@ -205,10 +215,65 @@ static void check_multiboot(u32 magic, const struct mb_info *mbi)
     step("multiboot", ok, ok ? (const char *)mbi->cmdline : "bad magic or no memory map / cmdline");
 }
 
+static void putdec(u32 v)
+{
+    char buf[12];
+    int n = 0;
+    do
+        buf[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 11);
+    while (n)
+        putc(buf[--n]);
+}
+
 static void check_memmap(const struct mb_info *mbi)
 {
-    u32 hv = map_type(mbi, HV_IMAGE), self = map_type(mbi, (u32)__image_start);
-    step("memmap", hv == 2 && self == 1, hv != 2 ? "hypervisor image not reserved" : "this kernel in usable RAM");
+    u64 from_1m = 0, end_1m = 0;
+    puts("mbtest: mem_lower=");
+    putdec(mbi->mem_lower);
+    puts(" mem_upper=");
+    putdec(mbi->mem_upper);
+    putc('\n');
+    for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
+        const struct mb_mmap *e = (const struct mb_mmap *)at;
+        puts("mbtest: mmap ");
+        puthex64(e->addr);
+        puts(" len ");
+        puthex64(e->len);
+        puts(" type ");
+        putdec(e->type);
+        putc('\n');
+        if (e->type == 1 && e->addr <= 0x100000 && e->addr + e->len > 0x100000) {
+            from_1m = e->addr;
+            end_1m = e->addr + e->len;
+        }
+        at += e->size + 4;
+    }
+    hv_region = end_1m < 0x100000000ull ? (u32)end_1m : 0;
+    puts("mbtest: hypervisor region at ");
+    puthex(hv_region);
+    putc('\n');
+    u32 hv = hv_region ? map_type(mbi, hv_region) : 0, self = map_type(mbi, (u32)__image_start);
+    int upper = end_1m && mbi->mem_upper == (u32)((end_1m - 0x100000) >> 10);
+    step("memmap", hv == 2 && self == 1 && from_1m == 0x100000 && upper,
+         hv != 2        ? "no reserved hypervisor region after the usable RAM from 1 MiB"
+         : self != 1    ? "this kernel is not in usable RAM"
+         : !upper       ? "mem_upper is not the usable RAM from 1 MiB"
+                        : "one usable range from 1 MiB to the reserved hypervisor region, mem_upper right");
+}
+
+/*
+ * 1 MiB of BSS: linked at 1 MiB, it covers where loaders put the modules (this kernel's own file among
+ * them), so the hypervisor must move them before loading; the loader zeroes it (Multiboot 3.1.3).
+ */
+static volatile u8 big_bss[0x100000];
+
+static void check_bss(void)
+{
+    u32 nonzero = 0;
+    for (u32 i = 0; i < sizeof(big_bss); i++)
+        nonzero += big_bss[i] != 0;
+    step("bss", nonzero == 0, nonzero ? "BSS not zeroed" : "1 MiB of BSS zeroed by the loader");
 }
 
 static void check_cpuid(void)
@@ -269,12 +334,12 @@ static void check_exceptions(void)
 }
 
 /*
- * The first word of the hypervisor's image. Removed from the stage-2 map: the write must not land,
+ * The first word of the hypervisor's region (found by check_memmap). Removed from the stage-2 map: the write must not land,
  * both accesses must fault (#GP reflected by the hypervisor), and each is a security record.
  */
 static void check_isolation(void)
 {
-    volatile u32 *hv = (volatile u32 *)HV_IMAGE;
+    volatile u32 *hv = (volatile u32 *)hv_region;
     u32 seen = 0;
     fault_vector = ~0u;
     __asm__ volatile(ARM "movl $0xdeadbeef, (%0)" LAND : : "r"(hv) : "memory");
@@ -282,7 +347,7 @@ static void check_isolation(void)
     fault_vector = ~0u;
     __asm__ volatile(ARM "movl (%1), %0" LAND : "=r"(seen) : "r"(hv) : "memory");
     int r = (int)fault_vector;
-    step("isolation", w == 13 && r == 13, "write and read of hypervisor memory at 0x100000 blocked (#GP)");
+    step("isolation", hv_region && w == 13 && r == 13, "write and read of hypervisor memory blocked (#GP)");
 }
 
 static void check_hypercall(void)
@@ -735,6 +800,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     puts("mbtest: multiboot guest kernel running\n");
     check_multiboot(magic, mbi);
     check_memmap(mbi);
+    check_bss();
     check_cpuid();
     check_msr();
     check_cr4();
