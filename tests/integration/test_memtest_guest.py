@@ -1,28 +1,105 @@
 """Debian's memtest86+ (memtest86+x64.bin, fetched with apt like the Linux guest): a bzImage that is
 not relocatable, so the hypervisor loads it at its code32_start, 1 MiB, over where QEMU put the
-modules (moved high first). It runs under the hypervisor and draws its screen on COM1 (cursor
-escapes, no newline: the launcher shows it with the timeout report). memtest86+ never ends a run by itself:
-`hvtrace run --timeout` stops it."""
+modules (moved high first). It tests every byte of RAM it is given, on every CPU; the hypervisor's
+memory is reserved in its memory map, so it never touches (and cannot corrupt) that.
+
+It draws its screen on COM1 with cursor escapes and never ends by itself: a run is stopped after a
+fixed time (`hvtrace run --timeout`, exit 124). Its test list is fixed (#0 address test ... #10 bit
+fade); a screen update names a test as ``#N  [name]`` when it starts. On 2 CPUs, bare and under the
+hypervisor, the tests seen must come in the same order with the same names, reach the bit-fade test,
+and every ``Errors:`` field must read 0.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import time
+from pathlib import Path
 
 import pytest
 
-from hvtrace.guest_assets import fetch_memtest
+from hvtrace.guest_assets import QEMU_CPU, fetch_memtest
+from hvtrace.launch import procs
+from hvtrace.launch.qemu import QEMU
+from hvtrace.tools import require_tool
 from tests.integration.conftest import RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 BANNER = re.compile(r"Memtest86\+ v\d+\.\d+")
+TEST_RE = re.compile(r"#(\d+) +\[([^\]]+)\]")
+ERRORS_RE = re.compile(r"Errors: *(\d+)")
+APPEND = "console=ttyS0,115200 nopause"
+MEMORY_MB = 64  # a small machine: memtest86+ reaches its later tests within the run
+SECONDS = 100
+LAST_TEST = 10  # "Bit fade test": the last of memtest86+ 6.10's list
 
 
-def test_memtest86plus_loads_at_1m_and_runs_under_qemu(hvtrace_run: RunFn) -> None:
+def screen(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
+def named_tests(text: str) -> list[tuple[int, str]]:
+    """The tests named on the screen, in order, each once."""
+    seen: list[tuple[int, str]] = []
+    for number, name in TEST_RE.findall(text):
+        test = (int(number), name)
+        if test not in seen:
+            seen.append(test)
+    return seen
+
+
+def check_memtest_screen(text: str, what: str) -> list[tuple[int, str]]:
+    assert BANNER.search(text), f"{what}: no memtest86+ banner\n{text[-2000:]}"
+    assert "SMP: 2T" in text, f"{what}: memtest86+ did not find both CPUs"
+    assert "Using: All Cores" in text, f"{what}: not testing on both CPUs"
+    errors = set(ERRORS_RE.findall(text))
+    assert errors == {"0"}, f"{what}: Errors fields {errors}"
+    seen = named_tests(text)
+    numbers = [n for n, _ in seen]
+    assert numbers == sorted(numbers), f"{what}: tests out of order {seen}"
+    assert numbers[0] == 0, f"{what}: tests seen {seen}"
+    assert numbers[-1] == LAST_TEST, f"{what}: tests seen {seen}"
+    return seen
+
+
+def run_bare(memtest: Path) -> str:
+    """memtest86+ alone under QEMU (the hypervisor's machine and CPU model), 2 CPUs, for SECONDS."""
+    qemu = require_tool(QEMU, "for the bare memtest86+ run")
+    argv = [
+        qemu, "-machine", "q35", "-accel", "tcg", "-cpu", QEMU_CPU, "-smp", "2", "-m", f"{MEMORY_MB}M",
+        "-kernel", str(memtest), "-append", APPEND, "-display", "none", "-monitor", "none",
+        "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console", "-no-reboot",
+    ]  # fmt: skip
+    proc = procs.spawn(argv)
+    out = bytearray()
+    try:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        tail = screen(bytes(out))[-2000:]
+        assert proc.poll() is None, f"bare QEMU exited early ({proc.returncode})\n{tail}"
+    finally:
+        procs.stop(proc)
+    return screen(bytes(out))
+
+
+def test_memtest86plus_runs_its_tests_on_two_cpus_as_bare(hvtrace_run: RunFn) -> None:
     memtest = fetch_memtest()
+    bare = check_memtest_screen(run_bare(memtest), "bare")
     run = hvtrace_run(
-        "run", "--guest", str(memtest), "--append", "console=ttyS0,115200 nopause", "--timeout", "90"
-    )
+        "run", "--cpus", "2", "--memory", f"{MEMORY_MB}M", "--guest", str(memtest), "--append", APPEND,
+        "--timeout", str(SECONDS),
+    )  # fmt: skip
     assert run.returncode == 124, run.describe()  # stopped by the timeout: memtest86+ kept testing
     assert "not a relocatable kernel" not in run.stdout
     assert re.search(
@@ -30,6 +107,9 @@ def test_memtest86plus_loads_at_1m_and_runs_under_qemu(hvtrace_run: RunFn) -> No
     ), run.describe()
     assert "guest: CPU 0 enters the guest at 0x100000" in run.stdout
     assert re.search(r"^guest: module 0 moved from 0x[0-9a-f]+ to 0x[0-9a-f]+", run.stdout, re.M), run.stdout
-    # its own screen, drawn from 1 MiB (the unterminated console tail comes with the timeout report)
-    assert BANNER.search(run.stdout + run.stderr), run.describe()
+    assert "guest: CPU 0 sent SIPI vector" in run.stdout, run.stdout  # memtest86+ started CPU 1 itself
+    hv = check_memtest_screen(run.stdout + run.stderr, "hypervisor")
+    # the same tests, same names, same order: every test one run names, the other names alike
+    names = dict(bare)
+    assert all(names.get(n, name) == name for n, name in hv), (bare, hv)
     assert_clean(run)
