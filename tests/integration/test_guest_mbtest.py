@@ -62,6 +62,7 @@ def hv_region(lines: list[str]) -> int:
 
 STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
 AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
+AP_REAL_GP = "mbtest: step ap_real_mode_gp: PASS #GP in real mode delivered without an error code"
 
 
 @pytest.fixture(scope="module")
@@ -325,6 +326,7 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
     # INIT to the running (halted) AP: it leaves the guest, waits for SIPI and runs mbtest's AP code again
     assert AP_AGAIN in lines
+    assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     assert "guest: CPU 0 sent INIT to running CPU 1 (APIC 1): it waits for SIPI" in lines
     assert "guest: CPU 1 is in wait-for-SIPI after an INIT" in lines
     assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=2 ", line + " ") for line in lines), run.stdout
@@ -354,6 +356,7 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     assert ap_line in lines
     assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
     assert AP_AGAIN in lines
+    assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     # EXTD, then INIT, SIPI, SIPI twice (the second round to the running AP), and the self NMI: 8 WRMSRs
     assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=8" in line for line in lines), run.stdout
     assert_clean(run)

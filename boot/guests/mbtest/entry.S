@@ -27,17 +27,39 @@ _start:
  * The AP trampoline, copied by mbtest to AP_TRAMPOLINE (a page below 1 MiB, the SIPI vector's page):
  * an AP wakes in real mode with CS = vector << 8 (SDM Vol. 3A 9.4.4), loads mbtest's GDT (its
  * descriptor sits in the trampoline, addressed through CS), enables protection and jumps to ap_pm32.
+ * First, still in real mode: RDMSR of IA32_VMX_BASIC (no VMX for the guest: #GP, raised by the
+ * hypervisor) is delivered through the real-mode IVT, which pushes FLAGS, CS and IP and no error code
+ * (SDM Vol. 3A 20.1.4); the handler keeps the word on top of its stack in ap_gp_ip (mbtest.c checks
+ * it is the RDMSR's IP) and steps over the 2-byte RDMSR.
  */
     .code16
 ap_trampoline:
     cli
     movw %cs, %ax
     movw %ax, %ds
+    movw %ax, %ss
+    movw $0xffe, %sp                /* the top of the trampoline's page */
+    xorw %ax, %ax
+    movw %ax, %es
+    movw $(ap_gp_handler - ap_trampoline), %es:0x34      /* IVT[13] = CS:ap_gp_handler */
+    movw %cs, %es:0x36
+    movl $0x480, %ecx
+ap_gp_rdmsr:
+    rdmsr
     lgdtl ap_gdtr - ap_trampoline
     movl %cr0, %eax
     orl $1, %eax
     movl %eax, %cr0
     ljmpl $0x10, $ap_pm32
+ap_gp_handler:
+    movw %sp, %bp
+    movw (%bp), %ax                 /* IP, or an error code if one was (wrongly) pushed */
+    movw %ax, ap_gp_ip - ap_trampoline
+    addw $2, (%bp)
+    iret
+    .global ap_gp_ip, ap_gp_rdmsr
+ap_gp_ip:
+    .word 0xffff
     .align 4
 ap_gdtr:
     .word 4 * 8 - 1

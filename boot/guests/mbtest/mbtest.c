@@ -22,6 +22,7 @@
  *               each in real mode at the trampoline; every AP reaches 32-bit code, sees the hypervisor
  *               bit and gets an answer to the PING hypercall (it runs virtualized). With "x2apic" the
  *               BSP switches its APIC to x2APIC mode and sends them through the ICR MSR (0x830)
+ *   ap_real_mode_gp each AP's RDMSR of a VMX MSR in real mode: #GP through the IVT, no error code
  *   ap_init_again  then INIT-SIPI to the running (halted) APs: each restarts once, virtualized
  * and the architectural behaviour a hypervisor easily gets wrong:
  *   tf_emulated    RFLAGS.TF over CPUID, RDMSR, MOV CR4: the #DB trap after each, DR6.BS set
@@ -428,7 +429,7 @@ static void check_mmio_forms(void)
 #define ICR_INIT_ASSERT (0x5u << 8 | 1u << 14 | 1u << 15)
 #define ICR_STARTUP (0x6u << 8)
 
-extern u8 ap_trampoline[], ap_trampoline_end[], ap_gdtr[];
+extern u8 ap_trampoline[], ap_trampoline_end[], ap_gdtr[], ap_gp_ip[], ap_gp_rdmsr[];
 static volatile u32 aps_alive, aps_virtualized;
 
 void ap_main(void);
@@ -536,6 +537,12 @@ static void check_ap_startup(const struct mb_info *mbi)
          aps_alive != cpus - 1 ? "not every AP came up"
          : x2apic ? "every AP started by INIT-SIPI-SIPI (x2APIC ICR MSR) runs virtualized"
                   : "every AP started by INIT-SIPI-SIPI runs virtualized");
+    /* Each AP's RDMSR of a VMX MSR in real mode: #GP through the IVT with no error code on the stack. */
+    u32 gp_ip = *(volatile u16 *)(AP_TRAMPOLINE + (u32)(ap_gp_ip - ap_trampoline));
+    u32 want_ip = (u32)(ap_gp_rdmsr - ap_trampoline);
+    step("ap_real_mode_gp", gp_ip == want_ip,
+         gp_ip == want_ip ? "#GP in real mode delivered without an error code"
+                          : "#GP in real mode pushed an error code (or none came)");
     /* INIT to the running (halted) APs resets them to wait-for-SIPI; a SIPI starts them again. */
     ipi_all_but_self(ICR_INIT_ASSERT, x2apic);
     delay(100000);
