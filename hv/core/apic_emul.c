@@ -2,6 +2,7 @@
 #include <hv/apic_emul.h>
 #include <hv/abi.h>
 #include <hv/console.h>
+#include <hv/fixup.h>
 #include <hv/lapic.h>
 #include <hv/mmio.h>
 #include <hv/stage2.h>
@@ -106,10 +107,13 @@ void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value)
     mmio_write32(apic_page + offset, value);    /* the write the guest meant, on the real APIC */
 }
 
-void apic_emul_x2apic_icr(struct percpu *pc, u64 value)
+bool apic_emul_x2apic_icr(struct percpu *pc, u64 value)
 {
-    if (!emulate_icr(pc, (u32)value, (u32)(value >> 32)))
-        wrmsr(MSR_X2APIC_ICR, value);
+    /* The x2APIC MSRs exist only in x2APIC mode: in xAPIC mode a WRMSR to them is #GP (SDM Vol. 3A 11.12.1). */
+    if (!(rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC))
+        return false;
+    /* What is not emulated is written for real, under a fault fixup: reserved bits #GP the guest, not us. */
+    return emulate_icr(pc, (u32)value, (u32)(value >> 32)) || !safe_wrmsr(MSR_X2APIC_ICR, value);
 }
 
 u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait)
@@ -133,8 +137,8 @@ bool apic_emul_apic_base_write(u64 value)
     /* Moving the xAPIC window would move it out of the read-only stage-2 page: refused with #GP. */
     if ((value & 0x000ffffffffff000ull) != apic_page)
         return false;
-    wrmsr(MSR_APIC_BASE, value);
-    return true;
+    /* Reserved bits or an illegal mode change (SDM Vol. 3A 11.12.5) fault: reflected, never taken in the host. */
+    return !safe_wrmsr(MSR_APIC_BASE, value);
 }
 
 /*

@@ -45,6 +45,17 @@ void exception_entry(struct exception_frame *f);
 void exception_entry(struct exception_frame *f)
 {
     struct percpu *me = this_cpu();
+    /*
+     * An NMI while this CPU is in the hypervisor (VT-x root operation) belongs to the guest, or is the
+     * hypervisor's own kick: held and delivered at the next entry (vcpu.h), never fatal. Checked before
+     * the fixup: an NMI taken while a guarded instruction runs is no fault of that instruction.
+     */
+    if (f->vector == 2 && me->launched) {
+        vcpu_nmi_arrived(me);
+        if (me->nmi_pending && virt_backend && virt_backend->nmi_held)
+            virt_backend->nmi_held();
+        return;
+    }
     struct fixup *fx = &me->fixup[me->in_root ? 1 : 0];
     if (fx->rip && f->vector < 32) {
         fx->fault = f->vector + 1;
@@ -56,16 +67,6 @@ void exception_entry(struct exception_frame *f)
             f->ss = GDT_DATA;
             f->rsp = fx->rsp;
         }
-        return;
-    }
-    /*
-     * An NMI while this CPU is in the hypervisor (VT-x root operation) belongs to the guest, or is the
-     * hypervisor's own kick: held and delivered at the next entry (vcpu.h), never fatal.
-     */
-    if (f->vector == 2 && me->launched) {
-        vcpu_nmi_arrived(me);
-        if (me->nmi_pending && virt_backend && virt_backend->nmi_held)
-            virt_backend->nmi_held();
         return;
     }
     const char *mnemonic = f->vector < 32 ? exception_names[f->vector][0] : "INT";

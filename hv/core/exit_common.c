@@ -102,7 +102,7 @@ void exit_msr_write(struct vcpu *v)
     if (own != VCPU_MSR_PASS)
         ok = own == VCPU_MSR_DONE;
     else if (msr == MSR_X2APIC_ICR_INDEX)
-        ok = (apic_emul_x2apic_icr(v->pc, value), true);   /* the guest's INIT / SIPI (apic_emul.h) */
+        ok = apic_emul_x2apic_icr(v->pc, value);            /* the guest's INIT / SIPI (apic_emul.h) */
     else if (msr == MSR_APIC_BASE)
         ok = apic_emul_apic_base_write(value);
     else

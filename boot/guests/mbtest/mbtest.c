@@ -29,6 +29,7 @@
  *   dr7            a DR0 execution breakpoint armed before an exit fires after it
  *   getsec         GETSEC raises #UD (no SMX)
  *   apic_fallback  MOVNTI to the TPR (an instruction the MMIO decoder does not know) takes effect
+ *   x2apic_msr_xapic_mode  WRMSR to the x2APIC ICR (0x830) in xAPIC mode raises #GP
  *   prefixes       CPUID and RDMSR with legal prefixes (66, 2E, F3, 3E) behave as without
  *   nmi_self       an NMI IPI to its own APIC ID arrives once
  *   db_hole_stack  a single-step #DB whose frame lands on a first-touched page (the VGA text buffer,
@@ -630,6 +631,18 @@ static void check_apic_fallback(void)
          back == 0x20 ? "MOVNTI to the TPR performed" : "MOVNTI to the TPR lost");
 }
 
+/*
+ * The x2APIC ICR MSR in xAPIC mode: #GP, as every x2APIC MSR outside x2APIC mode (SDM Vol. 3A
+ * 11.12.1). The hypervisor intercepts it (INIT/SIPI emulation) and must not take it as an IPI.
+ */
+static void check_x2apic_msr_in_xapic_mode(void)
+{
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "wrmsr" LAND : : "c"(0x830), "a"(0x4000u | (5u << 8)), "d"(0xffu) : "memory");
+    step("x2apic_msr_xapic_mode", fault_vector == 13,
+         fault_vector == 13 ? "WRMSR to the x2APIC ICR in xAPIC mode raises #GP" : "no #GP");
+}
+
 /* GETSEC without SMX (CPUID.1:ECX.SMX is 0 for the guest) is #UD (SDM Vol. 2D GETSEC). */
 static void check_getsec(void)
 {
@@ -817,6 +830,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic();
     check_mmio_forms();
     check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
+    check_x2apic_msr_in_xapic_mode();
     check_ap_startup(mbi);
     check_tf_emulated();
     check_dr7();

@@ -29,7 +29,7 @@ bool apic_emul_is_apic(u64 gpa);
 /* A guest store of 'value' to APIC register 'offset' (xAPIC MMIO), emulated or written through. */
 void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
-void apic_emul_x2apic_icr(struct percpu *pc, u64 value);
+bool apic_emul_x2apic_icr(struct percpu *pc, u64 value);     /* false: #GP */
 /*
  * A guest access that faulted on the xAPIC page (a store: the page is read-only in the stage-2 map),
  * on the CPU 'v' that exited, at guest-physical 'gpa'. The instruction at CS:RIP is fetched through
