@@ -3,6 +3,7 @@
  * of AMD APM Vol. 2 15.5.1 "Basic Operation" (list under "VMRUN ... checks"). The hardware does not say
  * which; this re-checks them in APM order (control area first) and names the first one broken.
  */
+#include <hv/exit_common.h>
 #include <hv/svm/svm.h>
 
 #define CR0_PE (1ull << 0)
@@ -18,7 +19,7 @@ const char *svm_vmcb_invalid_field(const struct vmcb *v)
 {
     const struct vmcb_control *c = &v->control;
     const struct vmcb_save *s = &v->save;
-    u64 max_pa = svm_caps.phys_bits ? (1ull << svm_caps.phys_bits) : (1ull << 52);
+    u64 max_pa = 1ull << cpu_phys_bits();
 
     if (!(c->intercept_misc2 & SVM_INTERCEPT2_VMRUN))
         return "control.intercept VMRUN clear (the VMRUN intercept is mandatory)";

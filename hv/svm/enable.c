@@ -42,13 +42,6 @@ static u64 cr4_allowed(void)
     return m;
 }
 
-static u32 phys_bits(void)
-{
-    u32 a, b, c, d;
-    cpuid(0x80000008, 0, &a, &b, &c, &d);
-    return a & 0xff;
-}
-
 bool svm_enable(struct percpu *pc)
 {
     u32 a, b, c, d, edx_ext;
@@ -78,7 +71,6 @@ bool svm_enable(struct percpu *pc)
             .flush_by_asid = d & CPUID_8000000A_EDX_FLUSH_BY_ASID,
             .cpuid_80000001_edx = edx_ext,
             .cr4_allowed = cr4_allowed(),
-            .phys_bits = phys_bits(),
         };
     else if (!check(nrips == svm_caps.nrips, "same SVM features as the BSP", pc->index))
         return false;

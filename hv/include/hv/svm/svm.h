@@ -104,7 +104,6 @@ struct svm_caps {
     bool flush_by_asid;         /* CPUID 8000_000Ah:EDX.FlushByAsid[6]: TLB_CONTROL 3 (not under TCG) */
     u32 cpuid_80000001_edx;
     u64 cr4_allowed;            /* CR4 bits this CPU implements (CPUID); the rest are reserved: #GP */
-    u32 phys_bits;              /* MAXPHYADDR (CPUID 8000_0008h:EAX[7:0]) */
 };
 extern struct svm_caps svm_caps;
 
