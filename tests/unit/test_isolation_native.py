@@ -23,7 +23,10 @@ NATIVE = Path(__file__).resolve().parents[1] / "native"
 )
 def test_isolation_ranges_native(tmp_path: Path) -> None:
     build = subprocess.run(
-        ["make", "-C", str(NATIVE), f"O={tmp_path}", "test_isolation"], capture_output=True, text=True, check=False
+        ["make", "-C", str(NATIVE), f"O={tmp_path}", "test_isolation"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     run = subprocess.run(
