@@ -190,9 +190,10 @@ enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fau
     } else if (st != MMIO_EMUL_DONE) {
         u8 b[MMIO_INSN_MAX] = { 0 };
         memcpy(b, res.bytes, res.fetched);
-        printk("CPU %u: APIC access at GPA 0x%lx by an instruction hvtrace %s (%u bytes fetched: "
+        printk("CPU %u: APIC access at GPA 0x%lx by an instruction hvtrace %s at RIP 0x%lx (%u bytes fetched: "
                "%02x %02x %02x %02x %02x %02x): executed against a copy of the page (apic_step.c)\n",
-               v->pc->index, gpa, st == MMIO_EMUL_UNDECODABLE ? "does not decode" : "does not emulate", res.fetched,
+               v->pc->index, gpa, st == MMIO_EMUL_UNDECODABLE ? "does not decode" : "does not emulate",
+               v->ops->rip(v), res.fetched,
                b[0], b[1], b[2], b[3], b[4], b[5]);
     }
     return st;

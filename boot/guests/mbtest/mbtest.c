@@ -810,6 +810,200 @@ static void debug_exit_option(const char *cmdline)
         __asm__ volatile("cli; hlt");
 }
 
+/* ==== issue 13 robustness steps (items 1, 5, 6): a block of its own ==================================
+ *   apic_fetch   a CALL into the xAPIC page (the TPR set to C3h, RET) executes and returns; the page
+ *                becomes executable, never writable: the next TPR store is still trapped (one more
+ *                stage-2 fault exit) and emulated
+ *   holes_many   under PAE paging, reads and writes of hundreds of distinct 1 GiB regions above RAM up
+ *                to MAXPHYADDR (more than the hypervisor's budget of hole tables where the stage-2 map
+ *                has no 1 GiB pages): all complete, none faults; one past MAXPHYADDR is the guest's own
+ *                #PF (reserved bit) or, where the CPU does not check, completes
+ *   high_walk    (RAM above 4 GiB only, else SKIP) the page directory for 3-4 GiB moved above 4 GiB: a
+ *                TPR store through it is decoded and emulated (the hypervisor walks that directory)
+ */
+#define PG_P   0x1ull
+#define PG_W   0x2ull
+#define PG_PWT 0x8ull
+#define PG_PCD 0x10ull
+#define PG_PS  0x80ull
+#define GIB    (1ull << 30)
+#define MIB2   (1ull << 21)
+#define WINDOW 0xe0000000u                      /* linear 2 MiB window: PD for 3-4 GiB, entry 256 */
+
+static u64 pae_pdpt[4] __attribute__((aligned(32)));
+static u64 pae_pd[4][512] __attribute__((aligned(4096)));
+
+static void set_cr3(u32 v) { __asm__ volatile("movl %0, %%cr3" : : "r"(v) : "memory"); }
+
+/* PAE paging (SDM Vol. 3A 4.4), identity map of 4 GiB with 2 MiB pages, 3-4 GiB uncached. */
+static void pae_on(void)
+{
+    for (u32 i = 0; i < 4; i++) {
+        for (u32 j = 0; j < 512; j++)
+            pae_pd[i][j] = ((u64)(i * 512 + j) << 21) | PG_P | PG_W | PG_PS | (i == 3 ? PG_PCD | PG_PWT : 0);
+        pae_pdpt[i] = (u32)pae_pd[i] | PG_P;    /* PDPTE bits 2:1 are reserved (4.4.1) */
+    }
+    u32 cr;
+    __asm__ volatile("movl %%cr4, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr4" : : "r"(cr | 0x20u));
+    set_cr3((u32)pae_pdpt);
+    __asm__ volatile("movl %%cr0, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr0" : : "r"(cr | 0x80000000u) : "memory");
+}
+
+static void pae_off(void)
+{
+    u32 cr;
+    __asm__ volatile("movl %%cr0, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr0" : : "r"(cr & ~0x80000000u) : "memory");
+    __asm__ volatile("movl %%cr4, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr4" : : "r"(cr & ~0x20u));
+}
+
+/* Point the window at the 2 MiB block holding 'phys'; its address through the window. */
+static volatile u32 *window_at(u64 phys, u64 attrs)
+{
+    pae_pd[3][256] = (phys & ~(MIB2 - 1)) | PG_P | PG_W | PG_PS | attrs;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    return (volatile u32 *)(WINDOW + (u32)(phys & (MIB2 - 1)));
+}
+
+static u32 phys_bits(void)
+{
+    u32 a, b, c, d;
+    cpuid(0x80000000, &a, &b, &c, &d);
+    if (a < 0x80000008)
+        return 36;
+    cpuid(0x80000008, &a, &b, &c, &d);
+    return a & 0xff;
+}
+
+static u64 ram_top(const struct mb_info *mbi)
+{
+    u64 top = 0;
+    for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
+        const struct mb_mmap *e = (const struct mb_mmap *)at;
+        if (e->type != 2 && e->addr + e->len > top)    /* RAM and ACPI, not reserved windows above it */
+            top = e->addr + e->len;
+        at += e->size + 4;
+    }
+    return top;
+}
+
+volatile u32 mbtest_fetch_returned;             /* set by the asm after the CALL returned */
+
+static void check_apic_fetch(void)
+{
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 tpr0 = *tpr & 0xff;
+    *tpr = 0xc3;                                /* the TPR's low byte is RET (C3), the rest reads 0 */
+    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 saved;
+    mbtest_fetch_returned = 0;
+    fault_vector = ~0u;
+    __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1\n\tmovl $1, mbtest_fetch_returned" LAND "\n\tmovl %0, %%esp"
+                     : "=&r"(saved) : "r"(0xfee00080u) : "memory");
+    u32 mid = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    *tpr = tpr0;                                /* must still be trapped: the page is not writable */
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 returned = mbtest_fetch_returned;
+    int ok = returned && fault_vector == ~0u && after == mid + 1 && (*tpr & 0xff) == tpr0;
+    if (!ok) {
+        puts("mbtest: apic_fetch: returned ");
+        puthex(returned);
+        puts(" fault ");
+        puthex(fault_vector);
+        puts(" exits ");
+        puthex(mid - before);
+        puts(" ");
+        puthex(after - mid);
+        putc('\n');
+    }
+    step("apic_fetch", ok, ok ? "code in the xAPIC page ran; the TPR store after it was still trapped"
+                              : "the fetch failed, or stores to the xAPIC page are no longer trapped");
+}
+
+static void check_holes_many(const struct mb_info *mbi)
+{
+    u32 bits = phys_bits();
+    u64 limit = 1ull << bits, start = (ram_top(mbi) + GIB - 1) & ~(GIB - 1);
+    if (start < 4 * GIB)
+        start = 4 * GIB;
+    u64 stride = ((limit - start) / 384) & ~(GIB - 1);
+    if (stride < GIB)
+        stride = GIB;
+    pae_on();
+    u32 faults = fault_count, touched = 0;
+    for (u64 at = start; at < limit && touched < 384; at += stride, touched++) {
+        /* a different 2 MiB block and page inside each region, so every access is a distinct hole */
+        u64 phys = at + (u64)(touched % 512) * MIB2 + (u64)(touched % 16) * 0x1000;
+        volatile u32 *p = window_at(phys, PG_PCD | PG_PWT);
+        u32 v = *p;
+        *p = v;
+    }
+    /* the last page below MAXPHYADDR, then the first one above: the guest's own #PF (RSVD) if checked */
+    volatile u32 *last = window_at(limit - 0x1000, PG_PCD | PG_PWT);
+    (void)*last;
+    int ok = fault_count == faults;
+    fault_vector = ~0u;
+    pae_pd[3][256] = limit | PG_P | PG_W | PG_PS | PG_PCD | PG_PWT;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    __asm__ volatile(ARM "movl (%0), %%eax" LAND : : "r"(WINDOW) : "eax", "memory");
+    u32 beyond = fault_vector;
+    pae_pd[3][256] = 0;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    pae_off();
+    ok = ok && (beyond == 14 || beyond == ~0u);
+    puts("mbtest: holes_many: ");
+    putdec(touched);
+    puts(" regions above RAM up to MAXPHYADDR ");
+    putdec(bits);
+    puts(", beyond it: vector ");
+    puthex(beyond);
+    putc('\n');
+    step("holes_many", ok && touched >= 256, ok ? "every access above RAM completed; the run goes on"
+                                                : "an access above RAM faulted");
+}
+
+static void check_high_walk(const struct mb_info *mbi)
+{
+    u64 pd_at = 0;
+    for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length && !pd_at;) {
+        const struct mb_mmap *e = (const struct mb_mmap *)at;
+        u64 base = (e->addr < 4 * GIB ? 4 * GIB : e->addr + MIB2 - 1) & ~(MIB2 - 1);
+        if (e->type == 1 && e->addr + e->len >= base + MIB2)
+            pd_at = base;
+        at += e->size + 4;
+    }
+    if (!pd_at) {
+        puts("mbtest: step high_walk: SKIP (no RAM above 4 GiB)\n");
+        return;
+    }
+    pae_on();
+    volatile u64 *pd = (volatile u64 *)window_at(pd_at, 0);
+    for (u32 j = 0; j < 512; j++)
+        pd[j] = pae_pd[3][j];                   /* the directory for 3-4 GiB, now above 4 GiB */
+    pae_pdpt[3] = pd_at | PG_P;
+    set_cr3((u32)pae_pdpt);                     /* PAE: the PDPTEs load on a CR3 write (4.4.1) */
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 tpr0 = *tpr & 0xff, before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    fault_vector = ~0u;
+    *tpr = 0x20;
+    u32 back = *tpr & 0xff;
+    *tpr = tpr0;
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    pae_pdpt[3] = (u32)pae_pd[3] | PG_P;
+    set_cr3((u32)pae_pdpt);
+    pae_off();
+    int ok = back == 0x20 && after == before + 2 && fault_vector == ~0u;
+    puts("mbtest: high_walk: page directory at ");
+    puthex64(pd_at);
+    putc('\n');
+    step("high_walk", ok, ok ? "TPR stores through a page directory above 4 GiB emulated"
+                             : "a TPR store through a page directory above 4 GiB went wrong");
+}
+/* ==== end of the issue 13 robustness steps ============================================================ */
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -839,6 +1033,9 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_nmi_self();
     check_int3_on_hole_stack();
     check_double_fault_task(idt);
+    check_apic_fetch();         /* issue 13 robustness block */
+    check_holes_many(mbi);
+    check_high_walk(mbi);
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
