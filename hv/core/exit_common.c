@@ -375,9 +375,15 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
             return;
         }
         /*
-         * An instruction fetch from the xAPIC page: executing it reads the registers, as on bare metal.
-         * The page becomes executable, never writable: stores keep trapping (the INIT-SIPI emulation).
+         * Not a store: an instruction fetch (the page is readable; without NX an NPF does not flag the
+         * fetch, APM Vol. 2 15.25.6). Executing it reads the registers as code, as on bare metal. The
+         * page never becomes writable: stores keep trapping (the INIT-SIPI emulation). The instruction
+         * is single-stepped from a copy of the page (apic_step.h), since emulators cannot execute from
+         * their APIC MMIO (Bochs panics: "prefetch: running in bogus memory"); where this CPU cannot
+         * single-step, the page becomes readable and executable, never writable.
          */
+        if (apic_step_begin(v))
+            return;
         if (stage2_protect(virt_backend->stage2, gpa & ~(u64)(PAGE_SIZE - 1), PAGE_SIZE, STAGE2_R | STAGE2_X) == 0) {
             v->ops->stage2_flush(v);
             return;

@@ -65,6 +65,8 @@ def hv_region(lines: list[str]) -> int:
 
 STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
 AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
+LOGICAL_XAPIC = "mbtest: step logical_ipi: PASS xAPIC flat and cluster logical INIT-SIPI reach exactly the AP"
+LOGICAL_X2APIC = "mbtest: step logical_ipi: PASS x2APIC logical INIT-SIPI reaches exactly the AP"
 AP_REAL_GP = "mbtest: step ap_real_mode_gp: PASS #GP in real mode delivered without an error code"
 
 
@@ -351,6 +353,8 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     assert "guest: CPU 0 sent INIT to running CPU 1 (APIC 1): it waits for SIPI" in lines
     assert "guest: CPU 1 is in wait-for-SIPI after an INIT" in lines
     assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=2 ", line + " ") for line in lines), run.stdout
+    # issue 13 item 9: logical destination mode for the emulated INIT / SIPI (flat and cluster model)
+    assert LOGICAL_XAPIC in lines, run.stdout
     assert_clean(run)
 
 
@@ -380,7 +384,9 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     # the x2APIC ICR in xAPIC mode (#GP), EXTD, then INIT, SIPI, SIPI twice (the second round to the
     # running AP), and the self NMI: 9 WRMSRs
-    assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=9" in line for line in lines), run.stdout
+    # issue 13 item 9: then logical-mode INIT, SIPI, SIPI to nobody (cluster 1) and to the AP: 6 more
+    assert LOGICAL_X2APIC in lines, run.stdout
+    assert any(line.startswith("vmx: CPU 0 exits:") and "MSR_WRITE=15" in line for line in lines), run.stdout
     assert_clean(run)
 
 

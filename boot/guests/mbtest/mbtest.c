@@ -433,9 +433,15 @@ static void check_mmio_forms(void)
 extern u8 ap_trampoline[], ap_trampoline_end[], ap_gdtr[], ap_gp_ip[], ap_gp_rdmsr[];
 static volatile u32 aps_alive, aps_virtualized;
 
+static volatile u32 ap_ldr, ap_dfr;      /* non-zero: each AP sets its xAPIC LDR / DFR (check_logical_ipi) */
+
 void ap_main(void);
 void ap_main(void)
 {
+    if (ap_ldr) {
+        *(volatile u32 *)0xfee000e0u = ap_dfr;
+        *(volatile u32 *)0xfee000d0u = ap_ldr;
+    }
     u32 a, b, c, d;
     cpuid(1, &a, &b, &c, &d);
     int ok = (c >> 31) & 1 && hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY;
@@ -820,6 +826,9 @@ static void debug_exit_option(const char *cmdline)
  *                #PF (reserved bit) or, where the CPU does not check, completes
  *   high_walk    (RAM above 4 GiB only, else SKIP) the page directory for 3-4 GiB moved above 4 GiB: a
  *                TPR store through it is decoded and emulated (the hypervisor walks that directory)
+ *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
+ *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
+ *                restarts none, one naming the AP restarts it once
  */
 #define PG_P   0x1ull
 #define PG_W   0x2ull
@@ -1002,6 +1011,92 @@ static void check_high_walk(const struct mb_info *mbi)
     step("high_walk", ok, ok ? "TPR stores through a page directory above 4 GiB emulated"
                              : "a TPR store through a page directory above 4 GiB went wrong");
 }
+/* INIT then SIPI (twice) with the given ICR destination bits, in xAPIC or x2APIC form. */
+static void init_sipi_to(u32 dest_mode, u32 dest, int x2apic)
+{
+    u32 seq[3] = { ICR_INIT_ASSERT, ICR_STARTUP | (AP_TRAMPOLINE >> 12), ICR_STARTUP | (AP_TRAMPOLINE >> 12) };
+    for (int i = 0; i < 3; i++) {
+        if (x2apic) {
+            wrmsr(0x830, (u64)dest << 32 | dest_mode | seq[i]);
+        } else {
+            *ICR_HI = dest << 24;
+            *ICR_LO = dest_mode | seq[i];
+        }
+        delay(i ? 10000 : 100000);
+    }
+}
+
+/* Wait for 'want' APs to have come up (expected), then a while more: nothing else may arrive. */
+static u32 wait_alive(u32 want)
+{
+    for (u32 spins = 0; aps_alive < want && spins < 200000000u; spins++)
+        __asm__ volatile("pause");
+    delay(200000);
+    return aps_alive;
+}
+
+/* An INIT-SIPI that must reach nobody: the emulation is synchronous, the AP's start would be quick. */
+static u32 wait_none(u32 alive)
+{
+    delay(2000000);
+    return aps_alive - alive;
+}
+
+#define ICR_LOGICAL (1u << 11)
+
+static void check_logical_ipi(const struct mb_info *mbi)
+{
+    const char *cmdline = (const char *)mbi->cmdline;
+    if (cmdline_cpus(cmdline) != 2) {
+        puts("mbtest: step logical_ipi: SKIP (needs cpus=2)\n");
+        return;
+    }
+    int x2apic = (rdmsr(0x1b) & (1u << 10)) != 0;
+    u32 alive = aps_alive, none, one, none2 = 0, one2 = 0;
+    if (x2apic) {
+        /* the AP's x2APIC ID 1: logical ID cluster 0, bit 1 (SDM Vol. 3A 11.12.10.2) */
+        init_sipi_to(ICR_LOGICAL, 0x00010002u, 1);      /* cluster 1: nobody */
+        none = wait_none(alive);
+        init_sipi_to(ICR_LOGICAL, 0x00000002u, 1);
+        one = wait_alive(alive + 1) - alive;
+        none2 = 0, one2 = 1;
+    } else {
+        /* flat model: BSP bit 0, AP bit 1 (the AP sets its LDR when restarted by physical INIT-SIPI) */
+        *(volatile u32 *)0xfee000e0u = 0xffffffffu;
+        *(volatile u32 *)0xfee000d0u = 0x01000000u;
+        ap_dfr = 0xffffffffu;
+        ap_ldr = 0x02000000u;
+        init_sipi_to(0, 1, 0);                          /* physical, APIC ID 1 */
+        alive = wait_alive(alive + 1);
+        init_sipi_to(ICR_LOGICAL, 0x04, 0);             /* bit 2: nobody */
+        none = wait_none(alive);
+        ap_dfr = 0x0fffffffu;                           /* the next start moves the AP to cluster 1, member bit 1 */
+        ap_ldr = 0x12000000u;
+        init_sipi_to(ICR_LOGICAL, 0x02, 0);             /* bit 1: the AP */
+        one = wait_alive(alive + 1) - alive;
+        alive += one;
+        /* cluster model: BSP cluster 1 member bit 0, AP cluster 1 member bit 1 */
+        *(volatile u32 *)0xfee000e0u = 0x0fffffffu;
+        *(volatile u32 *)0xfee000d0u = 0x11000000u;
+        init_sipi_to(ICR_LOGICAL, 0x22, 0);             /* cluster 2: nobody */
+        none2 = wait_none(alive);
+        init_sipi_to(ICR_LOGICAL, 0x12, 0);             /* cluster 1, member bit 1: the AP */
+        one2 = wait_alive(alive + 1) - alive;
+        *(volatile u32 *)0xfee000e0u = 0xffffffffu;     /* back to reset values */
+        *(volatile u32 *)0xfee000d0u = 0;
+        ap_ldr = 0;
+    }
+    int ok = none == 0 && one == 1 && none2 == 0 && one2 == 1;
+    puts("mbtest: logical_ipi: restarts ");
+    putdec(none);
+    putdec(one);
+    putdec(none2);
+    putdec(one2);
+    putc('\n');
+    step("logical_ipi", ok, ok ? (x2apic ? "x2APIC logical INIT-SIPI reaches exactly the AP"
+                                         : "xAPIC flat and cluster logical INIT-SIPI reach exactly the AP")
+                               : "a logical-mode INIT-SIPI missed the AP or hit nobody's");
+}
 /* ==== end of the issue 13 robustness steps ============================================================ */
 
 void mbtest_main(u32 magic, const struct mb_info *mbi);
@@ -1026,6 +1121,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
     check_x2apic_msr_in_xapic_mode();
     check_ap_startup(mbi);
+    check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();
     check_dr7();
     check_getsec();
