@@ -1120,6 +1120,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_mmio_forms();
     check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
     check_x2apic_msr_in_xapic_mode();
+    check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
     check_ap_startup(mbi);
     check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();
@@ -1129,8 +1130,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_nmi_self();
     check_int3_on_hole_stack();
     check_double_fault_task(idt);
-    check_apic_fetch();         /* issue 13 robustness block */
-    check_holes_many(mbi);
+    check_holes_many(mbi);      /* issue 13 robustness block */
     check_high_walk(mbi);
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);
