@@ -282,6 +282,10 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         return;
     }
     if (!apic_step_begin(v)) {
+        /*
+         * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page
+         * is a 4 KiB leaf since apic_emul_init; failing here means the map itself is broken.
+         */
         v->ops->dump(v, "undecodable APIC write, and this CPU cannot single-step it");
         hv_exit(HV_STATUS_FAIL, "apic_write");
     }

@@ -172,6 +172,11 @@ static void task_switch(struct vmx_exit *x)
 /* The guest can take the held NMI now: vcpu_exit_done() injects it and disarms the window. */
 static void nmi_window(struct vmx_exit *x) { (void)x; }
 
+/*
+ * A triple fault is the guest's own end. An EPT misconfiguration is the hypervisor's: the map never
+ * holds an address at or above MAXPHYADDR (exit_stage2_fault refuses such holes) nor a reserved
+ * combination, so no guest access can cause one (SDM Vol. 3C 29.3.3.1).
+ */
 static void fatal(struct vmx_exit *x)
 {
     bool triple = x->reason == EXIT_REASON_TRIPLE_FAULT;
