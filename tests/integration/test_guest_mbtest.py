@@ -189,6 +189,33 @@ def test_mbtest_page_directory_above_4g_under_qemu(hvtrace_run: RunFn, mbtest: P
     assert_clean(run)
 
 
+NOTHING_RE = re.compile(
+    r"^svm: CPU 0: (read|write) of GPA (0x[0-9a-f]+), where nothing is mapped \(RIP 0x[0-9a-f]+\): "
+    r"emulated as all ones / dropped$",
+    re.MULTILINE,
+)
+
+
+@pytest.mark.qemu
+def test_mbtest_holes_beyond_the_hole_table_budget_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
+    """Issue 13 item 6: with a 46-bit physical address space (64 TiB) the stage-2 map ends at 1 TiB, and
+    holes_many's accesses above it fall in more distinct 512 GiB regions than the hypervisor's budget of
+    hole tables covers. Once it is spent, the accesses are emulated as a master abort (reads all ones,
+    writes dropped) without mapping anything; they used to stop the run (reason=stage2_fault)."""
+    run = hvtrace_run(
+        "run", "--backend", "qemu", "--memory", "256M", "--cpu-model", "qemu64,phys-bits=46",
+        "--guest", str(mbtest), "--append", ARGS,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    check_mbtest_console(run.stdout.splitlines(), "svm")
+    assert "mbtest: holes_many: 384 regions above RAM up to MAXPHYADDR 46" in run.stdout, run.describe()
+    emulated = NOTHING_RE.findall(run.stdout)
+    assert {kind for kind, _ in emulated} == {"read", "write"}, run.describe()
+    assert all(int(gpa, 16) >= 1 << 40 for _, gpa in emulated), emulated  # above the map, below 2^46
+    assert all(int(gpa, 16) < 1 << 46 for _, gpa in emulated), emulated
+    assert_clean(run)
+
+
 @pytest.mark.qemu
 def test_mbtest_left_the_hypervisor_image_untouched_under_qemu(mbtest: Path) -> None:
     spec = GuestSpec(mbtest, cmdline=ARGS)
