@@ -322,8 +322,8 @@ static bool nothing_write(void *ctx, u32 offset, u32 size, u64 value)
 
 /*
  * A guest access to a guest-physical address that stays unmapped: nothing lives there (no RAM, no
- * device the guest may reach), and the hole mapping was refused (at or above MAXPHYADDR, a reserved
- * range above RAM, or the budget of hole tables spent, stage2_holes.c). On a real platform such a cycle
+ * device the guest may reach), and the hole mapping was refused (at or above MAXPHYADDR, or above the
+ * stage-2 map once the budget of hole tables is spent, stage2_holes.c). On a real platform such a cycle
  * is not claimed by any device and ends in a master abort: a read returns all ones, a write is dropped
  * (PCI Local Bus Specification 3.0, 3.3.3.1). The instruction is emulated that way (mmio.h), without
  * mapping anything; the run goes on. A fetch from there reads FFh bytes, FF FF is Group 5 /7, a
