@@ -205,13 +205,14 @@ static const struct exit_entry exit_table[0x100] = {
 static const struct exit_entry npf_entry = { npf, HV_EXIT_STAGE2_FAULT };
 
 /*
- * Exit codes an instruction causes (APM Vol. 2 Appendix C): CR / DR reads and writes (0x00-0x3F), the
- * instruction intercepts 0x65-0x7C and 0x80-0x90 (not INTR .. VINTR, TASK_SWITCH, FERR_FREEZE,
- * SHUTDOWN), INVLPGB .. TLBSYNC (0xA0-0xA4).
+ * Exit codes an instruction causes before it completes (APM Vol. 2 Appendix C): CR / DR reads and
+ * writes (0x00-0x3F), the instruction intercepts 0x65-0x7C and 0x80-0x8E (not INTR .. VINTR,
+ * TASK_SWITCH, FERR_FREEZE, SHUTDOWN), INVLPGB .. TLBSYNC (0xA0-0xA4). The write traps 0x8F-0x9F come
+ * after the instruction completed: #UD would be wrong there, they stay fatal (never enabled).
  */
 static bool code_is_instruction(u64 code)
 {
-    return code < 0x40 || (code >= 0x65 && code <= 0x7c) || (code >= 0x80 && code <= 0x90) ||
+    return code < 0x40 || (code >= 0x65 && code <= 0x7c) || (code >= 0x80 && code <= 0x8e) ||
            (code >= 0xa0 && code <= 0xa4);
 }
 
