@@ -114,10 +114,14 @@ class FrameStreamSource:
     def _count_gaps(self, recs: Records) -> None:
         cpus = recs["cpu"]
         for cpu in np.unique(cpus).tolist():
-            seqs = recs["seq"][cpus == cpu].astype(np.int64)
-            prev = self._last_seq.get(cpu, 0)
-            steps = np.diff(np.concatenate(([prev], seqs)))
-            gaps = int(np.clip(steps - 1, 0, None).sum())
+            # uint64 throughout: seq is a u64 and a damaged or forged frame may carry any value, so
+            # int64 differences (and their sum) could wrap negative. Only forward steps count as gaps
+            # (a step back is a restart); the few non-zero gaps are summed as Python ints.
+            seqs = np.concatenate(([np.uint64(self._last_seq.get(cpu, 0))], recs["seq"][cpus == cpu]))
+            prev, nxt = seqs[:-1], seqs[1:]
+            fwd = nxt > prev
+            steps = nxt[fwd] - prev[fwd] - np.uint64(1)
+            gaps = sum(steps[steps > 0].tolist())
             if gaps:
                 self.stats.lost[cpu] = self.stats.lost.get(cpu, 0) + gaps
             self._last_seq[cpu] = int(seqs[-1])

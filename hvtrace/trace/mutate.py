@@ -275,6 +275,7 @@ def run_frames(data: bytes) -> None:
     src = FrameStreamSource(Path("/nonexistent/fuzz.e9"))
     if len(recs):
         src._count_gaps(recs)
+        _check(all(v >= 0 for v in src.stats.lost.values()), "negative lost count")
 
 
 def run_discovery(data: bytes) -> None:
