@@ -102,15 +102,18 @@ class Damage:
         return bool(self.chunks or self.index)
 
     def line(self, name: object) -> str:
-        """The one warning line: counts first, then the first problem."""
+        """The one warning line: what was skipped, how many records with it, the first problem."""
         parts = []
         if self.chunks:
-            recs = f"{self.records} records" if not self.unknown else f"at least {self.records} records"
-            parts.append(f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} skipped ({recs} lost)")
+            n = f"{self.records}" if not self.unknown else f"at least {self.records}"
+            more = f", and {self.chunks - 1} more" if self.chunks > 1 else ""
+            parts.append(
+                f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} skipped, {n} records lost "
+                f"({self.problems[0]}{more})"
+            )
         if self.index:
-            parts.append(f"index damaged ({self.index})")
-        first = f"; first: {self.problems[0]}" if self.problems and self.chunks else ""
-        return f"{name} is damaged: {', '.join(parts)}{first}; the result is partial"
+            parts.append(f"{self.index} (its summary, e.g. the code map, is lost)")
+        return f"{name} is damaged: {'; '.join(parts)}; the result is partial"
 
 
 def _json_object(blob: bytes, what: str, name: object) -> dict[str, Any]:
@@ -386,7 +389,7 @@ class TraceFile:
                 except TraceError:
                     why = "the summary is not a JSON object"
         if why is not None:
-            self.index_error = f"index at offset {off}: {why}; rebuilt by scanning the chunks"
+            self.index_error = f"index at offset {off} unusable ({why}), rebuilt by scanning the chunks"
             self.summary = None
             return False
         self.index = index
@@ -542,6 +545,15 @@ class TraceFile:
             index=self.index_error,
             problems=tuple(str(e) for e in self.errors),
         )
+
+    def lost_total(self) -> int:
+        """Every record known lost: ring/stream losses (chunk headers) plus those in skipped chunks."""
+        return sum(self.lost().values()) + sum(self.skipped().values())
+
+    def damage_warning(self) -> str | None:
+        """The one warning line every command prints for a damaged file (None when it is intact)."""
+        dmg = self.damage
+        return dmg.line(self.path) if dmg else None
 
     @property
     def code(self) -> dict[int, bytes]:
