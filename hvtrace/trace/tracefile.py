@@ -428,10 +428,9 @@ class TraceFile:
         self.index = np.array(rows, dtype=INDEX_DTYPE) if rows else np.empty(0, INDEX_DTYPE)
         self._chunks_end = pos
 
-    def _check_chunk(self, i: int) -> str | None:
-        """Why index row ``i`` cannot be read (header, agreement with the index, size, CRC), or None."""
-        row = self.index[i]
-        off = int(row["offset"])
+    def _check_chunk(self, row: tuple[int, ...]) -> str | None:
+        """Why an index row cannot be read (header, agreement with the index, size, CRC), or None."""
+        off, row_cpu, row_count, *_seqs_tscs, row_lost = row
         data = self._data
         if off + CHUNK_HEADER.size > len(data):
             return "header beyond the end of the file"
@@ -439,7 +438,7 @@ class TraceFile:
         magic, cpu, flags, count, *_r, lost, plen, pcrc, hcrc = hdr
         if magic != CHUNK_MAGIC or zlib.crc32(data[off : off + CHUNK_HEADER.size - 4]) != hcrc:
             return "damaged chunk header"
-        if (cpu, count, lost) != (int(row["cpu"]), int(row["count"]), int(row["lost_before"])):
+        if (cpu, count, lost) != (row_cpu, row_count, row_lost):
             return "chunk header disagrees with the index"
         if count > MAX_CHUNK_RECORDS:
             return f"implausible record count {count}"
@@ -452,8 +451,8 @@ class TraceFile:
         return None
 
     def _verify(self) -> None:
-        for i in range(len(self.index)):
-            why = self._check_chunk(i)
+        for i, row in enumerate(self.index.tolist()):  # plain tuples: fast for many chunks
+            why = self._check_chunk(row)
             if why is not None:
                 self._skip(i, why)
 
@@ -566,4 +565,5 @@ class TraceFile:
     @property
     def record_count(self) -> int:
         """Records in the readable chunks."""
-        return sum(int(r["count"]) for i, r in enumerate(self.index) if i not in self._bad)
+        bad = sum(int(self.index["count"][i]) for i in self._bad)
+        return int(self.index["count"].sum()) - bad
