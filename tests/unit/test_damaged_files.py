@@ -207,3 +207,14 @@ def test_an_unwritable_output_is_refused_before_any_work(
     assert time.monotonic() - t < 30
     assert good.read_bytes() == before
     assert not (tmp_path / "nope").exists()
+
+
+def test_core_from_dump_checks_its_output_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: IsADirectoryError traceback after reading the dumps."""
+    (tmp_path / "ram.0").write_bytes(b"\0" * 4096)
+    code, _, err = run(capsys, "core-from-dump", str(tmp_path / "ram"), "-o", str(tmp_path))
+    assert code == ExitCode.CANT_CREATE
+    assert err == f"hvtrace: error: cannot write {tmp_path}: it is a directory\n"
+    code, _, err = run(capsys, "core-from-dump", str(tmp_path / "ram"), "-o", str(tmp_path / "core.elf"))
+    assert code == 0
+    assert (tmp_path / "core.elf").read_bytes()[:4] == b"\x7fELF"
