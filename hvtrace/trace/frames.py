@@ -62,13 +62,16 @@ def decode_frames(buf: bytes, final: bool = False) -> tuple[Records, int, int, i
             next_free = c + HV_FRAME_SIZE
         else:
             bad += 1
+    # A good frame may end inside the last 3 bytes kept back for a straddling magic: never hand its
+    # tail back to the next poll (it would be counted again, as text).
+    consumed = max(consumed, next_free)
     if good:
         idx = np.asarray(good, dtype=np.int64)[:, None] + 4 + np.arange(HV_RECORD_SIZE)[None, :]
         recs = arr[idx].reshape(-1).view(RECORD_DTYPE).copy()
     else:
         recs = empty()
     text = consumed - len(good) * HV_FRAME_SIZE
-    return recs, consumed, bad, max(0, text)
+    return recs, consumed, bad, text
 
 
 class FrameStreamSource:

@@ -53,3 +53,21 @@ def test_gap_count_with_huge_sequence_numbers_is_never_negative() -> None:
     src = FrameStreamSource(Path("/nonexistent/x.e9"))
     src._count_gaps(r)
     assert src.stats.lost == {0: (1 << 64) - 1 - 4}
+
+
+def test_a_frame_ending_in_the_last_three_bytes_is_consumed_whole(tmp_path: Path) -> None:
+    """Found by the benchmark fuzzer (input 105311): a frame followed by 1-2 bytes of a growing stream
+    was consumed only up to n-3, so the next poll counted the frame's last CRC bytes as console text
+    (and decode_frames reported more frame bytes than it consumed)."""
+    one = frame(bytes(range(64)))
+    recs, used, _, text = decode_frames(one + b"X", final=False)
+    assert (len(recs), used, text) == (1, len(one), 0)
+    p = tmp_path / "e9.log"
+    p.write_bytes(one + b"X")
+    src = FrameStreamSource(p)
+    assert len(src.poll()) == 1
+    with p.open("ab") as fh:
+        fh.write(b"hello\n")
+    src.poll(final=True)
+    assert src.stats.frames == 1
+    assert src.stats.text_bytes == len(b"Xhello\n")
