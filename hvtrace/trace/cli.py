@@ -29,7 +29,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if (args.ram is None) == (args.backend is None):
         err("usage error: give either --ram PATH (attach) or --backend (start a session)")
         return ExitCode.USAGE
-    check_output(args.output)  # before an emulator boots or a RAM file is attached
+    ram = (args.ram,) if args.ram is not None else ()
+    check_output(args.output, inputs=ram)  # before an emulator boots or a RAM file is attached
     stop = [x for x in (args.duration, args.count, args.until_reason) if x is not None]
     if args.ram is not None and not stop:
         err("note: no --duration/--count/--until-reason: capturing until the session ends or Ctrl-C")
