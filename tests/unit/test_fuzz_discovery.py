@@ -16,7 +16,7 @@ from hvtrace.trace.errors import TraceError
 from hvtrace.trace.mutate import discovery_bytes, fuzz_input, ring_bytes, run_discovery, run_ring
 from hvtrace.trace.reader import parse_ring_header
 
-FUZZ = settings(derandomize=True, max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(derandomize=True, max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 DISC = [discovery_bytes(), discovery_bytes(1, 16), discovery_bytes(64, 1 << 20)]
 RINGS = [ring_bytes(), ring_bytes(63, 1 << 24, 1 << 40)]
 
@@ -45,13 +45,13 @@ def test_random_discovery_headers(data: bytes) -> None:
     contract(run_discovery, data)
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=800)
 @given(st.integers(0, 2**32))
 def test_mutated_discovery_headers(seed: int) -> None:
     contract(run_discovery, fuzz_input(random.Random(seed), DISC, None))
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=800)
 @given(st.integers(0, 2**32))
 def test_mutated_ring_headers(seed: int) -> None:
     contract(run_ring, fuzz_input(random.Random(seed), RINGS, None))

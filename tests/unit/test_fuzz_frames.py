@@ -15,7 +15,7 @@ from hvtrace.trace.mutate import fix_frame_crcs, frame, frame_stream, fuzz_input
 from hvtrace.trace.records import RECORD_DTYPE
 
 SEEDS = [frame_stream(), frame_stream(3, seed=1)]
-FUZZ = settings(derandomize=True, max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(derandomize=True, max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def test_the_seeds_decode_completely() -> None:
@@ -29,7 +29,7 @@ def test_random_bytes(data: bytes) -> None:
     run_frames(data)
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=1000)
 @given(st.integers(0, 2**32))
 def test_mutations_of_valid_streams(seed: int) -> None:
     run_frames(fuzz_input(random.Random(seed), SEEDS, fix_frame_crcs))

@@ -29,7 +29,7 @@ from hvtrace.trace.mutate import (
 from hvtrace.trace.tracefile import CHUNK_HEADER, MAX_CHUNK_RECORDS, TRAILER, TRAILER_MAGIC, TraceFile
 
 SEEDS = [trace_bytes(), trace_bytes(closed=False), trace_bytes(50, 4096)]
-FUZZ = settings(derandomize=True, max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(derandomize=True, max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def parse(data: bytes) -> None:
@@ -64,7 +64,7 @@ def test_random_bytes_after_a_valid_header(data: bytes) -> None:
     parse(SEEDS[0][:200] + data)
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=1000)
 @given(st.integers(0, 2**32))
 def test_mutations_of_valid_files(seed: int) -> None:
     """Bit flips, truncation, duplicated/removed/swapped blocks, huge values at fields; checksums
