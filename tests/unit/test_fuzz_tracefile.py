@@ -159,3 +159,15 @@ def test_unknown_chunk_flags_and_bad_compressed_data() -> None:
     assert len(tf.records()) == 0
     assert "bad compressed data" in str(tf.errors[0])
     assert tf.damage.chunks == 1
+
+
+def test_a_trailer_with_a_huge_index_offset_allocates_nothing() -> None:
+    """Length and offset fields of 2^63 and 2^32-1 (the trailer's u64 offset, u32 length) are checked
+    against the file size before any slice or array is made."""
+    good = trace_bytes()
+    for off, length in ((1 << 63, 0xFFFFFFFF), ((1 << 64) - 1, 16), (0, 0xFFFFFFFF)):
+        data = good[: -TRAILER.size] + TRAILER.pack(off, length, 0, TRAILER_MAGIC)
+        tf = TraceFile.from_bytes(data, "fuzz.hvt")
+        assert tf.index_error is not None
+        assert "trailer points outside the file" in tf.index_error
+        assert len(tf.records()) == 600
