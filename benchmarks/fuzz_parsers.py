@@ -49,7 +49,7 @@ def fuzz(name: str, n: int, seed: int, hang_s: float, crash_dir: Path | None) ->
         run(s)  # the seeds themselves must parse cleanly
     rng = random.Random(seed)
     crashes = hangs = errors = 0
-    sites: set[tuple[str, str, int]] = set()
+    sites: set[tuple[str, str, int, str]] = set()
     slowest = 0.0
     t0 = time.perf_counter()
     for i in range(n):
@@ -71,7 +71,9 @@ def fuzz(name: str, n: int, seed: int, hang_s: float, crash_dir: Path | None) ->
         except Exception as e:  # the contract: nothing but TraceError
             crashes += 1
             tb = traceback.extract_tb(e.__traceback__)[-1]
-            site = (type(e).__name__, tb.filename, tb.lineno or 0)
+            # a broken target invariant (AssertionError) is told apart by its message, not its line
+            what = str(e) if isinstance(e, AssertionError) else ""
+            site = (type(e).__name__, tb.filename, tb.lineno or 0, what)
             if site not in sites:
                 sites.add(site)
                 print(f"{name}: input {i}: {type(e).__name__}: {e}", file=sys.stderr)
