@@ -1,8 +1,10 @@
 """QEMU backend: AMD SVM + NPT under TCG (any host), or KVM with nested virtualization.
 
 Guest RAM is a shared file in /dev/shm so host tools can mmap it while the VM runs; the gdbstub
-listens on loopback; QMP on a unix socket in the session's temp dir. The serial port is QEMU's
-stdout (a pipe we read line by line); QEMU's own messages come on stderr.
+listens on loopback; QMP on a unix socket in the session's temp dir. Two serial ports: COM1 is the
+guest's console, written to ``guest-console.txt`` in the temp dir (followed as it grows); COM2 is the
+hypervisor's private channel (its console and status line; hidden from the guest by I/O intercepts,
+hv/core/io_policy.c) on QEMU's stdout, a pipe read line by line. QEMU's own messages come on stderr.
 """
 
 from __future__ import annotations
@@ -93,12 +95,15 @@ def qemu_argv(
     initrd: str | None = None,
     cpu_model: str | None = None,
     extra_args: Sequence[str] = (),
+    guest_console: Path | None = None,
 ) -> list[str]:
     """The QEMU command line for one run (pure function; unit-tested). ``initrd``: the multiboot
     modules (a guest kernel and its initrd, :meth:`GuestSpec.qemu_initrd`); ``cpu_model``: the
     user's ``--cpu-model`` (see :func:`cpu_option`); ``extra_args``: the user's ``--qemu-arg`` words,
-    last."""
+    last; ``guest_console``: the file COM1 (the guest's console) goes to (default: none, the guest's
+    bytes are dropped). COM2, the hypervisor's private channel, is on stdout."""
     cpu = cpu_option(cpu_model, accel)
+    com1 = f"file:{guest_console}" if guest_console is not None else "null"
     modules = ["-initrd", initrd] if initrd is not None else []
     return [
         qemu,
@@ -113,8 +118,9 @@ def qemu_argv(
         *modules,
         "-display", "none",
         "-monitor", "none",
-        "-chardev", "stdio,id=console,signal=off",
-        "-serial", "chardev:console",
+        "-chardev", "stdio,id=hv,signal=off",
+        "-serial", com1,                # COM1 (0x3f8): the guest's
+        "-serial", "chardev:hv",        # COM2 (0x2f8): the hypervisor's private channel
         "-no-reboot",
         "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize={HV_DEBUG_EXIT_SIZE}",
         "-gdb", f"tcp:127.0.0.1:{gdb_port}",
@@ -158,6 +164,8 @@ class QemuSession(Session):
         self.gdb_port = gdb_port if gdb_port is not None else 0
         self.qmp_socket: Path | None = None
         self.ram_path: Path | None = None
+        #: COM1's output (the guest's console), followed live into ``guest_lines``.
+        self.guest_console_path: Path | None = None
         self.stderr_lines: list[str] = []
         self.qemu = QEMU
 
@@ -174,6 +182,7 @@ class QemuSession(Session):
         sweep_stale_tmpdirs()
         self.ram_path = ram_dir() / f"{RAM_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.ram"
         self.qmp_socket = self.tmpdir / "qmp.sock"
+        self.guest_console_path = self.tmpdir / "guest-console.txt"
         if self.gdb_port == 0:
             self.gdb_port = free_tcp_port()
         self.info(f"ram file {self.ram_path}")
@@ -192,6 +201,7 @@ class QemuSession(Session):
             initrd=self.guest.qemu_initrd() if self.guest is not None else None,
             cpu_model=self.cpu_model,
             extra_args=self.qemu_args,
+            guest_console=self.guest_console_path,
         )
 
     def _start_readers(self) -> None:
@@ -199,7 +209,10 @@ class QemuSession(Session):
         assert proc.stdout is not None
         assert proc.stderr is not None
         out, err = proc.stdout, proc.stderr
+        guest = self.guest_console_path
+        assert guest is not None
         self._thread("console", lambda: self._pump(out, self._console_line))
+        self._thread("guest", lambda: self._tail_guest_console(guest))
         self._thread("stderr", lambda: self._pump(err, self.stderr_lines.append))
 
     def _cleanup_extra(self) -> None:

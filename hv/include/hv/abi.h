@@ -157,7 +157,8 @@ struct hv_break_config {
 #define HV_REC_BREAK_HIT      0x01   /* an exit breakpoint matched this exit */
 #define HV_REC_INJECTED       0x02   /* the handler injected an event into the guest */
 #define HV_REC_DROPPED_BEFORE 0x04   /* records were dropped between the previous one and this */
-#define HV_REC_SECURITY       0x08   /* the guest touched hypervisor memory: blocked, reflected (#GP) */
+#define HV_REC_SECURITY       0x08   /* the guest touched hypervisor memory (blocked, #GP reflected) or a
+                                        hidden hypervisor device (an absent device to it) */
 
 struct hv_record {
     uint64_t seq;
