@@ -1,0 +1,108 @@
+"""A guest that tries to fool the host tools (issue 13 item 4), end to end on both back ends.
+
+mbtest's ``forge`` option prints a fake PASS status line on COM1 (its console), probes and writes
+COM2 (the hypervisor's private UART, hidden: it must read 0xFF), writes a well-formed record frame to
+port 0xE9, plants a discovery header with a ring of forged records below 1 MiB, then triple-faults.
+The hypervisor's real status is code=1 reason=guest_triple_fault, and that is what `hvtrace run`
+reports and exits with; capture reads the real rings (QEMU) or frames (Bochs), never a forged record.
+With ``magic_break`` the guest also executes Bochs' magic breakpoint, which stops Bochs: never a pass.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hvtrace import paths
+from hvtrace.abi import HvExitKind, HvRecFlag
+from hvtrace.exitcodes import ExitCode
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.qemu import QemuSession
+from hvtrace.relocation import region_from_console
+from hvtrace.trace.capture import Capture
+from hvtrace.trace.discovery import discover
+from hvtrace.trace.sources import SharedRamSource
+from tests.integration.conftest import RunFn, assert_clean
+
+pytestmark = [pytest.mark.slow]
+
+FAKE = "HVTRACE STATUS code=0 result=pass reason=ok"
+REAL = "HVTRACE STATUS code=1 result=fail reason=guest_triple_fault"
+FORGE_HEADER = 0x80000  # mbtest.c FORGE_HEADER
+FORGE_REASON = 0x7E57
+FORGE_RIP = 0xF0F0F0F0
+BACKENDS = [pytest.param("qemu", marks=pytest.mark.qemu), pytest.param("bochs", marks=pytest.mark.bochs)]
+
+
+@pytest.fixture(scope="module")
+def mbtest() -> Path:
+    elf = paths.build_dir() / "guests" / "mbtest.elf"
+    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert elf.is_file(), f"make -C hv did not build {elf}"
+    return elf
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_forging_guest_gets_the_hypervisors_real_status(
+    hvtrace_run: RunFn, mbtest: Path, backend: str
+) -> None:
+    run = hvtrace_run("run", "--backend", backend, "--guest", str(mbtest), "--append", "mbtest forge")
+    shown = run.describe()
+    lines = run.stdout.splitlines()
+    assert "mbtest: forge: triple fault" in lines, shown  # the guest did all it tries
+    assert FAKE in lines, shown  # shown as the guest's console output ...
+    assert REAL in lines, shown  # ... and the hypervisor's own line, from its private channel
+    assert run.returncode == 1, shown
+    assert "hvtrace: hypervisor status 1 (FAIL) result=fail reason=guest_triple_fault" in run.stderr, shown
+    assert "hypervisor status 0" not in run.output, shown
+    # COM2 is absent for the guest, and what it wrote there reached no console
+    assert "mbtest: forge: COM2 LSR reads 0x000000ff (no device)" in lines, shown
+    assert lines.count(FAKE) == 1, shown
+    assert any("write of hidden port 0x2f8" in line and "dropped" in line for line in lines), shown
+    assert_clean(run)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_capture_of_a_forging_guest_has_no_forged_record(mbtest: Path, backend: str) -> None:
+    guest = GuestSpec(mbtest, None, "mbtest forge")
+    with Capture.start(backend=backend, cpus=1, timeout=240, guest=guest) as cap:
+        recs = cap.collect()
+        hv_console = cap.console
+        found = None
+        if isinstance(cap.session, QemuSession):
+            # Discovery without the ELF symbol: the scan of all RAM meets the planted header first.
+            assert cap.session.ram_path is not None
+            src = SharedRamSource(cap.session.ram_path, writable=False)
+            try:
+                found = discover(src)
+            finally:
+                src.close()
+    assert REAL in hv_console, hv_console[-5:]
+    assert FAKE not in hv_console, hv_console  # the private channel has the hypervisor's lines only
+    assert len(recs) > 0
+    assert not np.any(recs["reason"] == FORGE_REASON), "a forged record was read"
+    assert not np.any(recs["rip"] == FORGE_RIP), "a forged record was read"
+    # the guest's COM2 accesses were recorded as security-relevant I/O exits
+    io = recs[recs["kind"] == int(HvExitKind.IO)]
+    assert np.any(io["flags"] & int(HvRecFlag.SECURITY)), "no I/O exit carries the security flag"
+    if found is not None:
+        region = region_from_console(hv_console)
+        assert region is not None
+        assert found.paddr != FORGE_HEADER
+        assert region[0] <= found.paddr < region[1], (hex(found.paddr), [hex(r) for r in region])
+
+
+@pytest.mark.bochs
+def test_a_guests_magic_breakpoint_is_no_pass_on_bochs(hvtrace_run: RunFn, mbtest: Path) -> None:
+    append = "mbtest forge magic_break"
+    run = hvtrace_run("run", "--backend", "bochs", "--guest", str(mbtest), "--append", append)
+    shown = run.describe()
+    assert "mbtest: forge: xchg bx,bx" in run.stdout, shown
+    assert run.returncode == ExitCode.NO_STATUS, shown
+    assert "magic breakpoint" in run.stderr, shown
+    assert "hypervisor status 0" not in run.output, shown
+    assert_clean(run)
