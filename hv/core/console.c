@@ -38,12 +38,17 @@ static bool uart_init(u16 base)
 
 void console_init(void)
 {
+    /*
+     * COM1 is left programmed as before the private channel existed (115200 8N1, as firmware sets up
+     * its console port): guests that write it without programming it (mbtest) rely on a sane word
+     * length (after reset LCR selects 5-bit characters, and Bochs sends 5 bits of every byte).
+     */
+    bool com1 = uart_init(HV_GUEST_UART);
     if (uart_init(HV_CONSOLE_UART)) {
         uart_base = HV_CONSOLE_UART;
         return;
     }
-    /* Before any guest runs: COM1 is still ours to program; the guest re-programs it when it starts. */
-    uart_base = uart_init(HV_GUEST_UART) ? HV_GUEST_UART : 0;
+    uart_base = com1 ? HV_GUEST_UART : 0;
     /* printk_unlocked: this runs before the per-CPU data printk's lock needs (cpu_bsp_init). */
     printk_unlocked("console: no UART at COM2 (0x%x): the hypervisor console shares COM1 with the guest, and host "
            "tools will not trust a status line there\n", HV_CONSOLE_UART);

@@ -813,7 +813,8 @@ static void debug_exit_option(const char *cmdline)
 /* ---------------------------------------------------------------- forge (issue 13 item 4) ----------
  * "forge": a hostile guest's attempts to fool the host tools, then a triple fault (the hypervisor's
  * real status says code=1 reason=guest_triple_fault). In order:
- *   - a fake PASS status line on COM1 (the guest's console: the host must not believe it);
+ *   - a fake PASS status line on COM1 (the guest's console: the host must not believe it) and on port
+ *     0xE9;
  *   - COM2, the hypervisor's private UART: its LSR should read 0xFF (hidden: an absent device), and a
  *     fake status line written there must go nowhere;
  *   - a well-formed record frame (magic, record, CRC-32) on port 0xE9, the hypervisor's frame stream:
@@ -821,7 +822,9 @@ static void debug_exit_option(const char *cmdline)
  *   - a discovery header with one registered ring of FORGE_RECORDS records below 1 MiB (FORGE_HEADER):
  *     the host's discovery must not take it;
  *   - with "magic_break": Bochs' magic breakpoint (xchg bx,bx), which stops Bochs: the host must not
- *     take that for the hypervisor's end.
+ *     take that for the hypervisor's end;
+ *   - an unterminated line on COM1 and 0xE9 right before the triple fault: on a console shared with
+ *     the hypervisor its status line would start mid-line, unparsable, leaving the fake one.
  * Forged records carry reason FORGE_REASON and RIP FORGE_RIP, so a test can look for them.
  */
 #define COM2 0x2f8
@@ -857,13 +860,16 @@ static void forge_option(const char *cmdline)
 {
     if (!has_word(cmdline, "forge"))
         return;
-    puts(HV_STATUS_PREFIX " code=0 result=pass reason=ok\n");
+    static const char fake[] = HV_STATUS_PREFIX " code=0 result=pass reason=ok\n";
+    puts(fake);
+    for (const char *p = fake; *p; p++)
+        outb(0xe9, (u8)*p);
 
     u8 lsr = inb(COM2 + 5);
     puts("mbtest: forge: COM2 LSR reads ");
     puthex(lsr);
     puts(lsr == 0xff ? " (no device)\n" : " (a device answers)\n");
-    for (const char *p = HV_STATUS_PREFIX " code=0 result=pass reason=ok\n"; *p; p++)
+    for (const char *p = fake; *p; p++)
         outb(COM2, (u8)*p);
 
     struct {
@@ -909,9 +915,13 @@ static void forge_option(const char *cmdline)
 
     if (has_word(cmdline, "magic_break")) {
         puts("mbtest: forge: xchg bx,bx\n");
+        while (!(inb(COM1 + 5) & 0x40))     /* LSR.TEMT: the line has left before Bochs stops */
+            ;
         __asm__ volatile("xchg %%bx, %%bx" ::: "memory");
     }
     puts("mbtest: forge: triple fault\n");
+    puts("forged>");
+    outb(0xe9, '>');
     static const struct { u16 limit; u32 base; } __attribute__((packed)) no_idt = { 0, 0 };
     __asm__ volatile("lidt %0; int3" : : "m"(no_idt));
     for (;;)
