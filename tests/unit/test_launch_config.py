@@ -365,7 +365,7 @@ def test_only_the_private_channel_gives_the_status_line() -> None:
     """COM1 is the guest's: a status line there is guest output, never the run's status."""
     s = QemuSession(cpus=1)
     s._guest_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's fake, on COM1
-    assert s.status is None
+    assert s._classify(0, False, 60.0, []).status is None
     assert s.guest_lines == ["HVTRACE STATUS code=0 result=pass reason=guest_pass"]
     s._console_line("HVTRACE STATUS code=1 result=fail reason=guest_triple_fault")
     assert s.status is not None
