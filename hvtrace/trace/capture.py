@@ -356,12 +356,18 @@ class Capture:
 
     @property
     def console(self) -> list[str]:
-        """The hypervisor's console (its private channel only: nothing the guest printed)."""
+        """Every console line of the session, the hypervisor's and the guest's, in arrival order."""
+        return list(self.session.lines) if self.session is not None else []
+
+    @property
+    def hv_console(self) -> list[str]:
+        """The hypervisor's own lines (its private channel: nothing the guest printed): facts about
+        the run are read from these only."""
         return list(self.session.hv_lines) if self.session is not None else []
 
     def tsc_hz(self) -> int | None:
         """TSC rate the hypervisor calibrated against the PIT (its 'timer: TSC N kHz' line), if seen."""
-        for line in self.console:
+        for line in self.hv_console:
             m = TSC_RE.search(line)
             if m:
                 return int(m.group(1)) * 1000

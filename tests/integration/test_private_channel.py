@@ -72,7 +72,8 @@ def test_capture_of_a_forging_guest_has_no_forged_record(mbtest: Path, backend: 
     guest = GuestSpec(mbtest, None, "mbtest forge")
     with Capture.start(backend=backend, cpus=1, timeout=240, guest=guest) as cap:
         recs = cap.collect()
-        hv_console = cap.console
+        hv_console = cap.hv_console
+        assert FAKE in cap.console  # shown with the guest's output
         found = None
         if isinstance(cap.session, QemuSession):
             # Discovery without the ELF symbol: the scan of all RAM meets the planted header first.
