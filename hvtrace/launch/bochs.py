@@ -281,7 +281,7 @@ class BochsSession(Session):
         if msg and _TRIPLE_RE.search(msg):
             return ExitCode.NO_STATUS, f"Bochs stopped without a final status line (triple fault){detail}"
         if msg or returncode != 0:
-            when = "before the hypervisor printed anything" if not self.lines else "before the status line"
+            when = "before the hypervisor printed anything" if not self.hv_lines else "before the status line"
             return (
                 ExitCode.EMULATOR_FAILED,
                 f"Bochs refused the configuration or failed (exit status {returncode}) {when}{detail}",

@@ -135,6 +135,9 @@ class Session(ABC):
         self.result: RunResult | None = None
         self._status_event = threading.Event()
         self._lines_lock = threading.Lock()
+        #: Serializes ``on_line`` calls: two readers (the hypervisor's channel, the guest's console)
+        #: deliver lines concurrently, and a callback that prints must not interleave them.
+        self._callback_lock = threading.Lock()
         self._readers: list[threading.Thread] = []
         self._closing = threading.Event()
         self._started_at = 0.0
@@ -326,16 +329,19 @@ class Session(ABC):
             if st is not None:
                 self.status = st
                 self._status_event.set()
-        if self.on_line is not None:
-            self.on_line(line)
+        self._deliver(line)
 
     def _guest_line(self, line: str) -> None:
         """One line of the guest's console (COM1): shown and kept, never taken for a status line."""
         with self._lines_lock:
             self.lines.append(line)
             self.guest_lines.append(line)
+        self._deliver(line)
+
+    def _deliver(self, line: str) -> None:
         if self.on_line is not None:
-            self.on_line(line)
+            with self._callback_lock:
+                self.on_line(line)
 
     def _tail_file(self, path: Path, sink: Callable[[str], None]) -> str:
         """Follow ``path`` (a file the emulator writes a serial port to), giving complete lines to
