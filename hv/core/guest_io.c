@@ -23,14 +23,19 @@
 
 #define PM1_SLP_EN (1u << 13)
 
-/* Accesses to hidden ports and guest bytes on 0xE9, for the console notes (the first few are named). */
-static u32 hidden_accesses, e9_dropped;
+/*
+ * Hidden-port reads and writes, and guest bytes on 0xE9 that were dropped. The console names the first
+ * read and the first write (an OS probing legacy UARTs touches COM2 a few dozen times; every access
+ * is in the trace as an I/O exit flagged HV_REC_SECURITY, exit_common.c).
+ */
+static u32 hidden_reads, hidden_writes, e9_dropped;
 
 static void hidden_note(u16 port, bool write)
 {
-    if (__atomic_fetch_add(&hidden_accesses, 1, __ATOMIC_RELAXED) < 8)
-        printk("guest: security: %s of hidden port 0x%x (the hypervisor's private channel): %s\n",
-               write ? "write" : "read", port, write ? "dropped" : "reads 0xff");
+    if (__atomic_fetch_add(write ? &hidden_writes : &hidden_reads, 1, __ATOMIC_RELAXED) == 0)
+        printk("guest: security: %s of hidden port 0x%x (the hypervisor's private channel): %s; further "
+               "%ss are only recorded\n", write ? "write" : "read", port, write ? "dropped" : "reads 0xff",
+               write ? "write" : "read");
 }
 
 /* One byte lane of an access to a port the policy treats per byte (hidden, 0xE9). */
