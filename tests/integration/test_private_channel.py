@@ -19,11 +19,15 @@ import numpy as np
 import pytest
 
 from hvtrace import paths
-from hvtrace.abi import HvExitKind, HvRecFlag
+from hvtrace.abi import HV_DEBUG_EXIT_PORT, HV_DEBUG_EXIT_SIZE, HvExitKind, HvRecFlag
 from hvtrace.exitcodes import ExitCode
+from hvtrace.image import ensure_image
+from hvtrace.launch import procs
 from hvtrace.launch.guest import GuestSpec
-from hvtrace.launch.qemu import QemuSession
+from hvtrace.launch.qemu import QEMU, QemuSession
+from hvtrace.launch.qemu_options import cpu_option
 from hvtrace.relocation import region_from_console
+from hvtrace.tools import require_tool
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.discovery import discover
 from hvtrace.trace.sources import SharedRamSource
@@ -108,3 +112,25 @@ def test_a_guests_magic_breakpoint_is_no_pass_on_bochs(hvtrace_run: RunFn, mbtes
     assert "magic breakpoint" in run.stderr, shown
     assert "hypervisor status 0" not in run.output, shown
     assert_clean(run)
+
+
+@pytest.mark.qemu
+def test_without_com2_the_console_falls_back_to_com1_and_says_so() -> None:
+    """A machine with one UART: the hypervisor still talks (on COM1) and names the fallback."""
+    qemu = require_tool(QEMU, "for the one-UART run")
+    argv = [
+        qemu, "-machine", "q35", "-accel", "tcg", "-cpu", cpu_option(None, "tcg"), "-m", "64M",
+        "-kernel", str(ensure_image()), "-display", "none", "-monitor", "none",
+        "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console", "-no-reboot",
+        "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize={HV_DEBUG_EXIT_SIZE}",
+    ]  # fmt: skip
+    proc = procs.spawn(argv)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        procs.stop(proc)
+    lines = out.decode(errors="replace").splitlines()
+    note = "console: no UART at COM2 (0x2f8): the hypervisor console shares COM1 with the guest"
+    assert any(line.startswith(note) for line in lines), lines[:5]
+    assert "HVTRACE STATUS code=0 result=pass reason=ok" in lines, lines[-5:]
+    assert proc.returncode == 1  # isa-debug-exit: (0 << 1) | 1
