@@ -91,7 +91,8 @@ class Session(ABC):
     #: Seconds the emulator may take to leave by itself after printing the status line.
     exit_grace: ClassVar[float] = 15.0
     #: Whether the hypervisor's status line is always followed by the emulator's exit within
-    #: ``exit_grace``: then a status line without that exit is a guest's and does not end the wait.
+    #: ``exit_grace``: then a status line without that exit does not end the wait (a second guard;
+    #: the first is that only the private channel, which the guest cannot write, is read for it).
     status_needs_exit: ClassVar[bool] = False
     #: Signal that asks the emulator to stop cleanly; SIGKILL follows after ``stop_grace``.
     stop_signal: ClassVar[int] = signal.SIGTERM
