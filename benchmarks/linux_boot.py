@@ -72,7 +72,11 @@ def bare_bochs(kernel: Path, initrd: Path, cpus: int, tmp: Path) -> float:
     serial = tmp / "serial.txt"
     rc = tmp / "bochsrc"
     log = tmp / "bochs.log"
-    text = bochsrc_text(iso=iso, cpus=cpus, memory_mb=MEMORY_MB, log=log, serial=serial, os_guest=True)
+    # Bare Linux writes COM1 (console=ttyS0): bochsrc's guest console; COM2 stays the unused hv channel.
+    text = bochsrc_text(
+        iso=iso, cpus=cpus, memory_mb=MEMORY_MB, log=log, serial=tmp / "com2.txt", guest_console=serial,
+        os_guest=True,
+    )  # fmt: skip
     rc.write_text(text)
     (tmp / "debugger.rc").write_text("c\nquit\n")
     t0 = time.monotonic()

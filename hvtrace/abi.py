@@ -139,7 +139,7 @@ class HvRecFlag(IntEnum):
     BREAK_HIT = 0x01  # an exit breakpoint matched this exit
     INJECTED = 0x02  # the handler injected an event into the guest
     DROPPED_BEFORE = 0x04  # records were dropped between the previous one and this
-    SECURITY = 0x08  # the guest touched hypervisor memory: blocked, reflected (#GP)
+    SECURITY = 0x08  # the guest touched hypervisor memory (blocked, #GP) or a hidden hypervisor device
 
 
 class HvRingPolicy(IntEnum):

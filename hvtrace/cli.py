@@ -404,7 +404,9 @@ def make_session(args: argparse.Namespace) -> Session:
     opts = launch_options(args, hv_parts=fault_options(args))
 
     def show(line: str) -> None:
-        print(line, flush=True)
+        # One write per line: the session's two console readers must never interleave within a line.
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
     if args.backend == "qemu":
         return QemuSession(

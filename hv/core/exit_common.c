@@ -10,6 +10,7 @@
 #include <hv/guest.h>
 #include <hv/guest_mem.h>
 #include <hv/hypercall.h>
+#include <hv/io_policy.h>
 #include <hv/memmap.h>
 #include <hv/mmio.h>
 #include <hv/panic.h>
@@ -196,6 +197,9 @@ static void string_io(struct vcpu *v, const struct io_access *a)
 
 void exit_io(struct vcpu *v, const struct io_access *a)
 {
+    /* The hypervisor's private devices are absent for the guest (guest_io.c); every try is recorded. */
+    if (io_policy_hits(IO_POLICY_HIDDEN, a->port, a->size))
+        v->rec->flags |= HV_REC_SECURITY;
     if (a->string) {
         string_io(v, a);
         return;

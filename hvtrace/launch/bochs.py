@@ -4,10 +4,18 @@ Debian's Bochs is a debugger build: it stops at a prompt at t=0, so it runs with
 whose first line is ``c`` (continue) and whose next line ``quit`` runs when the hypervisor hits its
 magic breakpoint (``xchg bx,bx``, after the final status line) or when we send SIGINT (timeout/stop).
 
-Console: the hypervisor writes every byte to COM1 and to port 0xE9. Measured: 0xE9 lands on Bochs'
-stdout mixed with the debugger's own chatter, while COM1 (``mode=file``) gives a clean file that
-Bochs writes as the UART sends. We therefore tail serial.txt for the live console, and read stdout
-only as a backstop for the status line (the UART may still hold the last bytes when Bochs quits).
+Consoles: the hypervisor writes its console and status line to COM2 (hidden from the guest by I/O
+intercepts, hv/core/io_policy.c) and to port 0xE9, which the guest cannot write either (its bytes there
+go to its own console). COM1 is the guest's. Measured: 0xE9 lands on Bochs' stdout mixed with the
+debugger's own chatter, while a UART in ``mode=file`` gives a clean file that Bochs writes as the UART
+sends. We therefore follow com2.txt for the live hypervisor console and guest-console.txt (COM1) for the
+guest's, and read stdout only as a backstop for the status line (the UART may still hold the last
+bytes when Bochs quits). Only the private channel's status line counts.
+
+The magic breakpoint (``xchg bx,bx``) that ends the run is an emulator feature any code can execute,
+the guest's too: it stops Bochs (the debugger script's ``quit``), but it is never taken as a sign the
+hypervisor finished. Without the private channel's status line the run reports no status, naming a
+magic breakpoint Bochs reported before (the guest's, then).
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, ClassVar, Unpack
@@ -30,6 +37,8 @@ BOCHS = "bochs"
 CPU_MODEL = "corei7_skylake_x"
 IPS = 5_000_000
 
+#: What Bochs' debugger prints on stdout when a CPU executes ``xchg bx,bx`` (magic_break enabled).
+_MAGIC_BREAK = "Magic breakpoint"
 _EXIT_BANNER = "Bochs is exiting with the following message:"
 _TRIPLE_RE = re.compile(r"3rd \(\d+\) exception with no resolution|triple fault|shutdown", re.IGNORECASE)
 _LOG_PROBLEM_RE = re.compile(r"^\d+[ep]\[")
@@ -42,11 +51,13 @@ def bochsrc_text(
     memory_mb: int,
     log: Path,
     serial: Path,
+    guest_console: Path | None = None,
     bios: Path = BOCHS_BIOS,
     vgabios: Path = VGA_BIOS,
     os_guest: bool = False,
 ) -> str:
-    """The bochsrc for one run (pure function; unit-tested).
+    """The bochsrc for one run (pure function; unit-tested). ``serial``: the file COM2, the hypervisor's
+    private channel, goes to; ``guest_console``: COM1's (the guest's console; default: no COM1).
 
     ``ignore_bad_msrs=0``: an MSR Bochs lacks raises #GP, as on hardware, for the hypervisor and its
     self-test. With a guest OS (``os_guest``) Bochs' default, 1, is kept: Bochs 2.7 lacks MSRs every
@@ -68,7 +79,9 @@ def bochsrc_text(
             "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
             "speaker: enabled=0",
             f"log: {log}",
-            f"com1: enabled=1, mode=file, dev={serial}",
+            # COM1 (0x3f8) is the guest's; COM2 (0x2f8) the hypervisor's, hidden from the guest.
+            f"com1: enabled=1, mode=file, dev={guest_console}" if guest_console else "com1: enabled=0",
+            f"com2: enabled=1, mode=file, dev={serial}",
             "port_e9_hack: enabled=1",
             "magic_break: enabled=1",
             "clock: sync=none",
@@ -114,7 +127,8 @@ def bochs_exit_message(lines: list[str]) -> str:
 
 
 class BochsSession(Session):
-    """The hypervisor under Bochs. ``tmpdir`` holds bochsrc, script, bochs.log and serial.txt."""
+    """The hypervisor under Bochs. ``tmpdir`` holds bochsrc, script, bochs.log, com2.txt (the
+    hypervisor's console) and guest-console.txt (COM1)."""
 
     backend: ClassVar[str] = "bochs"
     default_timeout: ClassVar[float] = 180.0
@@ -140,7 +154,10 @@ class BochsSession(Session):
         self.bochs = BOCHS
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
+        #: COM2's output: the hypervisor's private channel (console and status line).
         self.serial_path: Path | None = None
+        #: COM1's output: the guest's console.
+        self.guest_console_path: Path | None = None
         self.log_path: Path | None = None
         self.iso: Path | None = None
         self._serial_partial = ""
@@ -163,7 +180,8 @@ class BochsSession(Session):
         # Link the cached ISO under a plain name: bochsrc values must not contain spaces or commas.
         iso_link = self.tmpdir / "hvtrace.iso"
         iso_link.symlink_to(self.iso)
-        self.serial_path = self.tmpdir / "serial.txt"
+        self.serial_path = self.tmpdir / "com2.txt"
+        self.guest_console_path = self.tmpdir / "guest-console.txt"
         self.log_path = self.tmpdir / "bochs.log"
         rc = self.tmpdir / "bochsrc"
         rc.write_text(
@@ -173,6 +191,7 @@ class BochsSession(Session):
                 memory_mb=self.memory_mb,
                 log=self.log_path,
                 serial=self.serial_path,
+                guest_console=self.guest_console_path,
                 os_guest=self.guest is not None,
             )
         )
@@ -180,7 +199,7 @@ class BochsSession(Session):
         self.dump_path = self.tmpdir / "ram.bin" if self.dump_memory else None
         script = self.tmpdir / "debugger.rc"
         script.write_text(debugger_script(self.dump_path, self.memory_mb))
-        self.info(f"bochs dir {self.tmpdir} (bochsrc, bochs.log, serial.txt)")
+        self.info(f"bochs dir {self.tmpdir} (bochsrc, bochs.log, com2.txt, guest-console.txt)")
         return [self.bochs, "-q", "-f", str(rc), "-rc", str(script)]
 
     def _start_readers(self) -> None:
@@ -190,7 +209,11 @@ class BochsSession(Session):
         out, err = proc.stdout, proc.stderr
         self._thread("stdout", lambda: self._tee(out, self.stdout_lines.append))
         self._thread("stderr", lambda: self._pump(err, self.stderr_lines.append))
-        self._thread("serial", self._tail_serial)
+        hv, guest = self.serial_path, self.guest_console_path
+        assert hv is not None
+        assert guest is not None
+        self._thread("serial", lambda: self._tail_serial(hv))
+        self._thread("guest", lambda: self._tail_guest_console(guest))
 
     def dump_files(self) -> list[tuple[int, Path]]:
         """(guest-physical start, file) of each memory dump range written at the end of the run."""
@@ -214,36 +237,14 @@ class BochsSession(Session):
         if buf:
             sink(buf.decode("utf-8", errors="replace").rstrip("\r"))
 
-    def _tail_serial(self) -> None:
-        """Follow serial.txt, emitting complete lines as they appear, until Bochs exits."""
-        proc = self._require_proc()
-        assert self.serial_path is not None
-        buf = b""
-        fh = None
-        try:
-            while True:
-                exited = proc.poll() is not None or self._closing.is_set()
-                if fh is None and self.serial_path.exists():
-                    fh = self.serial_path.open("rb")
-                chunk = fh.read() if fh is not None else b""
-                if chunk:
-                    buf += chunk
-                    *complete, buf = buf.split(b"\n")
-                    for raw in complete:
-                        self._console_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
-                    continue
-                if exited:
-                    break
-                time.sleep(0.05)
-        finally:
-            if fh is not None:
-                fh.close()
-        self._serial_partial = buf.decode("utf-8", errors="replace").rstrip("\r")
+    def _tail_serial(self, path: Path) -> None:
+        """Follow the private channel's file until Bochs exits; keep its unterminated tail."""
+        self._serial_partial = self._tail_file(path, self._console_line)
 
     def _after_exit(self) -> None:
         # The UART may not have sent the status line's tail before `quit`: port 0xE9 output on
-        # stdout is complete, so take the status line from there when serial.txt lacks it. The last
-        # one counts (a loaded guest may print a status line of its own before the hypervisor's).
+        # stdout is complete (and the hypervisor's alone: the guest's 0xE9 bytes are intercepted), so
+        # take the status line from there when com2.txt lacks it. The last one counts.
         partial, self._serial_partial = self._serial_partial, ""
         e9_status = next((s for s in reversed([parse_status_line(x) for x in self.stdout_lines]) if s), None)
         if e9_status is not None:
@@ -270,10 +271,17 @@ class BochsSession(Session):
     def _classify_no_status(self, returncode: int) -> tuple[ExitCode, str]:
         msg = self.emulator_error_text()
         detail = f":\n{msg}" if msg else ""
+        if any(_MAGIC_BREAK in line for line in self.stdout_lines):
+            # The hypervisor's own magic breakpoint follows its status line: this one is the guest's.
+            return (
+                ExitCode.NO_STATUS,
+                "Bochs stopped at a magic breakpoint (xchg bx,bx) before the hypervisor's status line: "
+                "the guest executed it",
+            )
         if msg and _TRIPLE_RE.search(msg):
             return ExitCode.NO_STATUS, f"Bochs stopped without a final status line (triple fault){detail}"
         if msg or returncode != 0:
-            when = "before the hypervisor printed anything" if not self.lines else "before the status line"
+            when = "before the hypervisor printed anything" if not self.hv_lines else "before the status line"
             return (
                 ExitCode.EMULATOR_FAILED,
                 f"Bochs refused the configuration or failed (exit status {returncode}) {when}{detail}",

@@ -45,8 +45,10 @@ def spawn(
     cwd: Path | None = None,
     stdout: int | IO[bytes] | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new process group, stdin from /dev/null, killed if we die."""
+    """Start ``argv`` in a new process group, stdin from /dev/null, killed if we die; ``pass_fds``
+    stay open in the child (under the same numbers)."""
     return subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -57,6 +59,7 @@ def spawn(
         # prctl(PR_SET_PDEATHSIG) can only be set in the child; prctl is bound before fork.
         preexec_fn=_die_with_parent_hook(os.getpid()),  # noqa: PLW1509
         close_fds=True,
+        pass_fds=tuple(pass_fds),
     )
 
 

@@ -1,8 +1,11 @@
 """QEMU backend: AMD SVM + NPT under TCG (any host), or KVM with nested virtualization.
 
 Guest RAM is a shared file in /dev/shm so host tools can mmap it while the VM runs; the gdbstub
-listens on loopback; QMP on a unix socket in the session's temp dir. The serial port is QEMU's
-stdout (a pipe we read line by line); QEMU's own messages come on stderr.
+listens on loopback; QMP on a unix socket in the session's temp dir. Two serial ports: COM1 is the
+guest's console, on a pipe QEMU inherits (opened by QEMU as ``/dev/fd/N``); COM2 is the hypervisor's
+private channel (its console and status line; hidden from the guest by I/O intercepts,
+hv/core/io_policy.c) on QEMU's stdout. Both are read line by line as they come; QEMU's own messages
+come on stderr.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Unpack
+from typing import IO, ClassVar, Unpack
 
 from hvtrace.abi import HV_DEBUG_EXIT_PORT, HV_DEBUG_EXIT_SIZE
 from hvtrace.exitcodes import ExitCode, LaunchError
@@ -93,12 +97,16 @@ def qemu_argv(
     initrd: str | None = None,
     cpu_model: str | None = None,
     extra_args: Sequence[str] = (),
+    guest_console: Path | None = None,
 ) -> list[str]:
     """The QEMU command line for one run (pure function; unit-tested). ``initrd``: the multiboot
     modules (a guest kernel and its initrd, :meth:`GuestSpec.qemu_initrd`); ``cpu_model``: the
     user's ``--cpu-model`` (see :func:`cpu_option`); ``extra_args``: the user's ``--qemu-arg`` words,
-    last."""
+    last; ``guest_console``: the file COM1 (the guest's console) goes to, e.g. ``/dev/fd/N`` of an
+    inherited pipe (default: none, the guest's bytes are dropped). COM2, the hypervisor's private
+    channel, is on stdout."""
     cpu = cpu_option(cpu_model, accel)
+    com1 = f"file:{guest_console}" if guest_console is not None else "null"
     modules = ["-initrd", initrd] if initrd is not None else []
     return [
         qemu,
@@ -113,8 +121,9 @@ def qemu_argv(
         *modules,
         "-display", "none",
         "-monitor", "none",
-        "-chardev", "stdio,id=console,signal=off",
-        "-serial", "chardev:console",
+        "-chardev", "stdio,id=hv,signal=off",
+        "-serial", com1,                # COM1 (0x3f8): the guest's
+        "-serial", "chardev:hv",        # COM2 (0x2f8): the hypervisor's private channel
         "-no-reboot",
         "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize={HV_DEBUG_EXIT_SIZE}",
         "-gdb", f"tcp:127.0.0.1:{gdb_port}",
@@ -158,6 +167,10 @@ class QemuSession(Session):
         self.gdb_port = gdb_port if gdb_port is not None else 0
         self.qmp_socket: Path | None = None
         self.ram_path: Path | None = None
+        #: The pipe COM1 (the guest's console) writes to: read into ``guest_lines``.
+        self._guest_read: int | None = None
+        self._guest_write: int | None = None
+        self._guest_stream: IO[bytes] | None = None
         self.stderr_lines: list[str] = []
         self.qemu = QEMU
 
@@ -174,6 +187,7 @@ class QemuSession(Session):
         sweep_stale_tmpdirs()
         self.ram_path = ram_dir() / f"{RAM_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.ram"
         self.qmp_socket = self.tmpdir / "qmp.sock"
+        self._guest_read, self._guest_write = os.pipe()  # COM1, the guest's console (see _spawn)
         if self.gdb_port == 0:
             self.gdb_port = free_tcp_port()
         self.info(f"ram file {self.ram_path}")
@@ -192,17 +206,42 @@ class QemuSession(Session):
             initrd=self.guest.qemu_initrd() if self.guest is not None else None,
             cpu_model=self.cpu_model,
             extra_args=self.qemu_args,
+            guest_console=Path(f"/dev/fd/{self._guest_write}"),
         )
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        assert self.tmpdir is not None
+        assert self._guest_write is not None
+        # QEMU inherits COM1's write end (same number; its file chardev opens /dev/fd/N); we keep only
+        # the read end, so the pipe reports EOF when QEMU is gone.
+        try:
+            return procs.spawn(self.argv, cwd=self.tmpdir, pass_fds=(self._guest_write,))
+        finally:
+            os.close(self._guest_write)
+            self._guest_write = None
 
     def _start_readers(self) -> None:
         proc = self._require_proc()
         assert proc.stdout is not None
         assert proc.stderr is not None
         out, err = proc.stdout, proc.stderr
+        assert self._guest_read is not None
+        guest = os.fdopen(self._guest_read, "rb")
+        self._guest_read = None
+        self._guest_stream = guest
         self._thread("console", lambda: self._pump(out, self._console_line))
+        self._thread("guest", lambda: self._pump(guest, self._guest_line))
         self._thread("stderr", lambda: self._pump(err, self.stderr_lines.append))
 
+    def _streams(self) -> list[IO[bytes]]:
+        extra = [self._guest_stream] if self._guest_stream is not None else []
+        return super()._streams() + extra
+
     def _cleanup_extra(self) -> None:
+        for fd in (self._guest_read, self._guest_write):  # a start that failed before the readers
+            if fd is not None:
+                os.close(fd)
+        self._guest_read = self._guest_write = None
         if self.ram_path is not None:
             self.ram_path.unlink(missing_ok=True)
 

@@ -9,6 +9,9 @@ session's temporary files, whatever happened inside::
     raise SystemExit(result.exit_code)
 
 Console lines are delivered from reader threads through ``on_line`` and collected in ``lines``.
+Two consoles feed them: the hypervisor's private channel (COM2, hidden from the guest, and port 0xE9)
+and the guest's console (COM1). ``hv_lines`` and ``guest_lines`` keep them apart; the final status
+line is taken from the private channel only, so nothing a guest prints can pass for it.
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ class Session(ABC):
     #: Seconds the emulator may take to leave by itself after printing the status line.
     exit_grace: ClassVar[float] = 15.0
     #: Whether the hypervisor's status line is always followed by the emulator's exit within
-    #: ``exit_grace``: then a status line without that exit is a guest's and does not end the wait.
+    #: ``exit_grace``: then a status line without that exit does not end the wait (a second guard;
+    #: the first is that only the private channel, which the guest cannot write, is read for it).
     status_needs_exit: ClassVar[bool] = False
     #: Signal that asks the emulator to stop cleanly; SIGKILL follows after ``stop_grace``.
     stop_signal: ClassVar[int] = signal.SIGTERM
@@ -120,7 +124,11 @@ class Session(ABC):
         #: The guest kernel the hypervisor boots (multiboot modules), or None for its own test guests.
         self.guest = guest
 
+        #: Every console line in arrival order: the hypervisor's and the guest's.
         self.lines: list[str] = []
+        #: The hypervisor's private channel (its console and status line) and the guest's COM1, apart.
+        self.hv_lines: list[str] = []
+        self.guest_lines: list[str] = []
         self.status: StatusLine | None = None
         self.argv: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -128,6 +136,9 @@ class Session(ABC):
         self.result: RunResult | None = None
         self._status_event = threading.Event()
         self._lines_lock = threading.Lock()
+        #: Serializes ``on_line`` calls: two readers (the hypervisor's channel, the guest's console)
+        #: deliver lines concurrently, and a callback that prints must not interleave them.
+        self._callback_lock = threading.Lock()
         self._readers: list[threading.Thread] = []
         self._closing = threading.Event()
         self._started_at = 0.0
@@ -144,7 +155,7 @@ class Session(ABC):
 
     @abstractmethod
     def _start_readers(self) -> None:
-        """Start the threads that feed console lines to ``_console_line``."""
+        """Start the threads that feed ``_console_line`` (private channel) and ``_guest_line`` (COM1)."""
 
     @abstractmethod
     def _returncode_note(self, status: StatusLine, returncode: int) -> str | None:
@@ -247,15 +258,16 @@ class Session(ABC):
         return self.result
 
     def _ignore_status(self, notes: list[str]) -> None:
-        """A status line the emulator did not leave after: not the hypervisor's (it leaves at once), so
-        a loaded guest printed it; keep waiting for the real end."""
+        """A status line the emulator did not leave after: the hypervisor leaves at once, so this is
+        not the end of the run (the private channel should never carry another's line, but a run
+        that goes on is not over); keep waiting for the real end."""
         with self._lines_lock:
             st, self.status = self.status, None
             self._status_event.clear()
         if st is not None:
             notes.append(
-                f"ignored a status line {self.backend} did not exit after (the hypervisor leaves at once; "
-                f"the guest's output?): {st.line}"
+                f"ignored a status line {self.backend} did not exit after (the hypervisor leaves at once): "
+                f"{st.line}"
             )
 
     def stop(self) -> None:
@@ -307,20 +319,63 @@ class Session(ABC):
         return [s for s in (self.proc.stdout, self.proc.stderr) if s is not None]
 
     def _console_line(self, line: str) -> None:
-        """One hypervisor console line (no line terminator).
-
-        The last status line before the emulator leaves is the run's: a loaded guest shares the
-        console and may print such a line itself, but the hypervisor's own comes last (it leaves the
-        emulator right after printing it). The first one only tells :meth:`wait` that the end is near.
-        """
+        """One line of the hypervisor's private channel (no line terminator): the only source of the
+        run's status line. The guest can neither see nor write that channel (COM2 is hidden from it,
+        its port-0xE9 bytes go to its own console), so its single status line is the hypervisor's; a
+        later one still replaces an earlier one (the last before the emulator leaves counts)."""
         with self._lines_lock:
             self.lines.append(line)
+            self.hv_lines.append(line)
             st = parse_status_line(line)
             if st is not None:
                 self.status = st
                 self._status_event.set()
+        self._deliver(line)
+
+    def _guest_line(self, line: str) -> None:
+        """One line of the guest's console (COM1): shown and kept, never taken for a status line."""
+        with self._lines_lock:
+            self.lines.append(line)
+            self.guest_lines.append(line)
+        self._deliver(line)
+
+    def _deliver(self, line: str) -> None:
         if self.on_line is not None:
-            self.on_line(line)
+            with self._callback_lock:
+                self.on_line(line)
+
+    def _tail_file(self, path: Path, sink: Callable[[str], None]) -> str:
+        """Follow ``path`` (a file the emulator writes a serial port to), giving complete lines to
+        ``sink`` as they appear, until the emulator exits or the session closes; returns the last,
+        unterminated line (or '')."""
+        proc = self._require_proc()
+        buf = b""
+        fh = None
+        try:
+            while True:
+                exited = proc.poll() is not None or self._closing.is_set()
+                if fh is None and path.exists():
+                    fh = path.open("rb")
+                chunk = fh.read() if fh is not None else b""
+                if chunk:
+                    buf += chunk
+                    *complete, buf = buf.split(b"\n")
+                    for raw in complete:
+                        sink(raw.decode("utf-8", errors="replace").rstrip("\r"))
+                    continue
+                if exited:
+                    break
+                time.sleep(0.05)
+        finally:
+            if fh is not None:
+                fh.close()
+        return buf.decode("utf-8", errors="replace").rstrip("\r")
+
+    def _tail_guest_console(self, path: Path) -> None:
+        """Follow the guest's console file; its last line counts even without a line end."""
+        partial = self._tail_file(path, self._guest_line)
+        if partial:
+            self._guest_line(partial)
 
     def _thread(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=f"hvtrace-{self.backend}-{name}", daemon=True)

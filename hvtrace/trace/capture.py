@@ -34,6 +34,7 @@ from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
 from hvtrace.launch.qemu import QemuSession, qemu_argv_of_ram
 from hvtrace.launch.session import Session
 from hvtrace.paths import hv_dir
+from hvtrace.relocation import region_from_console
 from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
 from hvtrace.trace.discovery import Discovery, discover, elf_build_id
 from hvtrace.trace.errors import TraceError
@@ -248,16 +249,19 @@ class Capture:
         deadline = time.monotonic() + boot_timeout
         while True:
             exited = not running()  # sampled first: one more look at memory after QEMU is gone
-            if any(NO_BACKEND_RE.search(line) for line in session.lines):
+            if any(NO_BACKEND_RE.search(line) for line in list(session.hv_lines)):
                 raise TraceError(
                     ExitCode.NO_TRACE_HEADER,
                     "no back end: the hypervisor says 'this CPU offers neither VT-x nor AMD-V' "
                     "(no rings to read)",
                 )
-            if ram.exists() and ram.stat().st_size >= session.memory_mb << 20:
+            # Scan only the image the hypervisor announced on its private channel (never guest RAM).
+            image_range = region_from_console(list(session.hv_lines))
+            if image_range is not None and ram.exists() and ram.stat().st_size >= session.memory_mb << 20:
                 src = SharedRamSource(ram, pid=proc.pid)
                 try:
-                    disc = discover(src, elf=image, scan_ranges=[(0, min(src.segments()[0].size, 64 << 20))])
+                    start, end = image_range
+                    disc = discover(src, elf=image, scan_ranges=[(start, end - start)])
                     if disc.rings and len(disc.rings) >= disc.cpu_count > 0:
                         break
                 except TraceError as e:
@@ -308,9 +312,8 @@ class Capture:
         if not src.alive():
             src.close()
             raise TraceError(ExitCode.NO_INPUT, f"{ram}: the session that owns this RAM file is gone")
-        disc = discover(
-            src, elf=elf or default_elf(), scan_ranges=[(0, min(src.segments()[0].size, 64 << 20))]
-        )
+        # No private channel to ask: by the symbol, else a scan where the highest header wins (discovery).
+        disc = discover(src, elf=elf or default_elf())
         meta: dict[str, Any] = {"backend": "qemu", "cmdline": None, "guest": None, "attached": str(ram)}
         qemu_args = qemu_argv_of_ram(ram) or []
         if "-initrd" in qemu_args[:-1]:  # a guest kernel: module 0 is "KERNEL ARGS" (hvtrace.launch.guest)
@@ -353,11 +356,18 @@ class Capture:
 
     @property
     def console(self) -> list[str]:
+        """Every console line of the session, the hypervisor's and the guest's, in arrival order."""
         return list(self.session.lines) if self.session is not None else []
+
+    @property
+    def hv_console(self) -> list[str]:
+        """The hypervisor's own lines (its private channel: nothing the guest printed): facts about
+        the run are read from these only."""
+        return list(self.session.hv_lines) if self.session is not None else []
 
     def tsc_hz(self) -> int | None:
         """TSC rate the hypervisor calibrated against the PIT (its 'timer: TSC N kHz' line), if seen."""
-        for line in self.console:
+        for line in self.hv_console:
             m = TSC_RE.search(line)
             if m:
                 return int(m.group(1)) * 1000

@@ -5,6 +5,14 @@ address and runs there plus the slide it moved by at boot, found by hvtrace.relo
 guest memory for HV_DISCOVERY_MAGIC on an 8-byte boundary. Copies of the
 initialised header exist in RAM (the loader's copy of the image file), so scan hits are ranked: a
 header with CPUs and rings registered wins.
+
+Scan policy (a hostile guest can write every byte of its own RAM, headers included): the scan covers
+hypervisor memory when the caller knows it (a live capture passes the image range the hypervisor
+announced on its private channel, hvtrace.relocation.region_from_console), and among equally ranked
+hits the HIGHEST address wins: the live image sits at the top of RAM (hv/core/relocate.c), so anything
+a guest plants lies below it. A header found by the ELF symbol (plus the slide) is at the image's own
+location and is never replaced by a scan hit. Every header's ring pointers must be aligned records
+inside the source; a header whose rings point elsewhere is not one of ours.
 """
 
 from __future__ import annotations
@@ -166,8 +174,20 @@ def check_ring_geometry(h: HvDiscovery, paddr: int, what: str) -> None:
             )
 
 
-def _rank(d: Discovery) -> tuple[int, int, int]:
-    return (int(bool(d.rings)), int(d.cpu_count > 0), int(d.vendor != 0))
+def _pointers_plausible(d: Discovery, limit: int | None) -> bool:
+    """Rings are record-aligned and, like the snapshots and the break config, below ``limit`` (the
+    end of the source's memory) and registered only for CPUs that exist."""
+    ptrs = [int(a) for a in (*d.header.ring, *d.header.snapshot, d.header.break_config) if a]
+    if any(cpu >= d.cpu_count for cpu in d.rings):
+        return False
+    if any(a % HV_RECORD_SIZE for a in d.rings.values()):
+        return False
+    return limit is None or all(a < limit for a in ptrs)
+
+
+def _rank(d: Discovery) -> tuple[int, int, int, int]:
+    # Ties go to the highest address: the live image is at the top of RAM, a guest's plants lie below.
+    return (int(bool(d.rings)), int(d.cpu_count > 0), int(d.vendor != 0), d.paddr)
 
 
 def scan(source: MemorySource, segments: list[tuple[int, int]]) -> list[Discovery]:
@@ -186,12 +206,21 @@ def scan(source: MemorySource, segments: list[tuple[int, int]]) -> list[Discover
                 if paddr + HEADER_SIZE > base + size:
                     continue
                 try:
-                    found.append(parse_header(source.read(paddr, HEADER_SIZE), paddr, "scan", source.name))
+                    d = parse_header(source.read(paddr, HEADER_SIZE), paddr, "scan", source.name)
                 except TraceError:
                     continue
+                if _pointers_plausible(d, _memory_end(source)):
+                    found.append(d)
             pos += n
     found.sort(key=_rank, reverse=True)
     return found
+
+
+def _memory_end(source: MemorySource) -> int | None:
+    segs = getattr(source, "segments", None)
+    if not callable(segs):
+        return None
+    return max((s.paddr + s.size for s in segs()), default=None)
 
 
 def runtime_symbol(source: MemorySource, link_addr: int) -> int:
@@ -212,19 +241,15 @@ def discover(
     source: MemorySource, *, elf: Path | None = None, scan_ranges: list[tuple[int, int]] | None = None
 ) -> Discovery:
     """The discovery header in ``source``: by the ELF symbol (plus the slide) when given and valid, else
-    by magic scan."""
+    by magic scan of ``scan_ranges`` (default: all of the source's memory; pass hypervisor memory when
+    known). A symbol hit is final: it is the image's own header, which no guest can write."""
     errors: list[TraceError] = []
     if elf is not None:
         addr = elf_symbol(elf)
         if addr is not None:
             addr = runtime_symbol(source, addr)
             try:
-                d = parse_header(source.read(addr, HEADER_SIZE), addr, "symbol", source.name)
-                if d.rings or scan_ranges is None:
-                    return d
-                best = d
-                hits = scan(source, scan_ranges)
-                return hits[0] if hits and _rank(hits[0]) > _rank(best) else best
+                return parse_header(source.read(addr, HEADER_SIZE), addr, "symbol", source.name)
             except TraceError as e:
                 if e.code == ExitCode.ABI_MISMATCH:
                     raise

@@ -5,6 +5,8 @@ Console text shares the stream; the reader finds frames by their magic (vectoris
 counts bad frames and resynchronises at the next magic. The stream numbers every exit per CPU (seq =
 exits so far on that CPU, dropped from the rings or not), so gaps in seq are counted as lost records.
 The file may still be growing: an incomplete frame at its end waits for the next poll.
+The CRC only detects damage; authenticity comes from the port: the hypervisor intercepts a loaded
+guest's writes to 0xE9 (hv/core/io_policy.c), so only the hypervisor writes this stream.
 """
 
 from __future__ import annotations

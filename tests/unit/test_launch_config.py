@@ -49,8 +49,18 @@ def test_qemu_argv_tcg() -> None:
     assert _opt(argv, "-device") == "isa-debug-exit,iobase=0xf4,iosize=4"
     assert _opt(argv, "-gdb") == "tcp:127.0.0.1:1234"
     assert _opt(argv, "-qmp") == "unix:/tmp/d/qmp.sock,server=on,wait=off"
-    assert _opt(argv, "-serial") == "chardev:console"
-    assert _opt(argv, "-chardev").startswith("stdio,id=console")
+    # COM1 (the first -serial) is the guest's; COM2, the hypervisor's private channel, is on stdout.
+    serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
+    assert serials == ["null", "chardev:hv"]
+    assert _opt(argv, "-chardev").startswith("stdio,id=hv")
+    with_file = qemu_argv(
+        elf=Path("e"), cmdline="", cpus=1, memory_mb=64, ram_path=Path("r"), gdb_port=1, qmp_socket=Path("q"),
+        guest_console=Path("/tmp/d/guest-console.txt"),
+    )  # fmt: skip
+    assert [with_file[i + 1] for i, a in enumerate(with_file) if a == "-serial"] == [
+        "file:/tmp/d/guest-console.txt",
+        "chardev:hv",
+    ]
 
 
 def test_qemu_argv_kvm_uses_host_cpu() -> None:
@@ -84,7 +94,13 @@ def test_bochsrc_has_every_required_line() -> None:
     assert "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy" in lines
     assert "speaker: enabled=0" in lines
     assert "log: /t/bochs.log" in lines
-    assert "com1: enabled=1, mode=file, dev=/t/s.txt" in lines
+    assert "com1: enabled=0" in lines  # no guest console file given: no COM1
+    assert "com2: enabled=1, mode=file, dev=/t/s.txt" in lines  # the hypervisor's private channel
+    with_guest = bochsrc_text(
+        iso=Path("/t/i.iso"), cpus=1, memory_mb=64, log=Path("/t/l"), serial=Path("/t/s.txt"),
+        guest_console=Path("/t/g.txt"),
+    ).splitlines()  # fmt: skip
+    assert "com1: enabled=1, mode=file, dev=/t/g.txt" in with_guest
     assert "port_e9_hack: enabled=1" in lines
     assert "magic_break: enabled=1" in lines
     assert "clock: sync=none" in lines
@@ -345,25 +361,51 @@ def test_qemu_options_usage_errors_exit_64(argv: list[str], capsys: pytest.Captu
     assert "--cpu-model" in err or "--qemu-arg" in err, err
 
 
-def test_the_last_status_line_counts() -> None:
-    """A loaded guest shares the console: a status line it prints is followed by the hypervisor's."""
+def test_only_the_private_channel_gives_the_status_line() -> None:
+    """COM1 is the guest's: a status line there is guest output, never the run's status."""
     s = QemuSession(cpus=1)
-    s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's fake
+    s._guest_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's fake, on COM1
+    assert s._classify(0, False, 60.0, []).status is None
+    assert s.guest_lines == ["HVTRACE STATUS code=0 result=pass reason=guest_pass"]
+    s._console_line("HVTRACE STATUS code=1 result=fail reason=guest_triple_fault")
+    assert s.status is not None
+    result = s._classify(3, False, 60.0, [])
+    assert result.exit_code == 1
+    assert result.notes == []  # QEMU's status 3 = (1 << 1) | 1: the hypervisor's own isa-debug-exit
+    assert s.lines == s.guest_lines + s.hv_lines  # both consoles shown, in arrival order
+    s._guest_line("HVTRACE STATUS code=0 result=pass reason=ok")  # later guest text changes nothing
+    assert s.status.reason == "guest_triple_fault"
+
+
+def test_the_last_private_status_line_counts() -> None:
+    s = QemuSession(cpus=1)
+    s._console_line("HVTRACE STATUS code=0 result=pass reason=ok")
     s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_debug_exit guest_code=5")
     assert s.status is not None
-    result = s._classify(1, False, 60.0, [])
-    assert result.exit_code == 5
-    assert result.notes == []  # QEMU's status 1 = (0 << 1) | 1: the hypervisor's own isa-debug-exit
+    assert s._classify(1, False, 60.0, []).exit_code == 5
 
 
-def test_bochs_takes_the_last_status_line_from_port_e9_over_a_guest_line_on_serial() -> None:
+def test_bochs_takes_the_status_line_from_port_e9_never_from_the_guests_com1() -> None:
     s = BochsSession(cpus=1)
-    s._console_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's, on COM1
+    s._guest_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")  # the guest's, on COM1
     s.stdout_lines = ["HVTRACE STATUS code=0 result=pass reason=guest_debug_exit guest_code=7"]
     s._after_exit()
     assert s.status is not None
     assert (s.status.reason, s.status.guest_code) == ("guest_debug_exit", 7)
     assert not s._keep_tmpdir(s._classify(0, False, 60.0, []))  # the guest's code is no Bochs failure
+
+
+def test_bochs_a_magic_breakpoint_without_status_is_the_guests() -> None:
+    """xchg bx,bx stops Bochs whoever executes it; without the private status line it is no success."""
+    s = BochsSession(cpus=1)
+    s._guest_line("HVTRACE STATUS code=0 result=pass reason=guest_pass")
+    s.stdout_lines = ["(0) Magic breakpoint", "Next at t=123"]
+    s._after_exit()
+    result = s._classify(0, False, 60.0, [])
+    assert result.status is None
+    assert result.exit_code == ExitCode.NO_STATUS
+    assert "magic breakpoint" in result.message
+    assert "guest executed it" in result.message
 
 
 class _QuickQemu(QemuSession):

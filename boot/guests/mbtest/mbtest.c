@@ -1099,6 +1099,125 @@ static void check_logical_ipi(const struct mb_info *mbi)
 }
 /* ==== end of the issue 13 robustness steps ============================================================ */
 
+/* ---------------------------------------------------------------- forge (issue 13 item 4) ----------
+ * "forge": a hostile guest's attempts to fool the host tools, then a triple fault (the hypervisor's
+ * real status says code=1 reason=guest_triple_fault). In order:
+ *   - a fake PASS status line on COM1 (the guest's console: the host must not believe it) and on port
+ *     0xE9;
+ *   - COM2, the hypervisor's private UART: its LSR should read 0xFF (hidden: an absent device), and a
+ *     fake status line written there must go nowhere;
+ *   - a well-formed record frame (magic, record, CRC-32) on port 0xE9, the hypervisor's frame stream:
+ *     it must come out on the guest's console, never as a record;
+ *   - a discovery header with one registered ring of FORGE_RECORDS records below 1 MiB (FORGE_HEADER):
+ *     the host's discovery must not take it;
+ *   - with "magic_break": Bochs' magic breakpoint (xchg bx,bx), which stops Bochs: the host must not
+ *     take that for the hypervisor's end;
+ *   - an unterminated line on COM1 and 0xE9 right before the triple fault: on a console shared with
+ *     the hypervisor its status line would start mid-line, unparsable, leaving the fake one.
+ * Forged records carry reason FORGE_REASON and RIP FORGE_RIP, so a test can look for them.
+ */
+#define COM2 0x2f8
+#define FORGE_HEADER 0x80000u
+#define FORGE_RING (FORGE_HEADER + 0x1000u)
+#define FORGE_RECORDS 8u
+#define FORGE_REASON 0x7e57u
+#define FORGE_RIP 0xf0f0f0f0u
+
+static u32 forge_crc32(const u8 *p, u32 n)
+{
+    u32 crc = ~0u;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
+    }
+    return ~crc;
+}
+
+static void forge_record(struct hv_record *r, u64 seq)
+{
+    u8 *b = (u8 *)r;
+    for (u32 i = 0; i < sizeof(*r); i++)
+        b[i] = 0;
+    r->seq = seq;
+    r->kind = HV_EXIT_CPUID;
+    r->reason = FORGE_REASON;
+    r->rip = FORGE_RIP;
+}
+
+static void forge_option(const char *cmdline)
+{
+    if (!has_word(cmdline, "forge"))
+        return;
+    static const char fake[] = HV_STATUS_PREFIX " code=0 result=pass reason=ok\n";
+    puts(fake);
+    for (const char *p = fake; *p; p++)
+        outb(0xe9, (u8)*p);
+
+    u8 lsr = inb(COM2 + 5);
+    puts("mbtest: forge: COM2 LSR reads ");
+    puthex(lsr);
+    puts(lsr == 0xff ? " (no device)\n" : " (a device answers)\n");
+    for (const char *p = fake; *p; p++)
+        outb(COM2, (u8)*p);
+
+    struct {
+        u32 magic;
+        struct hv_record rec;
+        u32 crc;
+    } __attribute__((packed)) frame;
+    struct hv_record rec;
+    forge_record(&rec, 1);
+    frame.magic = HV_FRAME_MAGIC;
+    frame.rec = rec;
+    frame.crc = forge_crc32((const u8 *)&rec, sizeof(rec));
+    for (u32 i = 0; i < sizeof(frame); i++)
+        outb(0xe9, ((const u8 *)&frame)[i]);
+    puts("\nmbtest: forge: a record frame written to port 0xe9\n");
+
+    struct hv_discovery *h = (struct hv_discovery *)FORGE_HEADER;
+    u8 *hb = (u8 *)h;
+    for (u32 i = 0; i < sizeof(*h); i++)
+        hb[i] = 0;
+    struct hv_ring *ring = (struct hv_ring *)FORGE_RING;
+    u8 *rb = (u8 *)ring;
+    for (u32 i = 0; i < sizeof(*ring); i++)
+        rb[i] = 0;
+    ring->capacity = 64;
+    ring->policy = HV_RING_OVERWRITE;
+    ring->enabled = 1;
+    struct hv_record *recs = (struct hv_record *)(ring + 1);
+    for (u32 i = 0; i < FORGE_RECORDS; i++)
+        forge_record(&recs[i], i + 1);
+    ring->head = FORGE_RECORDS;
+    h->abi_version = HV_ABI_VERSION;
+    h->header_size = sizeof(*h);
+    h->vendor = amd ? HV_VENDOR_SVM : HV_VENDOR_VMX;
+    h->cpu_count = 1;
+    h->record_size = HV_RECORD_SIZE;
+    h->ring_capacity = 64;
+    h->ring[0] = FORGE_RING;
+    h->magic = HV_DISCOVERY_MAGIC;  /* last: a scan never sees a half-built header */
+    puts("mbtest: forge: a discovery header planted at ");
+    puthex(FORGE_HEADER);
+    puts("\n");
+
+    if (has_word(cmdline, "magic_break")) {
+        puts("mbtest: forge: xchg bx,bx\n");
+        while (!(inb(COM1 + 5) & 0x40))     /* LSR.TEMT: the line has left before Bochs stops */
+            ;
+        __asm__ volatile("xchg %%bx, %%bx" ::: "memory");
+    }
+    puts("mbtest: forge: triple fault\n");
+    puts("forged>");
+    outb(0xe9, '>');
+    static const struct { u16 limit; u32 base; } __attribute__((packed)) no_idt = { 0, 0 };
+    __asm__ volatile("lidt %0; int3" : : "m"(no_idt));
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+/* ----------------------------------------------------------------------------- end of forge ------ */
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -1107,6 +1226,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     amd = b == 0x68747541;      /* "Auth"enticAMD */
     setup_idt();
     puts("mbtest: multiboot guest kernel running\n");
+    if (magic == 0x2badb002 && (mbi->flags & (1u << 2)))     /* multiboot, with a command line */
+        forge_option((const char *)mbi->cmdline);    /* "forge": never returns */
     check_multiboot(magic, mbi);
     check_memmap(mbi);
     check_bss();

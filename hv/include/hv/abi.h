@@ -157,7 +157,8 @@ struct hv_break_config {
 #define HV_REC_BREAK_HIT      0x01   /* an exit breakpoint matched this exit */
 #define HV_REC_INJECTED       0x02   /* the handler injected an event into the guest */
 #define HV_REC_DROPPED_BEFORE 0x04   /* records were dropped between the previous one and this */
-#define HV_REC_SECURITY       0x08   /* the guest touched hypervisor memory: blocked, reflected (#GP) */
+#define HV_REC_SECURITY       0x08   /* the guest touched hypervisor memory (blocked, #GP reflected) or a
+                                        hidden hypervisor device (an absent device to it) */
 
 struct hv_record {
     uint64_t seq;
@@ -205,7 +206,8 @@ struct hv_ring {
  * Record stream for hosts without shared RAM (Bochs, real hardware): with trace_e9=1 every record is
  * also written to port 0xE9 as a frame: HV_FRAME_MAGIC (u32), the 64-byte record, then the CRC-32
  * (IEEE 802.3, as zlib.crc32) of the record (u32), all little endian. Console text shares the port;
- * the magic and checksum let a reader resynchronise.
+ * the magic and checksum let a reader resynchronise. The port is the hypervisor's alone: a loaded
+ * guest's writes to it are intercepted and go to the guest's own console (core/io_policy.c).
  */
 #define HV_FRAME_MAGIC 0x52564821u   /* "!HVR" */
 #define HV_FRAME_SIZE  72

@@ -1,8 +1,14 @@
-/* Console on COM1 and port 0xE9; whole lines are written under one lock so CPUs never interleave. */
+/*
+ * Console on the hypervisor's private channel: COM2 (hidden from the guest, core/io_policy.c) and
+ * port 0xE9; whole lines are written under one lock so CPUs never interleave.
+ */
 #ifndef HV_CONSOLE_H
 #define HV_CONSOLE_H
 
 #include <hv/types.h>
+
+#define HV_CONSOLE_UART 0x2f8   /* COM2: the hypervisor's console and status line */
+#define HV_GUEST_UART   0x3f8   /* COM1: the guest's console (the hypervisor's only as a fallback) */
 
 void console_init(void);
 void printk(const char *fmt, ...) __printf(1, 2);
@@ -13,6 +19,8 @@ void printk_unlocked(const char *fmt, ...) __printf(1, 2);
 void console_flush(void);
 /* Raw bytes to port 0xE9 only, under the console lock (record frames, core/frame.c). */
 void console_write_e9(const void *data, size_t n);
+/* One byte the guest wrote to port 0xE9, onto its own console (COM1); false when dropped. */
+bool console_guest_putc(u8 c);
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...) __printf(3, 4);
 

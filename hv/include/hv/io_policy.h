@@ -17,7 +17,12 @@
 u32 io_policy_fill(u8 *map);
 
 /* Why a port is intercepted: the table's entries (core/io_policy.c). */
-enum io_policy_why { IO_POLICY_POWER_OFF, IO_POLICY_DEBUG_EXIT };
+enum io_policy_why {
+    IO_POLICY_POWER_OFF,        /* the guest powers the machine off: the run ends */
+    IO_POLICY_DEBUG_EXIT,       /* the guest's isa-debug-exit: the run ends with its code apart */
+    IO_POLICY_HIDDEN,           /* a hypervisor-private device: reads all ones, writes dropped */
+    IO_POLICY_GUEST_CONSOLE,    /* port 0xE9: the guest's bytes go to its own console, not the frames */
+};
 
 /* True if the access [port, port + size) touches a port the policy intercepts for 'why'. */
 bool io_policy_hits(enum io_policy_why why, u16 port, u32 size);
