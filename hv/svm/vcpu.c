@@ -172,16 +172,46 @@ static bool in_msrpm_range(u32 msr)
     return msr <= 0x1fff || msr - 0xc0000000 <= 0x1fff || msr - 0xc0010000 <= 0x1fff;
 }
 
+/*
+ * The EFER bits this CPU implements, from CPUID (APM Vol. 2 3.1.7 "Extended Feature Enable Register"; APM Vol. 3
+ * Appendix E): SCE (8000_0001 EDX[11]), LME/LMA (EDX[29]), NXE (EDX[20]), LMSLE unless 8000_0008
+ * EBX[20] EferLmsleUnsupported, FFXSR (EDX[25]), TCE (8000_0001 ECX[17]), MCOMMIT (8000_0008 EBX[8]),
+ * INTWB (EBX[9]), UAIE (8000_0021 EAX[7]), AutoIBRS (8000_0021 EAX[8]). SVME is not among them: SVM
+ * is hidden, so for the guest it is reserved (and kept set underneath, 15.5.1).
+ */
+static u64 efer_supported(void)
+{
+    static u64 bits;
+    if (bits)
+        return bits;
+    u32 max, a, b, c, d;
+    cpuid(0x80000000, 0, &max, &b, &c, &d);
+    u64 m = EFER_LMA;
+    if (max >= 0x80000001) {
+        cpuid(0x80000001, 0, &a, &b, &c, &d);
+        m |= (d & (1u << 11) ? EFER_SCE : 0) | (d & (1u << 29) ? EFER_LME : 0) |
+             (d & (1u << 20) ? EFER_NXE : 0) | (d & (1u << 25) ? EFER_FFXSR : 0) | (c & (1u << 17) ? EFER_TCE : 0);
+    }
+    u32 ebx8 = 0;
+    if (max >= 0x80000008) {
+        cpuid(0x80000008, 0, &a, &ebx8, &c, &d);
+        m |= (ebx8 & (1u << 8) ? EFER_MCOMMIT : 0) | (ebx8 & (1u << 9) ? EFER_INTWB : 0);
+    }
+    if (!(ebx8 & (1u << 20)) && (m & EFER_LME))
+        m |= EFER_LMSLE;                    /* long-mode segment limits: gone on CPUs that say so */
+    if (max >= 0x80000021) {
+        cpuid(0x80000021, 0, &a, &b, &c, &d);
+        m |= (a & (1u << 7) ? EFER_UAIE : 0) | (a & (1u << 8) ? EFER_AUTOIBRS : 0);
+    }
+    bits = m;
+    return bits;
+}
+
 /* EFER as the guest may write it: SVME is hidden (kept 1 underneath), LMA is read-only (APM 3.1.7). */
 static bool write_efer(struct vmcb_save *s, u64 value)
 {
-    u64 allowed = EFER_SCE | EFER_LME | EFER_LMA;
-    if (svm_caps.cpuid_80000001_edx & (1u << 20))
-        allowed |= EFER_NXE;
-    if (svm_caps.cpuid_80000001_edx & (1u << 25))
-        allowed |= EFER_FFXSR;
-    if (value & ~allowed)
-        return false;                               /* reserved, or SVME (SVM hidden) */
+    if (value & ~efer_supported())
+        return false;                               /* reserved on this CPU, or SVME (SVM hidden) */
     if (((value ^ s->efer) & EFER_LME) && (s->cr0 & CR0_PG))
         return false;                               /* LME changes only with paging off */
     s->efer = (value & ~EFER_LMA) | (s->efer & EFER_LMA) | EFER_SVME;
@@ -211,6 +241,13 @@ static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
     if (index == MSR_VM_CR || index == MSR_VM_HSAVE_PA || !in_msrpm_range(index))
         return VCPU_MSR_GP;
     return VCPU_MSR_PASS;
+}
+
+/* RDTSC, RDTSCP and RDMSR of the TSC in the guest add TSC_OFFSET (APM Vol. 2 15.30.5). */
+static bool set_tsc_offset(struct vcpu *v, u64 offset)
+{
+    X(v)->vmcb->control.tsc_offset = offset;
+    return true;
 }
 
 /* EVENTINJ of an NMI needs no interrupt shadow; the CPU itself holds NMIs while the guest's handler runs. */
@@ -269,6 +306,7 @@ const struct vcpu_ops svm_vcpu_ops = {
     .single_step = single_step,
     .write_cr = write_cr,
     .msr = msr,
+    .set_tsc_offset = set_tsc_offset,
     .nmi_allowed = nmi_allowed,
     .step_arm = step_arm,
     .dump = dump,

@@ -84,6 +84,8 @@ struct vcpu_ops {
      * policy decide; VCPU_MSR_DONE (a read fills *value) or VCPU_MSR_GP decide here.
      */
     int (*msr)(struct vcpu *v, u32 msr, bool write, u64 *value);
+    /* Optional: the guest's TSC = host TSC + offset from the next entry on (a guest write of IA32_TSC). */
+    bool (*set_tsc_offset)(struct vcpu *v, u64 offset);
     /* Can an NMI be injected now (no NMI, STI or MOV-SS blocking)? */
     bool (*nmi_allowed)(struct vcpu *v);
     /* Optional: exit as soon as the guest can take an NMI (VT-x NMI-window exiting, SDM Vol. 3C 26.6.2). */
