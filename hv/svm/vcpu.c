@@ -9,6 +9,7 @@
 #include <hv/fixup.h>
 #include <hv/guest_mem.h>
 #include <hv/panic.h>
+#include <hv/svm/efer.h>
 #include <hv/svm/vcpu.h>
 #include <hv/trace.h>
 #include <hv/x86.h>
@@ -173,35 +174,32 @@ static bool in_msrpm_range(u32 msr)
 }
 
 /*
- * The EFER bits this CPU implements, from CPUID (APM Vol. 2 3.1.7 "Extended Feature Enable Register"; APM Vol. 3
- * Appendix E): SCE (8000_0001 EDX[11]), LME/LMA (EDX[29]), NXE (EDX[20]), LMSLE unless 8000_0008
- * EBX[20] EferLmsleUnsupported, FFXSR (EDX[25]), TCE (8000_0001 ECX[17]), MCOMMIT (8000_0008 EBX[8]),
- * INTWB (EBX[9]), UAIE (8000_0021 EAX[7]), AutoIBRS (8000_0021 EAX[8]). SVME is not among them: SVM
- * is hidden, so for the guest it is reserved (and kept set underneath, 15.5.1).
+ * The EFER bits this CPU implements: those CPUID names (svm_efer_cpuid_bits, svm/efer.c) that also
+ * stick when written (an emulator may name a bit and drop it: QEMU's TCG ignores LMSLE, and its
+ * VMRUN then refuses a guest EFER with it, APM 15.5.1). Probed once in host context under a fault
+ * fixup, each bit set alone and the host's EFER restored.
  */
 static u64 efer_supported(void)
 {
     static u64 bits;
     if (bits)
         return bits;
-    u32 max, a, b, c, d;
+    u32 max, a, b, c, d, e1c = 0, e1d = 0, e8b = 0, e21a = 0;
     cpuid(0x80000000, 0, &max, &b, &c, &d);
-    u64 m = EFER_LMA;
-    if (max >= 0x80000001) {
-        cpuid(0x80000001, 0, &a, &b, &c, &d);
-        m |= (d & (1u << 11) ? EFER_SCE : 0) | (d & (1u << 29) ? EFER_LME : 0) |
-             (d & (1u << 20) ? EFER_NXE : 0) | (d & (1u << 25) ? EFER_FFXSR : 0) | (c & (1u << 17) ? EFER_TCE : 0);
-    }
-    u32 ebx8 = 0;
-    if (max >= 0x80000008) {
-        cpuid(0x80000008, 0, &a, &ebx8, &c, &d);
-        m |= (ebx8 & (1u << 8) ? EFER_MCOMMIT : 0) | (ebx8 & (1u << 9) ? EFER_INTWB : 0);
-    }
-    if (!(ebx8 & (1u << 20)) && (m & EFER_LME))
-        m |= EFER_LMSLE;                    /* long-mode segment limits: gone on CPUs that say so */
-    if (max >= 0x80000021) {
-        cpuid(0x80000021, 0, &a, &b, &c, &d);
-        m |= (a & (1u << 7) ? EFER_UAIE : 0) | (a & (1u << 8) ? EFER_AUTOIBRS : 0);
+    if (max >= 0x80000001)
+        cpuid(0x80000001, 0, &a, &b, &e1c, &e1d);
+    if (max >= 0x80000008)
+        cpuid(0x80000008, 0, &a, &e8b, &c, &d);
+    if (max >= 0x80000021)
+        cpuid(0x80000021, 0, &e21a, &b, &c, &d);
+    u64 named = svm_efer_cpuid_bits(e1c, e1d, e8b, e21a), host = rdmsr(MSR_EFER), m = EFER_LMA;
+    for (u32 i = 0; i < 64; i++) {
+        u64 bit = 1ull << i, got = 0;
+        if (!(named & bit) || bit == EFER_LMA)
+            continue;
+        if ((host & bit) || (!safe_wrmsr(MSR_EFER, host | bit) && !safe_rdmsr(MSR_EFER, &got) && (got & bit)))
+            m |= bit;
+        wrmsr(MSR_EFER, host);
     }
     bits = m;
     return bits;

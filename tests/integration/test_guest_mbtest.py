@@ -44,6 +44,8 @@ STEPS = (
     # architectural behaviour the first release changed (each failed there on one back end or both)
     "tf_emulated", "dr7", "getsec", "apic_fallback", "x2apic_msr_xapic_mode", "prefixes", "nmi_self",
     "db_hole_stack", "int3_hole_stack", "double_fault_task",
+    # the MSR policy (hv/core/msr_policy.c) and SVM's EFER: each failed before the table existed
+    "msr_pt", "msr_mtrr", "msr_tsc", "msr_host_owned", "efer_bits",
 )  # fmt: skip
 ARGS = "mbtest arg=1"
 HV_LINK = 0x100000  # the image's link address (boot/linker.ld); it runs at HV_LINK + slide
@@ -137,6 +139,16 @@ def check_security_records(recs: Records, region: int | None = None) -> None:
     assert flagged.tolist() == faults.tolist()
 
 
+def check_host_tsc_untouched(recs: Records) -> None:
+    """mbtest's WRMSR of IA32_TSC (step msr_tsc, a value far below the TSC) moved only the guest's TSC:
+    the hypervisor's record timestamps, read with the host's RDTSC, never go back."""
+    assert int((recs["kind"] == int(HvExitKind.MSR_WRITE)).sum()) > 0
+    for cpu in np.unique(recs["cpu"]):
+        mine = recs[recs["cpu"] == cpu]
+        tsc = mine["tsc"][np.argsort(mine["seq"])].astype(np.int64)
+        assert (np.diff(tsc) >= 0).all(), f"CPU {cpu}: the host's TSC went back"
+
+
 def run_mbtest(hvtrace_run: RunFn, mbtest: Path, backend: str, cpus: int = 1, args: str = ARGS) -> Run:
     """`hvtrace run --guest mbtest` on one back end; it must end with mbtest's pass status."""
     run = hvtrace_run(
@@ -219,6 +231,7 @@ def test_capture_of_mbtest_flags_the_blocked_accesses_under_qemu(mbtest: Path) -
     check_mbtest_console(console, "svm")
     assert lost == 0
     check_security_records(recs, hv_region(console))
+    check_host_tsc_untouched(recs)
     assert meta["guest"] == "mbtest.elf"
     assert meta["guest_cmdline"] == ARGS
 

@@ -26,10 +26,6 @@
 #define EFER_LMSLE          (1ull << 13)
 #define EFER_FFXSR          (1ull << 14)
 #define EFER_TCE            (1ull << 15)
-#define EFER_MCOMMIT        (1ull << 17)
-#define EFER_INTWB          (1ull << 18)
-#define EFER_UAIE           (1ull << 20)
-#define EFER_AUTOIBRS       (1ull << 21)
 
 /* CPUID (APM Vol. 3 Appendix E). */
 #define CPUID_80000001_ECX_SVM   (1u << 2)
