@@ -32,6 +32,16 @@ const struct msr_rule msr_rules[] = {
       "EFER (VT-x): saved and loaded by the VMCS EFER controls (SDM 26.7.1, 26.8.1)"),
     R(0x1d9, 0x1d9, MSR_PASS, MSR_PASS, MSR_ON_VMX, ANY, NOEMUL,
       "DEBUGCTL (VT-x): saved and loaded by the debug controls (SDM 26.7.1, 26.8.1)"),
+    R(0x1d9, 0x1d9, MSR_EXEC, MSR_EXEC, MSR_ON_SVM, ANY, NOEMUL,
+      "DEBUGCTL (SVM, no LBR virtualization): executed, the CPU checks it; the hypervisor uses no debug feature"),
+    R(0xda0, 0xda0, MSR_PASS, MSR_EXEC, MSR_ON_BOTH, ANY, NOEMUL,
+      "XSS: the guest's XSAVES supervisor-state mask (the hypervisor never runs XSAVES); writes CPU-checked"),
+    R(0x179, 0x17b, MSR_EXEC, MSR_EXEC, MSR_ON_BOTH, ANY, NOEMUL,
+      "MCG_CAP/STATUS/CTL: the guest OS handles machine checks (#MC is not intercepted); the CPU checks writes"),
+    R(0x400, 0x47f, MSR_EXEC, MSR_EXEC, MSR_ON_BOTH, ANY, NOEMUL,
+      "MCi_CTL/STATUS/ADDR/MISC: the guest's machine-check banks (Linux's MCE code panics on a #GP here)"),
+    R(0x280, 0x29f, MSR_EXEC, MSR_EXEC, MSR_ON_VMX, ANY, NOEMUL,
+      "MCi_CTL2 (CMCI): the guest's machine-check banks; the CPU checks writes"),
 
     /* --- local APIC: the guest's, except what would reach other CPUs or move the trap ---------- */
     R(0x1b, 0x1b, MSR_PASS, MSR_EMUL, MSR_ON_BOTH, ANY, MSR_EMUL_APIC_BASE,

@@ -123,11 +123,11 @@ static void test_pass_set(void)
                 for (u32 i = 0; i < 0x2000; i++)
                     count[w] += !bitmap[w][hi][i];
         /*
-         * Reads: SYSENTER 3, PAT, TSC_DEADLINE, STAR..SFMASK 4, FS/GS/KGS 3, TSC_AUX, APIC_BASE, x2APIC 256,
-         * TSC; VT-x adds SPEC_CTRL, EFER, DEBUGCTL. Writes: the same without TSC_AUX, APIC_BASE, ICR, TSC;
+         * Reads: SYSENTER 3, PAT, TSC_DEADLINE, STAR..SFMASK 4, FS/GS/KGS 3, TSC_AUX, XSS, APIC_BASE,
+         * x2APIC 256, TSC; VT-x adds SPEC_CTRL, EFER, DEBUGCTL. Writes: the same without TSC_AUX, XSS, APIC_BASE, ICR, TSC;
          * VT-x adds SPEC_CTRL, PRED_CMD, EFER, DEBUGCTL.
          */
-        u32 reads = 3 + 1 + 1 + 4 + 3 + 1 + 1 + 256 + 1 + (v == 0 ? 3 : 0);
+        u32 reads = 3 + 1 + 1 + 4 + 3 + 1 + 1 + 1 + 256 + 1 + (v == 0 ? 3 : 0);
         u32 writes = 3 + 1 + 1 + 4 + 3 + 255 + (v == 0 ? 4 : 0);
         CHECK(count[0] == reads, "%s: %u reads owned, expected %u", v ? "svm" : "vmx", count[0], reads);
         CHECK(count[1] == writes, "%s: %u writes owned, expected %u", v ? "svm" : "vmx", count[1], writes);
