@@ -86,9 +86,20 @@ static void break_entry_on_request(const struct percpu *pc)
 static bool vmcs_load(struct percpu *pc)
 {
     struct vmx_cpu *v = pc->vendor;
-    *(u32 *)v->vmcs_region = vmx_caps.revision_id;
     u64 pa = (u64)v->vmcs_region;
     bool fail;
+    /* Not active (a restart after INIT reloads it): the region may be written now (25.11.1). */
+    __asm__ volatile("vmclear %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
+    /*
+     * Poisoned, not zeroed: the data format of the region is implementation-specific (SDM Vol. 3C
+     * 25.2, 25.11.3) and an emulator may keep the fields there as they are (Bochs does). A field the
+     * enabled controls consult that the setup below forgets is then garbage that fails the VM-entry
+     * checks, never a zero that happens to work. The revision identifier and the VMX-abort indicator
+     * (bytes 0-7, Table 25-1) are the only bytes software defines.
+     */
+    memset((u8 *)v->vmcs_region + 8, 0xff, PAGE_SIZE - 8);
+    *(u32 *)v->vmcs_region = vmx_caps.revision_id;
+    *((u32 *)v->vmcs_region + 1) = 0;
     __asm__ volatile("vmclear %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
     if (fail) {
         printk("vmx: CPU %u: VMCLEAR failed\n", pc->index);
