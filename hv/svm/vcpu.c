@@ -163,17 +163,6 @@ static bool write_cr(struct vcpu *v, u32 cr, u64 value)
 }
 
 /*
- * The MSRPM covers the three ranges AMD defines MSRs in (APM 15.11); an access outside them always
- * exits. Such an MSR is not offered to the guest: #GP without executing it. (Executing it would not
- * do: QEMU TCG's RDMSR returns 0 for any unknown MSR instead of #GP. Limitation: AMD's SMCA bank
- * MSRs at C000_2000h lie outside the map too and are hidden as well.)
- */
-static bool in_msrpm_range(u32 msr)
-{
-    return msr <= 0x1fff || msr - 0xc0000000 <= 0x1fff || msr - 0xc0010000 <= 0x1fff;
-}
-
-/*
  * The EFER bits this CPU implements: those CPUID names (svm_efer_cpuid_bits, svm/efer.c) that also
  * stick when written (an emulator may name a bit and drop it: QEMU's TCG ignores LMSLE, and its
  * VMRUN then refuses a guest EFER with it, APM 15.5.1). Probed once in host context under a fault
@@ -217,9 +206,10 @@ static bool write_efer(struct vmcb_save *s, u64 value)
 }
 
 /*
- * SVM's own MSRs are virtual: VM_CR reads as firmware that disabled and locked SVM shows it (SVMDIS |
- * LOCK, APM 15.30.1), so a guest that probes it learns SVM is unavailable; writing VM_CR or touching
- * VM_HSAVE_PA is #GP, which is what a locked VM_CR and an absent SVM give on hardware.
+ * The MSRs the policy table (core/msr_policy.c) leaves to this back end: EFER (SVME hidden) and VM_CR,
+ * which reads as firmware that disabled and locked SVM shows it (SVMDIS | LOCK, APM 15.30.1), so a
+ * guest that probes it learns SVM is unavailable; writing it is #GP, as a locked VM_CR gives.
+ * Anything else (PASS) is #GP in core.
  */
 static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
 {
@@ -236,9 +226,7 @@ static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
         *value |= VM_CR_SVMDIS | VM_CR_LOCK;
         return VCPU_MSR_DONE;
     }
-    if (index == MSR_VM_CR || index == MSR_VM_HSAVE_PA || !in_msrpm_range(index))
-        return VCPU_MSR_GP;
-    return VCPU_MSR_PASS;
+    return index == MSR_VM_CR ? VCPU_MSR_GP : VCPU_MSR_PASS;
 }
 
 /* RDTSC, RDTSCP and RDMSR of the TSC in the guest add TSC_OFFSET (APM Vol. 2 15.30.5). */
