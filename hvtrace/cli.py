@@ -19,6 +19,8 @@ from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, launch_options
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.launch.session import RunResult, Session, parse_memory
 from hvtrace.trace import cli as trace_cli
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.output import check_output
 
 FAULT_KINDS = ("ud", "gp", "pf", "de")
 BACKEND_NAMES = ("qemu", "bochs")
@@ -341,6 +343,7 @@ def cmd_gdb(args: argparse.Namespace) -> int:
 
 
 def cmd_core_from_dump(args: argparse.Namespace) -> int:
+    check_output(args.output)
     segs = dump_segments(args.prefix)
     if not segs:
         raise LaunchError(ExitCode.USAGE, f"no dump files {args.prefix}.<start hex>")
@@ -481,6 +484,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         err("usage error: no command given (choose run, doctor, capture, report, export or gdb)")
         return ExitCode.USAGE
-    except LaunchError as e:
+    except (LaunchError, TraceError) as e:
         err(f"error: {e.message}")
         return e.code

@@ -7,6 +7,7 @@ import sys
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.guest import launch_options
+from hvtrace.trace.cli import warn_damage
 
 from .app import HvTraceApp
 from .sources import LiveSource, ReplaySource, Source
@@ -45,4 +46,6 @@ def run(args: argparse.Namespace) -> int:
         app.run()
     finally:
         source.close()  # stops the session the TUI started
+    if isinstance(source, ReplaySource) and source.engine is not None:
+        return warn_damage(source.engine.file)  # the same line and exit code as report / export
     return 0

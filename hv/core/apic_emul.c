@@ -40,13 +40,47 @@ bool apic_emul_is_apic(u64 gpa)
     return apic_page && gpa - apic_page < PAGE_SIZE;
 }
 
-static bool targets(const struct percpu *from, const struct percpu *to, u32 lo, u32 dest)
+#define ICR_DEST_LOGICAL  (1u << 11)
+#define APIC_REG_LDR      0xd0
+#define APIC_REG_DFR      0xe0
+
+/*
+ * Each vCPU's xAPIC logical destination (LDR bits 31:24) and model (DFR bits 31:28), as the guest wrote
+ * them: every store to the page traps, and goes on to the real APIC, which routes the IPIs that are not
+ * emulated (fixed, NMI) by the same values. dfr_inv holds ~DFR so that zero is the reset value all ones
+ * (SDM Vol. 3A 11.6.2.2). An emulated INIT does not reset the real APIC, so neither is reset here.
+ */
+static volatile u32 ldr[HV_MAX_CPUS];
+static volatile u32 dfr_inv[HV_MAX_CPUS];
+
+/* Logical destination mode (SDM Vol. 3A 11.6.2.2 xAPIC flat / cluster, 11.12.10.2 x2APIC). */
+static bool logical_match(u32 i, const struct percpu *to, u32 dest, bool x2apic)
 {
+    if (x2apic) {
+        /* broadcast (11.12.9), else logical ID = cluster (x2APIC ID[19:4]) << 16 | 1 << x2APIC ID[3:0] */
+        if (dest == 0xffffffffu)
+            return true;
+        return (dest >> 16) == (to->apic_id >> 4) && (dest & (1u << (to->apic_id & 15)));
+    }
+    u32 mda = dest & 0xff, id = ldr[i] >> 24;
+    if ((~dfr_inv[i] >> 28) == 0xf)
+        return (id & mda) != 0;                         /* flat: one bit per APIC, 0xFF all of them */
+    if (mda == 0xff)
+        return true;                                    /* cluster: broadcast to every cluster */
+    return (id >> 4) == (mda >> 4) && (id & mda & 0xf); /* cluster: MDA[7:4] cluster, [3:0] members */
+}
+
+static bool targets(const struct percpu *from, u32 i, u32 lo, u32 dest, bool x2apic)
+{
+    const struct percpu *to = cpus[i];
     switch (ICR_SHORTHAND(lo)) {
     case 0:
-        return to->apic_id == dest;
+        if (lo & ICR_DEST_LOGICAL)
+            return logical_match(i, to, dest, x2apic);
+        /* physical: the APIC ID, or the broadcast ID (11.6.2.1 xAPIC 0xFF; 11.12.9 x2APIC 0xFFFFFFFF) */
+        return to->apic_id == dest || dest == (x2apic ? 0xffffffffu : 0xffu);
     case 1:
-        return to == from;
+        return false;   /* "self" is valid for fixed delivery only (11.6.1): no INIT / STARTUP to self */
     case 2:
         return true;
     default:
@@ -55,7 +89,7 @@ static bool targets(const struct percpu *from, const struct percpu *to, u32 lo, 
 }
 
 /* INIT and STARTUP are emulated (true); every other delivery mode goes to the real APIC (false). */
-static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest)
+static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
 {
     u32 mode = ICR_MODE(lo);
     if (mode != ICR_MODE_INIT && mode != ICR_MODE_STARTUP)
@@ -65,7 +99,7 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest)
         return true;
     for (u32 i = 0; i < cpu_count; i++) {
         struct percpu *t = cpus[i];
-        if (!targets(pc, t, lo, dest))
+        if (!targets(pc, i, lo, dest, x2apic))
             continue;
         u32 state = __atomic_load_n(&ap_state[i], __ATOMIC_ACQUIRE);
         if (mode == ICR_MODE_INIT && state == AP_PARKED) {
@@ -102,7 +136,11 @@ void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value)
 {
     if (offset == APIC_REG_ICR_HI)
         icr_high[pc->index] = value;
-    else if (offset == APIC_REG_ICR_LO && emulate_icr(pc, value, icr_high[pc->index] >> 24))
+    else if (offset == APIC_REG_LDR)
+        ldr[pc->index] = value & 0xff000000u;
+    else if (offset == APIC_REG_DFR)
+        dfr_inv[pc->index] = ~(value | 0x0fffffffu);    /* bits 27:0 are reserved, read as ones */
+    else if (offset == APIC_REG_ICR_LO && emulate_icr(pc, value, icr_high[pc->index] >> 24, false))
         return;
     mmio_write32(apic_page + offset, value);    /* the write the guest meant, on the real APIC */
 }
@@ -113,7 +151,7 @@ bool apic_emul_x2apic_icr(struct percpu *pc, u64 value)
     if (!(rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC))
         return false;
     /* What is not emulated is written for real, under a fault fixup: reserved bits #GP the guest, not us. */
-    return emulate_icr(pc, (u32)value, (u32)(value >> 32)) || !safe_wrmsr(MSR_X2APIC_ICR, value);
+    return emulate_icr(pc, (u32)value, (u32)(value >> 32), true) || !safe_wrmsr(MSR_X2APIC_ICR, value);
 }
 
 u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait)
@@ -190,9 +228,10 @@ enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fau
     } else if (st != MMIO_EMUL_DONE) {
         u8 b[MMIO_INSN_MAX] = { 0 };
         memcpy(b, res.bytes, res.fetched);
-        printk("CPU %u: APIC access at GPA 0x%lx by an instruction hvtrace %s (%u bytes fetched: "
+        printk("CPU %u: APIC access at GPA 0x%lx by an instruction hvtrace %s at RIP 0x%lx (%u bytes fetched: "
                "%02x %02x %02x %02x %02x %02x): executed against a copy of the page (apic_step.c)\n",
-               v->pc->index, gpa, st == MMIO_EMUL_UNDECODABLE ? "does not decode" : "does not emulate", res.fetched,
+               v->pc->index, gpa, st == MMIO_EMUL_UNDECODABLE ? "does not decode" : "does not emulate",
+               v->ops->rip(v), res.fetched,
                b[0], b[1], b[2], b[3], b[4], b[5]);
     }
     return st;

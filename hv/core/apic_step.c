@@ -29,7 +29,8 @@ bool apic_step_begin(struct vcpu *v)
         before[off / 16] = mmio_read32(step_page + off);
         *(volatile u32 *)(scratch + off) = before[off / 16];
     }
-    if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, STAGE2_R | STAGE2_W)) {
+    /* Executable too: the step may be an instruction fetched from the page itself (exit_stage2_fault). */
+    if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, STAGE2_RWX)) {
         spin_unlock(&step_lock);
         return false;
     }

@@ -11,6 +11,7 @@
 #include <hv/guest_mem.h>
 #include <hv/hypercall.h>
 #include <hv/memmap.h>
+#include <hv/mmio.h>
 #include <hv/msr_emul.h>
 #include <hv/msr_policy.h>
 #include <hv/panic.h>
@@ -284,9 +285,85 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         return;
     }
     if (!apic_step_begin(v)) {
+        /*
+         * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page
+         * is a 4 KiB leaf since apic_emul_init; failing here means the map itself is broken.
+         */
         v->ops->dump(v, "undecodable APIC write, and this CPU cannot single-step it");
         hv_exit(HV_STATUS_FAIL, "apic_write");
     }
+}
+
+/* RAM the guest owns (usable or ACPI): always in the stage-2 map. */
+static bool memmap_is_ram(u64 gpa)
+{
+    for (u32 i = 0; i < hv_memmap.count; i++) {
+        const struct mem_range *r = &hv_memmap.range[i];
+        if (gpa - r->base < r->length)
+            return r->type == MEM_USABLE || r->type == MEM_ACPI_RECLAIM || r->type == MEM_ACPI_NVS;
+    }
+    return false;
+}
+
+/* Nothing answers: every read returns all ones, every write is dropped. */
+static bool nothing_read(void *ctx, u32 offset, u32 size, u64 *value)
+{
+    (void)ctx;
+    (void)offset;
+    *value = size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+    return true;
+}
+
+static bool nothing_write(void *ctx, u32 offset, u32 size, u64 value)
+{
+    (void)ctx;
+    (void)offset;
+    (void)size;
+    (void)value;
+    return true;
+}
+
+/*
+ * A guest access to a guest-physical address that stays unmapped: nothing lives there (no RAM, no
+ * device the guest may reach), and the hole mapping was refused (at or above MAXPHYADDR, or above the
+ * stage-2 map once the budget of hole tables is spent, stage2_holes.c). On a real platform such a cycle
+ * is not claimed by any device and ends in a master abort: a read returns all ones, a write is dropped
+ * (PCI Local Bus Specification 3.0, 3.3.3.1). The instruction is emulated that way (mmio.h), without
+ * mapping anything; the run goes on. A fetch from there reads FFh bytes, FF FF is Group 5 /7, a
+ * reserved encoding (SDM Vol. 2D Table A-6): #UD. An instruction the MMIO emulator does not know (or an
+ * access that also touches something else) gets #GP(0) instead: a deviation from hardware, but never a
+ * stop and never an access that reaches the host.
+ */
+static void exit_nothing_there(struct vcpu *v, u64 gpa, u32 access)
+{
+    static u32 reports;
+    u64 page = gpa & ~(u64)(PAGE_SIZE - 1);
+    enum mmio_status st = MMIO_EMUL_UNSUPPORTED;
+    struct mmio_result res;
+    if (access & S2_FETCH) {
+        vcpu_inject_ud(v);
+    } else {
+        const struct mmio_dev dev = { .base = page, .length = PAGE_SIZE, .read = nothing_read, .write = nothing_write };
+        u64 rip = v->ops->rip(v);
+        st = mmio_emulate(v, gpa, &dev, &res);
+        if (st == MMIO_EMUL_DONE) {
+            if (v->ops->rip(v) != rip && (v->ops->rflags(v) & RFLAGS_TF))
+                v->ops->single_step(v);
+        } else if (st == MMIO_EMUL_FAULT) {
+            if (res.fault.vector == VEC_PF)
+                v->ops->set_cr2(v, res.fault.cr2);
+            vcpu_inject_exception(v, res.fault.vector, res.fault.has_error, res.fault.error);
+        } else {
+            vcpu_inject_gp0(v);
+        }
+    }
+    if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("%s: CPU %u: %s of GPA 0x%lx, where nothing is mapped (RIP 0x%lx): %s\n", v->vendor, v->pc->index,
+               access & S2_WRITE ? "write" : access & S2_FETCH ? "fetch" : "read", gpa, v->ops->rip(v),
+               access & S2_FETCH              ? "#UD reflected (all-ones bytes)"
+               : st == MMIO_EMUL_DONE         ? "emulated as all ones / dropped"
+               : st == MMIO_EMUL_FAULT        ? "the instruction's fault reflected"
+                                              : "not an instruction the emulator knows: #GP(0) reflected");
 }
 
 void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
@@ -305,22 +382,40 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
             return;
         }
         /*
-         * An instruction fetch from the xAPIC page: executing it reads the registers, as on bare metal.
-         * The page becomes executable, never writable: stores keep trapping (the INIT-SIPI emulation).
+         * Not a store: an instruction fetch (the page is readable; without NX an NPF does not flag the
+         * fetch, APM Vol. 2 15.25.6). Executing it reads the registers as code, as on bare metal. The
+         * page never becomes writable: stores keep trapping (the INIT-SIPI emulation). The instruction
+         * is single-stepped from a copy of the page (apic_step.h), since emulators cannot execute from
+         * their APIC MMIO (Bochs panics: "prefetch: running in bogus memory"); where this CPU cannot
+         * single-step, the page becomes readable and executable, never writable.
          */
+        if (apic_step_begin(v))
+            return;
         if (stage2_protect(virt_backend->stage2, gpa & ~(u64)(PAGE_SIZE - 1), PAGE_SIZE, STAGE2_R | STAGE2_X) == 0) {
             v->ops->stage2_flush(v);
             return;
         }
+        /* Never the hole path below: it would map the page writable (stores would reach the real ICR). */
+        v->ops->dump(v, "the xAPIC page could not be made executable");
+        hv_exit(HV_STATUS_FAIL, "apic_fetch");
     }
-    /* A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). */
-    if (stage2_map_hole(virt_backend->stage2, &hv_memmap, gpa)) {
+    /*
+     * A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). Not
+     * at or above MAXPHYADDR: a stage-2 entry with such an address is an EPT misconfiguration (SDM
+     * Vol. 3C 29.3.3.1) / a reserved-bit #NPF (APM Vol. 2 15.25.5), never a mapping.
+     */
+    if (!(gpa >> cpu_phys_bits()) && stage2_map_hole(virt_backend->stage2, &hv_memmap, gpa)) {
         v->ops->stage2_flush(v);
+        return;
+    }
+    if (!memmap_is_ram(gpa)) {
+        exit_nothing_there(v, gpa, access);
         return;
     }
     printk("%s: CPU %u: stage-2 fault at GPA 0x%lx (%s) RIP=0x%lx\n", v->vendor, v->pc->index, gpa, what,
            v->ops->rip(v));
-    v->ops->dump(v, "stage-2 fault without a handler");
+    /* Guest RAM is always mapped (stage2_setup.c) and isolation handled above: the map itself is broken. */
+    v->ops->dump(v, "stage-2 fault on guest RAM (the hypervisor's map is wrong)");
     hv_exit(HV_STATUS_FAIL, "stage2_fault");
 }
 

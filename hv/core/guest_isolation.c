@@ -6,34 +6,26 @@
  */
 #include <hv/console.h>
 #include <hv/guest.h>
+#include <hv/hv_ranges.h>
 #include <hv/pool.h>
 #include <hv/stage2.h>
 
-/* The image and the page pool's ranges (the pool is sealed: they no longer grow), sorted. */
-static void note_hv_ranges(void)
+/*
+ * The image and the page pool's ranges (the pool is sealed: they no longer grow), sorted and merged.
+ * More than GUEST_HV_RANGES_MAX pieces: fail closed (the guest is not started), never a partial list.
+ */
+static bool note_hv_ranges(void)
 {
     const struct hv_claim *c;
     u32 n = pool_claims(&c);
-    guest.hv_count = 0;
-    for (u32 i = 0; i < n && guest.hv_count < GUEST_HV_RANGES_MAX; i++) {
-        if (strncmp(c[i].what, "image", 6) && strncmp(c[i].what, "page pool", 10))
-            continue;   /* multiboot data and modules belong to the guest once it is loaded */
-        u32 at = guest.hv_count++;
-        while (at > 0 && guest.hv[at - 1].base > c[i].base) {   /* insertion sort: a handful of ranges */
-            guest.hv[at] = guest.hv[at - 1];
-            at--;
-        }
-        guest.hv[at] = (struct mem_range){ c[i].base, c[i].length, MEM_RESERVED };
+    int count = hv_ranges_collect(c, n, guest.hv, GUEST_HV_RANGES_MAX);
+    guest.hv_count = count < 0 ? 0 : (u32)count;
+    if (count < 0) {
+        printk("guest: hypervisor memory is in more than %u ranges: it cannot all be hidden from the guest, "
+               "which is not started\n", GUEST_HV_RANGES_MAX);
+        return false;
     }
-    /* The pool grows down from the image at the top of RAM (core/relocate.c): adjacent ranges are one. */
-    u32 merged = 0;
-    for (u32 i = 0; i < guest.hv_count; i++) {
-        if (merged && guest.hv[merged - 1].base + guest.hv[merged - 1].length == guest.hv[i].base)
-            guest.hv[merged - 1].length += guest.hv[i].length;
-        else
-            guest.hv[merged++] = guest.hv[i];
-    }
-    guest.hv_count = merged;
+    return true;
 }
 
 bool guest_gpa_is_hv(u64 gpa)
@@ -46,7 +38,8 @@ bool guest_gpa_is_hv(u64 gpa)
 
 bool guest_isolate(struct stage2 *s)
 {
-    note_hv_ranges();
+    if (!note_hv_ranges())
+        return false;
     for (u32 i = 0; i < guest.hv_count; i++) {
         const struct mem_range *r = &guest.hv[i];
         /* Splitting allocates tables from the sealed pool: inside these very ranges. */

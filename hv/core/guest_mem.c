@@ -2,6 +2,7 @@
 #include <hv/guest.h>
 #include <hv/guest_mem.h>
 #include <hv/memmap.h>
+#include <hv/percpu.h>
 #include <hv/x86.h>
 
 #define PG_P  (1ull << 0)
@@ -24,11 +25,61 @@ static bool readable(u64 gpa, u64 len)
     return false;
 }
 
+/*
+ * The host's page tables (boot/entry.S) identity-map only the low 4 GiB, but guest RAM (and so guest
+ * page tables and code) may lie anywhere below MAXPHYADDR. RAM above 4 GiB is reached through a window
+ * per CPU: PML4[0] -> PDPT[4] -> window_pd, whose entry i maps one 2 MiB block for CPU i at linear
+ * 4 GiB + i * 2 MiB (PAE-style 2 MiB page, SDM Vol. 3A 4.5.4). Only the CPU itself uses its entry, so
+ * one INVLPG on that CPU retires the old block (SDM 4.10.4.1); the PDPT entry goes from not present to
+ * present once, which needs no invalidation (4.10.4.3: not-present entries are not cached).
+ */
+#define HIGH_WINDOW_BASE (4ull << 30)
+#define BLOCK_2M (2ull << 20)
+#define PTE_FLAGS_P_W (PG_P | (1ull << 1))
+extern u64 boot_pdpt[];
+static u64 window_pd[512] __attribute__((aligned(4096)));
+
+static void *phys_ptr(u64 gpa)
+{
+    if (gpa < HIGH_WINDOW_BASE)
+        return (void *)(uintptr_t)gpa;              /* the boot identity map */
+    if (!__atomic_load_n(&boot_pdpt[4], __ATOMIC_ACQUIRE))
+        __atomic_store_n(&boot_pdpt[4], (u64)(uintptr_t)window_pd | PTE_FLAGS_P_W, __ATOMIC_RELEASE);
+    u32 cpu = this_cpu()->index;
+    u64 block = gpa & ~(BLOCK_2M - 1), entry = block | PTE_FLAGS_P_W | PG_PS;
+    u64 window = HIGH_WINDOW_BASE + (u64)cpu * BLOCK_2M;
+    if (window_pd[cpu] != entry) {
+        window_pd[cpu] = entry;
+        __asm__ volatile("invlpg (%0)" : : "r"(window) : "memory");
+    }
+    return (void *)(uintptr_t)(window + (gpa - block));
+}
+
+/* Copy to / from guest RAM known readable, in pieces that do not cross a 2 MiB block (one window). */
+static void phys_copy(u64 gpa, u8 *buf, u32 len, bool write)
+{
+    while (len) {
+        u32 chunk = (u32)(BLOCK_2M - (gpa & (BLOCK_2M - 1)));
+        if (chunk > len)
+            chunk = len;
+        void *p = phys_ptr(gpa);
+        if (write)
+            memcpy(p, buf, chunk);
+        else
+            memcpy(buf, p, chunk);
+        gpa += chunk;
+        buf += chunk;
+        len -= chunk;
+    }
+}
+
 static bool read_entry(u64 gpa, bool wide, u64 *out)
 {
     if (!readable(gpa, wide ? 8 : 4))
         return false;
-    *out = wide ? *(const volatile u64 *)gpa : *(const volatile u32 *)gpa;
+    /* aligned entries never cross a 2 MiB block */
+    const volatile void *p = phys_ptr(gpa);
+    *out = wide ? *(const volatile u64 *)p : *(const volatile u32 *)p;
     return true;
 }
 
@@ -102,10 +153,8 @@ static bool copy_linear(const struct guest_paging *p, u64 linear, u8 *buf, u32 l
                 chunk = left;
             if (!translate(p, la, &gpa) || !readable(gpa, chunk))
                 return false;
-            if (pass && write)
-                memcpy((void *)gpa, at_buf, chunk);
-            else if (pass)
-                memcpy(at_buf, (const void *)gpa, chunk);
+            if (pass)
+                phys_copy(gpa, at_buf, chunk, write);
             at_buf += chunk;
             la += chunk;
             left -= chunk;
@@ -133,7 +182,7 @@ bool guest_read_phys(u64 gpa, void *out, u32 len)
 {
     if (!len || !readable(gpa, len))
         return false;
-    memcpy(out, (const void *)gpa, len);
+    phys_copy(gpa, out, len, false);
     return true;
 }
 
@@ -142,6 +191,6 @@ bool guest_write_phys(u64 gpa, const void *in, u32 len)
     /* the same RAM a read may touch: never the hypervisor's own, never MMIO or holes */
     if (!len || !readable(gpa, len))
         return false;
-    memcpy((void *)gpa, in, len);
+    phys_copy(gpa, (u8 *)(uintptr_t)in, len, true);
     return true;
 }

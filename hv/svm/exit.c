@@ -3,7 +3,8 @@
  * code for the dense range 0x00-0xFF (AMD APM Vol. 2 Appendix C); #NPF (0x400) and VMEXIT_INVALID
  * (-1) are checked separately. The handlers both back ends share live in core (exit_common.h); this
  * file decodes SVM's exit information into them. Every exit is counted through core's trace API. A
- * code without a handler dumps the VMCB and stops the run: never resume blindly.
+ * code without a handler is never resumed blindly: an instruction's is refused with #UD, an exception
+ * reflected (unhandled()), any other dumps the VMCB and stops the run.
  */
 #include <hv/abi.h>
 #include <hv/apic_step.h>
@@ -84,8 +85,20 @@ static void cr_write(struct svm_exit *x)
     }
     u32 reg = n >= at + 3 ? ((op[2] >> 3) & 7) | (rex & 4 ? 8 : 0) : ~0u;
     if (n < at + 3 || op[0] != 0x0f || op[1] != 0x22 || reg != cr) {
-        v->ops->dump(v, "CR write by an instruction hvtrace does not decode");
-        hv_exit(HV_STATUS_FAIL, "svm_unhandled_exit");
+        /*
+         * The bytes at RIP are no CR write: the guest changed its code since the CPU executed it (or the
+         * code is not in guest RAM the hypervisor may read). Neither may stop the run. Bytes that changed
+         * are executed again (the CPU intercepts them again if they write a CR); bytes that cannot be
+         * read are refused with #UD.
+         */
+        static u32 reports;
+        bool unreadable = n < at + 3;
+        if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+            printk("svm: CPU %u: CR%u write at RIP 0x%lx by bytes that are no CR write (%u fetched): %s\n",
+                   v->pc->index, cr, x->vmcb->save.rip, n, unreadable ? "#UD reflected" : "executed again");
+        if (unreadable)
+            vcpu_inject_ud(v);
+        return;
     }
     u64 value = vcpu_gpr(v, (op[2] & 7) | (rex & 1 ? 8 : 0));
     v->rec->arg0 = cr;
@@ -191,6 +204,41 @@ static const struct exit_entry exit_table[0x100] = {
 
 static const struct exit_entry npf_entry = { npf, HV_EXIT_STAGE2_FAULT };
 
+/*
+ * Exit codes an instruction causes before it completes (APM Vol. 2 Appendix C): CR / DR reads and
+ * writes (0x00-0x3F), the instruction intercepts 0x65-0x7C and 0x80-0x8E (not INTR .. VINTR,
+ * TASK_SWITCH, FERR_FREEZE, SHUTDOWN), INVLPGB .. TLBSYNC (0xA0-0xA4). The write traps 0x8F-0x9F come
+ * after the instruction completed: #UD would be wrong there, they stay fatal (never enabled).
+ */
+static bool code_is_instruction(u64 code)
+{
+    return code < 0x40 || (code >= 0x65 && code <= 0x7c) || (code >= 0x80 && code <= 0x8e) ||
+           (code >= 0xa0 && code <= 0xa4);
+}
+
+/*
+ * An exit without a handler. An exception intercept is reflected (the exception the guest raised); an
+ * instruction the guest can execute at will is refused as one the CPU does not offer (#UD) and
+ * reported: the run goes on. Any other code means an intercept nobody handles (a hypervisor bug): dump
+ * and stop.
+ */
+static void unhandled(struct svm_exit *x)
+{
+    static u32 reports;
+    bool excp = x->code >= SVM_EXIT_EXCP_BASE && x->code < SVM_EXIT_EXCP_BASE + 32;
+    if (!excp && !code_is_instruction(x->code)) {
+        x->vcpu.ops->dump(&x->vcpu, "exit without a handler");
+        hv_exit(HV_STATUS_FAIL, "svm_unhandled_exit");
+    }
+    if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("svm: CPU %u: exit without a handler: exit code 0x%lx (%s) at RIP 0x%lx: %s reflected\n",
+               x->vcpu.pc->index, x->code, svm_exit_name(x->code), x->vmcb->save.rip, excp ? "the exception" : "#UD");
+    if (excp)
+        exception(x);
+    else
+        vcpu_inject_ud(&x->vcpu);
+}
+
 /* VMRUN refused the VMCB (APM 15.5.1): name the broken rule and end the run. */
 static __noreturn void vmrun_failed(struct svm_exit *x)
 {
@@ -283,12 +331,11 @@ void svm_exit_dispatch(struct guest_regs *regs)
     if (x.code == SVM_EXIT_MSR && (v->control.exitinfo1 & 1))
         rec.kind = HV_EXIT_MSR_WRITE;
     record_operands(&x, rec.kind);
-    if (!e || !e->fn) {
-        x.vcpu.ops->dump(&x.vcpu, "exit without a handler");
-        hv_exit(HV_STATUS_FAIL, "svm_unhandled_exit");
-    }
     note_interrupted_event(&x);
-    e->fn(&x);
+    if (e && e->fn)
+        e->fn(&x);
+    else
+        unhandled(&x);
     vcpu_exit_done(&x.vcpu);
     if (x.vcpu.event.valid) {
         svm_vcpu_ops.inject(&x.vcpu, &x.vcpu.event);

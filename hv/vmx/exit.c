@@ -2,8 +2,8 @@
  * doVmxExitHandler: the exit dispatcher. A table indexed by basic exit reason (ACRN style), with the
  * VM-entry-failure bit checked first (SDM Vol. 3C 27.8). The handlers both back ends share live in
  * core (exit_common.h); this file decodes VT-x's exit information into them and keeps what only VT-x
- * has. Every exit is counted through core's trace API. A reason without a handler dumps state and
- * stops the run: never resume blindly.
+ * has. Every exit is counted through core's trace API. A reason without a handler is never resumed
+ * blindly: an instruction's is refused with #UD (unhandled()), any other dumps state and stops the run.
  */
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
@@ -78,7 +78,19 @@ static void exception(struct vmx_exit *x)
         if (!guest_tf)
             return;
     }
+    if (type == VCPU_EVT_SW_EXC || type == VCPU_EVT_PRIV_SW_EXC) {
+        /*
+         * INT3 / INTO (type 6) or INT1 (type 5) of an intercepted vector: delivered again as the same
+         * event type with the instruction's length, so the guest's handler sees the return address after
+         * it (SDM Vol. 3C 27.6.1.1 event injection, 28.2.5 VM-exit instruction length).
+         */
+        x->vcpu.event = (struct vcpu_event){
+            .valid = true, .type = (u8)type, .vector = (u8)vector, .insn_len = (u32)vmread(VM_EXIT_INSTRUCTION_LEN),
+        };
+        return;
+    }
     if (type != VCPU_EVT_HW_EXCEPTION) {
+        /* External interrupt exiting is off (vmcs.c): no other type can reach here without a hypervisor bug. */
         x->vcpu.ops->dump(&x->vcpu, "unexpected exception type");
         hv_exit(HV_STATUS_FAIL, "vmx_unhandled_exit");
     }
@@ -160,6 +172,11 @@ static void task_switch(struct vmx_exit *x)
 /* The guest can take the held NMI now: vcpu_exit_done() injects it and disarms the window. */
 static void nmi_window(struct vmx_exit *x) { (void)x; }
 
+/*
+ * A triple fault is the guest's own end. An EPT misconfiguration is the hypervisor's: the map never
+ * holds an address at or above MAXPHYADDR (exit_stage2_fault refuses such holes) nor a reserved
+ * combination, so no guest access can cause one (SDM Vol. 3C 29.3.3.1).
+ */
 static void fatal(struct vmx_exit *x)
 {
     bool triple = x->reason == EXIT_REASON_TRIPLE_FAULT;
@@ -204,6 +221,38 @@ static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_WBINVD] = { invd, HV_EXIT_INVD },
     [EXIT_REASON_XSETBV] = { xsetbv, HV_EXIT_XSETBV },
 };
+
+/*
+ * Exit reasons an instruction causes (SDM Vol. 3C Appendix C): CPUID .. XRSTORS, minus the ones that are
+ * events (task switch 9, APIC access 44, EOI 45, EPT 48/49, preemption timer 52, PML full 62, ...).
+ */
+static bool reason_is_instruction(u32 basic)
+{
+    static const u8 insn[] = { 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+                               31, 32, 36, 39, 40, 46, 47, 50, 51, 53, 54, 55, 57, 58, 59, 60, 61, 63, 64, 67, 68 };
+    for (u32 i = 0; i < sizeof(insn); i++)
+        if (insn[i] == basic)
+            return true;
+    return false;
+}
+
+/*
+ * An exit without a handler. An instruction the guest can execute at will must not stop the run: it
+ * is refused as an instruction the CPU does not offer (#UD) and reported; the run goes on. Any other
+ * reason means the controls enabled an exit nobody handles (a hypervisor bug): dump and stop.
+ */
+static void unhandled(struct vmx_exit *x, u32 basic)
+{
+    static u32 reports;
+    if (!reason_is_instruction(basic)) {
+        x->vcpu.ops->dump(&x->vcpu, "exit without a handler");
+        hv_exit(HV_STATUS_FAIL, "vmx_unhandled_exit");
+    }
+    if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("vmx: CPU %u: exit without a handler: exit reason %u (%s) at RIP 0x%lx: #UD reflected\n",
+               x->vcpu.pc->index, basic, vmx_exit_reason_name(basic), vmread(GUEST_RIP));
+    vcpu_inject_ud(&x->vcpu);
+}
 
 /* A failed VM entry (27.8): the basic reason says which class of guest state check failed. */
 static __noreturn void entry_failure(struct vmx_exit *x)
@@ -294,12 +343,11 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     record_operands(&x, basic, rec.kind);
     if (basic < VMX_EXIT_REASON_COUNT)
         x.v->exits[basic]++;
-    if (!e || !e->fn) {
-        x.vcpu.ops->dump(&x.vcpu, "exit without a handler");
-        hv_exit(HV_STATUS_FAIL, "vmx_unhandled_exit");
-    }
     note_interrupted_event(&x, basic);
-    e->fn(&x);
+    if (e && e->fn)
+        e->fn(&x);
+    else
+        unhandled(&x, basic);
     vcpu_exit_done(&x.vcpu);
     if (x.vcpu.event.valid) {
         vmx_vcpu_ops.inject(&x.vcpu, &x.vcpu.event);

@@ -12,6 +12,7 @@ from hvtrace.launch.guest import launch_options
 from hvtrace.trace.capture import Capture, Filter
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.export import export
+from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
 from hvtrace.trace.tracefile import TraceFile
 
@@ -28,6 +29,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if (args.ram is None) == (args.backend is None):
         err("usage error: give either --ram PATH (attach) or --backend (start a session)")
         return ExitCode.USAGE
+    ram = (args.ram,) if args.ram is not None else ()
+    check_output(args.output, inputs=ram)  # before an emulator boots or a RAM file is attached
     stop = [x for x in (args.duration, args.count, args.until_reason) if x is not None]
     if args.ram is not None and not stop:
         err("note: no --duration/--count/--until-reason: capturing until the session ends or Ctrl-C")
@@ -81,6 +84,20 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def warn_damage(tf: TraceFile) -> int:
+    """The one line a damaged file gets from every command (report, export, tui --replay) and its exit
+    code: ExitCode.DAMAGED when chunks were skipped or the index was rebuilt, else 0. A file cut short
+    by a killed capture is not damage: its complete chunks are all there is (a note says so)."""
+    if tf.truncated_at is not None:
+        err(f"note: {tf.path}: ends inside a chunk at offset {tf.truncated_at} (capture killed?); "
+            "the chunks before it were read")  # fmt: skip
+    warning = tf.damage_warning()
+    if warning is None:
+        return 0
+    err(f"warning: {warning}")
+    return ExitCode.DAMAGED
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     tf = TraceFile.open(args.file)
     rep = build_report(tf)
@@ -88,19 +105,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(rep, indent=1, default=str))
     else:
         print(format_text(rep))
-    for e in tf.errors:
-        err(f"warning: {args.file}: {e}")
-    if tf.truncated_at is not None:
-        err(
-            f"note: {args.file}: truncated at offset {tf.truncated_at} (capture killed?); earlier chunks read"
-        )
-    return ExitCode.BAD_DATA if tf.errors else 0
+    return warn_damage(tf)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    n = export(args.file, args.format, args.output)
-    print(f"hvtrace: exported {n} records to {args.output} ({args.format})", flush=True)
-    return 0
+    check_output(args.output, inputs=(args.file,))  # before the input is read
+    tf = TraceFile.open(args.file)
+    n = export(tf, args.format, args.output)
+    lost = tf.lost_total()
+    print(
+        f"hvtrace: exported {n} records to {args.output} ({args.format})"
+        + (f"; {lost} records lost" if lost else ""),
+        flush=True,
+    )
+    return warn_damage(tf)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ header with CPUs and rings registered wins.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from hvtrace.abi import (
     HV_MAX_CPUS,
     HV_RECORD_SIZE,
     HvDiscovery,
+    HvRing,
     HvVendor,
 )
 from hvtrace.exitcodes import ExitCode
@@ -33,6 +35,9 @@ from hvtrace.trace.errors import TraceError
 from hvtrace.trace.sources import MemorySource
 
 HEADER_SIZE = ctypes.sizeof(HvDiscovery)
+RING_HEADER_SIZE = ctypes.sizeof(HvRing)
+MAX_RING_CAPACITY = 1 << 24  # as hvtrace.trace.reader (which imports this module)
+_RING_ALIGN = 4096
 SYMBOL = "hv_trace"
 _SCAN_CHUNK = 16 << 20
 
@@ -129,7 +134,36 @@ def parse_header(data: bytes, paddr: int, found_by: str, what: str) -> Discovery
         )
     if h.cpu_count > HV_MAX_CPUS:
         raise TraceError(ExitCode.BAD_DATA, f"{what}: implausible CPU count {h.cpu_count} at {paddr:#x}")
+    check_ring_geometry(h, paddr, what)
     return Discovery(paddr, h, found_by)
+
+
+def check_ring_geometry(h: HvDiscovery, paddr: int, what: str) -> None:
+    """The registered rings must be where rings can be: a power-of-two capacity the reader accepts,
+    addresses aligned like the hypervisor's pool allocations (hv/core/trace.c: page aligned) and rings
+    that do not overlap each other or the header. Checked before any ring is read."""
+    cap = int(h.ring_capacity)
+    rings = sorted(int(a) for a in h.ring if a)
+    if not rings:
+        return
+    # hv/core/trace.c registers a CPU's ring just before it stores the capacity: 0 is "not yet", and
+    # then only the ring headers themselves are known to be there.
+    if cap & (cap - 1) or cap > MAX_RING_CAPACITY:
+        raise TraceError(
+            ExitCode.BAD_DATA, f"{what}: discovery header at {paddr:#x}: bad ring capacity {cap}"
+        )
+    size = RING_HEADER_SIZE + cap * HV_RECORD_SIZE
+    spans = sorted([(a, a + size) for a in rings] + [(paddr, paddr + HEADER_SIZE)])
+    for a in rings:
+        if a % _RING_ALIGN or a + size > 1 << 52:  # 4 KiB pages; 52 bits: the architectural MAXPHYADDR
+            raise TraceError(
+                ExitCode.BAD_DATA, f"{what}: discovery header at {paddr:#x}: bad ring address {a:#x}"
+            )
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:
+            raise TraceError(
+                ExitCode.BAD_DATA, f"{what}: discovery header at {paddr:#x}: rings overlap at {start:#x}"
+            )
 
 
 def _rank(d: Discovery) -> tuple[int, int, int]:

@@ -117,11 +117,15 @@ def export_parquet(tf: TraceFile, recs: Records, out: Path) -> int:
     return len(recs)
 
 
-def export(path: Path, fmt: str, out: Path) -> int:
-    """Export every readable record of a trace file; returns the record count."""
+def export(src: Path | TraceFile, fmt: str, out: Path) -> int:
+    """Export every readable record of a trace file; returns the record count. Skipped (damaged)
+    chunks are in ``tf.errors``; the caller reports them (hvtrace.trace.cli.warn_damage)."""
     if fmt not in FORMATS:
         raise TraceError(ExitCode.USAGE, f"unknown export format {fmt!r} (choose {', '.join(FORMATS)})")
-    tf = TraceFile.open(path)
+    tf = src if isinstance(src, TraceFile) else TraceFile.open(Path(src))
     recs = tf.records()
     fn = {"perfetto": export_perfetto, "csv": export_csv, "parquet": export_parquet}[fmt]
-    return fn(tf, recs, Path(out))
+    try:
+        return fn(tf, recs, Path(out))
+    except OSError as e:  # checked before, but a disk can fill up or the directory vanish meanwhile
+        raise TraceError(ExitCode.CANT_CREATE, f"cannot write {out}: {e.strerror or e}") from None

@@ -62,13 +62,16 @@ def decode_frames(buf: bytes, final: bool = False) -> tuple[Records, int, int, i
             next_free = c + HV_FRAME_SIZE
         else:
             bad += 1
+    # A good frame may end inside the last 3 bytes kept back for a straddling magic: never hand its
+    # tail back to the next poll (it would be counted again, as text).
+    consumed = max(consumed, next_free)
     if good:
         idx = np.asarray(good, dtype=np.int64)[:, None] + 4 + np.arange(HV_RECORD_SIZE)[None, :]
         recs = arr[idx].reshape(-1).view(RECORD_DTYPE).copy()
     else:
         recs = empty()
     text = consumed - len(good) * HV_FRAME_SIZE
-    return recs, consumed, bad, max(0, text)
+    return recs, consumed, bad, text
 
 
 class FrameStreamSource:
@@ -114,10 +117,14 @@ class FrameStreamSource:
     def _count_gaps(self, recs: Records) -> None:
         cpus = recs["cpu"]
         for cpu in np.unique(cpus).tolist():
-            seqs = recs["seq"][cpus == cpu].astype(np.int64)
-            prev = self._last_seq.get(cpu, 0)
-            steps = np.diff(np.concatenate(([prev], seqs)))
-            gaps = int(np.clip(steps - 1, 0, None).sum())
+            # uint64 throughout: seq is a u64 and a damaged or forged frame may carry any value, so
+            # int64 differences (and their sum) could wrap negative. Only forward steps count as gaps
+            # (a step back is a restart); the few non-zero gaps are summed as Python ints.
+            seqs = np.concatenate(([np.uint64(self._last_seq.get(cpu, 0))], recs["seq"][cpus == cpu]))
+            prev, nxt = seqs[:-1], seqs[1:]
+            fwd = nxt > prev
+            steps = nxt[fwd] - prev[fwd] - np.uint64(1)
+            gaps = sum(steps[steps > 0].tolist())
             if gaps:
                 self.stats.lost[cpu] = self.stats.lost.get(cpu, 0) + gaps
             self._last_seq[cpu] = int(seqs[-1])

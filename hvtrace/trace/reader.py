@@ -25,7 +25,7 @@ import numpy as np
 
 from hvtrace.abi import HV_MAX_CPUS, HV_RECORD_SIZE, HvRing, HvRingPolicy
 from hvtrace.exitcodes import ExitCode
-from hvtrace.trace.discovery import Discovery
+from hvtrace.trace.discovery import MAX_RING_CAPACITY, Discovery
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import RECORD_DTYPE, Records, empty
 from hvtrace.trace.sources import MemorySource, ViewSource, WritableSource
@@ -34,6 +34,22 @@ RING_HEADER = ctypes.sizeof(HvRing)
 _HEAD = HvRing.head.offset
 _TAIL = HvRing.tail.offset
 _DROPPED = HvRing.dropped.offset
+
+
+def parse_ring_header(data: bytes, paddr: int, what: str) -> HvRing:
+    """Validate a ring header's bytes (abi.h struct hv_ring): capacity a power of two the reader can
+    hold, a CPU number below HV_MAX_CPUS, a known policy. Anything else is one TraceError(BAD_DATA)."""
+    if len(data) < RING_HEADER:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: truncated ring header at {paddr:#x}")
+    hdr = HvRing.from_buffer_copy(data[:RING_HEADER])
+    cap = int(hdr.capacity)
+    if cap < 1 or cap & (cap - 1) or cap > MAX_RING_CAPACITY:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: ring at {paddr:#x} has bad capacity {cap}")
+    if hdr.cpu >= HV_MAX_CPUS:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: ring at {paddr:#x} has bad CPU {hdr.cpu}")
+    if hdr.policy not in {int(p) for p in HvRingPolicy}:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: ring at {paddr:#x} has unknown policy {hdr.policy}")
+    return hdr
 
 
 @dataclass
@@ -57,12 +73,8 @@ class RingReader:
     ) -> None:
         self.source = source
         self.paddr = paddr
-        hdr = HvRing.from_buffer_copy(source.read(paddr, RING_HEADER))
+        hdr = parse_ring_header(source.read(paddr, RING_HEADER), paddr, source.name)
         cap = int(hdr.capacity)
-        if cap < 1 or cap & (cap - 1) or cap > (1 << 24):
-            raise TraceError(ExitCode.BAD_DATA, f"{source.name}: ring at {paddr:#x} has bad capacity {cap}")
-        if hdr.cpu >= HV_MAX_CPUS:
-            raise TraceError(ExitCode.BAD_DATA, f"{source.name}: ring at {paddr:#x} has bad CPU {hdr.cpu}")
         self.capacity = cap
         self.cpu = int(hdr.cpu)
         self.policy = int(hdr.policy)

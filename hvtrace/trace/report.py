@@ -54,6 +54,26 @@ def _group(
     return rows
 
 
+def _lost(tf: TraceFile) -> dict[str, int]:
+    """Records lost per CPU: ring / stream losses plus records in chunks skipped as damaged."""
+    out: dict[int, int] = dict(tf.lost())
+    for cpu, n in tf.skipped().items():
+        out[cpu] = out.get(cpu, 0) + n
+    return {str(k): v for k, v in sorted(out.items())}
+
+
+def _damage(tf: TraceFile) -> dict[str, Any]:
+    d = tf.damage
+    return {
+        "skipped_chunks": d.chunks,
+        "skipped_records": d.records,
+        "skipped_unknown_size": d.unknown,
+        "index": d.index,
+        "problems": list(d.problems),
+        "truncated_at": tf.truncated_at,
+    }
+
+
 def build_report(tf: TraceFile, recs: Records | None = None) -> dict[str, Any]:
     """The report as a JSON-ready dict."""
     recs = tf.records(ordered=False) if recs is None else recs
@@ -86,8 +106,9 @@ def build_report(tf: TraceFile, recs: Records | None = None) -> dict[str, Any]:
         "file": str(tf.path),
         "meta": meta,
         "records": total,
-        "lost": {str(k): v for k, v in tf.lost().items()},
-        "bad_chunks": [str(e) for e in tf.errors],
+        "lost": _lost(tf),
+        "lost_total": tf.lost_total(),
+        "damage": _damage(tf),
         "recovered_index": tf.recovered,
         "span_ticks": span_ticks,
         "tsc_hz": hz,
@@ -126,12 +147,12 @@ def format_text(rep: dict[str, Any]) -> str:
         + (f" ({rep['span_s']:.3f} s)" if rep["span_s"] else "")
         + f"; inter-exit min / avg / max in {unit}",
     ]
-    lost = sum(rep["lost"].values())
+    lost = rep["lost_total"]
     if lost:
-        lines.append(f"lost records: {lost} ({', '.join(f'CPU {c}: {n}' for c, n in rep['lost'].items())})")
-    for e in rep["bad_chunks"]:
-        lines.append(f"warning: {e}")
-    if rep["recovered_index"]:
+        dmg = rep["damage"]["skipped_records"]
+        per_cpu = ", ".join(f"CPU {c}: {n}" for c, n in rep["lost"].items())
+        lines.append(f"lost records: {lost} ({per_cpu}" + (f"; {dmg} in damaged chunks)" if dmg else ")"))
+    if rep["recovered_index"] and rep["damage"]["index"] is None:
         lines.append("note: the file has no index (capture killed?): index rebuilt by scanning")
     rate = "rate/s" if rep["tsc_hz"] else ""
     lines += ["", f"{'reason':<22} {'kind':<14} {'count':>10} {'%':>7} {rate:>10}  inter-exit"]

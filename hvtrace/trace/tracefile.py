@@ -59,14 +59,82 @@ INDEX_DTYPE: Final = np.dtype(
 )
 
 
+#: Most records one chunk may hold. The writer never exceeds it; the reader refuses more, so a damaged or
+#: hostile count (u32: up to 256 GiB of records) never sizes an allocation or a decompression.
+MAX_CHUNK_RECORDS: Final = 1 << 20
+#: Flag bits this reader understands; a chunk with any other bit set is refused.
+KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE
+#: Metadata keys the tools compute with, and the JSON types they must have (checked when opening).
+META_TYPES: Final[dict[str, tuple[type, ...]]] = {
+    "vendor": (int,),
+    "cpus": (int,),
+    "tsc_hz": (int, float),
+}
+
+
 @dataclass
 class ChunkError:
-    index: int  # chunk number in file order
+    """A part of the file that was skipped: a chunk (``index`` = its row in the index) or, when its header
+    itself is damaged, a region (``index`` None: its records are unknown)."""
+
+    index: int | None
     offset: int
     message: str
+    records: int | None = None  # records the skipped chunk held (from its header / the index)
+    cpu: int | None = None
 
     def __str__(self) -> str:
-        return f"chunk {self.index} at offset {self.offset}: {self.message}"
+        where = f"chunk {self.index}" if self.index is not None else "damaged chunk header"
+        return f"{where} at offset {self.offset}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Damage:
+    """What a damaged file cost: every command reports it with :meth:`line` and exits ``ExitCode.DAMAGED``."""
+
+    chunks: int  # chunks (or damaged regions) skipped
+    records: int  # records in the skipped chunks whose count is known
+    unknown: int  # skipped regions whose record count is unknown (their header is damaged)
+    index: str | None  # what was wrong with the index, when it had to be rebuilt by scanning
+    problems: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.chunks or self.index)
+
+    def line(self, name: object) -> str:
+        """The one warning line: what was skipped, how many records with it, the first problem."""
+        parts = []
+        if self.chunks:
+            n = f"{self.records}" if not self.unknown else f"at least {self.records}"
+            more = f", and {self.chunks - 1} more" if self.chunks > 1 else ""
+            parts.append(
+                f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} skipped, {n} records lost "
+                f"({self.problems[0]}{more})"
+            )
+        if self.index:
+            parts.append(f"{self.index} (its summary, e.g. the code map, is lost)")
+        return f"{name} is damaged: {'; '.join(parts)}; the result is partial"
+
+
+def _json_object(blob: bytes, what: str, name: object) -> dict[str, Any]:
+    """A JSON object from bytes; anything else (bad UTF-8, bad JSON, absurd nesting) is BAD_DATA."""
+    try:
+        obj = json.loads(blob)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise TraceError(ExitCode.BAD_DATA, f"{name}: {what} is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise TraceError(ExitCode.BAD_DATA, f"{name}: {what} is not a JSON object")
+    return obj
+
+
+def _check_meta(meta: dict[str, Any], name: object) -> None:
+    for key, types in META_TYPES.items():
+        v = meta.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, types)):
+            raise TraceError(ExitCode.BAD_DATA, f"{name}: metadata {key!r} has a wrong type ({v!r:.40})")
+    hz = meta.get("tsc_hz")
+    if hz is not None and not 0 < hz < 1e15:  # also refuses NaN
+        raise TraceError(ExitCode.BAD_DATA, f"{name}: metadata 'tsc_hz' is out of range ({hz!r:.40})")
 
 
 def encode_code(code: dict[int, bytes]) -> dict[str, str]:
@@ -109,6 +177,8 @@ class TraceWriter:
         level: int = 1,
     ) -> None:
         self.path = Path(path)
+        if not 0 < chunk_records <= MAX_CHUNK_RECORDS:
+            raise ValueError(f"chunk_records must be 1..{MAX_CHUNK_RECORDS}")
         self.chunk_records = chunk_records
         self.level = level
         self.meta = {"format_version": FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
@@ -221,7 +291,11 @@ class TraceWriter:
 
 @dataclass
 class TraceFile:
-    """A trace file opened for reading. ``index`` is a numpy array (INDEX_DTYPE), one row per chunk."""
+    """A trace file opened for reading. ``index`` is a numpy array (INDEX_DTYPE), one row per chunk.
+
+    Every chunk's checksums are verified when the file is opened, so :attr:`damage` is complete before
+    any record is read (a payload that passes its CRC but does not decompress is added when read).
+    """
 
     path: Path
     meta: dict[str, Any]
@@ -229,8 +303,11 @@ class TraceFile:
     summary: dict[str, Any] | None  # None when the file was not closed (capture killed)
     errors: list[ChunkError] = field(default_factory=list)
     truncated_at: int | None = None  # offset where an incomplete chunk starts (capture killed)
+    index_error: str | None = None  # the index was present but damaged (rebuilt by scanning)
     _data: bytes = b""
     _code: dict[int, bytes] | None = None
+    _bad: dict[int, ChunkError] = field(default_factory=dict)  # index row -> why it is skipped
+    _chunks_end: int = 0
 
     @classmethod
     def open(cls, path: Path) -> TraceFile:
@@ -241,6 +318,14 @@ class TraceFile:
             raise TraceError(ExitCode.NO_INPUT, f"trace file {path} does not exist") from None
         except IsADirectoryError:
             raise TraceError(ExitCode.BAD_DATA, f"{path} is a directory, not a trace file") from None
+        except OSError as e:
+            raise TraceError(ExitCode.NO_INPUT, f"cannot read trace file {path}: {e.strerror}") from None
+        return cls.from_bytes(data, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path | str = "<bytes>") -> TraceFile:
+        """Parse a whole trace file held in memory; any malformation is a TraceError (never another)."""
+        path = Path(path)
         if len(data) < FILE_HEADER.size or data[:8] != FILE_MAGIC:
             what = "empty" if not data else "not an hvtrace trace file (bad magic)"
             raise TraceError(ExitCode.BAD_DATA, f"{path}: {what}")
@@ -261,7 +346,8 @@ class TraceFile:
         blob = data[FILE_HEADER.size : end]
         if zlib.crc32(blob) != mcrc:
             raise TraceError(ExitCode.BAD_DATA, f"{path}: file header checksum mismatch")
-        meta = json.loads(blob)
+        meta = _json_object(blob, "file header metadata", path)
+        _check_meta(meta, path)
         tf = cls(path, meta, np.empty(0, INDEX_DTYPE), None, _data=data)
         if not tf._load_index(end):
             tf._scan(end)
@@ -269,30 +355,55 @@ class TraceFile:
             for key in ("tsc_hz", "tsc_hz_source"):  # learnt during the capture, after the header
                 if tf.summary.get(key) and not meta.get(key):
                     meta[key] = tf.summary[key]
+            _check_meta(meta, path)
+        tf._verify()
         return tf
 
     def _load_index(self, start: int) -> bool:
+        """Use the trailer's index when it is intact; a present but damaged one sets ``index_error``."""
         data = self._data
         if len(data) < start + TRAILER.size:
             return False
         off, length, crc, magic = TRAILER.unpack_from(data, len(data) - TRAILER.size)
-        if magic != TRAILER_MAGIC or off + length != len(data) - TRAILER.size or off < start:
-            return False
+        if magic != TRAILER_MAGIC:
+            return False  # no trailer: the capture was killed (not damage)
         body = data[off : off + length]
-        if zlib.crc32(body) != crc or body[:4] != INDEX_MAGIC:
-            self.errors.append(ChunkError(-1, off, "index checksum mismatch; index rebuilt by scanning"))
+        why = None
+        if off + length != len(data) - TRAILER.size or off < start:
+            why = "trailer points outside the file"
+        elif zlib.crc32(body) != crc or body[:4] != INDEX_MAGIC or len(body) < 12:
+            why = "checksum mismatch"
+        else:
+            n, blen = struct.unpack_from("<II", body, 4)
+            if 12 + n * INDEX_DTYPE.itemsize + blen != len(body):
+                why = "its lengths do not add up"
+        if why is None:
+            index = np.frombuffer(body, INDEX_DTYPE, count=n, offset=12).copy()
+            sblob = body[12 + n * INDEX_DTYPE.itemsize :]
+            offsets = index["offset"]
+            if n and (int(offsets.min()) < start or int(offsets.max()) + CHUNK_HEADER.size > off):
+                why = "a chunk offset points outside the chunks"
+            else:
+                try:
+                    self.summary = _json_object(sblob, "summary", self.path)
+                except TraceError:
+                    why = "the summary is not a JSON object"
+        if why is not None:
+            self.index_error = f"index at offset {off} unusable ({why}), rebuilt by scanning the chunks"
+            self.summary = None
             return False
-        n, blen = struct.unpack_from("<II", body, 4)
-        self.index = np.frombuffer(body, INDEX_DTYPE, count=n, offset=12).copy()
-        self.summary = json.loads(body[12 + n * INDEX_DTYPE.itemsize :][:blen])
+        self.index = index
         self._chunks_end = off
         return True
 
     def _scan(self, pos: int) -> None:
-        """Rebuild the index by walking the chunks; resynchronise on the chunk magic after damage."""
+        """Rebuild the index by walking the chunks; resynchronise on the chunk magic after damage.
+
+        Each step advances ``pos`` (by a chunk, or to the next magic found by ``bytes.find``), so the walk
+        is linear in the file size whatever the bytes are.
+        """
         data = self._data
         rows: list[tuple[int, ...]] = []
-        n = 0
         while pos < len(data):
             if data[pos : pos + 4] == INDEX_MAGIC:
                 break
@@ -303,8 +414,7 @@ class TraceFile:
             ok_hdr = hdr[0] == CHUNK_MAGIC and zlib.crc32(data[pos : pos + CHUNK_HEADER.size - 4]) == hdr[11]
             if not ok_hdr:
                 nxt = data.find(CHUNK_MAGIC, pos + 1)
-                self.errors.append(ChunkError(n, pos, "damaged chunk header; skipped to the next chunk"))
-                n += 1
+                self.errors.append(ChunkError(None, pos, "skipped to the next chunk"))
                 if nxt < 0:
                     break
                 pos = nxt
@@ -315,9 +425,44 @@ class TraceFile:
                 break
             rows.append((pos, cpu, count, fs, ls, ft, lt, lost))
             pos += CHUNK_HEADER.size + plen
-            n += 1
         self.index = np.array(rows, dtype=INDEX_DTYPE) if rows else np.empty(0, INDEX_DTYPE)
         self._chunks_end = pos
+
+    def _check_chunk(self, row: tuple[int, ...]) -> str | None:
+        """Why an index row cannot be read (header, agreement with the index, size, CRC), or None."""
+        off, row_cpu, row_count, *_seqs_tscs, row_lost = row
+        data = self._data
+        if off + CHUNK_HEADER.size > len(data):
+            return "header beyond the end of the file"
+        hdr = CHUNK_HEADER.unpack_from(data, off)
+        magic, cpu, flags, count, *_r, lost, plen, pcrc, hcrc = hdr
+        if magic != CHUNK_MAGIC or zlib.crc32(data[off : off + CHUNK_HEADER.size - 4]) != hcrc:
+            return "damaged chunk header"
+        if (cpu, count, lost) != (row_cpu, row_count, row_lost):
+            return "chunk header disagrees with the index"
+        if count > MAX_CHUNK_RECORDS:
+            return f"implausible record count {count}"
+        if flags & ~KNOWN_FLAGS:
+            return f"unknown flags {flags:#x}"
+        if off + CHUNK_HEADER.size + plen > len(data):
+            return "payload beyond the end of the file"
+        if zlib.crc32(data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]) != pcrc:
+            return "checksum mismatch"
+        return None
+
+    def _verify(self) -> None:
+        for i, row in enumerate(self.index.tolist()):  # plain tuples: fast for many chunks
+            why = self._check_chunk(row)
+            if why is not None:
+                self._skip(i, why)
+
+    def _skip(self, i: int, why: str) -> ChunkError:
+        if i not in self._bad:
+            row = self.index[i]
+            err = ChunkError(i, int(row["offset"]), why, int(row["count"]), int(row["cpu"]))
+            self._bad[i] = err
+            self.errors.append(err)
+        return self._bad[i]
 
     @property
     def recovered(self) -> bool:
@@ -325,19 +470,28 @@ class TraceFile:
         return self.summary is None
 
     def read_chunk(self, i: int) -> Records:
-        """Records of chunk ``i`` (index order); a bad checksum raises TraceError(BAD_DATA)."""
+        """Records of chunk ``i`` (index order); a damaged chunk raises TraceError(BAD_DATA)."""
+        if i in self._bad:
+            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
         row = self.index[i]
         off = int(row["offset"])
-        hdr = CHUNK_HEADER.unpack_from(self._data, off)
-        _, _cpu, flags, count, *_rest, plen, pcrc, _hcrc = hdr
-        payload = self._data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
-        if zlib.crc32(payload) != pcrc:
-            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: chunk {i} at offset {off}: checksum mismatch")
+        _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
         if not count:
             return empty()
-        raw = zlib.decompress(payload) if flags & FLAG_ZLIB else payload
-        if len(raw) != count * HV_RECORD_SIZE:
-            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: chunk {i} at offset {off}: wrong length")
+        payload = self._data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
+        want = count * HV_RECORD_SIZE  # <= 64 MiB: count was checked against MAX_CHUNK_RECORDS
+        raw: bytes = payload
+        if flags & FLAG_ZLIB:
+            d = zlib.decompressobj()
+            try:
+                raw = d.decompress(payload, want + 1)  # max_length: a bomb stops one byte past the size
+            except zlib.error as e:
+                err = self._skip(i, f"bad compressed data ({e})")
+                raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {err}") from None
+            if not d.eof:
+                raw += b"?"  # more output pending or stream incomplete: wrong length either way
+        if len(raw) != want:
+            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, 'wrong payload length')}")
         return _unshuffle(raw, count) if flags & FLAG_SHUFFLE else np.frombuffer(raw, RECORD_DTYPE).copy()
 
     def chunks(self, cpu: int | None = None) -> list[int]:
@@ -350,11 +504,8 @@ class TraceFile:
         for i in self.chunks(cpu):
             try:
                 out.append((i, self.read_chunk(i)))
-            except (TraceError, zlib.error) as e:
-                msg = e.message if isinstance(e, TraceError) else f"decompression failed: {e}"
-                err = ChunkError(i, int(self.index[i]["offset"]), msg.split(": ", 1)[-1])
-                if all(str(x) != str(err) for x in self.errors):
-                    self.errors.append(err)
+            except TraceError:
+                continue  # recorded in errors by _skip
         return out
 
     def records(self, cpu: int | None = None, *, ordered: bool = True) -> Records:
@@ -375,6 +526,34 @@ class TraceFile:
                 out[int(row["cpu"])] = out.get(int(row["cpu"]), 0) + int(row["lost_before"])
         return out
 
+    def skipped(self) -> dict[int, int]:
+        """Records per CPU in chunks skipped as damaged (known from their header or the index)."""
+        out: dict[int, int] = {}
+        for e in self.errors:
+            if e.cpu is not None and e.records:
+                out[e.cpu] = out.get(e.cpu, 0) + e.records
+        return out
+
+    @property
+    def damage(self) -> Damage:
+        """Skipped chunks and records, and a damaged index: the same numbers for every command."""
+        return Damage(
+            chunks=len(self.errors),
+            records=sum(self.skipped().values()),
+            unknown=sum(1 for e in self.errors if e.records is None),
+            index=self.index_error,
+            problems=tuple(str(e) for e in self.errors),
+        )
+
+    def lost_total(self) -> int:
+        """Every record known lost: ring/stream losses (chunk headers) plus those in skipped chunks."""
+        return sum(self.lost().values()) + sum(self.skipped().values())
+
+    def damage_warning(self) -> str | None:
+        """The one warning line every command prints for a damaged file (None when it is intact)."""
+        dmg = self.damage
+        return dmg.line(self.path) if dmg else None
+
     @property
     def code(self) -> dict[int, bytes]:
         """Instruction bytes per RIP stored by the capture (summary ``code``); empty for files without it
@@ -385,4 +564,6 @@ class TraceFile:
 
     @property
     def record_count(self) -> int:
-        return int(self.index["count"].sum())
+        """Records in the readable chunks."""
+        bad = sum(int(self.index["count"][i]) for i in self._bad)
+        return int(self.index["count"].sum()) - bad

@@ -46,6 +46,9 @@ STEPS = (
     "db_hole_stack", "int3_hole_stack", "double_fault_task",
     # the MSR policy (hv/core/msr_policy.c) and SVM's EFER: each failed before the table existed
     "msr_pt", "msr_mtrr", "msr_tsc", "msr_host_owned", "efer_bits",
+    # issue 13 robustness (items 1 and 6): a fetch from the xAPIC page leaves its stores trapped; hundreds
+    # of distinct accesses above RAM up to MAXPHYADDR neither stop the run nor fault
+    "apic_fetch", "holes_many",
 )  # fmt: skip
 ARGS = "mbtest arg=1"
 HV_LINK = 0x100000  # the image's link address (boot/linker.ld); it runs at HV_LINK + slide
@@ -64,6 +67,8 @@ def hv_region(lines: list[str]) -> int:
 
 STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
 AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
+LOGICAL_XAPIC = "mbtest: step logical_ipi: PASS xAPIC flat and cluster logical INIT-SIPI reach exactly the AP"
+LOGICAL_X2APIC = "mbtest: step logical_ipi: PASS x2APIC logical INIT-SIPI reaches exactly the AP"
 AP_REAL_GP = "mbtest: step ap_real_mode_gp: PASS #GP in real mode delivered without an error code"
 
 
@@ -175,6 +180,51 @@ def test_run_mbtest_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
     assert f"hvtrace: guest kernel {mbtest}, command line '{ARGS}'" in run.stdout
     assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
     assert "does not match" not in run.stderr  # QEMU left through isa-debug-exit with status 0
+    assert_clean(run)
+
+
+@pytest.mark.qemu
+def test_mbtest_page_directory_above_4g_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
+    """Issue 13 item 5: with 5 GiB of RAM mbtest moves the page directory for 3-4 GiB above 4 GiB and
+    stores to the TPR through it. The hypervisor walks that directory to emulate the store; its own
+    page tables map only 4 GiB, and it used to take a #PF there and die (status 2, reason=exception)."""
+    run = hvtrace_run(
+        "run", "--backend", "qemu", "--memory", "5120M", "--guest", str(mbtest), "--append", ARGS,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    lines = run.stdout.splitlines()
+    check_mbtest_console(lines, "svm")
+    assert re.search(r"^mbtest: high_walk: page directory at 0x0*1[0-9a-f]{8}$", run.stdout, re.MULTILINE), (
+        run.describe()
+    )
+    assert any(line.startswith("mbtest: step high_walk: PASS") for line in lines), run.describe()
+    assert_clean(run)
+
+
+NOTHING_RE = re.compile(
+    r"^svm: CPU 0: (read|write) of GPA (0x[0-9a-f]+), where nothing is mapped \(RIP 0x[0-9a-f]+\): "
+    r"emulated as all ones / dropped$",
+    re.MULTILINE,
+)
+
+
+@pytest.mark.qemu
+def test_mbtest_holes_beyond_the_hole_table_budget_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
+    """Issue 13 item 6: with a 46-bit physical address space (64 TiB) the stage-2 map ends at 1 TiB, and
+    holes_many's accesses above it fall in more distinct 512 GiB regions than the hypervisor's budget of
+    hole tables covers. Once it is spent, the accesses are emulated as a master abort (reads all ones,
+    writes dropped) without mapping anything; they used to stop the run (reason=stage2_fault)."""
+    run = hvtrace_run(
+        "run", "--backend", "qemu", "--memory", "256M", "--cpu-model", "qemu64,phys-bits=46",
+        "--guest", str(mbtest), "--append", ARGS,
+    )  # fmt: skip
+    assert run.returncode == 0, run.describe()
+    check_mbtest_console(run.stdout.splitlines(), "svm")
+    assert "mbtest: holes_many: 384 regions above RAM up to MAXPHYADDR 46" in run.stdout, run.describe()
+    emulated = NOTHING_RE.findall(run.stdout)
+    assert {kind for kind, _ in emulated} == {"read", "write"}, run.describe()
+    assert all(int(gpa, 16) >= 1 << 40 for _, gpa in emulated), emulated  # above the map, below 2^46
+    assert all(int(gpa, 16) < 1 << 46 for _, gpa in emulated), emulated
     assert_clean(run)
 
 
@@ -342,7 +392,10 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     assert "guest: CPU 0 sent INIT to running CPU 1 (APIC 1): it waits for SIPI" in lines
     assert "guest: CPU 1 is in wait-for-SIPI after an INIT" in lines
-    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=2 ", line + " ") for line in lines), run.stdout
+    # the AP's CPUID, once per start: ap, ap_init_again, and logical_ipi's physical, flat and cluster starts
+    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=5 ", line + " ") for line in lines), run.stdout
+    # issue 13 item 9: logical destination mode for the emulated INIT / SIPI (flat and cluster model)
+    assert LOGICAL_XAPIC in lines, run.stdout
     assert_clean(run)
 
 
@@ -371,10 +424,13 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     assert AP_AGAIN in lines
     assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     # the x2APIC ICR in xAPIC mode (#GP), EXTD, then INIT, SIPI, SIPI twice (the second round to the
-    # running AP), and the self NMI: 9 WRMSRs; then the MSR-policy steps' 15 intercepted WRMSRs (3 RTIT_*,
-    # 9 MTRR, 2 IA32_TSC, BIOS_UPDT_TRIG; EFER is the guest's own under VT-x): 24
+    # running AP), and the self NMI: 9 WRMSRs
+    # issue 13 item 9: then logical-mode INIT, SIPI, SIPI to nobody (cluster 1) and to the AP: 6 more;
+    # then the MSR-policy steps' 15 intercepted WRMSRs (3 RTIT_*, 9 MTRR, 2 IA32_TSC, BIOS_UPDT_TRIG;
+    # EFER is the guest's own under VT-x): 30
+    assert LOGICAL_X2APIC in lines, run.stdout
     counts = [line + " " for line in lines if line.startswith("vmx: CPU 0 exits:")]
-    assert any("MSR_WRITE=24 " in line for line in counts), run.stdout
+    assert any("MSR_WRITE=30 " in line for line in counts), run.stdout
     assert_clean(run)
 
 

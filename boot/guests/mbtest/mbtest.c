@@ -442,9 +442,15 @@ static void check_mmio_forms(void)
 extern u8 ap_trampoline[], ap_trampoline_end[], ap_gdtr[], ap_gp_ip[], ap_gp_rdmsr[];
 static volatile u32 aps_alive, aps_virtualized;
 
+static volatile u32 ap_ldr, ap_dfr;      /* non-zero: each AP sets its xAPIC LDR / DFR (check_logical_ipi) */
+
 void ap_main(void);
 void ap_main(void)
 {
+    if (ap_ldr) {
+        *(volatile u32 *)0xfee000e0u = ap_dfr;
+        *(volatile u32 *)0xfee000d0u = ap_ldr;
+    }
     u32 a, b, c, d;
     cpuid(1, &a, &b, &c, &d);
     int ok = (c >> 31) & 1 && hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY;
@@ -998,6 +1004,289 @@ static void check_msr_policy(void)
 }
 /* ===================================== end of the MSR policy steps ===================================== */
 
+/* ==== issue 13 robustness steps (items 1, 5, 6): a block of its own ==================================
+ *   apic_fetch   a CALL into the xAPIC page (the TPR set to C3h, RET) executes and returns; the page
+ *                becomes executable, never writable: the next TPR store is still trapped (one more
+ *                stage-2 fault exit) and emulated
+ *   holes_many   under PAE paging, reads and writes of hundreds of distinct 1 GiB regions above RAM up
+ *                to MAXPHYADDR (more than the hypervisor's budget of hole tables where the stage-2 map
+ *                has no 1 GiB pages): all complete, none faults; one past MAXPHYADDR is the guest's own
+ *                #PF (reserved bit) or, where the CPU does not check, completes
+ *   high_walk    (RAM above 4 GiB only, else SKIP) the page directory for 3-4 GiB moved above 4 GiB: a
+ *                TPR store through it is decoded and emulated (the hypervisor walks that directory)
+ *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
+ *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
+ *                restarts none, one naming the AP restarts it once
+ */
+#define PG_P   0x1ull
+#define PG_W   0x2ull
+#define PG_PWT 0x8ull
+#define PG_PCD 0x10ull
+#define PG_PS  0x80ull
+#define GIB    (1ull << 30)
+#define MIB2   (1ull << 21)
+#define WINDOW 0xe0000000u                      /* linear 2 MiB window: PD for 3-4 GiB, entry 256 */
+
+static u64 pae_pdpt[4] __attribute__((aligned(32)));
+static u64 pae_pd[4][512] __attribute__((aligned(4096)));
+
+static void set_cr3(u32 v) { __asm__ volatile("movl %0, %%cr3" : : "r"(v) : "memory"); }
+
+/* PAE paging (SDM Vol. 3A 4.4), identity map of 4 GiB with 2 MiB pages, 3-4 GiB uncached. */
+static void pae_on(void)
+{
+    for (u32 i = 0; i < 4; i++) {
+        for (u32 j = 0; j < 512; j++)
+            pae_pd[i][j] = ((u64)(i * 512 + j) << 21) | PG_P | PG_W | PG_PS | (i == 3 ? PG_PCD | PG_PWT : 0);
+        pae_pdpt[i] = (u32)pae_pd[i] | PG_P;    /* PDPTE bits 2:1 are reserved (4.4.1) */
+    }
+    u32 cr;
+    __asm__ volatile("movl %%cr4, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr4" : : "r"(cr | 0x20u));
+    set_cr3((u32)pae_pdpt);
+    __asm__ volatile("movl %%cr0, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr0" : : "r"(cr | 0x80000000u) : "memory");
+}
+
+static void pae_off(void)
+{
+    u32 cr;
+    __asm__ volatile("movl %%cr0, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr0" : : "r"(cr & ~0x80000000u) : "memory");
+    __asm__ volatile("movl %%cr4, %0" : "=r"(cr));
+    __asm__ volatile("movl %0, %%cr4" : : "r"(cr & ~0x20u));
+}
+
+/* Point the window at the 2 MiB block holding 'phys'; its address through the window. */
+static volatile u32 *window_at(u64 phys, u64 attrs)
+{
+    pae_pd[3][256] = (phys & ~(MIB2 - 1)) | PG_P | PG_W | PG_PS | attrs;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    return (volatile u32 *)(WINDOW + (u32)(phys & (MIB2 - 1)));
+}
+
+static u32 phys_bits(void)
+{
+    u32 a, b, c, d;
+    cpuid(0x80000000, &a, &b, &c, &d);
+    if (a < 0x80000008)
+        return 36;
+    cpuid(0x80000008, &a, &b, &c, &d);
+    return a & 0xff;
+}
+
+static u64 ram_top(const struct mb_info *mbi)
+{
+    u64 top = 0;
+    for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
+        const struct mb_mmap *e = (const struct mb_mmap *)at;
+        if (e->type != 2 && e->addr + e->len > top)    /* RAM and ACPI, not reserved windows above it */
+            top = e->addr + e->len;
+        at += e->size + 4;
+    }
+    return top;
+}
+
+volatile u32 mbtest_fetch_returned;             /* set by the asm after the CALL returned */
+
+static void check_apic_fetch(void)
+{
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 tpr0 = *tpr & 0xff;
+    *tpr = 0xc3;                                /* the TPR's low byte is RET (C3), the rest reads 0 */
+    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 saved;
+    mbtest_fetch_returned = 0;
+    fault_vector = ~0u;
+    __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1\n\tmovl $1, mbtest_fetch_returned" LAND "\n\tmovl %0, %%esp"
+                     : "=&r"(saved) : "r"(0xfee00080u) : "memory");
+    u32 mid = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    *tpr = tpr0;                                /* must still be trapped: the page is not writable */
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 returned = mbtest_fetch_returned;
+    int ok = returned && fault_vector == ~0u && after == mid + 1 && (*tpr & 0xff) == tpr0;
+    if (!ok) {
+        puts("mbtest: apic_fetch: returned ");
+        puthex(returned);
+        puts(" fault ");
+        puthex(fault_vector);
+        puts(" exits ");
+        puthex(mid - before);
+        puts(" ");
+        puthex(after - mid);
+        putc('\n');
+    }
+    step("apic_fetch", ok, ok ? "code in the xAPIC page ran; the TPR store after it was still trapped"
+                              : "the fetch failed, or stores to the xAPIC page are no longer trapped");
+}
+
+static void check_holes_many(const struct mb_info *mbi)
+{
+    u32 bits = phys_bits();
+    u64 limit = 1ull << bits, start = (ram_top(mbi) + GIB - 1) & ~(GIB - 1);
+    if (start < 4 * GIB)
+        start = 4 * GIB;
+    u64 stride = ((limit - start) / 384) & ~(GIB - 1);
+    if (stride < GIB)
+        stride = GIB;
+    pae_on();
+    u32 faults = fault_count, touched = 0;
+    for (u64 at = start; at < limit && touched < 384; at += stride, touched++) {
+        /* a different 2 MiB block and page inside each region, so every access is a distinct hole */
+        u64 phys = at + (u64)(touched % 512) * MIB2 + (u64)(touched % 16) * 0x1000;
+        volatile u32 *p = window_at(phys, PG_PCD | PG_PWT);
+        u32 v = *p;
+        *p = v;
+    }
+    /* the last page below MAXPHYADDR, then the first one above: the guest's own #PF (RSVD) if checked */
+    volatile u32 *last = window_at(limit - 0x1000, PG_PCD | PG_PWT);
+    (void)*last;
+    int ok = fault_count == faults;
+    fault_vector = ~0u;
+    pae_pd[3][256] = limit | PG_P | PG_W | PG_PS | PG_PCD | PG_PWT;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    __asm__ volatile(ARM "movl (%0), %%eax" LAND : : "r"(WINDOW) : "eax", "memory");
+    u32 beyond = fault_vector;
+    pae_pd[3][256] = 0;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    pae_off();
+    ok = ok && (beyond == 14 || beyond == ~0u);
+    puts("mbtest: holes_many: ");
+    putdec(touched);
+    puts(" regions above RAM up to MAXPHYADDR ");
+    putdec(bits);
+    puts(", beyond it: vector ");
+    puthex(beyond);
+    putc('\n');
+    step("holes_many", ok && touched >= 256, ok ? "every access above RAM completed; the run goes on"
+                                                : "an access above RAM faulted");
+}
+
+static void check_high_walk(const struct mb_info *mbi)
+{
+    u64 pd_at = 0;
+    for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length && !pd_at;) {
+        const struct mb_mmap *e = (const struct mb_mmap *)at;
+        u64 base = (e->addr < 4 * GIB ? 4 * GIB : e->addr + MIB2 - 1) & ~(MIB2 - 1);
+        if (e->type == 1 && e->addr + e->len >= base + MIB2)
+            pd_at = base;
+        at += e->size + 4;
+    }
+    if (!pd_at) {
+        puts("mbtest: step high_walk: SKIP (no RAM above 4 GiB)\n");
+        return;
+    }
+    pae_on();
+    volatile u64 *pd = (volatile u64 *)window_at(pd_at, 0);
+    for (u32 j = 0; j < 512; j++)
+        pd[j] = pae_pd[3][j];                   /* the directory for 3-4 GiB, now above 4 GiB */
+    pae_pdpt[3] = pd_at | PG_P;
+    set_cr3((u32)pae_pdpt);                     /* PAE: the PDPTEs load on a CR3 write (4.4.1) */
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 tpr0 = *tpr & 0xff, before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    fault_vector = ~0u;
+    *tpr = 0x20;
+    u32 back = *tpr & 0xff;
+    *tpr = tpr0;
+    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    pae_pdpt[3] = (u32)pae_pd[3] | PG_P;
+    set_cr3((u32)pae_pdpt);
+    pae_off();
+    int ok = back == 0x20 && after == before + 2 && fault_vector == ~0u;
+    puts("mbtest: high_walk: page directory at ");
+    puthex64(pd_at);
+    putc('\n');
+    step("high_walk", ok, ok ? "TPR stores through a page directory above 4 GiB emulated"
+                             : "a TPR store through a page directory above 4 GiB went wrong");
+}
+/* INIT then SIPI (twice) with the given ICR destination bits, in xAPIC or x2APIC form. */
+static void init_sipi_to(u32 dest_mode, u32 dest, int x2apic)
+{
+    u32 seq[3] = { ICR_INIT_ASSERT, ICR_STARTUP | (AP_TRAMPOLINE >> 12), ICR_STARTUP | (AP_TRAMPOLINE >> 12) };
+    for (int i = 0; i < 3; i++) {
+        if (x2apic) {
+            wrmsr(0x830, (u64)dest << 32 | dest_mode | seq[i]);
+        } else {
+            *ICR_HI = dest << 24;
+            *ICR_LO = dest_mode | seq[i];
+        }
+        delay(i ? 10000 : 100000);
+    }
+}
+
+/* Wait for 'want' APs to have come up (expected), then a while more: nothing else may arrive. */
+static u32 wait_alive(u32 want)
+{
+    for (u32 spins = 0; aps_alive < want && spins < 200000000u; spins++)
+        __asm__ volatile("pause");
+    delay(200000);
+    return aps_alive;
+}
+
+/* An INIT-SIPI that must reach nobody: the emulation is synchronous, the AP's start would be quick. */
+static u32 wait_none(u32 alive)
+{
+    delay(2000000);
+    return aps_alive - alive;
+}
+
+#define ICR_LOGICAL (1u << 11)
+
+static void check_logical_ipi(const struct mb_info *mbi)
+{
+    const char *cmdline = (const char *)mbi->cmdline;
+    if (cmdline_cpus(cmdline) != 2) {
+        puts("mbtest: step logical_ipi: SKIP (needs cpus=2)\n");
+        return;
+    }
+    int x2apic = (rdmsr(0x1b) & (1u << 10)) != 0;
+    u32 alive = aps_alive, none, one, none2 = 0, one2 = 0;
+    if (x2apic) {
+        /* the AP's x2APIC ID 1: logical ID cluster 0, bit 1 (SDM Vol. 3A 11.12.10.2) */
+        init_sipi_to(ICR_LOGICAL, 0x00010002u, 1);      /* cluster 1: nobody */
+        none = wait_none(alive);
+        init_sipi_to(ICR_LOGICAL, 0x00000002u, 1);
+        one = wait_alive(alive + 1) - alive;
+        none2 = 0, one2 = 1;
+    } else {
+        /* flat model: BSP bit 0, AP bit 1 (the AP sets its LDR when restarted by physical INIT-SIPI) */
+        *(volatile u32 *)0xfee000e0u = 0xffffffffu;
+        *(volatile u32 *)0xfee000d0u = 0x01000000u;
+        ap_dfr = 0xffffffffu;
+        ap_ldr = 0x02000000u;
+        init_sipi_to(0, 1, 0);                          /* physical, APIC ID 1 */
+        alive = wait_alive(alive + 1);
+        init_sipi_to(ICR_LOGICAL, 0x04, 0);             /* bit 2: nobody */
+        none = wait_none(alive);
+        ap_dfr = 0x0fffffffu;                           /* the next start moves the AP to cluster 1, member bit 1 */
+        ap_ldr = 0x12000000u;
+        init_sipi_to(ICR_LOGICAL, 0x02, 0);             /* bit 1: the AP */
+        one = wait_alive(alive + 1) - alive;
+        alive += one;
+        /* cluster model: BSP cluster 1 member bit 0, AP cluster 1 member bit 1 */
+        *(volatile u32 *)0xfee000e0u = 0x0fffffffu;
+        *(volatile u32 *)0xfee000d0u = 0x11000000u;
+        init_sipi_to(ICR_LOGICAL, 0x22, 0);             /* cluster 2: nobody */
+        none2 = wait_none(alive);
+        init_sipi_to(ICR_LOGICAL, 0x12, 0);             /* cluster 1, member bit 1: the AP */
+        one2 = wait_alive(alive + 1) - alive;
+        *(volatile u32 *)0xfee000e0u = 0xffffffffu;     /* back to reset values */
+        *(volatile u32 *)0xfee000d0u = 0;
+        ap_ldr = 0;
+    }
+    int ok = none == 0 && one == 1 && none2 == 0 && one2 == 1;
+    puts("mbtest: logical_ipi: restarts ");
+    putdec(none);
+    putdec(one);
+    putdec(none2);
+    putdec(one2);
+    putc('\n');
+    step("logical_ipi", ok, ok ? (x2apic ? "x2APIC logical INIT-SIPI reaches exactly the AP"
+                                         : "xAPIC flat and cluster logical INIT-SIPI reach exactly the AP")
+                               : "a logical-mode INIT-SIPI missed the AP or hit nobody's");
+}
+/* ==== end of the issue 13 robustness steps ============================================================ */
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -1019,7 +1308,9 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_mmio_forms();
     check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
     check_x2apic_msr_in_xapic_mode();
+    check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
     check_ap_startup(mbi);
+    check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();
     check_dr7();
     check_getsec();
@@ -1027,6 +1318,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_nmi_self();
     check_int3_on_hole_stack();
     check_double_fault_task(idt);
+    check_holes_many(mbi);      /* issue 13 robustness block */
+    check_high_walk(mbi);
     check_msr_policy();
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);

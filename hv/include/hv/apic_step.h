@@ -3,7 +3,9 @@
  * APIC page is redirected in the stage-2 map to a scratch copy of the registers, the CPU executes
  * that one instruction (single-stepped: VT-x monitor trap flag, SDM Vol. 3C 26.5.2; SVM RFLAGS.TF
  * with the #DB intercept, APM Vol. 2 15.12), and what it changed in the copy is replayed as APIC
- * writes (apic_emul_mmio_write). Then the page is trapped again. One CPU at a time.
+ * writes (apic_emul_mmio_write). Then the page is trapped again. One CPU at a time. An instruction
+ * fetched from the page itself (code in the xAPIC page) is executed the same way: the copy holds the
+ * bytes the registers read as, and the page itself never becomes writable or executable.
  */
 #ifndef HV_APIC_STEP_H
 #define HV_APIC_STEP_H

@@ -17,7 +17,7 @@ struct hv_options {
     /*
      * unhandled_exit_test=1: the negative test of the exit dispatcher. The back end intercepts one
      * instruction it has no handler for (SVM: RDPMC, exit code 0x6F) and the self-test guest executes
-     * it after its steps on the last CPU; the run must dump state and fail (reason *_unhandled_exit).
+     * it after its steps on the last CPU; the hypervisor must reflect #UD and the run go on (issue 13).
      */
     bool unhandled_exit_test;
     u32 ring_capacity;          /* ring=N: records per CPU ring (a power of two) */

@@ -2,7 +2,8 @@
  * Reading guest memory by linear address from the hypervisor: a software walk of the guest's own page
  * tables (SDM Vol. 3A 4.3 32-bit, 4.4 PAE, 4.5 4/5-level paging), then guest-physical = host-physical
  * (the stage-2 map is the identity). Used where the CPU gives no help, e.g. the length of an exiting
- * instruction without next-RIP saving. Hypervisor memory and addresses beyond RAM are never read.
+ * instruction without next-RIP saving. Hypervisor memory and addresses beyond RAM are never read. RAM
+ * above the host's 4 GiB identity map (boot/entry.S) is read through a per-CPU 2 MiB window (guest_mem.c).
  */
 #ifndef HV_GUEST_MEM_H
 #define HV_GUEST_MEM_H
