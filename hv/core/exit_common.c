@@ -13,6 +13,8 @@
 #include <hv/io_policy.h>
 #include <hv/memmap.h>
 #include <hv/mmio.h>
+#include <hv/msr_emul.h>
+#include <hv/msr_policy.h>
 #include <hv/panic.h>
 #include <hv/stage2.h>
 #include <hv/x86.h>
@@ -20,9 +22,7 @@
 #define CPUID_1_ECX_VMX         (1u << 5)
 #define CPUID_1_ECX_SMX         (1u << 6)
 #define CPUID_80000001_ECX_SVM  (1u << 2)
-#define MSR_X2APIC_ICR_INDEX    0x830
-#define MSR_VMX_FIRST           0x480   /* IA32_VMX_BASIC .. IA32_VMX_VMFUNC (SDM Vol. 4 Table 2-2) */
-#define MSR_VMX_LAST            0x491
+#define CPUID_7_EBX_PT          (1u << 25)   /* Intel Processor Trace (SDM Vol. 2A CPUID leaf 07H) */
 #define CR0_NW (1ull << 29)
 #define CR0_CD (1ull << 30)
 #define CR4_PAE (1ull << 5)
@@ -59,6 +59,10 @@ void exit_cpuid(struct vcpu *v)
     hv_guest_cpuid(leaf, sub, p.cr4, &a, &b, &c, &d);
     if (leaf == 1) {
         c &= ~(CPUID_1_ECX_VMX | CPUID_1_ECX_SMX);
+    } else if (leaf == 7 && sub == 0) {
+        b &= ~CPUID_7_EBX_PT;           /* its RTIT_* MSRs are #GP (msr_policy.c): PT is not offered */
+    } else if (leaf == 0x14) {
+        a = b = c = d = 0;              /* PT's leaf, absent with the feature bit */
     } else if (leaf == 0x80000001) {
         c &= ~CPUID_80000001_ECX_SVM;
     } else if (leaf == 0x8000000a) {
@@ -74,19 +78,29 @@ void exit_cpuid(struct vcpu *v)
     vcpu_skip(v);
 }
 
-static bool is_vmx_msr(u32 msr)
+/*
+ * RDMSR / WRMSR that exit: decided by the MSR policy table (msr_policy.h), the same for both back
+ * ends. Executed ones run under a fault fixup: a #GP the CPU raises goes to the guest, as on hardware.
+ */
+static bool msr_access(struct vcpu *v, u32 msr, bool write, u64 *value)
 {
-    return msr >= MSR_VMX_FIRST && msr <= MSR_VMX_LAST;
+    switch (msr_policy_action(msr_policy_cpu(), msr, write)) {
+    case MSR_PASS:      /* owned by the guest; an exit here is the single-step or a race with the bitmap */
+    case MSR_EXEC:
+        return write ? !safe_wrmsr(msr, *value) : !safe_rdmsr(msr, value);
+    case MSR_EMUL:
+        return write ? msr_emul_write(v, msr, *value) : msr_emul_read(v, msr, value);
+    case MSR_VENDOR:
+        return v->ops->msr(v, msr, write, value) == VCPU_MSR_DONE;     /* PASS: the vendor lacks it */
+    default:
+        return false;
+    }
 }
 
-/* RDMSR / WRMSR are executed for real; an MSR that faults raises #GP in the guest, as on hardware. */
 void exit_msr_read(struct vcpu *v)
 {
-    u32 msr = (u32)v->gpr[1];
     u64 value = 0;
-    int own = v->ops->msr(v, msr, false, &value);
-    /* The VMX capability MSRs do not exist for a guest without VMX (and on AMD at all): #GP. */
-    if (own == VCPU_MSR_GP || (own == VCPU_MSR_PASS && (is_vmx_msr(msr) || safe_rdmsr(msr, &value)))) {
+    if (!msr_access(v, (u32)v->gpr[1], false, &value)) {
         vcpu_inject_gp0(v);
         return;
     }
@@ -97,19 +111,8 @@ void exit_msr_read(struct vcpu *v)
 
 void exit_msr_write(struct vcpu *v)
 {
-    u32 msr = (u32)v->gpr[1];
     u64 value = (v->gpr[2] << 32) | (u32)v->gpr[0];
-    int own = v->ops->msr(v, msr, true, &value);
-    bool ok;
-    if (own != VCPU_MSR_PASS)
-        ok = own == VCPU_MSR_DONE;
-    else if (msr == MSR_X2APIC_ICR_INDEX)
-        ok = apic_emul_x2apic_icr(v->pc, value);            /* the guest's INIT / SIPI (apic_emul.h) */
-    else if (msr == MSR_APIC_BASE)
-        ok = apic_emul_apic_base_write(value);
-    else
-        ok = !is_vmx_msr(msr) && !safe_wrmsr(msr, value);
-    if (!ok) {
+    if (!msr_access(v, (u32)v->gpr[1], true, &value)) {
         vcpu_inject_gp0(v);
         return;
     }

@@ -9,6 +9,7 @@
 #include <hv/fixup.h>
 #include <hv/guest_mem.h>
 #include <hv/panic.h>
+#include <hv/svm/efer.h>
 #include <hv/svm/vcpu.h>
 #include <hv/trace.h>
 #include <hv/x86.h>
@@ -162,26 +163,42 @@ static bool write_cr(struct vcpu *v, u32 cr, u64 value)
 }
 
 /*
- * The MSRPM covers the three ranges AMD defines MSRs in (APM 15.11); an access outside them always
- * exits. Such an MSR is not offered to the guest: #GP without executing it. (Executing it would not
- * do: QEMU TCG's RDMSR returns 0 for any unknown MSR instead of #GP. Limitation: AMD's SMCA bank
- * MSRs at C000_2000h lie outside the map too and are hidden as well.)
+ * The EFER bits this CPU implements: those CPUID names (svm_efer_cpuid_bits, svm/efer.c) that also
+ * stick when written (an emulator may name a bit and drop it: QEMU's TCG ignores LMSLE, and its
+ * VMRUN then refuses a guest EFER with it, APM 15.5.1). Probed once in host context under a fault
+ * fixup, each bit set alone and the host's EFER restored.
  */
-static bool in_msrpm_range(u32 msr)
+static u64 efer_supported(void)
 {
-    return msr <= 0x1fff || msr - 0xc0000000 <= 0x1fff || msr - 0xc0010000 <= 0x1fff;
+    static u64 bits;
+    if (bits)
+        return bits;
+    u32 max, a, b, c, d, e1c = 0, e1d = 0, e8b = 0, e21a = 0;
+    cpuid(0x80000000, 0, &max, &b, &c, &d);
+    if (max >= 0x80000001)
+        cpuid(0x80000001, 0, &a, &b, &e1c, &e1d);
+    if (max >= 0x80000008)
+        cpuid(0x80000008, 0, &a, &e8b, &c, &d);
+    if (max >= 0x80000021)
+        cpuid(0x80000021, 0, &e21a, &b, &c, &d);
+    u64 named = svm_efer_cpuid_bits(e1c, e1d, e8b, e21a), host = rdmsr(MSR_EFER), m = EFER_LMA;
+    for (u32 i = 0; i < 64; i++) {
+        u64 bit = 1ull << i, got = 0;
+        if (!(named & bit) || bit == EFER_LMA)
+            continue;
+        if ((host & bit) || (!safe_wrmsr(MSR_EFER, host | bit) && !safe_rdmsr(MSR_EFER, &got) && (got & bit)))
+            m |= bit;
+        wrmsr(MSR_EFER, host);
+    }
+    bits = m;
+    return bits;
 }
 
 /* EFER as the guest may write it: SVME is hidden (kept 1 underneath), LMA is read-only (APM 3.1.7). */
 static bool write_efer(struct vmcb_save *s, u64 value)
 {
-    u64 allowed = EFER_SCE | EFER_LME | EFER_LMA;
-    if (svm_caps.cpuid_80000001_edx & (1u << 20))
-        allowed |= EFER_NXE;
-    if (svm_caps.cpuid_80000001_edx & (1u << 25))
-        allowed |= EFER_FFXSR;
-    if (value & ~allowed)
-        return false;                               /* reserved, or SVME (SVM hidden) */
+    if (value & ~efer_supported())
+        return false;                               /* reserved on this CPU, or SVME (SVM hidden) */
     if (((value ^ s->efer) & EFER_LME) && (s->cr0 & CR0_PG))
         return false;                               /* LME changes only with paging off */
     s->efer = (value & ~EFER_LMA) | (s->efer & EFER_LMA) | EFER_SVME;
@@ -189,9 +206,10 @@ static bool write_efer(struct vmcb_save *s, u64 value)
 }
 
 /*
- * SVM's own MSRs are virtual: VM_CR reads as firmware that disabled and locked SVM shows it (SVMDIS |
- * LOCK, APM 15.30.1), so a guest that probes it learns SVM is unavailable; writing VM_CR or touching
- * VM_HSAVE_PA is #GP, which is what a locked VM_CR and an absent SVM give on hardware.
+ * The MSRs the policy table (core/msr_policy.c) leaves to this back end: EFER (SVME hidden) and VM_CR,
+ * which reads as firmware that disabled and locked SVM shows it (SVMDIS | LOCK, APM 15.30.1), so a
+ * guest that probes it learns SVM is unavailable; writing it is #GP, as a locked VM_CR gives.
+ * Anything else (PASS) is #GP in core.
  */
 static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
 {
@@ -208,9 +226,14 @@ static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
         *value |= VM_CR_SVMDIS | VM_CR_LOCK;
         return VCPU_MSR_DONE;
     }
-    if (index == MSR_VM_CR || index == MSR_VM_HSAVE_PA || !in_msrpm_range(index))
-        return VCPU_MSR_GP;
-    return VCPU_MSR_PASS;
+    return index == MSR_VM_CR ? VCPU_MSR_GP : VCPU_MSR_PASS;
+}
+
+/* RDTSC, RDTSCP and RDMSR of the TSC in the guest add TSC_OFFSET (APM Vol. 2 15.30.5). */
+static bool set_tsc_offset(struct vcpu *v, u64 offset)
+{
+    X(v)->vmcb->control.tsc_offset = offset;
+    return true;
 }
 
 /* EVENTINJ of an NMI needs no interrupt shadow; the CPU itself holds NMIs while the guest's handler runs. */
@@ -269,6 +292,7 @@ const struct vcpu_ops svm_vcpu_ops = {
     .single_step = single_step,
     .write_cr = write_cr,
     .msr = msr,
+    .set_tsc_offset = set_tsc_offset,
     .nmi_allowed = nmi_allowed,
     .step_arm = step_arm,
     .dump = dump,

@@ -9,6 +9,7 @@
 #include <hv/console.h>
 #include <hv/guest.h>
 #include <hv/io_policy.h>
+#include <hv/msr_policy.h>
 #include <hv/segments.h>
 #include <hv/stage2.h>
 #include <hv/svm/svm.h>
@@ -26,9 +27,10 @@ static struct vmcb_seg vmcb_segment(const struct percpu *pc, int which)
                               .limit = s.limit, .base = s.base };
 }
 
-/* Two bits per MSR, read then write, in three 2 KiB blocks (APM 15.11 "MSR Intercepts"). */
-static void msrpm_set(u8 *pm, u32 msr, bool read, bool write)
+/* A read or write the guest owns: its bit cleared (two bits per MSR, read then write, APM 15.11). */
+static void msrpm_pass(u32 msr, bool write, void *ctx)
 {
+    u8 *pm = ctx;
     u32 block;
     if (msr <= 0x1fff)
         block = 0;
@@ -38,31 +40,19 @@ static void msrpm_set(u8 *pm, u32 msr, bool read, bool write)
         block = 0x1000;
     else
         return;         /* outside the map: always intercepted by the CPU */
-    u32 bit = (msr & 0x1fff) * 2;
-    if (read)
-        pm[block + bit / 8] |= (u8)(1u << (bit % 8));
-    if (write)
-        pm[block + bit / 8] |= (u8)(2u << (bit % 8));
+    u32 bit = (msr & 0x1fff) * 2 + (write ? 1 : 0);
+    pm[block + bit / 8] &= (u8)~(1u << (bit % 8));
 }
 
+/*
+ * Deny by default: every MSR access exits except those the shared policy table gives the guest
+ * (msr_policy.h). EFER is the back end's (svm/vcpu.c): VMRUN requires EFER.SVME=1 in the guest
+ * (APM 15.5.1), so the guest's EFER has it, and reads show SVME=0.
+ */
 static void setup_msrpm(u8 *pm)
 {
-    /*
-     * EFER: VMRUN requires EFER.SVME=1 in the guest (APM 15.5.1), so the guest's EFER has it; reads
-     * and writes go through the hypervisor, which shows SVME=0 and keeps it set (svm/exit.c).
-     */
-    msrpm_set(pm, MSR_EFER, true, true);
-    /* SVM's own MSRs: SVM is hidden (VM_CR reads "disabled and locked"; VM_HSAVE_PA #GP). */
-    msrpm_set(pm, MSR_VM_CR, true, true);
-    msrpm_set(pm, MSR_VM_HSAVE_PA, true, true);
-    /* The VMX capability MSRs do not exist on AMD: #GP, independent of how an emulator answers. */
-    for (u32 msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
-        msrpm_set(pm, msr, true, true);
-    /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
-    msrpm_set(pm, MSR_IA32_TSC_AUX, false, true);
-    /* x2APIC ICR writes: the guest's INIT / SIPI are emulated (apic_emul.h) */
-    msrpm_set(pm, MSR_X2APIC_ICR, false, true);
-    msrpm_set(pm, MSR_APIC_BASE, false, true);      /* the xAPIC window may not move away from the trap */
+    memset(pm, 0xff, 2 * PAGE_SIZE);
+    msr_policy_for_each_pass(msr_policy_cpu(), msrpm_pass, pm);
 }
 
 /*

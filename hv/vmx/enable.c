@@ -28,6 +28,8 @@ struct vmx_caps vmx_caps;
 #define WANT_ENTRY (ENTRY_LOAD_DEBUG_CONTROLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
 /* Virtual NMIs: the CPU tracks the guest's NMI blocking, and NMI-window exiting exists (26.6.1, 26.6.2). */
 #define OPTIONAL_PIN  (PIN_VIRTUAL_NMIS)
+/* TSC offsetting: a guest write of IA32_TSC moves its own TSC, not the host's (msr_emul.c, 26.6.5). */
+#define OPTIONAL_CPU  (CPU_USE_TSC_OFFSETTING)
 /* Used when present, so the guest keeps instructions it has on bare metal (else they #UD). */
 #define OPTIONAL_CPU2 (CPU2_ENABLE_RDTSCP | CPU2_ENABLE_INVPCID | CPU2_ENABLE_XSAVES | CPU2_UNRESTRICTED_GUEST)
 
@@ -86,7 +88,7 @@ static bool read_caps(struct vmx_caps *c, u32 cpu)
     bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, OPTIONAL_PIN,
                      &c->pin,
                      "pin-based controls", cpu) &&
-              adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, want_cpu, 0, &c->cpu,
+              adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, want_cpu, OPTIONAL_CPU, &c->cpu,
                      "primary processor-based controls", cpu) &&
               adjust(MSR_IA32_VMX_PROCBASED_CTLS2, WANT_CPU2, OPTIONAL_CPU2, &c->cpu2,
                      "secondary processor-based controls", cpu) &&

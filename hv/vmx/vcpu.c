@@ -239,6 +239,13 @@ static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
     return VCPU_MSR_DONE;
 }
 
+/* RDTSC, RDTSCP and RDMSR of IA32_TSC add TSC_OFFSET when the control is on (SDM Vol. 3C 27.3). */
+static bool set_tsc_offset(struct vcpu *v, u64 offset)
+{
+    (void)v;
+    return (vmx_caps.cpu & CPU_USE_TSC_OFFSETTING) && vmwrite(TSC_OFFSET, offset);
+}
+
 /* NMI injection needs no blocking by STI, MOV SS or NMI (SDM Vol. 3C 27.3.1.5, 26.3.1.5 checks). */
 static bool nmi_allowed(struct vcpu *v)
 {
@@ -316,6 +323,7 @@ const struct vcpu_ops vmx_vcpu_ops = {
     .single_step = single_step,
     .write_cr = write_cr,
     .msr = msr,
+    .set_tsc_offset = set_tsc_offset,
     .nmi_allowed = nmi_allowed,
     .nmi_window = nmi_window,
     .step_arm = step_arm,

@@ -11,6 +11,7 @@
 #include <hv/fixup.h>
 #include <hv/guest.h>
 #include <hv/io_policy.h>
+#include <hv/msr_policy.h>
 #include <hv/segments.h>
 #include <hv/vmx/ept.h>
 
@@ -43,27 +44,23 @@ static bool write_guest_segments(const struct percpu *pc)
     return ok;
 }
 
-static void msr_bitmap_set(u8 *bitmap, u32 msr, bool read, bool write)
+/* A read or write the guest owns: its bit in the 4 KiB bitmap cleared (no exit). */
+static void msr_bitmap_pass(u32 msr, bool write, void *ctx)
 {
-    /* 4 KiB: read-low, read-high, write-low, write-high, 1 KiB each (26.6.9). */
-    u32 base = msr >= 0xc0000000 ? 1024 : 0, bit = msr & 0x1fff;
-    if (read)
-        bitmap[base + bit / 8] |= (u8)(1u << (bit % 8));
-    if (write)
-        bitmap[2048 + base + bit / 8] |= (u8)(1u << (bit % 8));
+    /* Read-low, read-high, write-low, write-high, 1 KiB each (SDM Vol. 3C 26.6.9). */
+    u8 *bitmap = ctx;
+    u32 base = (write ? 2048 : 0) + (msr >= 0xc0000000 ? 1024 : 0), bit = msr & 0x1fff;
+    bitmap[base + bit / 8] &= (u8)~(1u << (bit % 8));
 }
 
+/*
+ * Deny by default: every MSR access exits except those the shared policy table gives the guest
+ * (msr_policy.h); MSRs outside the bitmap's two ranges always exit (26.6.9).
+ */
 static void setup_msr_bitmap(u8 *bitmap)
 {
-    /* VMX is hidden from the guest: its capability MSRs and FEATURE_CONTROL go through the hypervisor. */
-    msr_bitmap_set(bitmap, MSR_IA32_FEATURE_CONTROL, true, true);
-    for (u32 msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
-        msr_bitmap_set(bitmap, msr, true, true);
-    /* TSC_AUX writes are traced (the self-test's intercepted write); the value is written for real. */
-    msr_bitmap_set(bitmap, MSR_IA32_TSC_AUX, false, true);
-    /* x2APIC ICR writes: the guest's INIT / SIPI are emulated (apic_emul.h) */
-    msr_bitmap_set(bitmap, MSR_X2APIC_ICR, false, true);
-    msr_bitmap_set(bitmap, MSR_APIC_BASE, false, true);     /* the xAPIC window may not move away from the trap */
+    memset(bitmap, 0xff, PAGE_SIZE);
+    msr_policy_for_each_pass(msr_policy_cpu(), msr_bitmap_pass, bitmap);
 }
 
 /*
@@ -89,9 +86,20 @@ static void break_entry_on_request(const struct percpu *pc)
 static bool vmcs_load(struct percpu *pc)
 {
     struct vmx_cpu *v = pc->vendor;
-    *(u32 *)v->vmcs_region = vmx_caps.revision_id;
     u64 pa = (u64)v->vmcs_region;
     bool fail;
+    /* Not active (a restart after INIT reloads it): the region may be written now (25.11.1). */
+    __asm__ volatile("vmclear %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
+    /*
+     * Poisoned, not zeroed: the data format of the region is implementation-specific (SDM Vol. 3C
+     * 25.2, 25.11.3) and an emulator may keep the fields there as they are (Bochs does). A field the
+     * enabled controls consult that the setup below forgets is then garbage that fails the VM-entry
+     * checks, never a zero that happens to work. The revision identifier and the VMX-abort indicator
+     * (bytes 0-7, Table 25-1) are the only bytes software defines.
+     */
+    memset((u8 *)v->vmcs_region + 8, 0xff, PAGE_SIZE - 8);
+    *(u32 *)v->vmcs_region = vmx_caps.revision_id;
+    *((u32 *)v->vmcs_region + 1) = 0;
     __asm__ volatile("vmclear %1; setbe %0" : "=qm"(fail) : "m"(pa) : "cc", "memory");
     if (fail) {
         printk("vmx: CPU %u: VMCLEAR failed\n", pc->index);
@@ -122,6 +130,27 @@ static bool vmcs_controls_and_host(struct percpu *pc)
     ok &= vmwrite(VM_ENTRY_CONTROLS, c->entry);
     ok &= vmwrite(EXCEPTION_BITMAP, 1u << 6);       /* #UD: reflected, and traced */
     ok &= vmwrite(CR3_TARGET_COUNT, 0);
+    /*
+     * Every field the enabled controls consult is written: VMCLEAR does not zero the region's data
+     * (SDM Vol. 3C 25.11.3: its format is implementation-specific), so nothing may be left to it.
+     * No MSRs are switched through the MSR areas (the VMCS fields do it, 26.7.2, 26.8.2): counts 0.
+     */
+    ok &= vmwrite(VM_EXIT_MSR_STORE_COUNT, 0);
+    ok &= vmwrite(VM_EXIT_MSR_LOAD_COUNT, 0);
+    ok &= vmwrite(VM_ENTRY_MSR_LOAD_COUNT, 0);
+    /* No event to inject at launch (26.8.3); the error code and length only matter with one. */
+    ok &= vmwrite(VM_ENTRY_INTR_INFO, 0);
+    ok &= vmwrite(VM_ENTRY_EXCEPTION_ERROR_CODE, 0);
+    ok &= vmwrite(VM_ENTRY_INSTRUCTION_LEN, 0);
+    /* #PF is not in the exception bitmap; mask = match = 0 keeps that meaning if it ever is (26.2). */
+    ok &= vmwrite(PAGE_FAULT_ERROR_CODE_MASK, 0);
+    ok &= vmwrite(PAGE_FAULT_ERROR_CODE_MATCH, 0);
+    /* TSC offsetting (26.6.5): the guest's TSC is the host's until it writes IA32_TSC (msr_emul.c). */
+    if (c->cpu & CPU_USE_TSC_OFFSETTING)
+        ok &= vmwrite(TSC_OFFSET, 0);
+    /* XSAVES/XRSTORS enabled: the XSS-exiting bitmap is consulted (26.6.20); 0: no exits. */
+    if (c->cpu2 & CPU2_ENABLE_XSAVES)
+        ok &= vmwrite(XSS_EXIT_BITMAP, 0);
     setup_msr_bitmap(v->msr_bitmap);
     ok &= vmwrite(MSR_BITMAP, (u64)v->msr_bitmap);
     ok &= vmwrite(IO_BITMAP_A, (u64)v->io_bitmap);      /* all zero: no I/O exits unless a port is set */

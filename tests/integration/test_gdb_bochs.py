@@ -6,6 +6,7 @@ RAM; the dump carries it and the EPT, which hv-vmcs and hv-ept decode from the c
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_bochs_dump_as_core_shows_vmcs_and_ept(tmp_path: Path) -> None:
         r = subprocess.run(
             hvtrace_argv(
                 "gdb", "--dump", str(s.dump_path), "--batch",
-                "--ex", "hv-vmcs 0 --exit", "--ex", "hv-ept 0x100000", "--ex", "hv-cpus",
+                "--ex", "hv-vmcs 0 --exit", "--ex", "hv-ept 0x100000", "--ex", "hv-cpus", "--ex", "hv-vmcs 0",
             ),
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
@@ -40,6 +41,13 @@ def test_bochs_dump_as_core_shows_vmcs_and_ept(tmp_path: Path) -> None:
     assert "EPT walk of GPA 0x100000" in r.stdout
     assert "GPA 0x100000 -> HPA 0x100000  rwx WB" in r.stdout
     assert "CPU 0 VMX launched ring" in r.stdout
+    # Fields the controls consult, written by the hypervisor (the region is poisoned with 0xff before
+    # VMCLEAR, so a forgotten one would not read 0): issue 13 item 10.
+    for name in (
+        "VM_EXIT_MSR_STORE_COUNT", "VM_EXIT_MSR_LOAD_COUNT", "VM_ENTRY_MSR_LOAD_COUNT", "TSC_OFFSET",
+        "CR3_TARGET_COUNT",
+    ):  # fmt: skip
+        assert re.search(rf"^\s+{name}\s+\d+\s+0x0+$", r.stdout, re.MULTILINE), f"{name}\n{r.stdout}"
     # The same core through pygdbmi, with `core-file`: hv-guest and hv-exits read it too.
     with Gdb() as gdb:
         gdb.load()

@@ -1065,6 +1065,59 @@ static u32 pae_buf[2][1024] __attribute__((aligned(4096)));
 static u32 alias_read(void) { return *(volatile u32 *)ALIAS; }
 #define BARRIER() __asm__ volatile("" ::: "memory")   /* page-table stores stay in program order */
 
+/* ----------------------------------------------------------------- MSRs (hv/core/msr_policy.c) */
+/*
+ * MTRRs (SDM Vol. 3A 13.11): MTRRcap and DEF_TYPE read the same twice; a legal value written to an
+ * unused variable range (valid bit clear: no effect on memory types) and a fixed range rewritten with
+ * its own value read back. Under the hypervisor these are the guest's own copies.
+ */
+static void c_msr_mtrr_readback(void)
+{
+    u32 a, b, c, d;
+    cpuid(1, &a, &b, &c, &d);
+    if (!(d & (1u << 12)))
+        return skip("no MTRRs");
+    u64 cap = rdmsr(0xfe), def = rdmsr(0x2ff);
+    u32 vcnt = cap & 0xff, n = vcnt;
+    for (u32 i = 0; i < vcnt && n == vcnt; i++)
+        if (!(rdmsr(0x201 + 2 * i) & (1u << 11)))
+            n = i;
+    if (n == vcnt)
+        return skip("no unused variable range");
+    u64 base = rdmsr(0x200 + 2 * n);
+    wrmsr(0x200 + 2 * n, 0x100000ull | 1);          /* WC at 1 MiB, range not valid */
+    u64 back = rdmsr(0x200 + 2 * n);
+    wrmsr(0x200 + 2 * n, base);
+    if (rdmsr(0xfe) != cap || rdmsr(0x2ff) != def)
+        return PASS_IF(0, "MTRRcap or DEF_TYPE changed");
+    if ((cap & (1u << 8))) {
+        u64 fix = rdmsr(0x250);
+        wrmsr(0x250, fix);
+        if (rdmsr(0x250) != fix)
+            return PASS_IF(0, "FIX64K did not read back");
+    }
+    CHECK_EQ(back, 0x100000u | 1, "PHYSBASE");
+}
+
+/* EFER.NXE (where CPUID 8000_0001:EDX[20] has it) set and cleared reads back; EFER ends as it was. */
+static void c_msr_efer_nxe(void)
+{
+    u32 a, b, c, d;
+    cpuid(0x80000000, &a, &b, &c, &d);
+    if (a < 0x80000001)
+        return skip("no leaf 80000001H");
+    cpuid(0x80000001, &a, &b, &c, &d);
+    if (!(d & (1u << 20)))
+        return skip("no NX");
+    u64 efer = rdmsr(0xc0000080);
+    wrmsr(0xc0000080, efer ^ (1ull << 11));
+    u64 flipped = rdmsr(0xc0000080);
+    wrmsr(0xc0000080, efer);
+    if (rdmsr(0xc0000080) != efer)
+        return PASS_IF(0, "EFER not restored");
+    CHECK_EQ(flipped, efer ^ (1ull << 11), "EFER with NXE flipped");
+}
+
 static void c_pae_cr3(void)
 {
     static u64 pdpt_a[4] __attribute__((aligned(32)));
@@ -1442,6 +1495,8 @@ static const struct check checks[] = {
     {"dr7_rw", c_dr7_rw},
     {"dr7_kept", c_dr7_kept},
     {"pae_cr3", c_pae_cr3},
+    {"msr_mtrr_readback", c_msr_mtrr_readback},
+    {"msr_efer_nxe", c_msr_efer_nxe},
     {"df_task_gate", c_df_task_gate},
     {"pf_delivery", c_pf_delivery},
     {"pf_delivery_split", c_pf_delivery_split},

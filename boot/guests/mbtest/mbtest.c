@@ -37,6 +37,15 @@
  *   int3_hole_stack the same for INT3: delivered once, returning after the INT3
  *   double_fault_task #GP with a not-present #GP gate is #DF, through a task gate to another task,
  *                  which IRETs back (a task switch each way)
+ * and the MSR policy (hv/core/msr_policy.c, one block near the end):
+ *   msr_pt         Intel PT's RTIT_OUTPUT_BASE / MASK_PTRS / CTL writes and a read raise #GP, CPUID hides PT
+ *   msr_mtrr       MTRRs: reserved types, reserved bits, bits above MAXPHYADDR, a range past VCNT and a
+ *                  write of MTRRcap raise #GP; a legal PHYSBASE reads back its own value
+ *   msr_tsc        a write of IA32_TSC moves the guest's RDTSC (the host's TSC: checked from the host)
+ *   msr_host_owned AMD: SYSCFG readable; SYSCFG, TOP_MEM, TOP_MEM2, IORR, HWCR writes #GP (Intel:
+ *                  BIOS_UPDT_TRIG write #GP)
+ *   efer_bits      EFER reserved bit 1 and AutoIBRS without CPUID #GP; on AMD, FFXSR (where CPUID names it)
+ *                  accepted and reads back
  * With "debug_exit=N" it ends through the isa-debug-exit port instead (debug_exit_option()).
  */
 #include <hv/abi.h>
@@ -816,6 +825,185 @@ static void debug_exit_option(const char *cmdline)
         __asm__ volatile("cli; hlt");
 }
 
+/* ==================================================================================================
+ * MSR policy steps (issue 13 items 2 and 8; hv/core/msr_policy.c). One block, to ease merging.
+ * ================================================================================================== */
+
+/* WRMSR / RDMSR that may fault: the vector (13 for #GP), or ~0 if none. */
+static u32 try_wrmsr(u32 msr, u64 v)
+{
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "wrmsr" LAND : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+    return fault_vector;
+}
+
+static u32 try_rdmsr(u32 msr, u64 *v)
+{
+    u32 lo = 0, hi = 0;
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "rdmsr" LAND : "+a"(lo), "+d"(hi) : "c"(msr) : "memory");
+    *v = (u64)hi << 32 | lo;
+    return fault_vector;
+}
+
+static inline u64 rdtsc64(void)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (u64)hi << 32 | lo;
+}
+
+/*
+ * Intel PT writes its trace to physical addresses: a guest that owned RTIT_OUTPUT_BASE and RTIT_CTL
+ * could aim it at hypervisor memory. PT is hidden (CPUID.(7,0):EBX[25] = 0) and its MSRs are #GP.
+ */
+static void check_msr_pt(void)
+{
+    u32 a, b, c, d;
+    cpuid(0, &a, &b, &c, &d);
+    u32 pt = 0;
+    if (a >= 7) {
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+        pt = b & (1u << 25);
+    }
+    u64 v;
+    u32 base = try_wrmsr(0x560, hv_region);            /* RTIT_OUTPUT_BASE: the hypervisor's region */
+    u32 mask = try_wrmsr(0x561, 0x7full);              /* RTIT_OUTPUT_MASK_PTRS */
+    u32 ctl = try_wrmsr(0x570, 1ull | (1ull << 2) | (1ull << 3) | (1ull << 8));   /* TraceEn OS User ToPA=0 */
+    u32 rd = try_rdmsr(0x570, &v);
+    int ok = !pt && base == 13 && mask == 13 && ctl == 13 && rd == 13;
+    step("msr_pt", ok, pt ? "CPUID offers Intel PT" : !ok ? "an RTIT_* access did not #GP"
+         : "RTIT_OUTPUT_BASE/MASK_PTRS/CTL writes and a read raise #GP; CPUID hides PT");
+}
+
+/*
+ * MTRRs are the guest's own (SDM Vol. 3A 13.11): a reserved memory type, reserved bits and bits above
+ * MAXPHYADDR are #GP as on hardware; a legal value in an unused variable range reads back; MTRRcap is
+ * read-only; DEF_TYPE keeps its value.
+ */
+static void check_msr_mtrr(void)
+{
+    u32 a, b, c, d;
+    cpuid(1, &a, &b, &c, &d);
+    if (!(d & (1u << 12))) {
+        step("msr_mtrr", 1, "no MTRRs (CPUID.1:EDX.MTRR = 0): skipped");
+        return;
+    }
+    u32 phys = 36;
+    cpuid(0x80000000, &a, &b, &c, &d);
+    if (a >= 0x80000008) {
+        cpuid(0x80000008, &a, &b, &c, &d);
+        phys = a & 0xff;
+    }
+    u64 cap = rdmsr(0xfe), def = rdmsr(0x2ff), v;
+    u32 vcnt = cap & 0xff, n = vcnt;
+    for (u32 i = 0; i < vcnt && n == vcnt; i++)
+        if (!(rdmsr(0x201 + 2 * i) & (1u << 11)))
+            n = i;                                      /* the first unused variable range */
+    const char *why = 0;
+    if (try_wrmsr(0xfe, cap) != 13)
+        why = "a write of MTRRcap did not #GP";
+    else if (try_wrmsr(0x2ff, (def & ~0xffull) | 2) != 13)
+        why = "DEF_TYPE with memory type 2 (reserved) did not #GP";
+    else if (try_wrmsr(0x2ff, def | (1ull << 9)) != 13)
+        why = "DEF_TYPE with reserved bit 9 did not #GP";
+    else if (n < vcnt && try_wrmsr(0x200 + 2 * n, 0x100000ull | 3) != 13)
+        why = "PHYSBASE with memory type 3 (reserved) did not #GP";
+    else if (n < vcnt && phys < 52 && try_wrmsr(0x200 + 2 * n, (1ull << phys) | 6) != 13)
+        why = "PHYSBASE with a bit above MAXPHYADDR did not #GP";
+    else if (n < vcnt && try_wrmsr(0x201 + 2 * n, 0x800ull | 1) != 13)
+        why = "PHYSMASK with reserved bit 0 did not #GP";
+    else if (try_wrmsr(0x200 + 2 * vcnt, 6) != 13 || try_rdmsr(0x200 + 2 * vcnt, &v) != 13)
+        why = "the variable range past MTRRcap.VCNT exists";
+    else if (n < vcnt && (try_wrmsr(0x200 + 2 * n, 0x100000ull | 1) != ~0u || rdmsr(0x200 + 2 * n) != (0x100000ull | 1)))
+        why = "a legal PHYSBASE (WC at 1 MiB, range not valid) did not read back";
+    else if (rdmsr(0x2ff) != def || rdmsr(0xfe) != cap)
+        why = "DEF_TYPE or MTRRcap changed";
+    if (n < vcnt)
+        wrmsr(0x200 + 2 * n, 0);
+    step("msr_mtrr", !why, why ? why : "reserved types and bits #GP, a legal value reads back, MTRRcap read-only");
+}
+
+/*
+ * IA32_TSC writes move the guest's TSC only (TSC offset): RDTSC follows the written value.
+ * The host's TSC is checked from the host: the trace records' timestamps keep increasing.
+ */
+static void check_msr_tsc(void)
+{
+    u64 before = rdtsc64();
+    u32 w = try_wrmsr(0x10, 0x1000);
+    u64 t = rdtsc64();
+    /* RDMSR of the TSC is not checked: QEMU's TCG answers it with 0, bare or not. */
+    int ok = w == ~0u && t >= 0x1000 && t < before;
+    wrmsr(0x10, before);                                /* about where it was */
+    step("msr_tsc", ok, w != ~0u ? "WRMSR IA32_TSC faulted" : !ok ? "the TSC did not follow the write"
+         : "WRMSR IA32_TSC moves RDTSC");
+}
+
+/*
+ * AMD's memory-map MSRs are the host's (SYSCFG, TOP_MEM, TOP_MEM2, IORRs, HWCR): readable, writes #GP.
+ * On Intel the step checks an MSR that no table entry lists is #GP on write (BIOS_UPDT_TRIG).
+ */
+static void check_msr_host_owned(void)
+{
+    u64 v;
+    if (!amd) {
+        u32 w = try_wrmsr(0x79, 0);
+        step("msr_host_owned", w == 13, w == 13 ? "BIOS_UPDT_TRIG write raises #GP" : "BIOS_UPDT_TRIG write did not #GP");
+        return;
+    }
+    u32 rd = try_rdmsr(0xc0010010, &v);
+    u32 sys = rd == ~0u ? try_wrmsr(0xc0010010, v) : 0;
+    u32 top = try_wrmsr(0xc001001a, 0x1000000);
+    u32 top2 = try_wrmsr(0xc001001d, 0x100000000ull);
+    u32 iorr = try_wrmsr(0xc0010016, 0x1000 | 0x18);
+    u32 hwcr = try_wrmsr(0xc0010015, 0);
+    int ok = rd == ~0u && sys == 13 && top == 13 && top2 == 13 && iorr == 13 && hwcr == 13;
+    step("msr_host_owned", ok, rd != ~0u ? "RDMSR SYSCFG faulted" : !ok ? "a SYSCFG/TOP_MEM/TOP_MEM2/IORR/HWCR write did not #GP"
+         : "SYSCFG read; SYSCFG, TOP_MEM, TOP_MEM2, IORR, HWCR writes raise #GP");
+}
+
+/*
+ * EFER (APM Vol. 2 3.1.7, SDM Vol. 3A 2.2.1): reserved bit 1 is #GP; AutoIBRS (bit 21) is #GP unless
+ * CPUID 8000_0021:EAX[8] names it; FFXSR (bit 14, AMD) where CPUID 8000_0001:EDX[25] names it is
+ * accepted and reads back. EFER ends as it was.
+ */
+static void check_efer_bits(void)
+{
+    u64 efer = rdmsr(0xc0000080), back = efer | (1ull << 14);
+    u32 a, b, c, d, max, auto_ibrs = 0, ffxsr = 0;
+    cpuid(0x80000000, &max, &b, &c, &d);
+    if (max >= 0x80000021) {
+        cpuid(0x80000021, &a, &b, &c, &d);
+        auto_ibrs = a & (1u << 8);
+    }
+    if (amd && max >= 0x80000001) {
+        cpuid(0x80000001, &a, &b, &c, &d);
+        ffxsr = d & (1u << 25);
+    }
+    u32 rsv = try_wrmsr(0xc0000080, efer | 2);
+    u32 ibrs = auto_ibrs ? 13 : try_wrmsr(0xc0000080, efer | (1ull << 21));
+    u32 set = ffxsr ? try_wrmsr(0xc0000080, efer | (1ull << 14)) : ~0u;
+    if (ffxsr && set == ~0u)
+        back = rdmsr(0xc0000080);
+    wrmsr(0xc0000080, efer);
+    int ok = rsv == 13 && ibrs == 13 && set == ~0u && back == (efer | (1ull << 14)) && rdmsr(0xc0000080) == efer;
+    step("efer_bits", ok, rsv != 13 ? "EFER reserved bit 1 did not #GP" : ibrs != 13 ? "EFER.AutoIBRS without CPUID did not #GP"
+         : set != ~0u ? "EFER.FFXSR (named by CPUID) raised #GP" : !ok ? "EFER did not read back"
+         : ffxsr ? "reserved bit 1 and AutoIBRS (not in CPUID) #GP; FFXSR accepted and reads back"
+         : "reserved bit 1 and AutoIBRS (not in CPUID) #GP");
+}
+
+static void check_msr_policy(void)
+{
+    check_msr_pt();
+    check_msr_mtrr();
+    check_msr_tsc();
+    check_msr_host_owned();
+    check_efer_bits();
+}
+/* ===================================== end of the MSR policy steps ===================================== */
+
 /* ==== issue 13 robustness steps (items 1, 5, 6): a block of its own ==================================
  *   apic_fetch   a CALL into the xAPIC page (the TPR set to C3h, RET) executes and returns; the page
  *                becomes executable, never writable: the next TPR store is still trapped (one more
@@ -1253,6 +1441,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_double_fault_task(idt);
     check_holes_many(mbi);      /* issue 13 robustness block */
     check_high_walk(mbi);
+    check_msr_policy();
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);
     hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);

@@ -80,10 +80,13 @@ struct vcpu_ops {
      */
     bool (*write_cr)(struct vcpu *v, u32 cr, u64 value);
     /*
-     * An MSR the vendor owns (its virtualization MSRs, EFER under SVM, ...): VCPU_MSR_PASS lets core's
-     * policy decide; VCPU_MSR_DONE (a read fills *value) or VCPU_MSR_GP decide here.
+     * An MSR the policy table gives the vendor (MSR_VENDOR: FEATURE_CONTROL under VT-x, EFER and VM_CR
+     * under SVM): VCPU_MSR_DONE (a read fills *value) or VCPU_MSR_GP; VCPU_MSR_PASS (the vendor does
+     * not have it) is #GP too.
      */
     int (*msr)(struct vcpu *v, u32 msr, bool write, u64 *value);
+    /* Optional: the guest's TSC = host TSC + offset from the next entry on (a guest write of IA32_TSC). */
+    bool (*set_tsc_offset)(struct vcpu *v, u64 offset);
     /* Can an NMI be injected now (no NMI, STI or MOV-SS blocking)? */
     bool (*nmi_allowed)(struct vcpu *v);
     /* Optional: exit as soon as the guest can take an NMI (VT-x NMI-window exiting, SDM Vol. 3C 26.6.2). */

@@ -44,6 +44,7 @@
 #define PIN_NMI_EXITING              (1u << 3)
 #define PIN_VIRTUAL_NMIS             (1u << 5)
 /* Primary processor-based controls (26.6.2, Table 26-6). */
+#define CPU_USE_TSC_OFFSETTING       (1u << 3)
 #define CPU_RDPMC_EXITING            (1u << 11)
 #define CPU_NMI_WINDOW_EXITING       (1u << 22)
 #define CPU_CR3_LOAD_EXITING         (1u << 15)

@@ -1,0 +1,10 @@
+/* The MSRs the policy table emulates (MSR_EMUL, core/msr_emul.c). False: #GP(0) to the guest. */
+#ifndef HV_MSR_EMUL_H
+#define HV_MSR_EMUL_H
+
+#include <hv/vcpu.h>
+
+bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value);
+bool msr_emul_write(struct vcpu *v, u32 msr, u64 value);
+
+#endif
