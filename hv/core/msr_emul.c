@@ -5,12 +5,14 @@
  */
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
+#include <hv/console.h>
 #include <hv/backend.h>
 #include <hv/exit_common.h>
 #include <hv/fixup.h>
 #include <hv/msr_emul.h>
 #include <hv/msr_policy.h>
 #include <hv/mtrr.h>
+#include <hv/stage2.h>
 #include <hv/x86.h>
 
 #define CPUID_1_EDX_MTRR          (1u << 12)
@@ -47,8 +49,9 @@ const struct msr_cpu *msr_policy_cpu(void)
  * Each CPU's MTRRs as its guest sees them: a copy of the real ones (the firmware's, the same on every
  * CPU after mtrr_sync) taken at the first access, then the guest's own writes. INIT leaves MTRRs as
  * they are (SDM Vol. 3A 10.1.1, Table 10-1), so the copy lives as long as the run.
- * Limitation: the stage-2 memory types stay the host's (built once from the BSP's MTRRs); a guest's
- * MTRR change is seen by the guest's own reads only.
+ * The copy feeds the stage-2 memory types (mtrr_apply): with EPT the CPU takes the EPT memory type
+ * where it would take the MTRR type (SDM Vol. 3C 29.3.7.2), and the NPT leaf's type combines with the
+ * guest PAT the same way (APM Vol. 2 15.25.8), so the guest's MTRRs reach the hardware only that way.
  */
 static struct mtrr_state vmtrr[HV_MAX_CPUS];
 static bool vmtrr_valid[HV_MAX_CPUS];
@@ -71,8 +74,39 @@ static u64 *mtrr_slot(struct mtrr_state *st, u32 msr)
     return 0;
 }
 
-static bool mtrr_access(struct percpu *pc, u32 msr, bool write, u64 *value)
+/* Bumped after a retype; every CPU flushes its cached stage-2 translations when it sees a new value. */
+static volatile u32 stage2_types_gen;
+
+/*
+ * Retype the stage-2 map after a guest MTRR write, while the guest's MTRRs are enabled. The MP update
+ * protocol (SDM Vol. 3A 13.11.8) runs on every CPU with E clear until its last write sets it again,
+ * so the map follows the last CPU to finish; with E clear the map keeps its types (caching is off
+ * then anyway: the protocol runs with CR0.CD = 1).
+ */
+static void mtrr_apply(struct vcpu *v, const struct mtrr_state *st)
 {
+    if (!mtrr_enabled(st) || !virt_backend || !virt_backend->stage2)
+        return;
+    u64 changed = stage2_retype(virt_backend->stage2, &hv_memmap, st);
+    if (!changed)
+        return;
+    __atomic_add_fetch(&stage2_types_gen, 1, __ATOMIC_SEQ_CST);
+    printk("stage2: cpu %u: guest MTRRs retyped %lu leaves\n", v->pc->index, changed);
+    msr_emul_stage2_sync(v);
+}
+
+void msr_emul_stage2_sync(struct vcpu *v)
+{
+    u32 gen = stage2_types_gen;
+    if (v->pc->stage2_types_seen != gen) {
+        v->pc->stage2_types_seen = gen;
+        v->ops->stage2_flush(v);
+    }
+}
+
+static bool mtrr_access(struct vcpu *v, u32 msr, bool write, u64 *value)
+{
+    struct percpu *pc = v->pc;
     struct mtrr_state *st = &vmtrr[pc->index];
     if (!vmtrr_valid[pc->index]) {
         mtrr_read(st);
@@ -87,7 +121,10 @@ static bool mtrr_access(struct percpu *pc, u32 msr, bool write, u64 *value)
     }
     if (!msr_mtrr_write_ok(msr, *value, st->cap, st->phys_bits))
         return false;                       /* reserved bits or an invalid type: #GP, as the CPU does */
-    *slot = *value;
+    if (*slot != *value) {
+        *slot = *value;
+        mtrr_apply(v, st);
+    }
     return true;
 }
 
@@ -95,7 +132,7 @@ bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value)
 {
     const struct msr_rule *r = msr_policy_lookup(msr_policy_cpu(), msr);
     if (r && r->emul == MSR_EMUL_MTRR)
-        return mtrr_access(v->pc, msr, false, value);
+        return mtrr_access(v, msr, false, value);
     return !safe_rdmsr(msr, value);         /* the others emulate writes only */
 }
 
@@ -105,7 +142,7 @@ bool msr_emul_write(struct vcpu *v, u32 msr, u64 value)
     u64 now;
     switch (r ? r->emul : MSR_EMUL_NONE) {
     case MSR_EMUL_MTRR:
-        return mtrr_access(v->pc, msr, true, &value);
+        return mtrr_access(v, msr, true, &value);
     case MSR_EMUL_TSC:
         /* Guest TSC = host TSC + offset (SDM Vol. 3C 27.3 TSC offsetting, APM 15.30.5 TSC_OFFSET). */
         return v->ops->set_tsc_offset && v->ops->set_tsc_offset(v, value - rdtsc());

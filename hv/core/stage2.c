@@ -172,6 +172,44 @@ int stage2_build_identity(struct stage2 *s, const struct memmap *m, const struct
     return fill(&b, s->root, STAGE2_LEVELS, 0, s->top);
 }
 
+/*
+ * Retype the present leaves under 'table' (ascending addresses, as block_type() needs). A leaf whose
+ * range mixes types becomes UC, the strongest, instead of being split: the pool is sealed while the
+ * guest runs. A CAS per entry: a concurrent writer's entry (a hole mapping, an APIC-page remap) wins.
+ */
+static u64 retype(struct builder *b, u64 *table, int level, u64 base)
+{
+    struct stage2 *s = b->s;
+    u64 size = level_size(level), changed = 0;
+    for (u32 i = 0; i < 512 && base + i * size < s->top; i++) {
+        u64 a = base + i * size, old = __atomic_load_n(&table[i], __ATOMIC_RELAXED);
+        struct stage2_pte pte;
+        s->ops->decode(old, level, &pte);
+        if (!pte.leaf) {
+            if (pte.present)
+                changed += retype(b, table_at(pte.addr), level - 1, a);
+            continue;
+        }
+        if (!pte.perms)
+            continue;       /* not present (isolated, a hole): no access, no type to keep right */
+        u8 type;
+        if (!block_type(b, a, a + size, &type))
+            type = MEMTYPE_UC;
+        if (type == pte.memtype)
+            continue;
+        u64 new = s->ops->leaf(pte.addr, level, pte.perms, type);
+        changed += __atomic_compare_exchange_n(&table[i], &old, new, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    return changed;
+}
+
+u64 stage2_retype(struct stage2 *s, const struct memmap *m, const struct mtrr_state *mt)
+{
+    struct builder b = { .s = s, .mt = mt };
+    collect_runs(&b, m);
+    return s->root ? retype(&b, s->root, STAGE2_LEVELS, 0) : 0;
+}
+
 /* The leaf covering gpa: its entry, level and decoded form; raw[] gets every entry read (may be NULL). */
 static u64 *find_leaf(const struct stage2 *s, u64 gpa, u64 *raw, int *level, struct stage2_pte *pte)
 {

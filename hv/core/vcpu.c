@@ -5,6 +5,7 @@
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
 #include <hv/backend.h>
+#include <hv/msr_emul.h>
 #include <hv/panic.h>
 #include <hv/vcpu.h>
 #include <hv/x86.h>
@@ -83,6 +84,7 @@ void vcpu_nmi_arrived(struct percpu *pc)
 void vcpu_exit_done(struct vcpu *v)
 {
     struct percpu *pc = v->pc;
+    msr_emul_stage2_sync(v);
     if (!pc->nmi_pending)
         return;
     if (!v->event.valid && v->ops->nmi_allowed(v)) {

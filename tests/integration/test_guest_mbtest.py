@@ -45,7 +45,7 @@ STEPS = (
     "tf_emulated", "dr7", "getsec", "apic_fallback", "x2apic_msr_xapic_mode", "prefixes", "nmi_self",
     "db_hole_stack", "int3_hole_stack", "double_fault_task",
     # the MSR policy (hv/core/msr_policy.c) and SVM's EFER: each failed before the table existed
-    "msr_pt", "msr_mtrr", "msr_tsc", "msr_host_owned", "efer_bits",
+    "msr_pt", "msr_mtrr", "msr_tsc", "msr_host_owned", "efer_bits", "mtrr_types",
     # issue 13 robustness (items 1 and 6): a fetch from the xAPIC page leaves its stores trapped; hundreds
     # of distinct accesses above RAM up to MAXPHYADDR neither stop the run nor fault
     "apic_fetch", "holes_many",
@@ -173,10 +173,24 @@ def gz_initrd(tmp_path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- QEMU (SVM)
+def check_guest_mtrrs_retyped(lines: list[str]) -> None:
+    """Step mtrr_types made 16 MiB UC through a variable MTRR and freed it: the hypervisor retyped its
+    stage-2 map both times, the same number of leaves (NPT/EPT carry the guest's MTRR types: SDM Vol.
+    3C 29.3.7.2, APM Vol. 2 15.25.8)."""
+    step = [line for line in lines if line.startswith("mbtest: step mtrr_types: ")]
+    assert len(step) == 1, step
+    assert "skipped" not in step[0], step  # both BIOSes enable the MTRRs: the step must run
+    rx = re.compile(r"^stage2: cpu 0: guest MTRRs retyped (\d+) leaves$")
+    counts = [int(m.group(1)) for line in lines if (m := rx.match(line))]
+    assert len(counts) == 2, "\n".join(lines)
+    assert counts[0] == counts[1] >= 1, counts
+
+
 @pytest.mark.qemu
 def test_run_mbtest_under_qemu(hvtrace_run: RunFn, mbtest: Path) -> None:
     run = run_mbtest(hvtrace_run, mbtest, "qemu")
     check_mbtest_console(run.stdout.splitlines(), "svm")
+    check_guest_mtrrs_retyped(run.stdout.splitlines())
     assert f"hvtrace: guest kernel {mbtest}, command line '{ARGS}'" in run.stdout
     assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
     assert "does not match" not in run.stderr  # QEMU left through isa-debug-exit with status 0
@@ -305,6 +319,7 @@ def test_cli_capture_of_mbtest(hvtrace_run: RunFn, mbtest: Path, tmp_path: Path)
 def test_run_mbtest_under_bochs(hvtrace_run: RunFn, mbtest: Path) -> None:
     run = run_mbtest(hvtrace_run, mbtest, "bochs")
     check_mbtest_console(run.stdout.splitlines(), "vmx")
+    check_guest_mtrrs_retyped(run.stdout.splitlines())
     assert "hypervisor status 0 (PASS) result=pass reason=guest_pass" in run.stdout
     assert "note:" not in run.stderr, run.describe()  # Bochs quit cleanly after the status line
     assert_clean(run)

@@ -682,6 +682,50 @@ static void test_holes(void)
     free_pages(&p);
 }
 
+/*
+ * A guest's MTRRs retype the live map (stage2_retype): its variable range makes [64 MiB, 66 MiB) UC,
+ * one 2 MiB leaf; a 4 KiB UC range inside the 2 MiB leaf at 80 MiB makes that whole leaf UC (mixed
+ * types are not split while the guest runs); a not-present range keeps its entry; the host's MTRRs
+ * again give back the built map. Types per SDM Vol. 3A 13.11.4.1 (UC wins over WB).
+ */
+static void test_retype(const struct stage2_ops *ops)
+{
+    struct memmap m = make_map(q35_ranges, sizeof(q35_ranges) / sizeof(q35_ranges[0]));
+    struct mtrr_state host = q35_mtrrs(), guest = q35_mtrrs();
+    struct pages p = { .count = 0 };
+    struct stage2 s;
+    struct stage2_walk w;
+    build(&s, &p, ops, STAGE2_SIZE_2M | STAGE2_SIZE_1G, &m, &host);
+    CHECK(stage2_retype(&s, &m, &host) == 0, "%s retype: the host's own MTRRs change nothing", ops->name);
+    CHECK(stage2_protect(&s, MiB(96), MiB(2), 0) == 0, "%s retype: protect", ops->name);
+    u64 before = 0;
+    CHECK(stage2_walk(&s, MiB(96), &w) == 0, "%s retype: walk 96 MiB", ops->name);
+    before = w.entry[w.level];
+
+    set_var(&guest, 1, MiB(64), MiB(2), MEMTYPE_UC);
+    set_var(&guest, 2, MiB(80) + 0x3000, 0x1000, MEMTYPE_UC);
+    set_var(&guest, 3, MiB(96), MiB(2), MEMTYPE_UC);
+    u64 n = stage2_retype(&s, &m, &guest);
+    CHECK(n == 2, "%s retype: %lu leaves changed, want 2 (64 MiB, 80 MiB)", ops->name, n);
+    CHECK(stage2_walk(&s, MiB(64) + 0x1234, &w) == 0 && w.memtype == MEMTYPE_UC && w.level == 2 &&
+              w.perms == STAGE2_RWX && w.hpa == MiB(64) + 0x1234,
+          "%s retype: 64 MiB is a UC RWX 2M leaf (type %u level %d)", ops->name, w.memtype, w.level);
+    CHECK(stage2_walk(&s, MiB(66), &w) == 0 && w.memtype == MEMTYPE_WB, "%s retype: 66 MiB stays WB", ops->name);
+    CHECK(stage2_walk(&s, MiB(62), &w) == 0 && w.memtype == MEMTYPE_WB, "%s retype: 62 MiB stays WB", ops->name);
+    CHECK(stage2_walk(&s, MiB(80), &w) == 0 && w.memtype == MEMTYPE_UC && w.level == 2,
+          "%s retype: the mixed 2M leaf at 80 MiB is UC", ops->name);
+    CHECK(stage2_walk(&s, MiB(96), &w) == 0 && w.entry[w.level] == before && w.perms == 0,
+          "%s retype: a not-present leaf is untouched", ops->name);
+    CHECK(stage2_walk(&s, 0xfee00000, &w) == 0 && w.memtype == MEMTYPE_UC, "%s retype: MMIO stays UC", ops->name);
+
+    n = stage2_retype(&s, &m, &host);
+    CHECK(n == 2, "%s retype back: %lu leaves changed, want 2", ops->name, n);
+    CHECK(stage2_walk(&s, MiB(64), &w) == 0 && w.memtype == MEMTYPE_WB && stage2_walk(&s, MiB(80), &w) == 0 &&
+              w.memtype == MEMTYPE_WB,
+          "%s retype back: 64 and 80 MiB are WB again", ops->name);
+    free_pages(&p);
+}
+
 int main(void)
 {
     test_ept_encoding();
@@ -692,6 +736,8 @@ int main(void)
     test_big();
     test_alloc_failure();
     test_holes();
+    test_retype(&ept_ops);
+    test_retype(&npt_ops);
     if (failures) {
         printf("%u of %u checks failed\n", failures, checks);
         return 1;

@@ -881,6 +881,31 @@ static void check_msr_pt(void)
  * MAXPHYADDR are #GP as on hardware; a legal value in an unused variable range reads back; MTRRcap is
  * read-only; DEF_TYPE keeps its value.
  */
+/*
+ * mtrr_types: the first unused variable range makes [16 MiB, 18 MiB) UC, the memory there still reads
+ * back what was stored, and the range is freed again (SDM Vol. 3A 13.11.3: PHYSBASE, then PHYSMASK
+ * with V). The hypervisor retypes its stage-2 map each time (its console says how many leaves; the
+ * host test checks those lines). Needs MTRRs enabled (DEF_TYPE.E) and a free variable range.
+ */
+static void check_mtrr_types(u32 n, u32 vcnt, u32 phys)
+{
+    if (n >= vcnt || !(rdmsr(0x2ff) & (1u << 11))) {
+        step("mtrr_types", 1, "MTRRs disabled or no free variable range: skipped");
+        return;
+    }
+    volatile u32 *mem = (volatile u32 *)0x1000000;
+    u32 saved = *mem;
+    wrmsr(0x200 + 2 * n, 0x1000000ull);                                     /* type 0: UC */
+    wrmsr(0x201 + 2 * n, (~0x1fffffull & ((1ull << phys) - 1)) | (1u << 11)); /* 2 MiB, valid */
+    *mem = 0x5a5aa5a5;
+    int ok = *mem == 0x5a5aa5a5;
+    *mem = saved;
+    wrmsr(0x201 + 2 * n, 0);
+    wrmsr(0x200 + 2 * n, 0);
+    step("mtrr_types", ok, ok ? "16 MiB made UC by a variable range and freed again; memory intact"
+                              : "memory at 16 MiB changed under a UC variable range");
+}
+
 static void check_msr_mtrr(void)
 {
     u32 a, b, c, d;
@@ -922,6 +947,7 @@ static void check_msr_mtrr(void)
     if (n < vcnt)
         wrmsr(0x200 + 2 * n, 0);
     step("msr_mtrr", !why, why ? why : "reserved types and bits #GP, a legal value reads back, MTRRcap read-only");
+    check_mtrr_types(n, vcnt, phys);
 }
 
 /*

@@ -6,5 +6,7 @@
 
 bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value);
 bool msr_emul_write(struct vcpu *v, u32 msr, u64 value);
+/* Flush this CPU's stage-2 translations if another CPU retyped the map for its guest MTRRs since. */
+void msr_emul_stage2_sync(struct vcpu *v);
 
 #endif

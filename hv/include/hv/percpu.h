@@ -73,6 +73,7 @@ struct percpu {
     u64 *exit_regs;                 /* the guest GPR frame of the exit being handled (16 slots) */
     struct hv_ring *ring;           /* this CPU's exit ring (abi.h), listed in the discovery header */
     struct hv_snapshot *snapshot;   /* this CPU's snapshot area (abi.h), listed in the discovery header */
+    u32 stage2_types_seen;          /* stage2_types_gen at this CPU's last stage-2 flush for retyping */
     volatile u32 nmi_pending;       /* an NMI for the guest that arrived while it could not take it */
     volatile u32 kicked;            /* an NMI IPI the hypervisor sent to bring this CPU out of the guest */
     const char *end_reason;         /* set by a handler that ends the run: trace_exit() records the exit, then ends */

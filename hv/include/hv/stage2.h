@@ -87,6 +87,13 @@ int stage2_split(struct stage2 *s, u64 gpa, int to_level);
  * its ends. W without R is refused (an EPT misconfiguration, SDM Vol. 3C 29.3.3.1). 0 / -1.
  */
 int stage2_protect(struct stage2 *s, u64 gpa, u64 len, u8 perms);
+/*
+ * Give every present leaf the type the builder would give it under mt (a guest's MTRRs, SDM Vol. 3A
+ * 13.11: with EPT the processor takes the EPT memory type instead of the MTRRs, SDM Vol. 3C 29.3.7.2,
+ * so the guest's MTRRs reach the hardware only this way). A leaf whose range mixes types becomes UC;
+ * not-present leaves are left alone. Returns how many leaves changed; the caller flushes.
+ */
+u64 stage2_retype(struct stage2 *s, const struct memmap *m, const struct mtrr_state *mt);
 /* Walk gpa: 0 with *out filled, or -1 when gpa is not mapped. */
 int stage2_walk(const struct stage2 *s, u64 gpa, struct stage2_walk *out);
 void stage2_print_summary(const struct stage2 *s);
