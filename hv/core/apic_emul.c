@@ -16,6 +16,12 @@
 #define ICR_SHORTHAND(lo) (((lo) >> 18) & 3)
 
 enum ap_state { AP_PARKED, AP_WAIT_SIPI, AP_STARTING, AP_RUNNING };
+/*
+ * An INIT for a CPU that is still in the guest, until it leaves the guest and takes it. Kept apart from
+ * ap_state: a SIPI right behind the INIT moves the state on to AP_RUNNING before the target has even
+ * exited, and the target must still drop its old context (the IPIs of one sender arrive in order).
+ */
+static volatile u32 init_latched[HV_MAX_CPUS];
 
 static u64 apic_page;
 static volatile u32 icr_high[HV_MAX_CPUS];     /* each vCPU's xAPIC ICR high word, as the guest wrote it */
@@ -115,6 +121,7 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
              */
             printk("guest: CPU %u sent INIT to running CPU %u (APIC %u): it waits for SIPI\n", pc->index, i,
                    t->apic_id);
+            __atomic_store_n(&init_latched[i], 1, __ATOMIC_RELEASE);
             if (t != pc) {
                 __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
                 lapic_send_ipi(t->apic_id, ICR_NMI);
@@ -237,14 +244,15 @@ enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fau
     return st;
 }
 
-bool apic_emul_init_pending(const struct percpu *pc)
+bool apic_emul_take_init(struct percpu *pc)
 {
-    return __atomic_load_n(&ap_state[pc->index], __ATOMIC_ACQUIRE) == AP_WAIT_SIPI;
+    return __atomic_exchange_n(&init_latched[pc->index], 0, __ATOMIC_ACQ_REL) != 0;
 }
 
 void apic_emul_init_arrived(struct percpu *pc)
 {
     __atomic_store_n(&ap_state[pc->index], AP_WAIT_SIPI, __ATOMIC_RELEASE);
+    __atomic_store_n(&init_latched[pc->index], 1, __ATOMIC_RELEASE);
 }
 
 u64 apic_emul_page(void)

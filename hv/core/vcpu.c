@@ -99,7 +99,7 @@ void vcpu_exit_done(struct vcpu *v)
 
 void vcpu_check_init(struct percpu *pc)
 {
-    if (!apic_emul_init_pending(pc))
+    if (!apic_emul_take_init(pc))
         return;
     /* INIT: everything of the old context is dropped (SDM Vol. 3A 9.1.1), held NMIs included. */
     pc->nmi_pending = 0;

@@ -69,6 +69,7 @@ STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
 AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
 LOGICAL_XAPIC = "mbtest: step logical_ipi: PASS xAPIC flat and cluster logical INIT-SIPI reach exactly the AP"
 LOGICAL_X2APIC = "mbtest: step logical_ipi: PASS x2APIC logical INIT-SIPI reaches exactly the AP"
+AP_NOW = "mbtest: step ap_init_sipi_now: PASS INIT then SIPI at once restarts each running AP once, virtualized"
 AP_REAL_GP = "mbtest: step ap_real_mode_gp: PASS #GP in real mode delivered without an error code"
 
 
@@ -407,8 +408,11 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     assert "guest: CPU 0 sent INIT to running CPU 1 (APIC 1): it waits for SIPI" in lines
     assert "guest: CPU 1 is in wait-for-SIPI after an INIT" in lines
-    # the AP's CPUID, once per start: ap, ap_init_again, and logical_ipi's physical, flat and cluster starts
-    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=5 ", line + " ") for line in lines), run.stdout
+    # INIT and SIPI back to back: the INIT is still taken (it failed when the SIPI overtook it)
+    assert AP_NOW in lines, run.stdout
+    # the AP's CPUID, once per start: ap, ap_init_again, ap_init_sipi_now, and logical_ipi's physical,
+    # flat and cluster starts
+    assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=6 ", line + " ") for line in lines), run.stdout
     # issue 13 item 9: logical destination mode for the emulated INIT / SIPI (flat and cluster model)
     assert LOGICAL_XAPIC in lines, run.stdout
     assert_clean(run)
@@ -437,15 +441,16 @@ def test_mbtest_starts_its_ap_through_the_x2apic_icr_msr(hvtrace_run: RunFn, mbt
     assert ap_line in lines
     assert "guest: CPU 0 sent SIPI vector 0x7 to CPU 1: it starts in real mode at 0x7000" in lines
     assert AP_AGAIN in lines
+    assert AP_NOW in lines
     assert AP_REAL_GP in lines  # a VT-x entry with an error code in real mode failed (SDM 27.2.1.3)
     # the x2APIC ICR in xAPIC mode (#GP), EXTD, then INIT, SIPI, SIPI twice (the second round to the
-    # running AP), and the self NMI: 9 WRMSRs
+    # running AP), INIT and SIPI back to back, and the self NMI: 11 WRMSRs
     # issue 13 item 9: then logical-mode INIT, SIPI, SIPI to nobody (cluster 1) and to the AP: 6 more;
-    # then the MSR-policy steps' 15 intercepted WRMSRs (3 RTIT_*, 9 MTRR, 2 IA32_TSC, BIOS_UPDT_TRIG;
-    # EFER is the guest's own under VT-x): 30
+    # then the MSR-policy steps' 19 intercepted WRMSRs (3 RTIT_*, 9 + 4 MTRR (msr_mtrr, mtrr_types),
+    # 2 IA32_TSC, BIOS_UPDT_TRIG; EFER is the guest's own under VT-x): 36
     assert LOGICAL_X2APIC in lines, run.stdout
     counts = [line + " " for line in lines if line.startswith("vmx: CPU 0 exits:")]
-    assert any("MSR_WRITE=30 " in line for line in counts), run.stdout
+    assert any("MSR_WRITE=36 " in line for line in counts), run.stdout
     assert_clean(run)
 
 

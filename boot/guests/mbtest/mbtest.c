@@ -24,6 +24,7 @@
  *               BSP switches its APIC to x2APIC mode and sends them through the ICR MSR (0x830)
  *   ap_real_mode_gp each AP's RDMSR of a VMX MSR in real mode: #GP through the IVT, no error code
  *   ap_init_again  then INIT-SIPI to the running (halted) APs: each restarts once, virtualized
+ *   ap_init_sipi_now  then INIT and SIPI with no wait between: each AP still restarts once
  * and the architectural behaviour a hypervisor easily gets wrong:
  *   tf_emulated    RFLAGS.TF over CPUID, RDMSR, MOV CR4: the #DB trap after each, DR6.BS set
  *   dr7            a DR0 execution breakpoint armed before an exit fires after it
@@ -571,6 +572,15 @@ static void check_ap_startup(const struct mb_info *mbi)
     step("ap_init_again", aps_alive == 2 * (cpus - 1) && aps_virtualized == 2 * (cpus - 1),
          aps_alive == 2 * (cpus - 1) ? "INIT-SIPI to running APs restarts each once, virtualized"
                                      : "an INIT to a running AP did not restart it");
+    /* INIT and SIPI back to back, no wait between: the IPIs of one sender arrive in order, so each AP
+     * still takes the INIT (drops its context) and then starts at the SIPI vector. */
+    ipi_all_but_self(ICR_INIT_ASSERT, x2apic);
+    ipi_all_but_self(ICR_STARTUP | (AP_TRAMPOLINE >> 12), x2apic);
+    for (u32 spins = 0; aps_alive < 3 * (cpus - 1) && spins < 200000000u; spins++)
+        __asm__ volatile("pause");
+    step("ap_init_sipi_now", aps_alive == 3 * (cpus - 1) && aps_virtualized == 3 * (cpus - 1),
+         aps_alive == 3 * (cpus - 1) ? "INIT then SIPI at once restarts each running AP once, virtualized"
+                                     : "an INIT followed at once by a SIPI did not restart the AP");
 }
 
 

@@ -47,8 +47,11 @@ enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fau
 
 /* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
 bool apic_emul_apic_base_write(u64 value);
-/* Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? */
-bool apic_emul_init_pending(const struct percpu *pc);
+/*
+ * Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? Taking it
+ * clears it; a SIPI that came right behind it is already waiting (apic_emul_wait_sipi returns at once).
+ */
+bool apic_emul_take_init(struct percpu *pc);
 /* A real INIT reached this CPU in the guest (VT-x INIT exit): it waits for SIPI like an emulated one. */
 void apic_emul_init_arrived(struct percpu *pc);
 /* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */
