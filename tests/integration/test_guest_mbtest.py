@@ -69,7 +69,9 @@ STATUS = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
 AP_AGAIN = "mbtest: step ap_init_again: PASS INIT-SIPI to running APs restarts each once, virtualized"
 LOGICAL_XAPIC = "mbtest: step logical_ipi: PASS xAPIC flat and cluster logical INIT-SIPI reach exactly the AP"
 LOGICAL_X2APIC = "mbtest: step logical_ipi: PASS x2APIC logical INIT-SIPI reaches exactly the AP"
-AP_NOW = "mbtest: step ap_init_sipi_now: PASS INIT then SIPI at once restarts each running AP once, virtualized"
+AP_NOW = (
+    "mbtest: step ap_init_sipi_now: PASS INIT then SIPI at once restarts each running AP once, virtualized"
+)
 AP_REAL_GP = "mbtest: step ap_real_mode_gp: PASS #GP in real mode delivered without an error code"
 
 
