@@ -5,6 +5,7 @@
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
 #include <hv/backend.h>
+#include <hv/console.h>
 #include <hv/msr_emul.h>
 #include <hv/panic.h>
 #include <hv/vcpu.h>
@@ -64,12 +65,44 @@ void vcpu_skip_len(struct vcpu *v, u32 len)
         v->ops->single_step(v);         /* the trap the instruction would have raised (SDM Vol. 3B 18.3.1.4) */
 }
 
+/*
+ * Where the CPU does not report the exiting instruction's length (SVM without next-RIP saving), it is
+ * decoded from the bytes at RIP, and those may no longer be the instruction that exited: another CPU
+ * (or a DMA) rewrote them in between. Cross-modifying code without a serializing step lets the CPU run
+ * the old or the new bytes (SDM Vol. 3A 9.1.3), so the guest gets the new ones: RIP stays and the CPU
+ * executes what is there now (a page that vanished faults in the guest, as it should). The same RIP
+ * failing again and again is no race but bytes the decoder cannot size: #UD, never a stop.
+ */
+#define UNSIZED_RETRIES 4
+
+static struct {
+    u64 rip;
+    u32 count;
+} unsized[HV_MAX_CPUS];
+
+static void skip_unsized(struct vcpu *v)
+{
+    u32 cpu = v->pc->index;
+    u64 rip = v->ops->rip(v);
+    unsized[cpu].count = unsized[cpu].rip == rip ? unsized[cpu].count + 1 : 1;
+    unsized[cpu].rip = rip;
+    static u32 reports;
+    bool give_up = unsized[cpu].count >= UNSIZED_RETRIES;
+    if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("CPU %u: the instruction that exited at RIP 0x%lx has no length the hypervisor can decode: %s\n",
+               cpu, rip, give_up ? "#UD reflected" : "its bytes changed (cross-modifying code): executed again");
+    if (give_up) {
+        unsized[cpu].count = 0;
+        vcpu_inject_ud(v);
+    }
+}
+
 void vcpu_skip(struct vcpu *v)
 {
     u32 len = v->ops->insn_len(v);
     if (!len) {
-        v->ops->dump(v, "the length of the exiting instruction is unknown");
-        hv_exit(HV_STATUS_FAIL, "insn_len");
+        skip_unsized(v);
+        return;
     }
     vcpu_skip_len(v, len);
 }

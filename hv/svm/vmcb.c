@@ -75,11 +75,14 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
 {
     /* Intercepts (APM 15.7-15.15). */
     /*
-     * MOV to CR0/CR3/CR4 are traced for the self-test guest. A loaded OS writes them natively: with
-     * NPT nothing needs a shadow, and the CPU then maintains EFER.LMA itself (an intercepted CR0.PG
-     * write would have to emulate long-mode activation, APM 14.6.1).
+     * MOV to CR0/CR3/CR4 are traced for the self-test guest. A loaded OS writes CR3 natively (with NPT
+     * nothing needs a shadow), but CR0 and CR4 under intercept: their architectural checks are then
+     * the hypervisor's (exit_cr_write: NW without CD, PG without PE, the CR4 bits this CPU has), not an
+     * emulator's. QEMU's TCG lets an SVM guest set NW without CD or a reserved CR4 bit instead of #GP
+     * and then refuses the VMCB (VMEXIT_INVALID, APM 15.5.1): a guest could stop the run with one MOV.
+     * write_cr() keeps EFER.LMA with CR0.PG (APM 14.6.1). A guest writes both rarely.
      */
-    v->control.intercept_cr_write = loaded_guest ? 0 : (1u << 0) | (1u << 3) | (1u << 4);
+    v->control.intercept_cr_write = loaded_guest ? (1u << 0) | (1u << 4) : (1u << 0) | (1u << 3) | (1u << 4);
     v->control.intercept_exceptions = 1u << 6;                              /* #UD: reflected, and traced */
     v->control.intercept_misc1 = SVM_INTERCEPT1_CPUID | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_MSR_PROT |
                                  SVM_INTERCEPT1_SHUTDOWN | SVM_INTERCEPT1_NMI;   /* NMIs: held, kicks (vcpu.h) */

@@ -25,6 +25,7 @@
  *   ap_real_mode_gp each AP's RDMSR of a VMX MSR in real mode: #GP through the IVT, no error code
  *   ap_init_again  then INIT-SIPI to the running (halted) APs: each restarts once, virtualized
  *   ap_init_sipi_now  then INIT and SIPI with no wait between: each AP still restarts once
+ *   cr_reserved    MOV CR0 with NW but not CD, MOV CR4 with reserved bit 31: #GP, nothing changed
  * and the architectural behaviour a hypervisor easily gets wrong:
  *   tf_emulated    RFLAGS.TF over CPUID, RDMSR, MOV CR4: the #DB trap after each, DR6.BS set
  *   dr7            a DR0 execution breakpoint armed before an exit fires after it
@@ -327,6 +328,39 @@ static void check_cr4(void)
     u32 cr4;
     __asm__ volatile("movl %%cr4, %0" : "=r"(cr4));
     step("cr4", !(cr4 & (1u << 13)), "CR4.VMXE reads 0");
+}
+
+/* MOV to CR that may fault: the vector (13 for #GP), or ~0 if none. */
+static u32 try_write_cr0(u32 v)
+{
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "movl %0, %%cr0" LAND : : "r"(v) : "memory");
+    return fault_vector;
+}
+
+static u32 try_write_cr4(u32 v)
+{
+    fault_vector = ~0u;
+    __asm__ volatile(ARM "movl %0, %%cr4" LAND : : "r"(v) : "memory");
+    return fault_vector;
+}
+
+/*
+ * cr_reserved: MOV CR0 with NW set and CD clear, and MOV CR4 with reserved bit 31, #GP(0) and leave the
+ * register as it was (SDM Vol. 2B MOV CR, Vol. 3A 2.5; APM Vol. 2 3.1.1, 3.1.3). It stopped the run
+ * under QEMU's SVM, which let the write through and then refused the VMCB.
+ */
+static void check_cr_reserved(void)
+{
+    u32 cr0, cr4, cr0_after, cr4_after;
+    __asm__ volatile("movl %%cr0, %0; movl %%cr4, %1" : "=r"(cr0), "=r"(cr4));
+    u32 nw = try_write_cr0((cr0 | (1u << 29)) & ~(1u << 30));
+    u32 r31 = try_write_cr4(cr4 | (1u << 31));
+    __asm__ volatile("movl %%cr0, %0; movl %%cr4, %1" : "=r"(cr0_after), "=r"(cr4_after));
+    int ok = nw == 13 && r31 == 13 && cr0_after == cr0 && cr4_after == cr4;
+    step("cr_reserved", ok, ok ? "CR0.NW without CD and CR4 bit 31 #GP, registers unchanged"
+                        : nw != 13 ? "CR0.NW without CD did not #GP"
+                        : r31 != 13 ? "CR4 bit 31 did not #GP" : "a refused write changed the register");
 }
 
 static void check_exceptions(void)
@@ -1458,6 +1492,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_cpuid();
     check_msr();
     check_cr4();
+    check_cr_reserved();
     check_exceptions();
     check_isolation();
     check_hypercall();
