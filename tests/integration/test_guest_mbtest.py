@@ -39,8 +39,8 @@ from tests.integration.conftest import Run, RunFn, assert_clean
 pytestmark = [pytest.mark.slow]
 
 STEPS = (
-    "multiboot", "memmap", "bss", "cpuid", "msr", "cr4", "cr_reserved", "exceptions", "isolation", "hypercall",
-    "apic", "mmio",
+    "multiboot", "memmap", "bss", "cpuid", "msr", "cr4", "cr_reserved", "exceptions", "isolation",
+    "hypercall", "apic", "mmio",
     # architectural behaviour the first release changed (each failed there on one back end or both)
     "tf_emulated", "dr7", "getsec", "apic_fallback", "x2apic_msr_xapic_mode", "prefixes", "nmi_self",
     "db_hole_stack", "int3_hole_stack", "double_fault_task",
