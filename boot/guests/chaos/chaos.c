@@ -47,7 +47,8 @@ static const char *const class_names[C_NCLASS] = {
  *   apicx  instruction fetch from the xAPIC page (issue 13 item 1)
  *   forge  a fake HVTRACE STATUS line on COM1 and bytes on port 0xE9 (item 4: until the private channel)
  *   ioch   random I/O to the hypervisor's channel ports COM2 0x2F8-0x2FF and 0xE9 (item 4)
- *   apicr  xAPIC accesses at any offset, reserved ones too (a store at offset 0 ends the run today)
+ *   apicr  xAPIC accesses at any offset: reserved ones (a store at offset 0 ends the run today) and
+ *          the LVTs (random LVT values reach the real APIC: svm_vmrun_failed after a stray INIT/SIPI)
  *   cr4    MOV to CR4 of any value, reserved bits too (QEMU TCG answers a reserved CR4 bit in an SVM
  *          guest with #VMEXIT(VMEXIT_INVALID) instead of #GP: the hypervisor takes it for a failed VMRUN)
  */
@@ -75,6 +76,7 @@ struct cpu {
 u8 cpu_stacks[MAXCPU][CPU_STACK] __attribute__((aligned(16)));
 static struct cpu cpus[MAXCPU];
 static volatile u32 njoined = 1;           /* CPU 0 is the BSP */
+static volatile u32 go;                    /* every CPU starts its ops together (BSP: after start-up) */
 static u8 idx_of_apic[256];                /* APIC ID -> index + 1 */
 
 extern const u32 isr_table[256];
@@ -403,7 +405,7 @@ static void save_apic(void)
     apic_saved[12] = 0;                      /* timer stopped */
 }
 
-static void restore_apic(void)
+static void restore_apic(const struct cpu *c)
 {
     u64 base = rdmsr(0x1b);
     if ((base & 0xfffff000u) != APIC || (base & 0xc00) != 0x800) {
@@ -411,7 +413,7 @@ static void restore_apic(void)
         wrmsr(0x1b, APIC | 0x800 | (base & 0x100));
     }
     for (u32 i = 0; i < NAPIC_REGS; i++)
-        apic_w(apic_regs[i], apic_saved[i]);
+        apic_w(apic_regs[i], i == 0 ? c->apic_id << 24 : apic_saved[i]);   /* the ID is per CPU */
 }
 
 static void restore_cpu(struct cpu *c, u32 cls)
@@ -429,9 +431,8 @@ static void restore_cpu(struct cpu *c, u32 cls)
     }
     if (cls == C_MSRW || cls == C_APIC || cls == C_APICR || cls == C_APICX) {
         wrmsr(0xc0000080, (u64)efer_hi << 32 | efer_lo);
-        restore_apic();
+        restore_apic(c);
     }
-    (void)c;
 }
 
 /* ------------------------------------------------------------------------------------------ ops */
@@ -624,11 +625,12 @@ static void op_hvmem(struct cpu *c, const struct op *o)
     c->hv_op = 0;
 }
 
-/* xAPIC registers (SDM Vol. 3A Table 11-1) but ICR low, which the IPI class owns (a random one sends
+/* xAPIC registers (SDM Vol. 3A Table 11-1) but the LVTs (0x320-0x370: "apicr" only, a guest LVT value
+   reaches the real APIC today and a later INIT/SIPI-looking event stops the run) and ICR low, which the IPI class owns (a random one sends
    INIT to the BSP, or to every CPU) and 0x2f0 (a misaligned access there spills into it). */
 static const u16 apic_real_regs[] = {
     0x20, 0x30, 0x80, 0x90, 0xa0, 0xb0, 0xd0, 0xe0, 0xf0, 0x100, 0x170, 0x180, 0x1f0, 0x200, 0x270, 0x280,
-    0x310, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370, 0x380, 0x390, 0x3e0,
+    0x310, 0x380, 0x390, 0x3e0,
 };
 static void op_apic(const struct op *o, int any_offset, int fetch)
 {
@@ -884,10 +886,18 @@ static void run_ops(struct cpu *c)
 }
 
 /* ---------------------------------------------------------------------------------------- SMP */
+/* CPUID.1:EBX[31:24], the initial APIC ID: a guest write to the APIC ID register does not change it. */
+static u32 initial_apic_id(void)
+{
+    u32 a, b, c, d;
+    cpuid2(1, 0, &a, &b, &c, &d);
+    return b >> 24;
+}
+
 u64 ap_boot(void);
 u64 ap_boot(void)
 {
-    u32 id = apic_r(0x20) >> 24;
+    u32 id = initial_apic_id();
     u32 idx = idx_of_apic[id];
     if (!idx) {
         idx = __atomic_fetch_add(&njoined, 1, __ATOMIC_SEQ_CST) + 1;
@@ -901,23 +911,25 @@ u64 ap_boot(void)
     return (u64)idx << 32 | (u32)(cpu_stacks[idx] + CPU_STACK);
 }
 
-static void cpu_init(void)
+static void cpu_init(const struct cpu *c)
 {
     __asm__ volatile("lidt %0" : : "m"(idt_desc) : "memory");
     WRCR(0, cr0_sane);
     WRCR(4, cr4_sane);
     WRCR(3, 0);
     wrmsr(0xc0000080, (u64)efer_hi << 32 | efer_lo);
-    restore_apic();
+    restore_apic(c);
 }
 
 void ap_main(u32 idx);
 void ap_main(u32 idx)
 {
     struct cpu *c = &cpus[idx];
-    cpu_init();
+    cpu_init(c);
     c->parked = 0;
     __atomic_fetch_add(&c->joins, 1, __ATOMIC_SEQ_CST);
+    while (!go)
+        __asm__ volatile("pause");
     run_ops(c);
     for (;;) {   /* done: still answers park requests (another CPU may be about to INIT it) */
         service_park(c);
@@ -1091,9 +1103,9 @@ void chaos_main(u32 magic, const struct mb_info *info)
     efer_hi = (u32)(efer >> 32);
     setup_idt();
     save_apic();
-    cpus[0].apic_id = apic_r(0x20) >> 24;
+    cpus[0].apic_id = initial_apic_id();
     idx_of_apic[cpus[0].apic_id] = 1;
-    cpu_init();
+    cpu_init(&cpus[0]);
     puts("chaos: start");
     puts(" seed=");
     puthex(seed);
@@ -1111,6 +1123,7 @@ void chaos_main(u32 magic, const struct mb_info *info)
     if (ncpus > 1)
         start_aps();
     cpus[0].joins = 1;
+    go = 1;
     run_ops(&cpus[0]);
     for (u32 n = 1; n < njoined; n++)   /* bounded: an AP that never ends is reported, not waited for */
         wait_for(&cpus[n].done, 1, 400000000);
