@@ -47,8 +47,9 @@ static const char *const class_names[C_NCLASS] = {
  *   apicx  instruction fetch from the xAPIC page (issue 13 item 1)
  *   forge  a fake HVTRACE STATUS line on COM1 and bytes on port 0xE9 (item 4: until the private channel)
  *   ioch   random I/O to the hypervisor's channel ports COM2 0x2F8-0x2FF and 0xE9 (item 4)
- *   apicr  xAPIC accesses at any offset: reserved ones (a store at offset 0 ends the run today) and
- *          the LVTs (random LVT values reach the real APIC: svm_vmrun_failed after a stray INIT/SIPI)
+ *   apicr  xAPIC accesses at any offset: reserved ones (a store at offset 0 ends the run today), the
+ *          LVTs (random LVT values reach the real APIC: svm_vmrun_failed after a stray INIT/SIPI) and
+ *          misaligned ones (Bochs' APIC panics on a misaligned read)
  *   cr4    MOV to CR4 of any value, reserved bits too (QEMU TCG answers a reserved CR4 bit in an SVM
  *          guest with #VMEXIT(VMEXIT_INVALID) instead of #GP: the hypervisor takes it for a failed VMRUN)
  */
@@ -639,11 +640,16 @@ static void op_apic(const struct op *o, int any_offset, int fetch)
         reg = apic_real_regs[o->r[0] % (sizeof(apic_real_regs) / sizeof(apic_real_regs[0]))];
     if (reg == 0x300 || reg == 0x2f0)
         reg = 0x80;
-    u32 off = (o->r[1] & 7) == 0 ? reg + (o->r[2] & 0xb) : reg;   /* one in eight misaligned */
+    /* apicr: one access in eight misaligned (model specific, SDM Vol. 3A 11.4.1); reads reach the
+       APIC device through the read-only mapping, and Bochs' APIC asserts on them */
+    u32 off = any_offset && (o->r[1] & 7) == 0 ? reg + (o->r[2] & 0xb) : reg;
+    u32 form = o->r[3] % NFORMS;
+    if (!any_offset && form == NFORMS - 1)   /* REP LODSW: its second read is misaligned */
+        form = 5;
     if (fetch)
         acc(NFORMS, APIC + (o->r[2] & 0xff0), 0);
     else
-        acc(o->r[3] % NFORMS, APIC + off, o->r[4]);
+        acc(form, APIC + off, o->r[4]);
 }
 
 static void ipi(u32 dest, u32 lo)
