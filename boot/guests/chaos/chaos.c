@@ -36,11 +36,11 @@ typedef unsigned char u8;
 /* ------------------------------------------------------------------------------------ op classes */
 enum {
     C_CPUID, C_MSRR, C_MSRW, C_CR, C_XCR, C_VIRT, C_IO, C_HVMEM, C_APIC, C_APICX, C_IPI, C_SMC, C_INV,
-    C_EXC, C_FORGE, C_IOCH, C_CR4, C_APICR, C_NCLASS
+    C_EXC, C_FORGE, C_IOCH, C_CR4, C_APICR, C_INIT, C_NCLASS
 };
 static const char *const class_names[C_NCLASS] = {
     "cpuid", "msrr", "msrw", "cr", "xcr", "virt", "io", "hvmem", "apic", "apicx", "ipi", "smc", "inv",
-    "exc", "forge", "ioch", "cr4", "apicr",
+    "exc", "forge", "ioch", "cr4", "apicr", "init",
 };
 /*
  * Not in the default mask (see the README for the failure each one causes today):
@@ -50,10 +50,13 @@ static const char *const class_names[C_NCLASS] = {
  *   apicr  xAPIC accesses at any offset: reserved ones (a store at offset 0 ends the run today), the
  *          LVTs (random LVT values reach the real APIC: svm_vmrun_failed after a stray INIT/SIPI) and
  *          misaligned ones (Bochs' APIC panics on a misaligned read)
+ *   init   INIT then SIPI to a running AP: the hypervisor marks the target wait-for-SIPI at once but
+ *          resets it only at its next exit; a SIPI before that exit makes it "running" again and the
+ *          INIT is lost (hv/core/apic_emul.c emulate_icr): the AP never restarts (init_fail)
  *   cr4    MOV to CR4 of any value, reserved bits too (QEMU TCG answers a reserved CR4 bit in an SVM
  *          guest with #VMEXIT(VMEXIT_INVALID) instead of #GP: the hypervisor takes it for a failed VMRUN)
  */
-#define DEFAULT_CLASSES (((1u << C_NCLASS) - 1) & ~(1u << C_APICX | 1u << C_FORGE | 1u << C_IOCH | 1u << C_CR4 | 1u << C_APICR))
+#define DEFAULT_CLASSES (((1u << C_NCLASS) - 1) & ~(1u << C_APICX | 1u << C_FORGE | 1u << C_IOCH | 1u << C_CR4 | 1u << C_APICR | 1u << C_INIT))
 
 /* ---------------------------------------------------------------------------------------- per CPU */
 struct cpu {
@@ -677,7 +680,7 @@ static int wait_for(volatile u32 *v, u32 want, u32 spins)
 static void op_ipi(struct cpu *c, const struct op *o)
 {
     u32 self = (u32)(c - cpus);
-    if ((o->r[0] & 1) || njoined < 2) {
+    if (o->cls == C_IPI || njoined < 2) {
         u32 t = o->r[1] % njoined;
         if (njoined > 1 && t == self)
             t = (t + 1) % njoined;
@@ -706,11 +709,15 @@ static void op_ipi(struct cpu *c, const struct op *o)
     delay(20000);
     tc->parked = 0;
     tc->park_req = 0;
-    for (int i = 0; i < 2 && tc->joins == joins; i++) {
+    /* INIT takes effect at once on hardware; a virtual one may land at the target's next exit, and a
+       SIPI that comes before it is lost (SDM 9.4.2: a SIPI outside wait-for-SIPI is ignored). So SIPI
+       again, a bounded number of times, until the target rejoins: extra SIPIs are ignored. */
+    int joined = 0;
+    for (u32 tries = 0; tries < 40 && !joined; tries++) {
         ipi(tc->apic_id, 0x0600 | (AP_TRAMPOLINE >> 12));   /* STARTUP */
-        delay(20000);
+        joined = wait_for(&tc->joins, joins + 1, 2000000);
     }
-    if (wait_for(&tc->joins, joins + 1, 50000000))
+    if (joined)
         c->init_ok++;
     else
         c->init_fail++;
@@ -827,7 +834,7 @@ static __attribute__((noinline)) void run_op(struct cpu *c, const struct op *o)
     case C_APIC: op_apic(o, 0, 0); break;
     case C_APICR: op_apic(o, 1, 0); break;
     case C_APICX: op_apic(o, 1, 1); break;
-    case C_IPI: op_ipi(c, o); break;
+    case C_IPI: case C_INIT: op_ipi(c, o); break;
     case C_SMC: op_smc(c, o); break;
     case C_INV: op_inv(o); break;
     case C_EXC: op_exc(o); break;
