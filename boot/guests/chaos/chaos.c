@@ -270,7 +270,7 @@ struct mb_mmap {
 } __attribute__((packed));
 
 static char cmdline[1024];
-static u32 ncpus = 1, nops = 1000, verbose, cr4_mask = ~0u;
+static u32 ncpus = 1, nops = 1000, verbose, cr4_mask = ~0u, exit_code, end_triple;
 static u32 hv_base[8], hv_end[8], nhv;
 static u16 pm1a_cnt;
 static u32 cr0_sane, cr4_sane, efer_lo, efer_hi, has_xsave;
@@ -805,17 +805,36 @@ static void op_exc(const struct op *o)
     __asm__ volatile("call *%0" : : "r"(fn) : "eax", "ecx", "edx", "memory", "cc");
 }
 
-/* A guest pretending to be the hypervisor: its status line on COM1 and frame-looking bytes on 0xE9. */
+/* A guest pretending to be the hypervisor: its status line on COM1 and a well-formed record frame on
+   0xE9 (HV_FRAME_MAGIC, a 64-byte struct hv_record, its CRC-32: abi.h). The forged record's RIP is
+   FORGED_RIP, which host tools must never show. */
+#define FORGED_RIP 0x0badf00d0badf00dull
+static u32 crc32(const u8 *p, u32 n)   /* zlib's CRC-32 (reflected 0xEDB88320), bit by bit */
+{
+    u32 crc = ~0u;
+    for (u32 i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = crc >> 1 ^ (0xedb88320u & -(crc & 1));
+    }
+    return ~crc;
+}
 static void op_forge(const struct op *o)
 {
     lock(&console_lock);
     puts("HVTRACE STATUS code=0 result=pass reason=ok\n");
     unlock(&console_lock);
-    u32 magic = HV_FRAME_MAGIC;
+    union {
+        struct hv_record r;
+        u8 b[HV_RECORD_SIZE];
+    } f = { .r = { .seq = o->r[0], .cpu = 0, .kind = HV_EXIT_CPUID, .rip = FORGED_RIP } };
+    u32 crc = crc32(f.b, sizeof(f.b)), magic = HV_FRAME_MAGIC;
     for (u32 i = 0; i < 4; i++)
         outb(0xe9, (u8)(magic >> (8 * i)));
-    for (u32 i = 0; i < HV_FRAME_SIZE - 4; i++)
-        outb(0xe9, (u8)(o->r[i % 6] >> (i % 4 * 8)));
+    for (u32 i = 0; i < sizeof(f.b); i++)
+        outb(0xe9, f.b[i]);
+    for (u32 i = 0; i < 4; i++)
+        outb(0xe9, (u8)(crc >> (8 * i)));
 }
 
 static __attribute__((noinline)) void run_op(struct cpu *c, const struct op *o)
@@ -1054,6 +1073,10 @@ static void finish(u32 code)
     puts(" checksum=");
     puthex(sum);
     putc('\n');
+    if (end_triple) {   /* end=triple: a triple fault ends the run (an empty IDT: #BP -> #GP -> #DF -> shutdown) */
+        static const struct { u16 limit; u32 base; } __attribute__((packed)) none = { 0, 0 };
+        __asm__ volatile("lidt %0; int3" : : "m"(none));
+    }
     outb(HV_DEBUG_EXIT_PORT, (u8)code);   /* the run's own end (guest_io.c) */
     delay(100000);
     u32 fn = HV_HC_GUEST_EXIT, arg = code ? HV_STATUS_FAIL : HV_STATUS_PASS;
@@ -1082,6 +1105,9 @@ void chaos_main(u32 magic, const struct mb_info *info)
     nops = (u32)num_arg("ops=", 1000);
     ncpus = (u32)num_arg("cpus=", 1);
     verbose = (u32)num_arg("verbose=", 0);
+    exit_code = (u32)num_arg("exitcode=", 0);
+    const char *end;
+    end_triple = word_arg("end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */
     cr4_mask = (u32)num_arg("cr4mask=", ~0u);   /* bits the random CR4 values may have (triage) */
     if (ncpus < 1 || ncpus > MAXCPU)
         ncpus = 1;
@@ -1140,7 +1166,7 @@ void chaos_main(u32 magic, const struct mb_info *info)
     run_ops(&cpus[0]);
     for (u32 n = 1; n < njoined; n++)   /* bounded: an AP that never ends is reported, not waited for */
         wait_for(&cpus[n].done, 1, 400000000);
-    u32 code = njoined != ncpus;
+    u32 code = exit_code ? exit_code : njoined != ncpus;
     for (u32 n = 0; n < njoined; n++)
         if (!cpus[n].done || cpus[n].unexpected || cpus[n].init_fail)
             code = 1;
