@@ -30,6 +30,7 @@ from elftools.elf.elffile import ELFFile
 from hvtrace import paths
 from hvtrace.abi import HvRecFlag
 from hvtrace.image import ensure_image
+from hvtrace.launch import QemuSession
 from hvtrace.launch.guest import GuestSpec
 from hvtrace.relocation import slide_from_console
 from hvtrace.trace.capture import Capture
@@ -120,14 +121,14 @@ def hash_ram(ram: Path, ranges: list[tuple[int, bytes]], slide: int) -> str:
 def run_chaos(backend: str, cpus: int, args: str, elf: Path, timeout: float) -> ChaosRun:
     spec = GuestSpec(elf, cmdline=args)
     with Capture.start(backend=backend, cpus=cpus, guest=spec, timeout=timeout, boot_timeout=60) as cap:
-        ram = cap.session.ram_path if cap.session is not None and backend == "qemu" else None
+        ram = cap.session.ram_path if isinstance(cap.session, QemuSession) else None
         ranges = immutable_ranges(ensure_image()) if ram is not None else []
+        slide = slide_from_console(cap.console) or 0
         before = None
         if ram is not None:
             # Right after the hypervisor published its header (the guest may have begun its first ops):
             # the bytes the rest of the run must leave alone.
-            slide = slide_from_console(cap.console)
-            assert slide is not None, cap.console[:20]
+            assert slide, cap.console[:20]
             before = hash_ram(ram, ranges, slide)
         recs = cap.collect()  # until the run ends (the rings outlive QEMU in the RAM file)
         run = ChaosRun(list(cap.console), recs, cap.progress.lost, image_before=before)
@@ -246,13 +247,18 @@ def test_forged_status_lines_do_not_fool_the_host(
     hv_lines = [m for m in map(STATUS_RE.match, run.stdout.splitlines()) if m and m[3] != "ok"]
     assert [m[3] for m in hv_lines] == [reason], run.describe()
     reported = re.findall(
-        r"^hvtrace: (?:hypervisor status|guest exit) .*reason=(\w+)", run.stdout, re.MULTILINE
+        r"^hvtrace: (?:hypervisor status|guest exit) .*reason=(\w+)", run.output, re.MULTILINE
     )
     assert reported == [reason], run.describe()
     assert_clean(run)
 
 
 @pytest.mark.bochs
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13 item 4: the frame stream shares port 0xE9 with the guest (a CRC is no "
+    "authentication); the lead removes this mark when the private channel merges",
+)
 def test_forged_frames_on_port_e9_are_not_records_under_bochs(chaos_elf: Path) -> None:
     """Under Bochs the records travel as CRC'd frames on port 0xE9 (trace_e9=1), a port the guest can
     write today: a well-formed forged frame must not become a record."""
