@@ -71,6 +71,7 @@ struct cpu {
     u32 per_class[C_NCLASS];
     u32 hv_tried, hv_gp;
     u32 unexpected, unexpected_vec, unexpected_eip;
+    volatile u32 cur_cls, in_op;               /* the op running now (for a CPU that never finished) */
     u32 nmi_sent, init_ok, init_fail, init_skip;
     volatile u32 joins;
     volatile u32 park_req, parked, park_spins;
@@ -863,12 +864,14 @@ static __attribute__((noinline)) void run_op(struct cpu *c, const struct op *o)
 
 static __attribute__((noinline)) void do_op(struct cpu *c, const struct op *o)
 {
+    c->in_op = 1;
     c->armed = 1;
     if (__builtin_setjmp(c->jb) == 0)
         run_op(c, o);
     c->armed = 0;
     c->hv_op = 0;
     restore_cpu(c, o->cls);
+    c->in_op = 0;
 }
 
 static void service_park(struct cpu *c)
@@ -897,6 +900,7 @@ static void run_ops(struct cpu *c)
                                            o.r[3] ^ (u64)o.r[4] << 7 ^ o.r[5]));
         c->next_op = i + 1;
         c->per_class[o.cls]++;
+        c->cur_cls = o.cls;
         if (verbose) {   /* verbose=1: each op before it runs (to find the op that stopped a run) */
             lock(&console_lock);
             puts("chaos: cpu ");
@@ -1013,6 +1017,12 @@ static void print_cpu(u32 n)
     kv("init_skip", c->init_skip);
     kv("joins", c->joins);
     kv("unexpected", c->unexpected);
+    if (!c->done) {   /* still running when the BSP gave up waiting: where it is */
+        puts(" unfinished_op=");
+        puts(class_names[c->cur_cls]);
+        kv("in_op", c->in_op);
+        kv("parked", c->parked);
+    }
     puts(" faults:");
     for (u32 v = 0; v < 256; v++) {
         if (!c->faults[v])
