@@ -56,8 +56,9 @@ static const char *const class_names[C_NCLASS] = {
  *   xmc    cross-modifying code: another CPU rewrites the exiting instruction between the exit and
  *          the hypervisor's decode (SVM without next-RIP: "cannot decode the length of the exiting
  *          instruction: 0f 32 c3 90 ... exit code 0x72 (CPUID)", reason=insn_len)
- *   cr4    MOV to CR4 of any value, reserved bits too (QEMU TCG answers a reserved CR4 bit in an SVM
- *          guest with #VMEXIT(VMEXIT_INVALID) instead of #GP: the hypervisor takes it for a failed VMRUN)
+ *   cr4    MOV to CR4 of any value, reserved bits too, and CR0 with NW without CD (QEMU TCG answers
+ *          them in an SVM guest with #VMEXIT(VMEXIT_INVALID) instead of #GP: the hypervisor takes it
+ *          for a failed VMRUN and stops, reason=svm_vmrun_failed)
  */
 #define DEFAULT_CLASSES (((1u << C_NCLASS) - 1) & ~(1u << C_APICX | 1u << C_FORGE | 1u << C_IOCH | 1u << C_CR4 | 1u << C_APICR | 1u << C_INIT | 1u << C_XMC))
 
@@ -505,9 +506,14 @@ static void op_cr(const struct op *o, int any_cr4)
        (SDM Vol. 3A 2.5: NW without CD is #GP). CR2, CR3 any value (paging is off). CR4: implemented
        bits only, or ("cr4") any value: reserved bits are #GP (SDM Vol. 3A 2.5). */
     u32 cr4 = any_cr4 ? (o->r[2] & 1 ? o->r[1] : o->r[1] & 0x01f7ffffu) : o->r[1] & cr4_ok;
-    switch (o->r[0] % (any_cr4 ? 1 : 4)) {
+    /* "cr": CR0's defined bits MP EM TS NE WP AM NW CD, NW only with CD; "cr4": reserved bits and NW
+       without CD too (#GP on hardware; QEMU TCG gives an SVM guest #VMEXIT(VMEXIT_INVALID) instead) */
+    u32 cr0 = (cr0_sane ^ (o->r[1] & (any_cr4 ? 0x7fff0ffeu : 0x6005002eu))) | 1u;
+    if (!any_cr4 && (cr0 & 1u << 29))
+        cr0 |= 1u << 30;
+    switch (o->r[0] % (any_cr4 ? 2 : 4)) {
     case 0: WRCR(4, cr4 & cr4_mask); break;
-    case 1: WRCR(0, (cr0_sane ^ (o->r[1] & 0x7fff0ffeu)) | 1u); break;
+    case 1: WRCR(0, cr0); break;
     case 2: WRCR(3, o->r[1]); break;
     default: WRCR(2, o->r[1]); break;
     }
