@@ -17,9 +17,9 @@
  * Ports never touched (the guest's own devices and ports whose use would end or reset the machine: a
  * legitimate end, not chaos): COM1, the debug-exit port, ACPI PM1a_CNT (from the FADT), reset ports
  * (0x92, 0x60/0x64, 0xCF9), APM/SMI 0xB2, Bochs' panic/shutdown ports; PCI config (0xCF8-0xCFF) and
- * QEMU fw_cfg (0x510-0x51B) are left alone too, and the PIC command ports 0x20/0xA0 (Bochs panics on
- * the ICW/OCW sequences it does not implement, e.g. "write to port 0x20 = 0x45"); both can make devices write guest-physical memory
- * behind the stage-2 tables (DMA, no IOMMU), see the README.
+ * QEMU fw_cfg (0x510-0x51B) are left alone too: both can make devices write guest-physical memory
+ * behind the stage-2 tables (DMA, no IOMMU), see the README. So are the PIC command ports 0x20/0xA0:
+ * Bochs panics on the ICW/OCW sequences it does not implement ("write to port 0x20 = 0x45").
  */
 #include <hv/abi.h>
 
