@@ -241,6 +241,11 @@ void trap(struct frame *f)
         c->unexpected++;
         c->unexpected_vec = f->vector;
         c->unexpected_eip = f->eip;
+        puts("\nchaos: unexpected vector ");   /* at once, in case the summary cannot be printed */
+        putdec(f->vector);
+        puts(" at ");
+        puthex(f->eip);
+        puts(" outside an op\n");
         finish(1);
     }
     c->armed = 0;
