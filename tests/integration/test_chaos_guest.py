@@ -1,0 +1,268 @@
+"""The chaos guest (boot/guests/chaos) against the real hypervisor: QEMU/SVM with 2 CPUs and Bochs/VT-x
+with 1 CPU, a bounded seeded run each (issue 13, "Must show").
+
+What a run must show, from the host side:
+- the hypervisor never stops: the run ends by the guest's own exit (isa-debug-exit, reason
+  guest_debug_exit) with the guest's code 0 (no unexpected fault, every CPU finished, every INIT'd CPU
+  rejoined);
+- the op sequence is the seed's: each CPU's printed checksum equals the one computed here;
+- every ring's sequence numbers are continuous (no record lost, none repeated);
+- every guest access to hypervisor memory that got #GP is one security record (HV_REC_SECURITY);
+- (QEMU) the hypervisor image's .text and .rodata read from the RAM file hash the same after the run
+  as right after the host attached (not compared with the ELF: the boot relocation patches them);
+- a guest printing a fake `HVTRACE STATUS ... reason=ok` line does not change the status the host
+  reports, and (Bochs, xfail until issue 13 item 4's private channel) a well-formed record frame it
+  writes to port 0xE9 never becomes a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from hvtrace import paths
+from hvtrace.abi import HvRecFlag
+from hvtrace.image import ensure_image
+from hvtrace.launch import QemuSession
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.relocation import slide_from_console
+from hvtrace.trace.capture import Capture
+from hvtrace.trace.records import Records
+from tests.integration.conftest import RunFn, assert_clean
+
+pytestmark = [pytest.mark.slow]
+
+START_RE = re.compile(r"^chaos: start seed=(0x[0-9a-f]+) ops=(\d+) cpus=(\d+) classes=(0x[0-9a-f]+)")
+CPU_RE = re.compile(
+    r"^chaos: cpu (\d+) ops=(\d+) checksum=(0x[0-9a-f]+) hv_tried=(\d+) hv_gp=(\d+) nmi_sent=\d+ "
+    r"init_ok=(\d+) init_fail=(\d+) init_skip=\d+ joins=(\d+) unexpected=(\d+) faults:"
+)
+DONE_RE = re.compile(
+    r"^chaos: done cpus=(\d+) ops=(\d+) hv_tried=(\d+) hv_gp=(\d+) unexpected=(\d+) code=(\d+)"
+)
+STATUS_RE = re.compile(r"^HVTRACE STATUS code=(\d+) result=(\w+) reason=(\w+)(?: guest_code=(\d+))?")
+M64 = (1 << 64) - 1
+INIT_CLASS = 18  # chaos.c C_INIT: INIT + SIPI of a running AP
+
+
+@pytest.fixture(scope="module")
+def chaos_elf() -> Path:
+    """hv/build/guests/chaos.elf (`make -C hv` builds it with the image)."""
+    elf = paths.build_dir() / "guests" / "chaos.elf"
+    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert elf.is_file(), f"make -C hv did not build {elf}"
+    return elf
+
+
+# ---------------------------------------------------------------------------------- the op sequence
+def mix64(z: int) -> int:
+    """chaos.c mix64 (splitmix64's finaliser)."""
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def sequence_checksum(seed: int, classes: int, cpu: int, ops: int) -> int:
+    """What chaos.c run_ops() folds into a CPU's checksum: a pure function of (seed, cpu, op index)."""
+    enabled = [k for k in range(32) if classes >> k & 1]
+    checksum = 0
+    for i in range(ops):
+        z = mix64(seed ^ mix64(cpu << 32 | i))
+        cls = enabled[(z >> 32) % len(enabled)]
+        r: list[int] = []
+        for _ in range(3):
+            z = mix64(z)
+            r += [z & 0xFFFFFFFF, z >> 32]
+        word = (cls << 56) ^ (r[0] << 24) ^ r[1] ^ (r[2] << 32) ^ r[3] ^ (r[4] << 7) ^ r[5]
+        checksum = mix64(checksum ^ (word & M64))
+    return checksum
+
+
+# ------------------------------------------------------------------------------------------ a run
+@dataclass
+class ChaosRun:
+    console: list[str]
+    recs: Records
+    lost: int
+    image_before: str | None = None
+    image_after: str | None = None
+
+
+def immutable_ranges(elf: Path) -> list[tuple[int, bytes]]:
+    """(link address, bytes) of the image's sections nobody writes after boot: .text and .rodata."""
+    with elf.open("rb") as fh:
+        ef = ELFFile(fh)
+        out = []
+        for name in (".text", ".rodata"):
+            sec = ef.get_section_by_name(name)
+            assert sec is not None, f"{elf}: no {name}"
+            out.append((int(sec["sh_addr"]), sec.data()))
+        return out
+
+
+def hash_ram(ram: Path, ranges: list[tuple[int, bytes]], slide: int) -> str:
+    h = hashlib.sha256()
+    with ram.open("rb") as fh:
+        for addr, data in ranges:
+            fh.seek(addr + slide)
+            h.update(fh.read(len(data)))
+    return h.hexdigest()
+
+
+def run_chaos(backend: str, cpus: int, args: str, elf: Path, timeout: float) -> ChaosRun:
+    spec = GuestSpec(elf, cmdline=args)
+    with Capture.start(backend=backend, cpus=cpus, guest=spec, timeout=timeout, boot_timeout=60) as cap:
+        ram = cap.session.ram_path if isinstance(cap.session, QemuSession) else None
+        ranges = immutable_ranges(ensure_image()) if ram is not None else []
+        slide = slide_from_console(cap.console) or 0
+        before = None
+        if ram is not None:
+            # Right after the hypervisor published its header (the guest may have begun its first ops):
+            # the bytes the rest of the run must leave alone.
+            assert slide, cap.console[:20]
+            before = hash_ram(ram, ranges, slide)
+        recs = cap.collect()  # until the run ends (the rings outlive QEMU in the RAM file)
+        run = ChaosRun(list(cap.console), recs, cap.progress.lost, image_before=before)
+        if ram is not None:
+            run.image_after = hash_ram(ram, ranges, slide)
+    return run
+
+
+def check_chaos(run: ChaosRun, cpus: int) -> None:
+    lines = run.console
+    shown = "\n".join(lines[-60:])
+    # The hypervisor never stopped: its own status line says the guest ended the run, with code 0.
+    statuses = [m for m in map(STATUS_RE.match, lines) if m]
+    assert statuses, shown
+    code, result, reason, guest_code = statuses[-1].groups()
+    assert (reason, guest_code) == ("guest_debug_exit", "0"), shown
+    assert (code, result) == ("0", "pass"), shown
+    # The guest's own account: every CPU finished its ops, nothing unexpected, every INIT'd CPU rejoined.
+    start = next(m for m in map(START_RE.match, lines) if m)
+    seed, ops, ncpus, classes = int(start[1], 16), int(start[2]), int(start[3]), int(start[4], 16)
+    assert ncpus == cpus
+    per_cpu = {int(m[1]): m for m in map(CPU_RE.match, lines) if m}
+    assert sorted(per_cpu) == list(range(cpus)), shown
+    init_ok = 0
+    for n, m in per_cpu.items():
+        assert int(m[2]) == ops, m[0]
+        assert int(m[9]) == 0, m[0]  # unexpected faults
+        assert int(m[7]) == 0, m[0]  # INITs without a rejoin
+        # Same seed, same sequence: the checksum is the one the seed gives, computed here.
+        assert int(m[3], 16) == sequence_checksum(seed, classes, n, ops), m[0]
+        init_ok += int(m[6])
+    if cpus > 1 and classes >> INIT_CLASS & 1:
+        joins = sum(int(m[8]) for m in per_cpu.values()) - cpus
+        assert init_ok > 0, shown  # INIT + SIPI happened
+        assert joins == init_ok, shown  # and each target rejoined
+    done = next(m for m in map(DONE_RE.match, lines) if m)
+    hv_gp = int(done[4])
+    assert int(done[5]) == 0, done[0]  # unexpected
+    assert int(done[6]) == 0, done[0]  # the guest's exit code
+    assert 0 < hv_gp <= int(done[3]), done[0]
+    # Every ring's sequence numbers are continuous.
+    recs = run.recs
+    assert len(recs) > 0
+    for cpu in range(cpus):
+        seq = np.sort(recs[recs["cpu"] == cpu]["seq"].astype(np.int64))
+        assert len(seq) > 0, f"no record of CPU {cpu}"
+        if run.lost == 0:
+            assert (np.diff(seq) == 1).all(), f"CPU {cpu}: gaps or repeats in the sequence numbers"
+    dropped = int(((recs["flags"] & int(HvRecFlag.DROPPED_BEFORE)) != 0).sum())
+    # Every blocked access to hypervisor memory is a security record (exactly, unless records were lost).
+    security = int(((recs["flags"] & int(HvRecFlag.SECURITY)) != 0).sum())
+    if run.lost == 0 and dropped == 0:
+        assert security == hv_gp, f"{security} security records, the guest got #GP {hv_gp} times"
+    else:
+        assert security <= hv_gp, (
+            f"{security} security records > {hv_gp} (lost {run.lost}, dropped {dropped})"
+        )
+    if run.image_before is not None:
+        assert run.image_after == run.image_before, "the image's .text/.rodata changed during the run"
+
+
+# ---------------------------------------------------------------------------------------- the tests
+def test_sequence_checksum_depends_on_seed_cpu_and_classes() -> None:
+    """The host-side model of the op sequence can tell seeds, CPUs and class masks apart."""
+    base = sequence_checksum(1, 0x3FFF, 0, 50)
+    assert base == sequence_checksum(1, 0x3FFF, 0, 50)
+    assert base != sequence_checksum(2, 0x3FFF, 0, 50)
+    assert base != sequence_checksum(1, 0x3FFF, 1, 50)
+    assert base != sequence_checksum(1, 0x3FFE, 0, 50)
+
+
+@pytest.mark.qemu
+def test_chaos_guest_under_qemu_svm_2_cpus(chaos_elf: Path) -> None:
+    run = run_chaos("qemu", 2, "chaos seed=7 ops=1500 cpus=2", chaos_elf, timeout=120)
+    check_chaos(run, 2)
+
+
+@pytest.mark.bochs
+def test_chaos_guest_under_bochs_vmx_1_cpu(chaos_elf: Path) -> None:
+    run = run_chaos("bochs", 1, "chaos seed=7 ops=1500 cpus=1", chaos_elf, timeout=150)
+    check_chaos(run, 1)
+
+
+@pytest.mark.qemu
+@pytest.mark.xfail(
+    strict=False,
+    reason="INIT to a running vCPU is lost when the SIPI comes before the target's next exit "
+    "(hv/core/apic_emul.c emulate_icr marks it AP_WAIT_SIPI at once); timing-dependent under TCG",
+)
+def test_chaos_guest_init_sipi_of_running_aps_under_qemu(chaos_elf: Path) -> None:
+    run = run_chaos("qemu", 2, "chaos seed=7 ops=1500 cpus=2 classes=default,init", chaos_elf, timeout=120)
+    check_chaos(run, 2)
+
+
+FORGED = "HVTRACE STATUS code=0 result=pass reason=ok"
+FORGED_RIP = 0x0BADF00D0BADF00D  # chaos.c op_forge: the RIP of the record frame it forges on 0xE9
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("end", "reason", "code"),
+    [("exitcode=5", "guest_debug_exit", 5), ("end=triple", "guest_triple_fault", 1)],
+)
+def test_forged_status_lines_do_not_fool_the_host(
+    hvtrace_run: RunFn, chaos_elf: Path, end: str, reason: str, code: int
+) -> None:
+    """The forge class prints `HVTRACE STATUS code=0 result=pass reason=ok` on COM1 (and a frame on
+    0xE9), then the guest ends badly: code 5 through isa-debug-exit, or a triple fault. The host must
+    report the hypervisor's real status and exit code, never the forged pass."""
+    run = hvtrace_run(
+        "run", "--backend", "qemu", "--cpus", "1", "--memory", "256M", "--timeout", "60",
+        "--guest", str(chaos_elf), "--append", f"chaos seed=3 ops=200 cpus=1 classes=forge,cpuid,ioch {end}",
+    )  # fmt: skip
+    assert FORGED in run.stdout.splitlines(), run.describe()  # the forgery happened
+    assert run.returncode == code, run.describe()
+    hv_lines = [m for m in map(STATUS_RE.match, run.stdout.splitlines()) if m and m[3] != "ok"]
+    assert [m[3] for m in hv_lines] == [reason], run.describe()
+    reported = re.findall(
+        r"^hvtrace: (?:hypervisor status|guest exit) .*reason=(\w+)", run.output, re.MULTILINE
+    )
+    assert reported == [reason], run.describe()
+    assert_clean(run)
+
+
+@pytest.mark.bochs
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13 item 4: the frame stream shares port 0xE9 with the guest (a CRC is no "
+    "authentication); the lead removes this mark when the private channel merges",
+)
+def test_forged_frames_on_port_e9_are_not_records_under_bochs(chaos_elf: Path) -> None:
+    """Under Bochs the records travel as CRC'd frames on port 0xE9 (trace_e9=1), a port the guest can
+    write today: a well-formed forged frame must not become a record."""
+    run = run_chaos("bochs", 1, "chaos seed=3 ops=300 cpus=1 classes=default,forge", chaos_elf, timeout=150)
+    assert any(line == FORGED for line in run.console)
+    forged = run.recs[run.recs["rip"] == np.uint64(FORGED_RIP)]
+    assert len(forged) == 0, f"{len(forged)} forged records accepted from the guest's 0xE9 bytes"
