@@ -11,8 +11,9 @@ What a run must show, from the host side:
 - (QEMU) the hypervisor image's .text and .rodata read from the RAM file hash the same after the run
   as right after the host attached (not compared with the ELF: the boot relocation patches them);
 - a guest printing a fake `HVTRACE STATUS ... reason=ok` line does not change the status the host
-  reports, and (Bochs, xfail until issue 13 item 4's private channel) a well-formed record frame it
-  writes to port 0xE9 never becomes a record.
+  reports, and (Bochs) a well-formed record frame it writes to port 0xE9 never becomes a record.
+The default op mask includes INIT/SIPI of running APs, cross-modifying code, any CR0/CR4 value and the
+forgeries (all of them stopped the hypervisor or fooled the host before issue 13).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from hvtrace import paths
-from hvtrace.abi import HvRecFlag
+from hvtrace.abi import HvExitKind, HvRecFlag
 from hvtrace.image import ensure_image
 from hvtrace.launch import QemuSession
 from hvtrace.launch.guest import GuestSpec
@@ -50,6 +51,7 @@ DONE_RE = re.compile(
 STATUS_RE = re.compile(r"^HVTRACE STATUS code=(\d+) result=(\w+) reason=(\w+)(?: guest_code=(\d+))?")
 M64 = (1 << 64) - 1
 INIT_CLASS = 18  # chaos.c C_INIT: INIT + SIPI of a running AP
+IOCH_CLASS = 15  # chaos.c C_IOCH: I/O to the hypervisor's channel ports (COM2, 0xE9)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +181,14 @@ def check_chaos(run: ChaosRun, cpus: int) -> None:
             assert (np.diff(seq) == 1).all(), f"CPU {cpu}: gaps or repeats in the sequence numbers"
     dropped = int(((recs["flags"] & int(HvRecFlag.DROPPED_BEFORE)) != 0).sum())
     # Every blocked access to hypervisor memory is a security record (exactly, unless records were lost).
-    security = int(((recs["flags"] & int(HvRecFlag.SECURITY)) != 0).sum())
+    flagged = recs[(recs["flags"] & int(HvRecFlag.SECURITY)) != 0]
+    # The other kind: I/O to the hypervisor's hidden UART (COM2, the ioch class), flagged as it is tried.
+    hidden_io = flagged[flagged["kind"] == int(HvExitKind.IO)]
+    assert ((hidden_io["arg0"] >= 0x2F8) & (hidden_io["arg0"] <= 0x2FF)).all(), hidden_io["arg0"]
+    if classes >> IOCH_CLASS & 1 and run.lost == 0:
+        assert len(hidden_io) > 0, "the ioch class ran, and no COM2 access was flagged"
+    security = int((flagged["kind"] == int(HvExitKind.STAGE2_FAULT)).sum())
+    assert security + len(hidden_io) == len(flagged), flagged["kind"]
     if run.lost == 0 and dropped == 0:
         assert security == hv_gp, f"{security} security records, the guest got #GP {hv_gp} times"
     else:
@@ -210,17 +219,6 @@ def test_chaos_guest_under_qemu_svm_2_cpus(chaos_elf: Path) -> None:
 def test_chaos_guest_under_bochs_vmx_1_cpu(chaos_elf: Path) -> None:
     run = run_chaos("bochs", 1, "chaos seed=7 ops=1500 cpus=1", chaos_elf, timeout=150)
     check_chaos(run, 1)
-
-
-@pytest.mark.qemu
-@pytest.mark.xfail(
-    strict=False,
-    reason="INIT to a running vCPU is lost when the SIPI comes before the target's next exit "
-    "(hv/core/apic_emul.c emulate_icr marks it AP_WAIT_SIPI at once); timing-dependent under TCG",
-)
-def test_chaos_guest_init_sipi_of_running_aps_under_qemu(chaos_elf: Path) -> None:
-    run = run_chaos("qemu", 2, "chaos seed=7 ops=1500 cpus=2 classes=default,init", chaos_elf, timeout=120)
-    check_chaos(run, 2)
 
 
 FORGED = "HVTRACE STATUS code=0 result=pass reason=ok"
@@ -254,14 +252,9 @@ def test_forged_status_lines_do_not_fool_the_host(
 
 
 @pytest.mark.bochs
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 item 4: the frame stream shares port 0xE9 with the guest (a CRC is no "
-    "authentication); the lead removes this mark when the private channel merges",
-)
 def test_forged_frames_on_port_e9_are_not_records_under_bochs(chaos_elf: Path) -> None:
-    """Under Bochs the records travel as CRC'd frames on port 0xE9 (trace_e9=1), a port the guest can
-    write today: a well-formed forged frame must not become a record."""
+    """Under Bochs the records travel as CRC'd frames on port 0xE9 (trace_e9=1); the guest's writes
+    there are intercepted and go to its console: a well-formed forged frame never becomes a record."""
     run = run_chaos("bochs", 1, "chaos seed=3 ops=300 cpus=1 classes=default,forge", chaos_elf, timeout=150)
     assert any(line == FORGED for line in run.console)
     forged = run.recs[run.recs["rip"] == np.uint64(FORGED_RIP)]
