@@ -45,9 +45,9 @@ static const char *const class_names[C_NCLASS] = {
 };
 /*
  * Not in the default mask (see the README for the failure each one causes):
- *   apicx  instruction fetch from the xAPIC page at any register offset: QEMU 7.2's TCG aborts
- *          (translator.c:175 "translator_access: Assertion `phys_page != -1'"): the emulator cannot
- *          execute from its APIC MMIO; the hypervisor's part (mbtest step apic_fetch) passes
+ *   apicx  instruction fetch from the xAPIC page at any register offset: bare QEMU resets the guest;
+ *          under the hypervisor QEMU 7.2's TCG aborts (translator.c:175 "translator_access: Assertion
+ *          `phys_page != -1'"): open (README)
  *   apicr  xAPIC accesses at any offset: reserved ones (a store at offset 0 ends QEMU), the LVTs
  *          (random LVT values reach the real APIC: svm_vmrun_failed after a stray INIT/SIPI) and
  *          misaligned ones (Bochs' APIC panics on a misaligned read)
