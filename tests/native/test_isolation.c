@@ -9,18 +9,7 @@
 
 #include <hv/hv_ranges.h>
 
-static unsigned checks, failures;
-
-#define CHECK(cond, ...)                                            \
-    do {                                                            \
-        checks++;                                                   \
-        if (!(cond)) {                                              \
-            failures++;                                             \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-            printf(__VA_ARGS__);                                    \
-            printf("\n");                                           \
-        }                                                           \
-    } while (0)
+#include "check.h"
 
 #define MAX 16
 #define PAGE 0x1000ull
@@ -108,10 +97,5 @@ int main(void)
     c[0] = (struct hv_claim){ 0x1000, 0x1000, "multiboot" };
     CHECK(hv_ranges_collect(c, 1, out, MAX) == 0, "no claims");
 
-    if (failures) {
-        printf("%u of %u checks failed\n", failures, checks);
-        return 1;
-    }
-    printf("%u checks passed\n", checks);
-    return 0;
+    return check_summary();
 }

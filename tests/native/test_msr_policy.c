@@ -1,7 +1,7 @@
 /*
  * Host-side checks of the MSR policy table (hv/core/msr_policy.c) and of the EFER bits the SVM back
  * end accepts (hv/svm/efer.c): the same sources the hypervisor links, under ASan/UBSan. Prints
- * "N checks passed" or "M of N checks failed" (tests/unit/test_msr_policy_native.py reads it).
+ * "N checks passed" or "M of N checks failed" (tests/unit/test_native_checks.py reads it).
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,18 +9,7 @@
 #include <hv/msr_policy.h>
 #include <hv/svm/efer.h>
 
-static unsigned checks, failures;
-
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        checks++;                                                         \
-        if (!(cond)) {                                                    \
-            failures++;                                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                   \
-            printf(__VA_ARGS__);                                          \
-            printf("\n");                                                 \
-        }                                                                 \
-    } while (0)
+#include "check.h"
 
 static const struct msr_cpu vmx = { .on = MSR_ON_VMX, .spec_ctrl = true, .pred_cmd = true, .mtrr = true, .phys_bits = 39 };
 static const struct msr_cpu svm = { .on = MSR_ON_SVM, .spec_ctrl = false, .pred_cmd = false, .mtrr = true, .phys_bits = 40 };
@@ -188,10 +177,5 @@ int main(void)
     test_pass_set();
     test_mtrr_checks();
     test_svm_efer();
-    if (failures) {
-        printf("%u of %u checks failed\n", failures, checks);
-        return 1;
-    }
-    printf("%u checks passed\n", checks);
-    return 0;
+    return check_summary();
 }

@@ -17,18 +17,7 @@
 #include <hv/svm/npt.h>
 #include <hv/vmx/ept.h>
 
-static unsigned checks, failures;
-
-#define CHECK(cond, ...)                                            \
-    do {                                                            \
-        checks++;                                                   \
-        if (!(cond)) {                                              \
-            failures++;                                             \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-            printf(__VA_ARGS__);                                    \
-            printf("\n");                                           \
-        }                                                           \
-    } while (0)
+#include "check.h"
 
 /* --- shims for the hypervisor console: keep the last line for the summary test ----------------- */
 
@@ -738,10 +727,5 @@ int main(void)
     test_holes();
     test_retype(&ept_ops);
     test_retype(&npt_ops);
-    if (failures) {
-        printf("%u of %u checks failed\n", failures, checks);
-        return 1;
-    }
-    printf("%u checks passed\n", checks);
-    return 0;
+    return check_summary();
 }
