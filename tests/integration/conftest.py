@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from hvtrace import paths
 from hvtrace.exitcodes import LaunchError
 from hvtrace.image import ensure_image
 from hvtrace.launch import procs
@@ -234,6 +235,21 @@ def hvtrace_live() -> Iterator[Callable[..., Live]]:
             if m is not None:  # a Bochs dir kept for post-mortem: ours to remove
                 shutil.rmtree(m.group(1), ignore_errors=True)
         assert not problems, "; ".join(problems)
+
+
+def built_guest(name: str) -> Path:
+    """hv/build/guests/NAME.elf, built with the image by `make -C hv` (a no-op when up to date)."""
+    elf = paths.build_dir() / "guests" / f"{name}.elf"
+    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert elf.is_file(), f"make -C hv did not build {elf}"
+    return elf
+
+
+@pytest.fixture(scope="module")
+def mbtest() -> Path:
+    """The project's multiboot test kernel (boot/guests/mbtest)."""
+    return built_guest("mbtest")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ import numpy as np
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from hvtrace import paths
 from hvtrace.abi import HvExitKind, HvRecFlag
 from hvtrace.image import ensure_image
 from hvtrace.launch import QemuSession
@@ -36,7 +34,7 @@ from hvtrace.launch.guest import GuestSpec
 from hvtrace.relocation import slide_from_console
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.records import Records
-from tests.integration.conftest import RunFn, assert_clean
+from tests.integration.conftest import RunFn, assert_clean, built_guest
 
 pytestmark = [pytest.mark.slow]
 
@@ -56,12 +54,7 @@ IOCH_CLASS = 15  # chaos.c C_IOCH: I/O to the hypervisor's channel ports (COM2, 
 
 @pytest.fixture(scope="module")
 def chaos_elf() -> Path:
-    """hv/build/guests/chaos.elf (`make -C hv` builds it with the image)."""
-    elf = paths.build_dir() / "guests" / "chaos.elf"
-    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert elf.is_file(), f"make -C hv did not build {elf}"
-    return elf
+    return built_guest("chaos")
 
 
 # ---------------------------------------------------------------------------------- the op sequence

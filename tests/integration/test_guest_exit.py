@@ -9,28 +9,16 @@ with N as it would with a GUEST_EXIT status. A status line the guest prints itse
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from hvtrace import paths
 from hvtrace.exitcodes import ExitCode
 from tests.integration.conftest import RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow]
 
 FAKE = "HVTRACE STATUS code=0 result=pass reason=guest_pass"
-
-
-@pytest.fixture(scope="module")
-def mbtest() -> Path:
-    """hv/build/guests/mbtest.elf, built with the image (`make -C hv` builds both)."""
-    elf = paths.build_dir() / "guests" / "mbtest.elf"
-    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert elf.is_file(), f"make -C hv did not build {elf}"
-    return elf
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hvtrace import paths
 from hvtrace.abi import HvExitKind, HvRecFlag
 from hvtrace.image import ensure_image, ensure_iso
 from hvtrace.launch import BochsSession, QemuSession
@@ -73,19 +72,6 @@ AP_NOW = (
     "mbtest: step ap_init_sipi_now: PASS INIT then SIPI at once restarts each running AP once, virtualized"
 )
 AP_REAL_GP = "mbtest: step ap_real_mode_gp: PASS #GP in real mode delivered without an error code"
-
-
-@pytest.fixture(scope="module")
-def mbtest() -> Path:
-    """hv/build/guests/mbtest.elf, built with the image (`make -C hv` builds both)."""
-    elf = paths.build_dir() / "guests" / "mbtest.elf"
-    if not elf.is_file():
-        r = subprocess.run(
-            ["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False
-        )
-        assert r.returncode == 0, r.stdout + r.stderr
-    assert elf.is_file(), f"make -C hv did not build {elf}"
-    return elf
 
 
 def check_mbtest_console(lines: list[str], vendor: str, args: str = ARGS) -> None:

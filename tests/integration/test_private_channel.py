@@ -12,13 +12,11 @@ With ``magic_break`` the guest also executes Bochs' magic breakpoint, which stop
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hvtrace import paths
 from hvtrace.abi import HV_DEBUG_EXIT_PORT, HV_DEBUG_EXIT_SIZE, HvExitKind, HvRecFlag
 from hvtrace.exitcodes import ExitCode
 from hvtrace.image import ensure_image
@@ -41,15 +39,6 @@ FORGE_HEADER = 0x80000  # mbtest.c FORGE_HEADER
 FORGE_REASON = 0x7E57
 FORGE_RIP = 0xF0F0F0F0
 BACKENDS = [pytest.param("qemu", marks=pytest.mark.qemu), pytest.param("bochs", marks=pytest.mark.bochs)]
-
-
-@pytest.fixture(scope="module")
-def mbtest() -> Path:
-    elf = paths.build_dir() / "guests" / "mbtest.elf"
-    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert elf.is_file(), f"make -C hv did not build {elf}"
-    return elf
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
