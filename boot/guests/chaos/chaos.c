@@ -577,7 +577,10 @@ static int port_allowed(u32 port, u32 size, int channel)
         if ((p >= COM1 && p <= COM1 + 7) || (p >= HV_DEBUG_EXIT_PORT && p < HV_DEBUG_EXIT_PORT + HV_DEBUG_EXIT_SIZE) ||
             (pm1a_cnt && p >= pm1a_cnt && p < pm1a_cnt + 2u) || p == 0x92 || p == 0x60 || p == 0x64 ||
             p == 0xb2 || p == 0xb3 || (p >= 0xcf8 && p <= 0xcff) || (p >= 0x400 && p <= 0x403) || (p >= 0x500 && p <= 0x503) || p == 0x8900 ||
-            (p >= 0x510 && p <= 0x51b) || p == 0x505 || p == 0x20 || p == 0xa0)
+            (p >= 0x510 && p <= 0x51b) || p == 0x505 || p == 0x20 || p == 0xa0 ||
+            /* the IDE and floppy controllers: Bochs panics on commands it does not implement */
+            (p >= 0x170 && p <= 0x177) || (p >= 0x1f0 && p <= 0x1f7) || (p >= 0x370 && p <= 0x377) ||
+            (p >= 0x3f0 && p <= 0x3f7))
             return 0;
         if (((p >= 0x2f8 && p <= 0x2ff) || p == 0xe9) != channel)
             return 0;
