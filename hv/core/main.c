@@ -1,5 +1,5 @@
 /*
- * hv_main: the hypervisor's entry flow (the seed's DriverEntry), reached from boot/entry.S in long
+ * hv_main: the hypervisor's entry flow (the seed's DriverEntry, docs/walkthrough.md step 1), reached from boot/entry.S in long
  * mode on the BSP: console -> command line -> memory map (GetE820FromRegistry) -> page pool ->
  * per-CPU tables -> ACPI processor list -> every AP online -> virtualize every CPU and run the
  * self-test guest on each (core/virt.c) -> optional CPUID storm -> final status.

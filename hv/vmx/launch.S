@@ -1,5 +1,5 @@
 /*
- * StartVMX (blue pill) and VmxExitHandler (the exit stub).
+ * StartVMX (blue pill) and VmxExitHandler (the exit stub): docs/walkthrough.md steps 6 and 11.
  *
  * vmx_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around vmx_setup_and_launch(); after
  * VMLAUNCH vmx_start returns 0 in VMX non-root operation, or the VMLAUNCH error if it failed.
