@@ -29,11 +29,10 @@ import numpy as np
 from hvtrace.abi import HvVendor
 from hvtrace.arch import reason_code
 from hvtrace.exitcodes import ExitCode
-from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch import BochsSession, QemuSession, Session, make_session, session_class
 from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
-from hvtrace.launch.qemu import QemuSession, qemu_argv_of_ram
-from hvtrace.launch.session import Session
-from hvtrace.paths import hv_dir
+from hvtrace.launch.qemu import qemu_argv_of_ram
+from hvtrace.paths import image_path
 from hvtrace.relocation import region_from_console
 from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
 from hvtrace.trace.discovery import Discovery, discover, elf_build_id
@@ -47,11 +46,6 @@ from hvtrace.trace.tracefile import TraceWriter
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
 TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
 RAM_NAME_RE = re.compile(r"hvtrace-(\d+)-[0-9a-f]+\.ram$")
-
-
-def default_elf() -> Path:
-    """The image `hvtrace run` boots (its symbols locate hv_trace)."""
-    return hv_dir() / "build" / "hvtrace.elf"
 
 
 class RecordStream(Protocol):
@@ -184,23 +178,12 @@ class Capture:
         else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
-        session: Session
-        if backend == "qemu":
-            session = QemuSession(
-                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
-            )  # fmt: skip
-        elif backend == "bochs":
-            if cpu_model is not None or qemu_args:
-                raise TraceError(ExitCode.USAGE, "--cpu-model/--qemu-arg apply to the qemu backend only")
-            if "trace_e9=1" not in cmdline.split():
-                cmdline = f"{cmdline} trace_e9=1".strip()
-            session = BochsSession(
-                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info, guest=guest,
-            )  # fmt: skip
-        else:
-            raise TraceError(ExitCode.USAGE, f"unknown backend {backend!r} (choose qemu or bochs)")
+        if session_class(backend) is BochsSession and "trace_e9=1" not in cmdline.split():
+            cmdline = f"{cmdline} trace_e9=1".strip()  # the records come as frames on port 0xE9
+        session = make_session(
+            backend, cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf,
+            on_line=on_line, on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
+        )  # fmt: skip
         session.start()
         try:
             cap = cls._attach_session(
@@ -224,7 +207,7 @@ class Capture:
         boot_timeout: float,
         elf: Path | None,
     ) -> Capture:
-        image = elf or default_elf()
+        image = elf or image_path()
         meta: dict[str, Any] = {
             "backend": backend,
             "cmdline": cmdline,
@@ -313,7 +296,7 @@ class Capture:
             src.close()
             raise TraceError(ExitCode.NO_INPUT, f"{ram}: the session that owns this RAM file is gone")
         # No private channel to ask: by the symbol, else a scan where the highest header wins (discovery).
-        disc = discover(src, elf=elf or default_elf())
+        disc = discover(src, elf=elf or image_path())
         meta: dict[str, Any] = {"backend": "qemu", "cmdline": None, "guest": None, "attached": str(ram)}
         qemu_args = qemu_argv_of_ram(ram) or []
         if "-initrd" in qemu_args[:-1]:  # a guest kernel: module 0 is "KERNEL ARGS" (hvtrace.launch.guest)
