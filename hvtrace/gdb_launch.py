@@ -70,12 +70,12 @@ def port_of_ram(ram: Path, proc: Path = Path("/proc")) -> int:
 
 
 def run_gdb(
-    *,
     port: int | None,
     ram: Path | None,
     core: Path | None,
     dump: Path | None,
     elf: Path | None,
+    *,
     commands: Sequence[str],
     batch: bool,
 ) -> int:

@@ -21,15 +21,11 @@ def register(sub: Subcommands) -> None:
         "connected to a running session's gdbstub (--port, printed by `hvtrace run` as 'hvtrace: gdb "
         "port N'; or --ram PATH of that session) or a post-mortem core (--core FILE, --dump PREFIX).",
     )
-    g.add_argument(
-        "--port", type=values.tcp_port("--port"), default=None, metavar="N", help="gdbstub port on 127.0.0.1"
-    )
-    g.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
-    g.add_argument("--core", type=Path, default=None, metavar="FILE", help="ELF core file (post mortem)")
-    g.add_argument(
-        "--dump", type=Path, default=None, metavar="PREFIX", help="raw RAM dump PREFIX.<hex start>"
-    )
-    g.add_argument("--elf", type=Path, default=None, metavar="FILE", help="hypervisor image (symbols)")
+    g.add_argument("--port", type=values.tcp_port("--port"), metavar="N", help="gdbstub port on 127.0.0.1")
+    g.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
+    g.add_argument("--core", type=Path, metavar="FILE", help="ELF core file (post mortem)")
+    g.add_argument("--dump", type=Path, metavar="PREFIX", help="raw RAM dump PREFIX.<hex start>")
+    g.add_argument("--elf", type=Path, metavar="FILE", help="hypervisor image (symbols)")
     g.add_argument("--ex", action="append", default=[], metavar="CMD", help="run a gdb command (repeatable)")
     g.add_argument("--batch", action="store_true", help="exit after the --ex commands")
     g.set_defaults(func=cmd_gdb)
@@ -44,15 +40,7 @@ def register(sub: Subcommands) -> None:
 
 
 def cmd_gdb(args: argparse.Namespace) -> int:
-    return run_gdb(
-        port=args.port,
-        ram=args.ram,
-        core=args.core,
-        dump=args.dump,
-        elf=args.elf,
-        commands=args.ex,
-        batch=args.batch,
-    )
+    return run_gdb(args.port, args.ram, args.core, args.dump, args.elf, commands=args.ex, batch=args.batch)
 
 
 def cmd_core_from_dump(args: argparse.Namespace) -> int:

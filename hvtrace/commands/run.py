@@ -49,7 +49,6 @@ def register(sub: Subcommands) -> None:
     run.add_argument(
         "--memory",
         type=values.memory,
-        default=None,
         metavar="SIZE",
         help=f"guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
         f"{GUEST_MIN_MEMORY_MB}M)",
@@ -58,28 +57,24 @@ def register(sub: Subcommands) -> None:
     run.add_argument(
         "--timeout",
         type=values.seconds,
-        default=None,
         metavar="SECONDS",
         help="give up when no final status arrives in time (default: qemu 60, bochs 180)",
     )
     run.add_argument(
         "--gdb",
         type=values.tcp_port("--gdb"),
-        default=None,
         metavar="PORT",
         help="gdbstub port on 127.0.0.1 (QEMU only; default: a free port)",
     )
     run.add_argument(
         "--inject-fault",
         choices=FAULT_KINDS,
-        default=None,
         metavar="{ud,gp,pf,de}",
         help="make a CPU raise this exception in the hypervisor (kernel cmdline fault=KIND)",
     )
     run.add_argument(
         "--fault-cpu",
         type=values.nonneg_int,
-        default=None,
         metavar="N",
         help="CPU that raises the injected fault (kernel cmdline fault_cpu=N)",
     )

@@ -20,7 +20,6 @@ def add_guest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--guest",
         type=Path,
-        default=None,
         metavar="KERNEL",
         help="boot this guest kernel under the hypervisor (multiboot ELF32/ELF64/a.out kludge, or a Linux "
         "bzImage); --append becomes its command line",
@@ -28,7 +27,6 @@ def add_guest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--initrd",
         type=Path,
-        default=None,
         metavar="FILE",
         help="the guest kernel's initrd (second multiboot module; needs --guest)",
     )
@@ -51,7 +49,6 @@ def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
     """--cpu-model/--qemu-arg (run, and capture/tui when they start a QEMU session)."""
     p.add_argument(
         "--cpu-model",
-        default=None,
         metavar="MODEL[,FEATURES]",
         help="QEMU CPU model and features, e.g. max or qemu64,+x2apic; under TCG hvtrace adds what its "
         "SVM back end needs (+svm,+npt,+pdpe1gb) unless named (default qemu64; with --accel kvm: host)",
@@ -59,7 +56,6 @@ def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--qemu-arg",
         action="append",
-        default=None,
         metavar="ARG",
         help="extra QEMU arguments, repeatable, appended last; each value is split like shell words: "
         "--qemu-arg '-device virtio-rng-pci' or --qemu-arg=-device --qemu-arg=virtio-rng-pci",
@@ -68,15 +64,12 @@ def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
-    p.add_argument("--ram", type=Path, default=None, metavar="PATH", help="RAM file of a running session")
-    p.add_argument(
-        "--backend", type=values.backend, default=None, metavar="{qemu,bochs}", help="start a session"
-    )
+    p.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
+    p.add_argument("--backend", type=values.backend, metavar="{qemu,bochs}", help="start a session")
     p.add_argument("--cpus", type=values.positive_int, default=1, metavar="N")
     p.add_argument(
         "--memory",
         type=values.memory,
-        default=None,
         metavar="SIZE",
         help=f"guest RAM (default 64M; with --guest {GUEST_MIN_MEMORY_MB}M)",
     )

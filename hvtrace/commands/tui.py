@@ -21,7 +21,7 @@ def register(sub: Subcommands) -> None:
         "--hv-append/--cpu-model/--qemu-arg as for run) or "
         "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
     )
-    t.add_argument("--replay", type=Path, default=None, metavar="FILE", help="trace file to replay")
+    t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
     add_session_source_arguments(t)
     t.add_argument(
         "--timeout",

@@ -29,13 +29,11 @@ def register(sub: Subcommands) -> None:
     )
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
-    cap.add_argument("--duration", type=values.seconds, default=None, metavar="SECONDS")
-    cap.add_argument("--count", type=values.positive_int, default=None, metavar="N")
-    cap.add_argument("--until-reason", default=None, metavar="NAME", help="stop after the first such exit")
-    cap.add_argument(
-        "--cpu", type=values.nonneg_int, action="append", default=None, metavar="N", help="keep CPU N"
-    )
-    cap.add_argument("--reason", action="append", default=None, metavar="NAME", help="keep this reason")
+    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS")
+    cap.add_argument("--count", type=values.positive_int, metavar="N")
+    cap.add_argument("--until-reason", metavar="NAME", help="stop after the first such exit")
+    cap.add_argument("--cpu", type=values.nonneg_int, action="append", metavar="N", help="keep CPU N")
+    cap.add_argument("--reason", action="append", metavar="NAME", help="keep this reason")
     cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
     cap.add_argument("--quiet", action="store_true", help="no progress line")
     cap.set_defaults(func=cmd_capture)
