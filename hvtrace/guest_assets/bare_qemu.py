@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.launch import procs
-from hvtrace.launch.qemu import QEMU
+from hvtrace.launch.qemu import QEMU, headless, processors
+from hvtrace.launch.qemu_options import cpu_option
 from hvtrace.tools import require_tool
 
 from .errors import GuestBootError
@@ -25,7 +26,7 @@ from .initramfs import MARKER, MARKER_RE
 #: Kernel command line of a bare boot (extra words are appended).
 BASE_APPEND = "console=ttyS0 panic=-1 quiet"
 #: Same CPU model as the hypervisor's QEMU command line (hvtrace.launch.qemu), so the comparison is fair.
-QEMU_CPU = "qemu64,+svm,+npt,+pdpe1gb"
+QEMU_CPU = cpu_option(None)
 
 
 class BareBoot(NamedTuple):
@@ -61,16 +62,11 @@ def bare_qemu_argv(
     return [
         qemu,
         "-machine", "q35",
-        "-accel", "tcg",
-        "-cpu", QEMU_CPU,
-        "-smp", str(cpus),
-        "-m", f"{memory_mb}M",
+        *processors("tcg", QEMU_CPU, cpus, memory_mb),
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", cmdline,
-        "-display", "none",
-        "-monitor", "none",
-        "-chardev", "stdio,id=console,signal=off",
+        *headless("console"),
         "-serial", "chardev:console",
         "-no-reboot",
     ]  # fmt: skip

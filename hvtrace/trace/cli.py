@@ -13,8 +13,9 @@ from hvtrace.commands.session_options import add_session_source_arguments, check
 from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.guest import launch_options
-from hvtrace.trace.capture import Capture, Filter
+from hvtrace.trace.capture import Capture
 from hvtrace.trace.export import export
+from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
 from hvtrace.trace.tracefile import TraceFile

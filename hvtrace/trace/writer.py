@@ -15,23 +15,7 @@ from typing import IO, Any
 import numpy as np
 
 from hvtrace.abi import HV_ABI_VERSION
-from hvtrace.trace.fileformat import (
-    CHUNK_HEADER,
-    CHUNK_MAGIC,
-    DEFAULT_CHUNK_RECORDS,
-    FILE_HEADER,
-    FILE_MAGIC,
-    FLAG_SHUFFLE,
-    FLAG_ZLIB,
-    FORMAT_VERSION,
-    INDEX_DTYPE,
-    INDEX_MAGIC,
-    MAX_CHUNK_RECORDS,
-    TRAILER,
-    TRAILER_MAGIC,
-    encode_code,
-    shuffle,
-)
+from hvtrace.trace import fileformat as layout
 from hvtrace.trace.records import Records
 
 
@@ -43,20 +27,22 @@ class TraceWriter:
         path: Path,
         meta: dict[str, Any],
         *,
-        chunk_records: int = DEFAULT_CHUNK_RECORDS,
+        chunk_records: int = layout.DEFAULT_CHUNK_RECORDS,
         level: int = 1,
     ) -> None:
         self.path = Path(path)
-        if not 0 < chunk_records <= MAX_CHUNK_RECORDS:
-            raise ValueError(f"chunk_records must be 1..{MAX_CHUNK_RECORDS}")
+        if not 0 < chunk_records <= layout.MAX_CHUNK_RECORDS:
+            raise ValueError(f"chunk_records must be 1..{layout.MAX_CHUNK_RECORDS}")
         self.chunk_records = chunk_records
         self.level = level
-        self.meta = {"format_version": FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
+        self.meta = {"format_version": layout.FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
         self.meta.setdefault("start_time", time.time())
         self._fh: IO[bytes] = self.path.open("wb")
         blob = json.dumps(self.meta, sort_keys=True).encode()
         self._fh.write(
-            FILE_HEADER.pack(FILE_MAGIC, FORMAT_VERSION, HV_ABI_VERSION, len(blob), zlib.crc32(blob))
+            layout.FILE_HEADER.pack(
+                layout.FILE_MAGIC, layout.FORMAT_VERSION, HV_ABI_VERSION, len(blob), zlib.crc32(blob)
+            )
         )
         self._fh.write(blob)
         self._fh.flush()
@@ -99,13 +85,13 @@ class TraceWriter:
         self._write_chunk(cpu, chunk)
 
     def _write_chunk(self, cpu: int, recs: Records) -> None:
-        payload = zlib.compress(shuffle(recs), self.level)
+        payload = zlib.compress(layout.shuffle(recs), self.level)
         lost = self._lost_pending.pop(cpu, 0)
         first_seq, last_seq = int(recs["seq"][0]), int(recs["seq"][-1])
         tsc = recs["tsc"]
         first_tsc, last_tsc = int(tsc.min()), int(tsc.max())
-        body = CHUNK_HEADER.pack(
-            CHUNK_MAGIC, cpu, FLAG_ZLIB | FLAG_SHUFFLE, len(recs), first_seq, last_seq,
+        body = layout.CHUNK_HEADER.pack(
+            layout.CHUNK_MAGIC, cpu, layout.FLAG_ZLIB | layout.FLAG_SHUFFLE, len(recs), first_seq, last_seq,
             first_tsc, last_tsc, lost, len(payload), zlib.crc32(payload), 0,
         )[:-4]  # fmt: skip
         offset = self._fh.tell()
@@ -124,7 +110,9 @@ class TraceWriter:
 
     def _write_chunk_empty(self, cpu: int) -> None:
         lost = self._lost_pending.pop(cpu, 0)
-        body = CHUNK_HEADER.pack(CHUNK_MAGIC, cpu, 0, 0, 0, 0, 0, 0, lost, 0, zlib.crc32(b""), 0)[:-4]
+        body = layout.CHUNK_HEADER.pack(
+            layout.CHUNK_MAGIC, cpu, 0, 0, 0, 0, 0, 0, lost, 0, zlib.crc32(b""), 0
+        )[:-4]
         offset = self._fh.tell()
         self._fh.write(body + struct.pack("<I", zlib.crc32(body)))
         self.index.append((offset, cpu, 0, 0, 0, 0, 0, lost))
@@ -134,7 +122,9 @@ class TraceWriter:
             return
         self._closed = True
         self.flush()
-        idx = np.array(self.index, dtype=INDEX_DTYPE) if self.index else np.empty(0, INDEX_DTYPE)
+        idx = (
+            np.array(self.index, dtype=layout.INDEX_DTYPE) if self.index else np.empty(0, layout.INDEX_DTYPE)
+        )
         info = {
             "records": self.records,
             "lost": {str(k): v for k, v in self.lost.items()},
@@ -142,12 +132,12 @@ class TraceWriter:
         }
         info.update(summary or {})
         if self.code:
-            info["code"] = encode_code(self.code)
+            info["code"] = layout.encode_code(self.code)
         blob = json.dumps(info, sort_keys=True).encode()
-        body = INDEX_MAGIC + struct.pack("<II", len(idx), len(blob)) + idx.tobytes() + blob
+        body = layout.INDEX_MAGIC + struct.pack("<II", len(idx), len(blob)) + idx.tobytes() + blob
         offset = self._fh.tell()
         self._fh.write(body)
-        self._fh.write(TRAILER.pack(offset, len(body), zlib.crc32(body), TRAILER_MAGIC))
+        self._fh.write(layout.TRAILER.pack(offset, len(body), zlib.crc32(body), layout.TRAILER_MAGIC))
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
