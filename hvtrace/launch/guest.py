@@ -26,9 +26,9 @@ import argparse
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.launch.qemu_options import cpu_option, refuse_qemu_options, split_qemu_args
@@ -207,18 +207,14 @@ class LaunchOptions:
 
     def session_args(self) -> SessionArgs:
         """The keywords a new session takes from these options (launch.make_session, Capture.start)."""
-        return SessionArgs(
-            cpus=self.cpus,
-            memory_mb=self.memory_mb,
-            cmdline=self.hv_cmdline,
-            guest=self.guest,
-            cpu_model=self.cpu_model,
-            qemu_args=self.qemu_args,
-        )
+        args = {f.name: getattr(self, f.name) for f in fields(self)}
+        args["cmdline"] = args.pop("hv_cmdline")
+        return cast(SessionArgs, args)
 
 
 class SessionArgs(TypedDict):
-    """:meth:`LaunchOptions.session_args`: the same keyword names in every session-building call."""
+    """:meth:`LaunchOptions.session_args`: the same keyword names in every session-building call (the
+    fields of LaunchOptions, ``hv_cmdline`` as ``cmdline``)."""
 
     cpus: int
     memory_mb: int
