@@ -111,8 +111,9 @@ class Capture:
         else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
-        if session_class(backend) is BochsSession and "trace_e9=1" not in cmdline.split():
-            cmdline = f"{cmdline} trace_e9=1".strip()  # the records come as frames on port 0xE9
+        extra = [o for o in session_class(backend).trace_options if o not in cmdline.split()]
+        if extra:  # what this backend needs to deliver records (Bochs: frames on port 0xE9)
+            cmdline = " ".join([cmdline, *extra]).strip()
         session = make_session(
             backend, cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf,
             on_line=on_line, on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
