@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 
 from hvtrace import abi
@@ -25,9 +26,7 @@ class HvCpus(HvCommand):
 
     NAME = "cpus"
 
-    def run(self, args: list[str]) -> None:
-        if args:
-            raise model.HvError(f"takes no arguments (got {' '.join(args)!r})")
+    def run(self, args: argparse.Namespace) -> None:
         _, d = target.discovery()
         if d.cpu_count == 0:
             raise model.HvError("no CPU is online in this target (hypervisor not started yet?)")

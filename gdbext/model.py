@@ -8,9 +8,8 @@ lines; the command modules only fetch memory from gdb and print. Stdlib + hvtrac
 from __future__ import annotations
 
 import ctypes
-import shlex
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hvtrace import abi
@@ -26,8 +25,6 @@ FIELD_SIZE = ctypes.sizeof(abi.HvSnapshotField)
 RING_HEADER_SIZE = ctypes.sizeof(HvRing)
 WHY_NAMES = {int(w): w.name for w in abi.HvSnapWhy}
 KIND_NAMES = [k.name.lower() for k in HvExitKind]
-#: Options of hv-break that set HV_BRK_MATCH_ARG0 (and what arg0 means for them).
-ARG0_OPTIONS = ("--msr", "--cr", "--port", "--leaf")
 
 
 class HvError(Exception):
@@ -35,13 +32,6 @@ class HvError(Exception):
 
 
 # ---- parsing ---------------------------------------------------------------------------------------
-
-
-def split_args(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError as e:
-        raise HvError(f"cannot parse arguments: {e}") from None
 
 
 def parse_int(text: str, what: str) -> int:
@@ -62,12 +52,6 @@ def parse_range(text: str, what: str) -> tuple[int, int]:
     if b < a:
         raise HvError(f"bad {what} {text!r} (end below start)")
     return a, b
-
-
-def take_value(args: list[str], i: int, opt: str) -> str:
-    if i + 1 >= len(args):
-        raise HvError(f"option {opt} needs a value")
-    return args[i + 1]
 
 
 # ---- discovery -------------------------------------------------------------------------------------
@@ -383,38 +367,6 @@ def describe_break(vendor: int, b: HvBreak) -> str:
 
 def break_entry_offset(index: int) -> int:
     return HvBreakConfig.entry.offset + index * ctypes.sizeof(HvBreak)
-
-
-def build_break(vendor: int, cpu_count: int, args: Sequence[str]) -> HvBreak:
-    """hv-break REASON [--cpu N] [--msr X|--cr N|--port P|--leaf L] [--gpa A-B] -> an enabled entry."""
-    if not args:
-        raise HvError("which exit? e.g. hv-break cpuid --leaf 1 (see help hv-break)")
-    b = HvBreak()
-    b.enabled = 1
-    b.kind, b.reason = parse_reason(vendor, args[0])
-    b.cpu = abi.HV_BRK_ANY
-    arg0_opt: str | None = None
-    i = 1
-    rest = list(args)
-    while i < len(rest):
-        opt = rest[i]
-        if opt == "--cpu":
-            b.cpu = parse_int(take_value(rest, i, opt), "CPU")
-            if b.cpu >= cpu_count:
-                raise HvError(f"no CPU {b.cpu} (this target has {cpu_count} CPUs)")
-        elif opt in ARG0_OPTIONS:
-            if arg0_opt is not None:
-                raise HvError(f"{opt} and {arg0_opt} both set the exit's argument: choose one")
-            arg0_opt = opt
-            b.arg0 = parse_int(take_value(rest, i, opt), opt[2:].upper() if opt != "--cr" else "CR number")
-            b.flags |= abi.HV_BRK_MATCH_ARG0
-        elif opt == "--gpa":
-            b.gpa_lo, b.gpa_hi = parse_range(take_value(rest, i, opt), "guest-physical range")
-            b.flags |= abi.HV_BRK_MATCH_GPA
-        else:
-            raise HvError(f"unknown option {opt!r} (options: --cpu, {', '.join(ARG0_OPTIONS)}, --gpa)")
-        i += 2
-    return b
 
 
 def free_slot(cfg: HvBreakConfig) -> int:

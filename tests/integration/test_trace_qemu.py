@@ -15,8 +15,9 @@ from hvtrace.abi import HV_DISCOVERY_MAGIC, HvExitKind
 from hvtrace.arch.svm import exit_code_name
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.qemu import QemuSession
+from hvtrace.paths import image_path
 from hvtrace.relocation import slide_from_console
-from hvtrace.trace.capture import Capture, default_elf
+from hvtrace.trace.capture import Capture
 from hvtrace.trace.discovery import HEADER_SIZE, discover, elf_symbol
 from hvtrace.trace.sources import DumpSource, SharedRamSource, qmp_dump_guest_memory
 from hvtrace.trace.tracefile import TraceFile
@@ -39,13 +40,13 @@ def test_ram_file_offset_is_the_guest_physical_address_and_matches_the_qmp_dump(
         wait_for(lambda: any("CPUs online" in line for line in s.lines), 30)
         assert s.ram_path is not None
         assert s.qmp_socket is not None
-        link = elf_symbol(default_elf())
+        link = elf_symbol(image_path())
         assert link is not None
         slide = slide_from_console(s.lines)  # the image moved itself to the top of RAM at boot
         assert slide, s.lines[:10]
         addr = link + slide
         with SharedRamSource(s.ram_path) as ram:
-            disc = discover(ram, elf=default_elf())
+            disc = discover(ram, elf=image_path())
             assert disc.found_by == "symbol"
             assert disc.paddr == addr
             assert disc.cpu_count == 1
