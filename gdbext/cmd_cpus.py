@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 
 from hvtrace import abi
-from hvtrace.arch import reason_name
+from hvtrace.decode.vendor import reason_name
 
 from . import model, target
 from .command import HvCommand, emit

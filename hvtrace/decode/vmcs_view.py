@@ -17,13 +17,8 @@ from typing import Final
 from hvtrace.decode import vmx_controls as ctl
 from hvtrace.decode.stage2 import decode_eptp, describe_pat
 from hvtrace.decode.vmcs_fields import FIELDS, ORDER, WIDTH_LABEL, Group, Width, name_of, split_encoding
-from hvtrace.decode.vmx_exits import (
-    EXIT_REASON_DESCRIPTIONS,
-    decode_exit_reason,
-    decode_interruption_info,
-    describe_exception_qualification,
-    describe_qualification,
-)
+from hvtrace.decode.vmx_exits import EXIT_REASON_DESCRIPTIONS, decode_exit_reason, decode_interruption_info
+from hvtrace.decode.vmx_qualifications import describe_exception_qualification, describe_qualification
 
 #: Display areas, in display order.
 AREAS: Final = ("guest", "host", "controls", "exit")

@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hvtrace.arch import reason_names
+from hvtrace.decode.record_meaning import KIND_NAMES
+from hvtrace.decode.vendor import reason_names
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
-from hvtrace.trace.records import KIND_NAMES, Records
+from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 
 FORMATS = ("perfetto", "csv", "parquet")
