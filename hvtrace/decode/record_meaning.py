@@ -64,28 +64,39 @@ def _hypercall(function: int) -> str:
         return f"hypercall {function:#x}"
 
 
+#: Per kind, the text of its first operand (arg0; STAGE2_FAULT: gpa), the one drill-downs count by.
+_FIRST: Final[dict[int, Callable[[int], str]]] = {
+    HvExitKind.CPUID: lambda v: f"leaf {v:#x}",
+    HvExitKind.MSR_READ: lambda v: f"msr {v:#x}",
+    HvExitKind.MSR_WRITE: lambda v: f"msr {v:#x}",
+    HvExitKind.XSETBV: lambda v: f"xcr {v:#x}",
+    HvExitKind.CR_ACCESS: lambda v: f"CR{v}",
+    HvExitKind.IO: lambda v: f"port {v:#x}",
+    HvExitKind.VMCALL: _hypercall,
+    HvExitKind.EXCEPTION: lambda v: f"vector {v & 0xFF}",
+    HvExitKind.STAGE2_FAULT: lambda v: f"gpa {v:#x}",
+}
+#: Per kind, the label of its second operand (arg1; STAGE2_FAULT: arg0, labelled by the back end).
+_SECOND: Final[dict[int, str]] = {
+    HvExitKind.CPUID: "subleaf",
+    HvExitKind.MSR_WRITE: "value",
+    HvExitKind.XSETBV: "value",
+    HvExitKind.CR_ACCESS: "value",
+    HvExitKind.VMCALL: "arg",
+    HvExitKind.EXCEPTION: "error",
+}
+
+
 def operands(vendor: Vendor | int, kind: int, arg0: int, arg1: int, gpa: int) -> str:
     """The record's operands as text, by kind (the conventions in this module's docstring)."""
-    if kind == HvExitKind.CPUID:
-        return f"leaf {arg0:#x} subleaf {arg1:#x}"
-    if kind == HvExitKind.MSR_READ:
-        return f"msr {arg0:#x}"
-    if kind == HvExitKind.MSR_WRITE:
-        return f"msr {arg0:#x} value {arg1:#x}"
-    if kind == HvExitKind.XSETBV:
-        return f"xcr {arg0:#x} value {arg1:#x}"
-    if kind == HvExitKind.CR_ACCESS:
-        return f"CR{arg0} value {arg1:#x}"
-    if kind == HvExitKind.IO:
-        return f"port {arg0:#x}"
-    if kind == HvExitKind.VMCALL:
-        return f"{_hypercall(arg0)} arg {arg1:#x}"
-    if kind == HvExitKind.EXCEPTION:
-        return f"vector {arg0 & 0xFF} error {arg1:#x}"
+    first = _FIRST.get(kind)
+    if first is None:
+        return f"arg0 {arg0:#x} arg1 {arg1:#x}" if arg0 or arg1 else ""
     if kind == HvExitKind.STAGE2_FAULT:
         v = vendor if isinstance(vendor, Vendor) else vendor_of(vendor)
-        return f"gpa {gpa:#x} {v.stage2_arg0} {arg0:#x}"
-    return f"arg0 {arg0:#x} arg1 {arg1:#x}" if arg0 or arg1 else ""
+        return f"{first(gpa)} {v.stage2_arg0} {arg0:#x}"
+    label = _SECOND.get(kind)
+    return f"{first(arg0)} {label} {arg1:#x}" if label else first(arg0)
 
 
 def detail(vendor: Vendor | int, kind: int, reason: int, *, qual: int, arg0: int, arg1: int, gpa: int) -> str:
@@ -116,18 +127,9 @@ DRILLDOWNS: Final[dict[int, tuple[str, str, int]]] = {
 
 
 def drill_text(kind: int, value: int) -> str:
-    """A drill-down value worded as operands() words it (a GPA page as the page's address)."""
-    if kind == HvExitKind.CPUID:
-        return f"leaf {value:#x}"
-    if kind in (HvExitKind.MSR_READ, HvExitKind.MSR_WRITE):
-        return f"msr {value:#x}"
-    if kind == HvExitKind.CR_ACCESS:
-        return f"CR{value}"
-    if kind == HvExitKind.IO:
-        return f"port {value:#x}"
-    if kind == HvExitKind.STAGE2_FAULT:
-        return f"gpa {value:#x}"
-    return f"{value:#x}"
+    """A drill-down value worded as operands() words the kind's first operand (a GPA page by its address)."""
+    first = _FIRST.get(kind)
+    return first(value) if first else f"{value:#x}"
 
 
 # ---- the discovery header --------------------------------------------------------------------------
