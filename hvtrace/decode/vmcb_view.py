@@ -26,7 +26,7 @@ from hvtrace.decode.svm_controls import (
 )
 from hvtrace.decode.svm_exits import decode_event, describe_exitinfo, exit_code_name
 from hvtrace.decode.svm_vmcb import FIELDS, Vmcb
-from hvtrace.decode.vmcs_view import AREAS, Row, render
+from hvtrace.decode.vmcs_view import AREAS, Row, render, wanted_areas
 from hvtrace.decode.vmx_controls import (
     CR0_BITS,
     CR4_BITS,
@@ -176,10 +176,7 @@ def build_rows(
     """Rows like vmcs_view.build_rows(): areas "controls", "exit", "guest" ("host" is empty: the VMCB
     holds no host state). The row's ``encoding`` is the byte offset."""
     v = source if isinstance(source, Vmcb) else _as_vmcb(source)
-    wanted = set(AREAS if areas is None else areas)
-    unknown = wanted - set(AREAS)
-    if unknown:
-        raise ValueError(f"unknown VMCB area(s): {', '.join(sorted(unknown))}")
+    wanted = wanted_areas(areas, "VMCB")
     rows: list[Row] = []
     for f in FIELDS:
         if f.area not in wanted or not v.covered(f):
