@@ -143,16 +143,8 @@ def read_snapshot(read: Reader, d: HvDiscovery, cpu: int) -> Snapshot:
     if seq_after != head.seq:
         raise HvError(f"the snapshot of CPU {cpu} changed while being read (seq {head.seq} -> {seq_after})")
     fields = [(e, v) for e, _r, v in struct.iter_unpack("<IIQ", raw)]
-    return Snapshot(
-        seq=head.seq,
-        vendor=head.vendor,
-        cpu=head.cpu,
-        why=head.why,
-        flags=head.flags,
-        exit_reason=head.exit_reason,
-        gpr=tuple(head.gpr),
-        fields=fields,
-    )
+    h = head
+    return Snapshot(h.seq, h.vendor, h.cpu, h.why, h.flags, h.exit_reason, tuple(h.gpr), fields)
 
 
 def snapshot_title(s: Snapshot) -> str:
