@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from hvtrace.decode.vmx_controls import vector_name
+from hvtrace.decode.vmx_controls import labels_on, vector_name
 
 #: Basic exit reason -> short name (names of hv/vmx/names.c; others from Table C-1).
 EXIT_REASONS: Final[Mapping[int, str]] = {
@@ -182,16 +182,12 @@ class ExitReason:
         return exit_reason_name(self.basic)
 
     def describe(self) -> str:
-        flags = [
-            label
-            for on, label in (
-                (self.entry_failure, "VM-entry failure"),
-                (self.enclave, "from enclave"),
-                (self.pending_mtf, "pending MTF"),
-                (self.from_root, "from VMX root"),
-            )
-            if on
-        ]
+        flags = labels_on(
+            (self.entry_failure, "VM-entry failure"),
+            (self.enclave, "from enclave"),
+            (self.pending_mtf, "pending MTF"),
+            (self.from_root, "from VMX root"),
+        )
         text = f"{self.basic} {self.name}"
         return text + (f" ({', '.join(flags)})" if flags else "")
 

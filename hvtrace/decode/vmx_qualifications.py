@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from hvtrace.decode.vmx_controls import PENDING_DEBUG, bit_names
+from hvtrace.decode.vmx_controls import PENDING_DEBUG, bit_names, labels_on
 from hvtrace.decode.vmx_exits import EXIT_REASON_DESCRIPTIONS, decode_exit_reason
 
 # ---- exit qualifications ---------------------------------------------------------------------------
@@ -181,20 +181,16 @@ class EptViolation:
             )
         else:
             text += ", no GLA"
-        extra = [
-            label
-            for on, label in (
-                (self.user_la, "user"),
-                (self.rw_la, "r/w"),
-                (self.xd_la, "xd"),
-                (self.nmi_unblocking, "NMI unblocking"),
-                (self.shadow_stack, "shadow-stack"),
-                (self.supervisor_ss, "supervisor shadow-stack"),
-                (self.paging_verification, "paging verification"),
-                (self.asynchronous, "asynchronous"),
-            )
-            if on
-        ]
+        extra = labels_on(
+            (self.user_la, "user"),
+            (self.rw_la, "r/w"),
+            (self.xd_la, "xd"),
+            (self.nmi_unblocking, "NMI unblocking"),
+            (self.shadow_stack, "shadow-stack"),
+            (self.supervisor_ss, "supervisor shadow-stack"),
+            (self.paging_verification, "paging verification"),
+            (self.asynchronous, "asynchronous"),
+        )
         return text + (f" [{', '.join(extra)}]" if extra else "")
 
 
