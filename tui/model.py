@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hvtrace.decode.record_meaning import DRILLDOWNS, kind_name
+from hvtrace.decode.record_meaning import DRILLDOWNS, drill_text, kind_name
 from hvtrace.decode.vendor import reason_name
 from hvtrace.trace.records import Records
 
@@ -56,6 +56,7 @@ class DrillRow:
     value: int
     count: int
     percent: float
+    text: str  # the value worded as the log words the operand (record_meaning.drill_text)
 
 
 @dataclass
@@ -272,7 +273,7 @@ class ExitStats:
         order = nz[np.lexsort((table.values[nz], -counts[nz]))][:limit]
         total = int(counts.sum()) or 1
         return title, [
-            DrillRow(v << shift, n, 100.0 * n / total)
+            DrillRow(v << shift, n, 100.0 * n / total, drill_text(kind, v << shift))
             for v, n in zip(table.values[order].tolist(), counts[order].tolist(), strict=True)
         ]
 

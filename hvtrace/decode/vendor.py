@@ -40,7 +40,7 @@ class Vendor:
     """A back end as the host tools see it. This base is "no back end yet" (hv_trace.vendor 0) or an
     unknown number: no native reasons, no qualification decoding, no snapshot layout, no stage 2."""
 
-    snapshot_name = "snapshot"
+    snapshot_name = "(no back end)"
     #: "ept" / "npt" (hv-ept's table kind), None without a back end.
     stage2_name: str | None = None
     #: What a STAGE2_FAULT record's arg0 holds (the back ends' record_operands()).
@@ -49,7 +49,7 @@ class Vendor:
     reasons: ClassVar[Mapping[int, str]] = {}
 
     def __init__(self, number: int) -> None:
-        self.number = number
+        self.number = number  # abi.h HV_VENDOR_* (the C struct's ``vendor``)
         try:
             self.name = HvVendor(number).name
         except ValueError:
