@@ -8,7 +8,7 @@ import ctypes
 import gdb
 
 from hvtrace import abi
-from hvtrace.arch import reason_name
+from hvtrace.decode.vendor import reason_name
 
 from . import break_args, model, target
 from .command import HvCommand, bold, emit

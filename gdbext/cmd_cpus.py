@@ -6,7 +6,7 @@ import argparse
 import ctypes
 
 from hvtrace import abi
-from hvtrace.arch import reason_name
+from hvtrace.decode.vendor import reason_name
 
 from . import model, target
 from .command import HvCommand, emit

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from hvtrace.abi import HvVendor
-from hvtrace.decode import svm_vmcb, vmcs_view
-
 from . import model, target
 from .cmd_guest import parse_cpu_arg
 from .command import HvCommand, colour, emit
@@ -48,10 +45,8 @@ class HvVmcs(HvCommand):
         cpu = parse_cpu_arg(args.cpu, d.cpu_count)
         snap = model.read_snapshot(target.read, d, cpu)
         kw = {"areas": args.areas, "all_fields": args.all, "raw": args.raw, "colourise": colour()}
-        if snap.vendor == HvVendor.VMX:
-            lines = vmcs_view.vmcs_view(snap.fields, **kw)
-        elif snap.vendor == HvVendor.SVM:
-            lines = svm_vmcb.vmcb_view(snap.fields, **kw)
-        else:
-            raise model.HvError(f"snapshot of CPU {cpu} names no back end (vendor {snap.vendor})")
+        try:
+            lines = snap.backend.snapshot_view(snap.fields, **kw)
+        except ValueError as e:
+            raise model.HvError(f"snapshot of CPU {cpu} {e}") from None
         emit([model.snapshot_title(snap), *lines])

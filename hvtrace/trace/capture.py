@@ -26,7 +26,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from hvtrace.abi import HvVendor
+from hvtrace.decode.vendor import VMX
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch import BochsSession, QemuSession, Session, make_session, session_class
 from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
@@ -157,9 +157,9 @@ class Capture:
 
         if isinstance(session, BochsSession):
             assert session.e9_path is not None
-            meta.update(vendor=int(HvVendor.VMX), vendor_name="VMX", source="port 0xE9 frame stream")
+            meta.update(vendor=VMX.number, vendor_name=VMX.name, source="port 0xE9 frame stream")
             frames = FrameStream(FrameStreamSource(session.e9_path, alive=running))
-            return cls(frames, vendor=HvVendor.VMX, meta=meta, session=session)
+            return cls(frames, vendor=VMX.number, meta=meta, session=session)
         assert isinstance(session, QemuSession)
         assert session.ram_path is not None
         ram = session.ram_path

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hvtrace.arch import reason_code
+from hvtrace.decode.vendor import reason_code
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import Records, kind_code

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hvtrace.abi import HV_DISCOVERY_MAGIC, HvExitKind
-from hvtrace.arch.svm import exit_code_name
+from hvtrace.decode.vendor import SVM
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.paths import image_path
@@ -89,7 +89,7 @@ def test_live_selftest_capture_equals_the_hypervisor_counters() -> None:
             )
     assert sorted(counters) == [0, 1], console[-5:]
     for cpu, want in counters.items():
-        mine = Counter(exit_code_name(r) for r in recs["reason"][recs["cpu"] == cpu].tolist())
+        mine = Counter(SVM.reason_name(r) for r in recs["reason"][recs["cpu"] == cpu].tolist())
         assert sum(mine.values()) == sum(want.values())
         assert mine == want  # one name table: hv/svm/names.c and hvtrace.decode agree
 
@@ -159,5 +159,5 @@ def test_cli_capture_until_reason_stops_at_the_first_one(hvtrace_run: RunFn, tmp
     assert r.returncode == 0, r.describe()
     recs = TraceFile.open(out).records()
     assert len(recs) > 1
-    assert exit_code_name(int(recs["reason"][-1])) == "NPF"
-    assert all(exit_code_name(int(x)) != "NPF" for x in recs["reason"][:-1])
+    assert SVM.reason_name(int(recs["reason"][-1])) == "NPF"
+    assert all(SVM.reason_name(int(x)) != "NPF" for x in recs["reason"][:-1])

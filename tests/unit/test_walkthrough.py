@@ -54,4 +54,5 @@ def test_every_gdb_command_shown_exists() -> None:
     for command in commands:
         argv = ["gdb", "-nx", "-batch", "-ex", f"source {script}", "-ex", f"help {command}"]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        assert r.returncode == 0 and "Undefined command" not in r.stderr, (command, r.stderr)
+        assert r.returncode == 0, (command, r.stderr)
+        assert "Undefined command" not in r.stderr, (command, r.stderr)
