@@ -498,6 +498,38 @@ class Capture:
         writer.close(summary)
         return {"records": writer.records, **summary}
 
+    # ----------------------------------------------------------------- for a live viewer (the TUI)
+    def poll(self) -> Records:
+        """The records that arrived since the last call (never blocks)."""
+        return self.stream.poll()
+
+    def alive(self) -> bool:
+        """Can more records arrive (the emulator runs, or the attached RAM file's session does)?"""
+        return self.stream.alive()
+
+    def lost(self) -> int:
+        """Records lost so far (ring overruns), all CPUs."""
+        return sum(self.stream.lost_by_cpu().values())
+
+    def ended(self) -> str:
+        """How the session ended, for a status line (once ``alive`` is False and nothing is left)."""
+        s = self.session
+        if s is not None and s.result is None and s.proc is not None:
+            return f"VM exited (code {s.proc.poll()})"
+        res = s.result if s is not None else None
+        return "VM exited" + (f": {res.message}" if res is not None else " (session gone)")
+
+    @property
+    def pid(self) -> int | None:
+        """The emulator's pid, when this capture started it."""
+        return self.session.pid if self.session is not None else None
+
+    @property
+    def gdb_port(self) -> int | None:
+        """The gdbstub of the session this capture started (None: attached, or Bochs without one)."""
+        port = getattr(self.session, "gdb_port", None)
+        return int(port) if port else None
+
 
 def err_line(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
