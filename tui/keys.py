@@ -30,6 +30,13 @@ class Key:
         return self.display or self.keys.split(",")[0]
 
 
+DRILL_HELP = "drill down into the selected reason (CPUID leaf, MSR, CR, port, GPA page)"
+SEARCH_HELP = "search the log (hex value: RIP / operand / GPA; else a reason regex)"
+BREAK_HELP = "exit break on the selected reason (on the selected CPU, or any): toggle"
+BREAK_FILTER_KEY_HELP = (
+    "exit break with a filter: `cpuid --leaf 1`, `msr_write --msr 0xc0000080 --cpu 1`, `any --cpu 0`"
+)
+
 KEYS: tuple[Key, ...] = (
     Key("q", "quit", "Quit", "quit (stops a session the TUI started)", footer=True, palette=False),
     Key("question_mark,f1", "help", "Help", "this help", footer=True, display="?"),
@@ -38,39 +45,15 @@ KEYS: tuple[Key, ...] = (
     Key("C", "prev_cpu", "Previous CPU", "reason table scope: previous CPU (or all)"),
     Key("s", "sort", "Sort", "sort the reason table: SUM, PER SEC, %, name", footer=True),
     Key("z", "toggle_zero", "Zeros", "show / hide reasons with zero exits", footer=True),
-    Key(
-        "enter",
-        "select_cursor",
-        "Drill down",
-        "drill down into the selected reason (CPUID leaf, MSR, CR, port, GPA page)",
-        palette=False,  # the reason table's own key (DataTable), listed for the help only
-    ),
+    Key("enter", "select_cursor", "Drill down", DRILL_HELP, palette=False),  # the table's own key
     Key("p", "pause_log", "Pause log", "pause / resume the log", footer=True),
     Key("f", "filter", "Filter", "filter the log: `cpu=0,1 reason=REGEX` (empty clears)", footer=True),
-    Key(
-        "slash",
-        "search",
-        "Search",
-        "search the log (hex value: RIP / operand / GPA; else a reason regex)",
-        footer=True,
-        display="/",
-    ),
+    Key("slash", "search", "Search", SEARCH_HELP, footer=True, display="/"),
     Key("n", "search_next", "Next match", "search: next match"),
     Key("N", "search_prev", "Previous match", "search: previous match"),
     Key("end", "follow", "Follow", "follow the newest records again"),
-    Key(
-        "b",
-        "toggle_break",
-        "Break",
-        "exit break on the selected reason (on the selected CPU, or any): toggle",
-        footer=True,
-    ),
-    Key(
-        "B",
-        "break_filter",
-        "Break with filter",
-        "exit break with a filter: `cpuid --leaf 1`, `msr_write --msr 0xc0000080 --cpu 1`, `any --cpu 0`",
-    ),
+    Key("b", "toggle_break", "Break", BREAK_HELP, footer=True),
+    Key("B", "break_filter", "Break with filter", BREAK_FILTER_KEY_HELP),
     Key("r", "resume", "Resume the VM", "resume the VM paused at a break"),
     Key("x", "clear_breaks", "Clear breaks", "delete every exit break"),
     Key("space", "play_pause", "Play/Pause", "play / pause", where=REPLAY),
