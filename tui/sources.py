@@ -126,6 +126,8 @@ class LiveSource:
         info = _info_from(cap.meta, None)
         if self.info.guest != "?" and info.guest == "?":
             info.guest = self.info.guest
+        if cap.meta.get("attached"):
+            info.backend += " (attached)"  # as before the attach: a session the TUI did not start
         self.info = info
         self._state = "live"
 

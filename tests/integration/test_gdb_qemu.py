@@ -142,12 +142,17 @@ def test_exits_lists_decoded_records(live: tuple[QemuSession, Gdb]) -> None:
 def test_delete_all_and_continue_lets_exits_flow(live: tuple[QemuSession, Gdb]) -> None:
     _, gdb = live
     assert "0 armed" in gdb.ok("hv-break delete all")
-    before = exit_counts(gdb.ok("hv-cpus"))
-    stop = gdb.run_for(2.0)
-    assert "hit on CPU" not in stop.text
-    after = exit_counts(gdb.ok("hv-cpus"))
+    before = after = exit_counts(gdb.ok("hv-cpus"))
+    # Exits flow on every CPU: counts, not a rate (a rate is a benchmark's job). Each round
+    # runs the VM a while and stops it again; a slow host only takes more rounds.
+    for _ in range(20):
+        stop = gdb.run_for(1.0)
+        assert "hit on CPU" not in stop.text
+        after = exit_counts(gdb.ok("hv-cpus"))
+        if all(after[c] > before[c] + 100 for c in before):
+            break
     assert sorted(before) == sorted(after) == [0, 1]
-    assert all(after[c] > before[c] + 100 for c in before), (before, after)  # ~50 k/s per CPU idle
+    assert all(after[c] > before[c] + 100 for c in before), (before, after)
 
 
 def test_error_messages_are_one_line(live: tuple[QemuSession, Gdb]) -> None:
