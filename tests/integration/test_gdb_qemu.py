@@ -8,13 +8,13 @@ records, hv-break delete all + continue lets exits flow again; and every error m
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from hvtrace.gdbmi import Gdb
 from hvtrace.launch.qemu import QemuSession
+from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 MAP_RE = re.compile(r"^\s+\[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] (\w+)")
@@ -24,22 +24,13 @@ EXITS_RE = re.compile(r"^CPU (\d+) SVM .* exits (\d+)", re.MULTILINE)
 CAPSTONE_CPUID_RE = re.compile(r"^\s+0x[0-9a-f]+: 0f a2 +cpuid$", re.MULTILINE)
 
 
-def wait_for(cond: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 @pytest.fixture(scope="module")
 def live() -> Iterator[tuple[QemuSession, Gdb]]:
     session = QemuSession(cpus=2, memory_mb=128, cmdline="storm=1", timeout=300)
     gdb: Gdb | None = None
     try:
         session.start()
-        wait_for(lambda: any("storm:" in line for line in session.lines), 60)
+        wait_for(lambda: any("storm:" in line for line in session.lines), 60, "the storm")
         gdb = Gdb()
         gdb.load()
         gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")

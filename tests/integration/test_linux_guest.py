@@ -163,12 +163,21 @@ def check_bochs_linux(run_stdout: str, cpus: int) -> None:
     assert "result=pass reason=guest_poweroff" in run_stdout
 
 
+BOCHS_LINUX_S_PER_CPU = 600  # the run's own --timeout per emulated CPU
+
+
+def bochs_linux_test_s(cpus: int) -> int:
+    """The test's own pytest timeout: the run's, its 60 s of grace, then the assets and the checks."""
+    return BOCHS_LINUX_S_PER_CPU * cpus + 60 + 240
+
+
 def bochs_linux_run(hvtrace_run: RunFn, linux: Linux, cpus: int) -> str:
     assets, initrd = linux
+    limit = BOCHS_LINUX_S_PER_CPU * cpus
     run = hvtrace_run(
-        "run", "--backend", "bochs", "--cpus", str(cpus), "--memory", "512M", "--timeout", str(600 * cpus),
+        "run", "--backend", "bochs", "--cpus", str(cpus), "--memory", "512M", "--timeout", str(limit),
         "--guest", str(assets.kernel), "--initrd", str(initrd), "--append", LINUX_ARGS + " quiet",
-        timeout=600 * cpus + 60,
+        timeout=limit + 60,
     )  # fmt: skip
     assert run.returncode == 0, run.describe()
     assert_clean(run)
@@ -176,14 +185,14 @@ def bochs_linux_run(hvtrace_run: RunFn, linux: Linux, cpus: int) -> str:
 
 
 @pytest.mark.bochs
-@pytest.mark.timeout(900)  # ~2.5 min alone; a shared 2-core host under load has taken over 300 s
+@pytest.mark.timeout(bochs_linux_test_s(1))  # ~2.5 min alone; a loaded 2-core host took over 300 s
 def test_linux_boots_under_vmx_in_bochs(hvtrace_run: RunFn, linux: Linux) -> None:
     check_bochs_linux(bochs_linux_run(hvtrace_run, linux, 1), 1)
 
 
 @pytest.mark.bochs
 @pytest.mark.slowest
-@pytest.mark.timeout(1200)  # ~6 min alone: the global 300 s would end it even with -m slowest
+@pytest.mark.timeout(bochs_linux_test_s(2))  # ~6 min alone: the global 300 s would end it
 def test_linux_boots_with_two_cpus_under_vmx_in_bochs(hvtrace_run: RunFn, linux: Linux) -> None:
     out = bochs_linux_run(hvtrace_run, linux, 2)
     check_bochs_linux(out, 2)
