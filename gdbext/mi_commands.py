@@ -62,6 +62,12 @@ def _delete(argv: list[str]) -> dict[str, Any]:
 def _exit_info(argv: list[str]) -> dict[str, Any]:
     if argv:
         raise HvError("takes no arguments")
+    try:
+        at = gdb.selected_frame().name()
+    except gdb.error:
+        at = None
+    if at != cmd_break.HIT_FUNCTION:
+        raise HvError(f"not stopped at {cmd_break.HIT_FUNCTION} (an exit break's hit)")
     entry, cpu, reason, lines = cmd_break.hit()
     return {"hit": {"number": entry, "cpu": cpu, "reason": reason, "lines": lines}}
 

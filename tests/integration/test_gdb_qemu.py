@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,37 @@ def test_break_cpuid_leaf_stops_with_a_decoded_summary(live: tuple[QemuSession, 
     assert "hits 1" in gdb.ok("hv-break list") or "hits 2" in gdb.ok("hv-break list")
 
 
+def mi(gdb: Gdb, command: str) -> dict[str, Any]:
+    """An MI command's result fields (^done), or an AssertionError with gdb's message."""
+    r = gdb.cmd(command, drain=0)
+    assert r.error is None, f"{command}: {r.error}"
+    result = next(x for x in r.records if x["type"] == "result")
+    fields: dict[str, Any] = result["payload"] or {}
+    return fields
+
+
+def test_mi_commands_answer_what_the_cli_prints_as_fields(live: tuple[QemuSession, Gdb]) -> None:
+    """gdbext's MI commands (what the TUI's break controller uses): the same facts as hv-break's text,
+    as MI fields. Still stopped at the previous test's hit of break 0."""
+    _, gdb = live
+    hit = mi(gdb, "-hv-exit-info")["hit"]
+    screen = gdb.ok("hv-break list")  # the CLI's account of the same table
+    assert f"last hit: entry {hit['number']} on CPU {hit['cpu']}" in screen, (hit, screen)
+    assert hit["reason"] == "CPUID"
+    assert any("CPUID(0x72)/CPUID" in line and "leaf 0x1 subleaf" in line for line in hit["lines"]), hit
+    assert any(CAPSTONE_CPUID_RE.search(line) for line in hit["lines"]), hit
+    armed = mi(gdb, "-hv-break-insert msr_write --msr 0xc0000080 --cpu 1")["break"]
+    listed = mi(gdb, "-hv-break-list")
+    assert listed["armed"] == "2"
+    assert {"number": armed["number"], "what": armed["what"], "hits": "0"} in listed["breaks"]
+    assert f"  {armed['number']}: {armed['what']}  hits 0" in gdb.ok("hv-break list")
+    assert mi(gdb, f"-hv-break-delete {armed['number']}") == {"deleted": "1", "armed": "1"}
+    r = gdb.cmd("-hv-break-insert nosuchreason", drain=0)
+    assert (r.error or "").startswith("-hv-break-insert: unknown exit reason 'nosuchreason' ("), r.error
+    r = gdb.cmd("-hv-break-delete 7", drain=0)
+    assert r.error == "-hv-break-delete: no exit break 7 (see hv-break list)"
+
+
 def test_ept_walk_and_summary_agree_with_the_memory_map(live: tuple[QemuSession, Gdb]) -> None:
     session, gdb = live
     walk = gdb.ok("hv-ept 0x100000")
@@ -144,6 +176,9 @@ def test_delete_all_and_continue_lets_exits_flow(live: tuple[QemuSession, Gdb]) 
             break
     assert sorted(before) == sorted(after) == [0, 1]
     assert all(after[c] > before[c] + 100 for c in before), (before, after)
+    # stopped by an interrupt, not at a hit: -hv-exit-info says so instead of reading stray registers
+    r = gdb.cmd("-hv-exit-info", drain=0)
+    assert r.error == "-hv-exit-info: not stopped at hv_break_hit (an exit break's hit)"
 
 
 def test_error_messages_are_one_line(live: tuple[QemuSession, Gdb]) -> None:
