@@ -25,8 +25,10 @@ import pytest
 from hvtrace import guest_assets as ga
 from hvtrace import paths
 from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.gdbmi import Gdb
 from hvtrace.image import ensure_image
 from hvtrace.launch import procs
+from hvtrace.launch.qemu import QemuSession
 from tests.components import missing
 
 PID_RE = re.compile(r"^hvtrace: (?:qemu|bochs) pid (\d+)$", re.MULTILINE)
@@ -270,6 +272,24 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def gdb_on(session: QemuSession, ready: str) -> Iterator[Gdb]:
+    """Start ``session``, wait for a console line containing ``ready``, then attach gdb with hvtrace's
+    extension to its gdbstub; gdb and the session are stopped at the end."""
+    gdb: Gdb | None = None
+    try:
+        session.start()
+        wait_for(lambda: any(ready in line for line in session.lines), 60, f"a console line with {ready!r}")
+        gdb = Gdb()
+        gdb.load()
+        gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")
+        yield gdb
+    finally:
+        if gdb is not None:
+            gdb.close()
+        session.close()
 
 
 Linux = tuple[ga.GuestAssets, Path]

@@ -15,7 +15,7 @@ import pytest
 
 from hvtrace.gdbmi import Gdb
 from hvtrace.launch.qemu import QemuSession
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import gdb_on
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 MAP_RE = re.compile(r"^\s+\[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] (\w+)")
@@ -28,18 +28,8 @@ CAPSTONE_CPUID_RE = re.compile(r"^\s+0x[0-9a-f]+: 0f a2 +cpuid$", re.MULTILINE)
 @pytest.fixture(scope="module")
 def live() -> Iterator[tuple[QemuSession, Gdb]]:
     session = QemuSession(cpus=2, memory_mb=128, cmdline="storm=1", timeout=300)
-    gdb: Gdb | None = None
-    try:
-        session.start()
-        wait_for(lambda: any("storm:" in line for line in session.lines), 60, "the storm")
-        gdb = Gdb()
-        gdb.load()
-        gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")
+    with gdb_on(session, "storm:") as gdb:
         yield session, gdb
-    finally:
-        if gdb is not None:
-            gdb.close()
-        session.close()
 
 
 def exit_counts(text: str) -> dict[int, int]:

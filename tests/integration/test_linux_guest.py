@@ -20,7 +20,6 @@ import pytest
 
 from hvtrace import guest_assets as ga
 from hvtrace.abi import HvExitKind
-from hvtrace.gdbmi import Gdb
 from hvtrace.launch.guest import GuestSpec
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.trace.capture import Capture
@@ -29,7 +28,7 @@ from hvtrace.trace.tracefile import TraceFile
 from hvtrace.tui.app import HvTraceApp
 from hvtrace.tui.sources import LiveSource
 from hvtrace.tui.widgets import StatusBar
-from tests.integration.conftest import Linux, RunFn, assert_clean, wait_for
+from tests.integration.conftest import Linux, RunFn, assert_clean, gdb_on
 from tests.integration.test_tui_qemu import SIZE, table_rows, until
 
 pytestmark = [pytest.mark.slow]
@@ -207,13 +206,7 @@ def test_an_exit_break_in_linux_disassembles_through_its_page_tables(linux: Linu
     assets, initrd = linux
     args = f'{LINUX_ARGS} quiet {ga.CMD_VAR}="while true; do nproc; sleep 1; done"'
     session = QemuSession(cpus=1, memory_mb=512, guest=GuestSpec(assets.kernel, initrd, args), timeout=300)
-    gdb: Gdb | None = None
-    try:
-        session.start()
-        wait_for(lambda: any("enters the guest" in line for line in session.lines), 60, "the guest's start")
-        gdb = Gdb()
-        gdb.load()
-        gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")
+    with gdb_on(session, "enters the guest") as gdb:
         gdb.ok("hv-break cpuid")
         stop = gdb.continue_until_stop(timeout=120)
         m = re.search(r"CPUID\(0x72\)/CPUID rip=(0x[0-9a-f]+)", stop.text)
@@ -223,7 +216,3 @@ def test_an_exit_break_in_linux_disassembles_through_its_page_tables(linux: Linu
         assert re.search(rf"^\s+{m.group(1)}: 0f a2 +cpuid$", stop.text, re.MULTILINE), stop.text
         assert "cannot disassemble" not in stop.text
         gdb.ok("hv-break delete all")
-    finally:
-        if gdb is not None:
-            gdb.close()
-        session.close()

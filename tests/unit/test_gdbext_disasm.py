@@ -80,19 +80,15 @@ print("probe", disasm.available(), bool(site), disasm.disassemble(bytes.fromhex(
 """
 
 
-def gdb_python_version(gdb: str) -> tuple[int, int]:
-    """The major.minor of gdb's embedded Python, asked from gdb itself."""
-    r = subprocess.run(
-        [gdb, "-nx", "-batch", "-ex", "python import sys; print('pyver', *sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("pyver ")), None)
+def gdb_line(gdb: str, tag: str, *commands: str) -> str:
+    """Run gdb in batch mode with ``commands``; the one output line starting with ``tag``."""
+    argv = [gdb, "-nx", "-batch"]
+    for c in commands:
+        argv += ["-ex", c]
+    r = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith(f"{tag} ")), None)
     assert line is not None, r.stdout + r.stderr
-    major, minor = line.split()[1:]
-    return int(major), int(minor)
+    return line
 
 
 def test_gdb_python_uses_the_venv_capstone(tmp_path: Path) -> None:
@@ -101,19 +97,13 @@ def test_gdb_python_uses_the_venv_capstone(tmp_path: Path) -> None:
     the fallback is used. Which case applies is decided outside the extension: gdb's Python version
     (asked from gdb) against the venv's site-packages directories."""
     gdb = require("gdb")
-    major, minor = gdb_python_version(gdb)
+    major, minor = gdb_line(gdb, "pyver", "python import sys; print('pyver', *sys.version_info[:2])").split()[
+        1:
+    ]
     venv_matches = (paths.repo_root() / ".venv" / "lib" / f"python{major}.{minor}" / "site-packages").is_dir()
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    r = subprocess.run(
-        [gdb, "-nx", "-batch", "-ex", f"source {GDBEXT / 'hvtrace_gdb.py'}", "-ex", f"source {script}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("probe ")), None)
-    assert line is not None, r.stdout + r.stderr
+    line = gdb_line(gdb, "probe", f"source {GDBEXT / 'hvtrace_gdb.py'}", f"source {script}")
     if venv_matches:
         assert line == "probe True True ['0x1000: 0f a2                cpuid']", line
     else:
