@@ -97,9 +97,8 @@ def test_gdb_python_uses_the_venv_capstone(tmp_path: Path) -> None:
     the fallback is used. Which case applies is decided outside the extension: gdb's Python version
     (asked from gdb) against the venv's site-packages directories."""
     gdb = require("gdb")
-    major, minor = gdb_line(gdb, "pyver", "python import sys; print('pyver', *sys.version_info[:2])").split()[
-        1:
-    ]
+    version = gdb_line(gdb, "pyver", "python import sys; print('pyver', *sys.version_info[:2])")
+    major, minor = version.split()[1:]
     venv_matches = (paths.repo_root() / ".venv" / "lib" / f"python{major}.{minor}" / "site-packages").is_dir()
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
