@@ -4,7 +4,9 @@ The break itself is the hypervisor's (hv-break: a table entry checked in the exi
 at ``hv_break_hit``), so non-matching exits never cost a gdb round trip. The controller starts gdb on
 the first request (attaching stops the VM for a moment), then keeps the VM running between hits.
 Requests (arm, delete, resume, step, clear) come from the UI thread through a queue; events go back
-through ``notify`` (the app posts them as Textual messages, which is thread safe).
+through ``notify`` (the app posts them as Textual messages, which is thread safe). gdbext answers
+through its MI commands (-hv-break-insert, -hv-break-delete, -hv-exit-info: gdbext/mi_commands.py) with
+MI fields, never text to parse; the VMCS / VMCB snapshot is hv-vmcs's text, shown as it is.
 
 On a hit the VM stays stopped (all-stop: every vCPU) until resume / step / clear. ``step`` arms a
 temporary ``any --cpu N`` entry — the next exit of that CPU — deleted again when it hits.
