@@ -83,61 +83,80 @@ class HvBreakCmd(HvCommand):
             self.arm(args)
 
     def arm(self, args: argparse.Namespace) -> None:
-        d, cfg = _config()
-        entry = break_args.entry(d.vendor, d.cpu_count, args)
-        index = model.free_slot(cfg)
-        bp = _hit_breakpoint()
-        _write_entry(d, index, entry)
-        cfg.entry[index] = entry
-        _write_armed(d, model.enabled_count(cfg.entry))
-        what = model.describe_break(d.vendor, entry)
-        emit([f"hv-break {index}: {what} (gdb breakpoint {bp.number} at {HIT_FUNCTION})"])
+        index, what, bp = arm(args)
+        emit([f"hv-break {index}: {what} (gdb breakpoint {bp} at {HIT_FUNCTION})"])
 
     def list_breaks(self) -> None:
-        d, cfg = _config()
+        cfg, entries = table()
         hit = any(cfg.entry[i].hits for i in range(abi.HV_BREAK_MAX))
         last = f"entry {cfg.last_hit} on CPU {cfg.last_cpu}" if hit else "none"
         lines = [f"{cfg.armed} armed (table of {abi.HV_BREAK_MAX}); last hit: {last}"]
-        for i in range(abi.HV_BREAK_MAX):
-            e = cfg.entry[i]
-            if e.enabled:
-                lines.append(f"  {i}: {model.describe_break(d.vendor, e)}  hits {e.hits}")
-        if len(lines) == 1:
+        lines.extend(f"  {i}: {what}  hits {hits}" for i, what, hits in entries)
+        if not entries:
             lines.append("  no exit breaks")
         emit(lines)
 
     def delete(self, args: list[str]) -> None:
         if len(args) != 1:
             raise model.HvError("usage: hv-break delete N|all")
-        d, cfg = _config()
-        if args[0] == "all":
-            which = list(range(abi.HV_BREAK_MAX))
-        else:
-            n = model.parse_int(args[0], "break number")
-            if n >= abi.HV_BREAK_MAX or not cfg.entry[n].enabled:
-                raise model.HvError(f"no exit break {n} (see hv-break list)")
-            which = [n]
-        _write_armed(d, 0)  # disarm first: no CPU evaluates a half-written table
-        for i in which:
-            cfg.entry[i] = abi.HvBreak()
-            _write_entry(d, i, cfg.entry[i])
-        armed = model.enabled_count(cfg.entry)
-        _write_armed(d, armed)
-        emit([f"deleted {len(which) if args[0] != 'all' else 'all'}; {armed} armed"])
+        deleted, armed = delete(args[0])
+        emit([f"deleted {deleted if args[0] != 'all' else 'all'}; {armed} armed"])
 
 
-def hit_screen() -> list[str]:
-    """What a stop at hv_break_hit shows: the exit, the guest registers, the instruction."""
+# The steps behind hv-break, shared with its MI twins (mi_commands.py): data in, data out.
+def arm(args: argparse.Namespace) -> tuple[int, str, int]:
+    """Arm an exit break (``args`` parsed by break_args): (its table index, what it matches, the gdb
+    breakpoint at hv_break_hit)."""
+    d, cfg = _config()
+    entry = break_args.entry(d.vendor, d.cpu_count, args)
+    index = model.free_slot(cfg)
+    bp = _hit_breakpoint()
+    _write_entry(d, index, entry)
+    cfg.entry[index] = entry
+    _write_armed(d, model.enabled_count(cfg.entry))
+    return index, model.describe_break(d.vendor, entry), int(bp.number)
+
+
+def table() -> tuple[abi.HvBreakConfig, list[tuple[int, str, int]]]:
+    """The break table and its enabled entries: (index, what it matches, hits)."""
+    d, cfg = _config()
+    entries = [
+        (i, model.describe_break(d.vendor, e), int(e.hits))
+        for i, e in enumerate(cfg.entry[: abi.HV_BREAK_MAX])
+        if e.enabled
+    ]
+    return cfg, entries
+
+
+def delete(which: str) -> tuple[int, int]:
+    """Delete entry ``which`` (a number or 'all'): (entries deleted, entries still armed)."""
+    d, cfg = _config()
+    if which == "all":
+        indexes = list(range(abi.HV_BREAK_MAX))
+    else:
+        n = model.parse_int(which, "break number")
+        if n >= abi.HV_BREAK_MAX or not cfg.entry[n].enabled:
+            raise model.HvError(f"no exit break {n} (see hv-break list)")
+        indexes = [n]
+    _write_armed(d, 0)  # disarm first: no CPU evaluates a half-written table
+    for i in indexes:
+        cfg.entry[i] = abi.HvBreak()
+        _write_entry(d, i, cfg.entry[i])
+    armed = model.enabled_count(cfg.entry)
+    _write_armed(d, armed)
+    return len(indexes), armed
+
+
+def hit() -> tuple[int, int, str, list[str]]:
+    """At a stop at hv_break_hit: (entry, CPU, reason name, the lines of the hit screen after its
+    title: the exit, the guest registers, the instruction)."""
     cpu = int(gdb.parse_and_eval("$rdi")) & 0xFFFF_FFFF
     entry = int(gdb.parse_and_eval("$rsi")) & 0xFFFF_FFFF
     rec_addr = int(gdb.parse_and_eval("$rdx"))
     _, d = target.discovery()
     rec = model.record_from(target.read(rec_addr, abi.HV_RECORD_SIZE))
     rec.cpu = cpu  # the handler's copy: the ring slot gets cpu and seq, this one may not
-    lines = [
-        bold(f"hv-break {entry} hit on CPU {cpu}: {reason_name(d.vendor, rec.reason)}"),
-        f"  {model.record_line(d.vendor, rec)}",
-    ]
+    lines = [f"  {model.record_line(d.vendor, rec)}"]
     lines.append("  guest state after the handler (what the guest resumes with; the record has the inputs):")
     code_at: int | None = None
     try:
@@ -152,8 +171,17 @@ def hit_screen() -> list[str]:
     cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
     if entry >= abi.HV_BREAK_MAX or not cfg.entry[entry].enabled:
         lines.append("  (this break is deleted: the hit was pending from before, another CPU's in all-stop)")
-    lines.append("  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot)")
-    return lines
+    return entry, cpu, reason_name(d.vendor, rec.reason), lines
+
+
+def hit_screen() -> list[str]:
+    """What a stop at hv_break_hit shows: the exit, the guest registers, the instruction."""
+    entry, cpu, reason, lines = hit()
+    return [
+        bold(f"hv-break {entry} hit on CPU {cpu}: {reason}"),
+        *lines,
+        "  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot)",
+    ]
 
 
 def on_stop(event: object) -> None:

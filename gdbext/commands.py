@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gdb
 
-from . import cmd_break, command
+from . import cmd_break, command, mi_commands
 from .cmd_break import HvBreakCmd
 from .cmd_cpus import HvCpus
 from .cmd_ept import HvEpt
@@ -78,3 +78,4 @@ def register() -> None:
         cls(f"hv-{cls.NAME}")
         cls(f"hv {cls.NAME}")
     gdb.events.stop.connect(cmd_break.on_stop)
+    mi_commands.register()

@@ -26,7 +26,6 @@ GDB_PORT_RE = re.compile(r"^tcp:[^:]*:(\d+)$")
 
 
 #: The image gdb loads by default: :func:`hvtrace.paths.image_path` (this name is kept for tui/app.py).
-default_elf = paths.image_path
 
 
 def gdb_argv(
@@ -84,7 +83,7 @@ def run_gdb(
         raise LaunchError(
             ExitCode.USAGE, "give exactly one target: --port N, --ram PATH, --core FILE or --dump PREFIX"
         )
-    elf = elf or default_elf()
+    elf = elf or paths.image_path()
     if not elf.is_file():
         raise LaunchError(ExitCode.USAGE, f"no hypervisor image at {elf} (build it: make -C hv)")
     gdb = require_tool(GDB, "for hvtrace gdb")

@@ -7,32 +7,19 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from .breaks import BreakEvent, BreakHit
-
-
-class BreakMessage(Message):
-    """A controller event, posted from the gdb thread (post_message is thread safe)."""
-
-    def __init__(self, event: BreakEvent) -> None:
-        super().__init__()
-        self.event = event
+from .breaks import BreakHit
+from .keys import HIT, bindings
 
 
 class BreakHitScreen(Screen[str | None]):
     """Dismissed with what to do: 'resume', 'step', 'clear', or None (keep the VM paused, look around)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "decide('resume')", "Resume"),
-        Binding("s", "decide('step')", "Step (next exit on this CPU)"),
-        Binding("x", "decide('clear')", "Clear break + resume"),
-        Binding("escape", "decide(None)", "Back (VM stays paused)"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings(HIT))
     DEFAULT_CSS = """
     BreakHitScreen #hit { height: auto; border: round $error; padding: 0 1; }
     BreakHitScreen #vmcs { height: 1fr; border: round $primary; padding: 0 1; }

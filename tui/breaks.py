@@ -4,7 +4,9 @@ The break itself is the hypervisor's (hv-break: a table entry checked in the exi
 at ``hv_break_hit``), so non-matching exits never cost a gdb round trip. The controller starts gdb on
 the first request (attaching stops the VM for a moment), then keeps the VM running between hits.
 Requests (arm, delete, resume, step, clear) come from the UI thread through a queue; events go back
-through ``notify`` (the app posts them as Textual messages, which is thread safe).
+through ``notify`` (the app posts them as Textual messages, which is thread safe). gdbext answers
+through its MI commands (-hv-break-insert, -hv-break-delete, -hv-exit-info: gdbext/mi_commands.py) with
+MI fields, never text to parse; the VMCS / VMCB snapshot is hv-vmcs's text, shown as it is.
 
 On a hit the VM stays stopped (all-stop: every vCPU) until resume / step / clear. ``step`` arms a
 temporary ``any --cpu N`` entry — the next exit of that CPU — deleted again when it hits.
@@ -13,24 +15,20 @@ temporary ``any --cpu N`` entry — the next exit of that CPU — deleted again 
 from __future__ import annotations
 
 import queue
-import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hvtrace.exitcodes import LaunchError
 from hvtrace.gdb_launch import port_of_ram
-from hvtrace.gdbmi import Gdb, GdbError, MiRecord, Reply, console_text, is_stopped, stop_function
+from hvtrace.gdbmi import Gdb, GdbError, MiRecord, is_stopped, stop_function
 
 from .sources import LiveSource, Source
 
 HIT_FUNCTION = "hv_break_hit"
-HIT_RE = re.compile(r"hv-break (\d+) hit on CPU (\d+): (\S+)")
-ARMED_RE = re.compile(r"hv-break (\d+): (.*) \(gdb breakpoint")
 POLL_S = 0.1
-HIT_SCREEN_TIMEOUT_S = 10.0
 
 
 class NoBreaks(Exception):
@@ -45,17 +43,14 @@ def gdbstub_port(source: Source) -> int:
     cap = source.capture
     if cap is None:
         raise NoBreaks("not connected to a session yet")
-    if cap.session is not None:
-        port = getattr(cap.session, "gdb_port", None)
-        if not port:
-            raise NoBreaks(
-                f"the {source.info.backend} session has no gdbstub (Debian's Bochs 2.7 is built without "
-                "one): exit breakpoints need a QEMU session"
-            )
-        return int(port)
+    if cap.gdb_port is not None:
+        return cap.gdb_port
     attached = cap.meta.get("attached")
     if not attached:
-        raise NoBreaks("this session has no gdbstub")
+        raise NoBreaks(
+            f"the {source.info.backend} session has no gdbstub (Debian's Bochs 2.7 is built without "
+            "one): exit breakpoints need a QEMU session"
+        )
     try:
         return port_of_ram(Path(str(attached)))
     except LaunchError as e:
@@ -183,20 +178,13 @@ class BreakController:
         self.state = "paused"
         if stop_function(stop) != HIT_FUNCTION:
             return
-        assert self._gdb is not None
-        text = console_text(records)
-        deadline = time.monotonic() + HIT_SCREEN_TIMEOUT_S
-        while HIT_RE.search(text) is None and time.monotonic() < deadline:
-            text += console_text(self._gdb.read(0.1))  # the stop handler prints after *stopped
-        self._on_hit(text + console_text(self._gdb.read(0.1)))
+        self._on_hit(self._mi("-hv-exit-info")["hit"])
 
-    def _on_hit(self, text: str) -> None:
+    def _on_hit(self, info: dict[str, Any]) -> None:
+        """``info``: -hv-exit-info's hit tuple (number, cpu, reason, lines)."""
         assert self._gdb is not None
-        m = HIT_RE.search(text)
-        if m is None:
-            raise GdbError(f"stopped at {HIT_FUNCTION} without the hit screen: {text[:200]!r}")
-        entry, cpu, reason = int(m.group(1)), int(m.group(2)), m.group(3)
-        lines = [ln for ln in text[m.start() :].splitlines() if ln.strip()]
+        entry, cpu, reason = int(info["number"]), int(info["cpu"]), str(info["reason"])
+        lines = [f"hv-break {entry} hit on CPU {cpu}: {reason}", *(str(x) for x in info["lines"])]
         vmcs = self._gdb.cmd(f"hv-vmcs {cpu}", drain=0.1)
         # The hypervisor names the first matching entry, which may be another break on the same exit:
         # any exit of the stepped CPU ends the step.
@@ -226,15 +214,18 @@ class BreakController:
         if self.hit is None:
             self._set_state("running")
 
-    def _cli(self, command: str) -> Reply:
+    def _mi(self, command: str) -> dict[str, Any]:
+        """An MI command of gdbext (mi_commands.py): its result's fields."""
         assert self._gdb is not None
-        r = self._gdb.cmd(command, drain=0.1)
+        r = self._gdb.cmd(command, drain=0)
         if r.error is not None:
             raise GdbError(r.error)
-        return r
+        result = next(x for x in r.records if x["type"] == "result")
+        payload: dict[str, Any] = result["payload"] or {}
+        return payload
 
     def _delete(self, which: str) -> None:
-        self._cli(f"hv-break delete {which}")
+        self._mi(f"-hv-break-delete {which}")
         if which == "all":
             self.entries.clear()
         else:
@@ -242,12 +233,10 @@ class BreakController:
 
     # Requests (gdb thread, VM stopped).
     def _do_arm(self, spec: str) -> int:
-        m = ARMED_RE.search(self._cli(f"hv-break {spec}").text)
-        if m is None:
-            raise GdbError(f"hv-break {spec}: unexpected answer")
-        index = int(m.group(1))
-        self.entries[index] = (spec, m.group(2))
-        self._emit("armed", f"break {index}: {m.group(2)}")
+        armed = self._mi(f"-hv-break-insert {spec}")["break"]
+        index, what = int(armed["number"]), str(armed["what"])
+        self.entries[index] = (spec, what)
+        self._emit("armed", f"break {index}: {what}")
         return index
 
     def _do_delete(self, which: str) -> None:

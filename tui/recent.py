@@ -39,6 +39,23 @@ class LogFilter:
         return " ".join(parts) or "none"
 
 
+def parse_filter(text: str) -> LogFilter:
+    """``cpu=0,1 reason=REGEX`` (either part optional; a bare word is a reason regex)."""
+    cpus: frozenset[int] | None = None
+    reason: re.Pattern[str] | None = None
+    for part in text.split():
+        name, _, value = part.partition("=")
+        if name == "cpu" and value:
+            cpus = frozenset(int(x) for x in value.split(","))
+        elif name == "reason" and value:
+            reason = re.compile(value, re.IGNORECASE)
+        elif not value:
+            reason = re.compile(part, re.IGNORECASE)
+        else:
+            raise ValueError(f"unknown filter {part!r} (cpu=N,M reason=REGEX)")
+    return LogFilter(cpus, reason)
+
+
 class RecentLog:
     """The last ``capacity`` records in arrival order, filterable and searchable without Python loops."""
 

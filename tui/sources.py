@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,24 +90,20 @@ class LiveSource:
         *,
         backend: str = "qemu",
         cpus: int = 1,
-        memory_mb: int | None = None,
         cmdline: str = "",
-        timeout: float = 3600,
         guest: GuestSpec | None = None,
-        cpu_model: str | None = None,
-        qemu_args: Sequence[str] = (),
+        **options: Any,
     ) -> LiveSource:
+        """A session booted by ``Capture.start`` (``options``: its memory_mb, timeout, cpu_model,
+        qemu_args, ...) when the worker connects."""
+
         def opener() -> Capture:
             return Capture.start(
                 backend=backend,
                 cpus=cpus,
-                memory_mb=memory_mb,
                 cmdline=cmdline,
-                timeout=timeout,
-                boot_timeout=60,
                 guest=guest,
-                cpu_model=cpu_model,
-                qemu_args=qemu_args,
+                **{"boot_timeout": 60, "timeout": 3600, **options},
             )
 
         src = cls(opener, label=backend)
@@ -130,6 +126,8 @@ class LiveSource:
         info = _info_from(cap.meta, None)
         if self.info.guest != "?" and info.guest == "?":
             info.guest = self.info.guest
+        if cap.meta.get("attached"):
+            info.backend += " (attached)"  # as before the attach: a session the TUI did not start
         self.info = info
         self._state = "live"
 
@@ -137,9 +135,9 @@ class LiveSource:
         cap = self.capture
         if cap is None:
             return empty()
-        live = cap.stream.alive()
+        live = cap.alive()
         try:
-            recs = cap.stream.poll()
+            recs = cap.poll()
         except (TraceError, ValueError, OSError) as e:
             self._state = f"lost: {e}"
             self._dead = True
@@ -150,12 +148,7 @@ class LiveSource:
                 self.info.tsc_hz = float(hz)
         if not live and not len(recs) and not self._dead:
             self._dead = True
-            res = cap.session.result if cap.session is not None else None
-            if cap.session is not None and res is None and cap.session.proc is not None:
-                code = cap.session.proc.poll()
-                self._state = f"VM exited (code {code})"
-            else:
-                self._state = "VM exited" + (f": {res.message}" if res is not None else " (session gone)")
+            self._state = cap.end_state()
         return recs
 
     def clock(self) -> float:
@@ -170,7 +163,7 @@ class LiveSource:
 
     def lost(self) -> int:
         cap = self.capture
-        return sum(cap.stream.lost_by_cpu().values()) if cap is not None else 0
+        return cap.lost() if cap is not None else 0
 
     def code_reader(self) -> CodeReader | None:
         cap = self.capture
@@ -179,9 +172,7 @@ class LiveSource:
     @property
     def session_pid(self) -> int | None:
         cap = self.capture
-        if cap is None or cap.session is None or cap.session.proc is None:
-            return None
-        return cap.session.proc.pid
+        return cap.session_pid if cap is not None else None
 
     def close(self) -> None:
         with self._lock:

@@ -22,10 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from hvtrace import guest_assets as ga
 from hvtrace import paths
-from hvtrace.exitcodes import LaunchError
+from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.gdbmi import Gdb
 from hvtrace.image import ensure_image
 from hvtrace.launch import procs
+from hvtrace.launch.qemu import QemuSession
+from tests.components import missing
 
 PID_RE = re.compile(r"^hvtrace: (?:qemu|bochs) pid (\d+)$", re.MULTILINE)
 RAM_RE = re.compile(r"^hvtrace: ram file (\S+)$", re.MULTILINE)
@@ -259,3 +263,49 @@ def built_image() -> Path:
         return ensure_image()
     except LaunchError as e:
         pytest.fail(f"cannot build the hypervisor image:\n{e.message}")
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``cond`` until it is true; a timeout fails the test naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def gdb_on(session: QemuSession, ready: str) -> Iterator[Gdb]:
+    """Start ``session``, wait for a console line containing ``ready``, then attach gdb with hvtrace's
+    extension to its gdbstub; gdb and the session are stopped at the end."""
+    gdb: Gdb | None = None
+    try:
+        session.start()
+        wait_for(lambda: any(ready in line for line in session.lines), 60, f"a console line with {ready!r}")
+        gdb = Gdb()
+        gdb.load()
+        gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")
+        yield gdb
+    finally:
+        if gdb is not None:
+            gdb.close()
+        session.close()
+
+
+Linux = tuple[ga.GuestAssets, Path]
+
+
+@pytest.fixture(scope="module")
+def linux(tmp_path_factory: pytest.TempPathFactory) -> Linux:
+    """Debian's kernel and busybox (fetched by ``./bootstrap setup`` into build/assets/) and an initramfs
+    built for the test module. Unavailable assets skip the test naming why; in CI they fail it."""
+    try:
+        assets = ga.fetch_assets()
+    except ga.AssetsUnavailable as e:
+        missing(f"Linux guest assets unavailable (apt could not fetch them):\n{e.message}")
+    except LaunchError as e:
+        if e.code != ExitCode.TOOL_MISSING:
+            raise
+        missing(f"Linux guest assets need apt/dpkg: {e.message}")
+    initrd = ga.build_initramfs(assets.busybox, tmp_path_factory.mktemp("linux") / "initramfs.cpio.gz")
+    return assets, initrd

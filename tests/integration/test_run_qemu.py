@@ -12,13 +12,26 @@ from tests.integration.conftest import RunFn, assert_clean
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
+TOTAL_RE = re.compile(r"^total RAM: (\d+) MiB usable \((\d+) KiB\), top of RAM (0x[0-9a-f]+)$", re.MULTILINE)
+MAP_RE = re.compile(r"^\s+\[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] (\w+)", re.MULTILINE)
+
 
 def test_boots_four_cpus_and_passes(hvtrace_run: RunFn) -> None:
-    run = hvtrace_run("run", "--backend", "qemu", "--cpus", "4")
+    run = hvtrace_run("run", "--backend", "qemu", "--cpus", "4", "--memory", "256M")
     assert run.returncode == 0, run.describe()
     out = run.stdout
     assert re.search(r"^memory map \(\d+ ranges\):$", out, re.MULTILINE), run.describe()
-    assert re.search(r"^total RAM: \d+ MiB usable", out, re.MULTILINE), run.describe()
+    total = TOTAL_RE.search(out)
+    assert total is not None, run.describe()
+    # QEMU was given 256 MiB (-m); the legacy area below 1 MiB (640 KiB-1 MiB, the EBDA) and the
+    # firmware's tables at the top are not usable: less than 1 MiB of the 256 is lost, and the map's
+    # usable ranges add up to the total.
+    kib = int(total.group(2))
+    assert 256 * 1024 - 1024 < kib < 256 * 1024, total.group(0)
+    assert int(total.group(1)) == kib // 1024
+    usable = [(int(a, 16), int(b, 16)) for a, b, kind in MAP_RE.findall(out) if kind == "usable"]
+    assert sum(b + 1 - a for a, b in usable) == kib * 1024, usable
+    assert int(total.group(3), 16) == max(b + 1 for _, b in usable)
     assert re.search(r"^4 CPUs online$", out, re.MULTILINE), run.describe()
     assert "HVTRACE STATUS code=0 result=pass reason=ok" in out
     # Printed before boot: shared RAM file, gdb port, QMP socket (one line each).

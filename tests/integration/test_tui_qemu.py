@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from hvtrace.trace.tracefile import TraceFile
 from hvtrace.tui.app import HvTraceApp
 from hvtrace.tui.sources import LiveSource, ReplaySource
 from hvtrace.tui.widgets import LogView, ReasonTable, StatusBar
+from tests.components import require
+from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
@@ -72,11 +73,10 @@ def test_live_storm_counts_grow_table_shows_cpuid_log_pauses_and_a_dead_vm_is_sh
             assert pid is not None
             first = app.stats.records
             refreshes = app.refreshes
-            t0 = time.monotonic()
             await pilot.pause(2.0)
             assert app.stats.records > first + 1000  # counts grow
-            rate = (app.refreshes - refreshes) / (time.monotonic() - t0)
-            assert rate >= 4, f"{rate:.1f} refreshes/s"  # target 10; a floor that holds on a busy 2-core host
+            # the refresh timer keeps repainting (its rate, 10/s, is measured by benchmarks/tui_load.py)
+            assert app.refreshes > refreshes
             rows = table_rows(app)
             assert "CPUID" in rows
             assert int(rows["CPUID"][2].replace(",", "")) > 1000
@@ -189,8 +189,8 @@ def test_replay_plays_pauses_seeks_and_jumps(storm_file: Path) -> None:
         src.close()
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_tmux_real_terminal_shows_the_live_table_and_quits(tmp_path: Path) -> None:
+    require("tmux")
     sock = f"hvtrace-tui-{uuid.uuid4().hex[:8]}"
     cmd = (
         f"{sys.executable} -m hvtrace tui --backend qemu --cpus 2 --append storm=1; "
@@ -238,13 +238,8 @@ def test_tmux_real_terminal_shows_the_live_table_and_quits(tmp_path: Path) -> No
             check=True,
             env=env,
         )
-        deadline = time.monotonic() + 90
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = capture()
-            if "CPUID" in screen and "live" in screen:
-                break
-            time.sleep(0.5)
+        wait_for(lambda: "CPUID" in capture() and "live" in capture(), 90, "the live table in the pane")
+        screen = capture()
         assert "hvtrace" in screen  # the header
         for part in ("REASON", "SUM", "PER SEC", "CPUID", "vendor SVM", "CPUs 2", "exits per CPU"):
             assert part in screen, part
@@ -253,14 +248,9 @@ def test_tmux_real_terminal_shows_the_live_table_and_quits(tmp_path: Path) -> No
         assert qemu_pids, "no QEMU of this TUI found"
         subprocess.run([*tmux, "send-keys", "-t", "tui", "q"], check=True)
         rc = tmp_path / "rc"
-        deadline = time.monotonic() + 30
-        while not rc.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(rc.exists, 30, "the TUI to quit")
         assert rc.read_text().strip() == "TUI-EXIT=0"
-        deadline = time.monotonic() + 10
-        while any(pid_alive(p) for p in qemu_pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(pid_alive(p) for p in qemu_pids), "QEMU left running"
+        wait_for(lambda: not any(pid_alive(p) for p in qemu_pids), 10, "QEMU to be stopped with the TUI")
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
         for p in qemu_pids:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from gdbext import disasm, hvtrace_gdb
 from hvtrace import paths
+from tests.components import require
 
 GDBEXT = paths.repo_root() / "gdbext"
 
@@ -80,22 +80,30 @@ print("probe", disasm.available(), bool(site), disasm.disassemble(bytes.fromhex(
 """
 
 
-@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb not installed")
+def gdb_line(gdb: str, tag: str, *commands: str) -> str:
+    """Run gdb in batch mode with ``commands``; the one output line starting with ``tag``."""
+    argv = [gdb, "-nx", "-batch"]
+    for c in commands:
+        argv += ["-ex", c]
+    r = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith(f"{tag} ")), None)
+    assert line is not None, r.stdout + r.stderr
+    return line
+
+
 def test_gdb_python_uses_the_venv_capstone(tmp_path: Path) -> None:
-    """Sourcing the extension in gdb puts the venv on gdb's sys.path (same major.minor) and capstone
-    disassembles there; with another Python version the venv stays out and the fallback is used."""
+    """Sourcing the extension in gdb puts the venv on gdb's sys.path when the venv was built with gdb's
+    Python major.minor, and capstone disassembles there; with another version the venv stays out and
+    the fallback is used. Which case applies is decided outside the extension: gdb's Python version
+    (asked from gdb) against the venv's site-packages directories."""
+    gdb = require("gdb")
+    version = gdb_line(gdb, "pyver", "python import sys; print('pyver', *sys.version_info[:2])")
+    major, minor = version.split()[1:]
+    venv_matches = (paths.repo_root() / ".venv" / "lib" / f"python{major}.{minor}" / "site-packages").is_dir()
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
-    r = subprocess.run(
-        ["gdb", "-nx", "-batch", "-ex", f"source {GDBEXT / 'hvtrace_gdb.py'}", "-ex", f"source {script}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("probe ")), None)
-    assert line is not None, r.stdout + r.stderr
-    if " True True " in line:
-        assert line.endswith("['0x1000: 0f a2                cpuid']"), line
+    line = gdb_line(gdb, "probe", f"source {GDBEXT / 'hvtrace_gdb.py'}", f"source {script}")
+    if venv_matches:
+        assert line == "probe True True ['0x1000: 0f a2                cpuid']", line
     else:
         assert line.startswith("probe False False None"), line  # no venv for gdb's Python: fallback

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 from hvtrace.launch import procs
 
@@ -38,10 +37,11 @@ def test_stop_escalates_to_sigkill() -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"ready"
-        t0 = time.monotonic()
         rc = procs.stop(proc, first=signal.SIGTERM, grace=0.5)
+        # killed by SIGKILL (not ended by its own 60 s sleep): the escalation happened; how long it
+        # took is a wall-clock matter this test does not assert
         assert rc == -signal.SIGKILL
-        assert time.monotonic() - t0 < 5
+        assert not procs.pid_alive(proc.pid)
     finally:
         if proc.poll() is None:
             proc.kill()

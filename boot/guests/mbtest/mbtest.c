@@ -6,8 +6,9 @@
  *   memmap      one usable range from 1 MiB up to the hypervisor's region (reserved, at the top of RAM),
  *               mem_upper its size, this kernel in usable RAM; prints mem_lower/mem_upper and the map
  *   bss         1 MiB of BSS (over where the loader put the modules, linked at 1 MiB) reads zero
- *   cpuid       hypervisor bit and "hvtrace" leaves; VMX and SVM hidden; CPUID.1:ECX.OSXSAVE follows
- *               this guest's CR4.OSXSAVE (0 at entry, 1 once set), not the host's
+ *   cpuid       hypervisor bit and "hvtrace" leaves; VMX and SVM hidden; CPUID.1:ECX.OSXSAVE and
+ *               CPUID.7:ECX.OSPKE follow this guest's CR4.OSXSAVE / CR4.PKE (0 at entry, 1 once set),
+ *               not the host's; the detail says which were checked set (the CPU has XSAVE / PKU)
  *   msr         a VMX capability MSR raises #GP; EFER.SVME reads 0
  *   cr4         CR4.VMXE reads 0
  *   exceptions  #UD (intercepted and reflected), #BP and #DE delivered through this kernel's IDT
@@ -289,6 +290,26 @@ static void check_bss(void)
     step("bss", nonzero == 0, nonzero ? "BSS not zeroed" : "1 MiB of BSS zeroed by the loader");
 }
 
+/*
+ * A CPUID bit that mirrors a CR4 bit (ECX of ``leaf``, subleaf 0): clear while this guest's CR4 bit is
+ * clear, set once it sets it, whatever the host's CR4 holds. Without the feature (``feature_bit``) the
+ * CR4 bit cannot be set (#GP), so only the clear case is checked and *tried stays 0.
+ */
+static int cr4_mirror(u32 leaf, u32 feature_bit, u32 mirror_bit, u32 cr4_bit, int *tried)
+{
+    u32 a, b, c, d, cr4;
+    cpuid(leaf, &a, &b, &c, &d);
+    int off = !((c >> mirror_bit) & 1), on = 1;
+    *tried = (c >> feature_bit) & 1;
+    if (*tried) {
+        __asm__ volatile("movl %%cr4, %0; orl %1, %0; movl %0, %%cr4" : "=&r"(cr4) : "r"(1u << cr4_bit));
+        cpuid(leaf, &a, &b, &c, &d);
+        on = (c >> mirror_bit) & 1;
+        __asm__ volatile("movl %%cr4, %0; andl %1, %0; movl %0, %%cr4" : "=&r"(cr4) : "r"(~(1u << cr4_bit)));
+    }
+    return off && on;
+}
+
 static void check_cpuid(void)
 {
     u32 a, b, c, d, sig[3];
@@ -298,19 +319,21 @@ static void check_cpuid(void)
     int named = sig[0] == 0x72747668 && sig[1] == 0x00656361 && sig[2] == 0;  /* "hvtrace\0" */
     cpuid(0x80000001, &a, &b, &c, &d);
     int svm = (c >> 2) & 1;
-    /* OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2A CPUID, Table 3-10) */
-    cpuid(1, &a, &b, &c, &d);
-    int osxsave_off = !((c >> 27) & 1), xsave = (c >> 26) & 1, osxsave_on = 1;
-    if (xsave) {
-        u32 cr4;
-        __asm__ volatile("movl %%cr4, %0; orl $0x40000, %0; movl %0, %%cr4" : "=&r"(cr4));
-        cpuid(1, &a, &b, &c, &d);
-        osxsave_on = (c >> 27) & 1;
-        __asm__ volatile("movl %%cr4, %0; andl $~0x40000, %0; movl %0, %%cr4" : "=&r"(cr4));
-    }
-    step("cpuid", hv_bit && named && !vmx && !svm && osxsave_off && osxsave_on,
+    /* OSXSAVE[27] of leaf 1 mirrors CR4.OSXSAVE[18] (XSAVE[26]); OSPKE[4] of leaf 7 mirrors CR4.PKE[22]
+     * (PKU[3]): SDM Vol. 2A CPUID, Tables 3-10 and 3-8 */
+    int xsave, pku;
+    int osxsave = cr4_mirror(1, 26, 27, 18, &xsave);
+    int ospke = cr4_mirror(7, 3, 4, 22, &pku);
+    static const char *const details[4] = {
+        "hidden, OSXSAVE and OSPKE = guest CR4 (neither XSAVE nor PKU: only their clear state checked)",
+        "hidden, OSXSAVE and OSPKE = guest CR4 (XSAVE: set and clear checked; no PKU)",
+        "hidden, OSXSAVE and OSPKE = guest CR4 (PKU: set and clear checked; no XSAVE)",
+        "hidden, OSXSAVE and OSPKE = guest CR4 (XSAVE and PKU: set and clear checked)",
+    };
+    step("cpuid", hv_bit && named && !vmx && !svm && osxsave && ospke,
          !hv_bit ? "no hypervisor bit" : !named ? "no hvtrace leaves" : vmx || svm ? "VMX/SVM visible"
-         : !osxsave_off || !osxsave_on ? "OSXSAVE does not follow the guest's CR4" : "hidden, OSXSAVE = guest CR4");
+         : !osxsave ? "OSXSAVE does not follow the guest's CR4" : !ospke ? "OSPKE does not follow the guest's CR4"
+         : details[xsave | pku << 1]);
 }
 
 static void check_msr(void)

@@ -6,6 +6,7 @@
 #define CR4_OSXSAVE (1ull << 18)
 #define CR4_PKE     (1ull << 22)
 #define CPUID_1_ECX_OSXSAVE (1u << 27)
+#define CPUID_7_ECX_PKU     (1u << 3)
 #define CPUID_7_ECX_OSPKE   (1u << 4)
 
 void hv_guest_cpuid(u32 leaf, u32 sub, u64 guest_cr4, u32 *a, u32 *b, u32 *c, u32 *d)
@@ -28,7 +29,9 @@ void hv_guest_cpuid(u32 leaf, u32 sub, u64 guest_cr4, u32 *a, u32 *b, u32 *c, u3
     if (leaf == 1) {
         *c |= 1u << 31;     /* hypervisor present */
         *c = (*c & ~CPUID_1_ECX_OSXSAVE) | (guest_cr4 & CR4_OSXSAVE ? CPUID_1_ECX_OSXSAVE : 0);
-    } else if (leaf == 7 && sub == 0 && (*c & CPUID_7_ECX_OSPKE)) {
+    } else if (leaf == 7 && sub == 0 && (*c & CPUID_7_ECX_PKU)) {
+        /* By the feature (PKU), not the host's OSPKE: the hypervisor never sets its own CR4.PKE, so
+         * the host's OSPKE is 0 and a guest that set CR4.PKE would never see it (SDM Vol. 2A CPUID). */
         *c = (*c & ~CPUID_7_ECX_OSPKE) | (guest_cr4 & CR4_PKE ? CPUID_7_ECX_OSPKE : 0);
     }
 }
