@@ -10,7 +10,7 @@ import ctypes
 from enum import IntEnum
 from typing import Final
 
-HV_ABI_VERSION: Final = 1
+HV_ABI_VERSION: Final = 2  # 2: records grew tsc_resume and cr3 (80 bytes); v1 files still read
 
 #: Most logical processors the hypervisor brings up.
 HV_MAX_CPUS: Final = 64
@@ -127,9 +127,10 @@ class HvSnapshot(ctypes.LittleEndianStructure):
     )
 
 
-HV_RECORD_SIZE: Final = 64
+HV_RECORD_SIZE: Final = 80
+HV_RECORD_SIZE_V1: Final = 64  # ABI v1 records: the first 64 bytes of today's
 HV_FRAME_MAGIC: Final = 0x52564821  # "!HVR": a record frame on port 0xE9 (trace_e9=1)
-HV_FRAME_SIZE: Final = 72  # magic, 64-byte record, CRC-32 of the record
+HV_FRAME_SIZE: Final = 88  # magic, 80-byte record, CRC-32 of the record
 HV_RING_DEFAULT_CAPACITY: Final = 4096
 
 
@@ -150,7 +151,9 @@ class HvRingPolicy(IntEnum):
 
 
 class HvRecord(ctypes.LittleEndianStructure):
-    """``struct hv_record``: one VM exit (64 bytes; ``seq`` written last, 0 while being rewritten)."""
+    """``struct hv_record``: one VM exit (80 bytes; ``seq`` written last, 0 while being rewritten).
+
+    Handling time is ``tsc_resume - tsc`` (0 = the guest was not resumed after this exit)."""
 
     _fields_ = (
         ("seq", ctypes.c_uint64),
@@ -166,6 +169,8 @@ class HvRecord(ctypes.LittleEndianStructure):
         ("gpa", ctypes.c_uint64),
         ("arg0", ctypes.c_uint64),
         ("arg1", ctypes.c_uint64),
+        ("tsc_resume", ctypes.c_uint64),
+        ("cr3", ctypes.c_uint64),
     )
 
 

@@ -303,7 +303,8 @@ void svm_exit_dispatch(struct guest_regs *regs)
     pc->exit_regs = (u64 *)regs;
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
-    struct hv_record rec = { 0 };
+    struct hv_record rec;
+    trace_exit_start(&rec, s->vmcb->save.cr3);
     /*
      * EXITCODE is 64 bits with VMEXIT_INVALID = -1 (APM Appendix C); QEMU TCG stores its 32-bit code
      * zero-extended (0xffffffff). Sign-extend the negative codes so both read as -1 / -2.

@@ -322,7 +322,8 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
     pc->exit_regs = (u64 *)regs;
-    struct hv_record rec = { 0 };
+    struct hv_record rec;
+    trace_exit_start(&rec, vmread(GUEST_CR3));
     struct vmx_exit x = {
         .vcpu = { &vmx_vcpu_ops, pc, (u64 *)regs, &rec, "vmx", { 0 } },
         .v = pc->vendor,

@@ -160,12 +160,12 @@ def check_ring_geometry(h: HvDiscovery, paddr: int, what: str) -> None:
 
 
 def _pointers_plausible(d: Discovery, limit: int | None) -> bool:
-    """Rings are record-aligned and, like the snapshots and the break config, below ``limit`` (the
-    end of the source's memory) and registered only for CPUs that exist."""
+    """Rings are page aligned (pool allocations) and, like the snapshots and the break config, below
+    ``limit`` (the end of the source's memory) and registered only for CPUs that exist."""
     ptrs = [int(a) for a in (*d.header.ring, *d.header.snapshot, d.header.break_config) if a]
     if any(cpu >= d.cpu_count for cpu in d.rings):
         return False
-    if any(a % HV_RECORD_SIZE for a in d.rings.values()):
+    if any(a % _RING_ALIGN for a in d.rings.values()):
         return False
     return limit is None or all(a < limit for a in ptrs)
 

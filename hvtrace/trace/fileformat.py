@@ -150,6 +150,6 @@ def shuffle(recs: Records) -> bytes:
     return np.ascontiguousarray(recs.view(np.uint8).reshape(-1, HV_RECORD_SIZE).T).tobytes()
 
 
-def unshuffle(data: bytes, count: int) -> Records:
-    b = np.frombuffer(data, dtype=np.uint8).reshape(HV_RECORD_SIZE, count)
-    return np.ascontiguousarray(b.T).reshape(-1).view(RECORD_DTYPE)
+def unshuffle(data: bytes, count: int, dtype: np.dtype[np.void] = RECORD_DTYPE) -> Records:
+    b = np.frombuffer(data, dtype=np.uint8).reshape(dtype.itemsize, count)
+    return np.ascontiguousarray(b.T).reshape(-1).view(dtype)

@@ -8,7 +8,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from hvtrace.abi import HV_RECORD_SIZE, HvExitKind, HvRecord
+from hvtrace.abi import HV_RECORD_SIZE, HV_RECORD_SIZE_V1, HvExitKind, HvRecord
 
 _CTYPE_TO_NUMPY: Final[dict[type, str]] = {
     ctypes.c_uint8: "<u1",
@@ -30,15 +30,33 @@ def dtype_of(struct: type[ctypes.LittleEndianStructure]) -> np.dtype[np.void]:
     )
 
 
-#: ``struct hv_record`` (64 bytes).
+#: ``struct hv_record`` (80 bytes, ABI v2).
 RECORD_DTYPE: Final = dtype_of(HvRecord)
 assert RECORD_DTYPE.itemsize == HV_RECORD_SIZE
+
+
+class HvRecordV1(ctypes.LittleEndianStructure):
+    """ABI v1's ``struct hv_record``: today's fields but the last two (tsc_resume, cr3), 64 bytes."""
+
+    _fields_ = HvRecord._fields_[:-2]
+
+
+RECORD_DTYPE_V1: Final = dtype_of(HvRecordV1)
+assert RECORD_DTYPE_V1.itemsize == HV_RECORD_SIZE_V1
 
 Records = npt.NDArray[np.void]
 
 
 def empty() -> Records:
     return np.empty(0, dtype=RECORD_DTYPE)
+
+
+def widen_v1(v1: Records) -> Records:
+    """ABI v1 records as v2 ones: tsc_resume and cr3 are 0 (not recorded: handling time unknown)."""
+    out = np.zeros(len(v1), dtype=RECORD_DTYPE)
+    for name in RECORD_DTYPE_V1.names or ():
+        out[name] = v1[name]
+    return out
 
 
 def from_bytes(data: bytes | bytearray | memoryview) -> Records:

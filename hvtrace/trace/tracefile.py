@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hvtrace.abi import HV_ABI_VERSION, HV_RECORD_SIZE
+from hvtrace.abi import HV_ABI_VERSION
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.fileformat import (
@@ -43,7 +43,7 @@ from hvtrace.trace.fileformat import (
     json_object,
     unshuffle,
 )
-from hvtrace.trace.records import RECORD_DTYPE, Records, empty, time_order
+from hvtrace.trace.records import RECORD_DTYPE, RECORD_DTYPE_V1, Records, empty, time_order, widen_v1
 from hvtrace.trace.writer import TraceWriter
 
 __all__ = [
@@ -62,6 +62,10 @@ __all__ = [
 ]
 
 
+#: Record layout by the ABI version in a file's header: this one's, and v1's (64-byte records).
+RECORD_DTYPES: dict[int, np.dtype[np.void]] = {HV_ABI_VERSION: RECORD_DTYPE, 1: RECORD_DTYPE_V1}
+
+
 @dataclass
 class TraceFile:
     """A trace file opened for reading. ``index`` is a numpy array (INDEX_DTYPE), one row per chunk.
@@ -78,6 +82,7 @@ class TraceFile:
     truncated_at: int | None = None  # offset where an incomplete chunk starts (capture killed)
     index_error: str | None = None  # the index was present but damaged (rebuilt by scanning)
     _data: bytes = b""
+    _abi: int = HV_ABI_VERSION  # the records' ABI version (file header): v1 records are widened on read
     _code: dict[int, bytes] | None = None
     _bad: dict[int, ChunkError] = field(default_factory=dict)  # index row -> why it is skipped
     _chunks_end: int = 0
@@ -108,10 +113,10 @@ class TraceFile:
                 ExitCode.ABI_MISMATCH,
                 f"{path}: trace format version {version} is newer than this hvtrace reads ({FORMAT_VERSION})",
             )
-        if abi != HV_ABI_VERSION:
+        if abi not in RECORD_DTYPES:
             raise TraceError(
                 ExitCode.ABI_MISMATCH,
-                f"{path}: recorded under ABI version {abi}, this hvtrace reads {HV_ABI_VERSION}",
+                f"{path}: recorded under ABI version {abi}, this hvtrace reads {sorted(RECORD_DTYPES)}",
             )
         end = FILE_HEADER.size + mlen
         if end > len(data):
@@ -121,7 +126,7 @@ class TraceFile:
             raise TraceError(ExitCode.BAD_DATA, f"{path}: file header checksum mismatch")
         meta = json_object(blob, "file header metadata", path)
         check_meta(meta, path)
-        tf = cls(path, meta, np.empty(0, INDEX_DTYPE), None, _data=data)
+        tf = cls(path, meta, np.empty(0, INDEX_DTYPE), None, _data=data, _abi=abi)
         if not tf._load_index(end):
             tf._scan(end)
         elif tf.summary is not None:
@@ -252,7 +257,8 @@ class TraceFile:
         if not count:
             return empty()
         payload = self._data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
-        want = count * HV_RECORD_SIZE  # <= 64 MiB: count was checked against MAX_CHUNK_RECORDS
+        dtype = RECORD_DTYPES[self._abi]
+        want = count * dtype.itemsize  # <= 80 MiB: count was checked against MAX_CHUNK_RECORDS
         raw: bytes = payload
         if flags & FLAG_ZLIB:
             d = zlib.decompressobj()
@@ -265,7 +271,8 @@ class TraceFile:
                 raw += b"?"  # more output pending or stream incomplete: wrong length either way
         if len(raw) != want:
             raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, 'wrong payload length')}")
-        return unshuffle(raw, count) if flags & FLAG_SHUFFLE else np.frombuffer(raw, RECORD_DTYPE).copy()
+        recs = unshuffle(raw, count, dtype) if flags & FLAG_SHUFFLE else np.frombuffer(raw, dtype).copy()
+        return recs if dtype is RECORD_DTYPE else widen_v1(recs)
 
     def chunks(self, cpu: int | None = None) -> list[int]:
         rows = range(len(self.index))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hvtrace.abi import HV_FRAME_MAGIC
+from hvtrace.abi import HV_FRAME_MAGIC, HV_FRAME_SIZE
 from hvtrace.trace.frames import FrameStreamSource, decode_frames
 from hvtrace.trace.records import RECORD_DTYPE
 
@@ -29,12 +29,12 @@ def test_frames_between_console_text_and_a_corrupted_frame() -> None:
     assert recs["seq"].tolist() == [1, 2, 4]
     assert bad == 1
     assert used == len(buf)
-    assert text == len(buf) - 3 * 72
+    assert text == len(buf) - 3 * HV_FRAME_SIZE
 
 
 def test_growing_file_split_at_every_boundary(tmp_path: Path) -> None:
     stream = b"boot\n" + b"".join(frame(i, cpu=i % 2) for i in range(1, 41)) + b"end\n"
-    for step in (1, 7, 71, 72, 73, 500):
+    for step in (1, 7, HV_FRAME_SIZE - 1, HV_FRAME_SIZE, HV_FRAME_SIZE + 1, 500):
         p = tmp_path / f"e9-{step}.bin"
         p.write_bytes(b"")
         src = FrameStreamSource(p, alive=lambda: True)

@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hvtrace.abi import HV_FRAME_SIZE, HV_RECORD_SIZE
 from hvtrace.trace.frames import FrameStreamSource, decode_frames
 from hvtrace.trace.mutate import fix_frame_crcs, frame, frame_stream, fuzz_input, run_frames
 from hvtrace.trace.records import RECORD_DTYPE
@@ -37,12 +38,12 @@ def test_mutations_of_valid_streams(seed: int) -> None:
 
 def test_a_stream_of_magics_is_linear() -> None:
     """Bounded work per byte: 1 MiB of back-to-back frame magics (a candidate every 4 bytes)."""
-    data = frame(b"\0" * 64)[:4] * (1 << 18)
+    data = frame(b"\0" * HV_RECORD_SIZE)[:4] * (1 << 18)
     t = time.perf_counter()
     recs, used, bad, _ = decode_frames(data, final=True)
     assert len(recs) == 0
     assert used == len(data)
-    assert bad == (1 << 18) - 17  # every magic with a whole frame's room after it, none valid
+    assert bad == (1 << 18) - (HV_FRAME_SIZE // 4 - 1)  # every magic with a whole frame's room after it
     assert time.perf_counter() - t < 10
 
 
@@ -59,7 +60,7 @@ def test_a_frame_ending_in_the_last_three_bytes_is_consumed_whole(tmp_path: Path
     """Found by the benchmark fuzzer (input 105311): a frame followed by 1-2 bytes of a growing stream
     was consumed only up to n-3, so the next poll counted the frame's last CRC bytes as console text
     (and decode_frames reported more frame bytes than it consumed)."""
-    one = frame(bytes(range(64)))
+    one = frame(bytes(range(HV_RECORD_SIZE)))
     recs, used, _, text = decode_frames(one + b"X", final=False)
     assert (len(recs), used, text) == (1, len(one), 0)
     p = tmp_path / "e9.log"

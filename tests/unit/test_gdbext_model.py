@@ -109,9 +109,9 @@ def test_record_line_decodes_per_vendor() -> None:
 def test_latest_records_checks_seq_and_wraps() -> None:
     cap = 16
     ring = model.RingState(cpu=0, addr=0, head=20, tail=0, dropped=0, capacity=cap, enabled=1)
-    mem = bytearray(model.RING_HEADER_SIZE + cap * 64)
+    mem = bytearray(model.RING_HEADER_SIZE + cap * abi.HV_RECORD_SIZE)
     for s in range(4, 20):
-        struct.pack_into("<Q", mem, model.RING_HEADER_SIZE + (s % cap) * 64, s + 1)
+        struct.pack_into("<Q", mem, model.RING_HEADER_SIZE + (s % cap) * abi.HV_RECORD_SIZE, s + 1)
     recs = model.latest_records(lambda a, n: bytes(mem[a : a + n]), ring, 5)
     assert [r.seq for r in recs] == [16, 17, 18, 19, 20]
 

@@ -36,7 +36,7 @@ def header(**fields: int) -> bytes:
             f"discovery header size {SIZE + 8}, expected {SIZE}",
             ExitCode.ABI_MISMATCH,
         ),
-        ({"record_size": 32}, "record size 32, expected 64", ExitCode.ABI_MISMATCH),
+        ({"record_size": 32}, f"record size 32, expected {abi.HV_RECORD_SIZE}", ExitCode.ABI_MISMATCH),
         ({"cpu_count": 65}, "implausible CPU count 65", ExitCode.BAD_DATA),
     ],
 )
@@ -57,7 +57,7 @@ def test_gdb_and_capture_reject_the_same_headers_in_the_same_words(
 def test_a_header_before_tracing_starts_is_valid() -> None:
     """hv/core/trace.c sets record_size when tracing starts; discovery.c sets the rest statically."""
     assert model.parse_discovery(header(), 0x1000).record_size == 0
-    assert model.parse_discovery(header(record_size=64), 0x1000).header_size == SIZE
+    assert model.parse_discovery(header(record_size=abi.HV_RECORD_SIZE), 0x1000).header_size == SIZE
 
 
 def ring_memory(cap: int, seqs: dict[int, int]) -> bytearray:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hvtrace.abi import HvRing, HvRingPolicy
+from hvtrace.abi import HV_RECORD_SIZE, HvRing, HvRingPolicy
 from hvtrace.trace.reader import RING_HEADER, RingReader
 from hvtrace.trace.records import RECORD_DTYPE, Records
 from hvtrace.trace.sources import SharedRamSource
@@ -159,7 +159,7 @@ class SteppedRing:
 
     def __init__(self, cap: int, policy: int, schedule: list[int]) -> None:
         self.cap, self.policy = cap, policy
-        self.mem = bytearray(RING_HEADER + cap * 64)
+        self.mem = bytearray(RING_HEADER + cap * HV_RECORD_SIZE)
         hdr = HvRing.from_buffer(self.mem)
         hdr.capacity, hdr.policy, hdr.enabled = cap, policy, 1
         del hdr
@@ -185,8 +185,8 @@ class SteppedRing:
                 self.dropped += 1
                 self._u64(128, self.dropped)
                 return
-            slot = RING_HEADER + (head % self.cap) * 64
-            fields = [(f"field{k}", slot) for k in range(1, 8)]
+            slot = RING_HEADER + (head % self.cap) * HV_RECORD_SIZE
+            fields = [(f"field{k}", slot) for k in range(1, HV_RECORD_SIZE // 8)]
             self.pending = [("seq0", slot), *fields, ("seq", slot), ("head", head + 1)]
         op, arg = self.pending.pop(0)
         if op == "seq0":

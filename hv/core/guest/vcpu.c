@@ -149,6 +149,7 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
         v->ops->inject(v, &v->event);
         rec->flags |= HV_REC_INJECTED;
     }
+    rec->tsc_resume = rdtsc();
     trace_exit(pc, rec);
     if (pc->end_reason) {
         virt_print_exit_counts();

@@ -4,7 +4,7 @@
 #include <hv/frame.h>
 #include <hv/x86.h>
 
-/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), bitwise: 64 bytes per exit, no table needed. */
+/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), bitwise: 80 bytes per exit, no table needed. */
 u32 frame_crc32(const void *data, size_t n)
 {
     const u8 *p = data;

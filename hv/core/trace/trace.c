@@ -20,6 +20,11 @@ void trace_init_cpu(struct percpu *pc)
     hv_trace.ring_capacity = cap;
 }
 
+void trace_exit_start(struct hv_record *rec, u64 guest_cr3)
+{
+    *rec = (struct hv_record){ .tsc = rdtsc(), .cr3 = guest_cr3 };
+}
+
 void trace_exit(struct percpu *pc, struct hv_record *rec)
 {
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
@@ -29,7 +34,6 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     if (brk >= 0)
         rec->flags |= HV_REC_BREAK_HIT;
     if (pc->ring) {
-        rec->tsc = rdtsc();
         if (ring_publish(pc->ring, rec))
             rec->seq = pc->ring->head;      /* what hv_break_hit() hands gdb matches the ring's copy */
     }

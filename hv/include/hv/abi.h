@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define HV_ABI_VERSION 1
+#define HV_ABI_VERSION 2   /* 2: records grew tsc_resume and cr3 (80 bytes); hosts still read v1 files */
 
 /* Most logical processors the hypervisor brings up; more in the MADT is a reported failure. */
 #define HV_MAX_CPUS 64
@@ -149,11 +149,14 @@ struct hv_break_config {
 };
 
 /*
- * Exit records: one fixed 64-byte record per VM exit in a per-CPU ring. 'seq' is the record's
+ * Exit records: one fixed 80-byte record per VM exit in a per-CPU ring. 'seq' is the record's
  * per-CPU sequence number (1, 2, 3, ...); the producer writes it 0 first and its final value last,
  * so a reader that sees the same expected seq before and after copying a record has an untorn copy.
+ * Handling time = tsc_resume - tsc: from the exit handler's first instruction to the end of its work,
+ * just before the record is published and the guest resumed (0: the guest was not resumed, e.g. the
+ * exit that ended the run). ABI v1 records were the first 64 bytes, without tsc_resume and cr3.
  */
-#define HV_RECORD_SIZE 64
+#define HV_RECORD_SIZE 80
 #define HV_REC_BREAK_HIT      0x01   /* an exit breakpoint matched this exit */
 #define HV_REC_INJECTED       0x02   /* the handler injected an event into the guest */
 #define HV_REC_DROPPED_BEFORE 0x04   /* records were dropped between the previous one and this */
@@ -174,6 +177,9 @@ struct hv_record {
     uint64_t gpa;           /* guest-physical address (EPT violation / #NPF), else 0 */
     uint64_t arg0;          /* per kind: CPUID leaf, MSR index, CR number, hypercall, vector, ... */
     uint64_t arg1;          /* per kind: CPUID sub-leaf, MSR value written, CR value, error code, ... */
+    uint64_t tsc_resume;    /* host TSC when handling ended and the guest was about to resume (v2) */
+    uint64_t cr3;           /* the guest's CR3 at the exit: its address space (VMCS GUEST_CR3 /
+                               VMCB CR3; both are the guest's own with EPT / NPT) (v2) */
 };
 
 /*
@@ -204,13 +210,13 @@ struct hv_ring {
 
 /*
  * Record stream for hosts without shared RAM (Bochs, real hardware): with trace_e9=1 every record is
- * also written to port 0xE9 as a frame: HV_FRAME_MAGIC (u32), the 64-byte record, then the CRC-32
+ * also written to port 0xE9 as a frame: HV_FRAME_MAGIC (u32), the 80-byte record, then the CRC-32
  * (IEEE 802.3, as zlib.crc32) of the record (u32), all little endian. Console text shares the port;
  * the magic and checksum let a reader resynchronise. The port is the hypervisor's alone: a loaded
  * guest's writes to it are intercepted and go to the guest's own console (core/guest/io_policy.c).
  */
 #define HV_FRAME_MAGIC 0x52564821u   /* "!HVR" */
-#define HV_FRAME_SIZE  72
+#define HV_FRAME_SIZE  88
 
 /*
  * Discovery header: the tools find everything through it, by the ELF symbol 'hv_trace' or by

@@ -1,5 +1,5 @@
 /*
- * Core trace API: every VM exit of every back end is reported here once, before it is handled, with
+ * Core trace API: every VM exit of every back end is reported here once, after it is handled, with
  * its vendor-neutral kind, native reason and the operands that make it meaningful. It counts the exit
  * per kind and publishes a record into the CPU's ring (core/trace/ring.c).
  */
@@ -9,6 +9,11 @@
 #include <hv/abi.h>
 #include <hv/percpu.h>
 
+/*
+ * An exit handler's first step: a zeroed record with the exit's TSC (the start of its handling time,
+ * abi.h) and the guest's CR3 at the exit (what identifies its address space).
+ */
+void trace_exit_start(struct hv_record *rec, u64 guest_cr3);
 void trace_exit(struct percpu *pc, struct hv_record *rec);
 /* Allocate and register this CPU's ring (capacity from the command line). */
 void trace_init_cpu(struct percpu *pc);
