@@ -12,6 +12,16 @@
 
 #include <hv/vcpu.h>
 
+/*
+ * May the instruction at this vCPU's CS:RIP, fetched from the xAPIC page, run (from the copy)? Only if
+ * it begins in bytes 0-3 of a 16-byte register slot. An instruction fetch reads whole slots, and SDM
+ * Vol. 3A 11.4.1 makes "any access that touches bytes 4 through 15 of an APIC register" undefined
+ * ("hangs, incorrect results or unexpected exceptions"): an instruction that begins there gets #UD
+ * (the caller injects it), one that begins in bytes 0-3 and runs on into them reads them as zeros (the
+ * copy's reserved bytes). So code in the page runs a few instructions per slot at most, never a walk
+ * through 4 KiB of single steps; the documented case (a RET in a register's low byte) works.
+ */
+bool apic_step_fetch_in_register(struct vcpu *v);
 /* Start: redirect the page, arm the vendor's single step. False if it cannot (the caller decides). */
 bool apic_step_begin(struct vcpu *v);
 /* This CPU has a step in flight (the next exit ends it). */
