@@ -1,6 +1,7 @@
 /* Guest INIT-SIPI emulation: see apic_emul.h. */
 #include <hv/apic_emul.h>
 #include <hv/abi.h>
+#include <hv/apic_policy.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
 #include <hv/lapic.h>
@@ -24,6 +25,7 @@ enum ap_state { AP_PARKED, AP_WAIT_SIPI, AP_STARTING, AP_RUNNING };
 static volatile u32 init_latched[HV_MAX_CPUS];
 
 static u64 apic_page;
+static bool tsc_deadline;      /* CPUID.01H:ECX[24]: the LVT timer's TSC-deadline mode exists (SDM 11.5.4.1) */
 static volatile u32 icr_high[HV_MAX_CPUS];     /* each vCPU's xAPIC ICR high word, as the guest wrote it */
 static volatile u32 ap_state[HV_MAX_CPUS];
 static volatile u32 ap_vector[HV_MAX_CPUS];
@@ -31,6 +33,9 @@ static volatile u32 ap_vector[HV_MAX_CPUS];
 bool apic_emul_init(struct stage2 *s)
 {
     apic_page = rdmsr(MSR_APIC_BASE) & 0x000ffffffffff000ull;
+    u32 a, b, c, d;
+    cpuid(1, 0, &a, &b, &c, &d);
+    tsc_deadline = c & (1u << 24);
     ap_state[0] = AP_RUNNING;      /* the BSP runs the guest from the start */
     struct stage2_walk w;
     if (stage2_protect(s, apic_page, PAGE_SIZE, STAGE2_R) || stage2_walk(s, apic_page, &w))
@@ -186,13 +191,24 @@ bool apic_emul_apic_base_write(u64 value)
     return !safe_wrmsr(MSR_APIC_BASE, value);
 }
 
-/*
- * The xAPIC page as an MMIO device for mmio_emulate: reads come from the real APIC, aligned 32-bit
- * writes go to apic_emul_mmio_write; other sizes and offsets as mmio_reg32_read / _write_reaches
- * define them (mmio.h: partial reads from the register, dropped partial writes).
- */
-static u32 dropped_reports;
+void apic_emul_guest_store(struct vcpu *v, u32 offset, u32 size, u32 value)
+{
+    static u32 reports;
+    struct apic_write_verdict w;
+    apic_policy_write(offset, size, value, tsc_deadline, &w);
+    if (w.security && v->rec)
+        v->rec->flags |= HV_REC_SECURITY;
+    if (w.why && __atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 16)
+        printk("CPU %u: APIC store of %u bytes 0x%x at offset 0x%x: %s%s\n", v->pc->index, size, value, offset,
+               w.why, w.security ? " (security)" : "");
+    if (w.action == APIC_WRITE_PASS)
+        apic_emul_mmio_write(v->pc, offset, w.value);
+}
 
+/*
+ * The xAPIC page as an MMIO device for mmio_emulate: reads come from the real APIC (partial reads from
+ * the register, mmio_reg32_read), every write goes through the policy (apic_policy.h).
+ */
 static u32 apic_read32(void *ctx, u32 reg)
 {
     (void)ctx;
@@ -207,21 +223,14 @@ static bool apic_dev_read(void *ctx, u32 offset, u32 size, u64 *value)
 
 static bool apic_dev_write(void *ctx, u32 offset, u32 size, u64 value)
 {
-    struct percpu *pc = ctx;
-    if (mmio_reg32_write_reaches(offset, size)) {
-        apic_emul_mmio_write(pc, offset, (u32)value);
-        return true;
-    }
-    if (__atomic_fetch_add(&dropped_reports, 1, __ATOMIC_RELAXED) < 8)
-        printk("CPU %u: APIC write of %u bytes at offset 0x%x dropped (only aligned 32-bit writes, SDM 11.4.1)\n",
-               pc->index, size, offset);
+    apic_emul_guest_store(ctx, offset, size, (u32)value);
     return true;
 }
 
 enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fault *fault)
 {
     const struct mmio_dev dev = {
-        .base = apic_page, .length = PAGE_SIZE, .ctx = v->pc, .read = apic_dev_read, .write = apic_dev_write,
+        .base = apic_page, .length = PAGE_SIZE, .ctx = v, .read = apic_dev_read, .write = apic_dev_write,
     };
     struct mmio_result res;
     enum mmio_status st = mmio_emulate(v, gpa, &dev, &res);

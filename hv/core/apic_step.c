@@ -80,7 +80,7 @@ void apic_step_end(struct vcpu *v)
     for (u32 off = 0; off < PAGE_SIZE; off += 16) {
         u32 now = *(volatile u32 *)(scratch + off);
         if (now != before[off / 16]) {
-            apic_emul_mmio_write(v->pc, off, now);
+            apic_emul_guest_store(v, off, 4, now);
             replayed++;
         }
     }
