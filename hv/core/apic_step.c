@@ -46,7 +46,9 @@ bool apic_step_begin(struct vcpu *v)
         return false;
     spin_lock(&step_lock);
     step_page = apic_emul_page();
-    /* The copy: every 32-bit register at its 16-byte slot (SDM Vol. 3A 11.4.1, Table 11-1). */
+    /* The copy: every 32-bit register at its 16-byte slot (SDM Vol. 3A 11.4.1, Table 11-1), the rest 0
+     * (again each time: a step may have stored into the reserved bytes, which nothing replays). */
+    memset(scratch, 0, sizeof(scratch));
     for (u32 off = 0; off < PAGE_SIZE; off += 16) {
         before[off / 16] = mmio_read32(step_page + off);
         *(volatile u32 *)(scratch + off) = before[off / 16];
