@@ -40,9 +40,9 @@ bool apic_step_active(const struct percpu *pc)
     return __atomic_load_n(&step_cpu, __ATOMIC_ACQUIRE) == pc->index;
 }
 
-bool apic_step_begin(struct vcpu *v)
+bool apic_step_begin(struct vcpu *v, bool fetch)
 {
-    if (!v->ops->step_arm || !apic_emul_page())
+    if (!v->ops->step_arm || !apic_emul_page() || apic_step_active(v->pc))
         return false;
     spin_lock(&step_lock);
     step_page = apic_emul_page();
@@ -54,7 +54,10 @@ bool apic_step_begin(struct vcpu *v)
         *(volatile u32 *)(scratch + off) = before[off / 16];
     }
     /* Executable too: the step may be an instruction fetched from the page itself (exit_stage2_fault). */
-    if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, STAGE2_RWX)) {
+    /* A fetch: the copy is not writable, so other CPUs' stores meanwhile still trap (they would land in
+     * the copy and be replayed as this CPU's). A store: it must land in the copy (the only way to see it). */
+    u8 perms = fetch ? STAGE2_R | STAGE2_X : STAGE2_RWX;
+    if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, perms)) {
         spin_unlock(&step_lock);
         return false;
     }

@@ -288,7 +288,16 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         vcpu_inject_exception(v, fault.vector, fault.has_error, fault.error);
         return;
     }
-    if (!apic_step_begin(v)) {
+    if (apic_step_active(v->pc)) {
+        /*
+         * The store of an instruction fetched from the xAPIC page itself (stepped from a read-only copy,
+         * exit_stage2_fault), one the decoder does not know: code in the page that writes the page is
+         * undefined (SDM Vol. 3A 11.4.1); #UD, and the step ends at the exit the fault delivery makes.
+         */
+        vcpu_inject_ud(v);
+        return;
+    }
+    if (!apic_step_begin(v, false)) {
         /*
          * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page
          * is a 4 KiB leaf since apic_emul_init; failing here means the map itself is broken.
@@ -397,7 +406,7 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
             vcpu_inject_ud(v);      /* bytes 4-15 of a register slot: undefined, SDM Vol. 3A 11.4.1 */
             return;
         }
-        if (apic_step_begin(v))
+        if (apic_step_begin(v, true))
             return;
         if (stage2_protect(virt_backend->stage2, gpa & ~(u64)(PAGE_SIZE - 1), PAGE_SIZE, STAGE2_R | STAGE2_X) == 0) {
             v->ops->stage2_flush(v);

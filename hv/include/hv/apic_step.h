@@ -22,8 +22,12 @@
  * through 4 KiB of single steps; the documented case (a RET in a register's low byte) works.
  */
 bool apic_step_fetch_in_register(struct vcpu *v);
-/* Start: redirect the page, arm the vendor's single step. False if it cannot (the caller decides). */
-bool apic_step_begin(struct vcpu *v);
+/*
+ * Start: redirect the page (fetch: read and execute only, so that other CPUs' stores keep trapping;
+ * a store: writable too), arm the vendor's single step. False if it cannot, or if this CPU already has
+ * a step in flight (an instruction fetched from the page that stores to it: the caller decides).
+ */
+bool apic_step_begin(struct vcpu *v, bool fetch);
 /* This CPU has a step in flight (the next exit ends it). */
 bool apic_step_active(const struct percpu *pc);
 /* End at the first exit after the step: replay the writes, trap the page again, disarm. */
