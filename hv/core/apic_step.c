@@ -93,3 +93,9 @@ void apic_step_end(struct vcpu *v)
     __atomic_store_n(&step_cpu, ~0u, __ATOMIC_RELEASE);
     spin_unlock(&step_lock);
 }
+
+void apic_step_cut(struct vcpu *v)
+{
+    if (apic_step_active(v->pc))
+        apic_step_end(v);
+}

@@ -288,15 +288,6 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         vcpu_inject_exception(v, fault.vector, fault.has_error, fault.error);
         return;
     }
-    if (apic_step_active(v->pc)) {
-        /*
-         * The store of an instruction fetched from the xAPIC page itself (stepped from a read-only copy,
-         * exit_stage2_fault), one the decoder does not know: code in the page that writes the page is
-         * undefined (SDM Vol. 3A 11.4.1); #UD, and the step ends at the exit the fault delivery makes.
-         */
-        vcpu_inject_ud(v);
-        return;
-    }
     if (!apic_step_begin(v, false)) {
         /*
          * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page

@@ -32,5 +32,13 @@ bool apic_step_begin(struct vcpu *v, bool fetch);
 bool apic_step_active(const struct percpu *pc);
 /* End at the first exit after the step: replay the writes, trap the page again, disarm. */
 void apic_step_end(struct vcpu *v);
+/*
+ * An exit that is not the step's own (#DB / monitor trap) while this CPU has a step in flight: end the
+ * step now. The stepped instruction may have faulted into the guest, whose handler runs with TF clear
+ * (SDM Vol. 3A 17.3.1.4: no single-step trap after a faulting instruction; SVM steps with TF), so no
+ * #DB would ever come and the page would stay redirected; or an event (an NMI kick) came first. What
+ * the instruction wrote is replayed; if it did not complete, it runs again from the trapped page.
+ */
+void apic_step_cut(struct vcpu *v);
 
 #endif
