@@ -1,8 +1,8 @@
 /*
  * Multiboot v1 entry: 32-bit protected mode, paging off (Multiboot spec 3.2 "Machine state").
- * Builds a 4 GiB identity map with 2 MiB pages (guest RAM above it is reached through core/guest_mem.c's
+ * Builds a 4 GiB identity map with 2 MiB pages (guest RAM above it is reached through core/guest/guest_mem.c's
  * window at PDPT[4]), enters long mode (SDM Vol. 3A 10.8.5 "Initializing
- * IA-32e Mode"), copies the image to the top of RAM (boot_relocate, core/relocate.c), switches to the
+ * IA-32e Mode"), copies the image to the top of RAM (boot_relocate, core/lib/relocate.c), switches to the
  * copy's page tables, GDT and stack, and calls hv_main(magic, mbi) there. Only this file's 32-bit code
  * runs at the link address (1 MiB); everything from long_mode_entry on is position independent.
  */

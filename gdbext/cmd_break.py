@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 
 import gdb
 
 from hvtrace import abi
-from hvtrace.arch import reason_name
+from hvtrace.decode.vendor import reason_name
 
-from . import model, target
+from . import break_args, model, target
 from .command import HvCommand, bold, emit
+from .options import OptionParser
 
 HIT_FUNCTION = "hv_break_hit"
 
@@ -64,22 +66,25 @@ class HvBreakCmd(HvCommand):
       (gdb) hv-break delete all"""
 
     NAME = "break"
-    WORDS = ("list", "delete", "--cpu", "--msr", "--cr", "--port", "--leaf", "--gpa")
+
+    def declare(self, p: OptionParser) -> None:
+        break_args.declare(p)
 
     def words(self) -> list[str]:
-        return [*self.WORDS, "any", *model.reason_words(0)]
+        return ["list", "delete", *self.parser.option_words(), "any", *model.reason_words(0)]
 
-    def run(self, args: list[str]) -> None:
-        if args and args[0] == "list":
+    def run(self, args: argparse.Namespace) -> None:
+        words = args.words
+        if words and words[0] == "list":
             self.list_breaks()
-        elif args and args[0] == "delete":
-            self.delete(args[1:])
+        elif words and words[0] == "delete":
+            self.delete(words[1:])
         else:
             self.arm(args)
 
-    def arm(self, args: list[str]) -> None:
+    def arm(self, args: argparse.Namespace) -> None:
         d, cfg = _config()
-        entry = model.build_break(d.vendor, d.cpu_count, args)
+        entry = break_args.entry(d.vendor, d.cpu_count, args)
         index = model.free_slot(cfg)
         bp = _hit_breakpoint()
         _write_entry(d, index, entry)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 
 from hvtrace import abi
-from hvtrace.arch import reason_name
+from hvtrace.decode.vendor import reason_name
 
 from . import model, target
 from .command import HvCommand, emit
@@ -25,9 +26,7 @@ class HvCpus(HvCommand):
 
     NAME = "cpus"
 
-    def run(self, args: list[str]) -> None:
-        if args:
-            raise model.HvError(f"takes no arguments (got {' '.join(args)!r})")
+    def run(self, args: argparse.Namespace) -> None:
         _, d = target.discovery()
         if d.cpu_count == 0:
             raise model.HvError("no CPU is online in this target (hypervisor not started yet?)")

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+
 from hvtrace.decode import stage2
 
 from . import model, target
 from .command import HvCommand, emit
+from .options import OptionParser, number
+
+
+def _memtype(text: str) -> int:
+    try:
+        return stage2.parse_memtype(text)
+    except ValueError:
+        raise model.HvError(f"bad memory type {text!r} (WB, UC, WC, WT, WP)") from None
+
+
+def _perms(text: str) -> int:
+    try:
+        return stage2.parse_perms(text)
+    except ValueError:
+        raise model.HvError(f"bad permissions {text!r} (e.g. rwx, r-x, ---)") from None
 
 
 class HvEpt(HvCommand):
@@ -28,45 +45,22 @@ class HvEpt(HvCommand):
       (gdb) hv-ept --summary --type UC"""
 
     NAME = "ept"
-    WORDS = ("--summary", "--type", "--perm", "--range", "--cpu", "WB", "UC", "WC", "WT", "WP", "rwx")
+    WORDS = ("WB", "UC", "WC", "WT", "WP", "rwx")
 
-    def run(self, args: list[str]) -> None:
-        summary = False
-        types: list[int] = []
-        perm: int | None = None
-        lo, hi = 0, None
-        gpa: int | None = None
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a == "--summary":
-                summary, i = True, i + 1
-                continue
-            if a in ("--type", "--perm", "--range", "--cpu"):
-                value = model.take_value(args, i, a)
-                if a == "--type":
-                    try:
-                        types.append(stage2.parse_memtype(value))
-                    except ValueError:
-                        raise model.HvError(f"bad memory type {value!r} (WB, UC, WC, WT, WP)") from None
-                elif a == "--perm":
-                    try:
-                        perm = stage2.parse_perms(value)
-                    except ValueError:
-                        raise model.HvError(f"bad permissions {value!r} (e.g. rwx, r-x, ---)") from None
-                elif a == "--range":
-                    lo, top = model.parse_range(value, "guest-physical range")
-                    hi = top + 1
-                else:
-                    model.parse_int(value, "CPU")
-                i += 2
-                continue
-            if a.startswith("-") and not a[1:2].isdigit():
-                raise model.HvError(f"unknown option {a!r} (see help hv-ept)")
-            if gpa is not None:
-                raise model.HvError(f"one address at a time (got {gpa:#x} and {a!r})")
-            gpa = model.parse_int(a, "guest-physical address")
-            i += 1
+    def declare(self, p: OptionParser) -> None:
+        p.add_argument("gpa", nargs="*")
+        p.add_argument("--summary", action="store_true")
+        p.add_argument("--type", dest="types", action="append", type=_memtype, default=[])
+        p.add_argument("--perm", type=_perms)
+        p.add_argument("--range", type=lambda text: model.parse_range(text, "guest-physical range"))
+        p.add_argument("--cpu", type=number("CPU"))  # accepted for symmetry: one stage-2 root for all CPUs
+
+    def run(self, args: argparse.Namespace) -> None:
+        summary, types, perm = args.summary, args.types, args.perm
+        lo, hi = (args.range[0], args.range[1] + 1) if args.range is not None else (0, None)
+        if len(args.gpa) > 1:
+            raise model.HvError(f"one address at a time (got {' '.join(args.gpa)!r})")
+        gpa = model.parse_int(args.gpa[0], "guest-physical address") if args.gpa else None
         _, d = target.discovery()
         kind = model.stage2_kind(d.vendor)
         if not d.stage2_root:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 from hvtrace.abi import HvRecord
 
 from . import model, target
 from .command import HvCommand, emit
+from .options import OptionParser, number
 
 
 class HvExits(HvCommand):
@@ -29,29 +32,18 @@ class HvExits(HvCommand):
       (gdb) hv-exits --cpu 1 --reason cpuid"""
 
     NAME = "exits"
-    WORDS = ("-n", "--cpu", "--reason", "--no-disasm")
+
+    def declare(self, p: OptionParser) -> None:
+        p.add_argument("-n", type=number("record count"), default=10)
+        p.add_argument("--cpu", type=number("CPU"))
+        p.add_argument("--reason")
+        p.add_argument("--no-disasm", dest="disasm", action="store_false")
 
     def words(self) -> list[str]:
-        return [*self.WORDS, *model.reason_words(0)]
+        return [*self.parser.option_words(), *model.reason_words(0)]
 
-    def run(self, args: list[str]) -> None:
-        n, cpu, reason, disasm = 10, None, None, True
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a == "--no-disasm":
-                disasm, i = False, i + 1
-                continue
-            if a not in ("-n", "--cpu", "--reason"):
-                raise model.HvError(f"unknown argument {a!r} (options: {', '.join(self.WORDS)})")
-            value = model.take_value(args, i, a)
-            if a == "-n":
-                n = model.parse_int(value, "record count")
-            elif a == "--cpu":
-                cpu = model.parse_int(value, "CPU")
-            else:
-                reason = value
-            i += 2
+    def run(self, args: argparse.Namespace) -> None:
+        n, cpu, reason, disasm = args.n, args.cpu, args.reason, args.disasm
         _, d = target.discovery()
         if cpu is not None:
             model.check_cpu(d, cpu)

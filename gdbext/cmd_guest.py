@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import gdb
 
 from . import model, target
 from .command import HvCommand, emit
+from .options import OptionParser
 
 
 def default_cpu() -> int:
@@ -40,8 +43,11 @@ class HvGuest(HvCommand):
 
     NAME = "guest"
 
-    def run(self, args: list[str]) -> None:
+    def declare(self, p: OptionParser) -> None:
+        p.add_argument("cpu", nargs="*")
+
+    def run(self, args: argparse.Namespace) -> None:
         _, d = target.discovery()
-        cpu = parse_cpu_arg(args, d.cpu_count)
+        cpu = parse_cpu_arg(args.cpu, d.cpu_count)
         snap = model.read_snapshot(target.read, d, cpu)
         emit([model.snapshot_title(snap), *model.guest_lines(snap)])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+
 from . import target
 from .command import HvCommand, emit
-from .model import HvError
 
 
 class HvSymbols(HvCommand):
@@ -24,9 +25,7 @@ class HvSymbols(HvCommand):
 
     NAME = "symbols"
 
-    def run(self, args: list[str]) -> None:
-        if args:
-            raise HvError(f"takes no arguments (got {' '.join(args)!r})")
+    def run(self, args: argparse.Namespace) -> None:
         addr = target.discovery_addr()
         if not target.header_at(addr):
             emit([f"{self.label}: no running hypervisor found in memory: symbols stay at the link address"])

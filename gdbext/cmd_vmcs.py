@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from hvtrace.abi import HvVendor
-from hvtrace.decode import svm_vmcb, vmcs_view
+import argparse
 
 from . import model, target
 from .cmd_guest import parse_cpu_arg
 from .command import HvCommand, colour, emit
+from .options import OptionParser
 
-AREA_OPTIONS = {"--guest": "guest", "--host": "host", "--controls": "controls", "--exit": "exit"}
+AREAS = ("guest", "host", "controls", "exit")
 
 
 class HvVmcs(HvCommand):
@@ -32,31 +32,21 @@ class HvVmcs(HvCommand):
       (gdb) hv-vmcs 0 --controls --raw"""
 
     NAME = "vmcs"
-    WORDS = (*AREA_OPTIONS, "--all", "--raw")
 
-    def run(self, args: list[str]) -> None:
-        areas: list[str] = []
-        all_fields = raw = False
-        rest = []
-        for a in args:
-            if a in AREA_OPTIONS:
-                areas.append(AREA_OPTIONS[a])
-            elif a == "--all":
-                all_fields = True
-            elif a == "--raw":
-                raw = True
-            elif a.startswith("-"):
-                raise model.HvError(f"unknown option {a!r} (options: {', '.join(self.WORDS)})")
-            else:
-                rest.append(a)
+    def declare(self, p: OptionParser) -> None:
+        p.add_argument("cpu", nargs="*")
+        for area in AREAS:
+            p.add_argument(f"--{area}", dest="areas", action="append_const", const=area)
+        p.add_argument("--all", action="store_true")
+        p.add_argument("--raw", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> None:
         _, d = target.discovery()
-        cpu = parse_cpu_arg(rest, d.cpu_count)
+        cpu = parse_cpu_arg(args.cpu, d.cpu_count)
         snap = model.read_snapshot(target.read, d, cpu)
-        kw = {"areas": areas or None, "all_fields": all_fields, "raw": raw, "colourise": colour()}
-        if snap.vendor == HvVendor.VMX:
-            lines = vmcs_view.vmcs_view(snap.fields, **kw)  # type: ignore[arg-type]
-        elif snap.vendor == HvVendor.SVM:
-            lines = svm_vmcb.vmcb_view(snap.fields, **kw)  # type: ignore[arg-type]
-        else:
-            raise model.HvError(f"snapshot of CPU {cpu} names no back end (vendor {snap.vendor})")
+        kw = {"areas": args.areas, "all_fields": args.all, "raw": args.raw, "colourise": colour()}
+        try:
+            lines = snap.backend.snapshot_view(snap.fields, **kw)
+        except ValueError as e:
+            raise model.HvError(f"snapshot of CPU {cpu} {e}") from None
         emit([model.snapshot_title(snap), *lines])

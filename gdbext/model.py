@@ -1,22 +1,23 @@
 """What the hv-* commands show, computed from bytes: no gdb here, so unit tests run it in the venv.
 
 Everything takes raw memory (``bytes``) or a reader (``read(paddr, n) -> bytes``) and returns text
-lines; the command modules only fetch memory from gdb and print. Stdlib + hvtrace.abi/decode/arch only
-(gdb's embedded Python is Debian's system Python without the venv).
+lines; the command modules only fetch memory from gdb and print. Stdlib + hvtrace.abi/decode only
+(gdb's embedded Python is Debian's system Python without the venv). What a record means and what
+differs per back end come from hvtrace.decode.record_meaning and hvtrace.decode.vendor.
 """
 
 from __future__ import annotations
 
 import ctypes
-import shlex
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hvtrace import abi
-from hvtrace.abi import HvBreak, HvBreakConfig, HvDiscovery, HvExitKind, HvRecord, HvRing, HvVendor
-from hvtrace.arch import reason_code, reason_name, reason_names
-from hvtrace.decode import guest_paging, svm_vmcb, vmcs_fields, vmx_exits
+from hvtrace.abi import HvBreak, HvBreakConfig, HvDiscovery, HvRecord, HvRing
+from hvtrace.decode import guest_paging, record_meaning
+from hvtrace.decode.record_meaning import kind_name
+from hvtrace.decode.vendor import Vendor, reason_name, vendor_of
 
 Reader = Callable[[int, int], bytes]
 
@@ -25,9 +26,7 @@ SNAP_HEADER_SIZE: int = abi.HvSnapshot.field.offset
 FIELD_SIZE = ctypes.sizeof(abi.HvSnapshotField)
 RING_HEADER_SIZE = ctypes.sizeof(HvRing)
 WHY_NAMES = {int(w): w.name for w in abi.HvSnapWhy}
-KIND_NAMES = [k.name.lower() for k in HvExitKind]
-#: Options of hv-break that set HV_BRK_MATCH_ARG0 (and what arg0 means for them).
-ARG0_OPTIONS = ("--msr", "--cr", "--port", "--leaf")
+KIND_NAMES = [n.lower() for n in record_meaning.KIND_NAMES.values()]
 
 
 class HvError(Exception):
@@ -35,13 +34,6 @@ class HvError(Exception):
 
 
 # ---- parsing ---------------------------------------------------------------------------------------
-
-
-def split_args(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError as e:
-        raise HvError(f"cannot parse arguments: {e}") from None
 
 
 def parse_int(text: str, what: str) -> int:
@@ -64,28 +56,19 @@ def parse_range(text: str, what: str) -> tuple[int, int]:
     return a, b
 
 
-def take_value(args: list[str], i: int, opt: str) -> str:
-    if i + 1 >= len(args):
-        raise HvError(f"option {opt} needs a value")
-    return args[i + 1]
-
-
 # ---- discovery -------------------------------------------------------------------------------------
 
 
 def parse_discovery(data: bytes, addr: int) -> HvDiscovery:
-    if len(data) < ctypes.sizeof(HvDiscovery):
-        raise HvError(f"hv_trace at {addr:#x}: short read")
-    d = HvDiscovery.from_buffer_copy(data)
-    if d.magic != abi.HV_DISCOVERY_MAGIC:
-        raise HvError(f"hv_trace at {addr:#x} has no discovery magic (read {d.magic:#x}): not hvtrace memory")
-    if d.abi_version != abi.HV_ABI_VERSION:
-        raise HvError(f"hypervisor ABI {d.abi_version}, these tools speak ABI {abi.HV_ABI_VERSION}")
-    return d
+    """The header at ``addr``, checked as every tool checks it (record_meaning.check_header)."""
+    try:
+        return record_meaning.check_header(data)
+    except record_meaning.HeaderError as e:
+        raise HvError(f"hv_trace at {addr:#x}: {e.message}") from None
 
 
 def vendor_name(vendor: int) -> str:
-    return {1: "VMX", 2: "SVM", 0: "none"}.get(vendor, f"vendor {vendor}")
+    return vendor_of(vendor).name
 
 
 def check_cpu(d: HvDiscovery, cpu: int) -> None:
@@ -113,14 +96,17 @@ class Snapshot:
     def why_name(self) -> str:
         return WHY_NAMES.get(self.why, str(self.why))
 
+    @property
+    def backend(self) -> Vendor:
+        return vendor_of(self.vendor)
+
     def value(self, name: str) -> int | None:
-        """A guest register by VMCS name (GUEST_RIP) or VMCB name (RIP): the same call for both."""
-        if self.vendor == HvVendor.VMX:
-            enc = vmcs_fields.encoding_of(name)
-            return next((v for e, v in self.fields if e == enc), None)
-        off = svm_vmcb.offset_of(name)
-        vmcb = svm_vmcb.Vmcb.from_pairs(self.fields)
-        return vmcb.get(name) if off // 8 * 8 in vmcb.present else None
+        """A field by its native name: VMCS (GUEST_RIP) or VMCB (RIP)."""
+        return self.backend.snapshot_value(self.fields, name)
+
+    def register(self, reg: str) -> int | None:
+        """A guest register by a vendor-neutral name (vendor.GUEST_REGISTERS: RIP, CR3, EFER, ...)."""
+        return self.backend.guest_register(self.fields, reg)
 
 
 def read_snapshot(read: Reader, d: HvDiscovery, cpu: int) -> Snapshot:
@@ -141,51 +127,35 @@ def read_snapshot(read: Reader, d: HvDiscovery, cpu: int) -> Snapshot:
     if seq_after != head.seq:
         raise HvError(f"the snapshot of CPU {cpu} changed while being read (seq {head.seq} -> {seq_after})")
     fields = [(e, v) for e, _r, v in struct.iter_unpack("<IIQ", raw)]
-    return Snapshot(
-        seq=head.seq,
-        vendor=head.vendor,
-        cpu=head.cpu,
-        why=head.why,
-        flags=head.flags,
-        exit_reason=head.exit_reason,
-        gpr=tuple(head.gpr),
-        fields=fields,
-    )
+    h = head
+    return Snapshot(h.seq, h.vendor, h.cpu, h.why, h.flags, h.exit_reason, tuple(h.gpr), fields)
 
 
 def snapshot_title(s: Snapshot) -> str:
-    name = reason_name(s.vendor, s.exit_reason & 0xFFFF)
+    name = s.backend.reason_name(s.exit_reason & 0xFFFF)
     trunc = " (TRUNCATED)" if s.flags & abi.HV_SNAP_TRUNCATED else ""
-    kind = "VMCS" if s.vendor == HvVendor.VMX else "VMCB"
     return (
-        f"CPU {s.cpu} {kind} snapshot: why={s.why_name} seq={s.seq} exit={name} ({s.exit_reason:#x}) "
+        f"CPU {s.cpu} {s.backend.snapshot_name} snapshot: why={s.why_name} seq={s.seq} "
+        f"exit={name} ({s.exit_reason:#x}) "
         f"{len(s.fields)} fields{trunc}"
     )
 
 
-GUEST_CONTROL = (
-    ("RIP", "GUEST_RIP", "RIP"),
-    ("RSP", "GUEST_RSP", "RSP"),
-    ("RFLAGS", "GUEST_RFLAGS", "RFLAGS"),
-    ("CR0", "GUEST_CR0", "CR0"),
-    ("CR3", "GUEST_CR3", "CR3"),
-    ("CR4", "GUEST_CR4", "CR4"),
-    ("EFER", "GUEST_IA32_EFER", "EFER"),
-)
+GUEST_CONTROL = ("RIP", "RSP", "RFLAGS", "CR0", "CR3", "CR4", "EFER")
 
 
 def guest_lines(s: Snapshot) -> list[str]:
     """Guest GPRs (snapshot gpr[]) and control registers (from the VMCS / VMCB fields)."""
     gprs = list(s.gpr)
-    rax = s.value("RAX") if s.vendor == HvVendor.SVM else None
+    rax = s.register("RAX")
     if rax is not None:
         gprs[0] = rax  # SVM keeps guest RAX in the VMCB, not in the exit frame
     lines = []
     for row in range(0, 16, 4):
         lines.append("  ".join(f"{GPR_NAMES[i]:>3} {gprs[i]:#018x}" for i in range(row, row + 4)))
     ctl = []
-    for label, vmx_name, svm_name in GUEST_CONTROL:
-        v = s.value(vmx_name if s.vendor == HvVendor.VMX else svm_name)
+    for label in GUEST_CONTROL:
+        v = s.register(label)
         ctl.append(f"{label} {'?' if v is None else f'{v:#x}'}")
     lines.append("  ".join(ctl))
     return lines
@@ -194,15 +164,7 @@ def guest_lines(s: Snapshot) -> list[str]:
 def code_address(s: Snapshot, rip: int, read: Reader) -> int | None:
     """Guest-physical address of CS:RIP through the guest's own paging at the snapshot (a loaded OS
     runs on its own page tables; for the self-test guest this is the identity). None if unmapped."""
-    vmx = s.vendor == HvVendor.VMX
-    regs = [
-        s.value(n)
-        for n in (
-            ("GUEST_CR0", "GUEST_CR3", "GUEST_CR4", "GUEST_IA32_EFER", "GUEST_CS_BASE")
-            if vmx
-            else ("CR0", "CR3", "CR4", "EFER", "CS_BASE")
-        )
-    ]
+    regs = [s.register(n) for n in ("CR0", "CR3", "CR4", "EFER", "CS_BASE")]
     if any(v is None for v in regs):
         return None
     cr0, cr3, cr4, efer, cs_base = (int(v or 0) for v in regs)
@@ -219,41 +181,6 @@ def record_from(data: bytes) -> HvRecord:
     return HvRecord.from_buffer_copy(data[: ctypes.sizeof(HvRecord)])
 
 
-def kind_name(kind: int) -> str:
-    try:
-        return HvExitKind(kind).name
-    except ValueError:
-        return f"KIND_{kind}"
-
-
-def qualification(vendor: int, rec: HvRecord) -> str | None:
-    if vendor == HvVendor.VMX:
-        return vmx_exits.describe_qualification(rec.reason, rec.qual)
-    if vendor == HvVendor.SVM:
-        code = svm_vmcb.exit_code_from_record(rec.reason)
-        return "; ".join(svm_vmcb.describe_exitinfo(code, rec.qual, rec.gpa)) or None
-    return None
-
-
-def args_text(rec: HvRecord) -> str:
-    k, a0, a1 = rec.kind, rec.arg0, rec.arg1
-    if k == HvExitKind.CPUID:
-        return f"leaf {a0:#x} subleaf {a1:#x}"
-    if k == HvExitKind.MSR_READ:
-        return f"msr {a0:#x}"
-    if k == HvExitKind.MSR_WRITE:
-        return f"msr {a0:#x} value {a1:#x}"
-    if k == HvExitKind.CR_ACCESS:
-        return f"cr{a0} value {a1:#x}"
-    if k == HvExitKind.VMCALL:
-        return f"hypercall {a0} arg {a1:#x}"
-    if k == HvExitKind.EXCEPTION:
-        return f"vector {a0} error {a1:#x}"
-    if k == HvExitKind.IO:
-        return f"port {a0:#x}"
-    return f"arg0 {a0:#x} arg1 {a1:#x}" if a0 or a1 else ""
-
-
 def record_line(vendor: int, rec: HvRecord) -> str:
     flags = []
     if rec.flags & abi.HvRecFlag.BREAK_HIT:
@@ -267,14 +194,9 @@ def record_line(vendor: int, rec: HvRecord) -> str:
         f"{reason_name(vendor, rec.reason)}({rec.reason:#x})/{kind_name(rec.kind)}",
         f"rip={rec.rip:#x}",
     ]
-    if rec.gpa:
-        parts.append(f"gpa={rec.gpa:#x}")
-    extra = args_text(rec)
+    extra = record_meaning.record_detail(vendor, rec)  # the gpa, for the kind that has one
     if extra:
         parts.append(extra)
-    q = qualification(vendor, rec)
-    if q:
-        parts.append(f"[{q}]")
     if flags:
         parts.append(" ".join(flags))
     return " ".join(parts)
@@ -306,27 +228,13 @@ def read_ring(read: Reader, d: HvDiscovery, cpu: int) -> RingState | None:
 
 def latest_records(read: Reader, ring: RingState, n: int) -> list[HvRecord]:
     """Up to n newest records still in the ring (oldest first), checked by their seq."""
-    if ring.capacity == 0 or ring.capacity & (ring.capacity - 1):
-        raise HvError(f"ring of CPU {ring.cpu} has a bad capacity {ring.capacity}")
-    first = max(ring.head - n, ring.head - ring.capacity, 0)
-    out: list[HvRecord] = []
-    size = abi.HV_RECORD_SIZE
-    base = ring.addr + RING_HEADER_SIZE
-    # Read the slots in at most two contiguous chunks (the ring wraps once).
-    seqs = list(range(first, ring.head))
-    chunk: dict[int, bytes] = {}
-    while seqs:
-        start_slot = seqs[0] & (ring.capacity - 1)
-        run = min(len(seqs), ring.capacity - start_slot)
-        data = read(base + start_slot * size, run * size)
-        for i in range(run):
-            chunk[seqs[i]] = data[i * size : (i + 1) * size]
-        seqs = seqs[run:]
-    for s in range(first, ring.head):
-        rec = record_from(chunk[s])
-        if rec.seq == s + 1:
-            out.append(rec)
-    return out
+    problem = record_meaning.capacity_problem(ring.capacity)
+    if problem:
+        raise HvError(f"ring of CPU {ring.cpu} has a {problem}")
+    first = max(ring.head - n, ring.head - ring.capacity, 0)  # records first + 1 .. head
+    return record_meaning.read_records(
+        read, ring.addr + RING_HEADER_SIZE, ring.capacity, first + 1, ring.head - first
+    )
 
 
 # ---- reasons and breaks ----------------------------------------------------------------------------
@@ -334,9 +242,7 @@ def latest_records(read: Reader, ring: RingState, n: int) -> list[HvRecord]:
 
 def reason_words(vendor: int) -> list[str]:
     """What hv-break / hv-exits --reason accept: kind names, then native names (lower case)."""
-    natives = sorted({n.lower() for n in reason_names(vendor).values() if n != "UNKNOWN"})
-    if vendor == 0:
-        natives = sorted({n.lower() for v in (1, 2) for n in reason_names(v).values() if n != "UNKNOWN"})
+    natives = vendor_of(vendor).reason_words()
     return [*KIND_NAMES, *[n for n in natives if n not in KIND_NAMES]]
 
 
@@ -347,7 +253,7 @@ def parse_reason(vendor: int, text: str) -> tuple[int, int]:
         return abi.HV_BRK_ANY, abi.HV_BRK_ANY
     if low in KIND_NAMES:
         return KIND_NAMES.index(low), abi.HV_BRK_ANY
-    code = reason_code(vendor, text)
+    code = vendor_of(vendor).reason_code(text)
     if code is not None:
         return abi.HV_BRK_ANY, code & 0xFFFF
     try:
@@ -385,38 +291,6 @@ def break_entry_offset(index: int) -> int:
     return HvBreakConfig.entry.offset + index * ctypes.sizeof(HvBreak)
 
 
-def build_break(vendor: int, cpu_count: int, args: Sequence[str]) -> HvBreak:
-    """hv-break REASON [--cpu N] [--msr X|--cr N|--port P|--leaf L] [--gpa A-B] -> an enabled entry."""
-    if not args:
-        raise HvError("which exit? e.g. hv-break cpuid --leaf 1 (see help hv-break)")
-    b = HvBreak()
-    b.enabled = 1
-    b.kind, b.reason = parse_reason(vendor, args[0])
-    b.cpu = abi.HV_BRK_ANY
-    arg0_opt: str | None = None
-    i = 1
-    rest = list(args)
-    while i < len(rest):
-        opt = rest[i]
-        if opt == "--cpu":
-            b.cpu = parse_int(take_value(rest, i, opt), "CPU")
-            if b.cpu >= cpu_count:
-                raise HvError(f"no CPU {b.cpu} (this target has {cpu_count} CPUs)")
-        elif opt in ARG0_OPTIONS:
-            if arg0_opt is not None:
-                raise HvError(f"{opt} and {arg0_opt} both set the exit's argument: choose one")
-            arg0_opt = opt
-            b.arg0 = parse_int(take_value(rest, i, opt), opt[2:].upper() if opt != "--cr" else "CR number")
-            b.flags |= abi.HV_BRK_MATCH_ARG0
-        elif opt == "--gpa":
-            b.gpa_lo, b.gpa_hi = parse_range(take_value(rest, i, opt), "guest-physical range")
-            b.flags |= abi.HV_BRK_MATCH_GPA
-        else:
-            raise HvError(f"unknown option {opt!r} (options: --cpu, {', '.join(ARG0_OPTIONS)}, --gpa)")
-        i += 2
-    return b
-
-
 def free_slot(cfg: HvBreakConfig) -> int:
     for i in range(abi.HV_BREAK_MAX):
         if not cfg.entry[i].enabled:
@@ -432,11 +306,10 @@ def enabled_count(entries: Iterable[HvBreak]) -> int:
 
 
 def stage2_kind(vendor: int) -> str:
-    if vendor == HvVendor.VMX:
-        return "ept"
-    if vendor == HvVendor.SVM:
-        return "npt"
-    raise HvError("no back end chosen yet (hv_trace.vendor is 0): no stage-2 tables")
+    kind = vendor_of(vendor).stage2_name
+    if kind is None:
+        raise HvError("no back end chosen yet (hv_trace.vendor is 0): no stage-2 tables")
+    return kind
 
 
 def table_from(data: bytes) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hvtrace.host import kvm_info
-from hvtrace.tools import BOCHS_BIOS, GRUB_I386_PC, TOOL_PACKAGES, VGA_BIOS
+from hvtrace.tools import BOCHS_BIOS, GRUB_I386_PC, TOOL_PACKAGES, VGA_BIOS, run_tool
 
 BOCHS_CPU_MODEL = "corei7_skylake_x"
 
@@ -17,16 +17,7 @@ BOCHS_CPU_MODEL = "corei7_skylake_x"
 def _run(argv: list[str], timeout: float = 20.0) -> tuple[int, str]:
     """Run a probe command; (returncode, stdout+stderr). (-1, reason) when it cannot run."""
     try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
+        proc = run_tool(argv, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         return -1, str(e)
     return proc.returncode, proc.stdout

@@ -25,12 +25,8 @@ GDB = "gdb"
 GDB_PORT_RE = re.compile(r"^tcp:[^:]*:(\d+)$")
 
 
-def extension_path() -> Path:
-    return paths.repo_root() / "gdbext" / "hvtrace_gdb.py"
-
-
-def default_elf() -> Path:
-    return paths.repo_root() / "hv" / "build" / "hvtrace.elf"
+#: The image gdb loads by default: :func:`hvtrace.paths.image_path` (this name is kept for tui/app.py).
+default_elf = paths.image_path
 
 
 def gdb_argv(
@@ -46,7 +42,7 @@ def gdb_argv(
     argv = [gdb, "-q", "-nx"]
     if batch:
         argv.append("-batch")
-    argv += ["-ex", f"source {extension_path()}", "-ex", f"file {elf}"]
+    argv += ["-ex", f"source {paths.gdb_extension()}", "-ex", f"file {elf}"]
     if port is not None:
         argv += ["-ex", f"target remote 127.0.0.1:{port}"]
     if core is not None:
@@ -74,12 +70,12 @@ def port_of_ram(ram: Path, proc: Path = Path("/proc")) -> int:
 
 
 def run_gdb(
-    *,
     port: int | None,
     ram: Path | None,
     core: Path | None,
     dump: Path | None,
     elf: Path | None,
+    *,
     commands: Sequence[str],
     batch: bool,
 ) -> int:

@@ -17,9 +17,6 @@ from pygdbmi.gdbcontroller import GdbController
 from hvtrace import paths
 from hvtrace.tools import require_tool
 
-EXTENSION = paths.repo_root() / "gdbext" / "hvtrace_gdb.py"
-ELF = paths.repo_root() / "hv" / "build" / "hvtrace.elf"
-
 MiRecord = dict[str, Any]
 
 
@@ -147,9 +144,12 @@ class Gdb:
         res = next(x for x in r if x["type"] == "result")
         return list(res["payload"]["matches"]) if res["payload"] else []
 
-    def load(self, elf: Path | None = ELF) -> None:
-        self.ok(f"source {EXTENSION}")
-        if elf is not None:
+    def load(self, elf: Path | bool | None = True) -> None:
+        """Source the hv-* commands and load symbols: ``elf`` (True: the hypervisor image; None: none)."""
+        self.ok(f"source {paths.gdb_extension()}")
+        if elf is True:
+            elf = paths.image_path()
+        if isinstance(elf, Path):
             self.ok(f"file {elf}")
 
 

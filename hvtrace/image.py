@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from hvtrace import paths
 from hvtrace.exitcodes import ExitCode, LaunchError
-from hvtrace.tools import GRUB_I386_PC, require_file, require_tool
+from hvtrace.tools import GRUB_I386_PC, require_file, require_tool, run_tool
 
 if TYPE_CHECKING:  # hvtrace.launch imports this module
     from hvtrace.launch.guest import GuestSpec
@@ -80,15 +79,7 @@ def ensure_image() -> Path:
     make = require_tool("make", "to build the hypervisor image")
     with _file_lock(f"hvtrace-build-{_root_tag()}.lock"):
         if image_is_stale(elf, *dirs, skip=paths.build_dir()):
-            proc = subprocess.run(
-                [make, "-s", "-C", str(paths.hv_dir())],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                check=False,
-            )
+            proc = run_tool([make, "-s", "-C", str(paths.hv_dir())])
             if proc.returncode != 0:
                 raise LaunchError(
                     ExitCode.BUILD_FAILED,
@@ -140,14 +131,8 @@ def ensure_iso(elf: Path, cmdline: str, guest: GuestSpec | None = None) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        proc = subprocess.run(
-            ["bash", str(script), str(elf), str(tmp), cmdline, *(guest.mkiso_args() if guest else [])],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            check=False,
+        proc = run_tool(
+            ["bash", str(script), str(elf), str(tmp), cmdline, *(guest.mkiso_args() if guest else [])]
         )
         if proc.returncode != 0 or tmp.stat().st_size == 0:
             raise LaunchError(

@@ -1,6 +1,9 @@
-"""Where things are: the repo root (the package lives at <root>/hvtrace) and the build outputs.
+"""Where things are: the repo root (the package lives at <root>/hvtrace) and what hvtrace reads and
+builds below it.
 
-Users never pass paths: every path hvtrace needs is derived from the root found here.
+Users never pass paths: every path hvtrace needs is derived from the root found here, and each is
+named once (the image `hvtrace run` boots, gdb loads and the trace readers take symbols from is
+:func:`image_path`).
 """
 
 from __future__ import annotations
@@ -43,9 +46,15 @@ def iso_cache_dir() -> Path:
 
 
 def mkiso_script() -> Path:
-    """boot/mkiso.sh ELF OUT_ISO "CMDLINE": the lead's GRUB ISO builder (used for Bochs)."""
+    """boot/mkiso.sh ELF OUT_ISO "CMDLINE" [GUEST ARGS [INITRD]]: the GRUB ISO builder the Bochs back
+    end boots (hvtrace.image.ensure_iso)."""
     return boot_dir() / "mkiso.sh"
 
 
 def abi_header() -> Path:
     return hv_dir() / "include" / "hv" / "abi.h"
+
+
+def gdb_extension() -> Path:
+    """The script gdb sources to load the hv-* commands (gdbext/hvtrace_gdb.py)."""
+    return repo_root() / "gdbext" / "hvtrace_gdb.py"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from hvtrace.exitcodes import ExitCode, LaunchError
@@ -66,3 +68,18 @@ def require_file(path: Path, why: str = "") -> Path:
             f"required file {path} is missing{purpose}; install it with: apt-get install {pkg}",
         )
     return path
+
+
+def run_tool(argv: Sequence[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a host tool to completion: no stdin, stdout and stderr together as text (undecodable bytes
+    replaced), never raising on its exit status (the caller reads ``returncode`` and ``stdout``)."""
+    return subprocess.run(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )

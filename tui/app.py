@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Markdown
 
-from hvtrace.arch import reason_names
+from hvtrace.decode.vendor import reason_names
 from hvtrace.gdb_launch import default_elf
 from hvtrace.trace.code import CodeCache
 from hvtrace.trace.records import Records

@@ -1,11 +1,10 @@
-"""Entry point of `hvtrace tui` (hvtrace.cli parses the options and calls :func:`run`)."""
+"""Entry point of `hvtrace tui` (:mod:`hvtrace.commands.tui` parses and checks the options, then calls
+:func:`run`)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.guest import launch_options
 from hvtrace.trace.cli import warn_damage
 
@@ -21,25 +20,10 @@ def make_source(args: argparse.Namespace) -> Source:
     opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory/--cpu-model/--qemu-arg
     if opts.guest is not None and args.backend == "bochs":
         opts.guest.check_grub()  # a usage error now, not a failed boot inside the UI
-    return LiveSource.start(
-        backend=args.backend or "qemu",
-        cpus=args.cpus,
-        memory_mb=opts.memory_mb,
-        cmdline=opts.hv_cmdline,
-        timeout=args.timeout,
-        guest=opts.guest,
-        cpu_model=opts.cpu_model,
-        qemu_args=opts.qemu_args,
-    )
+    return LiveSource.start(backend=args.backend or "qemu", timeout=args.timeout, **opts.session_args())
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.replay is not None and (args.ram is not None or args.backend is not None):
-        print("hvtrace: usage error: --replay excludes --ram and --backend", file=sys.stderr)
-        return int(ExitCode.USAGE)
-    if args.ram is not None and args.backend is not None:
-        print("hvtrace: usage error: give --ram (attach) or --backend (start), not both", file=sys.stderr)
-        return int(ExitCode.USAGE)
     source = make_source(args)
     app = HvTraceApp(source, log_capacity=args.log_size)
     try:

@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hvtrace.abi import HvExitKind
-from hvtrace.arch import reason_name
-from hvtrace.trace.records import KIND_NAMES, Records
-from hvtrace.trace.report import DRILLDOWNS
+from hvtrace.decode.record_meaning import DRILLDOWNS, drill_text, kind_name
+from hvtrace.decode.vendor import reason_name
+from hvtrace.trace.records import Records
 
 KEY_SPACE = 1 << 21  # kind (< 32) << 16 | reason (16 bits)
 HISTORY_S = 60
@@ -49,7 +48,7 @@ class ReasonInfo:
 
 def reason_info(vendor: int, key: int) -> ReasonInfo:
     kind, reason = key >> 16, key & 0xFFFF
-    return ReasonInfo(key, kind, reason, reason_name(vendor, reason), KIND_NAMES.get(kind, f"KIND_{kind}"))
+    return ReasonInfo(key, kind, reason, reason_name(vendor, reason), kind_name(kind))
 
 
 @dataclass
@@ -57,6 +56,7 @@ class DrillRow:
     value: int
     count: int
     percent: float
+    text: str  # the value worded as the log words the operand (record_meaning.drill_text)
 
 
 @dataclass
@@ -256,7 +256,7 @@ class ExitStats:
         """Breakdown of one reason by its operand (CPUID leaf, MSR, CR, port, GPA page), biggest first
         (ties by value), at most ``limit`` rows; the percentages are of the whole scope."""
         kind = key >> 16
-        spec = DRILLDOWNS.get(HvExitKind(kind)) if kind in KIND_NAMES else None
+        spec = DRILLDOWNS.get(kind)
         if spec is None:
             return None
         title, _fld, shift = spec
@@ -273,7 +273,7 @@ class ExitStats:
         order = nz[np.lexsort((table.values[nz], -counts[nz]))][:limit]
         total = int(counts.sum()) or 1
         return title, [
-            DrillRow(v << shift, n, 100.0 * n / total)
+            DrillRow(v << shift, n, 100.0 * n / total, drill_text(kind, v << shift))
             for v, n in zip(table.values[order].tolist(), counts[order].tolist(), strict=True)
         ]
 

@@ -383,7 +383,7 @@ class DrillPanel(Vertical):
                 text = f"{name}: no operand breakdown"
             else:
                 text = f"{name} by {dd[0]}"
-                rows = [(f"{r.value:#x}", f"{r.count:,}", f"{r.percent:.1f}") for r in dd[1]]
+                rows = [(r.text, f"{r.count:,}", f"{r.percent:.1f}") for r in dd[1]]
         if text != self._text:
             self._text = text
             self._title.update(text)

@@ -1,8 +1,8 @@
 /*
- * hv_main: the hypervisor's entry flow (the seed's DriverEntry), reached from boot/entry.S in long
+ * hv_main: the hypervisor's entry flow (the seed's DriverEntry, docs/walkthrough.md step 1), reached from boot/entry.S in long
  * mode on the BSP: console -> command line -> memory map (GetE820FromRegistry) -> page pool ->
  * per-CPU tables -> ACPI processor list -> every AP online -> virtualize every CPU and run the
- * self-test guest on each (core/virt.c) -> optional CPUID storm -> final status.
+ * self-test guest on each (core/cpu/virt.c) -> optional CPUID storm -> final status.
  */
 #include <hv/abi.h>
 #include <hv/acpi.h>
@@ -30,7 +30,7 @@ void guest_storm_count(u64 iterations);
 /* Keep the loader's data out of the page pool: the info block, the map, cmdline, modules. */
 static void claim_boot_data(const struct multiboot_info *mbi)
 {
-    /* The image at the top of RAM and the rest of that range above it (< 2 MiB, core/relocate.c). */
+    /* The image at the top of RAM and the rest of that range above it (< 2 MiB, core/lib/relocate.c). */
     pool_claim((u64)__image_start, hv_image_top - (u64)__image_start, "image");
     pool_claim((u64)mbi, sizeof(*mbi), "multiboot info");
     if (mbi->flags & MB_INFO_MMAP)

@@ -1,5 +1,5 @@
 /*
- * EnableSVM (the AMD mirror of the seed's EnableVMX): on one CPU, interrupts off,
+ * EnableSVM (the AMD mirror of the seed's EnableVMX, docs/walkthrough.md step 7): on one CPU, interrupts off,
  *   CPUID 8000_0001h:ECX.SVM -> CPUID 8000_000Ah:EDX.NP (and NRIPS, noted) -> VM_CR.SVMDIS clear
  *   -> EFER.SVME = 1 -> VM_HSAVE_PA = a pool page.
  * AMD APM Vol. 2 15.4 "Enabling SVM", 15.30.1 "VM_CR", 15.30.4 "VM_HSAVE_PA". A failed check prints

@@ -338,13 +338,6 @@ void svm_exit_dispatch(struct guest_regs *regs)
         e->fn(&x);
     else
         unhandled(&x);
-    vcpu_exit_done(&x.vcpu);
-    if (x.vcpu.event.valid) {
-        svm_vcpu_ops.inject(&x.vcpu, &x.vcpu.event);
-        rec.flags |= HV_REC_INJECTED;
-    }
     v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
-    trace_exit(pc, &rec);
-    vcpu_check_init(pc);
-    pc->in_root = 0;
+    vcpu_exit_finish(&x.vcpu, &rec);
 }

@@ -56,20 +56,7 @@ svm_vmrun_loop:
     testq %rax, %rax
     jz 2f
     vmsave
-2:  movq 8(%rsp), %rcx
-    movq 16(%rsp), %rdx
-    movq 24(%rsp), %rbx
-    movq 40(%rsp), %rbp
-    movq 48(%rsp), %rsi
-    movq 56(%rsp), %rdi
-    movq 64(%rsp), %r8
-    movq 72(%rsp), %r9
-    movq 80(%rsp), %r10
-    movq 88(%rsp), %r11
-    movq 96(%rsp), %r12
-    movq 104(%rsp), %r13
-    movq 112(%rsp), %r14
-    movq 120(%rsp), %r15
+2:  LOAD_GUEST_GPRS %rsp
     movq FRAME_VMCB(%rsp), %rax
     cmpq $0, FRAME_HOST_VMCB(%rsp)
     jz 4f
@@ -79,20 +66,7 @@ svm_vmrun_loop:
     cmpq $0, FRAME_HOST_VMCB(%rsp)
     jz 5f
     vmsave
-5:  movq %rcx, 8(%rsp)
-    movq %rdx, 16(%rsp)
-    movq %rbx, 24(%rsp)
-    movq %rbp, 40(%rsp)
-    movq %rsi, 48(%rsp)
-    movq %rdi, 56(%rsp)
-    movq %r8, 64(%rsp)
-    movq %r9, 72(%rsp)
-    movq %r10, 80(%rsp)
-    movq %r11, 88(%rsp)
-    movq %r12, 96(%rsp)
-    movq %r13, 104(%rsp)
-    movq %r14, 112(%rsp)
-    movq %r15, 120(%rsp)
+5:  STORE_GUEST_GPRS %rsp
     movq FRAME_HOST_VMCB(%rsp), %rax
     testq %rax, %rax
     jz 6f

@@ -206,7 +206,7 @@ static bool write_efer(struct vmcb_save *s, u64 value)
 }
 
 /*
- * The MSRs the policy table (core/msr_policy.c) leaves to this back end: EFER (SVME hidden) and VM_CR,
+ * The MSRs the policy table (core/guest/msr_policy.c) leaves to this back end: EFER (SVME hidden) and VM_CR,
  * which reads as firmware that disabled and locked SVM shows it (SVMDIS | LOCK, APM 15.30.1), so a
  * guest that probes it learns SVM is unavailable; writing it is #GP, as a locked VM_CR gives.
  * Anything else (PASS) is #GP in core.

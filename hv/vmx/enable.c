@@ -1,5 +1,5 @@
 /*
- * EnableVMX (the seed's step, with the checks the seed skipped): on one CPU, interrupts off,
+ * EnableVMX (the seed's step, docs/walkthrough.md step 7, with the checks the seed skipped): on one CPU, interrupts off,
  *   CPUID.1:ECX.VMX -> IA32_FEATURE_CONTROL -> IA32_VMX_BASIC (revision, TRUE controls) -> every
  *   control against its allowed-0/allowed-1 MSR -> EPT/VPID capabilities -> CR0/CR4 FIXED0/FIXED1
  *   -> only then CR4.VMXE -> VMXON.

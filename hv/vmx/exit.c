@@ -1,5 +1,5 @@
 /*
- * doVmxExitHandler: the exit dispatcher. A table indexed by basic exit reason (ACRN style), with the
+ * doVmxExitHandler (docs/walkthrough.md step 12): the exit dispatcher. A table indexed by basic exit reason (ACRN style), with the
  * VM-entry-failure bit checked first (SDM Vol. 3C 27.8). The handlers both back ends share live in
  * core (exit_common.h); this file decodes VT-x's exit information into them and keeps what only VT-x
  * has. Every exit is counted through core's trace API. A reason without a handler is never resumed
@@ -350,14 +350,7 @@ void vmx_exit_dispatch(struct guest_regs *regs)
         e->fn(&x);
     else
         unhandled(&x, basic);
-    vcpu_exit_done(&x.vcpu);
-    if (x.vcpu.event.valid) {
-        vmx_vcpu_ops.inject(&x.vcpu, &x.vcpu.event);
-        rec.flags |= HV_REC_INJECTED;
-    }
-    trace_exit(pc, &rec);
-    vcpu_check_init(pc);
-    pc->in_root = 0;
+    vcpu_exit_finish(&x.vcpu, &rec);
 }
 
 __noreturn void vmx_resume_failed(void)

@@ -1,5 +1,5 @@
 /*
- * StartVMX (blue pill) and VmxExitHandler (the exit stub).
+ * StartVMX (blue pill) and VmxExitHandler (the exit stub): docs/walkthrough.md steps 6 and 11.
  *
  * vmx_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around vmx_setup_and_launch(); after
  * VMLAUNCH vmx_start returns 0 in VMX non-root operation, or the VMLAUNCH error if it failed.
@@ -24,20 +24,7 @@
 vmx_launch_fresh:
     PUSH_CALLEE_SAVED
     movq %rdi, %rax
-    movq 8(%rax), %rcx
-    movq 16(%rax), %rdx
-    movq 24(%rax), %rbx
-    movq 40(%rax), %rbp
-    movq 48(%rax), %rsi
-    movq 56(%rax), %rdi
-    movq 64(%rax), %r8
-    movq 72(%rax), %r9
-    movq 80(%rax), %r10
-    movq 88(%rax), %r11
-    movq 96(%rax), %r12
-    movq 104(%rax), %r13
-    movq 112(%rax), %r14
-    movq 120(%rax), %r15
+    LOAD_GUEST_GPRS %rax
     movq 0(%rax), %rax
     vmlaunch
     POP_CALLEE_SAVED

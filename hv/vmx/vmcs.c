@@ -1,5 +1,5 @@
 /*
- * VmxSetupVMCS + EptInit + VmxLaunch (the seed's steps). The guest is the current context: vmx_start
+ * VmxSetupVMCS + EptInit + VmxLaunch (the seed's steps, docs/walkthrough.md steps 8-10). The guest is the current context: vmx_start
  * (launch.S) saved the callee-saved registers and passes the RSP/RIP at which the guest continues as
  * if vmx_start had returned 0 (blue pill). Guest state rules: SDM Vol. 3C 28.3.1; host state 28.2.3;
  * controls 26.6-26.8.

@@ -17,13 +17,8 @@ from typing import Final
 from hvtrace.decode import vmx_controls as ctl
 from hvtrace.decode.stage2 import decode_eptp, describe_pat
 from hvtrace.decode.vmcs_fields import FIELDS, ORDER, WIDTH_LABEL, Group, Width, name_of, split_encoding
-from hvtrace.decode.vmx_exits import (
-    EXIT_REASON_DESCRIPTIONS,
-    decode_exit_reason,
-    decode_interruption_info,
-    describe_exception_qualification,
-    describe_qualification,
-)
+from hvtrace.decode.vmx_exits import EXIT_REASON_DESCRIPTIONS, decode_exit_reason, decode_interruption_info
+from hvtrace.decode.vmx_qualifications import describe_exception_qualification, describe_qualification
 
 #: Display areas, in display order.
 AREAS: Final = ("guest", "host", "controls", "exit")
@@ -73,8 +68,9 @@ class Vmcs:
         f = _BY_NAME.get(name)
         return f is not None and f in self.values
 
-    def _bit(self, field_name: str, table: ctl.BitNames, bit_name: str) -> bool:
-        return bool(self.get(field_name) & ctl.mask_of(table, bit_name))
+    def _bit(self, field_name: str, table: ctl.BitNames, bit_name: str, *, gate: bool = True) -> bool:
+        """A control bit; ``gate``: the control that activates this control field (SDM 25.6.2, 25.7.1)."""
+        return gate and bool(self.get(field_name) & ctl.mask_of(table, bit_name))
 
     def pin(self, name: str) -> bool:
         return self._bit("PIN_BASED_VM_EXEC_CONTROL", ctl.PIN_BASED, name)
@@ -84,22 +80,19 @@ class Vmcs:
 
     def cpu2(self, name: str) -> bool:
         """A secondary control, effective only with activate-secondary-controls (SDM 25.6.2)."""
-        return self.cpu("ACTIVATE_SECONDARY_CONTROLS") and self._bit(
-            "SECONDARY_VM_EXEC_CONTROL", ctl.SECONDARY_PROCBASED, name
-        )
+        gate = self.cpu("ACTIVATE_SECONDARY_CONTROLS")
+        return self._bit("SECONDARY_VM_EXEC_CONTROL", ctl.SECONDARY_PROCBASED, name, gate=gate)
 
     def cpu3(self, name: str) -> bool:
-        return self.cpu("ACTIVATE_TERTIARY_CONTROLS") and self._bit(
-            "TERTIARY_VM_EXEC_CONTROL", ctl.TERTIARY_PROCBASED, name
-        )
+        gate = self.cpu("ACTIVATE_TERTIARY_CONTROLS")
+        return self._bit("TERTIARY_VM_EXEC_CONTROL", ctl.TERTIARY_PROCBASED, name, gate=gate)
 
     def exit(self, name: str) -> bool:
         return self._bit("VM_EXIT_CONTROLS", ctl.PRIMARY_EXIT, name)
 
     def exit2(self, name: str) -> bool:
-        return self.exit("ACTIVATE_SECONDARY_CONTROLS") and self._bit(
-            "SECONDARY_VM_EXIT_CONTROLS", ctl.SECONDARY_EXIT, name
-        )
+        gate = self.exit("ACTIVATE_SECONDARY_CONTROLS")
+        return self._bit("SECONDARY_VM_EXIT_CONTROLS", ctl.SECONDARY_EXIT, name, gate=gate)
 
     def entry(self, name: str) -> bool:
         return self._bit("VM_ENTRY_CONTROLS", ctl.ENTRY, name)
@@ -365,6 +358,15 @@ _DISPLAY_ORDER: Final[Mapping[int, int]] = {
 }
 
 
+def wanted_areas(areas: Iterable[str] | None, what: str) -> set[str]:
+    """The display areas asked for (all by default); ValueError naming any unknown one."""
+    wanted = set(AREAS if areas is None else areas)
+    unknown = wanted - set(AREAS)
+    if unknown:
+        raise ValueError(f"unknown {what} area(s): {', '.join(sorted(unknown))}")
+    return wanted
+
+
 def build_rows(
     fields: Iterable[tuple[int, int]] | Vmcs,
     *,
@@ -378,10 +380,7 @@ def build_rows(
     meaningful ones. ``decode``: add the detail lines (``--raw`` turns them off).
     """
     v = fields if isinstance(fields, Vmcs) else Vmcs(fields)
-    wanted = set(AREAS if areas is None else areas)
-    unknown = wanted - set(AREAS)
-    if unknown:
-        raise ValueError(f"unknown VMCS area(s): {', '.join(sorted(unknown))}")
+    wanted = wanted_areas(areas, "VMCS")
     rows: list[Row] = []
     for enc, raw in v.values.items():
         bits = split_encoding(enc)

@@ -194,6 +194,11 @@ def bit_names(value: int, table: BitNames) -> list[str]:
     return [table.get(b, f"bit{b}") for b in set_bits(value)]
 
 
+def labels_on(*flags: tuple[bool, str]) -> list[str]:
+    """The labels of the (flag, label) pairs whose flag is set, in order."""
+    return [label for on, label in flags if on]
+
+
 # ---- exceptions ------------------------------------------------------------------------------------
 
 #: Exception and interrupt vectors 0-31 (SDM Vol. 3A 6.3.1, Table 6-1; #HV, #VC, #SX from AMD).

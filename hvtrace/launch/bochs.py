@@ -138,6 +138,8 @@ class BochsSession(Session):
 
     backend: ClassVar[str] = "bochs"
     default_timeout: ClassVar[float] = 180.0
+    #: No shared RAM file to read the rings from: the hypervisor sends its records as frames on port 0xE9.
+    trace_options: ClassVar[tuple[str, ...]] = ("trace_e9=1",)
     exit_grace: ClassVar[float] = 20.0
     stop_signal: ClassVar[int] = signal.SIGINT
     stop_grace: ClassVar[float] = 10.0

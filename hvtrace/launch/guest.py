@@ -26,11 +26,12 @@ import argparse
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypedDict, cast
 
 from hvtrace.exitcodes import ExitCode, LaunchError
-from hvtrace.launch.qemu_options import cpu_option, split_qemu_args
+from hvtrace.launch.qemu_options import cpu_option, refuse_qemu_options, split_qemu_args
 
 #: Longest guest command line the hypervisor passes on (hv/include/hv/guest.h: GUEST_CMDLINE_MAX
 #: bytes including the terminating NUL); a longer one would be cut silently.
@@ -202,6 +203,25 @@ class LaunchOptions:
     cpu_model: str | None = None
     #: ``--qemu-arg`` values split into QEMU argv words (QEMU only).
     qemu_args: tuple[str, ...] = ()
+    cpus: int = 1
+
+    def session_args(self) -> SessionArgs:
+        """The keywords a new session takes from these options (launch.make_session, Capture.start)."""
+        args = {f.name: getattr(self, f.name) for f in fields(self)}
+        args["cmdline"] = args.pop("hv_cmdline")
+        return cast(SessionArgs, args)
+
+
+class SessionArgs(TypedDict):
+    """:meth:`LaunchOptions.session_args`: the same keyword names in every session-building call (the
+    fields of LaunchOptions, ``hv_cmdline`` as ``cmdline``)."""
+
+    cpus: int
+    memory_mb: int
+    cmdline: str
+    guest: GuestSpec | None
+    cpu_model: str | None
+    qemu_args: tuple[str, ...]
 
 
 def launch_options(args: argparse.Namespace, *, hv_parts: tuple[str, ...] = ()) -> LaunchOptions:
@@ -230,16 +250,12 @@ def launch_options(args: argparse.Namespace, *, hv_parts: tuple[str, ...] = ()) 
     qemu_args = split_qemu_args(getattr(args, "qemu_arg", None) or [])
     if cpu_model is not None:
         cpu_option(cpu_model)  # malformed, or turns off what the back end needs: a usage error now
-    if (cpu_model is not None or qemu_args) and getattr(args, "backend", None) == "bochs":
-        raise LaunchError(
-            ExitCode.USAGE,
-            "--cpu-model and --qemu-arg apply to the qemu backend only (Bochs runs hvtrace's VT-x CPU "
-            "model, corei7_skylake_x)",
-        )
+    refuse_qemu_options(getattr(args, "backend", None), cpu_model, qemu_args)
     return LaunchOptions(
         hv_cmdline=" ".join(p for p in parts if p),
         guest=guest,
         memory_mb=memory,
         cpu_model=cpu_model,
         qemu_args=qemu_args,
+        cpus=int(getattr(args, "cpus", 1)),
     )

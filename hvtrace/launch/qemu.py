@@ -83,6 +83,17 @@ def qemu_argv_of_ram(ram: Path, proc: Path = Path("/proc")) -> list[str] | None:
     return None
 
 
+def processors(accel: str, cpu: str, cpus: int, memory_mb: int) -> list[str]:
+    """The accelerator, the ``-cpu`` model, how many CPUs and how much RAM."""
+    return ["-accel", accel, "-cpu", cpu, "-smp", str(cpus), "-m", f"{memory_mb}M"]
+
+
+def headless(chardev: str) -> list[str]:
+    """No window, no monitor, and a character device ``chardev`` on our stdio (``signal=off``: a ^C
+    in the terminal is hvtrace's to handle, QEMU stops when we stop it)."""
+    return ["-display", "none", "-monitor", "none", "-chardev", f"stdio,id={chardev},signal=off"]
+
+
 def qemu_argv(
     *,
     elf: Path,
@@ -112,16 +123,11 @@ def qemu_argv(
         qemu,
         "-machine", "q35,memory-backend=ram",
         "-object", f"memory-backend-file,id=ram,size={memory_mb}M,mem-path={ram_path},share=on",
-        "-accel", accel,
-        "-cpu", cpu,
-        "-smp", str(cpus),
-        "-m", f"{memory_mb}M",
+        *processors(accel, cpu, cpus, memory_mb),
         "-kernel", str(elf),
         "-append", cmdline,
         *modules,
-        "-display", "none",
-        "-monitor", "none",
-        "-chardev", "stdio,id=hv,signal=off",
+        *headless("hv"),
         "-serial", com1,                # COM1 (0x3f8): the guest's
         "-serial", "chardev:hv",        # COM2 (0x2f8): the hypervisor's private channel
         "-no-reboot",

@@ -104,3 +104,13 @@ def split_qemu_args(values: Sequence[str]) -> tuple[str, ...]:
                 raise LaunchError(ExitCode.USAGE, f"--qemu-arg {value!r}: {why}")
         out.extend(words)
     return tuple(out)
+
+
+def refuse_qemu_options(backend: str | None, cpu_model: str | None, qemu_args: Sequence[str]) -> None:
+    """``--cpu-model``/``--qemu-arg`` with ``--backend bochs`` is a usage error (raises LaunchError)."""
+    if (cpu_model is not None or qemu_args) and backend == "bochs":
+        raise LaunchError(
+            ExitCode.USAGE,
+            "--cpu-model and --qemu-arg apply to the qemu backend only (Bochs runs hvtrace's VT-x CPU "
+            "model, corei7_skylake_x)",
+        )

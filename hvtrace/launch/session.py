@@ -86,6 +86,8 @@ class Session(ABC):
     """One emulator run of the hypervisor image. Subclasses supply argv and the console source."""
 
     backend: ClassVar[str]
+    #: Hypervisor options a trace capture needs on this backend (none: the rings are read from shared RAM).
+    trace_options: ClassVar[tuple[str, ...]] = ()
     #: Seconds to wait for the final status line when the caller gives no timeout.
     default_timeout: ClassVar[float] = 120.0
     #: Seconds the emulator may take to leave by itself after printing the status line.

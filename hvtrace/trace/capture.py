@@ -22,26 +22,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import numpy as np
 
-from hvtrace.abi import HvVendor
-from hvtrace.arch import reason_code
+from hvtrace.decode.vendor import VMX
 from hvtrace.exitcodes import ExitCode
-from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch import BochsSession, QemuSession, Session, make_session, session_class
 from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
-from hvtrace.launch.qemu import QemuSession, qemu_argv_of_ram
-from hvtrace.launch.session import Session
-from hvtrace.paths import hv_dir
+from hvtrace.launch.qemu import qemu_argv_of_ram
+from hvtrace.paths import image_path
 from hvtrace.relocation import region_from_console
 from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
 from hvtrace.trace.discovery import Discovery, discover, elf_build_id
 from hvtrace.trace.errors import TraceError
+from hvtrace.trace.filters import Filter, reason_mask
 from hvtrace.trace.frames import FrameStreamSource
 from hvtrace.trace.reader import RingSet
-from hvtrace.trace.records import Records, empty, kind_code
+from hvtrace.trace.records import Records, empty
 from hvtrace.trace.sources import MemorySource, SharedRamSource
+from hvtrace.trace.streams import FrameStream, RecordStream, RingStream
 from hvtrace.trace.tracefile import TraceWriter
 
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
@@ -49,85 +49,12 @@ TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
 RAM_NAME_RE = re.compile(r"hvtrace-(\d+)-[0-9a-f]+\.ram$")
 
 
-def default_elf() -> Path:
-    """The image `hvtrace run` boots (its symbols locate hv_trace)."""
-    return hv_dir() / "build" / "hvtrace.elf"
-
-
-class RecordStream(Protocol):
-    name: str
-
-    def poll(self) -> Records: ...
-
-    def alive(self) -> bool: ...
-
-    def lost_by_cpu(self) -> dict[int, int]: ...
-
-
-class _Rings:
-    """RingSet as a RecordStream."""
-
-    def __init__(self, rings: RingSet) -> None:
-        self.rings = rings
-        self.name = rings.source.name
-
-    def poll(self) -> Records:
-        return self.rings.poll()
-
-    def alive(self) -> bool:
-        return self.rings.alive()
-
-    def lost_by_cpu(self) -> dict[int, int]:
-        return {s.cpu: s.lost for s in self.rings.stats}
-
-
-class _Frames:
-    def __init__(self, src: FrameStreamSource) -> None:
-        self.src = src
-        self.name = src.name
-        self.final = False
-
-    def poll(self) -> Records:
-        return self.src.poll(final=self.final)
-
-    def alive(self) -> bool:
-        return self.src.alive()
-
-    def lost_by_cpu(self) -> dict[int, int]:
-        return dict(self.src.stats.lost)
-
-
-@dataclass
-class Filter:
-    """Keep records of these CPUs and reasons (kind names or native reason names); None = all."""
-
-    cpus: set[int] | None = None
-    reasons: list[str] | None = None
-
-    def apply(self, recs: Records, vendor: int) -> Records:
-        mask = np.ones(len(recs), dtype=bool)
-        if self.cpus is not None:
-            mask &= np.isin(recs["cpu"], list(self.cpus))
-        if self.reasons:
-            mask &= reason_mask(recs, self.reasons, vendor)
-        return recs if mask.all() else recs[mask]
-
-
-def reason_mask(recs: Records, names: list[str], vendor: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Records whose kind (HV_EXIT_*) or native reason has one of ``names``."""
-    mask = np.zeros(len(recs), dtype=bool)
-    for name in names:
-        kind = kind_code(name)
-        native = reason_code(vendor, name)
-        if kind is None and native is None:
-            raise TraceError(
-                ExitCode.USAGE, f"unknown exit reason {name!r} (an HV_EXIT_* kind or a native name)"
-            )
-        if kind is not None:
-            mask |= recs["kind"] == kind
-        else:
-            mask |= recs["reason"] == native
-    return mask
+def guest_label(cmdline: str, guest: GuestSpec | None = None) -> str:
+    """What a started session runs, as ``meta["guest"]`` names it: a loaded kernel's file name, else the
+    hypervisor's own test guest (``selftest``, ``selftest+storm`` with ``storm=1`` on ``cmdline``)."""
+    if guest is not None:
+        return guest.name
+    return "selftest" + ("+storm" if "storm=1" in cmdline.split() else "")
 
 
 @dataclass
@@ -184,23 +111,13 @@ class Capture:
         else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
-        session: Session
-        if backend == "qemu":
-            session = QemuSession(
-                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
-            )  # fmt: skip
-        elif backend == "bochs":
-            if cpu_model is not None or qemu_args:
-                raise TraceError(ExitCode.USAGE, "--cpu-model/--qemu-arg apply to the qemu backend only")
-            if "trace_e9=1" not in cmdline.split():
-                cmdline = f"{cmdline} trace_e9=1".strip()
-            session = BochsSession(
-                cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info, guest=guest,
-            )  # fmt: skip
-        else:
-            raise TraceError(ExitCode.USAGE, f"unknown backend {backend!r} (choose qemu or bochs)")
+        extra = [o for o in session_class(backend).trace_options if o not in cmdline.split()]
+        if extra:  # what this backend needs to deliver records (Bochs: frames on port 0xE9)
+            cmdline = " ".join([cmdline, *extra]).strip()
+        session = make_session(
+            backend, cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf,
+            on_line=on_line, on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
+        )  # fmt: skip
         session.start()
         try:
             cap = cls._attach_session(
@@ -210,7 +127,7 @@ class Capture:
             session.close()
             raise
         if guest is not None:
-            cap.meta.update(guest=guest.name, guest_cmdline=guest.cmdline)
+            cap.meta.update(guest=guest_label(cmdline, guest), guest_cmdline=guest.cmdline)
         return cap
 
     @classmethod
@@ -224,12 +141,12 @@ class Capture:
         boot_timeout: float,
         elf: Path | None,
     ) -> Capture:
-        image = elf or default_elf()
+        image = elf or image_path()
         meta: dict[str, Any] = {
             "backend": backend,
             "cmdline": cmdline,
             "cpus": session.cpus,
-            "guest": "selftest" + ("+storm" if "storm=1" in cmdline.split() else ""),
+            "guest": guest_label(cmdline),
             "build_id": elf_build_id(image),
         }
         proc = session.proc
@@ -240,9 +157,9 @@ class Capture:
 
         if isinstance(session, BochsSession):
             assert session.e9_path is not None
-            meta.update(vendor=int(HvVendor.VMX), vendor_name="VMX", source="port 0xE9 frame stream")
-            frames = _Frames(FrameStreamSource(session.e9_path, alive=running))
-            return cls(frames, vendor=HvVendor.VMX, meta=meta, session=session)
+            meta.update(vendor=VMX.number, vendor_name=VMX.name, source="port 0xE9 frame stream")
+            frames = FrameStream(FrameStreamSource(session.e9_path, alive=running))
+            return cls(frames, vendor=VMX.number, meta=meta, session=session)
         assert isinstance(session, QemuSession)
         assert session.ram_path is not None
         ram = session.ram_path
@@ -300,7 +217,7 @@ class Capture:
             ring_policy=rings.readers[0].policy_name(),
             source="shared RAM file" + (" (lossless: consumer tail)" if lossless else ""),
         )
-        return cls(_Rings(rings), vendor=disc.vendor, meta=meta, session=session)
+        return cls(RingStream(rings), vendor=disc.vendor, meta=meta, session=session)
 
     @classmethod
     def attach(cls, *, ram: Path, elf: Path | None = None, lossless: bool = True) -> Capture:
@@ -313,7 +230,7 @@ class Capture:
             src.close()
             raise TraceError(ExitCode.NO_INPUT, f"{ram}: the session that owns this RAM file is gone")
         # No private channel to ask: by the symbol, else a scan where the highest header wins (discovery).
-        disc = discover(src, elf=elf or default_elf())
+        disc = discover(src, elf=elf or image_path())
         meta: dict[str, Any] = {"backend": "qemu", "cmdline": None, "guest": None, "attached": str(ram)}
         qemu_args = qemu_argv_of_ram(ram) or []
         if "-initrd" in qemu_args[:-1]:  # a guest kernel: module 0 is "KERNEL ARGS" (hvtrace.launch.guest)
@@ -373,11 +290,47 @@ class Capture:
                 return int(m.group(1)) * 1000
         return None
 
+    # ----------------------------------------------------------------- polling (a caller's own loop)
+    def poll(self) -> Records:
+        """The records that arrived since the last poll, every CPU, unfiltered, in arrival order.
+
+        For callers with their own loop (the TUI's poller); :meth:`run` is the loop with stop
+        conditions. Raises TraceError, OSError or ValueError when the source is lost (RAM file gone)."""
+        return self.stream.poll()
+
+    def alive(self) -> bool:
+        """Whether the source can still produce records (the emulator, or the attached session, runs)."""
+        return self.stream.alive()
+
+    def lost(self) -> int:
+        """Records lost so far, all CPUs (the rings overflowed before they were read)."""
+        return sum(self.stream.lost_by_cpu().values())
+
+    def end_state(self) -> str:
+        """One line on how the session ended, once :meth:`alive` is False: its result when known, else
+        the emulator's exit status; ``(session gone)`` for an attached session or one already closed."""
+        session = self.session
+        if session is not None and session.result is None and session.proc is not None:
+            return f"VM exited (code {session.proc.poll()})"
+        result = session.result if session is not None else None
+        return "VM exited" + (f": {result.message}" if result is not None else " (session gone)")
+
+    @property
+    def session_pid(self) -> int | None:
+        """The emulator's pid when this capture started the session, else None."""
+        session = self.session
+        return session.proc.pid if session is not None and session.proc is not None else None
+
+    @property
+    def gdb_port(self) -> int | None:
+        """The gdbstub port of the session this capture started (QEMU), else None."""
+        return self.session.gdb_port if isinstance(self.session, QemuSession) else None
+
     def _drain_after_exit(self) -> Records:
         """The session has ended: read what is left (Bochs: the stdout tail; rings: what remains)."""
         if self.session is not None and self.session.result is None:
             self.session.wait(timeout=30)
-        if isinstance(self.stream, _Frames):
+        if isinstance(self.stream, FrameStream):
             self.stream.final = True
         return self.stream.poll()
 
@@ -402,8 +355,8 @@ class Capture:
         ended = False
         try:
             while True:
-                live = self.stream.alive()
-                recs = self.stream.poll()
+                live = self.alive()
+                recs = self.poll()
                 if not len(recs) and not live:
                     recs = self._drain_after_exit()
                     ended = True
@@ -414,7 +367,7 @@ class Capture:
                         return stop
                 if on_lost is not None:
                     on_lost(self.stream.lost_by_cpu())
-                self.progress.lost = sum(self.stream.lost_by_cpu().values())
+                self.progress.lost = self.lost()
                 now = time.monotonic()
                 if progress is not None and now - last_shown >= 0.5:
                     progress(self.progress.line())
@@ -428,7 +381,7 @@ class Capture:
                 if not len(recs):
                     time.sleep(interval)
         finally:
-            self.progress.lost = sum(self.stream.lost_by_cpu().values())
+            self.progress.lost = self.lost()
             if progress is not None:
                 progress(self.progress.line())
 

@@ -1,24 +1,54 @@
-"""The `capture`, `report` and `export` subcommands: argument handling only, over the trace API."""
+"""The `capture`, `report` and `export` subcommands: their parsers and handlers, over the trace API."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.commands import values
+from hvtrace.commands.parser import Subcommands, err, out
+from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
+from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.guest import launch_options
-from hvtrace.trace.capture import Capture, Filter
-from hvtrace.trace.errors import TraceError
+from hvtrace.trace.capture import Capture
 from hvtrace.trace.export import export
+from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
 from hvtrace.trace.tracefile import TraceFile
 
 
-def err(message: str) -> None:
-    print(f"hvtrace: {message}", file=sys.stderr, flush=True)
+def register(sub: Subcommands) -> None:
+    cap = sub.add_parser(
+        "capture",
+        help="capture exit records to a trace file (attach to a run, or start one)",
+        description="Attach to a running `hvtrace run` (--ram PATH, printed as 'hvtrace: ram file PATH') "
+        "or boot one (--backend), and write its exit records to a trace file.",
+    )
+    cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
+    add_session_source_arguments(cap)
+    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS")
+    cap.add_argument("--count", type=values.positive_int, metavar="N")
+    cap.add_argument("--until-reason", metavar="NAME", help="stop after the first such exit")
+    cap.add_argument("--cpu", type=values.nonneg_int, action="append", metavar="N", help="keep CPU N")
+    cap.add_argument("--reason", action="append", metavar="NAME", help="keep this reason")
+    cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
+    cap.add_argument("--quiet", action="store_true", help="no progress line")
+    cap.set_defaults(func=cmd_capture)
+
+    rep = sub.add_parser("report", help="per-reason / per-CPU statistics of a trace file")
+    rep.add_argument("file", type=Path, metavar="FILE")
+    rep.add_argument("--json", action="store_true", help="machine-readable output")
+    rep.set_defaults(func=cmd_report)
+
+    exp = sub.add_parser("export", help="export a trace file to Perfetto (Chrome JSON), CSV or Parquet")
+    exp.add_argument("file", type=Path, metavar="FILE")
+    exp.add_argument("--format", choices=("perfetto", "csv", "parquet"), required=True)
+    exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    exp.set_defaults(func=cmd_export)
 
 
 def _progress(line: str) -> None:
@@ -26,9 +56,7 @@ def _progress(line: str) -> None:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    if (args.ram is None) == (args.backend is None):
-        err("usage error: give either --ram PATH (attach) or --backend (start a session)")
-        return ExitCode.USAGE
+    check_session_source(args, source_required=True)
     ram = (args.ram,) if args.ram is not None else ()
     check_output(args.output, inputs=ram)  # before an emulator boots or a RAM file is attached
     stop = [x for x in (args.duration, args.count, args.until_reason) if x is not None]
@@ -43,14 +71,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
                 opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory
                 cap = Capture.start(
                     backend=args.backend,
-                    cpus=args.cpus,
-                    memory_mb=opts.memory_mb,
-                    cmdline=opts.hv_cmdline,
-                    guest=opts.guest,
-                    cpu_model=opts.cpu_model,
-                    qemu_args=opts.qemu_args,
                     lossless=not args.no_lossless,
-                    on_info=lambda line: print(f"hvtrace: {line}", flush=True),
+                    on_info=out,
+                    **opts.session_args(),
                 )
             with cap:
                 try:
@@ -119,18 +142,3 @@ def cmd_export(args: argparse.Namespace) -> int:
         flush=True,
     )
     return warn_damage(tf)
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        if args.command == "capture":
-            return cmd_capture(args)
-        if args.command == "report":
-            return cmd_report(args)
-        return cmd_export(args)
-    except TraceError as e:
-        err(f"error: {e.message}")
-        return e.code
-    except LaunchError as e:
-        err(f"error: {e.message}")
-        return e.code

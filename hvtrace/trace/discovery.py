@@ -28,15 +28,9 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from hvtrace.abi import (
-    HV_ABI_VERSION,
-    HV_DISCOVERY_MAGIC,
-    HV_MAX_CPUS,
-    HV_RECORD_SIZE,
-    HvDiscovery,
-    HvRing,
-    HvVendor,
-)
+from hvtrace.abi import HV_DISCOVERY_MAGIC, HV_RECORD_SIZE, HvDiscovery, HvRing
+from hvtrace.decode.record_meaning import HeaderError, capacity_problem, check_header
+from hvtrace.decode.vendor import vendor_of
 from hvtrace.exitcodes import ExitCode
 from hvtrace.relocation import find_slide
 from hvtrace.trace.errors import TraceError
@@ -44,7 +38,6 @@ from hvtrace.trace.sources import MemorySource
 
 HEADER_SIZE = ctypes.sizeof(HvDiscovery)
 RING_HEADER_SIZE = ctypes.sizeof(HvRing)
-MAX_RING_CAPACITY = 1 << 24  # as hvtrace.trace.reader (which imports this module)
 _RING_ALIGN = 4096
 SYMBOL = "hv_trace"
 _SCAN_CHUNK = 16 << 20
@@ -64,10 +57,7 @@ class Discovery:
 
     @property
     def vendor_name(self) -> str:
-        try:
-            return HvVendor(self.vendor).name
-        except ValueError:
-            return f"VENDOR_{self.vendor}"
+        return vendor_of(self.vendor).name
 
     @property
     def cpu_count(self) -> int:
@@ -119,29 +109,24 @@ def elf_build_id(elf: Path) -> str | None:
     return None
 
 
+#: What each problem record_meaning.check_header() finds means for the exit status.
+_HEADER_EXIT_CODES = {
+    "truncated": ExitCode.BAD_DATA,
+    "magic": ExitCode.NO_TRACE_HEADER,
+    "abi": ExitCode.ABI_MISMATCH,
+    "implausible": ExitCode.BAD_DATA,
+}
+
+
 def parse_header(data: bytes, paddr: int, found_by: str, what: str) -> Discovery:
-    """Validate a header's bytes: magic, ABI version, header size, record size; one-line errors."""
-    if len(data) < HEADER_SIZE:
-        raise TraceError(ExitCode.BAD_DATA, f"{what}: truncated discovery header at {paddr:#x}")
-    h = HvDiscovery.from_buffer_copy(data[:HEADER_SIZE])
-    if h.magic != HV_DISCOVERY_MAGIC:
-        raise TraceError(ExitCode.NO_TRACE_HEADER, f"{what}: no discovery header at {paddr:#x} (wrong magic)")
-    if h.abi_version != HV_ABI_VERSION:
+    """Validate a header's bytes (record_meaning.check_header: magic, ABI version, header size, record
+    size, CPU count) and its ring geometry; one-line errors."""
+    try:
+        h = check_header(data)
+    except HeaderError as e:
         raise TraceError(
-            ExitCode.ABI_MISMATCH,
-            f"{what}: hypervisor ABI version {h.abi_version}, this hvtrace reads version {HV_ABI_VERSION}",
-        )
-    if h.header_size != HEADER_SIZE:
-        raise TraceError(
-            ExitCode.ABI_MISMATCH,
-            f"{what}: discovery header size {h.header_size}, expected {HEADER_SIZE} (ABI mismatch)",
-        )
-    if h.record_size not in (0, HV_RECORD_SIZE):
-        raise TraceError(
-            ExitCode.ABI_MISMATCH, f"{what}: record size {h.record_size}, expected {HV_RECORD_SIZE}"
-        )
-    if h.cpu_count > HV_MAX_CPUS:
-        raise TraceError(ExitCode.BAD_DATA, f"{what}: implausible CPU count {h.cpu_count} at {paddr:#x}")
+            _HEADER_EXIT_CODES[e.problem], f"{what}: discovery header at {paddr:#x}: {e.message}"
+        ) from None
     check_ring_geometry(h, paddr, what)
     return Discovery(paddr, h, found_by)
 
@@ -156,7 +141,7 @@ def check_ring_geometry(h: HvDiscovery, paddr: int, what: str) -> None:
         return
     # hv/core/trace.c registers a CPU's ring just before it stores the capacity: 0 is "not yet", and
     # then only the ring headers themselves are known to be there.
-    if cap & (cap - 1) or cap > MAX_RING_CAPACITY:
+    if cap and capacity_problem(cap):
         raise TraceError(
             ExitCode.BAD_DATA, f"{what}: discovery header at {paddr:#x}: bad ring capacity {cap}"
         )

@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hvtrace.arch import reason_names
+from hvtrace.decode.record_meaning import kind_name
+from hvtrace.decode.vendor import vendor_of
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
-from hvtrace.trace.records import KIND_NAMES, Records
+from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 
 FORMATS = ("perfetto", "csv", "parquet")
@@ -23,10 +24,10 @@ COLUMNS = ("seq", "tsc", "cpu", "kind", "flags", "reason", "insn_len", "qual", "
 
 def _names(recs: Records, vendor: int) -> tuple[list[str], list[str]]:
     """Kind and native reason names per record, through a lookup table (vectorised)."""
-    kinds = np.array([KIND_NAMES.get(k, str(k)) for k in range(256)], dtype=object)
-    table = reason_names(vendor)
+    kinds = np.array([kind_name(k) for k in range(256)], dtype=object)
+    backend = vendor_of(vendor)
     uniq, inv = np.unique(recs["reason"], return_inverse=True)
-    rnames = np.array([table.get(int(u), f"REASON_{int(u):#x}") for u in uniq], dtype=object)
+    rnames = np.array([backend.reason_name(int(u)) for u in uniq], dtype=object)
     return list(kinds[recs["kind"]]), list(rnames[inv])
 
 

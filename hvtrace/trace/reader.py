@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hvtrace.abi import HV_MAX_CPUS, HV_RECORD_SIZE, HvRing, HvRingPolicy
+from hvtrace.decode.record_meaning import capacity_problem, ring_slot
 from hvtrace.exitcodes import ExitCode
-from hvtrace.trace.discovery import MAX_RING_CAPACITY, Discovery
+from hvtrace.trace.discovery import Discovery
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import RECORD_DTYPE, Records, empty
 from hvtrace.trace.sources import MemorySource, ViewSource, WritableSource
@@ -42,9 +43,9 @@ def parse_ring_header(data: bytes, paddr: int, what: str) -> HvRing:
     if len(data) < RING_HEADER:
         raise TraceError(ExitCode.BAD_DATA, f"{what}: truncated ring header at {paddr:#x}")
     hdr = HvRing.from_buffer_copy(data[:RING_HEADER])
-    cap = int(hdr.capacity)
-    if cap < 1 or cap & (cap - 1) or cap > MAX_RING_CAPACITY:
-        raise TraceError(ExitCode.BAD_DATA, f"{what}: ring at {paddr:#x} has bad capacity {cap}")
+    problem = capacity_problem(int(hdr.capacity))
+    if problem:
+        raise TraceError(ExitCode.BAD_DATA, f"{what}: ring at {paddr:#x} has {problem}")
     if hdr.cpu >= HV_MAX_CPUS:
         raise TraceError(ExitCode.BAD_DATA, f"{what}: ring at {paddr:#x} has bad CPU {hdr.cpu}")
     if hdr.policy not in {int(p) for p in HvRingPolicy}:
@@ -137,7 +138,7 @@ class RingReader:
         done = 0
         while done < avail:
             seq0 = self.next_seq
-            slot = (seq0 - 1) & (self.capacity - 1)
+            slot = ring_slot(seq0, self.capacity)
             n = min(avail - done, self.capacity - slot)
             copy, live = self._slots(slot, n)
             after = live["seq"]

@@ -36,9 +36,6 @@ assert RECORD_DTYPE.itemsize == HV_RECORD_SIZE
 
 Records = npt.NDArray[np.void]
 
-#: Kind number -> name (HV_EXIT_*), and the reverse.
-KIND_NAMES: Final[dict[int, str]] = {int(k): k.name for k in HvExitKind}
-
 
 def empty() -> Records:
     return np.empty(0, dtype=RECORD_DTYPE)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hvtrace.trace.capture import reason_mask
+from hvtrace.trace.filters import reason_mask
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 

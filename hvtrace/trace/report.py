@@ -11,20 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from hvtrace.abi import HvExitKind
-from hvtrace.arch import reason_name
-from hvtrace.trace.records import KIND_NAMES, Records
+from hvtrace.decode.record_meaning import DRILLDOWNS, KIND_NAMES, drill_text
+from hvtrace.decode.vendor import reason_name
+from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
-
-#: Drill-down per kind: (title, field, transform) — the operand conventions of record_operands().
-DRILLDOWNS: dict[int, tuple[str, str, int]] = {
-    HvExitKind.CPUID: ("CPUID leaf", "arg0", 0),
-    HvExitKind.MSR_READ: ("MSR index (read)", "arg0", 0),
-    HvExitKind.MSR_WRITE: ("MSR index (write)", "arg0", 0),
-    HvExitKind.CR_ACCESS: ("CR number", "arg0", 0),
-    HvExitKind.IO: ("I/O port", "arg0", 0),
-    HvExitKind.STAGE2_FAULT: ("GPA page", "gpa", 12),
-}
 
 
 def _gap_stats(tsc: np.ndarray[Any, np.dtype[np.uint64]]) -> dict[str, float] | None:
@@ -166,10 +156,11 @@ def format_text(rep: dict[str, Any]) -> str:
         lines.append(
             f"{r['cpu']:<5} {r['count']:>10} {r['percent']:>6.2f}% {rs:>10}  {f.gaps(r['gap_ticks'])}"
         )
+    kinds = {title: kind for kind, (title, _f, _s) in DRILLDOWNS.items()}
     for title, rows in rep["drilldown"].items():
         lines += ["", f"{title:<22} {'count':>10} {'%':>7}"]
         for r in rows[:20]:
-            lines.append(f"{r['value']:<#22x} {r['count']:>10} {r['percent']:>6.2f}%")
+            lines.append(f"{drill_text(kinds[title], r['value']):<22} {r['count']:>10} {r['percent']:>6.2f}%")
         if len(rows) > 20:
             lines.append(f"... {len(rows) - 20} more")
     return "\n".join(lines)

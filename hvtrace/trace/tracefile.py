@@ -10,14 +10,11 @@ with a bad checksum is reported (``errors``) and skipped, the rest stays readabl
 
 from __future__ import annotations
 
-import json
-import os
 import struct
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,268 +22,44 @@ import numpy.typing as npt
 from hvtrace.abi import HV_ABI_VERSION, HV_RECORD_SIZE
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
-from hvtrace.trace.records import RECORD_DTYPE, Records, empty, time_order
-
-FILE_MAGIC: Final = b"HVTRACE\x00"
-FORMAT_VERSION: Final = 1
-CHUNK_MAGIC: Final = b"HVCK"
-INDEX_MAGIC: Final = b"HVIX"
-TRAILER_MAGIC: Final = b"HVTREND\x00"
-
-# file header: magic, format version, ABI version, metadata length, metadata CRC-32
-FILE_HEADER: Final = struct.Struct("<8sHHII")
-# chunk header: magic, cpu, flags, count, first/last seq, first/last tsc, lost_before, payload len,
-# payload CRC-32, header CRC-32 (of the preceding 64 bytes)
-CHUNK_HEADER: Final = struct.Struct("<4sHHIQQQQQIII")
-# trailer: index offset, index length, index CRC-32, magic
-TRAILER: Final = struct.Struct("<QII8s")
-
-FLAG_ZLIB: Final = 1
-FLAG_SHUFFLE: Final = 2
-DEFAULT_CHUNK_RECORDS: Final = 4096
-
-INDEX_DTYPE: Final = np.dtype(
-    [
-        ("offset", "<u8"),
-        ("cpu", "<u2"),
-        ("count", "<u4"),
-        ("first_seq", "<u8"),
-        ("last_seq", "<u8"),
-        ("first_tsc", "<u8"),
-        ("last_tsc", "<u8"),
-        ("lost_before", "<u8"),
-    ]
+from hvtrace.trace.fileformat import (
+    CHUNK_HEADER,
+    CHUNK_MAGIC,
+    FILE_HEADER,
+    FILE_MAGIC,
+    FLAG_SHUFFLE,
+    FLAG_ZLIB,
+    FORMAT_VERSION,
+    INDEX_DTYPE,
+    INDEX_MAGIC,
+    KNOWN_FLAGS,
+    MAX_CHUNK_RECORDS,
+    TRAILER,
+    TRAILER_MAGIC,
+    ChunkError,
+    Damage,
+    check_meta,
+    decode_code,
+    json_object,
+    unshuffle,
 )
+from hvtrace.trace.records import RECORD_DTYPE, Records, empty, time_order
+from hvtrace.trace.writer import TraceWriter
 
-
-#: Most records one chunk may hold. The writer never exceeds it; the reader refuses more, so a damaged or
-#: hostile count (u32: up to 256 GiB of records) never sizes an allocation or a decompression.
-MAX_CHUNK_RECORDS: Final = 1 << 20
-#: Flag bits this reader understands; a chunk with any other bit set is refused.
-KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE
-#: Metadata keys the tools compute with, and the JSON types they must have (checked when opening).
-META_TYPES: Final[dict[str, tuple[type, ...]]] = {
-    "vendor": (int,),
-    "cpus": (int,),
-    "tsc_hz": (int, float),
-}
-
-
-@dataclass
-class ChunkError:
-    """A part of the file that was skipped: a chunk (``index`` = its row in the index) or, when its header
-    itself is damaged, a region (``index`` None: its records are unknown)."""
-
-    index: int | None
-    offset: int
-    message: str
-    records: int | None = None  # records the skipped chunk held (from its header / the index)
-    cpu: int | None = None
-
-    def __str__(self) -> str:
-        where = f"chunk {self.index}" if self.index is not None else "damaged chunk header"
-        return f"{where} at offset {self.offset}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Damage:
-    """What a damaged file cost: every command reports it with :meth:`line` and exits ``ExitCode.DAMAGED``."""
-
-    chunks: int  # chunks (or damaged regions) skipped
-    records: int  # records in the skipped chunks whose count is known
-    unknown: int  # skipped regions whose record count is unknown (their header is damaged)
-    index: str | None  # what was wrong with the index, when it had to be rebuilt by scanning
-    problems: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.chunks or self.index)
-
-    def line(self, name: object) -> str:
-        """The one warning line: what was skipped, how many records with it, the first problem."""
-        parts = []
-        if self.chunks:
-            n = f"{self.records}" if not self.unknown else f"at least {self.records}"
-            more = f", and {self.chunks - 1} more" if self.chunks > 1 else ""
-            parts.append(
-                f"{self.chunks} chunk{'s' if self.chunks != 1 else ''} skipped, {n} records lost "
-                f"({self.problems[0]}{more})"
-            )
-        if self.index:
-            parts.append(f"{self.index} (its summary, e.g. the code map, is lost)")
-        return f"{name} is damaged: {'; '.join(parts)}; the result is partial"
-
-
-def _json_object(blob: bytes, what: str, name: object) -> dict[str, Any]:
-    """A JSON object from bytes; anything else (bad UTF-8, bad JSON, absurd nesting) is BAD_DATA."""
-    try:
-        obj = json.loads(blob)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise TraceError(ExitCode.BAD_DATA, f"{name}: {what} is not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise TraceError(ExitCode.BAD_DATA, f"{name}: {what} is not a JSON object")
-    return obj
-
-
-def _check_meta(meta: dict[str, Any], name: object) -> None:
-    for key, types in META_TYPES.items():
-        v = meta.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, types)):
-            raise TraceError(ExitCode.BAD_DATA, f"{name}: metadata {key!r} has a wrong type ({v!r:.40})")
-    hz = meta.get("tsc_hz")
-    if hz is not None and not 0 < hz < 1e15:  # also refuses NaN
-        raise TraceError(ExitCode.BAD_DATA, f"{name}: metadata 'tsc_hz' is out of range ({hz!r:.40})")
-
-
-def encode_code(code: dict[int, bytes]) -> dict[str, str]:
-    """The summary's code map: ``{"0x1000": "0fa2"}`` (RIP in hex -> instruction bytes in hex)."""
-    return {f"{rip:#x}": bytes(raw).hex() for rip, raw in sorted(code.items())}
-
-
-def decode_code(obj: object) -> dict[int, bytes]:
-    """Inverse of :func:`encode_code`; malformed entries are skipped (an unknown instruction, no error)."""
-    out: dict[int, bytes] = {}
-    if not isinstance(obj, dict):
-        return out
-    for key, value in obj.items():
-        try:
-            out[int(str(key), 16)] = bytes.fromhex(str(value))
-        except ValueError:
-            continue
-    return out
-
-
-def _shuffle(recs: Records) -> bytes:
-    """Byte-transpose: all first bytes, then all second bytes... (compresses 3-5x better)."""
-    return np.ascontiguousarray(recs.view(np.uint8).reshape(-1, HV_RECORD_SIZE).T).tobytes()
-
-
-def _unshuffle(data: bytes, count: int) -> Records:
-    b = np.frombuffer(data, dtype=np.uint8).reshape(HV_RECORD_SIZE, count)
-    return np.ascontiguousarray(b.T).reshape(-1).view(RECORD_DTYPE)
-
-
-class TraceWriter:
-    """Append records (any CPUs, any order) to a new trace file; ``close()`` writes the index."""
-
-    def __init__(
-        self,
-        path: Path,
-        meta: dict[str, Any],
-        *,
-        chunk_records: int = DEFAULT_CHUNK_RECORDS,
-        level: int = 1,
-    ) -> None:
-        self.path = Path(path)
-        if not 0 < chunk_records <= MAX_CHUNK_RECORDS:
-            raise ValueError(f"chunk_records must be 1..{MAX_CHUNK_RECORDS}")
-        self.chunk_records = chunk_records
-        self.level = level
-        self.meta = {"format_version": FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
-        self.meta.setdefault("start_time", time.time())
-        self._fh: IO[bytes] = self.path.open("wb")
-        blob = json.dumps(self.meta, sort_keys=True).encode()
-        self._fh.write(
-            FILE_HEADER.pack(FILE_MAGIC, FORMAT_VERSION, HV_ABI_VERSION, len(blob), zlib.crc32(blob))
-        )
-        self._fh.write(blob)
-        self._fh.flush()
-        self._pending: dict[int, list[Records]] = {}
-        self._pending_n: dict[int, int] = {}
-        self._lost_pending: dict[int, int] = {}
-        self.index: list[tuple[int, ...]] = []
-        self.records = 0
-        self.lost: dict[int, int] = {}
-        self.code: dict[int, bytes] = {}  # RIP -> instruction bytes, written into the summary at close
-        self._closed = False
-
-    def add(self, recs: Records) -> None:
-        """Queue records; full chunks are written at once."""
-        if not len(recs):
-            return
-        cpus = recs["cpu"]
-        for cpu in np.unique(cpus).tolist():
-            part = recs[cpus == cpu] if len(recs) != int((cpus == cpu).sum()) else recs
-            self._pending.setdefault(cpu, []).append(part)
-            self._pending_n[cpu] = self._pending_n.get(cpu, 0) + len(part)
-            while self._pending_n[cpu] >= self.chunk_records:
-                self._flush_cpu(cpu, self.chunk_records)
-
-    def note_lost(self, cpu: int, n: int) -> None:
-        """Records lost on ``cpu`` before the next queued record (stored in the next chunk header)."""
-        if n > 0:
-            self._lost_pending[cpu] = self._lost_pending.get(cpu, 0) + n
-            self.lost[cpu] = self.lost.get(cpu, 0) + n
-
-    def _flush_cpu(self, cpu: int, limit: int | None = None) -> None:
-        parts = self._pending.get(cpu, [])
-        if not parts:
-            return
-        allr = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        n = len(allr) if limit is None else min(limit, len(allr))
-        chunk, rest = allr[:n], allr[n:]
-        self._pending[cpu] = [rest] if len(rest) else []
-        self._pending_n[cpu] = len(rest)
-        self._write_chunk(cpu, chunk)
-
-    def _write_chunk(self, cpu: int, recs: Records) -> None:
-        payload = zlib.compress(_shuffle(recs), self.level)
-        lost = self._lost_pending.pop(cpu, 0)
-        first_seq, last_seq = int(recs["seq"][0]), int(recs["seq"][-1])
-        tsc = recs["tsc"]
-        first_tsc, last_tsc = int(tsc.min()), int(tsc.max())
-        body = CHUNK_HEADER.pack(
-            CHUNK_MAGIC, cpu, FLAG_ZLIB | FLAG_SHUFFLE, len(recs), first_seq, last_seq,
-            first_tsc, last_tsc, lost, len(payload), zlib.crc32(payload), 0,
-        )[:-4]  # fmt: skip
-        offset = self._fh.tell()
-        self._fh.write(body + struct.pack("<I", zlib.crc32(body)) + payload)
-        self.index.append((offset, cpu, len(recs), first_seq, last_seq, first_tsc, last_tsc, lost))
-        self.records += len(recs)
-
-    def flush(self) -> None:
-        """Write every queued record as (possibly short) chunks and push them to the OS."""
-        for cpu in sorted(self._pending):
-            self._flush_cpu(cpu)
-        for cpu in list(self._lost_pending):  # losses with no record after them yet: an empty marker
-            if self._lost_pending[cpu]:
-                self._write_chunk_empty(cpu)
-        self._fh.flush()
-
-    def _write_chunk_empty(self, cpu: int) -> None:
-        lost = self._lost_pending.pop(cpu, 0)
-        body = CHUNK_HEADER.pack(CHUNK_MAGIC, cpu, 0, 0, 0, 0, 0, 0, lost, 0, zlib.crc32(b""), 0)[:-4]
-        offset = self._fh.tell()
-        self._fh.write(body + struct.pack("<I", zlib.crc32(body)))
-        self.index.append((offset, cpu, 0, 0, 0, 0, 0, lost))
-
-    def close(self, summary: dict[str, Any] | None = None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.flush()
-        idx = np.array(self.index, dtype=INDEX_DTYPE) if self.index else np.empty(0, INDEX_DTYPE)
-        info = {
-            "records": self.records,
-            "lost": {str(k): v for k, v in self.lost.items()},
-            "end_time": time.time(),
-        }
-        info.update(summary or {})
-        if self.code:
-            info["code"] = encode_code(self.code)
-        blob = json.dumps(info, sort_keys=True).encode()
-        body = INDEX_MAGIC + struct.pack("<II", len(idx), len(blob)) + idx.tobytes() + blob
-        offset = self._fh.tell()
-        self._fh.write(body)
-        self._fh.write(TRAILER.pack(offset, len(body), zlib.crc32(body), TRAILER_MAGIC))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-
-    def __enter__(self) -> TraceWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+__all__ = [
+    "CHUNK_HEADER",
+    "CHUNK_MAGIC",
+    "FILE_HEADER",
+    "INDEX_DTYPE",
+    "INDEX_MAGIC",
+    "MAX_CHUNK_RECORDS",
+    "TRAILER",
+    "TRAILER_MAGIC",
+    "ChunkError",
+    "Damage",
+    "TraceFile",
+    "TraceWriter",
+]
 
 
 @dataclass
@@ -346,8 +119,8 @@ class TraceFile:
         blob = data[FILE_HEADER.size : end]
         if zlib.crc32(blob) != mcrc:
             raise TraceError(ExitCode.BAD_DATA, f"{path}: file header checksum mismatch")
-        meta = _json_object(blob, "file header metadata", path)
-        _check_meta(meta, path)
+        meta = json_object(blob, "file header metadata", path)
+        check_meta(meta, path)
         tf = cls(path, meta, np.empty(0, INDEX_DTYPE), None, _data=data)
         if not tf._load_index(end):
             tf._scan(end)
@@ -355,7 +128,7 @@ class TraceFile:
             for key in ("tsc_hz", "tsc_hz_source"):  # learnt during the capture, after the header
                 if tf.summary.get(key) and not meta.get(key):
                     meta[key] = tf.summary[key]
-            _check_meta(meta, path)
+            check_meta(meta, path)
         tf._verify()
         return tf
 
@@ -385,7 +158,7 @@ class TraceFile:
                 why = "a chunk offset points outside the chunks"
             else:
                 try:
-                    self.summary = _json_object(sblob, "summary", self.path)
+                    self.summary = json_object(sblob, "summary", self.path)
                 except TraceError:
                     why = "the summary is not a JSON object"
         if why is not None:
@@ -492,7 +265,7 @@ class TraceFile:
                 raw += b"?"  # more output pending or stream incomplete: wrong length either way
         if len(raw) != want:
             raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, 'wrong payload length')}")
-        return _unshuffle(raw, count) if flags & FLAG_SHUFFLE else np.frombuffer(raw, RECORD_DTYPE).copy()
+        return unshuffle(raw, count) if flags & FLAG_SHUFFLE else np.frombuffer(raw, RECORD_DTYPE).copy()
 
     def chunks(self, cpu: int | None = None) -> list[int]:
         rows = range(len(self.index))

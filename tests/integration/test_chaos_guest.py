@@ -184,7 +184,7 @@ def check_chaos(run: ChaosRun, cpus: int) -> None:
     assert ((hidden_io["arg0"] >= 0x2F8) & (hidden_io["arg0"] <= 0x2FF)).all(), hidden_io["arg0"]
     if classes >> IOCH_CLASS & 1 and run.lost == 0:
         assert len(hidden_io) > 0, "the ioch class ran, and no COM2 access was flagged"
-    # The third: xAPIC stores the write policy changed or refused (hv/core/apic_policy.c): only LVT
+    # The third: xAPIC stores the write policy changed or refused (hv/core/guest/apic_policy.c): only LVT
     # entries (random values of the apicr class) and ICR low are ever flagged, never another register.
     stage2 = flagged[flagged["kind"] == int(HvExitKind.STAGE2_FAULT)]
     on_apic = (stage2["gpa"] & ~np.uint64(0xFFF)) == APIC_PAGE

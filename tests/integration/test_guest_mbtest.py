@@ -48,7 +48,7 @@ STEPS = (
     # issue 13 robustness (items 1 and 6): a fetch from the xAPIC page leaves its stores trapped; hundreds
     # of distinct accesses above RAM up to MAXPHYADDR neither stop the run nor fault
     "apic_fetch", "holes_many",
-    # the xAPIC write policy (hv/core/apic_policy.c) and code at / past the end of the xAPIC page: the
+    # the xAPIC write policy (hv/core/guest/apic_policy.c) and code at / past the end of the xAPIC page: the
     # first failed (LINT0 read back INIT), the second never ended (QEMU ran on into its APIC MMIO alias)
     "apic_policy", "apic_fetch_end",
 )  # fmt: skip

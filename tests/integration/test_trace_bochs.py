@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hvtrace.abi import HvVendor
-from hvtrace.arch.vmx import exit_reason_name
+from hvtrace.decode.vendor import VMX
 from hvtrace.launch import procs
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.trace.capture import Capture
@@ -47,7 +47,7 @@ def hv_counts(lines: list[str]) -> dict[int, Counter[str]]:
 def rec_counts(recs: Records) -> dict[int, Counter[str]]:
     out: dict[int, Counter[str]] = {}
     for cpu, reason in zip(recs["cpu"].tolist(), recs["reason"].tolist(), strict=True):
-        out.setdefault(cpu, Counter())[exit_reason_name(reason)] += 1
+        out.setdefault(cpu, Counter())[VMX.reason_name(reason)] += 1
     return out
 
 

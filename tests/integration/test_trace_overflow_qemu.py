@@ -12,7 +12,7 @@ import pytest
 
 from hvtrace.abi import HvExitKind
 from hvtrace.launch.qemu import QemuSession
-from hvtrace.trace.capture import default_elf
+from hvtrace.paths import image_path
 from hvtrace.trace.discovery import discover
 from hvtrace.trace.reader import RingReader
 from hvtrace.trace.sources import SharedRamSource
@@ -29,7 +29,7 @@ def slow_read(policy: str) -> tuple[RingReader, list[np.ndarray], int]:
             time.sleep(0.05)
         assert s.ram_path is not None
         with SharedRamSource(s.ram_path) as ram:
-            disc = discover(ram, elf=default_elf())
+            disc = discover(ram, elf=image_path())
             reader = RingReader(ram, disc.rings[0])
             for _ in range(8):
                 time.sleep(0.1)  # ≈10k exits per pause against a 64-record ring

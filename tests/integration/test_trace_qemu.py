@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from hvtrace.abi import HV_DISCOVERY_MAGIC, HvExitKind
-from hvtrace.arch.svm import exit_code_name
+from hvtrace.decode.vendor import SVM
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch.qemu import QemuSession
+from hvtrace.paths import image_path
 from hvtrace.relocation import slide_from_console
-from hvtrace.trace.capture import Capture, default_elf
+from hvtrace.trace.capture import Capture
 from hvtrace.trace.discovery import HEADER_SIZE, discover, elf_symbol
 from hvtrace.trace.sources import DumpSource, SharedRamSource, qmp_dump_guest_memory
 from hvtrace.trace.tracefile import TraceFile
@@ -39,13 +40,13 @@ def test_ram_file_offset_is_the_guest_physical_address_and_matches_the_qmp_dump(
         wait_for(lambda: any("CPUs online" in line for line in s.lines), 30)
         assert s.ram_path is not None
         assert s.qmp_socket is not None
-        link = elf_symbol(default_elf())
+        link = elf_symbol(image_path())
         assert link is not None
         slide = slide_from_console(s.lines)  # the image moved itself to the top of RAM at boot
         assert slide, s.lines[:10]
         addr = link + slide
         with SharedRamSource(s.ram_path) as ram:
-            disc = discover(ram, elf=default_elf())
+            disc = discover(ram, elf=image_path())
             assert disc.found_by == "symbol"
             assert disc.paddr == addr
             assert disc.cpu_count == 1
@@ -88,7 +89,7 @@ def test_live_selftest_capture_equals_the_hypervisor_counters() -> None:
             )
     assert sorted(counters) == [0, 1], console[-5:]
     for cpu, want in counters.items():
-        mine = Counter(exit_code_name(r) for r in recs["reason"][recs["cpu"] == cpu].tolist())
+        mine = Counter(SVM.reason_name(r) for r in recs["reason"][recs["cpu"] == cpu].tolist())
         assert sum(mine.values()) == sum(want.values())
         assert mine == want  # one name table: hv/svm/names.c and hvtrace.decode agree
 
@@ -158,5 +159,5 @@ def test_cli_capture_until_reason_stops_at_the_first_one(hvtrace_run: RunFn, tmp
     assert r.returncode == 0, r.describe()
     recs = TraceFile.open(out).records()
     assert len(recs) > 1
-    assert exit_code_name(int(recs["reason"][-1])) == "NPF"
-    assert all(exit_code_name(int(x)) != "NPF" for x in recs["reason"][:-1])
+    assert SVM.reason_name(int(recs["reason"][-1])) == "NPF"
+    assert all(SVM.reason_name(int(x)) != "NPF" for x in recs["reason"][:-1])

@@ -1,5 +1,5 @@
 /*
- * Host-side producer for the ring reader tests: hv/core/ring.c (the hypervisor's own publication code)
+ * Host-side producer for the ring reader tests: hv/core/trace/ring.c (the hypervisor's own publication code)
  * publishing into a ring that lives in a shared file, while the Python RingReader reads it live.
  *
  *   ring_producer FILE CAPACITY POLICY COUNT RATE [CPU]

@@ -1,5 +1,5 @@
 /*
- * Host-side checks of the xAPIC write policy (hv/core/apic_policy.c) against SDM Vol. 3A Table 11-1
+ * Host-side checks of the xAPIC write policy (hv/core/guest/apic_policy.c) against SDM Vol. 3A Table 11-1
  * and 11.5.1: every offset of the page, every LVT delivery mode, the ICR's modes and vectors, every
  * size and alignment. Prints "N checks passed" (tests/unit/test_native_checks.py reads it).
  */

@@ -1,5 +1,5 @@
 /*
- * Host-side test of the hypervisor-range list isolation relies on (hv/core/hv_ranges.c): every byte of
+ * Host-side test of the hypervisor-range list isolation relies on (hv/core/mem/hv_ranges.c): every byte of
  * every "image" / "page pool" claim is covered, nothing else is, and a union of more pieces than the
  * list holds is refused (-1), never truncated. Prints "N checks passed" and exits 0, or lists failures.
  */
@@ -47,7 +47,7 @@ int main(void)
     struct mem_range out[MAX + 1];
     struct hv_claim c[64];
 
-    /* Adjacent pool ranges below the image (core/relocate.c) and a multiboot module: one range. */
+    /* Adjacent pool ranges below the image (core/lib/relocate.c) and a multiboot module: one range. */
     u32 n = 0;
     c[n++] = (struct hv_claim){ 0x7f00000, 0x100000, "image" };
     c[n++] = (struct hv_claim){ 0x200000, 0x1000, "multiboot" };

@@ -1,5 +1,5 @@
 /*
- * Host-side driver of the MMIO decoder and emulator (hv/core/mmio_decode.c, hv/core/mmio_emul.c),
+ * Host-side driver of the MMIO decoder and emulator (hv/core/guest/mmio_decode.c, hv/core/guest/mmio_emul.c),
  * compiled from the hypervisor's own sources with a fake vcpu (vcpu.h), a fake device page at
  * 0xFEE00000 and 2 MiB of fake guest RAM. tests/unit/test_mmio_emul.py feeds it one case per line on
  * stdin and checks the one result line per case it prints.
@@ -125,7 +125,7 @@ static void logf_(const char *fmt, ...)
 }
 
 /* devkind=reg32: the device is a 32-bit register file through mmio_reg32_read / _write_reaches,
- * the policy the xAPIC device of hv/core/apic_emul.c uses; register reads logged as R:offset. */
+ * the policy the xAPIC device of hv/core/guest/apic_emul.c uses; register reads logged as R:offset. */
 static bool reg32_mode;
 
 static u32 reg32_read32(void *ctx, u32 reg)

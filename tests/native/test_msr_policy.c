@@ -1,5 +1,5 @@
 /*
- * Host-side checks of the MSR policy table (hv/core/msr_policy.c) and of the EFER bits the SVM back
+ * Host-side checks of the MSR policy table (hv/core/guest/msr_policy.c) and of the EFER bits the SVM back
  * end accepts (hv/svm/efer.c): the same sources the hypervisor links, under ASan/UBSan. Prints
  * "N checks passed" or "M of N checks failed" (tests/unit/test_native_checks.py reads it).
  */

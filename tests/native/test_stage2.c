@@ -1,5 +1,5 @@
 /*
- * Host-side tests of the stage-2 identity map (hv/core/stage2.c), the MTRR logic (hv/core/mtrr.c) and
+ * Host-side tests of the stage-2 identity map (hv/core/mem/stage2.c), the MTRR logic (hv/core/mem/mtrr.c) and
  * the EPT / NPT entry encoders (hv/vmx/ept.c, hv/svm/npt.c), compiled from the hypervisor's own
  * sources. Tables come from aligned_alloc: their (virtual) addresses stand in for physical ones.
  *

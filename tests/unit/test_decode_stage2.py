@@ -4,7 +4,7 @@ EPT values from the Intel SDM Vol. 3C 29.3.2, Tables 29-1..29-6 (the numbering h
 e.g. Table 29-4: a 2 MiB leaf, bit 7 set, memory type 5:3), EPTP from 25.6.11. NPT values from AMD
 APM Vol. 2 5.3 (long-mode PTE formats: PS bit 7, PAT bit 12 in large leaves and bit 7 in 4 KiB
 PTEs, NX bit 63), 7.8.1 (power-on PAT) and 15.25 (nested paging). The last test builds real tables
-with the hypervisor's own stage-2 builder (hv/core/stage2.c under the host gcc) and walks them here.
+with the hypervisor's own stage-2 builder (hv/core/mem/stage2.c under the host gcc) and walks them here.
 """
 
 from __future__ import annotations
@@ -225,12 +225,12 @@ int main(int argc, char **argv) {
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 @pytest.mark.parametrize("kind", ["ept", "npt"])
 def test_tables_built_by_the_hypervisor(tmp_path: Path, kind: s2.Kind) -> None:
-    """hv/core/stage2.c + vmx/ept.c / svm/npt.c build an identity map; walks and summary agree here."""
+    """hv/core/mem/stage2.c + vmx/ept.c / svm/npt.c build an identity map; walks and summary agree here."""
     hv = paths.hv_dir()
     src = tmp_path / "dump.c"
     src.write_text(_DUMPER)
     exe = tmp_path / "dump"
-    sources = [src, hv / "core/stage2.c", hv / "core/mtrr.c", hv / "vmx/ept.c", hv / "svm/npt.c"]
+    sources = [src, hv / "core/mem/stage2.c", hv / "core/mem/mtrr.c", hv / "vmx/ept.c", hv / "svm/npt.c"]
     cc = ["gcc", "-std=gnu11", "-O1", "-w", f"-I{hv / 'include'}", "-o", str(exe), *map(str, sources)]
     build = subprocess.run(cc, capture_output=True, text=True, check=False)
     assert build.returncode == 0, build.stderr

@@ -1,8 +1,9 @@
 """hvtrace.decode must load in gdb's embedded Python: Debian's system Python 3.11, no venv, stdlib only.
 
-Checked three ways: every import in the package (and hvtrace/__init__.py, which it pulls in) is a
-stdlib module or hvtrace.decode itself; /usr/bin/python3 -I (isolated: no venv, no user site, no
-PYTHONPATH) imports and runs every module; and gdb's own Python does the same when gdb is installed.
+Checked three ways: every import in the package (and hvtrace/__init__.py and hvtrace/abi.py, which it
+pulls in) is a stdlib module, hvtrace.abi or hvtrace.decode itself; /usr/bin/python3 -I (isolated: no
+venv, no user site, no PYTHONPATH) imports and runs every module; and gdb's own Python does the same
+when gdb is installed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,21 @@ import pytest
 
 from hvtrace import paths
 
-MODULES = ["vmcs_fields", "vmx_controls", "vmx_exits", "vmcs_view", "svm_vmcb", "stage2", "guest_paging"]
+MODULES = [
+    "vmcs_fields",
+    "vmx_controls",
+    "vmx_exits",
+    "vmx_qualifications",
+    "vmcs_view",
+    "svm_vmcb",
+    "svm_controls",
+    "svm_exits",
+    "vmcb_view",
+    "stage2",
+    "guest_paging",
+    "vendor",
+    "record_meaning",
+]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 # Imports each module and exercises it once, printing a line the tests look for.
@@ -26,10 +41,11 @@ import sys
 sys.path.insert(0, {root!r})
 before = set(sys.modules)
 import hvtrace.decode.{mods}
-from hvtrace.decode import vmcs_view, svm_vmcb, stage2
+from hvtrace.decode import vmcs_view, svm_exits, stage2, record_meaning
 lines = vmcs_view.vmcs_view([(0x681E, 0x1000), (0x4402, 10)])
 assert any("GUEST_RIP" in ln for ln in lines), lines
-assert svm_vmcb.exit_code_name(0x72) == "CPUID"
+assert svm_exits.exit_code_name(0x72) == "CPUID"
+assert record_meaning.detail(1, 1, 10, qual=0, arg0=1, arg1=0, gpa=0) == "leaf 0x1 subleaf 0x0"
 assert stage2.decode_ept(0x2000B7, 2).page_size == 2 << 20
 loaded = set(sys.modules) - before
 assert not [m for m in loaded if m.split(".")[0] not in (*sys.stdlib_module_names, "hvtrace")], loaded
@@ -54,12 +70,16 @@ def _imports(path: Path) -> set[str]:
 
 def test_every_import_is_stdlib_or_the_package_itself() -> None:
     pkg = paths.repo_root() / "hvtrace"
-    files = [pkg / "__init__.py", *sorted((pkg / "decode").glob("*.py"))]
-    assert len(files) == len(MODULES) + 2
+    files = [pkg / "__init__.py", pkg / "abi.py", *sorted((pkg / "decode").glob("*.py"))]
+    assert len(files) == len(MODULES) + 3
     for f in files:
         for name in _imports(f):
             top = name.split(".")[0]
-            ok = top in sys.stdlib_module_names or name.startswith("hvtrace.decode") or name == "hvtrace"
+            ok = (
+                top in sys.stdlib_module_names
+                or name.startswith("hvtrace.decode")
+                or name in ("hvtrace", "hvtrace.abi")
+            )
             assert ok, f"{f.name} imports {name}: hvtrace.decode must stay stdlib-only (gdb's Python)"
 
 

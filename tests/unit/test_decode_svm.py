@@ -13,7 +13,10 @@ import re
 import pytest
 
 from hvtrace import paths
-from hvtrace.decode import svm_vmcb as sv
+from hvtrace.decode import svm_controls as ctl
+from hvtrace.decode import svm_exits as ex
+from hvtrace.decode import svm_vmcb as layout
+from hvtrace.decode import vmcb_view as view
 
 
 @pytest.mark.parametrize(
@@ -53,7 +56,7 @@ from hvtrace.decode import svm_vmcb as sv
     ],
 )
 def test_vmcb_offsets(name: str, offset: int) -> None:
-    assert sv.offset_of(name) == offset
+    assert layout.offset_of(name) == offset
 
 
 def test_offsets_agree_with_the_hypervisor_static_asserts() -> None:
@@ -81,28 +84,28 @@ def test_offsets_agree_with_the_hypervisor_static_asserts() -> None:
     assert len(pairs) > 30
     for field, off in pairs:
         name = aliases.get(field, field.upper())
-        assert sv.offset_of(name) == int(off, 16), field
+        assert layout.offset_of(name) == int(off, 16), field
 
 
 def test_exit_codes_table_c1() -> None:
-    assert sv.exit_code_name(0x72) == "CPUID"
-    assert sv.exit_code_name(0x81) == "VMMCALL"
-    assert sv.exit_code_name(0x400) == "NPF"
-    assert sv.exit_code_name(-1) == "VMEXIT_INVALID"
-    assert sv.exit_code_name(0xFFFF_FFFF_FFFF_FFFF) == "VMEXIT_INVALID"
-    assert sv.exit_code_name(0x03) == "CR3_READ"
-    assert sv.exit_code_name(0x13) == "CR3_WRITE"
-    assert sv.exit_code_name(0x4E) == "EXCP_PF"
-    assert sv.exit_code_name(0x7B) == "IOIO"
-    assert sv.exit_code_name(0x7C) == "MSR"
-    assert sv.exit_code_name(0x7F) == "SHUTDOWN"
-    assert sv.exit_code_name(0x8D) == "XSETBV"
-    assert sv.exit_code_name(0x93) == "CR3_WRITE_TRAP"
-    assert sv.exit_code_name(0x999) == "UNKNOWN"
-    assert sv.exit_code_from_record(0xFFFF) == sv.VMEXIT_INVALID
-    assert sv.exit_code_from_record(0xFFFF_FFFF) == sv.VMEXIT_INVALID  # hv_snapshot.exit_reason is u32
-    assert sv.exit_code_from_record(0x400) == 0x400
-    assert sv.NAME_TO_EXIT_CODE["VMRUN"] == 0x80
+    assert ex.exit_code_name(0x72) == "CPUID"
+    assert ex.exit_code_name(0x81) == "VMMCALL"
+    assert ex.exit_code_name(0x400) == "NPF"
+    assert ex.exit_code_name(-1) == "VMEXIT_INVALID"
+    assert ex.exit_code_name(0xFFFF_FFFF_FFFF_FFFF) == "VMEXIT_INVALID"
+    assert ex.exit_code_name(0x03) == "CR3_READ"
+    assert ex.exit_code_name(0x13) == "CR3_WRITE"
+    assert ex.exit_code_name(0x4E) == "EXCP_PF"
+    assert ex.exit_code_name(0x7B) == "IOIO"
+    assert ex.exit_code_name(0x7C) == "MSR"
+    assert ex.exit_code_name(0x7F) == "SHUTDOWN"
+    assert ex.exit_code_name(0x8D) == "XSETBV"
+    assert ex.exit_code_name(0x93) == "CR3_WRITE_TRAP"
+    assert ex.exit_code_name(0x999) == "UNKNOWN"
+    assert ex.exit_code_from_record(0xFFFF) == ex.VMEXIT_INVALID
+    assert ex.exit_code_from_record(0xFFFF_FFFF) == ex.VMEXIT_INVALID  # hv_snapshot.exit_reason is u32
+    assert ex.exit_code_from_record(0x400) == 0x400
+    assert ex.NAME_TO_EXIT_CODE["VMRUN"] == 0x80
 
 
 def test_exit_names_agree_with_names_c() -> None:
@@ -111,10 +114,10 @@ def test_exit_names_agree_with_names_c() -> None:
     misc = re.findall(r"\[0x([0-9a-f]+) - 0x60\] = \"(\w+)\"", text)
     assert len(misc) > 40
     for code, name in misc:
-        assert sv.exit_code_name(int(code, 16)) == name, code
+        assert ex.exit_code_name(int(code, 16)) == name, code
     excp = text[text.index("excp_names[32]") : text.index("};", text.index("excp_names[32]"))]
     for vector, name in enumerate(re.findall(r"\"(EXCP_\w+)\"", excp)):
-        assert sv.exit_code_name(0x40 + vector) == name
+        assert ex.exit_code_name(0x40 + vector) == name
 
 
 def test_intercept_bits() -> None:
@@ -123,15 +126,15 @@ def test_intercept_bits() -> None:
     defs = re.findall(r"#define SVM_INTERCEPT([12])_(\w+)\s+\(1u << (\d+)\)", text)
     assert len(defs) > 10
     for word, name, bit in defs:
-        table = sv.INTERCEPT_MISC1 if word == "1" else sv.INTERCEPT_MISC2
+        table = ctl.INTERCEPT_MISC1 if word == "1" else ctl.INTERCEPT_MISC2
         assert table[int(bit)] == {"IOIO": "IOIO_PROT"}.get(name, name)
-    assert sv.INTERCEPT_MISC1[5] == "CR0_SEL_WRITE"
-    assert sv.INTERCEPT_MISC2[16 + 3] == "CR3_WRITE_TRAP"
+    assert ctl.INTERCEPT_MISC1[5] == "CR0_SEL_WRITE"
+    assert ctl.INTERCEPT_MISC2[16 + 3] == "CR3_WRITE_TRAP"
 
 
 def test_ioio_exitinfo1_15_10_2() -> None:
     """IN AL, 0x60: TYPE=1 (bit 0), SZ8 (bit 4), A64 (bit 9), port in 31:16."""
-    io = sv.decode_ioio(0x0060_0000 | 1 << 9 | 1 << 4 | 1)
+    io = ex.decode_ioio(0x0060_0000 | 1 << 9 | 1 << 4 | 1)
     assert (io.is_in, io.size, io.address_size, io.port, io.string, io.rep) == (
         True,
         1,
@@ -140,24 +143,24 @@ def test_ioio_exitinfo1_15_10_2() -> None:
         False,
         False,
     )
-    rep = sv.decode_ioio(0x03F8_0000 | 1 << 8 | 1 << 6 | 1 << 3 | 1 << 2 | 3 << 10)
+    rep = ex.decode_ioio(0x03F8_0000 | 1 << 8 | 1 << 6 | 1 << 3 | 1 << 2 | 3 << 10)
     assert rep.describe() == "REP OUTS port 0x03f8, 4 bytes"
     assert rep.segment == 3
-    assert sv.describe_exitinfo(0x7B, 0x0060_0211, 0x1234) == ["IN port 0x0060, 1 byte", "next RIP 0x1234"]
+    assert ex.describe_exitinfo(0x7B, 0x0060_0211, 0x1234) == ["IN port 0x0060, 1 byte", "next RIP 0x1234"]
 
 
 def test_msr_cr_and_exception_exitinfo() -> None:
-    assert sv.describe_exitinfo(0x7C, 0, 0) == ["RDMSR"]
-    assert sv.describe_exitinfo(0x7C, 1, 0) == ["WRMSR"]
-    assert sv.describe_exitinfo(0x13, 1 << 63 | 10, 0) == ["MOV CR3, R10"]  # 15.33 decode assists
-    assert sv.describe_exitinfo(0x03, 1 << 63 | 0, 0) == ["MOV RAX, CR3"]
-    assert sv.describe_exitinfo(0x4E, 0x6, 0xDEAD_B000) == ["#PF at 0xdeadb000, error code 0x6 (W U)"]
-    assert sv.describe_exitinfo(0x4D, 0x10, 0) == ["#GP error code 0x10"]
+    assert ex.describe_exitinfo(0x7C, 0, 0) == ["RDMSR"]
+    assert ex.describe_exitinfo(0x7C, 1, 0) == ["WRMSR"]
+    assert ex.describe_exitinfo(0x13, 1 << 63 | 10, 0) == ["MOV CR3, R10"]  # 15.33 decode assists
+    assert ex.describe_exitinfo(0x03, 1 << 63 | 0, 0) == ["MOV RAX, CR3"]
+    assert ex.describe_exitinfo(0x4E, 0x6, 0xDEAD_B000) == ["#PF at 0xdeadb000, error code 0x6 (W U)"]
+    assert ex.describe_exitinfo(0x4D, 0x10, 0) == ["#GP error code 0x10"]
 
 
 def test_npf_exitinfo_15_25_6() -> None:
     """A write to a present page on the final translation: P (0), RW (1), US (2), bit 32."""
-    npf = sv.decode_npf(1 << 32 | 0x7, 0xFEE0_0000)
+    npf = ex.decode_npf(1 << 32 | 0x7, 0xFEE0_0000)
     assert (npf.present, npf.write, npf.user, npf.final_translation, npf.table_walk) == (
         True,
         True,
@@ -166,26 +169,26 @@ def test_npf_exitinfo_15_25_6() -> None:
         False,
     )
     assert npf.describe() == "write at GPA 0xfee00000, protection, final translation [P RW US FINAL_GPA]"
-    walk = sv.decode_npf(1 << 33 | 0x4, 0x3000)
+    walk = ex.decode_npf(1 << 33 | 0x4, 0x3000)
     assert walk.table_walk
     assert "not present, guest page-table walk" in walk.describe()
-    assert sv.decode_npf(0x10, 0).fetch
+    assert ex.decode_npf(0x10, 0).fetch
 
 
 def test_eventinj_15_20() -> None:
     """#GP exception with error code 0: vector 13, TYPE 3, EV (11), V (31)."""
-    e = sv.decode_event(1 << 31 | 1 << 11 | 3 << 8 | 13)
+    e = ex.decode_event(1 << 31 | 1 << 11 | 3 << 8 | 13)
     assert (e.vector, e.type, e.error_valid, e.valid, e.error_code) == (13, 3, True, True, 0)
     assert e.describe() == "exception #GP, error code 0x0"
-    assert sv.decode_event(0x8000_0000 | 0x20 | 0x5_0000_0000).describe() == "external interrupt vector 0x20"
-    assert sv.decode_event(0).describe() == "not valid"
+    assert ex.decode_event(0x8000_0000 | 0x20 | 0x5_0000_0000).describe() == "external interrupt vector 0x20"
+    assert ex.decode_event(0).describe() == "not valid"
 
 
 def _vmcb() -> bytes:
     page = bytearray(4096)
 
     def put(name: str, value: int) -> None:
-        f = sv.BY_NAME[name]
+        f = layout.BY_NAME[name]
         page[f.offset : f.offset + f.size] = value.to_bytes(f.size, "little")
 
     put("INTERCEPT_MISC1", 1 << 18 | 1 << 28 | 1 << 31)  # CPUID, MSR_PROT, SHUTDOWN
@@ -207,27 +210,27 @@ def _vmcb() -> bytes:
 def test_view_of_raw_bytes_and_of_snapshot_pairs_agree() -> None:
     raw = _vmcb()
     pairs = [(off, int.from_bytes(raw[off : off + 8], "little")) for off in range(0, 4096, 8)]
-    assert sv.vmcb_view(raw) == sv.vmcb_view(pairs)
-    text = "\n".join(sv.vmcb_view(raw))
+    assert view.vmcb_view(raw) == view.vmcb_view(pairs)
+    text = "\n".join(view.vmcb_view(raw))
     assert "EXITCODE" in text
     assert "CPUID" in text
     assert "bit 28  MSR_PROT" in text
     assert "N_CR3" in text
     assert "type=0xb S=1 DPL=0 P=1 AVL=0 L=1 D/B=0 G=0" in text
     assert "IOPM_BASE_PA" not in text  # meaningful only with the IOIO_PROT intercept
-    assert "IOPM_BASE_PA" in "\n".join(sv.vmcb_view(raw, all_fields=True))
+    assert "IOPM_BASE_PA" in "\n".join(view.vmcb_view(raw, all_fields=True))
     assert "\x1b[" not in text
-    assert "\x1b[" in "\n".join(sv.vmcb_view(raw, colourise=True))
+    assert "\x1b[" in "\n".join(view.vmcb_view(raw, colourise=True))
 
 
 def test_view_areas_and_partial_snapshots() -> None:
-    rows = sv.build_rows([(0x070, 0x400), (0x078, 1 << 32 | 6), (0x080, 0xB8000), (0x578, 0x1000)])
+    rows = view.build_rows([(0x070, 0x400), (0x078, 1 << 32 | 6), (0x080, 0xB8000), (0x578, 0x1000)])
     names = [r.name for r in rows]
     assert names == ["RIP", "EXITCODE", "EXITINFO1", "EXITINFO2"]
     assert rows[2].details == ["write at GPA 0xb8000, not present, final translation [RW US FINAL_GPA]"]
-    exit_only = sv.build_rows(_vmcb(), areas=["exit"])
+    exit_only = view.build_rows(_vmcb(), areas=["exit"])
     assert {r.area for r in exit_only} == {"exit"}
     with pytest.raises(ValueError, match="unknown VMCB area"):
-        sv.build_rows(_vmcb(), areas=["cpu"])
+        view.build_rows(_vmcb(), areas=["cpu"])
     with pytest.raises(ValueError, match="not an aligned qword"):
-        sv.Vmcb.from_pairs([(0x71, 0)])
+        layout.Vmcb.from_pairs([(0x71, 0)])

@@ -17,6 +17,7 @@ import pytest
 from hvtrace import paths
 from hvtrace.decode import vmx_controls as ctl
 from hvtrace.decode import vmx_exits as ex
+from hvtrace.decode import vmx_qualifications as qual
 
 
 def _c_table(array: str) -> dict[int, str]:
@@ -164,24 +165,24 @@ def test_cr_bits() -> None:
 
 def test_cr_access_qualification_table_28_3() -> None:
     """MOV to CR3 from R10: CR number 3 (bits 3:0), access type 0 (5:4), GPR 10 (11:8) -> 0xA03."""
-    q = ex.decode_cr_access(0xA03)
+    q = qual.decode_cr_access(0xA03)
     assert (q.cr, q.access_type, q.gpr) == (3, 0, 10)
     assert q.describe() == "MOV CR3, R10"
-    assert ex.decode_cr_access(0x0113).describe() == "MOV RCX, CR3"  # type 1, RCX
-    assert ex.decode_cr_access(0x0020).describe() == "CLTS"
-    lmsw = ex.decode_cr_access(0x0001_0070)  # LMSW, memory operand, data 0x0001
+    assert qual.decode_cr_access(0x0113).describe() == "MOV RCX, CR3"  # type 1, RCX
+    assert qual.decode_cr_access(0x0020).describe() == "CLTS"
+    lmsw = qual.decode_cr_access(0x0001_0070)  # LMSW, memory operand, data 0x0001
     assert (lmsw.access_type, lmsw.lmsw_memory, lmsw.lmsw_data) == (3, True, 1)
-    assert ex.describe_qualification(28, 0xA03) == "MOV CR3, R10"
+    assert qual.describe_qualification(28, 0xA03) == "MOV CR3, R10"
 
 
 def test_dr_access_qualification_table_28_4() -> None:
-    assert ex.decode_dr_access(0x0317).describe() == "MOV RBX, DR7"
-    assert ex.decode_dr_access(0x0800).describe() == "MOV DR0, R8"
+    assert qual.decode_dr_access(0x0317).describe() == "MOV RBX, DR7"
+    assert qual.decode_dr_access(0x0800).describe() == "MOV DR0, R8"
 
 
 def test_io_qualification_table_28_5() -> None:
     """IN EAX, DX on port 0xCF8: size 4 (bits 2:0 = 3), IN (bit 3), DX (bit 6 = 0), port 31:16."""
-    io = ex.decode_io(0x0CF8_0000 | 0x8 | 0x3)
+    io = qual.decode_io(0x0CF8_0000 | 0x8 | 0x3)
     assert (io.size, io.is_in, io.string, io.rep, io.immediate, io.port) == (
         4,
         True,
@@ -190,47 +191,47 @@ def test_io_qualification_table_28_5() -> None:
         False,
         0xCF8,
     )
-    rep_outsb = ex.decode_io(0x03F8_0000 | 0x20 | 0x10 | 0x40)
+    rep_outsb = qual.decode_io(0x03F8_0000 | 0x20 | 0x10 | 0x40)
     assert rep_outsb.describe() == "REP OUTS port 0x03f8 (imm8), 1 byte"
 
 
 def test_ept_violation_qualification_table_28_7() -> None:
     """A write (bit 1) to a read-only entry (bit 3) with a valid GLA (7) of the final translation (8)."""
-    v = ex.decode_ept_violation(0x18A)
+    v = qual.decode_ept_violation(0x18A)
     assert (v.read, v.write, v.fetch) == (False, True, False)
     assert (v.entry_r, v.entry_w, v.entry_x) == (True, False, False)
     assert v.gla_valid
     assert v.gla_translation
     assert v.describe() == "access -w-, entry r--, GLA valid: the translated address"
-    walk = ex.decode_ept_violation(0x81)
+    walk = qual.decode_ept_violation(0x81)
     assert walk.describe().endswith("a guest paging-structure access")
-    assert ex.decode_ept_violation(1 << 12).nmi_unblocking
+    assert qual.decode_ept_violation(1 << 12).nmi_unblocking
 
 
 def test_debug_and_task_switch_qualifications() -> None:
-    assert ex.describe_debug_exception(0x4001) == "B0 BS"  # Table 28-1
-    ts = ex.decode_task_switch(0x8000_0028)  # Table 28-2: JMP to selector 0x28
+    assert qual.describe_debug_exception(0x4001) == "B0 BS"  # Table 28-1
+    ts = qual.decode_task_switch(0x8000_0028)  # Table 28-2: JMP to selector 0x28
     assert ts.describe() == "to TSS selector 0x0028 by JMP"
-    assert ex.describe_qualification(9, 0xC000_0030) == "to TSS selector 0x0030 by task gate in IDT"
+    assert qual.describe_qualification(9, 0xC000_0030) == "to TSS selector 0x0030 by task gate in IDT"
 
 
 def test_invalidation_type_from_instruction_information() -> None:
     """28.2.5: INVEPT with reg2 (31:28) = RCX, base RAX (26:23), no index (22), 64-bit address (9:7)."""
     info = (1 << 28) | (0 << 23) | (1 << 22) | (2 << 7) | (3 << 15)
-    text = ex.describe_invalidation(50, 0, info, {"RCX": 1})
+    text = qual.describe_invalidation(50, 0, info, {"RCX": 1})
     assert text == "INVEPT type in RCX, descriptor at DS:[RAX]; type 1 = single-context"
-    assert str(ex.describe_qualification(53, 0x10, info, {"RCX": 3})).endswith(
+    assert str(qual.describe_qualification(53, 0x10, info, {"RCX": 3})).endswith(
         "single-context-retaining-globals"
     )
-    assert "all-context-including-globals" in ex.describe_invalidation(58, 8, info, {"RCX": 2})
-    assert ex.describe_descriptor_table(46, 3 << 28) == "LIDT"
-    assert ex.describe_descriptor_table(47, 1 << 28) == "STR"
+    assert "all-context-including-globals" in qual.describe_invalidation(58, 8, info, {"RCX": 2})
+    assert qual.describe_descriptor_table(46, 3 << 28) == "LIDT"
+    assert qual.describe_descriptor_table(47, 1 << 28) == "STR"
 
 
 def test_entry_failure_qualifications_27_8() -> None:
-    assert str(ex.describe_qualification(0x8000_0021, 2)).endswith("failure loading PDPTEs")
-    assert str(ex.describe_qualification(0x8000_0021, 4)).endswith("invalid VMCS link pointer")
-    assert str(ex.describe_qualification(0x8000_0022, 3)).endswith("MSR-load entry 3 (1-based)")
+    assert str(qual.describe_qualification(0x8000_0021, 2)).endswith("failure loading PDPTEs")
+    assert str(qual.describe_qualification(0x8000_0021, 4)).endswith("invalid VMCS link pointer")
+    assert str(qual.describe_qualification(0x8000_0022, 3)).endswith("MSR-load entry 3 (1-based)")
 
 
 def test_interruption_information() -> None:

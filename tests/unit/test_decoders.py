@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from hvtrace.abi import HvVendor
-from hvtrace.arch import reason_code, reason_name, svm, vmx
+from hvtrace.decode.vendor import SVM, VMX, reason_code, reason_name
 
 NAMES_C = Path(__file__).resolve().parents[2] / "hv" / "vmx" / "names.c"
 
@@ -18,15 +18,15 @@ def test_vmx_basic_exit_reasons_match_sdm_vol3d_appendix_c() -> None:
            33: "INVALID_GUEST_STATE",
            48: "EPT_VIOLATION", 49: "EPT_MISCONFIG", 54: "WBINVD", 55: "XSETBV", 75: "NOTIFY"}  # fmt: skip
     for code, name in sdm.items():
-        assert vmx.exit_reason_name(code) == name
-    assert vmx.exit_reason_name(35) == "UNKNOWN"  # reserved in Table C-1
-    assert vmx.exit_reason_name(0x8000_0021) == "INVALID_GUEST_STATE"  # entry failure bit + basic 33
+        assert VMX.reason_name(code) == name
+    assert VMX.reason_name(35) == "UNKNOWN"  # reserved in Table C-1
+    assert VMX.reason_name(0x8000_0021) == "INVALID_GUEST_STATE"  # entry failure bit + basic 33
 
 
 def test_vmx_table_mirrors_the_hypervisor_names_c() -> None:
     body = NAMES_C.read_text().split("exit_reasons[VMX_EXIT_REASON_COUNT]")[1].split("};")[0]
     c_table = {int(n): s for n, s in re.findall(r'\[(\d+)\]\s*=\s*"(\w+)"', body)}
-    assert c_table == vmx.EXIT_REASONS
+    assert c_table == VMX.reasons
 
 
 def test_svm_exit_codes_match_amd_apm_vol2_appendix_c() -> None:
@@ -36,8 +36,8 @@ def test_svm_exit_codes_match_amd_apm_vol2_appendix_c() -> None:
            0x89: "WBINVD", 0x8D: "XSETBV", 0x8F: "EFER_WRITE_TRAP", 0x90: "CR0_WRITE_TRAP", 0x400: "NPF",
            0x403: "VMGEXIT", 0xFFFF: "VMEXIT_INVALID", 0xFFFE: "VMEXIT_BUSY"}  # fmt: skip
     for code, name in apm.items():
-        assert svm.exit_code_name(code) == name, hex(code)
-    assert svm.exit_code_name(0x3FF) == "UNKNOWN"
+        assert SVM.reason_name(code) == name, hex(code)
+    assert SVM.reason_name(0x3FF) == "UNKNOWN"
 
 
 def test_vendor_dispatch_and_reverse_lookup() -> None:

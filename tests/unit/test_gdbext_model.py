@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gdbext import model
+from gdbext import break_args, model
 from hvtrace import abi
 from hvtrace.elfcore import dump_segments, write_core
 from hvtrace.exitcodes import LaunchError
@@ -17,10 +17,10 @@ from hvtrace.trace.sources import DumpSource
 
 
 def test_build_break_sets_kind_arg0_and_gpa() -> None:
-    b = model.build_break(abi.HvVendor.SVM, 2, ["cpuid", "--leaf", "1", "--cpu", "1"])
+    b = break_args.build_break(abi.HvVendor.SVM, 2, ["cpuid", "--leaf", "1", "--cpu", "1"])
     assert (b.enabled, b.kind, b.reason, b.cpu) == (1, abi.HvExitKind.CPUID, abi.HV_BRK_ANY, 1)
     assert (b.flags, b.arg0) == (abi.HV_BRK_MATCH_ARG0, 1)
-    g = model.build_break(abi.HvVendor.VMX, 1, ["EPT_VIOLATION", "--gpa", "0x1000-0x1fff"])
+    g = break_args.build_break(abi.HvVendor.VMX, 1, ["EPT_VIOLATION", "--gpa", "0x1000-0x1fff"])
     assert (g.kind, g.reason, g.flags, g.gpa_lo, g.gpa_hi) == (abi.HV_BRK_ANY, 48, 2, 0x1000, 0x1FFF)
 
 
@@ -38,7 +38,7 @@ def test_build_break_sets_kind_arg0_and_gpa() -> None:
 )
 def test_build_break_errors(args: list[str], message: str) -> None:
     with pytest.raises(model.HvError, match=None) as e:
-        model.build_break(abi.HvVendor.SVM, 2, args)
+        break_args.build_break(abi.HvVendor.SVM, 2, args)
     assert str(e.value).startswith(message)
 
 

@@ -166,7 +166,7 @@ def test_corrupted_cache_is_fetched_again(fake: Path, tmp_path: Path) -> None:
 def test_user_without_lists_is_told_to_run_apt_get_update(
     fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ga, "_is_root", lambda: False)
+    monkeypatch.setattr(ga.apt, "is_root", lambda: False)
     (fake / "fail-apt-cache").touch()
     with pytest.raises(ga.AssetsUnavailable) as info:
         ga.fetch_assets(tmp_path / "assets")
@@ -182,7 +182,7 @@ def test_user_without_lists_is_told_to_run_apt_get_update(
 def test_root_runs_apt_get_update_and_retries(
     fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ga, "_is_root", lambda: True)
+    monkeypatch.setattr(ga.apt, "is_root", lambda: True)
     (fake / "fail-download").touch()
     (fake / "update-fixes").touch()
     assets = ga.fetch_assets(tmp_path / "assets")
@@ -193,7 +193,7 @@ def test_root_runs_apt_get_update_and_retries(
 def test_root_download_failure_names_package_and_command(
     fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ga, "_is_root", lambda: True)
+    monkeypatch.setattr(ga.apt, "is_root", lambda: True)
     (fake / "fail-download").touch()
     with pytest.raises(ga.AssetsUnavailable) as info:
         ga.fetch_assets(tmp_path / "assets")
@@ -226,6 +226,6 @@ def test_cli_reports_errors_with_exit_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(ga, "assets_dir", lambda: tmp_path / "assets")
+    monkeypatch.setattr(ga.cache, "assets_dir", lambda: tmp_path / "assets")
     assert ga.main(["fetch"]) == ExitCode.TOOL_MISSING
     assert "hvtrace: error: required tool 'apt-cache' not found" in capsys.readouterr().err

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from hvtrace.cli import build_parser, kernel_cmdline, main, make_session
+from hvtrace.cli import build_parser, main
+from hvtrace.commands.run import kernel_cmdline, make_session
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.launch import procs
 from hvtrace.launch.bochs import DEBUGGER_SCRIPT, BochsSession, bochs_exit_message, bochsrc_text

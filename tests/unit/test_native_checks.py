@@ -10,7 +10,7 @@ with at least the number of checks it had when written (so a test that lost its 
   listed MSRs pass through on each back end;
 - test_isolation: the hypervisor-range list guest isolation hides (hv/core/hv_ranges.c): exact, or
   refused (-1) past GUEST_HV_RANGES_MAX pieces, never truncated (issue 13 item 7: it failed open);
-- test_apic_policy: the xAPIC write policy (hv/core/apic_policy.c): every offset of the page, every LVT
+- test_apic_policy: the xAPIC write policy (hv/core/guest/apic_policy.c): every offset of the page, every LVT
   delivery mode, ICR modes and vectors, sizes and alignments (SDM Vol. 3A Table 11-1, 11.5.1, 11.6.1).
 """
 

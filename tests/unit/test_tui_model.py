@@ -67,6 +67,7 @@ def test_drilldown_by_cpuid_leaf_and_msr_index() -> None:
     msr = stats.drilldown(int(HvExitKind.MSR_READ) << 16 | MSR_SVM, None)
     assert msr is not None
     assert [r.value for r in msr[1]] == [0xC0000080]
+    assert [r.text for r in msr[1]] == ["msr 0xc0000080"]  # as the log words the operand
     assert stats.drilldown(int(HvExitKind.HLT) << 16 | 0x78, None) is None
 
 

@@ -1196,7 +1196,7 @@ static void check_apic_fetch(void)
 }
 
 /*
- * The xAPIC write policy (hv/core/apic_policy.c, issue 13): stores that must never reach the real APIC.
+ * The xAPIC write policy (hv/core/guest/apic_policy.c, issue 13): stores that must never reach the real APIC.
  * A store at the reserved offset 0 is dropped (it ended QEMU); LINT0 written with INIT delivery (SDM
  * Vol. 3A 11.5.1) and the error LVT with the illegal vector 5 unmasked (11.5.3) read back masked and
  * Fixed; a misaligned store into the TPR is dropped. Both LVTs are put back afterwards.

@@ -207,7 +207,7 @@ struct hv_ring {
  * also written to port 0xE9 as a frame: HV_FRAME_MAGIC (u32), the 64-byte record, then the CRC-32
  * (IEEE 802.3, as zlib.crc32) of the record (u32), all little endian. Console text shares the port;
  * the magic and checksum let a reader resynchronise. The port is the hypervisor's alone: a loaded
- * guest's writes to it are intercepted and go to the guest's own console (core/io_policy.c).
+ * guest's writes to it are intercepted and go to the guest's own console (core/guest/io_policy.c).
  */
 #define HV_FRAME_MAGIC 0x52564821u   /* "!HVR" */
 #define HV_FRAME_SIZE  72

@@ -25,6 +25,44 @@
     popq %rbx
     .endm
 
+/*
+ * struct guest_regs frames (RAX RCX RDX RBX RSP RBP RSI RDI R8-R15, 8 bytes each) at \base: load or
+ * store every GPR but RAX and RSP, which VMLAUNCH/VMRUN take from elsewhere (RAX is the VMCB address
+ * on SVM; the guest RSP is in the VMCS/VMCB).
+ */
+    .macro FOR_GUEST_GPRS op, base
+    \op %rcx, 8(\base)
+    \op %rdx, 16(\base)
+    \op %rbx, 24(\base)
+    \op %rbp, 40(\base)
+    \op %rsi, 48(\base)
+    \op %rdi, 56(\base)
+    \op %r8, 64(\base)
+    \op %r9, 72(\base)
+    \op %r10, 80(\base)
+    \op %r11, 88(\base)
+    \op %r12, 96(\base)
+    \op %r13, 104(\base)
+    \op %r14, 112(\base)
+    \op %r15, 120(\base)
+    .endm
+
+    .macro LOAD_GPR reg, slot
+    movq \slot, \reg
+    .endm
+
+    .macro STORE_GPR reg, slot
+    movq \reg, \slot
+    .endm
+
+    .macro LOAD_GUEST_GPRS base
+    FOR_GUEST_GPRS LOAD_GPR, \base
+    .endm
+
+    .macro STORE_GUEST_GPRS base
+    FOR_GUEST_GPRS STORE_GPR, \base
+    .endm
+
     .macro BLUE_PILL name, setup
 \name:
     PUSH_CALLEE_SAVED

@@ -1,4 +1,4 @@
-/* Exit breakpoints (core/breaks.c): matched in the hypervisor, reported to gdb at hv_break_hit(). */
+/* Exit breakpoints (core/trace/breaks.c): matched in the hypervisor, reported to gdb at hv_break_hit(). */
 #ifndef HV_BREAKS_H
 #define HV_BREAKS_H
 

@@ -1,5 +1,5 @@
 /*
- * Console on the hypervisor's private channel: COM2 (hidden from the guest, core/io_policy.c) and
+ * Console on the hypervisor's private channel: COM2 (hidden from the guest, core/guest/io_policy.c) and
  * port 0xE9; whole lines are written under one lock so CPUs never interleave.
  */
 #ifndef HV_CONSOLE_H
@@ -17,7 +17,7 @@ void vprintk(const char *fmt, va_list ap);
 void printk_unlocked(const char *fmt, ...) __printf(1, 2);
 /* Wait until every byte written so far has left the UART (before the emulator is stopped). */
 void console_flush(void);
-/* Raw bytes to port 0xE9 only, under the console lock (record frames, core/frame.c). */
+/* Raw bytes to port 0xE9 only, under the console lock (record frames, core/trace/frame.c). */
 void console_write_e9(const void *data, size_t n);
 /* One byte the guest wrote to port 0xE9, onto its own console (COM1); false when dropped. */
 bool console_guest_putc(u8 c);

@@ -1,4 +1,4 @@
-/* The discovery header instance and what fills it (core/discovery.c). */
+/* The discovery header instance and what fills it (core/trace/discovery.c). */
 #ifndef HV_DISCOVERY_H
 #define HV_DISCOVERY_H
 

@@ -1,8 +1,8 @@
 /*
- * Record frames on port 0xE9 (core/frame.c). A frame is written under the console lock, so frames and
+ * Record frames on port 0xE9 (core/trace/frame.c). A frame is written under the console lock, so frames and
  * console lines never interleave. That lock is shared by CPUs, which is why this channel is opt-in
  * (trace_e9=1) and the rings, which never lock, are the primary path. No guest byte reaches the port
- * (core/io_policy.c intercepts it), so every frame on it is the hypervisor's.
+ * (core/guest/io_policy.c intercepts it), so every frame on it is the hypervisor's.
  */
 #ifndef HV_FRAME_H
 #define HV_FRAME_H

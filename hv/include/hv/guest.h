@@ -1,7 +1,7 @@
 /*
  * A loaded guest: a kernel given as the first multiboot module (QEMU -initrd, GRUB 'module'), the
- * optional second module its initrd / first module. core/guest_load.c loads it (multiboot v1 ELF32/
- * ELF64 or a.out kludge; Linux bzImage by the x86 boot protocol), core/guest_boot.c writes what the
+ * optional second module its initrd / first module. core/guest/guest_load.c loads it (multiboot v1 ELF32/
+ * ELF64 or a.out kludge; Linux bzImage by the x86 boot protocol), core/guest/guest_boot.c writes what the
  * kernel expects to find (multiboot information / boot_params, a memory map without hypervisor
  * memory, cmdline, a flat GDT) and the back ends start it with a fresh register state.
  */
@@ -51,7 +51,7 @@ struct guest {
     /* Hypervisor memory, sorted: fixed once the pool is sealed (guest_isolate), none in blue-pill runs. */
     struct mem_range hv[GUEST_HV_RANGES_MAX];
     u32 hv_count;
-    u16 pm1a_cnt_port;              /* ACPI power-off port (intercepted, core/io_policy.c), 0 if none */
+    u16 pm1a_cnt_port;              /* ACPI power-off port (intercepted, core/guest/io_policy.c), 0 if none */
 };
 
 extern struct guest guest;
@@ -68,12 +68,12 @@ bool guest_isolate(struct stage2 *s);
 /* A blocked guest access to hypervisor memory, for the console (the record is flagged by the caller). */
 void security_event(u32 cpu, const char *vendor, u64 gpa, const char *access, u64 rip);
 
-/* core/guest_io.c: accesses to the intercepted ports (core/io_policy.c) */
+/* core/guest/guest_io.c: accesses to the intercepted ports (core/guest/io_policy.c) */
 struct percpu;
 void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value);
 u32 guest_io_in(u16 port, u32 size);
 
-/* core/guest_boot.c */
+/* core/guest/guest_boot.c */
 void guest_build_memmap(struct memmap *out);
 void guest_write_gdt(void);
 struct multiboot_module;

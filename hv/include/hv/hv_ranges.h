@@ -1,6 +1,6 @@
 /*
  * The hypervisor's own memory as a short sorted list of ranges (the image and the sealed page pool's
- * claims, adjacent or overlapping ones merged): what a guest is denied (core/guest_isolation.c). A
+ * claims, adjacent or overlapping ones merged): what a guest is denied (core/mem/guest_isolation.c). A
  * pure function, so that tests/native can check it with the host compiler.
  */
 #ifndef HV_HV_RANGES_H

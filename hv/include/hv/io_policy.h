@@ -1,5 +1,5 @@
 /*
- * Which I/O ports the hypervisor intercepts for a loaded guest (core/io_policy.c): one table, one
+ * Which I/O ports the hypervisor intercepts for a loaded guest (core/guest/io_policy.c): one table, one
  * function both back ends call to fill their bitmaps. Every other port the guest owns outright.
  */
 #ifndef HV_IO_POLICY_H
@@ -16,7 +16,7 @@
  */
 u32 io_policy_fill(u8 *map);
 
-/* Why a port is intercepted: the table's entries (core/io_policy.c). */
+/* Why a port is intercepted: the table's entries (core/guest/io_policy.c). */
 enum io_policy_why {
     IO_POLICY_POWER_OFF,        /* the guest powers the machine off: the run ends */
     IO_POLICY_DEBUG_EXIT,       /* the guest's isa-debug-exit: the run ends with its code apart */

@@ -1,5 +1,5 @@
 /*
- * The one physical memory map of the hypervisor (the seed's GetE820FromRegistry): taken from the
+ * The one physical memory map of the hypervisor (the seed's GetE820FromRegistry, docs/walkthrough.md step 2): taken from the
  * multiboot memory map at boot, sorted, with E820 types. Everything else (page pool, stage-2 builder,
  * guest memory maps) derives from it.
  */

@@ -1,4 +1,4 @@
-/* The MSRs the policy table emulates (MSR_EMUL, core/msr_emul.c). False: #GP(0) to the guest. */
+/* The MSRs the policy table emulates (MSR_EMUL, core/guest/msr_emul.c). False: #GP(0) to the guest. */
 #ifndef HV_MSR_EMUL_H
 #define HV_MSR_EMUL_H
 

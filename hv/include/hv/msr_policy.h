@@ -1,5 +1,5 @@
 /*
- * The MSR policy: ONE table (core/msr_policy.c), shared by both back ends, says for every MSR what a
+ * The MSR policy: ONE table (core/guest/msr_policy.c), shared by both back ends, says for every MSR what a
  * guest RDMSR / WRMSR does, with the reason beside each entry. Deny by default:
  *   - the guest owns an MSR directly (no exit) only when the table says MSR_PASS;
  *   - an MSR the table does not list exits on every access: a read is executed for real under a fault

@@ -51,7 +51,7 @@ struct mtrr_state {
 
 /* Read this CPU's MTRRs (BSP at boot; the BIOS programs every CPU alike). */
 void mtrr_read(struct mtrr_state *st);
-/* Program this CPU's MTRRs from st (an AP gets the BSP's; core/mtrr_sync.c). */
+/* Program this CPU's MTRRs from st (an AP gets the BSP's; core/mem/mtrr_sync.c). */
 void mtrr_write(const struct mtrr_state *st);
 /* DEF_TYPE.E: when clear, all of memory is UC to the hardware (SDM Vol. 3A 13.11.2.1). */
 bool mtrr_enabled(const struct mtrr_state *st);

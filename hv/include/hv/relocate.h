@@ -1,4 +1,4 @@
-/* The image's move to the top of RAM at boot: core/relocate.c. */
+/* The image's move to the top of RAM at boot: core/lib/relocate.c. */
 #ifndef HV_RELOCATE_H
 #define HV_RELOCATE_H
 #include <hv/types.h>

@@ -1,5 +1,5 @@
 /*
- * The exit-record producer (core/ring.c): one lock-free single-producer ring per CPU (abi.h struct
+ * The exit-record producer (core/trace/ring.c): one lock-free single-producer ring per CPU (abi.h struct
  * hv_ring). Freestanding and host-compilable: tests/native builds it to check the publication protocol.
  */
 #ifndef HV_RING_H

@@ -1,4 +1,4 @@
-/* The current CPU's segment registers as its GDT describes them, for guest state (core/segments.c). */
+/* The current CPU's segment registers as its GDT describes them, for guest state (core/cpu/segments.c). */
 #ifndef HV_SEGMENTS_H
 #define HV_SEGMENTS_H
 

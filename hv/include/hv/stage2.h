@@ -115,7 +115,7 @@ int stage2_unmap_holes(struct stage2 *s, const struct memmap *m);
 
 /*
  * Build the identity map from hv_memmap and this CPU's MTRRs with the vendor's encoder, print its
- * summary, unmap the holes and publish the root in the discovery header (core/stage2_setup.c).
+ * summary, unmap the holes and publish the root in the discovery header (core/mem/stage2_setup.c).
  */
 bool stage2_setup_identity(struct stage2 *s, const struct stage2_ops *ops, u32 page_sizes);
 bool stage2_map_hole(struct stage2 *s, const struct memmap *m, u64 gpa);

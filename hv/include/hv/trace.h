@@ -1,7 +1,7 @@
 /*
  * Core trace API: every VM exit of every back end is reported here once, before it is handled, with
  * its vendor-neutral kind, native reason and the operands that make it meaningful. It counts the exit
- * per kind and publishes a record into the CPU's ring (core/ring.c).
+ * per kind and publishes a record into the CPU's ring (core/trace/ring.c).
  */
 #ifndef HV_TRACE_H
 #define HV_TRACE_H

@@ -130,6 +130,13 @@ void vcpu_exit_done(struct vcpu *v);
  * and restarts at the SIPI vector (apic_emul.h); does not return then.
  */
 void vcpu_check_init(struct percpu *pc);
+/*
+ * The tail of every exit, the same on both back ends (the seed's doVmxExitHandler epilogue):
+ * vcpu_exit_done(), the pending event written for entry, the record traced, the run ended if a
+ * handler asked for it (percpu.end_reason: the guest's last exit is in the trace first), an INIT
+ * taken, and the CPU marked as back to the guest. rec->flags gets HV_REC_INJECTED for an event.
+ */
+void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec);
 
 static inline u64 vcpu_gpr(struct vcpu *v, u32 n)
 {

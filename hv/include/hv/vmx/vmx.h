@@ -132,7 +132,7 @@ struct guest_regs {
 };
 _Static_assert(sizeof(struct guest_regs) == 16 * 8, "exit frame: 16 GPR slots");
 
-/* Per-CPU VMX state (the seed's VMMInitState). */
+/* Per-CPU VMX state (the seed's VMMInitState, docs/walkthrough.md step 5). */
 struct vmx_cpu {
     void *vmxon_region;
     void *vmcs_region;

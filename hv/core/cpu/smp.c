@@ -1,5 +1,5 @@
 /*
- * Start every application processor (the seed's "loop over LPs"). The BSP copies the real-mode
+ * Start every application processor (the seed's "loop over LPs", docs/walkthrough.md step 4). The BSP copies the real-mode
  * trampoline to AP_TRAMPOLINE_ADDR and, one AP at a time, fills the trampoline's parameters, sends
  * INIT, waits 10 ms, sends a Startup IPI, waits 200 us and sends a second one (SDM Vol. 3A 9.4.4.1
  * "Typical BSP Initialization Sequence"), then waits for the AP to report online. One at a time keeps

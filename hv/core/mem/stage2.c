@@ -1,5 +1,5 @@
 /*
- * Stage-2 identity map (the seed's EPT identity map, vendor-neutral; see stage2.h for the contract).
+ * Stage-2 identity map (the seed's EPT identity map, vendor-neutral, docs/walkthrough.md step 3; see stage2.h for the contract).
  *
  * The builder never scans page by page (the seed's O(N^2) fault). It descends from the root in address
  * order and asks, per block, whether the block has one memory type: if so (and the CPU supports that

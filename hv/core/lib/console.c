@@ -1,8 +1,8 @@
 /*
  * Console: the hypervisor's private channel. Every byte goes to COM2 (16550 UART at 0x2F8), which
- * the loaded guest never sees (core/io_policy.c hides it: reads give 0xFF as from an absent device,
+ * the loaded guest never sees (core/guest/io_policy.c hides it: reads give 0xFF as from an absent device,
  * writes are dropped), and to port 0xE9 (Bochs' e9 hack), which the guest cannot write either (its
- * bytes there go to its own console, core/guest_io.c). COM1 belongs to the guest. A message is
+ * bytes there go to its own console, core/guest/guest_io.c). COM1 belongs to the guest. A message is
  * formatted first and written under one lock, so lines from different CPUs never interleave. A CPU
  * that faults while holding the lock writes without it (console_depth).
  *

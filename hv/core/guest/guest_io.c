@@ -1,5 +1,5 @@
 /*
- * The loaded guest's intercepted port I/O (the ports are core/io_policy.c's table):
+ * The loaded guest's intercepted port I/O (the ports are core/guest/io_policy.c's table):
  *   - ACPI PM1a control (guest.pm1a_cnt_port): the hypervisor sees the guest power the machine off
  *     (SLP_EN, ACPI 6.4 4.8.3.2.1) and ends the run with its exit counts and a final status line
  *     instead of vanishing with the emulator;

@@ -1,5 +1,5 @@
 /*
- * Virtualize every logical processor (the seed's "Enter VMM" loop): pick the back end the CPU
+ * Virtualize every logical processor (the seed's "Enter VMM" loop, docs/walkthrough.md step 4): pick the back end the CPU
  * offers, initialise it once, then on each CPU in turn enable, launch (blue pill) and run the
  * self-test guest, which now executes in VMX non-root / SVM guest mode on that CPU.
  */

@@ -1,5 +1,5 @@
 /*
- * The hypervisor's one stage-2 identity map (the seed's InitEptTable / Ept11mapping), built the same
+ * The hypervisor's one stage-2 identity map (the seed's InitEptTable / Ept11mapping, docs/walkthrough.md step 3), built the same
  * way for both back ends: only the entry encoding (ops) and the supported page sizes differ.
  */
 #include <hv/console.h>

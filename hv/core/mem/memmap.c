@@ -1,5 +1,5 @@
 /*
- * Memory map from multiboot (the seed's GetE820FromRegistry). The loader's E820-style list is copied,
+ * Memory map from multiboot (the seed's GetE820FromRegistry, docs/walkthrough.md step 2). The loader's E820-style list is copied,
  * sorted by base and checked; it is the single source for the page pool and, later, the stage-2
  * builder. Without a memory map (flag bit 6) the run stops: mem_lower/mem_upper cannot describe holes.
  */

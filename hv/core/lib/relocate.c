@@ -2,7 +2,7 @@
  * The hypervisor gets out of the guest's way: multiboot loaders put the image at its link address,
  * 1 MiB, where kernels linked at 1 MiB must load and where multiboot mem_upper starts counting. Right
  * after entering long mode (boot/entry.S) the image copies itself to the top of the highest usable RAM
- * range below 4 GiB and runs there; the page pool then grows downwards from it (core/pool.c), so the
+ * range below 4 GiB and runs there; the page pool then grows downwards from it (core/mem/pool.c), so the
  * image and the pool are one reserved range at the top and guests see RAM from 1 MiB up as one range.
  *
  * Mechanism: a fixed link at 1 MiB plus a build-time relocation table (hv/tools/relocs.py, from

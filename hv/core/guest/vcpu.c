@@ -9,6 +9,7 @@
 #include <hv/console.h>
 #include <hv/msr_emul.h>
 #include <hv/panic.h>
+#include <hv/trace.h>
 #include <hv/vcpu.h>
 #include <hv/x86.h>
 
@@ -144,4 +145,23 @@ void vcpu_check_init(struct percpu *pc)
     pc->nmi_pending = 0;
     pc->kicked = 0;
     virt_restart_this_cpu();
+}
+
+void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
+{
+    struct percpu *pc = v->pc;
+    vcpu_exit_done(v);
+    if (v->event.valid) {
+        v->ops->inject(v, &v->event);
+        rec->flags |= HV_REC_INJECTED;
+    }
+    trace_exit(pc, rec);
+    if (pc->end_reason) {
+        virt_print_exit_counts();
+        if (pc->end_has_guest_code)
+            hv_exit_guest_code(pc->end_status, pc->end_reason, pc->end_guest_code);
+        hv_exit(pc->end_status, pc->end_reason);
+    }
+    vcpu_check_init(pc);
+    pc->in_root = 0;
 }

@@ -1,6 +1,5 @@
 /* The core trace API: per-kind counters and the per-CPU exit rings. */
 #include <hv/abi.h>
-#include <hv/backend.h>
 #include <hv/breaks.h>
 #include <hv/cmdline.h>
 #include <hv/discovery.h>
@@ -40,13 +39,6 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     }
     if (brk >= 0)
         break_hit(pc, brk, rec);
-    if (pc->end_reason) {
-        /* The guest ended the run (power-off, GUEST_EXIT, debug exit): its last exit is in the trace. */
-        virt_print_exit_counts();
-        if (pc->end_has_guest_code)
-            hv_exit_guest_code(pc->end_status, pc->end_reason, pc->end_guest_code);
-        hv_exit(pc->end_status, pc->end_reason);
-    }
 }
 
 static const char *const kind_names[HV_EXIT_KIND_COUNT] = {

@@ -1,6 +1,6 @@
 /*
  * The discovery header (abi.h struct hv_discovery) at the ELF symbol 'hv_trace' plus the image's slide
- * (core/relocate.c): how host tools find the per-CPU snapshot areas (and later the rings) in guest RAM,
+ * (core/lib/relocate.c): how host tools find the per-CPU snapshot areas (and later the rings) in guest RAM,
  * by symbol (hvtrace/relocation.py finds the slide from it) or by scanning for the magic.
  */
 #include <hv/abi.h>

@@ -1,0 +1,151 @@
+"""`hvtrace run`: boot the hypervisor under QEMU or Bochs, stream its console, exit with its status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hvtrace.commands import values
+from hvtrace.commands.parser import Subcommands, err, exit_code_lines, out
+from hvtrace.commands.session_options import add_guest_arguments, add_qemu_arguments
+from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.interrupts import Interrupted, raise_on_signals
+from hvtrace.launch import make_session as new_session
+from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, launch_options
+from hvtrace.launch.session import RunResult, Session
+
+FAULT_KINDS = ("ud", "gp", "pf", "de")
+
+
+def register(sub: Subcommands) -> None:
+    run = sub.add_parser(
+        "run",
+        help="boot the hypervisor under an emulator and report its status",
+        description="Build the image if needed, boot it, stream its console, exit with its status.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus), or the "
+        f"guest's own exit code (GUEST_EXIT hypercall, isa-debug-exit)\n{exit_code_lines()}",
+    )
+    run.add_argument(
+        "--backend",
+        type=values.backend,
+        default="qemu",
+        metavar="{qemu,bochs}",
+        help="emulator: qemu (AMD SVM under TCG, or KVM) or bochs (Intel VT-x); default qemu",
+    )
+    run.add_argument(
+        "--accel",
+        choices=("tcg", "kvm"),
+        default="tcg",
+        help="QEMU accelerator; kvm needs nested VT-x/SVM (default tcg)",
+    )
+    run.add_argument(
+        "--cpus",
+        type=values.positive_int,
+        default=1,
+        metavar="N",
+        help="number of virtual CPUs (default 1)",
+    )
+    run.add_argument(
+        "--memory",
+        type=values.memory,
+        metavar="SIZE",
+        help=f"guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
+        f"{GUEST_MIN_MEMORY_MB}M)",
+    )
+    run.set_defaults(default_memory_mb=256)
+    run.add_argument(
+        "--timeout",
+        type=values.seconds,
+        metavar="SECONDS",
+        help="give up when no final status arrives in time (default: qemu 60, bochs 180)",
+    )
+    run.add_argument(
+        "--gdb",
+        type=values.tcp_port("--gdb"),
+        metavar="PORT",
+        help="gdbstub port on 127.0.0.1 (QEMU only; default: a free port)",
+    )
+    run.add_argument(
+        "--inject-fault",
+        choices=FAULT_KINDS,
+        metavar="{ud,gp,pf,de}",
+        help="make a CPU raise this exception in the hypervisor (kernel cmdline fault=KIND)",
+    )
+    run.add_argument(
+        "--fault-cpu",
+        type=values.nonneg_int,
+        metavar="N",
+        help="CPU that raises the injected fault (kernel cmdline fault_cpu=N)",
+    )
+    add_guest_arguments(run)
+    add_qemu_arguments(run)
+    run.set_defaults(func=cmd_run)
+
+
+def fault_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The hypervisor options of --inject-fault/--fault-cpu (raises LaunchError(USAGE) on conflicts)."""
+    parts: list[str] = []
+    if args.inject_fault is not None:
+        parts.append(f"fault={args.inject_fault}")
+    if args.fault_cpu is not None:
+        if args.inject_fault is None:
+            raise LaunchError(ExitCode.USAGE, "--fault-cpu needs --inject-fault")
+        if args.fault_cpu >= args.cpus:
+            raise LaunchError(
+                ExitCode.USAGE, f"--fault-cpu {args.fault_cpu} does not exist with --cpus {args.cpus}"
+            )
+        parts.append(f"fault_cpu={args.fault_cpu}")
+    return tuple(parts)
+
+
+def kernel_cmdline(args: argparse.Namespace) -> str:
+    """The hypervisor command line from the options (raises LaunchError on conflicts)."""
+    return launch_options(args, hv_parts=fault_options(args)).hv_cmdline
+
+
+def _show(line: str) -> None:
+    # One write per line: the session's two console readers must never interleave within a line.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def make_session(args: argparse.Namespace) -> Session:
+    """The session `run`'s options describe (not started; raises LaunchError on conflicts)."""
+    opts = launch_options(args, hv_parts=fault_options(args))
+    return new_session(
+        args.backend,
+        accel=args.accel,
+        gdb_port=args.gdb,
+        timeout=args.timeout,
+        on_line=_show,
+        on_info=out,
+        **opts.session_args(),
+    )
+
+
+def report(result: RunResult) -> None:
+    for note in result.notes:
+        err(f"note: {note}")
+    if result.kept_dir is not None:
+        err(f"kept {result.kept_dir} for post-mortem (remove it when done)")
+    if result.exit_code == 0:
+        out(result.message)
+    elif result.status is not None:
+        err(result.message)
+    else:
+        err(f"error: {result.message}")
+    out(f"exit code {result.exit_code}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    with raise_on_signals():
+        try:
+            session = make_session(args)
+            with session:
+                result = session.wait()
+        except Interrupted as e:
+            err(f"interrupted by {e}: emulator stopped, temporary files removed")
+            return e.exit_code
+    report(result)
+    return result.exit_code

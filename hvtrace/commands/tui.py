@@ -1,0 +1,41 @@
+"""`hvtrace tui`: the parser of the terminal UI; the UI itself (hvtrace.tui, installed from tui/) is
+imported only when the command runs: it sits above this package, and Textual loads slowly."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from hvtrace.commands import values
+from hvtrace.commands.parser import Subcommands
+from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
+
+
+def register(sub: Subcommands) -> None:
+    t = sub.add_parser(
+        "tui",
+        help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
+        description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
+        "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
+        "--hv-append/--cpu-model/--qemu-arg as for run) or "
+        "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
+    )
+    t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
+    add_session_source_arguments(t)
+    t.add_argument(
+        "--timeout",
+        type=values.seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="stop a started session after",
+    )
+    t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
+    t.set_defaults(func=cmd_tui)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    check_session_source(args, source_required=False)
+    tui_main = importlib.import_module("hvtrace.tui.main")
+    code: int = tui_main.run(args)
+    return code

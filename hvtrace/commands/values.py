@@ -1,0 +1,69 @@
+"""Option value types: each turns a command-line word into a value or one clear argparse error."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from hvtrace.launch.session import parse_memory
+
+BACKEND_NAMES = ("qemu", "bochs")
+
+
+def backend(text: str) -> str:
+    if text not in BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown backend {text!r} (choose qemu or bochs)")
+    return text
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative (got {value})")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds (got {text!r})") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--timeout must be positive (got {text})")
+    return value
+
+
+def memory(text: str) -> int:
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def tcp_port(option: str) -> Callable[[str], int]:
+    """A TCP port number for ``option`` (its name is in the error: --gdb of run, --port of gdb)."""
+
+    def conv(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a TCP port number (got {text!r})") from None
+        if not 0 < value < 65536:
+            raise argparse.ArgumentTypeError(f"{option} port must be 1..65535 (got {value})")
+        return value
+
+    return conv
