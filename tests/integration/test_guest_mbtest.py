@@ -121,8 +121,9 @@ def security_faults(recs: Records, region: int) -> Records:
 
 
 APIC_PAGE = 0xFEE00000
-#: mbtest apic_policy's stores the xAPIC policy changed (register offsets): INIT delivery on LINT0, the
-#: illegal vector 5 on the error LVT. Its dropped stores (offset 0, misaligned) are not security events.
+#: mbtest apic_policy's stores the xAPIC policy changed, as offsets of their records' gpa (the register's
+#: address): INIT delivery on LINT0, the illegal vector 5 on the error LVT. Its dropped stores (offset 0,
+#: misaligned) are not security events.
 APIC_POLICY_FLAGGED = [0x350, 0x370]
 
 
@@ -134,7 +135,7 @@ def check_security_records(recs: Records, region: int | None = None) -> None:
     )
     apic_flagged = recs[apic_policy]
     assert (apic_flagged["kind"] == int(HvExitKind.STAGE2_FAULT)).all(), apic_flagged
-    assert sorted(int(a) for a in apic_flagged["arg0"]) == APIC_POLICY_FLAGGED, apic_flagged
+    assert sorted(int(g) & 0xFFF for g in apic_flagged["gpa"]) == APIC_POLICY_FLAGGED, apic_flagged
     recs = recs[~apic_policy]
     if region is None:
         flagged_gpas = recs[(recs["flags"] & int(HvRecFlag.SECURITY)) != 0]["gpa"]

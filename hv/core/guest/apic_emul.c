@@ -196,8 +196,10 @@ void apic_emul_guest_store(struct vcpu *v, u32 offset, u32 size, u32 value)
     static u32 reports;
     struct apic_write_verdict w;
     apic_policy_write(offset, size, value, tsc_deadline, &w);
-    if (w.security && v->rec)
+    if (w.security && v->rec) {
         v->rec->flags |= HV_REC_SECURITY;
+        v->rec->gpa = apic_page + offset;   /* the store the policy changed (a step's record has no GPA) */
+    }
     if (w.why && __atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 16)
         printk("CPU %u: APIC store of %u bytes 0x%x at offset 0x%x: %s%s\n", v->pc->index, size, value, offset,
                w.why, w.security ? " (security)" : "");

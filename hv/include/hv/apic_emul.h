@@ -30,8 +30,8 @@ bool apic_emul_is_apic(u64 gpa);
 void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
 /*
  * A guest store of 'size' bytes at xAPIC 'offset' (decoded, or replayed from a single step): checked by
- * the write policy (apic_policy.h; a refused or changed value flags v->rec security), then passed to
- * apic_emul_mmio_write.
+ * the write policy (apic_policy.h; a refused or changed value flags v->rec security, and its gpa
+ * becomes that register's address), then passed to apic_emul_mmio_write.
  */
 void apic_emul_guest_store(struct vcpu *v, u32 offset, u32 size, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
