@@ -53,9 +53,11 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
         before[off / 16] = mmio_read32(step_page + off);
         *(volatile u32 *)(scratch + off) = before[off / 16];
     }
-    /* Executable too: the step may be an instruction fetched from the page itself (exit_stage2_fault). */
-    /* A fetch: the copy is not writable, so other CPUs' stores meanwhile still trap (they would land in
-     * the copy and be replayed as this CPU's). A store: it must land in the copy (the only way to see it). */
+    /*
+     * Executable: the step may be an instruction fetched from the page itself (exit_stage2_fault). A
+     * fetch's copy is not writable, so other CPUs' stores meanwhile still trap (they would land in the
+     * copy and be replayed as this CPU's); a store's must be (the only way to see what it wrote).
+     */
     u8 perms = fetch ? STAGE2_R | STAGE2_X : STAGE2_RWX;
     if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, perms)) {
         spin_unlock(&step_lock);
