@@ -165,11 +165,24 @@ void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value)
     mmio_write32(apic_page + offset, value);    /* the write the guest meant, on the real APIC */
 }
 
-bool apic_emul_x2apic_icr(struct percpu *pc, u64 value)
+bool apic_emul_x2apic_icr(struct vcpu *v, u64 value)
 {
+    struct percpu *pc = v->pc;
     /* The x2APIC MSRs exist only in x2APIC mode: in xAPIC mode a WRMSR to them is #GP (SDM Vol. 3A 11.12.1). */
     if (!(rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC))
         return false;
+    /* The xAPIC ICR low word's delivery-mode and vector checks (apic_policy.h): SMI, reserved modes and
+     * vectors 0-15 send nothing (the reserved bits are left to the real WRMSR below: #GP). */
+    struct apic_write_verdict w;
+    apic_policy_write(APIC_REG_ICR_LO, 4, (u32)value, tsc_deadline, &w);
+    if (w.action == APIC_WRITE_DROP) {
+        if (v->rec)
+            v->rec->flags |= HV_REC_SECURITY;
+        static u32 reports;
+        if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 16)
+            printk("CPU %u: x2APIC ICR write 0x%lx: %s (security)\n", pc->index, value, w.why);
+        return true;
+    }
     /* What is not emulated is written for real, under a fault fixup: reserved bits #GP the guest, not us. */
     return emulate_icr(pc, (u32)value, (u32)(value >> 32), true) || !safe_wrmsr(MSR_X2APIC_ICR, value);
 }

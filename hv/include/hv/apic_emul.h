@@ -35,7 +35,7 @@ void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
  */
 void apic_emul_guest_store(struct vcpu *v, u32 offset, u32 size, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
-bool apic_emul_x2apic_icr(struct percpu *pc, u64 value);     /* false: #GP */
+bool apic_emul_x2apic_icr(struct vcpu *v, u64 value);       /* false: #GP; the ICR policy as for xAPIC */
 /*
  * A guest access that faulted on the xAPIC page (a store: the page is read-only in the stage-2 map),
  * on the CPU 'v' that exited, at guest-physical 'gpa'. The instruction at CS:RIP is fetched through
