@@ -79,6 +79,12 @@ def bochsrc_text(
             "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
             "speaker: enabled=0",
             f"log: {log}",
+            # A misaligned read of the xAPIC page reaches Bochs' APIC straight through the hypervisor's
+            # read-only mapping (reads are not trapped: an exit per read would tax every guest), and
+            # there it is a failed assertion, a panic ("(addr & 0xf) == 0", apic.cc). SDM Vol. 3A 11.4.1
+            # makes such accesses undefined / model specific, not a machine stop: per CPU's APIC (module
+            # apicN) the panic is reported in bochs.log and the read returns the aligned register.
+            "panic: action=fatal, " + ", ".join(f"apic{n}=report" for n in range(cpus)),
             # COM1 (0x3f8) is the guest's; COM2 (0x2f8) the hypervisor's, hidden from the guest.
             f"com1: enabled=1, mode=file, dev={guest_console}" if guest_console else "com1: enabled=0",
             f"com2: enabled=1, mode=file, dev={serial}",

@@ -12,8 +12,9 @@ What a run must show, from the host side:
   as right after the host attached (not compared with the ELF: the boot relocation patches them);
 - a guest printing a fake `HVTRACE STATUS ... reason=ok` line does not change the status the host
   reports, and (Bochs) a well-formed record frame it writes to port 0xE9 never becomes a record.
-The default op mask includes INIT/SIPI of running APs, cross-modifying code, any CR0/CR4 value and the
-forgeries (all of them stopped the hypervisor or fooled the host before issue 13).
+The default op mask is every class: INIT/SIPI of running APs, cross-modifying code, any CR0/CR4 value,
+the forgeries, xAPIC stores at any offset with random LVT values, and code in the xAPIC page (all of
+them stopped the hypervisor or fooled the host before issue 13).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ DONE_RE = re.compile(
 STATUS_RE = re.compile(r"^HVTRACE STATUS code=(\d+) result=(\w+) reason=(\w+)(?: guest_code=(\d+))?")
 M64 = (1 << 64) - 1
 INIT_CLASS = 18  # chaos.c C_INIT: INIT + SIPI of a running AP
+APIC_PAGE = 0xFEE00000
+#: xAPIC offsets whose stores the write policy may change or refuse (security records): the LVTs, ICR low.
+APIC_POLICY_CHECKED = {0x2F0, 0x300, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370}
 IOCH_CLASS = 15  # chaos.c C_IOCH: I/O to the hypervisor's channel ports (COM2, 0xE9)
 
 
@@ -180,8 +184,14 @@ def check_chaos(run: ChaosRun, cpus: int) -> None:
     assert ((hidden_io["arg0"] >= 0x2F8) & (hidden_io["arg0"] <= 0x2FF)).all(), hidden_io["arg0"]
     if classes >> IOCH_CLASS & 1 and run.lost == 0:
         assert len(hidden_io) > 0, "the ioch class ran, and no COM2 access was flagged"
-    security = int((flagged["kind"] == int(HvExitKind.STAGE2_FAULT)).sum())
-    assert security + len(hidden_io) == len(flagged), flagged["kind"]
+    # The third: xAPIC stores the write policy changed or refused (hv/core/guest/apic_policy.c): only LVT
+    # entries (random values of the apicr class) and ICR low are ever flagged, never another register.
+    # Such a record's gpa is the register's address (an emulated store's exit, or a single step's).
+    on_apic = (flagged["gpa"] & ~np.uint64(0xFFF)) == APIC_PAGE
+    apic_offsets = {int(g) & 0xFFF for g in flagged[on_apic]["gpa"]}
+    assert apic_offsets <= APIC_POLICY_CHECKED, sorted(apic_offsets)
+    security = int(((flagged["kind"] == int(HvExitKind.STAGE2_FAULT)) & ~on_apic).sum())
+    assert security + int(on_apic.sum()) + len(hidden_io) == len(flagged), flagged["kind"]
     if run.lost == 0 and dropped == 0:
         assert security == hv_gp, f"{security} security records, the guest got #GP {hv_gp} times"
     else:

@@ -72,7 +72,7 @@ struct trap_frame {
 
 /* Expected-fault recovery: a step arms mbtest_fixup with the address to resume at (ARM / LAND below). */
 volatile u32 mbtest_fixup;
-static volatile u32 fault_vector, fault_count;
+static volatile u32 fault_vector, fault_count, fault_eip;
 static u32 failures;
 static int amd;
 
@@ -147,6 +147,7 @@ void trap(struct trap_frame *f)
     }
     fault_count++;
     fault_vector = f->vector;
+    fault_eip = f->eip;
     if (mbtest_fixup) {
         f->eip = mbtest_fixup;
         mbtest_fixup = 0;
@@ -1107,6 +1108,10 @@ static void check_msr_policy(void)
  *                #PF (reserved bit) or, where the CPU does not check, completes
  *   high_walk    (RAM above 4 GiB only, else SKIP) the page directory for 3-4 GiB moved above 4 GiB: a
  *                TPR store through it is decoded and emulated (the hypervisor walks that directory)
+ *   apic_policy  a store at the reserved xAPIC offset 0 is dropped; INIT delivery on LINT0 and vector 5
+ *                on the error LVT read back masked; a misaligned TPR store is dropped (apic_policy.c)
+ *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
+ *                after the xAPIC page (nothing there): #UD at its first byte
  *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
  *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
  *                restarts none, one naming the AP restarts it once
@@ -1211,6 +1216,75 @@ static void check_apic_fetch(void)
     }
     step("apic_fetch", ok, ok ? "code in the xAPIC page ran; the TPR store after it was still trapped"
                               : "the fetch failed, or stores to the xAPIC page are no longer trapped");
+}
+
+/*
+ * The xAPIC write policy (hv/core/guest/apic_policy.c, issue 13): stores that must never reach the real APIC.
+ * A store at the reserved offset 0 is dropped (it ended QEMU); LINT0 written with INIT delivery (SDM
+ * Vol. 3A 11.5.1) and the error LVT with the illegal vector 5 unmasked (11.5.3) read back masked and
+ * Fixed; a misaligned store into the TPR is dropped. Both LVTs are put back afterwards.
+ */
+static void check_apic_policy(void)
+{
+    volatile u32 *apic = (volatile u32 *)0xfee00000u;
+    u32 lint0 = apic[0x350 / 4], lvterr = apic[0x370 / 4], tpr0 = apic[0x80 / 4] & 0xff;
+    apic[0] = 0x12345678u;
+    apic[0x350 / 4] = 0x00000500u;              /* LINT0: INIT, unmasked */
+    u32 lint0_back = apic[0x350 / 4];
+    apic[0x370 / 4] = 0x00000005u;              /* error: vector 5, unmasked */
+    u32 err_back = apic[0x370 / 4];
+    *(volatile u32 *)0xfee00081u = 0x40u;       /* misaligned: bytes 1-4 of the TPR slot */
+    u32 tpr = apic[0x80 / 4] & 0xff;
+    apic[0x350 / 4] = lint0;
+    apic[0x370 / 4] = lvterr;
+    int ok = (lint0_back & 0x10700u) == 0x10000u && (err_back & 0x100ffu) == 0x10005u && tpr == tpr0;
+    if (!ok) {
+        puts("mbtest: apic_policy: lint0 ");
+        puthex(lint0_back);
+        puts(" lvterr ");
+        puthex(err_back);
+        puts(" tpr ");
+        puthex(tpr);
+        putc('\n');
+    }
+    step("apic_policy", ok, ok ? "store at offset 0 dropped; INIT on LINT0 and vector 5 on the error LVT written masked"
+                               : "an xAPIC store reached the APIC as the guest wrote it");
+}
+
+/*
+ * Code at the end of the xAPIC page and past it. A CALL to the last slot (0xff0, reserved, reads 0):
+ * the ADDs (00 00) in its bytes 0-3 run, the instruction at byte 4 is #UD (any access to bytes 4-15 of
+ * a slot is undefined, SDM Vol. 3A 11.4.1). A CALL to the page after it, where nothing is: #UD at its
+ * first byte (all ones). Before issue 13's fix the first walked on through the page into 0xfee01000,
+ * which the hypervisor mapped as a hole: QEMU executed its APIC MMIO alias, Bochs has nothing there.
+ */
+static void check_apic_fetch_end(void)
+{
+    static volatile u8 target;
+    u32 saved, vec[2], eip[2];
+    const u32 at[2] = { 0xfee00ff0u, 0xfee01000u };
+    for (u32 i = 0; i < 2; i++) {
+        fault_vector = ~0u;
+        fault_eip = 0;
+        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                         : "=&r"(saved) : "r"(at[i]), "a"((u32)&target) : "memory", "cc");
+        vec[i] = fault_vector;
+        eip[i] = fault_eip;
+    }
+    int ok = vec[0] == 6 && eip[0] == 0xfee00ff4u && vec[1] == 6 && eip[1] == 0xfee01000u;
+    if (!ok) {
+        puts("mbtest: apic_fetch_end: ");
+        puthex(vec[0]);
+        puts(" at ");
+        puthex(eip[0]);
+        puts(", ");
+        puthex(vec[1]);
+        puts(" at ");
+        puthex(eip[1]);
+        putc('\n');
+    }
+    step("apic_fetch_end", ok, ok ? "#UD at byte 4 of the last xAPIC slot and at the page after it"
+                                  : "code at the end of the xAPIC page or past it did not end in #UD");
 }
 
 static void check_holes_many(const struct mb_info *mbi)
@@ -1524,6 +1598,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
     check_x2apic_msr_in_xapic_mode();
     check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
+    check_apic_policy();
+    check_apic_fetch_end();
     check_ap_startup(mbi);
     check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();
