@@ -7,7 +7,9 @@ Python API::
     with Capture.attach(ram=Path("/dev/shm/hvtrace-….ram")) as cap:
         cap.record("x.hvt", duration=5)
 
-QEMU: the shared RAM file, rings read live and lossless (the consumer writes ring tails). Bochs: the
+QEMU: the shared RAM file, rings read live and lossless (the consumer writes ring tails). A session
+started here also gets ``ring_wait=RING_WAIT_S``: until the reader attaches (and while it is behind)
+a full ring makes its CPU wait instead of dropping, so nothing is lost from the first exit. Bochs: the
 port-0xE9 frame stream (``trace_e9=1`` is added to the command line), read as Bochs writes it.
 With guest memory at hand (QEMU), :meth:`Capture.record` also stores the instruction bytes at every
 distinct RIP in the file (its code map, see hvtrace.trace.code), so a replay can show the instructions.
@@ -47,6 +49,9 @@ from hvtrace.trace.tracefile import TraceWriter
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
 TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
 RAM_NAME_RE = re.compile(r"hvtrace-(\d+)-[0-9a-f]+\.ram$")
+#: How long a full ring waits for its reader (hypervisor ``ring_wait=S``) in sessions a lossless capture
+#: starts: the reader attaches within seconds of boot; past this the ring drops and counts instead.
+RING_WAIT_S = 30
 
 
 def guest_label(cmdline: str, guest: GuestSpec | None = None) -> str:
@@ -111,7 +116,10 @@ class Capture:
         else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
-        extra = [o for o in session_class(backend).trace_options if o not in cmdline.split()]
+        kind, words = session_class(backend), cmdline.split()
+        extra = [o for o in kind.trace_options if o not in words]
+        if lossless and issubclass(kind, QemuSession) and not any(w.startswith("ring_wait=") for w in words):
+            extra.append(f"ring_wait={RING_WAIT_S}")  # rings read from shared RAM: wait for the reader
         if extra:  # what this backend needs to deliver records (Bochs: frames on port 0xE9)
             cmdline = " ".join([cmdline, *extra]).strip()
         session = make_session(
@@ -248,10 +256,12 @@ class Capture:
         self.close()
 
     def close(self) -> None:
+        rings = getattr(self.stream, "rings", None)
+        if rings is not None:
+            rings.detach()  # first: a session that goes on must not wait for us
         if self.session is not None:
             self.session.close()
             self.session = None
-        rings = getattr(self.stream, "rings", None)
         if rings is not None:
             rings.source.close()
 
@@ -305,6 +315,19 @@ class Capture:
     def lost(self) -> int:
         """Records lost so far, all CPUs (the rings overflowed before they were read)."""
         return sum(self.stream.lost_by_cpu().values())
+
+    def lost_where(self) -> dict[str, int]:
+        """Where the records counted by :meth:`lost` went: ``unread`` (full rings while no reader was
+        attached: before this capture attached, or a wait that ran out), ``reader_behind`` (full rings
+        while attached); empty for a frame stream (its losses are damaged or missing frames)."""
+        rings = getattr(self.stream, "rings", None)
+        if rings is None:
+            return {}
+        stats = rings.stats
+        return {
+            "unread": sum(s.lost_unread for s in stats),
+            "reader_behind": sum(s.lost_read for s in stats),
+        }
 
     def end_state(self) -> str:
         """One line on how the session ended, once :meth:`alive` is False: its result when known, else
@@ -442,14 +465,17 @@ class Capture:
         try:
             why = self.run(sink, on_lost=on_lost, **kw)
         except BaseException:
-            writer.close({"stop": "interrupted", "lost_total": sum(reported.values())})
+            writer.close({"stop": "interrupted", "lost_total": sum(reported.values()), **self._lost_keys()})
             raise
-        summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values())}
+        summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values()), **self._lost_keys()}
         hz = self.tsc_hz()  # the calibration line may arrive after the header was written
         if hz and not meta.get("tsc_hz"):
             summary.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration")
         writer.close(summary)
         return {"records": writer.records, **summary}
+
+    def _lost_keys(self) -> dict[str, int]:
+        return {f"lost_{k}": v for k, v in self.lost_where().items()}
 
 
 def err_line(message: str) -> None:
