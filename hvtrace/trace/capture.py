@@ -45,6 +45,8 @@ from hvtrace.trace.records import Records, empty
 from hvtrace.trace.sources import MemorySource, SharedRamSource
 from hvtrace.trace.streams import FrameStream, RecordStream, RingStream
 from hvtrace.trace.tracefile import TraceWriter
+from hvtrace.trace.tsc_rate import SOURCE as TSC_RATE_SOURCE
+from hvtrace.trace.tsc_rate import ArrivalClock
 
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
 TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
@@ -90,6 +92,7 @@ class Capture:
         self.session = session
         self.progress = Progress(started=time.monotonic())
         self.stop_reason = ""
+        self.arrivals = ArrivalClock()
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -293,7 +296,11 @@ class Capture:
         return list(self.session.hv_lines) if self.session is not None else []
 
     def tsc_hz(self) -> int | None:
-        """TSC rate the hypervisor calibrated against the PIT (its 'timer: TSC N kHz' line), if seen."""
+        """TSC ticks per second: the hypervisor's PIT calibration (its 'timer: TSC N kHz' line), if
+        seen; for Bochs' frame stream the rate measured against the host clock (hvtrace.trace.tsc_rate),
+        once records have arrived for a second."""
+        if isinstance(self.stream, FrameStream):
+            return self.arrivals.rate()
         for line in self.hv_console:
             m = TSC_RE.search(line)
             if m:
@@ -306,7 +313,12 @@ class Capture:
 
         For callers with their own loop (the TUI's poller); :meth:`run` is the loop with stop
         conditions. Raises TraceError, OSError or ValueError when the source is lost (RAM file gone)."""
-        return self.stream.poll()
+        recs = self.stream.poll()
+        self.arrivals.observe(recs)
+        return recs
+
+    def tsc_hz_source(self) -> str:
+        return TSC_RATE_SOURCE if isinstance(self.stream, FrameStream) else "hypervisor PIT calibration"
 
     def alive(self) -> bool:
         """Whether the source can still produce records (the emulator, or the attached session, runs)."""
@@ -441,7 +453,7 @@ class Capture:
         """Capture into a trace file; returns the summary written into its index."""
         meta = dict(self.meta)
         hz = self.tsc_hz()
-        meta.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration" if hz else None)
+        meta.update(tsc_hz=hz, tsc_hz_source=self.tsc_hz_source() if hz else None)
         writer = TraceWriter(Path(path), meta)
         last_flush = [time.monotonic()]
         code = CodeCollector(self.code_reader())
@@ -468,9 +480,9 @@ class Capture:
             writer.close({"stop": "interrupted", "lost_total": sum(reported.values()), **self._lost_keys()})
             raise
         summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values()), **self._lost_keys()}
-        hz = self.tsc_hz()  # the calibration line may arrive after the header was written
+        hz = self.tsc_hz()  # the calibration line (or a second of arrivals) may come after the header
         if hz and not meta.get("tsc_hz"):
-            summary.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration")
+            summary.update(tsc_hz=hz, tsc_hz_source=self.tsc_hz_source())
         writer.close(summary)
         return {"records": writer.records, **summary}
 
