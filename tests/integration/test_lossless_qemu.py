@@ -36,14 +36,19 @@ def assert_every_exit_from_the_first(path: Path, cpus: int) -> None:
         assert (seq == np.arange(1, len(seq) + 1)).all(), (cpu, seq[:5])
 
 
-def test_capture_started_with_its_session_loses_nothing(hvtrace_run: RunFn, tmp_path: Path) -> None:
-    out = tmp_path / "storm.hvt"
+def capture_storm(hvtrace_run: RunFn, out: Path, append: str, duration: int) -> str:
+    """`hvtrace capture` of a 2-CPU storm session it starts; its stdout."""
     run = hvtrace_run(
-        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1",
-        "--duration", "10", "-o", str(out), timeout=180,
+        "capture", "--backend", "qemu", "--cpus", "2", "--append", append,
+        "--duration", str(duration), "-o", str(out), timeout=180,
     )  # fmt: skip
     assert run.returncode == 0, run.output
-    assert "lost 0: lossless" in run.stdout, run.output
+    return run.stdout
+
+
+def test_capture_started_with_its_session_loses_nothing(hvtrace_run: RunFn, tmp_path: Path) -> None:
+    out = tmp_path / "storm.hvt"
+    assert "lost 0: lossless" in capture_storm(hvtrace_run, out, "storm=1", 10)
     assert "ring_wait=30" in TraceFile.open(out).meta["cmdline"].split()  # what the session was given
     assert_every_exit_from_the_first(out, 2)
 
@@ -51,12 +56,7 @@ def test_capture_started_with_its_session_loses_nothing(hvtrace_run: RunFn, tmp_
 def test_without_the_wait_the_same_capture_loses_and_says_where(hvtrace_run: RunFn, tmp_path: Path) -> None:
     # The control: a small ring that does not wait loses the self-test's exits before the reader attaches.
     out = tmp_path / "storm.hvt"
-    run = hvtrace_run(
-        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1 ring_wait=0 ring=16",
-        "--duration", "3", "-o", str(out), timeout=180,
-    )  # fmt: skip
-    assert run.returncode == 0, run.output
-    assert "while no reader was attached" in run.stdout, run.output
+    assert "while no reader was attached" in capture_storm(hvtrace_run, out, "storm=1 ring_wait=0 ring=16", 3)
     assert TraceFile.open(out).lost_total() > 0
 
 
