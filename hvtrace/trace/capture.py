@@ -259,12 +259,11 @@ class Capture:
         self.close()
 
     def close(self) -> None:
-        rings = getattr(self.stream, "rings", None)
-        if rings is not None:
-            rings.detach()  # first: a session that goes on must not wait for us
+        self.stream.detach()  # first: a session that goes on must not wait for us
         if self.session is not None:
             self.session.close()
             self.session = None
+        rings = getattr(self.stream, "rings", None)
         if rings is not None:
             rings.source.close()
 
@@ -329,17 +328,8 @@ class Capture:
         return sum(self.stream.lost_by_cpu().values())
 
     def lost_where(self) -> dict[str, int]:
-        """Where the records counted by :meth:`lost` went: ``unread`` (full rings while no reader was
-        attached: before this capture attached, or a wait that ran out), ``reader_behind`` (full rings
-        while attached); empty for a frame stream (its losses are damaged or missing frames)."""
-        rings = getattr(self.stream, "rings", None)
-        if rings is None:
-            return {}
-        stats = rings.stats
-        return {
-            "unread": sum(s.lost_unread for s in stats),
-            "reader_behind": sum(s.lost_read for s in stats),
-        }
+        """Where the records counted by :meth:`lost` went (hvtrace.trace.streams.RecordStream)."""
+        return self.stream.lost_where()
 
     def end_state(self) -> str:
         """One line on how the session ended, once :meth:`alive` is False: its result when known, else

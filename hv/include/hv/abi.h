@@ -190,9 +190,12 @@ struct hv_record {
  * Policies, by who reads the ring (head - tail == capacity is "full"):
  * - No reader yet ('reader' HV_READER_NONE) and 'wait_ticks' != 0 (cmdline ring_wait=S, which
  *   `hvtrace capture` and the TUI pass when they start the session): tracing waits for its reader. A
- *   full ring makes the producing CPU spin (pause) in its exit handler, holding no lock, until the
- *   reader frees a slot, at most 'wait_ticks' TSC ticks; when that runs out the ring stops waiting for
- *   good ('wait_expired') and falls back to 'policy'. Drops are counted.
+ *   full ring makes the producing CPU spin (pause) at the end of its exit handler until the reader
+ *   frees a slot, at most 'wait_ticks' TSC ticks; when that runs out the ring stops waiting for good
+ *   ('wait_expired') and falls back to 'policy'. Drops are counted. The waiting CPU holds no lock
+ *   other CPUs need to make progress, except during an APIC-page step (core/guest/apic_step.c
+ *   step_lock, which only another CPU's APIC step waits for); other CPUs run on until their own
+ *   ring fills. Only the host ends a wait, so it is bounded; a plain run never waits.
  * - A lossless reader attached (HV_READER_ATTACHED, it writes 'tail'): a full ring waits the same way
  *   (bounded, 'wait_ticks', when set), else drops the newest record. The ring never overwrites
  *   records an attached reader has not consumed.
