@@ -45,8 +45,8 @@ from hvtrace.trace.records import Records, empty
 from hvtrace.trace.sources import MemorySource, SharedRamSource
 from hvtrace.trace.streams import FrameStream, RecordStream, RingStream
 from hvtrace.trace.tracefile import TraceWriter
+from hvtrace.trace.tsc_rate import PIT_EMULATED_SOURCE, PIT_SOURCE, ArrivalClock
 from hvtrace.trace.tsc_rate import SOURCE as TSC_RATE_SOURCE
-from hvtrace.trace.tsc_rate import ArrivalClock
 
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
 TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
@@ -297,9 +297,12 @@ class Capture:
     def tsc_hz(self) -> int | None:
         """TSC ticks per second: the hypervisor's PIT calibration (its 'timer: TSC N kHz' line), if
         seen; for Bochs' frame stream the rate measured against the host clock (hvtrace.trace.tsc_rate),
-        once records have arrived for a second."""
+        once records have arrived for a second (the PIT's is Bochs' emulated time)."""
         if isinstance(self.stream, FrameStream):
             return self.arrivals.rate()
+        return self.pit_tsc_hz()
+
+    def pit_tsc_hz(self) -> int | None:
         for line in self.hv_console:
             m = TSC_RE.search(line)
             if m:
@@ -316,8 +319,13 @@ class Capture:
         self.arrivals.observe(recs)
         return recs
 
-    def tsc_hz_source(self) -> str:
-        return TSC_RATE_SOURCE if isinstance(self.stream, FrameStream) else "hypervisor PIT calibration"
+    def final_tsc_hz(self) -> tuple[int | None, str]:
+        """The rate a trace file keeps and its source: as :meth:`tsc_hz`; a frame stream too short to
+        measure keeps the PIT's, said to be Bochs' emulated time."""
+        hz, frames = self.tsc_hz(), isinstance(self.stream, FrameStream)
+        if hz:
+            return hz, TSC_RATE_SOURCE if frames else PIT_SOURCE
+        return self.pit_tsc_hz(), PIT_EMULATED_SOURCE if frames else PIT_SOURCE
 
     def alive(self) -> bool:
         """Whether the source can still produce records (the emulator, or the attached session, runs)."""
@@ -442,8 +450,8 @@ class Capture:
     def record(self, path: Path, **kw: Any) -> dict[str, Any]:
         """Capture into a trace file; returns the summary written into its index."""
         meta = dict(self.meta)
-        hz = self.tsc_hz()
-        meta.update(tsc_hz=hz, tsc_hz_source=self.tsc_hz_source() if hz else None)
+        hz, source = (None, "") if isinstance(self.stream, FrameStream) else self.final_tsc_hz()
+        meta.update(tsc_hz=hz, tsc_hz_source=source if hz else None)
         writer = TraceWriter(Path(path), meta)
         last_flush = [time.monotonic()]
         code = CodeCollector(self.code_reader())
@@ -470,9 +478,9 @@ class Capture:
             writer.close({"stop": "interrupted", "lost_total": sum(reported.values()), **self._lost_keys()})
             raise
         summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values()), **self._lost_keys()}
-        hz = self.tsc_hz()  # the calibration line (or a second of arrivals) may come after the header
+        hz, source = self.final_tsc_hz()  # the calibration line (or arrivals) may come after the header
         if hz and not meta.get("tsc_hz"):
-            summary.update(tsc_hz=hz, tsc_hz_source=self.tsc_hz_source())
+            summary.update(tsc_hz=hz, tsc_hz_source=source)
         writer.close(summary)
         return {"records": writer.records, **summary}
 

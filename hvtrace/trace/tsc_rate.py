@@ -21,6 +21,9 @@ from hvtrace.trace.records import Records
 #: Shortest arrival span that gives a rate (buffering jitter is tens of milliseconds).
 MIN_SPAN_S = 1.0
 SOURCE = "host clock against record arrival (Bochs: its TSC counts emulated instructions)"
+PIT_SOURCE = "hypervisor PIT calibration"
+#: A Bochs capture too short to measure (records within MIN_SPAN_S) keeps the PIT's rate, said to be so.
+PIT_EMULATED_SOURCE = "hypervisor PIT calibration (Bochs: emulated time at its nominal ips, not wall time)"
 
 
 class ArrivalClock:
