@@ -14,7 +14,8 @@ from hvtrace.abi import HvReader, HvRing, HvRingPolicy
 from hvtrace.launch.qemu import QemuSession
 from hvtrace.paths import image_path
 from hvtrace.trace.discovery import discover
-from hvtrace.trace.reader import RING_HEADER, RingReader
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.reader import RING_HEADER, RingReader, RingSet
 from hvtrace.trace.sources import SharedRamSource
 from hvtrace.trace.tracefile import TraceFile
 from hvtrace.tui.app import HvTraceApp
@@ -78,6 +79,46 @@ def test_tui_started_with_its_session_shows_no_drops() -> None:
         asyncio.run(scenario())
     finally:
         src.close()
+
+
+def rings_of(ram: SharedRamSource, cpus: int) -> dict[int, int] | None:
+    """Every CPU's ring address once the hypervisor registered them all (else None)."""
+    try:
+        disc = discover(ram, elf=image_path())
+    except TraceError:
+        return None
+    return disc.rings if len(disc.rings) == cpus and disc.vendor else None
+
+
+def test_a_cpu_waits_for_its_reader_then_every_exit_arrives() -> None:
+    """No reader for a second after CPU 0 filled its 64-record ring: it waits (head stays at 64, no
+    drop, no overwrite) instead of losing; once we attach, both CPUs deliver seq 1..n without a gap."""
+    with QemuSession(cpus=2, memory_mb=64, cmdline="storm=1 ring=64 ring_wait=30", timeout=120) as s:
+        wait_for(lambda: s.ram_path is not None and s.ram_path.exists(), 30, "the RAM file")
+        assert s.ram_path is not None
+        with SharedRamSource(s.ram_path) as ram:
+            found: dict[int, int] = {}
+            wait_for(lambda: found.update(rings_of(ram, 2) or {}) or found, 30, "both rings registered")
+            first = RingReader(ram, found[0])
+            wait_for(lambda: first.head() == 64, 30, "CPU 0's ring to fill")
+            time.sleep(1.0)  # a storm laps a 64-record ring thousands of times a second
+            hdr = HvRing.from_buffer_copy(ram.read(found[0], RING_HEADER))
+            assert (hdr.head, hdr.dropped, hdr.wait_expired) == (64, 0, 0)  # it waited
+            rings = RingSet(ram, discover(ram, elf=image_path()), lossless=True)
+            got: list[np.ndarray] = []
+            deadline = time.monotonic() + 60
+            while min(r.stats.consumed for r in rings.readers) < 2000:
+                assert time.monotonic() < deadline, [r.stats for r in rings.readers]
+                got.append(rings.poll())
+            waited = rings.readers[0].stats.waited_ticks
+            lost = sum(st.lost for st in rings.stats)
+            rings.detach()
+    recs = np.concatenate(got)
+    assert lost == 0
+    assert waited > 0
+    for cpu in (0, 1):
+        seq = recs[recs["cpu"] == cpu]["seq"].astype(np.int64)
+        assert (seq == np.arange(1, len(seq) + 1)).all(), cpu
 
 
 def test_a_ring_nobody_reads_keeps_the_newest_exits() -> None:
