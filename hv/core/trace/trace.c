@@ -2,8 +2,8 @@
 #include <hv/abi.h>
 #include <hv/breaks.h>
 #include <hv/cmdline.h>
-#include <hv/discovery.h>
 #include <hv/console.h>
+#include <hv/discovery.h>
 #include <hv/frame.h>
 #include <hv/memmap.h>
 #include <hv/panic.h>
