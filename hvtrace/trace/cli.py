@@ -90,6 +90,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                         "records": cap.progress.records,
                         "stop": "interrupted",
                         "lost_total": cap.progress.lost,
+                        **{f"lost_{k}": v for k, v in cap.lost_where().items()},
                     }
         except Interrupted as e:
             if not args.quiet:
@@ -99,9 +100,15 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     lost = summary["lost_total"]
+    where = ""
+    if lost and "lost_unread" in summary:
+        where = (
+            f": {summary['lost_unread']} while no reader was attached, "
+            f"{summary['lost_reader_behind']} with the reader behind"
+        )
     print(
         f"hvtrace: wrote {summary['records']} records to {args.output} (stopped: {summary['stop']}; "
-        f"lost {lost}{'' if lost else ': lossless'})",
+        f"lost {lost}{where if lost else ': lossless'})",
         flush=True,
     )
     return 0

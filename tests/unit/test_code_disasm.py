@@ -236,6 +236,12 @@ class FakeStream:
     def lost_by_cpu(self) -> dict[int, int]:
         return {}
 
+    def lost_where(self) -> dict[str, int]:
+        return {}
+
+    def detach(self) -> None:
+        pass
+
 
 def test_capture_stores_the_code_map_and_a_replay_disassembles(tmp_path: Path) -> None:
     p = ram_file(tmp_path)
