@@ -1,0 +1,135 @@
+"""The KASLR slide of a traced Linux kernel, found from what the trace already holds.
+
+Tried in order, the first that gives a plausible slide wins (``Slide.how`` says which):
+
+1. the guest's WRMSR of MSR_LSTAR (the 64-bit SYSCALL entry, SDM Vol. 3A 5.8.8 / APM Vol. 2 6.1.1):
+   Linux writes ``entry_SYSCALL_64`` there; slide = value - its link-time address;
+2. its WRMSR of IA32_SYSENTER_EIP (``entry_SYSENTER_compat``), the same way;
+3. exit RIPs in known functions: a CPUID exit happens inside a function named ``*cpuid*``, an RDMSR /
+   WRMSR exit inside one named ``*msr*`` (with paravirt, Linux's native_cpuid / native_read_msr...).
+   Each (RIP, such function) pair proposes a slide (x86-64 KASLR moves the kernel by a multiple of
+   2 MiB, CONFIG_PHYSICAL_ALIGN, so ``(rip - address)`` rounded down to 2 MiB); the slide that puts the
+   most distinct RIPs into matching functions wins, if it puts at least two there.
+
+A hypervisor that does not intercept the MSR (AMD's MSR permission map leaves LSTAR to the guest) leaves
+no write in the trace: then the third way is the one that works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from hvtrace.abi import HvExitKind
+from hvtrace.symbols import SymbolTable
+from hvtrace.trace.records import Records
+
+MSR_LSTAR: Final = 0xC000_0082
+MSR_SYSENTER_EIP: Final = 0x176
+#: Linux's KASLR granularity on x86-64 (CONFIG_PHYSICAL_ALIGN).
+KASLR_ALIGN: Final = 0x20_0000
+#: x86-64 KASLR moves the kernel within 1 GiB (KERNEL_IMAGE_SIZE).
+KASLR_MAX: Final = 1 << 30
+#: Kernel half of a canonical 48-bit address space.
+KERNEL_HALF: Final = 0xFFFF_8000_0000_0000
+MSR_METHODS: Final = ((MSR_LSTAR, "MSR_LSTAR", "entry_SYSCALL_64"),
+                      (MSR_SYSENTER_EIP, "IA32_SYSENTER_EIP", "entry_SYSENTER_compat"))  # fmt: skip
+#: Exit kind -> the word a function holding such an exit has in its name.
+KIND_WORDS: Final = {HvExitKind.CPUID: "cpuid", HvExitKind.MSR_READ: "msr", HvExitKind.MSR_WRITE: "msr"}
+
+
+@dataclass(frozen=True)
+class Slide:
+    value: int
+    how: str  # "MSR_LSTAR write = entry_SYSCALL_64"
+
+    def line(self) -> str:
+        return f"symbols: KASLR slide {self.value:#x} (from {self.how})"
+
+
+NO_SLIDE_LINE: Final = "symbols: no KASLR slide found: symbols used as linked"
+
+
+def _plausible(slide: int) -> bool:
+    return slide % KASLR_ALIGN == 0 and -KASLR_MAX < slide < KASLR_MAX
+
+
+def _from_msr_writes(table: SymbolTable, recs: Records) -> Slide | None:
+    writes = recs[recs["kind"] == HvExitKind.MSR_WRITE]
+    for msr, msr_name, symbol in MSR_METHODS:
+        addr = table.address(symbol)
+        values = writes["arg1"][writes["arg0"] == msr]
+        if addr is None or not len(values):
+            continue
+        slide = int(values[-1]) - addr  # the last write is the one the kernel kept
+        if _plausible(slide):
+            return Slide(slide, f"{msr_name} write = {symbol}")
+    return None
+
+
+def _kernel_rips(recs: Records) -> dict[str, list[int]]:
+    """Distinct kernel-half exit RIPs per function-name word (cpuid, msr)."""
+    out: dict[str, set[int]] = {}
+    for kind, word in KIND_WORDS.items():
+        rips = recs["rip"][(recs["kind"] == kind) & (recs["rip"] >= np.uint64(KERNEL_HALF))]
+        out.setdefault(word, set()).update(np.unique(rips).tolist())
+    return {w: sorted(r) for w, r in out.items() if r}
+
+
+def _score(table: SymbolTable, slide: int, rips: dict[str, list[int]]) -> tuple[int, list[str]]:
+    hits = 0
+    names: list[str] = []
+    for word, rs in rips.items():
+        for rip in rs:
+            loc = _lookup(table, rip, slide)
+            if loc is not None and word in loc.lower():
+                hits += 1
+                if loc not in names:
+                    names.append(loc)
+    return hits, names
+
+
+def _lookup(table: SymbolTable, rip: int, slide: int) -> str | None:
+    old = table.slide
+    table.slide = slide
+    try:
+        loc = table.lookup(rip)
+    finally:
+        table.slide = old
+    return None if loc is None else loc.name
+
+
+def _from_exit_rips(table: SymbolTable, recs: Records) -> Slide | None:
+    rips = _kernel_rips(recs)
+    candidates: set[int] = {0}
+    for word, rs in rips.items():
+        addrs = [a for n, a in zip(table.names, table.addrs.tolist(), strict=True) if word in n.lower()]
+        for rip in rs:
+            for a in addrs:
+                slide = (rip - a) // KASLR_ALIGN * KASLR_ALIGN
+                if _plausible(slide):
+                    candidates.add(slide)
+    best: tuple[int, int, list[str]] | None = None
+    for slide in sorted(candidates):
+        hits, names = _score(table, slide, rips)
+        if best is None or hits > best[0]:
+            best = (hits, slide, names)
+    if best is None or best[0] < 2:
+        return None
+    hits, slide, names = best
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return Slide(slide, f"{hits} CPUID/MSR exit RIPs in {shown}")
+
+
+def find_slide(table: SymbolTable, recs: Records) -> Slide | None:
+    """The slide of ``table`` for the kernel that ran in ``recs``, or None (use it as linked)."""
+    return _from_msr_writes(table, recs) or _from_exit_rips(table, recs)
+
+
+def apply_slide(table: SymbolTable, recs: Records) -> str:
+    """Find and set ``table.slide``; the one line that says what was found."""
+    slide = find_slide(table, recs)
+    table.slide = slide.value if slide is not None else 0
+    return slide.line() if slide is not None else NO_SLIDE_LINE
