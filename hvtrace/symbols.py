@@ -161,14 +161,12 @@ def load(path: Path) -> SymbolTable:
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
-        raise TraceError(ExitCode.NO_INPUT, f"symbols file {path} does not exist") from None
+            elf = fh.read(len(ELF_MAGIC)) == ELF_MAGIC
+        text = "" if elf else path.read_text(errors="replace")
     except OSError as e:
-        raise TraceError(ExitCode.NO_INPUT, f"cannot read symbols file {path}: {e.strerror}") from None
-    if head == ELF_MAGIC:
-        return _parse_elf(path)
-    return _parse_text(path.read_text(errors="replace"), str(path))
+        why = "does not exist" if isinstance(e, FileNotFoundError) else f"cannot be read: {e.strerror}"
+        raise TraceError(ExitCode.NO_INPUT, f"symbols file {path} {why}") from None
+    return _parse_elf(path) if elf else _parse_text(text, str(path))
 
 
 def add_symbols_argument(parser: argparse.ArgumentParser) -> None:
