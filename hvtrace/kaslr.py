@@ -17,8 +17,9 @@ no write in the trace: then the third way is the one that works.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -36,6 +37,8 @@ KASLR_MAX: Final = 1 << 30
 KERNEL_HALF: Final = 0xFFFF_8000_0000_0000
 MSR_METHODS: Final = ((MSR_LSTAR, "MSR_LSTAR", "entry_SYSCALL_64"),
                       (MSR_SYSENTER_EIP, "IA32_SYSENTER_EIP", "entry_SYSENTER_compat"))  # fmt: skip
+#: Slides scored at most (the most proposed ones).
+CANDIDATES: Final = 64
 #: Exit kind -> the word a function holding such an exit has in its name.
 KIND_WORDS: Final = {HvExitKind.CPUID: "cpuid", HvExitKind.MSR_READ: "msr", HvExitKind.MSR_WRITE: "msr"}
 
@@ -69,56 +72,48 @@ def _from_msr_writes(table: SymbolTable, recs: Records) -> Slide | None:
     return None
 
 
-def _kernel_rips(recs: Records) -> dict[str, list[int]]:
+def _kernel_rips(recs: Records) -> dict[str, np.ndarray[Any, Any]]:
     """Distinct kernel-half exit RIPs per function-name word (cpuid, msr)."""
-    out: dict[str, set[int]] = {}
+    out: dict[str, list[np.ndarray[Any, Any]]] = {}
     for kind, word in KIND_WORDS.items():
         rips = recs["rip"][(recs["kind"] == kind) & (recs["rip"] >= np.uint64(KERNEL_HALF))]
-        out.setdefault(word, set()).update(np.unique(rips).tolist())
-    return {w: sorted(r) for w, r in out.items() if r}
+        out.setdefault(word, []).append(rips)
+    merged = {w: np.unique(np.concatenate(parts)) for w, parts in out.items()}
+    return {w: r for w, r in merged.items() if len(r)}
 
 
-def _score(table: SymbolTable, slide: int, rips: dict[str, list[int]]) -> tuple[int, list[str]]:
-    hits = 0
-    names: list[str] = []
+def _candidates(table: SymbolTable, rips: dict[str, np.ndarray[Any, Any]]) -> list[int]:
+    """Slides proposed by (RIP, matching function) pairs, the most proposed first (the true slide is
+    proposed by every RIP inside a matching function), at most :data:`CANDIDATES`, and 0."""
+    votes: Counter[int] = Counter()
     for word, rs in rips.items():
-        for rip in rs:
-            loc = _lookup(table, rip, slide)
-            if loc is not None and word in loc.lower():
-                hits += 1
-                if loc not in names:
-                    names.append(loc)
-    return hits, names
-
-
-def _lookup(table: SymbolTable, rip: int, slide: int) -> str | None:
-    old = table.slide
-    table.slide = slide
-    try:
-        loc = table.lookup(rip)
-    finally:
-        table.slide = old
-    return None if loc is None else loc.name
+        mask = np.array([word in n.lower() for n in table.names], dtype=bool)
+        # as int64 (two's complement): differences of kernel addresses are exact
+        addrs = table.addrs[mask].view(np.int64)
+        for rip in rs.view(np.int64).tolist():
+            slides = (rip - addrs) // KASLR_ALIGN * KASLR_ALIGN
+            votes.update(slides[np.abs(slides) < KASLR_MAX].tolist())
+    return [0] + [s for s, _n in votes.most_common(CANDIDATES) if s != 0]
 
 
 def _from_exit_rips(table: SymbolTable, recs: Records) -> Slide | None:
     rips = _kernel_rips(recs)
-    candidates: set[int] = {0}
-    for word, rs in rips.items():
-        addrs = [a for n, a in zip(table.names, table.addrs.tolist(), strict=True) if word in n.lower()]
-        for rip in rs:
-            for a in addrs:
-                slide = (rip - a) // KASLR_ALIGN * KASLR_ALIGN
-                if _plausible(slide):
-                    candidates.add(slide)
+    matches = {w: np.array([w in n.lower() for n in table.names] + [False]) for w in rips}  # [-1]: none
     best: tuple[int, int, list[str]] | None = None
-    for slide in sorted(candidates):
-        hits, names = _score(table, slide, rips)
+    for slide in _candidates(table, rips):
+        hits = 0
+        found: list[str] = []
+        for word, rs in rips.items():
+            idx = table.indices(rs, slide)
+            good = idx[matches[word][idx]]
+            hits += len(good)
+            found += [table.names[i] for i in np.unique(good).tolist()]
         if best is None or hits > best[0]:
-            best = (hits, slide, names)
+            best = (hits, slide, found)
     if best is None or best[0] < 2:
         return None
     hits, slide, names = best
+    names = list(dict.fromkeys(names))
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     return Slide(slide, f"{hits} CPUID/MSR exit RIPs in {shown}")
 

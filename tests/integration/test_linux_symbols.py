@@ -66,7 +66,8 @@ def booted(linux: Linux, tmp_path_factory: pytest.TempPathFactory) -> Booted:
     kallsyms = out / "kallsyms"
     kallsyms.write_text("\n".join(lines) + "\n")
     system_map = out / "System.map"
-    moved = (f"{int(a, 16) - slide:016x} {t} {n}" for a, t, n in (ln.split() for ln in lines))
+    # absolute symbols (per-CPU offsets) do not move with the kernel
+    moved = (f"{int(a, 16) - (0 if t in 'aA' else slide):016x} {t} {n}" for a, t, n in map(str.split, lines))
     system_map.write_text("\n".join(moved) + "\n")
     return Booted(trace, kallsyms, system_map, slide)
 

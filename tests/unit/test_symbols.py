@@ -71,6 +71,8 @@ def test_kallsyms_dump_with_modules_and_restricted_addresses(tmp_path: Path) -> 
         load(write(tmp_path, zeros, "restricted"))
     assert e.value.code == ExitCode.BAD_DATA
     assert "kptr_restrict" in str(e.value)
+    signed = "-00000000000001000 A per_cpu_thing\n" + SYSTEM_MAP  # not an address: skipped
+    assert load(write(tmp_path, signed, "signed")).text(LINK + 0x1001) == "native_cpuid+0x1"
     with pytest.raises(TraceError) as e:
         load(write(tmp_path, "hello\n", "junk"))
     assert "no code symbols" in str(e.value)
