@@ -30,7 +30,7 @@ from hvtrace.trace.capture import Capture
 from hvtrace.trace.code import CodeCache, CodeMap
 from hvtrace.trace.tracefile import TraceFile
 from hvtrace.tui.app import HvTraceApp
-from hvtrace.tui.sources import ReplaySource
+from hvtrace.tui.sources import LiveSource, ReplaySource
 from tests.integration.conftest import Linux, RunFn
 from tests.integration.test_linux_guest import LINUX_ARGS
 from tests.integration.test_tui_qemu import SIZE, table_rows, until
@@ -76,6 +76,12 @@ def locations(rep: dict[str, Any], reason: str, kind: str | None = None) -> list
     """The report's top locations of one reason (and kind: SVM's MSR reason is both read and write)."""
     rows = [r for r in rep["symbols"]["top_locations"] if r["reason_name"] == reason]
     return [loc["location"] for r in rows if kind in (None, r["kind"]) for loc in r["locations"]]
+
+
+def slide_of(app: HvTraceApp) -> int | None:
+    """The KASLR slide the TUI found, None while unknown."""
+    found = app.slide.found if app.slide is not None else None
+    return found.value if found is not None else None
 
 
 def test_report_finds_the_real_kaslr_slide_and_names_cpuid_and_msr_functions(
@@ -152,10 +158,8 @@ def test_tui_replay_shows_symbols_instructions_and_handling_time(booted: Booted)
             await until(pilot, lambda: src.engine is not None and app.connected, 20, "the replay to open")
             assert src.engine is not None
             src.seek_index(len(src.engine))  # everything played: the views rebuilt from all records
-            await until(pilot, lambda: app.slide is not None and app.slide.found is not None, 20, "the slide")
-            assert app.slide is not None
-            assert app.slide.found is not None
-            assert app.slide.found.value == booted.slide
+            await until(pilot, lambda: slide_of(app) is not None, 20, "the slide")
+            assert slide_of(app) == booted.slide
             await until(pilot, lambda: "CPUID" in table_rows(app), 20, "the CPUID row")
             row = table_rows(app)["CPUID"]
             assert re.fullmatch(r"[0-9.]+(ns|us|ms|s)", row[5]), row  # handling time, in seconds (tsc_hz)
@@ -163,6 +167,34 @@ def test_tui_replay_shows_symbols_instructions_and_handling_time(booted: Booted)
             kernel_cpuid = recs[(recs["kind"] == HvExitKind.CPUID) & (recs["rip"] >= 0xFFFF_8000_0000_0000)]
             line = app._format(kernel_cpuid[len(kernel_cpuid) // 2])
             assert re.search(r" cpuid +<native_cpuid\+0x[0-9a-f]+> ", line), line
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        src.close()
+
+
+def test_tui_live_finds_the_slide_and_disassembles_kernel_exits(linux: Linux, booted: Booted) -> None:
+    """A second boot (its own KASLR slide): the live TUI finds the slide from the records as they arrive
+    and shows a kernel CPUID exit as ``cpuid <native_cpuid+0x..>``, the instruction read from the running
+    guest's memory through its page tables (the record's CR3). /init keeps running so memory stays up."""
+    assets, initrd = linux
+    args = f'{LINUX_ARGS} quiet {ga.CMD_VAR}="while true; do nproc; sleep 1; done"'
+    src = LiveSource.start(
+        backend="qemu", cpus=1, memory_mb=512, guest=GuestSpec(assets.kernel, initrd, args), timeout=300
+    )
+
+    async def scenario() -> None:
+        app = HvTraceApp(src, symbols=load(booted.system_map))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: slide_of(app) is not None, 180, "the slide")
+            slide = slide_of(app)
+            assert slide is not None
+            assert slide % 0x20_0000 == 0
+            recs = app.recent.rows(0, len(app.recent))
+            kernel = recs[(recs["kind"] == HvExitKind.CPUID) & (recs["rip"] >= 0xFFFF_8000_0000_0000)]
+            lines = [app._format(r) for r in kernel[-20:]]
+            assert any(re.search(r" cpuid +<native_cpuid\+0x[0-9a-f]+> ", ln) for ln in lines), lines
 
     try:
         asyncio.run(scenario())
