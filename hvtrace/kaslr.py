@@ -25,7 +25,7 @@ import numpy as np
 
 from hvtrace.abi import HvExitKind
 from hvtrace.symbols import SymbolTable
-from hvtrace.trace.records import Records
+from hvtrace.trace.records import Records, empty
 
 MSR_LSTAR: Final = 0xC000_0082
 MSR_SYSENTER_EIP: Final = 0x176
@@ -37,6 +37,8 @@ KASLR_MAX: Final = 1 << 30
 KERNEL_HALF: Final = 0xFFFF_8000_0000_0000
 MSR_METHODS: Final = ((MSR_LSTAR, "MSR_LSTAR", "entry_SYSCALL_64"),
                       (MSR_SYSENTER_EIP, "IA32_SYSENTER_EIP", "entry_SYSENTER_compat"))  # fmt: skip
+#: Evidence records kept at most (distinct kernel RIPs of CPUID / MSR exits: a few hundred in a boot).
+KEEP: Final = 1 << 14
 #: Slides scored at most (the most proposed ones).
 CANDIDATES: Final = 64
 #: Exit kind -> the word a function holding such an exit has in its name.
@@ -116,6 +118,40 @@ def _from_exit_rips(table: SymbolTable, recs: Records) -> Slide | None:
     names = list(dict.fromkeys(names))
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     return Slide(slide, f"{hits} CPUID/MSR exit RIPs in {shown}")
+
+
+class SlideEvidence:
+    """The records that can tell the slide, collected from a stream of batches in bounded memory: one
+    per distinct (kind, RIP) of the CPUID / MSR exits at kernel RIPs, and per distinct value written to
+    MSR_LSTAR / IA32_SYSENTER_EIP; at most :data:`KEEP`."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, ...], Records] = {}
+
+    def add(self, recs: Records) -> bool:
+        """Take a batch; True when it brought evidence not seen before."""
+        if not len(recs) or len(self._kept) >= KEEP:
+            return False
+        kinds = np.array(list(KIND_WORDS), dtype=recs["kind"].dtype)
+        at_kernel = np.isin(recs["kind"], kinds) & (recs["rip"] >= np.uint64(KERNEL_HALF))
+        entry = (recs["kind"] == HvExitKind.MSR_WRITE) & np.isin(
+            recs["arg0"], [m for m, _n, _s in MSR_METHODS]
+        )
+        sel = recs[at_kernel | entry]
+        if not len(sel):
+            return False
+        value = np.where(entry[at_kernel | entry], sel["arg1"], 0)
+        rows = np.stack([sel["kind"].astype(np.uint64), sel["rip"], sel["arg0"] * (value > 0), value], axis=1)
+        uniq, first = np.unique(rows, axis=0, return_index=True)
+        new = False
+        for row, i in zip(uniq.tolist(), first.tolist(), strict=True):
+            if tuple(row) not in self._kept and len(self._kept) < KEEP:
+                self._kept[tuple(row)] = sel[i : i + 1]
+                new = True
+        return new
+
+    def records(self) -> Records:
+        return np.concatenate(list(self._kept.values())) if self._kept else empty()
 
 
 def find_slide(table: SymbolTable, recs: Records) -> Slide | None:

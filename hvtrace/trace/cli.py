@@ -131,7 +131,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     table = load_symbols(args.symbols)  # before the report: a bad file fails fast
     rep = build_report(tf)
     if table is not None:
-        rep["symbols"] = symbols_section(tf.records(ordered=False), table, int(tf.meta.get("vendor") or 0))
+        chunks = (recs for _i, recs in tf.iter_chunks())
+        rep["symbols"] = symbols_section(chunks, table, int(tf.meta.get("vendor") or 0))
     if args.json:
         print(json.dumps(rep, indent=1, default=str))
     else:

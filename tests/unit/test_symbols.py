@@ -10,12 +10,12 @@ import pytest
 from hvtrace.abi import HvExitKind, HvVendor
 from hvtrace.decode.vendor import reason_code
 from hvtrace.exitcodes import ExitCode
-from hvtrace.kaslr import NO_SLIDE_LINE, apply_slide, find_slide
+from hvtrace.kaslr import NO_SLIDE_LINE, SlideEvidence, apply_slide, find_slide
 from hvtrace.paths import repo_root
 from hvtrace.symbols import load
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import RECORD_DTYPE, Records
-from hvtrace.trace.report_symbols import top_locations
+from hvtrace.trace.report_symbols import LocationCounts, symbols_section, top_locations
 
 LINK = 0xFFFF_FFFF_8100_0000
 SYSTEM_MAP = f"""\
@@ -142,9 +142,28 @@ def test_top_locations_per_reason_biggest_first(tmp_path: Path) -> None:
     rows = [{**cpuid, "rip": LINK + 0x1000 + i % 2} for i in range(6)]
     rows += [{**cpuid, "rip": 0x1234}]
     rows += [{"kind": HvExitKind.MSR_READ, "reason": 1, "rip": LINK + 0x1041}]
-    section = top_locations(recs_of(rows), t, vendor)
+    counts = LocationCounts()
+    recs = recs_of(rows)
+    counts.add(recs[:3])  # chunk by chunk
+    counts.add(recs[3:])
+    section = top_locations(counts, t, vendor)
     assert [r["count"] for r in section] == [7, 1]
     assert section[0]["reason_name"] == "CPUID"
     got = [(loc["location"], loc["count"]) for loc in section[0]["locations"]]
     assert got == [("native_cpuid+0x0", 3), ("native_cpuid+0x1", 3), ("0x1234", 1)]
     assert section[1]["locations"][0]["location"] == "native_read_msr+0x1"
+
+
+def test_slide_evidence_is_bounded_and_deduplicated(tmp_path: Path) -> None:
+    t = load(write(tmp_path, SYSTEM_MAP))
+    slide = 0x600000
+    at = {"kind": HvExitKind.CPUID, "rip": LINK + slide + 0x1003}
+    msr = {"kind": HvExitKind.MSR_READ, "rip": LINK + slide + 0x1041, "arg0": 0x10}
+    ev = SlideEvidence()
+    assert ev.add(recs_of([at] * 1000 + [{"kind": HvExitKind.CPUID, "rip": 0x1000}]))
+    assert not ev.add(recs_of([at] * 10))  # nothing new
+    assert ev.add(recs_of([msr, {"kind": HvExitKind.MSR_WRITE, "arg0": 0x10, "arg1": 5}]))
+    assert len(ev.records()) == 2  # one per (kind, kernel RIP); other MSR writes are no evidence
+    section = symbols_section([recs_of([at] * 5), recs_of([msr])], t, int(HvVendor.SVM))
+    assert section["slide"] == slide
+    assert section["slide_line"].startswith("symbols: KASLR slide 0x600000 (from 2 CPUID/MSR exit RIPs")
