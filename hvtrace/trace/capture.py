@@ -35,7 +35,7 @@ from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
 from hvtrace.launch.qemu import qemu_argv_of_ram
 from hvtrace.paths import image_path
 from hvtrace.relocation import region_from_console
-from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
+from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode, PagedCode
 from hvtrace.trace.discovery import Discovery, discover, elf_build_id
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.filters import Filter, reason_mask
@@ -274,14 +274,14 @@ class Capture:
         return rings.source if rings is not None else None
 
     def code_reader(self) -> CodeReader | None:
-        """Instruction bytes at a RIP, read from guest memory (RIP as physical address: identity-mapped
-        guests, see hvtrace.trace.code); None without memory (Bochs frame stream) and for a loaded guest
-        kernel (``meta["guest_cmdline"]`` set): its RIPs are virtual addresses of its own paging, and
-        records carry no CR3 to walk it, so reading RIP as physical would show the wrong bytes."""
+        """Instruction bytes at a RIP, read from guest memory; None without memory (Bochs frame stream).
+        The hypervisor's own guests are identity-mapped (RIP as physical address); a loaded guest kernel
+        (``meta["guest_cmdline"]`` set) has its own paging: its RIPs go through a walk of its page
+        tables from each record's CR3 (see hvtrace.trace.code)."""
         mem = self.memory
-        if mem is None or self.meta.get("guest_cmdline") is not None:
+        if mem is None:
             return None
-        return MemoryCode(mem)
+        return PagedCode(mem) if self.meta.get("guest_cmdline") is not None else MemoryCode(mem)
 
     @property
     def console(self) -> list[str]:

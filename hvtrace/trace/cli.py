@@ -12,12 +12,15 @@ from hvtrace.commands.parser import Subcommands, err, out
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
+from hvtrace.kaslr import apply_slide
 from hvtrace.launch.guest import launch_options
+from hvtrace.symbols import add_symbols_argument, load_symbols
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.export import export
 from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
+from hvtrace.trace.report_symbols import format_section, symbols_section
 from hvtrace.trace.tracefile import TraceFile
 
 
@@ -42,12 +45,14 @@ def register(sub: Subcommands) -> None:
     rep = sub.add_parser("report", help="per-reason / per-CPU statistics of a trace file")
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
+    add_symbols_argument(rep)
     rep.set_defaults(func=cmd_report)
 
     exp = sub.add_parser("export", help="export a trace file to Perfetto (Chrome JSON), CSV or Parquet")
     exp.add_argument("file", type=Path, metavar="FILE")
     exp.add_argument("--format", choices=("perfetto", "csv", "parquet"), required=True)
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    add_symbols_argument(exp)
     exp.set_defaults(func=cmd_export)
 
 
@@ -130,18 +135,25 @@ def warn_damage(tf: TraceFile) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     tf = TraceFile.open(args.file)
+    table = load_symbols(args.symbols)  # before the report: a bad file fails fast
     rep = build_report(tf)
+    if table is not None:
+        chunks = (recs for _i, recs in tf.iter_chunks())
+        rep["symbols"] = symbols_section(chunks, table, int(tf.meta.get("vendor") or 0))
     if args.json:
         print(json.dumps(rep, indent=1, default=str))
     else:
-        print(format_text(rep))
+        print(format_text(rep) + (format_section(rep["symbols"]) if table is not None else ""))
     return warn_damage(tf)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     check_output(args.output, inputs=(args.file,))  # before the input is read
     tf = TraceFile.open(args.file)
-    n = export(tf, args.format, args.output)
+    table = load_symbols(args.symbols)
+    if table is not None:
+        err(apply_slide(table, tf.records(ordered=False)))
+    n = export(tf, args.format, args.output, symbols=table)
     lost = tf.lost_total()
     print(
         f"hvtrace: exported {n} records to {args.output} ({args.format})"

@@ -14,11 +14,14 @@ import pyarrow.parquet as pq
 from hvtrace.decode.record_meaning import kind_name
 from hvtrace.decode.vendor import vendor_of
 from hvtrace.exitcodes import ExitCode
+from hvtrace.symbols import SymbolTable, symbol_column
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 
 FORMATS = ("perfetto", "csv", "parquet")
+#: Extra per-record columns (name -> one value per record), e.g. ``symbol``.
+Extra = dict[str, Any] | None
 COLUMNS = ("seq", "tsc", "cpu", "kind", "flags", "reason", "insn_len", "qual", "rip", "gpa", "arg0", "arg1")
 
 
@@ -31,7 +34,7 @@ def _names(recs: Records, vendor: int) -> tuple[list[str], list[str]]:
     return list(kinds[recs["kind"]]), list(rnames[inv])
 
 
-def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
+def export_perfetto(tf: TraceFile, recs: Records, out: Path, extra: Extra = None) -> int:
     """Chrome trace JSON: an instant event per exit on a track per CPU; ts in µs when the TSC rate is known,
     else in TSC ticks (displayed as µs)."""
     vendor = int(tf.meta.get("vendor") or 0)
@@ -55,6 +58,7 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
         )
     cols = {c: recs[c].tolist() for c in ("seq", "cpu", "qual", "rip", "gpa", "arg0", "arg1")}
     tsl = ts.tolist()
+    more = {k: list(v) for k, v in (extra or {}).items()}
     for i in range(len(recs)):
         events.append(
             {
@@ -72,6 +76,7 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
                     "gpa": hex(cols["gpa"][i]),
                     "arg0": hex(cols["arg0"][i]),
                     "arg1": hex(cols["arg1"][i]),
+                    **{k: v[i] for k, v in more.items()},
                 },
             }
         )
@@ -88,16 +93,17 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
     return len(recs)
 
 
-def _table(tf: TraceFile, recs: Records) -> dict[str, Any]:
+def _table(tf: TraceFile, recs: Records, extra: Extra = None) -> dict[str, Any]:
     kinds, rnames = _names(recs, int(tf.meta.get("vendor") or 0))
     cols: dict[str, Any] = {c: recs[c] for c in COLUMNS}
     cols["kind_name"] = kinds
     cols["reason_name"] = rnames
+    cols.update({k: list(v) for k, v in (extra or {}).items()})
     return cols
 
 
-def export_csv(tf: TraceFile, recs: Records, out: Path) -> int:
-    cols = _table(tf, recs)
+def export_csv(tf: TraceFile, recs: Records, out: Path, extra: Extra = None) -> int:
+    cols = _table(tf, recs, extra)
     names = list(cols)
     with out.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -108,8 +114,8 @@ def export_csv(tf: TraceFile, recs: Records, out: Path) -> int:
     return len(recs)
 
 
-def export_parquet(tf: TraceFile, recs: Records, out: Path) -> int:
-    cols = _table(tf, recs)
+def export_parquet(tf: TraceFile, recs: Records, out: Path, extra: Extra = None) -> int:
+    cols = _table(tf, recs, extra)
     table = pa.table(
         {k: (pa.array(v) if isinstance(v, np.ndarray) else pa.array(v, pa.string())) for k, v in cols.items()}
     )
@@ -118,15 +124,16 @@ def export_parquet(tf: TraceFile, recs: Records, out: Path) -> int:
     return len(recs)
 
 
-def export(src: Path | TraceFile, fmt: str, out: Path) -> int:
+def export(src: Path | TraceFile, fmt: str, out: Path, *, symbols: SymbolTable | None = None) -> int:
     """Export every readable record of a trace file; returns the record count. Skipped (damaged)
-    chunks are in ``tf.errors``; the caller reports them (hvtrace.trace.cli.warn_damage)."""
+    chunks are in ``tf.errors``; the caller reports them (hvtrace.trace.cli.warn_damage). With
+    ``symbols`` (its slide already set) each record gets a ``symbol`` column / arg (``name+0xoff``)."""
     if fmt not in FORMATS:
         raise TraceError(ExitCode.USAGE, f"unknown export format {fmt!r} (choose {', '.join(FORMATS)})")
     tf = src if isinstance(src, TraceFile) else TraceFile.open(Path(src))
     recs = tf.records()
     fn = {"perfetto": export_perfetto, "csv": export_csv, "parquet": export_parquet}[fmt]
     try:
-        return fn(tf, recs, Path(out))
+        return fn(tf, recs, Path(out), symbol_column(recs, symbols))
     except OSError as e:  # checked before, but a disk can fill up or the directory vanish meanwhile
         raise TraceError(ExitCode.CANT_CREATE, f"cannot write {out}: {e.strerror or e}") from None
