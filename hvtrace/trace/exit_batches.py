@@ -1,0 +1,124 @@
+"""A trace file as Arrow record batches, one per chunk: every record field plus the derived columns that
+`hvtrace query` (the ``exits`` table) and the Parquet export share: ``reason_name`` and ``kind_name``
+(the names report uses), ``handling_ticks`` (tsc_resume - tsc, NULL when unknown), ``handling_s`` and
+``t_s`` (seconds since the capture's first TSC; NULL when the TSC rate is unknown) and ``file``.
+
+Batches are made chunk by chunk as they are consumed, so a big file is never held decoded at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hvtrace.decode.record_meaning import kind_name
+from hvtrace.decode.vendor import vendor_of
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.records import RECORD_DTYPE, Records
+from hvtrace.trace.tracefile import TraceFile
+
+#: Optional column-adding step (``--symbols``): a name (or None) per record, as the ``symbol`` column.
+Symbolize = Callable[[Records], Sequence[str | None]]
+
+#: Every record field, in the ABI's order, with its Arrow type (``reserved`` is padding: left out).
+RECORD_FIELDS: list[pa.Field] = [
+    pa.field(name, pa.from_numpy_dtype(RECORD_DTYPE[name]))
+    for name in RECORD_DTYPE.names or ()
+    if name != "reserved"
+]
+_NAMES = pa.dictionary(pa.int32(), pa.string())
+DERIVED_FIELDS: list[pa.Field] = [
+    pa.field("reason_name", _NAMES),
+    pa.field("kind_name", _NAMES),
+    pa.field("handling_ticks", pa.int64()),
+    pa.field("handling_s", pa.float64()),
+    pa.field("t_s", pa.float64()),
+    pa.field("file", _NAMES),
+]
+_KIND_NAMES = [kind_name(k) for k in range(256)]
+
+
+def exits_schema(*, symbols: bool = False) -> pa.Schema:
+    extra = [pa.field("symbol", pa.string())] if symbols else []
+    return pa.schema([*RECORD_FIELDS, *DERIVED_FIELDS, *extra])
+
+
+def first_tsc(tf: TraceFile) -> int | None:
+    """The capture's first TSC (from the index: no record is read), None when it holds no record."""
+    bad = {e.index for e in tf.errors}
+    rows = [i for i in range(len(tf.index)) if int(tf.index["count"][i]) and i not in bad]
+    return min(int(tf.index["first_tsc"][i]) for i in rows) if rows else None
+
+
+@dataclass
+class ExitBatches:
+    """The records of one trace file as Arrow batches (see the module doc). ``label`` fills ``file``."""
+
+    tf: TraceFile
+    label: str
+    symbolize: Symbolize | None = None
+
+    def __post_init__(self) -> None:
+        self.vendor = vendor_of(int(self.tf.meta.get("vendor") or 0))
+        hz = self.tf.meta.get("tsc_hz")
+        self.hz: float | None = float(hz) if hz else None
+        self.t0 = first_tsc(self.tf) or 0
+        self.schema = exits_schema(symbols=self.symbolize is not None)
+
+    def chunks(self) -> Iterator[tuple[int, Records]]:
+        """(chunk number, records) of every readable chunk, read one at a time; a damaged one is skipped
+        (kept in ``tf.errors`` for the one warning line)."""
+        for i in self.tf.chunks():
+            try:
+                recs = self.tf.read_chunk(i)
+            except TraceError:
+                continue
+            if len(recs):
+                yield i, recs
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for _, recs in self.chunks():
+            yield self.batch(recs)
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+
+    def batch(self, recs: Records) -> pa.RecordBatch:
+        cols: list[Any] = [pa.array(recs[f.name]) for f in RECORD_FIELDS]
+        cols += self._derived(recs)
+        if self.symbolize is not None:
+            cols.append(pa.array(list(self.symbolize(recs)), pa.string()))
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+    def _reasons(self, recs: Records) -> tuple[np.ndarray[Any, Any], list[str]]:
+        """Per record an index into the list of the distinct reason names of ``recs``."""
+        uniq, inv = np.unique(recs["reason"], return_inverse=True)
+        return inv, [self.vendor.reason_name(int(u)) for u in uniq]
+
+    def reason_names(self, recs: Records) -> list[str]:
+        inv, names = self._reasons(recs)
+        return [names[i] for i in inv.tolist()]
+
+    def _derived(self, recs: Records) -> list[pa.Array]:
+        inv, names = self._reasons(recs)
+        reasons = pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32)), pa.array(names))
+        kuniq, kinv = np.unique(recs["kind"], return_inverse=True)
+        kinds = pa.DictionaryArray.from_arrays(
+            pa.array(kinv.astype(np.int32)), pa.array([_KIND_NAMES[int(k)] for k in kuniq])
+        )
+        tsc, resume = recs["tsc"], recs["tsc_resume"]
+        unknown = (resume == 0) | (resume < tsc)  # 0: not resumed / v1 file; below tsc: not trustworthy
+        ticks = (resume - tsc).astype(np.int64)
+        handling = pa.array(ticks, mask=unknown)
+        n = len(recs)
+        if self.hz:
+            handling_s = pa.array(ticks / self.hz, mask=unknown)
+            t_s = pa.array((tsc - np.uint64(self.t0)).astype(np.int64) / self.hz)
+        else:
+            handling_s = t_s = pa.nulls(n, pa.float64())
+        file = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([self.label]))
+        return [reasons, kinds, handling, handling_s, t_s, file]

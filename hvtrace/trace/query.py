@@ -1,0 +1,111 @@
+"""`hvtrace query "SELECT ..." FILE...`: DuckDB over trace files, as a table ``exits`` (every record field
+and the derived columns of :mod:`hvtrace.trace.exit_batches`, ``file`` telling the traces apart).
+
+DuckDB reads ``exits`` as an Arrow stream of one batch per chunk, made as it is consumed: a file is never
+decoded whole. The stream object makes a fresh stream each time DuckDB scans it, so a query may name
+``exits`` more than once (self-joins, sub-queries).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+
+from hvtrace.exitcodes import ExitCode
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.exit_batches import ExitBatches, exits_schema
+from hvtrace.trace.tracefile import TraceFile
+
+
+class ExitsStream:
+    """Every record of ``files`` as an Arrow C stream (the PyCapsule protocol DuckDB scans)."""
+
+    def __init__(self, files: Sequence[TraceFile]) -> None:
+        self.sources = [ExitBatches(tf, str(tf.path)) for tf in files]
+        self.schema = exits_schema()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        for src in self.sources:
+            yield from src.batches()
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        reader = pa.RecordBatchReader.from_batches(self.schema, self._batches())
+        return reader.__arrow_c_stream__(requested_schema)
+
+
+def connect(files: Sequence[TraceFile]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the view ``exits`` over ``files``."""
+    con = duckdb.connect()
+    con.register("hvtrace_exits", ExitsStream(files))
+    con.execute("CREATE VIEW exits AS SELECT * FROM hvtrace_exits")
+    return con
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    """Execute ``sql``; a DuckDB error (syntax, unknown column, bad cast ...) is one usage-error line."""
+    try:
+        return con.execute(sql)
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TraceError(ExitCode.USAGE, f"query failed: {first}") from None
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, float):
+        return f"{v:.9g}"
+    return str(v)
+
+
+def write_table(names: list[str], rows: list[tuple[Any, ...]], out: IO[str]) -> None:
+    """Aligned columns: numbers to the right, text to the left; a line under the header."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) for i in range(len(names))]
+
+    def line(vals: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out.write(line(names) + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for r in cells:
+        out.write(line(r) + "\n")
+    out.write(f"({len(rows)} row{'' if len(rows) == 1 else 's'})\n")
+
+
+def write_result(cur: duckdb.DuckDBPyConnection, fmt: str, out: IO[str] = sys.stdout) -> int:
+    """Print a query's result as ``fmt`` (table, csv or json); returns the row count. CSV and JSON are
+    streamed in blocks; the table needs every row for its widths."""
+    names = [d[0] for d in cur.description or ()]
+    if fmt == "table":
+        rows = cur.fetchall()
+        write_table(names, rows, out)
+        return len(rows)
+    n = 0
+    w = csv.writer(out) if fmt == "csv" else None
+    if w is not None:
+        w.writerow(names)
+    else:
+        out.write("[")
+    while block := cur.fetchmany(65536):
+        if w is not None:
+            w.writerows(block)
+        else:
+            for row in block:
+                out.write(
+                    ("," if n else "") + "\n" + json.dumps(dict(zip(names, row, strict=True)), default=str)
+                )
+                n += 1
+            continue
+        n += len(block)
+    if w is None:
+        out.write("\n]\n")
+    return n
