@@ -81,9 +81,10 @@ def write_table(names: list[str], rows: list[tuple[Any, ...]], out: IO[str]) -> 
     out.write(f"({len(rows)} row{'' if len(rows) == 1 else 's'})\n")
 
 
-def write_result(cur: duckdb.DuckDBPyConnection, fmt: str, out: IO[str] = sys.stdout) -> int:
-    """Print a query's result as ``fmt`` (table, csv or json); returns the row count. CSV and JSON are
-    streamed in blocks; the table needs every row for its widths."""
+def write_result(cur: duckdb.DuckDBPyConnection, fmt: str, out: IO[str] | None = None) -> int:
+    """Print a query's result as ``fmt`` (table, csv or json) to ``out`` (stdout); returns the row
+    count. CSV and JSON are streamed in blocks; the table needs every row for its widths."""
+    out = sys.stdout if out is None else out
     names = [d[0] for d in cur.description or ()]
     if fmt == "table":
         rows = cur.fetchall()
