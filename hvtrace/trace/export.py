@@ -100,10 +100,10 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
     return len(recs)
 
 
-def export_csv(tf: TraceFile, recs: Records, out: Path) -> int:
+def export_csv(tf: TraceFile, recs: Records, out: Path, symbolize: Symbolize | None = None) -> int:
     """CSV in time order with the columns of `hvtrace query`'s ``exits`` (names as plain text, NULL as
     an empty field), converted in blocks."""
-    src = ExitBatches(tf, str(tf.path))
+    src = ExitBatches(tf, str(tf.path), symbolize)
     schema = pa.schema(
         [pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f for f in src.schema]
     )
@@ -128,7 +128,7 @@ def export(
 ) -> int:
     """Export every readable record of one trace file (Parquet: of one or several); returns the record
     count. Skipped (damaged) chunks are in each file's ``errors``; the caller reports them
-    (hvtrace.trace.cli.warn_damage). ``symbolize`` adds a ``symbol`` column (Parquet)."""
+    (hvtrace.trace.cli.warn_damage). ``symbolize`` adds a ``symbol`` column (CSV and Parquet)."""
     if fmt not in FORMATS:
         raise TraceError(ExitCode.USAGE, f"unknown export format {fmt!r} (choose {', '.join(FORMATS)})")
     if isinstance(src, TraceFile):
@@ -146,8 +146,8 @@ def export(
         fmt = perfetto_kind(fmt, tf.record_count)
         if fmt == "perfetto-proto":
             return export_perfetto_proto(tf, Path(out))
-        recs = tf.records()
-        fn = export_perfetto if fmt == "perfetto-json" else export_csv
-        return fn(tf, recs, Path(out))
+        if fmt == "perfetto-json":
+            return export_perfetto(tf, tf.records(), Path(out))
+        return export_csv(tf, tf.records(), Path(out), symbolize)
     except OSError as e:  # checked before, but a disk can fill up or the directory vanish meanwhile
         raise TraceError(ExitCode.CANT_CREATE, f"cannot write {out}: {e.strerror or e}") from None

@@ -19,16 +19,16 @@ import pyarrow as pa
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
-from hvtrace.trace.exit_batches import ExitBatches, exits_schema
+from hvtrace.trace.exit_batches import ExitBatches, Symbolize, exits_schema
 from hvtrace.trace.tracefile import TraceFile
 
 
 class ExitsStream:
     """Every record of ``files`` as an Arrow C stream (the PyCapsule protocol DuckDB scans)."""
 
-    def __init__(self, files: Sequence[TraceFile]) -> None:
-        self.sources = [ExitBatches(tf, str(tf.path)) for tf in files]
-        self.schema = exits_schema()
+    def __init__(self, files: Sequence[TraceFile], symbolize: Symbolize | None = None) -> None:
+        self.sources = [ExitBatches(tf, str(tf.path), symbolize) for tf in files]
+        self.schema = exits_schema(symbols=symbolize is not None)
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         for src in self.sources:
@@ -39,10 +39,10 @@ class ExitsStream:
         return reader.__arrow_c_stream__(requested_schema)
 
 
-def connect(files: Sequence[TraceFile]) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the view ``exits`` over ``files``."""
+def connect(files: Sequence[TraceFile], symbolize: Symbolize | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the view ``exits`` over ``files`` (``symbolize``: plus ``symbol``)."""
     con = duckdb.connect()
-    con.register("hvtrace_exits", ExitsStream(files))
+    con.register("hvtrace_exits", ExitsStream(files, symbolize))
     con.execute("CREATE VIEW exits AS SELECT * FROM hvtrace_exits")
     return con
 

@@ -15,6 +15,8 @@ import pytest
 
 from hvtrace.cli import main
 from hvtrace.exitcodes import ExitCode
+from hvtrace.trace.export import export as export_api
+from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 from tests.unit.test_query import REAL_V2, write_v2
 
@@ -100,3 +102,19 @@ def test_only_parquet_takes_several_files(tmp_path: Path, capsys: pytest.Capture
     code = main(["export", "--format", "csv", "-o", str(tmp_path / "x.csv"), str(REAL_V2), str(REAL_V2)])
     assert code == ExitCode.USAGE
     assert "exports one trace file (2 given)" in capsys.readouterr().err
+
+
+def test_the_symbolize_hook_adds_a_symbol_column(tmp_path: Path) -> None:
+    """The column-adding step `--symbols` plugs into: one name (or None) per record, in record order."""
+
+    def symbolize(recs: Records) -> list[str | None]:
+        return [f"f+{rip & 0xFF:#x}" if rip & 1 else None for rip in recs["rip"].tolist()]
+
+    out = tmp_path / "ds"
+    assert export_api(TraceFile.open(REAL_V2), "parquet", out, symbolize) == 4000
+    got = sql(
+        f"SELECT count(symbol), count(*) FILTER (WHERE symbol = printf('f+%#x', rip & 255)) "
+        f"FROM '{out}/**/*.parquet'"
+    )
+    odd = int((TraceFile.open(REAL_V2).records()["rip"] & 1).sum())
+    assert got == [(odd, odd)]

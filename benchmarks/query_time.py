@@ -1,0 +1,60 @@
+"""`hvtrace query` time for the README's three example queries on a 5 M-record trace file, one run each.
+
+Writes the file with the project's TraceWriter (benchmarks/synthetic_trace.py: a 2-CPU storm shape), then
+runs `hvtrace query "..." FILE --format csv` for each README query as a subprocess and prints its wall
+time, records/s and the peak RSS of the query processes. No asserts: numbers for the notes.
+
+    python benchmarks/query_time.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_trace import write  # noqa: E402
+
+QUERY = re.compile(r'^hvtrace query "(.*?)" storm\.hvt$', re.MULTILINE | re.DOTALL)
+HVTRACE = Path(sys.executable).parent / "hvtrace"
+
+
+def readme_queries() -> list[tuple[str, str]]:
+    """(title comment, SQL) of each example in the README's "SQL over traces" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### SQL over traces") :]
+    section = section[: section.index("\n## ")]
+    titles = re.findall(r"^# (.+)$", section, re.MULTILINE)
+    return list(zip(titles, QUERY.findall(section), strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=5_000_000)
+    n = ap.parse_args().records
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.hvt"
+        t = time.perf_counter()
+        write(path, n)
+        print(f"wrote {n:,} records ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f} s")
+        for title, sql in readme_queries():
+            t = time.perf_counter()
+            r = subprocess.run([str(HVTRACE), "query", sql, str(path), "--format", "csv"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+            dt = time.perf_counter() - t
+            rows = r.stdout.count("\n") - 1
+            print(f"{title:<45} {dt:6.2f} s  {n / dt / 1e6:5.2f} M records/s  {rows} rows")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak RSS of the query processes: {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
