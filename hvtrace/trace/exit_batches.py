@@ -39,7 +39,7 @@ DERIVED_FIELDS: list[pa.Field] = [
     pa.field("t_s", pa.float64()),
     pa.field("file", _NAMES),
 ]
-_KIND_NAMES = [kind_name(k) for k in range(256)]
+_KIND_NAMES = pa.array([kind_name(k) for k in range(256)])  # a record's kind is its index here
 
 
 def exits_schema(*, symbols: bool = False) -> pa.Schema:
@@ -68,6 +68,8 @@ class ExitBatches:
         self.hz: float | None = float(hz) if hz else None
         self.t0 = first_tsc(self.tf) or 0
         self.schema = exits_schema(symbols=self.symbolize is not None)
+        self._names: dict[int, str] = {}
+        self._file = pa.array([self.label])
 
     def chunks(self) -> Iterator[tuple[int, Records]]:
         """(chunk number, records) of every readable chunk, read one at a time; a damaged one is skipped
@@ -97,7 +99,13 @@ class ExitBatches:
     def _reasons(self, recs: Records) -> tuple[np.ndarray[Any, Any], list[str]]:
         """Per record an index into the list of the distinct reason names of ``recs``."""
         uniq, inv = np.unique(recs["reason"], return_inverse=True)
-        return inv, [self.vendor.reason_name(int(u)) for u in uniq]
+        return inv, [self._reason_name(u) for u in uniq.tolist()]
+
+    def _reason_name(self, reason: int) -> str:
+        name = self._names.get(reason)
+        if name is None:
+            name = self._names[reason] = self.vendor.reason_name(reason)
+        return name
 
     def reason_names(self, recs: Records) -> list[str]:
         inv, names = self._reasons(recs)
@@ -106,10 +114,7 @@ class ExitBatches:
     def _derived(self, recs: Records) -> list[pa.Array]:
         inv, names = self._reasons(recs)
         reasons = pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32)), pa.array(names))
-        kuniq, kinv = np.unique(recs["kind"], return_inverse=True)
-        kinds = pa.DictionaryArray.from_arrays(
-            pa.array(kinv.astype(np.int32)), pa.array([_KIND_NAMES[int(k)] for k in kuniq])
-        )
+        kinds = pa.DictionaryArray.from_arrays(pa.array(recs["kind"].astype(np.int32)), _KIND_NAMES)
         tsc, resume = recs["tsc"], recs["tsc_resume"]
         unknown = (resume == 0) | (resume < tsc)  # 0: not resumed / v1 file; below tsc: not trustworthy
         ticks = (resume - tsc).astype(np.int64)
@@ -120,5 +125,5 @@ class ExitBatches:
             t_s = pa.array((tsc - np.uint64(self.t0)).astype(np.int64) / self.hz)
         else:
             handling_s = t_s = pa.nulls(n, pa.float64())
-        file = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([self.label]))
+        file = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), self._file)
         return [reasons, kinds, handling, handling_s, t_s, file]
