@@ -10,8 +10,8 @@ time, records/s and the peak RSS of the query processes. No asserts: numbers for
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,13 +51,18 @@ def main() -> None:
         print(f"wrote {n:,} records ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f} s")
         for title, sql in readme_queries():
             t = time.perf_counter()
-            r = subprocess.run([str(HVTRACE), "query", sql, str(path), "--format", "csv"],
-                               capture_output=True, text=True, check=True)  # fmt: skip
-            dt = time.perf_counter() - t
-            rows = r.stdout.count("\n") - 1
-            print(f"{title:<45} {dt:6.2f} s  {n / dt / 1e6:5.2f} M records/s  {rows} rows")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"peak RSS of the query processes: {peak:.0f} MiB")
+            with tempfile.TemporaryFile() as out:
+                argv = [str(HVTRACE), "query", sql, str(path), "--format", "csv"]
+                proc = subprocess.Popen(argv, stdout=out)
+                _, status, usage = os.wait4(proc.pid, 0)  # this query's own peak RSS
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                dt = time.perf_counter() - t
+                out.seek(0)
+                rows = out.read().count(b"\n") - 1
+            if proc.returncode:
+                sys.exit(f"{title}: hvtrace query exited {proc.returncode}")
+            rate = f"{n / dt / 1e6:5.2f} M records/s"
+            print(f"{title[:40]:<40} {dt:6.2f} s  {rate}  {rows:3d} rows  peak RSS {usage.ru_maxrss / 1024:4.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import importlib
 from pathlib import Path
 
+from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands
 from hvtrace.trace.cli import warn_damage
 from hvtrace.trace.tracefile import TraceFile
@@ -26,6 +27,10 @@ def register(sub: Subcommands) -> None:
     q.add_argument("sql", metavar="SQL", help='one statement, e.g. "SELECT count(*) FROM exits"')
     q.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace files")
     q.add_argument("--format", choices=FORMATS, default="table", help="output (default: an aligned table)")
+    q.add_argument(
+        "--max-rows", type=values.positive_int, default=10_000, metavar="N",
+        help="rows the table shows (the rest are counted; csv and json print all)",
+    )  # fmt: skip
     q.set_defaults(func=cmd_query)
 
 
@@ -34,7 +39,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     files = [TraceFile.open(p) for p in args.files]
     con = query.connect(files)
     try:
-        query.write_result(query.run(con, args.sql), args.format)
+        query.write_result(query.run(con, args.sql), args.format, max_rows=args.max_rows)
     finally:
         con.close()
     codes = [warn_damage(tf) for tf in files]

@@ -8,7 +8,9 @@ Batches are made chunk by chunk as they are consumed, so a big file is never hel
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ DERIVED_FIELDS: list[pa.Field] = [
     pa.field("t_s", pa.float64()),
     pa.field("file", _NAMES),
 ]
+AHEAD = 4  # batches made ahead of the consumer
 _KIND_NAMES = pa.array([kind_name(k) for k in range(256)])  # a record's kind is its index here
 
 
@@ -82,9 +85,25 @@ class ExitBatches:
             if len(recs):
                 yield i, recs
 
+    def _batch_of(self, chunk: int) -> pa.RecordBatch | None:
+        try:
+            recs = self.tf.read_chunk(chunk)
+        except TraceError:
+            return None  # kept in tf.errors for the one warning line
+        return self.batch(recs) if len(recs) else None
+
     def batches(self) -> Iterator[pa.RecordBatch]:
-        for _, recs in self.chunks():
-            yield self.batch(recs)
+        """The batches in chunk order, made by two threads a few chunks ahead of the consumer (zlib
+        and most numpy work release the GIL); at most AHEAD batches wait, so memory stays bounded."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            ahead: deque[Future[pa.RecordBatch | None]] = deque()
+            for chunk in self.tf.chunks():
+                ahead.append(pool.submit(self._batch_of, chunk))
+                if len(ahead) >= AHEAD and (b := ahead.popleft().result()) is not None:
+                    yield b
+            while ahead:
+                if (b := ahead.popleft().result()) is not None:
+                    yield b
 
     def reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())

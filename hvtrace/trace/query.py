@@ -64,8 +64,13 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def write_table(names: list[str], rows: list[tuple[Any, ...]], out: IO[str]) -> None:
-    """Aligned columns: numbers to the right, text to the left; a line under the header."""
+#: Rows the table format prints (it needs them all in memory for the widths); csv/json print every row.
+TABLE_ROWS = 10_000
+
+
+def write_table(names: list[str], rows: list[tuple[Any, ...]], out: IO[str], more: int = 0) -> None:
+    """Aligned columns: numbers to the right, text to the left; a line under the header; ``more`` rows
+    not shown are counted in the last line."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
     numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) for i in range(len(names))]
@@ -78,18 +83,25 @@ def write_table(names: list[str], rows: list[tuple[Any, ...]], out: IO[str]) -> 
     out.write("  ".join("-" * w for w in widths) + "\n")
     for r in cells:
         out.write(line(r) + "\n")
-    out.write(f"({len(rows)} row{'' if len(rows) == 1 else 's'})\n")
+    total = len(rows) + more
+    shown = f"; the first {len(rows)} shown (--format csv or json for all)" if more else ""
+    out.write(f"({total} row{'' if total == 1 else 's'}{shown})\n")
 
 
-def write_result(cur: duckdb.DuckDBPyConnection, fmt: str, out: IO[str] | None = None) -> int:
+def write_result(
+    cur: duckdb.DuckDBPyConnection, fmt: str, out: IO[str] | None = None, max_rows: int = TABLE_ROWS
+) -> int:
     """Print a query's result as ``fmt`` (table, csv or json) to ``out`` (stdout); returns the row
     count. CSV and JSON are streamed in blocks; the table needs every row for its widths."""
     out = sys.stdout if out is None else out
     names = [d[0] for d in cur.description or ()]
     if fmt == "table":
-        rows = cur.fetchall()
-        write_table(names, rows, out)
-        return len(rows)
+        rows = cur.fetchmany(max_rows)
+        more = 0
+        while block := cur.fetchmany(65536):
+            more += len(block)
+        write_table(names, rows, out, more)
+        return len(rows) + more
     n = 0
     w = csv.writer(out) if fmt == "csv" else None
     if w is not None:

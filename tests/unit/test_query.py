@@ -147,3 +147,13 @@ def test_bad_and_damaged_files(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert json.loads(out) == [{"n": 1000 - lost}]
     (warning,) = [ln for ln in err.splitlines() if "warning" in ln]
     assert f"1 chunk skipped, {lost} records lost" in warning
+
+
+def test_the_table_shows_its_first_rows_and_counts_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write_v2(tmp_path / "a.hvt")
+    assert main(["query", "SELECT seq FROM exits", str(f), "--max-rows", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + 10 + 1
+    assert lines[-1] == "(1000 rows; the first 10 shown (--format csv or json for all))"
