@@ -61,8 +61,8 @@ def main() -> None:
                 rows = out.read().count(b"\n") - 1
             if proc.returncode:
                 sys.exit(f"{title}: hvtrace query exited {proc.returncode}")
-            rate = f"{n / dt / 1e6:5.2f} M records/s"
-            print(f"{title[:40]:<40} {dt:6.2f} s  {rate}  {rows:3d} rows  peak RSS {usage.ru_maxrss / 1024:4.0f} MiB")
+            rate, rss = f"{n / dt / 1e6:5.2f} M records/s", f"peak RSS {usage.ru_maxrss / 1024:4.0f} MiB"
+            print(f"{title[:40]:<40} {dt:6.2f} s  {rate}  {rows:3d} rows  {rss}")
 
 
 if __name__ == "__main__":
