@@ -85,6 +85,7 @@ class PerfettoWriter:
         self.name_iid: dict[str, int] = {}
         self.losses: list[tuple[int, int, str]] = []  # (cpu, ns, marker name)
         self.exits = 0
+        self._templates: dict[tuple[int, bool | None, int], pb.TracePacket] = {}
 
     def ns(self, tsc: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
         """TSC values as ns since the capture's first TSC (ticks when the rate is unknown)."""
@@ -125,6 +126,22 @@ class PerfettoWriter:
         d.track_event_defaults.track_uuid = slice_track(st.cpu)
         st.started = True
 
+    def _template(self, cpu: int, known: bool | None, iid: int) -> pb.TracePacket:
+        """The packet of an exit's start (a slice's begin when ``known``, else an instant) or, with
+        ``known`` None, of a slice's end; the caller sets its timestamp."""
+        key = (cpu, known, iid)
+        t = self._templates.get(key)
+        if t is None:
+            t = pb.TracePacket(trusted_packet_sequence_id=cpu_sequence(cpu))
+            if known is None:
+                t.track_event.type = _END
+            else:
+                t.sequence_flags = _NEEDS
+                t.track_event.type = _BEGIN if known else _INSTANT
+                t.track_event.name_iid = iid
+            self._templates[key] = t
+        return t
+
     def add_chunk(self, chunk: int, recs: Records) -> None:
         cpu = int(recs["cpu"][0])
         st = self.cpus.setdefault(cpu, _Cpu(cpu))
@@ -140,25 +157,27 @@ class PerfettoWriter:
         tr = pb.Trace()
         if not st.started:
             self._start(st, tr)
-        seq = cpu_sequence(cpu)
+        # each packet's timestamp: ns since the previous packet of the sequence (its incremental clock)
+        last = np.where(known, end, begin)
+        since = begin - np.concatenate(([st.now], last[:-1]))
+        lasting = end - begin
         packets = tr.packet
-        now = st.now
-        new = [i for i in dict.fromkeys(iids) if i not in st.names]
-        for b, e, k, iid in zip(begin.tolist(), end.tolist(), known.tolist(), iids, strict=True):
-            p = packets.add(timestamp=b - now, trusted_packet_sequence_id=seq, sequence_flags=_NEEDS)
-            p.track_event.type = _BEGIN if k else _INSTANT
-            p.track_event.name_iid = iid
-            if new:
-                inv = {v: n for n, v in self.name_iid.items()}
-                for i in new:
-                    p.interned_data.event_names.add(iid=i, name=inv[i])
-                st.names.update(new)
-                new = []
-            now = b
+        first = len(packets)
+        for b, e, k, iid in zip(since.tolist(), lasting.tolist(), known.tolist(), iids, strict=True):
+            p = packets.add()
+            p.CopyFrom(self._template(cpu, k, iid))  # copying a made packet beats setting its fields
+            p.timestamp = b
             if k:
-                packets.add(timestamp=e - now, trusted_packet_sequence_id=seq).track_event.type = _END
-                now = e
-        st.now = now
+                p = packets.add()
+                p.CopyFrom(self._template(cpu, None, 0))
+                p.timestamp = e
+        new = [i for i in dict.fromkeys(iids) if i not in st.names]
+        if new:  # interned in the chunk's first event: valid from it on
+            inv = {v: n for n, v in self.name_iid.items()}
+            for i in new:
+                packets[first].interned_data.event_names.add(iid=i, name=inv[i])
+            st.names.update(new)
+        st.now = int(last[-1])
         self._write(tr, compress=True)
         self.exits += len(recs)
         counts = np.bincount(begin // self.bin_ns, minlength=COUNTER_BINS + 1)
