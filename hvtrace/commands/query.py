@@ -37,9 +37,9 @@ def register(sub: Subcommands) -> None:
 def cmd_query(args: argparse.Namespace) -> int:
     query = importlib.import_module("hvtrace.trace.query")  # DuckDB loads only when a query runs
     files = [TraceFile.open(p) for p in args.files]
-    con = query.connect(files)
+    con, cur = query.query(files, args.sql)
     try:
-        query.write_result(query.run(con, args.sql), args.format, max_rows=args.max_rows)
+        query.write_result(cur, args.format, max_rows=args.max_rows)
     finally:
         con.close()
     codes = [warn_damage(tf) for tf in files]

@@ -42,6 +42,7 @@ DERIVED_FIELDS: list[pa.Field] = [
     pa.field("file", _NAMES),
 ]
 AHEAD = 4  # batches made ahead of the consumer
+_RECORD_NAMES = frozenset(f.name for f in RECORD_FIELDS)
 _KIND_NAMES = pa.array([kind_name(k) for k in range(256)])  # a record's kind is its index here
 
 
@@ -64,6 +65,8 @@ class ExitBatches:
     tf: TraceFile
     label: str
     symbolize: Symbolize | None = None
+    #: Only these columns (None: all; never none at all: a batch without columns has no rows).
+    columns: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.vendor = vendor_of(int(self.tf.meta.get("vendor") or 0))
@@ -71,6 +74,9 @@ class ExitBatches:
         self.hz: float | None = float(hz) if hz else None
         self.t0 = first_tsc(self.tf) or 0
         self.schema = exits_schema(symbols=self.symbolize is not None)
+        if self.columns is not None:
+            keep = [f for f in self.schema if f.name in self.columns]
+            self.schema = pa.schema(keep or [self.schema.field("cpu")])
         self._names: dict[int, str] = {}
         self._file = pa.array([self.label])
 
@@ -109,10 +115,8 @@ class ExitBatches:
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())
 
     def batch(self, recs: Records) -> pa.RecordBatch:
-        cols: list[Any] = [pa.array(recs[f.name]) for f in RECORD_FIELDS]
-        cols += self._derived(recs)
-        if self.symbolize is not None:
-            cols.append(pa.array(list(self.symbolize(recs)), pa.string()))
+        cache: dict[str, Any] = {}
+        cols = [self._column(f.name, recs, cache) for f in self.schema]
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
 
     def _reasons(self, recs: Records) -> tuple[np.ndarray[Any, Any], list[str]]:
@@ -130,19 +134,37 @@ class ExitBatches:
         inv, names = self._reasons(recs)
         return [names[i] for i in inv.tolist()]
 
-    def _derived(self, recs: Records) -> list[pa.Array]:
-        inv, names = self._reasons(recs)
-        reasons = pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32)), pa.array(names))
-        kinds = pa.DictionaryArray.from_arrays(pa.array(recs["kind"].astype(np.int32)), _KIND_NAMES)
-        tsc, resume = recs["tsc"], recs["tsc_resume"]
-        unknown = (resume == 0) | (resume < tsc)  # 0: not resumed / v1 file; below tsc: not trustworthy
-        ticks = (resume - tsc).astype(np.int64)
-        handling = pa.array(ticks, mask=unknown)
+    def _handling(self, recs: Records, cache: dict[str, Any]) -> tuple[np.ndarray[Any, Any], ...]:
+        """Handling ticks and where they are unknown (0: not resumed / v1 file; below tsc: untrusted)."""
+        if "ticks" not in cache:
+            tsc, resume = recs["tsc"], recs["tsc_resume"]
+            cache["ticks"] = (resume - tsc).astype(np.int64)
+            cache["unknown"] = (resume == 0) | (resume < tsc)
+        return cache["ticks"], cache["unknown"]
+
+    def _column(self, name: str, recs: Records, cache: dict[str, Any]) -> pa.Array:
         n = len(recs)
-        if self.hz:
-            handling_s = pa.array(ticks / self.hz, mask=unknown)
-            t_s = pa.array((tsc - np.uint64(self.t0)).astype(np.int64) / self.hz)
-        else:
-            handling_s = t_s = pa.nulls(n, pa.float64())
-        file = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), self._file)
-        return [reasons, kinds, handling, handling_s, t_s, file]
+        if name in _RECORD_NAMES:
+            return pa.array(recs[name])
+        if name == "reason_name":
+            inv, names = self._reasons(recs)
+            return pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32)), pa.array(names))
+        if name == "kind_name":
+            return pa.DictionaryArray.from_arrays(pa.array(recs["kind"].astype(np.int32)), _KIND_NAMES)
+        if name == "handling_ticks":
+            ticks, unknown = self._handling(recs, cache)
+            return pa.array(ticks, mask=unknown)
+        if name == "handling_s":
+            if not self.hz:
+                return pa.nulls(n, pa.float64())
+            ticks, unknown = self._handling(recs, cache)
+            return pa.array(ticks / self.hz, mask=unknown)
+        if name == "t_s":
+            if not self.hz:
+                return pa.nulls(n, pa.float64())
+            return pa.array((recs["tsc"] - np.uint64(self.t0)).astype(np.int64) / self.hz)
+        if name == "file":
+            return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), self._file)
+        if name == "symbol" and self.symbolize is not None:
+            return pa.array(list(self.symbolize(recs)), pa.string())
+        raise KeyError(name)

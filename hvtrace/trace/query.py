@@ -26,9 +26,14 @@ from hvtrace.trace.tracefile import TraceFile
 class ExitsStream:
     """Every record of ``files`` as an Arrow C stream (the PyCapsule protocol DuckDB scans)."""
 
-    def __init__(self, files: Sequence[TraceFile], symbolize: Symbolize | None = None) -> None:
-        self.sources = [ExitBatches(tf, str(tf.path), symbolize) for tf in files]
-        self.schema = exits_schema(symbols=symbolize is not None)
+    def __init__(
+        self,
+        files: Sequence[TraceFile],
+        symbolize: Symbolize | None = None,
+        columns: frozenset[str] | None = None,
+    ) -> None:
+        self.sources = [ExitBatches(tf, str(tf.path), symbolize, columns) for tf in files]
+        self.schema = self.sources[0].schema if self.sources else exits_schema()
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         for src in self.sources:
@@ -39,21 +44,77 @@ class ExitsStream:
         return reader.__arrow_c_stream__(requested_schema)
 
 
-def connect(files: Sequence[TraceFile], symbolize: Symbolize | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the view ``exits`` over ``files`` (``symbolize``: plus ``symbol``)."""
+def connect(
+    files: Sequence[TraceFile], symbolize: Symbolize | None = None, columns: frozenset[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the view ``exits`` over ``files`` (``symbolize``: plus ``symbol``;
+    ``columns``: only those, None for all)."""
     con = duckdb.connect()
-    con.register("hvtrace_exits", ExitsStream(files, symbolize))
+    con.register("hvtrace_exits", ExitsStream(files, symbolize, columns))
     con.execute("CREATE VIEW exits AS SELECT * FROM hvtrace_exits")
     return con
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
-    """Execute ``sql``; a DuckDB error (syntax, unknown column, bad cast ...) is one usage-error line."""
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def referenced_columns(sql: str) -> frozenset[str] | None:
+    """The column names ``sql`` mentions (DuckDB's own parse tree, json_serialize_sql), or None when
+    it may need every column: ``*`` / COLUMNS(...), a NATURAL join, a whole-row reference, or SQL
+    that does not parse (its error is then DuckDB's). Building only these columns saves most of the
+    per-record work; a name this misses makes the binder fail, and :func:`query` retries with all."""
     try:
-        return con.execute(sql)
-    except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TraceError(ExitCode.USAGE, f"query failed: {first}") from None
+        row = duckdb.connect().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+        tree = json.loads(row[0]) if row else {"error": True}
+    except (duckdb.Error, TypeError, ValueError):
+        return None
+    if tree.get("error"):
+        return None
+    names: set[str] = set()
+    tables = {"exits"}
+    for node in _walk(tree):
+        if node.get("class") == "STAR" or node.get("ref_type") == "NATURAL":
+            return None
+        if node.get("type") == "BASE_TABLE" and node.get("alias"):
+            tables.add(str(node["alias"]).lower())
+        if node.get("class") == "COLUMN_REF" and node.get("column_names"):
+            names.add(str(node["column_names"][-1]).lower())
+        names.update(str(c).lower() for c in node.get("using_columns") or ())
+    return None if names & tables else frozenset(names)
+
+
+Connection = duckdb.DuckDBPyConnection
+
+
+def query(files: Sequence[TraceFile], sql: str) -> tuple[Connection, Connection]:
+    """(connection, result cursor) of ``sql`` over ``files``, building only the columns it names. A
+    DuckDB error (syntax, unknown column, bad cast ...) is one usage-error line."""
+    columns = referenced_columns(sql)
+    for cols in (columns, None) if columns is not None else (None,):
+        con = connect(files, columns=cols)
+        try:
+            return con, con.execute(sql)
+        except duckdb.BinderException as e:
+            con.close()
+            if cols is None:
+                raise _usage(e) from None
+            # a column the parse tree did not show: every column, once more
+        except duckdb.Error as e:
+            con.close()
+            raise _usage(e) from None
+    raise AssertionError("unreachable: the last try has every column")
+
+
+def _usage(e: duckdb.Error) -> TraceError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return TraceError(ExitCode.USAGE, f"query failed: {first}")
 
 
 def _cell(v: Any) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from hvtrace.cli import main
 from hvtrace.exitcodes import ExitCode
+from hvtrace.trace.query import referenced_columns
 from hvtrace.trace.tracefile import TraceFile, TraceWriter
 from tests.unit.test_damaged_files import damage
 from tests.unit.test_tracefile import make_records
@@ -157,3 +158,33 @@ def test_the_table_shows_its_first_rows_and_counts_the_rest(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 + 10 + 1
     assert lines[-1] == "(1000 rows; the first 10 shown (--format csv or json for all))"
+
+
+@pytest.mark.parametrize(
+    ("sql", "columns"),
+    [
+        ("SELECT e.rip, count(*) FROM exits e WHERE cpu = 1 GROUP BY ALL", {"rip", "cpu"}),
+        ("SELECT count(*) FROM exits a JOIN exits b USING (seq)", {"seq"}),
+        ("SELECT * FROM exits", None),
+        ("SELECT COLUMNS('.*_s') FROM exits", None),
+        ("SELECT count(*) FROM exits NATURAL JOIN exits", None),
+        ("SELECT e FROM exits e", None),
+        ("SELEC 1", None),
+    ],
+)
+def test_only_the_named_columns_are_built(sql: str, columns: set[str] | None) -> None:
+    assert referenced_columns(sql) == (None if columns is None else frozenset(columns))
+
+
+def test_pruned_and_full_columns_give_the_same_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """count(*) with no column named still counts every row (a batch keeps one column), a lambda's
+    parameter is no column, and * keeps every column. (An unknown column fails with the pruned columns,
+    then with all: test_bad_sql_is_one_line_and_exit_64.)"""
+    f = write_v2(tmp_path / "a.hvt")
+    assert rows(capsys, "SELECT count(*) n FROM exits", f) == [{"n": 1000}]
+    lam = "SELECT sum(list_sum(list_transform([1, 2], lambda x: x + cpu))) s, count(handling_s) h FROM exits"
+    assert rows(capsys, lam, f) == [{"s": 500 * 3 + 500 * 5, "h": 900}]
+    (row,) = rows(capsys, "SELECT * FROM exits LIMIT 1", f)
+    assert len(row) == 20
