@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from synthetic_trace import write_in_child  # benchmarks/: the script's own directory
 
 HVTRACE = Path(sys.executable).parent / "hvtrace"
 FORMATS = "perfetto-proto,perfetto-json,csv,parquet"
@@ -28,13 +28,6 @@ def size(path: Path) -> int:
     return path.stat().st_size
 
 
-def make(path: Path, n: int) -> None:
-    """The trace file, written by a child process: this one stays small, so the RSS of the commands it
-    forks is theirs (a forked child starts with its parent's resident pages)."""
-    script = ROOT / "benchmarks" / "synthetic_trace.py"
-    subprocess.run([sys.executable, str(script), str(n), str(path)], check=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -43,7 +36,7 @@ def main() -> None:
     n = args.records
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "capture.hvt"
-        make(src, n)
+        write_in_child(src, n)
         print(f"{'trace file (.hvt)':<16} {size(src) / 1e6:8.2f} MB  {size(src) / n:6.1f} B/record")
         for fmt in args.formats.split(","):
             out = Path(tmp) / f"out.{fmt}"

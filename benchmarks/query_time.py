@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from synthetic_trace import write_in_child  # benchmarks/: the script's own directory
+
 ROOT = Path(__file__).resolve().parent.parent
 
 QUERY = re.compile(r'^hvtrace query "(.*?)" storm\.hvt$', re.MULTILINE | re.DOTALL)
@@ -33,13 +35,6 @@ def readme_queries() -> list[tuple[str, str]]:
     return list(zip(titles, QUERY.findall(section), strict=True))
 
 
-def make(path: Path, n: int) -> None:
-    """The trace file, written by a child process: this one stays small, so the RSS of the commands it
-    forks is theirs (a forked child starts with its parent's resident pages)."""
-    script = ROOT / "benchmarks" / "synthetic_trace.py"
-    subprocess.run([sys.executable, str(script), str(n), str(path)], check=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=5_000_000)
@@ -47,7 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.hvt"
         t = time.perf_counter()
-        make(path, n)
+        write_in_child(path, n)
         print(f"wrote {n:,} records ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f} s")
         for title, sql in readme_queries():
             t = time.perf_counter()

@@ -4,6 +4,7 @@ export benchmarks (`python -m benchmarks.synthetic_trace N OUT` writes one)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def write(path: Path, n: int, cpus: int = 2) -> Path:
         for i in range(0, per, step):  # interleaved per CPU, as a capture delivers them
             w.add(np.concatenate([recs[c * per + i : c * per + min(i + step, per)] for c in range(cpus)]))
     return path
+
+
+def write_in_child(path: Path, n: int) -> None:
+    """The trace file, written by a child process: the caller stays small, so the RSS of the commands
+    it forks is theirs (a forked child starts with its parent's resident pages)."""
+    subprocess.run([sys.executable, __file__, str(n), str(path)], check=True)
 
 
 if __name__ == "__main__":
