@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
@@ -77,4 +78,7 @@ def export_parquet(files: Sequence[TraceFile], out: Path, symbolize: Symbolize |
         min_rows_per_group=1 << 16,
         max_rows_per_group=1 << 20,
     )
+    if not count:  # no partition was written: one empty file keeps the columns readable
+        Path(out).mkdir(exist_ok=True)
+        pq.write_table(schema.empty_table(), Path(out) / "part-0.parquet")
     return count

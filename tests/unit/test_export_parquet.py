@@ -17,7 +17,7 @@ from hvtrace.cli import main
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.export import export as export_api
 from hvtrace.trace.records import Records
-from hvtrace.trace.tracefile import TraceFile
+from hvtrace.trace.tracefile import TraceFile, TraceWriter
 from tests.unit.test_query import REAL_V2, write_v2
 
 
@@ -118,3 +118,16 @@ def test_the_symbolize_hook_adds_a_symbol_column(tmp_path: Path) -> None:
     )
     odd = int((TraceFile.open(REAL_V2).records()["rip"] & 1).sum())
     assert got == [(odd, odd)]
+
+
+def test_an_empty_capture_is_an_empty_readable_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.hvt"
+    TraceWriter(empty, {"vendor": 2, "vendor_name": "SVM", "cpus": 1}).close()
+    out = tmp_path / "ds"
+    code, stdout, _ = export(capsys, out, empty)
+    assert code == 0
+    assert "exported 0 records" in stdout
+    assert sql(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet', hive_partitioning = true)") == [(0,)]
+    assert "reason_name" in ds.dataset(out, format="parquet").schema.names
