@@ -13,7 +13,7 @@ function. ELF symbols carry sizes: a RIP past a function's end is unknown.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -209,6 +209,6 @@ def load_symbols(path: Path | None) -> SymbolTable | None:
     return None if path is None else load(path)
 
 
-def symbol_column(recs: np.ndarray[Any, Any], table: SymbolTable | None) -> dict[str, Any] | None:
-    """Export's hook: ``{"symbol": [...]}`` (one ``name+0xoff`` or "" per record), None without a table."""
-    return None if table is None else {"symbol": table.names_of(recs["rip"])}
+def symbolizer(table: SymbolTable) -> Callable[[np.ndarray[Any, Any]], list[str | None]]:
+    """Export's and query's hook: one ``name+0xoff`` per record's RIP, None where no symbol holds it."""
+    return lambda recs: [name or None for name in table.names_of(recs["rip"]).tolist()]
