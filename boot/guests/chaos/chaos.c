@@ -9,7 +9,7 @@
  *
  * Command line: "chaos seed=N ops=M cpus=C classes=LIST" where LIST is comma-separated class names,
  * "default", "all", or "-name" to drop one (e.g. classes=default,forge or classes=all,-apicx).
- * Output on COM1: "chaos: start ...", at the end one line per CPU
+ * Output on COM1: "chaos: start ...", "chaos: cpu N progress ops=K" every 2^16 ops, at the end one line per CPU
  *   chaos: cpu N ops=... checksum=0x... hv_tried=... hv_gp=... nmi=... faults: #GP=... v48=...
  * and "chaos: done ..." with the totals; then the exit code (0 when nothing unexpected happened) on the
  * isa-debug-exit port HV_DEBUG_EXIT_PORT, the run's own end (hv/core/guest_io.c: guest_debug_exit).
@@ -901,6 +901,20 @@ static void service_park(struct cpu *c)
     c->parked = 0;
 }
 
+/* "chaos: cpu N progress ops=K" every PROGRESS_EVERY ops: a run the host's timeout ends still shows how far
+   each CPU got (benchmarks/chaos_run.py). Between ops, so never while parked (INIT comes only then). */
+#define PROGRESS_EVERY (1u << 16)
+static void progress(u32 self, u32 ops)
+{
+    lock(&console_lock);
+    puts("chaos: cpu ");
+    putdec(self);
+    puts(" progress");
+    kv("ops", ops);
+    putc('\n');
+    unlock(&console_lock);
+}
+
 static void run_ops(struct cpu *c)
 {
     u32 self = (u32)(c - cpus);
@@ -932,6 +946,8 @@ static void run_ops(struct cpu *c)
             unlock(&console_lock);
         }
         do_op(c, &o);
+        if (!((i + 1) & (PROGRESS_EVERY - 1)))
+            progress(self, i + 1);
     }
     c->done = 1;
 }
