@@ -23,12 +23,8 @@
  */
 #include <hv/abi.h>
 
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef unsigned short u16;
-typedef unsigned char u8;
+#include "guest.h"
 
-#define COM1 0x3f8
 #define APIC 0xfee00000u
 #define AP_TRAMPOLINE 0x7000u
 #define MAXCPU 16
@@ -95,43 +91,8 @@ struct frame {
 };
 
 /* ---------------------------------------------------------------------------------------- basics */
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline void cpuid2(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
-{
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
-}
-static inline u64 rdmsr(u32 msr)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr) : "memory");
-    return (u64)hi << 32 | lo;
-}
-static inline void wrmsr(u32 msr, u64 v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-static inline void xsetbv(u32 idx, u64 v)
-{
-    __asm__ volatile("xsetbv" : : "c"(idx), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-#define RDCR(n) ({ u32 _v; __asm__ volatile("movl %%cr" #n ", %0" : "=r"(_v)); _v; })
-#define WRCR(n, v) __asm__ volatile("movl %0, %%cr" #n : : "r"((u32)(v)) : "memory")
-
 static inline void apic_w(u32 off, u32 v) { *(volatile u32 *)(APIC + off) = v; }
 static inline u32 apic_r(u32 off) { return *(volatile u32 *)(APIC + off); }
-
-static void delay(u32 loops)
-{
-    for (volatile u32 i = 0; i < loops; i++)
-        __asm__ volatile("pause");
-}
 
 /* COM1, one line at a time under a lock (CPUs print only between ops, never while parked). */
 static volatile u32 console_lock;
@@ -142,39 +103,6 @@ static void lock(volatile u32 *l)
 }
 static void unlock(volatile u32 *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 
-static void putc(char c)
-{
-    for (u32 spins = 0; !(inb(COM1 + 5) & 0x20) && spins < 1000000; spins++)   /* LSR.THRE */
-        ;
-    outb(COM1, (u8)c);
-}
-static void puts(const char *s)
-{
-    while (*s)
-        putc(*s++);
-}
-static void puthex(u64 v)
-{
-    puts("0x");
-    int started = 0;
-    for (int i = 60; i >= 0; i -= 4) {
-        u32 d = (u32)(v >> i) & 15;
-        if (d || started || i == 0) {
-            putc("0123456789abcdef"[d]);
-            started = 1;
-        }
-    }
-}
-static void putdec(u32 v)
-{
-    char buf[11];
-    int n = 0;
-    do
-        buf[n++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    while (n)
-        putc(buf[--n]);
-}
 static void kv(const char *k, u32 v)
 {
     putc(' ');
@@ -264,16 +192,6 @@ static void setup_idt(void)
 }
 
 /* ---------------------------------------------------------------------------------- machine info */
-struct mb_info {
-    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr, syms[4];
-    u32 mmap_length, mmap_addr;
-};
-struct mb_mmap {
-    u32 size;
-    u64 addr, len;
-    u32 type;
-} __attribute__((packed));
-
 static char cmdline[1024];
 static u32 ncpus = 1, nops = 1000, verbose, cr4_mask = ~0u, exit_code, end_triple;
 static u32 hv_base[8], hv_end[8], nhv;
@@ -331,28 +249,10 @@ static int same(const char *a, const char *b, u32 n)
     return 1;
 }
 
-static int word_arg(const char *key, const char **val)
-{
-    u32 n = 0;
-    while (key[n])
-        n++;
-    for (const char *p = cmdline; *p; p++) {
-        if (p == cmdline || p[-1] == ' ') {
-            u32 i = 0;
-            while (i < n && p[i] == key[i])
-                i++;
-            if (i == n) {
-                *val = p + n;
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
 static u64 num_arg(const char *key, u64 dflt)
 {
     const char *v;
-    if (!word_arg(key, &v))
+    if (!cmdline_word(cmdline, key, &v))
         return dflt;
     u64 n = 0;
     if (v[0] == '0' && v[1] == 'x')
@@ -368,7 +268,7 @@ static u64 num_arg(const char *key, u64 dflt)
 static void parse_classes(void)
 {
     const char *v;
-    if (!word_arg("classes=", &v))
+    if (!cmdline_word(cmdline, "classes=", &v))
         return;
     classes = 0;
     while (*v && *v != ' ') {
@@ -457,7 +357,7 @@ static void op_cpuid(const struct op *o)
     static const u32 bases[] = { 0, 0x40000000, 0x80000000, 0x8fffff00 };
     u32 leaf = o->r[0] & 1 ? o->r[1] : bases[o->r[2] & 3] + (o->r[3] & 0x3f);
     u32 a, b, c, d;
-    cpuid2(leaf, o->r[4] & 1 ? o->r[5] & 0xf : o->r[5], &a, &b, &c, &d);
+    cpuid_sub(leaf, o->r[4] & 1 ? o->r[5] & 0xf : o->r[5], &a, &b, &c, &d);
 }
 
 static u32 random_msr(const struct op *o)
@@ -822,16 +722,6 @@ static void op_exc(const struct op *o)
    0xE9 (HV_FRAME_MAGIC, a 64-byte struct hv_record, its CRC-32: abi.h). The forged record's RIP is
    FORGED_RIP, which host tools must never show. */
 #define FORGED_RIP 0x0badf00d0badf00dull
-static u32 crc32(const u8 *p, u32 n)   /* zlib's CRC-32 (reflected 0xEDB88320), bit by bit */
-{
-    u32 crc = ~0u;
-    for (u32 i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++)
-            crc = crc >> 1 ^ (0xedb88320u & -(crc & 1));
-    }
-    return ~crc;
-}
 static void op_forge(const struct op *o)
 {
     lock(&console_lock);
@@ -957,7 +847,7 @@ static void run_ops(struct cpu *c)
 static u32 initial_apic_id(void)
 {
     u32 a, b, c, d;
-    cpuid2(1, 0, &a, &b, &c, &d);
+    cpuid_sub(1, 0, &a, &b, &c, &d);
     return b >> 24;
 }
 
@@ -1148,7 +1038,7 @@ void chaos_main(u32 magic, const struct mb_info *info)
     verbose = (u32)num_arg("verbose=", 0);
     exit_code = (u32)num_arg("exitcode=", 0);
     const char *end;
-    end_triple = word_arg("end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */
+    end_triple = cmdline_word(cmdline, "end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */
     cr4_mask = (u32)num_arg("cr4mask=", ~0u);   /* bits the random CR4 values may have (triage) */
     if (ncpus < 1 || ncpus > MAXCPU)
         ncpus = 1;
@@ -1158,22 +1048,17 @@ void chaos_main(u32 magic, const struct mb_info *info)
             enabled[nenabled++] = k;
     if (!nenabled)
         enabled[nenabled++] = C_CPUID;
-    outb(COM1 + 1, 0);   /* COM1: 115200 8N1, FIFO */
-    outb(COM1 + 3, 0x80);
-    outb(COM1 + 0, 1);
-    outb(COM1 + 1, 0);
-    outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0xc7);
+    console_init();
     find_pm1a();
     u32 a, b, c, d;
-    cpuid2(0, 0, &a, &b, &c, &d);
+    cpuid_sub(0, 0, &a, &b, &c, &d);
     amd = b == 0x68747541;   /* "Auth"enticAMD */
-    cpuid2(1, 0, &a, &b, &c, &d);
+    cpuid_sub(1, 0, &a, &b, &c, &d);
     has_xsave = c >> 26 & 1;
     /* VME..OSXMMEXCPT (bits 0-10) exist on every CPU that runs this; the rest per CPUID (SDM Vol. 3A
        2.5, Table 2-2 / APM Vol. 2 3.1.3). Not PCIDE (#GP outside IA-32e mode) nor CET (needs CR0.WP). */
     cr4_ok = 0x7ffu | (has_xsave ? 1u << 18 : 0);
-    cpuid2(7, 0, &a, &b, &c, &d);
+    cpuid_sub(7, 0, &a, &b, &c, &d);
     cr4_ok |= (b & 1 ? 1u << 16 : 0) | (b >> 7 & 1 ? 1u << 20 : 0) | (b >> 20 & 1 ? 1u << 21 : 0) |
               (c >> 2 & 1 ? 1u << 11 : 0) | (c >> 3 & 1 ? 1u << 22 : 0);
     cr0_sane = RDCR(0) & ~0x80000000u;

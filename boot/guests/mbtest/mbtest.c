@@ -52,12 +52,8 @@
  */
 #include <hv/abi.h>
 
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef unsigned short u16;
-typedef unsigned char u8;
+#include "guest.h"
 
-#define COM1 0x3f8
 /* Where the hypervisor's region starts: the end of the usable range from 1 MiB (check_memmap). */
 static u32 hv_region;
 
@@ -74,41 +70,6 @@ volatile u32 mbtest_fixup;
 static volatile u32 fault_vector, fault_count;
 static u32 failures;
 static int amd;
-
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-static void putc(char c)
-{
-    while (!(inb(COM1 + 5) & 0x20))
-        ;
-    outb(COM1, (u8)c);
-}
-
-static void puts(const char *s)
-{
-    while (*s)
-        putc(*s++);
-}
-
-static void puthex(u32 v)
-{
-    puts("0x");
-    for (int i = 28; i >= 0; i -= 4)
-        putc("0123456789abcdef"[(v >> i) & 15]);
-}
-
-static void puthex64(u64 v)
-{
-    puts("0x");
-    for (int i = 60; i >= 0; i -= 4)
-        putc("0123456789abcdef"[(v >> i) & 15]);
-}
 
 static void step(const char *name, int ok, const char *detail)
 {
@@ -152,11 +113,11 @@ void trap(struct trap_frame *f)
         return;
     }
     puts("mbtest: unexpected exception ");
-    puthex(f->vector);
+    puthex8(f->vector);
     puts(" at EIP ");
-    puthex(f->eip);
+    puthex8(f->eip);
     puts(" error ");
-    puthex(f->error);
+    puthex8(f->error);
     putc('\n');
     for (;;)
         __asm__ volatile("cli; hlt");
@@ -185,11 +146,6 @@ static void setup_idt(void)
     __asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
-static void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d)
-{
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-
 static u32 hypercall(u32 fn, u32 arg)
 {
     u32 ret;
@@ -199,16 +155,6 @@ static u32 hypercall(u32 fn, u32 arg)
         __asm__ volatile("vmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
     return ret;
 }
-
-struct mb_info {
-    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr, syms[4];
-    u32 mmap_length, mmap_addr;
-};
-struct mb_mmap {
-    u32 size;
-    u64 addr, len;
-    u32 type;
-} __attribute__((packed));
 
 /* The memory-map type covering addr (0 if none). */
 static u32 map_type(const struct mb_info *mbi, u64 addr)
@@ -228,17 +174,6 @@ static void check_multiboot(u32 magic, const struct mb_info *mbi)
     step("multiboot", ok, ok ? (const char *)mbi->cmdline : "bad magic or no memory map / cmdline");
 }
 
-static void putdec(u32 v)
-{
-    char buf[12];
-    int n = 0;
-    do
-        buf[n++] = (char)('0' + v % 10);
-    while ((v /= 10) && n < 11);
-    while (n)
-        putc(buf[--n]);
-}
-
 static void check_memmap(const struct mb_info *mbi)
 {
     u64 from_1m = 0, end_1m = 0;
@@ -250,9 +185,9 @@ static void check_memmap(const struct mb_info *mbi)
     for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
         const struct mb_mmap *e = (const struct mb_mmap *)at;
         puts("mbtest: mmap ");
-        puthex64(e->addr);
+        puthex16(e->addr);
         puts(" len ");
-        puthex64(e->len);
+        puthex16(e->len);
         puts(" type ");
         putdec(e->type);
         putc('\n');
@@ -264,7 +199,7 @@ static void check_memmap(const struct mb_info *mbi)
     }
     hv_region = end_1m < 0x100000000ull ? (u32)end_1m : 0;
     puts("mbtest: hypervisor region at ");
-    puthex(hv_region);
+    puthex8(hv_region);
     putc('\n');
     u32 hv = hv_region ? map_type(mbi, hv_region) : 0, self = map_type(mbi, (u32)__image_start);
     int upper = end_1m && mbi->mem_upper == (u32)((end_1m - 0x100000) >> 10);
@@ -448,18 +383,18 @@ static void check_mmio_forms(void)
              (old & 0xff) == 0x30 && restored == tpr0;
     if (!ok) {
         puts("mbtest: mmio: exits ");
-        puthex(after - before);
+        puthex8(after - before);
         puts(" icr-hi ");
-        puthex(dest);
+        puthex8(dest);
         puts(" tpr ");
-        puthex(ored);
+        puthex8(ored);
         puts(" movs ");
-        puthex(copied);
-        puthex(ecx);
+        puthex8(copied);
+        puthex8(ecx);
         puts(" xchg ");
-        puthex(old);
+        puthex8(old);
         puts(" ");
-        puthex(restored);
+        puthex8(restored);
         putc('\n');
     }
     step("mmio", ok, ok ? "A3 moffs32 store to ICR high, LOCK OR, REP MOVSD and XCHG on the TPR emulated"
@@ -494,12 +429,6 @@ void ap_main(void)
         __atomic_fetch_add(&aps_virtualized, 1, __ATOMIC_SEQ_CST);
 }
 
-static void delay(u32 loops)
-{
-    for (volatile u32 i = 0; i < loops; i++)
-        __asm__ volatile("pause");
-}
-
 static int has_word(const char *cmdline, const char *word)
 {
     for (const char *p = cmdline; *p; p++) {
@@ -510,18 +439,6 @@ static int has_word(const char *cmdline, const char *word)
             return 1;
     }
     return 0;
-}
-
-static inline void wrmsr(u32 msr, u64 v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-
-static inline u64 rdmsr(u32 msr)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (u64)hi << 32 | lo;
 }
 
 /* Send one IPI to all CPUs but this one, through the xAPIC ICR page or the x2APIC ICR MSR. */
@@ -853,7 +770,7 @@ static void debug_exit_option(const char *cmdline)
         for (; *at >= '0' && *at <= '9'; at++)
             n = n * 10 + (u32)(*at - '0');
         puts("mbtest: debug exit ");
-        puthex(n);
+        puthex8(n);
         puts("\n");
         static volatile u8 code_byte;
         code_byte = (u8)n;
@@ -1177,13 +1094,13 @@ static void check_apic_fetch(void)
     int ok = returned && fault_vector == ~0u && after == mid + 1 && (*tpr & 0xff) == tpr0;
     if (!ok) {
         puts("mbtest: apic_fetch: returned ");
-        puthex(returned);
+        puthex8(returned);
         puts(" fault ");
-        puthex(fault_vector);
+        puthex8(fault_vector);
         puts(" exits ");
-        puthex(mid - before);
+        puthex8(mid - before);
         puts(" ");
-        puthex(after - mid);
+        puthex8(after - mid);
         putc('\n');
     }
     step("apic_fetch", ok, ok ? "code in the xAPIC page ran; the TPR store after it was still trapped"
@@ -1226,7 +1143,7 @@ static void check_holes_many(const struct mb_info *mbi)
     puts(" regions above RAM up to MAXPHYADDR ");
     putdec(bits);
     puts(", beyond it: vector ");
-    puthex(beyond);
+    puthex8(beyond);
     putc('\n');
     step("holes_many", ok && touched >= 256, ok ? "every access above RAM completed; the run goes on"
                                                 : "an access above RAM faulted");
@@ -1264,7 +1181,7 @@ static void check_high_walk(const struct mb_info *mbi)
     pae_off();
     int ok = back == 0x20 && after == before + 2 && fault_vector == ~0u;
     puts("mbtest: high_walk: page directory at ");
-    puthex64(pd_at);
+    puthex16(pd_at);
     putc('\n');
     step("high_walk", ok, ok ? "TPR stores through a page directory above 4 GiB emulated"
                              : "a TPR store through a page directory above 4 GiB went wrong");
@@ -1381,17 +1298,6 @@ static void check_logical_ipi(const struct mb_info *mbi)
 #define FORGE_REASON 0x7e57u
 #define FORGE_RIP 0xf0f0f0f0u
 
-static u32 forge_crc32(const u8 *p, u32 n)
-{
-    u32 crc = ~0u;
-    while (n--) {
-        crc ^= *p++;
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
-    }
-    return ~crc;
-}
-
 static void forge_record(struct hv_record *r, u64 seq)
 {
     u8 *b = (u8 *)r;
@@ -1414,7 +1320,7 @@ static void forge_option(const char *cmdline)
 
     u8 lsr = inb(COM2 + 5);
     puts("mbtest: forge: COM2 LSR reads ");
-    puthex(lsr);
+    puthex8(lsr);
     puts(lsr == 0xff ? " (no device)\n" : " (a device answers)\n");
     for (const char *p = fake; *p; p++)
         outb(COM2, (u8)*p);
@@ -1428,7 +1334,7 @@ static void forge_option(const char *cmdline)
     forge_record(&rec, 1);
     frame.magic = HV_FRAME_MAGIC;
     frame.rec = rec;
-    frame.crc = forge_crc32((const u8 *)&rec, sizeof(rec));
+    frame.crc = crc32((const u8 *)&rec, sizeof(rec));
     for (u32 i = 0; i < sizeof(frame); i++)
         outb(0xe9, ((const u8 *)&frame)[i]);
     puts("\nmbtest: forge: a record frame written to port 0xe9\n");
@@ -1457,7 +1363,7 @@ static void forge_option(const char *cmdline)
     h->ring[0] = FORGE_RING;
     h->magic = HV_DISCOVERY_MAGIC;  /* last: a scan never sees a half-built header */
     puts("mbtest: forge: a discovery header planted at ");
-    puthex(FORGE_HEADER);
+    puthex8(FORGE_HEADER);
     puts("\n");
 
     if (has_word(cmdline, "magic_break")) {
