@@ -224,23 +224,6 @@ static void find_hv_ranges(const struct mb_info *mbi)
     }
 }
 
-/* PM1a_CNT from the FADT (ACPI 6.4 5.2.9, offset 64): a write with SLP_EN powers off. */
-static void find_pm1a(void)
-{
-    for (u32 p = 0xe0000; p < 0x100000; p += 16) {
-        if (*(u32 *)p != 0x20445352u || *(u32 *)(p + 4) != 0x20525450u)   /* "RSD PTR " */
-            continue;
-        u32 rsdt = *(u32 *)(p + 16);
-        u32 n = (*(u32 *)(rsdt + 4) - 36) / 4;
-        for (u32 i = 0; i < n; i++) {
-            u32 t = *(u32 *)(rsdt + 36 + 4 * i);
-            if (*(u32 *)t == 0x50434146u)   /* "FACP" */
-                pm1a_cnt = (u16) * (u32 *)(t + 64);
-        }
-        return;
-    }
-}
-
 static int same(const char *a, const char *b, u32 n)
 {
     for (u32 i = 0; i < n; i++)
@@ -916,12 +899,6 @@ static const char *const vec_names[32] = {
     "#VC", "#SX", "v31",
 };
 
-static void acpi_poweroff(void)
-{
-    if (pm1a_cnt)
-        outw(pm1a_cnt, 1u << 13);   /* SLP_EN, SLP_TYP 0 (QEMU's soft-off) */
-}
-
 static void print_cpu(u32 n)
 {
     struct cpu *c = &cpus[n];
@@ -1010,13 +987,9 @@ static void finish(u32 code)
     }
     outb(HV_DEBUG_EXIT_PORT, (u8)code);   /* the run's own end (guest_io.c) */
     delay(100000);
-    u32 fn = HV_HC_GUEST_EXIT, arg = code ? HV_STATUS_FAIL : HV_STATUS_PASS;
-    if (amd)
-        __asm__ volatile("vmmcall" : "+a"(fn) : "b"(arg) : "ecx", "edx", "memory");
-    else
-        __asm__ volatile("vmcall" : "+a"(fn) : "b"(arg) : "ecx", "edx", "memory");
+    hypercall(amd, HV_HC_GUEST_EXIT, code ? HV_STATUS_FAIL : HV_STATUS_PASS);
     __asm__ volatile("xchgw %bx, %bx");   /* Bochs' magic breakpoint */
-    acpi_poweroff();
+    acpi_poweroff(pm1a_cnt);
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -1024,13 +997,7 @@ static void finish(u32 code)
 void chaos_main(u32 magic, const struct mb_info *info);
 void chaos_main(u32 magic, const struct mb_info *info)
 {
-    if (magic == 0x2badb002 && (info->flags & (1u << 2))) {
-        const char *src = (const char *)info->cmdline;
-        u32 n = 0;
-        for (; src[n] && n < sizeof(cmdline) - 1; n++)
-            cmdline[n] = src[n];
-        cmdline[n] = 0;
-    }
+    mb_cmdline(cmdline, sizeof(cmdline), magic, info);
     find_hv_ranges(info);   /* before anything writes low memory */
     seed = num_arg("seed=", 1);
     nops = (u32)num_arg("ops=", 1000);
@@ -1049,7 +1016,7 @@ void chaos_main(u32 magic, const struct mb_info *info)
     if (!nenabled)
         enabled[nenabled++] = C_CPUID;
     console_init();
-    find_pm1a();
+    pm1a_cnt = acpi_pm1a_cnt();
     u32 a, b, c, d;
     cpuid_sub(0, 0, &a, &b, &c, &d);
     amd = b == 0x68747541;   /* "Auth"enticAMD */

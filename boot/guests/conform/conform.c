@@ -1435,25 +1435,6 @@ static void run_checks(void)
 }
 
 /* ---------------------------------------------------------------------------------------- the end */
-static void acpi_poweroff(void)
-{
-    /* RSDP in the BIOS area (ACPI 5.2.5.1), RSDT -> FADT ("FACP") -> PM1a_CNT_BLK (offset 64) */
-    for (u32 p = 0xe0000; p < 0x100000; p += 16) {
-        if (*(u32 *)p != 0x20445352u || *(u32 *)(p + 4) != 0x20525450u)   /* "RSD PTR " */
-            continue;
-        u32 rsdt = *(u32 *)(p + 16);
-        u32 n = (*(u32 *)(rsdt + 4) - 36) / 4;
-        for (u32 i = 0; i < n; i++) {
-            u32 t = *(u32 *)(rsdt + 36 + 4 * i);
-            if (*(u32 *)t == 0x50434146u) {   /* "FACP" */
-                u16 port = (u16) * (u32 *)(t + 64);
-                outw(port, 1u << 13);   /* SLP_EN with SLP_TYP 0 (QEMU's soft-off) */
-            }
-        }
-        return;
-    }
-}
-
 static int hv_present(int *amd)
 {
     u32 a, b, c, d;
@@ -1476,16 +1457,12 @@ static void finish(void)
     delay(100000);
     int amd;
     if (hv_present(&amd)) {
-        u32 fn = HV_HC_GUEST_EXIT, arg = code ? HV_STATUS_FAIL : HV_STATUS_PASS;
-        if (amd)
-            __asm__ volatile("vmmcall" : "+a"(fn) : "b"(arg) : "memory");
-        else
-            __asm__ volatile("vmcall" : "+a"(fn) : "b"(arg) : "memory");
+        hypercall(amd, HV_HC_GUEST_EXIT, code ? HV_STATUS_FAIL : HV_STATUS_PASS);
         delay(100000);
     }
     __asm__ volatile("xchgw %bx, %bx");   /* Bochs' magic breakpoint: the project's debugger script quits */
     delay(100000);
-    acpi_poweroff();
+    acpi_poweroff(acpi_pm1a_cnt());
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -1495,14 +1472,7 @@ void conform_main(u32 magic, const struct mb_info *info)
 {
     mbi_copy = *info;
     mbi = &mbi_copy;
-    if (magic == 0x2badb002 && (info->flags & (1u << 2))) {
-        const char *src = (const char *)info->cmdline;
-        u32 n = 0;
-        for (; src[n] && n < sizeof(cmdline_copy) - 1; n++)
-            cmdline_copy[n] = src[n];
-        cmdline_copy[n] = 0;
-        cmdline = cmdline_copy;
-    }
+    cmdline = mb_cmdline(cmdline_copy, sizeof(cmdline_copy), magic, info);
     if (info->flags & (1u << 6)) {
         u32 len = info->mmap_length < sizeof(mmap_copy) ? info->mmap_length : sizeof(mmap_copy);
         for (u32 i = 0; i < len; i++)

@@ -8,8 +8,6 @@
  * conform.c to LOW16 (0x8000): it only uses offsets from text16_start (T16() below) and absolute
  * addresses of 32-bit labels in far jumps.
  */
-#define MB_MAGIC 0x1BADB002
-#define MB_FLAGS 0x00000003          /* page-aligned modules, memory information */
 #define LOW16    0x8000              /* where .text16 is copied (conform.c) */
 #define T16(x)   ((x) - text16_start)
 #define APIC_TPR 0xfee00080
@@ -21,51 +19,14 @@
 #define SEL_DATA16 0x20              /* base 0, limit 0xffff */
 #define SEL_CODE64 0x28
 #define SEL_TSS64  0x48
+#include "entry.inc"
 
-    .section .multiboot, "a"
-    .align 4
-    .long MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-
-    .text
-    .code32
-    .global _start
-_start:
-    cli
-    movl $stack_top, %esp
-    pushl %ebx
-    pushl %eax
-    lgdt gdt_desc                    /* our own GDT (the loader's is not ours to keep) */
-    ljmp $SEL_CODE32, $1f
-1:  movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    call conform_main
-2:  cli
-    hlt
-    jmp 2b
+    MULTIBOOT_HEADER
+    START32 stack_top, conform_main
 
 /* ------------------------------------------------------------------ 32-bit exception stubs */
-    .macro ISR n
-isr\n:
-    .if !(\n == 8 || (\n >= 10 && \n <= 14) || \n == 17 || \n == 21 || \n == 29 || \n == 30)
-    pushl $0                        /* vectors without an error code get a zero one */
-    .endif
-    pushl $\n
-    pusha
-    pushl %esp
-    cld
-    call trap
-    addl $4, %esp
-    popa
-    addl $8, %esp
-    iret
-    .endm
-
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    ISR \n
+    ISR_ERRCODE \n
     .endr
 
 /* trap() resumes an unexpected exception here (ring 0, CS = SEL_CODE32): back to the check runner. */
@@ -602,6 +563,8 @@ rm_real:                            /* real mode: CS = 0x800 */
 /* 16-bit protected-mode APIC forms (CS = SEL_CODE16, DS = flat 4 GiB): returns TPR in EAX via LRETL. */
 #define SET_TPR16(v) movl $(v), %eax; movl $APIC_TPR, %edx; addr32 movl %eax, (%edx)
 #define GET_TPR16    movl $APIC_TPR, %edx; addr32 movl (%edx), %eax
+/* Return TPR << 8 | the flag setcc took (ZF, CF) after a locked read-modify-write. */
+#define RET_TPR_FLAG(setcc) setcc %bl; GET_TPR16; shll $8, %eax; movb %bl, %al; lretl
 t16_mov89:
     SET_TPR16(0)
     movl $0x61, %eax
@@ -667,29 +630,17 @@ t16_lock_cmpxchg:
     movl $0x64, %ecx
     movl $APIC_TPR, %edi
     lock addr32 cmpxchgl %ecx, (%edi)   /* f0 66 67 0f b1 0f */
-    setz %bl
-    GET_TPR16
-    shll $8, %eax
-    movb %bl, %al                   /* TPR << 8 | ZF */
-    lretl
+    RET_TPR_FLAG(setz)
 t16_lock_bts:
     SET_TPR16(0x25)
     movl $APIC_TPR, %edi
     lock addr32 btsl $6, (%edi)     /* f0 66 67 0f ba 2f 06 */
-    setc %bl
-    GET_TPR16
-    shll $8, %eax
-    movb %bl, %al                   /* TPR << 8 | CF */
-    lretl
+    RET_TPR_FLAG(setc)
 t16_lock_btr:
     SET_TPR16(0x67)
     movl $APIC_TPR, %edi
     lock addr32 btrl $1, (%edi)     /* f0 66 67 0f ba 37 01 */
-    setc %bl
-    GET_TPR16
-    shll $8, %eax
-    movb %bl, %al                   /* TPR << 8 | CF */
-    lretl
+    RET_TPR_FLAG(setc)
 t16_rep_movs:                       /* ESI = the caller's source word (EAX on entry, set by call16's caller) */
     movl %eax, %esi
     SET_TPR16(0)
@@ -755,30 +706,7 @@ rm_back32_trampoline:
     jmp rm_back32
 
 /* ------------------------------------------------------------------ AP trampoline (SDM 9.4.4) */
-    .global ap_trampoline, ap_trampoline_end, ap_gdtr
-    .code16
-ap_trampoline:
-    cli
-    movw %cs, %ax
-    movw %ax, %ds
-    lgdtl ap_gdtr - ap_trampoline
-    movl %cr0, %eax
-    orl $1, %eax
-    movl %eax, %cr0
-    ljmpl $SEL_CODE32, $ap_pm32
-    .align 4
-ap_gdtr:
-    .word gdt_end - gdt - 1
-    .long gdt
-ap_trampoline_end:
-    .code32
-ap_pm32:
-    movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
+    AP_TRAMPOLINE
     movl $ap_stack_top, %esp
     call ap_main
 4:  cli

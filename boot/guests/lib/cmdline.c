@@ -19,3 +19,15 @@ int cmdline_word(const char *cmdline, const char *key, const char **val)
     }
     return 0;
 }
+
+char *mb_cmdline(char *buf, u32 size, u32 magic, const struct mb_info *info)
+{
+    u32 n = 0;
+    if (magic == 0x2badb002 && (info->flags & (1u << 2))) {   /* Multiboot 0.6.96 3.3: flags[2], cmdline */
+        const char *src = (const char *)info->cmdline;
+        for (; src[n] && n < size - 1; n++)
+            buf[n] = src[n];
+    }
+    buf[n] = 0;
+    return buf;
+}

@@ -1,8 +1,8 @@
 /*
  * What the test guests (chaos, conform, mbtest: multiboot v1, ELF32, 32-bit protected mode, no libc)
  * share: fixed-width types, port I/O, CPUID/MSR/control-register access, the multiboot information block,
- * the COM1 console (console.c), CRC-32 (crc32.c) and command-line words (cmdline.c), which each guest
- * links (hv/Makefile GUEST_LIB).
+ * the COM1 console (console.c), CRC-32 (crc32.c), command-line words (cmdline.c) and ACPI power-off
+ * (acpi.c), which each guest links (hv/Makefile GUEST_LIB).
  */
 #ifndef GUEST_LIB_GUEST_H
 #define GUEST_LIB_GUEST_H
@@ -64,7 +64,17 @@ struct mb_mmap {
     u32 type;
 } __attribute__((packed));
 
-/* ------------------------------------------------------------------------ console.c, crc32.c */
+/* The hypervisor's hypercall (abi.h HV_HC_*): VMMCALL on AMD, VMCALL on Intel; EAX in and out, EBX. */
+static inline u32 hypercall(int amd, u32 fn, u32 arg)
+{
+    if (amd)
+        __asm__ volatile("vmmcall" : "+a"(fn) : "b"(arg) : "ecx", "edx", "memory");
+    else
+        __asm__ volatile("vmcall" : "+a"(fn) : "b"(arg) : "ecx", "edx", "memory");
+    return fn;
+}
+
+/* ----------------------------------------------------------------- console.c, crc32.c, ... */
 void console_init(void);           /* COM1: 115200 8N1, FIFO */
 void putc(char c);
 void puts(const char *s);
@@ -75,5 +85,10 @@ void putdec(u32 v);
 u32 crc32(const u8 *p, u32 n);     /* zlib's CRC-32 (reflected 0xEDB88320) */
 /* cmdline.c: the word starting with 'key' ("seed=") at a word start of cmdline: 1 and *val after it. */
 int cmdline_word(const char *cmdline, const char *key, const char **val);
+/* cmdline.c: the loader's command line copied into buf (size bytes; empty without one); returns buf. */
+char *mb_cmdline(char *buf, u32 size, u32 magic, const struct mb_info *info);
+/* acpi.c: the FADT's PM1a control port (0 without ACPI tables); a write of SLP_EN there powers off. */
+u16 acpi_pm1a_cnt(void);
+void acpi_poweroff(u16 pm1a_cnt);
 
 #endif

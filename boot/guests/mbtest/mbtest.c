@@ -146,16 +146,6 @@ static void setup_idt(void)
     __asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
-static u32 hypercall(u32 fn, u32 arg)
-{
-    u32 ret;
-    if (amd)
-        __asm__ volatile("vmmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
-    else
-        __asm__ volatile("vmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
-    return ret;
-}
-
 /* The memory-map type covering addr (0 if none). */
 static u32 map_type(const struct mb_info *mbi, u64 addr)
 {
@@ -333,18 +323,18 @@ static void check_isolation(void)
 
 static void check_hypercall(void)
 {
-    step("hypercall", hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY, "PING");
+    step("hypercall", hypercall(amd, HV_HC_PING, 0) == HV_HC_PING_REPLY, "PING");
 }
 
 /* The hypervisor traps xAPIC stores (to emulate the guest's INIT/SIPI) and performs the others. */
 static void check_apic(void)
 {
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
-    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     *tpr = 0x10;
     u32 back = *tpr & 0xff;
     *tpr = 0;
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 zero = *tpr & 0xff;
     step("apic", after == before + 2 && back == 0x10 && zero == 0,
          after == before + 2 ? "TPR stores emulated, reads direct" : "stores not trapped (or a read faulted)");
@@ -358,7 +348,7 @@ static void check_apic(void)
 static void check_mmio_forms(void)
 {
     volatile u32 *icr_hi = (volatile u32 *)0xfee00310u, *tpr = (volatile u32 *)0xfee00080u;
-    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 tpr0 = *tpr & 0xff;
     /* A3 10 03 E0 FE: mov [0xfee00310], eax (the encoding a public test suite uses for the ICR) */
     __asm__ volatile(".byte 0xa3\n\t.long 0xfee00310" : : "a"(0x0f000000u) : "memory");
@@ -378,7 +368,7 @@ static void check_mmio_forms(void)
     u32 old = tpr0;
     __asm__ volatile("xchgl %0, 0xfee00080" : "+a"(old) : : "memory");
     u32 restored = *tpr & 0xff;
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     int ok = after == before + 5 && dest == 0x0f && dest0 == 0 && ored == (tpr0 | 0x20) && movs_ok &&
              (old & 0xff) == 0x30 && restored == tpr0;
     if (!ok) {
@@ -423,7 +413,7 @@ void ap_main(void)
     }
     u32 a, b, c, d;
     cpuid(1, &a, &b, &c, &d);
-    int ok = (c >> 31) & 1 && hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY;
+    int ok = (c >> 31) & 1 && hypercall(amd, HV_HC_PING, 0) == HV_HC_PING_REPLY;
     __atomic_fetch_add(&aps_alive, 1, __ATOMIC_SEQ_CST);
     if (ok)
         __atomic_fetch_add(&aps_virtualized, 1, __ATOMIC_SEQ_CST);
@@ -1081,15 +1071,15 @@ static void check_apic_fetch(void)
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
     u32 tpr0 = *tpr & 0xff;
     *tpr = 0xc3;                                /* the TPR's low byte is RET (C3), the rest reads 0 */
-    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 saved;
     mbtest_fetch_returned = 0;
     fault_vector = ~0u;
     __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1\n\tmovl $1, mbtest_fetch_returned" LAND "\n\tmovl %0, %%esp"
                      : "=&r"(saved) : "r"(0xfee00080u) : "memory");
-    u32 mid = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 mid = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     *tpr = tpr0;                                /* must still be trapped: the page is not writable */
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 returned = mbtest_fetch_returned;
     int ok = returned && fault_vector == ~0u && after == mid + 1 && (*tpr & 0xff) == tpr0;
     if (!ok) {
@@ -1170,12 +1160,12 @@ static void check_high_walk(const struct mb_info *mbi)
     pae_pdpt[3] = pd_at | PG_P;
     set_cr3((u32)pae_pdpt);                     /* PAE: the PDPTEs load on a CR3 write (4.4.1) */
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
-    u32 tpr0 = *tpr & 0xff, before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 tpr0 = *tpr & 0xff, before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     fault_vector = ~0u;
     *tpr = 0x20;
     u32 back = *tpr & 0xff;
     *tpr = tpr0;
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     pae_pdpt[3] = (u32)pae_pd[3] | PG_P;
     set_cr3((u32)pae_pdpt);
     pae_off();
@@ -1421,7 +1411,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_msr_policy();
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);
-    hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
+    hypercall(amd, HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
     for (;;)
         __asm__ volatile("cli; hlt");
 }
