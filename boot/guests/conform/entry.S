@@ -189,6 +189,8 @@ isr64_common:
    (lm_aux(%rip) for a second value). conform.c compares. */
 #define SET_TPR(v) movl $(v), %eax; movl $APIC_TPR, %edx; movl %eax, (%rdx)
 #define GET_TPR    movl $APIC_TPR, %edx; movl (%rdx), %eax
+/* Keep the flag setcc took (ZF, CF) in lm_aux, return the TPR. */
+#define AUX_FLAG_RET_TPR(setcc) setcc %al; movzbl %al, %eax; movl %eax, lm_aux(%rip); GET_TPR; ret
 
     .global f64_mov89, f64_rex, f64_rex_sib, f64_movc7, f64_movabs_store, f64_movabs_load, f64_mov8b_rex
     .global f64_xchg, f64_lock_xadd, f64_lock_cmpxchg, f64_lock_bts, f64_rep_stos, f64_rep_movs
@@ -266,29 +268,17 @@ f64_lock_cmpxchg:
     movl $0x4a, %r9d
     movq $APIC_TPR, %r10
     lock cmpxchgl %r9d, (%r10)      /* f0 45 0f b1 0a */
-    setz %al
-    movzbl %al, %eax
-    movl %eax, lm_aux(%rip)
-    GET_TPR
-    ret
+    AUX_FLAG_RET_TPR(setz)
 f64_lock_bts:
     SET_TPR(0x10)
     movq $APIC_TPR, %r10
     lock btsl $6, (%r10)            /* f0 41 0f ba 2a 06 */
-    setc %al
-    movzbl %al, %eax
-    movl %eax, lm_aux(%rip)
-    GET_TPR
-    ret
+    AUX_FLAG_RET_TPR(setc)
 f64_lock_btr:
     SET_TPR(0x51)
     movq $APIC_TPR, %r10
     lock btrl $0, (%r10)            /* f0 41 0f ba 32 00 */
-    setc %al
-    movzbl %al, %eax
-    movl %eax, lm_aux(%rip)
-    GET_TPR
-    ret
+    AUX_FLAG_RET_TPR(setc)
 f64_rep_stos:
     SET_TPR(0)
     movl $0x4b, %eax
@@ -483,8 +473,8 @@ call16:
  * a marker through DS = 0 and read CR0 with SMSW; then PE on and a far jump back. Returns the marker
  * word it read back in real mode (0x5245) or'ed with PE seen in real mode (bit 16, must be 0).
  */
-    .global real_roundtrip
-real_roundtrip:
+    /* Save the callee-saved registers, ESP and the IDT, load the real-mode IVT, enter 16-bit code. */
+    .macro TO_16BIT target
     pushl %ebp
     pushl %ebx
     pushl %esi
@@ -492,14 +482,14 @@ real_roundtrip:
     movl %esp, rm_saved_esp
     sidt rm_saved_idt
     lidt rm_ivt_desc
-    ljmp $SEL_CODE16, $T16(rm_16pm)
+    ljmp $SEL_CODE16, $T16(\target)
+    .endm
+
+    .global real_roundtrip
+real_roundtrip:
+    TO_16BIT rm_16pm
 rm_back32:
-    movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
+    LOAD_DATA_SEGS SEL_DATA32
     movl rm_saved_esp, %esp
     lidt rm_saved_idt
     movl rm_result, %eax
@@ -513,14 +503,7 @@ rm_back32:
    = SEL_DATA32 before PE is cleared); returns the TPR the real-mode code read back after its store. */
     .global unreal_apic_store
 unreal_apic_store:
-    pushl %ebp
-    pushl %ebx
-    pushl %esi
-    pushl %edi
-    movl %esp, rm_saved_esp
-    sidt rm_saved_idt
-    lidt rm_ivt_desc
-    ljmp $SEL_CODE16, $T16(rm_unreal_store)
+    TO_16BIT rm_unreal_store
 
 /* ------------------------------------------------------------------ 16-bit code (copied to LOW16) */
     .section .text16, "ax"

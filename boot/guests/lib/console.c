@@ -55,3 +55,21 @@ void putdec(u32 v)
     while (n)
         putc(buf[--n]);
 }
+
+void puts_dec(const char *text, u32 v)
+{
+    puts(text);
+    putdec(v);
+}
+
+void puts_hex8(const char *text, u32 v)
+{
+    puts(text);
+    puthex8(v);
+}
+
+void puts_hex16(const char *text, u64 v)
+{
+    puts(text);
+    puthex16(v);
+}

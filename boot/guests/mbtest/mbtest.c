@@ -112,12 +112,9 @@ void trap(struct trap_frame *f)
         mbtest_fixup = 0;
         return;
     }
-    puts("mbtest: unexpected exception ");
-    puthex8(f->vector);
-    puts(" at EIP ");
-    puthex8(f->eip);
-    puts(" error ");
-    puthex8(f->error);
+    puts_hex8("mbtest: unexpected exception ", f->vector);
+    puts_hex8(" at EIP ", f->eip);
+    puts_hex8(" error ", f->error);
     putc('\n');
     for (;;)
         __asm__ volatile("cli; hlt");
@@ -167,19 +164,14 @@ static void check_multiboot(u32 magic, const struct mb_info *mbi)
 static void check_memmap(const struct mb_info *mbi)
 {
     u64 from_1m = 0, end_1m = 0;
-    puts("mbtest: mem_lower=");
-    putdec(mbi->mem_lower);
-    puts(" mem_upper=");
-    putdec(mbi->mem_upper);
+    puts_dec("mbtest: mem_lower=", mbi->mem_lower);
+    puts_dec(" mem_upper=", mbi->mem_upper);
     putc('\n');
     for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
         const struct mb_mmap *e = (const struct mb_mmap *)at;
-        puts("mbtest: mmap ");
-        puthex16(e->addr);
-        puts(" len ");
-        puthex16(e->len);
-        puts(" type ");
-        putdec(e->type);
+        puts_hex16("mbtest: mmap ", e->addr);
+        puts_hex16(" len ", e->len);
+        puts_dec(" type ", e->type);
         putc('\n');
         if (e->type == 1 && e->addr <= 0x100000 && e->addr + e->len > 0x100000) {
             from_1m = e->addr;
