@@ -177,14 +177,11 @@ class Capture:
         guest: GuestSpec | None = None,
         cpu_model: str | None = None,
         qemu_args: Sequence[str] = (),
-        bochs_dump_before: int | None = None,
     ) -> Capture:
         """Boot the hypervisor under ``backend`` and attach to its records. ``on_info`` gets the session's
         own lines (emulator pid, RAM file, gdb port), as `hvtrace run` prints them. ``cmdline`` is the
         hypervisor's; ``guest`` a kernel it boots (then ``memory_mb`` defaults to GUEST_MIN_MEMORY_MB,
-        else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only).
-        ``bochs_dump_before`` (Bochs only): dump RAM at the first VM exit after a CPU executes this
-        physical address, and at the end (BochsSession.dump_files)."""
+        else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
         session: Session
@@ -200,8 +197,7 @@ class Capture:
                 cmdline = f"{cmdline} trace_e9=1".strip()
             session = BochsSession(
                 cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf, on_line=on_line,
-                on_info=on_info, guest=guest, dump_memory=bochs_dump_before is not None,
-                dump_before_at=bochs_dump_before,
+                on_info=on_info, guest=guest,
             )  # fmt: skip
         else:
             raise TraceError(ExitCode.USAGE, f"unknown backend {backend!r} (choose qemu or bochs)")

@@ -32,7 +32,7 @@ from elftools.elf.elffile import ELFFile
 from hvtrace.abi import HvDiscovery, HvExitKind, HvRecFlag
 from hvtrace.image import ensure_image
 from hvtrace.launch import BochsSession
-from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
 from hvtrace.relocation import slide_from_console
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.discovery import discover
@@ -134,14 +134,28 @@ def guest_entry(elf: Path) -> int:
         return int(ELFFile(fh)["e_entry"])
 
 
+def start_capture(backend: str, cpus: int, spec: GuestSpec, timeout: float) -> Capture:
+    """Capture.start, except that under Bochs RAM is dumped at the first VM exit after the guest's first
+    instruction (every CPU launched: one CPU) and at the end (BochsSession.dump_files)."""
+    if backend != "bochs":
+        return Capture.start(backend=backend, cpus=cpus, guest=spec, timeout=timeout, boot_timeout=60)
+    cmdline = "trace_e9=1"  # the records travel as frames on port 0xE9
+    session = BochsSession(
+        cpus=cpus, memory_mb=GUEST_MIN_MEMORY_MB, cmdline=cmdline, timeout=timeout, guest=spec,
+        dump_memory=True, dump_before_at=guest_entry(spec.kernel),
+    )  # fmt: skip
+    session.start()
+    try:
+        # Capture.start builds its own session, without the dump options: attach to this one.
+        return Capture._attach_session(session, backend, cmdline, lossless=True, boot_timeout=60, elf=None)
+    except BaseException:
+        session.close()
+        raise
+
+
 def run_chaos(backend: str, cpus: int, args: str, elf: Path, timeout: float) -> ChaosRun:
     spec = GuestSpec(elf, cmdline=args)
-    # Bochs: RAM dumped at the first VM exit after the guest's first instruction (every CPU launched:
-    # one CPU), and at the end.
-    dump_at = guest_entry(elf) if backend == "bochs" else None
-    with Capture.start(
-        backend=backend, cpus=cpus, guest=spec, timeout=timeout, boot_timeout=60, bochs_dump_before=dump_at
-    ) as cap:
+    with start_capture(backend, cpus, spec, timeout) as cap:
         ram = cap.memory
         if ram is not None:  # QEMU: the live RAM file, before the run goes on
             before = fingerprint(ram, launched_header(ram, cpus))

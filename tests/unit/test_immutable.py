@@ -1,5 +1,5 @@
-"""hvtrace.trace.immutable on a RAM image built here: the fingerprint covers exactly the listed ranges
-and the table, and a single flipped byte in any of them is a difference (issue 13: the check can fail)."""
+"""hvtrace.trace.immutable on a RAM image built here: the fingerprint covers exactly the listed ranges,
+a single flipped byte in any of them or a changed table is a difference (issue 13: the check can fail)."""
 
 from __future__ import annotations
 
