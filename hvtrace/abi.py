@@ -243,6 +243,19 @@ class HvBreakConfig(ctypes.LittleEndianStructure):
     )
 
 
+#: Most entries of the discovery header's immutable-range table (abi.h).
+HV_IMMUTABLE_MAX: Final = 200
+
+
+class HvRange(ctypes.LittleEndianStructure):
+    """``struct hv_range``: one physical range of memory no one writes after launch."""
+
+    _fields_ = (
+        ("base", ctypes.c_uint64),
+        ("length", ctypes.c_uint64),
+    )
+
+
 class HvDiscovery(ctypes.LittleEndianStructure):
     """``struct hv_discovery`` at the ELF symbol ``hv_trace``: where the tools find everything."""
 
@@ -263,6 +276,9 @@ class HvDiscovery(ctypes.LittleEndianStructure):
         ("launched", ctypes.c_uint64),
         ("build_id", ctypes.c_uint8 * 20),
         ("reserved2", ctypes.c_uint8 * 4),
+        ("immutable", ctypes.c_uint64),  # struct hv_range[immutable_count], physical
+        ("immutable_count", ctypes.c_uint32),
+        ("reserved3", ctypes.c_uint32),
     )
 
 
@@ -274,6 +290,7 @@ ABI_STRUCTS: Final[dict[str, type[ctypes.LittleEndianStructure]]] = {
     "hv_ring": HvRing,
     "hv_break": HvBreak,
     "hv_break_config": HvBreakConfig,
+    "hv_range": HvRange,
     "hv_discovery": HvDiscovery,
 }
 
@@ -313,6 +330,7 @@ def mirror_defines() -> dict[str, int | str]:
     out["HV_DISCOVERY_MAGIC"] = HV_DISCOVERY_MAGIC
     out["HV_RECORD_SIZE"] = HV_RECORD_SIZE
     out["HV_BREAK_MAX"] = HV_BREAK_MAX
+    out["HV_IMMUTABLE_MAX"] = HV_IMMUTABLE_MAX
     out["HV_BRK_ANY"] = HV_BRK_ANY
     out["HV_BRK_MATCH_ARG0"] = HV_BRK_MATCH_ARG0
     out["HV_BRK_MATCH_GPA"] = HV_BRK_MATCH_GPA

@@ -252,6 +252,21 @@ struct hv_ring {
  */
 #define HV_DISCOVERY_MAGIC 0x4543415254564821ull   /* "!HVTRACE" in memory (little endian) */
 
+/*
+ * Memory that must never change once the CPUs run as guests (discovery 'immutable'): the image's code
+ * and read-only data, the host page tables, each CPU's GDT/TSS/IDT and its MSR and I/O permission maps.
+ * Every range is listed before its CPU's 'launched' bit is set; host tools hash them when all CPUs are
+ * launched and again after the run (tests/integration/test_chaos_guest.py). What legitimately changes
+ * (VMCS/VMCB, stage-2 tables, rings, snapshots, stacks, the rest of the per-CPU state) is not listed.
+ * The table itself lies in the image and never changes after launch either.
+ */
+#define HV_IMMUTABLE_MAX 200   /* >= 8 + 3 * HV_MAX_CPUS (core/discovery.c checks) */
+
+struct hv_range {
+    uint64_t base;              /* physical */
+    uint64_t length;            /* bytes */
+};
+
 struct hv_discovery {
     uint64_t magic;
     uint32_t abi_version;
@@ -269,6 +284,9 @@ struct hv_discovery {
     uint64_t launched;          /* bit n set: CPU n runs as a guest (its blue pill succeeded) */
     uint8_t build_id[20];       /* GNU build-id of the image (SHA-1) */
     uint8_t reserved2[4];
+    uint64_t immutable;         /* struct hv_range[immutable_count]: memory no one writes after launch */
+    uint32_t immutable_count;
+    uint32_t reserved3;
 };
 
 #endif /* HV_ABI_H */
