@@ -5,7 +5,7 @@ from __future__ import annotations
 import gdb
 
 from . import cmd_break, command, mi_commands
-from .cmd_break import HvBreakCmd
+from .cmd_break import HvBreakCmd, HvTracePointCmd
 from .cmd_cpus import HvCpus
 from .cmd_ept import HvEpt
 from .cmd_exits import HvExits
@@ -14,7 +14,16 @@ from .cmd_symbols import HvSymbols
 from .cmd_vmcs import HvVmcs
 from .command import HvCommand
 
-COMMANDS: tuple[type[HvCommand], ...] = (HvCpus, HvExits, HvVmcs, HvEpt, HvBreakCmd, HvGuest, HvSymbols)
+COMMANDS: tuple[type[HvCommand], ...] = (
+    HvCpus,
+    HvExits,
+    HvVmcs,
+    HvEpt,
+    HvBreakCmd,
+    HvTracePointCmd,
+    HvGuest,
+    HvSymbols,
+)
 
 
 class HvPrefix(gdb.Command):  # type: ignore[misc]
@@ -26,6 +35,7 @@ class HvPrefix(gdb.Command):  # type: ignore[misc]
       hv-vmcs      a CPU's VMCS / VMCB snapshot, decoded
       hv-ept       walk a guest-physical address through EPT / NPT, or --summary of the map
       hv-break     arm / list / delete exit breakpoints evaluated inside the hypervisor
+      hv-trace-point  count matching exits inside the hypervisor without stopping
       hv-guest     guest registers from a CPU's snapshot
       hv-symbols   reload the symbols where the image runs (it moves to the top of RAM at boot)
     Settings:
@@ -78,4 +88,5 @@ def register() -> None:
         cls(f"hv-{cls.NAME}")
         cls(f"hv {cls.NAME}")
     gdb.events.stop.connect(cmd_break.on_stop)
+    cmd_break.install_release_hooks()
     mi_commands.register()

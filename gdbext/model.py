@@ -284,6 +284,10 @@ def describe_break(vendor: int, b: HvBreak) -> str:
         what.append(f"arg0={b.arg0:#x}")
     if b.flags & abi.HV_BRK_MATCH_GPA:
         what.append(f"gpa={b.gpa_lo:#x}-{b.gpa_hi:#x}")
+    if b.ignore:
+        what.append(f"ignore={b.ignore}")
+    if b.flags & abi.HV_BRK_TRACE:
+        what.insert(0, "trace")
     return " ".join(what)
 
 
