@@ -10,11 +10,11 @@ import gdb
 from hvtrace import abi
 from hvtrace.decode.vendor import reason_name
 
-from . import break_args, model, target
-from .command import HvCommand, bold, emit
+from . import break_args, context, model, target
+from .command import HvCommand, emit
 from .options import OptionParser
 
-HIT_FUNCTION = "hv_break_hit"
+HIT_FUNCTION = context.HIT_FUNCTION
 #: The table entries this gdb session armed: deleted when it detaches, disconnects or exits (release()).
 _owned: set[int] = set()
 #: gdb's hooks that run before the command, while the target can still be written (gdb 13: no Python
@@ -241,22 +241,12 @@ def hit() -> tuple[int, int, str, list[str]]:
     return entry, cpu, reason_name(d.vendor, rec.reason), lines
 
 
-def hit_screen() -> list[str]:
-    """What a stop at hv_break_hit shows: the exit, the guest registers, the instruction."""
-    entry, cpu, reason, lines = hit()
-    return [
-        bold(f"hv-break {entry} hit on CPU {cpu}: {reason}"),
-        *lines,
-        "  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot)",
-    ]
-
-
 def on_stop(event: object) -> None:
     bps = getattr(event, "breakpoints", None) or []
     if not any(getattr(bp, "location", None) == HIT_FUNCTION for bp in bps):
         return
     try:
         with target.physical():
-            emit(hit_screen())
+            emit(context.view())
     except (model.HvError, gdb.error) as e:
         gdb.write(f"hv-break: cannot show the hit: {e}\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gdb
 
-from . import cmd_break, command, mi_commands
+from . import cmd_break, command, context, mi_commands
 from .cmd_break import HvBreakCmd, HvTracePointCmd
 from .cmd_cpus import HvCpus
 from .cmd_ept import HvEpt
@@ -13,6 +13,7 @@ from .cmd_guest import HvGuest
 from .cmd_symbols import HvSymbols
 from .cmd_vmcs import HvVmcs
 from .command import HvCommand
+from .context import HvContext
 
 COMMANDS: tuple[type[HvCommand], ...] = (
     HvCpus,
@@ -23,6 +24,7 @@ COMMANDS: tuple[type[HvCommand], ...] = (
     HvTracePointCmd,
     HvGuest,
     HvSymbols,
+    HvContext,
 )
 
 
@@ -38,8 +40,11 @@ class HvPrefix(gdb.Command):  # type: ignore[misc]
       hv-trace-point  count matching exits inside the hypervisor without stopping
       hv-guest     guest registers from a CPU's snapshot
       hv-symbols   reload the symbols where the image runs (it moves to the top of RAM at boot)
+      hv-context   the context view of the current exit break's stop (printed at every such stop)
     Settings:
       set hv color on|off   ANSI colour in hv-* output (default off)
+      set hv context sections exit regs code exits vmcs | all | none   (the context view's sections)
+      set hv context exits N / set hv context code N   (last exits of the CPU / instructions at RIP)
 
     Works on a live QEMU gdbstub (hvtrace gdb --port N) and on a core file (hvtrace gdb --core FILE)."""
 
@@ -84,6 +89,9 @@ def register() -> None:
     HvSet("set hv")
     HvSet("show hv")
     HvColour()
+    HvSet("set hv context")
+    HvSet("show hv context")
+    context.register_settings()
     for cls in COMMANDS:
         cls(f"hv-{cls.NAME}")
         cls(f"hv {cls.NAME}")

@@ -153,12 +153,17 @@ def guest_lines(s: Snapshot) -> list[str]:
     lines = []
     for row in range(0, 16, 4):
         lines.append("  ".join(f"{GPR_NAMES[i]:>3} {gprs[i]:#018x}" for i in range(row, row + 4)))
+    lines.append(control_line(s))
+    return lines
+
+
+def control_line(s: Snapshot) -> str:
+    """RIP, RSP, RFLAGS, CR0, CR3, CR4, EFER from the VMCS / VMCB fields ('?' where not taken)."""
     ctl = []
     for label in GUEST_CONTROL:
         v = s.register(label)
         ctl.append(f"{label} {'?' if v is None else f'{v:#x}'}")
-    lines.append("  ".join(ctl))
-    return lines
+    return "  ".join(ctl)
 
 
 def code_address(s: Snapshot, rip: int, read: Reader) -> int | None:

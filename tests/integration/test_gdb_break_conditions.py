@@ -12,6 +12,7 @@ import ctypes
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,18 +27,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 HITS_RE = re.compile(r"^\s+(\d+): (.*)  hits (\d+)$", re.MULTILINE)
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[tuple[QemuSession, Gdb]]:
+def storm_with_gdb(*setup: str) -> Iterator[tuple[QemuSession, Gdb]]:
+    """A 2-CPU storm and gdb on it, after the gdb commands ``setup`` (a module fixture's body)."""
     session = QemuSession(cpus=2, memory_mb=64, cmdline="storm=1", timeout=300)
     with gdb_on(session, "storm:") as gdb:
-        gdb.ok("set pagination off")
+        for command in ("set pagination off", *setup):
+            gdb.ok(command)
         yield session, gdb
 
 
-def table_in_ram(session: QemuSession) -> abi.HvBreakConfig:
-    """The hypervisor's break table as the RAM file holds it (independent of gdb)."""
-    assert session.ram_path is not None
-    src = SharedRamSource(session.ram_path, writable=False)
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[QemuSession, Gdb]]:
+    yield from storm_with_gdb()
+
+
+def table_in_ram(ram: Path | None) -> abi.HvBreakConfig:
+    """The hypervisor's break table as the session's RAM file holds it (independent of gdb)."""
+    assert ram is not None
+    src = SharedRamSource(ram, writable=False)
     try:
         d = discover(src, elf=paths.image_path())
         data = src.read(int(d.header.break_config), ctypes.sizeof(abi.HvBreakConfig))
@@ -114,10 +121,10 @@ def test_detach_deletes_the_sessions_breaks(live: tuple[QemuSession, Gdb]) -> No
     gdb.ok("hv-break delete all")
     gdb.ok("hv-break cpuid --leaf 1")
     gdb.ok("hv-trace-point msr_write")
-    assert table_in_ram(session).armed == 2
+    assert table_in_ram(session.ram_path).armed == 2
     out = gdb.ok("detach")
     assert "deleted 2 exit breaks of this session" in out, out
-    cfg = table_in_ram(session)
+    cfg = table_in_ram(session.ram_path)
     assert cfg.armed == 0
     assert not any(e.enabled for e in cfg.entry)
     gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")  # the next test's gdb session
@@ -135,7 +142,7 @@ def test_batch_gdb_exit_deletes_its_breaks(live: tuple[QemuSession, Gdb]) -> Non
         assert r.returncode == 0, r.stderr
         assert "0: cpuid arg0=0x5  hits 0" in r.stdout
         assert "deleted 1 exit break of this session" in r.stdout
-        cfg = table_in_ram(session)
+        cfg = table_in_ram(session.ram_path)
         assert cfg.armed == 0
         assert not any(e.enabled for e in cfg.entry)
     finally:
