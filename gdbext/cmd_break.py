@@ -33,7 +33,11 @@ def _write_entry(d: abi.HvDiscovery, index: int, entry: abi.HvBreak) -> None:
     target.write(d.break_config + model.break_entry_offset(index), bytes(entry))
 
 
-def _write_armed(d: abi.HvDiscovery, armed: int) -> None:
+def _write_armed(d: abi.HvDiscovery, armed: int, cfg: abi.HvBreakConfig | None = None) -> None:
+    """Publish the entry count (0 disarms); with ``cfg``, first the kinds its entries can match."""
+    if cfg is not None:
+        kinds = model.kinds_mask(cfg.entry[: abi.HV_BREAK_MAX])
+        target.write(d.break_config + abi.HvBreakConfig.kinds.offset, kinds.to_bytes(4, "little"))
     target.write(d.break_config + abi.HvBreakConfig.armed.offset, armed.to_bytes(4, "little"))
 
 
@@ -144,7 +148,8 @@ def arm(args: argparse.Namespace) -> tuple[int, str, int]:
     bp = _hit_breakpoint()
     _write_entry(d, index, entry)
     cfg.entry[index] = entry
-    _write_armed(d, model.enabled_count(cfg.entry))
+    _write_armed(d, 0)  # disarm while the kinds change: no CPU filters with a stale mask
+    _write_armed(d, model.enabled_count(cfg.entry), cfg)
     _owned.add(index)
     return index, break_args.describe(d.vendor, entry), int(bp.number)
 
@@ -175,7 +180,7 @@ def delete(which: str) -> tuple[int, int]:
         cfg.entry[i] = abi.HvBreak()
         _write_entry(d, i, cfg.entry[i])
     armed = model.enabled_count(cfg.entry)
-    _write_armed(d, armed)
+    _write_armed(d, armed, cfg)
     _owned.difference_update(indexes)
     return len(indexes), armed
 
@@ -190,7 +195,7 @@ def release() -> int:
     for i in mine:
         cfg.entry[i] = abi.HvBreak()
         _write_entry(d, i, cfg.entry[i])
-    _write_armed(d, model.enabled_count(cfg.entry))
+    _write_armed(d, model.enabled_count(cfg.entry), cfg)
     _owned.clear()
     return len(mine)
 

@@ -311,6 +311,19 @@ def enabled_count(entries: Iterable[HvBreak]) -> int:
     return sum(1 for e in entries if e.enabled)
 
 
+def kinds_mask(entries: Iterable[HvBreak]) -> int:
+    """hv_break_config.kinds: bit K when an enabled entry can match kind K; 0 (no filter) when one
+    matches any kind (a native reason or 'any' names no kind)."""
+    mask = 0
+    for e in entries:
+        if not e.enabled:
+            continue
+        if e.kind == abi.HV_BRK_ANY or e.kind >= 32:
+            return 0
+        mask |= 1 << e.kind
+    return mask
+
+
 # ---- stage 2 ---------------------------------------------------------------------------------------
 
 

@@ -262,7 +262,7 @@ class HvBreakConfig(ctypes.LittleEndianStructure):
         ("armed", ctypes.c_uint32),
         ("last_hit", ctypes.c_uint32),
         ("last_cpu", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("kinds", ctypes.c_uint32),  # bit K: an enabled entry can match kind K; 0 = any kind may match
         ("entry", HvBreak * HV_BREAK_MAX),
     )
 

@@ -6,7 +6,7 @@ import pytest
 
 from gdbext import break_args
 from gdbext.break_condition import compile_condition, describe_condition
-from gdbext.model import HvError
+from gdbext.model import HvError, kinds_mask
 from hvtrace import abi
 from hvtrace.abi import HvBrkOp, HvBrkOperand
 
@@ -60,3 +60,13 @@ def test_entry_carries_condition_ignore_and_trace() -> None:
         break_args.build_break(SVM, 2, ["cpuid", "if"])
     with pytest.raises(HvError, match="a condition follows 'if'"):
         break_args.build_break(SVM, 2, ["cpuid", "rax", "==", "1"])
+
+
+def test_kinds_mask_lets_the_hypervisor_reject_other_kinds_first() -> None:
+    cpuid = break_args.build_break(SVM, 2, ["cpuid"])
+    msr = break_args.build_break(SVM, 2, ["msr_write", "--msr", "0x10"])
+    assert kinds_mask([cpuid, msr]) == (1 << cpuid.kind) | (1 << msr.kind)
+    native = break_args.build_break(SVM, 2, ["npf"])  # a native reason names no kind: every exit is looked at
+    assert kinds_mask([cpuid, native]) == 0
+    msr.enabled = 0
+    assert kinds_mask([cpuid, msr]) == 1 << cpuid.kind

@@ -1,8 +1,8 @@
 /*
  * Exit breakpoints (abi.h struct hv_break_config), evaluated here on every exit so that gdb only
- * ever stops at hv_break_hit(). With nothing armed the cost is one load and a branch; an armed entry
- * whose kind / reason differ costs a few compares; conditions (terms ANDed) are evaluated only after
- * the cheap criteria matched. Tracepoints and ignored hits are counted here and never stop.
+ * ever stops at hv_break_hit(). With nothing armed the cost is one load and a branch; an exit of a
+ * kind no armed entry can match costs a second load and a bit test (the tools keep hv_breaks.kinds);
+ * conditions (terms ANDed) are evaluated only after the cheap criteria matched. Tracepoints and ignored hits are counted here and never stop.
  */
 #include <hv/abi.h>
 #include <hv/backend.h>
@@ -63,6 +63,12 @@ static bool matches(const struct hv_break *b, const struct percpu *pc, const str
 int break_match(const struct percpu *pc, const struct hv_record *rec)
 {
     u32 armed = __atomic_load_n(&hv_breaks.armed, __ATOMIC_RELAXED);
+    if (!armed)
+        return -1;
+    /* The usual armed-but-not-this-exit case, decided before the table is touched (a few loads). */
+    u32 kinds = __atomic_load_n(&hv_breaks.kinds, __ATOMIC_RELAXED);
+    if (kinds && !((kinds >> (rec->kind & 31)) & 1))
+        return -1;
     /* Tools fill entries from 0: stop once 'armed' enabled entries were looked at (each exit counts). */
     for (int i = 0; armed && i < HV_BREAK_MAX; i++) {
         struct hv_break *b = &hv_breaks.entry[i];

@@ -177,7 +177,8 @@ struct hv_break_config {
     uint32_t armed;         /* number of enabled entries: 0 keeps the exit path to one load */
     uint32_t last_hit;      /* index of the entry that matched last */
     uint32_t last_cpu;
-    uint32_t reserved;
+    uint32_t kinds;         /* bit K: an enabled entry can match kind K (HV_EXIT_*); 0 = any kind may
+                               match. Exits of other kinds are rejected before the table is read. */
     struct hv_break entry[HV_BREAK_MAX];
 };
 
