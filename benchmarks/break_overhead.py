@@ -1,98 +1,125 @@
-"""Exit rate with no breakpoint vs armed, never-matching exit breaks vs a gdb conditional breakpoint.
+"""Exit rate with no exit break vs armed, never-matching exit breaks evaluated by the hypervisor.
 
-QEMU (SVM under TCG), 1 CPU, `storm=1` (CPUID in a loop forever). One session and one gdb (pygdbmi, as
-in tests/integration/test_gdb_qemu.py) serve every configuration: attach once the storm runs, load
-the symbols where the image runs (hv-symbols), then in interleaved windows per round: set the
-configuration up, continue, let the guest run WINDOW seconds, interrupt, tear it down. The rate of a
-window is the exits the hypervisor counted (hv-cpus: published + dropped records) over the host time
-from the continue to the interrupt's stop. Interleaving cancels drift of the shared machine's load.
+QEMU (SVM under TCG), 1 CPU, `storm=1` (CPUID in a loop forever). The break table is written through the
+session's RAM file (what hv-break writes through gdb, built by the same gdbext/break_args code), so no
+gdb is attached: an attached gdbstub alone slows TCG by about half, and its noise would hide a 2 %
+effect. Windows of WINDOW_S seconds alternate between the configurations, round after round; a
+window's rate is the exits the hypervisor counted on CPU 0 (ring head + dropped) over the host time.
+Each configuration is compared with the (a) windows right before and after it, which cancels the
+drift of the shared machine's load; the ratio printed is the median of those per-round ratios.
 
   (a) none:         nothing armed
-  (b) hv-break:     `hv-break msr_write --msr 0x12345678`: the kind never matches (one compare)
-  (d) hv-break if:  `hv-break cpuid if rax == 0x12345678 && rcx >= 0x10`: the kind matches every exit
-                    of the storm, so the hypervisor evaluates the condition on every exit; never true
-  (c) gdb cond:     `break trace_exit if 0`: gdb stops the VM at every exit, evaluates the condition
-                    host-side and resumes (PLATFORMS.md: ~2.6 k exits/s)
+  (b) hv-break:     `msr_write --msr 0x12345678`: no exit of the storm has that kind; rejected by the
+                    kinds mask before the table is read
+  (d) hv-break if:  `cpuid if rax == 0x12345678 && rcx >= 0x10`: the kind matches every exit of the
+                    storm, so the hypervisor evaluates the condition on every exit; never true
+  (t) tracepoint:   `hv-trace-point cpuid`: every exit matches and is counted (an atomic add); its hit
+                    count over the window's exits is printed too, as proof that the table is live
 
-Prints the median exits/s per configuration and the ratios to (a). No asserts: numbers for the notes.
-Usage: break_overhead.py [ROUNDS [WINDOW_S [CONFIGS]]]   (defaults 5, 4.0, abd; c is slow)
+A gdb conditional breakpoint (`break trace_exit if 0`, gdb stops the VM at every exit) is ~40x slower
+(PLATFORMS.md: ~2.6 k exits/s). No asserts: numbers for the notes.
+Usage: break_overhead.py [ROUNDS [WINDOW_S]]   (defaults 15, 2.0)
 """
 
 from __future__ import annotations
 
-import re
+import ctypes
 import statistics
 import sys
 import time
 
-from hvtrace import paths
+from hvtrace import abi, paths
 from hvtrace.launch.qemu import QemuSession
+from hvtrace.trace.discovery import Discovery, discover
+from hvtrace.trace.sources import SharedRamSource
 
 sys.path.insert(0, str(paths.repo_root()))
-from hvtrace.gdbmi import Gdb
-from tests.integration.conftest import gdb_on
+from gdbext import break_args, model
+from tests.integration.conftest import wait_for
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-WINDOW_S = float(sys.argv[2]) if len(sys.argv) > 2 else 4.0
-CHOSEN = sys.argv[3] if len(sys.argv) > 3 else "abd"
-ALL_CONFIGS = {
-    "a": ("no breakpoint", [], []),
-    "b": ("hv-break msr_write --msr 0x12345678 (armed, kind never matches)",
-          ["hv-break msr_write --msr 0x12345678"], ["hv-break delete all"]),
-    "d": ("hv-break cpuid if rax == 0x12345678 && rcx >= 0x10 (condition evaluated at every exit)",
-          ["hv-break cpuid if rax == 0x12345678 && rcx >= 0x10"], ["hv-break delete all"]),
-    "c": ("gdb: break trace_exit if 0 (evaluated by gdb at every exit)",
-          ["break trace_exit if 0"], ["delete"]),
-}  # fmt: skip
-CONFIGS = {k: ALL_CONFIGS[k] for k in CHOSEN if k in ALL_CONFIGS}
-EXITS_RE = re.compile(r"^CPU 0 \S+ .* exits (\d+)", re.MULTILINE)
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+WINDOW_S = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
+CONFIGS = {
+    "a": ("nothing armed", None),
+    "b": ("hv-break msr_write --msr 0x12345678 (kind never matches)", "msr_write --msr 0x12345678"),
+    "d": (
+        "hv-break cpuid if rax == 0x12345678 && rcx >= 0x10 (condition evaluated at every exit)",
+        "cpuid if rax == 0x12345678 && rcx >= 0x10",
+    ),
+    "t": ("hv-trace-point cpuid (counts every exit, never stops)", "cpuid --trace"),
+}
 
 
-def exits(gdb: Gdb) -> int:
-    m = EXITS_RE.search(gdb.ok("hv-cpus"))
-    if m is None:
-        raise RuntimeError("hv-cpus printed no exit count for CPU 0")
-    return int(m.group(1))
+def arm(src: SharedRamSource, d: Discovery, spec: str | None) -> None:
+    """Entry 0 = ``spec`` (None: the table empty), published as gdbext publishes it."""
+    base = int(d.header.break_config)
+    armed_at = base + abi.HvBreakConfig.armed.offset
+    src.write(armed_at, bytes(4))  # disarm first
+    entry = abi.HvBreak()
+    if spec is not None:
+        entry = break_args.build_break(d.vendor, d.cpu_count, spec.split())
+    src.write(base + model.break_entry_offset(0), bytes(entry))
+    kinds = model.kinds_mask([entry])
+    src.write(base + abi.HvBreakConfig.kinds.offset, kinds.to_bytes(4, "little"))
+    src.write(armed_at, (1 if spec is not None else 0).to_bytes(4, "little"))
 
 
-def window(gdb: Gdb, setup: list[str], teardown: list[str]) -> float:
-    """Exits per second over one window with ``setup`` in force."""
-    for command in setup:
-        gdb.ok(command)
-    before = exits(gdb)
-    t0 = time.perf_counter()
-    gdb.cmd("-exec-continue", drain=0)
+def exits(src: SharedRamSource, ring: int) -> int:
+    r = abi.HvRing.from_buffer_copy(src.read(ring, ctypes.sizeof(abi.HvRing)))
+    return int(r.head + r.dropped)
+
+
+def hits(src: SharedRamSource, d: Discovery) -> int:
+    at = int(d.header.break_config) + model.break_entry_offset(0) + abi.HvBreak.hits.offset
+    return int.from_bytes(src.read(at, 8), "little")
+
+
+def window(src: SharedRamSource, d: Discovery, ring: int) -> tuple[float, int, int]:
+    """(exits/s, exits, entry 0's hits) over one window."""
+    n0, h0, t0 = exits(src, ring), hits(src, d), time.perf_counter()
     time.sleep(WINDOW_S)
-    gdb.interrupt()
-    seconds = time.perf_counter() - t0
-    after = exits(gdb)
-    for command in teardown:
-        gdb.ok(command)
-    return (after - before) / seconds
+    n1, h1, t1 = exits(src, ring), hits(src, d), time.perf_counter()
+    return (n1 - n0) / (t1 - t0), n1 - n0, h1 - h0
 
 
 def main() -> None:
-    rates: dict[str, list[float]] = {k: [] for k in CONFIGS}
     session = QemuSession(cpus=1, memory_mb=64, cmdline="storm=1", timeout=3600)
-    with gdb_on(session, "storm:") as gdb:
-        gdb.ok("hv-symbols")
-        for _ in range(ROUNDS):
-            for key, (_, setup, teardown) in CONFIGS.items():
-                rates[key].append(window(gdb, setup, teardown))
-    print(f"Exit rate, QEMU TCG (SVM), 1 CPU, CPUID storm; median of {ROUNDS} windows of {WINDOW_S:g} s")
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    for key, (label, _, _) in CONFIGS.items():
-        spread = f"{min(rates[key]) / 1e3:.1f}-{max(rates[key]) / 1e3:.1f}"
-        print(f"  ({key}) {label}")
-        us = 1e6 / med[key]
-        print(f"      {med[key] / 1e3:8.2f} k exits/s  ({us:7.2f} us per exit; windows {spread} k)")
-    if "a" not in med:
-        return
-    for key in ("b", "d"):
-        if key in med:
-            print(f"  {key}/a = {med[key] / med['a']:.4f}")
-    if "c" in med:
-        print(f"  c/a = {med['c'] / med['a']:.4f}  ({med['a'] / med['c']:.0f}x slower)")
+    rates: dict[str, list[float]] = {k: [] for k in CONFIGS}
+    counted: dict[str, list[int]] = {k: [0, 0] for k in CONFIGS}  # exits, hits
+    try:
+        session.start()
+        wait_for(lambda: any("storm:" in line for line in session.lines), 60, "the storm")
+        assert session.ram_path is not None
+        src = SharedRamSource(session.ram_path)
+        try:
+            d = discover(src, elf=paths.image_path())
+            ring = d.rings[0]
+            for _ in range(ROUNDS):
+                for key, (_, spec) in CONFIGS.items():
+                    arm(src, d, spec)
+                    time.sleep(0.1)  # settle
+                    rate, n, h = window(src, d, ring)
+                    rates[key].append(rate)
+                    counted[key][0] += n
+                    counted[key][1] += h
+            arm(src, d, None)
+            rates["a"].append(window(src, d, ring)[0])  # closes the last round's bracket
+        finally:
+            src.close()
+    finally:
+        session.close()
+    print(f"Exit rate, QEMU TCG (SVM), 1 CPU, CPUID storm, no gdb; {ROUNDS} rounds of {WINDOW_S:g} s windows")
+    for key, (label, _) in CONFIGS.items():
+        med = statistics.median(rates[key])
+        print(f"  ({key}) {label}: median {med / 1e3:.2f} k exits/s (windows {min(rates[key]) / 1e3:.2f}-"
+              f"{max(rates[key]) / 1e3:.2f} k)")  # fmt: skip
+        print(f"      entry 0 hits: {counted[key][1]} of {counted[key][0]} exits")
+    a = rates["a"]
+    for key in ("b", "d", "t"):
+        ratios = [x / ((a[i] + a[i + 1]) / 2) for i, x in enumerate(rates[key])]
+        q = statistics.quantiles(ratios, n=4)
+        print(f"  {key}/a = {statistics.median(ratios):.4f} (median of {len(ratios)} bracketed ratios; "
+              f"quartiles {q[0]:.4f}-{q[2]:.4f})")  # fmt: skip
 
 
 if __name__ == "__main__":
