@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -35,10 +36,16 @@ def gdb_batch(session: QemuSession, *options: str) -> subprocess.CompletedProces
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_gdb_spelling_of_batch_and_ex(storm: QemuSession) -> None:
+def test_gdb_spelling_of_batch_ex_and_x(storm: QemuSession, tmp_path: Path) -> None:
     r = gdb_batch(storm, "-nx", "-batch", "-ex", "hv-cpus", "-q")
     assert r.returncode == 0, r.stderr
     assert "CPU 0 SVM launched" in r.stdout
+    script = tmp_path / "cmds.gdb"
+    script.write_text("echo from-x-file\\n\nhv-break list\n")
+    r = gdb_batch(storm, "-nx", "-batch", "-x", str(script))
+    assert r.returncode == 0, r.stderr
+    assert "from-x-file" in r.stdout
+    assert "no exit breaks" in r.stdout
     # after --, gdb options go through as they are
     r = gdb_batch(storm, "-batch", "--", "-nx", "-ex", "echo after-dashdash\\n")
     assert r.returncode == 0, r.stderr
