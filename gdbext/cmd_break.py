@@ -8,7 +8,6 @@ import ctypes
 import gdb
 
 from hvtrace import abi
-from hvtrace.decode.vendor import reason_name
 
 from . import break_args, context, model, target
 from .command import HvCommand, emit
@@ -221,29 +220,8 @@ def install_release_hooks() -> None:
 
 def hit() -> tuple[int, int, str, list[str]]:
     """At a stop at hv_break_hit: (entry, CPU, reason name, the lines of the hit screen after its
-    title: the exit, the guest registers, the instruction)."""
-    cpu = int(gdb.parse_and_eval("$rdi")) & 0xFFFF_FFFF
-    entry = int(gdb.parse_and_eval("$rsi")) & 0xFFFF_FFFF
-    rec_addr = int(gdb.parse_and_eval("$rdx"))
-    _, d = target.discovery()
-    rec = model.record_from(target.read(rec_addr, abi.HV_RECORD_SIZE))
-    rec.cpu = cpu  # the handler's copy: the ring slot gets cpu and seq, this one may not
-    lines = [f"  {model.record_line(d.vendor, rec)}"]
-    lines.append("  guest state after the handler (what the guest resumes with; the record has the inputs):")
-    code_at: int | None = None
-    try:
-        snap = model.read_snapshot(target.read, d, cpu)
-        lines.extend(f"  {x}" for x in model.guest_lines(snap))
-        # The exit's RIP through the guest's own page tables (a loaded OS; identity for the self-test).
-        # The snapshot is the exit's own, so its CR3 is the one that RIP belongs to.
-        code_at = model.code_address(snap, rec.rip, target.read)
-    except model.HvError as e:
-        lines.append(f"  (no guest registers: {e})")
-    lines.extend(f"  {x}" for x in target.disassemble(rec.rip, 3, at=code_at))
-    cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
-    if entry >= abi.HV_BREAK_MAX or not cfg.entry[entry].enabled:
-        lines.append("  (this break is deleted: the hit was pending from before, another CPU's in all-stop)")
-    return entry, cpu, reason_name(d.vendor, rec.reason), lines
+    title: the exit, the guest registers, the code at RIP, the CPU's last exits; context.py)."""
+    return context.hit_view(("exit", "regs", "code", "exits"))
 
 
 def on_stop(event: object) -> None:

@@ -66,18 +66,28 @@ def gather(cpu: int, rec_addr: int) -> tuple[ContextData, list[str]]:
     return data, vmcs
 
 
-def view() -> list[str]:
-    """The context view of the current stop at hv_break_hit."""
+def hit_view(sections: tuple[str, ...] | None = None) -> tuple[int, int, str, list[str]]:
+    """At a stop at hv_break_hit: (entry, CPU, reason name, the view's lines after its title) with the
+    configured sections, or ``sections`` (the TUI's hit screen shows the VMCS / VMCB on its own)."""
     cpu, entry, rec_addr = hit_registers()
     data, vmcs = gather(cpu, rec_addr)
-    title = bold(f"hv-break {entry} hit on CPU {cpu}: {reason_name(data.vendor, data.record.reason)}")
-    lines = context_lines(title, data, settings, vmcs)
+    shown = settings if sections is None else ContextSettings(sections, settings.exits, settings.code)
+    lines = context_lines("", data, shown, vmcs)[1:]
     _, d = target.discovery()
     cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
     if entry >= abi.HV_BREAK_MAX or not cfg.entry[entry].enabled:
         lines.append("  (this break is deleted: the hit was pending from before, another CPU's in all-stop)")
-    lines.append("  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot; set hv context ...)")
-    return lines
+    return entry, cpu, reason_name(data.vendor, data.record.reason), lines
+
+
+def view() -> list[str]:
+    """The context view of the current stop at hv_break_hit: title, sections, what to do next."""
+    entry, cpu, reason, lines = hit_view()
+    return [
+        bold(f"hv-break {entry} hit on CPU {cpu}: {reason}"),
+        *lines,
+        "  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot; set hv context ...)",
+    ]
 
 
 def at_hit() -> bool:

@@ -144,8 +144,14 @@ def test_steps_stay_on_the_hit_cpu_never_accumulate_and_x_clears_everything() ->
             assert app.break_hit is not None
             cpu = app.break_hit.cpu
             for n in range(3):
+                before = app.break_hit
+
+                def stepped(before: object = before) -> bool:
+                    # a new hit: the previous step's stays shown until the VM runs again
+                    return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
+
                 await pilot.press("s")
-                await until(pilot, lambda: app.break_hit is not None and app.break_hit.step, 30, f"step {n}")
+                await until(pilot, stepped, 30, f"step {n}")
                 assert app.break_hit is not None
                 assert app.break_hit.cpu == cpu, (n, app.break_hit)
                 assert len(app.break_entries) == 1
