@@ -215,6 +215,13 @@ def install_release_hooks() -> None:
     if hasattr(gdb.events, "gdb_exiting"):  # gdb >= 13
         gdb.events.gdb_exiting.connect(release_quietly)
     for hook in RELEASE_HOOKS:
+        try:
+            mine = "hv-break release" in gdb.execute(f"show user {hook}", to_string=True)
+            if not mine:  # the user's own hook (a .gdbinit): kept, and said how to release by hand
+                gdb.write(f"hv-break: {hook} is yours; add 'hv-break release' to it to delete exit breaks\n")
+                continue
+        except gdb.error:
+            pass  # not defined yet
         gdb.execute(f"define {hook}\nhv-break release\nend", to_string=True)
 
 
