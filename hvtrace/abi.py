@@ -212,6 +212,44 @@ HV_BREAK_MAX: Final = 8
 HV_BRK_ANY: Final = 0xFFFF_FFFF  # kind / reason / cpu: match any
 HV_BRK_MATCH_ARG0: Final = 0x1  # arg0 must equal 'arg0' (MSR index, CR number, port, CPUID leaf)
 HV_BRK_MATCH_GPA: Final = 0x2  # gpa must lie in [gpa_lo, gpa_hi]
+HV_BRK_TRACE: Final = 0x4  # a tracepoint: count matching exits, never stop
+HV_BREAK_TERMS: Final = 4  # condition terms per entry, ANDed
+HV_BRK_OPD_GPRS: Final = 16  # condition operands below this are guest GPRs (x86 order; 4 = RSP unused)
+
+
+class HvBrkOperand(IntEnum):
+    """A condition term's operand beyond the GPRs: a field of the exit's record (abi.h HV_BRK_OPD_*)."""
+
+    ARG0 = 16
+    ARG1 = 17
+    QUAL = 18
+    GPA = 19
+    RIP = 20
+    CR3 = 21
+    COUNT = 22
+
+
+class HvBrkOp(IntEnum):
+    """A condition term's comparison (abi.h HV_BRK_OP_*), unsigned; TEST is (operand & value) != 0."""
+
+    EQ = 0
+    NE = 1
+    LT = 2
+    LE = 3
+    GT = 4
+    GE = 5
+    TEST = 6
+
+
+class HvBreakTerm(ctypes.LittleEndianStructure):
+    """``struct hv_break_term``: one ``operand op value`` of an exit break's condition."""
+
+    _fields_ = (
+        ("operand", ctypes.c_uint8),
+        ("op", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 6),
+        ("value", ctypes.c_uint64),
+    )
 
 
 class HvBreak(ctypes.LittleEndianStructure):
@@ -223,11 +261,13 @@ class HvBreak(ctypes.LittleEndianStructure):
         ("reason", ctypes.c_uint32),
         ("cpu", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("nterms", ctypes.c_uint32),
         ("arg0", ctypes.c_uint64),
         ("gpa_lo", ctypes.c_uint64),
         ("gpa_hi", ctypes.c_uint64),
         ("hits", ctypes.c_uint64),
+        ("ignore", ctypes.c_uint64),
+        ("term", HvBreakTerm * HV_BREAK_TERMS),
     )
 
 
@@ -238,7 +278,7 @@ class HvBreakConfig(ctypes.LittleEndianStructure):
         ("armed", ctypes.c_uint32),
         ("last_hit", ctypes.c_uint32),
         ("last_cpu", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("kinds", ctypes.c_uint32),  # bit K: an enabled entry can match kind K; 0 = any kind may match
         ("entry", HvBreak * HV_BREAK_MAX),
     )
 
@@ -288,6 +328,7 @@ ABI_STRUCTS: Final[dict[str, type[ctypes.LittleEndianStructure]]] = {
     "hv_snapshot": HvSnapshot,
     "hv_record": HvRecord,
     "hv_ring": HvRing,
+    "hv_break_term": HvBreakTerm,
     "hv_break": HvBreak,
     "hv_break_config": HvBreakConfig,
     "hv_range": HvRange,
@@ -334,6 +375,11 @@ def mirror_defines() -> dict[str, int | str]:
     out["HV_BRK_ANY"] = HV_BRK_ANY
     out["HV_BRK_MATCH_ARG0"] = HV_BRK_MATCH_ARG0
     out["HV_BRK_MATCH_GPA"] = HV_BRK_MATCH_GPA
+    out["HV_BRK_TRACE"] = HV_BRK_TRACE
+    out["HV_BREAK_TERMS"] = HV_BREAK_TERMS
+    out["HV_BRK_OPD_GPRS"] = HV_BRK_OPD_GPRS
+    out.update({f"HV_BRK_OPD_{o.name}": int(o) for o in HvBrkOperand})
+    out.update({f"HV_BRK_OP_{o.name}": int(o) for o in HvBrkOp})
     out["HV_FRAME_MAGIC"] = HV_FRAME_MAGIC
     out["HV_FRAME_SIZE"] = HV_FRAME_SIZE
     out["HV_RING_DEFAULT_CAPACITY"] = HV_RING_DEFAULT_CAPACITY

@@ -127,24 +127,58 @@ struct hv_snapshot {
 #define HV_BRK_ANY        0xffffffffu   /* kind / reason / cpu: match any */
 #define HV_BRK_MATCH_ARG0 0x1           /* arg0 must equal 'arg0' (MSR index, CR number, port, CPUID leaf) */
 #define HV_BRK_MATCH_GPA  0x2           /* gpa must lie in [gpa_lo, gpa_hi] */
+#define HV_BRK_TRACE      0x4           /* a tracepoint: count matching exits, never stop */
+
+/*
+ * The condition of an entry: up to HV_BREAK_TERMS terms (operand op value), all of which must hold
+ * (AND). Operands 0-15 are the guest GPRs in x86 encoding order (RAX, RCX, ...; 4 = RSP is not in the
+ * exit's register frame and never used) as the guest resumes with them, i.e. after the handler
+ * (CPUID's outputs, RDMSR's value); the others are fields of the exit's record. Comparisons unsigned.
+ */
+#define HV_BREAK_TERMS    4
+#define HV_BRK_OPD_GPRS   16            /* operands below this are GPRs */
+#define HV_BRK_OPD_ARG0   16
+#define HV_BRK_OPD_ARG1   17
+#define HV_BRK_OPD_QUAL   18
+#define HV_BRK_OPD_GPA    19
+#define HV_BRK_OPD_RIP    20
+#define HV_BRK_OPD_CR3    21
+#define HV_BRK_OPD_COUNT  22
+#define HV_BRK_OP_EQ      0
+#define HV_BRK_OP_NE      1
+#define HV_BRK_OP_LT      2
+#define HV_BRK_OP_LE      3
+#define HV_BRK_OP_GT      4
+#define HV_BRK_OP_GE      5
+#define HV_BRK_OP_TEST    6             /* (operand & value) != 0 */
+
+struct hv_break_term {
+    uint8_t operand;        /* HV_BRK_OPD_* or a GPR number */
+    uint8_t op;             /* HV_BRK_OP_* */
+    uint8_t reserved[6];
+    uint64_t value;
+};
 
 struct hv_break {
     uint32_t enabled;
     uint32_t kind;          /* HV_EXIT_* or HV_BRK_ANY */
     uint32_t reason;        /* native reason or HV_BRK_ANY */
     uint32_t cpu;           /* CPU index or HV_BRK_ANY */
-    uint32_t flags;         /* HV_BRK_MATCH_* */
-    uint32_t reserved;
+    uint32_t flags;         /* HV_BRK_MATCH_*, HV_BRK_TRACE */
+    uint32_t nterms;        /* condition terms in use (0 = no condition) */
     uint64_t arg0;
     uint64_t gpa_lo, gpa_hi;
-    uint64_t hits;          /* counted by the hypervisor */
+    uint64_t hits;          /* exits that matched (criteria and condition), counted by the hypervisor */
+    uint64_t ignore;        /* stop only once hits > ignore (gdb's ignore count) */
+    struct hv_break_term term[HV_BREAK_TERMS];
 };
 
 struct hv_break_config {
     uint32_t armed;         /* number of enabled entries: 0 keeps the exit path to one load */
     uint32_t last_hit;      /* index of the entry that matched last */
     uint32_t last_cpu;
-    uint32_t reserved;
+    uint32_t kinds;         /* bit K: an enabled entry can match kind K (HV_EXIT_*); 0 = any kind may
+                               match. Exits of other kinds are rejected before the table is read. */
     struct hv_break entry[HV_BREAK_MAX];
 };
 
