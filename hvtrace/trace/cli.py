@@ -13,11 +13,13 @@ from hvtrace.commands.session_options import add_session_source_arguments, check
 from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.guest import launch_options
+from hvtrace.trace import report_select
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.export import export
 from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
+from hvtrace.trace.report_select import Selection
 from hvtrace.trace.tracefile import TraceFile
 
 
@@ -39,9 +41,33 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--quiet", action="store_true", help="no progress line")
     cap.set_defaults(func=cmd_capture)
 
-    rep = sub.add_parser("report", help="per-reason / per-CPU statistics of a trace file")
+    rep = sub.add_parser(
+        "report",
+        help="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
+        description="Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
+        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory.",
+    )
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
+    rep.add_argument("--cpu", type=report_select.cpu_list, metavar="N[,N]", help="only these CPUs")
+    rep.add_argument(
+        "--reason", action="append", metavar="NAME[,NAME]", help="only these reasons (kind or native names)"
+    )
+    for opt, what in (("--since", "from"), ("--until", "before")):
+        rep.add_argument(
+            opt, type=report_select.bound, metavar="POS",
+            help=f"only records {what} POS: seconds after the first record (1.5s) or a record number in "
+            "time order (1000r)",
+        )  # fmt: skip
+    rep.add_argument(
+        "--top", type=values.positive_int, metavar="N", help="only the first N rows of each table"
+    )
+    rep.add_argument(
+        "--sort", choices=("count", "time"), default="count", help="order by count or by handling time"
+    )
+    rep.add_argument(
+        "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: the CPUs)"
+    )
     rep.set_defaults(func=cmd_report)
 
     exp = sub.add_parser("export", help="export a trace file to Perfetto (Chrome JSON), CSV or Parquet")
@@ -123,7 +149,9 @@ def warn_damage(tf: TraceFile) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     tf = TraceFile.open(args.file)
-    rep = build_report(tf)
+    reasons = [n for arg in args.reason for n in arg.split(",") if n] if args.reason else None
+    sel = Selection.of(tf, args.cpu, reasons, args.since, args.until)
+    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs)
     if args.json:
         print(json.dumps(rep, indent=1, default=str))
     else:

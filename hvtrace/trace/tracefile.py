@@ -10,6 +10,8 @@ with a bad checksum is reported (``errors``) and skipped, the rest stays readabl
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import numpy.typing as npt
 
 from hvtrace.abi import HV_ABI_VERSION
 from hvtrace.exitcodes import ExitCode
+from hvtrace.trace import chunk_codec
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.fileformat import (
     CHUNK_HEADER,
@@ -28,7 +31,6 @@ from hvtrace.trace.fileformat import (
     FILE_HEADER,
     FILE_MAGIC,
     FLAG_SHUFFLE,
-    FLAG_ZLIB,
     FORMAT_VERSION,
     INDEX_DTYPE,
     INDEX_MAGIC,
@@ -62,6 +64,18 @@ __all__ = [
 ]
 
 
+#: Bytes of chunks checked between two :meth:`TraceFile.release` calls while verifying a mapped file.
+_RELEASE_EVERY = 32 << 20
+
+
+@dataclass(frozen=True)
+class ChunkBytes:
+    """A chunk's decompressed payload: byte-shuffled (one plane per record byte) or records as they are."""
+
+    raw: bytes
+    shuffled: bool
+
+
 #: Record layout by the ABI version in a file's header: this one's, and v1's (64-byte records).
 RECORD_DTYPES: dict[int, np.dtype[np.void]] = {HV_ABI_VERSION: RECORD_DTYPE, 1: RECORD_DTYPE_V1}
 
@@ -81,7 +95,7 @@ class TraceFile:
     errors: list[ChunkError] = field(default_factory=list)
     truncated_at: int | None = None  # offset where an incomplete chunk starts (capture killed)
     index_error: str | None = None  # the index was present but damaged (rebuilt by scanning)
-    _data: bytes = b""
+    _data: bytes | mmap.mmap = b""
     _abi: int = HV_ABI_VERSION  # the records' ABI version (file header): v1 records are widened on read
     _code: dict[int, bytes] | None = None
     _bad: dict[int, ChunkError] = field(default_factory=dict)  # index row -> why it is skipped
@@ -89,9 +103,13 @@ class TraceFile:
 
     @classmethod
     def open(cls, path: Path) -> TraceFile:
+        """Map the file (read-only): chunks are read from it as needed and the pages already checked or
+        read are handed back (:meth:`release`), so memory stays bounded whatever the file's size."""
         path = Path(path)
         try:
-            data = path.read_bytes()
+            with path.open("rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                data: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except FileNotFoundError:
             raise TraceError(ExitCode.NO_INPUT, f"trace file {path} does not exist") from None
         except IsADirectoryError:
@@ -101,8 +119,8 @@ class TraceFile:
         return cls.from_bytes(data, path)
 
     @classmethod
-    def from_bytes(cls, data: bytes, path: Path | str = "<bytes>") -> TraceFile:
-        """Parse a whole trace file held in memory; any malformation is a TraceError (never another)."""
+    def from_bytes(cls, data: bytes | mmap.mmap, path: Path | str = "<bytes>") -> TraceFile:
+        """Parse a whole trace file held in memory (or mapped); any malformation is a TraceError."""
         path = Path(path)
         if len(data) < FILE_HEADER.size or data[:8] != FILE_MAGIC:
             what = "empty" if not data else "not an hvtrace trace file (bad magic)"
@@ -135,7 +153,14 @@ class TraceFile:
                     meta[key] = tf.summary[key]
             check_meta(meta, path)
         tf._verify()
+        tf.release()
         return tf
+
+    def release(self) -> None:
+        """Hand the mapped file's pages back to the page cache (they are read again if needed): keeps the
+        resident size bounded after a pass over a big file. Nothing to do for a file held as bytes."""
+        if isinstance(self._data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            self._data.madvise(mmap.MADV_DONTNEED)
 
     def _load_index(self, start: int) -> bool:
         """Use the trailer's index when it is intact; a present but damaged one sets ``index_error``."""
@@ -224,15 +249,21 @@ class TraceFile:
             return f"unknown flags {flags:#x}"
         if off + CHUNK_HEADER.size + plen > len(data):
             return "payload beyond the end of the file"
-        if zlib.crc32(data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]) != pcrc:
+        with memoryview(data) as view:  # no copy of the payload
+            crc = zlib.crc32(view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen])
+        if crc != pcrc:
             return "checksum mismatch"
         return None
 
     def _verify(self) -> None:
+        checked = 0
         for i, row in enumerate(self.index.tolist()):  # plain tuples: fast for many chunks
             why = self._check_chunk(row)
             if why is not None:
                 self._skip(i, why)
+            if row[0] - checked > _RELEASE_EVERY:
+                self.release()
+                checked = row[0]
 
     def _skip(self, i: int, why: str) -> ChunkError:
         if i not in self._bad:
@@ -243,36 +274,51 @@ class TraceFile:
         return self._bad[i]
 
     @property
+    def abi(self) -> int:
+        """The records' ABI version (file header); v1 records have no handling time or CR3."""
+        return self._abi
+
+    def damaged_chunks(self) -> set[int]:
+        """Index rows of the chunks skipped as damaged (so far: reading may find more)."""
+        return set(self._bad)
+
+    @property
     def recovered(self) -> bool:
         """True when the file had no valid index (capture killed): the index was rebuilt by scanning."""
         return self.summary is None
 
     def read_chunk(self, i: int) -> Records:
         """Records of chunk ``i`` (index order); a damaged chunk raises TraceError(BAD_DATA)."""
-        if i in self._bad:
-            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
-        row = self.index[i]
-        off = int(row["offset"])
-        _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
+        count, planes, dtype = self.chunk_bytes(i)
         if not count:
             return empty()
-        payload = self._data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
-        dtype = RECORD_DTYPES[self._abi]
-        want = count * dtype.itemsize  # <= 80 MiB: count was checked against MAX_CHUNK_RECORDS
-        raw: bytes = payload
-        if flags & FLAG_ZLIB:
-            d = zlib.decompressobj()
-            try:
-                raw = d.decompress(payload, want + 1)  # max_length: a bomb stops one byte past the size
-            except zlib.error as e:
-                err = self._skip(i, f"bad compressed data ({e})")
-                raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {err}") from None
-            if not d.eof:
-                raw += b"?"  # more output pending or stream incomplete: wrong length either way
-        if len(raw) != want:
-            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, 'wrong payload length')}")
-        recs = unshuffle(raw, count, dtype) if flags & FLAG_SHUFFLE else np.frombuffer(raw, dtype).copy()
+        recs = (
+            unshuffle(planes.raw, count, dtype)
+            if planes.shuffled
+            else np.frombuffer(planes.raw, dtype).copy()
+        )
         return recs if dtype is RECORD_DTYPE else widen_v1(recs)
+
+    def chunk_bytes(self, i: int) -> tuple[int, ChunkBytes, np.dtype[np.void]]:
+        """Chunk ``i``'s record count, decompressed payload and record layout (of the file's ABI:
+        v1 files' records have no tsc_resume / cr3); a damaged chunk raises TraceError(BAD_DATA)."""
+        if i in self._bad:
+            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
+        off = int(self.index["offset"][i])
+        _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
+        dtype = RECORD_DTYPES[self._abi]
+        if not count:
+            return 0, ChunkBytes(b"", False), dtype
+        want = count * dtype.itemsize  # <= 80 MiB: count was checked against MAX_CHUNK_RECORDS
+        with memoryview(self._data) as view:
+            try:
+                raw = chunk_codec.decode(
+                    view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen], flags, want
+                )
+                raw = bytes(raw) if isinstance(raw, memoryview) else raw  # stored payloads: no view kept
+            except chunk_codec.CodecError as e:
+                raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, str(e))}") from None
+        return count, ChunkBytes(raw, bool(flags & FLAG_SHUFFLE)), dtype
 
     def chunks(self, cpu: int | None = None) -> list[int]:
         rows = range(len(self.index))
