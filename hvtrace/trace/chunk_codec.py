@@ -1,22 +1,26 @@
 """Compression of a chunk's (byte-shuffled) payload, named by the chunk's flags (docs/trace-format.md).
 
-New files use zstd level 3 (FLAG_ZSTD), chosen on benchmarks/trace_codecs.py: on real captures it
-compresses as well as zlib level 1 or better and decodes several times faster, which is what
-`hvtrace report` spends its time on. zlib (FLAG_ZLIB) stays readable forever; a payload with neither
-flag is stored as it is.
+New files use zstd level 3 (FLAG_ZSTD), one frame per record field (FLAG_SPLIT), chosen on
+benchmarks/trace_codecs.py: on real captures zstd compresses as well as zlib level 1 or better and
+decodes several times faster, and split frames let `hvtrace report` decompress only the fields it reads
+(less than half the bytes). zlib (FLAG_ZLIB) stays readable forever; a payload with no codec flag is
+stored as it is.
 """
 
 from __future__ import annotations
 
+import struct
 import zlib
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
+import numpy as np
 import zstandard
 
-from hvtrace.trace.fileformat import FLAG_ZLIB, FLAG_ZSTD
+from hvtrace.trace.fileformat import FLAG_SHUFFLE, FLAG_SPLIT, FLAG_ZLIB, FLAG_ZSTD
 
-#: The codec flag and level a writer uses unless told otherwise.
-DEFAULT_FLAG: Final = FLAG_ZSTD
+#: The codec flags and level a writer uses unless told otherwise.
+DEFAULT_FLAG: Final = FLAG_ZSTD | FLAG_SPLIT
 ZSTD_LEVEL: Final = 3
 
 
@@ -24,8 +28,27 @@ class CodecError(ValueError):
     """A payload that does not decode to exactly the expected size (the message says why)."""
 
 
-def encode(raw: bytes, flag: int = DEFAULT_FLAG, level: int | None = None) -> bytes:
-    """``raw`` compressed with the codec of ``flag`` (FLAG_ZSTD, FLAG_ZLIB or 0 = stored)."""
+Planes = dict[str, np.ndarray[Any, np.dtype[np.uint8]]]  # field -> its byte planes (size x count)
+
+
+def field_layout(dtype: np.dtype[np.void]) -> list[tuple[str, int, int]]:
+    """(name, offset, size) of the record's fields in offset order (they tile the record exactly)."""
+    assert dtype.fields is not None
+    out = sorted(((n, int(f[1]), f[0].itemsize) for n, f in dtype.fields.items()), key=lambda x: x[1])
+    assert sum(size for _n, _o, size in out) == dtype.itemsize, "fields must tile the record"
+    return out
+
+
+def encode(raw: bytes, flag: int = DEFAULT_FLAG, level: int | None = None, dtype: Any = None) -> bytes:
+    """``raw`` (byte-shuffled records of ``dtype`` with FLAG_SPLIT) compressed with the codec of ``flag``
+    (FLAG_ZSTD, FLAG_ZLIB or 0 = stored; FLAG_SPLIT: one zstd frame per field, after a table)."""
+    if flag & FLAG_SPLIT:
+        layout = field_layout(dtype)
+        count = len(raw) // dtype.itemsize
+        cz = zstandard.ZstdCompressor(level=ZSTD_LEVEL if level is None else level)
+        frames = [cz.compress(raw[off * count : (off + size) * count]) for _n, off, size in layout]
+        table = struct.pack(f"<H{len(frames)}I", len(frames), *map(len, frames))
+        return table + b"".join(frames)
     if flag == FLAG_ZSTD:
         # write_content_size (the default) lets the reader check the size before allocating
         return zstandard.ZstdCompressor(level=ZSTD_LEVEL if level is None else level).compress(raw)
@@ -39,22 +62,55 @@ def encode(raw: bytes, flag: int = DEFAULT_FLAG, level: int | None = None) -> by
 _ZSTD = zstandard.ZstdDecompressor()
 
 
-def decode(payload: bytes | memoryview, flags: int, want: int) -> bytes | memoryview:
+def _zstd(payload: bytes | memoryview, want: int) -> bytes:
+    try:
+        size = zstandard.frame_content_size(payload)
+    except zstandard.ZstdError:
+        size = -2
+    if size != want:  # -1: size not in the frame (not ours); checked before anything is allocated
+        raise CodecError("wrong payload length" if size >= 0 else "bad compressed data (zstd frame)")
+    try:
+        return _ZSTD.decompress(payload, max_output_size=want)
+    except zstandard.ZstdError as e:
+        raise CodecError(f"bad compressed data ({e})") from None
+
+
+def decode_planes(
+    payload: bytes | memoryview, flags: int, count: int, dtype: np.dtype[np.void], names: Sequence[str]
+) -> Planes:
+    """The byte planes (size x count, u8) of the named fields of a chunk's ``count`` records; with
+    FLAG_SPLIT only their frames are decompressed. A CodecError when the payload does not decode."""
+    layout = {n: (off, size) for n, off, size in field_layout(dtype)}
+    if flags & FLAG_SPLIT:
+        if not flags & FLAG_SHUFFLE or not flags & FLAG_ZSTD or flags & FLAG_ZLIB:
+            raise CodecError(f"unsupported codec flags {flags:#x}")
+        nf = len(layout)
+        if len(payload) < 2 + 4 * nf or struct.unpack_from("<H", payload)[0] != nf:
+            raise CodecError("bad field table")
+        lengths = struct.unpack_from(f"<{nf}I", payload, 2)
+        if 2 + 4 * nf + sum(lengths) != len(payload):
+            raise CodecError("wrong payload length")
+        starts = np.cumsum((2 + 4 * nf, *lengths)).tolist()
+        order = [n for n, _o, _s in field_layout(dtype)]
+        out: Planes = {}
+        for n in names:
+            j, size = order.index(n), layout[n][1]
+            raw = _zstd(payload[starts[j] : starts[j + 1]], size * count)
+            out[n] = np.frombuffer(raw, dtype=np.uint8).reshape(size, count)
+        return out
+    raw = decode(payload, flags, count * dtype.itemsize)
+    flat = np.frombuffer(raw, dtype=np.uint8)
+    whole = flat.reshape(dtype.itemsize, count) if flags & FLAG_SHUFFLE else flat.reshape(count, -1).T
+    return {n: whole[layout[n][0] : layout[n][0] + layout[n][1]] for n in names}
+
+
+def decode(payload: bytes | memoryview, flags: int, want: int) -> bytes:
     """The ``want`` bytes of a payload; a damaged or hostile one (bomb, wrong size) is a CodecError
     and never makes an allocation bigger than ``want`` + 1."""
     if flags & FLAG_ZSTD and flags & FLAG_ZLIB:
         raise CodecError(f"conflicting codec flags {flags:#x}")
     if flags & FLAG_ZSTD:
-        try:
-            size = zstandard.frame_content_size(payload)
-        except zstandard.ZstdError:
-            size = -2
-        if size != want:  # -1: size not in the frame (not ours); checked before anything is allocated
-            raise CodecError("wrong payload length" if size >= 0 else "bad compressed data (zstd frame)")
-        try:
-            return _ZSTD.decompress(payload, max_output_size=want)
-        except zstandard.ZstdError as e:
-            raise CodecError(f"bad compressed data ({e})") from None
+        return _zstd(payload, want)
     if flags & FLAG_ZLIB:
         d = zlib.decompressobj()
         try:
@@ -66,4 +122,4 @@ def decode(payload: bytes | memoryview, flags: int, want: int) -> bytes | memory
         return raw
     if len(payload) != want:
         raise CodecError("wrong payload length")
-    return payload
+    return bytes(payload)  # a copy: no view of the file is kept

@@ -108,7 +108,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The report of the selected records (default: all) as a JSON-ready dict."""
     sel = selection or Selection.of(tf)
-    agg = scan(tf, sel.chunks(tf), sel.mask, jobs)
+    agg = scan(tf, sel.chunks(tf), sel.mask, jobs, sel.fields)
     meta = tf.meta
     hz = meta.get("tsc_hz")
     timed = tf.abi >= 2

@@ -49,26 +49,37 @@ class GroupStats:
         return {k: v / hz for k, v in vals.items()} if hz else vals
 
 
-def _group_by(
-    groups: dict[int, GroupStats], ids: np.ndarray[Any, Any], keys: list[int], cols: Columns
-) -> None:
+@dataclass
+class _Timed:
+    """A batch's records with a known handling time: their index, ticks and histogram bucket."""
+
+    index: np.ndarray[Any, np.dtype[np.intp]]
+    ticks: np.ndarray[Any, np.dtype[np.int64]]
+    bucket: np.ndarray[Any, np.dtype[np.int64]]
+
+    @classmethod
+    def of(cls, cols: Columns) -> _Timed:
+        index = np.flatnonzero(cols["timed"])
+        ticks = cols["handling"][index].astype(np.int64)
+        return cls(index, ticks, report_hist.bucket_of(ticks))
+
+
+def _group_by(groups: dict[int, GroupStats], ids: np.ndarray[Any, Any], keys: list[int], t: _Timed) -> None:
     """Add a batch's records to ``groups``: record r belongs to ``keys[ids[r]]``."""
     n = len(keys)
     counts = np.bincount(ids, minlength=n)
-    valid = cols["timed"]
-    gv, hv = ids[valid], cols["handling"][valid]
+    gv = ids[t.index]
     timed = np.bincount(gv, minlength=n)
-    sums = np.bincount(gv, weights=hv.astype(np.float64), minlength=n)
+    sums = np.bincount(gv, weights=t.ticks, minlength=n)
     lo = np.full(n, _NONE, dtype=np.int64)
     hi = np.full(n, -1, dtype=np.int64)
-    hvi = hv.astype(np.int64)
-    np.minimum.at(lo, gv, hvi)
-    np.maximum.at(hi, gv, hvi)
-    hist = np.bincount(
-        gv * report_hist.BUCKETS + report_hist.bucket_of(hv), minlength=n * report_hist.BUCKETS
-    )
+    np.minimum.at(lo, gv, t.ticks)
+    np.maximum.at(hi, gv, t.ticks)
+    hist = np.bincount(gv * report_hist.BUCKETS + t.bucket, minlength=n * report_hist.BUCKETS)
     hist = hist.reshape(n, report_hist.BUCKETS)
     for j, key in enumerate(keys):
+        if not counts[j]:
+            continue
         part = GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
         if key in groups:
             groups[key].merge(part)
@@ -76,10 +87,24 @@ def _group_by(
             groups[key] = part
 
 
-def _dense(values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], list[int]]:
-    """Small dense ids for a batch's values and the value of each id."""
-    uniq, ids = np.unique(values, return_inverse=True)
-    return ids.reshape(-1), uniq.tolist()
+def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.intp]], list[int]]:
+    """Small dense ids for a batch's values (each below ``space``) and the value of each id; a lookup
+    table instead of a sort (np.unique), which would cost more than the rest of the batch."""
+    present = np.flatnonzero(np.bincount(values, minlength=space))
+    lut = np.zeros(space, dtype=np.intp)
+    lut[present] = np.arange(len(present))
+    return lut[values], present.tolist()
+
+
+def _reason_ids(
+    kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], list[int]]:
+    """Dense ids of the (kind, reason) pairs and each id's key ``kind << 16 | reason``."""
+    rid, rvals = _dense(reason, 1 << 16)
+    kid, kvals = _dense(kind, 1 << 8)
+    pair, pvals = _dense(rid * len(kvals) + kid, len(rvals) * len(kvals))
+    keys = [kvals[p % len(kvals)] << 16 | rvals[p // len(kvals)] for p in pvals]
+    return pair, keys
 
 
 @dataclass
@@ -101,9 +126,9 @@ class Aggregate:
         self.first_tsc = min(self.first_tsc, int(tsc.min()))
         self.last_tsc = max(self.last_tsc, int(tsc.max()))
         kind = cols["kind"]
-        key = kind.astype(np.uint32) << np.uint32(16) | cols["reason"].astype(np.uint32)
-        _group_by(self.by_reason, *_dense(key), cols)
-        _group_by(self.by_cpu, *_dense(cols["cpu"]), cols)
+        timed = _Timed.of(cols)
+        _group_by(self.by_reason, *_reason_ids(kind, cols["reason"]), timed)
+        _group_by(self.by_cpu, *_dense(cols["cpu"], 1 << 16), timed)
         for k, (_title, fld, shift) in DRILLDOWNS.items():
             sel = kind == k
             if not sel.any():

@@ -3,7 +3,8 @@
 HDR-histogram style: values below 64 ticks have a bucket each (exact); above, every power of two is cut
 into 32 equal sub-buckets, so a bucket is at most 1/32 of its values wide. A percentile is read as its
 bucket's midpoint, clamped to the exact min and max: within 1/64 (1.6 %) of the true value. 1,920
-buckets cover every u64; merging two histograms is adding them.
+buckets cover every u64 (bucketing goes through float64: exact for ticks below 2^53, about 40 days at
+2.5 GHz); merging two histograms is adding them.
 """
 
 from __future__ import annotations
@@ -24,21 +25,12 @@ def empty() -> Hist:
     return np.zeros(BUCKETS, dtype=np.int64)
 
 
-def bucket_of(values: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Each value's bucket number (vectorised)."""
-    v = values.astype(np.uint64, copy=False)
-    bits = np.zeros(len(v), dtype=np.int64)
-    big = v >= _EXACT
-    if big.any():
-        vb = v[big]
-        # bit length from the float exponent, corrected where rounding to float carried into the next power
-        length = np.frexp(vb.astype(np.float64))[1].astype(np.int64)
-        length -= (vb >> (length - 1).astype(np.uint64)) == 0
-        shift = (length - SUB_BITS - 1).astype(np.uint64)
-        top = (vb >> shift).astype(np.int64)  # in [32, 64)
-        bits[big] = _EXACT + (length - SUB_BITS - 2) * _SUB + (top - _SUB)
-    bits[~big] = v[~big].astype(np.int64)
-    return bits
+def bucket_of(values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Each value's bucket number (vectorised; values are ticks, far below 2^53)."""
+    mant, exp = np.frexp(values.astype(np.float64))  # value = mant * 2^exp, mant in [0.5, 1)
+    top = (mant * (2 * _SUB)).astype(np.int64)  # the value's 6 leading bits: 32..63
+    big = _EXACT + (exp.astype(np.int64) - SUB_BITS - 2) * _SUB + (top - _SUB)
+    return np.where(values < _EXACT, values.astype(np.int64), big)
 
 
 def bucket_mid(b: int) -> float:

@@ -20,7 +20,7 @@ from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.filters import reason_mask
 from hvtrace.trace.report_agg import Columns
-from hvtrace.trace.report_scan import chunk_columns
+from hvtrace.trace.report_scan import FIELDS, chunk_columns
 from hvtrace.trace.tracefile import TraceFile
 
 Position = tuple[int, int, int]  # tsc, cpu, seq
@@ -158,6 +158,12 @@ class Selection:
             else:
                 sel.until = pos  # None: past the last record, no upper bound
         return sel
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Record fields the report reads: ``seq`` only to place records against a window bound."""
+        needs_seq = self.since is not None or self.until is not None
+        return tuple(f for f in FIELDS if f != "seq" or needs_seq)
 
     def chunks(self, tf: TraceFile) -> list[int]:
         """Readable chunks that may hold selected records (by CPU and TSC range, from the index)."""

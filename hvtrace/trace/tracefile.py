@@ -14,6 +14,7 @@ import mmap
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ from hvtrace.trace.fileformat import (
     CHUNK_MAGIC,
     FILE_HEADER,
     FILE_MAGIC,
-    FLAG_SHUFFLE,
     FORMAT_VERSION,
     INDEX_DTYPE,
     INDEX_MAGIC,
@@ -43,7 +43,6 @@ from hvtrace.trace.fileformat import (
     check_meta,
     decode_code,
     json_object,
-    unshuffle,
 )
 from hvtrace.trace.records import RECORD_DTYPE, RECORD_DTYPE_V1, Records, empty, time_order, widen_v1
 from hvtrace.trace.writer import TraceWriter
@@ -66,14 +65,6 @@ __all__ = [
 
 #: Bytes of chunks checked between two :meth:`TraceFile.release` calls while verifying a mapped file.
 _RELEASE_EVERY = 32 << 20
-
-
-@dataclass(frozen=True)
-class ChunkBytes:
-    """A chunk's decompressed payload: byte-shuffled (one plane per record byte) or records as they are."""
-
-    raw: bytes
-    shuffled: bool
 
 
 #: Record layout by the ABI version in a file's header: this one's, and v1's (64-byte records).
@@ -289,36 +280,39 @@ class TraceFile:
 
     def read_chunk(self, i: int) -> Records:
         """Records of chunk ``i`` (index order); a damaged chunk raises TraceError(BAD_DATA)."""
-        count, planes, dtype = self.chunk_bytes(i)
+        dtype = RECORD_DTYPES[self._abi]
+        count, planes = self.chunk_planes(i, dtype.names or ())
         if not count:
             return empty()
-        recs = (
-            unshuffle(planes.raw, count, dtype)
-            if planes.shuffled
-            else np.frombuffer(planes.raw, dtype).copy()
-        )
+        order = [n for n, _off, _size in chunk_codec.field_layout(dtype)]
+        recs = np.concatenate([planes[n] for n in order]).T.copy().reshape(-1).view(dtype)
         return recs if dtype is RECORD_DTYPE else widen_v1(recs)
 
-    def chunk_bytes(self, i: int) -> tuple[int, ChunkBytes, np.dtype[np.void]]:
-        """Chunk ``i``'s record count, decompressed payload and record layout (of the file's ABI:
-        v1 files' records have no tsc_resume / cr3); a damaged chunk raises TraceError(BAD_DATA)."""
+    def chunk_planes(self, i: int, names: Sequence[str]) -> tuple[int, chunk_codec.Planes]:
+        """Chunk ``i``'s record count and the byte planes (size x count) of the named fields, decoding
+        no more than needed (split chunks: only their frames); a damaged chunk raises TraceError. Fields
+        the file's ABI lacks (v1: tsc_resume, cr3) are not in the result."""
         if i in self._bad:
             raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
         off = int(self.index["offset"][i])
         _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
         dtype = RECORD_DTYPES[self._abi]
+        have = [n for n in names if n in (dtype.names or ())]
         if not count:
-            return 0, ChunkBytes(b"", False), dtype
-        want = count * dtype.itemsize  # <= 80 MiB: count was checked against MAX_CHUNK_RECORDS
-        with memoryview(self._data) as view:
+            return 0, {}
+        with memoryview(self._data) as view:  # count <= MAX_CHUNK_RECORDS: sizes are bounded
+            payload = view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
             try:
-                raw = chunk_codec.decode(
-                    view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen], flags, want
-                )
-                raw = bytes(raw) if isinstance(raw, memoryview) else raw  # stored payloads: no view kept
+                planes = chunk_codec.decode_planes(payload, flags, count, dtype, have)
             except chunk_codec.CodecError as e:
                 raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, str(e))}") from None
-        return count, ChunkBytes(raw, bool(flags & FLAG_SHUFFLE)), dtype
+            finally:
+                payload.release()
+        return count, planes
+
+    def record_dtype(self) -> np.dtype[np.void]:
+        """The layout of the file's records as stored (v1 files: 64 bytes, no tsc_resume / cr3)."""
+        return RECORD_DTYPES[self._abi]
 
     def chunks(self, cpu: int | None = None) -> list[int]:
         rows = range(len(self.index))
