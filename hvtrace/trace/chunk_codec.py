@@ -1,15 +1,15 @@
 """Compression of a chunk's (byte-shuffled) payload, named by the chunk's flags (docs/trace-format.md).
 
-New files use zstd level 3 (FLAG_ZSTD), one frame per record field (FLAG_SPLIT), chosen on
-benchmarks/trace_codecs.py: on real captures zstd compresses as well as zlib level 1 or better and
-decodes several times faster, and split frames let `hvtrace report` decompress only the fields it reads
-(less than half the bytes). zlib (FLAG_ZLIB) stays readable forever; a payload with no codec flag is
-stored as it is.
+New files use zstd level 3 (FLAG_ZSTD), chosen on benchmarks/trace_codecs.py over real captures: it
+compresses better than zlib level 1 (16.8x vs 15.0x, 4.8 vs 5.4 bytes a record) and decodes ~30 times
+faster (GB/s), which is what `hvtrace report` spends its time on. lz4 decodes faster still but makes
+files ~15 % bigger; one zstd frame per record field (so a report would decode only its fields) made
+files bigger and decoded the report's fields slower than one frame of everything. zlib (FLAG_ZLIB)
+stays readable forever; a payload with no codec flag is stored as it is.
 """
 
 from __future__ import annotations
 
-import struct
 import zlib
 from collections.abc import Sequence
 from typing import Any, Final
@@ -17,10 +17,10 @@ from typing import Any, Final
 import numpy as np
 import zstandard
 
-from hvtrace.trace.fileformat import FLAG_SHUFFLE, FLAG_SPLIT, FLAG_ZLIB, FLAG_ZSTD
+from hvtrace.trace.fileformat import FLAG_SHUFFLE, FLAG_ZLIB, FLAG_ZSTD
 
 #: The codec flags and level a writer uses unless told otherwise.
-DEFAULT_FLAG: Final = FLAG_ZSTD | FLAG_SPLIT
+DEFAULT_FLAG: Final = FLAG_ZSTD
 ZSTD_LEVEL: Final = 3
 
 
@@ -39,16 +39,8 @@ def field_layout(dtype: np.dtype[np.void]) -> list[tuple[str, int, int]]:
     return out
 
 
-def encode(raw: bytes, flag: int = DEFAULT_FLAG, level: int | None = None, dtype: Any = None) -> bytes:
-    """``raw`` (byte-shuffled records of ``dtype`` with FLAG_SPLIT) compressed with the codec of ``flag``
-    (FLAG_ZSTD, FLAG_ZLIB or 0 = stored; FLAG_SPLIT: one zstd frame per field, after a table)."""
-    if flag & FLAG_SPLIT:
-        layout = field_layout(dtype)
-        count = len(raw) // dtype.itemsize
-        cz = zstandard.ZstdCompressor(level=ZSTD_LEVEL if level is None else level)
-        frames = [cz.compress(raw[off * count : (off + size) * count]) for _n, off, size in layout]
-        table = struct.pack(f"<H{len(frames)}I", len(frames), *map(len, frames))
-        return table + b"".join(frames)
+def encode(raw: bytes, flag: int = DEFAULT_FLAG, level: int | None = None) -> bytes:
+    """``raw`` compressed with the codec of ``flag`` (FLAG_ZSTD, FLAG_ZLIB or 0 = stored)."""
     if flag == FLAG_ZSTD:
         # write_content_size (the default) lets the reader check the size before allocating
         return zstandard.ZstdCompressor(level=ZSTD_LEVEL if level is None else level).compress(raw)
@@ -78,26 +70,9 @@ def _zstd(payload: bytes | memoryview, want: int) -> bytes:
 def decode_planes(
     payload: bytes | memoryview, flags: int, count: int, dtype: np.dtype[np.void], names: Sequence[str]
 ) -> Planes:
-    """The byte planes (size x count, u8) of the named fields of a chunk's ``count`` records; with
-    FLAG_SPLIT only their frames are decompressed. A CodecError when the payload does not decode."""
+    """The byte planes (size x count, u8; views of one decompressed payload) of the named fields of a
+    chunk's ``count`` records. A CodecError when the payload does not decode."""
     layout = {n: (off, size) for n, off, size in field_layout(dtype)}
-    if flags & FLAG_SPLIT:
-        if not flags & FLAG_SHUFFLE or not flags & FLAG_ZSTD or flags & FLAG_ZLIB:
-            raise CodecError(f"unsupported codec flags {flags:#x}")
-        nf = len(layout)
-        if len(payload) < 2 + 4 * nf or struct.unpack_from("<H", payload)[0] != nf:
-            raise CodecError("bad field table")
-        lengths = struct.unpack_from(f"<{nf}I", payload, 2)
-        if 2 + 4 * nf + sum(lengths) != len(payload):
-            raise CodecError("wrong payload length")
-        starts = np.cumsum((2 + 4 * nf, *lengths)).tolist()
-        order = [n for n, _o, _s in field_layout(dtype)]
-        out: Planes = {}
-        for n in names:
-            j, size = order.index(n), layout[n][1]
-            raw = _zstd(payload[starts[j] : starts[j + 1]], size * count)
-            out[n] = np.frombuffer(raw, dtype=np.uint8).reshape(size, count)
-        return out
     raw = decode(payload, flags, count * dtype.itemsize)
     flat = np.frombuffer(raw, dtype=np.uint8)
     whole = flat.reshape(dtype.itemsize, count) if flags & FLAG_SHUFFLE else flat.reshape(count, -1).T

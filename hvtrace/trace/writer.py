@@ -36,7 +36,7 @@ class TraceWriter:
         if not 0 < chunk_records <= layout.MAX_CHUNK_RECORDS:
             raise ValueError(f"chunk_records must be 1..{layout.MAX_CHUNK_RECORDS}")
         self.chunk_records = chunk_records
-        self.codec = codec  # chunk flags: ZSTD | SPLIT (default), ZSTD, ZLIB (as older files) or 0
+        self.codec = codec  # a chunk flag: FLAG_ZSTD (default), FLAG_ZLIB (as older files) or 0 (stored)
         self.level = level  # the codec's level; None = its default (chunk_codec)
         self.meta = {"format_version": layout.FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
         self.meta.setdefault("start_time", time.time())
@@ -88,7 +88,7 @@ class TraceWriter:
         self._write_chunk(cpu, chunk)
 
     def _write_chunk(self, cpu: int, recs: Records) -> None:
-        payload = chunk_codec.encode(layout.shuffle(recs), self.codec, self.level, recs.dtype)
+        payload = chunk_codec.encode(layout.shuffle(recs), self.codec, self.level)
         lost = self._lost_pending.pop(cpu, 0)
         first_seq, last_seq = int(recs["seq"][0]), int(recs["seq"][-1])
         tsc = recs["tsc"]
