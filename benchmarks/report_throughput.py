@@ -11,7 +11,8 @@ only zlib chunks and holds the whole record array plus sorted copies, ~200 bytes
 run on the 50 M file, which would need ~10 GB). The new report is also run on that zlib copy, to
 separate the codec's share from the streaming's.
 
-Peak RSS is the largest resident size of any process of the report (the main one or a worker; each
+Rates are per wall second and per CPU second (user + system of every process of the run: on a shared
+machine the CPU seconds say more than the wall time). Peak RSS is the largest resident size of any process of the report (the main one or a worker; each
 worker reads its own chunks), from getrusage(RUSAGE_CHILDREN) of a wrapper that runs only that command.
 """
 
@@ -58,6 +59,7 @@ def old_checkout(dest: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(paths.repo_root()), "archive", OLD_REV, "hvtrace"], check=True, capture_output=True
     ).stdout
+    dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 
@@ -71,9 +73,9 @@ def zlib_copy(src: Path, dest: Path) -> Path:
     return dest
 
 
-def line(what: str, n: int, t: float, rss: int, t_cat: float) -> None:
-    rate = f"{n / t / 1e6:7.2f} M rec/s"
-    print(f"  {what:<34} {t:8.2f} s {rate}  peak RSS {rss / 1024:7.1f} MB  {t / t_cat:6.1f}x cat")
+def line(what: str, n: int, t: float, cpu: float, rss: int, t_cat: float) -> None:
+    rate = f"{n / t / 1e6:6.2f} M rec/s ({n / cpu / 1e6:6.2f} per CPU s)"
+    print(f"  {what:<34} {t:7.2f} s {rate}  peak RSS {rss / 1024:6.1f} MB  {t / t_cat:5.1f}x cat")
 
 
 def main() -> None:
@@ -98,8 +100,9 @@ def main() -> None:
             size = path.stat().st_size
             print(f"\n{path.name}: {n} records, {size / 1e6:.0f} MB ({size / n:.1f} bytes/record)")
             rounds = ROUNDS if n <= 10_000_000 else 1
-            t_cat, _ = best(["sh", "-c", f"cat {path} > /dev/null"], rounds)
+            t_cat, _, _ = best(["sh", "-c", f"cat {path} > /dev/null"], rounds)
             print(f"  {'cat > /dev/null':<34} {t_cat:8.2f} s {n / t_cat / 1e6:7.2f} M rec/s")
+            line("python -m hvtrace --help (startup)", n, *best([*report[:3], "--help"], rounds), t_cat)
             line("hvtrace report", n, *best([*report, str(path)], rounds), t_cat)
             line("hvtrace report --jobs 1", n, *best([*report, "--jobs", "1", str(path)], rounds), t_cat)
             if n != min(sizes):

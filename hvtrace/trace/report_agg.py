@@ -51,24 +51,24 @@ class GroupStats:
 
 @dataclass
 class _Timed:
-    """A batch's records with a known handling time: their index, ticks and histogram bucket."""
+    """A batch's records with a known handling time: their index (None: all), ticks, histogram bucket."""
 
-    index: np.ndarray[Any, np.dtype[np.intp]]
+    index: np.ndarray[Any, np.dtype[np.intp]] | None
     ticks: np.ndarray[Any, np.dtype[np.int64]]
     bucket: np.ndarray[Any, np.dtype[np.int64]]
 
     @classmethod
     def of(cls, cols: Columns) -> _Timed:
-        index = np.flatnonzero(cols["timed"])
-        ticks = cols["handling"][index].astype(np.int64)
+        timed = cols["timed"]
+        index = None if timed.all() else np.flatnonzero(timed)  # all: the usual v2 case, no gather
+        ticks = cols["handling"].view(np.int64) if index is None else cols["handling"][index].view(np.int64)
         return cls(index, ticks, report_hist.bucket_of(ticks))
 
 
-def _group_by(groups: dict[int, GroupStats], ids: np.ndarray[Any, Any], keys: list[int], t: _Timed) -> None:
-    """Add a batch's records to ``groups``: record r belongs to ``keys[ids[r]]``."""
-    n = len(keys)
+def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[GroupStats]:
+    """The stats of each of ``n`` cells of a batch: record r is in cell ``ids[r]``."""
     counts = np.bincount(ids, minlength=n)
-    gv = ids[t.index]
+    gv = ids if t.index is None else ids[t.index]
     timed = np.bincount(gv, minlength=n)
     sums = np.bincount(gv, weights=t.ticks, minlength=n)
     lo = np.full(n, _NONE, dtype=np.int64)
@@ -77,14 +77,17 @@ def _group_by(groups: dict[int, GroupStats], ids: np.ndarray[Any, Any], keys: li
     np.maximum.at(hi, gv, t.ticks)
     hist = np.bincount(gv * report_hist.BUCKETS + t.bucket, minlength=n * report_hist.BUCKETS)
     hist = hist.reshape(n, report_hist.BUCKETS)
-    for j, key in enumerate(keys):
-        if not counts[j]:
-            continue
-        part = GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
-        if key in groups:
-            groups[key].merge(part)
-        else:
-            groups[key] = part
+    return [
+        GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
+        for j in range(n)
+    ]
+
+
+def _add(groups: dict[int, GroupStats], key: int, st: GroupStats) -> None:
+    if key in groups:
+        groups[key].merge(st)
+    else:
+        groups[key] = GroupStats(st.count, st.timed, st.ticks, st.lo, st.hi, st.hist.copy())
 
 
 def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.intp]], list[int]]:
@@ -96,15 +99,17 @@ def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np
     return lut[values], present.tolist()
 
 
-def _reason_ids(
-    kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]
-) -> tuple[np.ndarray[Any, Any], list[int]]:
-    """Dense ids of the (kind, reason) pairs and each id's key ``kind << 16 | reason``."""
-    rid, rvals = _dense(reason, 1 << 16)
-    kid, kvals = _dense(kind, 1 << 8)
-    pair, pvals = _dense(rid * len(kvals) + kid, len(rvals) * len(kvals))
-    keys = [kvals[p % len(kvals)] << 16 | rvals[p // len(kvals)] for p in pvals]
-    return pair, keys
+def _cells(cols: Columns) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
+    """Dense ids of a batch's (kind, reason, CPU) cells and each cell's (``kind << 16 | reason``, CPU):
+    one grouping feeds both tables."""
+    cpu = cols["cpu"]
+    rid, rvals = _dense(cols["reason"], 1 << 16)
+    kid, kvals = _dense(cols["kind"], 1 << 8)
+    cid, cvals = _dense(cpu, int(cpu.max()) + 1)
+    nk, nc = len(kvals), len(cvals)
+    cell, present = _dense((rid * nk + kid) * nc + cid, len(rvals) * nk * nc)
+    keys = [(kvals[(p // nc) % nk] << 16 | rvals[p // nc // nk], cvals[p % nc]) for p in present]
+    return cell, keys
 
 
 @dataclass
@@ -126,9 +131,10 @@ class Aggregate:
         self.first_tsc = min(self.first_tsc, int(tsc.min()))
         self.last_tsc = max(self.last_tsc, int(tsc.max()))
         kind = cols["kind"]
-        timed = _Timed.of(cols)
-        _group_by(self.by_reason, *_reason_ids(kind, cols["reason"]), timed)
-        _group_by(self.by_cpu, *_dense(cols["cpu"], 1 << 16), timed)
+        ids, keys = _cells(cols)
+        for (reason_key, cpu), st in zip(keys, _cell_stats(ids, len(keys), _Timed.of(cols)), strict=True):
+            _add(self.by_reason, reason_key, st)
+            _add(self.by_cpu, cpu, st)
         for k, (_title, fld, shift) in DRILLDOWNS.items():
             sel = kind == k
             if not sel.any():
@@ -144,10 +150,7 @@ class Aggregate:
         self.last_tsc = max(self.last_tsc, other.last_tsc)
         for mine, theirs in ((self.by_reason, other.by_reason), (self.by_cpu, other.by_cpu)):
             for key, st in theirs.items():
-                if key in mine:
-                    mine[key].merge(st)
-                else:
-                    mine[key] = st
+                _add(mine, key, st)
         for k, vals in other.drill.items():
             d = self.drill.setdefault(k, {})
             for v, c in vals.items():

@@ -76,7 +76,7 @@ def _with_handling(cols: Columns) -> Columns:
     resume, tsc = cols.get("tsc_resume"), cols.get("tsc")
     if resume is None or tsc is None:  # ABI v1 file: not recorded
         cols["timed"] = np.zeros(len(cols["cpu"]), dtype=bool)
-        cols["handling"] = np.zeros(len(cols["cpu"]), dtype=np.uint64)
+        cols["handling"] = np.zeros(len(cols["cpu"]), dtype=np.uint64)  # ticks (u64; < 2^63)
     else:
         cols["timed"] = (resume != 0) & (resume >= tsc)
         cols["handling"] = resume - tsc  # meaningful where timed
