@@ -12,8 +12,9 @@ run on the 50 M file, which would need ~10 GB). The new report is also run on th
 separate the codec's share from the streaming's.
 
 Rates are per wall second and per CPU second (user + system of every process of the run: on a shared
-machine the CPU seconds say more than the wall time). Peak RSS is the largest resident size of any process of the report (the main one or a worker; each
-worker reads its own chunks), from getrusage(RUSAGE_CHILDREN) of a wrapper that runs only that command.
+machine the CPU seconds say more than the wall time). Peak RSS is the largest resident size of any
+process of the report (the main one or a worker; each worker reads its own chunks), from
+getrusage(RUSAGE_CHILDREN) of a wrapper that runs only that command.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def zlib_copy(src: Path, dest: Path) -> Path:
     return dest
 
 
-def line(what: str, n: int, t: float, cpu: float, rss: int, t_cat: float) -> None:
+def line(what: str, n: int, measured: tuple[float, float, int], t_cat: float) -> None:
+    t, cpu, rss = measured
     rate = f"{n / t / 1e6:6.2f} M rec/s ({n / cpu / 1e6:6.2f} per CPU s)"
     print(f"  {what:<34} {t:7.2f} s {rate}  peak RSS {rss / 1024:6.1f} MB  {t / t_cat:5.1f}x cat")
 
@@ -102,9 +104,9 @@ def main() -> None:
             rounds = ROUNDS if n <= 10_000_000 else 1
             t_cat, _, _ = best(["sh", "-c", f"cat {path} > /dev/null"], rounds)
             print(f"  {'cat > /dev/null':<34} {t_cat:8.2f} s {n / t_cat / 1e6:7.2f} M rec/s")
-            line("python -m hvtrace --help (startup)", n, *best([*report[:3], "--help"], rounds), t_cat)
-            line("hvtrace report", n, *best([*report, str(path)], rounds), t_cat)
-            line("hvtrace report --jobs 1", n, *best([*report, "--jobs", "1", str(path)], rounds), t_cat)
+            line("python -m hvtrace --help (startup)", n, best([*report[:3], "--help"], rounds), t_cat)
+            line("hvtrace report", n, best([*report, str(path)], rounds), t_cat)
+            line("hvtrace report --jobs 1", n, best([*report, "--jobs", "1", str(path)], rounds), t_cat)
             if n != min(sizes):
                 continue
             old = old_checkout(Path(tmp, "old"))
@@ -118,7 +120,7 @@ def main() -> None:
                 *best([*old_cmd, "report", str(zpath)], 1, env),
                 t_cat,
             )
-            line("hvtrace report, zlib copy", n, *best([*report, str(zpath)], rounds), t_cat)
+            line("hvtrace report, zlib copy", n, best([*report, str(zpath)], rounds), t_cat)
 
 
 if __name__ == "__main__":
