@@ -37,22 +37,24 @@ OLD_REV = "9f85e2f"  # main before the streaming report (hvtrace report held eve
 ROUNDS = 3
 _WRAP = (
     "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(u.ru_maxrss, u.ru_utime + u.ru_stime); sys.exit(r.returncode)"
 )
 
 
-def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run of ``argv``."""
+def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (every process of it) and peak RSS (KiB) of one run of ``argv``."""
     t0 = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", _WRAP, *argv], capture_output=True, text=True, env=env, check=True
     )
-    return time.perf_counter() - t0, int(out.stdout.split()[-1])
+    rss, cpu = out.stdout.split()[-2:]
+    return time.perf_counter() - t0, float(cpu), int(rss)
 
 
-def best(argv: list[str], rounds: int, env: dict[str, str] | None = None) -> tuple[float, int]:
+def best(argv: list[str], rounds: int, env: dict[str, str] | None = None) -> tuple[float, float, int]:
     runs = [run(argv, env) for _ in range(rounds)]
-    return min(t for t, _ in runs), max(r for _, r in runs)
+    return min(t for t, _, _ in runs), min(c for _, c, _ in runs), max(r for _, _, r in runs)
 
 
 def old_checkout(dest: Path) -> Path:
