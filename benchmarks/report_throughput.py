@@ -119,7 +119,7 @@ def main() -> None:
             line(
                 f"previous report ({OLD_REV}), zlib",
                 n,
-                *best([*old_cmd, "report", str(zpath)], 1, env),
+                best([*old_cmd, "report", str(zpath)], 1, env),
                 t_cat,
             )
             line("hvtrace report, zlib copy", n, best([*report, str(zpath)], rounds), t_cat)
