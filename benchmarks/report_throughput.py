@@ -57,6 +57,25 @@ def best(argv: list[str], rounds: int, env: dict[str, str] | None = None) -> tup
     return min(t for t, _, _ in runs), min(c for _, c, _ in runs), max(r for _, _, r in runs)
 
 
+_IN_PROCESS = (
+    "import resource, sys, time\n"
+    "from hvtrace.trace.report import build_report\n"
+    "from hvtrace.trace.tracefile import TraceFile\n"
+    "t, c = time.perf_counter(), time.process_time()\n"
+    "build_report(TraceFile.open(sys.argv[1]), jobs=int(sys.argv[2]) or None)\n"
+    "k, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)\n"
+    "print(time.perf_counter() - t, time.process_time() - c + k.ru_utime + k.ru_stime,"
+    " max(k.ru_maxrss, me.ru_maxrss))\n"
+)
+
+
+def in_process(path: Path, jobs: int | None) -> tuple[float, float, int]:
+    """The report's own work (open + build_report), timed inside a fresh interpreter after its imports."""
+    argv = [sys.executable, "-c", _IN_PROCESS, str(path), str(jobs or 0)]
+    wall, cpu, rss = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    return float(wall), float(cpu), int(rss)
+
+
 def old_checkout(dest: Path) -> Path:
     """The previous version's hvtrace package, extracted from git at OLD_REV."""
     archive = subprocess.run(
@@ -109,6 +128,8 @@ def main() -> None:
             line("python -m hvtrace --help (startup)", n, best([*report[:3], "--help"], rounds), t_cat)
             line("hvtrace report", n, best([*report, str(path)], rounds), t_cat)
             line("hvtrace report --jobs 1", n, best([*report, "--jobs", "1", str(path)], rounds), t_cat)
+            for j in (1, None):
+                line(f"in process, no startup, jobs {j or 'all'}", n, in_process(path, j), t_cat)
             if n != min(sizes):
                 continue
             old = old_checkout(Path(tmp, "old"))
