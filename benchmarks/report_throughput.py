@@ -42,18 +42,18 @@ _WRAP = (
 )
 
 
-def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (every process of it) and peak RSS (KiB) of one run of ``argv``."""
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", _WRAP, *argv], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", _WRAP, *argv], capture_output=True, text=True, cwd=cwd, check=True
     )
     rss, cpu = out.stdout.split()[-2:]
     return time.perf_counter() - t0, float(cpu), int(rss)
 
 
-def best(argv: list[str], rounds: int, env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    runs = [run(argv, env) for _ in range(rounds)]
+def best(argv: list[str], rounds: int, cwd: Path | None = None) -> tuple[float, float, int]:
+    runs = [run(argv, cwd) for _ in range(rounds)]
     return min(t for t, _, _ in runs), min(c for _, c, _ in runs), max(r for _, _, r in runs)
 
 
@@ -77,7 +77,8 @@ def in_process(path: Path, jobs: int | None) -> tuple[float, float, int]:
 
 
 def old_checkout(dest: Path) -> Path:
-    """The previous version's hvtrace package, extracted from git at OLD_REV."""
+    """The previous version's hvtrace package, extracted from git at OLD_REV (run with it as the
+    working directory: `python -c` puts that first on sys.path, before the installed package)."""
     archive = subprocess.run(
         ["git", "-C", str(paths.repo_root()), "archive", OLD_REV, "hvtrace"], check=True, capture_output=True
     ).stdout
@@ -135,12 +136,11 @@ def main() -> None:
             old = old_checkout(Path(tmp, "old"))
             zpath = zlib_copy(path, Path(tmp, "zlib.hvt"))
             print(f"  zlib copy (readable by {OLD_REV}): {zpath.stat().st_size / 1e6:.0f} MB")
-            env = dict(os.environ, PYTHONPATH=str(old))
             old_cmd = [sys.executable, "-c", "import sys; from hvtrace.cli import main; sys.exit(main())"]
             line(
                 f"previous report ({OLD_REV}), zlib",
                 n,
-                best([*old_cmd, "report", str(zpath)], 1, env),
+                best([*old_cmd, "report", str(zpath)], 1, cwd=old),
                 t_cat,
             )
             line("hvtrace report, zlib copy", n, best([*report, str(zpath)], rounds), t_cat)
