@@ -65,7 +65,8 @@ class _Positions:
 
     def __init__(self, tf: TraceFile) -> None:
         self.tf = tf
-        ok = np.array([i not in tf.damaged_chunks() for i in range(len(tf.index))], dtype=bool)
+        bad = tf.damaged_chunks()
+        ok = np.array([i not in bad for i in range(len(tf.index))], dtype=bool)
         idx = tf.index
         self.rows = np.flatnonzero(ok & (idx["count"] > 0))
         self.first = idx["first_tsc"][self.rows].astype(np.int64)
@@ -138,6 +139,8 @@ class Selection:
         if reasons:  # unknown names are a usage error now, before any chunk is read
             reason_mask(np.zeros(0, dtype=[("kind", "u1"), ("reason", "<u2")]), reasons, vendor)
         sel = cls(vendor, cpus, reasons)
+        if since is None and until is None:
+            return sel
         positions = _Positions(tf)
         for name, b in (("since", since), ("until", until)):
             if b is None:
