@@ -66,7 +66,7 @@ def register(sub: Subcommands) -> None:
         "--sort", choices=("count", "time"), default="count", help="order by count or by handling time"
     )
     rep.add_argument(
-        "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: the CPUs)"
+        "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
     )
     rep.set_defaults(func=cmd_report)
 

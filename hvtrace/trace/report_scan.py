@@ -128,7 +128,12 @@ def _work(chunks: list[int]) -> tuple[Aggregate, list[int]]:
 
 
 def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The CPUs this process may use that are not already busy (1-minute load average): on a shared
+    machine whose CPUs are all busy, workers only add fork and merge costs (benchmarks/
+    report_throughput.py measured a 2-process report slower than one under a load of 16 on 2 CPUs)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    idle = cpus - int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cpus
+    return max(1, min(cpus, idle))
 
 
 def scan(
