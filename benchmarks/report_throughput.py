@@ -128,7 +128,8 @@ def main() -> None:
             print(f"  {'cat > /dev/null':<34} {t_cat:8.2f} s {n / t_cat / 1e6:7.2f} M rec/s")
             line("python -m hvtrace --help (startup)", n, best([*report[:3], "--help"], rounds), t_cat)
             line("hvtrace report", n, best([*report, str(path)], rounds), t_cat)
-            line("hvtrace report --jobs 1", n, best([*report, "--jobs", "1", str(path)], rounds), t_cat)
+            for j in ("1", "2"):
+                line(f"hvtrace report --jobs {j}", n, best([*report, "--jobs", j, str(path)], rounds), t_cat)
             for j in (1, None):
                 line(f"in process, no startup, jobs {j or 'all'}", n, in_process(path, j), t_cat)
             if n != min(sizes):
