@@ -50,8 +50,10 @@ class _Batch:
         for f, t in self.types.items():
             if t.itemsize == 1:
                 self.cols[f][n:end] = planes[f][0]
-            else:
-                self.cols[f].view(np.uint8).reshape(self.capacity, t.itemsize)[n:end] = planes[f].T
+            else:  # byte j of every value from plane j: contiguous reads, strided writes (the fastest)
+                dst, size = self.cols[f].view(np.uint8)[n * t.itemsize : end * t.itemsize], t.itemsize
+                for j, plane in enumerate(planes[f]):
+                    dst[j::size] = plane
         self.n = end
 
     def take(self) -> Columns:
