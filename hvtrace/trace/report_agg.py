@@ -99,16 +99,34 @@ def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np
     return lut[values], present.tolist()
 
 
-def _cells(cols: Columns) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
+class _Ids:
+    """Small ids for the values seen so far (reasons, kinds: a few dozen), kept across batches: one
+    lookup a batch, and a sort only of values not seen before."""
+
+    def __init__(self, space: int) -> None:
+        self.lut = np.full(space, -1, dtype=np.intp)
+        self.values: list[int] = []
+
+    def of(self, values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.intp]]:
+        ids = self.lut[values]
+        new = ids < 0
+        if new.any():
+            for v in np.unique(values[new]).tolist():
+                self.lut[v] = len(self.values)
+                self.values.append(v)
+            ids = self.lut[values]
+        out: np.ndarray[Any, np.dtype[np.intp]] = ids
+        return out
+
+
+def _cells(cols: Columns, reasons: _Ids, kinds: _Ids) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
     """Dense ids of a batch's (kind, reason, CPU) cells and each cell's (``kind << 16 | reason``, CPU):
     one grouping feeds both tables."""
     cpu = cols["cpu"]
-    rid, rvals = _dense(cols["reason"], 1 << 16)
-    kid, kvals = _dense(cols["kind"], 1 << 8)
-    cid, cvals = _dense(cpu, int(cpu.max()) + 1)
-    nk, nc = len(kvals), len(cvals)
-    cell, present = _dense((rid * nk + kid) * nc + cid, len(rvals) * nk * nc)
-    keys = [(kvals[(p // nc) % nk] << 16 | rvals[p // nc // nk], cvals[p % nc]) for p in present]
+    rid, kid = reasons.of(cols["reason"]), kinds.of(cols["kind"])
+    nk, nc = len(kinds.values), int(cpu.max()) + 1
+    cell, present = _dense((rid * nk + kid) * nc + cpu, len(reasons.values) * nk * nc)
+    keys = [(kinds.values[(p // nc) % nk] << 16 | reasons.values[p // nc // nk], p % nc) for p in present]
     return cell, keys
 
 
@@ -120,6 +138,8 @@ class Aggregate:
     by_reason: dict[int, GroupStats] = field(default_factory=dict)  # key: kind << 16 | reason
     by_cpu: dict[int, GroupStats] = field(default_factory=dict)
     drill: dict[int, dict[int, int]] = field(default_factory=dict)  # kind -> value -> count
+    _reasons: _Ids = field(default_factory=lambda: _Ids(1 << 16), repr=False, compare=False)
+    _kinds: _Ids = field(default_factory=lambda: _Ids(1 << 8), repr=False, compare=False)
 
     def add(self, cols: Columns) -> None:
         """Add a batch of (already filtered) records given as columns (see report_scan.COLUMNS)."""
@@ -131,7 +151,7 @@ class Aggregate:
         self.first_tsc = min(self.first_tsc, int(tsc.min()))
         self.last_tsc = max(self.last_tsc, int(tsc.max()))
         kind = cols["kind"]
-        ids, keys = _cells(cols)
+        ids, keys = _cells(cols, self._reasons, self._kinds)
         for (reason_key, cpu), st in zip(keys, _cell_stats(ids, len(keys), _Timed.of(cols)), strict=True):
             _add(self.by_reason, reason_key, st)
             _add(self.by_cpu, cpu, st)
