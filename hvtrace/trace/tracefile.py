@@ -1,6 +1,6 @@
 """The hvtrace trace file (.hvt): see docs/trace-format.md for the layout.
 
-Writer: header, then chunks of one CPU's records (zlib of the byte-shuffled records, CRC-32), flushed
+Writer: header, then chunks of one CPU's records (zstd of the byte-shuffled records, CRC-32), flushed
 as they fill or on demand, so a capture killed with SIGKILL leaves every complete chunk readable; at
 close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary (with the code map: the
 instruction bytes at every distinct RIP, when the capture could read guest memory), then a fixed trailer.
