@@ -2,7 +2,7 @@
 version's report. One run each (best of ROUNDS for the small file); numbers for the notes, no asserts.
 
 Usage: .venv/bin/python -m benchmarks.report_throughput [--sizes 5,50] [--dir DIR] [--jobs N]
-The files (benchmarks/synthetic_trace.py: 4 CPUs, a realistic reason mix, monotonic TSCs, written with
+The files (benchmarks/report_synthetic.py: 4 CPUs, a realistic reason mix, monotonic TSCs, written with
 the real TraceWriter, zstd) are kept in --dir when given, so a second run reuses them.
 
 Previous version: the hvtrace package at OLD_REV (the commit before the streaming report) is extracted
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import synthetic_trace
+from benchmarks import report_synthetic
 from hvtrace import paths
 from hvtrace.trace.fileformat import FLAG_ZLIB
 from hvtrace.trace.tracefile import TraceFile
@@ -119,7 +119,7 @@ def main() -> None:
             path = where / f"synthetic-{n // 1_000_000}M.hvt"
             if not path.exists():
                 t0 = time.perf_counter()
-                synthetic_trace.write(path, n)
+                report_synthetic.write(path, n)
                 print(f"wrote {path.name} in {time.perf_counter() - t0:.0f} s")
             size = path.stat().st_size
             print(f"\n{path.name}: {n} records, {size / 1e6:.0f} MB ({size / n:.1f} bytes/record)")

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from hvtrace import __version__
-from hvtrace.commands import doctor, gdb, run, tui
+from hvtrace.commands import doctor, gdb, query, run, tui
 from hvtrace.commands.parser import HvArgumentParser, UsageError, err, exit_code_lines
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.trace import cli as trace_cli
@@ -24,7 +24,7 @@ def build_parser() -> HvArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hvtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, doctor, trace_cli, gdb, tui):  # the order of `hvtrace --help`
+    for module in (run, doctor, trace_cli, query, gdb, tui):  # the order of `hvtrace --help`
         module.register(sub)
     return parser
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        err("usage error: no command given (choose run, doctor, capture, report, export or gdb)")
+        err("usage error: no command given (choose run, doctor, capture, report, export, query or gdb)")
         return ExitCode.USAGE
     try:
         code: int = args.func(args)

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from hvtrace.decode.vendor import reason_names
+from hvtrace.symbols import SymbolTable
 from hvtrace.trace.code import CodeCache
 from hvtrace.trace.records import Records
 
@@ -42,8 +43,10 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
     """
     BINDINGS: ClassVar[list[BindingType]] = list(bindings(MAIN, REPLAY))
 
-    def __init__(self, source: Source, *, log_capacity: int = 1 << 20) -> None:
-        super().__init__(source, log_capacity=log_capacity)
+    def __init__(
+        self, source: Source, *, log_capacity: int = 1 << 20, symbols: SymbolTable | None = None
+    ) -> None:
+        super().__init__(source, log_capacity=log_capacity, symbols=symbols)
         self.poller = Poller(source)
 
     # ------------------------------------------------------------------ layout
@@ -88,6 +91,7 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
             if self.base_tsc is None:
                 self.base_tsc = int(batch["tsc"].min())
             self.stats.add(batch)
+            self._find_slide(batch)
             if not self.log_paused:
                 self.recent.append(batch)
         self.rate.add(time.monotonic(), n)
@@ -115,6 +119,7 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
         if len(played):
             self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
             self.stats.add(played)
+            self._find_slide(played)
             self.recent.append(played[-self.log_capacity :])
         self._reason_table.reset()
         self._log_view.sync()

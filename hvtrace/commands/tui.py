@@ -10,6 +10,7 @@ from pathlib import Path
 from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
+from hvtrace.symbols import add_symbols_argument
 
 
 def register(sub: Subcommands) -> None:
@@ -30,6 +31,7 @@ def register(sub: Subcommands) -> None:
         metavar="SECONDS",
         help="stop a started session after",
     )
+    add_symbols_argument(t)
     t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
     t.set_defaults(func=cmd_tui)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.filters import reason_mask
+from hvtrace.trace.records import Records
 from hvtrace.trace.report_agg import Columns
 from hvtrace.trace.report_scan import FIELDS, chunk_columns
 from hvtrace.trace.tracefile import TraceFile
@@ -182,6 +184,18 @@ class Selection:
             keep &= idx["first_tsc"] <= np.uint64(self.until[0])
         bad = tf.damaged_chunks()
         return [i for i in np.flatnonzero(keep).tolist() if i not in bad]
+
+    def records(self, tf: TraceFile) -> Iterator[Records]:
+        """The selected records, chunk by chunk (whole records: for sections that need other fields);
+        damaged chunks are skipped (and recorded in ``tf``)."""
+        for i in self.chunks(tf):
+            try:
+                recs = tf.read_chunk(i)
+            except TraceError:
+                continue
+            keep = self.mask({name: recs[name] for name in ("kind", "reason", "cpu", "tsc", "seq")})
+            yield recs if keep is None else recs[keep]
+            tf.release()
 
     def mask(self, cols: Columns) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Records of a batch to keep; None = all (the common case costs nothing)."""
