@@ -192,3 +192,20 @@ def test_a_v1_file_reports_handling_time_unknown() -> None:
     assert rep["handling_known"] is False
     assert all(r["handling"] is None and r["time_percent"] is None for r in rep["by_reason"])
     assert "handling time unknown (ABI v1 file" in format_text(rep)
+
+
+def test_symbols_section_counts_the_selected_records(
+    storm: Path, recs: Records, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smap = tmp_path / "System.map"  # one symbol holding every RIP of the (identity-mapped) storm guest
+    smap.write_text(
+        f"{int(recs['rip'].min()):016x} T guest_code\n{int(recs['rip'].max()) + 16:016x} T _etext\n"
+    )
+    args = ["report", "--json", "--cpu", "1", "--reason", "CPUID", "--symbols", str(smap), str(storm)]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (row,) = doc["symbols"]["top_locations"]
+    want = int(((recs["cpu"] == 1) & (recs["kind"] == kind_code("CPUID"))).sum())
+    assert row["count"] == want == doc["records"]
+    assert sum(loc["count"] for loc in row["locations"]) == want
+    assert all(loc["location"].startswith("guest_code+") for loc in row["locations"])
