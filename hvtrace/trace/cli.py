@@ -15,6 +15,7 @@ from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.kaslr import apply_slide
 from hvtrace.launch.guest import launch_options
 from hvtrace.symbols import add_symbols_argument, load_symbols, symbolizer
+from hvtrace.trace import report_select
 from hvtrace.trace.capture import Capture
 from hvtrace.trace.exit_batches import Symbolize
 from hvtrace.trace.export import FORMATS, PERFETTO_JSON_MAX, export, perfetto_kind
@@ -22,6 +23,7 @@ from hvtrace.trace.export_parquet import check_output_dir
 from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
+from hvtrace.trace.report_select import Selection
 from hvtrace.trace.report_symbols import format_section, symbols_section
 from hvtrace.trace.tracefile import TraceFile
 
@@ -44,9 +46,33 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--quiet", action="store_true", help="no progress line")
     cap.set_defaults(func=cmd_capture)
 
-    rep = sub.add_parser("report", help="per-reason / per-CPU statistics of a trace file")
+    rep = sub.add_parser(
+        "report",
+        help="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
+        description="Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
+        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory.",
+    )
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
+    rep.add_argument("--cpu", type=report_select.cpu_list, metavar="N[,N]", help="only these CPUs")
+    rep.add_argument(
+        "--reason", action="append", metavar="NAME[,NAME]", help="only these reasons (kind or native names)"
+    )
+    for opt, what in (("--since", "from"), ("--until", "before")):
+        rep.add_argument(
+            opt, type=report_select.bound, metavar="POS",
+            help=f"only records {what} POS: seconds after the first record (1.5s) or a record number in "
+            "time order (1000r)",
+        )  # fmt: skip
+    rep.add_argument(
+        "--top", type=values.positive_int, metavar="N", help="only the first N rows of each table"
+    )
+    rep.add_argument(
+        "--sort", choices=("count", "time"), default="count", help="order by count or by handling time"
+    )
+    rep.add_argument(
+        "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
+    )
     add_symbols_argument(rep)
     rep.set_defaults(func=cmd_report)
 
@@ -146,10 +172,11 @@ def warn_damage(tf: TraceFile) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     tf = TraceFile.open(args.file)
     table = load_symbols(args.symbols)  # before the report: a bad file fails fast
-    rep = build_report(tf)
-    if table is not None:
-        chunks = (recs for _i, recs in tf.iter_chunks())
-        rep["symbols"] = symbols_section(chunks, table, int(tf.meta.get("vendor") or 0))
+    reasons = [n for arg in args.reason for n in arg.split(",") if n] if args.reason else None
+    sel = Selection.of(tf, args.cpu, reasons, args.since, args.until)
+    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs)
+    if table is not None:  # the selected records only, a second streaming pass
+        rep["symbols"] = symbols_section(sel.records(tf), table, int(tf.meta.get("vendor") or 0))
     if args.json:
         print(json.dumps(rep, indent=1, default=str))
     else:
