@@ -40,7 +40,11 @@ class TraceWriter:
         self.level = level  # the codec's level; None = its default (chunk_codec)
         self.meta = {"format_version": layout.FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
         self.meta.setdefault("start_time", time.time())
-        self._fh: IO[bytes] = self.path.open("wb")
+        # A new file, never the old one truncated: readers map trace files (TraceFile.open), and a
+        # mapping of a file truncated under it faults (SIGBUS); an unlinked one lives on for them.
+        if self.path.is_file():
+            self.path.unlink()
+        self._fh: IO[bytes] = self.path.open("xb")
         blob = json.dumps(self.meta, sort_keys=True).encode()
         self._fh.write(
             layout.FILE_HEADER.pack(
