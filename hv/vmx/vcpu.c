@@ -306,27 +306,7 @@ static void dump(struct vcpu *vc, const char *why)
 }
 
 const struct vcpu_ops vmx_vcpu_ops = {
-    .rsp = get_rsp,
-    .set_rsp = set_rsp,
-    .rip = get_rip,
-    .set_rip = set_rip,
-    .rflags = get_rflags,
-    .set_rflags = set_rflags,
-    .insn_len = insn_len,
-    .advance = advance,
-    .cpl = cpl,
-    .code_bits = code_bits,
-    .seg_base = seg_base,
-    .set_cr2 = set_cr2,
-    .paging = paging,
-    .inject = inject,
-    .single_step = single_step,
-    .write_cr = write_cr,
-    .msr = msr,
-    .set_tsc_offset = set_tsc_offset,
-    .nmi_allowed = nmi_allowed,
+    VCPU_OPS_ACCESSORS,
     .nmi_window = nmi_window,
-    .step_arm = step_arm,
-    .dump = dump,
     .stage2_flush = invept_flush,
 };

@@ -43,6 +43,16 @@ static __noreturn void bad_option(const char *word, size_t n, const char *why)
     hv_fail(HV_STATUS_BAD_CMDLINE, "bad_cmdline", "command line option '%.*s': %s", (int)n, word, why);
 }
 
+/* A value chosen by name: the index of names[i] (NULL entries never match), else the option is refused. */
+static u32 choice(const char *w, size_t n, const char *v, size_t vn, const char *const *names, size_t count,
+                  const char *why)
+{
+    for (size_t i = 0; i < count; i++)
+        if (names[i] && word_is(v, vn, names[i]))
+            return (u32)i;
+    bad_option(w, n, why);
+}
+
 static void parse_option(const char *w, size_t n)
 {
     size_t k = 0;
@@ -54,22 +64,17 @@ static void parse_option(const char *w, size_t n)
     size_t vn = n - k - 1;
     u64 num;
     if (word_is(w, k, "fault")) {
-        static const struct { const char *name; enum fault_kind kind; } kinds[] = {
-            { "none", FAULT_NONE }, { "ud", FAULT_UD }, { "gp", FAULT_GP }, { "pf", FAULT_PF }, { "de", FAULT_DE },
+        static const char *const kinds[] = {
+            [FAULT_NONE] = "none", [FAULT_UD] = "ud", [FAULT_GP] = "gp", [FAULT_PF] = "pf", [FAULT_DE] = "de",
         };
-        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-            if (word_is(v, vn, kinds[i].name)) {
-                hv_options.fault = kinds[i].kind;
-                return;
-            }
-        bad_option(w, n, "fault must be one of none, ud, gp, pf, de");
+        hv_options.fault = choice(w, n, v, vn, kinds, ARRAY_SIZE(kinds),
+                                  "fault must be one of none, ud, gp, pf, de");
     } else if (word_is(w, k, "entry_fault")) {
-        if (word_is(v, vn, "control"))
-            hv_options.entry_fault = ENTRY_FAULT_CONTROL;
-        else if (word_is(v, vn, "guest_state"))
-            hv_options.entry_fault = ENTRY_FAULT_GUEST_STATE;
-        else
-            bad_option(w, n, "entry_fault must be control or guest_state");
+        static const char *const kinds[] = {
+            [ENTRY_FAULT_CONTROL] = "control", [ENTRY_FAULT_GUEST_STATE] = "guest_state",
+        };
+        hv_options.entry_fault = choice(w, n, v, vn, kinds, ARRAY_SIZE(kinds),
+                                        "entry_fault must be control or guest_state");
     } else if (word_is(w, k, "ring")) {
         if (!parse_u64(v, vn, &num) || num < 16 || num > HV_RING_MAX_CAPACITY || (num & (num - 1)))
             bad_option(w, n, "expected a power of two from 16 to 1048576");
@@ -79,12 +84,9 @@ static void parse_option(const char *w, size_t n)
             bad_option(w, n, "expected seconds from 0 to 600");
         hv_options.ring_wait_s = (u32)num;
     } else if (word_is(w, k, "ring_policy")) {
-        if (word_is(v, vn, "drop"))
-            hv_options.ring_policy = HV_RING_DROP_NEWEST;
-        else if (word_is(v, vn, "overwrite"))
-            hv_options.ring_policy = HV_RING_OVERWRITE;
-        else
-            bad_option(w, n, "ring_policy must be drop or overwrite");
+        static const char *const policies[] = { [HV_RING_DROP_NEWEST] = "drop", [HV_RING_OVERWRITE] = "overwrite" };
+        hv_options.ring_policy = choice(w, n, v, vn, policies, ARRAY_SIZE(policies),
+                                        "ring_policy must be drop or overwrite");
     } else if (word_is(w, k, "unhandled_exit_test")) {
         if (!parse_u64(v, vn, &num) || num > 1)
             bad_option(w, n, "expected 0 or 1");

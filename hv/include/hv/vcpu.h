@@ -102,6 +102,17 @@ struct vcpu_ops {
     void (*stage2_flush)(struct vcpu *v);
 };
 
+/*
+ * Every back end implements these accessors as static functions of the same names (hv/vmx/vcpu.c,
+ * hv/svm/vcpu.c): its ops table lists them with this, then adds its optional and own entries.
+ */
+#define VCPU_OPS_ACCESSORS                                                                              \
+    .rsp = get_rsp, .set_rsp = set_rsp, .rip = get_rip, .set_rip = set_rip, .rflags = get_rflags,          \
+    .set_rflags = set_rflags, .insn_len = insn_len, .advance = advance, .cpl = cpl, .code_bits = code_bits, \
+    .seg_base = seg_base, .set_cr2 = set_cr2, .paging = paging, .inject = inject, .single_step = single_step, \
+    .write_cr = write_cr, .msr = msr, .set_tsc_offset = set_tsc_offset, .nmi_allowed = nmi_allowed,        \
+    .step_arm = step_arm, .dump = dump
+
 #define VCPU_MSR_PASS 0
 #define VCPU_MSR_DONE 1
 #define VCPU_MSR_GP   2
