@@ -61,3 +61,30 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmioDriver]:
     drv = MmioDriver(out / "test_mmio")
     yield drv
     drv.close()
+
+
+# ------------------------------------------------- helpers of the emulator tests (test_mmio_emul*.py)
+CF, PF, AF, ZF, SF, DF, OF = 0x1, 0x4, 0x10, 0x40, 0x80, 0x400, 0x800
+R1 = 0x2  # the reserved bit 1
+ALL = CF | PF | AF | ZF | SF | OF
+
+
+def emul(drv: MmioDriver, bits: int, code: str, **kw: object) -> dict[str, str]:
+    kw.setdefault("rip", 0x1000)
+    return drv.run(mode="emul", bits=bits, bytes=code, **kw)
+
+
+def h(value: int) -> str:
+    return f"{value:x}"
+
+
+def dword(value: int) -> str:
+    return value.to_bytes(4, "little").hex()
+
+
+def done(got: dict[str, str], length: int, rip: int = 0x1000) -> None:
+    """Performed and stepped over; nothing injected by the emulator itself."""
+    assert got["status"] == "done", got
+    assert (got["len"], got["advanced"]) == (str(length), str(length)), got
+    assert got["rip"] == h(rip + length), got
+    assert got["injected"] == "0", got
