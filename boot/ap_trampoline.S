@@ -30,18 +30,7 @@ tramp_pm32:
     movw %ax, %ds
     movw %ax, %es
     movw %ax, %ss
-    movl %cr4, %eax
-    orl $CR4_PAE, %eax
-    movl %eax, %cr4
-    movl REL(ap_boot_params + 0), %eax      /* cr3 */
-    movl %eax, %cr3
-    movl $MSR_EFER, %ecx
-    rdmsr
-    orl $EFER_LME, %eax
-    wrmsr
-    movl %cr0, %eax
-    orl $(CR0_PG | CR0_NE | CR0_WP), %eax
-    movl %eax, %cr0
+    ENABLE_LONG_MODE(REL(ap_boot_params + 0), CR0_PG | CR0_NE | CR0_WP)   /* ap_boot_params + 0: CR3 */
     ljmpl $0x18, $REL(tramp_lm64)
 
     .code64

@@ -79,20 +79,8 @@ _start32:
     cmpl $4, %ecx
     jb 3b
 
-    /* CR4.PAE, CR3, EFER.LME, then CR0.PG activates IA-32e mode. */
-    movl %cr4, %eax
-    orl $CR4_PAE, %eax
-    movl %eax, %cr4
-    movl $boot_pml4, %eax
-    movl %eax, %cr3
-    movl $MSR_EFER, %ecx
-    rdmsr
-    orl $EFER_LME, %eax
-    wrmsr
-    movl %cr0, %eax
-    /* GRUB leaves CR0.NE clear; VMX requires it set (CR0 FIXED0), so set it for every CPU here. */
-    orl $(CR0_PG | CR0_PE | CR0_NE | CR0_WP), %eax
-    movl %eax, %cr0
+    /* GRUB leaves CR0.NE clear; VMX requires it set (CR0 FIXED0), so it is set for every CPU here. */
+    ENABLE_LONG_MODE($boot_pml4, CR0_PG | CR0_PE | CR0_NE | CR0_WP)
 
     lgdt boot_gdtr
     ljmp $BOOT_CS64, $long_mode_entry

@@ -21,18 +21,23 @@ isr_\v:
     jmp isr_common
     .endm
 
+    /* \m v for every vector v in from..to; by recursion, so in ranges of 64 (gas limits macro nesting). */
     .altmacro
-    .macro isr_stubs from, to
-    isr_stub %\from
+    .macro for_vectors m, from, to
+    \m %\from
     .if \to - \from
-    isr_stubs %(\from + 1), \to
+    for_vectors \m, %(\from + 1), \to
     .endif
     .endm
 
-    isr_stubs 0, 63
-    isr_stubs 64, 127
-    isr_stubs 128, 191
-    isr_stubs 192, 255
+    .macro for_all_vectors m
+    for_vectors \m, 0, 63
+    for_vectors \m, 64, 127
+    for_vectors \m, 128, 191
+    for_vectors \m, 192, 255
+    .endm
+
+    for_all_vectors isr_stub
 
 isr_common:
     pushq %rax
@@ -77,14 +82,5 @@ isr_common:
     .macro isr_addr v
     .quad isr_\v
     .endm
-    .macro isr_addrs from, to
-    isr_addr %\from
-    .if \to - \from
-    isr_addrs %(\from + 1), \to
-    .endif
-    .endm
 isr_table:
-    isr_addrs 0, 63
-    isr_addrs 64, 127
-    isr_addrs 128, 191
-    isr_addrs 192, 255
+    for_all_vectors isr_addr
