@@ -47,6 +47,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def timeout(text: str) -> float:
+    """`--timeout` of `run`: positive seconds, or 0 for none (a run that only ends when stopped)."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass  # seconds() names the bad word
+    return seconds(text)
+
+
 def memory(text: str) -> int:
     try:
         return parse_memory(text)
