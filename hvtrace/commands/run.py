@@ -9,7 +9,7 @@ import sys
 from typing import cast
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, err, exit_code_lines, out
+from hvtrace.commands.parser import Subcommands, err, out
 from hvtrace.commands.session_options import add_guest_arguments, add_qemu_arguments
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.interrupts import Interrupted, raise_on_signals
@@ -25,9 +25,6 @@ def register(sub: Subcommands) -> None:
         "run",
         help="boot the hypervisor under an emulator and report its status",
         description="Build the image if needed, boot it, stream its console, exit with its status.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus), or the "
-        f"guest's own exit code (GUEST_EXIT hypercall, isa-debug-exit)\n{exit_code_lines()}",
     )
     run.add_argument(
         "--backend",

@@ -30,8 +30,8 @@ def register(sub: Subcommands) -> None:
     )
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
-    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS")
-    cap.add_argument("--count", type=values.positive_int, metavar="N")
+    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS", help="stop after this long")
+    cap.add_argument("--count", type=values.positive_int, metavar="N", help="stop after N records")
     cap.add_argument("--until-reason", metavar="NAME", help="stop after the first such exit")
     cap.add_argument("--cpu", type=values.nonneg_int, action="append", metavar="N", help="keep CPU N")
     cap.add_argument("--reason", action="append", metavar="NAME", help="keep this reason")
@@ -46,13 +46,22 @@ def register(sub: Subcommands) -> None:
 
     exp = sub.add_parser("export", help="export a trace file to Perfetto (Chrome JSON), CSV or Parquet")
     exp.add_argument("file", type=Path, metavar="FILE")
-    exp.add_argument("--format", choices=("perfetto", "csv", "parquet"), required=True)
-    exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    exp.add_argument(
+        "--format",
+        choices=("perfetto", "csv", "parquet"),
+        required=True,
+        help="perfetto: Chrome JSON for ui.perfetto.dev (one track per CPU); csv; parquet",
+    )
+    exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="file to write")
     exp.set_defaults(func=cmd_export)
 
 
 def _progress(line: str) -> None:
-    print(f"\\r{line}   ", end="", file=sys.stderr, flush=True)
+    # Rewrite one line in place on a terminal; a pipe or log file gets one plain line per update.
+    if sys.stderr.isatty():
+        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -96,7 +105,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
             err(f"interrupted by {e} before the capture started")
             return e.exit_code
-    if not args.quiet:
+    if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
     lost = summary["lost_total"]
     print(
