@@ -105,6 +105,10 @@ class RingReader:
     def head(self) -> int:
         return self._u64(_HEAD)
 
+    def tail(self) -> int:
+        """The last sequence number the ring's consumer says it has read (drop-newest policy)."""
+        return self._u64(_TAIL)
+
     def _dropped(self) -> int:
         return self._u64(_DROPPED)
 
@@ -194,6 +198,32 @@ class RingSet:
         self.readers = [
             RingReader(source, paddr, lossless=lossless) for _, paddr in sorted(disc.rings.items())
         ]
+
+    def skip_backlog(self) -> None:
+        """Read from now on: skip what the rings hold (a passive reader counting live intervals)."""
+        for r in self.readers:
+            r.next_seq = r.head() + 1
+            r.stats.overwritten = 0
+            r._dropped_base = r._dropped()
+
+    def claim_unread(self, tails: dict[int, int]) -> list[int]:
+        """Become the consumer of drop-newest rings nobody reads: full, and their tail unchanged since
+        the last call (``tails`` keeps what was seen, per CPU); a claimed ring is read from its newest
+        record on (its backlog is old). Returns the CPUs claimed now."""
+        claimed: list[int] = []
+        for r in self.readers:
+            if r.lossless or r.policy != HvRingPolicy.DROP_NEWEST or not isinstance(r.source, WritableSource):
+                continue
+            tail = r.tail()
+            head = r.head()
+            if head - tail >= r.capacity and tails.get(r.cpu) == tail:
+                r.lossless = True
+                r.next_seq = head + 1
+                r._dropped_base = r._dropped()
+                r.write_tail(head)  # frees the ring now: the next poll only writes it after records
+                claimed.append(r.cpu)
+            tails[r.cpu] = tail
+        return claimed
 
     def poll(self, max_per_cpu: int | None = None) -> Records:
         batches = [r.poll(max_per_cpu) for r in self.readers]
