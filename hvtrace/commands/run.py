@@ -58,8 +58,9 @@ def register(sub: Subcommands) -> None:
         "--timeout",
         type=values.timeout,
         metavar="SECONDS",
-        help="give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180; "
-        "none for a run that only ends when stopped: storm=1 without storm_iters, or hang=1)",
+        help="give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180, "
+        "with --guest 600; none for a run that only ends when stopped: storm=1 without storm_iters, "
+        "or hang=1)",
     )
     run.add_argument(
         "--gdb",
@@ -120,11 +121,18 @@ def runs_until_stopped(hv_cmdline: str) -> bool:
     return storm or words.get("hang") == "1"
 
 
+#: Default wait for a run with a guest kernel: a Linux boot under TCG on a busy host takes minutes.
+GUEST_TIMEOUT = 600.0
+
+
 def session_timeout(args: argparse.Namespace, hv_cmdline: str) -> float | None:
     """The wait limit: --timeout as given (0 = none); without it none for a run meant to be attached
-    to (it only ends when stopped), else the back end's default (None)."""
+    to (it only ends when stopped), GUEST_TIMEOUT with a guest kernel, else the back end's default
+    (None)."""
     if args.timeout == 0 or (args.timeout is None and runs_until_stopped(hv_cmdline)):
         return math.inf
+    if args.timeout is None and args.guest is not None:
+        return GUEST_TIMEOUT
     return cast("float | None", args.timeout)
 
 

@@ -27,7 +27,8 @@ def session_timeout(*argv: str) -> float | None:
         (("--timeout", "0"), math.inf),
         (("--backend", "bochs"), 180.0),
         (("--guest", "hv/build/guests/mbtest.elf", "--hv-append", "storm=1"), math.inf),
-        (("--guest", "hv/build/guests/mbtest.elf", "--append", "storm=1"), 60.0),  # the guest's cmdline
+        (("--guest", "hv/build/guests/mbtest.elf", "--append", "storm=1"), 600.0),  # the guest's cmdline
+        (("--guest", "hv/build/guests/mbtest.elf", "--timeout", "30"), 30.0),
     ],
 )
 def test_timeout_follows_whether_the_run_ends_by_itself(argv: tuple[str, ...], expected: float) -> None:
