@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hvtrace.decode.record_meaning import DRILLDOWNS, KIND_NAMES, drill_text
+from hvtrace.decode.record_meaning import DRILLDOWNS, KIND_NAMES, drill_key, drill_text
 from hvtrace.decode.vendor import reason_name
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
@@ -87,7 +87,7 @@ def build_report(tf: TraceFile, recs: Records | None = None) -> dict[str, Any]:
     for kind, (title, fld, shift) in DRILLDOWNS.items():
         sel = recs[recs["kind"] == kind]
         if len(sel):
-            rows = _group(sel, sel[fld] >> np.uint64(shift), len(sel), span_s)
+            rows = _group(sel, drill_key(int(kind), sel[fld] >> np.uint64(shift)), len(sel), span_s)
             for r in rows:
                 v = int(r.pop("key"))
                 r["value"] = v << shift

@@ -9,7 +9,7 @@ from pathlib import Path
 
 BLOCK_RE = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: The README's placeholder for the RAM file a running `hvtrace run` printed.
-RAM_PLACEHOLDER_RE = re.compile(r"/dev/shm/hvtrace-(?:\.\.\.\.|…)\.ram")
+RAM_PLACEHOLDER_RE = re.compile(r"/dev/shm/hvtrace-(?:\.\.\.|…)\.ram")
 
 #: How a command ends: by itself, or (long-running) how the README says to stop it.
 SETUP = "setup"  # ./bootstrap: the set-up command itself (and the whole test suite): not run here
