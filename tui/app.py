@@ -20,7 +20,6 @@ from textual.widgets import Footer, Header
 
 from hvtrace.decode.vendor import reason_names
 from hvtrace.trace.code import CodeCache
-from hvtrace.trace.records import Records
 
 from .break_actions import BreakActions
 from .keys import MAIN, REPLAY, bindings, palette
@@ -81,7 +80,7 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
             self._on_source(event)
         n = 0
         if taken.played is not None:
-            self._rebuild_from(taken.played)
+            self.rebuild_from(taken.played)
         elif taken.batches:
             batch = taken.batches[0] if len(taken.batches) == 1 else np.concatenate(taken.batches)
             n = len(batch)
@@ -108,16 +107,6 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
         self._cpu_panel.ensure(max(1, info.cpus))
         self._show_status()
         gc.freeze()  # and what the boot or attach made (the capture, its reader)
-
-    def _rebuild_from(self, played: Records) -> None:
-        self.stats.reset()
-        self.recent.clear()
-        if len(played):
-            self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
-            self.stats.add(played)
-            self.recent.append(played[-self.log_capacity :])
-        self._reason_table.reset()
-        self._log_view.sync()
 
     # ------------------------------------------------------------------ shutdown
     async def on_unmount(self) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 from textual.app import App
 
 from hvtrace.trace.code import CodeCache
+from hvtrace.trace.records import Records
 
 from .breaks import BreakController, BreakHit
 from .fmt import format_record
@@ -59,6 +60,17 @@ class TuiBase(App[None]):
         if new_records and not self.log_paused:
             self._log_view.sync()
         self._show_status()
+
+    def rebuild_from(self, played: Records) -> None:
+        """After a replay seek or jump: the aggregates and the log from everything played so far."""
+        self.stats.reset()
+        self.recent.clear()
+        if len(played):
+            self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
+            self.stats.add(played)
+            self.recent.append(played[-self.log_capacity :])
+        self._reason_table.reset()
+        self._log_view.sync()
 
     def _show_status(self) -> None:
         info = self.source.info
