@@ -83,6 +83,9 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
             self.rebuild_from(taken.played)
         elif taken.batches:
             batch = taken.batches[0] if len(taken.batches) == 1 else np.concatenate(taken.batches)
+            # A poll returns each CPU's records in turn: merge them by exit TSC, so the log shows the
+            # CPUs interleaved in time order, not one CPU's run after another's.
+            batch = batch[np.argsort(batch["tsc"], kind="stable")]
             n = len(batch)
             if self.base_tsc is None:
                 self.base_tsc = int(batch["tsc"].min())
