@@ -33,6 +33,8 @@ def format_record(
     without one, "?" when the bytes are unknown)."""
     kind, reason = int(rec["kind"]), int(rec["reason"])
     info = reason_info(vendor, kind << 16 | reason)
+    rip = int(rec["rip"])
+    known = code.lookup(rip) if code is not None else None
     detail = record_detail(
         vendor,
         kind,
@@ -41,8 +43,8 @@ def format_record(
         arg0=int(rec["arg0"]),
         arg1=int(rec["arg1"]),
         gpa=int(rec["gpa"]),
+        insn=known.text if known is not None and known.size else None,
     )
     t = format_time(int(rec["tsc"]), base_tsc, tsc_hz)
-    rip = int(rec["rip"])
     insn = fit(code.text(rip, int(rec["insn_len"])), INSN_WIDTH) if code is not None else ""
     return f"{t}  {int(rec['cpu']):>3}  {info.name[:18]:<18} {rip:#18x}  {insn:<{INSN_WIDTH}}  {detail}"

@@ -42,6 +42,7 @@ from hvtrace.abi import (
     HvHypercall,
     HvRecord,
 )
+from hvtrace.decode.svm_exits import NO_DECODE_ASSIST
 from hvtrace.decode.vendor import Vendor, vendor_of
 
 Reader = Callable[[int, int], bytes]
@@ -104,11 +105,26 @@ def operands(vendor: Vendor | int, kind: int, arg0: int, arg1: int, gpa: int) ->
     return f"{first(arg0)} {label} {arg1:#x}" if label else first(arg0)
 
 
-def detail(vendor: Vendor | int, kind: int, reason: int, *, qual: int, arg0: int, arg1: int, gpa: int) -> str:
-    """Operands, then the decoded qualification in brackets: the record's detail wherever it is shown."""
+def detail(
+    vendor: Vendor | int,
+    kind: int,
+    reason: int,
+    *,
+    qual: int,
+    arg0: int,
+    arg1: int,
+    gpa: int,
+    insn: str | None = None,
+) -> str:
+    """Operands, then the decoded qualification in brackets: the record's detail wherever it is shown.
+
+    ``insn``: the guest instruction at RIP, disassembled, where the caller has its bytes (the TUI, a
+    replay): a CR access the qualification cannot name (SVM without decode assists) is named by it."""
     v = vendor if isinstance(vendor, Vendor) else vendor_of(vendor)
     ops = operands(v, kind, arg0, arg1, gpa)
     q = v.qualification(reason, qual, gpa)
+    if insn and kind == HvExitKind.CR_ACCESS and NO_DECODE_ASSIST in q:
+        q = f"{insn} (from the instruction bytes: {NO_DECODE_ASSIST})"
     if not q:
         return ops
     return f"{ops} [{q}]" if ops else f"[{q}]"
