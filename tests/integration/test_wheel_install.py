@@ -9,14 +9,12 @@ import re
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 
 from hvtrace import paths
-from hvtrace.launch.qemu import QemuSession
-from hvtrace.trace.sources import qmp_dump_guest_memory
+from tests.integration.conftest import dump_storm_core
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
@@ -76,14 +74,7 @@ def test_installed_hvtrace_errors_are_one_line(installed: Path, tmp_path: Path) 
 
 
 def test_installed_hvtrace_gdb_reads_a_core(installed: Path, tmp_path: Path) -> None:
-    core = tmp_path / "guest.core"
-    with QemuSession(cpus=1, memory_mb=64, cmdline="storm=1", timeout=120) as s:
-        deadline = time.monotonic() + 60
-        while not any(line.startswith("storm:") for line in s.lines):
-            assert time.monotonic() < deadline, s.lines[-5:]
-            time.sleep(0.05)
-        assert s.qmp_socket is not None
-        qmp_dump_guest_memory(s.qmp_socket, core)
+    core = dump_storm_core(tmp_path / "guest.core")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     r = run(
