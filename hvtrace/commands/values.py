@@ -41,9 +41,9 @@ def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds (got {text!r})") from None
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"--timeout must be positive (got {text})")
+        raise argparse.ArgumentTypeError(f"must be positive (got {text})")  # argparse names the option
     return value
 
 

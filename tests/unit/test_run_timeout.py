@@ -39,4 +39,11 @@ def test_negative_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["run", "--timeout", "-1"])
     assert e.value.code == 64
-    assert "--timeout must be positive" in capsys.readouterr().err
+    assert "argument --timeout: must be positive (got -1)" in capsys.readouterr().err
+
+
+def test_other_durations_name_their_own_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["top", "--interval", "0"])
+    assert e.value.code == 64
+    assert "argument --interval: must be positive (got 0)" in capsys.readouterr().err
