@@ -1,124 +1,125 @@
-"""Exit rate with no breakpoint vs an armed, never-matching hv-break vs a gdb conditional breakpoint.
+"""Exit rate with no exit break vs armed, never-matching exit breaks evaluated by the hypervisor.
 
-QEMU (SVM under TCG), 1 CPU, `storm_iters=N`: after the self-test the guest executes N CPUIDs, prints
-"storm: done", and the run ends. Every configuration is driven the same way through real gdb (pygdbmi,
-as in tests/integration/test_gdb_qemu.py): attach, `break guest_storm_count` (the guest's entry to the
-storm), continue to it, delete that breakpoint, set up the configuration, continue, and time from that
-continue to the "storm: done" console line:
+QEMU (SVM under TCG), 1 CPU, `storm=1` (CPUID in a loop forever). The break table is written through the
+session's RAM file (what hv-break writes through gdb, built by the same gdbext/break_args code), so no
+gdb is attached: an attached gdbstub alone slows TCG by about half, and its noise would hide a 2 %
+effect. Windows of WINDOW_S seconds alternate between the configurations, round after round; a
+window's rate is the exits the hypervisor counted on CPU 0 (ring head + dropped) over the host time.
+Each configuration is compared with the (a) windows right before and after it, which cancels the
+drift of the shared machine's load; the ratio printed is the median of those per-round ratios.
 
-  (a) none:         nothing armed (gdb attached, no breakpoint inserted)
-  (b) hv-break:     `hv-break msr_write --msr 0x12345678`, evaluated in the hypervisor, never matches
-                    (plus gdb's breakpoint at hv_break_hit, never reached)
-  (c) gdb cond:     `break trace_exit if 0`: gdb stops the VM at every exit (trace_exit runs once per
-                    exit), evaluates the condition host-side and resumes
+  (a) none:         nothing armed
+  (b) hv-break:     `msr_write --msr 0x12345678`: no exit of the storm has that kind; rejected by the
+                    kinds mask before the table is read
+  (d) hv-break if:  `cpuid if rax == 0x12345678 && rcx >= 0x10`: the kind matches every exit of the
+                    storm, so the hypervisor evaluates the condition on every exit; never true
+  (t) tracepoint:   `hv-trace-point cpuid`: every exit matches and is counted (an atomic add); its hit
+                    count over the window's exits is printed too, as proof that the table is live
 
-The same measurement with storm_iters=1 (printk, the done line, the APs' handshake) is subtracted;
-(c) runs a smaller N (PLATFORMS.md: ~2.6 k exits/s). Rounds are interleaved across configurations;
-medians. Prints exits/s and the ratios. No asserts: numbers for the notes.
+A gdb conditional breakpoint (`break trace_exit if 0`, gdb stops the VM at every exit) is ~40x slower
+(PLATFORMS.md: ~2.6 k exits/s). No asserts: numbers for the notes.
+Usage: break_overhead.py [ROUNDS [WINDOW_S]]   (defaults 15, 2.0)
 """
 
 from __future__ import annotations
 
+import ctypes
 import statistics
 import sys
-import threading
 import time
 
-from hvtrace import paths
+from hvtrace import abi, paths
 from hvtrace.launch.qemu import QemuSession
+from hvtrace.trace.discovery import Discovery, discover
+from hvtrace.trace.sources import SharedRamSource
 
 sys.path.insert(0, str(paths.repo_root()))
-from hvtrace.gdbmi import Gdb
+from gdbext import break_args, model
+from tests.integration.conftest import wait_for
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-N_FAST = int(sys.argv[2]) if len(sys.argv) > 2 else 300_000
-N_COND = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
-HV_BREAK = "hv-break msr_write --msr 0x12345678"
-CONDITIONAL = "break trace_exit if 0"
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+WINDOW_S = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
 CONFIGS = {
-    "a": ("no breakpoint", [], N_FAST),
-    "b": (f"{HV_BREAK} (armed, never matches)", [HV_BREAK], N_FAST),
-    "c": (f"gdb: {CONDITIONAL} (evaluated by gdb at every exit)", [CONDITIONAL], N_COND),
+    "a": ("nothing armed", None),
+    "b": ("hv-break msr_write --msr 0x12345678 (kind never matches)", "msr_write --msr 0x12345678"),
+    "d": (
+        "hv-break cpuid if rax == 0x12345678 && rcx >= 0x10 (condition evaluated at every exit)",
+        "cpuid if rax == 0x12345678 && rcx >= 0x10",
+    ),
+    "t": ("hv-trace-point cpuid (counts every exit, never stops)", "cpuid --trace"),
 }
-DONE = "storm: done"
 
 
-def listening(port: int) -> bool:
-    """Whether some socket listens on 127.0.0.1:port (from /proc/net/tcp: state 0A is LISTEN)."""
-    want = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as f:
-        return any(cols[1] == want and cols[3] == "0A" for cols in (line.split() for line in f))
+def arm(src: SharedRamSource, d: Discovery, spec: str | None) -> None:
+    """Entry 0 = ``spec`` (None: the table empty), published as gdbext publishes it."""
+    base = int(d.header.break_config)
+    armed_at = base + abi.HvBreakConfig.armed.offset
+    src.write(armed_at, bytes(4))  # disarm first
+    entry = abi.HvBreak()
+    if spec is not None:
+        entry = break_args.build_break(d.vendor, d.cpu_count, spec.split())
+    src.write(base + model.break_entry_offset(0), bytes(entry))
+    kinds = model.kinds_mask([entry])
+    src.write(base + abi.HvBreakConfig.kinds.offset, kinds.to_bytes(4, "little"))
+    src.write(armed_at, (1 if spec is not None else 0).to_bytes(4, "little"))
 
 
-def storm_seconds(setup: list[str], iters: int) -> float:
-    """Seconds from the continue at guest_storm_count to the "storm: done" line."""
-    done = threading.Event()
-    stamp: list[float] = []
+def exits(src: SharedRamSource, ring: int) -> int:
+    r = abi.HvRing.from_buffer_copy(src.read(ring, ctypes.sizeof(abi.HvRing)))
+    return int(r.head + r.dropped)
 
-    def on_line(line: str) -> None:
-        if DONE in line and not done.is_set():
-            stamp.append(time.perf_counter())
-            done.set()
 
-    session = QemuSession(cpus=1, cmdline=f"storm_iters={iters}", timeout=3600, on_line=on_line)
-    try:
-        with Gdb() as gdb:
-            gdb.load()  # before QEMU starts: a storm_iters=1 run is over in about a second
-            session.start()
-            # Attach as soon as the gdbstub listens (no probe connection: QEMU would take it for gdb).
-            deadline = time.monotonic() + 60
-            while not listening(session.gdb_port):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"QEMU's gdbstub never listened on port {session.gdb_port}")
-                time.sleep(0.002)
-            gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}")  # QEMU stops the VM on attach
-            gdb.ok("break guest_storm_count")
-            stop = gdb.continue_until_stop(timeout=120)
-            frames = [
-                r["payload"] for r in stop.records if r["type"] == "notify" and r["message"] == "stopped"
-            ]
-            where = frames[-1].get("frame", {}).get("func") if frames else None
-            if where != "guest_storm_count":
-                raise RuntimeError(f"expected a stop at guest_storm_count, got {frames}")
-            if done.is_set():
-                raise RuntimeError("the storm ended before gdb stopped at guest_storm_count")
-            gdb.ok("delete")
-            for command in setup:
-                gdb.ok(command)
-            gdb.ctl.write("-exec-continue", timeout_sec=0, raise_error_on_timeout=False, read_response=False)
-            t0 = time.perf_counter()
-            if not done.wait(3600):
-                raise TimeoutError(f"no {DONE!r} line")
-            seconds = stamp[0] - t0
-        session.wait(60)
-        return seconds
-    finally:
-        session.close()
+def hits(src: SharedRamSource, d: Discovery) -> int:
+    at = int(d.header.break_config) + model.break_entry_offset(0) + abi.HvBreak.hits.offset
+    return int.from_bytes(src.read(at, 8), "little")
+
+
+def window(src: SharedRamSource, d: Discovery, ring: int) -> tuple[float, int, int]:
+    """(exits/s, exits, entry 0's hits) over one window."""
+    n0, h0, t0 = exits(src, ring), hits(src, d), time.perf_counter()
+    time.sleep(WINDOW_S)
+    n1, h1, t1 = exits(src, ring), hits(src, d), time.perf_counter()
+    return (n1 - n0) / (t1 - t0), n1 - n0, h1 - h0
 
 
 def main() -> None:
-    runs: dict[tuple[str, int], list[float]] = {}
-    for _ in range(ROUNDS):
-        for key, (_, setup, iters) in CONFIGS.items():
-            for n in (1, iters):
-                runs.setdefault((key, n), []).append(storm_seconds(setup, n))
-    rate = {}
-    print(f"Exit rate, QEMU TCG (SVM), 1 CPU, CPUID storm; median of {ROUNDS} runs, storm_iters=1 subtracted")
-    for key, (label, _, iters) in CONFIGS.items():
-        base = statistics.median(runs[(key, 1)])
-        total = statistics.median(runs[(key, iters)])
-        rate[key] = iters / (total - base)
-        print(f"  ({key}) {label}")
-        print(
-            f"      N={iters}: {total:7.3f} s - {base:.3f} s base -> {rate[key] / 1e3:8.2f} k exits/s"
-            f"  ({1e6 / rate[key]:7.1f} us per exit)"
-        )
-    print(f"  b/a = {rate['b'] / rate['a']:.3f}   (armed-but-never-matching hv-break vs none)")
-    extra_us = 1e6 / rate["c"] - 1e6 / rate["a"]
-    print(
-        f"  c/a = {rate['c'] / rate['a']:.4f}  (gdb conditional breakpoint vs none: "
-        f"{rate['a'] / rate['c']:.0f}x slower, +{extra_us:.0f} us per exit)"
-    )
+    session = QemuSession(cpus=1, memory_mb=64, cmdline="storm=1", timeout=3600)
+    rates: dict[str, list[float]] = {k: [] for k in CONFIGS}
+    counted: dict[str, list[int]] = {k: [0, 0] for k in CONFIGS}  # exits, hits
+    try:
+        session.start()
+        wait_for(lambda: any("storm:" in line for line in session.lines), 60, "the storm")
+        assert session.ram_path is not None
+        src = SharedRamSource(session.ram_path)
+        try:
+            d = discover(src, elf=paths.image_path())
+            ring = d.rings[0]
+            for _ in range(ROUNDS):
+                for key, (_, spec) in CONFIGS.items():
+                    arm(src, d, spec)
+                    time.sleep(0.1)  # settle
+                    rate, n, h = window(src, d, ring)
+                    rates[key].append(rate)
+                    counted[key][0] += n
+                    counted[key][1] += h
+            arm(src, d, None)
+            rates["a"].append(window(src, d, ring)[0])  # closes the last round's bracket
+        finally:
+            src.close()
+    finally:
+        session.close()
+    print(f"Exit rate, QEMU TCG (SVM), 1 CPU, CPUID storm, no gdb; {ROUNDS} rounds of {WINDOW_S:g} s windows")
+    for key, (label, _) in CONFIGS.items():
+        med = statistics.median(rates[key])
+        print(f"  ({key}) {label}: median {med / 1e3:.2f} k exits/s (windows {min(rates[key]) / 1e3:.2f}-"
+              f"{max(rates[key]) / 1e3:.2f} k)")  # fmt: skip
+        print(f"      entry 0 hits: {counted[key][1]} of {counted[key][0]} exits")
+    a = rates["a"]
+    for key in ("b", "d", "t"):
+        ratios = [x / ((a[i] + a[i + 1]) / 2) for i, x in enumerate(rates[key])]
+        q = statistics.quantiles(ratios, n=4)
+        print(f"  {key}/a = {statistics.median(ratios):.4f} (median of {len(ratios)} bracketed ratios; "
+              f"quartiles {q[0]:.4f}-{q[2]:.4f})")  # fmt: skip
 
 
 if __name__ == "__main__":

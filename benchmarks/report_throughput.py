@@ -1,76 +1,150 @@
-"""`hvtrace report` records/s, and as a fraction of `cat FILE > /dev/null` on the same file, one run.
+"""`hvtrace report` records/s and peak RSS on 5 M and 50 M-record v2 files, vs `cat` and vs the previous
+version's report. One run each (best of ROUNDS for the small file); numbers for the notes, no asserts.
 
-Writes a trace file of N synthetic records (2 CPUs, a CPUID/MSR/CR mix like the self-test's) with the
-project's TraceWriter, then times `cat` and `hvtrace report` on it, each the best of ROUNDS runs.
-No asserts: numbers for the notes.
+Usage: .venv/bin/python -m benchmarks.report_throughput [--sizes 5,50] [--dir DIR] [--jobs N]
+The files (benchmarks/report_synthetic.py: 4 CPUs, a realistic reason mix, monotonic TSCs, written with
+the real TraceWriter, zstd) are kept in --dir when given, so a second run reuses them.
+
+Previous version: the hvtrace package at OLD_REV (the commit before the streaming report) is extracted
+with `git archive` into a temporary directory and run on a zlib copy of the smallest file (it reads
+only zlib chunks and holds the whole record array plus sorted copies, ~200 bytes a record: it is not
+run on the 50 M file, which would need ~10 GB). The new report is also run on that zlib copy, to
+separate the codec's share from the streaming's.
+
+Rates are per wall second and per CPU second (user + system of every process of the run: on a shared
+machine the CPU seconds say more than the wall time). Peak RSS is the largest resident size of any
+process of the report (the main one or a worker; each worker reads its own chunks), from
+getrusage(RUSAGE_CHILDREN) of a wrapper that runs only that command.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from benchmarks import report_synthetic
+from hvtrace import paths
+from hvtrace.trace.fileformat import FLAG_ZLIB
+from hvtrace.trace.tracefile import TraceFile
+from hvtrace.trace.writer import TraceWriter
 
-from hvtrace.abi import HvExitKind, HvVendor
-from hvtrace.trace.records import RECORD_DTYPE
-from hvtrace.trace.tracefile import TraceWriter
-
-N = 2_000_000
+OLD_REV = "9f85e2f"  # main before the streaming report (hvtrace report held every record in memory)
 ROUNDS = 3
+_WRAP = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(u.ru_maxrss, u.ru_utime + u.ru_stime); sys.exit(r.returncode)"
+)
 
 
-def make_trace(path: Path) -> None:
-    rng = np.random.default_rng(1)
-    recs = np.zeros(N, RECORD_DTYPE)
-    recs["cpu"] = np.arange(N) % 2
-    recs["seq"] = np.arange(N) // 2 + 1
-    recs["tsc"] = np.arange(N) * 1000 + rng.integers(0, 500, N)
-    kinds = np.array([HvExitKind.CPUID, HvExitKind.MSR_READ, HvExitKind.CR_ACCESS, HvExitKind.VMCALL])
-    recs["kind"] = kinds[rng.integers(0, len(kinds), N)]
-    # VMX basic reasons of those kinds (SDM Vol. 3D Appendix C): CPUID 10, RDMSR 31, CR access 28, VMCALL 18.
-    reason_of_kind = {
-        HvExitKind.CPUID: 10,
-        HvExitKind.MSR_READ: 31,
-        HvExitKind.CR_ACCESS: 28,
-        HvExitKind.VMCALL: 18,
-    }
-    recs["reason"] = np.select([recs["kind"] == k for k in reason_of_kind], list(reason_of_kind.values()))
-    recs["arg0"] = rng.integers(0, 16, N)
-    recs["rip"] = 0x100000 + rng.integers(0, 0x10000, N)
-    with TraceWriter(path, {"vendor": int(HvVendor.VMX), "cpus": 2, "guest": "synthetic"}) as w:
-        for i in range(0, N, 65536):
-            w.add(recs[i : i + 65536])
+def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (every process of it) and peak RSS (KiB) of one run of ``argv``."""
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _WRAP, *argv], capture_output=True, text=True, cwd=cwd, check=True
+    )
+    rss, cpu = out.stdout.split()[-2:]
+    return time.perf_counter() - t0, float(cpu), int(rss)
 
 
-def best(argv: list[str]) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def best(argv: list[str], rounds: int, cwd: Path | None = None) -> tuple[float, float, int]:
+    runs = [run(argv, cwd) for _ in range(rounds)]
+    return min(t for t, _, _ in runs), min(c for _, c, _ in runs), max(r for _, _, r in runs)
+
+
+_IN_PROCESS = (
+    "import resource, sys, time\n"
+    "from hvtrace.trace.report import build_report\n"
+    "from hvtrace.trace.tracefile import TraceFile\n"
+    "t, c = time.perf_counter(), time.process_time()\n"
+    "build_report(TraceFile.open(sys.argv[1]), jobs=int(sys.argv[2]) or None)\n"
+    "k, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)\n"
+    "print(time.perf_counter() - t, time.process_time() - c + k.ru_utime + k.ru_stime,"
+    " max(k.ru_maxrss, me.ru_maxrss))\n"
+)
+
+
+def in_process(path: Path, jobs: int | None) -> tuple[float, float, int]:
+    """The report's own work (open + build_report), timed inside a fresh interpreter after its imports."""
+    argv = [sys.executable, "-c", _IN_PROCESS, str(path), str(jobs or 0)]
+    wall, cpu, rss = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    return float(wall), float(cpu), int(rss)
+
+
+def old_checkout(dest: Path) -> Path:
+    """The previous version's hvtrace package, extracted from git at OLD_REV (run with it as the
+    working directory: `python -c` puts that first on sys.path, before the installed package)."""
+    archive = subprocess.run(
+        ["git", "-C", str(paths.repo_root()), "archive", OLD_REV, "hvtrace"], check=True, capture_output=True
+    ).stdout
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def zlib_copy(src: Path, dest: Path) -> Path:
+    tf = TraceFile.open(src)
+    with TraceWriter(dest, dict(tf.meta), codec=FLAG_ZLIB) as w:
+        for i in range(len(tf.index)):
+            w.add(tf.read_chunk(i))
+            tf.release()
+    return dest
+
+
+def line(what: str, n: int, measured: tuple[float, float, int], t_cat: float) -> None:
+    t, cpu, rss = measured
+    rate = f"{n / t / 1e6:6.2f} M rec/s ({n / cpu / 1e6:6.2f} per CPU s)"
+    print(f"  {what:<34} {t:7.2f} s {rate}  peak RSS {rss / 1024:6.1f} MB  {t / t_cat:5.1f}x cat")
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="5,50", help="file sizes in millions of records (default 5,50)")
+    ap.add_argument("--dir", type=Path, help="keep / reuse the generated files here")
+    ap.add_argument("--jobs", type=int, help="--jobs for hvtrace report (default: its own, the CPUs)")
+    args = ap.parse_args()
+    sizes = [int(float(s) * 1_000_000) for s in args.sizes.split(",")]
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: wall times vary)")
+    jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+    report = [sys.executable, "-m", "hvtrace", "report", *jobs]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "bench.hvt")
-        make_trace(path)
-        size = path.stat().st_size
-        t_cat = best(["sh", "-c", f"cat {path} > /dev/null"])
-        t_report = best([sys.executable, "-m", "hvtrace", "report", str(path)])
-        t_json = best([sys.executable, "-m", "hvtrace", "report", "--json", str(path)])
-    print(f"trace file: {N} records, {size / 1e6:.1f} MB ({size / N:.1f} bytes/record)")
-    print(f"cat > /dev/null:       {t_cat * 1e3:8.1f} ms")
-    print(f"hvtrace report:        {t_report * 1e3:8.1f} ms  {N / t_report / 1e6:6.2f} M records/s")
-    print(f"hvtrace report --json: {t_json * 1e3:8.1f} ms  {N / t_json / 1e6:6.2f} M records/s")
-    print(
-        f"report / cat time ratio: {t_report / t_cat:.1f}x"
-        f" (report runs at {t_cat / t_report:.1%} of cat's speed)"
-    )
+        where = args.dir or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        for n in sizes:
+            path = where / f"synthetic-{n // 1_000_000}M.hvt"
+            if not path.exists():
+                t0 = time.perf_counter()
+                report_synthetic.write(path, n)
+                print(f"wrote {path.name} in {time.perf_counter() - t0:.0f} s")
+            size = path.stat().st_size
+            print(f"\n{path.name}: {n} records, {size / 1e6:.0f} MB ({size / n:.1f} bytes/record)")
+            rounds = ROUNDS if n <= 10_000_000 else 1
+            t_cat, _, _ = best(["sh", "-c", f"cat {path} > /dev/null"], rounds)
+            print(f"  {'cat > /dev/null':<34} {t_cat:8.2f} s {n / t_cat / 1e6:7.2f} M rec/s")
+            line("python -m hvtrace --help (startup)", n, best([*report[:3], "--help"], rounds), t_cat)
+            line("hvtrace report", n, best([*report, str(path)], rounds), t_cat)
+            for j in ("1", "2"):
+                line(f"hvtrace report --jobs {j}", n, best([*report, "--jobs", j, str(path)], rounds), t_cat)
+            for j in (1, None):
+                line(f"in process, no startup, jobs {j or 'all'}", n, in_process(path, j), t_cat)
+            if n != min(sizes):
+                continue
+            old = old_checkout(Path(tmp, "old"))
+            zpath = zlib_copy(path, Path(tmp, "zlib.hvt"))
+            print(f"  zlib copy (readable by {OLD_REV}): {zpath.stat().st_size / 1e6:.0f} MB")
+            old_cmd = [sys.executable, "-c", "import sys; from hvtrace.cli import main; sys.exit(main())"]
+            line(
+                f"previous report ({OLD_REV}), zlib",
+                n,
+                best([*old_cmd, "report", str(zpath)], 1, cwd=old),
+                t_cat,
+            )
+            line("hvtrace report, zlib copy", n, best([*report, str(zpath)], rounds), t_cat)
 
 
 if __name__ == "__main__":

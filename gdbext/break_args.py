@@ -1,7 +1,8 @@
 """hv-break's words and options, and the break-table entry they describe (pure: unit-tested).
 
-``hv-break REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B]``, ``hv-break list``,
-``hv-break delete N|all``: the first word chooses; the options belong to the REASON form.
+``hv-break REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B] [--ignore N] [--trace]
+[if EXPR]``, ``hv-break list``, ``hv-break delete N|all``: the first word chooses; the options belong to
+the REASON form; the words after ``if`` are the condition (break_condition.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 from hvtrace import abi
 from hvtrace.abi import HvBreak
 
-from .model import HvError, parse_range, parse_reason
+from .break_condition import compile_condition, describe_condition, set_condition
+from .model import HvError, describe_break, parse_range, parse_reason
 from .options import OptionParser, number
 
 #: The options that match the exit's first argument (one of them at a time) and what each one names.
@@ -37,17 +39,22 @@ def declare(p: OptionParser) -> None:
     for opt, what in ARG0_OPTIONS.items():
         p.add_argument(opt, dest="arg0", type=number(what), action=_Arg0)
     p.add_argument("--gpa", type=lambda text: parse_range(text, "guest-physical range"))
+    p.add_argument("--ignore", type=number("ignore count"), default=0)
+    p.add_argument("--trace", action="store_true")
 
 
 def entry(vendor: int, cpu_count: int, args: argparse.Namespace) -> HvBreak:
     """The enabled break-table entry of ``hv-break REASON [options]`` (``args.words`` is [REASON])."""
-    if not args.words:
+    words = list(args.words)
+    condition = words[words.index("if") + 1 :] if "if" in words else None
+    words = words[: words.index("if")] if "if" in words else words
+    if not words:
         raise HvError("which exit? e.g. hv-break cpuid --leaf 1 (see help hv-break)")
-    if len(args.words) > 1:
-        raise HvError(f"one exit reason at a time (got {' '.join(args.words)!r})")
+    if len(words) > 1:
+        raise HvError(f"one exit reason at a time (got {' '.join(words)!r}; a condition follows 'if')")
     b = HvBreak()
     b.enabled = 1
-    b.kind, b.reason = parse_reason(vendor, args.words[0])
+    b.kind, b.reason = parse_reason(vendor, words[0])
     b.cpu = abi.HV_BRK_ANY
     if args.cpu is not None:
         if args.cpu >= cpu_count:
@@ -59,6 +66,11 @@ def entry(vendor: int, cpu_count: int, args: argparse.Namespace) -> HvBreak:
     if args.gpa is not None:
         b.gpa_lo, b.gpa_hi = args.gpa
         b.flags |= abi.HV_BRK_MATCH_GPA
+    if condition is not None:
+        set_condition(b, compile_condition(condition))
+    b.ignore = args.ignore
+    if args.trace:
+        b.flags |= abi.HV_BRK_TRACE
     return b
 
 
@@ -67,3 +79,9 @@ def build_break(vendor: int, cpu_count: int, argv: Sequence[str]) -> HvBreak:
     p = OptionParser("hv-break")
     declare(p)
     return entry(vendor, cpu_count, p.parse(argv))
+
+
+def describe(vendor: int, b: HvBreak) -> str:
+    """What an entry matches, as hv-break list shows it: ``cpuid arg0=0x1 if rbx == 0x68747541``."""
+    condition = describe_condition(b)
+    return f"{describe_break(vendor, b)} if {condition}" if condition else describe_break(vendor, b)

@@ -8,13 +8,17 @@ import ctypes
 import gdb
 
 from hvtrace import abi
-from hvtrace.decode.vendor import reason_name
 
-from . import break_args, model, target
-from .command import HvCommand, bold, emit
+from . import break_args, context, model, target
+from .command import HvCommand, emit
 from .options import OptionParser
 
-HIT_FUNCTION = "hv_break_hit"
+HIT_FUNCTION = context.HIT_FUNCTION
+#: The table entries this gdb session armed: deleted when it detaches, disconnects or exits (release()).
+_owned: set[int] = set()
+#: gdb's hooks that run before the command, while the target can still be written (gdb 13: no Python
+#: event fires before a detach; gdb.events.gdb_exiting fires before quit's detach, batch mode's too).
+RELEASE_HOOKS = ("hook-detach", "hook-disconnect")
 
 
 def _config() -> tuple[abi.HvDiscovery, abi.HvBreakConfig]:
@@ -28,7 +32,11 @@ def _write_entry(d: abi.HvDiscovery, index: int, entry: abi.HvBreak) -> None:
     target.write(d.break_config + model.break_entry_offset(index), bytes(entry))
 
 
-def _write_armed(d: abi.HvDiscovery, armed: int) -> None:
+def _write_armed(d: abi.HvDiscovery, armed: int, cfg: abi.HvBreakConfig | None = None) -> None:
+    """Publish the entry count (0 disarms); with ``cfg``, first the kinds its entries can match."""
+    if cfg is not None:
+        kinds = model.kinds_mask(cfg.entry[: abi.HV_BREAK_MAX])
+        target.write(d.break_config + abi.HvBreakConfig.kinds.offset, kinds.to_bytes(4, "little"))
     target.write(d.break_config + abi.HvBreakConfig.armed.offset, armed.to_bytes(4, "little"))
 
 
@@ -45,23 +53,34 @@ class HvBreakCmd(HvCommand):
     """Arm an exit breakpoint inside the hypervisor; list or delete them.
 
     Usage: hv-break REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B]
+                    [--ignore N] [--trace] [if EXPR]
            hv-break list
            hv-break delete N|all
+           hv-break release     (delete the breaks this gdb session armed; runs before detach)
 
     REASON is a vendor-neutral kind (cpuid, msr_read, msr_write, cr_access, vmcall, invd, exception,
     stage2_fault, io, hlt, xsetbv, ...), a native reason name of the running back end (VMX: CPUID,
     EPT_VIOLATION, ...; SVM: CPUID, NPF, ...) or 'any'. --msr/--cr/--port/--leaf match the exit's first
     argument (MSR index, CR number, port, CPUID leaf); --gpa the guest-physical address (A or A-B).
 
+    if EXPR: up to 4 comparisons joined by && (OPERAND OP NUMBER; ops == != < <= > >= and & for a
+    mask), evaluated by the hypervisor. Operands: rax..r15 (not rsp) as the guest resumes with them
+    (after the handler: CPUID's outputs), and the exit's arg0 arg1 qual gpa rip cr3 (leaf, subleaf,
+    msr, port, cr name arg0/arg1). --ignore N: do not stop for the first N matches (counted).
+    --trace (or hv-trace-point): count matching exits, never stop.
+
     The entry is written into the hypervisor's break table (hv_trace.break_config, up to 8 entries) while
     the VM is stopped, and gdb keeps one breakpoint at hv_break_hit. A matching exit snapshots the CPU and
     stops there: hvtrace prints the exit, the guest registers and the instruction. `continue` resumes the
-    guest. Non-matching exits cost the hypervisor one compare per armed entry, never a gdb round trip.
+    guest. Non-matching exits never reach gdb. The breaks belong to this gdb session: they are deleted
+    when it detaches, disconnects or quits.
 
     Examples:
       (gdb) hv-break cpuid --leaf 1
-      (gdb) hv-break msr_write --msr 0xc0000080 --cpu 1
+      (gdb) hv-break cpuid if leaf == 0 && rbx == 0x68747541
+      (gdb) hv-break msr_write --msr 0xc0000080 --cpu 1 --ignore 2
       (gdb) hv-break stage2_fault --gpa 0xfee00000-0xfee00fff
+      (gdb) hv-trace-point cpuid --leaf 7
       (gdb) hv-break list
       (gdb) hv-break delete all"""
 
@@ -71,7 +90,7 @@ class HvBreakCmd(HvCommand):
         break_args.declare(p)
 
     def words(self) -> list[str]:
-        return ["list", "delete", *self.parser.option_words(), "any", *model.reason_words(0)]
+        return ["list", "delete", "release", *self.parser.option_words(), "any", *model.reason_words(0)]
 
     def run(self, args: argparse.Namespace) -> None:
         words = args.words
@@ -79,6 +98,8 @@ class HvBreakCmd(HvCommand):
             self.list_breaks()
         elif words and words[0] == "delete":
             self.delete(words[1:])
+        elif words == ["release"]:
+            release_quietly()  # what the detach hooks run: it must never fail
         else:
             self.arm(args)
 
@@ -103,6 +124,19 @@ class HvBreakCmd(HvCommand):
         emit([f"deleted {deleted if args[0] != 'all' else 'all'}; {armed} armed"])
 
 
+class HvTracePointCmd(HvBreakCmd):
+    """Count matching exits inside the hypervisor without stopping (hv-break --trace).
+
+    Usage: hv-trace-point REASON [hv-break's options] [if EXPR]
+    The count shows in hv-break list ("hits N"); hv-break delete N removes it. See help hv-break."""
+
+    NAME = "trace-point"
+
+    def arm(self, args: argparse.Namespace) -> None:
+        args.trace = True
+        super().arm(args)
+
+
 # The steps behind hv-break, shared with its MI twins (mi_commands.py): data in, data out.
 def arm(args: argparse.Namespace) -> tuple[int, str, int]:
     """Arm an exit break (``args`` parsed by break_args): (its table index, what it matches, the gdb
@@ -113,15 +147,17 @@ def arm(args: argparse.Namespace) -> tuple[int, str, int]:
     bp = _hit_breakpoint()
     _write_entry(d, index, entry)
     cfg.entry[index] = entry
-    _write_armed(d, model.enabled_count(cfg.entry))
-    return index, model.describe_break(d.vendor, entry), int(bp.number)
+    _write_armed(d, 0)  # disarm while the kinds change: no CPU filters with a stale mask
+    _write_armed(d, model.enabled_count(cfg.entry), cfg)
+    _owned.add(index)
+    return index, break_args.describe(d.vendor, entry), int(bp.number)
 
 
 def table() -> tuple[abi.HvBreakConfig, list[tuple[int, str, int]]]:
     """The break table and its enabled entries: (index, what it matches, hits)."""
     d, cfg = _config()
     entries = [
-        (i, model.describe_break(d.vendor, e), int(e.hits))
+        (i, break_args.describe(d.vendor, e), int(e.hits))
         for i, e in enumerate(cfg.entry[: abi.HV_BREAK_MAX])
         if e.enabled
     ]
@@ -143,45 +179,56 @@ def delete(which: str) -> tuple[int, int]:
         cfg.entry[i] = abi.HvBreak()
         _write_entry(d, i, cfg.entry[i])
     armed = model.enabled_count(cfg.entry)
-    _write_armed(d, armed)
+    _write_armed(d, armed, cfg)
+    _owned.difference_update(indexes)
     return len(indexes), armed
+
+
+def release() -> int:
+    """Delete the entries this gdb session armed (the others are another session's): how many."""
+    if not _owned:
+        return 0
+    d, cfg = _config()
+    mine = [i for i in sorted(_owned) if cfg.entry[i].enabled]
+    _write_armed(d, 0)  # disarm first, as delete() does
+    for i in mine:
+        cfg.entry[i] = abi.HvBreak()
+        _write_entry(d, i, cfg.entry[i])
+    _write_armed(d, model.enabled_count(cfg.entry), cfg)
+    _owned.clear()
+    return len(mine)
+
+
+def release_quietly(*_event: object) -> None:
+    """release() from a hook or an event: never raises (a failing hook would cancel the detach)."""
+    try:
+        with target.physical():
+            n = release()
+        if n:
+            gdb.write(f"hv-break: deleted {n} exit break{'s' if n > 1 else ''} of this session\n")
+    except (model.HvError, gdb.error) as e:
+        gdb.write(f"hv-break: could not delete this session's exit breaks: {e}\n")
+
+
+def install_release_hooks() -> None:
+    """Breaks belong to the session: released before detach / disconnect and when gdb exits."""
+    if hasattr(gdb.events, "gdb_exiting"):  # gdb >= 13
+        gdb.events.gdb_exiting.connect(release_quietly)
+    for hook in RELEASE_HOOKS:
+        try:
+            mine = "hv-break release" in gdb.execute(f"show user {hook}", to_string=True)
+            if not mine:  # the user's own hook (a .gdbinit): kept, and said how to release by hand
+                gdb.write(f"hv-break: {hook} is yours; add 'hv-break release' to it to delete exit breaks\n")
+                continue
+        except gdb.error:
+            pass  # not defined yet
+        gdb.execute(f"define {hook}\nhv-break release\nend", to_string=True)
 
 
 def hit() -> tuple[int, int, str, list[str]]:
     """At a stop at hv_break_hit: (entry, CPU, reason name, the lines of the hit screen after its
-    title: the exit, the guest registers, the instruction)."""
-    cpu = int(gdb.parse_and_eval("$rdi")) & 0xFFFF_FFFF
-    entry = int(gdb.parse_and_eval("$rsi")) & 0xFFFF_FFFF
-    rec_addr = int(gdb.parse_and_eval("$rdx"))
-    _, d = target.discovery()
-    rec = model.record_from(target.read(rec_addr, abi.HV_RECORD_SIZE))
-    rec.cpu = cpu  # the handler's copy: the ring slot gets cpu and seq, this one may not
-    lines = [f"  {model.record_line(d.vendor, rec)}"]
-    lines.append("  guest state after the handler (what the guest resumes with; the record has the inputs):")
-    code_at: int | None = None
-    try:
-        snap = model.read_snapshot(target.read, d, cpu)
-        lines.extend(f"  {x}" for x in model.guest_lines(snap))
-        # The exit's RIP through the guest's own page tables (a loaded OS; identity for the self-test).
-        # The snapshot is the exit's own, so its CR3 is the one that RIP belongs to.
-        code_at = model.code_address(snap, rec.rip, target.read)
-    except model.HvError as e:
-        lines.append(f"  (no guest registers: {e})")
-    lines.extend(f"  {x}" for x in target.disassemble(rec.rip, 3, at=code_at))
-    cfg = model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
-    if entry >= abi.HV_BREAK_MAX or not cfg.entry[entry].enabled:
-        lines.append("  (this break is deleted: the hit was pending from before, another CPU's in all-stop)")
-    return entry, cpu, reason_name(d.vendor, rec.reason), lines
-
-
-def hit_screen() -> list[str]:
-    """What a stop at hv_break_hit shows: the exit, the guest registers, the instruction."""
-    entry, cpu, reason, lines = hit()
-    return [
-        bold(f"hv-break {entry} hit on CPU {cpu}: {reason}"),
-        *lines,
-        "  (continue resumes the guest; hv-vmcs / hv-guest show the snapshot)",
-    ]
+    title: the exit, the guest registers, the code at RIP, the CPU's last exits; context.py)."""
+    return context.hit_view(("exit", "regs", "code", "exits"))
 
 
 def on_stop(event: object) -> None:
@@ -190,6 +237,6 @@ def on_stop(event: object) -> None:
         return
     try:
         with target.physical():
-            emit(hit_screen())
+            emit(context.view())
     except (model.HvError, gdb.error) as e:
         gdb.write(f"hv-break: cannot show the hit: {e}\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gdb
 
-from . import cmd_break, command, mi_commands
-from .cmd_break import HvBreakCmd
+from . import cmd_break, command, context, mi_commands
+from .cmd_break import HvBreakCmd, HvTracePointCmd
 from .cmd_cpus import HvCpus
 from .cmd_ept import HvEpt
 from .cmd_exits import HvExits
@@ -13,8 +13,19 @@ from .cmd_guest import HvGuest
 from .cmd_symbols import HvSymbols
 from .cmd_vmcs import HvVmcs
 from .command import HvCommand
+from .context import HvContext
 
-COMMANDS: tuple[type[HvCommand], ...] = (HvCpus, HvExits, HvVmcs, HvEpt, HvBreakCmd, HvGuest, HvSymbols)
+COMMANDS: tuple[type[HvCommand], ...] = (
+    HvCpus,
+    HvExits,
+    HvVmcs,
+    HvEpt,
+    HvBreakCmd,
+    HvTracePointCmd,
+    HvGuest,
+    HvSymbols,
+    HvContext,
+)
 
 
 class HvPrefix(gdb.Command):  # type: ignore[misc]
@@ -26,10 +37,14 @@ class HvPrefix(gdb.Command):  # type: ignore[misc]
       hv-vmcs      a CPU's VMCS / VMCB snapshot, decoded
       hv-ept       walk a guest-physical address through EPT / NPT, or --summary of the map
       hv-break     arm / list / delete exit breakpoints evaluated inside the hypervisor
+      hv-trace-point  count matching exits inside the hypervisor without stopping
       hv-guest     guest registers from a CPU's snapshot
       hv-symbols   reload the symbols where the image runs (it moves to the top of RAM at boot)
+      hv-context   the context view of the current exit break's stop (printed at every such stop)
     Settings:
       set hv color on|off   ANSI colour in hv-* output (default off)
+      set hv context sections exit regs code exits vmcs | all | none   (the context view's sections)
+      set hv context exits N / set hv context code N   (last exits of the CPU / instructions at RIP)
 
     Works on a live QEMU gdbstub (hvtrace gdb --port N) and on a core file (hvtrace gdb --core FILE)."""
 
@@ -74,8 +89,12 @@ def register() -> None:
     HvSet("set hv")
     HvSet("show hv")
     HvColour()
+    HvSet("set hv context")
+    HvSet("show hv context")
+    context.register_settings()
     for cls in COMMANDS:
         cls(f"hv-{cls.NAME}")
         cls(f"hv {cls.NAME}")
     gdb.events.stop.connect(cmd_break.on_stop)
+    cmd_break.install_release_hooks()
     mi_commands.register()

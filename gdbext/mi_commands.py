@@ -2,6 +2,7 @@
 the same steps as the CLI command (cmd_break's arm / table / delete / hit), never text to parse.
 
   -hv-break-insert REASON [--cpu N] [--msr X | --cr N | --port P | --leaf L] [--gpa A-B]
+                   [--ignore N] [--trace] [if EXPR]
       ^done,break={number="0",what="CPUID(0x72) leaf 0x1",breakpoint="1"}
   -hv-break-list
       ^done,armed="1",breaks=[{number="0",what="...",hits="3"}]

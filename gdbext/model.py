@@ -153,12 +153,17 @@ def guest_lines(s: Snapshot) -> list[str]:
     lines = []
     for row in range(0, 16, 4):
         lines.append("  ".join(f"{GPR_NAMES[i]:>3} {gprs[i]:#018x}" for i in range(row, row + 4)))
+    lines.append(control_line(s))
+    return lines
+
+
+def control_line(s: Snapshot) -> str:
+    """RIP, RSP, RFLAGS, CR0, CR3, CR4, EFER from the VMCS / VMCB fields ('?' where not taken)."""
     ctl = []
     for label in GUEST_CONTROL:
         v = s.register(label)
         ctl.append(f"{label} {'?' if v is None else f'{v:#x}'}")
-    lines.append("  ".join(ctl))
-    return lines
+    return "  ".join(ctl)
 
 
 def code_address(s: Snapshot, rip: int, read: Reader) -> int | None:
@@ -284,6 +289,10 @@ def describe_break(vendor: int, b: HvBreak) -> str:
         what.append(f"arg0={b.arg0:#x}")
     if b.flags & abi.HV_BRK_MATCH_GPA:
         what.append(f"gpa={b.gpa_lo:#x}-{b.gpa_hi:#x}")
+    if b.ignore:
+        what.append(f"ignore={b.ignore}")
+    if b.flags & abi.HV_BRK_TRACE:
+        what.insert(0, "trace")
     return " ".join(what)
 
 
@@ -300,6 +309,19 @@ def free_slot(cfg: HvBreakConfig) -> int:
 
 def enabled_count(entries: Iterable[HvBreak]) -> int:
     return sum(1 for e in entries if e.enabled)
+
+
+def kinds_mask(entries: Iterable[HvBreak]) -> int:
+    """hv_break_config.kinds: bit K when an enabled entry can match kind K; 0 (no filter) when one
+    matches any kind (a native reason or 'any' names no kind)."""
+    mask = 0
+    for e in entries:
+        if not e.enabled:
+            continue
+        if e.kind == abi.HV_BRK_ANY or e.kind >= 32:
+            return 0
+        mask |= 1 << e.kind
+    return mask
 
 
 # ---- stage 2 ---------------------------------------------------------------------------------------

@@ -131,7 +131,9 @@ HV_RECORD_SIZE: Final = 80
 HV_RECORD_SIZE_V1: Final = 64  # ABI v1 records: the first 64 bytes of today's
 HV_FRAME_MAGIC: Final = 0x52564821  # "!HVR": a record frame on port 0xE9 (trace_e9=1)
 HV_FRAME_SIZE: Final = 88  # magic, 80-byte record, CRC-32 of the record
-HV_RING_DEFAULT_CAPACITY: Final = 4096
+HV_RING_DEFAULT_CAPACITY: Final = 4096  # the floor of the ring=auto size rule
+HV_RING_MAX_CAPACITY: Final = 1 << 20
+HV_RING_RAM_SHARE: Final = 32  # ring=auto: all rings together take 1/32 of usable RAM
 
 
 class HvRecFlag(IntEnum):
@@ -144,10 +146,18 @@ class HvRecFlag(IntEnum):
 
 
 class HvRingPolicy(IntEnum):
-    """What a full ring does (``HV_RING_<NAME>``)."""
+    """What a full ring does while nobody reads it (``HV_RING_<NAME>``)."""
 
     DROP_NEWEST = 0
     OVERWRITE = 1
+
+
+class HvReader(IntEnum):
+    """Who reads a ring (``HV_READER_<NAME>``, the ring header's ``reader``, written by the host)."""
+
+    NONE = 0  # no reader has attached yet
+    ATTACHED = 1  # a lossless reader consumes and writes ``tail``
+    LEFT = 2  # the reader detached: nobody reads any more
 
 
 class HvRecord(ctypes.LittleEndianStructure):
@@ -181,14 +191,20 @@ class HvRing(ctypes.LittleEndianStructure):
         ("head", ctypes.c_uint64),
         ("pad0", ctypes.c_uint8 * 56),
         ("tail", ctypes.c_uint64),
-        ("pad1", ctypes.c_uint8 * 56),
+        ("reader", ctypes.c_uint32),  # HvReader, written by the host
+        ("reserved", ctypes.c_uint32),
+        ("pad1", ctypes.c_uint8 * 48),
         ("dropped", ctypes.c_uint64),
         ("capacity", ctypes.c_uint32),
         ("policy", ctypes.c_uint32),
         ("enabled", ctypes.c_uint32),
         ("cpu", ctypes.c_uint32),
         ("dropped_flagged", ctypes.c_uint64),
-        ("pad2", ctypes.c_uint8 * 32),
+        ("dropped_unread", ctypes.c_uint64),  # of ``dropped``: while no reader was attached
+        ("wait_ticks", ctypes.c_uint64),  # longest wait for the reader (TSC ticks, 0 = never)
+        ("waited_ticks", ctypes.c_uint64),  # TSC ticks spent waiting for the reader so far
+        ("wait_expired", ctypes.c_uint32),  # 1: a wait ran out, the ring no longer waits
+        ("reserved2", ctypes.c_uint32),
     )
 
 
@@ -196,6 +212,44 @@ HV_BREAK_MAX: Final = 8
 HV_BRK_ANY: Final = 0xFFFF_FFFF  # kind / reason / cpu: match any
 HV_BRK_MATCH_ARG0: Final = 0x1  # arg0 must equal 'arg0' (MSR index, CR number, port, CPUID leaf)
 HV_BRK_MATCH_GPA: Final = 0x2  # gpa must lie in [gpa_lo, gpa_hi]
+HV_BRK_TRACE: Final = 0x4  # a tracepoint: count matching exits, never stop
+HV_BREAK_TERMS: Final = 4  # condition terms per entry, ANDed
+HV_BRK_OPD_GPRS: Final = 16  # condition operands below this are guest GPRs (x86 order; 4 = RSP unused)
+
+
+class HvBrkOperand(IntEnum):
+    """A condition term's operand beyond the GPRs: a field of the exit's record (abi.h HV_BRK_OPD_*)."""
+
+    ARG0 = 16
+    ARG1 = 17
+    QUAL = 18
+    GPA = 19
+    RIP = 20
+    CR3 = 21
+    COUNT = 22
+
+
+class HvBrkOp(IntEnum):
+    """A condition term's comparison (abi.h HV_BRK_OP_*), unsigned; TEST is (operand & value) != 0."""
+
+    EQ = 0
+    NE = 1
+    LT = 2
+    LE = 3
+    GT = 4
+    GE = 5
+    TEST = 6
+
+
+class HvBreakTerm(ctypes.LittleEndianStructure):
+    """``struct hv_break_term``: one ``operand op value`` of an exit break's condition."""
+
+    _fields_ = (
+        ("operand", ctypes.c_uint8),
+        ("op", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 6),
+        ("value", ctypes.c_uint64),
+    )
 
 
 class HvBreak(ctypes.LittleEndianStructure):
@@ -207,11 +261,13 @@ class HvBreak(ctypes.LittleEndianStructure):
         ("reason", ctypes.c_uint32),
         ("cpu", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("nterms", ctypes.c_uint32),
         ("arg0", ctypes.c_uint64),
         ("gpa_lo", ctypes.c_uint64),
         ("gpa_hi", ctypes.c_uint64),
         ("hits", ctypes.c_uint64),
+        ("ignore", ctypes.c_uint64),
+        ("term", HvBreakTerm * HV_BREAK_TERMS),
     )
 
 
@@ -222,8 +278,21 @@ class HvBreakConfig(ctypes.LittleEndianStructure):
         ("armed", ctypes.c_uint32),
         ("last_hit", ctypes.c_uint32),
         ("last_cpu", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("kinds", ctypes.c_uint32),  # bit K: an enabled entry can match kind K; 0 = any kind may match
         ("entry", HvBreak * HV_BREAK_MAX),
+    )
+
+
+#: Most entries of the discovery header's immutable-range table (abi.h).
+HV_IMMUTABLE_MAX: Final = 200
+
+
+class HvRange(ctypes.LittleEndianStructure):
+    """``struct hv_range``: one physical range of memory no one writes after launch."""
+
+    _fields_ = (
+        ("base", ctypes.c_uint64),
+        ("length", ctypes.c_uint64),
     )
 
 
@@ -247,6 +316,9 @@ class HvDiscovery(ctypes.LittleEndianStructure):
         ("launched", ctypes.c_uint64),
         ("build_id", ctypes.c_uint8 * 20),
         ("reserved2", ctypes.c_uint8 * 4),
+        ("immutable", ctypes.c_uint64),  # struct hv_range[immutable_count], physical
+        ("immutable_count", ctypes.c_uint32),
+        ("reserved3", ctypes.c_uint32),
     )
 
 
@@ -256,8 +328,10 @@ ABI_STRUCTS: Final[dict[str, type[ctypes.LittleEndianStructure]]] = {
     "hv_snapshot": HvSnapshot,
     "hv_record": HvRecord,
     "hv_ring": HvRing,
+    "hv_break_term": HvBreakTerm,
     "hv_break": HvBreak,
     "hv_break_config": HvBreakConfig,
+    "hv_range": HvRange,
     "hv_discovery": HvDiscovery,
 }
 
@@ -297,12 +371,22 @@ def mirror_defines() -> dict[str, int | str]:
     out["HV_DISCOVERY_MAGIC"] = HV_DISCOVERY_MAGIC
     out["HV_RECORD_SIZE"] = HV_RECORD_SIZE
     out["HV_BREAK_MAX"] = HV_BREAK_MAX
+    out["HV_IMMUTABLE_MAX"] = HV_IMMUTABLE_MAX
     out["HV_BRK_ANY"] = HV_BRK_ANY
     out["HV_BRK_MATCH_ARG0"] = HV_BRK_MATCH_ARG0
     out["HV_BRK_MATCH_GPA"] = HV_BRK_MATCH_GPA
+    out["HV_BRK_TRACE"] = HV_BRK_TRACE
+    out["HV_BREAK_TERMS"] = HV_BREAK_TERMS
+    out["HV_BRK_OPD_GPRS"] = HV_BRK_OPD_GPRS
+    out.update({f"HV_BRK_OPD_{o.name}": int(o) for o in HvBrkOperand})
+    out.update({f"HV_BRK_OP_{o.name}": int(o) for o in HvBrkOp})
     out["HV_FRAME_MAGIC"] = HV_FRAME_MAGIC
     out["HV_FRAME_SIZE"] = HV_FRAME_SIZE
     out["HV_RING_DEFAULT_CAPACITY"] = HV_RING_DEFAULT_CAPACITY
+    out["HV_RING_MAX_CAPACITY"] = HV_RING_MAX_CAPACITY
+    out["HV_RING_RAM_SHARE"] = HV_RING_RAM_SHARE
+    for reader in HvReader:
+        out[f"HV_READER_{reader.name}"] = int(reader)
     for flag in HvRecFlag:
         out[f"HV_REC_{flag.name}"] = int(flag)
     for policy in HvRingPolicy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -33,14 +34,13 @@ def gdb_argv(
     elf: Path,
     port: int | None = None,
     core: Path | None = None,
-    commands: Sequence[str] = (),
-    batch: bool = False,
+    options: Sequence[str] = (),
     gdb: str = GDB,
 ) -> list[str]:
-    """The gdb command line (pure; unit-tested): symbols, the extension, the target, extra commands."""
-    argv = [gdb, "-q", "-nx"]
-    if batch:
-        argv.append("-batch")
+    """The gdb command line (pure; unit-tested): symbols, the extension, the target, then the user's own
+    gdb options in their order (``-ex``/``-x`` run after the target is set up; ``-nx`` and ``-batch``
+    act wherever they are, as gdb reads all options before running any command)."""
+    argv = [gdb, "-q"]
     argv += ["-ex", f"source {paths.gdb_extension()}", "-ex", f"file {elf}"]
     if port is not None:
         argv += ["-ex", f"target remote 127.0.0.1:{port}"]
@@ -49,9 +49,7 @@ def gdb_argv(
     if port is not None or core is not None:
         # the image runs at its link address + a slide (hvtrace.relocation): symbols where it runs
         argv += ["-ex", "hv-symbols"]
-    for c in commands:
-        argv += ["-ex", c]
-    return argv
+    return argv + list(options)
 
 
 def port_of_ram(ram: Path, proc: Path = Path("/proc")) -> int:
@@ -75,9 +73,10 @@ def run_gdb(
     dump: Path | None,
     elf: Path | None,
     *,
-    commands: Sequence[str],
-    batch: bool,
+    options: Sequence[str],
 ) -> int:
+    """Run gdb on the target with the user's gdb ``options``; gdb's exit status (128 + N if killed by
+    signal N)."""
     chosen = [x for x in (port, ram, core, dump) if x is not None]
     if len(chosen) != 1:
         raise LaunchError(
@@ -97,5 +96,19 @@ def run_gdb(
             if not segs:
                 raise LaunchError(ExitCode.USAGE, f"no dump files {dump}.<start hex>")
             core = write_core(segs, Path(tmp) / "ram.core")
-        argv = gdb_argv(elf=elf, port=port, core=core, commands=commands, batch=batch, gdb=gdb)
-        return subprocess.call(argv)
+        argv = gdb_argv(elf=elf, port=port, core=core, options=options, gdb=gdb)
+        return run_foreground(argv)
+
+
+def run_foreground(argv: Sequence[str]) -> int:
+    """Run an interactive program that owns Ctrl-C (gdb: it interrupts the target and stays at the prompt).
+
+    The terminal sends SIGINT to the whole foreground process group, so this process gets it too: it
+    must survive it, not raise KeyboardInterrupt and leave gdb orphaned. A no-op handler (not SIG_IGN)
+    because an ignored signal stays ignored across exec, and gdb must receive it."""
+    previous = signal.signal(signal.SIGINT, lambda _sig, _frame: None)
+    try:
+        status = subprocess.call(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - status if status < 0 else status

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from hvtrace.decode.vendor import reason_names
+from hvtrace.symbols import SymbolTable
 from hvtrace.trace.code import CodeCache
 
 from .break_actions import BreakActions
@@ -41,8 +42,10 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
     """
     BINDINGS: ClassVar[list[BindingType]] = list(bindings(MAIN, REPLAY))
 
-    def __init__(self, source: Source, *, log_capacity: int = 1 << 20) -> None:
-        super().__init__(source, log_capacity=log_capacity)
+    def __init__(
+        self, source: Source, *, log_capacity: int = 1 << 20, symbols: SymbolTable | None = None
+    ) -> None:
+        super().__init__(source, log_capacity=log_capacity, symbols=symbols)
         self.poller = Poller(source)
 
     # ------------------------------------------------------------------ layout
@@ -90,6 +93,7 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
             if self.base_tsc is None:
                 self.base_tsc = int(batch["tsc"].min())
             self.stats.add(batch)
+            self._find_slide(batch)
             if not self.log_paused:
                 self.recent.append(batch)
         self.rate.add(time.monotonic(), n)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from textual.app import App
 
+from hvtrace.symbols import SymbolTable
 from hvtrace.trace.code import CodeCache
 from hvtrace.trace.records import Records
 
@@ -15,12 +16,17 @@ from .model import ExitStats
 from .poller import ReadRate
 from .recent import RecentLog
 from .sources import Source
+from .symbolize import LiveSlide
 from .widgets import CpuPanel, DrillPanel, LogView, ReasonTable, StatusBar
 
 
 class TuiBase(App[None]):
-    def __init__(self, source: Source, *, log_capacity: int = 1 << 20) -> None:
+    def __init__(
+        self, source: Source, *, log_capacity: int = 1 << 20, symbols: SymbolTable | None = None
+    ) -> None:
         super().__init__()
+        self.symbols = symbols  # guest symbols for the log (--symbols); its slide is found from the records
+        self.slide = LiveSlide(symbols) if symbols is not None else None
         self.source = source
         self.stats = ExitStats(cpus=max(1, source.info.cpus), vendor=source.info.vendor)
         self.log_capacity = log_capacity
@@ -47,7 +53,15 @@ class TuiBase(App[None]):
         self._status_bar = self.query_one(StatusBar)
 
     def _format(self, rec: np.void) -> str:
-        return format_record(rec, self.stats.vendor, self.base_tsc or 0, self.source.info.tsc_hz, self.code)
+        hz = self.source.info.tsc_hz
+        return format_record(rec, self.stats.vendor, self.base_tsc or 0, hz, self.code, symbols=self.symbols)
+
+    def _find_slide(self, recs: Records) -> None:
+        """Until the KASLR slide is known: look for it in new records; say it once found."""
+        line = self.slide.add(recs) if self.slide is not None else None
+        if line is not None:
+            self.notify(line, title="hvtrace")
+            self._log_view.refresh()
 
     def _refresh_views(self, new_records: bool = True) -> None:
         """Repaint from the stats; every widget skips what did not change."""
@@ -55,7 +69,7 @@ class TuiBase(App[None]):
         panel = self._cpu_panel
         panel.ensure(self.stats.cpus)
         panel.update_from(self.stats)
-        self._reason_table.update_from(self.stats, panel.selected, self._all_keys)
+        self._reason_table.update_from(self.stats, panel.selected, self._all_keys, self.source.info.tsc_hz)
         self._drill_panel.update_from(self.stats, panel.selected)
         if new_records and not self.log_paused:
             self._log_view.sync()
@@ -68,6 +82,7 @@ class TuiBase(App[None]):
         if len(played):
             self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
             self.stats.add(played)
+            self._find_slide(played)
             self.recent.append(played[-self.log_capacity :])
         self._reason_table.reset()
         self._log_view.sync()

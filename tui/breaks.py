@@ -9,7 +9,10 @@ through its MI commands (-hv-break-insert, -hv-break-delete, -hv-exit-info: gdbe
 MI fields, never text to parse; the VMCS / VMCB snapshot is hv-vmcs's text, shown as it is.
 
 On a hit the VM stays stopped (all-stop: every vCPU) until resume / step / clear. ``step`` arms a
-temporary ``any --cpu N`` entry — the next exit of that CPU — deleted again when it hits.
+temporary ``any --cpu N`` entry — the next exit of that CPU — deleted again when it hits (or when the
+step is abandoned by resume / clear): steps never accumulate entries. While a step is under way, hits
+on other CPUs are passed over, so the step stops on the CPU it was asked for. ``clear`` deletes every
+entry (the user's and a step's) and resumes.
 """
 
 from __future__ import annotations
@@ -189,6 +192,11 @@ class BreakController:
         # The hypervisor names the first matching entry, which may be another break on the same exit:
         # any exit of the stepped CPU ends the step.
         step = self._step is not None and self._step[1] == cpu
+        if self._step is not None and not step:
+            # Another CPU's hit (pending from before in all-stop, or a break of the user's meanwhile):
+            # a step stays on its CPU, as gdb's step stays on its thread.
+            self._resume()
+            return
         if not step and entry not in self.entries:
             # A hit of a break deleted meanwhile (all-stop: another CPU's hit stays pending until the
             # next continue): nothing the user asked for, so the VM just runs on.
@@ -228,8 +236,16 @@ class BreakController:
         self._mi(f"-hv-break-delete {which}")
         if which == "all":
             self.entries.clear()
+            self._step = None
         else:
             self.entries.pop(int(which), None)
+
+    def _abandon_step(self) -> None:
+        """Delete the entry of a step that did not hit (yet): a step never outlives the next decision."""
+        if self._step is not None:
+            step_entry = self._step[0]
+            self._step = None
+            self._delete(str(step_entry))
 
     # Requests (gdb thread, VM stopped).
     def _do_arm(self, spec: str) -> int:
@@ -244,17 +260,22 @@ class BreakController:
         self._emit("deleted", f"deleted break {which}")
 
     def _do_resume(self, _: str) -> None:
+        self._abandon_step()
         self.hit = None
 
     def _do_step(self, _: str) -> None:
         if self.hit is None:
             raise GdbError("step: the VM is not stopped at a break")
-        self._step = (self._do_arm(f"any --cpu {self.hit.cpu}"), self.hit.cpu, self.hit.entry)
+        self._abandon_step()
+        # the step's own entry is not one of the user's breaks (not in self.entries): x and the
+        # break list show the user's breaks only
+        armed = self._mi(f"-hv-break-insert any --cpu {self.hit.cpu}")["break"]
+        self._step = (int(armed["number"]), self.hit.cpu, self.hit.entry)
         self.hit = None
 
     def _do_clear(self, _: str) -> None:
-        if self.hit is not None and self.hit.entry in self.entries:
-            self._do_delete(str(self.hit.entry))
+        """Delete every entry (the user's breaks and a step's) and resume."""
+        self._do_delete("all")
         self.hit = None
 
     def _shutdown(self) -> None:

@@ -73,8 +73,8 @@ KEYS: tuple[Key, ...] = (
     Key(
         "x",
         "decide('clear')",
-        "Clear break + resume",
-        "clear this break and resume",
+        "Clear breaks + resume",
+        "delete every exit break and resume",
         where=HIT,
         footer=True,
     ),

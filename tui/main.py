@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from hvtrace.launch.guest import launch_options
+from hvtrace.symbols import load_symbols
 from hvtrace.trace.cli import warn_damage
 
 from .app import HvTraceApp
@@ -24,8 +25,9 @@ def make_source(args: argparse.Namespace) -> Source:
 
 
 def run(args: argparse.Namespace) -> int:
+    symbols = load_symbols(getattr(args, "symbols", None))  # before a session starts: a bad file fails fast
     source = make_source(args)
-    app = HvTraceApp(source, log_capacity=args.log_size)
+    app = HvTraceApp(source, log_capacity=args.log_size, symbols=symbols)
     try:
         app.run()
     finally:

@@ -95,6 +95,9 @@ class ExitStats:
     keys: list[int] = field(default_factory=list)  # slot -> reason key
     slot_of: dict[int, int] = field(default_factory=dict)
     counts: Counts = field(init=False)
+    # handling time (tsc_resume - tsc) summed per CPU and slot, over the records that carry it (timed)
+    ticks: Floats = field(init=False)
+    timed: Counts = field(init=False)
     drill: dict[int, DrillCounts] = field(default_factory=dict)  # kind -> operand counts per CPU
     records: int = 0
     _snaps: deque[tuple[float, Counts]] = field(default_factory=deque)
@@ -107,6 +110,8 @@ class ExitStats:
     def __post_init__(self) -> None:
         self.cpus = max(1, self.cpus)
         self.counts = np.zeros((self.cpus, 0), dtype=np.int64)
+        self.ticks = np.zeros((self.cpus, 0), dtype=np.float64)
+        self.timed = np.zeros((self.cpus, 0), dtype=np.int64)
         self._bin_base = np.zeros(self.cpus, dtype=np.int64)
         self.history = deque(maxlen=HISTORY_S)
 
@@ -116,6 +121,8 @@ class ExitStats:
             return
         extra = n - self.cpus
         self.counts = np.vstack([self.counts, np.zeros((extra, self.counts.shape[1]), dtype=np.int64)])
+        self.ticks = np.vstack([self.ticks, np.zeros((extra, self.ticks.shape[1]), dtype=np.float64)])
+        self.timed = np.vstack([self.timed, np.zeros((extra, self.timed.shape[1]), dtype=np.int64)])
         self._bin_base = np.concatenate([self._bin_base, np.zeros(extra, dtype=np.int64)])
         self.history = deque(
             (np.concatenate([h, np.zeros(extra, dtype=np.int64)]) for h in self.history), maxlen=HISTORY_S
@@ -134,6 +141,8 @@ class ExitStats:
             self.keys.append(key)
             self.slot_of[key] = slot
             self.counts = np.hstack([self.counts, np.zeros((self.cpus, 1), dtype=np.int64)])
+            self.ticks = np.hstack([self.ticks, np.zeros((self.cpus, 1), dtype=np.float64)])
+            self.timed = np.hstack([self.timed, np.zeros((self.cpus, 1), dtype=np.int64)])
         return slot
 
     def add(self, recs: Records) -> None:
@@ -147,6 +156,7 @@ class ExitStats:
         uniq, n = np.unique(combined, return_counts=True)
         slots = np.fromiter((self._slot(int(k) % KEY_SPACE) for k in uniq), dtype=np.int64, count=len(uniq))
         np.add.at(self.counts, (uniq // KEY_SPACE, slots), n)
+        self._add_times(recs, combined, uniq, slots)
         self.records += len(recs)
         self._rates = None
         kinds = recs["kind"]
@@ -161,10 +171,34 @@ class ExitStats:
                 table = self.drill[int(kind)] = DrillCounts.new(self.cpus)
             table.add(cpu[sel], vals, self.cpus)
 
+    def _add_times(self, recs: Records, combined: Counts, uniq: Counts, slots: Counts) -> None:
+        """Handling time per (CPU, slot): records with tsc_resume 0 (not resumed, v1 files) are left out."""
+        resumed = recs["tsc_resume"] != 0
+        if not resumed.any():
+            return
+        dt = (recs["tsc_resume"][resumed].astype(np.int64) - recs["tsc"][resumed].astype(np.int64)).clip(0)
+        pos = np.searchsorted(uniq, combined[resumed])  # every pair is in uniq
+        rows, cols = uniq[pos] // KEY_SPACE, slots[pos]
+        np.add.at(self.ticks, (rows, cols), dt.astype(np.float64))
+        np.add.at(self.timed, (rows, cols), 1)
+
+    def scope_avg_ticks(self, cpu: int | None) -> Floats:
+        """Average handling time (TSC ticks) per slot for one CPU or all; NaN where none is known."""
+        if cpu is None:
+            ticks, timed = self.ticks.sum(axis=0), self.timed.sum(axis=0)
+        elif cpu >= self.cpus:
+            return np.full(len(self.keys), np.nan)
+        else:
+            ticks, timed = self.ticks[cpu], self.timed[cpu]
+        out: Floats = np.divide(ticks, timed, out=np.full(len(ticks), np.nan), where=timed > 0)
+        return out
+
     def reset(self) -> None:
         self.keys.clear()
         self.slot_of.clear()
         self.counts = np.zeros((self.cpus, 0), dtype=np.int64)
+        self.ticks = np.zeros((self.cpus, 0), dtype=np.float64)
+        self.timed = np.zeros((self.cpus, 0), dtype=np.int64)
         self.drill.clear()
         self.records = 0
         self._snaps.clear()

@@ -22,7 +22,7 @@ from textual.strip import Strip
 from textual.visual import VisualType
 from textual.widgets import DataTable, Label, Static
 
-from .fmt import HEADER
+from .fmt import HEADER, format_ticks
 from .model import ExitStats, reason_info
 from .recent import RecentLog
 
@@ -158,7 +158,7 @@ class ReasonTable(DataTable[str]):
         super().__init__(id="reasons", cursor_type="row", zebra_stripes=True)
         self.hide_zero = True
         self.sort_by = "sum"
-        self._shown: dict[str, tuple[str, str, str]] = {}
+        self._shown: dict[str, tuple[str, ...]] = {}
         self._order: list[str] = []
         self.cell_updates = 0  # for tests and the benchmark: cells rewritten
         self._styles: dict[str, Style] | None = None
@@ -171,23 +171,28 @@ class ReasonTable(DataTable[str]):
         self.add_column("SUM", key="sum", width=13)
         self.add_column("PER SEC", key="rate", width=11)
         self.add_column("%", key="pct", width=7)
+        self.add_column("AVG TIME", key="time", width=11)  # handling time (tsc_resume - tsc)
 
-    def update_from(self, stats: ExitStats, cpu: int | None, all_keys: list[int]) -> None:
+    def update_from(
+        self, stats: ExitStats, cpu: int | None, all_keys: list[int], tsc_hz: float | None = None
+    ) -> None:
         counts = stats.scope_counts(cpu)
         rates = stats.scope_rates(cpu)
+        avg = stats.scope_avg_ticks(cpu)
         total = int(counts.sum()) or 1
         keys = list(stats.keys)
         if not self.hide_zero:
             present = {k & 0xFFFF for k in stats.keys}
             keys += [k for k in all_keys if (k & 0xFFFF) not in present]
-        wanted: dict[str, tuple[str, str, str]] = {}
+        wanted: dict[str, tuple[str, ...]] = {}
         for key in keys:
             slot = stats.slot_of.get(key)
             n = int(counts[slot]) if slot is not None and slot < len(counts) else 0
             if self.hide_zero and n == 0:
                 continue
             r = float(rates[slot]) if slot is not None and slot < len(rates) else 0.0
-            wanted[str(key)] = (f"{n:,}", f"{r:,.0f}", f"{100.0 * n / total:.1f}%")
+            t = float(avg[slot]) if slot is not None and slot < len(avg) else float("nan")
+            wanted[str(key)] = (f"{n:,}", f"{r:,.0f}", f"{100.0 * n / total:.1f}%", format_ticks(t, tsc_hz))
         reshaped = False  # rows added, removed or reordered: a full repaint
         changed: list[str] = []
         for rk in [k for k in self._shown if k not in wanted]:
@@ -202,10 +207,10 @@ class ReasonTable(DataTable[str]):
                     info = reason_info(stats.vendor, int(rk))
                     self.add_row(info.name, info.kind_name, *vals, key=rk)
                     self._names[rk] = info.name
-                    self.cell_updates += 5
+                    self.cell_updates += 6
                     reshaped = True
                 else:
-                    for col, new, prev in zip(("sum", "rate", "pct"), vals, old, strict=True):
+                    for col, new, prev in zip(("sum", "rate", "pct", "time"), vals, old, strict=True):
                         if new != prev:
                             self.update_cell(rk, col, new)
                             self.cell_updates += 1
@@ -227,7 +232,7 @@ class ReasonTable(DataTable[str]):
             return self  # a cell update: update_from repaints its row
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
-    def _resort(self, wanted: dict[str, tuple[str, str, str]]) -> bool:
+    def _resort(self, wanted: dict[str, tuple[str, ...]]) -> bool:
         """Sort the rows if they are out of order (ties in any order); True if they were."""
         shown = [str(row.key.value) for row in self.ordered_rows]
         if self.sort_by == "reason":

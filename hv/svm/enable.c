@@ -80,8 +80,8 @@ bool svm_enable(struct percpu *pc)
     s->vmcb = pool_alloc(1, PAGE_SIZE, "VMCB");
     s->hsave = pool_alloc(1, PAGE_SIZE, "VM_HSAVE area");
     s->host_vmcb = pool_alloc(1, PAGE_SIZE, "host VMSAVE area");
-    s->msrpm = pool_alloc(2, PAGE_SIZE, "MSR permission map");
-    s->iopm = pool_alloc(3, PAGE_SIZE, "I/O permission map");
+    s->msrpm = pool_alloc_immutable(2, "MSR permission map");
+    s->iopm = pool_alloc_immutable(3, "I/O permission map");
     s->host_stack_top = (u64)pool_alloc(CPU_STACK_PAGES, PAGE_SIZE, "VMM stack") + CPU_STACK_PAGES * PAGE_SIZE;
     s->asid = pc->index + 1;            /* ASID 0 is the host's: VMRUN refuses it (APM 15.5.1) */
     s->nrips = nrips;

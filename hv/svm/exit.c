@@ -331,6 +331,8 @@ void svm_exit_dispatch(struct guest_regs *regs)
     rec.kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
     if (x.code == SVM_EXIT_MSR && (v->control.exitinfo1 & 1))
         rec.kind = HV_EXIT_MSR_WRITE;
+    if (x.code != SVM_EXIT_EXCP_BASE + VEC_DB)
+        apic_step_cut(&x.vcpu);
     record_operands(&x, rec.kind);
     note_interrupted_event(&x);
     if (e && e->fn)

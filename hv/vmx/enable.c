@@ -148,8 +148,8 @@ bool vmx_enable(struct percpu *pc)
     _Static_assert(sizeof(struct vmx_cpu) <= PAGE_SIZE, "vmx_cpu fits a page");
     v->vmxon_region = pool_alloc(1, PAGE_SIZE, "VMXON region");
     v->vmcs_region = pool_alloc(1, PAGE_SIZE, "VMCS region");
-    v->msr_bitmap = pool_alloc(1, PAGE_SIZE, "MSR bitmap");
-    v->io_bitmap = pool_alloc(2, PAGE_SIZE, "I/O bitmaps");
+    v->msr_bitmap = pool_alloc_immutable(1, "MSR bitmap");
+    v->io_bitmap = pool_alloc_immutable(2, "I/O bitmaps");
     v->host_stack_top = (u64)pool_alloc(CPU_STACK_PAGES, PAGE_SIZE, "VMM stack") + CPU_STACK_PAGES * PAGE_SIZE;
     v->vpid = (u16)(pc->index + 1);     /* VPID 0 is the host's (SDM 29.1) */
 

@@ -341,6 +341,8 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     }
     const struct exit_entry *e = basic < VMX_EXIT_REASON_COUNT ? &exit_table[basic] : NULL;
     rec.kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
+    if (basic != EXIT_REASON_MONITOR_TRAP_FLAG && basic != EXIT_REASON_EXCEPTION_NMI)
+        apic_step_cut(&x.vcpu);     /* the step's own exits: MTF, or #DB where there is no MTF */
     record_operands(&x, basic, rec.kind);
     if (basic < VMX_EXIT_REASON_COUNT)
         x.v->exits[basic]++;

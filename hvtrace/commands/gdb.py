@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands, out
@@ -26,8 +27,7 @@ def register(sub: Subcommands) -> None:
     g.add_argument("--core", type=Path, metavar="FILE", help="ELF core file (post mortem)")
     g.add_argument("--dump", type=Path, metavar="PREFIX", help="raw RAM dump PREFIX.<hex start>")
     g.add_argument("--elf", type=Path, metavar="FILE", help="hypervisor image (symbols)")
-    g.add_argument("--ex", action="append", default=[], metavar="CMD", help="run a gdb command (repeatable)")
-    g.add_argument("--batch", action="store_true", help="exit after the --ex commands")
+    declare_gdb_options(g)
     g.set_defaults(func=cmd_gdb)
 
     c = sub.add_parser(
@@ -39,8 +39,44 @@ def register(sub: Subcommands) -> None:
     c.set_defaults(func=cmd_core_from_dump)
 
 
+class _GdbOption(argparse.Action):
+    """Collect one of gdb's own options, in command-line order (gdb runs -ex and -x in that order)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, opt: str | None = None
+    ) -> None:
+        given = [self.const] if self.nargs == 0 else [self.const, value]
+        ns.gdb_options = [*ns.gdb_options, *given]  # a new list: the default one is shared
+
+
+#: gdb's options passed through as gdb spells them (one or two dashes), with the spelling gdb gets.
+GDB_OPTIONS: tuple[tuple[tuple[str, ...], str, str | None, str], ...] = (
+    (("-ex", "--ex", "-eval-command", "--eval-command"), "-ex", "CMD", "run a gdb command (repeatable)"),
+    (("-x", "--x", "-command", "--command"), "-x", "FILE", "run gdb commands from FILE (repeatable)"),
+    (("-iex", "--iex"), "-iex", "CMD", "run a gdb command before loading the inferior"),
+    (("-ix", "--ix"), "-ix", "FILE", "run gdb commands from FILE before loading the inferior"),
+    (("-batch", "--batch"), "-batch", None, "exit after the commands, with the status of the last one"),
+    (("-nx", "--nx", "-n"), "-nx", None, "do not read .gdbinit files (gdb's own init files load by default)"),
+    (("-q", "-quiet", "--quiet", "-silent", "--silent"), "-q", None, "no banner (hvtrace always passes -q)"),
+)
+
+
+def declare_gdb_options(g: argparse.ArgumentParser) -> None:
+    g.set_defaults(gdb_options=[])
+    for names, spelling, metavar, text in GDB_OPTIONS:
+        nargs = None if metavar else 0
+        g.add_argument(*names, action=_GdbOption, const=spelling, nargs=nargs, metavar=metavar, help=text)
+    g.add_argument(
+        "gdb_rest",
+        nargs="*",
+        metavar="-- GDB-OPTION",
+        help="anything after -- goes to gdb as it is (e.g. -- -iex 'set pagination off')",
+    )
+
+
 def cmd_gdb(args: argparse.Namespace) -> int:
-    return run_gdb(args.port, args.ram, args.core, args.dump, args.elf, commands=args.ex, batch=args.batch)
+    options = [*args.gdb_options, *args.gdb_rest]
+    return run_gdb(args.port, args.ram, args.core, args.dump, args.elf, options=options)
 
 
 def cmd_core_from_dump(args: argparse.Namespace) -> int:

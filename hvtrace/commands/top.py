@@ -55,21 +55,12 @@ def _open(args: argparse.Namespace) -> Capture:
     return cap
 
 
-def _claim_unread(cap: Capture, tails: dict[int, int]) -> None:
-    """Attached passively (a capture may be the rings' consumer): when nobody reads a drop-newest ring
-    (full, its tail still), top becomes its consumer, else it would only ever see drops."""
-    rings = getattr(cap.stream, "rings", None)
-    if rings is not None:
-        rings.claim_unread(tails)
-
-
-def _interval(cap: Capture, seconds: float, tails: dict[int, int]) -> Interval:
+def _interval(cap: Capture, seconds: float) -> Interval:
     iv = Interval(vendor=cap.vendor)
     lost0 = cap.lost()
     t0 = time.monotonic()
     end = t0 + seconds
     while True:
-        _claim_unread(cap, tails)
         iv.add(cap.poll())
         now = time.monotonic()
         if now >= end or not cap.alive():
@@ -97,9 +88,8 @@ def cmd_top(args: argparse.Namespace) -> int:
     with raise_on_signals():
         try:
             with _open(args) as cap:
-                tails: dict[int, int] = {}
                 while True:
-                    iv = _interval(cap, args.interval, tails)
+                    iv = _interval(cap, args.interval)
                     _show(cap, iv, args)
                     if args.once:
                         return 0

@@ -11,6 +11,7 @@ from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
+from hvtrace.symbols import add_symbols_argument
 from hvtrace.trace.errors import TraceError
 
 
@@ -32,6 +33,7 @@ def register(sub: Subcommands) -> None:
         metavar="SECONDS",
         help="stop a started session after",
     )
+    add_symbols_argument(t)
     t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
     t.set_defaults(func=cmd_tui)
 

@@ -79,6 +79,12 @@ def bochsrc_text(
             "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
             "speaker: enabled=0",
             f"log: {log}",
+            # A misaligned read of the xAPIC page reaches Bochs' APIC straight through the hypervisor's
+            # read-only mapping (reads are not trapped: an exit per read would tax every guest), and
+            # there it is a failed assertion, a panic ("(addr & 0xf) == 0", apic.cc). SDM Vol. 3A 11.4.1
+            # makes such accesses undefined / model specific, not a machine stop: per CPU's APIC (module
+            # apicN) the panic is reported in bochs.log and the read returns the aligned register.
+            "panic: action=fatal, " + ", ".join(f"apic{n}=report" for n in range(cpus)),
             # COM1 (0x3f8) is the guest's; COM2 (0x2f8) the hypervisor's, hidden from the guest.
             f"com1: enabled=1, mode=file, dev={guest_console}" if guest_console else "com1: enabled=0",
             f"com2: enabled=1, mode=file, dev={serial}",
@@ -101,16 +107,38 @@ def dump_ranges(memory_mb: int) -> list[tuple[int, int]]:
     return [(0, 0xA0000), (0x100000, (memory_mb << 20) - 0x100000)]
 
 
-def debugger_script(dump: Path | None = None, memory_mb: int = 0) -> str:
+def dump_commands(dump: Path, memory_mb: int) -> list[str]:
+    """``writemem`` commands putting guest RAM into ``<dump>.<start in hex>``, one file per dump range."""
+    return [f'writemem "{dump}.{start:x}" {start:#x} {length}' for start, length in dump_ranges(memory_mb)]
+
+
+def debugger_script(dump: Path | None = None, memory_mb: int = 0, before_at: int | None = None) -> str:
     """The debugger script; with ``dump``, guest RAM goes to ``<dump>.<start in hex>`` before ``quit``.
+    With ``before_at`` too, RAM first goes to ``<dump>-before.<start in hex>`` at the first VM exit
+    after a CPU executed that physical address (Bochs ``pb``, then ``vmexitbp``): a view from outside the
+    machine at a known point after launch (``before_at``: the loaded guest's entry). Not at the
+    breakpoint itself: in the guest ``writemem`` translates through EPT and stops at the first
+    hypervisor page (measured: "physical address not available"); after a VM exit the CPU is in the
+    hypervisor, whose identity map covers all of it.
 
     ``writemem`` takes a linear address: the hypervisor identity-maps low memory, so linear == physical
     while the CPU is in the hypervisor (magic breakpoint) as well as in the identity-mapped guests.
     """
     if dump is None:
         return DEBUGGER_SCRIPT
-    cmds = [f'writemem "{dump}.{start:x}" {start:#x} {length}' for start, length in dump_ranges(memory_mb)]
-    return "c\n" + "\n".join(cmds) + "\nquit\n"
+    cmds = []
+    if before_at is not None:
+        before = dump.with_name(f"{dump.name}-before")
+        cmds = [
+            f"pb {before_at:#x}",
+            "c",
+            "d 1",
+            "vmexitbp",
+            "c",
+            *dump_commands(before, memory_mb),
+            "vmexitbp",
+        ]
+    return "\n".join([*cmds, "c", *dump_commands(dump, memory_mb), "quit", ""])
 
 
 def bochs_exit_message(lines: list[str]) -> str:
@@ -142,9 +170,12 @@ class BochsSession(Session):
         self,
         *,
         dump_memory: bool = False,
+        dump_before_at: int | None = None,
         **options: Unpack[SessionOptions],
     ) -> None:
         super().__init__(**options)
+        #: With ``dump_memory``: also dump RAM when a CPU first executes this physical address.
+        self.dump_before_at = dump_before_at
         if self.guest is not None:
             self.guest.check_grub()  # the guest's command line goes into grub.cfg
         self.dump_memory = dump_memory
@@ -200,7 +231,7 @@ class BochsSession(Session):
         self.e9_path = self.tmpdir / "e9.bin"
         self.dump_path = self.tmpdir / "ram.bin" if self.dump_memory else None
         script = self.tmpdir / "debugger.rc"
-        script.write_text(debugger_script(self.dump_path, self.memory_mb))
+        script.write_text(debugger_script(self.dump_path, self.memory_mb, self.dump_before_at))
         self.info(f"bochs dir {self.tmpdir} (bochsrc, bochs.log, com2.txt, guest-console.txt)")
         return [self.bochs, "-q", "-f", str(rc), "-rc", str(script)]
 
@@ -217,11 +248,13 @@ class BochsSession(Session):
         self._thread("serial", lambda: self._tail_serial(hv))
         self._thread("guest", lambda: self._tail_guest_console(guest))
 
-    def dump_files(self) -> list[tuple[int, Path]]:
-        """(guest-physical start, file) of each memory dump range written at the end of the run."""
-        if self.dump_path is None:
+    def dump_files(self, before: bool = False) -> list[tuple[int, Path]]:
+        """(guest-physical start, file) of each memory dump range written at the end of the run (with
+        ``before``: at ``dump_before_at``)."""
+        if self.dump_path is None or (before and self.dump_before_at is None):
             return []
-        return [(start, Path(f"{self.dump_path}.{start:x}")) for start, _ in dump_ranges(self.memory_mb)]
+        base = f"{self.dump_path}-before" if before else str(self.dump_path)
+        return [(start, Path(f"{base}.{start:x}")) for start, _ in dump_ranges(self.memory_mb)]
 
     def _tee(self, stream: IO[bytes], sink: Callable[[str], None]) -> None:
         """Copy stdout's raw bytes to ``e9_path`` as they come (frame stream) and its lines to ``sink``."""

@@ -7,7 +7,9 @@ Python API::
     with Capture.attach(ram=Path("/dev/shm/hvtrace-….ram")) as cap:
         cap.record("x.hvt", duration=5)
 
-QEMU: the shared RAM file, rings read live and lossless (the consumer writes ring tails). Bochs: the
+QEMU: the shared RAM file, rings read live and lossless (the consumer writes ring tails). A session
+started here also gets ``ring_wait=RING_WAIT_S``: until the reader attaches (and while it is behind)
+a full ring makes its CPU wait instead of dropping, so nothing is lost from the first exit. Bochs: the
 port-0xE9 frame stream (``trace_e9=1`` is added to the command line), read as Bochs writes it.
 With guest memory at hand (QEMU), :meth:`Capture.record` also stores the instruction bytes at every
 distinct RIP in the file (its code map, see hvtrace.trace.code), so a replay can show the instructions.
@@ -33,7 +35,7 @@ from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
 from hvtrace.launch.qemu import qemu_argv_of_ram
 from hvtrace.paths import image_path
 from hvtrace.relocation import region_from_console
-from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode
+from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode, PagedCode
 from hvtrace.trace.discovery import Discovery, discover, elf_build_id
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.filters import Filter, reason_mask
@@ -43,10 +45,15 @@ from hvtrace.trace.records import Records, empty
 from hvtrace.trace.sources import MemorySource, SharedRamSource
 from hvtrace.trace.streams import FrameStream, RecordStream, RingStream
 from hvtrace.trace.tracefile import TraceWriter
+from hvtrace.trace.tsc_rate import PIT_EMULATED_SOURCE, PIT_SOURCE, ArrivalClock
+from hvtrace.trace.tsc_rate import SOURCE as TSC_RATE_SOURCE
 
 NO_BACKEND_RE = re.compile(r"virt: this CPU offers neither VT-x nor AMD-V")
 TSC_RE = re.compile(r"timer: TSC (\d+) kHz")
 RAM_NAME_RE = re.compile(r"hvtrace-(\d+)-[0-9a-f]+\.ram$")
+#: How long a full ring waits for its reader (hypervisor ``ring_wait=S``) in sessions a lossless capture
+#: starts: the reader attaches within seconds of boot; past this the ring drops and counts instead.
+RING_WAIT_S = 30
 
 
 def guest_label(cmdline: str, guest: GuestSpec | None = None) -> str:
@@ -85,6 +92,7 @@ class Capture:
         self.session = session
         self.progress = Progress(started=time.monotonic())
         self.stop_reason = ""
+        self.arrivals = ArrivalClock()
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -111,7 +119,10 @@ class Capture:
         else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
-        extra = [o for o in session_class(backend).trace_options if o not in cmdline.split()]
+        kind, words = session_class(backend), cmdline.split()
+        extra = [o for o in kind.trace_options if o not in words]
+        if lossless and issubclass(kind, QemuSession) and not any(w.startswith("ring_wait=") for w in words):
+            extra.append(f"ring_wait={RING_WAIT_S}")  # rings read from shared RAM: wait for the reader
         if extra:  # what this backend needs to deliver records (Bochs: frames on port 0xE9)
             cmdline = " ".join([cmdline, *extra]).strip()
         session = make_session(
@@ -248,6 +259,7 @@ class Capture:
         self.close()
 
     def close(self) -> None:
+        self.stream.detach()  # first: a session that goes on must not wait for us
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -262,14 +274,14 @@ class Capture:
         return rings.source if rings is not None else None
 
     def code_reader(self) -> CodeReader | None:
-        """Instruction bytes at a RIP, read from guest memory (RIP as physical address: identity-mapped
-        guests, see hvtrace.trace.code); None without memory (Bochs frame stream) and for a loaded guest
-        kernel (``meta["guest_cmdline"]`` set): its RIPs are virtual addresses of its own paging, and
-        records carry no CR3 to walk it, so reading RIP as physical would show the wrong bytes."""
+        """Instruction bytes at a RIP, read from guest memory; None without memory (Bochs frame stream).
+        The hypervisor's own guests are identity-mapped (RIP as physical address); a loaded guest kernel
+        (``meta["guest_cmdline"]`` set) has its own paging: its RIPs go through a walk of its page
+        tables from each record's CR3 (see hvtrace.trace.code)."""
         mem = self.memory
-        if mem is None or self.meta.get("guest_cmdline") is not None:
+        if mem is None:
             return None
-        return MemoryCode(mem)
+        return PagedCode(mem) if self.meta.get("guest_cmdline") is not None else MemoryCode(mem)
 
     @property
     def console(self) -> list[str]:
@@ -283,7 +295,14 @@ class Capture:
         return list(self.session.hv_lines) if self.session is not None else []
 
     def tsc_hz(self) -> int | None:
-        """TSC rate the hypervisor calibrated against the PIT (its 'timer: TSC N kHz' line), if seen."""
+        """TSC ticks per second: the hypervisor's PIT calibration (its 'timer: TSC N kHz' line), if
+        seen; for Bochs' frame stream the rate measured against the host clock (hvtrace.trace.tsc_rate),
+        once records have arrived for a second (the PIT's is Bochs' emulated time)."""
+        if isinstance(self.stream, FrameStream):
+            return self.arrivals.rate()
+        return self.pit_tsc_hz()
+
+    def pit_tsc_hz(self) -> int | None:
         for line in self.hv_console:
             m = TSC_RE.search(line)
             if m:
@@ -296,7 +315,17 @@ class Capture:
 
         For callers with their own loop (the TUI's poller); :meth:`run` is the loop with stop
         conditions. Raises TraceError, OSError or ValueError when the source is lost (RAM file gone)."""
-        return self.stream.poll()
+        recs = self.stream.poll()
+        self.arrivals.observe(recs)
+        return recs
+
+    def final_tsc_hz(self) -> tuple[int | None, str]:
+        """The rate a trace file keeps and its source: as :meth:`tsc_hz`; a frame stream too short to
+        measure keeps the PIT's, said to be Bochs' emulated time."""
+        hz, frames = self.tsc_hz(), isinstance(self.stream, FrameStream)
+        if hz:
+            return hz, TSC_RATE_SOURCE if frames else PIT_SOURCE
+        return self.pit_tsc_hz(), PIT_EMULATED_SOURCE if frames else PIT_SOURCE
 
     def alive(self) -> bool:
         """Whether the source can still produce records (the emulator, or the attached session, runs)."""
@@ -305,6 +334,10 @@ class Capture:
     def lost(self) -> int:
         """Records lost so far, all CPUs (the rings overflowed before they were read)."""
         return sum(self.stream.lost_by_cpu().values())
+
+    def lost_where(self) -> dict[str, int]:
+        """Where the records counted by :meth:`lost` went (hvtrace.trace.streams.RecordStream)."""
+        return self.stream.lost_where()
 
     def end_state(self) -> str:
         """One line on how the session ended, once :meth:`alive` is False: its result when known, else
@@ -417,8 +450,8 @@ class Capture:
     def record(self, path: Path, **kw: Any) -> dict[str, Any]:
         """Capture into a trace file; returns the summary written into its index."""
         meta = dict(self.meta)
-        hz = self.tsc_hz()
-        meta.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration" if hz else None)
+        hz, source = (None, "") if isinstance(self.stream, FrameStream) else self.final_tsc_hz()
+        meta.update(tsc_hz=hz, tsc_hz_source=source if hz else None)
         writer = TraceWriter(Path(path), meta)
         last_flush = [time.monotonic()]
         code = CodeCollector(self.code_reader())
@@ -442,14 +475,17 @@ class Capture:
         try:
             why = self.run(sink, on_lost=on_lost, **kw)
         except BaseException:
-            writer.close({"stop": "interrupted", "lost_total": sum(reported.values())})
+            writer.close({"stop": "interrupted", "lost_total": sum(reported.values()), **self._lost_keys()})
             raise
-        summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values())}
-        hz = self.tsc_hz()  # the calibration line may arrive after the header was written
+        summary: dict[str, Any] = {"stop": why, "lost_total": sum(reported.values()), **self._lost_keys()}
+        hz, source = self.final_tsc_hz()  # the calibration line (or arrivals) may come after the header
         if hz and not meta.get("tsc_hz"):
-            summary.update(tsc_hz=hz, tsc_hz_source="hypervisor PIT calibration")
+            summary.update(tsc_hz=hz, tsc_hz_source=source)
         writer.close(summary)
         return {"records": writer.records, **summary}
+
+    def _lost_keys(self) -> dict[str, int]:
+        return {f"lost_{k}": v for k, v in self.lost_where().items()}
 
 
 def err_line(message: str) -> None:

@@ -8,16 +8,23 @@ import sys
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, err, out
+from hvtrace.commands.parser import Subcommands, UsageError, err, out
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
+from hvtrace.kaslr import apply_slide
 from hvtrace.launch.guest import launch_options
+from hvtrace.symbols import add_symbols_argument, load_symbols, symbolizer
+from hvtrace.trace import report_select
 from hvtrace.trace.capture import Capture
-from hvtrace.trace.export import export
+from hvtrace.trace.exit_batches import Symbolize
+from hvtrace.trace.export import FORMATS, PERFETTO_JSON_MAX, export, perfetto_kind
+from hvtrace.trace.export_parquet import check_output_dir
 from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
 from hvtrace.trace.report import build_report, format_text
+from hvtrace.trace.report_select import Selection
+from hvtrace.trace.report_symbols import format_section, symbols_section
 from hvtrace.trace.tracefile import TraceFile
 
 
@@ -39,20 +46,54 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--quiet", action="store_true", help="no progress line")
     cap.set_defaults(func=cmd_capture)
 
-    rep = sub.add_parser("report", help="per-reason / per-CPU statistics of a trace file")
+    rep = sub.add_parser(
+        "report",
+        help="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
+        description="Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
+        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory.",
+    )
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
+    rep.add_argument("--cpu", type=report_select.cpu_list, metavar="N[,N]", help="only these CPUs")
+    rep.add_argument(
+        "--reason", action="append", metavar="NAME[,NAME]", help="only these reasons (kind or native names)"
+    )
+    for opt, what in (("--since", "from"), ("--until", "before")):
+        rep.add_argument(
+            opt, type=report_select.bound, metavar="POS",
+            help=f"only records {what} POS: seconds after the first record (1.5s) or a record number in "
+            "time order (1000r)",
+        )  # fmt: skip
+    rep.add_argument(
+        "--top", type=values.positive_int, metavar="N", help="only the first N rows of each table"
+    )
+    rep.add_argument(
+        "--sort", choices=("count", "time"), default="count", help="order by count or by handling time"
+    )
+    rep.add_argument(
+        "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
+    )
+    add_symbols_argument(rep)
     rep.set_defaults(func=cmd_report)
 
-    exp = sub.add_parser("export", help="export a trace file to Perfetto (Chrome JSON), CSV or Parquet")
-    exp.add_argument("file", type=Path, metavar="FILE")
+    exp = sub.add_parser(
+        "export",
+        help="export a trace file to Perfetto (protobuf or JSON), CSV or a Parquet dataset",
+        description="perfetto: the protobuf trace (per-CPU exit slices lasting their handling time, "
+        f"exits/s counters, loss markers) above {PERFETTO_JSON_MAX} records, Chrome trace JSON below "
+        "(perfetto-proto / perfetto-json choose one); csv: the columns of `hvtrace query`; parquet: a "
+        "Hive-partitioned dataset directory (cpu=N/, and capture=NAME/ when several files are given) "
+        "that DuckDB, Polars, Spark and Trino read as it is.",
+    )
+    exp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace file (parquet: one or more)")
     exp.add_argument(
         "--format",
-        choices=("perfetto", "csv", "parquet"),
+        choices=FORMATS,
         required=True,
-        help="perfetto: Chrome JSON for ui.perfetto.dev (one track per CPU); csv; parquet",
+        help="perfetto (protobuf for big traces, else JSON), perfetto-proto, perfetto-json, csv, parquet",
     )
-    exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="file to write")
+    exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="parquet: a directory")
+    add_symbols_argument(exp)
     exp.set_defaults(func=cmd_export)
 
 
@@ -99,6 +140,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                         "records": cap.progress.records,
                         "stop": "interrupted",
                         "lost_total": cap.progress.lost,
+                        **{f"lost_{k}": v for k, v in cap.lost_where().items()},
                     }
         except Interrupted as e:
             if not args.quiet:
@@ -108,9 +150,15 @@ def cmd_capture(args: argparse.Namespace) -> int:
     if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
     lost = summary["lost_total"]
+    where = ""
+    if lost and "lost_unread" in summary:
+        where = (
+            f": {summary['lost_unread']} while no reader was attached, "
+            f"{summary['lost_reader_behind']} with the reader behind"
+        )
     print(
         f"hvtrace: wrote {summary['records']} records to {args.output} (stopped: {summary['stop']}; "
-        f"lost {lost}{'' if lost else ': lossless'})",
+        f"lost {lost}{where if lost else ': lossless'})",
         flush=True,
     )
     return 0
@@ -132,22 +180,42 @@ def warn_damage(tf: TraceFile) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     tf = TraceFile.open(args.file)
-    rep = build_report(tf)
+    table = load_symbols(args.symbols)  # before the report: a bad file fails fast
+    reasons = [n for arg in args.reason for n in arg.split(",") if n] if args.reason else None
+    sel = Selection.of(tf, args.cpu, reasons, args.since, args.until)
+    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs)
+    if table is not None:  # the selected records only, a second streaming pass
+        rep["symbols"] = symbols_section(sel.records(tf), table, int(tf.meta.get("vendor") or 0))
     if args.json:
         print(json.dumps(rep, indent=1, default=str))
     else:
-        print(format_text(rep))
+        print(format_text(rep) + (format_section(rep["symbols"]) if table is not None else ""))
     return warn_damage(tf)
+
+
+def symbolize_option(path: Path | None, files: list[TraceFile]) -> Symbolize | None:
+    """``--symbols``: RIPs as ``symbol+0xoff`` (the KASLR slide found from the first file, said once)."""
+    table = load_symbols(path)
+    if table is None:
+        return None
+    err(apply_slide(table, files[0].records(ordered=False)))
+    return symbolizer(table)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    check_output(args.output, inputs=(args.file,))  # before the input is read
-    tf = TraceFile.open(args.file)
-    n = export(tf, args.format, args.output)
-    lost = tf.lost_total()
+    if len(args.files) > 1 and args.format != "parquet":
+        raise UsageError(f"--format {args.format} exports one trace file ({len(args.files)} given)")
+    if args.format == "parquet":
+        check_output_dir(args.output)
+    else:
+        check_output(args.output, inputs=tuple(args.files))  # before the input is read
+    files = [TraceFile.open(p) for p in args.files]
+    fmt = perfetto_kind(args.format, sum(tf.record_count for tf in files))
+    n = export(files, fmt, args.output, symbolize_option(args.symbols, files))
+    lost = sum(tf.lost_total() for tf in files)
     print(
-        f"hvtrace: exported {n} records to {args.output} ({args.format})"
+        f"hvtrace: exported {n} records to {args.output} ({fmt})"
         + (f"; {lost} records lost" if lost else ""),
         flush=True,
     )
-    return warn_damage(tf)
+    return max(warn_damage(tf) for tf in files)

@@ -1,25 +1,37 @@
-"""`hvtrace export`: Chrome trace JSON (Perfetto loads it; one track per CPU), CSV and Parquet."""
+"""`hvtrace export`: Perfetto (protobuf: hvtrace.trace.export_perfetto; or Chrome trace JSON, one track
+per CPU), CSV, and a partitioned Parquet dataset (hvtrace.trace.export_parquet).
+
+``--format perfetto`` picks the protobuf for captures of more than PERFETTO_JSON_MAX records and the JSON
+below: the JSON costs ~200 bytes a record (474 k records made 96 MB) and holds instants only, the protobuf
+~4 bytes a record with durations, rate counters and loss markers. ``perfetto-proto`` and
+``perfetto-json`` choose one explicitly.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.csv as pacsv
 
 from hvtrace.decode.record_meaning import kind_name
 from hvtrace.decode.vendor import vendor_of
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
+from hvtrace.trace.exit_batches import ExitBatches, Symbolize
+from hvtrace.trace.export_parquet import export_parquet
+from hvtrace.trace.export_perfetto import export_perfetto_proto
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 
-FORMATS = ("perfetto", "csv", "parquet")
-COLUMNS = ("seq", "tsc", "cpu", "kind", "flags", "reason", "insn_len", "qual", "rip", "gpa", "arg0", "arg1")
+FORMATS = ("perfetto", "perfetto-proto", "perfetto-json", "csv", "parquet")
+#: Above this many records ``--format perfetto`` writes the protobuf (see the module doc).
+PERFETTO_JSON_MAX = 50_000
+CSV_BLOCK = 1 << 16
 
 
 def _names(recs: Records, vendor: int) -> tuple[list[str], list[str]]:
@@ -31,9 +43,9 @@ def _names(recs: Records, vendor: int) -> tuple[list[str], list[str]]:
     return list(kinds[recs["kind"]]), list(rnames[inv])
 
 
-def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
+def export_perfetto(tf: TraceFile, recs: Records, out: Path, symbolize: Symbolize | None = None) -> int:
     """Chrome trace JSON: an instant event per exit on a track per CPU; ts in µs when the TSC rate is known,
-    else in TSC ticks (displayed as µs)."""
+    else in TSC ticks (displayed as µs). ``symbolize``: each event's args get ``symbol``."""
     vendor = int(tf.meta.get("vendor") or 0)
     hz = tf.meta.get("tsc_hz")
     t0 = int(recs["tsc"].min()) if len(recs) else 0
@@ -55,6 +67,7 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
         )
     cols = {c: recs[c].tolist() for c in ("seq", "cpu", "qual", "rip", "gpa", "arg0", "arg1")}
     tsl = ts.tolist()
+    symbols = list(symbolize(recs)) if symbolize is not None else None
     for i in range(len(recs)):
         events.append(
             {
@@ -72,6 +85,7 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
                     "gpa": hex(cols["gpa"][i]),
                     "arg0": hex(cols["arg0"][i]),
                     "arg1": hex(cols["arg1"][i]),
+                    **({"symbol": symbols[i] or ""} if symbols is not None else {}),
                 },
             }
         )
@@ -88,45 +102,55 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path) -> int:
     return len(recs)
 
 
-def _table(tf: TraceFile, recs: Records) -> dict[str, Any]:
-    kinds, rnames = _names(recs, int(tf.meta.get("vendor") or 0))
-    cols: dict[str, Any] = {c: recs[c] for c in COLUMNS}
-    cols["kind_name"] = kinds
-    cols["reason_name"] = rnames
-    return cols
-
-
-def export_csv(tf: TraceFile, recs: Records, out: Path) -> int:
-    cols = _table(tf, recs)
-    names = list(cols)
-    with out.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(names)
-        w.writerows(
-            zip(*[c.tolist() if isinstance(c, np.ndarray) else c for c in cols.values()], strict=True)
-        )
-    return len(recs)
-
-
-def export_parquet(tf: TraceFile, recs: Records, out: Path) -> int:
-    cols = _table(tf, recs)
-    table = pa.table(
-        {k: (pa.array(v) if isinstance(v, np.ndarray) else pa.array(v, pa.string())) for k, v in cols.items()}
+def export_csv(tf: TraceFile, recs: Records, out: Path, symbolize: Symbolize | None = None) -> int:
+    """CSV in time order with the columns of `hvtrace query`'s ``exits`` (names as plain text, NULL as
+    an empty field), converted in blocks."""
+    src = ExitBatches(tf, str(tf.path), symbolize)
+    schema = pa.schema(
+        [pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f for f in src.schema]
     )
-    table = table.replace_schema_metadata({"hvtrace": json.dumps(tf.meta)})
-    pq.write_table(table, out)
+    with pacsv.CSVWriter(out, schema) as w:
+        for i in range(0, len(recs), CSV_BLOCK):
+            w.write_batch(src.batch(recs[i : i + CSV_BLOCK]).cast(schema))
     return len(recs)
 
 
-def export(src: Path | TraceFile, fmt: str, out: Path) -> int:
-    """Export every readable record of a trace file; returns the record count. Skipped (damaged)
-    chunks are in ``tf.errors``; the caller reports them (hvtrace.trace.cli.warn_damage)."""
+def perfetto_kind(fmt: str, records: int) -> str:
+    """The format ``--format perfetto`` means for a capture of ``records`` records."""
+    if fmt != "perfetto":
+        return fmt
+    return "perfetto-proto" if records > PERFETTO_JSON_MAX else "perfetto-json"
+
+
+def export(
+    src: Path | TraceFile | Sequence[TraceFile],
+    fmt: str,
+    out: Path,
+    symbolize: Symbolize | None = None,
+) -> int:
+    """Export every readable record of one trace file (Parquet: of one or several); returns the record
+    count. Skipped (damaged) chunks are in each file's ``errors``; the caller reports them
+    (hvtrace.trace.cli.warn_damage). ``symbolize`` adds a ``symbol`` column (CSV and Parquet) or event
+    arg (Perfetto JSON; the protobuf names slices by reason only)."""
     if fmt not in FORMATS:
         raise TraceError(ExitCode.USAGE, f"unknown export format {fmt!r} (choose {', '.join(FORMATS)})")
-    tf = src if isinstance(src, TraceFile) else TraceFile.open(Path(src))
-    recs = tf.records()
-    fn = {"perfetto": export_perfetto, "csv": export_csv, "parquet": export_parquet}[fmt]
+    if isinstance(src, TraceFile):
+        files = [src]
+    elif isinstance(src, str | Path):
+        files = [TraceFile.open(Path(src))]
+    else:
+        files = list(src)
+    if len(files) != 1 and fmt != "parquet":
+        raise TraceError(ExitCode.USAGE, f"--format {fmt} exports one trace file ({len(files)} given)")
     try:
-        return fn(tf, recs, Path(out))
+        if fmt == "parquet":
+            return export_parquet(files, Path(out), symbolize)
+        tf = files[0]
+        fmt = perfetto_kind(fmt, tf.record_count)
+        if fmt == "perfetto-proto":
+            return export_perfetto_proto(tf, Path(out))
+        if fmt == "perfetto-json":
+            return export_perfetto(tf, tf.records(), Path(out), symbolize)
+        return export_csv(tf, tf.records(), Path(out), symbolize)
     except OSError as e:  # checked before, but a disk can fill up or the directory vanish meanwhile
         raise TraceError(ExitCode.CANT_CREATE, f"cannot write {out}: {e.strerror or e}") from None

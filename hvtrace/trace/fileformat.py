@@ -33,6 +33,7 @@ TRAILER: Final = struct.Struct("<QII8s")
 
 FLAG_ZLIB: Final = 1
 FLAG_SHUFFLE: Final = 2
+FLAG_ZSTD: Final = 4  # new files (hvtrace.trace.chunk_codec); zlib files stay readable
 DEFAULT_CHUNK_RECORDS: Final = 4096
 
 INDEX_DTYPE: Final = np.dtype(
@@ -53,7 +54,7 @@ INDEX_DTYPE: Final = np.dtype(
 #: hostile count (u32: up to 256 GiB of records) never sizes an allocation or a decompression.
 MAX_CHUNK_RECORDS: Final = 1 << 20
 #: Flag bits this reader understands; a chunk with any other bit set is refused.
-KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE
+KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE | FLAG_ZSTD
 #: Metadata keys the tools compute with, and the JSON types they must have (checked when opening).
 META_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "vendor": (int,),

@@ -7,12 +7,16 @@ seq are both n: a slot the producer started rewriting reads 0 or n + capacity, n
 it is vectorised over the batch.
 
 Losses, counted exactly per CPU:
-- ``dropped``: records the producer refused because the ring was full (drop-newest policy;
-  the ring's own ``dropped`` counter, read from its header).
-- ``overwritten``: records the producer overwrote before we copied them (overwrite policy), either
-  because head ran more than a ring ahead of us or because the slot's seq moved past n.
+- ``dropped``: records the producer refused because the ring was full (the ring's own ``dropped``
+  counter, read from its header); ``dropped_unread`` of them while no reader was attached.
+- ``overwritten``: records the producer overwrote before we copied them (overwrite policy, which
+  applies only while no lossless reader is attached), either because head ran more than a ring ahead
+  of us or because the slot's seq moved past n.
 - ``torn``: the subset of ``overwritten`` caught mid-copy (seq matched in the copy but not after).
-Lossless mode writes ``tail`` after each batch so that a drop-newest producer never overruns us.
+Lossless mode attaches: it writes ``tail`` and then ``reader`` = ATTACHED in the ring header, so the
+producer never overwrites what we have not read (it waits for us when the session was started with
+``ring_wait``, else drops), writes ``tail`` after each batch, and :meth:`RingReader.detach` writes
+``reader`` = LEFT (the ring goes back to its policy for nobody reading: abi.h struct hv_ring).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hvtrace.abi import HV_MAX_CPUS, HV_RECORD_SIZE, HvRing, HvRingPolicy
+from hvtrace.abi import HV_MAX_CPUS, HV_RECORD_SIZE, HvReader, HvRing, HvRingPolicy
 from hvtrace.decode.record_meaning import capacity_problem, ring_slot
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.discovery import Discovery
@@ -34,7 +38,9 @@ from hvtrace.trace.sources import MemorySource, ViewSource, WritableSource
 RING_HEADER = ctypes.sizeof(HvRing)
 _HEAD = HvRing.head.offset
 _TAIL = HvRing.tail.offset
+_READER = HvRing.reader.offset
 _DROPPED = HvRing.dropped.offset
+_COUNTERS = (_DROPPED, HvRing.reserved2.offset + 4)  # the producer's line: dropped .. reserved2
 
 
 def parse_ring_header(data: bytes, paddr: int, what: str) -> HvRing:
@@ -57,13 +63,25 @@ def parse_ring_header(data: bytes, paddr: int, what: str) -> HvRing:
 class RingStats:
     cpu: int
     consumed: int = 0  # records accepted
-    dropped: int = 0  # producer-side drops (ring full, drop-newest)
-    overwritten: int = 0  # records overwritten before we read them
+    dropped: int = 0  # producer-side drops (ring full)
+    dropped_unread: int = 0  # of which while no reader was attached
+    overwritten: int = 0  # records overwritten before we read them (only while no reader is attached)
     torn: int = 0  # of which caught mid-copy
+    waited_ticks: int = 0  # TSC ticks the producer spent waiting for its reader
 
     @property
     def lost(self) -> int:
         return self.dropped + self.overwritten
+
+    @property
+    def lost_unread(self) -> int:
+        """Lost while no reader was attached: before the reader came (or after it left)."""
+        return self.dropped_unread + self.overwritten
+
+    @property
+    def lost_read(self) -> int:
+        """Lost while a reader was attached: it fell more than a ring behind."""
+        return self.dropped - self.dropped_unread
 
 
 class RingReader:
@@ -88,15 +106,20 @@ class RingReader:
         self.stats = RingStats(self.cpu)
         head = self.head()
         if start == "oldest":
-            # Sequence numbers start at 1. Overwrite: 1 .. head - capacity are gone (counted). Drop-newest:
-            # records up to ``tail`` were consumed by an earlier reader.
-            tail = int(hdr.tail) if self.policy == HvRingPolicy.DROP_NEWEST else 0
+            # Sequence numbers start at 1; records up to ``tail`` were consumed by an earlier reader
+            # (0 if none ever attached); beyond a ring behind head they are gone (counted).
+            tail = int(hdr.tail)
             self.next_seq = max(1, head - cap + 1, tail + 1)
             self.stats.overwritten = max(0, head - cap - tail)
         else:
             self.next_seq = head + 1
         # "newest": count only the drops from now on.
-        self._dropped_base = 0 if start == "oldest" else self._dropped()
+        self._dropped_base = (0, 0) if start == "oldest" else self._counters()[:2]
+        self.attached = False
+        if lossless:
+            self.write_tail(self.next_seq - 1)
+            self._write_reader(HvReader.ATTACHED)
+            self.attached = True
 
     def _u64(self, off: int) -> int:
         value: int = struct.unpack("<Q", self.source.read(self.paddr + off, 8))[0]
@@ -105,12 +128,21 @@ class RingReader:
     def head(self) -> int:
         return self._u64(_HEAD)
 
-    def tail(self) -> int:
-        """The last sequence number the ring's consumer says it has read (drop-newest policy)."""
-        return self._u64(_TAIL)
+    def _counters(self) -> tuple[int, int, int]:
+        """(dropped, dropped_unread, waited_ticks) from the producer's header line."""
+        lo, hi = _COUNTERS
+        hdr = HvRing.from_buffer_copy(bytes(lo) + self.source.read(self.paddr + lo, hi - lo))
+        return int(hdr.dropped), int(hdr.dropped_unread), int(hdr.waited_ticks)
 
-    def _dropped(self) -> int:
-        return self._u64(_DROPPED)
+    def _write_reader(self, state: HvReader) -> None:
+        assert isinstance(self.source, WritableSource)
+        self.source.write(self.paddr + _READER, struct.pack("<I", int(state)))
+
+    def detach(self) -> None:
+        """A lossless reader leaves: the ring goes back to its policy for nobody reading."""
+        if self.attached:
+            self.attached = False
+            self._write_reader(HvReader.LEFT)
 
     def _slots(self, first_slot: int, n: int) -> tuple[Records, Records]:
         """(copy of the n slots from first_slot, a live view of the same slots or a second copy)."""
@@ -164,7 +196,10 @@ class RingReader:
             done += n
             if n == 0:
                 break
-        self.stats.dropped = self._dropped() - self._dropped_base
+        dropped, unread, waited = self._counters()
+        self.stats.dropped = dropped - self._dropped_base[0]
+        self.stats.dropped_unread = unread - self._dropped_base[1]
+        self.stats.waited_ticks = waited
         if self.lossless and done:
             self.write_tail(self.next_seq - 1)
         recs = out[0] if len(out) == 1 else (np.concatenate(out) if out else empty())
@@ -204,26 +239,7 @@ class RingSet:
         for r in self.readers:
             r.next_seq = r.head() + 1
             r.stats.overwritten = 0
-            r._dropped_base = r._dropped()
-
-    def claim_unread(self, tails: dict[int, int]) -> list[int]:
-        """Become the consumer of drop-newest rings nobody reads: full, and their tail unchanged since
-        the last call (``tails`` keeps what was seen, per CPU); a claimed ring is read from its newest
-        record on (its backlog is old). Returns the CPUs claimed now."""
-        claimed: list[int] = []
-        for r in self.readers:
-            if r.lossless or r.policy != HvRingPolicy.DROP_NEWEST or not isinstance(r.source, WritableSource):
-                continue
-            tail = r.tail()
-            head = r.head()
-            if head - tail >= r.capacity and tails.get(r.cpu) == tail:
-                r.lossless = True
-                r.next_seq = head + 1
-                r._dropped_base = r._dropped()
-                r.write_tail(head)  # frees the ring now: the next poll only writes it after records
-                claimed.append(r.cpu)
-            tails[r.cpu] = tail
-        return claimed
+            r._dropped_base = r._counters()[:2]
 
     def poll(self, max_per_cpu: int | None = None) -> Records:
         batches = [r.poll(max_per_cpu) for r in self.readers]
@@ -235,6 +251,11 @@ class RingSet:
     @property
     def stats(self) -> list[RingStats]:
         return [r.stats for r in self.readers]
+
+    def detach(self) -> None:
+        """Lossless readers leave their rings (the session may go on without a reader)."""
+        for r in self.readers:
+            r.detach()
 
     def alive(self) -> bool:
         return self.source.alive()

@@ -19,6 +19,14 @@ class RecordStream(Protocol):
 
     def lost_by_cpu(self) -> dict[int, int]: ...
 
+    def lost_where(self) -> dict[str, int]:
+        """Where the lost records went, all CPUs, by cause (empty when the source cannot tell)."""
+        ...
+
+    def detach(self) -> None:
+        """The reader leaves (the session may go on without it)."""
+        ...
+
 
 class RingStream:
     """The rings of a RingSet as a RecordStream."""
@@ -35,6 +43,18 @@ class RingStream:
 
     def lost_by_cpu(self) -> dict[int, int]:
         return {s.cpu: s.lost for s in self.rings.stats}
+
+    def lost_where(self) -> dict[str, int]:
+        """``unread``: full rings while no reader was attached (before this one attached, or a wait
+        that ran out); ``reader_behind``: full rings while attached."""
+        stats = self.rings.stats
+        return {
+            "unread": sum(s.lost_unread for s in stats),
+            "reader_behind": sum(s.lost_read for s in stats),
+        }
+
+    def detach(self) -> None:
+        self.rings.detach()
 
 
 class FrameStream:
@@ -53,3 +73,9 @@ class FrameStream:
 
     def lost_by_cpu(self) -> dict[int, int]:
         return dict(self.src.stats.lost)
+
+    def lost_where(self) -> dict[str, int]:
+        return {}  # its losses are damaged or missing frames (lost_by_cpu)
+
+    def detach(self) -> None:
+        pass  # a file we only read

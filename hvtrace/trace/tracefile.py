@@ -1,6 +1,6 @@
 """The hvtrace trace file (.hvt): see docs/trace-format.md for the layout.
 
-Writer: header, then chunks of one CPU's records (zlib of the byte-shuffled records, CRC-32), flushed
+Writer: header, then chunks of one CPU's records (zstd of the byte-shuffled records, CRC-32), flushed
 as they fill or on demand, so a capture killed with SIGKILL leaves every complete chunk readable; at
 close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary (with the code map: the
 instruction bytes at every distinct RIP, when the capture could read guest memory), then a fixed trailer.
@@ -10,8 +10,11 @@ with a bad checksum is reported (``errors``) and skipped, the rest stays readabl
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +24,13 @@ import numpy.typing as npt
 
 from hvtrace.abi import HV_ABI_VERSION
 from hvtrace.exitcodes import ExitCode
+from hvtrace.trace import chunk_codec
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.fileformat import (
     CHUNK_HEADER,
     CHUNK_MAGIC,
     FILE_HEADER,
     FILE_MAGIC,
-    FLAG_SHUFFLE,
-    FLAG_ZLIB,
     FORMAT_VERSION,
     INDEX_DTYPE,
     INDEX_MAGIC,
@@ -41,7 +43,6 @@ from hvtrace.trace.fileformat import (
     check_meta,
     decode_code,
     json_object,
-    unshuffle,
 )
 from hvtrace.trace.records import RECORD_DTYPE, RECORD_DTYPE_V1, Records, empty, time_order, widen_v1
 from hvtrace.trace.writer import TraceWriter
@@ -60,6 +61,10 @@ __all__ = [
     "TraceFile",
     "TraceWriter",
 ]
+
+
+#: Bytes of chunks checked between two :meth:`TraceFile.release` calls while verifying a mapped file.
+_RELEASE_EVERY = 32 << 20
 
 
 #: Record layout by the ABI version in a file's header: this one's, and v1's (64-byte records).
@@ -81,7 +86,7 @@ class TraceFile:
     errors: list[ChunkError] = field(default_factory=list)
     truncated_at: int | None = None  # offset where an incomplete chunk starts (capture killed)
     index_error: str | None = None  # the index was present but damaged (rebuilt by scanning)
-    _data: bytes = b""
+    _data: bytes | mmap.mmap = b""
     _abi: int = HV_ABI_VERSION  # the records' ABI version (file header): v1 records are widened on read
     _code: dict[int, bytes] | None = None
     _bad: dict[int, ChunkError] = field(default_factory=dict)  # index row -> why it is skipped
@@ -89,9 +94,13 @@ class TraceFile:
 
     @classmethod
     def open(cls, path: Path) -> TraceFile:
+        """Map the file (read-only): chunks are read from it as needed and the pages already checked or
+        read are handed back (:meth:`release`), so memory stays bounded whatever the file's size."""
         path = Path(path)
         try:
-            data = path.read_bytes()
+            with path.open("rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                data: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except FileNotFoundError:
             raise TraceError(ExitCode.NO_INPUT, f"trace file {path} does not exist") from None
         except IsADirectoryError:
@@ -101,8 +110,8 @@ class TraceFile:
         return cls.from_bytes(data, path)
 
     @classmethod
-    def from_bytes(cls, data: bytes, path: Path | str = "<bytes>") -> TraceFile:
-        """Parse a whole trace file held in memory; any malformation is a TraceError (never another)."""
+    def from_bytes(cls, data: bytes | mmap.mmap, path: Path | str = "<bytes>") -> TraceFile:
+        """Parse a whole trace file held in memory (or mapped); any malformation is a TraceError."""
         path = Path(path)
         if len(data) < FILE_HEADER.size or data[:8] != FILE_MAGIC:
             what = "empty" if not data else "not an hvtrace trace file (bad magic)"
@@ -135,7 +144,14 @@ class TraceFile:
                     meta[key] = tf.summary[key]
             check_meta(meta, path)
         tf._verify()
+        tf.release()
         return tf
+
+    def release(self) -> None:
+        """Hand the mapped file's pages back to the page cache (they are read again if needed): keeps the
+        resident size bounded after a pass over a big file. Nothing to do for a file held as bytes."""
+        if isinstance(self._data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            self._data.madvise(mmap.MADV_DONTNEED)
 
     def _load_index(self, start: int) -> bool:
         """Use the trailer's index when it is intact; a present but damaged one sets ``index_error``."""
@@ -224,15 +240,21 @@ class TraceFile:
             return f"unknown flags {flags:#x}"
         if off + CHUNK_HEADER.size + plen > len(data):
             return "payload beyond the end of the file"
-        if zlib.crc32(data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]) != pcrc:
+        with memoryview(data) as view:  # no copy of the payload
+            crc = zlib.crc32(view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen])
+        if crc != pcrc:
             return "checksum mismatch"
         return None
 
     def _verify(self) -> None:
+        checked = 0
         for i, row in enumerate(self.index.tolist()):  # plain tuples: fast for many chunks
             why = self._check_chunk(row)
             if why is not None:
                 self._skip(i, why)
+            if row[0] - checked > _RELEASE_EVERY:
+                self.release()
+                checked = row[0]
 
     def _skip(self, i: int, why: str) -> ChunkError:
         if i not in self._bad:
@@ -243,36 +265,54 @@ class TraceFile:
         return self._bad[i]
 
     @property
+    def abi(self) -> int:
+        """The records' ABI version (file header); v1 records have no handling time or CR3."""
+        return self._abi
+
+    def damaged_chunks(self) -> set[int]:
+        """Index rows of the chunks skipped as damaged (so far: reading may find more)."""
+        return set(self._bad)
+
+    @property
     def recovered(self) -> bool:
         """True when the file had no valid index (capture killed): the index was rebuilt by scanning."""
         return self.summary is None
 
     def read_chunk(self, i: int) -> Records:
         """Records of chunk ``i`` (index order); a damaged chunk raises TraceError(BAD_DATA)."""
-        if i in self._bad:
-            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
-        row = self.index[i]
-        off = int(row["offset"])
-        _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
+        dtype = RECORD_DTYPES[self._abi]
+        count, planes = self.chunk_planes(i, dtype.names or ())
         if not count:
             return empty()
-        payload = self._data[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
-        dtype = RECORD_DTYPES[self._abi]
-        want = count * dtype.itemsize  # <= 80 MiB: count was checked against MAX_CHUNK_RECORDS
-        raw: bytes = payload
-        if flags & FLAG_ZLIB:
-            d = zlib.decompressobj()
-            try:
-                raw = d.decompress(payload, want + 1)  # max_length: a bomb stops one byte past the size
-            except zlib.error as e:
-                err = self._skip(i, f"bad compressed data ({e})")
-                raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {err}") from None
-            if not d.eof:
-                raw += b"?"  # more output pending or stream incomplete: wrong length either way
-        if len(raw) != want:
-            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, 'wrong payload length')}")
-        recs = unshuffle(raw, count, dtype) if flags & FLAG_SHUFFLE else np.frombuffer(raw, dtype).copy()
+        order = [n for n, _off, _size in chunk_codec.field_layout(dtype)]
+        recs = np.concatenate([planes[n] for n in order]).T.copy().reshape(-1).view(dtype)
         return recs if dtype is RECORD_DTYPE else widen_v1(recs)
+
+    def chunk_planes(self, i: int, names: Sequence[str]) -> tuple[int, chunk_codec.Planes]:
+        """Chunk ``i``'s record count and the byte planes (size x count) of the named fields, decoding
+        no more than needed (split chunks: only their frames); a damaged chunk raises TraceError. Fields
+        the file's ABI lacks (v1: tsc_resume, cr3) are not in the result."""
+        if i in self._bad:
+            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
+        off = int(self.index["offset"][i])
+        _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
+        dtype = RECORD_DTYPES[self._abi]
+        have = [n for n in names if n in (dtype.names or ())]
+        if not count:
+            return 0, {}
+        with memoryview(self._data) as view:  # count <= MAX_CHUNK_RECORDS: sizes are bounded
+            payload = view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
+            try:
+                planes = chunk_codec.decode_planes(payload, flags, count, dtype, have)
+            except chunk_codec.CodecError as e:
+                raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, str(e))}") from None
+            finally:
+                payload.release()
+        return count, planes
+
+    def record_dtype(self) -> np.dtype[np.void]:
+        """The layout of the file's records as stored (v1 files: 64 bytes, no tsc_resume / cr3)."""
+        return RECORD_DTYPES[self._abi]
 
     def chunks(self, cpu: int | None = None) -> list[int]:
         rows = range(len(self.index))

@@ -8,18 +8,21 @@ What a run must show, from the host side:
 - the op sequence is the seed's: each CPU's printed checksum equals the one computed here;
 - every ring's sequence numbers are continuous (no record lost, none repeated);
 - every guest access to hypervisor memory that got #GP is one security record (HV_REC_SECURITY);
-- (QEMU) the hypervisor image's .text and .rodata read from the RAM file hash the same after the run
-  as right after the host attached (not compared with the ELF: the boot relocation patches them);
+- the memory the hypervisor lists as immutable (discovery header: image code and read-only data, host
+  page tables, each CPU's GDT/TSS/IDT and MSR and I/O permission maps) hashes the same once every CPU
+  runs as a guest and after the run, read from outside the machine: QEMU's shared RAM file, Bochs RAM
+  dumps (the "before" one at the first VM exit after the guest's entry, by the Bochs debugger);
 - a guest printing a fake `HVTRACE STATUS ... reason=ok` line does not change the status the host
   reports, and (Bochs) a well-formed record frame it writes to port 0xE9 never becomes a record.
-The default op mask includes INIT/SIPI of running APs, cross-modifying code, any CR0/CR4 value and the
-forgeries (all of them stopped the hypervisor or fooled the host before issue 13).
+The default op mask is every class: INIT/SIPI of running APs, cross-modifying code, any CR0/CR4 value,
+the forgeries, xAPIC stores at any offset with random LVT values, and code in the xAPIC page (all of
+them stopped the hypervisor or fooled the host before issue 13).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +30,16 @@ import numpy as np
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from hvtrace.abi import HvExitKind, HvRecFlag
+from hvtrace.abi import HvDiscovery, HvExitKind, HvRecFlag
 from hvtrace.image import ensure_image
-from hvtrace.launch import QemuSession
-from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch import BochsSession
+from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
 from hvtrace.relocation import slide_from_console
 from hvtrace.trace.capture import Capture
+from hvtrace.trace.discovery import discover
+from hvtrace.trace.immutable import Fingerprint, differences, fingerprint
 from hvtrace.trace.records import Records
+from hvtrace.trace.sources import DumpSource, MemorySource
 from tests.integration.conftest import RunFn, assert_clean, built_guest
 
 pytestmark = [pytest.mark.slow]
@@ -49,6 +55,9 @@ DONE_RE = re.compile(
 STATUS_RE = re.compile(r"^HVTRACE STATUS code=(\d+) result=(\w+) reason=(\w+)(?: guest_code=(\d+))?")
 M64 = (1 << 64) - 1
 INIT_CLASS = 18  # chaos.c C_INIT: INIT + SIPI of a running AP
+APIC_PAGE = 0xFEE00000
+#: xAPIC offsets whose stores the write policy may change or refuse (security records): the LVTs, ICR low.
+APIC_POLICY_CHECKED = {0x2F0, 0x300, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370}
 IOCH_CLASS = 15  # chaos.c C_IOCH: I/O to the hypervisor's channel ports (COM2, 0xE9)
 
 
@@ -88,48 +97,97 @@ class ChaosRun:
     console: list[str]
     recs: Records
     lost: int
-    image_before: str | None = None
-    image_after: str | None = None
+    cpus: int
+    slide: int
+    immutable_before: Fingerprint
+    immutable_after: Fingerprint
 
 
-def immutable_ranges(elf: Path) -> list[tuple[int, bytes]]:
-    """(link address, bytes) of the image's sections nobody writes after boot: .text and .rodata."""
+def readonly_image(elf: Path) -> tuple[int, int, int]:
+    """From the ELF: the image's link address, where its last section before .data ends (.text, .rodata
+    and the build-id note come first), and where .data begins."""
     with elf.open("rb") as fh:
         ef = ELFFile(fh)
-        out = []
-        for name in (".text", ".rodata"):
-            sec = ef.get_section_by_name(name)
-            assert sec is not None, f"{elf}: no {name}"
-            out.append((int(sec["sh_addr"]), sec.data()))
-        return out
+        data = ef.get_section_by_name(".data")
+        assert data is not None, f"{elf}: no .data"
+        before = [
+            s for s in ef.iter_sections() if s["sh_flags"] & 2 and s["sh_addr"] < data["sh_addr"]
+        ]  # ALLOC
+        start = min(int(s["sh_addr"]) for s in before)
+        return start, max(int(s["sh_addr"] + s["sh_size"]) for s in before), int(data["sh_addr"])
 
 
-def hash_ram(ram: Path, ranges: list[tuple[int, bytes]], slide: int) -> str:
-    h = hashlib.sha256()
-    with ram.open("rb") as fh:
-        for addr, data in ranges:
-            fh.seek(addr + slide)
-            h.update(fh.read(len(data)))
-    return h.hexdigest()
+def launched_header(src: MemorySource, cpus: int, timeout: float = 60.0) -> HvDiscovery:
+    """The discovery header once every CPU runs as a guest: all immutable ranges are listed and final."""
+    deadline = time.monotonic() + timeout
+    while True:
+        h = discover(src, elf=ensure_image()).header
+        if h.launched == (1 << cpus) - 1 or time.monotonic() > deadline:
+            assert h.launched == (1 << cpus) - 1, f"launched mask {h.launched:#x} after {timeout} s"
+            return h
+        time.sleep(0.05)
+
+
+def bochs_fingerprint(session: BochsSession, *, before: bool) -> Fingerprint:
+    with DumpSource.raw(session.dump_files(before=before)) as src:
+        return fingerprint(src, launched_header(src, session.cpus, timeout=0))
+
+
+def guest_entry(elf: Path) -> int:
+    with elf.open("rb") as fh:
+        return int(ELFFile(fh)["e_entry"])
+
+
+def start_capture(backend: str, cpus: int, spec: GuestSpec, timeout: float) -> Capture:
+    """Capture.start, except that under Bochs RAM is dumped at the first VM exit after the guest's first
+    instruction (every CPU launched: one CPU) and at the end (BochsSession.dump_files)."""
+    if backend != "bochs":
+        return Capture.start(backend=backend, cpus=cpus, guest=spec, timeout=timeout, boot_timeout=60)
+    cmdline = "trace_e9=1"  # the records travel as frames on port 0xE9
+    session = BochsSession(
+        cpus=cpus, memory_mb=GUEST_MIN_MEMORY_MB, cmdline=cmdline, timeout=timeout, guest=spec,
+        dump_memory=True, dump_before_at=guest_entry(spec.kernel),
+    )  # fmt: skip
+    session.start()
+    try:
+        # Capture.start builds its own session, without the dump options: attach to this one.
+        return Capture._attach_session(session, backend, cmdline, lossless=True, boot_timeout=60, elf=None)
+    except BaseException:
+        session.close()
+        raise
 
 
 def run_chaos(backend: str, cpus: int, args: str, elf: Path, timeout: float) -> ChaosRun:
     spec = GuestSpec(elf, cmdline=args)
-    with Capture.start(backend=backend, cpus=cpus, guest=spec, timeout=timeout, boot_timeout=60) as cap:
-        ram = cap.session.ram_path if isinstance(cap.session, QemuSession) else None
-        ranges = immutable_ranges(ensure_image()) if ram is not None else []
-        slide = slide_from_console(cap.console) or 0
-        before = None
-        if ram is not None:
-            # Right after the hypervisor published its header (the guest may have begun its first ops):
-            # the bytes the rest of the run must leave alone.
-            assert slide, cap.console[:20]
-            before = hash_ram(ram, ranges, slide)
+    with start_capture(backend, cpus, spec, timeout) as cap:
+        ram = cap.memory
+        if ram is not None:  # QEMU: the live RAM file, before the run goes on
+            before = fingerprint(ram, launched_header(ram, cpus))
         recs = cap.collect()  # until the run ends (the rings outlive QEMU in the RAM file)
-        run = ChaosRun(list(cap.console), recs, cap.progress.lost, image_before=before)
         if ram is not None:
-            run.image_after = hash_ram(ram, ranges, slide)
-    return run
+            after = fingerprint(ram, discover(ram, elf=ensure_image()).header)
+        else:
+            assert isinstance(cap.session, BochsSession)
+            assert any("Caught VMEXIT breakpoint" in line for line in cap.session.stdout_lines)
+            before = bochs_fingerprint(cap.session, before=True)
+            after = bochs_fingerprint(cap.session, before=False)
+            flip_checked(cap.session, after)
+        slide = slide_from_console(cap.console) or 0
+        return ChaosRun(list(cap.console), recs, cap.progress.lost, cpus, slide, before, after)
+
+
+def flip_checked(session: BochsSession, after: Fingerprint) -> None:
+    """The check can fail: one byte flipped in the "after" dump, in the last immutable range (a CPU's I/O
+    permission map), is a difference."""
+    base, length = after.ranges[-1]
+    seg_base, path = max((b, p) for b, p in session.dump_files() if b <= base)
+    with path.open("r+b") as fh:
+        fh.seek(base - seg_base + length // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0x40]))
+    diff = differences(after, bochs_fingerprint(session, before=False))
+    assert diff == [f"[{base:#x}-{base + length:#x}) changed (range {len(after.ranges) - 1})"], diff
 
 
 def check_chaos(run: ChaosRun, cpus: int) -> None:
@@ -180,16 +238,34 @@ def check_chaos(run: ChaosRun, cpus: int) -> None:
     assert ((hidden_io["arg0"] >= 0x2F8) & (hidden_io["arg0"] <= 0x2FF)).all(), hidden_io["arg0"]
     if classes >> IOCH_CLASS & 1 and run.lost == 0:
         assert len(hidden_io) > 0, "the ioch class ran, and no COM2 access was flagged"
-    security = int((flagged["kind"] == int(HvExitKind.STAGE2_FAULT)).sum())
-    assert security + len(hidden_io) == len(flagged), flagged["kind"]
+    # The third: xAPIC stores the write policy changed or refused (hv/core/guest/apic_policy.c): only LVT
+    # entries (random values of the apicr class) and ICR low are ever flagged, never another register.
+    # Such a record's gpa is the register's address (an emulated store's exit, or a single step's).
+    on_apic = (flagged["gpa"] & ~np.uint64(0xFFF)) == APIC_PAGE
+    apic_offsets = {int(g) & 0xFFF for g in flagged[on_apic]["gpa"]}
+    assert apic_offsets <= APIC_POLICY_CHECKED, sorted(apic_offsets)
+    security = int(((flagged["kind"] == int(HvExitKind.STAGE2_FAULT)) & ~on_apic).sum())
+    assert security + int(on_apic.sum()) + len(hidden_io) == len(flagged), flagged["kind"]
     if run.lost == 0 and dropped == 0:
         assert security == hv_gp, f"{security} security records, the guest got #GP {hv_gp} times"
     else:
         assert security <= hv_gp, (
             f"{security} security records > {hv_gp} (lost {run.lost}, dropped {dropped})"
         )
-    if run.image_before is not None:
-        assert run.image_after == run.image_before, "the image's .text/.rodata changed during the run"
+    check_immutable(run)
+
+
+def check_immutable(run: ChaosRun) -> None:
+    """What the hypervisor lists as immutable is what the ABI says, and hashes the same after the run."""
+    ranges = run.immutable_before.ranges
+    # The image (first, checked against the ELF), 6 host page-table pieces, then per CPU its GDT/TSS/IDT
+    # and its MSR and I/O permission maps.
+    assert len(ranges) == 7 + 3 * run.cpus, ranges
+    (base, length), (link, end, data) = ranges[0], readonly_image(ensure_image())
+    assert base == link + run.slide, (ranges[0], link, run.slide)
+    assert end <= link + length <= data, (ranges[0], link, end, data)
+    assert run.immutable_before.total_bytes > length
+    assert differences(run.immutable_before, run.immutable_after) == []
 
 
 # ---------------------------------------------------------------------------------------- the tests

@@ -22,7 +22,7 @@ def test_qemu_dump_guest_memory_core_in_gdb(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert re.search(r"^CPU 0 SVM launched ring \d+/4096 exits \d+", r.stdout, re.MULTILINE), r.stdout
+    assert re.search(r"^CPU 0 SVM launched ring \d+/16384 exits \d+", r.stdout, re.MULTILINE), r.stdout
     assert "GPA 0x100000 -> HPA 0x100000  rwx WB" in r.stdout
     assert (
         len(re.findall(r"^CPU0 #\d+ CPUID\(0x72\)/CPUID rip=0x[0-9a-f]+ leaf 0x", r.stdout, re.MULTILINE))

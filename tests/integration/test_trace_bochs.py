@@ -28,6 +28,7 @@ from hvtrace.trace.reader import RingSet
 from hvtrace.trace.records import Records
 from hvtrace.trace.sources import DumpSource
 from hvtrace.trace.tracefile import TraceFile
+from hvtrace.trace.tsc_rate import PIT_EMULATED_SOURCE
 from tests.integration.conftest import RunFn, hvtrace_argv, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.bochs]
@@ -92,6 +93,9 @@ def test_cli_capture_report_export_on_a_real_capture(hvtrace_run: RunFn, tmp_pat
     assert tf.meta["vendor_name"] == "VMX"
     assert "trace_e9=1" in tf.meta["cmdline"]
     assert tf.meta["tsc_hz"]
+    # 124 records within a second: too short to measure against the host clock, so the PIT's rate,
+    # labelled as Bochs' emulated time (hvtrace.trace.tsc_rate)
+    assert tf.meta["tsc_hz_source"] == PIT_EMULATED_SOURCE
     assert tf.meta["build_id"]
 
     rep = hvtrace_run("report", str(out), "--json")

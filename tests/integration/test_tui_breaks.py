@@ -25,6 +25,7 @@ from hvtrace.tui.break_screen import BreakHitScreen
 from hvtrace.tui.sources import LiveSource
 from hvtrace.tui.widgets import CpuPanel, ReasonTable, StatusBar
 from tests.integration.conftest import wait_for
+from tests.integration.test_gdb_break_conditions import table_in_ram
 from tests.integration.test_tui_qemu import SIZE, table_rows, until
 
 pytestmark = [pytest.mark.slow]
@@ -114,6 +115,51 @@ def test_break_on_cpuid_pauses_shows_the_exit_steps_and_resumes() -> None:
             assert not app.break_entries
             assert gdb_children()  # the TUI's gdb runs until the app ends
         assert not gdb_children()  # ...and is gone with it
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        src.close()
+
+
+@pytest.mark.qemu
+def test_steps_stay_on_the_hit_cpu_never_accumulate_and_x_clears_everything() -> None:
+    """A break on any CPU, hit on CPU c: every step stops on CPU c (the other CPU keeps hitting the same
+    break meanwhile), no step leaves an entry behind in the hypervisor's table, one x clears it all."""
+    src = LiveSource.start(backend="qemu", cpus=2, memory_mb=64, cmdline="storm=1")
+
+    def armed_in_ram() -> int:
+        cap = src.capture
+        assert cap is not None
+        return int(table_in_ram(cap.session.ram_path if cap.session is not None else None).armed)
+
+    async def scenario() -> None:
+        app = HvTraceApp(src, log_capacity=100_000)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "CPUID" in table_rows(app), 60, "the CPUID row")
+            assert app.query_one(CpuPanel).selected is None  # all CPUs: the break is not CPU-bound
+            select_reason(app, "CPUID")
+            await pilot.press("b")
+            await until(pilot, lambda: isinstance(app.screen, BreakHitScreen), 60, "the break hit screen")
+            assert app.break_hit is not None
+            cpu = app.break_hit.cpu
+            for n in range(3):
+                before = app.break_hit
+
+                def stepped(before: object = before) -> bool:
+                    # a new hit: the previous step's stays shown until the VM runs again
+                    return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
+
+                await pilot.press("s")
+                await until(pilot, stepped, 30, f"step {n}")
+                assert app.break_hit is not None
+                assert app.break_hit.cpu == cpu, (n, app.break_hit)
+                assert len(app.break_entries) == 1
+                assert armed_in_ram() == 1  # the user's break; the step's entry went with its hit
+            await pilot.press("x")
+            await until(pilot, lambda: app.break_state == "running", 30, "the VM running again")
+            assert not app.break_entries
+            assert armed_in_ram() == 0
 
     try:
         asyncio.run(scenario())

@@ -2,11 +2,12 @@
  * Host-side producer for the ring reader tests: hv/core/trace/ring.c (the hypervisor's own publication code)
  * publishing into a ring that lives in a shared file, while the Python RingReader reads it live.
  *
- *   ring_producer FILE CAPACITY POLICY COUNT RATE [CPU]
+ *   ring_producer FILE CAPACITY POLICY COUNT RATE [CPU [WAIT_TICKS]]
  *     FILE      created/truncated to ring_bytes(CAPACITY) and mmapped MAP_SHARED
  *     POLICY    0 = drop newest (consumer tail honoured), 1 = overwrite oldest
  *     COUNT     records to attempt (every one numbered: arg0 = attempt number, 1-based)
  *     RATE      attempts per second, 0 = as fast as possible
+ *     WAIT_TICKS how long a full ring waits for its reader (TSC ticks; default 0 = never)
  * Every record carries a checkable payload: tsc = attempt, qual = rip = gpa = arg1 = f(attempt), so a
  * torn record (fields from two different attempts) is detectable. Prints "published P dropped D" at
  * the end. With GO=1 in the environment it starts publishing only after one byte arrives on stdin
@@ -40,7 +41,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: %s FILE CAPACITY POLICY COUNT RATE [CPU]\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE CAPACITY POLICY COUNT RATE [CPU [WAIT_TICKS]]\n", argv[0]);
         return 2;
     }
     u32 cap = (u32)strtoul(argv[2], NULL, 0);
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
     u64 count = strtoull(argv[4], NULL, 0);
     double rate = strtod(argv[5], NULL);
     u32 cpu = argc > 6 ? (u32)strtoul(argv[6], NULL, 0) : 0;
+    u64 wait_ticks = argc > 7 ? strtoull(argv[7], NULL, 0) : 0;
     if (!cap || (cap & (cap - 1))) {
         fprintf(stderr, "capacity must be a power of two\n");
         return 2;
@@ -63,7 +65,7 @@ int main(int argc, char **argv)
         perror("mmap");
         return 1;
     }
-    ring_init(r, cpu, cap, policy, true);
+    ring_init(r, cpu, cap, policy, true, wait_ticks);
     printf("ready\n");
     fflush(stdout);
     if (getenv("GO")) {     /* wait for one byte on stdin: the reader is attached */

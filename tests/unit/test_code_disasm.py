@@ -48,9 +48,10 @@ class CountingReader:
     def __init__(self, code: dict[int, bytes], *, live: bool = True) -> None:
         self.code = code
         self.live = live
+        self.paged = False
         self.reads: list[int] = []
 
-    def read(self, rip: int) -> bytes | None:
+    def read(self, rip: int, cr3: int = 0) -> bytes | None:
         self.reads.append(rip)
         return self.code.get(rip)
 
@@ -118,8 +119,9 @@ def test_unknown_bytes_show_a_question_mark_and_no_reader_shows_nothing() -> Non
 def test_a_reader_that_fails_is_unknown_not_a_crash() -> None:
     class Broken:
         live = True
+        paged = False
 
-        def read(self, rip: int) -> bytes | None:
+        def read(self, rip: int, cr3: int = 0) -> bytes | None:
             raise ValueError("mmap closed or invalid")
 
     assert CodeCache(Broken()).text(0x1000) == "?"
@@ -235,6 +237,12 @@ class FakeStream:
 
     def lost_by_cpu(self) -> dict[int, int]:
         return {}
+
+    def lost_where(self) -> dict[str, int]:
+        return {}
+
+    def detach(self) -> None:
+        pass
 
 
 def test_capture_stores_the_code_map_and_a_replay_disassembles(tmp_path: Path) -> None:

@@ -131,8 +131,9 @@ def test_elf_core_roundtrip(tmp_path: Path) -> None:
 
 
 def test_gdb_argv_and_ram_lookup(tmp_path: Path) -> None:
-    argv = gdb_argv(elf=Path("/x/hvtrace.elf"), port=1234, commands=["hv-cpus"], batch=True)
-    assert argv[:4] == ["gdb", "-q", "-nx", "-batch"]
+    argv = gdb_argv(elf=Path("/x/hvtrace.elf"), port=1234, options=["-nx", "-batch", "-ex", "hv-cpus"])
+    assert argv[:2] == ["gdb", "-q"]
+    assert argv.index("-nx") > argv.index("hv-symbols")  # the user's options, in their order, last
     assert "target remote 127.0.0.1:1234" in argv
     # symbols where the image runs (it moved to the top of RAM), after connecting, before the commands
     assert argv.index("hv-symbols") > argv.index("target remote 127.0.0.1:1234")

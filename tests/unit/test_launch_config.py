@@ -14,7 +14,13 @@ from hvtrace.cli import build_parser, main
 from hvtrace.commands.run import kernel_cmdline, make_session
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.launch import procs
-from hvtrace.launch.bochs import DEBUGGER_SCRIPT, BochsSession, bochs_exit_message, bochsrc_text
+from hvtrace.launch.bochs import (
+    DEBUGGER_SCRIPT,
+    BochsSession,
+    bochs_exit_message,
+    bochsrc_text,
+    debugger_script,
+)
 from hvtrace.launch.guest import launch_options
 from hvtrace.launch.qemu import QemuSession, free_tcp_port, qemu_argv
 from hvtrace.launch.qemu_options import cpu_option, split_qemu_args
@@ -95,6 +101,9 @@ def test_bochsrc_has_every_required_line() -> None:
     assert "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy" in lines
     assert "speaker: enabled=0" in lines
     assert "log: /t/bochs.log" in lines
+    # Bochs' APIC asserts on a misaligned read the guest makes through the read-only xAPIC mapping:
+    # reported, not fatal, for each CPU's APIC module (apic0, apic1); every other panic stays fatal.
+    assert "panic: action=fatal, apic0=report, apic1=report" in lines
     assert "com1: enabled=0" in lines  # no guest console file given: no COM1
     assert "com2: enabled=1, mode=file, dev=/t/s.txt" in lines  # the hypervisor's private channel
     with_guest = bochsrc_text(
@@ -115,6 +124,19 @@ def test_bochsrc_keeps_bochs_msr_default_only_for_a_guest_os() -> None:
 
 def test_debugger_script_continues_then_quits() -> None:
     assert DEBUGGER_SCRIPT.splitlines() == ["c", "quit"]
+
+
+def test_debugger_script_dumps_before_at_the_first_vm_exit_after_a_breakpoint() -> None:
+    """RAM goes to the "-before" files at the first VM exit after the breakpoint (host mode: in the
+    guest, writemem would translate through EPT), then to the usual files at the end."""
+    lines = debugger_script(Path("/d/ram.bin"), 32, before_at=0x200000C).splitlines()
+    before = [
+        f'writemem "/d/ram.bin-before.0" 0x0 {0xA0000}',
+        f'writemem "/d/ram.bin-before.100000" 0x100000 {31 << 20}',
+    ]
+    after = [f'writemem "/d/ram.bin.0" 0x0 {0xA0000}', f'writemem "/d/ram.bin.100000" 0x100000 {31 << 20}']
+    assert lines == ["pb 0x200000c", "c", "d 1", "vmexitbp", "c", *before, "vmexitbp", "c", *after, "quit"]
+    assert debugger_script(Path("/d/ram.bin"), 32).splitlines() == ["c", *after, "quit"]
 
 
 def test_bochs_exit_message_extraction() -> None:

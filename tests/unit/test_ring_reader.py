@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hvtrace.abi import HV_RECORD_SIZE, HvRing, HvRingPolicy
+from hvtrace.abi import HV_RECORD_SIZE, HvReader, HvRing, HvRingPolicy
 from hvtrace.trace.reader import RING_HEADER, RingReader
 from hvtrace.trace.records import RECORD_DTYPE, Records
 from hvtrace.trace.sources import SharedRamSource
@@ -65,22 +65,28 @@ def run_live(
     rate: int,
     lossless: bool,
     pause: float = 0.0,
+    wait_ticks: int = 0,
+    attach_after: float | None = None,
 ) -> tuple[RingReader, Records, str]:
+    """Run ring_producer against a live reader. ``attach_after``: the producer starts at once and the
+    reader attaches that many seconds later (default: the producer starts once the reader is attached)."""
     ring = tmp / "ring.bin"
     proc = subprocess.Popen(
-        [str(producer), str(ring), str(cap), str(policy), str(count), str(rate)],
+        [str(producer), str(ring), str(cap), str(policy), str(count), str(rate), "0", str(wait_ticks)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={"GO": "1"},
+        env={} if attach_after is not None else {"GO": "1"},
     )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
+        if attach_after is not None:
+            time.sleep(attach_after)
         with SharedRamSource(ring) as src:
             reader = RingReader(src, 0, lossless=lossless)
             assert proc.stdin is not None
-            proc.stdin.write("g")  # attached: start publishing
+            proc.stdin.write("g")  # attached: start publishing (GO=1)
             proc.stdin.close()
             got: list[Records] = []
             while True:
@@ -152,6 +158,72 @@ def test_slow_reader_of_an_overwrite_ring_counts_losses_and_never_accepts_a_torn
     assert_untorn(recs)
 
 
+# 1 << 40 TSC ticks: minutes at any TSC rate, i.e. "the reader comes" for these tests.
+FOREVER = 1 << 40
+
+
+@needs_gcc
+def test_tracing_waits_for_its_reader_and_loses_nothing(producer: Path, tmp_path: Path) -> None:
+    # The producer fills its 64 slots long before the reader attaches; with a wait it holds the CPU
+    # instead of dropping (drop-newest) or overwriting (overwrite, the policy for nobody reading).
+    reader, recs, out = run_live(
+        producer, tmp_path, cap=64, policy=HvRingPolicy.OVERWRITE, count=50_000, rate=0,
+        lossless=True, wait_ticks=FOREVER, attach_after=0.3,
+    )  # fmt: skip
+    assert out.startswith("published 50000 dropped 0"), out
+    assert (recs["seq"] == np.arange(1, 50_001)).all()
+    assert_untorn(recs)
+    assert reader.stats.lost == 0
+    assert reader.stats.waited_ticks > 0  # it did wait: 0.3 s with a full ring
+
+
+@needs_gcc
+def test_a_wait_that_runs_out_drops_counted_as_unread_and_never_waits_again(
+    producer: Path, tmp_path: Path
+) -> None:
+    ring = tmp_path / "ring.bin"
+    args = [str(producer), str(ring), "64", str(int(HvRingPolicy.DROP_NEWEST)), "10000", "0", "3", "1000"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout  # no reader ever comes
+    assert "published 64 dropped 9936" in out, out
+    hdr = HvRing.from_buffer_copy(ring.read_bytes()[:RING_HEADER])
+    assert hdr.wait_expired == 1
+    assert hdr.dropped_unread == hdr.dropped == 9936  # all while no reader was attached
+    assert hdr.cpu == 3
+    # One wait of ~1000 ticks, not one per drop: the first timeout ends waiting for good.
+    assert hdr.waited_ticks < 9936 * 1000
+
+
+@needs_gcc
+def test_an_attached_reader_is_never_overwritten_and_its_losses_count_as_behind(
+    producer: Path, tmp_path: Path
+) -> None:
+    # Overwrite policy, no wait: the attached reader that never polls still keeps the first 64 records;
+    # the rest are dropped with a reader attached (lost_read), none while unread.
+    ring = tmp_path / "ring.bin"
+    proc = subprocess.Popen(
+        [str(producer), str(ring), "64", str(int(HvRingPolicy.OVERWRITE)), "5000", "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={"GO": "1"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        with SharedRamSource(ring) as src:
+            reader = RingReader(src, 0, lossless=True)
+            proc.stdin.write("g")
+            proc.stdin.close()
+            assert "published 64 dropped 4936" in proc.stdout.read()
+            recs = reader.poll()
+            reader.detach()
+            assert HvRing.from_buffer_copy(src.read(0, RING_HEADER)).reader == HvReader.LEFT
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (recs["seq"] == np.arange(1, 65)).all()
+    assert reader.stats.lost_read == 4936
+    assert reader.stats.lost_unread == 0
+
+
 # ---------------------------------------------------------------- property test: adversarial interleavings
 class SteppedRing:
     """A ring in a bytearray and a producer that follows ring.c's store order one store at a time; every
@@ -169,6 +241,8 @@ class SteppedRing:
         self.attempt = 0
         self.published = 0
         self.dropped = 0
+        self.dropped_unread = 0
+        self.attempts_at_attach = 0
         self.name = "stepped ring"
 
     def _u64(self, off: int, value: int | None = None) -> int:
@@ -181,9 +255,13 @@ class SteppedRing:
         if not self.pending:
             self.attempt += 1
             head, tail = self._u64(0), self._u64(64)
-            if self.policy == HvRingPolicy.DROP_NEWEST and head - tail >= self.cap:
-                self.dropped += 1
-                self._u64(128, self.dropped)
+            attached = self.mem[HvRing.reader.offset] == HvReader.ATTACHED
+            if (self.policy == HvRingPolicy.DROP_NEWEST or attached) and head - tail >= self.cap:
+                self.dropped += 1  # ring.c: bounded by the tail (no wait configured): drop the newest
+                self._u64(HvRing.dropped.offset, self.dropped)
+                if not attached:
+                    self.dropped_unread += 1
+                    self._u64(HvRing.dropped_unread.offset, self.dropped_unread)
                 return
             slot = RING_HEADER + (head % self.cap) * HV_RECORD_SIZE
             fields = [(f"field{k}", slot) for k in range(1, HV_RECORD_SIZE // 8)]
@@ -209,6 +287,8 @@ class SteppedRing:
 
     def write(self, paddr: int, data: bytes) -> None:
         self.mem[paddr : paddr + len(data)] = data
+        if paddr == HvRing.reader.offset and data[0] == HvReader.ATTACHED:
+            self.attempts_at_attach = self.attempt
 
     def alive(self) -> bool:
         return True
@@ -244,5 +324,8 @@ def test_property_no_torn_record_and_exact_loss_accounting(
     # exact accounting: every attempt is consumed, dropped by the producer, or overwritten
     assert len(recs) + reader.stats.overwritten == ring.published
     assert reader.stats.dropped == ring.dropped
+    assert reader.stats.dropped_unread == ring.dropped_unread
     if policy == HvRingPolicy.DROP_NEWEST:
         assert reader.stats.overwritten == 0
+    if lossless:  # once attached, records are never overwritten: only those from before can be
+        assert reader.stats.overwritten <= ring.attempts_at_attach

@@ -198,3 +198,19 @@ def test_replay_time_order_seek_next_reason_and_play(tmp_path: Path) -> None:
     # the time of their first record, so the pacing before the last batch is 4 x 0.1 s.
     assert len(got) == 5
     assert sum(slept) == pytest.approx(0.4)
+
+
+def test_rewriting_a_trace_file_never_truncates_it_under_an_open_reader(tmp_path: Path) -> None:
+    """TraceFile maps the file: a capture to the same path while a replay has it open must leave the
+    reader's records intact (a truncated mapping would kill the reader with SIGBUS)."""
+    path = tmp_path / "t.hvt"
+    first = np.zeros(5000, dtype=RECORD_DTYPE)
+    first["seq"] = np.arange(1, 5001)
+    first["tsc"] = np.arange(5000) * 10 + 1
+    with TraceWriter(path, {"vendor": 2, "cpus": 1}) as w:
+        w.add(first)
+    reader = TraceFile.open(path)
+    with TraceWriter(path, {"vendor": 2, "cpus": 1}) as w:
+        w.add(first[:3])
+    assert reader.records()["seq"].tolist() == list(range(1, 5001))
+    assert len(TraceFile.open(path).records()) == 3

@@ -9,7 +9,7 @@
  *
  * Command line: "chaos seed=N ops=M cpus=C classes=LIST" where LIST is comma-separated class names,
  * "default", "all", or "-name" to drop one (e.g. classes=default,forge or classes=all,-apicx).
- * Output on COM1: "chaos: start ...", at the end one line per CPU
+ * Output on COM1: "chaos: start ...", "chaos: cpu N progress ops=K" every 2^16 ops, at the end one line per CPU
  *   chaos: cpu N ops=... checksum=0x... hv_tried=... hv_gp=... nmi=... faults: #GP=... v48=...
  * and "chaos: done ..." with the totals; then the exit code (0 when nothing unexpected happened) on the
  * isa-debug-exit port HV_DEBUG_EXIT_PORT, the run's own end (hv/core/guest_io.c: guest_debug_exit).
@@ -23,12 +23,8 @@
  */
 #include <hv/abi.h>
 
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef unsigned short u16;
-typedef unsigned char u8;
+#include "guest.h"
 
-#define COM1 0x3f8
 #define APIC 0xfee00000u
 #define AP_TRAMPOLINE 0x7000u
 #define MAXCPU 16
@@ -44,18 +40,13 @@ static const char *const class_names[C_NCLASS] = {
     "exc", "forge", "ioch", "cr4", "apicr", "init", "xmc",
 };
 /*
- * Not in the default mask (see the README for the failure each one causes):
- *   apicx  instruction fetch from the xAPIC page at any register offset: bare QEMU resets the guest;
- *          under the hypervisor QEMU 7.2's TCG aborts (translator.c:175 "translator_access: Assertion
- *          `phys_page != -1'"): open (README)
- *   apicr  xAPIC accesses at any offset: reserved ones (a store at offset 0 ends QEMU), the LVTs
- *          (random LVT values reach the real APIC: svm_vmrun_failed after a stray INIT/SIPI) and
- *          misaligned ones (Bochs' APIC panics on a misaligned read)
- * In the default mask since the hypervisor survives them (issue 13): forge and ioch (the private
- * channel), cr4 (CR0/CR4 writes intercepted under SVM), init (the INIT latch), xmc (an unsized
- * exiting instruction runs again).
+ * Every class is in the default mask. The last ones in, each after the hypervisor survived it (issue 13):
+ * forge and ioch (the private channel), cr4 (CR0/CR4 writes intercepted under SVM), init (the INIT
+ * latch), xmc (an unsized exiting instruction runs again), apicr (the xAPIC write policy; Bochs reports
+ * its APIC's misaligned-read panic) and apicx (code in the xAPIC page runs from a register's bytes 0-3
+ * only, the page after it is #UD). See the README for what each one found.
  */
-#define DEFAULT_CLASSES (((1u << C_NCLASS) - 1) & ~(1u << C_APICX | 1u << C_APICR))
+#define DEFAULT_CLASSES ((1u << C_NCLASS) - 1)
 
 /* ---------------------------------------------------------------------------------------- per CPU */
 struct cpu {
@@ -95,43 +86,8 @@ struct frame {
 };
 
 /* ---------------------------------------------------------------------------------------- basics */
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline void cpuid2(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
-{
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
-}
-static inline u64 rdmsr(u32 msr)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr) : "memory");
-    return (u64)hi << 32 | lo;
-}
-static inline void wrmsr(u32 msr, u64 v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-static inline void xsetbv(u32 idx, u64 v)
-{
-    __asm__ volatile("xsetbv" : : "c"(idx), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-#define RDCR(n) ({ u32 _v; __asm__ volatile("movl %%cr" #n ", %0" : "=r"(_v)); _v; })
-#define WRCR(n, v) __asm__ volatile("movl %0, %%cr" #n : : "r"((u32)(v)) : "memory")
-
 static inline void apic_w(u32 off, u32 v) { *(volatile u32 *)(APIC + off) = v; }
 static inline u32 apic_r(u32 off) { return *(volatile u32 *)(APIC + off); }
-
-static void delay(u32 loops)
-{
-    for (volatile u32 i = 0; i < loops; i++)
-        __asm__ volatile("pause");
-}
 
 /* COM1, one line at a time under a lock (CPUs print only between ops, never while parked). */
 static volatile u32 console_lock;
@@ -142,39 +98,6 @@ static void lock(volatile u32 *l)
 }
 static void unlock(volatile u32 *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 
-static void putc(char c)
-{
-    for (u32 spins = 0; !(inb(COM1 + 5) & 0x20) && spins < 1000000; spins++)   /* LSR.THRE */
-        ;
-    outb(COM1, (u8)c);
-}
-static void puts(const char *s)
-{
-    while (*s)
-        putc(*s++);
-}
-static void puthex(u64 v)
-{
-    puts("0x");
-    int started = 0;
-    for (int i = 60; i >= 0; i -= 4) {
-        u32 d = (u32)(v >> i) & 15;
-        if (d || started || i == 0) {
-            putc("0123456789abcdef"[d]);
-            started = 1;
-        }
-    }
-}
-static void putdec(u32 v)
-{
-    char buf[11];
-    int n = 0;
-    do
-        buf[n++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    while (n)
-        putc(buf[--n]);
-}
 static void kv(const char *k, u32 v)
 {
     putc(' ');
@@ -264,16 +187,6 @@ static void setup_idt(void)
 }
 
 /* ---------------------------------------------------------------------------------- machine info */
-struct mb_info {
-    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr, syms[4];
-    u32 mmap_length, mmap_addr;
-};
-struct mb_mmap {
-    u32 size;
-    u64 addr, len;
-    u32 type;
-} __attribute__((packed));
-
 static char cmdline[1024];
 static u32 ncpus = 1, nops = 1000, verbose, cr4_mask = ~0u, exit_code, end_triple;
 static u32 hv_base[8], hv_end[8], nhv;
@@ -306,23 +219,6 @@ static void find_hv_ranges(const struct mb_info *mbi)
     }
 }
 
-/* PM1a_CNT from the FADT (ACPI 6.4 5.2.9, offset 64): a write with SLP_EN powers off. */
-static void find_pm1a(void)
-{
-    for (u32 p = 0xe0000; p < 0x100000; p += 16) {
-        if (*(u32 *)p != 0x20445352u || *(u32 *)(p + 4) != 0x20525450u)   /* "RSD PTR " */
-            continue;
-        u32 rsdt = *(u32 *)(p + 16);
-        u32 n = (*(u32 *)(rsdt + 4) - 36) / 4;
-        for (u32 i = 0; i < n; i++) {
-            u32 t = *(u32 *)(rsdt + 36 + 4 * i);
-            if (*(u32 *)t == 0x50434146u)   /* "FACP" */
-                pm1a_cnt = (u16) * (u32 *)(t + 64);
-        }
-        return;
-    }
-}
-
 static int same(const char *a, const char *b, u32 n)
 {
     for (u32 i = 0; i < n; i++)
@@ -331,28 +227,10 @@ static int same(const char *a, const char *b, u32 n)
     return 1;
 }
 
-static int word_arg(const char *key, const char **val)
-{
-    u32 n = 0;
-    while (key[n])
-        n++;
-    for (const char *p = cmdline; *p; p++) {
-        if (p == cmdline || p[-1] == ' ') {
-            u32 i = 0;
-            while (i < n && p[i] == key[i])
-                i++;
-            if (i == n) {
-                *val = p + n;
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
 static u64 num_arg(const char *key, u64 dflt)
 {
     const char *v;
-    if (!word_arg(key, &v))
+    if (!cmdline_word(cmdline, key, &v))
         return dflt;
     u64 n = 0;
     if (v[0] == '0' && v[1] == 'x')
@@ -368,7 +246,7 @@ static u64 num_arg(const char *key, u64 dflt)
 static void parse_classes(void)
 {
     const char *v;
-    if (!word_arg("classes=", &v))
+    if (!cmdline_word(cmdline, "classes=", &v))
         return;
     classes = 0;
     while (*v && *v != ' ') {
@@ -457,7 +335,7 @@ static void op_cpuid(const struct op *o)
     static const u32 bases[] = { 0, 0x40000000, 0x80000000, 0x8fffff00 };
     u32 leaf = o->r[0] & 1 ? o->r[1] : bases[o->r[2] & 3] + (o->r[3] & 0x3f);
     u32 a, b, c, d;
-    cpuid2(leaf, o->r[4] & 1 ? o->r[5] & 0xf : o->r[5], &a, &b, &c, &d);
+    cpuid_sub(leaf, o->r[4] & 1 ? o->r[5] & 0xf : o->r[5], &a, &b, &c, &d);
 }
 
 static u32 random_msr(const struct op *o)
@@ -642,9 +520,9 @@ static void op_hvmem(struct cpu *c, const struct op *o)
     c->hv_op = 0;
 }
 
-/* xAPIC registers (SDM Vol. 3A Table 11-1) but the LVTs (0x320-0x370: "apicr" only, a guest LVT value
-   reaches the real APIC today and a later INIT/SIPI-looking event stops the run) and ICR low, which the IPI class owns (a random one sends
-   INIT to the BSP, or to every CPU) and 0x2f0 (a misaligned access there spills into it). */
+/* xAPIC registers (SDM Vol. 3A Table 11-1) but the LVTs (0x320-0x370: "apicr" only, where random values
+   meet the hypervisor's LVT checks) and ICR low, which the IPI class owns (a random one sends INIT to the
+   BSP, or to every CPU) and 0x2f0 (a misaligned access there spills into it). */
 static const u16 apic_real_regs[] = {
     0x20, 0x30, 0x80, 0x90, 0xa0, 0xb0, 0xd0, 0xe0, 0xf0, 0x100, 0x170, 0x180, 0x1f0, 0x200, 0x270, 0x280,
     0x310, 0x380, 0x390, 0x3e0,
@@ -822,16 +700,6 @@ static void op_exc(const struct op *o)
    0xE9 (HV_FRAME_MAGIC, a 64-byte struct hv_record, its CRC-32: abi.h). The forged record's RIP is
    FORGED_RIP, which host tools must never show. */
 #define FORGED_RIP 0x0badf00d0badf00dull
-static u32 crc32(const u8 *p, u32 n)   /* zlib's CRC-32 (reflected 0xEDB88320), bit by bit */
-{
-    u32 crc = ~0u;
-    for (u32 i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++)
-            crc = crc >> 1 ^ (0xedb88320u & -(crc & 1));
-    }
-    return ~crc;
-}
 static void op_forge(const struct op *o)
 {
     lock(&console_lock);
@@ -901,6 +769,20 @@ static void service_park(struct cpu *c)
     c->parked = 0;
 }
 
+/* "chaos: cpu N progress ops=K" every PROGRESS_EVERY ops: a run the host's timeout ends still shows how far
+   each CPU got (benchmarks/chaos_run.py). Between ops, so never while parked (INIT comes only then). */
+#define PROGRESS_EVERY (1u << 16)
+static void progress(u32 self, u32 ops)
+{
+    lock(&console_lock);
+    puts("chaos: cpu ");
+    putdec(self);
+    puts(" progress");
+    kv("ops", ops);
+    putc('\n');
+    unlock(&console_lock);
+}
+
 static void run_ops(struct cpu *c)
 {
     u32 self = (u32)(c - cpus);
@@ -932,6 +814,8 @@ static void run_ops(struct cpu *c)
             unlock(&console_lock);
         }
         do_op(c, &o);
+        if (!((i + 1) & (PROGRESS_EVERY - 1)))
+            progress(self, i + 1);
     }
     c->done = 1;
 }
@@ -941,7 +825,7 @@ static void run_ops(struct cpu *c)
 static u32 initial_apic_id(void)
 {
     u32 a, b, c, d;
-    cpuid2(1, 0, &a, &b, &c, &d);
+    cpuid_sub(1, 0, &a, &b, &c, &d);
     return b >> 24;
 }
 
@@ -1009,12 +893,6 @@ static const char *const vec_names[32] = {
     "v15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "v22", "v23", "v24", "v25", "v26", "v27", "#HV",
     "#VC", "#SX", "v31",
 };
-
-static void acpi_poweroff(void)
-{
-    if (pm1a_cnt)
-        outw(pm1a_cnt, 1u << 13);   /* SLP_EN, SLP_TYP 0 (QEMU's soft-off) */
-}
 
 static void print_cpu(u32 n)
 {
@@ -1104,13 +982,9 @@ static void finish(u32 code)
     }
     outb(HV_DEBUG_EXIT_PORT, (u8)code);   /* the run's own end (guest_io.c) */
     delay(100000);
-    u32 fn = HV_HC_GUEST_EXIT, arg = code ? HV_STATUS_FAIL : HV_STATUS_PASS;
-    if (amd)
-        __asm__ volatile("vmmcall" : "+a"(fn) : "b"(arg) : "ecx", "edx", "memory");
-    else
-        __asm__ volatile("vmcall" : "+a"(fn) : "b"(arg) : "ecx", "edx", "memory");
+    hypercall(amd, HV_HC_GUEST_EXIT, code ? HV_STATUS_FAIL : HV_STATUS_PASS);
     __asm__ volatile("xchgw %bx, %bx");   /* Bochs' magic breakpoint */
-    acpi_poweroff();
+    acpi_poweroff(pm1a_cnt);
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -1118,13 +992,7 @@ static void finish(u32 code)
 void chaos_main(u32 magic, const struct mb_info *info);
 void chaos_main(u32 magic, const struct mb_info *info)
 {
-    if (magic == 0x2badb002 && (info->flags & (1u << 2))) {
-        const char *src = (const char *)info->cmdline;
-        u32 n = 0;
-        for (; src[n] && n < sizeof(cmdline) - 1; n++)
-            cmdline[n] = src[n];
-        cmdline[n] = 0;
-    }
+    mb_cmdline(cmdline, sizeof(cmdline), magic, info);
     find_hv_ranges(info);   /* before anything writes low memory */
     seed = num_arg("seed=", 1);
     nops = (u32)num_arg("ops=", 1000);
@@ -1132,7 +1000,7 @@ void chaos_main(u32 magic, const struct mb_info *info)
     verbose = (u32)num_arg("verbose=", 0);
     exit_code = (u32)num_arg("exitcode=", 0);
     const char *end;
-    end_triple = word_arg("end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */
+    end_triple = cmdline_word(cmdline, "end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */
     cr4_mask = (u32)num_arg("cr4mask=", ~0u);   /* bits the random CR4 values may have (triage) */
     if (ncpus < 1 || ncpus > MAXCPU)
         ncpus = 1;
@@ -1142,22 +1010,17 @@ void chaos_main(u32 magic, const struct mb_info *info)
             enabled[nenabled++] = k;
     if (!nenabled)
         enabled[nenabled++] = C_CPUID;
-    outb(COM1 + 1, 0);   /* COM1: 115200 8N1, FIFO */
-    outb(COM1 + 3, 0x80);
-    outb(COM1 + 0, 1);
-    outb(COM1 + 1, 0);
-    outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0xc7);
-    find_pm1a();
+    console_init();
+    pm1a_cnt = acpi_pm1a_cnt();
     u32 a, b, c, d;
-    cpuid2(0, 0, &a, &b, &c, &d);
+    cpuid_sub(0, 0, &a, &b, &c, &d);
     amd = b == 0x68747541;   /* "Auth"enticAMD */
-    cpuid2(1, 0, &a, &b, &c, &d);
+    cpuid_sub(1, 0, &a, &b, &c, &d);
     has_xsave = c >> 26 & 1;
     /* VME..OSXMMEXCPT (bits 0-10) exist on every CPU that runs this; the rest per CPUID (SDM Vol. 3A
        2.5, Table 2-2 / APM Vol. 2 3.1.3). Not PCIDE (#GP outside IA-32e mode) nor CET (needs CR0.WP). */
     cr4_ok = 0x7ffu | (has_xsave ? 1u << 18 : 0);
-    cpuid2(7, 0, &a, &b, &c, &d);
+    cpuid_sub(7, 0, &a, &b, &c, &d);
     cr4_ok |= (b & 1 ? 1u << 16 : 0) | (b >> 7 & 1 ? 1u << 20 : 0) | (b >> 20 & 1 ? 1u << 21 : 0) |
               (c >> 2 & 1 ? 1u << 11 : 0) | (c >> 3 & 1 ? 1u << 22 : 0);
     cr0_sane = RDCR(0) & ~0x80000000u;

@@ -7,36 +7,13 @@
  * error code (INT n never does, a #GP does). NMIs are counted and return with IRET, which also ends
  * NMI blocking (SDM Vol. 3A 6.7.1): an NMI frame has no error code.
  */
-#define MB_MAGIC 0x1BADB002
-#define MB_FLAGS 0x00000003          /* page-aligned modules, memory information */
 #define SEL_CODE32 0x08
 #define SEL_DATA32 0x10
 #define CPU_STACK 16384              /* chaos.c CPU_STACK */
+#include "entry.inc"
 
-    .section .multiboot, "a"
-    .align 4
-    .long MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-
-    .text
-    .code32
-    .global _start
-_start:
-    cli
-    movl $cpu_stacks + CPU_STACK, %esp   /* CPU 0's stack (chaos.c) */
-    pushl %ebx
-    pushl %eax
-    lgdt gdt_desc                    /* our own GDT (the loader's is not ours to keep) */
-    ljmp $SEL_CODE32, $1f
-1:  movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    call chaos_main
-2:  cli
-    hlt
-    jmp 2b
+    MULTIBOOT_HEADER
+    START32 cpu_stacks + CPU_STACK, chaos_main   /* CPU 0's stack (chaos.c) */
 
 /* ------------------------------------------------------------------ 256 stubs */
     .macro ISR n
@@ -111,30 +88,7 @@ f_fetch:    call *%edx; ret
 /* ------------------------------------------------------------------ AP trampoline (SDM Vol. 3A 9.4.4) */
 /* Copied to AP_TRAMPOLINE; the SIPI vector points at it. All APs share one boot stack under a lock
    until ap_boot() hands each its own (its index from its APIC ID; a restarted AP gets its old one). */
-    .global ap_trampoline, ap_trampoline_end, ap_gdtr
-    .code16
-ap_trampoline:
-    cli
-    movw %cs, %ax
-    movw %ax, %ds
-    lgdtl ap_gdtr - ap_trampoline
-    movl %cr0, %eax
-    orl $1, %eax
-    movl %eax, %cr0
-    ljmpl $SEL_CODE32, $ap_pm32
-    .align 4
-ap_gdtr:
-    .word gdt_end - gdt - 1
-    .long gdt
-ap_trampoline_end:
-    .code32
-ap_pm32:
-    movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
+    AP_TRAMPOLINE
 1:  movl $1, %eax
     xchgl %eax, ap_boot_lock
     testl %eax, %eax

@@ -18,12 +18,8 @@
  */
 #include <hv/abi.h>
 
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef unsigned short u16;
-typedef unsigned char u8;
+#include "guest.h"
 
-#define COM1 0x3f8
 #define DEBUG_EXIT_PORT HV_DEBUG_EXIT_PORT
 #define APIC 0xfee00000u
 #define TPR 0x80u
@@ -72,77 +68,6 @@ struct trap_frame {
 };
 
 /* ------------------------------------------------------------------------------------------ basics */
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-static int serial_ok = 1;
-
-static void putc(char c)
-{
-    if (!serial_ok)
-        return;
-    /* LSR.THRE; a missing UART reads 0xff (THRE set) or never becomes ready: give up then */
-    for (u32 spins = 0; !(inb(COM1 + 5) & 0x20); spins++) {
-        if (spins > 1000000) {
-            serial_ok = 0;
-            return;
-        }
-    }
-    outb(COM1, (u8)c);
-}
-
-static void puts(const char *s)
-{
-    while (*s)
-        putc(*s++);
-}
-
-static void puthex(u32 v)
-{
-    puts("0x");
-    int started = 0;
-    for (int i = 28; i >= 0; i -= 4) {
-        u32 d = (v >> i) & 15;
-        if (d || started || i == 0) {
-            putc("0123456789abcdef"[d]);
-            started = 1;
-        }
-    }
-}
-
-static void putdec(u32 v)
-{
-    char buf[11];
-    int n = 0;
-    do
-        buf[n++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    while (n)
-        putc(buf[--n]);
-}
-
-static inline void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d)
-{
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-static inline u64 rdmsr(u32 msr)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (u64)hi << 32 | lo;
-}
-static inline void wrmsr(u32 msr, u64 v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-#define RDCR(n) ({ u32 _v; __asm__ volatile("movl %%cr" #n ", %0" : "=r"(_v)); _v; })
-#define WRCR(n, v) __asm__ volatile("movl %0, %%cr" #n : : "r"((u32)(v)) : "memory")
 #define RDDR(n) ({ u32 _v; __asm__ volatile("movl %%db" #n ", %0" : "=r"(_v)); _v; })
 #define WRDR(n, v) __asm__ volatile("movl %0, %%db" #n : : "r"((u32)(v)) : "memory")
 
@@ -153,12 +78,6 @@ static inline u32 apic_r(u32 off)
     u32 v;
     __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(APIC + off) : "memory");
     return v;
-}
-
-static void delay(u32 loops)
-{
-    for (volatile u32 i = 0; i < loops; i++)
-        __asm__ volatile("pause");
 }
 
 /* ------------------------------------------------------------------------------- check bookkeeping */
@@ -363,16 +282,6 @@ static void pae_on(u32 cr3)
 }
 
 /* ------------------------------------------------------------------------------------ multiboot */
-struct mb_info {
-    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr, syms[4];
-    u32 mmap_length, mmap_addr;
-};
-struct mb_mmap {
-    u32 size;
-    u64 addr, len;
-    u32 type;
-} __attribute__((packed));
-
 static const struct mb_info *mbi;
 static const char *cmdline = "";
 /* Copies taken at entry, before this kernel writes low memory (0x6ff0, 0x7000, LOW16) or its .bss:
@@ -399,25 +308,6 @@ static u64 region_end(u64 a, u64 b, u32 type)
     return 0;
 }
 
-static int word_arg(const char *key, const char **val)
-{
-    u32 n = 0;
-    while (key[n])
-        n++;
-    for (const char *p = cmdline; *p; p++) {
-        if ((p == cmdline || p[-1] == ' ')) {
-            u32 i = 0;
-            while (i < n && p[i] == key[i])
-                i++;
-            if (i == n) {
-                *val = p + n;
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
 /* Does `name` appear in the comma-separated list at v (ends at space / NUL)? "x*" or "x+" matches a
    prefix ("+" for command lines that go through GRUB's config, where "*" would be expanded). */
 static int in_list(const char *v, const char *name)
@@ -439,9 +329,9 @@ static int in_list(const char *v, const char *name)
 static int selected(const char *name)
 {
     const char *v;
-    if (word_arg("only=", &v) && !in_list(v, name))
+    if (cmdline_word(cmdline, "only=", &v) && !in_list(v, name))
         return 0;
-    if (word_arg("skip=", &v) && in_list(v, name))
+    if (cmdline_word(cmdline, "skip=", &v) && in_list(v, name))
         return 0;
     return 1;
 }
@@ -1545,25 +1435,6 @@ static void run_checks(void)
 }
 
 /* ---------------------------------------------------------------------------------------- the end */
-static void acpi_poweroff(void)
-{
-    /* RSDP in the BIOS area (ACPI 5.2.5.1), RSDT -> FADT ("FACP") -> PM1a_CNT_BLK (offset 64) */
-    for (u32 p = 0xe0000; p < 0x100000; p += 16) {
-        if (*(u32 *)p != 0x20445352u || *(u32 *)(p + 4) != 0x20525450u)   /* "RSD PTR " */
-            continue;
-        u32 rsdt = *(u32 *)(p + 16);
-        u32 n = (*(u32 *)(rsdt + 4) - 36) / 4;
-        for (u32 i = 0; i < n; i++) {
-            u32 t = *(u32 *)(rsdt + 36 + 4 * i);
-            if (*(u32 *)t == 0x50434146u) {   /* "FACP" */
-                u16 port = (u16) * (u32 *)(t + 64);
-                outw(port, 1u << 13);   /* SLP_EN with SLP_TYP 0 (QEMU's soft-off) */
-            }
-        }
-        return;
-    }
-}
-
 static int hv_present(int *amd)
 {
     u32 a, b, c, d;
@@ -1586,16 +1457,12 @@ static void finish(void)
     delay(100000);
     int amd;
     if (hv_present(&amd)) {
-        u32 fn = HV_HC_GUEST_EXIT, arg = code ? HV_STATUS_FAIL : HV_STATUS_PASS;
-        if (amd)
-            __asm__ volatile("vmmcall" : "+a"(fn) : "b"(arg) : "memory");
-        else
-            __asm__ volatile("vmcall" : "+a"(fn) : "b"(arg) : "memory");
+        hypercall(amd, HV_HC_GUEST_EXIT, code ? HV_STATUS_FAIL : HV_STATUS_PASS);
         delay(100000);
     }
     __asm__ volatile("xchgw %bx, %bx");   /* Bochs' magic breakpoint: the project's debugger script quits */
     delay(100000);
-    acpi_poweroff();
+    acpi_poweroff(acpi_pm1a_cnt());
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -1605,14 +1472,7 @@ void conform_main(u32 magic, const struct mb_info *info)
 {
     mbi_copy = *info;
     mbi = &mbi_copy;
-    if (magic == 0x2badb002 && (info->flags & (1u << 2))) {
-        const char *src = (const char *)info->cmdline;
-        u32 n = 0;
-        for (; src[n] && n < sizeof(cmdline_copy) - 1; n++)
-            cmdline_copy[n] = src[n];
-        cmdline_copy[n] = 0;
-        cmdline = cmdline_copy;
-    }
+    cmdline = mb_cmdline(cmdline_copy, sizeof(cmdline_copy), magic, info);
     if (info->flags & (1u << 6)) {
         u32 len = info->mmap_length < sizeof(mmap_copy) ? info->mmap_length : sizeof(mmap_copy);
         for (u32 i = 0; i < len; i++)
@@ -1621,20 +1481,14 @@ void conform_main(u32 magic, const struct mb_info *info)
         mbi_copy.mmap_length = len;
     }
     const char *v;
-    if (word_arg("cpus=", &v)) {
+    if (cmdline_word(cmdline, "cpus=", &v)) {
         ncpus = 0;
         while (*v >= '0' && *v <= '9')
             ncpus = ncpus * 10 + (u32)(*v++ - '0');
         if (!ncpus)
             ncpus = 1;
     }
-    /* COM1: 115200 8N1, FIFO (harmless when there is no UART) */
-    outb(COM1 + 1, 0);
-    outb(COM1 + 3, 0x80);
-    outb(COM1 + 0, 1);
-    outb(COM1 + 1, 0);
-    outb(COM1 + 3, 0x03);
-    outb(COM1 + 2, 0xc7);
+    console_init();   /* harmless when there is no UART */
     setup_idts();
     setup_paging();
     for (u8 *s = text16_start, *d = (u8 *)LOW16; s < text16_end; s++, d++)

@@ -8,8 +8,6 @@
  * conform.c to LOW16 (0x8000): it only uses offsets from text16_start (T16() below) and absolute
  * addresses of 32-bit labels in far jumps.
  */
-#define MB_MAGIC 0x1BADB002
-#define MB_FLAGS 0x00000003          /* page-aligned modules, memory information */
 #define LOW16    0x8000              /* where .text16 is copied (conform.c) */
 #define T16(x)   ((x) - text16_start)
 #define APIC_TPR 0xfee00080
@@ -21,51 +19,14 @@
 #define SEL_DATA16 0x20              /* base 0, limit 0xffff */
 #define SEL_CODE64 0x28
 #define SEL_TSS64  0x48
+#include "entry.inc"
 
-    .section .multiboot, "a"
-    .align 4
-    .long MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-
-    .text
-    .code32
-    .global _start
-_start:
-    cli
-    movl $stack_top, %esp
-    pushl %ebx
-    pushl %eax
-    lgdt gdt_desc                    /* our own GDT (the loader's is not ours to keep) */
-    ljmp $SEL_CODE32, $1f
-1:  movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    call conform_main
-2:  cli
-    hlt
-    jmp 2b
+    MULTIBOOT_HEADER
+    START32 stack_top, conform_main
 
 /* ------------------------------------------------------------------ 32-bit exception stubs */
-    .macro ISR n
-isr\n:
-    .if !(\n == 8 || (\n >= 10 && \n <= 14) || \n == 17 || \n == 21 || \n == 29 || \n == 30)
-    pushl $0                        /* vectors without an error code get a zero one */
-    .endif
-    pushl $\n
-    pusha
-    pushl %esp
-    cld
-    call trap
-    addl $4, %esp
-    popa
-    addl $8, %esp
-    iret
-    .endm
-
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    ISR \n
+    ISR_ERRCODE \n
     .endr
 
 /* trap() resumes an unexpected exception here (ring 0, CS = SEL_CODE32): back to the check runner. */
@@ -228,6 +189,8 @@ isr64_common:
    (lm_aux(%rip) for a second value). conform.c compares. */
 #define SET_TPR(v) movl $(v), %eax; movl $APIC_TPR, %edx; movl %eax, (%rdx)
 #define GET_TPR    movl $APIC_TPR, %edx; movl (%rdx), %eax
+/* Keep the flag setcc took (ZF, CF) in lm_aux, return the TPR. */
+#define AUX_FLAG_RET_TPR(setcc) setcc %al; movzbl %al, %eax; movl %eax, lm_aux(%rip); GET_TPR; ret
 
     .global f64_mov89, f64_rex, f64_rex_sib, f64_movc7, f64_movabs_store, f64_movabs_load, f64_mov8b_rex
     .global f64_xchg, f64_lock_xadd, f64_lock_cmpxchg, f64_lock_bts, f64_rep_stos, f64_rep_movs
@@ -305,29 +268,17 @@ f64_lock_cmpxchg:
     movl $0x4a, %r9d
     movq $APIC_TPR, %r10
     lock cmpxchgl %r9d, (%r10)      /* f0 45 0f b1 0a */
-    setz %al
-    movzbl %al, %eax
-    movl %eax, lm_aux(%rip)
-    GET_TPR
-    ret
+    AUX_FLAG_RET_TPR(setz)
 f64_lock_bts:
     SET_TPR(0x10)
     movq $APIC_TPR, %r10
     lock btsl $6, (%r10)            /* f0 41 0f ba 2a 06 */
-    setc %al
-    movzbl %al, %eax
-    movl %eax, lm_aux(%rip)
-    GET_TPR
-    ret
+    AUX_FLAG_RET_TPR(setc)
 f64_lock_btr:
     SET_TPR(0x51)
     movq $APIC_TPR, %r10
     lock btrl $0, (%r10)            /* f0 41 0f ba 32 00 */
-    setc %al
-    movzbl %al, %eax
-    movl %eax, lm_aux(%rip)
-    GET_TPR
-    ret
+    AUX_FLAG_RET_TPR(setc)
 f64_rep_stos:
     SET_TPR(0)
     movl $0x4b, %eax
@@ -522,8 +473,8 @@ call16:
  * a marker through DS = 0 and read CR0 with SMSW; then PE on and a far jump back. Returns the marker
  * word it read back in real mode (0x5245) or'ed with PE seen in real mode (bit 16, must be 0).
  */
-    .global real_roundtrip
-real_roundtrip:
+    /* Save the callee-saved registers, ESP and the IDT, load the real-mode IVT, enter 16-bit code. */
+    .macro TO_16BIT target
     pushl %ebp
     pushl %ebx
     pushl %esi
@@ -531,14 +482,14 @@ real_roundtrip:
     movl %esp, rm_saved_esp
     sidt rm_saved_idt
     lidt rm_ivt_desc
-    ljmp $SEL_CODE16, $T16(rm_16pm)
+    ljmp $SEL_CODE16, $T16(\target)
+    .endm
+
+    .global real_roundtrip
+real_roundtrip:
+    TO_16BIT rm_16pm
 rm_back32:
-    movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
+    LOAD_DATA_SEGS SEL_DATA32
     movl rm_saved_esp, %esp
     lidt rm_saved_idt
     movl rm_result, %eax
@@ -552,14 +503,7 @@ rm_back32:
    = SEL_DATA32 before PE is cleared); returns the TPR the real-mode code read back after its store. */
     .global unreal_apic_store
 unreal_apic_store:
-    pushl %ebp
-    pushl %ebx
-    pushl %esi
-    pushl %edi
-    movl %esp, rm_saved_esp
-    sidt rm_saved_idt
-    lidt rm_ivt_desc
-    ljmp $SEL_CODE16, $T16(rm_unreal_store)
+    TO_16BIT rm_unreal_store
 
 /* ------------------------------------------------------------------ 16-bit code (copied to LOW16) */
     .section .text16, "ax"
@@ -602,6 +546,8 @@ rm_real:                            /* real mode: CS = 0x800 */
 /* 16-bit protected-mode APIC forms (CS = SEL_CODE16, DS = flat 4 GiB): returns TPR in EAX via LRETL. */
 #define SET_TPR16(v) movl $(v), %eax; movl $APIC_TPR, %edx; addr32 movl %eax, (%edx)
 #define GET_TPR16    movl $APIC_TPR, %edx; addr32 movl (%edx), %eax
+/* Return TPR << 8 | the flag setcc took (ZF, CF) after a locked read-modify-write. */
+#define RET_TPR_FLAG(setcc) setcc %bl; GET_TPR16; shll $8, %eax; movb %bl, %al; lretl
 t16_mov89:
     SET_TPR16(0)
     movl $0x61, %eax
@@ -667,29 +613,17 @@ t16_lock_cmpxchg:
     movl $0x64, %ecx
     movl $APIC_TPR, %edi
     lock addr32 cmpxchgl %ecx, (%edi)   /* f0 66 67 0f b1 0f */
-    setz %bl
-    GET_TPR16
-    shll $8, %eax
-    movb %bl, %al                   /* TPR << 8 | ZF */
-    lretl
+    RET_TPR_FLAG(setz)
 t16_lock_bts:
     SET_TPR16(0x25)
     movl $APIC_TPR, %edi
     lock addr32 btsl $6, (%edi)     /* f0 66 67 0f ba 2f 06 */
-    setc %bl
-    GET_TPR16
-    shll $8, %eax
-    movb %bl, %al                   /* TPR << 8 | CF */
-    lretl
+    RET_TPR_FLAG(setc)
 t16_lock_btr:
     SET_TPR16(0x67)
     movl $APIC_TPR, %edi
     lock addr32 btrl $1, (%edi)     /* f0 66 67 0f ba 37 01 */
-    setc %bl
-    GET_TPR16
-    shll $8, %eax
-    movb %bl, %al                   /* TPR << 8 | CF */
-    lretl
+    RET_TPR_FLAG(setc)
 t16_rep_movs:                       /* ESI = the caller's source word (EAX on entry, set by call16's caller) */
     movl %eax, %esi
     SET_TPR16(0)
@@ -755,30 +689,7 @@ rm_back32_trampoline:
     jmp rm_back32
 
 /* ------------------------------------------------------------------ AP trampoline (SDM 9.4.4) */
-    .global ap_trampoline, ap_trampoline_end, ap_gdtr
-    .code16
-ap_trampoline:
-    cli
-    movw %cs, %ax
-    movw %ax, %ds
-    lgdtl ap_gdtr - ap_trampoline
-    movl %cr0, %eax
-    orl $1, %eax
-    movl %eax, %cr0
-    ljmpl $SEL_CODE32, $ap_pm32
-    .align 4
-ap_gdtr:
-    .word gdt_end - gdt - 1
-    .long gdt
-ap_trampoline_end:
-    .code32
-ap_pm32:
-    movw $SEL_DATA32, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
+    AP_TRAMPOLINE
     movl $ap_stack_top, %esp
     call ap_main
 4:  cli

@@ -4,12 +4,9 @@
  * multiboot magic, EBX = the information block (Multiboot 0.6.96, 3.2). Exception stubs for vectors
  * 0-31 go to trap() in mbtest.c with a struct trap_frame.
  */
-#define MB_MAGIC 0x1BADB002
-#define MB_FLAGS 0x00000003          /* page-aligned modules, memory information */
+#include "entry.inc"
 
-    .section .multiboot, "a"
-    .align 4
-    .long MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+    MULTIBOOT_HEADER
 
     .text
     .code32
@@ -91,23 +88,8 @@ df_task_entry:
     iret
     jmp df_task_entry
 
-    .macro ISR n
-isr\n:
-    .if !(\n == 8 || (\n >= 10 && \n <= 14) || \n == 17 || \n == 21 || \n == 29 || \n == 30)
-    pushl $0                        /* vectors without an error code get a zero one */
-    .endif
-    pushl $\n
-    pusha
-    pushl %esp
-    call trap
-    addl $4, %esp
-    popa
-    addl $8, %esp
-    iret
-    .endm
-
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    ISR \n
+    ISR_ERRCODE \n
     .endr
 
     .section .rodata

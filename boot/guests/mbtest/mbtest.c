@@ -53,12 +53,8 @@
  */
 #include <hv/abi.h>
 
-typedef unsigned int u32;
-typedef unsigned long long u64;
-typedef unsigned short u16;
-typedef unsigned char u8;
+#include "guest.h"
 
-#define COM1 0x3f8
 /* Where the hypervisor's region starts: the end of the usable range from 1 MiB (check_memmap). */
 static u32 hv_region;
 
@@ -72,44 +68,9 @@ struct trap_frame {
 
 /* Expected-fault recovery: a step arms mbtest_fixup with the address to resume at (ARM / LAND below). */
 volatile u32 mbtest_fixup;
-static volatile u32 fault_vector, fault_count;
+static volatile u32 fault_vector, fault_count, fault_eip;
 static u32 failures;
 static int amd;
-
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-static void putc(char c)
-{
-    while (!(inb(COM1 + 5) & 0x20))
-        ;
-    outb(COM1, (u8)c);
-}
-
-static void puts(const char *s)
-{
-    while (*s)
-        putc(*s++);
-}
-
-static void puthex(u32 v)
-{
-    puts("0x");
-    for (int i = 28; i >= 0; i -= 4)
-        putc("0123456789abcdef"[(v >> i) & 15]);
-}
-
-static void puthex64(u64 v)
-{
-    puts("0x");
-    for (int i = 60; i >= 0; i -= 4)
-        putc("0123456789abcdef"[(v >> i) & 15]);
-}
 
 static void step(const char *name, int ok, const char *detail)
 {
@@ -147,17 +108,15 @@ void trap(struct trap_frame *f)
     }
     fault_count++;
     fault_vector = f->vector;
+    fault_eip = f->eip;
     if (mbtest_fixup) {
         f->eip = mbtest_fixup;
         mbtest_fixup = 0;
         return;
     }
-    puts("mbtest: unexpected exception ");
-    puthex(f->vector);
-    puts(" at EIP ");
-    puthex(f->eip);
-    puts(" error ");
-    puthex(f->error);
+    puts_hex8("mbtest: unexpected exception ", f->vector);
+    puts_hex8(" at EIP ", f->eip);
+    puts_hex8(" error ", f->error);
     putc('\n');
     for (;;)
         __asm__ volatile("cli; hlt");
@@ -186,31 +145,6 @@ static void setup_idt(void)
     __asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
-static void cpuid(u32 leaf, u32 *a, u32 *b, u32 *c, u32 *d)
-{
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-
-static u32 hypercall(u32 fn, u32 arg)
-{
-    u32 ret;
-    if (amd)
-        __asm__ volatile("vmmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
-    else
-        __asm__ volatile("vmcall" : "=a"(ret) : "a"(fn), "b"(arg) : "memory");
-    return ret;
-}
-
-struct mb_info {
-    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr, syms[4];
-    u32 mmap_length, mmap_addr;
-};
-struct mb_mmap {
-    u32 size;
-    u64 addr, len;
-    u32 type;
-} __attribute__((packed));
-
 /* The memory-map type covering addr (0 if none). */
 static u32 map_type(const struct mb_info *mbi, u64 addr)
 {
@@ -229,33 +163,17 @@ static void check_multiboot(u32 magic, const struct mb_info *mbi)
     step("multiboot", ok, ok ? (const char *)mbi->cmdline : "bad magic or no memory map / cmdline");
 }
 
-static void putdec(u32 v)
-{
-    char buf[12];
-    int n = 0;
-    do
-        buf[n++] = (char)('0' + v % 10);
-    while ((v /= 10) && n < 11);
-    while (n)
-        putc(buf[--n]);
-}
-
 static void check_memmap(const struct mb_info *mbi)
 {
     u64 from_1m = 0, end_1m = 0;
-    puts("mbtest: mem_lower=");
-    putdec(mbi->mem_lower);
-    puts(" mem_upper=");
-    putdec(mbi->mem_upper);
+    puts_dec("mbtest: mem_lower=", mbi->mem_lower);
+    puts_dec(" mem_upper=", mbi->mem_upper);
     putc('\n');
     for (u32 at = mbi->mmap_addr; at < mbi->mmap_addr + mbi->mmap_length;) {
         const struct mb_mmap *e = (const struct mb_mmap *)at;
-        puts("mbtest: mmap ");
-        puthex64(e->addr);
-        puts(" len ");
-        puthex64(e->len);
-        puts(" type ");
-        putdec(e->type);
+        puts_hex16("mbtest: mmap ", e->addr);
+        puts_hex16(" len ", e->len);
+        puts_dec(" type ", e->type);
         putc('\n');
         if (e->type == 1 && e->addr <= 0x100000 && e->addr + e->len > 0x100000) {
             from_1m = e->addr;
@@ -265,7 +183,7 @@ static void check_memmap(const struct mb_info *mbi)
     }
     hv_region = end_1m < 0x100000000ull ? (u32)end_1m : 0;
     puts("mbtest: hypervisor region at ");
-    puthex(hv_region);
+    puthex8(hv_region);
     putc('\n');
     u32 hv = hv_region ? map_type(mbi, hv_region) : 0, self = map_type(mbi, (u32)__image_start);
     int upper = end_1m && mbi->mem_upper == (u32)((end_1m - 0x100000) >> 10);
@@ -421,18 +339,18 @@ static void check_isolation(void)
 
 static void check_hypercall(void)
 {
-    step("hypercall", hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY, "PING");
+    step("hypercall", hypercall(amd, HV_HC_PING, 0) == HV_HC_PING_REPLY, "PING");
 }
 
 /* The hypervisor traps xAPIC stores (to emulate the guest's INIT/SIPI) and performs the others. */
 static void check_apic(void)
 {
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
-    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     *tpr = 0x10;
     u32 back = *tpr & 0xff;
     *tpr = 0;
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 zero = *tpr & 0xff;
     step("apic", after == before + 2 && back == 0x10 && zero == 0,
          after == before + 2 ? "TPR stores emulated, reads direct" : "stores not trapped (or a read faulted)");
@@ -446,7 +364,7 @@ static void check_apic(void)
 static void check_mmio_forms(void)
 {
     volatile u32 *icr_hi = (volatile u32 *)0xfee00310u, *tpr = (volatile u32 *)0xfee00080u;
-    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 tpr0 = *tpr & 0xff;
     /* A3 10 03 E0 FE: mov [0xfee00310], eax (the encoding a public test suite uses for the ICR) */
     __asm__ volatile(".byte 0xa3\n\t.long 0xfee00310" : : "a"(0x0f000000u) : "memory");
@@ -466,23 +384,23 @@ static void check_mmio_forms(void)
     u32 old = tpr0;
     __asm__ volatile("xchgl %0, 0xfee00080" : "+a"(old) : : "memory");
     u32 restored = *tpr & 0xff;
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     int ok = after == before + 5 && dest == 0x0f && dest0 == 0 && ored == (tpr0 | 0x20) && movs_ok &&
              (old & 0xff) == 0x30 && restored == tpr0;
     if (!ok) {
         puts("mbtest: mmio: exits ");
-        puthex(after - before);
+        puthex8(after - before);
         puts(" icr-hi ");
-        puthex(dest);
+        puthex8(dest);
         puts(" tpr ");
-        puthex(ored);
+        puthex8(ored);
         puts(" movs ");
-        puthex(copied);
-        puthex(ecx);
+        puthex8(copied);
+        puthex8(ecx);
         puts(" xchg ");
-        puthex(old);
+        puthex8(old);
         puts(" ");
-        puthex(restored);
+        puthex8(restored);
         putc('\n');
     }
     step("mmio", ok, ok ? "A3 moffs32 store to ICR high, LOCK OR, REP MOVSD and XCHG on the TPR emulated"
@@ -511,16 +429,10 @@ void ap_main(void)
     }
     u32 a, b, c, d;
     cpuid(1, &a, &b, &c, &d);
-    int ok = (c >> 31) & 1 && hypercall(HV_HC_PING, 0) == HV_HC_PING_REPLY;
+    int ok = (c >> 31) & 1 && hypercall(amd, HV_HC_PING, 0) == HV_HC_PING_REPLY;
     __atomic_fetch_add(&aps_alive, 1, __ATOMIC_SEQ_CST);
     if (ok)
         __atomic_fetch_add(&aps_virtualized, 1, __ATOMIC_SEQ_CST);
-}
-
-static void delay(u32 loops)
-{
-    for (volatile u32 i = 0; i < loops; i++)
-        __asm__ volatile("pause");
 }
 
 static int has_word(const char *cmdline, const char *word)
@@ -533,18 +445,6 @@ static int has_word(const char *cmdline, const char *word)
             return 1;
     }
     return 0;
-}
-
-static inline void wrmsr(u32 msr, u64 v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
-}
-
-static inline u64 rdmsr(u32 msr)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (u64)hi << 32 | lo;
 }
 
 /* Send one IPI to all CPUs but this one, through the xAPIC ICR page or the x2APIC ICR MSR. */
@@ -876,7 +776,7 @@ static void debug_exit_option(const char *cmdline)
         for (; *at >= '0' && *at <= '9'; at++)
             n = n * 10 + (u32)(*at - '0');
         puts("mbtest: debug exit ");
-        puthex(n);
+        puthex8(n);
         puts("\n");
         static volatile u8 code_byte;
         code_byte = (u8)n;
@@ -1107,6 +1007,10 @@ static void check_msr_policy(void)
  *                #PF (reserved bit) or, where the CPU does not check, completes
  *   high_walk    (RAM above 4 GiB only, else SKIP) the page directory for 3-4 GiB moved above 4 GiB: a
  *                TPR store through it is decoded and emulated (the hypervisor walks that directory)
+ *   apic_policy  a store at the reserved xAPIC offset 0 is dropped; INIT delivery on LINT0 and vector 5
+ *                on the error LVT read back masked; a misaligned TPR store is dropped (apic_policy.c)
+ *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
+ *                after the xAPIC page (nothing there): #UD at its first byte
  *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
  *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
  *                restarts none, one naming the AP restarts it once
@@ -1187,30 +1091,99 @@ static void check_apic_fetch(void)
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
     u32 tpr0 = *tpr & 0xff;
     *tpr = 0xc3;                                /* the TPR's low byte is RET (C3), the rest reads 0 */
-    u32 before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 saved;
     mbtest_fetch_returned = 0;
     fault_vector = ~0u;
     __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1\n\tmovl $1, mbtest_fetch_returned" LAND "\n\tmovl %0, %%esp"
                      : "=&r"(saved) : "r"(0xfee00080u) : "memory");
-    u32 mid = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 mid = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     *tpr = tpr0;                                /* must still be trapped: the page is not writable */
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     u32 returned = mbtest_fetch_returned;
     int ok = returned && fault_vector == ~0u && after == mid + 1 && (*tpr & 0xff) == tpr0;
     if (!ok) {
         puts("mbtest: apic_fetch: returned ");
-        puthex(returned);
+        puthex8(returned);
         puts(" fault ");
-        puthex(fault_vector);
+        puthex8(fault_vector);
         puts(" exits ");
-        puthex(mid - before);
+        puthex8(mid - before);
         puts(" ");
-        puthex(after - mid);
+        puthex8(after - mid);
         putc('\n');
     }
     step("apic_fetch", ok, ok ? "code in the xAPIC page ran; the TPR store after it was still trapped"
                               : "the fetch failed, or stores to the xAPIC page are no longer trapped");
+}
+
+/*
+ * The xAPIC write policy (hv/core/guest/apic_policy.c, issue 13): stores that must never reach the real APIC.
+ * A store at the reserved offset 0 is dropped (it ended QEMU); LINT0 written with INIT delivery (SDM
+ * Vol. 3A 11.5.1) and the error LVT with the illegal vector 5 unmasked (11.5.3) read back masked and
+ * Fixed; a misaligned store into the TPR is dropped. Both LVTs are put back afterwards.
+ */
+static void check_apic_policy(void)
+{
+    volatile u32 *apic = (volatile u32 *)0xfee00000u;
+    u32 lint0 = apic[0x350 / 4], lvterr = apic[0x370 / 4], tpr0 = apic[0x80 / 4] & 0xff;
+    apic[0] = 0x12345678u;
+    apic[0x350 / 4] = 0x00000500u;              /* LINT0: INIT, unmasked */
+    u32 lint0_back = apic[0x350 / 4];
+    apic[0x370 / 4] = 0x00000005u;              /* error: vector 5, unmasked */
+    u32 err_back = apic[0x370 / 4];
+    *(volatile u32 *)0xfee00081u = 0x40u;       /* misaligned: bytes 1-4 of the TPR slot */
+    u32 tpr = apic[0x80 / 4] & 0xff;
+    apic[0x350 / 4] = lint0;
+    apic[0x370 / 4] = lvterr;
+    int ok = (lint0_back & 0x10700u) == 0x10000u && (err_back & 0x100ffu) == 0x10005u && tpr == tpr0;
+    if (!ok) {
+        puts("mbtest: apic_policy: lint0 ");
+        puthex(lint0_back);
+        puts(" lvterr ");
+        puthex(err_back);
+        puts(" tpr ");
+        puthex(tpr);
+        putc('\n');
+    }
+    step("apic_policy", ok, ok ? "store at offset 0 dropped; INIT on LINT0 and vector 5 on the error LVT written masked"
+                               : "an xAPIC store reached the APIC as the guest wrote it");
+}
+
+/*
+ * Code at the end of the xAPIC page and past it. A CALL to the last slot (0xff0, reserved, reads 0):
+ * the ADDs (00 00) in its bytes 0-3 run, the instruction at byte 4 is #UD (any access to bytes 4-15 of
+ * a slot is undefined, SDM Vol. 3A 11.4.1). A CALL to the page after it, where nothing is: #UD at its
+ * first byte (all ones). Before issue 13's fix the first walked on through the page into 0xfee01000,
+ * which the hypervisor mapped as a hole: QEMU executed its APIC MMIO alias, Bochs has nothing there.
+ */
+static void check_apic_fetch_end(void)
+{
+    static volatile u8 target;
+    u32 saved, vec[2], eip[2];
+    const u32 at[2] = { 0xfee00ff0u, 0xfee01000u };
+    for (u32 i = 0; i < 2; i++) {
+        fault_vector = ~0u;
+        fault_eip = 0;
+        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                         : "=&r"(saved) : "r"(at[i]), "a"((u32)&target) : "memory", "cc");
+        vec[i] = fault_vector;
+        eip[i] = fault_eip;
+    }
+    int ok = vec[0] == 6 && eip[0] == 0xfee00ff4u && vec[1] == 6 && eip[1] == 0xfee01000u;
+    if (!ok) {
+        puts("mbtest: apic_fetch_end: ");
+        puthex(vec[0]);
+        puts(" at ");
+        puthex(eip[0]);
+        puts(", ");
+        puthex(vec[1]);
+        puts(" at ");
+        puthex(eip[1]);
+        putc('\n');
+    }
+    step("apic_fetch_end", ok, ok ? "#UD at byte 4 of the last xAPIC slot and at the page after it"
+                                  : "code at the end of the xAPIC page or past it did not end in #UD");
 }
 
 static void check_holes_many(const struct mb_info *mbi)
@@ -1249,7 +1222,7 @@ static void check_holes_many(const struct mb_info *mbi)
     puts(" regions above RAM up to MAXPHYADDR ");
     putdec(bits);
     puts(", beyond it: vector ");
-    puthex(beyond);
+    puthex8(beyond);
     putc('\n');
     step("holes_many", ok && touched >= 256, ok ? "every access above RAM completed; the run goes on"
                                                 : "an access above RAM faulted");
@@ -1276,18 +1249,18 @@ static void check_high_walk(const struct mb_info *mbi)
     pae_pdpt[3] = pd_at | PG_P;
     set_cr3((u32)pae_pdpt);                     /* PAE: the PDPTEs load on a CR3 write (4.4.1) */
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
-    u32 tpr0 = *tpr & 0xff, before = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 tpr0 = *tpr & 0xff, before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     fault_vector = ~0u;
     *tpr = 0x20;
     u32 back = *tpr & 0xff;
     *tpr = tpr0;
-    u32 after = hypercall(HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
+    u32 after = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_STAGE2_FAULT);
     pae_pdpt[3] = (u32)pae_pd[3] | PG_P;
     set_cr3((u32)pae_pdpt);
     pae_off();
     int ok = back == 0x20 && after == before + 2 && fault_vector == ~0u;
     puts("mbtest: high_walk: page directory at ");
-    puthex64(pd_at);
+    puthex16(pd_at);
     putc('\n');
     step("high_walk", ok, ok ? "TPR stores through a page directory above 4 GiB emulated"
                              : "a TPR store through a page directory above 4 GiB went wrong");
@@ -1404,17 +1377,6 @@ static void check_logical_ipi(const struct mb_info *mbi)
 #define FORGE_REASON 0x7e57u
 #define FORGE_RIP 0xf0f0f0f0u
 
-static u32 forge_crc32(const u8 *p, u32 n)
-{
-    u32 crc = ~0u;
-    while (n--) {
-        crc ^= *p++;
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
-    }
-    return ~crc;
-}
-
 static void forge_record(struct hv_record *r, u64 seq)
 {
     u8 *b = (u8 *)r;
@@ -1437,7 +1399,7 @@ static void forge_option(const char *cmdline)
 
     u8 lsr = inb(COM2 + 5);
     puts("mbtest: forge: COM2 LSR reads ");
-    puthex(lsr);
+    puthex8(lsr);
     puts(lsr == 0xff ? " (no device)\n" : " (a device answers)\n");
     for (const char *p = fake; *p; p++)
         outb(COM2, (u8)*p);
@@ -1451,7 +1413,7 @@ static void forge_option(const char *cmdline)
     forge_record(&rec, 1);
     frame.magic = HV_FRAME_MAGIC;
     frame.rec = rec;
-    frame.crc = forge_crc32((const u8 *)&rec, sizeof(rec));
+    frame.crc = crc32((const u8 *)&rec, sizeof(rec));
     for (u32 i = 0; i < sizeof(frame); i++)
         outb(0xe9, ((const u8 *)&frame)[i]);
     puts("\nmbtest: forge: a record frame written to port 0xe9\n");
@@ -1480,7 +1442,7 @@ static void forge_option(const char *cmdline)
     h->ring[0] = FORGE_RING;
     h->magic = HV_DISCOVERY_MAGIC;  /* last: a scan never sees a half-built header */
     puts("mbtest: forge: a discovery header planted at ");
-    puthex(FORGE_HEADER);
+    puthex8(FORGE_HEADER);
     puts("\n");
 
     if (has_word(cmdline, "magic_break")) {
@@ -1524,6 +1486,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic_fallback();      /* before x2APIC mode (cpus=N x2apic) turns the xAPIC window off */
     check_x2apic_msr_in_xapic_mode();
     check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
+    check_apic_policy();
+    check_apic_fetch_end();
     check_ap_startup(mbi);
     check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();
@@ -1538,7 +1502,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_msr_policy();
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);
-    hypercall(HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
+    hypercall(amd, HV_HC_GUEST_EXIT, failures ? HV_STATUS_FAIL : HV_STATUS_PASS);
     for (;;)
         __asm__ volatile("cli; hlt");
 }

@@ -1,7 +1,9 @@
 /*
  * TSC calibrated against PIT channel 2 (one-shot, mode 0, gate through port 0x61; Intel 8254 data
  * sheet). Both emulators drive the PIT from their own notion of time, so timeouts measured here are
- * in emulated time: a slow Bochs run does not trip them early.
+ * in emulated time: a slow Bochs run does not trip them early. Under Bochs (clock: sync=none) TSC
+ * and PIT both count emulated instructions at the nominal ips, so the rate found here is that ips
+ * (5,001 kHz), not the rate in wall time: the host measures that itself (hvtrace/trace/tsc_rate.py).
  */
 #include <hv/console.h>
 #include <hv/timer.h>

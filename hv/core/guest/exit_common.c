@@ -288,7 +288,7 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         vcpu_inject_exception(v, fault.vector, fault.has_error, fault.error);
         return;
     }
-    if (!apic_step_begin(v)) {
+    if (!apic_step_begin(v, false)) {
         /*
          * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page
          * is a 4 KiB leaf since apic_emul_init; failing here means the map itself is broken.
@@ -393,7 +393,11 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
          * their APIC MMIO (Bochs panics: "prefetch: running in bogus memory"); where this CPU cannot
          * single-step, the page becomes readable and executable, never writable.
          */
-        if (apic_step_begin(v))
+        if (!apic_step_fetch_in_register(v)) {
+            vcpu_inject_ud(v);      /* bytes 4-15 of a register slot: undefined, SDM Vol. 3A 11.4.1 */
+            return;
+        }
+        if (apic_step_begin(v, true))
             return;
         if (stage2_protect(virt_backend->stage2, gpa & ~(u64)(PAGE_SIZE - 1), PAGE_SIZE, STAGE2_R | STAGE2_X) == 0) {
             v->ops->stage2_flush(v);
@@ -402,6 +406,16 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
         /* Never the hole path below: it would map the page writable (stores would reach the real ICR). */
         v->ops->dump(v, "the xAPIC page could not be made executable");
         hv_exit(HV_STATUS_FAIL, "apic_fetch");
+    }
+    /*
+     * An instruction fetch from a page that is not RAM (a hole: MMIO or nothing) is never mapped for
+     * it: emulators cannot execute from device MMIO (Bochs panics, QEMU 7.2's TCG asserts when an
+     * instruction crosses from RAM into it), and on a PC an unclaimed fetch reads all ones (#UD, as
+     * exit_nothing_there says). A hole already mapped for data stays executable (stage2_holes.c).
+     */
+    if ((access & S2_FETCH) && !memmap_is_ram(gpa)) {
+        exit_nothing_there(v, gpa, access);
+        return;
     }
     /*
      * A first touch of a memory-map hole: map that page and let the guest retry (stage2_holes.c). Not

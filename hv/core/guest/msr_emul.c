@@ -147,7 +147,7 @@ bool msr_emul_write(struct vcpu *v, u32 msr, u64 value)
         /* Guest TSC = host TSC + offset (SDM Vol. 3C 27.3 TSC offsetting, APM 15.30.5 TSC_OFFSET). */
         return v->ops->set_tsc_offset && v->ops->set_tsc_offset(v, value - rdtsc());
     case MSR_EMUL_X2APIC_ICR:
-        return apic_emul_x2apic_icr(v->pc, value);
+        return apic_emul_x2apic_icr(v, value);
     case MSR_EMUL_APIC_BASE:
         return apic_emul_apic_base_write(value);
     case MSR_EMUL_MISC_ENABLE:

@@ -4,6 +4,7 @@
  */
 #include <hv/abi.h>
 #include <hv/apic_emul.h>
+#include <hv/apic_step.h>
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/msr_emul.h>
@@ -133,7 +134,12 @@ void vcpu_exit_done(struct vcpu *v)
 
 void vcpu_check_init(struct percpu *pc)
 {
-    if (!apic_emul_take_init(pc))
+    /*
+     * Not while this CPU single-steps an xAPIC access (apic_step.h): the page is redirected to the copy
+     * for every CPU until the step ends (the next exit), and another CPU's SIPI would land in the copy.
+     * The INIT stays latched and is taken at that exit.
+     */
+    if (apic_step_active(pc) || !apic_emul_take_init(pc))
         return;
     /* INIT: everything of the old context is dropped (SDM Vol. 3A 9.1.1), held NMIs included. */
     pc->nmi_pending = 0;

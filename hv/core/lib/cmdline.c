@@ -13,8 +13,8 @@ struct hv_options hv_options = {
     .fault_cpu = -1,
     .ap_timeout_ms = 1000,
     .hang = false,
-    .ring_capacity = HV_RING_DEFAULT_CAPACITY,
-    .ring_policy = HV_RING_DROP_NEWEST,
+    .ring_capacity = 0,     /* sized from guest RAM (core/trace/trace.c) */
+    .ring_policy = HV_RING_OVERWRITE,
     .trace = true,
 };
 char hv_cmdline[256];
@@ -71,9 +71,13 @@ static void parse_option(const char *w, size_t n)
         else
             bad_option(w, n, "entry_fault must be control or guest_state");
     } else if (word_is(w, k, "ring")) {
-        if (!parse_u64(v, vn, &num) || num < 16 || num > (1u << 20) || (num & (num - 1)))
+        if (!parse_u64(v, vn, &num) || num < 16 || num > HV_RING_MAX_CAPACITY || (num & (num - 1)))
             bad_option(w, n, "expected a power of two from 16 to 1048576");
         hv_options.ring_capacity = (u32)num;
+    } else if (word_is(w, k, "ring_wait")) {
+        if (!parse_u64(v, vn, &num) || num > 600)
+            bad_option(w, n, "expected seconds from 0 to 600");
+        hv_options.ring_wait_s = (u32)num;
     } else if (word_is(w, k, "ring_policy")) {
         if (word_is(v, vn, "drop"))
             hv_options.ring_policy = HV_RING_DROP_NEWEST;

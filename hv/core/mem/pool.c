@@ -6,6 +6,7 @@
  */
 #include <hv/abi.h>
 #include <hv/console.h>
+#include <hv/discovery.h>
 #include <hv/memmap.h>
 #include <hv/panic.h>
 #include <hv/pool.h>
@@ -102,6 +103,13 @@ void *pool_alloc(u64 pages, u64 align, const char *what)
     spin_unlock(&pool_lock);
     hv_fail(HV_STATUS_POOL_EXHAUSTED, "pool_exhausted", "page pool exhausted: %s needs %lu pages, %lu left", what,
             pages, pool_free_pages());
+}
+
+void *pool_alloc_immutable(u64 pages, const char *what)
+{
+    void *p = pool_alloc(pages, PAGE_SIZE, what);
+    discovery_add_immutable(p, pages * PAGE_SIZE);
+    return p;
 }
 
 u64 pool_free_pages(void)

@@ -1,23 +1,74 @@
 /*
  * Single-producer exit ring. Only the owning CPU writes head, dropped and the records; only the host
- * writes tail. Publication order (x86 stores are not reordered with other stores, SDM Vol. 3A 10.2.3.2,
- * so compiler barriers suffice): slot.seq = 0; fields; slot.seq = n; head = n. A reader copies a slot
- * and accepts it only if slot.seq reads n before and after the copy.
+ * writes tail and reader. Publication order (x86 stores are not reordered with other stores, SDM Vol. 3A
+ * 10.2.3.2, so compiler barriers suffice): slot.seq = 0; fields; slot.seq = n; head = n. A reader copies
+ * a slot and accepts it only if slot.seq reads n before and after the copy. Policies: abi.h struct hv_ring.
  */
 #include <hv/ring.h>
 
 #define barrier() __asm__ volatile("" ::: "memory")
 
-void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enabled)
+void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enabled, u64 wait_ticks)
 {
     r->head = 0;
     r->tail = 0;
+    r->reader = HV_READER_NONE;
     r->dropped = 0;
     r->dropped_flagged = 0;
+    r->dropped_unread = 0;
     r->capacity = capacity;
     r->policy = policy;
     r->cpu = cpu;
     r->enabled = enabled;
+    r->wait_ticks = wait_ticks;
+    r->waited_ticks = 0;
+    r->wait_expired = 0;
+}
+
+static u32 ring_reader(const struct hv_ring *r)
+{
+    return __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE);
+}
+
+/* Whether the waiting policy applies now: tracing waits for its reader, or for the attached one. */
+static bool ring_waits(const struct hv_ring *r, u32 reader)
+{
+    return r->wait_ticks && !r->wait_expired && reader != HV_READER_LEFT;
+}
+
+/* Whether head may not pass tail + capacity now (else a full ring overwrites its oldest record). */
+static bool ring_bounded(const struct hv_ring *r, u32 reader)
+{
+    return reader == HV_READER_ATTACHED || ring_waits(r, reader) || r->policy == HV_RING_DROP_NEWEST;
+}
+
+static bool ring_full(const struct hv_ring *r, u64 head)
+{
+    return head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->capacity;
+}
+
+/*
+ * The ring is full and bounded: wait (pause loop, no lock held) until the reader frees a slot, the
+ * reader leaves, or wait_ticks pass (then never wait again). True when there is room to publish.
+ */
+static bool ring_wait(struct hv_ring *r, u64 head)
+{
+    u64 start = __builtin_ia32_rdtsc();
+    for (;;) {
+        u32 reader = ring_reader(r);
+        if (!ring_bounded(r, reader) || !ring_full(r, head))
+            break;
+        u64 waited = __builtin_ia32_rdtsc() - start;
+        if (!ring_waits(r, reader) || waited > r->wait_ticks) {
+            if (ring_waits(r, reader))
+                r->wait_expired = 1;
+            r->waited_ticks += waited;
+            return false;
+        }
+        __builtin_ia32_pause();
+    }
+    r->waited_ticks += __builtin_ia32_rdtsc() - start;
+    return true;
 }
 
 bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
@@ -25,8 +76,11 @@ bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
     if (!__atomic_load_n(&r->enabled, __ATOMIC_RELAXED))
         return false;
     u64 head = r->head;
-    if (r->policy == HV_RING_DROP_NEWEST && head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->capacity) {
+    u32 reader = ring_reader(r);
+    if (ring_bounded(r, reader) && ring_full(r, head) && !ring_wait(r, head)) {
         r->dropped++;
+        if (ring_reader(r) != HV_READER_ATTACHED)
+            r->dropped_unread++;
         return false;
     }
     static const u32 words = sizeof(struct hv_record) / sizeof(u64);

@@ -2,22 +2,68 @@
 #include <hv/abi.h>
 #include <hv/breaks.h>
 #include <hv/cmdline.h>
+#include <hv/console.h>
 #include <hv/discovery.h>
 #include <hv/frame.h>
+#include <hv/memmap.h>
 #include <hv/panic.h>
+#include <hv/percpu.h>
 #include <hv/pool.h>
 #include <hv/ring.h>
+#include <hv/timer.h>
 #include <hv/trace.h>
 #include <hv/x86.h>
 
-void trace_init_cpu(struct percpu *pc)
+/*
+ * Ring size rule (ring=auto, the default): all rings together take 1/HV_RING_RAM_SHARE of usable RAM,
+ * split evenly over the CPUs, rounded down to a power of two and kept within
+ * [HV_RING_DEFAULT_CAPACITY, HV_RING_MAX_CAPACITY] records. 64 MiB and 2 CPUs: 8192 records per CPU.
+ */
+static u32 ring_auto_capacity(u64 usable_bytes, u32 cpus)
 {
-    u32 cap = hv_options.ring_capacity;
-    pc->ring = pool_alloc(ALIGN_UP(ring_bytes(cap), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "exit ring");
-    ring_init(pc->ring, pc->index, cap, hv_options.ring_policy, hv_options.trace);
-    hv_trace.ring[pc->index] = (u64)pc->ring;
+    u64 per_cpu = usable_bytes / HV_RING_RAM_SHARE / (cpus ? cpus : 1) / HV_RECORD_SIZE;
+    u32 cap = HV_RING_DEFAULT_CAPACITY;
+    while (cap < HV_RING_MAX_CAPACITY && (u64)cap * 2 <= per_cpu)
+        cap *= 2;
+    return cap;
+}
+
+/*
+ * Every CPU's ring, allocated and registered when the first CPU is prepared (the back end is chosen,
+ * so hosts see hv_trace.vendor with the rings), before any CPU is virtualized: a host reader attaches
+ * once every ring is in the discovery header, and CPUs are virtualized one after the other
+ * (core/cpu/virt.c), so a CPU whose ring waits for its reader (ring_wait) must not be waiting before
+ * the later CPUs' rings exist.
+ */
+static void trace_init_rings(u32 cpus)
+{
+    u32 cap = hv_options.ring_capacity ? hv_options.ring_capacity
+                                       : ring_auto_capacity(hv_memmap.usable_bytes, cpus);
+    u64 wait_ticks = (u64)hv_options.ring_wait_s * 1000 * tsc_khz();
+    char why[96] = "ring=";
+    if (!hv_options.ring_capacity)
+        snprintf(why, sizeof(why), "1/%u of %lu MiB usable RAM over %u CPUs", HV_RING_RAM_SHARE,
+                 hv_memmap.usable_bytes >> 20, cpus);
+    printk("trace: rings of %u records (%lu KiB) per CPU (%s); a full ring %s%s\n", cap,
+           ring_bytes(cap) / 1024, why, hv_options.ring_wait_s ? "waits for its reader, then " : "",
+           hv_options.ring_policy == HV_RING_OVERWRITE ? "overwrites the oldest" : "drops the newest");
+    for (u32 cpu = 0; cpu < cpus; cpu++) {
+        struct hv_ring *r = pool_alloc(ALIGN_UP(ring_bytes(cap), PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE, "exit ring");
+        ring_init(r, cpu, cap, hv_options.ring_policy, hv_options.trace, wait_ticks);
+        hv_trace.ring[cpu] = (u64)r;
+    }
     hv_trace.record_size = HV_RECORD_SIZE;
     hv_trace.ring_capacity = cap;
+}
+
+void trace_init_cpu(struct percpu *pc)
+{
+    static bool rings_ready;    /* CPUs are prepared one after the other (virt.c): no race */
+    if (!rings_ready) {
+        trace_init_rings(cpu_count);
+        rings_ready = true;
+    }
+    pc->ring = (struct hv_ring *)hv_trace.ring[pc->index];
 }
 
 void trace_exit_start(struct hv_record *rec, u64 guest_cr3)

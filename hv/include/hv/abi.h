@@ -127,24 +127,58 @@ struct hv_snapshot {
 #define HV_BRK_ANY        0xffffffffu   /* kind / reason / cpu: match any */
 #define HV_BRK_MATCH_ARG0 0x1           /* arg0 must equal 'arg0' (MSR index, CR number, port, CPUID leaf) */
 #define HV_BRK_MATCH_GPA  0x2           /* gpa must lie in [gpa_lo, gpa_hi] */
+#define HV_BRK_TRACE      0x4           /* a tracepoint: count matching exits, never stop */
+
+/*
+ * The condition of an entry: up to HV_BREAK_TERMS terms (operand op value), all of which must hold
+ * (AND). Operands 0-15 are the guest GPRs in x86 encoding order (RAX, RCX, ...; 4 = RSP is not in the
+ * exit's register frame and never used) as the guest resumes with them, i.e. after the handler
+ * (CPUID's outputs, RDMSR's value); the others are fields of the exit's record. Comparisons unsigned.
+ */
+#define HV_BREAK_TERMS    4
+#define HV_BRK_OPD_GPRS   16            /* operands below this are GPRs */
+#define HV_BRK_OPD_ARG0   16
+#define HV_BRK_OPD_ARG1   17
+#define HV_BRK_OPD_QUAL   18
+#define HV_BRK_OPD_GPA    19
+#define HV_BRK_OPD_RIP    20
+#define HV_BRK_OPD_CR3    21
+#define HV_BRK_OPD_COUNT  22
+#define HV_BRK_OP_EQ      0
+#define HV_BRK_OP_NE      1
+#define HV_BRK_OP_LT      2
+#define HV_BRK_OP_LE      3
+#define HV_BRK_OP_GT      4
+#define HV_BRK_OP_GE      5
+#define HV_BRK_OP_TEST    6             /* (operand & value) != 0 */
+
+struct hv_break_term {
+    uint8_t operand;        /* HV_BRK_OPD_* or a GPR number */
+    uint8_t op;             /* HV_BRK_OP_* */
+    uint8_t reserved[6];
+    uint64_t value;
+};
 
 struct hv_break {
     uint32_t enabled;
     uint32_t kind;          /* HV_EXIT_* or HV_BRK_ANY */
     uint32_t reason;        /* native reason or HV_BRK_ANY */
     uint32_t cpu;           /* CPU index or HV_BRK_ANY */
-    uint32_t flags;         /* HV_BRK_MATCH_* */
-    uint32_t reserved;
+    uint32_t flags;         /* HV_BRK_MATCH_*, HV_BRK_TRACE */
+    uint32_t nterms;        /* condition terms in use (0 = no condition) */
     uint64_t arg0;
     uint64_t gpa_lo, gpa_hi;
-    uint64_t hits;          /* counted by the hypervisor */
+    uint64_t hits;          /* exits that matched (criteria and condition), counted by the hypervisor */
+    uint64_t ignore;        /* stop only once hits > ignore (gdb's ignore count) */
+    struct hv_break_term term[HV_BREAK_TERMS];
 };
 
 struct hv_break_config {
     uint32_t armed;         /* number of enabled entries: 0 keeps the exit path to one load */
     uint32_t last_hit;      /* index of the entry that matched last */
     uint32_t last_cpu;
-    uint32_t reserved;
+    uint32_t kinds;         /* bit K: an enabled entry can match kind K (HV_EXIT_*); 0 = any kind may
+                               match. Exits of other kinds are rejected before the table is read. */
     struct hv_break entry[HV_BREAK_MAX];
 };
 
@@ -185,27 +219,55 @@ struct hv_record {
 /*
  * Per-CPU single-producer ring: a header of three cache lines, then 'capacity' records (a power of
  * two). The producer (the CPU's exit handler) owns 'head' (records ever published); the consumer owns
- * 'tail' (records it has consumed), written only by the host. Policy when head - tail == capacity:
- * drop the newest record (counted in 'dropped'; the next record carries HV_REC_DROPPED_BEFORE) or
- * overwrite the oldest (readers detect it by seq). 'enabled' switches tracing at run time.
+ * 'tail' (records it has consumed) and 'reader', written only by the host.
+ *
+ * Policies, by who reads the ring (head - tail == capacity is "full"):
+ * - No reader yet ('reader' HV_READER_NONE) and 'wait_ticks' != 0 (cmdline ring_wait=S, which
+ *   `hvtrace capture` and the TUI pass when they start the session): tracing waits for its reader. A
+ *   full ring makes the producing CPU spin (pause) at the end of its exit handler until the reader
+ *   frees a slot, at most 'wait_ticks' TSC ticks; when that runs out the ring stops waiting for good
+ *   ('wait_expired') and falls back to 'policy'. Drops are counted. The waiting CPU holds no lock
+ *   other CPUs need to make progress, except during an APIC-page step (core/guest/apic_step.c
+ *   step_lock, which only another CPU's APIC step waits for); other CPUs run on until their own
+ *   ring fills. Only the host ends a wait, so it is bounded; a plain run never waits.
+ * - A lossless reader attached (HV_READER_ATTACHED, it writes 'tail'): a full ring waits the same way
+ *   (bounded, 'wait_ticks', when set), else drops the newest record. The ring never overwrites
+ *   records an attached reader has not consumed.
+ * - Nobody reads (a plain `hvtrace run`, a gdb-only session: HV_READER_NONE without ring_wait, or
+ *   HV_READER_LEFT after the reader detached): 'policy' decides. HV_RING_OVERWRITE (the default)
+ *   keeps the newest records, so a debugger at an exit break sees the exits leading to it; readers
+ *   detect overwritten records by seq. HV_RING_DROP_NEWEST keeps the oldest.
+ * Dropped records are counted in 'dropped' (the next record carries HV_REC_DROPPED_BEFORE); those
+ * dropped while no reader was attached also in 'dropped_unread'. 'enabled' switches tracing at run time.
  */
 #define HV_RING_DROP_NEWEST   0
 #define HV_RING_OVERWRITE     1
-#define HV_RING_DEFAULT_CAPACITY 4096
+#define HV_RING_DEFAULT_CAPACITY 4096   /* the floor of the size rule (ring=auto): see trace.c */
+#define HV_RING_MAX_CAPACITY  (1u << 20)
+#define HV_RING_RAM_SHARE     32        /* ring=auto: all rings together take 1/32 of usable RAM */
+
+#define HV_READER_NONE     0   /* no reader has attached yet */
+#define HV_READER_ATTACHED 1   /* a lossless reader consumes and writes 'tail' */
+#define HV_READER_LEFT     2   /* the reader detached: nobody reads any more */
 
 struct hv_ring {
     uint64_t head;
     uint8_t pad0[56];
     uint64_t tail;
-    uint8_t pad1[56];
+    uint32_t reader;        /* HV_READER_*, written by the host */
+    uint32_t reserved;
+    uint8_t pad1[48];
     uint64_t dropped;
     uint32_t capacity;
-    uint32_t policy;        /* HV_RING_* */
+    uint32_t policy;        /* HV_RING_*: what a full ring does while nobody reads it */
     uint32_t enabled;       /* 0 = tracing off */
     uint32_t cpu;
     uint64_t dropped_flagged;   /* producer-private: 'dropped' when the last drop flag was set */
-    uint8_t pad2[32];
-    /* struct hv_record record[capacity] follows */
+    uint64_t dropped_unread;    /* of 'dropped': while no reader was attached */
+    uint64_t wait_ticks;    /* longest wait for the reader, TSC ticks (0 = never wait) */
+    uint64_t waited_ticks;  /* TSC ticks spent waiting for the reader so far */
+    uint32_t wait_expired;  /* 1: a wait ran out; the ring no longer waits */
+    uint32_t reserved2;
 };
 
 /*
@@ -224,6 +286,21 @@ struct hv_ring {
  */
 #define HV_DISCOVERY_MAGIC 0x4543415254564821ull   /* "!HVTRACE" in memory (little endian) */
 
+/*
+ * Memory that must never change once the CPUs run as guests (discovery 'immutable'): the image's code
+ * and read-only data, the host page tables, each CPU's GDT/TSS/IDT and its MSR and I/O permission maps.
+ * Every range is listed before its CPU's 'launched' bit is set; host tools hash them when all CPUs are
+ * launched and again after the run (tests/integration/test_chaos_guest.py). What legitimately changes
+ * (VMCS/VMCB, stage-2 tables, rings, snapshots, stacks, the rest of the per-CPU state) is not listed.
+ * The table itself lies in the image and never changes after launch either.
+ */
+#define HV_IMMUTABLE_MAX 200   /* >= 8 + 3 * HV_MAX_CPUS (core/discovery.c checks) */
+
+struct hv_range {
+    uint64_t base;              /* physical */
+    uint64_t length;            /* bytes */
+};
+
 struct hv_discovery {
     uint64_t magic;
     uint32_t abi_version;
@@ -241,6 +318,9 @@ struct hv_discovery {
     uint64_t launched;          /* bit n set: CPU n runs as a guest (its blue pill succeeded) */
     uint8_t build_id[20];       /* GNU build-id of the image (SHA-1) */
     uint8_t reserved2[4];
+    uint64_t immutable;         /* struct hv_range[immutable_count]: memory no one writes after launch */
+    uint32_t immutable_count;
+    uint32_t reserved3;
 };
 
 #endif /* HV_ABI_H */

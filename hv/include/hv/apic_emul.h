@@ -26,16 +26,22 @@ bool apic_emul_init(struct stage2 *s);
 u64 apic_emul_page(void);
 /* Is gpa inside the xAPIC page? */
 bool apic_emul_is_apic(u64 gpa);
-/* A guest store of 'value' to APIC register 'offset' (xAPIC MMIO), emulated or written through. */
+/* A store of 'value' to APIC register 'offset' (xAPIC MMIO) that passed the policy: emulated or written through. */
 void apic_emul_mmio_write(struct percpu *pc, u32 offset, u32 value);
+/*
+ * A guest store of 'size' bytes at xAPIC 'offset' (decoded, or replayed from a single step): checked by
+ * the write policy (apic_policy.h; a refused or changed value flags v->rec security, and its gpa
+ * becomes that register's address), then passed to apic_emul_mmio_write.
+ */
+void apic_emul_guest_store(struct vcpu *v, u32 offset, u32 size, u32 value);
 /* A guest WRMSR to the x2APIC ICR: emulated (INIT / STARTUP) or written through. */
-bool apic_emul_x2apic_icr(struct percpu *pc, u64 value);     /* false: #GP */
+bool apic_emul_x2apic_icr(struct vcpu *v, u64 value);       /* false: #GP; the ICR policy as for xAPIC */
 /*
  * A guest access that faulted on the xAPIC page (a store: the page is read-only in the stage-2 map),
  * on the CPU 'v' that exited, at guest-physical 'gpa'. The instruction at CS:RIP is fetched through
  * the guest's paging, decoded and performed by mmio_emulate (mmio.h) with the xAPIC page as the device
- * (apic_emul.c: aligned 32-bit writes go to apic_emul_mmio_write, reads come from the real APIC,
- * other sizes and offsets as documented there); v->rec gets arg0 = register offset, arg1 = the value
+ * (writes through apic_emul_guest_store and its policy, reads from the real APIC as mmio.h's
+ * mmio_reg32_read defines them); v->rec gets arg0 = register offset, arg1 = the value
  * of the last APIC access, insn_len. Returns:
  *   MMIO_EMUL_DONE         performed; registers, RFLAGS and RIP updated through v->ops (RIP stays on
  *                          a REP string instruction with iterations to go: the guest resumes it)

@@ -12,11 +12,33 @@
 
 #include <hv/vcpu.h>
 
-/* Start: redirect the page, arm the vendor's single step. False if it cannot (the caller decides). */
-bool apic_step_begin(struct vcpu *v);
+/*
+ * May the instruction at this vCPU's CS:RIP, fetched from the xAPIC page, run (from the copy)? Only if
+ * it begins in bytes 0-3 of a 16-byte register slot. An instruction fetch reads whole slots, and SDM
+ * Vol. 3A 11.4.1 makes "any access that touches bytes 4 through 15 of an APIC register" undefined
+ * ("hangs, incorrect results or unexpected exceptions"): an instruction that begins there gets #UD
+ * (the caller injects it), one that begins in bytes 0-3 and runs on into them reads them as zeros (the
+ * copy's reserved bytes). So code in the page runs a few instructions per slot at most, never a walk
+ * through 4 KiB of single steps; the documented case (a RET in a register's low byte) works.
+ */
+bool apic_step_fetch_in_register(struct vcpu *v);
+/*
+ * Start: redirect the page (fetch: read and execute only, so that other CPUs' stores keep trapping;
+ * a store: writable too), arm the vendor's single step. False if it cannot, or if this CPU already has
+ * a step in flight (an instruction fetched from the page that stores to it: the caller decides).
+ */
+bool apic_step_begin(struct vcpu *v, bool fetch);
 /* This CPU has a step in flight (the next exit ends it). */
 bool apic_step_active(const struct percpu *pc);
 /* End at the first exit after the step: replay the writes, trap the page again, disarm. */
 void apic_step_end(struct vcpu *v);
+/*
+ * An exit that is not the step's own (#DB / monitor trap) while this CPU has a step in flight: end the
+ * step now. The stepped instruction may have faulted into the guest, whose handler runs with TF clear
+ * (SDM Vol. 3A 17.3.1.4: no single-step trap after a faulting instruction; SVM steps with TF), so no
+ * #DB would ever come and the page would stay redirected; or an event (an NMI kick) came first. What
+ * the instruction wrote is replayed; if it did not complete, it runs again from the trapped page.
+ */
+void apic_step_cut(struct vcpu *v);
 
 #endif

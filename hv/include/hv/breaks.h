@@ -7,9 +7,10 @@
 
 extern struct hv_break_config hv_breaks;
 
-/* Index of the first armed entry matching this exit, or -1. */
+/* Index of the first armed entry that matches this exit and stops, or -1. Counts every matching
+ * entry's hits (tracepoints and ignored hits included: those never stop). */
 int break_match(const struct percpu *pc, const struct hv_record *rec);
-/* Count the hit, snapshot the CPU's VMCS / VMCB, then call hv_break_hit() (gdb stops there). */
+/* Note the hit, snapshot the CPU's VMCS / VMCB, then call hv_break_hit() (gdb stops there). */
 void break_hit(struct percpu *pc, int entry, const struct hv_record *rec);
 void hv_break_hit(u32 cpu, u32 entry, const struct hv_record *rec);
 

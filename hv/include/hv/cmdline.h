@@ -20,8 +20,9 @@ struct hv_options {
      * it after its steps on the last CPU; the hypervisor must reflect #UD and the run go on (issue 13).
      */
     bool unhandled_exit_test;
-    u32 ring_capacity;          /* ring=N: records per CPU ring (a power of two) */
-    u32 ring_policy;            /* ring_policy=drop|overwrite: what a full ring does */
+    u32 ring_capacity;          /* ring=N: records per CPU ring (a power of two); 0: sized from RAM */
+    u32 ring_policy;            /* ring_policy=drop|overwrite: what a full ring nobody reads does */
+    u32 ring_wait_s;            /* ring_wait=S: a full ring waits up to S s for its reader (0: never) */
     bool trace_e9;              /* trace_e9=1: also stream every record, framed, on port 0xE9 (Bochs) */
     bool storm;                 /* storm=1: after the self-test every CPU executes CPUID forever */
     u64 storm_iters;            /* storm_iters=N: ... N times instead, then the run ends (benchmarks) */

@@ -14,6 +14,9 @@ void pool_claim(u64 base, u64 length, const char *what);
 void pool_init(void);
 /* 'pages' zeroed, physically contiguous pages aligned to 'align' bytes (a power of two >= 4 KiB). */
 void *pool_alloc(u64 pages, u64 align, const char *what);
+/* The same, and listed in the discovery header as immutable: written only before launch (permission
+   maps), hashed by the host before and after a run. */
+void *pool_alloc_immutable(u64 pages, const char *what);
 u64 pool_free_pages(void);
 /*
  * Shrink the pool to 'spare_pages' more pages, all inside the extent already in use: from then on

@@ -21,12 +21,16 @@ static inline u64 ring_bytes(u32 capacity)
     return sizeof(struct hv_ring) + (u64)capacity * sizeof(struct hv_record);
 }
 
-/* Initialise a ring in zeroed memory of ring_bytes(capacity); capacity must be a power of two. */
-void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enabled);
+/*
+ * Initialise a ring in zeroed memory of ring_bytes(capacity); capacity must be a power of two.
+ * wait_ticks: how long a full ring may wait for its reader (TSC ticks, 0 = never; abi.h struct hv_ring).
+ */
+void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enabled, u64 wait_ticks);
 
 /*
- * Publish one record (seq, cpu and the drop flag are filled in here). Never blocks; returns false when
- * the record was dropped (ring full under HV_RING_DROP_NEWEST) or tracing is off.
+ * Publish one record (seq, cpu and the drop flag are filled in here). Returns false when the record
+ * was dropped (ring full and bounded by its reader, see abi.h) or tracing is off. Blocks only while
+ * the ring waits for its reader, at most wait_ticks in all: call it holding no lock.
  */
 bool ring_publish(struct hv_ring *r, const struct hv_record *rec);
 

@@ -1,0 +1,186 @@
+"""What `hvtrace report` keeps while it streams: per group (exit reason, CPU) counts and handling-time
+statistics, drill-down value counts and the TSC span. Its size depends on the distinct reasons, CPUs
+and drill-down values, never on the number of records; two aggregates merge by adding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hvtrace.decode.record_meaning import DRILLDOWNS, drill_key
+from hvtrace.trace import report_hist
+
+Columns = dict[str, np.ndarray[Any, Any]]
+_NONE = np.iinfo(np.int64).max
+
+
+@dataclass
+class GroupStats:
+    """One group's count, and over its records with a known handling time: count, sum, min, max, histogram."""
+
+    count: int = 0
+    timed: int = 0
+    ticks: float = 0.0
+    lo: int = _NONE
+    hi: int = -1
+    hist: report_hist.Hist = field(default_factory=report_hist.empty)
+
+    def merge(self, other: GroupStats) -> None:
+        self.count += other.count
+        self.timed += other.timed
+        self.ticks += other.ticks
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
+        self.hist += other.hist
+
+    def handling(self, hz: float | None) -> dict[str, float] | None:
+        """min / avg / max / p99 handling time in seconds (``hz`` known) or TSC ticks; None if unknown."""
+        if not self.timed:
+            return None
+        p99 = report_hist.percentile(self.hist, 99.0, self.lo, self.hi)
+        vals = {
+            "min": float(self.lo),
+            "avg": self.ticks / self.timed,
+            "max": float(self.hi),
+            "p99": p99 or 0.0,
+        }
+        return {k: v / hz for k, v in vals.items()} if hz else vals
+
+
+@dataclass
+class _Timed:
+    """A batch's records with a known handling time: their index (None: all), ticks, histogram bucket."""
+
+    index: np.ndarray[Any, np.dtype[np.intp]] | None
+    ticks: np.ndarray[Any, np.dtype[np.int64]]
+    bucket: np.ndarray[Any, np.dtype[np.int64]]
+
+    @classmethod
+    def of(cls, cols: Columns) -> _Timed:
+        timed = cols["timed"]
+        index = None if timed.all() else np.flatnonzero(timed)  # all: the usual v2 case, no gather
+        ticks = cols["handling"].view(np.int64) if index is None else cols["handling"][index].view(np.int64)
+        return cls(index, ticks, report_hist.bucket_of(ticks))
+
+
+def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[GroupStats]:
+    """The stats of each of ``n`` cells of a batch: record r is in cell ``ids[r]``."""
+    counts = np.bincount(ids, minlength=n)
+    gv = ids if t.index is None else ids[t.index]
+    timed = np.bincount(gv, minlength=n)
+    sums = np.bincount(gv, weights=t.ticks, minlength=n)
+    lo = np.full(n, _NONE, dtype=np.int64)
+    hi = np.full(n, -1, dtype=np.int64)
+    np.minimum.at(lo, gv, t.ticks)
+    np.maximum.at(hi, gv, t.ticks)
+    hist = np.bincount(gv * report_hist.BUCKETS + t.bucket, minlength=n * report_hist.BUCKETS)
+    hist = hist.reshape(n, report_hist.BUCKETS)
+    return [
+        GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
+        for j in range(n)
+    ]
+
+
+def _add(groups: dict[int, GroupStats], key: int, st: GroupStats) -> None:
+    if key in groups:
+        groups[key].merge(st)
+    else:
+        groups[key] = GroupStats(st.count, st.timed, st.ticks, st.lo, st.hi, st.hist.copy())
+
+
+def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.intp]], list[int]]:
+    """Small dense ids for a batch's values (each below ``space``) and the value of each id; a lookup
+    table instead of a sort (np.unique), which would cost more than the rest of the batch."""
+    present = np.flatnonzero(np.bincount(values, minlength=space))
+    lut = np.zeros(space, dtype=np.intp)
+    lut[present] = np.arange(len(present))
+    return lut[values], present.tolist()
+
+
+class _Ids:
+    """Small ids for the values seen so far (reasons, kinds: a few dozen), kept across batches: one
+    lookup a batch, and a sort only of values not seen before."""
+
+    def __init__(self, space: int) -> None:
+        self.lut = np.full(space, -1, dtype=np.intp)
+        self.values: list[int] = []
+
+    def of(self, values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.intp]]:
+        ids = self.lut[values]
+        new = ids < 0
+        if new.any():
+            for v in np.unique(values[new]).tolist():
+                self.lut[v] = len(self.values)
+                self.values.append(v)
+            ids = self.lut[values]
+        out: np.ndarray[Any, np.dtype[np.intp]] = ids
+        return out
+
+
+def _cells(cols: Columns, reasons: _Ids, kinds: _Ids) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
+    """Dense ids of a batch's (kind, reason, CPU) cells and each cell's (``kind << 16 | reason``, CPU):
+    one grouping feeds both tables."""
+    cpu = cols["cpu"]
+    rid, kid = reasons.of(cols["reason"]), kinds.of(cols["kind"])
+    nk, nc = len(kinds.values), int(cpu.max()) + 1
+    cell, present = _dense((rid * nk + kid) * nc + cpu, len(reasons.values) * nk * nc)
+    keys = [(kinds.values[(p // nc) % nk] << 16 | reasons.values[p // nc // nk], p % nc) for p in present]
+    return cell, keys
+
+
+@dataclass
+class Aggregate:
+    records: int = 0
+    first_tsc: int = _NONE
+    last_tsc: int = -1
+    by_reason: dict[int, GroupStats] = field(default_factory=dict)  # key: kind << 16 | reason
+    by_cpu: dict[int, GroupStats] = field(default_factory=dict)
+    drill: dict[int, dict[int, int]] = field(default_factory=dict)  # kind -> value -> count
+    _reasons: _Ids = field(default_factory=lambda: _Ids(1 << 16), repr=False, compare=False)
+    _kinds: _Ids = field(default_factory=lambda: _Ids(1 << 8), repr=False, compare=False)
+
+    def add(self, cols: Columns) -> None:
+        """Add a batch of (already filtered) records given as columns (see report_scan.COLUMNS)."""
+        n = len(cols["tsc"])
+        if not n:
+            return
+        self.records += n
+        tsc = cols["tsc"]
+        self.first_tsc = min(self.first_tsc, int(tsc.min()))
+        self.last_tsc = max(self.last_tsc, int(tsc.max()))
+        kind = cols["kind"]
+        ids, keys = _cells(cols, self._reasons, self._kinds)
+        for (reason_key, cpu), st in zip(keys, _cell_stats(ids, len(keys), _Timed.of(cols)), strict=True):
+            _add(self.by_reason, reason_key, st)
+            _add(self.by_cpu, cpu, st)
+        for k, (_title, fld, shift) in DRILLDOWNS.items():
+            sel = kind == k
+            if not sel.any():
+                continue
+            vals, counts = np.unique(drill_key(k, cols[fld][sel] >> np.uint64(shift)), return_counts=True)
+            d = self.drill.setdefault(k, {})
+            for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+                d[v] = d.get(v, 0) + c
+
+    def merge(self, other: Aggregate) -> None:
+        self.records += other.records
+        self.first_tsc = min(self.first_tsc, other.first_tsc)
+        self.last_tsc = max(self.last_tsc, other.last_tsc)
+        for mine, theirs in ((self.by_reason, other.by_reason), (self.by_cpu, other.by_cpu)):
+            for key, st in theirs.items():
+                _add(mine, key, st)
+        for k, vals in other.drill.items():
+            d = self.drill.setdefault(k, {})
+            for v, c in vals.items():
+                d[v] = d.get(v, 0) + c
+
+    @property
+    def span_ticks(self) -> int:
+        return self.last_tsc - self.first_tsc if self.records else 0
+
+    @property
+    def total_ticks(self) -> float:
+        """Handling time of every record whose handling time is known."""
+        return sum(st.ticks for st in self.by_cpu.values())

@@ -1,0 +1,164 @@
+"""Reading a trace file for `hvtrace report`: only the columns it needs, chunk by chunk, in batches of a
+bounded size, over a pool of processes when that helps.
+
+A chunk's payload is byte-shuffled (one plane per record byte), so a field of s bytes is s planes: it
+is gathered without rebuilding whole records. Workers are forked with the opened file (its mapping and
+index are shared); each aggregates a run of chunks and sends back the aggregate (its size does not
+depend on the number of records).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from hvtrace.trace.chunk_codec import Planes
+from hvtrace.trace.errors import TraceError
+from hvtrace.trace.report_agg import Aggregate, Columns
+from hvtrace.trace.tracefile import TraceFile
+
+#: Record fields the report reads (the CPU comes from the chunk header).
+FIELDS: Final = ("kind", "reason", "tsc", "tsc_resume", "arg0", "gpa", "seq")
+#: Records aggregated at once: bounds the memory of a batch (~40 bytes of columns per record).
+BATCH_RECORDS: Final = 1 << 18
+#: Below this many chunks one process does it all (starting workers costs more than it saves).
+POOL_MIN_CHUNKS: Final = 256
+
+Mask = Callable[[Columns], "np.ndarray[Any, np.dtype[np.bool_]] | None"]
+
+
+class _Batch:
+    """Columns of several chunks gathered straight into preallocated arrays (no per-chunk copies)."""
+
+    def __init__(self, fields: Sequence[str], dtype: np.dtype[np.void], capacity: int) -> None:
+        assert dtype.fields is not None
+        self.types = {f: dtype.fields[f][0] for f in fields if f in dtype.fields}
+        self.capacity = capacity
+        self.cols: Columns = {f: np.empty(capacity, t) for f, t in self.types.items()}
+        self.cols["cpu"] = np.empty(capacity, np.uint16)
+        self.n = 0
+
+    def put(self, cpu: int, count: int, planes: Planes) -> None:
+        """Add a chunk's records: a field of s bytes is s planes of ``count`` bytes, transposed in place."""
+        n, end = self.n, self.n + count
+        self.cols["cpu"][n:end] = cpu
+        for f, t in self.types.items():
+            if t.itemsize == 1:
+                self.cols[f][n:end] = planes[f][0]
+            else:  # byte j of every value from plane j: contiguous reads, strided writes (the fastest)
+                dst, size = self.cols[f].view(np.uint8)[n * t.itemsize : end * t.itemsize], t.itemsize
+                for j, plane in enumerate(planes[f]):
+                    dst[j::size] = plane
+        self.n = end
+
+    def take(self) -> Columns:
+        """The gathered records (views: valid until the next ``put``), with their handling times."""
+        cols = {k: v[: self.n] for k, v in self.cols.items()}
+        self.n = 0
+        return _with_handling(cols)
+
+
+def chunk_columns(tf: TraceFile, i: int, fields: Sequence[str] = FIELDS) -> Columns:
+    """The given fields of chunk ``i`` as arrays, plus ``cpu``; a field the file's ABI lacks (v1:
+    tsc_resume) is absent. Raises TraceError for a damaged chunk."""
+    count, planes = tf.chunk_planes(i, fields)
+    batch = _Batch(fields, tf.record_dtype(), count)
+    if count:
+        batch.put(int(tf.index["cpu"][i]), count, planes)
+    return batch.take()
+
+
+def _with_handling(cols: Columns) -> Columns:
+    """Adds ``handling`` (tsc_resume - tsc, ticks) and ``timed`` (handling time known: resumed after)."""
+    resume, tsc = cols.get("tsc_resume"), cols.get("tsc")
+    if resume is None or tsc is None:  # ABI v1 file: not recorded
+        cols["timed"] = np.zeros(len(cols["cpu"]), dtype=bool)
+        cols["handling"] = np.zeros(len(cols["cpu"]), dtype=np.uint64)  # ticks (u64; < 2^63)
+    else:
+        cols["timed"] = (resume != 0) & (resume >= tsc)
+        cols["handling"] = resume - tsc  # meaningful where timed
+    return cols
+
+
+def iter_batches(
+    tf: TraceFile, chunks: Sequence[int], bad: list[int], fields: Sequence[str] = FIELDS
+) -> Iterator[Columns]:
+    """Columns of the readable chunks, about ``BATCH_RECORDS`` at once (a chunk is never split);
+    damaged chunks are appended to ``bad``."""
+    batch: _Batch | None = None
+    cpus = tf.index["cpu"]
+    for i in chunks:
+        try:
+            count, planes = tf.chunk_planes(i, fields)
+        except TraceError:
+            bad.append(i)
+            continue
+        if not count:
+            continue
+        if batch is not None and batch.n + count > batch.capacity:
+            yield batch.take()
+        if batch is None or count > batch.capacity:
+            batch = _Batch(fields, tf.record_dtype(), max(BATCH_RECORDS, count))
+        batch.put(int(cpus[i]), count, planes)
+    if batch is not None and batch.n:
+        yield batch.take()
+
+
+def aggregate(
+    tf: TraceFile, chunks: Sequence[int], mask: Mask, fields: Sequence[str] = FIELDS
+) -> tuple[Aggregate, list[int]]:
+    """One process's work: the aggregate of ``chunks`` (records kept by ``mask``) and the damaged ones."""
+    agg, bad = Aggregate(), list[int]()
+    for cols in iter_batches(tf, chunks, bad, fields):
+        keep = mask(cols)
+        agg.add(cols if keep is None else {k: v[keep] for k, v in cols.items()})
+        tf.release()  # the pages just read: keep the resident size bounded
+    return agg, bad
+
+
+_FORKED: dict[str, tuple[TraceFile, Mask, Sequence[str]]] = {}  # what forked workers inherit ("job")
+
+
+def _work(chunks: list[int]) -> tuple[Aggregate, list[int]]:
+    tf, mask, fields = _FORKED["job"]
+    return aggregate(tf, chunks, mask, fields)
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use that are not already busy (1-minute load average): on a shared
+    machine whose CPUs are all busy, workers only add fork and merge costs (benchmarks/
+    report_throughput.py measured a 2-process report slower than one under a load of 16 on 2 CPUs)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    idle = cpus - int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cpus
+    return max(1, min(cpus, idle))
+
+
+def scan(
+    tf: TraceFile, chunks: Sequence[int], mask: Mask, jobs: int | None = None, fields: Sequence[str] = FIELDS
+) -> Aggregate:
+    """The aggregate of ``chunks``, over ``jobs`` processes (default: the CPUs this process may use);
+    chunks found damaged on the way are recorded in ``tf`` (its ``damage``)."""
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs <= 1 or len(chunks) < POOL_MIN_CHUNKS or "fork" not in multiprocessing.get_all_start_methods():
+        results = [aggregate(tf, chunks, mask, fields)]
+    else:
+        per = max(16, len(chunks) // (jobs * 4))  # several tasks per worker: even finish times
+        tasks = [list(chunks[s : s + per]) for s in range(0, len(chunks), per)]
+        _FORKED["job"] = (tf, mask, fields)
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                results = pool.map(_work, tasks, chunksize=1)
+        finally:
+            _FORKED.clear()
+    total = Aggregate()
+    for agg, bad in results:
+        total.merge(agg)
+        for i in bad:  # read again here so the file records why (workers' notes are theirs)
+            with contextlib.suppress(TraceError):
+                tf.chunk_planes(i, FIELDS)
+    return total
