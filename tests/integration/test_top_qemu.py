@@ -51,7 +51,8 @@ def test_top_once_counts_what_a_capture_of_the_same_window_holds(
         timeout=120,
         check=False,
     )
-    cap.proc.send_signal(signal.SIGINT)  # the capture ends after top's window
+    time.sleep(1)  # ordering, not timing: the capture reads on past the end of top's window
+    cap.proc.send_signal(signal.SIGINT)
     assert cap.proc.wait(timeout=60) == 0, cap.stderr_text()
     assert top.returncode == 0, top.stdout + top.stderr
 
@@ -70,8 +71,8 @@ def test_top_once_counts_what_a_capture_of_the_same_window_holds(
 
     tf = TraceFile.open(out)
     recs = tf.records()
-    assert recs["tsc"].min() < first, "the capture must cover top's window"
-    assert recs["tsc"].max() > last, "the capture must cover top's window"
+    assert recs["tsc"].min() <= first, "the capture must cover top's window"
+    assert recs["tsc"].max() >= last, "the capture must cover top's window"
     vendor = int(tf.meta["vendor"])
     inside = recs[(recs["tsc"] >= first) & (recs["tsc"] <= last)]
     # Top's window edges are where its first and last ring reads fell: the exits of one read period

@@ -80,6 +80,6 @@ def test_installed_hvtrace_gdb_reads_a_core(installed: Path, tmp_path: Path) -> 
         [str(installed / "hvtrace"), "gdb", "--core", str(core), "--batch", "--ex", "hv-cpus"], elsewhere, 300
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(r"^CPU 0 SVM launched ring \d+/4096 exits \d+", r.stdout, re.MULTILINE), (
+    assert re.search(r"^CPU 0 SVM launched ring \d+/\d+ exits \d+", r.stdout, re.MULTILINE), (
         r.stdout + r.stderr
     )
