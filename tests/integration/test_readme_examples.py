@@ -132,9 +132,13 @@ class Runner:
             self.reap(proc, seen)
 
     def reap(self, proc: subprocess.Popen[bytes], seen: bytearray) -> list[str]:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # a test failed midway: stop it as documented, then for sure
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         m = PID_RE.search(seen.decode(errors="replace"))
         return kill_leftovers(int(m.group(1)) if m else None)
 
