@@ -27,8 +27,13 @@ def venv_site_packages(root: Path = ROOT, version: tuple[int, int] | None = None
 
 
 def load() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    if (ROOT / "hvtrace").is_dir():  # a checkout: gdbext/ beside hvtrace/
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+    elif str(ROOT.parent) not in sys.path:
+        # Installed from a wheel: this file is <site-packages>/hvtrace/gdbext/, so the package's parent is
+        # that site-packages; after gdb's own paths, which it must not shadow.
+        sys.path.append(str(ROOT.parent))
     site = venv_site_packages()
     if site is not None and str(site) not in sys.path:
         sys.path.append(str(site))  # after the system paths: only fills in what gdb's Python lacks

@@ -7,8 +7,9 @@ import argparse
 import sys
 
 from hvtrace import __version__
-from hvtrace.commands import doctor, gdb, query, run, tui
-from hvtrace.commands.parser import HvArgumentParser, UsageError, err, exit_code_lines
+from hvtrace.commands import doctor, gdb, query, run, top, tui
+from hvtrace.commands.exit_tables import command_epilog, overall_epilog
+from hvtrace.commands.parser import HvArgumentParser, UsageError, err
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.trace import cli as trace_cli
 from hvtrace.trace.errors import TraceError
@@ -19,14 +20,25 @@ def build_parser() -> HvArgumentParser:
         prog="hvtrace",
         description="GDB-integrated tracing hypervisor: boot it, trace it, inspect it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes of `hvtrace run`:\n    0..63  the hypervisor's status code (or a guest's exit "
-        f"code)\n{exit_code_lines()}",
+        epilog=overall_epilog(),
     )
     parser.add_argument("--version", action="version", version=f"hvtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, doctor, trace_cli, query, gdb, tui):  # the order of `hvtrace --help`
+    for module in (run, doctor, trace_cli, query, gdb, tui, top):  # the order of `hvtrace --help`
         module.register(sub)
+    for name, command in sub.choices.items():
+        # Each command's help ends with its own exit codes (hvtrace.commands.exit_tables).
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = command_epilog(name)
     return parser
+
+
+def command_names(parser: argparse.ArgumentParser) -> list[str]:
+    """Every subcommand, in the order of `hvtrace --help`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        err("usage error: no command given (choose run, doctor, capture, report, export, query or gdb)")
+        err(f"usage error: no command given (choose {', '.join(command_names(parser))})")
         return ExitCode.USAGE
     try:
         code: int = args.func(args)
@@ -44,4 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     except (LaunchError, TraceError) as e:
         err(f"error: {e.message}")
         return e.code
+    except KeyboardInterrupt:  # a command without its own signal handling: one line, no traceback
+        err("interrupted by SIGINT")
+        return ExitCode.SIGINT
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        err(f"error: {e}")
+        return ExitCode.NO_INPUT
+    except OSError as e:
+        err(f"error: {e}")
+        return ExitCode.IO_ERROR
     return code

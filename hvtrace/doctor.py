@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hvtrace.exitcodes import ExitCode
 from hvtrace.host import kvm_info
 from hvtrace.tools import BOCHS_BIOS, GRUB_I386_PC, TOOL_PACKAGES, VGA_BIOS, run_tool
 
@@ -138,7 +139,7 @@ def check_bochs(r: Report) -> bool:
 
 
 def check_gdb(r: Report) -> None:
-    r.lines.append("gdb (later: hv-* commands over QEMU's gdbstub)")
+    r.lines.append("gdb (hvtrace gdb: the hv-* commands on QEMU's gdbstub or a core)")
     gdb = shutil.which("gdb")
     if gdb is None:
         r.bad("gdb", "not found (apt-get install gdb)")
@@ -185,4 +186,4 @@ def run_doctor() -> int:
             print(f"backend {name}: NOT usable; {how}")
     if qemu_ok:
         print(f"qemu --accel kvm: {'usable' if kvm_ok else 'NOT usable here (see the KVM lines above)'}")
-    return 0 if any(backends.values()) else 1
+    return 0 if any(backends.values()) else ExitCode.TOOL_MISSING

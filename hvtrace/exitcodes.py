@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     NO_STATUS = 71  # emulator exited without a final status line (triple fault, reset, ...)
     BUILD_FAILED = 72  # `make -C hv` failed
     CANT_CREATE = 73  # the output file cannot be written (missing directory, a directory, ...) (EX_CANTCREAT)
+    IO_ERROR = 74  # reading or writing a file failed otherwise (no space, I/O error) (EX_IOERR)
     ABI_MISMATCH = 76  # the data was written under another ABI / trace-format version (EX_PROTOCOL)
     DAMAGED = 79  # damaged trace file: the result is partial (chunks skipped); one warning line says what
     TIMEOUT = 124  # no final status line within --timeout
@@ -41,6 +42,7 @@ DESCRIPTIONS: dict[int, str] = {
     ExitCode.NO_STATUS: "the emulator exited without a final status line (e.g. triple fault)",
     ExitCode.BUILD_FAILED: "building the hypervisor image failed",
     ExitCode.CANT_CREATE: "the output file cannot be written (checked before any work starts)",
+    ExitCode.IO_ERROR: "reading or writing a file failed (the message names it and why)",
     ExitCode.ABI_MISMATCH: "the data uses an ABI or trace-format version this hvtrace does not read",
     ExitCode.DAMAGED: "the trace file is damaged: the result is partial (the warning says what was skipped)",
     ExitCode.TIMEOUT: "the hypervisor printed no final status within --timeout",

@@ -64,7 +64,7 @@ def _file_lock(name: str) -> Iterator[None]:
 
 
 def _root_tag() -> str:
-    return hashlib.sha256(str(paths.repo_root()).encode()).hexdigest()[:16]
+    return hashlib.sha256(str(paths.build_dir()).encode()).hexdigest()[:16]
 
 
 def ensure_image() -> Path:
@@ -73,6 +73,10 @@ def ensure_image() -> Path:
     On failure raises LaunchError(BUILD_FAILED) whose message carries make's output.
     """
     elf = paths.image_path()
+    if paths.installed():  # a wheel carries the built image and no sources to build it from
+        if not elf.is_file():
+            raise LaunchError(ExitCode.BUILD_FAILED, f"this installation lacks its hypervisor image {elf}")
+        return elf
     dirs = (paths.hv_dir(), paths.boot_dir())
     if not image_is_stale(elf, *dirs, skip=paths.build_dir()):
         return elf

@@ -21,7 +21,6 @@ from textual.widgets import Footer, Header
 from hvtrace.decode.vendor import reason_names
 from hvtrace.symbols import SymbolTable
 from hvtrace.trace.code import CodeCache
-from hvtrace.trace.records import Records
 
 from .break_actions import BreakActions
 from .keys import MAIN, REPLAY, bindings, palette
@@ -84,9 +83,12 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
             self._on_source(event)
         n = 0
         if taken.played is not None:
-            self._rebuild_from(taken.played)
+            self.rebuild_from(taken.played)
         elif taken.batches:
             batch = taken.batches[0] if len(taken.batches) == 1 else np.concatenate(taken.batches)
+            # A poll returns each CPU's records in turn: merge them by exit TSC, so the log shows the
+            # CPUs interleaved in time order, not one CPU's run after another's.
+            batch = batch[np.argsort(batch["tsc"], kind="stable")]
             n = len(batch)
             if self.base_tsc is None:
                 self.base_tsc = int(batch["tsc"].min())
@@ -112,17 +114,6 @@ class HvTraceApp(ViewActions, ReplayActions, BreakActions):
         self._cpu_panel.ensure(max(1, info.cpus))
         self._show_status()
         gc.freeze()  # and what the boot or attach made (the capture, its reader)
-
-    def _rebuild_from(self, played: Records) -> None:
-        self.stats.reset()
-        self.recent.clear()
-        if len(played):
-            self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
-            self.stats.add(played)
-            self._find_slide(played)
-            self.recent.append(played[-self.log_capacity :])
-        self._reason_table.reset()
-        self._log_view.sync()
 
     # ------------------------------------------------------------------ shutdown
     async def on_unmount(self) -> None:

@@ -75,6 +75,18 @@ class TuiBase(App[None]):
             self._log_view.sync()
         self._show_status()
 
+    def rebuild_from(self, played: Records) -> None:
+        """After a replay seek or jump: the aggregates and the log from everything played so far."""
+        self.stats.reset()
+        self.recent.clear()
+        if len(played):
+            self.base_tsc = int(played["tsc"][0]) if self.base_tsc is None else self.base_tsc
+            self.stats.add(played)
+            self._find_slide(played)
+            self.recent.append(played[-self.log_capacity :])
+        self._reason_table.reset()
+        self._log_view.sync()
+
     def _show_status(self) -> None:
         info = self.source.info
         flt = self.recent.filter

@@ -55,6 +55,8 @@ def format_record(
     when a guest symbol holds the RIP."""
     kind, reason = int(rec["kind"]), int(rec["reason"])
     info = reason_info(vendor, kind << 16 | reason)
+    rip = int(rec["rip"])
+    known = code.lookup(rip, int(rec["cr3"])) if code is not None else None
     detail = record_detail(
         vendor,
         kind,
@@ -63,9 +65,9 @@ def format_record(
         arg0=int(rec["arg0"]),
         arg1=int(rec["arg1"]),
         gpa=int(rec["gpa"]),
+        insn=known.text if known is not None and known.size else None,
     )
     t = format_time(int(rec["tsc"]), base_tsc, tsc_hz)
-    rip = int(rec["rip"])
     insn = fit(code.text(rip, int(rec["insn_len"]), int(rec["cr3"])), INSN_WIDTH) if code is not None else ""
     where = symbols.text(rip) if symbols is not None else ""
     if where:

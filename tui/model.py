@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hvtrace.decode.record_meaning import DRILLDOWNS, drill_text, kind_name
+from hvtrace.decode.record_meaning import DRILLDOWNS, drill_key, drill_text, kind_name
 from hvtrace.decode.vendor import reason_name
 from hvtrace.trace.records import Records
 
@@ -165,7 +165,7 @@ class ExitStats:
             if int(kind) not in present:
                 continue
             sel = kinds == kind
-            vals = recs[fld][sel] >> np.uint64(shift)
+            vals = drill_key(int(kind), recs[fld][sel] >> np.uint64(shift))
             table = self.drill.get(int(kind))
             if table is None:
                 table = self.drill[int(kind)] = DrillCounts.new(self.cpus)

@@ -6,7 +6,7 @@ from .base import TuiBase
 from .model import reason_info
 from .screens import Prompt
 from .sources import ReplaySource
-from .widgets import ReasonTable
+from .widgets import LogView, ReasonTable
 
 
 class ReplayActions(TuiBase):
@@ -60,6 +60,12 @@ class ReplayActions(TuiBase):
         at = src.next_reason(name)
         if at is None:
             self.notify(f"no later {name}", severity="warning", timeout=3)
+            return None
+        # Rebuild the views up to the hit now (not at the next refresh) and put the log on it: the hit
+        # is the last record played, so the log's last row (a filter may hide it: then the row before).
+        self.rebuild_from(src.played())
+        if len(self.recent):
+            self.query_one(LogView).goto(len(self.recent) - 1)
         return at
 
     def action_jump(self) -> None:

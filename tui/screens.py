@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Markdown
 
@@ -14,11 +14,21 @@ from .keys import help_markdown
 
 
 class HelpScreen(ModalScreen[None]):
+    """The key table, in a scrolling box no taller than the terminal (arrows, page keys, mouse wheel)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [("escape,q,question_mark", "dismiss", "Close")]
-    DEFAULT_CSS = "HelpScreen { align: center middle; } HelpScreen > Markdown { width: 90; height: auto; }"
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 94; height: auto; max-height: 100%; }
+    HelpScreen Markdown { height: auto; }
+    """
 
     def compose(self) -> ComposeResult:
-        yield Markdown(help_markdown())
+        with VerticalScroll(id="help-scroll"):
+            yield Markdown(help_markdown())
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()  # the scroll keys go to the help, not the app below
 
 
 class Prompt(ModalScreen[str | None]):

@@ -86,9 +86,8 @@ class ViewActions(TuiBase):
                 self.search_term = text
                 self.search(text)
 
-        self.push_screen(
-            Prompt("search: hex value (RIP, operand, GPA) or reason regex", self.search_term), done
-        )
+        # An empty box (n / N repeat the last term): a new search is typed, not edited from the last one.
+        self.push_screen(Prompt("search: hex value (RIP, operand, GPA) or reason regex", ""), done)
 
     def search(self, term: str, *, backwards: bool = False) -> int | None:
         view = self.query_one(LogView)

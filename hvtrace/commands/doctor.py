@@ -10,7 +10,11 @@ from hvtrace.doctor import run_doctor
 
 def register(sub: Subcommands) -> None:
     doctor = sub.add_parser(
-        "doctor", help="check this host: emulators, KVM, gdb, toolchain; say what to install"
+        "doctor",
+        help="check this host: emulators, KVM, gdb, toolchain; say what to install",
+        description="Check what this host can run: QEMU and its accelerators, KVM's nested VT-x/SVM, "
+        "Bochs and its VMX model, gdb and its Python, the toolchain that builds hv/. Ends with which "
+        "back ends `hvtrace run` can use here and the apt-get line for the others.",
     )
     doctor.set_defaults(func=cmd_doctor)
 

@@ -35,7 +35,7 @@ def register(sub: Subcommands) -> None:
         help="wrap raw RAM dump files (PREFIX.<hex start>) as an ELF core for gdb",
     )
     c.add_argument("prefix", type=Path, metavar="PREFIX")
-    c.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    c.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="core file to write")
     c.set_defaults(func=cmd_core_from_dump)
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import NoReturn, TypeAlias
 
-from hvtrace.exitcodes import DESCRIPTIONS, ExitCode, LaunchError
+from hvtrace.exitcodes import ExitCode, LaunchError
 
 
 def err(message: str) -> None:
@@ -34,8 +34,3 @@ class UsageError(LaunchError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ExitCode.USAGE, message)
-
-
-def exit_code_lines() -> str:
-    """The exit-code table of the help texts, one code a line."""
-    return "\n".join(f"  {int(c):3d}  {d}" for c, d in DESCRIPTIONS.items())

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+from typing import cast
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, err, exit_code_lines, out
+from hvtrace.commands.parser import Subcommands, err, out
 from hvtrace.commands.session_options import add_guest_arguments, add_qemu_arguments
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.interrupts import Interrupted, raise_on_signals
@@ -22,9 +25,6 @@ def register(sub: Subcommands) -> None:
         "run",
         help="boot the hypervisor under an emulator and report its status",
         description="Build the image if needed, boot it, stream its console, exit with its status.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"exit codes:\n    0..63  the hypervisor's status code (hvtrace.abi.HvStatus), or the "
-        f"guest's own exit code (GUEST_EXIT hypercall, isa-debug-exit)\n{exit_code_lines()}",
     )
     run.add_argument(
         "--backend",
@@ -56,9 +56,11 @@ def register(sub: Subcommands) -> None:
     run.set_defaults(default_memory_mb=256)
     run.add_argument(
         "--timeout",
-        type=values.seconds,
+        type=values.timeout,
         metavar="SECONDS",
-        help="give up when no final status arrives in time (default: qemu 60, bochs 180)",
+        help="give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180, "
+        "with --guest 600; none for a run that only ends when stopped: storm=1 without storm_iters, "
+        "or hang=1)",
     )
     run.add_argument(
         "--gdb",
@@ -110,6 +112,30 @@ def _show(line: str) -> None:
     sys.stdout.flush()
 
 
+def runs_until_stopped(hv_cmdline: str) -> bool:
+    """Whether the hypervisor never ends the run by itself: the storm guest without a CPUID count
+    (boot/guests/storm.c), or hang=1 (hv/core/main.c). The last word of a key wins, as in the
+    hypervisor's parser (hv/core/lib/cmdline.c)."""
+    words = dict(w.partition("=")[::2] for w in hv_cmdline.split())
+    storm = words.get("storm") == "1" and "storm_iters" not in words
+    return storm or words.get("hang") == "1"
+
+
+#: Default wait for a run with a guest kernel: a Linux boot under TCG on a busy host takes minutes.
+GUEST_TIMEOUT = 600.0
+
+
+def session_timeout(args: argparse.Namespace, hv_cmdline: str) -> float | None:
+    """The wait limit: --timeout as given (0 = none); without it none for a run meant to be attached
+    to (it only ends when stopped), GUEST_TIMEOUT with a guest kernel, else the back end's default
+    (None)."""
+    if args.timeout == 0 or (args.timeout is None and runs_until_stopped(hv_cmdline)):
+        return math.inf
+    if args.timeout is None and args.guest is not None:
+        return GUEST_TIMEOUT
+    return cast("float | None", args.timeout)
+
+
 def make_session(args: argparse.Namespace) -> Session:
     """The session `run`'s options describe (not started; raises LaunchError on conflicts)."""
     opts = launch_options(args, hv_parts=fault_options(args))
@@ -117,7 +143,7 @@ def make_session(args: argparse.Namespace) -> Session:
         args.backend,
         accel=args.accel,
         gdb_port=args.gdb,
-        timeout=args.timeout,
+        timeout=session_timeout(args, opts.hv_cmdline),
         on_line=_show,
         on_info=out,
         **opts.session_args(),
@@ -142,6 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with raise_on_signals():
         try:
             session = make_session(args)
+            if session.timeout == math.inf:
+                out(f"runs until stopped: press Ctrl-C, or run `kill {os.getpid()}` (exit 143)")
             with session:
                 result = session.wait()
         except Interrupted as e:

@@ -66,7 +66,13 @@ def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
     p.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
     p.add_argument("--backend", type=values.backend, metavar="{qemu,bochs}", help="start a session")
-    p.add_argument("--cpus", type=values.positive_int, default=1, metavar="N")
+    p.add_argument(
+        "--cpus",
+        type=values.positive_int,
+        default=1,
+        metavar="N",
+        help="virtual CPUs of a started session (default 1)",
+    )
     p.add_argument(
         "--memory",
         type=values.memory,

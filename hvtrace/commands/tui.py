@@ -10,7 +10,9 @@ from pathlib import Path
 from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
+from hvtrace.exitcodes import ExitCode
 from hvtrace.symbols import add_symbols_argument
+from hvtrace.trace.errors import TraceError
 
 
 def register(sub: Subcommands) -> None:
@@ -36,8 +38,24 @@ def register(sub: Subcommands) -> None:
     t.set_defaults(func=cmd_tui)
 
 
+def check_replay_file(path: Path) -> None:
+    """A replay file that cannot be read is an error before the app starts (the app would only show
+    "loading"): missing or unreadable 66, a directory 65, as `report` says."""
+    if path.is_dir():
+        raise TraceError(ExitCode.BAD_DATA, f"{path} is a directory, not a trace file")
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise TraceError(ExitCode.NO_INPUT, f"trace file {path} does not exist") from None
+    except OSError as e:
+        raise TraceError(ExitCode.NO_INPUT, f"cannot read trace file {path}: {e.strerror}") from None
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     check_session_source(args, source_required=False)
+    if args.replay is not None:
+        check_replay_file(args.replay)
     tui_main = importlib.import_module("hvtrace.tui.main")
     code: int = tui_main.run(args)
     return code

@@ -41,10 +41,20 @@ def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds (got {text!r})") from None
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (got {text!r})") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"--timeout must be positive (got {text})")
+        raise argparse.ArgumentTypeError(f"must be positive (got {text})")  # argparse names the option
     return value
+
+
+def timeout(text: str) -> float:
+    """`--timeout` of `run`: positive seconds, or 0 for none (a run that only ends when stopped)."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass  # seconds() names the bad word
+    return seconds(text)
 
 
 def memory(text: str) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from hvtrace.abi import (
     HV_ABI_VERSION,
@@ -42,6 +42,7 @@ from hvtrace.abi import (
     HvHypercall,
     HvRecord,
 )
+from hvtrace.decode.svm_exits import NO_DECODE_ASSIST
 from hvtrace.decode.vendor import Vendor, vendor_of
 
 Reader = Callable[[int, int], bytes]
@@ -64,6 +65,11 @@ def _hypercall(function: int) -> str:
         return f"hypercall {function:#x}"
 
 
+def _gpa(gpa: int) -> str:
+    reg = xapic_register(gpa)
+    return f"gpa {gpa:#x}" + (f" (xAPIC {reg})" if reg is not None else "")
+
+
 #: Per kind, the text of its first operand (arg0; STAGE2_FAULT: gpa), the one drill-downs count by.
 _FIRST: Final[dict[int, Callable[[int], str]]] = {
     HvExitKind.CPUID: lambda v: f"leaf {v:#x}",
@@ -74,7 +80,7 @@ _FIRST: Final[dict[int, Callable[[int], str]]] = {
     HvExitKind.IO: lambda v: f"port {v:#x}",
     HvExitKind.VMCALL: _hypercall,
     HvExitKind.EXCEPTION: lambda v: f"vector {v & 0xFF}",
-    HvExitKind.STAGE2_FAULT: lambda v: f"gpa {v:#x}",
+    HvExitKind.STAGE2_FAULT: _gpa,
 }
 #: Per kind, the label of its second operand (arg1; STAGE2_FAULT: arg0, labelled by the back end).
 _SECOND: Final[dict[int, str]] = {
@@ -99,11 +105,26 @@ def operands(vendor: Vendor | int, kind: int, arg0: int, arg1: int, gpa: int) ->
     return f"{first(arg0)} {label} {arg1:#x}" if label else first(arg0)
 
 
-def detail(vendor: Vendor | int, kind: int, reason: int, *, qual: int, arg0: int, arg1: int, gpa: int) -> str:
-    """Operands, then the decoded qualification in brackets: the record's detail wherever it is shown."""
+def detail(
+    vendor: Vendor | int,
+    kind: int,
+    reason: int,
+    *,
+    qual: int,
+    arg0: int,
+    arg1: int,
+    gpa: int,
+    insn: str | None = None,
+) -> str:
+    """Operands, then the decoded qualification in brackets: the record's detail wherever it is shown.
+
+    ``insn``: the guest instruction at RIP, disassembled, where the caller has its bytes (the TUI, a
+    replay): a CR access the qualification cannot name (SVM without decode assists) is named by it."""
     v = vendor if isinstance(vendor, Vendor) else vendor_of(vendor)
     ops = operands(v, kind, arg0, arg1, gpa)
     q = v.qualification(reason, qual, gpa)
+    if insn and kind == HvExitKind.CR_ACCESS and NO_DECODE_ASSIST in q:
+        q = f"{insn} (from the instruction bytes: {NO_DECODE_ASSIST})"
     if not q:
         return ops
     return f"{ops} [{q}]" if ops else f"[{q}]"
@@ -115,19 +136,70 @@ def record_detail(vendor: Vendor | int, rec: HvRecord) -> str:
 
 # ---- drill-downs -----------------------------------------------------------------------------------
 
-#: Drill-down per kind: (title, record field, shift): the operand a breakdown of that kind counts by.
+#: Drill-down per kind: (title, record field, shift): the operand a breakdown of that kind counts by
+#: (``field >> shift``, then :func:`drill_key`).
 DRILLDOWNS: Final[dict[int, tuple[str, str, int]]] = {
     HvExitKind.CPUID: ("CPUID leaf", "arg0", 0),
     HvExitKind.MSR_READ: ("MSR index (read)", "arg0", 0),
     HvExitKind.MSR_WRITE: ("MSR index (write)", "arg0", 0),
     HvExitKind.CR_ACCESS: ("CR number", "arg0", 0),
     HvExitKind.IO: ("I/O port", "arg0", 0),
-    HvExitKind.STAGE2_FAULT: ("GPA page", "gpa", 12),
+    HvExitKind.STAGE2_FAULT: ("GPA page", "gpa", 0),  # by page; the xAPIC page by register (drill_key)
+}
+
+#: The xAPIC page at its default base (IA32_APIC_BASE), and its registers by offset: SDM Vol. 3A
+#: Table 11-1 (Local APIC Register Address Map). ISR/TMR/IRR are eight 32-bit words each.
+XAPIC_PAGE: Final = 0xFEE00000
+XAPIC_REGISTERS: Final[dict[int, str]] = {
+    0x020: "ID",
+    0x030: "version",
+    0x080: "TPR",
+    0x090: "APR",
+    0x0A0: "PPR",
+    0x0B0: "EOI",
+    0x0C0: "RRD",
+    0x0D0: "LDR",
+    0x0E0: "DFR",
+    0x0F0: "SVR",
+    **{0x100 + 0x10 * i: f"ISR[{32 * i}:{32 * i + 31}]" for i in range(8)},
+    **{0x180 + 0x10 * i: f"TMR[{32 * i}:{32 * i + 31}]" for i in range(8)},
+    **{0x200 + 0x10 * i: f"IRR[{32 * i}:{32 * i + 31}]" for i in range(8)},
+    0x280: "ESR",
+    0x2F0: "LVT CMCI",
+    0x300: "ICR low",
+    0x310: "ICR high",
+    0x320: "LVT timer",
+    0x330: "LVT thermal",
+    0x340: "LVT perf counters",
+    0x350: "LVT LINT0",
+    0x360: "LVT LINT1",
+    0x370: "LVT error",
+    0x380: "timer initial count",
+    0x390: "timer current count",
+    0x3E0: "timer divide config",
 }
 
 
+def drill_key(kind: int, value: Any) -> Any:
+    """What a drill-down counts by, from ``field >> shift`` (an int or a numpy array: operators only,
+    this module is stdlib only): a stage-2 fault's GPA page, except in the xAPIC page, which is split
+    by register (16-byte aligned offset), so an APIC-heavy guest shows EOI, ICR, timer counts."""
+    if kind != HvExitKind.STAGE2_FAULT:
+        return value
+    page = (value >> 12) << 12
+    return page + (page == XAPIC_PAGE) * (value & 0xFF0)
+
+
+def xapic_register(gpa: int) -> str | None:
+    """The xAPIC register a GPA in the xAPIC page addresses (SDM Vol. 3A Table 11-1), else None."""
+    if gpa >> 12 != XAPIC_PAGE >> 12:
+        return None
+    return XAPIC_REGISTERS.get(gpa & 0xFF0)
+
+
 def drill_text(kind: int, value: int) -> str:
-    """A drill-down value worded as operands() words the kind's first operand (a GPA page by its address)."""
+    """A drill-down value worded as operands() words the kind's first operand (a GPA page by its address;
+    an xAPIC register by its address and name)."""
     first = _FIRST.get(kind)
     return first(value) if first else f"{value:#x}"
 

@@ -256,6 +256,10 @@ def decode_event(value: int) -> EventInfo:
     )
 
 
+#: How a CR access without decode assists is worded: the tools that hold the instruction bytes put the
+#: instruction in its place (hvtrace.decode.record_meaning.detail).
+NO_DECODE_ASSIST: Final = "no decode assist"
+
 GPRS: Final = (
     "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI",
     "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15",
@@ -270,9 +274,10 @@ def describe_exitinfo(code: int, info1: int, info2: int) -> list[str]:
         if info1 >> 63 & 1:  # decode assists: a MOV CRx, with its GPR
             gpr = GPRS[info1 & 0xF]
             return [f"MOV CR{cr}, {gpr}" if write else f"MOV {gpr}, CR{cr}"]
-        if write and cr == 0:
-            return ["LMSW or CLTS (no decode-assist GPR)"]
-        return []
+        # EXITINFO1 names the instruction only with decode assists (APM Vol. 2 15.33.4); without them
+        # bit 63 is clear for every CR access, so only the instruction bytes tell MOV from LMSW/CLTS.
+        which = "MOV, LMSW or CLTS" if write and cr == 0 else "MOV"
+        return [f"CR{cr} {'write' if write else 'read'} ({which}: {NO_DECODE_ASSIST})"]
     if code < 0x40:
         dr, write = code & 0xF, code >= 0x30
         gpr = GPRS[info1 & 0xF]

@@ -45,8 +45,9 @@ class GuestAssets:
 
 
 def assets_dir() -> Path:
-    """``<repo>/build/assets``: the git-ignored cache of the downloaded guest files."""
-    return paths.repo_root() / "build" / "assets"
+    """``<repo>/build/assets``: the git-ignored cache of the downloaded guest files (installed: the
+    user's cache, :func:`hvtrace.paths.assets_dir`)."""
+    return paths.assets_dir()
 
 
 def _sha256(path: Path) -> str:

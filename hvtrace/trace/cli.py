@@ -37,8 +37,8 @@ def register(sub: Subcommands) -> None:
     )
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
-    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS")
-    cap.add_argument("--count", type=values.positive_int, metavar="N")
+    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS", help="stop after this long")
+    cap.add_argument("--count", type=values.positive_int, metavar="N", help="stop after N records")
     cap.add_argument("--until-reason", metavar="NAME", help="stop after the first such exit")
     cap.add_argument("--cpu", type=values.nonneg_int, action="append", metavar="N", help="keep CPU N")
     cap.add_argument("--reason", action="append", metavar="NAME", help="keep this reason")
@@ -86,14 +86,23 @@ def register(sub: Subcommands) -> None:
         "that DuckDB, Polars, Spark and Trino read as it is.",
     )
     exp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace file (parquet: one or more)")
-    exp.add_argument("--format", choices=FORMATS, required=True)
+    exp.add_argument(
+        "--format",
+        choices=FORMATS,
+        required=True,
+        help="perfetto (protobuf for big traces, else JSON), perfetto-proto, perfetto-json, csv, parquet",
+    )
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="parquet: a directory")
     add_symbols_argument(exp)
     exp.set_defaults(func=cmd_export)
 
 
 def _progress(line: str) -> None:
-    print(f"\\r{line}   ", end="", file=sys.stderr, flush=True)
+    # Rewrite one line in place on a terminal; a pipe or log file gets one plain line per update.
+    if sys.stderr.isatty():
+        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -138,7 +147,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
             err(f"interrupted by {e} before the capture started")
             return e.exit_code
-    if not args.quiet:
+    if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
     lost = summary["lost_total"]
     where = ""

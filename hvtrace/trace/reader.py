@@ -234,6 +234,13 @@ class RingSet:
             RingReader(source, paddr, lossless=lossless) for _, paddr in sorted(disc.rings.items())
         ]
 
+    def skip_backlog(self) -> None:
+        """Read from now on: skip what the rings hold (a passive reader counting live intervals)."""
+        for r in self.readers:
+            r.next_seq = r.head() + 1
+            r.stats.overwritten = 0
+            r._dropped_base = r._counters()[:2]
+
     def poll(self, max_per_cpu: int | None = None) -> Records:
         batches = [r.poll(max_per_cpu) for r in self.readers]
         batches = [b for b in batches if len(b)]

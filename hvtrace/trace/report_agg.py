@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hvtrace.decode.record_meaning import DRILLDOWNS
+from hvtrace.decode.record_meaning import DRILLDOWNS, drill_key
 from hvtrace.trace import report_hist
 
 Columns = dict[str, np.ndarray[Any, Any]]
@@ -159,7 +159,7 @@ class Aggregate:
             sel = kind == k
             if not sel.any():
                 continue
-            vals, counts = np.unique(cols[fld][sel] >> np.uint64(shift), return_counts=True)
+            vals, counts = np.unique(drill_key(k, cols[fld][sel] >> np.uint64(shift)), return_counts=True)
             d = self.drill.setdefault(k, {})
             for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
                 d[v] = d.get(v, 0) + c

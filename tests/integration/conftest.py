@@ -29,6 +29,7 @@ from hvtrace.gdbmi import Gdb
 from hvtrace.image import ensure_image
 from hvtrace.launch import procs
 from hvtrace.launch.qemu import QemuSession
+from hvtrace.trace.sources import qmp_dump_guest_memory
 from tests.components import missing
 
 PID_RE = re.compile(r"^hvtrace: (?:qemu|bochs) pid (\d+)$", re.MULTILINE)
@@ -290,6 +291,16 @@ def gdb_on(session: QemuSession, ready: str) -> Iterator[Gdb]:
         if gdb is not None:
             gdb.close()
         session.close()
+
+
+def dump_storm_core(core: Path) -> Path:
+    """A 1-CPU CPUID storm under QEMU written to ``core`` by QMP dump-guest-memory while it runs (the
+    input of the `hvtrace gdb --core` tests)."""
+    with QemuSession(cpus=1, memory_mb=64, cmdline="storm=1", timeout=120) as s:
+        wait_for(lambda: any(line.startswith("storm:") for line in s.lines), 60, "the storm")
+        assert s.qmp_socket is not None
+        qmp_dump_guest_memory(s.qmp_socket, core)
+    return core
 
 
 Linux = tuple[ga.GuestAssets, Path]

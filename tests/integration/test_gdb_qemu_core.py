@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from hvtrace.launch.qemu import QemuSession
-from hvtrace.trace.sources import qmp_dump_guest_memory
-from tests.integration.conftest import hvtrace_argv
+from tests.integration.conftest import dump_storm_core, hvtrace_argv
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 
 def test_qemu_dump_guest_memory_core_in_gdb(tmp_path: Path) -> None:
-    core = tmp_path / "guest.core"
-    with QemuSession(cpus=1, memory_mb=64, cmdline="storm=1", timeout=60) as s:
-        deadline = time.monotonic() + 30
-        while not any(line.startswith("storm:") for line in s.lines):
-            assert time.monotonic() < deadline, s.lines[-5:]
-            time.sleep(0.05)
-        assert s.qmp_socket is not None
-        qmp_dump_guest_memory(s.qmp_socket, core)
+    core = dump_storm_core(tmp_path / "guest.core")
     r = subprocess.run(
         hvtrace_argv("gdb", "--core", str(core), "--batch",
                      "--ex", "hv-cpus", "--ex", "hv-ept 0x100000", "--ex", "hv-exits -n 2"),

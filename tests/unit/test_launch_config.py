@@ -213,7 +213,7 @@ def test_kernel_cmdline_from_options() -> None:
         ["run", "--cpus", "-3"],
         ["run", "--cpus", "two"],
         ["run", "--memory", "1T"],
-        ["run", "--timeout", "0"],
+        ["run", "--timeout", "-1"],  # 0 means no timeout (issue 16 item 5)
         ["run", "--gdb", "70000"],
         ["run", "--inject-fault", "xx"],
         ["run", "--accel", "hvf"],
