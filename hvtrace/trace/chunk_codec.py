@@ -10,6 +10,7 @@ stays readable forever; a payload with no codec flag is stored as it is.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Sequence
 from typing import Any, Final
@@ -51,7 +52,16 @@ def encode(raw: bytes, flag: int = DEFAULT_FLAG, level: int | None = None) -> by
     raise ValueError(f"unknown codec flag {flag:#x}")
 
 
-_ZSTD = zstandard.ZstdDecompressor()
+# A ZstdDecompressor is not safe to use from two threads at once (query decodes chunks on two): one
+# per thread. Sharing one made concurrent chunk reads fail as "Data corruption detected" now and then.
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "zstd", None)
+    if d is None:
+        d = _local.zstd = zstandard.ZstdDecompressor()
+    return d
 
 
 def _zstd(payload: bytes | memoryview, want: int) -> bytes:
@@ -62,7 +72,7 @@ def _zstd(payload: bytes | memoryview, want: int) -> bytes:
     if size != want:  # -1: size not in the frame (not ours); checked before anything is allocated
         raise CodecError("wrong payload length" if size >= 0 else "bad compressed data (zstd frame)")
     try:
-        return _ZSTD.decompress(payload, max_output_size=want)
+        return _decompressor().decompress(payload, max_output_size=want)
     except zstandard.ZstdError as e:
         raise CodecError(f"bad compressed data ({e})") from None
 
