@@ -65,8 +65,14 @@ struct cpu {
     u32 nmi_sent, init_ok, init_fail, init_skip;
     volatile u32 joins;
     volatile u32 park_req, parked, park_spins;
-    u8 smc[16] __attribute__((aligned(16)));
 };
+/*
+ * Each CPU's self-modified code on a page of its own, away from every other CPU's and from the data the
+ * ops write all the time: on a page holding translated code QEMU's TCG takes its slow path for every
+ * store and drops the page's translations, so counters next to the code (as in struct cpu before) made
+ * the run ~1000x slower after a few minutes.
+ */
+static u8 smc_code[MAXCPU][4096] __attribute__((aligned(4096)));
 
 u8 cpu_stacks[MAXCPU][CPU_STACK] __attribute__((aligned(16)));
 static struct cpu cpus[MAXCPU];
@@ -642,10 +648,10 @@ static void op_smc(struct cpu *c, const struct op *o, int cross)
 {
     u32 kind = o->r[0] % (nhv ? 8 : 6);
     u32 addr = nhv ? hv_base[o->r[1] % nhv] + 4 * (o->r[2] % 16) : 0;
-    store8(c->smc, smc_template(kind, addr));
+    store8(smc_code[c - cpus], smc_template(kind, addr));
     if (cross && njoined > 1)                       /* cross-modify another CPU's buffer: a safe kind */
-        store8(cpus[o->r[4] % njoined].smc, smc_template(o->r[5] % 6, 0));
-    u32 a = o->r[5] & 0xff, cx = 0x10, fn = (u32)c->smc;
+        store8(smc_code[o->r[4] % njoined], smc_template(o->r[5] % 6, 0));
+    u32 a = o->r[5] & 0xff, cx = 0x10, fn = (u32)smc_code[c - cpus];
     if (kind >= 6) {
         c->hv_tried++;
         c->hv_op = 1;
