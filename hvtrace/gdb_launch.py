@@ -89,7 +89,7 @@ def run_gdb(
     if ram is not None:
         port = port_of_ram(ram)
     if core is not None and not core.is_file():
-        raise LaunchError(ExitCode.USAGE, f"no core file {core}")
+        raise LaunchError(ExitCode.NO_INPUT, f"no core file {core}")
     with tempfile.TemporaryDirectory(prefix=f"hvtrace-gdb-{os.getpid()}-") as tmp:
         if dump is not None:
             segs = dump_segments(dump)

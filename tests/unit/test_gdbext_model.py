@@ -161,3 +161,9 @@ def test_hvtrace_gdb_needs_exactly_one_target() -> None:
 
     assert main(["gdb"]) == 64
     assert main(["gdb", "--port", "1", "--core", "/nonexistent"]) == 64
+
+
+def test_hvtrace_gdb_with_a_missing_core_is_missing_input() -> None:
+    from hvtrace.cli import main  # noqa: PLC0415
+
+    assert main(["gdb", "--core", "/nonexistent/x.core"]) == 66  # EX_NOINPUT, as every missing file
