@@ -8,6 +8,7 @@ Anything still alive is killed in ``finally`` and the test fails.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 import select
@@ -320,3 +321,11 @@ def linux(tmp_path_factory: pytest.TempPathFactory) -> Linux:
         missing(f"Linux guest assets need apt/dpkg: {e.message}")
     initrd = ga.build_initramfs(assets.busybox, tmp_path_factory.mktemp("linux") / "initramfs.cpio.gz")
     return assets, initrd
+
+
+@pytest.fixture
+def gz_initrd(tmp_path: Path) -> Path:
+    """A gzip-compressed initrd: its size proves nobody unzipped it on the way."""
+    path = tmp_path / "initrd.gz"
+    path.write_bytes(gzip.compress(b"hvtrace initrd payload\n" * 4096, mtime=0))
+    return path

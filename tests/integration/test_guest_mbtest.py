@@ -14,7 +14,6 @@ hypervisor's region is one usable range, mem_upper its size, and the region is r
 
 from __future__ import annotations
 
-import gzip
 import re
 import shutil
 import struct
@@ -169,14 +168,6 @@ def run_mbtest(hvtrace_run: RunFn, mbtest: Path, backend: str, cpus: int = 1, ar
     )  # fmt: skip
     assert run.returncode == 0, run.describe()
     return run
-
-
-@pytest.fixture
-def gz_initrd(tmp_path: Path) -> Path:
-    """A gzip-compressed initrd: its size proves nobody unzipped it on the way."""
-    path = tmp_path / "initrd.gz"
-    path.write_bytes(gzip.compress(b"hvtrace initrd payload\n" * 4096, mtime=0))
-    return path
 
 
 # ---------------------------------------------------------------------------------------- QEMU (SVM)
