@@ -11,17 +11,9 @@ address size attributes). Each case names the page or table it is from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.unit.mmio_native import MmioDriver, driver
-
-
-@pytest.fixture(scope="module")
-def mmio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmioDriver]:
-    yield from driver(tmp_path_factory)
-
+from tests.unit.mmio_native import MmioDriver
 
 DS, SS, ES, FS, GS = "ds", "ss", "es", "fs", "gs"
 # enum mmio_op (hv/include/hv/mmio.h)

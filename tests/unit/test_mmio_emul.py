@@ -9,8 +9,6 @@ bits from Vol. 1 3.4.3 (CF 0, PF 2, AF 4, ZF 6, SF 7, DF 10, OF 11; bit 1 always
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.unit.mmio_native import (
@@ -24,16 +22,10 @@ from tests.unit.mmio_native import (
     ZF,
     MmioDriver,
     done,
-    driver,
     dword,
     emul,
     h,
 )
-
-
-@pytest.fixture(scope="module")
-def mmio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmioDriver]:
-    yield from driver(tmp_path_factory)
 
 
 # ---------------------------------------------------------------------------------------------- stores

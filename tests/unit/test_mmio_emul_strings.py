@@ -3,8 +3,6 @@ instructions, faults and refusals, and the xAPIC register-file policy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.unit.mmio_native import (
@@ -12,14 +10,8 @@ from tests.unit.mmio_native import (
     R1,
     MmioDriver,
     done,
-    driver,
     emul,
 )
-
-
-@pytest.fixture(scope="module")
-def mmio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MmioDriver]:
-    yield from driver(tmp_path_factory)
 
 
 # -------------------------------------------------------------------------------------- string ops

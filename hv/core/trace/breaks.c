@@ -2,7 +2,8 @@
  * Exit breakpoints (abi.h struct hv_break_config), evaluated here on every exit so that gdb only
  * ever stops at hv_break_hit(). With nothing armed the cost is one load and a branch; an exit of a
  * kind no armed entry can match costs a second load and a bit test (the tools keep hv_breaks.kinds);
- * conditions (terms ANDed) are evaluated only after the cheap criteria matched. Tracepoints and ignored hits are counted here and never stop.
+ * conditions (terms ANDed) are evaluated only after the cheap criteria matched. Tracepoints and
+ * ignored hits are counted here and never stop.
  */
 #include <hv/abi.h>
 #include <hv/backend.h>

@@ -66,11 +66,6 @@ void trace_init_cpu(struct percpu *pc)
     pc->ring = (struct hv_ring *)hv_trace.ring[pc->index];
 }
 
-void trace_exit_start(struct hv_record *rec, u64 guest_cr3)
-{
-    *rec = (struct hv_record){ .tsc = rdtsc(), .cr3 = guest_cr3 };
-}
-
 void trace_exit(struct percpu *pc, struct hv_record *rec)
 {
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
