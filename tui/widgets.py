@@ -195,6 +195,7 @@ class ReasonTable(DataTable[str]):
             wanted[str(key)] = (f"{n:,}", f"{r:,.0f}", f"{100.0 * n / total:.1f}%", format_ticks(t, tsc_hz))
         reshaped = False  # rows added, removed or reordered: a full repaint
         changed: list[str] = []
+        selected = self.selected_key()
         for rk in [k for k in self._shown if k not in wanted]:
             self.remove_row(rk)
             del self._shown[rk]
@@ -220,6 +221,7 @@ class ReasonTable(DataTable[str]):
         finally:
             self._rows_only = False
         if self._resort(wanted) or reshaped:
+            self._keep_cursor_on(selected)
             self.refresh()
         else:
             for rk in changed:
@@ -307,6 +309,13 @@ class ReasonTable(DataTable[str]):
         self.clear()
         self._shown.clear()
         self._names.clear()
+
+    def _keep_cursor_on(self, key: int | None) -> None:
+        """After rows moved, put the cursor back on the reason the user selected (DataTable keeps the row
+        index): a break armed with ``b`` is on the reason the user chose, not on whatever sorted into
+        its place meanwhile."""
+        if key is not None and str(key) in self._shown and self.selected_key() != key:
+            self.move_cursor(row=self.get_row_index(str(key)))
 
     def selected_key(self) -> int | None:
         if not self.row_count:

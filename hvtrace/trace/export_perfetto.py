@@ -203,10 +203,13 @@ class PerfettoWriter:
         bad = {e.index: e for e in self.tf.errors if e.index is not None}
         for i in range(len(idx)):
             cpu, lost = int(idx["cpu"][i]), int(idx["lost_before"][i])
-            t = int(self.ns(np.array([idx["first_tsc"][i]], np.uint64))[0]) if int(idx["count"][i]) else None
+            t = int(self.ns(np.array([idx["first_tsc"][i]], np.uint64))[0]) if int(idx["count"][i]) else 0
             if i in bad:
+                # a damaged chunk's times are unverified and it may precede every intact record (the
+                # timeline's 0): its marker is kept inside the timeline, timestamps being unsigned
                 n = bad[i].records
-                self.losses.append((cpu, t or 0, f"{n} records in a damaged chunk (skipped)"))
+                at = min(max(t, 0), self.span_ns)
+                self.losses.append((cpu, at, f"{n} records in a damaged chunk (skipped)"))
             elif not int(idx["count"][i]) and lost:
                 self.losses.append(
                     (cpu, self.cpus[cpu].now if cpu in self.cpus else 0, f"{lost} records lost")

@@ -182,3 +182,20 @@ def test_perfetto_picks_the_protobuf_for_large_captures(
     out = tmp_path / "big.out"
     assert export(big, out, capsys, "perfetto") == 0
     assert len(decode(out).on("CPU 0 exits")) == PERFETTO_JSON_MAX + 1  # no handling time: instants
+
+
+def test_a_damaged_first_chunk_is_marked_at_the_timeline_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Chunk 0 (CPU 0, first TSC 1000) damaged: the timeline starts at CPU 1's first record (1003), before
+    which the damaged chunk began; its marker sits at 0, never at a negative (unencodable) timestamp."""
+    src = tmp_path / "t.hvt"
+    write(src)
+    bad = damage(src, tmp_path / "bad.hvt", payload_of=(0,))
+    row = TraceFile.open(src).index[0]
+    assert int(row["first_tsc"]) == 1000
+    out = tmp_path / "bad.pftrace"
+    assert export(bad, out, capsys) == ExitCode.DAMAGED
+    markers = decode(out).on(f"CPU {int(row['cpu'])} lost records")
+    damaged = [e for e in markers if e.name == f"{int(row['count'])} records in a damaged chunk (skipped)"]
+    assert [e.ts for e in damaged] == [0]
