@@ -61,6 +61,7 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
     const struct multiboot_info *mbi = (const void *)(u64)mbi_addr;
     cmdline_parse((mbi->flags & MB_INFO_CMDLINE) ? (const char *)(u64)mbi->cmdline : "");
     printk("command line: %s\n", hv_cmdline);
+    console_configure(hv_options.console_port, hv_options.console_baud);
 
     memmap_init(mbi);
     memmap_print();

@@ -16,6 +16,8 @@ struct hv_options hv_options = {
     .ring_capacity = 0,     /* sized from guest RAM (core/trace/trace.c) */
     .ring_policy = HV_RING_OVERWRITE,
     .trace = true,
+    .console_port = HV_CONSOLE_UART,
+    .console_baud = HV_CONSOLE_BAUD,
 };
 char hv_cmdline[256];
 
@@ -28,6 +30,26 @@ static bool parse_u64(const char *s, size_t n, u64 *out)
         if (s[i] < '0' || s[i] > '9' || v > (~0ull - 9) / 10)
             return false;
         v = v * 10 + (u64)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "0x" and hex digits (an I/O port). */
+static bool parse_hex(const char *s, size_t n, u64 *out)
+{
+    u64 v = 0;
+    if (n < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || n > 2 + 8)
+        return false;
+    for (size_t i = 2; i < n; i++) {
+        char c = s[i];
+        u64 d = c >= '0' && c <= '9' ? (u64)(c - '0')
+                : c >= 'a' && c <= 'f' ? (u64)(c - 'a' + 10)
+                : c >= 'A' && c <= 'F' ? (u64)(c - 'A' + 10)
+                                       : 16;
+        if (d == 16)
+            return false;
+        v = v * 16 + d;
     }
     *out = v;
     return true;
@@ -51,6 +73,33 @@ static u32 choice(const char *w, size_t n, const char *v, size_t vn, const char 
         if (names[i] && word_is(v, vn, names[i]))
             return (u32)i;
     bad_option(w, n, why);
+}
+
+/*
+ * console=PORT,BAUD. The standard ISA ports by name (the BIOS data area's order); another port must
+ * leave room for the 16550's 8 registers. BAUD must be 115200/divisor exactly: a baud rate the UART
+ * cannot produce would garble the line without a word.
+ */
+static void parse_console(const char *w, size_t n, const char *v, size_t vn)
+{
+    static const char *const names[] = { "com1", "com2", "com3", "com4" };
+    static const u16 ports[] = { 0x3f8, 0x2f8, 0x3e8, 0x2e8 };
+    size_t c = 0;
+    while (c < vn && v[c] != ',')
+        c++;
+    if (c == vn)
+        bad_option(w, n, "expected PORT,BAUD (e.g. com1,115200 or 0xe010,9600)");
+    u64 port = 0, baud;
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (word_is(v, c, names[i]))
+            port = ports[i];
+    if (!port && (!parse_hex(v, c, &port) || port == 0 || port > 0xfff8))
+        bad_option(w, n, "PORT must be com1..com4 or an I/O port 0x1..0xfff8");
+    if (!parse_u64(v + c + 1, vn - c - 1, &baud) || baud == 0 || baud > HV_CONSOLE_BAUD ||
+        HV_CONSOLE_BAUD % baud || HV_CONSOLE_BAUD / baud > 0xffff)
+        bad_option(w, n, "BAUD must divide 115200 (115200, 57600, 38400, 19200, 9600, ...)");
+    hv_options.console_port = (u16)port;
+    hv_options.console_baud = (u32)baud;
 }
 
 static void parse_option(const char *w, size_t n)
@@ -108,6 +157,8 @@ static void parse_option(const char *w, size_t n)
                      : word_is(w, k, "trace") ? &hv_options.trace
                                               : &hv_options.trace_e9;
         *flag = num == 1;
+    } else if (word_is(w, k, "console")) {
+        parse_console(w, n, v, vn);
     } else if (word_is(w, k, "storm_iters")) {
         if (!parse_u64(v, vn, &num) || num == 0)
             bad_option(w, n, "expected a positive count");

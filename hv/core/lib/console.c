@@ -9,6 +9,9 @@
  * Without a UART at COM2 the console falls back to COM1 and says so on it: the output stays visible,
  * but it shares the guest's device, so host tools cannot tell its status line from the guest's (they
  * trust only COM2 and port 0xE9) and report no status.
+ *
+ * The command line's console=PORT,BAUD moves the console to another UART (a real machine's COM1, a
+ * PCI card's ports) once it is parsed (console_configure); io_policy.c hides that UART instead.
  */
 #include <hv/console.h>
 #include <hv/percpu.h>
@@ -22,13 +25,13 @@
 static spinlock_t console_lock;
 static u16 uart_base;           /* the UART the console uses (HV_CONSOLE_UART, or COM1), 0 if none */
 
-/* Program a 16550 for 115200 8N1 without interrupts; true if something answers there. */
-static bool uart_init(u16 base)
+/* Program a 16550 for 115200/divisor baud 8N1 without interrupts; true if something answers there. */
+static bool uart_init(u16 base, u16 divisor)
 {
     outb(base + 1, 0x00);   /* no interrupts */
-    outb(base + 3, 0x80);   /* DLAB */
-    outb(base + 0, 0x01);   /* divisor 1: 115200 baud */
-    outb(base + 1, 0x00);
+    outb(base + 3, 0x80);   /* DLAB: registers 0 and 1 are the divisor latch */
+    outb(base + 0, (u8)divisor);
+    outb(base + 1, (u8)(divisor >> 8));
     outb(base + 3, 0x03);   /* 8N1 */
     outb(base + 2, 0xc7);   /* FIFO on, cleared */
     outb(base + 4, 0x03);   /* DTR, RTS */
@@ -43,8 +46,8 @@ void console_init(void)
      * its console port): guests that write it without programming it (mbtest) rely on a sane word
      * length (after reset LCR selects 5-bit characters, and Bochs sends 5 bits of every byte).
      */
-    bool com1 = uart_init(HV_GUEST_UART);
-    if (uart_init(HV_CONSOLE_UART)) {
+    bool com1 = uart_init(HV_GUEST_UART, 1);
+    if (uart_init(HV_CONSOLE_UART, 1)) {
         uart_base = HV_CONSOLE_UART;
         return;
     }
@@ -52,6 +55,22 @@ void console_init(void)
     /* printk_unlocked: this runs before the per-CPU data printk's lock needs (cpu_bsp_init). */
     printk_unlocked("console: no UART at COM2 (0x%x): the hypervisor console shares COM1 with the guest, and host "
            "tools will not trust a status line there\n", HV_CONSOLE_UART);
+}
+
+void console_configure(u16 port, u32 baud)
+{
+    if (port == uart_base && baud == HV_CONSOLE_BAUD)
+        return;     /* as console_init left it: reprogramming would clear the FIFO's pending bytes */
+    console_flush();
+    u16 old = uart_base;
+    if (!uart_init(port, (u16)(HV_CONSOLE_BAUD / baud))) {
+        printk("console: no UART at 0x%x (console=): the console stays at 0x%x\n", port, old);
+        return;
+    }
+    printk("console: moving to the UART at 0x%x, %u baud 8N1 (console=)\n", port, baud);
+    console_flush();
+    uart_base = port;
+    printk("console: UART at 0x%x, %u baud 8N1 (moved from 0x%x)\n", port, baud, old);
 }
 
 static void emit(char c)

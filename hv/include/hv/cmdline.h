@@ -27,6 +27,13 @@ struct hv_options {
     bool storm;                 /* storm=1: after the self-test every CPU executes CPUID forever */
     u64 storm_iters;            /* storm_iters=N: ... N times instead, then the run ends (benchmarks) */
     bool trace;                 /* trace=0: rings start disabled (exits are still counted) */
+    /*
+     * console=PORT,BAUD: the UART of the hypervisor's console and status line (default COM2 at 115200,
+     * HV_CONSOLE_UART). PORT is com1..com4 or an I/O port in hex (a PCI serial card's); BAUD divides
+     * 115200 (the 16550's divisor). For real machines, whose only UART may be COM1 or a card's.
+     */
+    u16 console_port;
+    u32 console_baud;
 };
 
 extern struct hv_options hv_options;

@@ -9,8 +9,11 @@
 
 #define HV_CONSOLE_UART 0x2f8   /* COM2: the hypervisor's console and status line */
 #define HV_GUEST_UART   0x3f8   /* COM1: the guest's console (the hypervisor's only as a fallback) */
+#define HV_CONSOLE_BAUD 115200  /* the 16550's rate at divisor 1 (1.8432 MHz clock / 16) */
 
 void console_init(void);
+/* Move the console to the UART at ``port`` at ``baud`` (the command line's console=PORT,BAUD). */
+void console_configure(u16 port, u32 baud);
 void printk(const char *fmt, ...) __printf(1, 2);
 void vprintk(const char *fmt, va_list ap);
 /* Emergency output: bypasses the lock (used on fatal paths where the lock may be held). */
