@@ -1,4 +1,5 @@
-"""Build the hypervisor image on demand, and GRUB ISOs (for Bochs) into a content-addressed cache."""
+"""Build the hypervisor image on demand, and GRUB ISOs (for Bochs and `hvtrace image`) into a
+content-addressed cache."""
 
 from __future__ import annotations
 
@@ -124,8 +125,8 @@ def ensure_iso(elf: Path, cmdline: str, guest: GuestSpec | None = None) -> Path:
         return iso
     script = paths.mkiso_script()
     if not script.is_file():
-        raise LaunchError(ExitCode.BUILD_FAILED, f"{script} is missing: cannot build the GRUB ISO for Bochs")
-    require_tool("grub-mkrescue", "to build the GRUB ISO for Bochs")
+        raise LaunchError(ExitCode.BUILD_FAILED, f"{script} is missing: cannot build the GRUB ISO")
+    require_tool("grub-mkrescue", "to build the GRUB ISO")
     require_tool("xorriso", "by grub-mkrescue")
     require_tool("mformat", "by grub-mkrescue")
     require_file(GRUB_I386_PC, "by grub-mkrescue for BIOS boot")

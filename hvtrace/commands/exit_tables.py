@@ -29,6 +29,7 @@ SUCCESS: dict[str, str] = {
     "core-from-dump": "     0  the core file was written",
     "tui": "     0  the UI was closed",
     "top": "     0  done (--once, or stopped with Ctrl-C)",
+    "image": "     0  the ISO was written",
 }
 
 CODES: dict[str, tuple[ExitCode, ...]] = {
@@ -42,6 +43,7 @@ CODES: dict[str, tuple[ExitCode, ...]] = {
     "core-from-dump": (E.NO_INPUT, E.CANT_CREATE),
     "tui": (*_BOOT, *_ATTACH, *_READ),
     "top": (*_BOOT, *_ATTACH),
+    "image": (E.NO_INPUT, E.TOOL_MISSING, E.BUILD_FAILED, E.CANT_CREATE),
 }
 
 

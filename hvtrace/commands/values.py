@@ -77,3 +77,33 @@ def tcp_port(option: str) -> Callable[[str], int]:
         return value
 
     return conv
+
+
+#: UART names of `image --serial` (the hypervisor's console=PORT,BAUD, hv/core/lib/cmdline.c) and
+#: the rate of a 16550 at divisor 1.
+SERIAL_PORT_NAMES = ("com1", "com2", "com3", "com4")
+UART_BASE_BAUD = 115200
+
+
+def serial_line(text: str) -> str:
+    """`image --serial PORT,BAUD` as the hypervisor's console= value: PORT com1..com4 or an I/O port
+    in hex (room for the 16550's 8 registers), BAUD a divisor of 115200 (the UART can make no other)."""
+    port, sep, baud = text.strip().lower().partition(",")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected PORT,BAUD such as com1,115200 (got {text!r})")
+    if port not in SERIAL_PORT_NAMES:
+        try:
+            number = int(port, 16) if port.startswith("0x") else -1
+        except ValueError:
+            number = -1
+        if not 0 < number <= 0xFFF8:
+            raise argparse.ArgumentTypeError(
+                f"PORT must be com1..com4 or an I/O port 0x1..0xfff8 in hex (got {port!r})"
+            )
+        port = f"{number:#x}"
+    rate = int(baud) if baud.isdigit() else 0
+    if rate == 0 or UART_BASE_BAUD % rate or UART_BASE_BAUD // rate > 0xFFFF:
+        raise argparse.ArgumentTypeError(
+            f"BAUD must divide 115200 (115200, 57600, 38400, 19200, 9600, ...; got {baud!r})"
+        )
+    return f"{port},{rate}"
