@@ -2,8 +2,9 @@
 per CPU), CSV, and a partitioned Parquet dataset (hvtrace.trace.export_parquet).
 
 ``--format perfetto`` picks the protobuf for captures of more than PERFETTO_JSON_MAX records and the JSON
-below: the JSON costs ~200 bytes a record (474 k records made 96 MB) and holds instants only, the protobuf
-~4 bytes a record with durations, rate counters and loss markers. ``perfetto-proto`` and
+below: the JSON costs ~200 bytes a record (474 k records made 96 MB) and holds exits only (complete events
+lasting their handling time, instants when it is unknown), the protobuf ~4 bytes a record with
+durations, rate counters and loss markers. ``perfetto-proto`` and
 ``perfetto-json`` choose one explicitly.
 """
 
@@ -44,14 +45,20 @@ def _names(recs: Records, vendor: int) -> tuple[list[str], list[str]]:
 
 
 def export_perfetto(tf: TraceFile, recs: Records, out: Path, symbolize: Symbolize | None = None) -> int:
-    """Chrome trace JSON: an instant event per exit on a track per CPU; ts in µs when the TSC rate is known,
-    else in TSC ticks (displayed as µs). ``symbolize``: each event's args get ``symbol``."""
+    """Chrome trace JSON, a track per CPU: an exit whose handling time is known (resumed: tsc_resume != 0,
+    not before its tsc) is a complete event ("ph": "X") lasting tsc_resume - tsc; one with an unknown
+    handling time (v1 file, not resumed) is an instant ("ph": "i"). ts and dur in µs when the TSC rate
+    is known, else in TSC ticks (displayed as µs). ``symbolize``: each event's args get ``symbol``."""
     vendor = int(tf.meta.get("vendor") or 0)
     hz = tf.meta.get("tsc_hz")
     t0 = int(recs["tsc"].min()) if len(recs) else 0
     ts = (recs["tsc"] - np.uint64(t0)).astype(np.float64)
+    resume = recs["tsc_resume"]
+    known = (resume != 0) & (resume >= recs["tsc"])
+    dur = np.where(known, resume - recs["tsc"], 0).astype(np.float64)
     if hz:
         ts = ts * (1e6 / hz)
+        dur = dur * (1e6 / hz)
     kinds, rnames = _names(recs, vendor)
     events: list[dict[str, Any]] = [
         {
@@ -66,15 +73,14 @@ def export_perfetto(tf: TraceFile, recs: Records, out: Path, symbolize: Symboliz
             {"ph": "M", "pid": 1, "tid": cpu, "name": "thread_name", "args": {"name": f"CPU {cpu}"}}
         )
     cols = {c: recs[c].tolist() for c in ("seq", "cpu", "qual", "rip", "gpa", "arg0", "arg1")}
-    tsl = ts.tolist()
+    tsl, durl, knownl = ts.tolist(), dur.tolist(), known.tolist()
     symbols = list(symbolize(recs)) if symbolize is not None else None
     for i in range(len(recs)):
         events.append(
             {
                 "name": rnames[i],
                 "cat": kinds[i],
-                "ph": "i",
-                "s": "t",
+                **({"ph": "X", "dur": durl[i]} if knownl[i] else {"ph": "i", "s": "t"}),
                 "pid": 1,
                 "tid": cols["cpu"][i],
                 "ts": tsl[i],

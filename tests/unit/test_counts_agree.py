@@ -1,4 +1,4 @@
-"""report, query and export (CSV, Parquet, Perfetto protobuf) count the same records per reason and per
+"""report, query and export (CSV, Parquet, Perfetto protobuf and JSON) count the same records per reason and per
 CPU for the same real capture: the v2 QEMU storm capture and the previous release's v1 capture in
 tests/data. tests/integration/test_query_qemu.py runs the same comparison on a fresh live capture."""
 
@@ -88,6 +88,17 @@ def perfetto_names(
     return names, cpus
 
 
+def perfetto_json_names(
+    capsys: pytest.CaptureFixture[str], trace: Path, tmp: Path
+) -> tuple[Counter[str], Counter[int]]:
+    """The JSON's exits: complete events (handling time known) and instants, by name and by track (CPU);
+    a v1 file's are all instants, a v2 capture's all complete events."""
+    out = tmp / "x.json"
+    run(capsys, "export", str(trace), "--format", "perfetto-json", "-o", str(out))
+    events = [e for e in json.loads(out.read_text())["traceEvents"] if e["ph"] in ("X", "i")]
+    return Counter(e["name"] for e in events), Counter(e["tid"] for e in events)
+
+
 def check_counts_agree(capsys: pytest.CaptureFixture[str], trace: Path, tmp: Path) -> None:
     reasons, cpus = by_report(capsys, trace)
     assert sum(cpus.values()) > 0
@@ -98,6 +109,7 @@ def check_counts_agree(capsys: pytest.CaptureFixture[str], trace: Path, tmp: Pat
     for (_kind, name), n in reasons.items():
         names[name] += n
     assert perfetto_names(capsys, trace, tmp) == (names, cpus)
+    assert perfetto_json_names(capsys, trace, tmp) == (names, cpus)
 
 
 @pytest.mark.parametrize("trace", [REAL_V2, DATA / "trace-v1-svm-2cpu.hvt"], ids=["v2-qemu", "v1-qemu"])
