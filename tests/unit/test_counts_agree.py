@@ -1,6 +1,7 @@
-"""report, query and export (CSV, Parquet, Perfetto protobuf and JSON) count the same records per reason and per
-CPU for the same real capture: the v2 QEMU storm capture and the previous release's v1 capture in
-tests/data. tests/integration/test_query_qemu.py runs the same comparison on a fresh live capture."""
+"""report, query and export (CSV, Parquet, Perfetto protobuf and JSON) count the same records per
+reason and per CPU for the same real capture: the v2 QEMU storm capture and the previous release's v1
+capture in tests/data. tests/integration/test_query_qemu.py runs the same comparison on a fresh live
+capture."""
 
 from __future__ import annotations
 
