@@ -49,7 +49,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     check_output(args.iso)
     iso = ensure_iso(ensure_image(), opts.hv_cmdline, opts.guest)
     # Copy beside OUT, then rename: OUT is never a half-written ISO.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{args.iso.name}.", dir=args.iso.parent or Path("."))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{args.iso.name}.", dir=args.iso.parent)
     os.close(fd)
     try:
         shutil.copyfile(iso, tmp_name)
