@@ -9,8 +9,8 @@ import sys
 from typing import cast
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, err, out
-from hvtrace.commands.session_options import add_guest_arguments, add_qemu_arguments
+from hvtrace.commands.parser import Subcommands, add_command, err, out
+from hvtrace.commands.session_options import add_guest_arguments, add_machine_arguments, add_qemu_arguments
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch import make_session as new_session
@@ -20,12 +20,13 @@ from hvtrace.launch.session import RunResult, Session
 FAULT_KINDS = ("ud", "gp", "pf", "de")
 
 
+#: `hvtrace run --help`: the line in the command list, and the description.
+SUMMARY = "boot the hypervisor under an emulator and report its status"
+DESCRIPTION = "Build the image if needed, boot it, stream its console, exit with its status."
+
+
 def register(sub: Subcommands) -> None:
-    run = sub.add_parser(
-        "run",
-        help="boot the hypervisor under an emulator and report its status",
-        description="Build the image if needed, boot it, stream its console, exit with its status.",
-    )
+    run = add_command(sub, "run", cmd_run, SUMMARY, DESCRIPTION)
     run.add_argument(
         "--backend",
         type=values.backend,
@@ -39,21 +40,13 @@ def register(sub: Subcommands) -> None:
         default="tcg",
         help="QEMU accelerator; kvm needs nested VT-x/SVM (default tcg)",
     )
-    run.add_argument(
-        "--cpus",
-        type=values.positive_int,
-        default=1,
-        metavar="N",
-        help="number of virtual CPUs (default 1)",
-    )
-    run.add_argument(
-        "--memory",
-        type=values.memory,
-        metavar="SIZE",
-        help=f"guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
+    add_machine_arguments(
+        run,
+        cpus_help="number of virtual CPUs (default 1)",
+        memory_help="guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
         f"{GUEST_MIN_MEMORY_MB}M)",
+        default_memory_mb=256,
     )
-    run.set_defaults(default_memory_mb=256)
     run.add_argument(
         "--timeout",
         type=values.timeout,
@@ -82,7 +75,6 @@ def register(sub: Subcommands) -> None:
     )
     add_guest_arguments(run)
     add_qemu_arguments(run)
-    run.set_defaults(func=cmd_run)
 
 
 def fault_options(args: argparse.Namespace) -> tuple[str, ...]:

@@ -8,22 +8,24 @@ import importlib
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands
+from hvtrace.commands.parser import Subcommands, add_command
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
 from hvtrace.symbols import add_symbols_argument
 from hvtrace.trace.errors import TraceError
 
+#: `hvtrace tui --help`: the line in the command list, and the description.
+SUMMARY = "live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)"
+DESCRIPTION = (
+    "Textual UI over a session's exit records: attach to a running `hvtrace run` "
+    "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
+    "--hv-append/--cpu-model/--qemu-arg as for run) or "
+    "replay a trace file (--replay FILE). Press ? in the UI for its keys."
+)
+
 
 def register(sub: Subcommands) -> None:
-    t = sub.add_parser(
-        "tui",
-        help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
-        description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
-        "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
-        "--hv-append/--cpu-model/--qemu-arg as for run) or "
-        "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
-    )
+    t = add_command(sub, "tui", cmd_tui, SUMMARY, DESCRIPTION)
     t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
     add_session_source_arguments(t)
     t.add_argument(
@@ -35,7 +37,6 @@ def register(sub: Subcommands) -> None:
     )
     add_symbols_argument(t)
     t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
-    t.set_defaults(func=cmd_tui)
 
 
 def check_replay_file(path: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, UsageError, err, out
+from hvtrace.commands.parser import Subcommands, UsageError, add_command, err, out
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
@@ -29,9 +29,11 @@ from hvtrace.trace.tracefile import TraceFile
 
 
 def register(sub: Subcommands) -> None:
-    cap = sub.add_parser(
+    cap = add_command(
+        sub,
         "capture",
-        help="capture exit records to a trace file (attach to a run, or start one)",
+        cmd_capture,
+        summary="capture exit records to a trace file (attach to a run, or start one)",
         description="Attach to a running `hvtrace run` (--ram PATH, printed as 'hvtrace: ram file PATH') "
         "or boot one (--backend), and write its exit records to a trace file.",
     )
@@ -44,11 +46,12 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--reason", action="append", metavar="NAME", help="keep this reason")
     cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
     cap.add_argument("--quiet", action="store_true", help="no progress line")
-    cap.set_defaults(func=cmd_capture)
 
-    rep = sub.add_parser(
+    rep = add_command(
+        sub,
         "report",
-        help="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
+        cmd_report,
+        summary="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
         description="Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
         "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory.",
     )
@@ -74,11 +77,12 @@ def register(sub: Subcommands) -> None:
         "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
     )
     add_symbols_argument(rep)
-    rep.set_defaults(func=cmd_report)
 
-    exp = sub.add_parser(
+    exp = add_command(
+        sub,
         "export",
-        help="export a trace file to Perfetto (protobuf or JSON), CSV or a Parquet dataset",
+        cmd_export,
+        summary="export a trace file to Perfetto (protobuf or JSON), CSV or a Parquet dataset",
         description="perfetto: the protobuf trace (per-CPU exit slices lasting their handling time, "
         f"exits/s counters, loss markers) above {PERFETTO_JSON_MAX} records, Chrome trace JSON below "
         "(perfetto-proto / perfetto-json choose one); csv: the columns of `hvtrace query`; parquet: a "
@@ -94,7 +98,6 @@ def register(sub: Subcommands) -> None:
     )
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="parquet: a directory")
     add_symbols_argument(exp)
-    exp.set_defaults(func=cmd_export)
 
 
 def _progress(line: str) -> None:
