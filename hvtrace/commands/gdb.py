@@ -13,18 +13,9 @@ from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.gdb_launch import run_gdb
 from hvtrace.trace.output import check_output
 
-#: `hvtrace gdb --help` and `hvtrace core-from-dump --help`: the lines in the command list, the description.
-SUMMARY = "gdb with the hypervisor's symbols and the hv-* commands (live gdbstub or core file)"
-DESCRIPTION = (
-    "Start gdb on hv/build/hvtrace.elf with the hv-* commands loaded (help hv), "
-    "connected to a running session's gdbstub (--port, printed by `hvtrace run` as 'hvtrace: gdb "
-    "port N'; or --ram PATH of that session) or a post-mortem core (--core FILE, --dump PREFIX)."
-)
-CORE_SUMMARY = "wrap raw RAM dump files (PREFIX.<hex start>) as an ELF core for gdb"
-
 
 def register(sub: Subcommands) -> None:
-    g = add_command(sub, "gdb", cmd_gdb, SUMMARY, DESCRIPTION)
+    g = add_command(sub, "gdb", cmd_gdb)
     g.add_argument("--port", type=values.tcp_port("--port"), metavar="N", help="gdbstub port on 127.0.0.1")
     g.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
     g.add_argument("--core", type=Path, metavar="FILE", help="ELF core file (post mortem)")
@@ -32,7 +23,7 @@ def register(sub: Subcommands) -> None:
     g.add_argument("--elf", type=Path, metavar="FILE", help="hypervisor image (symbols)")
     declare_gdb_options(g)
 
-    c = add_command(sub, "core-from-dump", cmd_core_from_dump, CORE_SUMMARY)
+    c = add_command(sub, "core-from-dump", cmd_core_from_dump)
     c.add_argument("prefix", type=Path, metavar="PREFIX")
     c.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="core file to write")
 

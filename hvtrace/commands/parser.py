@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeAlias
 
+from hvtrace.commands.command_texts import DESCRIPTIONS, SUMMARIES
 from hvtrace.commands.exit_tables import command_epilog
 from hvtrace.exitcodes import ExitCode, LaunchError
 
@@ -43,15 +44,15 @@ class UsageError(LaunchError):
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
 
 
-def add_command(
-    sub: Subcommands, name: str, handler: Handler, summary: str, description: str | None = None
-) -> HvArgumentParser:
-    """Add subcommand ``name``: its line in `hvtrace --help` (``summary``), its own --help (``description``,
-    then its exit codes from :mod:`hvtrace.commands.exit_tables`) and the ``handler`` main calls."""
+def add_command(sub: Subcommands, name: str, handler: Handler, **fields: object) -> HvArgumentParser:
+    """Add subcommand ``name``: its line in `hvtrace --help` and its description (from
+    :mod:`hvtrace.commands.command_texts`, ``{field}`` filled in from ``fields``), its exit codes as the
+    epilog of its --help (:mod:`hvtrace.commands.exit_tables`) and the ``handler`` main calls."""
+    description = DESCRIPTIONS.get(name)
     parser = sub.add_parser(
         name,
-        help=summary,
-        description=description,
+        help=SUMMARIES[name],
+        description=description.format(**fields) if description and fields else description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=command_epilog(name),
     )

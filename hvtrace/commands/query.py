@@ -14,19 +14,8 @@ from hvtrace.trace.tracefile import TraceFile
 FORMATS = ("table", "csv", "json")
 
 
-#: `hvtrace query --help`: the line in the command list, and the description.
-SUMMARY = "SQL over trace files (DuckDB): SELECT ... FROM exits"
-DESCRIPTION = (
-    "Run one SQL statement (DuckDB) over one or many trace files, as the table `exits`: "
-    "every record field (seq, tsc, cpu, kind, flags, reason, insn_len, qual, rip, gpa, arg0, arg1, "
-    "tsc_resume, cr3), reason_name and kind_name (as report names them), handling_ticks "
-    "(tsc_resume - tsc, NULL when unknown), handling_s and t_s (seconds since the capture's first "
-    "TSC; NULL when the TSC rate is unknown) and file (which trace). See the README for examples."
-)
-
-
 def register(sub: Subcommands) -> None:
-    q = add_command(sub, "query", cmd_query, SUMMARY, DESCRIPTION)
+    q = add_command(sub, "query", cmd_query)
     q.add_argument("sql", metavar="SQL", help='one statement, e.g. "SELECT count(*) FROM exits"')
     q.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace files")
     q.add_argument("--format", choices=FORMATS, default="table", help="output (default: an aligned table)")

@@ -20,13 +20,8 @@ from hvtrace.launch.session import RunResult, Session
 FAULT_KINDS = ("ud", "gp", "pf", "de")
 
 
-#: `hvtrace run --help`: the line in the command list, and the description.
-SUMMARY = "boot the hypervisor under an emulator and report its status"
-DESCRIPTION = "Build the image if needed, boot it, stream its console, exit with its status."
-
-
 def register(sub: Subcommands) -> None:
-    run = add_command(sub, "run", cmd_run, SUMMARY, DESCRIPTION)
+    run = add_command(sub, "run", cmd_run)
     run.add_argument(
         "--backend",
         type=values.backend,

@@ -20,19 +20,8 @@ POLL_PERIOD = 0.025
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
-#: `hvtrace top --help`: the line in the command list, and the description.
-SUMMARY = "exits per CPU and per reason, kvm_stat style, as text (attach or start a session)"
-DESCRIPTION = (
-    "Count a session's exits per CPU and per reason over each interval and print them "
-    "sorted, busiest first: attach to a running `hvtrace run` (--ram PATH, a passive reader that "
-    "never disturbs a capture) or start one (the default; options as for run). Redraws every "
-    "interval on a terminal until Ctrl-C; --once prints one interval and exits; --log prints one "
-    "line per interval (time, total, per CPU, per reason)."
-)
-
-
 def register(sub: Subcommands) -> None:
-    t = add_command(sub, "top", cmd_top, SUMMARY, DESCRIPTION)
+    t = add_command(sub, "top", cmd_top)
     add_session_source_arguments(t)
     t.add_argument(
         "--interval",

@@ -14,18 +14,9 @@ from hvtrace.exitcodes import ExitCode
 from hvtrace.symbols import add_symbols_argument
 from hvtrace.trace.errors import TraceError
 
-#: `hvtrace tui --help`: the line in the command list, and the description.
-SUMMARY = "live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)"
-DESCRIPTION = (
-    "Textual UI over a session's exit records: attach to a running `hvtrace run` "
-    "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
-    "--hv-append/--cpu-model/--qemu-arg as for run) or "
-    "replay a trace file (--replay FILE). Press ? in the UI for its keys."
-)
-
 
 def register(sub: Subcommands) -> None:
-    t = add_command(sub, "tui", cmd_tui, SUMMARY, DESCRIPTION)
+    t = add_command(sub, "tui", cmd_tui)
     t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
     add_session_source_arguments(t)
     t.add_argument(

@@ -29,14 +29,7 @@ from hvtrace.trace.tracefile import TraceFile
 
 
 def register(sub: Subcommands) -> None:
-    cap = add_command(
-        sub,
-        "capture",
-        cmd_capture,
-        summary="capture exit records to a trace file (attach to a run, or start one)",
-        description="Attach to a running `hvtrace run` (--ram PATH, printed as 'hvtrace: ram file PATH') "
-        "or boot one (--backend), and write its exit records to a trace file.",
-    )
+    cap = add_command(sub, "capture", cmd_capture)
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
     cap.add_argument("--duration", type=values.seconds, metavar="SECONDS", help="stop after this long")
@@ -47,14 +40,7 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
     cap.add_argument("--quiet", action="store_true", help="no progress line")
 
-    rep = add_command(
-        sub,
-        "report",
-        cmd_report,
-        summary="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
-        description="Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
-        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory.",
-    )
+    rep = add_command(sub, "report", cmd_report)
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.add_argument("--cpu", type=report_select.cpu_list, metavar="N[,N]", help="only these CPUs")
@@ -78,17 +64,7 @@ def register(sub: Subcommands) -> None:
     )
     add_symbols_argument(rep)
 
-    exp = add_command(
-        sub,
-        "export",
-        cmd_export,
-        summary="export a trace file to Perfetto (protobuf or JSON), CSV or a Parquet dataset",
-        description="perfetto: the protobuf trace (per-CPU exit slices lasting their handling time, "
-        f"exits/s counters, loss markers) above {PERFETTO_JSON_MAX} records, Chrome trace JSON below "
-        "(perfetto-proto / perfetto-json choose one); csv: the columns of `hvtrace query`; parquet: a "
-        "Hive-partitioned dataset directory (cpu=N/, and capture=NAME/ when several files are given) "
-        "that DuckDB, Polars, Spark and Trino read as it is.",
-    )
+    exp = add_command(sub, "export", cmd_export, perfetto_json_max=PERFETTO_JSON_MAX)
     exp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace file (parquet: one or more)")
     exp.add_argument(
         "--format",

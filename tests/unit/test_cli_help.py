@@ -9,8 +9,10 @@ import sys
 import pytest
 
 from hvtrace.cli import build_parser, command_names, main
+from hvtrace.commands.command_texts import DESCRIPTIONS, SUMMARIES
 from hvtrace.commands.exit_tables import CODES
 from hvtrace.trace import cli as trace_cli
+from hvtrace.trace.export import PERFETTO_JSON_MAX
 
 COMMANDS = command_names(build_parser())
 
@@ -74,3 +76,16 @@ def test_progress_line_has_no_carriage_return_off_a_terminal(capsys: pytest.Capt
     assert "\r" not in err
     assert "\\r" not in err
     assert err.splitlines() == ["capture: 10 records", "capture: 20 records"]
+
+
+def test_command_texts_name_exactly_the_commands() -> None:
+    # A command added without its texts fails in add_command; a removed command must not leave stale ones.
+    assert list(SUMMARIES) == COMMANDS  # the table reads in the order of `hvtrace --help`
+    assert set(DESCRIPTIONS) <= set(COMMANDS)
+    assert set(CODES) == set(COMMANDS)
+
+
+def test_export_description_names_the_json_limit() -> None:
+    description = subparser("export").description or ""
+    assert f"above {PERFETTO_JSON_MAX} records" in description
+    assert "{" not in description
