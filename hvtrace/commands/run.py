@@ -42,13 +42,13 @@ def register(sub: Subcommands) -> None:
         f"{GUEST_MIN_MEMORY_MB}M)",
         default_memory_mb=256,
     )
-    run.add_argument(
+    values.add_seconds_argument(
+        run,
         "--timeout",
-        type=values.timeout,
-        metavar="SECONDS",
-        help="give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180, "
+        "give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180, "
         "with --guest 600; none for a run that only ends when stopped: storm=1 without storm_iters, "
         "or hang=1)",
+        convert=values.timeout,
     )
     run.add_argument(
         "--gdb",

@@ -23,13 +23,7 @@ CLEAR_SCREEN = "\x1b[H\x1b[2J"
 def register(sub: Subcommands) -> None:
     t = add_command(sub, "top", cmd_top)
     add_session_source_arguments(t)
-    t.add_argument(
-        "--interval",
-        type=values.seconds,
-        default=1.0,
-        metavar="SECONDS",
-        help="length of one interval (default 1)",
-    )
+    values.add_seconds_argument(t, "--interval", "length of one interval (default 1)", default=1.0)
     t.add_argument("--once", action="store_true", help="print one interval and exit")
     t.add_argument("--log", action="store_true", help="one line per interval (for logs), no table")
 

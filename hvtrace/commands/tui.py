@@ -19,13 +19,7 @@ def register(sub: Subcommands) -> None:
     t = add_command(sub, "tui", cmd_tui)
     t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
     add_session_source_arguments(t)
-    t.add_argument(
-        "--timeout",
-        type=values.seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="stop a started session after",
-    )
+    values.add_seconds_argument(t, "--timeout", "stop a started session after", default=3600.0)
     add_symbols_argument(t)
     t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
 

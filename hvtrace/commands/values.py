@@ -57,6 +57,19 @@ def timeout(text: str) -> float:
     return seconds(text)
 
 
+def add_seconds_argument(
+    p: argparse.ArgumentParser,
+    flag: str,
+    text: str,
+    *,
+    default: float | None = None,
+    convert: Callable[[str], float] = seconds,
+) -> None:
+    """A duration option (capture --duration, top --interval, tui --timeout, run --timeout with
+    ``convert=timeout``): a number of seconds, shown as SECONDS in the help; ``text`` is its help."""
+    p.add_argument(flag, type=convert, default=default, metavar="SECONDS", help=text)
+
+
 def memory(text: str) -> int:
     try:
         return parse_memory(text)

@@ -32,7 +32,7 @@ def register(sub: Subcommands) -> None:
     cap = add_command(sub, "capture", cmd_capture)
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
-    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS", help="stop after this long")
+    values.add_seconds_argument(cap, "--duration", "stop after this long")
     cap.add_argument("--count", type=values.positive_int, metavar="N", help="stop after N records")
     cap.add_argument("--until-reason", metavar="NAME", help="stop after the first such exit")
     cap.add_argument("--cpu", type=values.nonneg_int, action="append", metavar="N", help="keep CPU N")
