@@ -1,4 +1,5 @@
-"""Option value types: each turns a command-line word into a value or one clear argparse error."""
+"""Option value types: each turns a command-line word into a value or one clear argparse error; and
+:func:`add_seconds_argument`, the one declaration of a duration option."""
 
 from __future__ import annotations
 
