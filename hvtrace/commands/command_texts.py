@@ -32,7 +32,7 @@ DESCRIPTIONS: dict[str, str] = {
         "or boot one (--backend), and write its exit records to a trace file."
     ),
     "report": (
-        "Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
+        "Per exit reason and per CPU: count, %, rate, time % (share of the handling time) "
         "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory."
     ),
     "export": (

@@ -53,6 +53,12 @@ def test_command_help_lists_its_own_exit_codes(name: str) -> None:
     assert listed.isdisjoint(others), f"{name} lists codes of other commands: {listed & others}"
 
 
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_shows_no_escaped_percent(name: str) -> None:
+    """argparse formats help with %: a literal "%%" left in a text shows as it is written."""
+    assert "%%" not in subparser(name).format_help()
+
+
 def test_top_level_table_is_not_titled_for_one_command() -> None:
     text = build_parser().format_help()
     assert "exit codes of `hvtrace run`" not in text
