@@ -8,7 +8,7 @@ import sys
 
 from hvtrace import __version__
 from hvtrace.commands import doctor, gdb, image, query, run, top, tui
-from hvtrace.commands.exit_tables import command_epilog, overall_epilog
+from hvtrace.commands.exit_tables import overall_epilog
 from hvtrace.commands.parser import HvArgumentParser, UsageError, err
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.trace import cli as trace_cli
@@ -25,11 +25,7 @@ def build_parser() -> HvArgumentParser:
     parser.add_argument("--version", action="version", version=f"hvtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (run, doctor, trace_cli, query, gdb, tui, top, image):  # the order of `hvtrace --help`
-        module.register(sub)
-    for name, command in sub.choices.items():
-        # Each command's help ends with its own exit codes (hvtrace.commands.exit_tables).
-        command.formatter_class = argparse.RawDescriptionHelpFormatter
-        command.epilog = command_epilog(name)
+        module.register(sub)  # each adds its parsers with commands.parser.add_command
     return parser
 
 

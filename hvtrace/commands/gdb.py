@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, out
+from hvtrace.commands.parser import Subcommands, add_command, out
 from hvtrace.elfcore import dump_segments, write_core
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.gdb_launch import run_gdb
@@ -15,28 +15,17 @@ from hvtrace.trace.output import check_output
 
 
 def register(sub: Subcommands) -> None:
-    g = sub.add_parser(
-        "gdb",
-        help="gdb with the hypervisor's symbols and the hv-* commands (live gdbstub or core file)",
-        description="Start gdb on hv/build/hvtrace.elf with the hv-* commands loaded (help hv), "
-        "connected to a running session's gdbstub (--port, printed by `hvtrace run` as 'hvtrace: gdb "
-        "port N'; or --ram PATH of that session) or a post-mortem core (--core FILE, --dump PREFIX).",
-    )
+    g = add_command(sub, "gdb", cmd_gdb)
     g.add_argument("--port", type=values.tcp_port("--port"), metavar="N", help="gdbstub port on 127.0.0.1")
     g.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
     g.add_argument("--core", type=Path, metavar="FILE", help="ELF core file (post mortem)")
     g.add_argument("--dump", type=Path, metavar="PREFIX", help="raw RAM dump PREFIX.<hex start>")
     g.add_argument("--elf", type=Path, metavar="FILE", help="hypervisor image (symbols)")
     declare_gdb_options(g)
-    g.set_defaults(func=cmd_gdb)
 
-    c = sub.add_parser(
-        "core-from-dump",
-        help="wrap raw RAM dump files (PREFIX.<hex start>) as an ELF core for gdb",
-    )
+    c = add_command(sub, "core-from-dump", cmd_core_from_dump)
     c.add_argument("prefix", type=Path, metavar="PREFIX")
     c.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="core file to write")
-    c.set_defaults(func=cmd_core_from_dump)
 
 
 class _GdbOption(argparse.Action):

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, out
+from hvtrace.commands.parser import Subcommands, add_command, out
 from hvtrace.commands.session_options import add_guest_arguments
 from hvtrace.image import ensure_image, ensure_iso
 from hvtrace.launch.guest import launch_options
@@ -19,15 +19,7 @@ from hvtrace.trace.output import check_output
 
 
 def register(sub: Subcommands) -> None:
-    image = sub.add_parser(
-        "image",
-        help="write the bootable GRUB ISO (hypervisor, command line, guest) for a USB stick, CD or PXE",
-        description="Write the BIOS-bootable GRUB ISO that the Bochs back end boots: the hypervisor image "
-        "(built first when stale), its command line and, with --guest, the guest kernel and initrd as "
-        "multiboot modules. dd it to a USB stick or boot it over PXE (see the README's 'Real hardware'). "
-        "The hypervisor's console and status line go to COM2 at 115200 baud unless --serial names "
-        "another UART.",
-    )
+    image = add_command(sub, "image", cmd_image)
     image.add_argument("--iso", type=Path, required=True, metavar="OUT", help="the ISO file to write")
     add_guest_arguments(image)
     image.add_argument(
@@ -38,7 +30,6 @@ def register(sub: Subcommands) -> None:
         "(a PCI serial card's), and a baud rate that divides 115200 (default com2,115200; kernel "
         "command line console=PORT,BAUD)",
     )
-    image.set_defaults(func=cmd_image)
 
 
 def cmd_image(args: argparse.Namespace) -> int:

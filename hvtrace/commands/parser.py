@@ -1,11 +1,15 @@
-"""What every subcommand prints through and is parsed by: the `hvtrace:` lines, the usage-error parser."""
+"""What every subcommand prints through and is parsed by: the `hvtrace:` lines, the usage-error parser,
+and :func:`add_command`, the one way a subcommand module adds its parser."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import NoReturn, TypeAlias
 
+from hvtrace.commands.command_texts import DESCRIPTIONS, SUMMARIES
+from hvtrace.commands.exit_tables import command_epilog
 from hvtrace.exitcodes import ExitCode, LaunchError
 
 
@@ -34,3 +38,23 @@ class UsageError(LaunchError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ExitCode.USAGE, message)
+
+
+#: What a subcommand runs: :func:`hvtrace.cli.main` calls it with the options and exits with what it returns.
+Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+
+def add_command(sub: Subcommands, name: str, handler: Handler, **fields: object) -> HvArgumentParser:
+    """Add subcommand ``name``: its line in `hvtrace --help` and its description (from
+    :mod:`hvtrace.commands.command_texts`, ``{field}`` filled in from ``fields``), its exit codes as the
+    epilog of its --help (:mod:`hvtrace.commands.exit_tables`) and the ``handler`` main calls."""
+    description = DESCRIPTIONS.get(name)
+    parser = sub.add_parser(
+        name,
+        help=SUMMARIES[name],
+        description=description.format(**fields) if description and fields else description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=command_epilog(name),
+    )
+    parser.set_defaults(func=handler)
+    return parser

@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands
+from hvtrace.commands.parser import Subcommands, add_command
 from hvtrace.trace.cli import warn_damage
 from hvtrace.trace.tracefile import TraceFile
 
@@ -15,15 +15,7 @@ FORMATS = ("table", "csv", "json")
 
 
 def register(sub: Subcommands) -> None:
-    q = sub.add_parser(
-        "query",
-        help="SQL over trace files (DuckDB): SELECT ... FROM exits",
-        description="Run one SQL statement (DuckDB) over one or many trace files, as the table `exits`: "
-        "every record field (seq, tsc, cpu, kind, flags, reason, insn_len, qual, rip, gpa, arg0, arg1, "
-        "tsc_resume, cr3), reason_name and kind_name (as report names them), handling_ticks "
-        "(tsc_resume - tsc, NULL when unknown), handling_s and t_s (seconds since the capture's first "
-        "TSC; NULL when the TSC rate is unknown) and file (which trace). See the README for examples.",
-    )
+    q = add_command(sub, "query", cmd_query)
     q.add_argument("sql", metavar="SQL", help='one statement, e.g. "SELECT count(*) FROM exits"')
     q.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace files")
     q.add_argument("--format", choices=FORMATS, default="table", help="output (default: an aligned table)")
@@ -31,7 +23,6 @@ def register(sub: Subcommands) -> None:
         "--max-rows", type=values.positive_int, default=10_000, metavar="N",
         help="rows the table shows (the rest are counted; csv and json print all)",
     )  # fmt: skip
-    q.set_defaults(func=cmd_query)
 
 
 def cmd_query(args: argparse.Namespace) -> int:

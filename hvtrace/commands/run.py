@@ -9,8 +9,8 @@ import sys
 from typing import cast
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, err, out
-from hvtrace.commands.session_options import add_guest_arguments, add_qemu_arguments
+from hvtrace.commands.parser import Subcommands, add_command, err, out
+from hvtrace.commands.session_options import add_guest_arguments, add_machine_arguments, add_qemu_arguments
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch import make_session as new_session
@@ -21,11 +21,7 @@ FAULT_KINDS = ("ud", "gp", "pf", "de")
 
 
 def register(sub: Subcommands) -> None:
-    run = sub.add_parser(
-        "run",
-        help="boot the hypervisor under an emulator and report its status",
-        description="Build the image if needed, boot it, stream its console, exit with its status.",
-    )
+    run = add_command(sub, "run", cmd_run)
     run.add_argument(
         "--backend",
         type=values.backend,
@@ -39,28 +35,20 @@ def register(sub: Subcommands) -> None:
         default="tcg",
         help="QEMU accelerator; kvm needs nested VT-x/SVM (default tcg)",
     )
-    run.add_argument(
-        "--cpus",
-        type=values.positive_int,
-        default=1,
-        metavar="N",
-        help="number of virtual CPUs (default 1)",
-    )
-    run.add_argument(
-        "--memory",
-        type=values.memory,
-        metavar="SIZE",
-        help=f"guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
+    add_machine_arguments(
+        run,
+        cpus_help="number of virtual CPUs (default 1)",
+        memory_help="guest RAM, e.g. 256M or 1G (default 256M; with --guest the default is at least "
         f"{GUEST_MIN_MEMORY_MB}M)",
+        default_memory_mb=256,
     )
-    run.set_defaults(default_memory_mb=256)
-    run.add_argument(
+    values.add_seconds_argument(
+        run,
         "--timeout",
-        type=values.timeout,
-        metavar="SECONDS",
-        help="give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180, "
+        "give up when no final status arrives in time; 0 = never (default: qemu 60, bochs 180, "
         "with --guest 600; none for a run that only ends when stopped: storm=1 without storm_iters, "
         "or hang=1)",
+        convert=values.timeout,
     )
     run.add_argument(
         "--gdb",
@@ -82,7 +70,6 @@ def register(sub: Subcommands) -> None:
     )
     add_guest_arguments(run)
     add_qemu_arguments(run)
-    run.set_defaults(func=cmd_run)
 
 
 def fault_options(args: argparse.Namespace) -> tuple[str, ...]:

@@ -62,24 +62,27 @@ def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_machine_arguments(
+    p: argparse.ArgumentParser, *, cpus_help: str, memory_help: str, default_memory_mb: int
+) -> None:
+    """--cpus/--memory: the size of a machine hvtrace boots (run, and capture/tui/top when they start a
+    session). Each command words its help; ``default_memory_mb`` is the RAM without --memory, raised
+    to at least GUEST_MIN_MEMORY_MB with --guest by :func:`hvtrace.launch.guest.launch_options`."""
+    p.add_argument("--cpus", type=values.positive_int, default=1, metavar="N", help=cpus_help)
+    p.add_argument("--memory", type=values.memory, metavar="SIZE", help=memory_help)
+    p.set_defaults(default_memory_mb=default_memory_mb)
+
+
 def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     """Where records come from, shared by capture and tui: a running session's RAM file, or a new one."""
     p.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
     p.add_argument("--backend", type=values.backend, metavar="{qemu,bochs}", help="start a session")
-    p.add_argument(
-        "--cpus",
-        type=values.positive_int,
-        default=1,
-        metavar="N",
-        help="virtual CPUs of a started session (default 1)",
+    add_machine_arguments(
+        p,
+        cpus_help="virtual CPUs of a started session (default 1)",
+        memory_help=f"guest RAM (default 64M; with --guest {GUEST_MIN_MEMORY_MB}M)",
+        default_memory_mb=64,
     )
-    p.add_argument(
-        "--memory",
-        type=values.memory,
-        metavar="SIZE",
-        help=f"guest RAM (default 64M; with --guest {GUEST_MIN_MEMORY_MB}M)",
-    )
-    p.set_defaults(default_memory_mb=64)
     add_guest_arguments(p)
     add_qemu_arguments(p)
 

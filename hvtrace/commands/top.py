@@ -8,7 +8,7 @@ import sys
 import time
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, err
+from hvtrace.commands.parser import Subcommands, add_command, err
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch.guest import launch_options
@@ -21,26 +21,11 @@ CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
 def register(sub: Subcommands) -> None:
-    t = sub.add_parser(
-        "top",
-        help="exits per CPU and per reason, kvm_stat style, as text (attach or start a session)",
-        description="Count a session's exits per CPU and per reason over each interval and print them "
-        "sorted, busiest first: attach to a running `hvtrace run` (--ram PATH, a passive reader that "
-        "never disturbs a capture) or start one (the default; options as for run). Redraws every "
-        "interval on a terminal until Ctrl-C; --once prints one interval and exits; --log prints one "
-        "line per interval (time, total, per CPU, per reason).",
-    )
+    t = add_command(sub, "top", cmd_top)
     add_session_source_arguments(t)
-    t.add_argument(
-        "--interval",
-        type=values.seconds,
-        default=1.0,
-        metavar="SECONDS",
-        help="length of one interval (default 1)",
-    )
+    values.add_seconds_argument(t, "--interval", "length of one interval (default 1)", default=1.0)
     t.add_argument("--once", action="store_true", help="print one interval and exit")
     t.add_argument("--log", action="store_true", help="one line per interval (for logs), no table")
-    t.set_defaults(func=cmd_top)
 
 
 def _open(args: argparse.Namespace) -> Capture:

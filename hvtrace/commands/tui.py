@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands
+from hvtrace.commands.parser import Subcommands, add_command
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
 from hvtrace.symbols import add_symbols_argument
@@ -16,26 +16,12 @@ from hvtrace.trace.errors import TraceError
 
 
 def register(sub: Subcommands) -> None:
-    t = sub.add_parser(
-        "tui",
-        help="live per-CPU exits in a terminal UI (attach, start a session, or replay a trace file)",
-        description="Textual UI over a session's exit records: attach to a running `hvtrace run` "
-        "(--ram PATH), start one (the default; --backend/--cpus/--memory/--guest/--initrd/--append/"
-        "--hv-append/--cpu-model/--qemu-arg as for run) or "
-        "replay a trace file (--replay FILE). Press ? in the UI for its keys.",
-    )
+    t = add_command(sub, "tui", cmd_tui)
     t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
     add_session_source_arguments(t)
-    t.add_argument(
-        "--timeout",
-        type=values.seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="stop a started session after",
-    )
+    values.add_seconds_argument(t, "--timeout", "stop a started session after", default=3600.0)
     add_symbols_argument(t)
     t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
-    t.set_defaults(func=cmd_tui)
 
 
 def check_replay_file(path: Path) -> None:

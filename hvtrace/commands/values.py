@@ -1,4 +1,5 @@
-"""Option value types: each turns a command-line word into a value or one clear argparse error."""
+"""Option value types: each turns a command-line word into a value or one clear argparse error; and
+:func:`add_seconds_argument`, the one declaration of a duration option."""
 
 from __future__ import annotations
 
@@ -55,6 +56,19 @@ def timeout(text: str) -> float:
     except ValueError:
         pass  # seconds() names the bad word
     return seconds(text)
+
+
+def add_seconds_argument(
+    p: argparse.ArgumentParser,
+    flag: str,
+    text: str,
+    *,
+    default: float | None = None,
+    convert: Callable[[str], float] = seconds,
+) -> None:
+    """A duration option (capture --duration, top --interval, tui --timeout, run --timeout with
+    ``convert=timeout``): a number of seconds, shown as SECONDS in the help; ``text`` is its help."""
+    p.add_argument(flag, type=convert, default=default, metavar="SECONDS", help=text)
 
 
 def memory(text: str) -> int:

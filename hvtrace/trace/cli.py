@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, UsageError, err, out
+from hvtrace.commands.parser import Subcommands, UsageError, add_command, err, out
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
@@ -29,29 +29,18 @@ from hvtrace.trace.tracefile import TraceFile
 
 
 def register(sub: Subcommands) -> None:
-    cap = sub.add_parser(
-        "capture",
-        help="capture exit records to a trace file (attach to a run, or start one)",
-        description="Attach to a running `hvtrace run` (--ram PATH, printed as 'hvtrace: ram file PATH') "
-        "or boot one (--backend), and write its exit records to a trace file.",
-    )
+    cap = add_command(sub, "capture", cmd_capture)
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
-    cap.add_argument("--duration", type=values.seconds, metavar="SECONDS", help="stop after this long")
+    values.add_seconds_argument(cap, "--duration", "stop after this long")
     cap.add_argument("--count", type=values.positive_int, metavar="N", help="stop after N records")
     cap.add_argument("--until-reason", metavar="NAME", help="stop after the first such exit")
     cap.add_argument("--cpu", type=values.nonneg_int, action="append", metavar="N", help="keep CPU N")
     cap.add_argument("--reason", action="append", metavar="NAME", help="keep this reason")
     cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
     cap.add_argument("--quiet", action="store_true", help="no progress line")
-    cap.set_defaults(func=cmd_capture)
 
-    rep = sub.add_parser(
-        "report",
-        help="per-reason / per-CPU statistics of a trace file: counts, rates, handling times",
-        description="Per exit reason and per CPU: count, %%, rate, time %% (share of the handling time) "
-        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory.",
-    )
+    rep = add_command(sub, "report", cmd_report)
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.add_argument("--cpu", type=report_select.cpu_list, metavar="N[,N]", help="only these CPUs")
@@ -74,17 +63,8 @@ def register(sub: Subcommands) -> None:
         "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
     )
     add_symbols_argument(rep)
-    rep.set_defaults(func=cmd_report)
 
-    exp = sub.add_parser(
-        "export",
-        help="export a trace file to Perfetto (protobuf or JSON), CSV or a Parquet dataset",
-        description="perfetto: the protobuf trace (per-CPU exit slices lasting their handling time, "
-        f"exits/s counters, loss markers) above {PERFETTO_JSON_MAX} records, Chrome trace JSON below "
-        "(perfetto-proto / perfetto-json choose one); csv: the columns of `hvtrace query`; parquet: a "
-        "Hive-partitioned dataset directory (cpu=N/, and capture=NAME/ when several files are given) "
-        "that DuckDB, Polars, Spark and Trino read as it is.",
-    )
+    exp = add_command(sub, "export", cmd_export, perfetto_json_max=PERFETTO_JSON_MAX)
     exp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace file (parquet: one or more)")
     exp.add_argument(
         "--format",
@@ -94,7 +74,6 @@ def register(sub: Subcommands) -> None:
     )
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="parquet: a directory")
     add_symbols_argument(exp)
-    exp.set_defaults(func=cmd_export)
 
 
 def _progress(line: str) -> None:

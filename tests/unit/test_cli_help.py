@@ -9,8 +9,10 @@ import sys
 import pytest
 
 from hvtrace.cli import build_parser, command_names, main
+from hvtrace.commands.command_texts import DESCRIPTIONS, SUMMARIES
 from hvtrace.commands.exit_tables import CODES
 from hvtrace.trace import cli as trace_cli
+from hvtrace.trace.export import PERFETTO_JSON_MAX
 
 COMMANDS = command_names(build_parser())
 
@@ -51,6 +53,12 @@ def test_command_help_lists_its_own_exit_codes(name: str) -> None:
     assert listed.isdisjoint(others), f"{name} lists codes of other commands: {listed & others}"
 
 
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_shows_no_escaped_percent(name: str) -> None:
+    """argparse formats help with %: a literal "%%" left in a text shows as it is written."""
+    assert "%%" not in subparser(name).format_help()
+
+
 def test_top_level_table_is_not_titled_for_one_command() -> None:
     text = build_parser().format_help()
     assert "exit codes of `hvtrace run`" not in text
@@ -74,3 +82,16 @@ def test_progress_line_has_no_carriage_return_off_a_terminal(capsys: pytest.Capt
     assert "\r" not in err
     assert "\\r" not in err
     assert err.splitlines() == ["capture: 10 records", "capture: 20 records"]
+
+
+def test_command_texts_name_exactly_the_commands() -> None:
+    # A command added without its texts fails in add_command; a removed command must not leave stale ones.
+    assert list(SUMMARIES) == COMMANDS  # the table reads in the order of `hvtrace --help`
+    assert set(DESCRIPTIONS) <= set(COMMANDS)
+    assert set(CODES) == set(COMMANDS)
+
+
+def test_export_description_names_the_json_limit() -> None:
+    description = subparser("export").description or ""
+    assert f"above {PERFETTO_JSON_MAX} records" in description
+    assert "{" not in description

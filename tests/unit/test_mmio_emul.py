@@ -292,6 +292,9 @@ READ_ONLY: list[tuple[str, str, int, dict[str, int], int, int, dict[str, int]]] 
      R1 | CF | SF | AF | PF, {"rax": 1}),
     ("CMPXCHG not equal: EAX gets the destination, no write-back", "f0 0f b1 0d 80 00 e0 fe", 7,
      {"rax": 6, "rcx": 9}, 4, R1 | CF | SF | AF | PF, {"rax": 7}),
+    ("TEST r/m32, r32 (85 /r)", "85 05 80 00 e0 fe", 0x80000000, {"rax": 0x80000001}, 4, R1 | SF | PF, {}),
+    ("CMPXCHG r/m8, r8 (0F B0 /r) not equal: AL gets the byte, AH kept", "f0 0f b0 0d 80 00 e0 fe", 7,
+     {"rax": 0x1206, "rcx": 9}, 1, R1 | CF | SF | AF | PF, {"rax": 0x1207}),
 ]  # fmt: skip
 
 
@@ -306,6 +309,14 @@ def test_read_only_forms_do_not_write_the_device(
     assert got["rflags"] == h(fl_after), got
     for reg, value in regs_after.items():
         assert got[reg] == h(value), (reg, got)
+
+
+def test_xadd_byte(mmio: MmioDriver) -> None:
+    # 0F C0 /r XADD r/m8, r8 (AL): the byte gets the sum, AL the old byte, AH kept
+    got = emul(mmio, 32, "0f c0 05 80 00 e0 fe", dev="80:34", rax=0x1201)
+    done(got, 7)
+    assert got["devlog"] == "r:80:1:34,w:80:1:35"
+    assert got["rax"] == "1234"
 
 
 def test_xchg_byte_with_ah(mmio: MmioDriver) -> None:

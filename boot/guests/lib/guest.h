@@ -1,11 +1,13 @@
 /*
  * What the test guests (chaos, conform, mbtest: multiboot v1, ELF32, 32-bit protected mode, no libc)
- * share: fixed-width types, port I/O, CPUID/MSR/control-register access, the multiboot information block,
+ * share: fixed-width types, port I/O (hv/portio.h), CPUID/MSR/control-register access, the multiboot information block,
  * the COM1 console (console.c), CRC-32 (crc32.c), command-line words (cmdline.c) and ACPI power-off
  * (acpi.c), which each guest links (hv/Makefile GUEST_LIB).
  */
 #ifndef GUEST_LIB_GUEST_H
 #define GUEST_LIB_GUEST_H
+
+#include <hv/portio.h>  /* outb inb ...: the hypervisor's own copy (hv/include is on the include path) */
 
 typedef unsigned int u32;
 typedef unsigned long long u64;
@@ -13,16 +15,6 @@ typedef unsigned short u16;
 typedef unsigned char u8;
 
 #define COM1 0x3f8
-
-/* ------------------------------------------------------------------------------------- port I/O */
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 
 /* ----------------------------------------------------------------------- CPUID, MSRs, CRs, XCRs */
 static inline void cpuid_sub(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)

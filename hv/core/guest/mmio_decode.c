@@ -191,13 +191,9 @@ bool mmio_decode(const u8 *p, u32 avail, u32 code_bits, struct vcpu *v, struct m
             o->op = MMIO_ALU_STORE;      /* group 1, Eb,Ib / Ev,Iz / Ev,Ib (82 is invalid in 64-bit mode) */
             byte_op = op == 0x80 || op == 0x82;
             imm_kind = op == 0x81 ? 2 : op == 0x83 ? 3 : 1;
-        } else if (op == 0x84 || op == 0x85) {
-            o->op = MMIO_TEST;
-            byte_op = op == 0x84;
-            reg_operand = true;
-        } else if (op == 0x86 || op == 0x87) {
-            o->op = MMIO_XCHG;
-            byte_op = op == 0x86;
+        } else if (op >= 0x84 && op <= 0x87) {
+            o->op = op & 2 ? MMIO_XCHG : MMIO_TEST;     /* TEST / XCHG Eb,Gb / Ev,Gv */
+            byte_op = !(op & 1);
             reg_operand = true;
         } else if (op >= 0x88 && op <= 0x8b) {
             o->op = op & 2 ? MMIO_MOV_LOAD : MMIO_MOV_STORE;
@@ -242,13 +238,9 @@ bool mmio_decode(const u8 *p, u32 avail, u32 code_bits, struct vcpu *v, struct m
             return false;
         }
     } else {
-        if (op == 0xb0 || op == 0xb1) {
-            o->op = MMIO_CMPXCHG;
-            byte_op = op == 0xb0;
-            reg_operand = true;
-        } else if (op == 0xc0 || op == 0xc1) {
-            o->op = MMIO_XADD;
-            byte_op = op == 0xc0;
+        if ((op | 1) == 0xb1 || (op | 1) == 0xc1) {
+            o->op = op < 0xc0 ? MMIO_CMPXCHG : MMIO_XADD;  /* CMPXCHG / XADD Eb,Gb / Ev,Gv */
+            byte_op = !(op & 1);
             reg_operand = true;
         } else if (op == 0xb6 || op == 0xb7 || op == 0xbe || op == 0xbf) {
             o->op = op & 8 ? MMIO_MOVSX : MMIO_MOVZX;

@@ -55,25 +55,24 @@ static u64 alu(u32 kind, u64 a, u64 b, u32 size, u64 *flags)
     switch (kind) {
     case MMIO_ADD:
     case MMIO_ADC:
-        c = kind == MMIO_ADC ? c : 0;
-        r = (a + b + c) & m;
-        f = szp(r, size) | ((a ^ b ^ r) & FL_AF);
-        if (r < a || (c && r == a))
-            f |= FL_CF;
-        if ((a ^ r) & (b ^ r) & sign_bit(size))
-            f |= FL_OF;
-        break;
     case MMIO_SUB:
     case MMIO_SBB:
-    case MMIO_CMP:
-        c = kind == MMIO_SBB ? c : 0;
-        r = (a - b - c) & m;
+    case MMIO_CMP: {
+        /* One adder for both: a - b - c = a + ~b + (1 - c), and its carry out is the inverse of the
+         * borrow (CF of SUB SBB CMP). AF from the true b: bit 3's carry or borrow is (a ^ b ^ r) & AF
+         * either way; OF when both addends' signs differ from the result's. */
+        bool sub = kind == MMIO_SUB || kind == MMIO_SBB || kind == MMIO_CMP;
+        u64 addend = sub ? ~b & m : b;
+        u64 carry = (kind == MMIO_ADC || kind == MMIO_SBB) ? c : 0;
+        carry = sub ? !carry : carry;
+        r = (a + addend + carry) & m;
         f = szp(r, size) | ((a ^ b ^ r) & FL_AF);
-        if (a < b || (c && a == b))
+        if ((r < a || (carry && r == a)) != sub)
             f |= FL_CF;
-        if ((a ^ b) & (a ^ r) & sign_bit(size))
+        if ((a ^ r) & (addend ^ r) & sign_bit(size))
             f |= FL_OF;
         break;
+    }
     default:    /* OR AND XOR: CF = OF = 0; AF undefined, left 0 */
         r = kind == MMIO_OR ? a | b : kind == MMIO_AND ? a & b : a ^ b;
         f = szp(r, size);

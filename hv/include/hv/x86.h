@@ -3,6 +3,7 @@
 #define HV_X86_H
 
 #include <hv/types.h>
+#include <hv/portio.h>
 
 #define MSR_APIC_BASE   0x1b
 #define MSR_EFER        0xc0000080
@@ -17,28 +18,6 @@
 /* EFER bits (SDM Vol. 3A 2.2.1) */
 #define X86_EFER_LME (1ull << 8)
 #define X86_EFER_LMA (1ull << 10)
-
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline u16 inw(u16 port)
-{
-    u16 v;
-    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline u32 inl(u16 port)
-{
-    u32 v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
 
 static inline u64 rdmsr(u32 msr)
 {
