@@ -179,6 +179,8 @@ def test_readme_lists_the_commands_this_test_knows_how_to_run() -> None:
     assert all(c.line.startswith(("hvtrace ", "./bootstrap ")) for c in COMMANDS)
 
 
+# every example in turn (Linux boots, captures, ISO builds): minutes of work in one test
+@pytest.mark.timeout(900)
 def test_every_readme_example_succeeds_as_written(runner: Runner) -> None:
     # The set-up command (./bootstrap: venv, image, guest assets with the initramfs) ran before the
     # suite; `./bootstrap test` is the suite itself.
