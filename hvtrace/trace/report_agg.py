@@ -51,10 +51,12 @@ class GroupStats:
 
 @dataclass
 class _Timed:
-    """A batch's records with a known handling time: their index (None: all), ticks, histogram bucket."""
+    """A batch's records with a known handling time: their index (None: all), ticks (also as float64,
+    which the sums take), histogram bucket."""
 
     index: np.ndarray[Any, np.dtype[np.intp]] | None
     ticks: np.ndarray[Any, np.dtype[np.int64]]
+    fticks: np.ndarray[Any, np.dtype[np.float64]]
     bucket: np.ndarray[Any, np.dtype[np.int64]]
 
     @classmethod
@@ -62,21 +64,49 @@ class _Timed:
         timed = cols["timed"]
         index = None if timed.all() else np.flatnonzero(timed)  # all: the usual v2 case, no gather
         ticks = cols["handling"].view(np.int64) if index is None else cols["handling"][index].view(np.int64)
-        return cls(index, ticks, report_hist.bucket_of(ticks))
+        fticks = ticks.astype(np.float64)
+        return cls(index, ticks, fticks, report_hist.bucket_of(ticks, fticks))
+
+
+def _extremes(
+    hist: np.ndarray[Any, Any], key: np.ndarray[Any, Any], gv: np.ndarray[Any, Any], t: _Timed
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.int64]]]:
+    """Each cell's exact min and max handling time. The histogram says which bucket holds them; a
+    bucket below 64 ticks is one value, and only the records of a wider extreme bucket are read again
+    (instead of a ufunc.at over every record)."""
+    n = hist.shape[0]
+    lo = np.full(n, _NONE, dtype=np.int64)
+    hi = np.full(n, -1, dtype=np.int64)
+    cells = np.flatnonzero(hist.any(axis=1))
+    if not len(cells):
+        return lo, hi
+    nz = hist[cells] != 0
+    blo = nz.argmax(axis=1)
+    bhi = report_hist.BUCKETS - 1 - nz[:, ::-1].argmax(axis=1)
+    exact_lo, exact_hi = blo < report_hist.EXACT, bhi < report_hist.EXACT
+    lo[cells[exact_lo]] = blo[exact_lo]
+    hi[cells[exact_hi]] = bhi[exact_hi]
+    want = np.zeros(hist.size, dtype=bool)
+    want[cells[~exact_lo] * report_hist.BUCKETS + blo[~exact_lo]] = True
+    want[cells[~exact_hi] * report_hist.BUCKETS + bhi[~exact_hi]] = True
+    if want.any():
+        sel = np.flatnonzero(want[key])  # a record in a cell's lowest or highest (wide) bucket
+        g, v = gv[sel], t.ticks[sel]
+        np.minimum.at(lo, g, v)  # other records of the same cell in the sample never go below its min
+        np.maximum.at(hi, g, v)
+    return lo, hi
 
 
 def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[GroupStats]:
-    """The stats of each of ``n`` cells of a batch: record r is in cell ``ids[r]``."""
+    """The stats of each of ``n`` cells of a batch: record r is in cell ``ids[r]``. One histogram of
+    (cell, bucket) keys gives the timed counts and where the extremes are."""
     counts = np.bincount(ids, minlength=n)
     gv = ids if t.index is None else ids[t.index]
-    timed = np.bincount(gv, minlength=n)
-    sums = np.bincount(gv, weights=t.ticks, minlength=n)
-    lo = np.full(n, _NONE, dtype=np.int64)
-    hi = np.full(n, -1, dtype=np.int64)
-    np.minimum.at(lo, gv, t.ticks)
-    np.maximum.at(hi, gv, t.ticks)
-    hist = np.bincount(gv * report_hist.BUCKETS + t.bucket, minlength=n * report_hist.BUCKETS)
-    hist = hist.reshape(n, report_hist.BUCKETS)
+    key = gv * report_hist.BUCKETS + t.bucket
+    hist = np.bincount(key, minlength=n * report_hist.BUCKETS).reshape(n, report_hist.BUCKETS)
+    timed = hist.sum(axis=1)
+    sums = np.bincount(gv, weights=t.fticks, minlength=n)
+    lo, hi = _extremes(hist, key, gv, t)
     return [
         GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
         for j in range(n)
@@ -90,12 +120,12 @@ def _add(groups: dict[int, GroupStats], key: int, st: GroupStats) -> None:
         groups[key] = GroupStats(st.count, st.timed, st.ticks, st.lo, st.hi, st.hist.copy())
 
 
-def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.intp]], list[int]]:
+def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.int32]], list[int]]:
     """Small dense ids for a batch's values (each below ``space``) and the value of each id; a lookup
     table instead of a sort (np.unique), which would cost more than the rest of the batch."""
     present = np.flatnonzero(np.bincount(values, minlength=space))
-    lut = np.zeros(space, dtype=np.intp)
-    lut[present] = np.arange(len(present))
+    lut = np.zeros(space, dtype=np.int32)
+    lut[present] = np.arange(len(present), dtype=np.int32)
     return lut[values], present.tolist()
 
 
@@ -104,18 +134,17 @@ class _Ids:
     lookup a batch, and a sort only of values not seen before."""
 
     def __init__(self, space: int) -> None:
-        self.lut = np.full(space, -1, dtype=np.intp)
+        self.lut = np.full(space, -1, dtype=np.int32)
         self.values: list[int] = []
 
-    def of(self, values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.intp]]:
+    def of(self, values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
         ids = self.lut[values]
-        new = ids < 0
-        if new.any():
-            for v in np.unique(values[new]).tolist():
+        if ids.min() < 0:
+            for v in np.unique(values[ids < 0]).tolist():
                 self.lut[v] = len(self.values)
                 self.values.append(v)
             ids = self.lut[values]
-        out: np.ndarray[Any, np.dtype[np.intp]] = ids
+        out: np.ndarray[Any, np.dtype[np.int32]] = ids
         return out
 
 
@@ -125,7 +154,11 @@ def _cells(cols: Columns, reasons: _Ids, kinds: _Ids) -> tuple[np.ndarray[Any, A
     cpu = cols["cpu"]
     rid, kid = reasons.of(cols["reason"]), kinds.of(cols["kind"])
     nk, nc = len(kinds.values), int(cpu.max()) + 1
-    cell, present = _dense((rid * nk + kid) * nc + cpu, len(reasons.values) * nk * nc)
+    rid *= nk
+    rid += kid
+    rid *= nc
+    rid += cpu
+    cell, present = _dense(rid, len(reasons.values) * nk * nc)
     keys = [(kinds.values[(p // nc) % nk] << 16 | reasons.values[p // nc // nk], p % nc) for p in present]
     return cell, keys
 
