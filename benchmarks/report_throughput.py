@@ -89,7 +89,7 @@ def old_checkout(dest: Path) -> Path:
 
 def zlib_copy(src: Path, dest: Path) -> Path:
     tf = TraceFile.open(src)
-    with TraceWriter(dest, dict(tf.meta), codec=FLAG_ZLIB) as w:
+    with TraceWriter(dest, dict(tf.meta), codec=FLAG_ZLIB, columns=False) as w:  # format 1: as then
         for i in range(len(tf.index)):
             w.add(tf.read_chunk(i))
             tf.release()

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from hvtrace.decode.record_meaning import DRILLDOWNS, drill_key
 from hvtrace.trace import report_hist
+from hvtrace.trace.report_drill import DrillTable
 
 Columns = dict[str, np.ndarray[Any, Any]]
 _NONE = np.iinfo(np.int64).max
@@ -170,7 +170,7 @@ class Aggregate:
     last_tsc: int = -1
     by_reason: dict[int, GroupStats] = field(default_factory=dict)  # key: kind << 16 | reason
     by_cpu: dict[int, GroupStats] = field(default_factory=dict)
-    drill: dict[int, dict[int, int]] = field(default_factory=dict)  # kind -> value -> count
+    drills: DrillTable = field(default_factory=DrillTable, repr=False, compare=False)
     _reasons: _Ids = field(default_factory=lambda: _Ids(1 << 16), repr=False, compare=False)
     _kinds: _Ids = field(default_factory=lambda: _Ids(1 << 8), repr=False, compare=False)
 
@@ -183,19 +183,11 @@ class Aggregate:
         tsc = cols["tsc"]
         self.first_tsc = min(self.first_tsc, int(tsc.min()))
         self.last_tsc = max(self.last_tsc, int(tsc.max()))
-        kind = cols["kind"]
         ids, keys = _cells(cols, self._reasons, self._kinds)
         for (reason_key, cpu), st in zip(keys, _cell_stats(ids, len(keys), _Timed.of(cols)), strict=True):
             _add(self.by_reason, reason_key, st)
             _add(self.by_cpu, cpu, st)
-        for k, (_title, fld, shift) in DRILLDOWNS.items():
-            sel = kind == k
-            if not sel.any():
-                continue
-            vals, counts = np.unique(drill_key(k, cols[fld][sel] >> np.uint64(shift)), return_counts=True)
-            d = self.drill.setdefault(k, {})
-            for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
-                d[v] = d.get(v, 0) + c
+        self.drills.add(cols)
 
     def merge(self, other: Aggregate) -> None:
         self.records += other.records
@@ -204,10 +196,12 @@ class Aggregate:
         for mine, theirs in ((self.by_reason, other.by_reason), (self.by_cpu, other.by_cpu)):
             for key, st in theirs.items():
                 _add(mine, key, st)
-        for k, vals in other.drill.items():
-            d = self.drill.setdefault(k, {})
-            for v, c in vals.items():
-                d[v] = d.get(v, 0) + c
+        self.drills.merge(other.drills)
+
+    @property
+    def drill(self) -> dict[int, dict[int, int]]:
+        """Drill-down counts: kind -> value -> count."""
+        return self.drills.as_dict()
 
     @property
     def span_ticks(self) -> int:
