@@ -19,6 +19,7 @@ decompresses anything (the codecs refuse a frame that does not decode to exactly
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from typing import Any, Final
@@ -36,12 +37,17 @@ _WIDTHS: Final = (1, 2, 4, 8)
 Columns = dict[str, np.ndarray[Any, Any]]
 
 
-def _a_fields(dtype: np.dtype[np.void]) -> list[str]:
-    return [f for f in COLUMN_FIELDS if f in (dtype.names or ())]
+_Layout = tuple[list[str], list[tuple[str, int, int]], dict[str, np.dtype[Any]]]
 
 
-def _b_fields(dtype: np.dtype[np.void]) -> list[tuple[str, int, int]]:
-    return [(n, off, size) for n, off, size in field_layout(dtype) if n not in COLUMN_FIELDS]
+@functools.cache
+def _layout(dtype: np.dtype[np.void]) -> _Layout:
+    """Frame A's fields, frame B's (name, offset, size) and every field's type, of a record layout
+    (cached: building them was a good part of a chunk's decode)."""
+    names = dtype.names or ()
+    types = {n: dtype.fields[n][0] for n in names}  # type: ignore[index]
+    b = [(n, off, size) for n, off, size in field_layout(dtype) if n not in COLUMN_FIELDS]
+    return [f for f in COLUMN_FIELDS if f in names], b, types
 
 
 def _narrow(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -56,7 +62,8 @@ def encode(recs: np.ndarray[Any, Any], flag: int, level: int | None = None) -> b
     tsc = recs["tsc"].astype(np.uint64)
     base = int(tsc[0]) if len(tsc) else 0
     cols = []
-    for name in _a_fields(dtype):
+    a_fields, b_fields, _types = _layout(dtype)
+    for name in a_fields:
         if name == "tsc":
             values = np.diff(tsc, prepend=np.uint64(base))  # modulo 2^64 (numpy integer arrays wrap)
         elif name == "tsc_resume":
@@ -67,8 +74,7 @@ def encode(recs: np.ndarray[Any, Any], flag: int, level: int | None = None) -> b
     widths = bytes(c.dtype.itemsize for c in cols)
     frame_a = chunk_codec.encode(b"".join(c.tobytes() for c in cols), flag, level)
     b_raw = b"".join(
-        np.ascontiguousarray(recs[n]).view(np.uint8).reshape(-1, size).T.tobytes()
-        for n, _o, size in _b_fields(dtype)
+        np.ascontiguousarray(recs[n]).view(np.uint8).reshape(-1, size).T.tobytes() for n, _o, size in b_fields
     )
     frame_b = chunk_codec.encode(b_raw, flag, level)
     return _PREFIX.pack(len(frame_a), widths, base) + frame_a + frame_b
@@ -93,8 +99,7 @@ def decode(
     record or a batch); frame B is decompressed only when a name is in it. A CodecError when the
     payload does not decode."""
     widths, base, frame_a, frame_b = _frames(payload)
-    a_fields = _a_fields(dtype)
-    types = {n: dtype.fields[n][0] for n in dtype.names or ()}  # type: ignore[index]
+    a_fields, b_layout, types = _layout(dtype)
     ws = list(widths[: len(a_fields)])
     if any(w not in _WIDTHS or w > types[n].itemsize for n, w in zip(a_fields, ws, strict=True)):
         raise CodecError(f"bad column widths {ws}")
@@ -117,7 +122,6 @@ def decode(
             out[n] = stored[n]  # as stored: a narrower unsigned type holding the same values
     b_names = [n for n in names if n in types and n not in stored]
     if b_names:
-        b_layout = _b_fields(dtype)
         raw_b = np.frombuffer(
             chunk_codec.decode(frame_b, flags, count * sum(s for *_x, s in b_layout)), np.uint8
         )

@@ -25,7 +25,7 @@ from hvtrace.trace.tracefile import TraceFile
 #: Record fields the report reads (the CPU comes from the chunk header).
 FIELDS: Final = ("kind", "reason", "tsc", "tsc_resume", "arg0", "gpa", "seq")
 #: Records aggregated at once: bounds the memory of a batch (~40 bytes of columns per record).
-BATCH_RECORDS: Final = 1 << 18
+BATCH_RECORDS: Final = 1 << 16
 #: Below this many chunks one process does it all (starting workers costs more than it saves).
 POOL_MIN_CHUNKS: Final = 256
 
