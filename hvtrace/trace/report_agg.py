@@ -5,7 +5,7 @@ and drill-down values, never on the number of records; two aggregates merge by a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -97,9 +97,9 @@ def _extremes(
     return lo, hi
 
 
-def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[GroupStats]:
-    """The stats of each of ``n`` cells of a batch: record r is in cell ``ids[r]``. One histogram of
-    (cell, bucket) keys gives the timed counts and where the extremes are."""
+def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[tuple[int, GroupStats]]:
+    """The stats of the cells (of ``n``) holding records of a batch: record r is in cell ``ids[r]``.
+    One histogram of (cell, bucket) keys gives the timed counts and where the extremes are."""
     counts = np.bincount(ids, minlength=n)
     gv = ids if t.index is None else ids[t.index]
     key = gv * report_hist.BUCKETS + t.bucket
@@ -108,8 +108,8 @@ def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[GroupStats
     sums = np.bincount(gv, weights=t.fticks, minlength=n)
     lo, hi = _extremes(hist, key, gv, t)
     return [
-        GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
-        for j in range(n)
+        (j, GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j]))
+        for j in np.flatnonzero(counts).tolist()
     ]
 
 
@@ -129,38 +129,50 @@ def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np
     return lut[values], present.tolist()
 
 
-class _Ids:
-    """Small ids for the values seen so far (reasons, kinds: a few dozen), kept across batches: one
-    lookup a batch, and a sort only of values not seen before."""
+class _Pairs:
+    """Ids (from 1) of the (kind, reason) pairs seen so far, kept across batches: one lookup table
+    indexed by ``reason << 8 | kind``. It is allocated zeroed (calloc: untouched pages cost no memory),
+    so only the pages of pairs seen become resident; a sort only of pairs not seen before."""
 
-    def __init__(self, space: int) -> None:
-        self.lut = np.full(space, -1, dtype=np.int32)
-        self.values: list[int] = []
+    def __init__(self) -> None:
+        self.lut = np.zeros(1 << 24, dtype=np.int32)  # id; 0 = not seen
+        self.keys: list[int] = [-1]  # kind << 16 | reason of each id (id 0: none)
 
-    def of(self, values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int32]]:
-        ids = self.lut[values]
-        if ids.min() < 0:
-            for v in np.unique(values[ids < 0]).tolist():
-                self.lut[v] = len(self.values)
-                self.values.append(v)
-            ids = self.lut[values]
+    def __reduce__(self) -> tuple[type[_Pairs], tuple[()]]:
+        """Pickled empty (a worker's aggregate goes back to the parent only to be merged, keyed by
+        pair, not by id): never send the 64 MiB table."""
+        return (_Pairs, ())
+
+    def of(
+        self, kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, np.dtype[np.int32]]:
+        k24 = np.left_shift(reason, 8, dtype=np.int32)
+        k24 |= kind
+        ids = self.lut[k24]
+        if ids.min() == 0:
+            for k in np.unique(k24[ids == 0]).tolist():
+                self.lut[k] = len(self.keys)
+                self.keys.append((k & 0xFF) << 16 | k >> 8)
+            ids = self.lut[k24]
         out: np.ndarray[Any, np.dtype[np.int32]] = ids
         return out
 
 
-def _cells(cols: Columns, reasons: _Ids, kinds: _Ids) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
-    """Dense ids of a batch's (kind, reason, CPU) cells and each cell's (``kind << 16 | reason``, CPU):
-    one grouping feeds both tables."""
-    cpu = cols["cpu"]
-    rid, kid = reasons.of(cols["reason"]), kinds.of(cols["kind"])
-    nk, nc = len(kinds.values), int(cpu.max()) + 1
-    rid *= nk
-    rid += kid
-    rid *= nc
-    rid += cpu
-    cell, present = _dense(rid, len(reasons.values) * nk * nc)
-    keys = [(kinds.values[(p // nc) % nk] << 16 | reasons.values[p // nc // nk], p % nc) for p in present]
-    return cell, keys
+#: Most cells a batch's histogram spans directly (pair id x CPU); beyond, cells are renumbered densely.
+_DIRECT_CELLS: Final = 256
+
+
+def _cells(cols: Columns, pairs: _Pairs, cpus: int) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
+    """Ids of a batch's (kind, reason, CPU) cells and each id's (``kind << 16 | reason``, CPU): one
+    grouping feeds both tables. Ids may be unused (no record): their cells count 0."""
+    cell = pairs.of(cols["kind"], cols["reason"])
+    cell *= cpus
+    cell += cols["cpu"]
+    space = len(pairs.keys) * cpus
+    if space <= _DIRECT_CELLS:
+        return cell, [(pairs.keys[c // cpus], c % cpus) for c in range(space)]
+    cell, present = _dense(cell, space)
+    return cell, [(pairs.keys[p // cpus], p % cpus) for p in present]
 
 
 @dataclass
@@ -171,8 +183,7 @@ class Aggregate:
     by_reason: dict[int, GroupStats] = field(default_factory=dict)  # key: kind << 16 | reason
     by_cpu: dict[int, GroupStats] = field(default_factory=dict)
     drills: DrillTable = field(default_factory=DrillTable, repr=False, compare=False)
-    _reasons: _Ids = field(default_factory=lambda: _Ids(1 << 16), repr=False, compare=False)
-    _kinds: _Ids = field(default_factory=lambda: _Ids(1 << 8), repr=False, compare=False)
+    _pairs: _Pairs = field(default_factory=_Pairs, repr=False, compare=False)
 
     def add(self, cols: Columns) -> None:
         """Add a batch of (already filtered) records given as columns (see report_scan.COLUMNS)."""
@@ -183,11 +194,14 @@ class Aggregate:
         tsc = cols["tsc"]
         self.first_tsc = min(self.first_tsc, int(tsc.min()))
         self.last_tsc = max(self.last_tsc, int(tsc.max()))
-        ids, keys = _cells(cols, self._reasons, self._kinds)
-        for (reason_key, cpu), st in zip(keys, _cell_stats(ids, len(keys), _Timed.of(cols)), strict=True):
+        ids, keys = _cells(cols, self._pairs, int(cols["cpu"].max()) + 1)
+        kinds = set()
+        for j, st in _cell_stats(ids, len(keys), _Timed.of(cols)):
+            reason_key, cpu = keys[j]
+            kinds.add(reason_key >> 16)
             _add(self.by_reason, reason_key, st)
             _add(self.by_cpu, cpu, st)
-        self.drills.add(cols)
+        self.drills.add(cols, kinds)
 
     def merge(self, other: Aggregate) -> None:
         self.records += other.records

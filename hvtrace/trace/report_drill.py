@@ -24,37 +24,39 @@ _VALUE_BITS: Final = 56  # a key: kind << 56 | value
 _VALUE_MASK: Final = (1 << _VALUE_BITS) - 1
 _FREE: Final = np.uint64(0xFFFF_FFFF_FFFF_FFFF)  # kind 255, value 2^56-1: never a key (kind 255 has no
 # drill-down, so its value is 0)
-# per kind: 0 = no drill-down, 1 = its value is arg0 as it is, 2 = computed (another field, a shift or
-# drill_key's page / register split)
-_HOW = np.zeros(256, dtype=np.uint8)
+# per kind: 1 where the value is arg0 as it is (a multiplier), else 0; kinds in _COMPUTED take their
+# value from another field, a shift or drill_key's page / register split; _TAG: the key's top byte
+_ARG0 = np.zeros(256, dtype=np.uint64)
+_COMPUTED: set[int] = set()
 for _k, (_title, _fld, _shift) in DRILLDOWNS.items():
-    _HOW[_k] = 1 if _fld == "arg0" and _shift == 0 and drill_key(_k, 12345) == 12345 else 2
+    if _fld == "arg0" and _shift == 0 and drill_key(_k, 12345) == 12345:
+        _ARG0[_k] = 1
+    else:
+        _COMPUTED.add(int(_k))
+_TAG = np.arange(256, dtype=np.uint64) << np.uint64(56)
 
 
-def _values(cols: dict[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    """Each record's drill-down value (0 for kinds without one)."""
+def _values(cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None = None) -> np.ndarray[Any, Any]:
+    """Each record's drill-down value (0 for kinds without one); ``kinds``: the kinds in the batch
+    when the caller knows them."""
     kind = cols["kind"]
-    values: np.ndarray[Any, np.dtype[np.uint64]] = cols["arg0"].astype(np.uint64, copy=True)
-    other = np.flatnonzero(_HOW[kind] != 1)
-    if len(other):
-        values[other] = 0
-        kinds = kind[other]
-        for k in np.flatnonzero(np.bincount(kinds, minlength=256)).tolist():
-            if _HOW[k] != 2:
-                continue
-            _title, fld, shift = DRILLDOWNS[k]
-            sel = other[kinds == k]
-            values[sel] = drill_key(k, cols[fld][sel] >> np.uint64(shift))
+    values: np.ndarray[Any, np.dtype[np.uint64]] = cols["arg0"] * _ARG0[kind]
+    if kinds is None:
+        kinds = set(np.flatnonzero(np.bincount(kind, minlength=256)).tolist())
+    for k in sorted(kinds & _COMPUTED):
+        _title, fld, shift = DRILLDOWNS[k]
+        sel = np.flatnonzero(kind == k)
+        values[sel] = drill_key(k, cols[fld][sel] >> np.uint64(shift))
     return values
 
 
-def _keys(cols: dict[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, np.dtype[np.uint64]] | None:
+def _keys(cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None) -> np.ndarray[Any, Any] | None:
     """Each record's (kind, value) pair as one u64: the kind in the top byte; None when a value needs
     that byte (not seen in practice: the values are leaves, MSR indices, ports, GPA pages)."""
-    keys = _values(cols)
+    keys = _values(cols, kinds)
     if int(keys.max()) >> _VALUE_BITS:
         return None
-    keys |= cols["kind"].astype(np.uint64) << np.uint64(_VALUE_BITS)
+    keys |= _TAG[cols["kind"]]
     return keys
 
 
@@ -77,12 +79,13 @@ class DrillTable:
         self.keys = np.full(1 << bits, _FREE, dtype=np.uint64)
         self.counts = np.zeros(1 << bits, dtype=np.int64)
 
-    def add(self, cols: dict[str, np.ndarray[Any, Any]]) -> None:
-        keys = _keys(cols)
+    def add(self, cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None = None) -> None:
+        """Count a batch's records (``kinds``: the kinds in it, when the caller knows them)."""
+        keys = _keys(cols, kinds)
         if keys is None:  # a value too wide for a key: count this batch by sorting
-            values, kinds = _values(cols), cols["kind"]
-            for k in np.flatnonzero(np.bincount(kinds, minlength=256)).tolist():
-                vals, counts = np.unique(values[kinds == k], return_counts=True)
+            values, kind = _values(cols, kinds), cols["kind"]
+            for k in np.flatnonzero(np.bincount(kind, minlength=256)).tolist():
+                vals, counts = np.unique(values[kind == k], return_counts=True)
                 for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
                     self.spill[(k, v)] = self.spill.get((k, v), 0) + c
             return
