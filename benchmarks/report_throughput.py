@@ -10,6 +10,9 @@ aggregation; --before REV for another) runs, extracted like the previous version
 (format 1, byte-shuffled zstd) copy of every file, which is all it reads; the new report runs on that
 copy too, to separate the layout's share from the aggregation's.
 
+Files are written by child processes, so this one stays small and the peak RSS of the processes it
+starts is theirs.
+
 Previous version: the hvtrace package at OLD_REV (the commit before the streaming report) is extracted
 with `git archive` into a temporary directory and run on a zlib copy of the smallest file (it reads
 only zlib chunks and holds the whole record array plus sorted copies, ~200 bytes a record: it is not
@@ -32,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import report_synthetic
 from hvtrace import paths
 from hvtrace.trace.fileformat import FLAG_ZLIB, FLAG_ZSTD
 from hvtrace.trace.tracefile import TraceFile
@@ -94,6 +96,19 @@ def old_checkout(dest: Path, rev: str = OLD_REV) -> Path:
     return dest
 
 
+def in_child(code: str) -> None:
+    """Run ``code`` in a child interpreter: this process stays small, and the peak RSS its children
+    report is theirs (a forked child starts with its parent's peak, which exec keeps)."""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=paths.repo_root())
+
+
+def copy_in_child(src: Path, dest: Path, codec: int) -> None:
+    in_child(
+        "from pathlib import Path; from benchmarks.report_throughput import classic_copy; "
+        f"classic_copy(Path({str(src)!r}), Path({str(dest)!r}), {codec})"
+    )
+
+
 def classic_copy(src: Path, dest: Path, codec: int = FLAG_ZLIB) -> Path:
     """A format 1 copy (byte-shuffled chunks, what older versions read) of ``src``."""
     tf = TraceFile.open(src)
@@ -128,7 +143,9 @@ def main() -> None:
             path = where / f"synthetic-{n // 1_000_000}M.hvt"
             if not path.exists():
                 t0 = time.perf_counter()
-                report_synthetic.write(path, n)
+                in_child(
+                    f"from benchmarks.report_synthetic import Path, write; write(Path({str(path)!r}), {n})"
+                )
                 print(f"wrote {path.name} in {time.perf_counter() - t0:.0f} s")
             size = path.stat().st_size
             print(f"\n{path.name}: {n} records, {size / 1e6:.0f} MB ({size / n:.1f} bytes/record)")
@@ -144,7 +161,7 @@ def main() -> None:
             before = old_checkout(Path(tmp, "before"), args.before)
             classic = where / f"{path.stem}-classic.hvt"
             if not classic.exists():
-                classic_copy(path, classic, FLAG_ZSTD)
+                copy_in_child(path, classic, FLAG_ZSTD)
             print(
                 f"  classic copy (format 1, readable by {args.before}): {classic.stat().st_size / 1e6:.0f} MB"
             )
@@ -154,7 +171,8 @@ def main() -> None:
             if n != min(sizes):
                 continue
             old = old_checkout(Path(tmp, "old"))
-            zpath = classic_copy(path, Path(tmp, "zlib.hvt"))
+            zpath = Path(tmp, "zlib.hvt")
+            copy_in_child(path, zpath, FLAG_ZLIB)
             print(f"  zlib copy (readable by {OLD_REV}): {zpath.stat().st_size / 1e6:.0f} MB")
             old_cmd = [sys.executable, "-c", "import sys; from hvtrace.cli import main; sys.exit(main())"]
             line(
