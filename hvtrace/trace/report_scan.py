@@ -10,8 +10,11 @@ a run of chunks and sends back the aggregate (its size does not depend on the nu
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import multiprocessing
 import os
+import platform
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
@@ -104,10 +107,32 @@ def iter_batches(
         yield batch.take()
 
 
+#: glibc mallopt parameters (malloc.h) and what the report sets them to: a batch's arrays (up to a few
+#: MiB) come from the heap and freed ones stay there for the next batch, instead of each being a fresh
+#: mmap whose pages fault in again (measured: ~20 % of the report's CPU time). The heap keeps at most
+#: _TRIM bytes free: bounded, like the rest of the report's memory.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP, _TRIM = 16 << 20, 64 << 20
+
+
+@functools.cache
+def tune_malloc() -> bool:
+    """Keep the report's temporaries on the heap (glibc only; elsewhere nothing changes). Once a
+    process; forked workers inherit it."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
+
+
 def aggregate(
     tf: TraceFile, chunks: Sequence[int], mask: Mask, fields: Sequence[str] = FIELDS
 ) -> tuple[Aggregate, list[int]]:
     """One process's work: the aggregate of ``chunks`` (records kept by ``mask``) and the damaged ones."""
+    tune_malloc()
     agg, bad = Aggregate(), list[int]()
     for cols in iter_batches(tf, chunks, bad, fields):
         keep = mask(cols)
