@@ -1,9 +1,17 @@
 """`hvtrace report` records/s and peak RSS on 5 M and 50 M-record v2 files, vs `cat` and vs the previous
 version's report. One run each (best of ROUNDS for the small file); numbers for the notes, no asserts.
 
-Usage: .venv/bin/python -m benchmarks.report_throughput [--sizes 5,50] [--dir DIR] [--jobs N]
+Usage: .venv/bin/python -m benchmarks.report_throughput [--sizes 5,50] [--dir DIR] [--jobs N] [--before REV]
 The files (benchmarks/report_synthetic.py: 4 CPUs, a realistic reason mix, monotonic TSCs, written with
-the real TraceWriter, zstd) are kept in --dir when given, so a second run reuses them.
+the real TraceWriter, zstd, columnar chunks) are kept in --dir when given, so a second run reuses them.
+
+Before: the streaming report at BEFORE_REV (main before the columnar chunk layout and the faster
+aggregation; --before REV for another) runs, extracted like the previous version below, on a classic
+(format 1, byte-shuffled zstd) copy of every file, which is all it reads; the new report runs on that
+copy too, to separate the layout's share from the aggregation's.
+
+Files are written by child processes, so this one stays small and the peak RSS of the processes it
+starts is theirs.
 
 Previous version: the hvtrace package at OLD_REV (the commit before the streaming report) is extracted
 with `git archive` into a temporary directory and run on a zlib copy of the smallest file (it reads
@@ -27,13 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import report_synthetic
 from hvtrace import paths
-from hvtrace.trace.fileformat import FLAG_ZLIB
+from hvtrace.trace.fileformat import FLAG_ZLIB, FLAG_ZSTD
 from hvtrace.trace.tracefile import TraceFile
 from hvtrace.trace.writer import TraceWriter
 
 OLD_REV = "9f85e2f"  # main before the streaming report (hvtrace report held every record in memory)
+BEFORE_REV = "0fd4704"  # main before the columnar chunk layout (the streaming report at 2-4 M records/s)
 ROUNDS = 3
 _WRAP = (
     "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
@@ -69,27 +77,42 @@ _IN_PROCESS = (
 )
 
 
-def in_process(path: Path, jobs: int | None) -> tuple[float, float, int]:
+def in_process(path: Path, jobs: int | None, cwd: Path | None = None) -> tuple[float, float, int]:
     """The report's own work (open + build_report), timed inside a fresh interpreter after its imports."""
     argv = [sys.executable, "-c", _IN_PROCESS, str(path), str(jobs or 0)]
-    wall, cpu, rss = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=cwd).stdout
+    wall, cpu, rss = out.split()
     return float(wall), float(cpu), int(rss)
 
 
-def old_checkout(dest: Path) -> Path:
-    """The previous version's hvtrace package, extracted from git at OLD_REV (run with it as the
+def old_checkout(dest: Path, rev: str = OLD_REV) -> Path:
+    """A previous version's hvtrace package, extracted from git at ``rev`` (run with it as the
     working directory: `python -c` puts that first on sys.path, before the installed package)."""
     archive = subprocess.run(
-        ["git", "-C", str(paths.repo_root()), "archive", OLD_REV, "hvtrace"], check=True, capture_output=True
+        ["git", "-C", str(paths.repo_root()), "archive", rev, "hvtrace"], check=True, capture_output=True
     ).stdout
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 
 
-def zlib_copy(src: Path, dest: Path) -> Path:
+def in_child(code: str) -> None:
+    """Run ``code`` in a child interpreter: this process stays small, and the peak RSS its children
+    report is theirs (a forked child starts with its parent's peak, which exec keeps)."""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=paths.repo_root())
+
+
+def copy_in_child(src: Path, dest: Path, codec: int) -> None:
+    in_child(
+        "from pathlib import Path; from benchmarks.report_throughput import classic_copy; "
+        f"classic_copy(Path({str(src)!r}), Path({str(dest)!r}), {codec})"
+    )
+
+
+def classic_copy(src: Path, dest: Path, codec: int = FLAG_ZLIB) -> Path:
+    """A format 1 copy (byte-shuffled chunks, what older versions read) of ``src``."""
     tf = TraceFile.open(src)
-    with TraceWriter(dest, dict(tf.meta), codec=FLAG_ZLIB) as w:
+    with TraceWriter(dest, dict(tf.meta), codec=codec, columns=False) as w:
         for i in range(len(tf.index)):
             w.add(tf.read_chunk(i))
             tf.release()
@@ -107,6 +130,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="5,50", help="file sizes in millions of records (default 5,50)")
     ap.add_argument("--dir", type=Path, help="keep / reuse the generated files here")
     ap.add_argument("--jobs", type=int, help="--jobs for hvtrace report (default: its own, the CPUs)")
+    ap.add_argument("--before", default=BEFORE_REV, help=f"the report to compare with (default {BEFORE_REV})")
     args = ap.parse_args()
     sizes = [int(float(s) * 1_000_000) for s in args.sizes.split(",")]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine: wall times vary)")
@@ -119,7 +143,9 @@ def main() -> None:
             path = where / f"synthetic-{n // 1_000_000}M.hvt"
             if not path.exists():
                 t0 = time.perf_counter()
-                report_synthetic.write(path, n)
+                in_child(
+                    f"from benchmarks.report_synthetic import Path, write; write(Path({str(path)!r}), {n})"
+                )
                 print(f"wrote {path.name} in {time.perf_counter() - t0:.0f} s")
             size = path.stat().st_size
             print(f"\n{path.name}: {n} records, {size / 1e6:.0f} MB ({size / n:.1f} bytes/record)")
@@ -130,12 +156,23 @@ def main() -> None:
             line("hvtrace report", n, best([*report, str(path)], rounds), t_cat)
             for j in ("1", "2"):
                 line(f"hvtrace report --jobs {j}", n, best([*report, "--jobs", j, str(path)], rounds), t_cat)
-            for j in (1, None):
-                line(f"in process, no startup, jobs {j or 'all'}", n, in_process(path, j), t_cat)
+            for j in (1, 2):
+                line(f"in process, no startup, jobs {j}", n, in_process(path, j), t_cat)
+            before = old_checkout(Path(tmp, "before"), args.before)
+            classic = where / f"{path.stem}-classic.hvt"
+            if not classic.exists():
+                copy_in_child(path, classic, FLAG_ZSTD)
+            print(
+                f"  classic copy (format 1, readable by {args.before}): {classic.stat().st_size / 1e6:.0f} MB"
+            )
+            for j in (1, 2):
+                line(f"before ({args.before}), classic, jobs {j}", n, in_process(classic, j, before), t_cat)
+                line(f"new report, classic copy, jobs {j}", n, in_process(classic, j), t_cat)
             if n != min(sizes):
                 continue
             old = old_checkout(Path(tmp, "old"))
-            zpath = zlib_copy(path, Path(tmp, "zlib.hvt"))
+            zpath = Path(tmp, "zlib.hvt")
+            copy_in_child(path, zpath, FLAG_ZLIB)
             print(f"  zlib copy (readable by {OLD_REV}): {zpath.stat().st_size / 1e6:.0f} MB")
             old_cmd = [sys.executable, "-c", "import sys; from hvtrace.cli import main; sys.exit(main())"]
             line(

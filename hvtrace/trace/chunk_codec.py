@@ -89,6 +89,20 @@ def decode_planes(
     return {n: whole[layout[n][0] : layout[n][0] + layout[n][1]] for n in names}
 
 
+def values_of(planes: np.ndarray[Any, np.dtype[np.uint8]], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """A field's values from its byte planes (size x count): byte j of every value from plane j,
+    contiguous reads and strided writes (measured the fastest way with numpy)."""
+    size, count = planes.shape
+    out = np.empty(count, dtype)
+    if size == 1:
+        out[:] = planes[0]
+        return out
+    dst = out.view(np.uint8)
+    for j in range(size):
+        dst[j::size] = planes[j]
+    return out
+
+
 def decode(payload: bytes | memoryview, flags: int, want: int) -> bytes:
     """The ``want`` bytes of a payload; a damaged or hostile one (bomb, wrong size) is a CodecError
     and never makes an allocation bigger than ``want`` + 1."""

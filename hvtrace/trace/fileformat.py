@@ -18,7 +18,10 @@ from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import RECORD_DTYPE, Records
 
 FILE_MAGIC: Final = b"HVTRACE\x00"
-FORMAT_VERSION: Final = 1
+#: The newest format version this hvtrace reads; 2 = chunks may use the columnar layout (FLAG_COLUMNS).
+#: A writer of classic chunks only still writes version 1, which older readers take.
+FORMAT_VERSION: Final = 2
+FORMAT_VERSION_CLASSIC: Final = 1
 CHUNK_MAGIC: Final = b"HVCK"
 INDEX_MAGIC: Final = b"HVIX"
 TRAILER_MAGIC: Final = b"HVTREND\x00"
@@ -34,6 +37,7 @@ TRAILER: Final = struct.Struct("<QII8s")
 FLAG_ZLIB: Final = 1
 FLAG_SHUFFLE: Final = 2
 FLAG_ZSTD: Final = 4  # new files (hvtrace.trace.chunk_codec); zlib files stay readable
+FLAG_COLUMNS: Final = 8  # columnar payload (hvtrace.trace.chunk_columns; format version 2, new files)
 DEFAULT_CHUNK_RECORDS: Final = 4096
 
 INDEX_DTYPE: Final = np.dtype(
@@ -54,7 +58,7 @@ INDEX_DTYPE: Final = np.dtype(
 #: hostile count (u32: up to 256 GiB of records) never sizes an allocation or a decompression.
 MAX_CHUNK_RECORDS: Final = 1 << 20
 #: Flag bits this reader understands; a chunk with any other bit set is refused.
-KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE | FLAG_ZSTD
+KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE | FLAG_ZSTD | FLAG_COLUMNS
 #: Metadata keys the tools compute with, and the JSON types they must have (checked when opening).
 META_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "vendor": (int,),

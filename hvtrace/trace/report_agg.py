@@ -5,12 +5,12 @@ and drill-down values, never on the number of records; two aggregates merge by a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
-from hvtrace.decode.record_meaning import DRILLDOWNS, drill_key
 from hvtrace.trace import report_hist
+from hvtrace.trace.report_drill import DrillTable
 
 Columns = dict[str, np.ndarray[Any, Any]]
 _NONE = np.iinfo(np.int64).max
@@ -51,10 +51,12 @@ class GroupStats:
 
 @dataclass
 class _Timed:
-    """A batch's records with a known handling time: their index (None: all), ticks, histogram bucket."""
+    """A batch's records with a known handling time: their index (None: all), ticks (also as float64,
+    which the sums take), histogram bucket."""
 
     index: np.ndarray[Any, np.dtype[np.intp]] | None
     ticks: np.ndarray[Any, np.dtype[np.int64]]
+    fticks: np.ndarray[Any, np.dtype[np.float64]]
     bucket: np.ndarray[Any, np.dtype[np.int64]]
 
     @classmethod
@@ -62,24 +64,52 @@ class _Timed:
         timed = cols["timed"]
         index = None if timed.all() else np.flatnonzero(timed)  # all: the usual v2 case, no gather
         ticks = cols["handling"].view(np.int64) if index is None else cols["handling"][index].view(np.int64)
-        return cls(index, ticks, report_hist.bucket_of(ticks))
+        fticks = ticks.astype(np.float64)
+        return cls(index, ticks, fticks, report_hist.bucket_of(ticks, fticks))
 
 
-def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[GroupStats]:
-    """The stats of each of ``n`` cells of a batch: record r is in cell ``ids[r]``."""
-    counts = np.bincount(ids, minlength=n)
-    gv = ids if t.index is None else ids[t.index]
-    timed = np.bincount(gv, minlength=n)
-    sums = np.bincount(gv, weights=t.ticks, minlength=n)
+def _extremes(
+    hist: np.ndarray[Any, Any], key: np.ndarray[Any, Any], gv: np.ndarray[Any, Any], t: _Timed
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.int64]]]:
+    """Each cell's exact min and max handling time. The histogram says which bucket holds them; a
+    bucket below 64 ticks is one value, and only the records of a wider extreme bucket are read again
+    (instead of a ufunc.at over every record)."""
+    n = hist.shape[0]
     lo = np.full(n, _NONE, dtype=np.int64)
     hi = np.full(n, -1, dtype=np.int64)
-    np.minimum.at(lo, gv, t.ticks)
-    np.maximum.at(hi, gv, t.ticks)
-    hist = np.bincount(gv * report_hist.BUCKETS + t.bucket, minlength=n * report_hist.BUCKETS)
-    hist = hist.reshape(n, report_hist.BUCKETS)
+    cells = np.flatnonzero(hist.any(axis=1))
+    if not len(cells):
+        return lo, hi
+    nz = hist[cells] != 0
+    blo = nz.argmax(axis=1)
+    bhi = report_hist.BUCKETS - 1 - nz[:, ::-1].argmax(axis=1)
+    exact_lo, exact_hi = blo < report_hist.EXACT, bhi < report_hist.EXACT
+    lo[cells[exact_lo]] = blo[exact_lo]
+    hi[cells[exact_hi]] = bhi[exact_hi]
+    want = np.zeros(hist.size, dtype=bool)
+    want[cells[~exact_lo] * report_hist.BUCKETS + blo[~exact_lo]] = True
+    want[cells[~exact_hi] * report_hist.BUCKETS + bhi[~exact_hi]] = True
+    if want.any():
+        sel = np.flatnonzero(want[key])  # a record in a cell's lowest or highest (wide) bucket
+        g, v = gv[sel], t.ticks[sel]
+        np.minimum.at(lo, g, v)  # other records of the same cell in the sample never go below its min
+        np.maximum.at(hi, g, v)
+    return lo, hi
+
+
+def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[tuple[int, GroupStats]]:
+    """The stats of the cells (of ``n``) holding records of a batch: record r is in cell ``ids[r]``.
+    One histogram of (cell, bucket) keys gives the timed counts and where the extremes are."""
+    counts = np.bincount(ids, minlength=n)
+    gv = ids if t.index is None else ids[t.index]
+    key = gv * report_hist.BUCKETS + t.bucket
+    hist = np.bincount(key, minlength=n * report_hist.BUCKETS).reshape(n, report_hist.BUCKETS)
+    timed = hist.sum(axis=1)
+    sums = np.bincount(gv, weights=t.fticks, minlength=n)
+    lo, hi = _extremes(hist, key, gv, t)
     return [
-        GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j])
-        for j in range(n)
+        (j, GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j]))
+        for j in np.flatnonzero(counts).tolist()
     ]
 
 
@@ -90,44 +120,59 @@ def _add(groups: dict[int, GroupStats], key: int, st: GroupStats) -> None:
         groups[key] = GroupStats(st.count, st.timed, st.ticks, st.lo, st.hi, st.hist.copy())
 
 
-def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.intp]], list[int]]:
+def _dense(values: np.ndarray[Any, Any], space: int) -> tuple[np.ndarray[Any, np.dtype[np.int32]], list[int]]:
     """Small dense ids for a batch's values (each below ``space``) and the value of each id; a lookup
     table instead of a sort (np.unique), which would cost more than the rest of the batch."""
     present = np.flatnonzero(np.bincount(values, minlength=space))
-    lut = np.zeros(space, dtype=np.intp)
-    lut[present] = np.arange(len(present))
+    lut = np.zeros(space, dtype=np.int32)
+    lut[present] = np.arange(len(present), dtype=np.int32)
     return lut[values], present.tolist()
 
 
-class _Ids:
-    """Small ids for the values seen so far (reasons, kinds: a few dozen), kept across batches: one
-    lookup a batch, and a sort only of values not seen before."""
+class _Pairs:
+    """Ids (from 1) of the (kind, reason) pairs seen so far, kept across batches: one lookup table
+    indexed by ``reason << 8 | kind``. It is allocated zeroed (calloc: untouched pages cost no memory),
+    so only the pages of pairs seen become resident; a sort only of pairs not seen before."""
 
-    def __init__(self, space: int) -> None:
-        self.lut = np.full(space, -1, dtype=np.intp)
-        self.values: list[int] = []
+    def __init__(self) -> None:
+        self.lut = np.zeros(1 << 24, dtype=np.int32)  # id; 0 = not seen
+        self.keys: list[int] = [-1]  # kind << 16 | reason of each id (id 0: none)
 
-    def of(self, values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.intp]]:
-        ids = self.lut[values]
-        new = ids < 0
-        if new.any():
-            for v in np.unique(values[new]).tolist():
-                self.lut[v] = len(self.values)
-                self.values.append(v)
-            ids = self.lut[values]
-        out: np.ndarray[Any, np.dtype[np.intp]] = ids
+    def __reduce__(self) -> tuple[type[_Pairs], tuple[()]]:
+        """Pickled empty (a worker's aggregate goes back to the parent only to be merged, keyed by
+        pair, not by id): never send the 64 MiB table."""
+        return (_Pairs, ())
+
+    def of(
+        self, kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, np.dtype[np.int32]]:
+        k24 = np.left_shift(reason, 8, dtype=np.int32)
+        k24 |= kind
+        ids = self.lut[k24]
+        if ids.min() == 0:
+            for k in np.unique(k24[ids == 0]).tolist():
+                self.lut[k] = len(self.keys)
+                self.keys.append((k & 0xFF) << 16 | k >> 8)
+            ids = self.lut[k24]
+        out: np.ndarray[Any, np.dtype[np.int32]] = ids
         return out
 
 
-def _cells(cols: Columns, reasons: _Ids, kinds: _Ids) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
-    """Dense ids of a batch's (kind, reason, CPU) cells and each cell's (``kind << 16 | reason``, CPU):
-    one grouping feeds both tables."""
-    cpu = cols["cpu"]
-    rid, kid = reasons.of(cols["reason"]), kinds.of(cols["kind"])
-    nk, nc = len(kinds.values), int(cpu.max()) + 1
-    cell, present = _dense((rid * nk + kid) * nc + cpu, len(reasons.values) * nk * nc)
-    keys = [(kinds.values[(p // nc) % nk] << 16 | reasons.values[p // nc // nk], p % nc) for p in present]
-    return cell, keys
+#: Most cells a batch's histogram spans directly (pair id x CPU); beyond, cells are renumbered densely.
+_DIRECT_CELLS: Final = 256
+
+
+def _cells(cols: Columns, pairs: _Pairs, cpus: int) -> tuple[np.ndarray[Any, Any], list[tuple[int, int]]]:
+    """Ids of a batch's (kind, reason, CPU) cells and each id's (``kind << 16 | reason``, CPU): one
+    grouping feeds both tables. Ids may be unused (no record): their cells count 0."""
+    cell = pairs.of(cols["kind"], cols["reason"])
+    cell *= cpus
+    cell += cols["cpu"]
+    space = len(pairs.keys) * cpus
+    if space <= _DIRECT_CELLS:
+        return cell, [(pairs.keys[c // cpus], c % cpus) for c in range(space)]
+    cell, present = _dense(cell, space)
+    return cell, [(pairs.keys[p // cpus], p % cpus) for p in present]
 
 
 @dataclass
@@ -137,9 +182,8 @@ class Aggregate:
     last_tsc: int = -1
     by_reason: dict[int, GroupStats] = field(default_factory=dict)  # key: kind << 16 | reason
     by_cpu: dict[int, GroupStats] = field(default_factory=dict)
-    drill: dict[int, dict[int, int]] = field(default_factory=dict)  # kind -> value -> count
-    _reasons: _Ids = field(default_factory=lambda: _Ids(1 << 16), repr=False, compare=False)
-    _kinds: _Ids = field(default_factory=lambda: _Ids(1 << 8), repr=False, compare=False)
+    drills: DrillTable = field(default_factory=DrillTable, repr=False, compare=False)
+    _pairs: _Pairs = field(default_factory=_Pairs, repr=False, compare=False)
 
     def add(self, cols: Columns) -> None:
         """Add a batch of (already filtered) records given as columns (see report_scan.COLUMNS)."""
@@ -150,19 +194,14 @@ class Aggregate:
         tsc = cols["tsc"]
         self.first_tsc = min(self.first_tsc, int(tsc.min()))
         self.last_tsc = max(self.last_tsc, int(tsc.max()))
-        kind = cols["kind"]
-        ids, keys = _cells(cols, self._reasons, self._kinds)
-        for (reason_key, cpu), st in zip(keys, _cell_stats(ids, len(keys), _Timed.of(cols)), strict=True):
+        ids, keys = _cells(cols, self._pairs, int(cols["cpu"].max()) + 1)
+        kinds = set()
+        for j, st in _cell_stats(ids, len(keys), _Timed.of(cols)):
+            reason_key, cpu = keys[j]
+            kinds.add(reason_key >> 16)
             _add(self.by_reason, reason_key, st)
             _add(self.by_cpu, cpu, st)
-        for k, (_title, fld, shift) in DRILLDOWNS.items():
-            sel = kind == k
-            if not sel.any():
-                continue
-            vals, counts = np.unique(drill_key(k, cols[fld][sel] >> np.uint64(shift)), return_counts=True)
-            d = self.drill.setdefault(k, {})
-            for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
-                d[v] = d.get(v, 0) + c
+        self.drills.add(cols, kinds)
 
     def merge(self, other: Aggregate) -> None:
         self.records += other.records
@@ -171,10 +210,12 @@ class Aggregate:
         for mine, theirs in ((self.by_reason, other.by_reason), (self.by_cpu, other.by_cpu)):
             for key, st in theirs.items():
                 _add(mine, key, st)
-        for k, vals in other.drill.items():
-            d = self.drill.setdefault(k, {})
-            for v, c in vals.items():
-                d[v] = d.get(v, 0) + c
+        self.drills.merge(other.drills)
+
+    @property
+    def drill(self) -> dict[int, dict[int, int]]:
+        """Drill-down counts: kind -> value -> count."""
+        return self.drills.as_dict()
 
     @property
     def span_ticks(self) -> int:

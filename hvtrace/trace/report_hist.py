@@ -15,8 +15,11 @@ import numpy as np
 
 SUB_BITS: Final = 5  # 32 sub-buckets per power of two
 _SUB: Final = 1 << SUB_BITS
-_EXACT: Final = 2 * _SUB  # values below are their own bucket
-BUCKETS: Final = _EXACT + (64 - SUB_BITS - 1) * _SUB
+EXACT: Final = 2 * _SUB  # values below are their own bucket
+BUCKETS: Final = EXACT + (64 - SUB_BITS - 1) * _SUB
+_MANT_SHIFT: Final = 52 - SUB_BITS  # float64: 52 mantissa bits; keep the top SUB_BITS of them
+# bucket = (biased exponent e) * 32 + sub - _BIAS; a value in [64, 128) has e = 1023 + 6 and bucket 64 + sub
+_BIAS: Final = (1023 + 6) * _SUB - EXACT
 
 Hist = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -25,19 +28,28 @@ def empty() -> Hist:
     return np.zeros(BUCKETS, dtype=np.int64)
 
 
-def bucket_of(values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Each value's bucket number (vectorised; values are ticks, far below 2^53)."""
-    mant, exp = np.frexp(values.astype(np.float64))  # value = mant * 2^exp, mant in [0.5, 1)
-    top = (mant * (2 * _SUB)).astype(np.int64)  # the value's 6 leading bits: 32..63
-    big = _EXACT + (exp.astype(np.int64) - SUB_BITS - 2) * _SUB + (top - _SUB)
-    return np.where(values < _EXACT, values.astype(np.int64), big)
+def bucket_of(
+    values: np.ndarray[Any, Any], as_float: np.ndarray[Any, np.dtype[np.float64]] | None = None
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Each value's bucket number (vectorised; values are ticks, far below 2^53). ``as_float``: the
+    values as float64 when the caller has them already (the report sums them as such).
+
+    Read from the float64's bits (IEEE 754 binary64: 11-bit biased exponent, then the mantissa's top
+    bits): ``bits >> 47`` is exponent * 32 + the 5 bits after the leading one, i.e. the octave and its
+    sub-bucket, with no frexp and no per-value branching."""
+    f = values.astype(np.float64) if as_float is None else as_float
+    out: np.ndarray[Any, np.dtype[np.int64]] = (f.view(np.int64) >> _MANT_SHIFT) - _BIAS
+    small = np.flatnonzero(values < EXACT)  # exact buckets (rare for handling times)
+    if len(small):
+        out[small] = values[small]
+    return out
 
 
 def bucket_mid(b: int) -> float:
     """The middle of bucket ``b``'s range of values."""
-    if b < _EXACT:
+    if b < EXACT:
         return float(b)
-    octave, sub = divmod(b - _EXACT, _SUB)
+    octave, sub = divmod(b - EXACT, _SUB)
     shift = octave + 1
     low = (sub + _SUB) << shift
     return low + ((1 << shift) - 1) / 2

@@ -1,9 +1,10 @@
 """The hvtrace trace file (.hvt): see docs/trace-format.md for the layout.
 
-Writer: header, then chunks of one CPU's records (zstd of the byte-shuffled records, CRC-32), flushed
-as they fill or on demand, so a capture killed with SIGKILL leaves every complete chunk readable; at
-close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary (with the code map: the
-instruction bytes at every distinct RIP, when the capture could read guest memory), then a fixed trailer.
+Writer: header, then chunks of one CPU's records (zstd of their columns, hvtrace.trace.chunk_columns;
+format 1 files: of the byte-shuffled records; CRC-32), flushed as they fill or on demand, so a capture
+killed with SIGKILL leaves every complete chunk readable; at close an index (chunk offsets, CPUs, TSC
+and seq ranges) and a summary (with the code map: the instruction bytes at every distinct RIP, when the
+capture could read guest memory), then a fixed trailer.
 Reader: uses the index when the trailer is valid, else recovers it by scanning the chunks; a chunk
 with a bad checksum is reported (``errors``) and skipped, the rest stays readable.
 """
@@ -14,23 +15,24 @@ import mmap
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from hvtrace.abi import HV_ABI_VERSION
 from hvtrace.exitcodes import ExitCode
-from hvtrace.trace import chunk_codec
+from hvtrace.trace import chunk_codec, chunk_columns
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.fileformat import (
     CHUNK_HEADER,
     CHUNK_MAGIC,
     FILE_HEADER,
     FILE_MAGIC,
+    FLAG_COLUMNS,
     FORMAT_VERSION,
     INDEX_DTYPE,
     INDEX_MAGIC,
@@ -62,6 +64,8 @@ __all__ = [
     "TraceWriter",
 ]
 
+
+_T = TypeVar("_T")
 
 #: Bytes of chunks checked between two :meth:`TraceFile.release` calls while verifying a mapped file.
 _RELEASE_EVERY = 32 << 20
@@ -281,34 +285,54 @@ class TraceFile:
     def read_chunk(self, i: int) -> Records:
         """Records of chunk ``i`` (index order); a damaged chunk raises TraceError(BAD_DATA)."""
         dtype = RECORD_DTYPES[self._abi]
-        count, planes = self.chunk_planes(i, dtype.names or ())
+        names = dtype.names or ()
+        count, flags, payload = self._payload(i)
         if not count:
             return empty()
-        order = [n for n, _off, _size in chunk_codec.field_layout(dtype)]
-        recs = np.concatenate([planes[n] for n in order]).T.copy().reshape(-1).view(dtype)
+        if flags & FLAG_COLUMNS:
+            cols = self._decoded(i, lambda: chunk_columns.decode(payload, flags, count, dtype, names))
+            recs = np.empty(count, dtype)
+            for n in names:
+                recs[n] = cols[n]
+        else:
+            planes = self._decoded(i, lambda: chunk_codec.decode_planes(payload, flags, count, dtype, names))
+            order = [n for n, _off, _size in chunk_codec.field_layout(dtype)]
+            recs = np.concatenate([planes[n] for n in order]).T.copy().reshape(-1).view(dtype)
         return recs if dtype is RECORD_DTYPE else widen_v1(recs)
 
-    def chunk_planes(self, i: int, names: Sequence[str]) -> tuple[int, chunk_codec.Planes]:
-        """Chunk ``i``'s record count and the byte planes (size x count) of the named fields, decoding
-        no more than needed (split chunks: only their frames); a damaged chunk raises TraceError. Fields
-        the file's ABI lacks (v1: tsc_resume, cr3) are not in the result."""
+    def chunk_columns(self, i: int, names: Sequence[str]) -> tuple[int, dict[str, npt.NDArray[Any]]]:
+        """Chunk ``i``'s record count and the named fields as unsigned integer arrays (columnar chunks may
+        give a narrower type than the record's, with the same values), decoding no more than needed
+        (columnar chunks: only the frames holding them; classic ones: only the fields' byte planes are
+        gathered); a damaged chunk raises TraceError. Fields the file's ABI lacks (v1: tsc_resume,
+        cr3) are not in the result."""
+        dtype = RECORD_DTYPES[self._abi]
+        have = [n for n in names if n in (dtype.names or ())]
+        count, flags, payload = self._payload(i)
+        if not count:
+            return 0, {}
+        if flags & FLAG_COLUMNS:
+            return count, self._decoded(i, lambda: chunk_columns.decode(payload, flags, count, dtype, have))
+        planes = self._decoded(i, lambda: chunk_codec.decode_planes(payload, flags, count, dtype, have))
+        types = {n: dtype.fields[n][0] for n in have}  # type: ignore[index]
+        return count, {n: chunk_codec.values_of(planes[n], types[n]) for n in have}
+
+    def _payload(self, i: int) -> tuple[int, int, memoryview]:
+        """Chunk ``i``'s record count, flags and payload (a view of the file; a TraceError when the
+        chunk is known damaged)."""
         if i in self._bad:
             raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
         off = int(self.index["offset"][i])
         _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
-        dtype = RECORD_DTYPES[self._abi]
-        have = [n for n in names if n in (dtype.names or ())]
-        if not count:
-            return 0, {}
-        with memoryview(self._data) as view:  # count <= MAX_CHUNK_RECORDS: sizes are bounded
-            payload = view[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
-            try:
-                planes = chunk_codec.decode_planes(payload, flags, count, dtype, have)
-            except chunk_codec.CodecError as e:
-                raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, str(e))}") from None
-            finally:
-                payload.release()
-        return count, planes
+        # count <= MAX_CHUNK_RECORDS (checked when opened): decoded sizes are bounded
+        return count, flags, memoryview(self._data)[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
+
+    def _decoded(self, i: int, decode: Callable[[], _T]) -> _T:
+        """``decode()``'s result; a payload that does not decode marks chunk ``i`` damaged (TraceError)."""
+        try:
+            return decode()
+        except chunk_codec.CodecError as e:
+            raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._skip(i, str(e))}") from None
 
     def record_dtype(self) -> np.dtype[np.void]:
         """The layout of the file's records as stored (v1 files: 64 bytes, no tsc_resume / cr3)."""

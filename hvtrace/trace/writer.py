@@ -1,4 +1,4 @@
-"""Writing a trace file: header, chunks of one CPU's records (zstd of the byte-shuffled records, CRC-32)
+"""Writing a trace file: header, chunks of one CPU's records (zstd of their columns, CRC-32)
 flushed as they fill or on demand, so a capture killed with SIGKILL leaves every complete chunk
 readable; at close the index, the summary (with the code map) and the fixed trailer."""
 
@@ -15,7 +15,7 @@ from typing import IO, Any
 import numpy as np
 
 from hvtrace.abi import HV_ABI_VERSION
-from hvtrace.trace import chunk_codec
+from hvtrace.trace import chunk_codec, chunk_columns
 from hvtrace.trace import fileformat as layout
 from hvtrace.trace.records import Records
 
@@ -31,6 +31,7 @@ class TraceWriter:
         chunk_records: int = layout.DEFAULT_CHUNK_RECORDS,
         codec: int = chunk_codec.DEFAULT_FLAG,
         level: int | None = None,
+        columns: bool = True,
     ) -> None:
         self.path = Path(path)
         if not 0 < chunk_records <= layout.MAX_CHUNK_RECORDS:
@@ -38,7 +39,10 @@ class TraceWriter:
         self.chunk_records = chunk_records
         self.codec = codec  # a chunk flag: FLAG_ZSTD (default), FLAG_ZLIB (as older files) or 0 (stored)
         self.level = level  # the codec's level; None = its default (chunk_codec)
-        self.meta = {"format_version": layout.FORMAT_VERSION, "abi_version": HV_ABI_VERSION, **meta}
+        # columnar chunks (the report reads only its columns): format version 2; classic: 1
+        self.layout = layout.FLAG_COLUMNS if columns else layout.FLAG_SHUFFLE
+        version = layout.FORMAT_VERSION if columns else layout.FORMAT_VERSION_CLASSIC
+        self.meta = {"format_version": version, "abi_version": HV_ABI_VERSION, **meta}
         self.meta.setdefault("start_time", time.time())
         # A new file, never the old one truncated: readers map trace files (TraceFile.open), and a
         # mapping of a file truncated under it faults (SIGBUS); an unlinked one lives on for them.
@@ -47,9 +51,7 @@ class TraceWriter:
         self._fh: IO[bytes] = self.path.open("xb")
         blob = json.dumps(self.meta, sort_keys=True).encode()
         self._fh.write(
-            layout.FILE_HEADER.pack(
-                layout.FILE_MAGIC, layout.FORMAT_VERSION, HV_ABI_VERSION, len(blob), zlib.crc32(blob)
-            )
+            layout.FILE_HEADER.pack(layout.FILE_MAGIC, version, HV_ABI_VERSION, len(blob), zlib.crc32(blob))
         )
         self._fh.write(blob)
         self._fh.flush()
@@ -92,13 +94,16 @@ class TraceWriter:
         self._write_chunk(cpu, chunk)
 
     def _write_chunk(self, cpu: int, recs: Records) -> None:
-        payload = chunk_codec.encode(layout.shuffle(recs), self.codec, self.level)
+        if self.layout == layout.FLAG_COLUMNS:
+            payload = chunk_columns.encode(recs, self.codec, self.level)
+        else:
+            payload = chunk_codec.encode(layout.shuffle(recs), self.codec, self.level)
         lost = self._lost_pending.pop(cpu, 0)
         first_seq, last_seq = int(recs["seq"][0]), int(recs["seq"][-1])
         tsc = recs["tsc"]
         first_tsc, last_tsc = int(tsc.min()), int(tsc.max())
         body = layout.CHUNK_HEADER.pack(
-            layout.CHUNK_MAGIC, cpu, self.codec | layout.FLAG_SHUFFLE, len(recs), first_seq, last_seq,
+            layout.CHUNK_MAGIC, cpu, self.codec | self.layout, len(recs), first_seq, last_seq,
             first_tsc, last_tsc, lost, len(payload), zlib.crc32(payload), 0,
         )[:-4]  # fmt: skip
         offset = self._fh.tell()

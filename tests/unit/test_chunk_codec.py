@@ -1,6 +1,7 @@
-"""Chunk codecs: new files are zstd (flags ZSTD | SHUFFLE); files written with zlib (every older file)
-or stored payloads read back the same records; a hostile or damaged payload is refused (never
-expanded) and its chunk is skipped as damage."""
+"""Chunk codecs: new files are zstd (flags ZSTD | COLUMNS; classic chunks: ZSTD | SHUFFLE);
+files written with zlib (every older file) or stored payloads read back the same records, in both
+layouts; a hostile or damaged payload is refused (never expanded) and its chunk is skipped as
+damage."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import zstandard
 
 from hvtrace import paths
 from hvtrace.trace import chunk_codec
-from hvtrace.trace.fileformat import CHUNK_HEADER, FLAG_SHUFFLE, FLAG_ZLIB, FLAG_ZSTD
+from hvtrace.trace.fileformat import CHUNK_HEADER, FLAG_COLUMNS, FLAG_SHUFFLE, FLAG_ZLIB, FLAG_ZSTD
 from hvtrace.trace.tracefile import TraceFile
 from hvtrace.trace.writer import TraceWriter
 
@@ -25,30 +26,32 @@ def chunk_flags(tf: TraceFile) -> set[int]:
     return {CHUNK_HEADER.unpack_from(tf._data, int(off))[2] for off in tf.index["offset"]}
 
 
+@pytest.mark.parametrize("columns", [True, False], ids=["columnar", "classic"])
 @pytest.mark.parametrize("codec", [FLAG_ZSTD, FLAG_ZLIB, 0])
-def test_every_codec_reads_back_the_same_records(codec: int, tmp_path: Path) -> None:
+def test_every_codec_reads_back_the_same_records(codec: int, columns: bool, tmp_path: Path) -> None:
     recs = TraceFile.open(STORM).records()
     path = tmp_path / "c.hvt"
-    with TraceWriter(path, {"vendor": 2, "cpus": 2}, codec=codec, chunk_records=1000) as w:
+    with TraceWriter(path, {"vendor": 2, "cpus": 2}, codec=codec, chunk_records=1000, columns=columns) as w:
         w.add(recs)
     tf = TraceFile.open(path)
-    assert chunk_flags(tf) == {codec | FLAG_SHUFFLE}
+    assert chunk_flags(tf) == {codec | (FLAG_COLUMNS if columns else FLAG_SHUFFLE)}
     assert not tf.damage
     assert tf.records().tobytes() == recs.tobytes()
 
 
-def test_new_files_use_zstd_and_fields_are_read_as_planes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("columns", [True, False], ids=["columnar", "classic"])
+def test_new_files_use_zstd_and_fields_are_read_as_columns(columns: bool, tmp_path: Path) -> None:
     recs = TraceFile.open(STORM).records()
     path = tmp_path / "new.hvt"
-    with TraceWriter(path, {"vendor": 2, "cpus": 2}) as w:
+    with TraceWriter(path, {"vendor": 2, "cpus": 2}, columns=columns) as w:
         w.add(recs)
     tf = TraceFile.open(path)
-    assert chunk_flags(tf) == {FLAG_ZSTD | FLAG_SHUFFLE}
-    count, planes = tf.chunk_planes(0, ["tsc", "kind"])
-    assert set(planes) == {"tsc", "kind"}
+    assert chunk_flags(tf) == {FLAG_ZSTD | (FLAG_COLUMNS if columns else FLAG_SHUFFLE)}
+    count, cols = tf.chunk_columns(0, ["tsc", "kind", "seq"])
+    assert set(cols) == {"tsc", "kind", "seq"}
     first = tf.read_chunk(0)
-    assert np.array_equal(planes["tsc"].T.copy().view("<u8")[:, 0], first["tsc"])
-    assert np.array_equal(planes["kind"][0], first["kind"])
+    for name in cols:
+        assert np.array_equal(cols[name], first[name]), name
     assert count == len(first)
 
 
