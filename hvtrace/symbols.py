@@ -12,7 +12,6 @@ function. ELF symbols carry sizes: a RIP past a function's end is unknown.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,17 +191,6 @@ def load(path: Path) -> SymbolTable:
         why = "does not exist" if isinstance(e, FileNotFoundError) else f"cannot be read: {e.strerror}"
         raise TraceError(ExitCode.NO_INPUT, f"symbols file {path} {why}") from None
     return _parse_elf(path) if elf else _parse_text(text, str(path))
-
-
-def add_symbols_argument(parser: argparse.ArgumentParser) -> None:
-    """``--symbols FILE``, shared by report, export and the TUI."""
-    parser.add_argument(
-        "--symbols",
-        type=Path,
-        metavar="FILE",
-        help="guest kernel symbols (vmlinux, System.map or a /proc/kallsyms dump): RIPs as symbol+0xoff; "
-        "the KASLR slide is found from the trace",
-    )
 
 
 def load_symbols(path: Path | None) -> SymbolTable | None:

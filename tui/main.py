@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from hvtrace.commands.trace_handlers import warn_damage
 from hvtrace.launch.guest import launch_options
 from hvtrace.symbols import load_symbols
-from hvtrace.trace.cli import warn_damage
 
 from .app import HvTraceApp
 from .sources import LiveSource, ReplaySource, Source

@@ -20,7 +20,7 @@ SUMMARIES: dict[str, str] = {
 }
 
 #: The description under each command's usage line (core-from-dump has none). ``{perfetto_json_max}``:
-#: filled in from :data:`hvtrace.trace.export.PERFETTO_JSON_MAX` by the export command.
+#: filled in from :data:`hvtrace.trace.export_formats.PERFETTO_JSON_MAX` by the export command.
 DESCRIPTIONS: dict[str, str] = {
     "run": "Build the image if needed, boot it, stream its console, exit with its status.",
     "doctor": (

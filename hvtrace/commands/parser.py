@@ -4,6 +4,7 @@ and :func:`add_command`, the one way a subcommand module adds its parser."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeAlias
@@ -44,10 +45,26 @@ class UsageError(LaunchError):
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
 
 
-def add_command(sub: Subcommands, name: str, handler: Handler, **fields: object) -> HvArgumentParser:
+def imported_when_run(spec: str) -> Handler:
+    """The handler ``"module:function"``, imported when the command runs: building the parser (every
+    command's, for any command) then loads none of the heavy modules the handlers need."""
+    module, function = spec.split(":")
+
+    def handler(args: argparse.Namespace) -> int:
+        run: Handler = getattr(importlib.import_module(module), function)
+        return run(args)
+
+    handler.__name__ = handler.__qualname__ = function  # names the handler it stands for
+    return handler
+
+
+def add_command(sub: Subcommands, name: str, handler: Handler | str, **fields: object) -> HvArgumentParser:
     """Add subcommand ``name``: its line in `hvtrace --help` and its description (from
     :mod:`hvtrace.commands.command_texts`, ``{field}`` filled in from ``fields``), its exit codes as the
-    epilog of its --help (:mod:`hvtrace.commands.exit_tables`) and the ``handler`` main calls."""
+    epilog of its --help (:mod:`hvtrace.commands.exit_tables`) and the ``handler`` main calls (a
+    ``"module:function"`` string: imported when the command runs)."""
+    if isinstance(handler, str):
+        handler = imported_when_run(handler)
     description = DESCRIPTIONS.get(name)
     parser = sub.add_parser(
         name,

@@ -11,7 +11,6 @@ from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands, add_command
 from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
 from hvtrace.exitcodes import ExitCode
-from hvtrace.symbols import add_symbols_argument
 from hvtrace.trace.errors import TraceError
 
 
@@ -20,7 +19,7 @@ def register(sub: Subcommands) -> None:
     t.add_argument("--replay", type=Path, metavar="FILE", help="trace file to replay")
     add_session_source_arguments(t)
     values.add_seconds_argument(t, "--timeout", "stop a started session after", default=3600.0)
-    add_symbols_argument(t)
+    values.add_symbols_argument(t)
     t.add_argument("--log-size", type=values.positive_int, default=1 << 20, metavar="N", help="records kept")
 
 

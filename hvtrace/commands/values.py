@@ -1,10 +1,11 @@
 """Option value types: each turns a command-line word into a value or one clear argparse error; and
-:func:`add_seconds_argument`, the one declaration of a duration option."""
+:func:`add_seconds_argument` / :func:`add_symbols_argument`, the one declaration of each of those options."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from hvtrace.launch.session import parse_memory
 
@@ -121,3 +122,14 @@ def serial_line(text: str) -> str:
             f"BAUD must divide 115200 (115200, 57600, 38400, 19200, 9600, ...; got {baud!r})"
         )
     return f"{port},{rate}"
+
+
+def add_symbols_argument(parser: argparse.ArgumentParser) -> None:
+    """``--symbols FILE``, shared by report, export and the TUI."""
+    parser.add_argument(
+        "--symbols",
+        type=Path,
+        metavar="FILE",
+        help="guest kernel symbols (vmlinux, System.map or a /proc/kallsyms dump): RIPs as symbol+0xoff; "
+        "the KASLR slide is found from the trace",
+    )

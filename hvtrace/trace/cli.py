@@ -1,35 +1,22 @@
-"""The `capture`, `report` and `export` subcommands: their parsers and handlers, over the trace API."""
+"""The `capture`, `report` and `export` subcommands' parsers. Their handlers are in
+:mod:`hvtrace.commands.trace_handlers`, imported only when one of them runs (numpy, pyarrow, the
+exporters and the symbol readers take most of a second to load: `hvtrace --help` needs none of them)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, UsageError, add_command, err, out
-from hvtrace.commands.session_options import add_session_source_arguments, check_session_source
-from hvtrace.exitcodes import ExitCode
-from hvtrace.interrupts import Interrupted, raise_on_signals
-from hvtrace.kaslr import apply_slide
-from hvtrace.launch.guest import launch_options
-from hvtrace.symbols import add_symbols_argument, load_symbols, symbolizer
-from hvtrace.trace import report_select
-from hvtrace.trace.capture import Capture
-from hvtrace.trace.exit_batches import Symbolize
-from hvtrace.trace.export import FORMATS, PERFETTO_JSON_MAX, export, perfetto_kind
-from hvtrace.trace.export_parquet import check_output_dir
-from hvtrace.trace.filters import Filter
-from hvtrace.trace.output import check_output
-from hvtrace.trace.report import build_report, format_text
-from hvtrace.trace.report_select import Selection
-from hvtrace.trace.report_symbols import format_section, symbols_section
-from hvtrace.trace.tracefile import TraceFile
+from hvtrace.commands.parser import Subcommands, add_command
+from hvtrace.commands.session_options import add_session_source_arguments
+from hvtrace.trace import report_args
+from hvtrace.trace.export_formats import FORMATS, PERFETTO_JSON_MAX
+
+HANDLERS = "hvtrace.commands.trace_handlers"
 
 
 def register(sub: Subcommands) -> None:
-    cap = add_command(sub, "capture", cmd_capture)
+    cap = add_command(sub, "capture", f"{HANDLERS}:cmd_capture")
     cap.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="trace file to write")
     add_session_source_arguments(cap)
     values.add_seconds_argument(cap, "--duration", "stop after this long")
@@ -40,16 +27,16 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
     cap.add_argument("--quiet", action="store_true", help="no progress line")
 
-    rep = add_command(sub, "report", cmd_report)
+    rep = add_command(sub, "report", f"{HANDLERS}:cmd_report")
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
-    rep.add_argument("--cpu", type=report_select.cpu_list, metavar="N[,N]", help="only these CPUs")
+    rep.add_argument("--cpu", type=report_args.cpu_list, metavar="N[,N]", help="only these CPUs")
     rep.add_argument(
         "--reason", action="append", metavar="NAME[,NAME]", help="only these reasons (kind or native names)"
     )
     for opt, what in (("--since", "from"), ("--until", "before")):
         rep.add_argument(
-            opt, type=report_select.bound, metavar="POS",
+            opt, type=report_args.bound, metavar="POS",
             help=f"only records {what} POS: seconds after the first record (1.5s) or a record number in "
             "time order (1000r)",
         )  # fmt: skip
@@ -62,9 +49,9 @@ def register(sub: Subcommands) -> None:
     rep.add_argument(
         "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
     )
-    add_symbols_argument(rep)
+    values.add_symbols_argument(rep)
 
-    exp = add_command(sub, "export", cmd_export, perfetto_json_max=PERFETTO_JSON_MAX)
+    exp = add_command(sub, "export", f"{HANDLERS}:cmd_export", perfetto_json_max=PERFETTO_JSON_MAX)
     exp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="trace file (parquet: one or more)")
     exp.add_argument(
         "--format",
@@ -73,128 +60,4 @@ def register(sub: Subcommands) -> None:
         help="perfetto (protobuf for big traces, else JSON), perfetto-proto, perfetto-json, csv, parquet",
     )
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="parquet: a directory")
-    add_symbols_argument(exp)
-
-
-def _progress(line: str) -> None:
-    # Rewrite one line in place on a terminal; a pipe or log file gets one plain line per update.
-    if sys.stderr.isatty():
-        print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
-    else:
-        print(line, file=sys.stderr, flush=True)
-
-
-def cmd_capture(args: argparse.Namespace) -> int:
-    check_session_source(args, source_required=True)
-    ram = (args.ram,) if args.ram is not None else ()
-    check_output(args.output, inputs=ram)  # before an emulator boots or a RAM file is attached
-    stop = [x for x in (args.duration, args.count, args.until_reason) if x is not None]
-    if args.ram is not None and not stop:
-        err("note: no --duration/--count/--until-reason: capturing until the session ends or Ctrl-C")
-    filt = Filter(cpus=set(args.cpu) if args.cpu else None, reasons=args.reason)
-    with raise_on_signals():
-        try:
-            if args.ram is not None:
-                cap = Capture.attach(ram=args.ram, lossless=not args.no_lossless)
-            else:
-                opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory
-                cap = Capture.start(
-                    backend=args.backend,
-                    lossless=not args.no_lossless,
-                    on_info=out,
-                    **opts.session_args(),
-                )
-            with cap:
-                try:
-                    summary = cap.record(
-                        args.output,
-                        count=args.count,
-                        duration=args.duration,
-                        until_reason=args.until_reason,
-                        filt=filt,
-                        progress=None if args.quiet else _progress,
-                    )
-                except Interrupted:
-                    summary = {
-                        "records": cap.progress.records,
-                        "stop": "interrupted",
-                        "lost_total": cap.progress.lost,
-                        **{f"lost_{k}": v for k, v in cap.lost_where().items()},
-                    }
-        except Interrupted as e:
-            if not args.quiet:
-                print(file=sys.stderr)
-            err(f"interrupted by {e} before the capture started")
-            return e.exit_code
-    if not args.quiet and sys.stderr.isatty():
-        print(file=sys.stderr)
-    lost = summary["lost_total"]
-    where = ""
-    if lost and "lost_unread" in summary:
-        where = (
-            f": {summary['lost_unread']} while no reader was attached, "
-            f"{summary['lost_reader_behind']} with the reader behind"
-        )
-    print(
-        f"hvtrace: wrote {summary['records']} records to {args.output} (stopped: {summary['stop']}; "
-        f"lost {lost}{where if lost else ': lossless'})",
-        flush=True,
-    )
-    return 0
-
-
-def warn_damage(tf: TraceFile) -> int:
-    """The one line a damaged file gets from every command (report, export, tui --replay) and its exit
-    code: ExitCode.DAMAGED when chunks were skipped or the index was rebuilt, else 0. A file cut short
-    by a killed capture is not damage: its complete chunks are all there is (a note says so)."""
-    if tf.truncated_at is not None:
-        err(f"note: {tf.path}: ends inside a chunk at offset {tf.truncated_at} (capture killed?); "
-            "the chunks before it were read")  # fmt: skip
-    warning = tf.damage_warning()
-    if warning is None:
-        return 0
-    err(f"warning: {warning}")
-    return ExitCode.DAMAGED
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    tf = TraceFile.open(args.file)
-    table = load_symbols(args.symbols)  # before the report: a bad file fails fast
-    reasons = [n for arg in args.reason for n in arg.split(",") if n] if args.reason else None
-    sel = Selection.of(tf, args.cpu, reasons, args.since, args.until)
-    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs)
-    if table is not None:  # the selected records only, a second streaming pass
-        rep["symbols"] = symbols_section(sel.records(tf), table, int(tf.meta.get("vendor") or 0))
-    if args.json:
-        print(json.dumps(rep, indent=1, default=str))
-    else:
-        print(format_text(rep) + (format_section(rep["symbols"]) if table is not None else ""))
-    return warn_damage(tf)
-
-
-def symbolize_option(path: Path | None, files: list[TraceFile]) -> Symbolize | None:
-    """``--symbols``: RIPs as ``symbol+0xoff`` (the KASLR slide found from the first file, said once)."""
-    table = load_symbols(path)
-    if table is None:
-        return None
-    err(apply_slide(table, files[0].records(ordered=False)))
-    return symbolizer(table)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    if len(args.files) > 1 and args.format != "parquet":
-        raise UsageError(f"--format {args.format} exports one trace file ({len(args.files)} given)")
-    if args.format == "parquet":
-        check_output_dir(args.output)
-    else:
-        check_output(args.output, inputs=tuple(args.files))  # before the input is read
-    files = [TraceFile.open(p) for p in args.files]
-    fmt = perfetto_kind(args.format, sum(tf.record_count for tf in files))
-    n = export(files, fmt, args.output, symbolize_option(args.symbols, files))
-    lost = sum(tf.lost_total() for tf in files)
-    print(
-        f"hvtrace: exported {n} records to {args.output} ({fmt})"
-        + (f"; {lost} records lost" if lost else ""),
-        flush=True,
-    )
-    return max(warn_damage(tf) for tf in files)
+    values.add_symbols_argument(exp)

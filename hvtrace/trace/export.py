@@ -24,14 +24,12 @@ from hvtrace.decode.vendor import vendor_of
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.exit_batches import ExitBatches, Symbolize
+from hvtrace.trace.export_formats import FORMATS, PERFETTO_JSON_MAX
 from hvtrace.trace.export_parquet import export_parquet
 from hvtrace.trace.export_perfetto import export_perfetto_proto
 from hvtrace.trace.records import Records
 from hvtrace.trace.tracefile import TraceFile
 
-FORMATS = ("perfetto", "perfetto-proto", "perfetto-json", "csv", "parquet")
-#: Above this many records ``--format perfetto`` writes the protobuf (see the module doc).
-PERFETTO_JSON_MAX = 50_000
 CSV_BLOCK = 1 << 16
 
 

@@ -9,8 +9,6 @@ window are never read, and only chunks across a bound are masked record by recor
 
 from __future__ import annotations
 
-import argparse
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,43 +20,11 @@ from hvtrace.trace.errors import TraceError
 from hvtrace.trace.filters import reason_mask
 from hvtrace.trace.records import Records
 from hvtrace.trace.report_agg import Columns
+from hvtrace.trace.report_args import Bound
 from hvtrace.trace.report_scan import FIELDS, chunk_columns
 from hvtrace.trace.tracefile import TraceFile
 
 Position = tuple[int, int, int]  # tsc, cpu, seq
-_BOUND = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([sr])\s*$")
-
-
-@dataclass(frozen=True)
-class Bound:
-    value: float
-    unit: str  # "s" or "r"
-
-    def __str__(self) -> str:
-        return f"{self.value:g}{self.unit}"
-
-
-def bound(text: str) -> Bound:
-    """argparse type of --since/--until: ``1.5s`` or ``1000r``."""
-    m = _BOUND.match(text)
-    if not m or (m[2] == "r" and not float(m[1]).is_integer()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a position: seconds from the first record (1.5s) or a record number (1000r)"
-        )
-    return Bound(float(m[1]), m[2])
-
-
-def cpu_list(text: str) -> set[int]:
-    """argparse type of --cpu: ``N[,N...]``."""
-    try:
-        cpus = {int(x, 0) for x in text.split(",")}
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--cpu takes CPU numbers separated by commas (got {text!r})"
-        ) from None
-    if min(cpus) < 0:
-        raise argparse.ArgumentTypeError(f"CPU numbers are not negative (got {text!r})")
-    return cpus
 
 
 class _Positions:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hvtrace.commands.top import POLL_PERIOD
+from hvtrace.commands.top_handler import POLL_PERIOD
 from hvtrace.decode.vendor import reason_name
 from hvtrace.trace.tracefile import TraceFile
 from tests.integration.conftest import Live, hvtrace_argv

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from hvtrace.cli import build_parser, command_names, main
+from hvtrace.commands import trace_handlers
 from hvtrace.commands.command_texts import DESCRIPTIONS, SUMMARIES
 from hvtrace.commands.exit_tables import CODES
-from hvtrace.trace import cli as trace_cli
-from hvtrace.trace.export import PERFETTO_JSON_MAX
+from hvtrace.trace.export_formats import PERFETTO_JSON_MAX
 
 COMMANDS = command_names(build_parser())
 
@@ -76,8 +76,8 @@ def test_doctor_mentions_no_later_work() -> None:
 
 
 def test_progress_line_has_no_carriage_return_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    trace_cli._progress("capture: 10 records")
-    trace_cli._progress("capture: 20 records")
+    trace_handlers._progress("capture: 10 records")
+    trace_handlers._progress("capture: 20 records")
     err = capsys.readouterr().err
     assert "\r" not in err
     assert "\\r" not in err
@@ -95,3 +95,17 @@ def test_export_description_names_the_json_limit() -> None:
     description = subparser("export").description or ""
     assert f"above {PERFETTO_JSON_MAX} records" in description
     assert "{" not in description
+
+
+def test_the_parser_loads_no_heavy_module() -> None:
+    """`hvtrace --help` and any command's option parsing import none of what the handlers need (numpy,
+    pyarrow, DuckDB, Textual, pyelftools, perfetto's protos): handlers are imported when they run."""
+    heavy = ("numpy", "pyarrow", "duckdb", "textual", "elftools", "perfetto", "zstandard", "pygdbmi")
+    code = (
+        "import sys\n"
+        "from hvtrace.cli import build_parser\n"
+        "build_parser().parse_args(['report', 'x.hvt'])\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

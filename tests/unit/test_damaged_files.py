@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from hvtrace.cli import main
+from hvtrace.commands.trace_handlers import warn_damage
 from hvtrace.exitcodes import ExitCode
-from hvtrace.trace.cli import warn_damage
 from hvtrace.trace.replay import Replay
 from hvtrace.trace.tracefile import CHUNK_HEADER, TraceFile, TraceWriter
 from tests.unit.test_tracefile import make_records

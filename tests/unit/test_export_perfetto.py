@@ -21,7 +21,7 @@ from hvtrace.abi import HvRecFlag
 from hvtrace.cli import main
 from hvtrace.decode.vendor import VMX
 from hvtrace.exitcodes import ExitCode
-from hvtrace.trace.export import PERFETTO_JSON_MAX
+from hvtrace.trace.export_formats import PERFETTO_JSON_MAX
 from hvtrace.trace.tracefile import TraceFile, TraceWriter
 from tests.unit.test_damaged_files import damage
 from tests.unit.test_tracefile import make_records

@@ -22,7 +22,8 @@ from hvtrace.decode.vendor import reason_name
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.records import Records, kind_code, time_order
 from hvtrace.trace.report import build_report, format_text
-from hvtrace.trace.report_select import Selection, bound
+from hvtrace.trace.report_args import bound
+from hvtrace.trace.report_select import Selection
 from hvtrace.trace.tracefile import TraceFile
 from hvtrace.trace.writer import TraceWriter
 
