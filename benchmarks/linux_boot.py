@@ -7,6 +7,7 @@ same kernel from a GRUB ISO (`linux` + `initrd`) with the bochsrc hvtrace uses f
 
     python benchmarks/linux_boot.py                 # QEMU, 1 and 2 CPUs, median of 3
     python benchmarks/linux_boot.py --bochs         # also Bochs, 1 CPU, one run each (slow: minutes)
+    python benchmarks/linux_boot.py --cpus 2        # QEMU with 2 CPUs only
 
 No asserts: numbers for the notes.
 """
@@ -98,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bochs", action="store_true", help="also Bochs (VT-x), 1 CPU, one run each")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cpus", type=int, action="append", help="QEMU CPU counts to measure (default: 1 and 2)")
     args = ap.parse_args()
     assets = ga.fetch_assets()
     print(
@@ -107,7 +109,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="hvtrace-linux-boot-") as tmp:
         initrd = ga.build_initramfs(assets.busybox, Path(tmp) / ga.INITRAMFS_NAME)
-        for cpus in (1, 2):
+        for cpus in args.cpus or (1, 2):
             bare, hv = [], []
             for _ in range(args.rounds):  # interleaved: both see the same machine load
                 bare.append(ga.boot_bare_qemu(assets.kernel, initrd, cpus, MEMORY_MB, append=APPEND).seconds)
