@@ -97,9 +97,9 @@ bool virt_run_all(void)
 /*
  * An AP while a loaded guest runs: virtualization on, in host mode, out of the guest's reach until the
  * guest starts it with INIT-SIPI (emulated, apic_emul.c); then it enters the guest in real mode at the
- * SIPI vector. A real INIT never arrives meanwhile: it is blocked in VMX root operation (SDM Vol. 3C
- * "Restrictions on VMX Operation") and held pending while GIF = 0 on AMD (APM Vol. 2 15.17), which the
- * back end's hold() sets.
+ * SIPI vector. A real INIT never arrives meanwhile: the guest's are emulated; VMX root operation blocks
+ * one (SDM Vol. 3C "Restrictions on VMX Operation"), and on AMD the back end's hold() keeps GIF = 0
+ * (APM Vol. 2 15.17) but for the HLT it sleeps in (park.c).
  */
 static __noreturn void park_this_cpu(void)
 {
