@@ -28,14 +28,17 @@ from tests.integration.test_guest_mbtest import (
 
 pytestmark = [pytest.mark.slow]
 
-
-@pytest.mark.parametrize(
+#: Each test below once per back end: QEMU (SVM) and Bochs (VT-x).
+BOTH_BACKENDS = pytest.mark.parametrize(
     ("backend", "vendor"),
     [
         pytest.param("qemu", "svm", marks=pytest.mark.qemu),
         pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
     ],
 )
+
+
+@BOTH_BACKENDS
 def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     hvtrace_run: RunFn, mbtest: Path, backend: str, vendor: str
 ) -> None:
@@ -76,13 +79,7 @@ def park_looks(lines: list[str], cpu: int) -> int:
     return looks[0]
 
 
-@pytest.mark.parametrize(
-    ("backend", "vendor"),
-    [
-        pytest.param("qemu", "svm", marks=pytest.mark.qemu),
-        pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
-    ],
-)
+@BOTH_BACKENDS
 def test_an_ap_the_guest_never_starts_sleeps_the_whole_run(
     hvtrace_run: RunFn, mbtest: Path, backend: str, vendor: str
 ) -> None:
@@ -167,13 +164,7 @@ def check_memory_from_1m(lines: list[str]) -> None:
     assert not [a for a, n in usable if region_end <= a < 1 << 32], mmap
 
 
-@pytest.mark.parametrize(
-    ("backend", "vendor"),
-    [
-        pytest.param("qemu", "svm", marks=pytest.mark.qemu),
-        pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
-    ],
-)
+@BOTH_BACKENDS
 def test_a_kernel_linked_at_1m_runs_and_sees_ram_from_1m(
     hvtrace_run: RunFn, mbtest_1m: Path, gz_initrd: Path, backend: str, vendor: str
 ) -> None:
