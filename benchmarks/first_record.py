@@ -9,6 +9,9 @@ cache after the first round). Printed per round, then the median, with the miles
     attached  the host found the rings (QEMU: discovery in the shared RAM file; Bochs: at once, the
               port-0xE9 frame stream)
     record    the first record read
+    tsc       that record's TSC: the CPU's cycles since reset. Under Bochs (clock: sync=none) it counts
+              emulated instructions at the nominal 5 M/s, HLT time skipped: a measure of the work
+              before the first exit that the shared machine's load does not move
 
 Goals (issue 18): 0.3 s QEMU, 2 s Bochs. No asserts: numbers for the notes.
 
@@ -39,6 +42,7 @@ class Round:
 
     spawned: float | None = None
     at: dict[str, float] = field(default_factory=dict)
+    tsc: int = 0
 
     def mark(self, name: str) -> None:
         if name not in self.at:
@@ -71,6 +75,7 @@ def one_round(backend: str, qemu_args: tuple[str, ...]) -> Round:
         r.mark("record")
     if not len(recs):
         raise RuntimeError(f"{backend}: the session ended without a record")
+    r.tsc = int(recs["tsc"][0])
     return r
 
 
@@ -87,12 +92,13 @@ def main() -> None:
         rounds = [one_round(backend, qemu_args) for _ in range(args.rounds)]
         for i, r in enumerate(rounds, 1):
             steps = ", ".join(f"{m} {r.since_spawn(m):.3f}" for m in MILESTONES)
-            print(f"{backend:5} round {i}: {steps} s")
+            print(f"{backend:5} round {i}: {steps} s; tsc {r.tsc / 1e6:.1f} M")
         median = {m: statistics.median(r.since_spawn(m) for r in rounds) for m in MILESTONES}
         steps = ", ".join(f"{m} {median[m]:.3f}" for m in MILESTONES)
+        tsc = statistics.median(r.tsc for r in rounds)
         print(
             f"{backend:5} median of {args.rounds}: {steps} s; first record {median['record']:.3f} s "
-            f"(goal {goals[backend]:g} s)"
+            f"(goal {goals[backend]:g} s), tsc {tsc / 1e6:.1f} M"
         )
 
 
