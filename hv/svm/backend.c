@@ -48,6 +48,15 @@ static void svm_hold(void)
     __asm__ volatile("clgi" ::: "memory");
 }
 
+/*
+ * GIF = 1 for a parked CPU's HLT (park.c): its wake-up IPI, an interrupt, must come in. No real INIT
+ * comes meanwhile: the guest's INITs are emulated, and the hypervisor sends none after boot.
+ */
+static void svm_release(void)
+{
+    __asm__ volatile("stgi" ::: "memory");
+}
+
 const struct hv_backend svm_backend = {
     .name = "svm",
     .vendor = HV_VENDOR_SVM,
@@ -57,6 +66,7 @@ const struct hv_backend svm_backend = {
     .launch = svm_launch,
     .start_guest = svm_start_guest,
     .hold = svm_hold,
+    .release = svm_release,
     .stage2 = &svm_npt,
     .snapshot = svm_snapshot,
     .exit_counters = SVM_EXIT_IDX_COUNT,

@@ -47,7 +47,6 @@ const struct hv_backend vmx_backend = {
     .launch = vmx_launch,
     .start_guest = vmx_start_guest,
     .stage2 = &vmx_ept,
-    .park_mwait = true,
     .nmi_held = vmx_nmi_held,
     .snapshot = vmx_snapshot,
     .exit_counters = VMX_EXIT_REASON_COUNT,

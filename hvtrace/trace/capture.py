@@ -36,7 +36,7 @@ from hvtrace.launch.qemu import qemu_argv_of_ram
 from hvtrace.paths import image_path
 from hvtrace.relocation import region_from_console
 from hvtrace.trace.code import CodeCollector, CodeReader, MemoryCode, PagedCode
-from hvtrace.trace.discovery import Discovery, discover, elf_build_id
+from hvtrace.trace.discovery import Discovery, discover, elf_build_id, elf_symbol
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.filters import Filter, reason_mask
 from hvtrace.trace.frames import FrameStreamSource
@@ -174,6 +174,7 @@ class Capture:
         assert isinstance(session, QemuSession)
         assert session.ram_path is not None
         ram = session.ram_path
+        elf_symbol(image)  # read the symbol table now, while QEMU boots; discover() finds it remembered
         deadline = time.monotonic() + boot_timeout
         while True:
             exited = not running()  # sampled first: one more look at memory after QEMU is gone

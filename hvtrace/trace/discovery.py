@@ -18,6 +18,7 @@ inside the source; a header whose rings point elsewhere is not one of ours.
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import struct
 from dataclasses import dataclass
@@ -74,7 +75,19 @@ class Discovery:
 
 
 def elf_symbol(elf: Path, name: str = SYMBOL) -> int | None:
-    """Physical address of ``name`` in the hypervisor image (vaddr == paddr: it is linked identity)."""
+    """Physical address of ``name`` in the hypervisor image (vaddr == paddr: it is linked identity).
+    Remembered per file version: reading the symbol table takes ~0.25 s, and a capture that waits for
+    the hypervisor's rings looks the header up again and again (issue 18 item 4)."""
+    try:
+        st = Path(elf).stat()
+    except OSError:
+        return None
+    return _elf_symbol(str(elf), st.st_mtime_ns, st.st_size, name)
+
+
+@functools.lru_cache(maxsize=32)
+def _elf_symbol(elf: str, _mtime_ns: int, _size: int, name: str) -> int | None:
+    """elf_symbol of one version of the file (its modification time and size are the cache key)."""
     try:
         with Path(elf).open("rb") as fh:
             f = ELFFile(fh)

@@ -28,14 +28,17 @@ from tests.integration.test_guest_mbtest import (
 
 pytestmark = [pytest.mark.slow]
 
-
-@pytest.mark.parametrize(
+#: Each test below once per back end: QEMU (SVM) and Bochs (VT-x).
+BOTH_BACKENDS = pytest.mark.parametrize(
     ("backend", "vendor"),
     [
         pytest.param("qemu", "svm", marks=pytest.mark.qemu),
         pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
     ],
 )
+
+
+@BOTH_BACKENDS
 def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     hvtrace_run: RunFn, mbtest: Path, backend: str, vendor: str
 ) -> None:
@@ -59,6 +62,36 @@ def test_mbtest_starts_its_ap_through_the_emulated_init_sipi(
     assert any(re.match(rf"^{vendor}: CPU 1 exits: .*CPUID=6 ", line + " ") for line in lines), run.stdout
     # issue 13 item 9: logical destination mode for the emulated INIT / SIPI (flat and cluster model)
     assert LOGICAL_XAPIC in lines, run.stdout
+    # issue 18 item 3: CPU 1 waited for its SIPI six times (the start, five restarts), each in HLT
+    # until the wake-up IPI: a look when it parks and one per wake-up, not a spin
+    assert 6 <= park_looks(lines, 1) <= 6 * 4, run.stdout
+    assert_clean(run)
+
+
+PARK_RE = re.compile(r"^park: CPU (\d+) looked for its SIPI (\d+) times \(it sleeps in HLT between\)$")
+
+
+def park_looks(lines: list[str], cpu: int) -> int:
+    """How often the parked CPU ``cpu`` looked whether the guest started it (the hypervisor's count,
+    printed at the end): once when it parks and once per wake-up from HLT."""
+    looks = [int(m.group(2)) for line in lines if (m := PARK_RE.match(line)) and int(m.group(1)) == cpu]
+    assert len(looks) == 1, "\n".join(lines)
+    return looks[0]
+
+
+@BOTH_BACKENDS
+def test_an_ap_the_guest_never_starts_sleeps_the_whole_run(
+    hvtrace_run: RunFn, mbtest: Path, backend: str, vendor: str
+) -> None:
+    """Issue 18 item 3: two CPUs, and mbtest without cpus=N never starts CPU 1. It stays parked in the
+    hypervisor the whole run, asleep in HLT: it looked for its SIPI once (a spinning CPU looks millions
+    of times), a wake-up or two at most for a stray interrupt, and it never ran the guest."""
+    run = run_mbtest(hvtrace_run, mbtest, backend, cpus=2)
+    lines = run.stdout.splitlines()
+    check_mbtest_console(lines, vendor)
+    assert "mbtest: step ap: SKIP (one CPU: no cpus=N on the command line)" in lines, run.stdout
+    assert f"{vendor}: CPU 1 exits:" in lines, run.stdout  # no exit: the guest never ran there
+    assert 1 <= park_looks(lines, 1) <= 3, run.stdout
     assert_clean(run)
 
 
@@ -131,13 +164,7 @@ def check_memory_from_1m(lines: list[str]) -> None:
     assert not [a for a, n in usable if region_end <= a < 1 << 32], mmap
 
 
-@pytest.mark.parametrize(
-    ("backend", "vendor"),
-    [
-        pytest.param("qemu", "svm", marks=pytest.mark.qemu),
-        pytest.param("bochs", "vmx", marks=pytest.mark.bochs),
-    ],
-)
+@BOTH_BACKENDS
 def test_a_kernel_linked_at_1m_runs_and_sees_ram_from_1m(
     hvtrace_run: RunFn, mbtest_1m: Path, gz_initrd: Path, backend: str, vendor: str
 ) -> None:

@@ -30,6 +30,7 @@ from hvtrace.tui.app import HvTraceApp
 from hvtrace.tui.sources import LiveSource
 from hvtrace.tui.widgets import StatusBar
 from tests.integration.conftest import Linux, RunFn, assert_clean, gdb_on
+from tests.integration.test_guest_mbtest_smp import park_looks
 from tests.integration.test_tui_qemu import SIZE, table_rows, until
 
 pytestmark = [pytest.mark.slow]
@@ -77,6 +78,8 @@ def test_linux_boots_with_two_cpus_under_svm(hvtrace_run: RunFn, linux: Linux) -
     for cpu in (0, 1):
         assert counts[cpu].get("CPUID", 0) > 10, counts
         assert counts[cpu].get("NPF", 0) > 10, counts
+    # issue 18 item 3: until Linux started it, the AP slept in HLT (one look, one per wake-up), not a spin
+    assert park_looks(run.stdout.splitlines(), 1) <= 4, run.stdout[-2000:]
     assert re.search(
         r"guest: CPU \d powers the machine off \(ACPI PM1a_CNT 0x[0-9a-f]+ <- 0x[0-9a-f]+", run.stdout
     )

@@ -101,3 +101,19 @@ def test_the_image_carries_a_table_of_its_absolute_pointers() -> None:
     assert p_type == 1
     at = p_offset + start - p_paddr
     assert data[at : at + len(table)] == table
+
+
+def test_elf_symbol_is_remembered_per_file_version(tmp_path: Path) -> None:
+    """elf_symbol caches the table lookup (issue 18 item 4: a capture waiting for the rings asked ~0.25 s
+    each time) but a rebuilt file is read again: the cache key has its modification time and size."""
+    r = subprocess.run(["make", "-s", "-C", str(paths.hv_dir())], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    elf = tmp_path / "image.elf"
+    elf.write_bytes(paths.image_path().read_bytes())
+    first = elf_symbol(elf)
+    assert first is not None
+    assert elf_symbol(elf) == first
+    elf.write_bytes((paths.guests_dir() / "mbtest.elf").read_bytes())  # no hv_trace symbol there
+    assert elf_symbol(elf) is None
+    elf.unlink()
+    assert elf_symbol(elf) is None

@@ -2,14 +2,15 @@
  * Fatal exception report: which CPU, which vector (with its SDM name), the error code, RIP, CR2 and
  * the whole register frame, and whether the CPU was in the guest or the hypervisor; then the run
  * ends with HV_STATUS_EXCEPTION. A fault taken by an instruction guarded with fixup.h resumes instead.
- * The hypervisor never takes interrupts, so any vector >= 32 is reported as unexpected; an NMI once
- * the guest runs is held for it.
+ * The hypervisor takes one interrupt, the wake-up IPI of a parked CPU (park.h); any other vector >= 32
+ * is reported as unexpected. An NMI once the guest runs is held for it.
  */
 #include <hv/abi.h>
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
 #include <hv/panic.h>
+#include <hv/park.h>
 #include <hv/percpu.h>
 #include <hv/vcpu.h>
 #include <hv/x86.h>
@@ -45,6 +46,8 @@ void exception_entry(struct exception_frame *f);
 void exception_entry(struct exception_frame *f)
 {
     struct percpu *me = this_cpu();
+    if (park_interrupt(me, f->vector))
+        return;                         /* the wake-up IPI of a parked CPU, or what it ignores (park.c) */
     /*
      * An NMI while this CPU is in the hypervisor (VT-x root operation) belongs to the guest, or is the
      * hypervisor's own kick: held and delivered at the next entry (vcpu.h), never fatal. Checked before

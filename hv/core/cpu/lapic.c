@@ -6,12 +6,12 @@
 #define APIC_BASE_X2APIC   (1ull << 10)
 #define APIC_BASE_ENABLE   (1ull << 11)
 #define XAPIC_ID           0x20
+#define XAPIC_EOI          0xb0
 #define XAPIC_SVR          0xf0
 #define XAPIC_ICR_LO       0x300
 #define XAPIC_ICR_HI       0x310
 #define X2APIC_MSR(reg)    (0x800 + ((reg) >> 4))
 #define ICR_DELIVERY_PENDING (1u << 12)
-#define SVR_ENABLE         (1u << 8)
 
 static u64 mmio;
 
@@ -30,10 +30,20 @@ void lapic_init(u64 mmio_base)
     if (!(base & APIC_BASE_ENABLE))
         wrmsr(MSR_APIC_BASE, base | APIC_BASE_ENABLE);
     mmio = mmio_base ? mmio_base : (base & ~0xfffull);
-    if (base & APIC_BASE_X2APIC)
-        wrmsr(X2APIC_MSR(XAPIC_SVR), rdmsr(X2APIC_MSR(XAPIC_SVR)) | SVR_ENABLE);
+    lapic_write_svr(lapic_read_svr() | LAPIC_SVR_ENABLE);
+}
+
+u32 lapic_read_svr(void)
+{
+    return x2apic_mode() ? (u32)rdmsr(X2APIC_MSR(XAPIC_SVR)) : (u32)mmio_read32(mmio + XAPIC_SVR);
+}
+
+void lapic_write_svr(u32 value)
+{
+    if (x2apic_mode())
+        wrmsr(X2APIC_MSR(XAPIC_SVR), value);
     else
-        mmio_write32(mmio + XAPIC_SVR, (u32)mmio_read32(mmio + XAPIC_SVR) | SVR_ENABLE);
+        mmio_write32(mmio + XAPIC_SVR, value);
 }
 
 u32 lapic_id(void)
@@ -55,4 +65,12 @@ bool lapic_send_ipi(u32 apic_id, u32 icr_lo)
         if (!(mmio_read32(mmio + XAPIC_ICR_LO) & ICR_DELIVERY_PENDING))
             return true;
     return false;
+}
+
+void lapic_eoi(void)
+{
+    if (x2apic_mode())
+        wrmsr(X2APIC_MSR(XAPIC_EOI), 0);
+    else
+        mmio_write32(mmio + XAPIC_EOI, 0);
 }

@@ -60,6 +60,9 @@ void virt_print_exit_counts(void)
                 n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", virt_backend->exit_counter_name(i),
                               counts[i]);
         printk("%s\n", line);
+        if (cpus[cpu]->park_checks)
+            printk("park: CPU %u looked for its SIPI %lu times (it sleeps in HLT between)\n", cpu,
+                   cpus[cpu]->park_checks);
     }
 }
 
@@ -94,19 +97,16 @@ bool virt_run_all(void)
 /*
  * An AP while a loaded guest runs: virtualization on, in host mode, out of the guest's reach until the
  * guest starts it with INIT-SIPI (emulated, apic_emul.c); then it enters the guest in real mode at the
- * SIPI vector. A real INIT never arrives meanwhile: it is blocked in VMX root operation (SDM Vol. 3C
- * "Restrictions on VMX Operation") and held pending while GIF = 0 on AMD (APM Vol. 2 15.17), which the
- * back end's hold() sets.
+ * SIPI vector. A real INIT never arrives meanwhile: the guest's are emulated; VMX root operation blocks
+ * one (SDM Vol. 3C "Restrictions on VMX Operation"), and on AMD the back end's hold() keeps GIF = 0
+ * (APM Vol. 2 15.17) but for the HLT it sleeps in (park.c).
  */
 static __noreturn void park_this_cpu(void)
 {
     struct percpu *pc = this_cpu();
     if (virt_backend->hold)
         virt_backend->hold();
-    u32 a, b, c, d;
-    cpuid(1, 0, &a, &b, &c, &d);
-    bool mwait = virt_backend->park_mwait && (c & (1u << 3));   /* CPUID.1:ECX.MONITOR */
-    struct guest_start gs = { .mode = GUEST_MODE_REAL, .sipi_vector = apic_emul_wait_sipi(pc, mwait) };
+    struct guest_start gs = { .mode = GUEST_MODE_REAL, .sipi_vector = apic_emul_wait_sipi(pc) };
     mark_launched(pc);
     virt_backend->start_guest(pc, &gs);
     hv_exit(HV_STATUS_FAIL, "guest_launch");

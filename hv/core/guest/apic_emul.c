@@ -6,6 +6,7 @@
 #include <hv/fixup.h>
 #include <hv/lapic.h>
 #include <hv/mmio.h>
+#include <hv/park.h>
 #include <hv/stage2.h>
 #include <hv/x86.h>
 
@@ -107,6 +108,17 @@ static bool targets(const struct percpu *from, u32 i, u32 lo, u32 dest, bool x2a
     }
 }
 
+/*
+ * An IPI of the hypervisor's own from 'pc', which runs the guest, to 't'. The real ICR high word is
+ * the guest's in xAPIC mode (its stores to it go through): written back after the send.
+ */
+static void host_ipi(struct percpu *pc, const struct percpu *t, u32 lo)
+{
+    lapic_send_ipi(t->apic_id, lo);
+    if (!(rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC))
+        mmio_write32(apic_page + APIC_REG_ICR_HI, icr_high[pc->index]);
+}
+
 /* INIT and STARTUP are emulated (true); every other delivery mode goes to the real APIC (false). */
 static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
 {
@@ -137,14 +149,16 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
             __atomic_store_n(&init_latched[i], 1, __ATOMIC_RELEASE);
             if (t != pc) {
                 __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
-                lapic_send_ipi(t->apic_id, ICR_NMI);
+                host_ipi(pc, t, ICR_NMI);
             }
         } else if (mode == ICR_MODE_STARTUP && state == AP_WAIT_SIPI &&
                    __atomic_compare_exchange_n(&ap_state[i], &state, AP_STARTING, false, __ATOMIC_ACQ_REL,
                                                __ATOMIC_ACQUIRE)) {
             /* The first STARTUP wins (compare-and-swap); a second one finds the CPU starting or running. */
             ap_vector[i] = lo & 0xff;
-            __atomic_store_n(&ap_state[i], AP_RUNNING, __ATOMIC_RELEASE);
+            __atomic_store_n(&ap_state[i], AP_RUNNING, __ATOMIC_SEQ_CST);
+            if (park_claim(t))
+                host_ipi(pc, t, PARK_WAKE_VECTOR);     /* it sleeps in park_wait */
             printk("guest: CPU %u sent SIPI vector 0x%x to CPU %u: it starts in real mode at 0x%x\n", pc->index,
                    lo & 0xff, i, (lo & 0xff) << 12);
         }   /* a STARTUP to a running or never-INITed CPU is ignored, as by hardware */
@@ -187,19 +201,9 @@ bool apic_emul_x2apic_icr(struct vcpu *v, u64 value)
     return emulate_icr(pc, (u32)value, (u32)(value >> 32), true) || !safe_wrmsr(MSR_X2APIC_ICR, value);
 }
 
-u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait)
+u8 apic_emul_wait_sipi(struct percpu *pc)
 {
-    volatile u32 *state = &ap_state[pc->index];
-    while (__atomic_load_n(state, __ATOMIC_ACQUIRE) != AP_RUNNING) {
-        if (!mwait) {
-            cpu_relax();
-            continue;
-        }
-        /* Armed first, then checked: a store between the two still ends the MWAIT (SDM Vol. 2B MWAIT). */
-        __asm__ volatile("monitor" : : "a"(state), "c"(0), "d"(0) : "memory");
-        if (__atomic_load_n(state, __ATOMIC_ACQUIRE) != AP_RUNNING)
-            __asm__ volatile("mwait" : : "a"(0), "c"(0) : "memory");
-    }
+    park_wait(pc, &ap_state[pc->index], AP_RUNNING);
     return (u8)ap_vector[pc->index];
 }
 

@@ -60,7 +60,7 @@ bool apic_emul_apic_base_write(u64 value);
 bool apic_emul_take_init(struct percpu *pc);
 /* A real INIT reached this CPU in the guest (VT-x INIT exit): it waits for SIPI like an emulated one. */
 void apic_emul_init_arrived(struct percpu *pc);
-/* A parked AP: wait (spinning, or in MWAIT) for the guest's INIT-SIPI, then return the SIPI vector. */
-u8 apic_emul_wait_sipi(struct percpu *pc, bool mwait);
+/* A parked AP: sleep (park.h) until the guest's INIT-SIPI, then return the SIPI vector. */
+u8 apic_emul_wait_sipi(struct percpu *pc);
 
 #endif

@@ -26,17 +26,14 @@ struct hv_backend {
     int (*start_guest)(struct percpu *pc, const struct guest_start *gs);
     /* Optional: keep INIT / SIPI away from a CPU parked in host mode. */
     void (*hold)(void);
+    /* Optional: undo hold() for the HLT of a parked CPU, so that its wake-up IPI can come in (park.c). */
+    void (*release)(void);
     /*
      * Optional: an NMI for the guest arrived while this CPU was in the hypervisor, possibly after the
      * exit handler's last look (vcpu_exit_done): make the next entry exit as soon as the guest can
      * take it. Called from the NMI handler. (SVM needs none: GIF = 0 holds NMIs in the host.)
      */
     void (*nmi_held)(void);
-    /*
-     * A parked CPU may wait in MWAIT (woken by the store that releases it) instead of spinning. Not
-     * with SVM: the host runs with GIF = 0, and QEMU's TCG MWAIT only ends on an interrupt.
-     */
-    bool park_mwait;
     /* The stage-2 map every CPU shares (EPT / NPT), built by init. */
     struct stage2 *stage2;
     /* Fill pc->snapshot with the CPU's VMCS / VMCB (abi.h struct hv_snapshot), in host context. */

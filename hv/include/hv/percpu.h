@@ -80,6 +80,10 @@ struct percpu {
     u32 end_status;
     bool end_has_guest_code;        /* the status line also carries end_guest_code (guest_debug_exit) */
     u32 end_guest_code;
+    volatile u32 parked;            /* in park_wait (park.h): the wake-up IPI and NMIs are handled there */
+    volatile u32 park_idle;         /* 1: about to sleep or asleep in park_wait; a waker that takes it sends the IPI */
+    volatile u32 park_woken;        /* the wake-up IPI arrived */
+    u64 park_checks;                /* times park_wait looked at its word: 1 + each HLT it came back from */
     u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
     struct tss64 tss __attribute__((aligned(16)));
     struct idt_gate idt[256] __attribute__((aligned(16)));

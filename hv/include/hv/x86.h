@@ -53,6 +53,9 @@ DEFINE_READ_CR(4)
 
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
+/* CR8 is the local APIC's TPR bits 7:4 in 64-bit mode (SDM Vol. 3A 11.8.6.1). */
+static inline u64 read_cr8(void) { u64 v; __asm__ volatile("mov %%cr8, %0" : "=r"(v)); return v; }
+static inline void write_cr8(u64 v) { __asm__ volatile("mov %0, %%cr8" : : "r"(v) : "memory"); }
 
 /*
  * Physical memory is identity mapped. Going through an opaque register keeps gcc from treating a

@@ -1,0 +1,73 @@
+/*
+ * Parked CPUs sleep in HLT (park.h). The waker and the sleeper meet on pc->park_idle, Dekker style:
+ * the sleeper stores park_idle = 1 and then reads the word, the waker stores the word and then takes
+ * park_idle (a locked exchange, a full barrier). Whichever comes second sees the other's store, so
+ * either the sleeper sees the word and never sleeps, or the waker sees park_idle and sends the IPI.
+ * STI's one-instruction interrupt shadow makes "sti; hlt" atomic (SDM Vol. 2B STI): an IPI that came
+ * before the STI is taken in the HLT and ends it. The sleeper that finds the word changed takes
+ * park_idle back; if a waker took it first, its IPI is on the way and is waited for here, with
+ * interrupts still on, so it never arrives later in the guest.
+ */
+#include <hv/backend.h>
+#include <hv/lapic.h>
+#include <hv/park.h>
+#include <hv/x86.h>
+
+#define PARK_TPR 14                 /* CR8: classes 0-14 wait in the APIC; 15 (the wake vector) passes */
+#define SPURIOUS_VECTOR 0xff        /* the SVR's reset vector, which the hypervisor keeps (SDM 11.9) */
+
+/*
+ * One HLT with interrupts on. Under SVM the host runs with GIF = 0, which holds interrupts whatever
+ * IF says (APM Vol. 2 15.17): the back end opens GIF around the HLT and closes it again.
+ */
+static void sleep_once(struct percpu *pc)
+{
+    if (virt_backend->release)
+        virt_backend->release();
+    __asm__ volatile("sti; hlt; cli" ::: "memory");
+    if (virt_backend->hold)
+        virt_backend->hold();
+    pc->park_checks++;
+}
+
+void park_wait(struct percpu *pc, volatile u32 *word, u32 value)
+{
+    /* An AP's APIC is software-disabled after INIT (SDM Vol. 3A 11.4.7.2) and takes no interrupt then. */
+    u32 svr = lapic_read_svr();
+    lapic_write_svr(svr | LAPIC_SVR_ENABLE);
+    u64 tpr = read_cr8();
+    write_cr8(PARK_TPR);
+    pc->park_woken = 0;
+    pc->parked = 1;
+    __atomic_store_n(&pc->park_idle, 1, __ATOMIC_SEQ_CST);
+    pc->park_checks++;
+    while (__atomic_load_n(word, __ATOMIC_SEQ_CST) != value)
+        sleep_once(pc);
+    if (!__atomic_exchange_n(&pc->park_idle, 0, __ATOMIC_SEQ_CST))
+        while (!__atomic_load_n(&pc->park_woken, __ATOMIC_ACQUIRE))
+            sleep_once(pc);
+    pc->parked = 0;
+    write_cr8(tpr);
+    lapic_write_svr(svr);                   /* the guest finds its APIC as it left it */
+}
+
+bool park_claim(struct percpu *t)
+{
+    return __atomic_exchange_n(&t->park_idle, 0, __ATOMIC_SEQ_CST) != 0;
+}
+
+bool park_interrupt(struct percpu *pc, u64 vector)
+{
+    if (!pc->parked)
+        return false;
+    if (vector == PARK_WAKE_VECTOR) {
+        lapic_eoi();
+        __atomic_store_n(&pc->park_woken, 1, __ATOMIC_RELEASE);
+        return true;
+    }
+    /*
+     * A spurious interrupt needs no EOI (SDM Vol. 3A 11.9). An NMI (SVM opens GIF for the HLT) is
+     * dropped, as a CPU in wait-for-SIPI does not take it, and INIT dropped the NMIs held before.
+     */
+    return vector == SPURIOUS_VECTOR || vector == 2;
+}
