@@ -27,6 +27,7 @@ struct hv_options {
     bool storm;                 /* storm=1: after the self-test every CPU executes CPUID forever */
     u64 storm_iters;            /* storm_iters=N: ... N times instead, then the run ends (benchmarks) */
     bool trace;                 /* trace=0: rings start disabled (exits are still counted) */
+    bool gdbstub;               /* gdbstub=1: the resident gdb stub on COM3 (core/gdbstub, issue 17) */
 };
 
 extern struct hv_options hv_options;
