@@ -1,0 +1,133 @@
+"""The gdb face live on Bochs (VT-x) through the hypervisor's resident gdb stub (issue 17): the flows
+test_gdb_qemu.py runs on QEMU's gdbstub, on the stub (gdbstub=1, COM3 behind hvtrace's relay).
+
+One session (2 CPUs, storm=1) serves the module: every CPU is a thread; hv-break stops at the CPUID
+exit with the decoded record; hv-vmcs shows the snapshot and `monitor vmread` reads EXIT_REASON live
+(VMREAD on the stopped CPU) with the same value; hv-ept walks and summarises the EPT; hv-exits lists
+records; delete + continue lets exits flow and an MI -exec-interrupt (Ctrl-C) stops them; detach
+leaves the guest running with no break armed, and a second gdb attaches again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from hvtrace.gdbmi import Gdb
+from hvtrace.launch.bochs import BochsSession
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.bochs]
+EXITS_RE = re.compile(r"^CPU (\d+) VMX .* exits (\d+)", re.MULTILINE)
+
+
+def attach(session: BochsSession) -> Gdb:
+    gdb = Gdb()
+    gdb.load()
+    gdb.ok("-gdb-set remotetimeout 120")
+    gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}", timeout=180)
+    return gdb
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[tuple[BochsSession, Gdb]]:
+    session = BochsSession(gdb_port=0, cpus=2, memory_mb=64, cmdline="storm=1", timeout=1800)
+    gdb: Gdb | None = None
+    try:
+        session.start()
+        wait_for(lambda: any("storm:" in line for line in session.lines), 600, "the storm")
+        gdb = attach(session)
+        yield session, gdb
+    finally:
+        if gdb is not None:
+            gdb.close()
+        session.close()
+
+
+def stop_text(gdb: Gdb, first: str, want: str, timeout: float = 300) -> str:
+    """The stop's console text until ``want`` appears: the extension's summary follows the stop record
+    and reads memory through the emulated UART first (slower than QEMU's gdbstub)."""
+    text, deadline = first, time.monotonic() + timeout
+    while want not in text and time.monotonic() < deadline:
+        text += "".join(str(r["payload"]) for r in gdb.read(1.0) if r["type"] == "console")
+    return text
+
+
+def exit_counts(text: str) -> dict[int, int]:
+    return {int(c): int(n) for c, n in EXITS_RE.findall(text)}
+
+
+def test_every_cpu_is_a_thread(live: tuple[BochsSession, Gdb]) -> None:
+    _, gdb = live
+    threads = gdb.ok("info threads", timeout=180)
+    assert re.search(r"^\*? +1 +Thread 1 ", threads, re.MULTILINE), threads
+    assert re.search(r"^\*? +2 +Thread 2 ", threads, re.MULTILINE), threads
+    assert "Thread 3" not in threads
+
+
+def test_break_cpuid_stops_with_the_decoded_exit_and_live_vmcs(live: tuple[BochsSession, Gdb]) -> None:
+    _, gdb = live
+    assert "hv-break 0: cpuid arg0=0x1" in gdb.ok("hv-break cpuid --leaf 1", timeout=180)
+    stop = gdb.continue_until_stop(timeout=600)
+    frames = [r["payload"] for r in stop.records if r["type"] == "notify" and r["message"] == "stopped"]
+    assert frames[0]["frame"]["func"] == "hv_break_hit", frames
+    text = stop_text(gdb, stop.text, "leaf 0x1 subleaf")
+    assert re.search(r"hv-break 0 hit on CPU \d: CPUID", text), text
+    assert "leaf 0x1 subleaf" in text
+    vmcs = gdb.ok("hv-vmcs", timeout=300)
+    assert "why=BREAK" in vmcs
+    snap = re.search(r"VM_EXIT_REASON\s+\S+\s+(0x[0-9a-f]+)", vmcs)
+    assert snap is not None, vmcs
+    assert int(snap.group(1), 16) & 0xFFFF == 10, vmcs
+    # Live: VMREAD of EXIT_REASON (field 0x4402) on the stopped CPU, through the stub's monitor command.
+    live_reason = gdb.ok("monitor vmread 4402", timeout=120)
+    assert re.search(r"^0xa$", live_reason.strip(), re.MULTILINE), live_reason
+    assert int(live_reason.strip().splitlines()[-1], 16) == int(snap.group(1), 16)
+
+
+def test_ept_walk_and_summary(live: tuple[BochsSession, Gdb]) -> None:
+    _, gdb = live
+    walk = gdb.ok("hv-ept 0x100000", timeout=300)
+    assert "EPT walk of GPA 0x100000" in walk
+    assert "GPA 0x100000 -> HPA 0x100000  rwx WB" in walk
+    summary = gdb.ok("hv-ept --summary", timeout=600)
+    assert re.search(r"^0x0+100000-0x[0-9a-f]+ rwx WB", summary, re.MULTILINE) or " WB " in summary, summary
+
+
+def test_exits_lists_decoded_records(live: tuple[BochsSession, Gdb]) -> None:
+    _, gdb = live
+    text = gdb.ok("hv-exits -n 3 --no-disasm", timeout=300)
+    lines = [ln for ln in text.splitlines() if ln.startswith("CPU")]
+    assert len(lines) == 3, text
+    assert all("CPUID(0xa)/CPUID" in ln for ln in lines), text
+
+
+def test_delete_continue_and_interrupt(live: tuple[BochsSession, Gdb]) -> None:
+    _, gdb = live
+    assert "0 armed" in gdb.ok("hv-break delete all", timeout=120)
+    before = exit_counts(gdb.ok("hv-cpus", timeout=120))
+    stop = gdb.run_for(3.0)  # continue, then -exec-interrupt: the stub notices 0x03 at an exit
+    assert "hit on CPU" not in stop.text
+    assert any(r["type"] == "notify" and r["message"] == "stopped" for r in stop.records), stop.records
+    after = exit_counts(gdb.ok("hv-cpus", timeout=120))
+    assert sorted(before) == sorted(after) == [0, 1]
+    assert any(after[c] > before[c] for c in before), (before, after)
+
+
+def test_detach_leaves_the_guest_running_and_no_break_armed(live: tuple[BochsSession, Gdb]) -> None:
+    session, gdb = live
+    gdb.ok("hv-break cpuid --leaf 1", timeout=120)
+    before = exit_counts(gdb.ok("hv-cpus", timeout=120))
+    gdb.ok("detach", timeout=120)
+    gdb.close()
+    again = attach(session)
+    try:
+        listed = again.ok("hv-break list", timeout=180)
+        assert "0 armed" in listed or "no exit break" in listed, listed
+        after = exit_counts(again.ok("hv-cpus", timeout=120))
+        assert all(after[c] > before[c] for c in before), (before, after)
+    finally:
+        again.close()
