@@ -362,7 +362,7 @@ static void cmd_xfer_features(const u8 *p, const u8 *end, struct out *o)
 /* qRcmd,HEX: the target's monitor command; its text comes back as one O packet, then OK. */
 static void cmd_monitor(struct gdb_stub *s, const u8 *p, const u8 *end, struct out *o)
 {
-    char cmd[128], text[1024];
+    static char cmd[512], text[2000];   /* one stub at a time; the O packet (2 hex digits a byte) fits */
     u32 n = 0;
     for (; p + 1 < end && n < sizeof(cmd) - 1; p += 2) {
         int hi = gdb_hexval(p[0]), lo = gdb_hexval(p[1]);

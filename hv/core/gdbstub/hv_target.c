@@ -7,9 +7,10 @@
  * int3s reach the hypervisor's text whatever its page protections.
  *
  * monitor (qRcmd) commands, run on the CPU that owns the stub (the stopping CPU):
- *   vmread FIELD   VT-x: VMREAD of a VMCS field (hex encoding, SDM Vol. 3D Appendix B) from the current
- *                  VMCS, live. gdbext's hv-vmcs --live issues it for EXIT_REASON and compares the value
- *                  with the snapshot break_hit() took.
+ *   vmread F...    VT-x: VMREAD of VMCS fields (hex encodings, SDM Vol. 3D Appendix B) from that CPU's
+ *                  current VMCS, live. Answer: "CPU n", then "FIELD VALUE" per field (hex; "FIELD -"
+ *                  where VMREAD fails). gdbext's hv-vmcs --live sends the snapshot's fields in batches
+ *                  and compares (EXIT_REASON at a CPUID break: 10 both ways).
  */
 #include <hv/backend.h>
 #include <hv/console.h>
@@ -134,36 +135,40 @@ static u32 write_mem(void *ctx, u64 addr, const u8 *buf, u32 n, bool phys)
     return i;
 }
 
-static bool parse_hex(const char *s, u64 *v)
-{
-    const u8 *p = (const u8 *)s, *end = p;
-    while (*end)
-        end++;
-    if (end - p > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
-        p += 2;
-    return gdb_parse_hex(&p, end, v) && p == end;
-}
-
+/* "vmread F1 F2 ...": one line per field on the CPU that owns the stub (see the top comment). */
 static bool monitor(void *ctx, u32 cpu, const char *cmd, char *out, u32 cap)
 {
     (void)ctx;
-    static const char vmread_cmd[] = "vmread ";
+    (void)cpu;                              /* VMREAD reads this CPU's current VMCS: always the owner's */
+    static const char vmread_cmd[] = "vmread";
     u32 i = 0;
     for (; vmread_cmd[i] && cmd[i] == vmread_cmd[i]; i++)
         ;
-    if (vmread_cmd[i])
+    if (vmread_cmd[i] || (cmd[i] && cmd[i] != ' '))
         return false;
-    u64 field, value;
-    if (!parse_hex(cmd + i, &field))
-        snprintf(out, cap, "usage: monitor vmread FIELD (hex)\n");
-    else if (cpu != gdbstub_owner_cpu())
-        snprintf(out, cap, "vmread: only on the CPU that stopped (thread %u)\n", gdbstub_owner_cpu() + 1);
-    else if (!virt_backend || !virt_backend->live_field)
+    if (!virt_backend || !virt_backend->live_field) {
         snprintf(out, cap, "vmread: not a VT-x run\n");
-    else if (!virt_backend->live_field(field, &value))
-        snprintf(out, cap, "vmread 0x%lx: VMfail (no such field, or no current VMCS)\n", field);
-    else
-        snprintf(out, cap, "0x%lx\n", value);
+        return true;
+    }
+    u32 n = (u32)snprintf(out, cap, "CPU %u\n", gdbstub_owner_cpu());
+    const u8 *p = (const u8 *)cmd + i, *end = p;
+    while (*end)
+        end++;
+    for (;;) {
+        while (p < end && *p == ' ')
+            p++;
+        if (p >= end || n + 40 > cap)
+            break;
+        u64 field, value;
+        if (!gdb_parse_hex(&p, end, &field) || (p < end && *p != ' ')) {
+            snprintf(out, cap, "usage: monitor vmread FIELD... (hex encodings)\n");
+            return true;
+        }
+        if (virt_backend->live_field(field, &value))
+            n += (u32)snprintf(out + n, cap - n, "%lx %lx\n", field, value);
+        else
+            n += (u32)snprintf(out + n, cap - n, "%lx -\n", field);     /* VMfail: not in this VMCS */
+    }
     return true;
 }
 
