@@ -86,11 +86,11 @@ def test_break_cpuid_stops_with_the_decoded_exit_and_live_vmcs(live: tuple[Bochs
     live_reason = gdb.ok("monitor vmread 4402", timeout=120)
     assert re.search(r"^4402 a$", live_reason, re.MULTILINE), live_reason
     # hv-vmcs --live: every snapshot field read again by VMREAD on the stopped CPU.
-    live = gdb.ok("hv-vmcs --exit --live", timeout=600)
-    m = re.search(r"VM_EXIT_REASON\s+0x4402  snapshot (0x[0-9a-f]+)  live (0x[0-9a-f]+)", live)
-    assert m is not None, live
-    assert int(m.group(1), 16) == int(m.group(2), 16) == 10, live
-    assert re.search(r"live VMREAD on CPU \d: \d+ fields, \d+ equal to the snapshot", live), live
+    live_view = gdb.ok("hv-vmcs --exit --live", timeout=600)
+    m = re.search(r"VM_EXIT_REASON\s+0x4402  snapshot (0x[0-9a-f]+)  live (0x[0-9a-f]+)", live_view)
+    assert m is not None, live_view
+    assert int(m.group(1), 16) == int(m.group(2), 16) == 10, live_view
+    assert re.search(r"live VMREAD on CPU \d: \d+ fields, \d+ equal to the snapshot", live_view), live_view
 
 
 def test_ept_walk_and_summary(live: tuple[BochsSession, Gdb]) -> None:
