@@ -20,7 +20,8 @@ from hvtrace.gdbmi import Gdb
 from hvtrace.launch.bochs import BochsSession
 from tests.integration.conftest import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.bochs]
+# Each step waits on the emulated 115200-baud UART under a loaded host: the global 300 s is too short.
+pytestmark = [pytest.mark.slow, pytest.mark.bochs, pytest.mark.timeout(1200)]
 EXITS_RE = re.compile(r"^CPU (\d+) VMX .* exits (\d+)", re.MULTILINE)
 
 
