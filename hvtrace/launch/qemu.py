@@ -180,7 +180,7 @@ class QemuSession(Session):
         #: ``--cpu-model`` as the user gave it (hvtrace adds its back end's needs) and ``--qemu-arg`` words.
         self.cpu_model = cpu_model
         self.qemu_args = tuple(qemu_args)
-        if gdb_port is not None and not 0 < gdb_port < 65536:
+        if gdb_port is not None and not 0 <= gdb_port < 65536:  # 0: a free port
             raise LaunchError(ExitCode.USAGE, f"--gdb port must be 1..65535 (got {gdb_port})")
         self.accel = accel
         self.gdb_port = gdb_port if gdb_port is not None else 0

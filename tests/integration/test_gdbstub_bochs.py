@@ -84,7 +84,8 @@ def test_break_cpuid_stops_with_the_decoded_exit_and_live_vmcs(live: tuple[Bochs
     assert snap is not None, vmcs
     assert int(snap.group(1), 16) & 0xFFFF == 10, vmcs
     # Live: VMREAD of EXIT_REASON (field 0x4402) on the stopped CPU, through the stub's monitor command.
-    live_reason = gdb.ok("monitor vmread 4402", timeout=120)
+    # (MI prints a monitor command's answer as target output: through gdb.execute it is text.)
+    live_reason = gdb.ok('python print(gdb.execute("monitor vmread 4402", to_string=True))', timeout=120)
     assert re.search(r"^4402 a$", live_reason, re.MULTILINE), live_reason
     # hv-vmcs --live: every snapshot field read again by VMREAD on the stopped CPU.
     live_view = gdb.ok("hv-vmcs --exit --live", timeout=600)

@@ -23,7 +23,7 @@
 #define RFLAGS_TF (1ull << 8)
 #define DR6_BS (1ull << 14)         /* single step (SDM Vol. 3B 18.2.3) */
 #define POLL_EVERY 16               /* exits between two looks at the UART, per CPU */
-#define PARK_TIMEOUT_MS 2000
+#define PARK_TIMEOUT_MS 10000       /* a kicked CPU that never parks: listed as running, said after the resume */
 
 u16 gdbstub_port;
 static struct gdb_stub stub;
@@ -74,6 +74,8 @@ void gdbstub_kicked(void)
         gdbstub_park_here();
 }
 
+static u64 unparked;                /* CPUs kicked at the last stop that did not park in time */
+
 /* Bring every other CPU that runs the guest into the stub (bounded: a CPU that never parks is not listed). */
 static void stop_others(struct percpu *me)
 {
@@ -87,9 +89,13 @@ static void stop_others(struct percpu *me)
         kicked |= 1ull << i;
     }
     u64 deadline = deadline_after_ms(PARK_TIMEOUT_MS);
-    for (u32 i = 0; i < cpu_count; i++)
+    unparked = 0;
+    for (u32 i = 0; i < cpu_count; i++) {
         while ((kicked >> i & 1) && !__atomic_load_n(&gdbstub_frames[i], __ATOMIC_ACQUIRE) && !deadline_passed(deadline))
             cpu_relax();
+        if ((kicked >> i & 1) && !__atomic_load_n(&gdbstub_frames[i], __ATOMIC_ACQUIRE))
+            unparked |= 1ull << i;
+    }
 }
 
 static void resume_others(struct percpu *me)
@@ -162,12 +168,24 @@ bool gdbstub_exception(struct exception_frame *f)
     __atomic_store_n(&gdbstub_frames[me->index], 0, __ATOMIC_RELEASE);
     resume_others(me);
     __atomic_store_n(&owner, 0, __ATOMIC_RELEASE);
+    if (unparked)           /* said now: while stopped, a parked CPU may hold the console lock */
+        printk("gdbstub: CPUs not stopped within %u ms at the last stop (mask 0x%lx)\n", PARK_TIMEOUT_MS, unparked);
     return true;
 }
 
 void gdbstub_poll(struct percpu *pc)
 {
-    if (++polls[pc->index] % POLL_EVERY || !gdb_uart_ready(gdbstub_port) || __atomic_load_n(&owner, __ATOMIC_RELAXED))
+    /*
+     * A stop in progress that this CPU's kick has not parked yet: park now. Under QEMU's TCG the
+     * SVM back end's "stgi; nop; clgi" window may be too short for the held NMI, which then brings
+     * the CPU out of the guest again and again without ever being taken in the host.
+     */
+    u32 o = __atomic_load_n(&owner, __ATOMIC_ACQUIRE);
+    if (o && o != pc->index + 1) {
+        gdbstub_park_here();
+        return;
+    }
+    if (++polls[pc->index] % POLL_EVERY || o || !gdb_uart_ready(gdbstub_port))
         return;
     gdbstub_break();
 }

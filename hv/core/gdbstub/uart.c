@@ -27,11 +27,22 @@ bool gdb_uart_ready(u16 base)
     return inb(base + UART_LSR) & UART_LSR_DR;
 }
 
+/*
+ * Between two looks at LSR the CPU waits a little without touching the device: under QEMU every port
+ * access takes the emulator's global lock, which the thread delivering the socket's bytes into the
+ * UART needs too, and a CPU polling flat out starves it.
+ */
+static void between_polls(void)
+{
+    for (int i = 0; i < 64; i++)
+        cpu_relax();
+}
+
 int gdb_uart_getc(void *ctx)
 {
     u16 base = (u16)(u64)ctx;
     while (!gdb_uart_ready(base))
-        cpu_relax();
+        between_polls();
     return inb(base);
 }
 
@@ -39,6 +50,6 @@ void gdb_uart_putc(void *ctx, u8 c)
 {
     u16 base = (u16)(u64)ctx;
     while (!(inb(base + UART_LSR) & UART_LSR_THRE))
-        cpu_relax();
+        between_polls();
     outb(base, c);
 }
