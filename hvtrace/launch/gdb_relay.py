@@ -52,6 +52,7 @@ class GdbRelay:
         if backend is None:
             return
         backend.settimeout(None)
+        _no_delay(backend)
         client: socket.socket | None = None
         sel = selectors.DefaultSelector()
         sel.register(backend, selectors.EVENT_READ, "backend")
@@ -65,12 +66,14 @@ class GdbRelay:
                             sel.unregister(client)
                             client.close()
                         client = conn
+                        _no_delay(client)
                         sel.register(client, selectors.EVENT_READ, "client")
                         continue
                     sock = key.fileobj
                     assert isinstance(sock, socket.socket)
                     data = sock.recv(65536)
                     if key.data == "backend":
+                        _quick_ack(backend)
                         if not data:
                             return  # Bochs is gone
                         if client is not None:
@@ -88,6 +91,21 @@ class GdbRelay:
             if client is not None:
                 client.close()
             backend.close()
+
+
+def _no_delay(sock: socket.socket) -> None:
+    """Packets go out at once: the protocol is small packets, one round trip each (Nagle would hold
+    each behind the peer's delayed ACK, ~40 ms)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _quick_ack(sock: socket.socket) -> None:
+    """ACK Bochs' bytes at once (it sends the stub's output a byte at a time, Nagle on): Linux resets
+    TCP_QUICKACK after use, so it is set again after every read."""
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if quickack is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
 
 
 def _free_port() -> int:

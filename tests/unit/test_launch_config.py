@@ -127,7 +127,8 @@ def test_com3_is_the_resident_gdb_stubs_socket_only_when_asked() -> None:
     }  # fmt: skip
     argv = qemu_argv(**common, hv_stub_port=4321)  # type: ignore[arg-type]
     serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
-    assert serials == ["null", "chardev:hv", "tcp:127.0.0.1:4321,server=on,wait=off"]  # COM1, COM2, COM3
+    com3 = "tcp:127.0.0.1:4321,server=on,wait=off,nodelay=on"
+    assert serials == ["null", "chardev:hv", com3]  # COM1 (guest), COM2 (console), COM3 (the stub)
     assert _opt(argv, "-gdb") == "tcp:127.0.0.1:1"  # QEMU's own stays on its port
 
 
