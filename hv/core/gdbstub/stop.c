@@ -29,6 +29,12 @@ u16 gdbstub_port;
 static struct gdb_stub stub;
 static volatile u32 owner;          /* index + 1 of the CPU that runs the stub, 0: none */
 static volatile u32 release_gen;    /* bumped by each resume: parked CPUs leave */
+/*
+ * 1 from the owner's start until its resume begins: only then do kicks and exits park a CPU. A kick's
+ * NMI can be taken late (SVM holds it while GIF = 0, the CPU may have parked at an exit instead): one
+ * that arrives during or after the resume must not park the CPU again, or the resume would wait for it.
+ */
+static volatile u32 halting;
 static u32 stepping[HV_MAX_CPUS];   /* the CPU's #DB is the single step gdb asked for */
 static u32 polls[HV_MAX_CPUS];
 struct exception_frame *volatile gdbstub_frames[HV_MAX_CPUS];
@@ -69,8 +75,7 @@ void gdbstub_park_frame(struct exception_frame *f)
 
 void gdbstub_kicked(void)
 {
-    u32 o = __atomic_load_n(&owner, __ATOMIC_ACQUIRE);
-    if (o && o != this_cpu()->index + 1)
+    if (__atomic_load_n(&halting, __ATOMIC_ACQUIRE) && __atomic_load_n(&owner, __ATOMIC_ACQUIRE) != this_cpu()->index + 1)
         gdbstub_park_here();
 }
 
@@ -163,9 +168,11 @@ bool gdbstub_exception(struct exception_frame *f)
         return true;
     }
     __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
+    __atomic_store_n(&halting, 1, __ATOMIC_RELEASE);
     stop_others(me);
     serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, swbreak);
     __atomic_store_n(&gdbstub_frames[me->index], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&halting, 0, __ATOMIC_RELEASE);
     resume_others(me);
     __atomic_store_n(&owner, 0, __ATOMIC_RELEASE);
     if (unparked)           /* said now: while stopped, a parked CPU may hold the console lock */
@@ -181,7 +188,7 @@ void gdbstub_poll(struct percpu *pc)
      * the CPU out of the guest again and again without ever being taken in the host.
      */
     u32 o = __atomic_load_n(&owner, __ATOMIC_ACQUIRE);
-    if (o && o != pc->index + 1) {
+    if (o && o != pc->index + 1 && __atomic_load_n(&halting, __ATOMIC_ACQUIRE)) {
         gdbstub_park_here();
         return;
     }

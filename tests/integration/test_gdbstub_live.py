@@ -1,11 +1,13 @@
-"""The gdb face live on Bochs (VT-x) through the hypervisor's resident gdb stub (issue 17): the flows
-test_gdb_qemu.py runs on QEMU's gdbstub, on the stub (gdbstub=1, COM3 behind hvtrace's relay).
+"""The gdb face live through the hypervisor's resident gdb stub (issue 17), on Bochs (VT-x: the stub
+on COM3 behind hvtrace's relay, `--gdb`) and on QEMU (SVM: COM3 as QEMU's tcp server, `--gdb-stub hv`):
+the flows test_gdb_qemu.py runs on QEMU's own gdbstub.
 
-One session (2 CPUs, storm=1) serves the module: every CPU is a thread; hv-break stops at the CPUID
-exit with the decoded record; hv-vmcs shows the snapshot and `monitor vmread` reads EXIT_REASON live
-(VMREAD on the stopped CPU) with the same value; hv-ept walks and summarises the EPT; hv-exits lists
-records; delete + continue lets exits flow and an MI -exec-interrupt (Ctrl-C) stops them; detach
-leaves the guest running with no break armed, and a second gdb attaches again.
+One session (2 CPUs, storm=1) per back end serves the module: every CPU is a thread; hv-break stops at
+the CPUID exit with the decoded record; hv-vmcs shows the snapshot, and on VT-x `monitor vmread` and
+hv-vmcs --live read EXIT_REASON again by VMREAD on the stopped CPU: the same value; hv-ept walks and
+summarises the stage-2 tables; hv-exits lists records; delete + continue lets exits flow and an MI
+-exec-interrupt (Ctrl-C) stops them; detach leaves the guest running with no break armed, and a second
+gdb attaches again.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import pytest
 
 from hvtrace.gdbmi import Gdb
 from hvtrace.launch.bochs import BochsSession
+from hvtrace.launch.qemu import QemuSession
 from tests.integration.conftest import wait_for
 
 # Each step waits on the emulated 115200-baud UART under a loaded host: the global 300 s is too short.
-pytestmark = [pytest.mark.slow, pytest.mark.bochs, pytest.mark.timeout(1200)]
-EXITS_RE = re.compile(r"^CPU (\d+) VMX .* exits (\d+)", re.MULTILINE)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+EXITS_RE = re.compile(r"^CPU (\d+) (?:VMX|SVM) .* exits (\d+)", re.MULTILINE)
+Live = tuple[BochsSession | QemuSession, Gdb]
+#: The storm's CPUID exit as hv-exits names it, per back end.
+CPUID_EXIT = {"bochs": "CPUID(0xa)/CPUID", "qemu": "CPUID(0x72)/CPUID"}
 
 
-def attach(session: BochsSession) -> Gdb:
+def attach(session: BochsSession | QemuSession) -> Gdb:
     gdb = Gdb()
     gdb.load()
     gdb.ok("-gdb-set remotetimeout 120")
@@ -33,9 +39,18 @@ def attach(session: BochsSession) -> Gdb:
     return gdb
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[tuple[BochsSession, Gdb]]:
-    session = BochsSession(gdb_port=0, cpus=2, memory_mb=64, cmdline="storm=1", timeout=1800)
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("bochs", marks=pytest.mark.bochs), pytest.param("qemu", marks=pytest.mark.qemu)],
+)
+def live(request: pytest.FixtureRequest) -> Iterator[Live]:
+    session: BochsSession | QemuSession
+    if request.param == "bochs":
+        session = BochsSession(gdb_port=0, cpus=2, memory_mb=64, cmdline="storm=1", timeout=1800)
+    else:
+        session = QemuSession(
+            gdb_port=0, gdb_stub="hv", cpus=2, memory_mb=64, cmdline="storm=1", timeout=1800
+        )
     gdb: Gdb | None = None
     try:
         session.start()
@@ -61,7 +76,7 @@ def exit_counts(text: str) -> dict[int, int]:
     return {int(c): int(n) for c, n in EXITS_RE.findall(text)}
 
 
-def test_every_cpu_is_a_thread(live: tuple[BochsSession, Gdb]) -> None:
+def test_every_cpu_is_a_thread(live: Live) -> None:
     _, gdb = live
     threads = gdb.ok("info threads", timeout=180)
     assert re.search(r"^\*? +1 +Thread 1 ", threads, re.MULTILINE), threads
@@ -69,7 +84,7 @@ def test_every_cpu_is_a_thread(live: tuple[BochsSession, Gdb]) -> None:
     assert "Thread 3" not in threads
 
 
-def test_break_cpuid_stops_with_the_decoded_exit_and_live_vmcs(live: tuple[BochsSession, Gdb]) -> None:
+def test_break_cpuid_stops_with_the_decoded_exit_and_the_vmcs(live: Live) -> None:
     _, gdb = live
     assert "hv-break 0: cpuid arg0=0x1" in gdb.ok("hv-break cpuid --leaf 1", timeout=180)
     stop = gdb.continue_until_stop(timeout=600)
@@ -80,6 +95,9 @@ def test_break_cpuid_stops_with_the_decoded_exit_and_live_vmcs(live: tuple[Bochs
     assert "leaf 0x1 subleaf" in text
     vmcs = gdb.ok("hv-vmcs", timeout=300)
     assert "why=BREAK" in vmcs
+    if isinstance(live[0], QemuSession):  # SVM: the VMCB's EXITCODE; no VMREAD to compare with
+        assert re.search(r"EXITCODE\s+\+070\s+0x0+72", vmcs), vmcs
+        return
     snap = re.search(r"VM_EXIT_REASON\s+\S+\s+(0x[0-9a-f]+)", vmcs)
     assert snap is not None, vmcs
     assert int(snap.group(1), 16) & 0xFFFF == 10, vmcs
@@ -95,24 +113,24 @@ def test_break_cpuid_stops_with_the_decoded_exit_and_live_vmcs(live: tuple[Bochs
     assert re.search(r"live VMREAD on CPU \d: \d+ fields, \d+ equal to the snapshot", live_view), live_view
 
 
-def test_ept_walk_and_summary(live: tuple[BochsSession, Gdb]) -> None:
+def test_ept_walk_and_summary(live: Live) -> None:
     _, gdb = live
     walk = gdb.ok("hv-ept 0x100000", timeout=300)
-    assert "EPT walk of GPA 0x100000" in walk
+    assert re.search(r"(EPT|NPT) walk of GPA 0x100000", walk), walk
     assert "GPA 0x100000 -> HPA 0x100000  rwx WB" in walk
     summary = gdb.ok("hv-ept --summary", timeout=600)
     assert re.search(r"^0x0+100000-0x[0-9a-f]+ rwx WB", summary, re.MULTILINE) or " WB " in summary, summary
 
 
-def test_exits_lists_decoded_records(live: tuple[BochsSession, Gdb]) -> None:
-    _, gdb = live
+def test_exits_lists_decoded_records(live: Live) -> None:
+    session, gdb = live
     text = gdb.ok("hv-exits -n 3 --no-disasm", timeout=300)
     lines = [ln for ln in text.splitlines() if ln.startswith("CPU")]
     assert len(lines) == 3, text
-    assert all("CPUID(0xa)/CPUID" in ln for ln in lines), text
+    assert all(CPUID_EXIT[session.backend] in ln for ln in lines), text
 
 
-def test_delete_continue_and_interrupt(live: tuple[BochsSession, Gdb]) -> None:
+def test_delete_continue_and_interrupt(live: Live) -> None:
     _, gdb = live
     assert "0 armed" in gdb.ok("hv-break delete all", timeout=120)
     before = exit_counts(gdb.ok("hv-cpus", timeout=120))
@@ -124,7 +142,7 @@ def test_delete_continue_and_interrupt(live: tuple[BochsSession, Gdb]) -> None:
     assert any(after[c] > before[c] for c in before), (before, after)
 
 
-def test_detach_leaves_the_guest_running_and_no_break_armed(live: tuple[BochsSession, Gdb]) -> None:
+def test_detach_leaves_the_guest_running_and_no_break_armed(live: Live) -> None:
     session, gdb = live
     gdb.ok("hv-break cpuid --leaf 1", timeout=120)
     before = exit_counts(gdb.ok("hv-cpus", timeout=120))
