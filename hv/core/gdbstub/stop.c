@@ -22,7 +22,7 @@
 
 #define RFLAGS_TF (1ull << 8)
 #define DR6_BS (1ull << 14)         /* single step (SDM Vol. 3B 18.2.3) */
-#define POLL_EVERY 16               /* exits between two looks at the UART, per CPU */
+#define POLL_EVERY 256              /* exits between two looks at the UART, per CPU (a port read is costly under TCG) */
 #define PARK_TIMEOUT_MS 10000       /* a kicked CPU that never parks: listed as running, said after the resume */
 
 u16 gdbstub_port;
