@@ -43,7 +43,7 @@ void gdbstub_init(void)
 {
     if (!hv_options.gdbstub)
         return;
-    if (!gdb_uart_init(GDBSTUB_UART)) {
+    if (!uart_init(GDBSTUB_UART)) {
         printk("gdbstub: no UART at 0x%x: the stub is off\n", GDBSTUB_UART);
         return;
     }

@@ -1,6 +1,6 @@
 /*
- * The stub's serial line: a 16550 polled without interrupts (the hypervisor takes none), 115200 8N1
- * with FIFOs. getc waits for a byte (a stopped system has nothing better to do); the line never
+ * The stub's serial line: a 16550 polled without interrupts (the hypervisor takes none), programmed
+ * like the console's (uart_init, core/lib/console.c: 115200 8N1, FIFOs). getc waits for a byte (a stopped system has nothing better to do); the line never
  * "ends": a gdb that went away is replaced by the next one that connects.
  */
 #include <hv/gdb_uart.h>
@@ -10,18 +10,6 @@
 #define UART_LSR 5
 #define UART_LSR_DR 0x01
 #define UART_LSR_THRE 0x20
-
-bool gdb_uart_init(u16 base)
-{
-    outb(base + 1, 0x00);   /* no interrupts */
-    outb(base + 3, 0x80);   /* DLAB */
-    outb(base + 0, 0x01);   /* divisor 1: 115200 baud */
-    outb(base + 1, 0x00);
-    outb(base + 3, 0x03);   /* 8N1 */
-    outb(base + 2, 0xc7);   /* FIFOs on, cleared */
-    outb(base + 4, 0x03);   /* DTR, RTS */
-    return inb(base + UART_LSR) != 0xff;    /* nothing decodes the port: all ones */
-}
 
 bool gdb_uart_ready(u16 base)
 {

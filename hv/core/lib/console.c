@@ -22,8 +22,7 @@
 static spinlock_t console_lock;
 static u16 uart_base;           /* the UART the console uses (HV_CONSOLE_UART, or COM1), 0 if none */
 
-/* Program a 16550 for 115200 8N1 without interrupts; true if something answers there. */
-static bool uart_init(u16 base)
+bool uart_init(u16 base)
 {
     outb(base + 1, 0x00);   /* no interrupts */
     outb(base + 3, 0x80);   /* DLAB */

@@ -11,6 +11,9 @@
 #define HV_GUEST_UART   0x3f8   /* COM1: the guest's console (the hypervisor's only as a fallback) */
 
 void console_init(void);
+/* Program a 16550 for 115200 8N1 without interrupts, FIFOs on; true if something answers there (the
+ * console's UARTs and the gdb stub's, core/gdbstub). */
+bool uart_init(u16 base);
 void printk(const char *fmt, ...) __printf(1, 2);
 void vprintk(const char *fmt, va_list ap);
 /* Emergency output: bypasses the lock (used on fatal paths where the lock may be held). */

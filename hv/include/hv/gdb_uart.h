@@ -4,7 +4,6 @@
 
 #include <hv/types.h>
 
-bool gdb_uart_init(u16 base);       /* false: no UART answers there */
 bool gdb_uart_ready(u16 base);      /* a received byte waits */
 int gdb_uart_getc(void *ctx);
 void gdb_uart_putc(void *ctx, u8 c);
