@@ -10,6 +10,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/discovery.h>
+#include <hv/gdbstub.h>
 #include <hv/guest.h>
 #include <hv/lapic.h>
 #include <hv/memmap.h>
@@ -62,6 +63,7 @@ __noreturn void hv_main(u32 magic, u32 mbi_addr)
     cmdline_parse((mbi->flags & MB_INFO_CMDLINE) ? (const char *)(u64)mbi->cmdline : "");
     printk("command line: %s\n", hv_cmdline);
     console_configure(hv_options.console_port, hv_options.console_baud);
+    gdbstub_init();
 
     memmap_init(mbi);
     memmap_print();

@@ -26,6 +26,11 @@ static int vmx_launch(struct percpu *pc)
     return vmx_start(pc);
 }
 
+static bool vmx_live_field(u64 field, u64 *value)
+{
+    return vmread_checked(field, value);
+}
+
 static const u64 *vmx_exit_counts(const struct percpu *pc)
 {
     return ((const struct vmx_cpu *)pc->vendor)->exits;
@@ -51,5 +56,6 @@ const struct hv_backend vmx_backend = {
     .snapshot = vmx_snapshot,
     .exit_counters = VMX_EXIT_REASON_COUNT,
     .exit_counts = vmx_exit_counts,
+    .live_field = vmx_live_field,
     .exit_counter_name = vmx_exit_reason_name,
 };

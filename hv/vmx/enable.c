@@ -85,7 +85,9 @@ static bool read_caps(struct vmx_caps *c, u32 cpu)
     /* TRUE_* MSRs report the real allowed-0 settings of the default-1 controls (Appendix A.2). */
     /* unhandled_exit_test=1 (cmdline.h): RDPMC exiting on, with no handler in the dispatch table. */
     u32 want_cpu = WANT_CPU | (hv_options.unhandled_exit_test ? CPU_RDPMC_EXITING : 0);
-    bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, OPTIONAL_PIN,
+    /* gdbstub=1: a periodic exit where the stub looks for Ctrl-C even in a guest that never exits. */
+    u32 optional_pin = OPTIONAL_PIN | (hv_options.gdbstub ? PIN_PREEMPTION_TIMER : 0);
+    bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, optional_pin,
                      &c->pin,
                      "pin-based controls", cpu) &&
               adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, want_cpu, OPTIONAL_CPU, &c->cpu,

@@ -171,6 +171,8 @@ static void task_switch(struct vmx_exit *x)
 
 /* The guest can take the held NMI now: vcpu_exit_done() injects it and disarms the window. */
 static void nmi_window(struct vmx_exit *x) { (void)x; }
+/* The gdb stub's periodic exit (gdbstub=1, vmcs.c): nothing to do here, vcpu_exit_finish() polls the UART. */
+static void preemption_timer(struct vmx_exit *x) { (void)x; }
 
 /*
  * A triple fault is the guest's own end. An EPT misconfiguration is the hypervisor's: the map never
@@ -218,6 +220,7 @@ static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_MSR_WRITE] = { msr_write, HV_EXIT_MSR_WRITE },
     [EXIT_REASON_EPT_VIOLATION] = { ept_violation, HV_EXIT_STAGE2_FAULT },
     [EXIT_REASON_EPT_MISCONFIG] = { fatal, HV_EXIT_OTHER },
+    [EXIT_REASON_PREEMPTION_TIMER] = { preemption_timer, HV_EXIT_OTHER },
     [EXIT_REASON_WBINVD] = { invd, HV_EXIT_INVD },
     [EXIT_REASON_XSETBV] = { xsetbv, HV_EXIT_XSETBV },
 };

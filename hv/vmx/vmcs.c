@@ -13,6 +13,7 @@
 #include <hv/io_policy.h>
 #include <hv/msr_policy.h>
 #include <hv/segments.h>
+#include <hv/timer.h>
 #include <hv/vmx/ept.h>
 
 
@@ -113,6 +114,17 @@ static bool vmcs_load(struct percpu *pc)
     return true;
 }
 
+/*
+ * The VMX-preemption timer's period (gdbstub=1): about 10 ms. It counts down at the TSC's rate divided
+ * by 2^IA32_VMX_MISC[4:0] (SDM Vol. 3C 26.5.1), restarts from this value at every VM entry (the "save
+ * VMX-preemption timer value" exit control stays off), so a guest that exits often never sees it fire.
+ */
+static u32 vmx_preemption_ticks(void)
+{
+    u64 ticks = (tsc_khz() * 10) >> (rdmsr(MSR_IA32_VMX_MISC) & 0x1f);
+    return ticks > 0xffffffffull ? 0xffffffffu : ticks ? (u32)ticks : 1;
+}
+
 /* Execution controls, EPT, the CR masks and the host state: the same for every kind of guest. */
 static bool vmcs_controls_and_host(struct percpu *pc)
 {
@@ -129,6 +141,8 @@ static bool vmcs_controls_and_host(struct percpu *pc)
     ok &= vmwrite(VM_EXIT_CONTROLS, c->exit);
     ok &= vmwrite(VM_ENTRY_CONTROLS, c->entry);
     ok &= vmwrite(EXCEPTION_BITMAP, 1u << 6);       /* #UD: reflected, and traced */
+    if (c->pin & PIN_PREEMPTION_TIMER)
+        ok &= vmwrite(VMX_PREEMPTION_TIMER_VALUE, vmx_preemption_ticks());
     ok &= vmwrite(CR3_TARGET_COUNT, 0);
     /*
      * Every field the enabled controls consult is written: VMCLEAR does not zero the region's data

@@ -53,8 +53,16 @@ def register(sub: Subcommands) -> None:
     run.add_argument(
         "--gdb",
         type=values.tcp_port("--gdb"),
+        nargs="?",
+        const=0,
         metavar="PORT",
-        help="gdbstub port on 127.0.0.1 (QEMU only; default: a free port)",
+        help="gdb port on 127.0.0.1 (default: a free one). QEMU: its gdbstub is always there (or the "
+        "hypervisor's, --gdb-stub hv); Bochs: the hypervisor's resident stub (gdbstub=1 on COM3)",
+    )
+    run.add_argument(
+        "--gdb-stub",
+        choices=("qemu", "hv"),
+        help="QEMU: which stub the gdb port reaches: QEMU's gdbstub (default) or the hypervisor's own",
     )
     run.add_argument(
         "--inject-fault",
@@ -130,6 +138,7 @@ def make_session(args: argparse.Namespace) -> Session:
         args.backend,
         accel=args.accel,
         gdb_port=args.gdb,
+        gdb_stub=args.gdb_stub,
         timeout=session_timeout(args, opts.hv_cmdline),
         on_line=_show,
         on_info=out,

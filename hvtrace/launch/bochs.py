@@ -27,8 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, ClassVar, Unpack
 
-from hvtrace.exitcodes import ExitCode
+from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.image import ensure_iso
+from hvtrace.launch.gdb_relay import GdbRelay
 from hvtrace.launch.session import RunResult, Session, SessionOptions
 from hvtrace.status import StatusLine, parse_status_line
 from hvtrace.tools import BOCHS_BIOS, GRUB_I386_PC, VGA_BIOS, require_file, require_tool
@@ -55,9 +56,13 @@ def bochsrc_text(
     bios: Path = BOCHS_BIOS,
     vgabios: Path = VGA_BIOS,
     os_guest: bool = False,
+    gdb_socket: int | None = None,
 ) -> str:
     """The bochsrc for one run (pure function; unit-tested). ``serial``: the file COM2, the hypervisor's
     private channel, goes to; ``guest_console``: COM1's (the guest's console; default: no COM1).
+    ``gdb_socket``: COM3, the resident gdb stub's UART (hypervisor option gdbstub=1), as a TCP server
+    on that loopback port (Bochs waits in accept() at start until a client connects: hvtrace's relay,
+    hvtrace/launch/gdb_relay.py, connects at once and passes gdb's connections on).
 
     ``ignore_bad_msrs=0``: an MSR Bochs lacks raises #GP, as on hardware, for the hypervisor and its
     self-test. With a guest OS (``os_guest``) Bochs' default, 1, is kept: Bochs 2.7 lacks MSRs every
@@ -88,6 +93,7 @@ def bochsrc_text(
             # COM1 (0x3f8) is the guest's; COM2 (0x2f8) the hypervisor's, hidden from the guest.
             f"com1: enabled=1, mode=file, dev={guest_console}" if guest_console else "com1: enabled=0",
             f"com2: enabled=1, mode=file, dev={serial}",
+            *([f"com3: enabled=1, mode=socket-server, dev=127.0.0.1:{gdb_socket}"] if gdb_socket else []),
             "port_e9_hack: enabled=1",
             "magic_break: enabled=1",
             "clock: sync=none",
@@ -171,9 +177,18 @@ class BochsSession(Session):
         *,
         dump_memory: bool = False,
         dump_before_at: int | None = None,
+        gdb_port: int | None = None,
         **options: Unpack[SessionOptions],
     ) -> None:
         super().__init__(**options)
+        #: With ``gdb_port`` (0: a free port): the hypervisor's resident gdb stub (gdbstub=1) on COM3,
+        #: reached through :class:`GdbRelay` at 127.0.0.1:``gdb_port`` once started.
+        self.gdb_relay: GdbRelay | None = None
+        self.gdb_port = gdb_port
+        if gdb_port is not None:
+            if not 0 <= gdb_port < 65536:
+                raise LaunchError(ExitCode.USAGE, f"--gdb port must be 1..65535 (got {gdb_port})")
+            self.cmdline = f"{self.cmdline} gdbstub=1".strip()
         #: With ``dump_memory``: also dump RAM when a CPU first executes this physical address.
         self.dump_before_at = dump_before_at
         if self.guest is not None:
@@ -216,6 +231,11 @@ class BochsSession(Session):
         self.serial_path = self.tmpdir / "com2.txt"
         self.guest_console_path = self.tmpdir / "guest-console.txt"
         self.log_path = self.tmpdir / "bochs.log"
+        if self.gdb_port is not None:
+            self.gdb_relay = GdbRelay(self.gdb_port)
+            self.gdb_port = self.gdb_relay.port
+            where = f"127.0.0.1:{self.gdb_port}"
+            self.info(f"gdb port {self.gdb_port} (the hypervisor's gdb stub: target remote {where})")
         rc = self.tmpdir / "bochsrc"
         rc.write_text(
             bochsrc_text(
@@ -226,6 +246,7 @@ class BochsSession(Session):
                 serial=self.serial_path,
                 guest_console=self.guest_console_path,
                 os_guest=self.guest is not None,
+                gdb_socket=self.gdb_relay.backend_port if self.gdb_relay else None,
             )
         )
         self.e9_path = self.tmpdir / "e9.bin"
@@ -247,6 +268,8 @@ class BochsSession(Session):
         assert guest is not None
         self._thread("serial", lambda: self._tail_serial(hv))
         self._thread("guest", lambda: self._tail_guest_console(guest))
+        if self.gdb_relay is not None:
+            self.gdb_relay.start()
 
     def dump_files(self, before: bool = False) -> list[tuple[int, Path]]:
         """(guest-physical start, file) of each memory dump range written at the end of the run (with
@@ -302,6 +325,10 @@ class BochsSession(Session):
             return []
         text = self.log_path.read_text(errors="replace").splitlines()
         return [line for line in text if _LOG_PROBLEM_RE.match(line)][-limit:]
+
+    def _cleanup_extra(self) -> None:
+        if self.gdb_relay is not None:
+            self.gdb_relay.close()
 
     def _classify_no_status(self, returncode: int) -> tuple[ExitCode, str]:
         msg = self.emulator_error_text()

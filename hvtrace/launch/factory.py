@@ -1,8 +1,9 @@
 """The one place a backend name becomes a session: ``run``, ``capture`` and ``tui`` all build theirs here.
 
 :data:`BACKENDS` names the emulators; :func:`make_session` refuses what only QEMU offers (an
-accelerator, a gdbstub port, a CPU model, extra QEMU arguments) when Bochs is asked for, so every
-caller gives the same usage error for the same mistake.
+accelerator, QEMU's gdbstub, a CPU model, extra QEMU arguments) when Bochs is asked for, so every
+caller gives the same usage error for the same mistake. ``gdb_port`` under Bochs is the hypervisor's
+resident gdb stub (issue 17); under QEMU ``gdb_stub`` chooses QEMU's (the default) or the resident one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def make_session(
     *,
     accel: str = "tcg",
     gdb_port: int | None = None,
+    gdb_stub: str | None = None,
     cpu_model: str | None = None,
     qemu_args: Sequence[str] = (),
     **options: Unpack[SessionOptions],
@@ -40,11 +42,20 @@ def make_session(
     cls = session_class(backend)
     if cls is QemuSession:
         return QemuSession(
-            accel=accel, gdb_port=gdb_port, cpu_model=cpu_model, qemu_args=qemu_args, **options
+            accel=accel,
+            gdb_port=gdb_port,
+            gdb_stub=gdb_stub or "qemu",
+            cpu_model=cpu_model,
+            qemu_args=qemu_args,
+            **options,
         )
     if accel != "tcg":
         raise LaunchError(ExitCode.USAGE, "--accel applies to the qemu backend only")
-    if gdb_port is not None:
-        raise LaunchError(ExitCode.USAGE, "--gdb needs the qemu backend (this Bochs build has no gdbstub)")
+    if gdb_stub not in (None, "hv"):
+        raise LaunchError(
+            ExitCode.USAGE, "--gdb-stub qemu needs the qemu backend (Bochs: the hypervisor's stub)"
+        )
     refuse_qemu_options(backend, cpu_model, qemu_args)
+    if gdb_port is not None:
+        return BochsSession(gdb_port=gdb_port, **options)
     return cls(**options)

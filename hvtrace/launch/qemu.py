@@ -109,16 +109,20 @@ def qemu_argv(
     cpu_model: str | None = None,
     extra_args: Sequence[str] = (),
     guest_console: Path | None = None,
+    hv_stub_port: int | None = None,
 ) -> list[str]:
     """The QEMU command line for one run (pure function; unit-tested). ``initrd``: the multiboot
     modules (a guest kernel and its initrd, :meth:`GuestSpec.qemu_initrd`); ``cpu_model``: the
     user's ``--cpu-model`` (see :func:`cpu_option`); ``extra_args``: the user's ``--qemu-arg`` words,
     last; ``guest_console``: the file COM1 (the guest's console) goes to, e.g. ``/dev/fd/N`` of an
     inherited pipe (default: none, the guest's bytes are dropped). COM2, the hypervisor's private
-    channel, is on stdout."""
+    channel, is on stdout. ``hv_stub_port``: COM3, the hypervisor's resident gdb stub (gdbstub=1), as a
+    loopback TCP server gdb may connect to at any time (``--gdb-stub hv``)."""
     cpu = cpu_option(cpu_model, accel)
     com1 = f"file:{guest_console}" if guest_console is not None else "null"
     modules = ["-initrd", initrd] if initrd is not None else []
+    # nodelay: one small packet per round trip; with Nagle each waited for a delayed ACK (~40 ms).
+    com3 = ["-serial", f"tcp:127.0.0.1:{hv_stub_port},server=on,wait=off,nodelay=on"] if hv_stub_port else []
     return [
         qemu,
         "-machine", "q35,memory-backend=ram",
@@ -130,6 +134,7 @@ def qemu_argv(
         *headless("hv"),
         "-serial", com1,                # COM1 (0x3f8): the guest's
         "-serial", "chardev:hv",        # COM2 (0x2f8): the hypervisor's private channel
+        *com3,                          # COM3 (0x3e8): the resident gdb stub's, with --gdb-stub hv
         "-no-reboot",
         "-device", f"isa-debug-exit,iobase={HV_DEBUG_EXIT_PORT:#x},iosize={HV_DEBUG_EXIT_SIZE}",
         "-gdb", f"tcp:127.0.0.1:{gdb_port}",
@@ -156,18 +161,27 @@ class QemuSession(Session):
         *,
         accel: str = "tcg",
         gdb_port: int | None = None,
+        gdb_stub: str = "qemu",
         cpu_model: str | None = None,
         qemu_args: Sequence[str] = (),
         **options: Unpack[SessionOptions],
     ) -> None:
         super().__init__(**options)
+        if gdb_stub not in ("qemu", "hv"):
+            raise LaunchError(ExitCode.USAGE, f"unknown gdb stub {gdb_stub!r} (choose qemu or hv)")
+        #: Which stub ``gdb_port`` reaches: QEMU's gdbstub, or the hypervisor's own (gdbstub=1, on COM3;
+        #: QEMU's then listens on ``qemu_gdb_port``).
+        self.gdb_stub = gdb_stub
+        self.qemu_gdb_port = 0
+        if gdb_stub == "hv":
+            self.cmdline = f"{self.cmdline} gdbstub=1".strip()
         if accel not in ("tcg", "kvm"):
             raise LaunchError(ExitCode.USAGE, f"unknown accelerator {accel!r} (choose tcg or kvm)")
         cpu_option(cpu_model, accel)  # a malformed model is a usage error now, not a QEMU failure
         #: ``--cpu-model`` as the user gave it (hvtrace adds its back end's needs) and ``--qemu-arg`` words.
         self.cpu_model = cpu_model
         self.qemu_args = tuple(qemu_args)
-        if gdb_port is not None and not 0 < gdb_port < 65536:
+        if gdb_port is not None and not 0 <= gdb_port < 65536:  # 0: a free port
             raise LaunchError(ExitCode.USAGE, f"--gdb port must be 1..65535 (got {gdb_port})")
         self.accel = accel
         self.gdb_port = gdb_port if gdb_port is not None else 0
@@ -196,8 +210,10 @@ class QemuSession(Session):
         self._guest_read, self._guest_write = os.pipe()  # COM1, the guest's console (see _spawn)
         if self.gdb_port == 0:
             self.gdb_port = free_tcp_port()
+        self.qemu_gdb_port = free_tcp_port() if self.gdb_stub == "hv" else self.gdb_port
         self.info(f"ram file {self.ram_path}")
-        self.info(f"gdb port {self.gdb_port} (target remote 127.0.0.1:{self.gdb_port})")
+        which = "the hypervisor's gdb stub, COM3" if self.gdb_stub == "hv" else "QEMU's gdbstub"
+        self.info(f"gdb port {self.gdb_port} ({which}: target remote 127.0.0.1:{self.gdb_port})")
         self.info(f"qmp socket {self.qmp_socket}")
         return qemu_argv(
             elf=elf,
@@ -205,7 +221,7 @@ class QemuSession(Session):
             cpus=self.cpus,
             memory_mb=self.memory_mb,
             ram_path=self.ram_path,
-            gdb_port=self.gdb_port,
+            gdb_port=self.qemu_gdb_port,
             qmp_socket=self.qmp_socket,
             accel=self.accel,
             qemu=self.qemu,
@@ -213,6 +229,7 @@ class QemuSession(Session):
             cpu_model=self.cpu_model,
             extra_args=self.qemu_args,
             guest_console=Path(f"/dev/fd/{self._guest_write}"),
+            hv_stub_port=self.gdb_port if self.gdb_stub == "hv" else None,
         )
 
     def _spawn(self) -> subprocess.Popen[bytes]:

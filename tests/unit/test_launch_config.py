@@ -114,6 +114,22 @@ def test_bochsrc_has_every_required_line() -> None:
     assert "port_e9_hack: enabled=1" in lines
     assert "magic_break: enabled=1" in lines
     assert "clock: sync=none" in lines
+    assert not [line for line in lines if line.startswith("com3")]  # no gdb stub asked for
+
+
+def test_com3_is_the_resident_gdb_stubs_socket_only_when_asked() -> None:
+    kw = {"iso": Path("/t/i.iso"), "cpus": 1, "memory_mb": 64, "log": Path("/t/l"), "serial": Path("/t/s")}
+    lines = bochsrc_text(**kw, gdb_socket=4321).splitlines()  # type: ignore[arg-type]
+    assert "com3: enabled=1, mode=socket-server, dev=127.0.0.1:4321" in lines
+    common = {
+        "elf": Path("e"), "cmdline": "gdbstub=1", "cpus": 1, "memory_mb": 64, "ram_path": Path("r"),
+        "gdb_port": 1, "qmp_socket": Path("q"),
+    }  # fmt: skip
+    argv = qemu_argv(**common, hv_stub_port=4321)  # type: ignore[arg-type]
+    serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
+    com3 = "tcp:127.0.0.1:4321,server=on,wait=off,nodelay=on"
+    assert serials == ["null", "chardev:hv", com3]  # COM1 (guest), COM2 (console), COM3 (the stub)
+    assert _opt(argv, "-gdb") == "tcp:127.0.0.1:1"  # QEMU's own stays on its port
 
 
 def test_bochsrc_keeps_bochs_msr_default_only_for_a_guest_os() -> None:
@@ -220,7 +236,7 @@ def test_kernel_cmdline_from_options() -> None:
         ["run", "--no-such-option"],
         ["run", "--fault-cpu", "1"],  # without --inject-fault
         ["run", "--inject-fault", "ud", "--fault-cpu", "2", "--cpus", "2"],  # CPU 2 does not exist
-        ["run", "--backend", "bochs", "--gdb", "1234"],
+        ["run", "--backend", "bochs", "--gdb-stub", "qemu"],
         ["run", "--backend", "bochs", "--accel", "kvm"],
         ["frobnicate"],
         [],

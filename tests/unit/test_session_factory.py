@@ -18,12 +18,27 @@ def test_each_backend_name_builds_its_session() -> None:
     assert isinstance(make_session("bochs", cpus=2), BochsSession)
 
 
+def test_gdb_port_selects_the_resident_stub_where_it_is_the_one() -> None:
+    # Bochs has no gdbstub of its own: --gdb is the hypervisor's (gdbstub=1, COM3); QEMU keeps its own
+    # unless --gdb-stub hv asks for the resident one (issue 17).
+    bochs = make_session("bochs", cmdline="storm=1", gdb_port=0)
+    assert isinstance(bochs, BochsSession)
+    assert bochs.cmdline == "storm=1 gdbstub=1"
+    assert make_session("bochs", cmdline="storm=1").cmdline == "storm=1"
+    qemu = make_session("qemu", cmdline="storm=1", gdb_port=1234)
+    assert isinstance(qemu, QemuSession)
+    assert (qemu.cmdline, qemu.gdb_stub) == ("storm=1", "qemu")
+    hv = make_session("qemu", cmdline="storm=1", gdb_port=1234, gdb_stub="hv")
+    assert isinstance(hv, QemuSession)
+    assert (hv.cmdline, hv.gdb_stub) == ("storm=1 gdbstub=1", "hv")
+
+
 @pytest.mark.parametrize(
     ("backend", "options", "words"),
     [
         ("vbox", {}, "unknown backend 'vbox'"),
         ("bochs", {"accel": "kvm"}, "--accel applies to the qemu backend only"),
-        ("bochs", {"gdb_port": 1234}, "--gdb needs the qemu backend"),
+        ("bochs", {"gdb_stub": "qemu"}, "--gdb-stub qemu needs the qemu backend"),
         ("bochs", {"cpu_model": "max"}, "--cpu-model and --qemu-arg apply to the qemu backend only"),
         ("bochs", {"qemu_args": ("-no-reboot",)}, "--cpu-model and --qemu-arg apply to the qemu backend"),
     ],

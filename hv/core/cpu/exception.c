@@ -8,6 +8,8 @@
 #include <hv/abi.h>
 #include <hv/backend.h>
 #include <hv/console.h>
+#include <hv/exception_frame.h>
+#include <hv/gdbstub.h>
 #include <hv/fixup.h>
 #include <hv/panic.h>
 #include <hv/park.h>
@@ -15,12 +17,6 @@
 #include <hv/vcpu.h>
 #include <hv/x86.h>
 
-struct exception_frame {
-    u64 r15, r14, r13, r12, r11, r10, r9, r8;
-    u64 rbp, rdi, rsi, rdx, rcx, rbx, rax;
-    u64 vector, error;
-    u64 rip, cs, rflags, rsp, ss;        /* pushed by the CPU */
-};
 
 /* SDM Vol. 3A 7.3, Table 7-1 "Protected-Mode Exceptions and Interrupts". */
 static const char *const exception_names[32][2] = {
@@ -59,6 +55,9 @@ void exception_entry(struct exception_frame *f)
             virt_backend->nmi_held();
         return;
     }
+    /* #DB and #BP belong to the gdb stub when it is on (before the fixups: a step of a guarded instruction is no fault). */
+    if ((f->vector == 1 || f->vector == 3) && gdbstub_port && gdbstub_exception(f))
+        return;
     struct fixup *fx = &me->fixup[me->in_root ? 1 : 0];
     if (fx->rip && f->vector < 32) {
         fx->fault = f->vector + 1;

@@ -12,8 +12,8 @@
  *     console=PORT,BAUD). The guest sees what an absent ISA device gives, so it can neither forge
  *     the hypervisor's status line nor disturb its UART: reads return all ones (nothing drives the
  *     bus), writes are dropped, and every access carries HV_REC_SECURITY in its exit record
- *     (guest_io.c). A later private device (issue 17's gdb stub on another UART) is one more
- *     IO_POLICY_HIDDEN line here.
+ *     (guest_io.c). The gdb stub's UART (core/gdbstub, COM3 with gdbstub=1) is
+ *     one more IO_POLICY_HIDDEN line.
  *   - port 0xE9 (Bochs' e9 hack, QEMU's debugcon): the hypervisor's record-frame stream (trace_e9=1)
  *     and a copy of its console. The guest's bytes there go to the guest's own console (COM1) instead,
  *     so no guest byte ever enters the frame stream; reads pass through (the e9 hack answers 0xE9).
@@ -28,6 +28,7 @@
 #include <hv/abi.h>
 #include <hv/cmdline.h>
 #include <hv/console.h>
+#include <hv/gdbstub.h>
 #include <hv/guest.h>
 #include <hv/io_policy.h>
 
@@ -42,6 +43,7 @@ static const struct io_intercept io_intercepts[] = {
     { IO_POLICY_POWER_OFF, 0, &guest.pm1a_cnt_port, 2 },                /* PM1a_CNT is 2 bytes wide */
     { IO_POLICY_DEBUG_EXIT, HV_DEBUG_EXIT_PORT, 0, HV_DEBUG_EXIT_SIZE },
     { IO_POLICY_HIDDEN, 0, &hv_options.console_port, 8 },               /* 16550: 8 registers */
+    { IO_POLICY_HIDDEN, 0, &gdbstub_port, 8 },                          /* the gdb stub's UART (COM3), when on */
     { IO_POLICY_GUEST_CONSOLE, 0xe9, 0, 1 },
 };
 

@@ -7,6 +7,7 @@
 #include <hv/apic_step.h>
 #include <hv/backend.h>
 #include <hv/console.h>
+#include <hv/gdbstub.h>
 #include <hv/msr_emul.h>
 #include <hv/panic.h>
 #include <hv/trace.h>
@@ -111,8 +112,11 @@ void vcpu_skip(struct vcpu *v)
 
 void vcpu_nmi_arrived(struct percpu *pc)
 {
-    if (__atomic_exchange_n(&pc->kicked, 0, __ATOMIC_ACQ_REL))
+    if (__atomic_exchange_n(&pc->kicked, 0, __ATOMIC_ACQ_REL)) {
+        if (gdbstub_port)
+            gdbstub_kicked();           /* the kick of a gdb stop: park until gdb resumes */
         return;
+    }
     pc->nmi_pending = 1;                /* NMIs do not queue: one pending at most (SDM Vol. 3A 6.7.1) */
 }
 
@@ -157,6 +161,7 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
     }
     rec->tsc_resume = rdtsc();
     trace_exit(pc, rec);
+    gdbstub_exit_poll(pc);              /* Ctrl-C or a new gdb on the stub's UART (gdbstub=1 only) */
     if (pc->end_reason) {
         virt_print_exit_counts();
         if (pc->end_has_guest_code)

@@ -25,8 +25,7 @@
 static spinlock_t console_lock;
 static u16 uart_base;           /* the UART the console uses (HV_CONSOLE_UART, or COM1), 0 if none */
 
-/* Program a 16550 for 115200/divisor baud 8N1 without interrupts; true if something answers there. */
-static bool uart_init(u16 base, u16 divisor)
+bool uart_init(u16 base, u16 divisor)
 {
     outb(base + 1, 0x00);   /* no interrupts */
     outb(base + 3, 0x80);   /* DLAB: registers 0 and 1 are the divisor latch */

@@ -42,6 +42,8 @@ struct hv_backend {
     u32 exit_counters;
     const u64 *(*exit_counts)(const struct percpu *pc);
     const char *(*exit_counter_name)(u32 index);
+    /* Optional: read one field of this CPU's current VMCS live (VMREAD; the gdb stub's monitor vmread). */
+    bool (*live_field)(u64 field, u64 *value);
 };
 
 extern const struct hv_backend vmx_backend;

@@ -34,6 +34,7 @@ struct hv_options {
      */
     u16 console_port;
     u32 console_baud;
+    bool gdbstub;               /* gdbstub=1: the resident gdb stub on COM3 (core/gdbstub, issue 17) */
 };
 
 extern struct hv_options hv_options;

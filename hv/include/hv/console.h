@@ -14,6 +14,9 @@
 void console_init(void);
 /* Move the console to the UART at ``port`` at ``baud`` (the command line's console=PORT,BAUD). */
 void console_configure(u16 port, u32 baud);
+/* Program a 16550 for 115200/divisor baud 8N1 without interrupts, FIFOs on; true if something answers
+ * there (the console's UARTs and the gdb stub's, core/gdbstub). */
+bool uart_init(u16 base, u16 divisor);
 void printk(const char *fmt, ...) __printf(1, 2);
 void vprintk(const char *fmt, va_list ap);
 /* Emergency output: bypasses the lock (used on fatal paths where the lock may be held). */

@@ -1,0 +1,11 @@
+/* The gdb stub's 16550 (core/gdbstub/uart.c): ctx of getc/putc is the port base. */
+#ifndef HV_GDB_UART_H
+#define HV_GDB_UART_H
+
+#include <hv/types.h>
+
+bool gdb_uart_ready(u16 base);      /* a received byte waits */
+int gdb_uart_getc(void *ctx);
+void gdb_uart_putc(void *ctx, u8 c);
+
+#endif

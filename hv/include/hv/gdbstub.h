@@ -1,0 +1,36 @@
+/*
+ * The resident gdb stub (issue 17): the hypervisor is the program gdb debugs, over a UART the guest
+ * never sees (cmdline gdbstub=1: COM3, 0x3E8; hidden by core/guest/io_policy.c). Each CPU is a gdb
+ * thread. A stop (a gdb breakpoint, a single step, or gdb's bytes noticed at an exit: Ctrl-C or a
+ * new connection) halts every CPU in the hypervisor: the stopping CPU kicks the others with an NMI
+ * and they park, their registers saved, until gdb resumes. core/gdbstub/stop.c.
+ */
+#ifndef HV_GDBSTUB_H
+#define HV_GDBSTUB_H
+
+#include <hv/exception_frame.h>
+#include <hv/percpu.h>
+
+#define GDBSTUB_UART 0x3e8          /* COM3 */
+
+extern u16 gdbstub_port;            /* the stub's UART; 0: the stub is off */
+
+void gdbstub_init(void);
+/* #DB / #BP: true if the stub took it (a stop, a park, a step). */
+bool gdbstub_exception(struct exception_frame *f);
+/* The hypervisor kicked this CPU (NMI): park it if a stop is in progress. */
+void gdbstub_kicked(void);
+/* At an exit: now and then, look for gdb's bytes on the UART (Ctrl-C, a new connection). */
+void gdbstub_poll(struct percpu *pc);
+static inline void gdbstub_exit_poll(struct percpu *pc)
+{
+    if (gdbstub_port)
+        gdbstub_poll(pc);
+}
+
+/* park.S */
+void gdbstub_park_here(void);       /* park with this call's context (no IRET: NMIs stay blocked) */
+void gdbstub_break(void);           /* an int3 the stub recognises: stop with SIGINT */
+extern const u8 gdbstub_break_insn[];
+
+#endif
