@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -69,28 +69,30 @@ def check_memtest_screen(text: str, what: str) -> list[tuple[int, str]]:
 def stream_until_last_test(argv: list[str], what: str) -> tuple[int, str]:
     """Run ``argv`` until memtest86+ names its last test (or DEADLINE s pass: a failure), then stop it
     (SIGTERM). Returns the exit status and the screen. A count of tests, not a fixed run time: on a
-    loaded machine memtest86+ just takes longer to get there."""
+    loaded machine memtest86+ just takes longer to get there. Its output is drained by a thread until
+    the end: memtest86+ redraws all the time, and a writer blocked on a full pipe never exits."""
     proc = procs.spawn(argv, stderr=subprocess.STDOUT)
     out = bytearray()
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+
+    def read_all() -> None:
+        while chunk := os.read(fd, 65536):
+            out.extend(chunk)
+
+    drain = threading.Thread(target=read_all, daemon=True)
+    drain.start()
     try:
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
         deadline = time.monotonic() + DEADLINE
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                out += chunk
-                if any(n == LAST_TEST for n, _ in named_tests(screen(bytes(out[-4096:])))):
-                    break
+        while time.monotonic() < deadline and drain.is_alive():
+            if any(n == LAST_TEST for n, _ in named_tests(screen(bytes(out[-8192:])))):
+                break
+            time.sleep(0.5)
         tail = screen(bytes(out))[-2000:]
         assert proc.poll() is None, f"{what}: exited early ({proc.returncode})\n{tail}"
     finally:
         status = procs.stop(proc, grace=60)  # hvtrace stops its QEMU first: slow on a loaded machine
-        assert proc.stdout is not None
-        out += proc.stdout.read()
+        drain.join(60)
     return status, screen(bytes(out))
 
 
