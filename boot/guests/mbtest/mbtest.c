@@ -50,6 +50,7 @@
  *   efer_bits      EFER reserved bit 1 and AutoIBRS without CPUID #GP; on AMD, FFXSR (where CPUID names it)
  *                  accepted and reads back
  * With "debug_exit=N" it ends through the isa-debug-exit port instead (debug_exit_option()).
+ * With "exit_loop" it runs no step: under PAE paging it exits in a loop forever (exit_loop_option()).
  */
 #include <hv/abi.h>
 
@@ -1461,6 +1462,28 @@ static void forge_option(const char *cmdline)
 }
 /* ----------------------------------------------------------------------------- end of forge ------ */
 
+/*
+ * "exit_loop" (benchmarks/exit_path.py): under PAE paging, a loop of the exits a loaded guest makes
+ * all the time: CPUID (leaves 0-7, as the storm), RDMSR of MCG_CAP (0x179, executed for the guest),
+ * IN from port 0xE9 (intercepted, then performed) and a store of the unchanged TPR (xAPIC offset 0x80:
+ * a stage-2 fault, decoded and emulated). Never returns; the host ends the run.
+ */
+static void exit_loop_option(const char *cmdline)
+{
+    if (!has_word(cmdline, "exit_loop"))
+        return;
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    pae_on();
+    puts("mbtest: exit_loop: CPUID, RDMSR, IN, TPR store in a loop\n");
+    for (u32 i = 0;; i++) {
+        u32 a, b, c, d;
+        cpuid(i & 7, &a, &b, &c, &d);
+        (void)rdmsr(0x179);
+        (void)inb(0xe9);
+        *tpr = *tpr;
+    }
+}
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -1471,6 +1494,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     puts("mbtest: multiboot guest kernel running\n");
     if (magic == 0x2badb002 && (mbi->flags & (1u << 2)))     /* multiboot, with a command line */
         forge_option((const char *)mbi->cmdline);    /* "forge": never returns */
+    if (magic == 0x2badb002 && (mbi->flags & (1u << 2)))
+        exit_loop_option((const char *)mbi->cmdline);   /* "exit_loop": never returns */
     check_multiboot(magic, mbi);
     check_memmap(mbi);
     check_bss();

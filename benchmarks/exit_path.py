@@ -1,0 +1,216 @@
+"""Hypervisor instructions per exit round trip, counted by single-stepping (deterministic, unlike
+wall-clock rates on a shared machine; issue 18).
+
+QEMU TCG (SVM back end), 1 CPU, two workloads:
+  storm   `storm=1 storm_mix=1`: the hypervisor's own guest (64-bit, 4-level paging) exits for CPUID
+          (leaves 0-7) and RDMSR (MCG_CAP, executed) in a loop (boot/guests/storm.c)
+  mbtest  the multiboot test kernel with `exit_loop` (32-bit, PAE paging) exits for CPUID, RDMSR, IN
+          (port 0xE9) and a TPR store (a stage-2 fault, emulated) in a loop (boot/guests/mbtest)
+gdb (hvtrace.gdbmi.Gdb) attaches to QEMU's gdbstub, which masks interrupts while
+stepping, and benchmarks/exit_path_steps.py single-steps from the instruction after VMRUN back to VMRUN,
+reading each trip's exit code from the VMCB. Stepped RIPs are symbolized with the hypervisor ELF
+(pyelftools) after subtracting the slide the hypervisor printed. A REP string instruction counts once
+per iteration (QEMU steps iterations).
+
+Configurations (the break table is written through the RAM file, as gdbext writes it):
+  trace on        the default
+  break kind      + an armed `hv-break msr_write --msr 0x12345678`: rejected by the kinds mask
+  break cond      + an armed `hv-break cpuid if rax == 0x12345678`: the condition is evaluated on
+                  every CPUID exit (never true)
+  trace=0         rings disabled (exits are still counted)
+
+Usage: exit_path.py [--quick] [--samples N] [--json]
+  --quick   trace on only, one trip per exit kind (CI: tests/integration/test_exit_path_bench.py)
+  --json    one JSON object instead of the tables: {config: {kind: instructions}}
+The "before" column holds the counts this script measured on main before issue 18's cuts (commit
+0fd4704 + the storm_mix guest), for comparison. No asserts: numbers for the notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import collections
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from hvtrace import paths, relocation
+from hvtrace.gdbmi import Gdb, console_text
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.qemu import QemuSession
+from hvtrace.trace.discovery import discover
+from hvtrace.trace.sources import SharedRamSource
+
+sys.path.insert(0, str(paths.repo_root()))
+from benchmarks.break_table import arm
+from tests.integration.conftest import wait_for
+
+KINDS = {0x72: "CPUID", 0x7C: "RDMSR", 0x7B: "IN", 0x400: "NPF"}
+#: workload: (console text once it runs, exit kinds per round)
+WORKLOADS = {"storm": ("storm:", 2), "mbtest": ("mbtest: exit_loop", 4)}
+#: (label, extra command line, break spec)
+CONFIGS = {
+    "trace on": ("", None),
+    "break kind": ("", "msr_write --msr 0x12345678"),
+    "break cond": ("", "cpuid if rax == 0x12345678"),
+    "trace=0": ("trace=0", None),
+}
+#: Measured on main before the cuts of issue 18 (same guest, same stepping).
+BEFORE: dict[str, dict[str, int]] = {}
+VMRUN = b"\x0f\x01\xd8"
+STEP_LIMIT = 20000
+
+
+class Symbols:
+    """Link-address function symbols of the hypervisor ELF; :meth:`name` of a runtime address."""
+
+    def __init__(self, elf: Path) -> None:
+        with elf.open("rb") as f:
+            e = ELFFile(f)
+            text = e.get_section_by_name(".text")
+            self.text_lo, self.text_hi = text["sh_addr"], text["sh_addr"] + text["sh_size"]
+            data = text.data()
+            syms: dict[int, str] = {}
+            for sec in e.iter_sections():
+                if not isinstance(sec, SymbolTableSection):
+                    continue
+                for s in sec.iter_symbols():
+                    at, kind = s["st_value"], s["st_info"]["type"]
+                    named = s.name and not s.name.startswith(".") and kind in ("STT_FUNC", "STT_NOTYPE")
+                    if named and self.text_lo <= at < self.text_hi and (at not in syms or kind == "STT_FUNC"):
+                        syms[at] = s.name
+        self.addrs = sorted(syms)
+        self.names = [syms[a] for a in self.addrs]
+        loop = self.addrs[self.names.index("svm_vmrun_loop")]
+        off = data.index(VMRUN, loop - self.text_lo)
+        self.vmrun = self.text_lo + off
+
+    def name(self, link_addr: int) -> str:
+        i = bisect.bisect_right(self.addrs, link_addr) - 1
+        return self.names[i] if i >= 0 and self.text_lo <= link_addr < self.text_hi else "?"
+
+
+def step_trips(gdb: Gdb, slide: int, syms: Symbols, trips: int) -> list[dict[str, object]]:
+    with tempfile.TemporaryDirectory(prefix="exit-path-") as tmp:
+        out = Path(tmp) / "trips.json"
+        vmrun = syms.vmrun + slide
+        reply = gdb.cmd(
+            f"python hv_exit_trips({vmrun + len(VMRUN)}, {vmrun}, {trips}, {STEP_LIMIT}, '{out}')"
+        )
+        if reply.error is not None:
+            raise RuntimeError(reply.error)
+        deadline = time.monotonic() + 3600
+        while not out.exists():
+            text = console_text(gdb.read(1.0))
+            if "Error" in text or time.monotonic() > deadline:
+                raise RuntimeError(f"stepping failed: {text}")
+        got: list[dict[str, object]] = json.loads(out.read_text())
+        return got
+
+
+def by_kind(trips: list[dict[str, object]]) -> dict[str, list[list[int]]]:
+    kinds: dict[str, list[list[int]]] = collections.defaultdict(list)
+    for t in trips:
+        code = int(t["code"])  # type: ignore[call-overload]
+        kinds[KINDS.get(code, f"code {code:#x}")].append(list(t["pcs"]))  # type: ignore[call-overload]
+    return kinds
+
+
+def median_trip(pcs_list: list[list[int]]) -> list[int]:
+    order = sorted(pcs_list, key=len)
+    return order[len(order) // 2]
+
+
+def functions(pcs: list[int], slide: int, syms: Symbols) -> collections.Counter[str]:
+    return collections.Counter(syms.name(pc - slide) for pc in pcs)
+
+
+def workload_session(workload: str, extra: str) -> QemuSession:
+    """The QEMU session of one workload (see the module doc), ``extra`` added to the hypervisor's words."""
+    if workload == "storm":
+        words = f"storm=1 storm_mix=1 {extra}".strip()
+        return QemuSession(cpus=1, memory_mb=64, cmdline=words, timeout=3600)
+    spec = GuestSpec(paths.build_dir() / "guests" / "mbtest.elf", cmdline="exit_loop")
+    return QemuSession(cpus=1, memory_mb=64, cmdline=extra, guest=spec, timeout=3600)
+
+
+def measure(quick: bool, samples: int) -> tuple[dict[str, dict[str, list[int]]], Symbols]:
+    """{config: {workload kind: the median trip's RIPs (link addresses)}} and the symbols."""
+    syms = Symbols(paths.image_path())
+    configs = {"trace on": CONFIGS["trace on"]} if quick else CONFIGS
+    result: dict[str, dict[str, list[int]]] = {label: {} for label in configs}
+    for workload, (ready, nkinds) in WORKLOADS.items():
+        for cmdline in dict.fromkeys(c for c, _ in configs.values()):
+            session = workload_session(workload, cmdline)
+            try:
+                session.start()
+                wait_for(lambda s=session, r=ready: any(r in line for line in s.lines), 120, ready)
+                slide = relocation.slide_from_console(session.lines)
+                assert slide is not None, "the hypervisor printed no slide"
+                assert session.ram_path is not None
+                src = SharedRamSource(session.ram_path)
+                with Gdb() as gdb:
+                    gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}", 120)
+                    gdb.ok(f"source {Path(__file__).with_name('exit_path_steps.py')}")
+                    d = discover(src, elf=paths.image_path())
+                    for label, (cl, spec) in configs.items():
+                        if cl != cmdline:
+                            continue
+                        arm(src, d, spec)
+                        trips = step_trips(gdb, slide, syms, nkinds * (1 if quick else samples))
+                        for k, v in by_kind(trips).items():
+                            result[label][f"{workload} {k}"] = [pc - slide for pc in median_trip(v)]
+                    arm(src, d, None)
+                src.close()
+            finally:
+                session.close()
+    return result, syms
+
+
+def print_tables(result: dict[str, dict[str, list[int]]], syms: Symbols) -> None:
+    labels = list(result)
+    print("Hypervisor instructions per exit round trip (after VMRUN .. VMRUN), QEMU TCG (SVM), 1 CPU;")
+    print("storm and mbtest exit_loop workloads, gdb single-stepping; the median trip of each kind")
+    head = f"{'exit':<14}" + "".join(f"{lab:>12}" for lab in labels)
+    head += "".join(f"{'before ' + lab:>20}" for lab in labels if lab in BEFORE)
+    print(head)
+    kinds = list(dict.fromkeys(k for r in result.values() for k in r))
+    for kind in kinds:
+        row = f"{kind:<14}" + "".join(f"{len(result[lab].get(kind, [])):>12}" for lab in labels)
+        row += "".join(f"{BEFORE[lab].get(kind, 0):>20}" for lab in labels if lab in BEFORE)
+        print(row)
+    on = result.get("trace on", {})
+    if "trace=0" in result:
+        print("tracing costs (trace on - trace=0):",
+              ", ".join(f"{k} {len(on[k]) - len(result['trace=0'].get(k, []))}" for k in on))  # fmt: skip
+    for lab in ("break kind", "break cond"):
+        if lab in result:
+            print(f"{lab} costs ({lab} - trace on):",
+                  ", ".join(f"{k} {len(result[lab].get(k, [])) - len(on[k])}" for k in on))  # fmt: skip
+    for kind, pcs in on.items():
+        print(f"\n{kind}, trace on, {len(pcs)} instructions by function:")
+        for name, n in functions(pcs, 0, syms).most_common():
+            print(f"  {n:>5}  {name}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="trace on only, one trip per exit kind")
+    ap.add_argument("--samples", type=int, default=3, help="trips per exit kind and configuration")
+    ap.add_argument("--json", action="store_true", help="{config: {kind: instructions}} as JSON")
+    args = ap.parse_args()
+    result, syms = measure(args.quick, args.samples)
+    if args.json:
+        print(json.dumps({lab: {k: len(v) for k, v in r.items()} for lab, r in result.items()}))
+    else:
+        print_tables(result, syms)
+
+
+if __name__ == "__main__":
+    main()
