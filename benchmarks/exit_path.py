@@ -19,9 +19,10 @@ Configurations (the break table is written through the RAM file, as gdbext write
                   every CPUID exit (never true)
   trace=0         rings disabled (exits are still counted)
 
-Usage: exit_path.py [--quick] [--samples N] [--json]
+Usage: exit_path.py [--quick] [--samples N] [--json] [--build DIR]
   --quick   trace on only, one trip per exit kind (CI: tests/integration/test_exit_path_bench.py)
   --json    one JSON object instead of the tables: {config: {kind: instructions}}
+  --build   another `make -C hv BUILD=DIR` output (hvtrace.elf, guests/mbtest.elf), e.g. of an older commit
 The "before" column holds the counts this script measured on main before issue 18's cuts (commit
 0fd4704 + the storm_mix guest), for comparison. No asserts: numbers for the notes.
 """
@@ -105,11 +106,14 @@ def step_trips(gdb: Gdb, slide: int, syms: Symbols, trips: int) -> list[dict[str
         )
         if reply.error is not None:
             raise RuntimeError(reply.error)
-        deadline = time.monotonic() + 3600
+        deadline = time.monotonic() + 1800
+        text = ""
         while not out.exists():
-            text = console_text(gdb.read(1.0))
-            if "Error" in text or time.monotonic() > deadline:
-                raise RuntimeError(f"stepping failed: {text}")
+            got = gdb.read(1.0)
+            text = (text + console_text(got))[-4000:]
+            failed = any(r["type"] == "result" and r["message"] == "error" for r in got)
+            if failed or "Error" in text or time.monotonic() > deadline:
+                raise RuntimeError(f"stepping failed: {got[-5:]} {text[-2000:]}")
         got: list[dict[str, object]] = json.loads(out.read_text())
         return got
 
@@ -131,23 +135,24 @@ def functions(pcs: list[int], slide: int, syms: Symbols) -> collections.Counter[
     return collections.Counter(syms.name(pc - slide) for pc in pcs)
 
 
-def workload_session(workload: str, extra: str) -> QemuSession:
+def workload_session(build: Path, workload: str, extra: str) -> QemuSession:
     """The QEMU session of one workload (see the module doc), ``extra`` added to the hypervisor's words."""
+    elf = build / "hvtrace.elf"
     if workload == "storm":
         words = f"storm=1 storm_mix=1 {extra}".strip()
-        return QemuSession(cpus=1, memory_mb=64, cmdline=words, timeout=3600)
-    spec = GuestSpec(paths.build_dir() / "guests" / "mbtest.elf", cmdline="exit_loop")
-    return QemuSession(cpus=1, memory_mb=64, cmdline=extra, guest=spec, timeout=3600)
+        return QemuSession(cpus=1, memory_mb=64, cmdline=words, timeout=3600, elf=elf)
+    spec = GuestSpec(build / "guests" / "mbtest.elf", cmdline="exit_loop")
+    return QemuSession(cpus=1, memory_mb=64, cmdline=extra, guest=spec, timeout=3600, elf=elf)
 
 
-def measure(quick: bool, samples: int) -> tuple[dict[str, dict[str, list[int]]], Symbols]:
+def measure(build: Path, quick: bool, samples: int) -> tuple[dict[str, dict[str, list[int]]], Symbols]:
     """{config: {workload kind: the median trip's RIPs (link addresses)}} and the symbols."""
-    syms = Symbols(paths.image_path())
+    syms = Symbols(build / "hvtrace.elf")
     configs = {"trace on": CONFIGS["trace on"]} if quick else CONFIGS
     result: dict[str, dict[str, list[int]]] = {label: {} for label in configs}
     for workload, (ready, nkinds) in WORKLOADS.items():
         for cmdline in dict.fromkeys(c for c, _ in configs.values()):
-            session = workload_session(workload, cmdline)
+            session = workload_session(build, workload, cmdline)
             try:
                 session.start()
                 wait_for(lambda s=session, r=ready: any(r in line for line in s.lines), 120, ready)
@@ -158,11 +163,12 @@ def measure(quick: bool, samples: int) -> tuple[dict[str, dict[str, list[int]]],
                 with Gdb() as gdb:
                     gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}", 120)
                     gdb.ok(f"source {Path(__file__).with_name('exit_path_steps.py')}")
-                    d = discover(src, elf=paths.image_path())
+                    d = discover(src, elf=build / "hvtrace.elf")
                     for label, (cl, spec) in configs.items():
                         if cl != cmdline:
                             continue
                         arm(src, d, spec)
+                        print(f"exit_path: {workload}, {label}: stepping", file=sys.stderr, flush=True)
                         trips = step_trips(gdb, slide, syms, nkinds * (1 if quick else samples))
                         for k, v in by_kind(trips).items():
                             result[label][f"{workload} {k}"] = [pc - slide for pc in median_trip(v)]
@@ -204,8 +210,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="trace on only, one trip per exit kind")
     ap.add_argument("--samples", type=int, default=3, help="trips per exit kind and configuration")
     ap.add_argument("--json", action="store_true", help="{config: {kind: instructions}} as JSON")
+    ap.add_argument("--build", type=Path, default=paths.build_dir(), help="hv build dir (default hv/build)")
     args = ap.parse_args()
-    result, syms = measure(args.quick, args.samples)
+    result, syms = measure(args.build, args.quick, args.samples)
     if args.json:
         print(json.dumps({lab: {k: len(v) for k, v in r.items()} for lab, r in result.items()}))
     else:

@@ -10,6 +10,7 @@
 #include <hv/svm/vcpu.h>
 
 #define MAX_INSN 15
+#define SEG_ATTR_L (1u << 9)
 
 static bool legacy_prefix(u8 b)
 {
@@ -78,11 +79,19 @@ u32 svm_insn_len(const u8 *p, u32 n, bool long_mode, u64 code)
  * page or a new CR3 is walked again). 0 when the bytes are not cached or the instruction runs past the
  * page: the caller then copies them through a full walk (svm_fetch_insn).
  */
-u32 svm_insn_len_in_place(struct svm_exit *x, bool long_mode)
+u32 svm_insn_len_in_place(struct svm_exit *x)
 {
-    struct guest_paging p;
+    const struct vmcb_save *s = &x->vmcb->save;
+    struct guest_paging p = { s->cr0, s->cr3, s->cr4, s->efer };    /* EFER.SVME plays no part in a walk */
     u32 avail;
-    x->vcpu.ops->paging(&x->vcpu, &p);
-    const u8 *b = guest_code_bytes(&p, x->vmcb->save.cs.base + x->vmcb->save.rip, &avail);
-    return b ? svm_insn_len(b, avail, long_mode, x->code) : 0;
+    const u8 *b = guest_code_bytes(&p, s->cs.base + s->rip, &avail);
+    if (!b)
+        return 0;
+    /* The usual: the opcode the exit implies, no prefix (nothing else to check, APM Vol. 3 1.2). */
+    if (avail >= 2 && b[0] == 0x0f &&
+        ((x->code == SVM_EXIT_CPUID && b[1] == 0xa2) || (x->code == SVM_EXIT_MSR && (b[1] == 0x32 || b[1] == 0x30))))
+        return 2;
+    /* 64-bit mode (EFER.LMA and CS.L, APM Vol. 2 Table B-2): only there is 4x a REX prefix. */
+    bool long_mode = (s->efer & EFER_LMA) && (s->cs.attrib & SEG_ATTR_L);
+    return svm_insn_len(b, avail, long_mode, x->code);
 }

@@ -206,9 +206,6 @@ bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa)
  * switches CR3 or changes paging mode gets a new walk). The page is cached only when it is guest RAM
  * in full and it and its entries lie in the identity map.
  */
-#define CR0_PG (1ull << 31)
-#define EFER_LMA (1ull << 10)
-
 struct code_cache {
     bool valid;
     u64 cr3, mode, page, gpa;
@@ -220,7 +217,7 @@ static struct code_cache code_cache[HV_MAX_CPUS];
 static u64 walk_mode(const struct guest_paging *p)
 {
     /* distinct bits: CR0.PG 31, CR4.PSE 4 / PAE 5 / LA57 12, EFER.LMA 10 */
-    return (p->cr0 & CR0_PG) | (p->cr4 & (CR4_PSE | CR4_PAE | CR4_LA57)) | (p->efer & EFER_LMA);
+    return (p->cr0 & X86_CR0_PG) | (p->cr4 & (CR4_PSE | CR4_PAE | CR4_LA57)) | (p->efer & X86_EFER_LMA);
 }
 
 static bool walk_unchanged(const struct walk_log *log)
@@ -233,24 +230,32 @@ static bool walk_unchanged(const struct walk_log *log)
     return true;
 }
 
+/* A new walk into the cache (kept out of line: the usual call is the check above it). */
+static __attribute__((noinline)) bool code_cache_fill(struct code_cache *c, const struct guest_paging *p, u64 page,
+                                                      u64 mode)
+{
+    c->valid = false;
+    c->log.n = 0;
+    c->log.cacheable = true;
+    u64 gpa;
+    if (!translate(p, page, &gpa, &c->log) || !c->log.cacheable || gpa >= HIGH_WINDOW_BASE ||
+        !readable(gpa, PAGE_SIZE))
+        return false;
+    c->cr3 = p->cr3;
+    c->mode = mode;
+    c->page = page;
+    c->gpa = gpa;
+    c->valid = true;
+    return true;
+}
+
 const u8 *guest_code_bytes(const struct guest_paging *p, u64 linear, u32 *avail)
 {
     struct code_cache *c = &code_cache[this_cpu()->index];
     u64 page = linear & ~(u64)(PAGE_SIZE - 1), mode = walk_mode(p);
-    if (!c->valid || c->page != page || c->cr3 != p->cr3 || c->mode != mode || !walk_unchanged(&c->log)) {
-        c->valid = false;
-        c->log.n = 0;
-        c->log.cacheable = true;
-        u64 gpa;
-        if (!translate(p, page, &gpa, &c->log) || !c->log.cacheable || gpa >= HIGH_WINDOW_BASE ||
-            !readable(gpa, PAGE_SIZE))
-            return NULL;
-        c->cr3 = p->cr3;
-        c->mode = mode;
-        c->page = page;
-        c->gpa = gpa;
-        c->valid = true;
-    }
+    bool hit = c->valid && c->page == page && c->cr3 == p->cr3 && c->mode == mode && walk_unchanged(&c->log);
+    if (!hit && !code_cache_fill(c, p, page, mode))
+        return NULL;
     *avail = PAGE_SIZE - (u32)(linear & (PAGE_SIZE - 1));
     return (const u8 *)(uintptr_t)(c->gpa + (linear & (PAGE_SIZE - 1)));     /* the identity map */
 }
