@@ -23,8 +23,9 @@ Usage: exit_path.py [--quick] [--samples N] [--json] [--build DIR]
   --quick   trace on only, one trip per exit kind (CI: tests/integration/test_exit_path_bench.py)
   --json    one JSON object instead of the tables: {config: {kind: instructions}}
   --build   another `make -C hv BUILD=DIR` output (hvtrace.elf, guests/mbtest.elf), e.g. of an older commit
-The "before" column holds the counts this script measured on main before issue 18's cuts (commit
-0fd4704 + the storm_mix guest), for comparison. No asserts: numbers for the notes.
+The "(before)" columns hold the counts this script measured before issue 18's cuts (BEFORE below), for
+comparison. On Bochs (VT-x) nothing is counted yet: its debugger can trace instructions (`trace on`
+in a -rc script, after `vmexitbp`), not wired up here. No asserts: numbers for the notes.
 """
 
 from __future__ import annotations
@@ -62,8 +63,18 @@ CONFIGS = {
     "break cond": ("", "cpuid if rax == 0x12345678"),
     "trace=0": ("trace=0", None),
 }
-#: Measured on main before the cuts of issue 18 (same guest, same stepping).
-BEFORE: dict[str, dict[str, int]] = {}
+#: Measured before the cuts of issue 18: main at 0fd4704 plus only the two workloads (commit bcf3758),
+#: `--samples 1`, QEMU 7.2 TCG. The storm's CPUID leaf (0-7) varies by trip: leaves 1 and 7 cost more.
+BEFORE: dict[str, dict[str, int]] = {
+    "trace on": {"storm CPUID": 1308, "storm RDMSR": 1429, "mbtest CPUID": 1242, "mbtest RDMSR": 1363,
+                 "mbtest IN": 847, "mbtest NPF": 2616},
+    "break kind": {"storm CPUID": 1332, "storm RDMSR": 1438, "mbtest CPUID": 1251, "mbtest RDMSR": 1372,
+                   "mbtest IN": 856, "mbtest NPF": 2625},
+    "break cond": {"storm CPUID": 1384, "storm RDMSR": 1438, "mbtest CPUID": 1338, "mbtest RDMSR": 1372,
+                   "mbtest IN": 856, "mbtest NPF": 2625},
+    "trace=0": {"storm CPUID": 1223, "storm RDMSR": 1344, "mbtest CPUID": 1177, "mbtest RDMSR": 1278,
+                "mbtest IN": 762, "mbtest NPF": 2531},
+}  # fmt: skip
 VMRUN = b"\x0f\x01\xd8"
 STEP_LIMIT = 20000
 
@@ -184,12 +195,12 @@ def print_tables(result: dict[str, dict[str, list[int]]], syms: Symbols) -> None
     print("Hypervisor instructions per exit round trip (after VMRUN .. VMRUN), QEMU TCG (SVM), 1 CPU;")
     print("storm and mbtest exit_loop workloads, gdb single-stepping; the median trip of each kind")
     head = f"{'exit':<14}" + "".join(f"{lab:>12}" for lab in labels)
-    head += "".join(f"{'before ' + lab:>20}" for lab in labels if lab in BEFORE)
+    head += "".join(f"{'(before) ' + lab:>22}" for lab in labels if lab in BEFORE)
     print(head)
     kinds = list(dict.fromkeys(k for r in result.values() for k in r))
     for kind in kinds:
         row = f"{kind:<14}" + "".join(f"{len(result[lab].get(kind, [])):>12}" for lab in labels)
-        row += "".join(f"{BEFORE[lab].get(kind, 0):>20}" for lab in labels if lab in BEFORE)
+        row += "".join(f"{BEFORE[lab].get(kind, 0):>22}" for lab in labels if lab in BEFORE)
         print(row)
     on = result.get("trace on", {})
     if "trace=0" in result:
