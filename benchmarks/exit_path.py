@@ -3,7 +3,7 @@ wall-clock rates on a shared machine; issue 18).
 
 QEMU TCG (SVM back end), 1 CPU, two workloads:
   storm   `storm=1 storm_mix=1`: the hypervisor's own guest (64-bit, 4-level paging) exits for CPUID
-          (leaves 0-7) and RDMSR (MCG_CAP, executed) in a loop (boot/guests/storm.c)
+          (leaves 0-7) and RDMSR (MTRRcap, emulated) in a loop (boot/guests/storm.c)
   mbtest  the multiboot test kernel with `exit_loop` (32-bit, PAE paging) exits for CPUID, RDMSR, IN
           (port 0xE9) and a TPR store (a stage-2 fault, emulated) in a loop (boot/guests/mbtest)
 gdb (hvtrace.gdbmi.Gdb) attaches to QEMU's gdbstub, which masks interrupts while
@@ -19,13 +19,13 @@ Configurations (the break table is written through the RAM file, as gdbext write
                   every CPUID exit (never true)
   trace=0         rings disabled (exits are still counted)
 
-Usage: exit_path.py [--quick] [--samples N] [--json] [--build DIR]
+Usage: exit_path.py [--quick] [--samples N] [--json] [--build DIR] [--bochs]
   --quick   trace on only, one trip per exit kind (CI: tests/integration/test_exit_path_bench.py)
   --json    one JSON object instead of the tables: {config: {kind: instructions}}
   --build   another `make -C hv BUILD=DIR` output (hvtrace.elf, guests/mbtest.elf), e.g. of an older commit
 The "(before)" columns hold the counts this script measured before issue 18's cuts (BEFORE below), for
-comparison. On Bochs (VT-x) nothing is counted yet: its debugger can trace instructions (`trace on`
-in a -rc script, after `vmexitbp`), not wired up here. No asserts: numbers for the notes.
+comparison. `--bochs` adds Bochs (VT-x): the storm, trace on and trace=0, counted from its debugger's
+instruction trace (benchmarks/exit_path_bochs.py). No asserts: numbers for the notes.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from hvtrace.trace.sources import SharedRamSource
 
 sys.path.insert(0, str(paths.repo_root()))
 from benchmarks.break_table import arm
+from benchmarks.exit_path_bochs import bochs_trips
 from tests.integration.conftest import wait_for
 
 KINDS = {0x72: "CPUID", 0x7C: "RDMSR", 0x7B: "IN", 0x400: "NPF"}
@@ -65,7 +66,8 @@ CONFIGS = {
 }
 #: Measured before the cuts of issue 18: main at 0fd4704 plus only the two workloads (commit bcf3758),
 #: `--samples 1`, QEMU 7.2 TCG. The storm's CPUID leaf (0-7) varies by trip: leaves 1 and 7 cost more.
-BEFORE: dict[str, dict[str, int]] = {
+Counts = dict[str, dict[str, int]]
+BEFORE: Counts = {
     "trace on": {"storm CPUID": 1308, "storm RDMSR": 1429, "mbtest CPUID": 1242, "mbtest RDMSR": 1363,
                  "mbtest IN": 847, "mbtest NPF": 2616},
     "break kind": {"storm CPUID": 1332, "storm RDMSR": 1438, "mbtest CPUID": 1251, "mbtest RDMSR": 1372,
@@ -75,7 +77,17 @@ BEFORE: dict[str, dict[str, int]] = {
     "trace=0": {"storm CPUID": 1223, "storm RDMSR": 1344, "mbtest CPUID": 1177, "mbtest RDMSR": 1278,
                 "mbtest IN": 762, "mbtest NPF": 2531},
 }  # fmt: skip
+#: The same on Bochs (--bochs), before the cuts.
+BOCHS_BEFORE: Counts = {}
 VMRUN = b"\x0f\x01\xd8"
+QEMU_HOW = (
+    "Hypervisor instructions per exit round trip (after VMRUN .. VMRUN), QEMU TCG (SVM), 1 CPU;\n"
+    "storm and mbtest exit_loop workloads, gdb single-stepping; the median trip of each kind"
+)
+BOCHS_HOW = (
+    "Hypervisor instructions per exit round trip (vmx_exit_stub .. VMRESUME), Bochs (VT-x), 1 CPU;\n"
+    "the storm workload, Bochs' debugger instruction trace; the median trip of each kind"
+)
 STEP_LIMIT = 20000
 
 
@@ -102,6 +114,9 @@ class Symbols:
         loop = self.addrs[self.names.index("svm_vmrun_loop")]
         off = data.index(VMRUN, loop - self.text_lo)
         self.vmrun = self.text_lo + off
+
+    def addr(self, name: str) -> int:
+        return self.addrs[self.names.index(name)]
 
     def name(self, link_addr: int) -> str:
         i = bisect.bisect_right(self.addrs, link_addr) - 1
@@ -190,17 +205,29 @@ def measure(build: Path, quick: bool, samples: int) -> tuple[dict[str, dict[str,
     return result, syms
 
 
-def print_tables(result: dict[str, dict[str, list[int]]], syms: Symbols) -> None:
+def measure_bochs(build: Path, syms: Symbols, steps: int) -> dict[str, dict[str, list[int]]]:
+    """Bochs (VT-x), the storm: {trace on / trace=0: {kind: the median trip's RIPs}} (exit_path_bochs)."""
+    result = {}
+    for label, extra in (("trace on", ""), ("trace=0", "trace=0")):
+        print(f"exit_path: bochs storm, {label}: tracing", file=sys.stderr, flush=True)
+        found = bochs_trips(build, syms.addr("storm_loop"), syms.addr("vmx_exit_stub"), extra, steps)
+        result[label] = {f"storm {k}": median_trip(v) for k, v in found.items()}
+    return result
+
+
+def print_tables(
+    result: dict[str, dict[str, list[int]]], syms: Symbols, how: str = QEMU_HOW, before: Counts | None = None
+) -> None:
+    before = BEFORE if before is None else before
     labels = list(result)
-    print("Hypervisor instructions per exit round trip (after VMRUN .. VMRUN), QEMU TCG (SVM), 1 CPU;")
-    print("storm and mbtest exit_loop workloads, gdb single-stepping; the median trip of each kind")
+    print(how)
     head = f"{'exit':<14}" + "".join(f"{lab:>12}" for lab in labels)
-    head += "".join(f"{'(before) ' + lab:>22}" for lab in labels if lab in BEFORE)
+    head += "".join(f"{'(before) ' + lab:>22}" for lab in labels if lab in before)
     print(head)
     kinds = list(dict.fromkeys(k for r in result.values() for k in r))
     for kind in kinds:
         row = f"{kind:<14}" + "".join(f"{len(result[lab].get(kind, [])):>12}" for lab in labels)
-        row += "".join(f"{BEFORE[lab].get(kind, 0):>22}" for lab in labels if lab in BEFORE)
+        row += "".join(f"{before[lab].get(kind, 0):>22}" for lab in labels if lab in before)
         print(row)
     on = result.get("trace on", {})
     if "trace=0" in result:
@@ -222,12 +249,17 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3, help="trips per exit kind and configuration")
     ap.add_argument("--json", action="store_true", help="{config: {kind: instructions}} as JSON")
     ap.add_argument("--build", type=Path, default=paths.build_dir(), help="hv build dir (default hv/build)")
+    ap.add_argument("--bochs", action="store_true", help="also Bochs (VT-x): the storm, trace on and off")
     args = ap.parse_args()
     result, syms = measure(args.build, args.quick, args.samples)
+    bochs = measure_bochs(args.build, syms, 2500 * args.samples) if args.bochs else {}
     if args.json:
         print(json.dumps({lab: {k: len(v) for k, v in r.items()} for lab, r in result.items()}))
-    else:
-        print_tables(result, syms)
+        return
+    print_tables(result, syms)
+    if bochs:
+        print()
+        print_tables(bochs, syms, BOCHS_HOW, BOCHS_BEFORE)
 
 
 if __name__ == "__main__":

@@ -1508,7 +1508,7 @@ static void forge_option(const char *cmdline)
 
 /*
  * "exit_loop" (benchmarks/exit_path.py): under PAE paging, a loop of the exits a loaded guest makes
- * all the time: CPUID (leaves 0-7, as the storm), RDMSR of MCG_CAP (0x179, executed for the guest),
+ * all the time: CPUID (leaves 0-7, as the storm), RDMSR of MTRRcap (0xFE, emulated for the guest),
  * IN from port 0xE9 (intercepted, then performed) and a store of the unchanged TPR (xAPIC offset 0x80:
  * a stage-2 fault, decoded and emulated). Never returns; the host ends the run.
  */
@@ -1522,7 +1522,7 @@ static void exit_loop_option(const char *cmdline)
     for (u32 i = 0;; i++) {
         u32 a, b, c, d;
         cpuid(i & 7, &a, &b, &c, &d);
-        (void)rdmsr(0x179);
+        (void)rdmsr(0xfe);
         (void)inb(0xe9);
         *tpr = *tpr;
     }
