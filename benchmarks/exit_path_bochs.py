@@ -4,7 +4,7 @@ Bochs' debugger instruction trace (Debian's bochs has the debugger: `-rc` script
 Two runs of the storm (`storm=1 storm_mix=1`, 1 CPU): the first only learns the slide the hypervisor
 prints (it depends only on the memory size); the second runs a debugger script: a physical breakpoint
 at storm_loop (the storm runs), then `vmexitbp` + `c` twice (at the HOST_RIP, vmx_exit_stub), then
-`trace on` and `s N`: every instruction, the guest's between the exits too. A trip runs from
+`vmexitbp` (off), `trace on` and `s N`: every instruction, the guest's between the exits too. A trip runs from
 vmx_exit_stub to its VMRESUME (both included); its kind is the last guest instruction before it (CPUID
 or RDMSR). The first trip has no guest instruction before it in the trace and is dropped.
 """
@@ -98,6 +98,9 @@ def bochs_trips(
     elf = build / "hvtrace.elf"
     cmdline = f"storm=1 storm_mix=1 {extra}".strip()
     slide = _slide(elf, cmdline)
-    script = f"pb {storm_loop + slide:#x}\nc\nd 1\nvmexitbp\nc\nc\ntrace on\ns {steps}\ntrace off\nquit\n"
+    # vmexitbp toggles: off again before stepping, or the next exit would end `s`
+    to_exit = [f"pb {storm_loop + slide:#x}", "c", "d 1", "vmexitbp", "c", "c", "vmexitbp"]
+    commands = [*to_exit, "trace on", f"s {steps}"]
+    script = "\n".join([*commands, "trace off", "quit", ""])
     found = trips(_trace_lines(elf, cmdline, script), stub + slide)
     return {k: [[pc - slide for pc in t] for t in v] for k, v in found.items()}
