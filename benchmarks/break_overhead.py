@@ -34,7 +34,8 @@ from hvtrace.trace.discovery import Discovery, discover
 from hvtrace.trace.sources import SharedRamSource
 
 sys.path.insert(0, str(paths.repo_root()))
-from gdbext import break_args, model
+from benchmarks.break_table import arm
+from gdbext import model
 from tests.integration.conftest import wait_for
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
@@ -48,20 +49,6 @@ CONFIGS = {
     ),
     "t": ("hv-trace-point cpuid (counts every exit, never stops)", "cpuid --trace"),
 }
-
-
-def arm(src: SharedRamSource, d: Discovery, spec: str | None) -> None:
-    """Entry 0 = ``spec`` (None: the table empty), published as gdbext publishes it."""
-    base = int(d.header.break_config)
-    armed_at = base + abi.HvBreakConfig.armed.offset
-    src.write(armed_at, bytes(4))  # disarm first
-    entry = abi.HvBreak()
-    if spec is not None:
-        entry = break_args.build_break(d.vendor, d.cpu_count, spec.split())
-    src.write(base + model.break_entry_offset(0), bytes(entry))
-    kinds = model.kinds_mask([entry])
-    src.write(base + abi.HvBreakConfig.kinds.offset, kinds.to_bytes(4, "little"))
-    src.write(armed_at, (1 if spec is not None else 0).to_bytes(4, "little"))
 
 
 def exits(src: SharedRamSource, ring: int) -> int:

@@ -1,9 +1,12 @@
 /*
  * CPUID storm: after the self-test every CPU executes CPUID in a loop, as fast as the emulator allows,
  * for live-capture tests and benchmarks. storm=1 loops forever (the host ends the run);
- * storm_iters=N executes N CPUIDs per CPU, then the run ends normally.
+ * storm_iters=N executes N CPUIDs per CPU, then the run ends normally. storm_mix=1 adds an RDMSR of
+ * MTRRcap (0xFE, emulated for the guest, msr_policy.c) to each round (benchmarks/exit_path.py; I/O and
+ * xAPIC stores do not exit for this guest, mbtest's exit_loop has them).
  */
 #include <hv/backend.h>
+#include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/percpu.h>
 #include <hv/smp.h>
@@ -14,8 +17,12 @@ static u64 storm_iterations;    /* 0 = forever */
 static void storm_loop(void)
 {
     u32 a, b, c, d;
-    for (u64 i = 0; !storm_iterations || i < storm_iterations; i++)
+    bool mix = hv_options.storm_mix;
+    for (u64 i = 0; !storm_iterations || i < storm_iterations; i++) {
         cpuid((u32)i & 7, 0, &a, &b, &c, &d);
+        if (mix)
+            (void)rdmsr(0xfe);
+    }
 }
 
 __noreturn void guest_storm(void);

@@ -87,9 +87,12 @@ static u32 insn_len(struct vcpu *v)
         return (u32)(vm->control.exitinfo2 - vm->save.rip);
     if (x->s->nrips && vm->control.next_rip)
         return (u32)(vm->control.next_rip - vm->save.rip);
+    u32 len = svm_insn_len_in_place(x);
+    if (len)
+        return len;
     u8 b[15] = { 0 };
     u32 n = svm_fetch_insn(x, b, sizeof(b));
-    u32 len = n ? svm_insn_len(b, n, code_bits(v) == 64, x->code) : 0;
+    len = n ? svm_insn_len(b, n, code_bits(v) == 64, x->code) : 0;
     if (!len)
         printk("svm: CPU %u: cannot decode the length of the exiting instruction: %02x %02x %02x %02x\n",
                v->pc->index, b[0], b[1], b[2], b[3]);

@@ -34,6 +34,10 @@
  *   apic_fallback  MOVNTI to the TPR (an instruction the MMIO decoder does not know) takes effect
  *   x2apic_msr_xapic_mode  WRMSR to the x2APIC ICR (0x830) in xAPIC mode raises #GP
  *   prefixes       CPUID and RDMSR with legal prefixes (66, 2E, F3, 3E) behave as without
+ *   insn_len_remap under PAE paging, code at one linear page: 3E 0F A2 40 C3 (prefixed CPUID; INC EAX;
+ *                  RET), then the page remapped (same RIP) to 0F A2 40 40 C3: each CPUID exits and is
+ *                  stepped over by its own length (EAX + 1, then + 2; a length decoded from the old
+ *                  bytes would give + 1 again). The hypervisor caches code translations (guest_mem.c)
  *   nmi_self       an NMI IPI to its own APIC ID arrives once
  *   db_hole_stack  a single-step #DB whose frame lands on a first-touched page (the VGA text buffer,
  *                  a memory-map hole the hypervisor maps on demand) is delivered, not lost
@@ -50,6 +54,7 @@
  *   efer_bits      EFER reserved bit 1 and AutoIBRS without CPUID #GP; on AMD, FFXSR (where CPUID names it)
  *                  accepted and reads back
  * With "debug_exit=N" it ends through the isa-debug-exit port instead (debug_exit_option()).
+ * With "exit_loop" it runs no step: under PAE paging it exits in a loop forever (exit_loop_option()).
  */
 #include <hv/abi.h>
 
@@ -1228,6 +1233,46 @@ static void check_holes_many(const struct mb_info *mbi)
                                                 : "an access above RAM faulted");
 }
 
+/* insn_len_remap (see the top): the page table for linear WINDOW .. +2 MiB, and the two code pages. */
+static u64 remap_pt[512] __attribute__((aligned(4096)));
+static u8 remap_code[2][4096] __attribute__((aligned(4096)));
+
+static u32 call_window(void)
+{
+    u32 a = 0, c = 0;
+    __asm__ volatile("call *%2" : "+a"(a), "+c"(c) : "S"(WINDOW) : "ebx", "edx", "memory");
+    return a;
+}
+
+static void check_insn_len_remap(void)
+{
+    static const u8 code[2][5] = { { 0x3e, 0x0f, 0xa2, 0x40, 0xc3 }, { 0x0f, 0xa2, 0x40, 0x40, 0xc3 } };
+    for (u32 i = 0; i < 2; i++)
+        for (u32 j = 0; j < 5; j++)
+            remap_code[i][j] = code[i][j];
+    u32 a, b, c, d;
+    cpuid(0, &a, &b, &c, &d);
+    pae_on();
+    u64 saved = pae_pd[3][256];
+    remap_pt[0] = (u32)remap_code[0] | PG_P | PG_W;
+    pae_pd[3][256] = (u32)remap_pt | PG_P | PG_W;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_CPUID);
+    u32 first = call_window();
+    remap_pt[0] = (u32)remap_code[1] | PG_P | PG_W;                /* same RIP, other code */
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    u32 second = call_window();
+    u32 exits = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_CPUID) - before;
+    pae_pd[3][256] = saved;
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    pae_off();
+    int ok = first == a + 1 && second == a + 2 && exits == 2;
+    step("insn_len_remap", ok, ok ? "CPUID at one RIP, page remapped to other code between the exits: both lengths right"
+                                  : first != a + 1 ? "the prefixed CPUID was not stepped over by 3 bytes"
+                                  : second != a + 2 ? "after the remap the CPUID was not stepped over by 2 bytes"
+                                                    : "not two CPUID exits");
+}
+
 static void check_high_walk(const struct mb_info *mbi)
 {
     u64 pd_at = 0;
@@ -1461,6 +1506,28 @@ static void forge_option(const char *cmdline)
 }
 /* ----------------------------------------------------------------------------- end of forge ------ */
 
+/*
+ * "exit_loop" (benchmarks/exit_path.py): under PAE paging, a loop of the exits a loaded guest makes
+ * all the time: CPUID (leaves 0-7, as the storm), RDMSR of MTRRcap (0xFE, emulated for the guest),
+ * IN from port 0xE9 (intercepted, then performed) and a store of the unchanged TPR (xAPIC offset 0x80:
+ * a stage-2 fault, decoded and emulated). Never returns; the host ends the run.
+ */
+static void exit_loop_option(const char *cmdline)
+{
+    if (!has_word(cmdline, "exit_loop"))
+        return;
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    pae_on();
+    puts("mbtest: exit_loop: CPUID, RDMSR, IN, TPR store in a loop\n");
+    for (u32 i = 0;; i++) {
+        u32 a, b, c, d;
+        cpuid(i & 7, &a, &b, &c, &d);
+        (void)rdmsr(0xfe);
+        (void)inb(0xe9);
+        *tpr = *tpr;
+    }
+}
+
 void mbtest_main(u32 magic, const struct mb_info *mbi);
 void mbtest_main(u32 magic, const struct mb_info *mbi)
 {
@@ -1471,6 +1538,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     puts("mbtest: multiboot guest kernel running\n");
     if (magic == 0x2badb002 && (mbi->flags & (1u << 2)))     /* multiboot, with a command line */
         forge_option((const char *)mbi->cmdline);    /* "forge": never returns */
+    if (magic == 0x2badb002 && (mbi->flags & (1u << 2)))
+        exit_loop_option((const char *)mbi->cmdline);   /* "exit_loop": never returns */
     check_multiboot(magic, mbi);
     check_memmap(mbi);
     check_bss();
@@ -1499,6 +1568,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_double_fault_task(idt);
     check_holes_many(mbi);      /* issue 13 robustness block */
     check_high_walk(mbi);
+    check_insn_len_remap();
     check_msr_policy();
     puts(failures ? "mbtest: FAILED\n" : "mbtest: all steps passed\n");
     debug_exit_option((const char *)mbi->cmdline);

@@ -73,18 +73,38 @@ static void phys_copy(u64 gpa, u8 *buf, u32 len, bool write)
     }
 }
 
-static bool read_entry(u64 gpa, bool wide, u64 *out)
+/*
+ * The paging-structure entries one translation read, in order: what guest_code_bytes() reads again to
+ * prove a cached translation still holds. 'cacheable' is cleared by an entry above the identity map
+ * (its window pointer does not last).
+ */
+#define WALK_MAX 5
+struct walk_log {
+    u32 n;
+    bool cacheable;
+    const volatile void *entry[WALK_MAX];
+    u64 value[WALK_MAX];
+    bool wide[WALK_MAX];
+};
+
+static bool read_entry(u64 gpa, bool wide, u64 *out, struct walk_log *log)
 {
     if (!readable(gpa, wide ? 8 : 4))
         return false;
     /* aligned entries never cross a 2 MiB block */
     const volatile void *p = phys_ptr(gpa);
     *out = wide ? *(const volatile u64 *)p : *(const volatile u32 *)p;
+    if (log && log->n < WALK_MAX) {
+        log->entry[log->n] = p;
+        log->value[log->n] = *out;
+        log->wide[log->n++] = wide;
+        log->cacheable &= gpa < HIGH_WINDOW_BASE;
+    }
     return true;
 }
 
 /* Linear -> guest-physical through the guest's paging mode; false if not mapped. */
-static bool translate(const struct guest_paging *p, u64 la, u64 *gpa)
+static bool translate(const struct guest_paging *p, u64 la, u64 *gpa, struct walk_log *log)
 {
     if (!(p->cr0 & X86_CR0_PG)) {
         *gpa = (p->efer & X86_EFER_LMA) ? la : (u32)la;
@@ -97,7 +117,7 @@ static bool translate(const struct guest_paging *p, u64 la, u64 *gpa)
         u64 table = p->cr3 & ADDR_MASK;
         for (int level = levels; level >= 1; level--) {
             u32 shift = 12 + 9 * (u32)(level - 1);
-            if (!read_entry(table + ((la >> shift) & 511) * 8, true, &e) || !(e & PG_P))
+            if (!read_entry(table + ((la >> shift) & 511) * 8, true, &e, log) || !(e & PG_P))
                 return false;
             if (level == 1 || ((level == 2 || level == 3) && (e & PG_PS))) {
                 u64 size = 1ull << shift;
@@ -111,27 +131,27 @@ static bool translate(const struct guest_paging *p, u64 la, u64 *gpa)
     la = (u32)la;
     if (p->cr4 & CR4_PAE) {
         /* PAE: 4 PDPTEs at CR3[31:5], then 2-level 8-byte tables (SDM 4.4) */
-        if (!read_entry((p->cr3 & 0xffffffe0ull) + (la >> 30) * 8, true, &e) || !(e & PG_P))
+        if (!read_entry((p->cr3 & 0xffffffe0ull) + (la >> 30) * 8, true, &e, log) || !(e & PG_P))
             return false;
-        if (!read_entry((e & ADDR_MASK) + ((la >> 21) & 511) * 8, true, &e) || !(e & PG_P))
+        if (!read_entry((e & ADDR_MASK) + ((la >> 21) & 511) * 8, true, &e, log) || !(e & PG_P))
             return false;
         if (e & PG_PS) {
             *gpa = (e & ADDR_MASK & ~0x1fffffull) | (la & 0x1fffff);
             return true;
         }
-        if (!read_entry((e & ADDR_MASK) + ((la >> 12) & 511) * 8, true, &e) || !(e & PG_P))
+        if (!read_entry((e & ADDR_MASK) + ((la >> 12) & 511) * 8, true, &e, log) || !(e & PG_P))
             return false;
         *gpa = (e & ADDR_MASK) | (la & 0xfff);
         return true;
     }
     /* 32-bit paging: 4-byte entries, 4 MiB pages with CR4.PSE (SDM 4.3; PSE-36 bits ignored) */
-    if (!read_entry((p->cr3 & 0xfffff000ull) + (la >> 22) * 4, false, &e) || !(e & PG_P))
+    if (!read_entry((p->cr3 & 0xfffff000ull) + (la >> 22) * 4, false, &e, log) || !(e & PG_P))
         return false;
     if ((e & PG_PS) && (p->cr4 & CR4_PSE)) {
         *gpa = (e & 0xffc00000ull) | (la & 0x3fffff);
         return true;
     }
-    if (!read_entry((e & 0xfffff000ull) + ((la >> 12) & 1023) * 4, false, &e) || !(e & PG_P))
+    if (!read_entry((e & 0xfffff000ull) + ((la >> 12) & 1023) * 4, false, &e, log) || !(e & PG_P))
         return false;
     *gpa = (e & 0xfffff000ull) | (la & 0xfff);
     return true;
@@ -151,7 +171,7 @@ static bool copy_linear(const struct guest_paging *p, u64 linear, u8 *buf, u32 l
             u32 chunk = PAGE_SIZE - (u32)(la & (PAGE_SIZE - 1));
             if (chunk > left)
                 chunk = left;
-            if (!translate(p, la, &gpa) || !readable(gpa, chunk))
+            if (!translate(p, la, &gpa, NULL) || !readable(gpa, chunk))
                 return false;
             if (pass)
                 phys_copy(gpa, at_buf, chunk, write);
@@ -175,7 +195,69 @@ bool guest_write_linear(const struct guest_paging *p, u64 linear, const void *in
 
 bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa)
 {
-    return translate(p, linear, gpa);
+    return translate(p, linear, gpa, NULL);
+}
+
+/*
+ * guest_code_bytes: one cached translation per CPU, of the page holding the code of its last exit. It
+ * is reused only while the paging registers that shape a walk are the same and every entry the walk
+ * read still holds the value it read: then a new walk would read the same entries and end at the
+ * same page, so the cache gives exactly what guest_read_linear() would (a guest that remaps the page,
+ * switches CR3 or changes paging mode gets a new walk). The page is cached only when it is guest RAM
+ * in full and it and its entries lie in the identity map.
+ */
+struct code_cache {
+    bool valid;
+    u64 cr3, mode, page, gpa;
+    struct walk_log log;
+};
+
+static struct code_cache code_cache[HV_MAX_CPUS];
+
+static u64 walk_mode(const struct guest_paging *p)
+{
+    /* distinct bits: CR0.PG 31, CR4.PSE 4 / PAE 5 / LA57 12, EFER.LMA 10 */
+    return (p->cr0 & X86_CR0_PG) | (p->cr4 & (CR4_PSE | CR4_PAE | CR4_LA57)) | (p->efer & X86_EFER_LMA);
+}
+
+static bool walk_unchanged(const struct walk_log *log)
+{
+    for (u32 i = 0; i < log->n; i++) {
+        u64 now = log->wide[i] ? *(const volatile u64 *)log->entry[i] : *(const volatile u32 *)log->entry[i];
+        if (now != log->value[i])
+            return false;
+    }
+    return true;
+}
+
+/* A new walk into the cache (kept out of line: the usual call is the check above it). */
+static __attribute__((noinline)) bool code_cache_fill(struct code_cache *c, const struct guest_paging *p, u64 page,
+                                                      u64 mode)
+{
+    c->valid = false;
+    c->log.n = 0;
+    c->log.cacheable = true;
+    u64 gpa;
+    if (!translate(p, page, &gpa, &c->log) || !c->log.cacheable || gpa >= HIGH_WINDOW_BASE ||
+        !readable(gpa, PAGE_SIZE))
+        return false;
+    c->cr3 = p->cr3;
+    c->mode = mode;
+    c->page = page;
+    c->gpa = gpa;
+    c->valid = true;
+    return true;
+}
+
+const u8 *guest_code_bytes(const struct guest_paging *p, u64 linear, u32 *avail)
+{
+    struct code_cache *c = &code_cache[this_cpu()->index];
+    u64 page = linear & ~(u64)(PAGE_SIZE - 1), mode = walk_mode(p);
+    bool hit = c->valid && c->page == page && c->cr3 == p->cr3 && c->mode == mode && walk_unchanged(&c->log);
+    if (!hit && !code_cache_fill(c, p, page, mode))
+        return NULL;
+    *avail = PAGE_SIZE - (u32)(linear & (PAGE_SIZE - 1));
+    return (const u8 *)(uintptr_t)(c->gpa + (linear & (PAGE_SIZE - 1)));     /* the identity map */
 }
 
 bool guest_read_phys(u64 gpa, void *out, u32 len)

@@ -149,13 +149,14 @@ static void parse_option(const char *w, size_t n)
             bad_option(w, n, "expected 1..600000");
         hv_options.ap_timeout_ms = (u32)num;
     } else if (word_is(w, k, "hang") || word_is(w, k, "trace_e9") || word_is(w, k, "storm") ||
-               word_is(w, k, "trace") || word_is(w, k, "gdbstub")) {
+               word_is(w, k, "trace") || word_is(w, k, "gdbstub") || word_is(w, k, "storm_mix")) {
         if (!parse_u64(v, vn, &num) || num > 1)
             bad_option(w, n, "expected 0 or 1");
         bool *flag = word_is(w, k, "hang")    ? &hv_options.hang
                      : word_is(w, k, "storm") ? &hv_options.storm
                      : word_is(w, k, "trace") ? &hv_options.trace
                      : word_is(w, k, "gdbstub") ? &hv_options.gdbstub
+                     : word_is(w, k, "storm_mix") ? &hv_options.storm_mix
                                               : &hv_options.trace_e9;
         *flag = num == 1;
     } else if (word_is(w, k, "console")) {

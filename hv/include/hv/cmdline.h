@@ -26,6 +26,7 @@ struct hv_options {
     bool trace_e9;              /* trace_e9=1: also stream every record, framed, on port 0xE9 (Bochs) */
     bool storm;                 /* storm=1: after the self-test every CPU executes CPUID forever */
     u64 storm_iters;            /* storm_iters=N: ... N times instead, then the run ends (benchmarks) */
+    bool storm_mix;             /* storm_mix=1: each storm round also an RDMSR (exit_path.py) */
     bool trace;                 /* trace=0: rings start disabled (exits are still counted) */
     /*
      * console=PORT,BAUD: the UART of the hypervisor's console and status line (default COM2 at 115200,

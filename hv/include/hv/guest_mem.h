@@ -24,5 +24,12 @@ bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa);
  * any byte is outside it. */
 bool guest_read_phys(u64 gpa, void *out, u32 len);
 bool guest_write_phys(u64 gpa, const void *in, u32 len);
+/*
+ * The bytes at linear address 'linear' as this CPU's guest sees them, in place (NULL where
+ * guest_read_linear() would fail, or the page is not cacheable): valid to *avail bytes (the page's
+ * end). The translation of the page is cached per CPU and checked against the paging entries it was
+ * made from on every call (guest_mem.c): for the instruction bytes of exit after exit at one RIP.
+ */
+const u8 *guest_code_bytes(const struct guest_paging *p, u64 linear, u32 *avail);
 
 #endif
