@@ -5,15 +5,9 @@
  */
 #include <hv/exit_common.h>
 #include <hv/svm/svm.h>
+#include <hv/x86.h>
 
-#define CR0_PE (1ull << 0)
-#define CR0_NW (1ull << 29)
-#define CR0_CD (1ull << 30)
-#define CR0_PG (1ull << 31)
-#define CR4_PAE (1ull << 5)
 #define EFER_VALID (EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME | EFER_LMSLE | EFER_FFXSR | EFER_TCE)
-#define SEG_ATTR_L (1u << 9)        /* VMCB attrib bit 9 = descriptor bit 53 (L) */
-#define SEG_ATTR_D (1u << 10)       /* VMCB attrib bit 10 = descriptor bit 54 (D/B) */
 
 const char *svm_vmcb_invalid_field(const struct vmcb *v)
 {
@@ -37,7 +31,7 @@ const char *svm_vmcb_invalid_field(const struct vmcb *v)
         return "save.efer.SVME = 0 (EFER.SVME must be 1 in the guest)";
     if (s->efer & ~EFER_VALID)
         return "save.efer: reserved bits set";
-    if ((s->cr0 & CR0_NW) && !(s->cr0 & CR0_CD))
+    if ((s->cr0 & X86_CR0_NW) && !(s->cr0 & X86_CR0_CD))
         return "save.cr0: NW=1 with CD=0";
     if (s->cr0 >> 32)
         return "save.cr0[63:32] not zero";
@@ -49,12 +43,12 @@ const char *svm_vmcb_invalid_field(const struct vmcb *v)
         return "save.dr6[63:32] not zero";
     if (s->dr7 >> 32)
         return "save.dr7[63:32] not zero";
-    if ((s->efer & EFER_LME) && (s->cr0 & CR0_PG)) {
-        if (!(s->cr4 & CR4_PAE))
+    if ((s->efer & EFER_LME) && (s->cr0 & X86_CR0_PG)) {
+        if (!(s->cr4 & X86_CR4_PAE))
             return "save: EFER.LME=1 and CR0.PG=1 with CR4.PAE=0";
-        if (!(s->cr0 & CR0_PE))
+        if (!(s->cr0 & X86_CR0_PE))
             return "save: EFER.LME=1 and CR0.PG=1 with CR0.PE=0";
-        if ((s->cs.attrib & SEG_ATTR_L) && (s->cs.attrib & SEG_ATTR_D))
+        if ((s->cs.attrib & VMCB_ATTR_L) && (s->cs.attrib & VMCB_ATTR_DB))
             return "save.cs: L=1 and D=1 in long mode";
     }
     return NULL;

@@ -10,7 +10,6 @@
 #include <hv/svm/vcpu.h>
 
 #define MAX_INSN 15
-#define SEG_ATTR_L (1u << 9)
 
 static bool legacy_prefix(u8 b)
 {
@@ -92,6 +91,6 @@ u32 svm_insn_len_in_place(struct svm_exit *x)
         ((x->code == SVM_EXIT_CPUID && b[1] == 0xa2) || (x->code == SVM_EXIT_MSR && (b[1] == 0x32 || b[1] == 0x30))))
         return 2;
     /* 64-bit mode (EFER.LMA and CS.L, APM Vol. 2 Table B-2): only there is 4x a REX prefix. */
-    bool long_mode = (s->efer & EFER_LMA) && (s->cs.attrib & SEG_ATTR_L);
+    bool long_mode = (s->efer & EFER_LMA) && (s->cs.attrib & VMCB_ATTR_L);
     return svm_insn_len(b, avail, long_mode, x->code);
 }

@@ -14,12 +14,6 @@
 #include <hv/trace.h>
 #include <hv/x86.h>
 
-#define CR0_PG (1ull << 31)
-#define SEG_ATTR_L (1u << 9)        /* VMCB segment attributes: L, D/B (APM Vol. 2 Table B-2) */
-#define SEG_ATTR_DB (1u << 10)
-#define RFLAGS_VM (1ull << 17)
-#define DR6_BS (1ull << 14)
-#define RFLAGS_TF (1ull << 8)
 
 static struct svm_exit *X(struct vcpu *v)
 {
@@ -43,11 +37,11 @@ static u32 cpl(struct vcpu *v) { return S(v)->cpl; }
 static u32 code_bits(struct vcpu *v)
 {
     const struct vmcb_save *s = S(v);
-    if ((s->efer & EFER_LMA) && (s->cs.attrib & SEG_ATTR_L))
+    if ((s->efer & EFER_LMA) && (s->cs.attrib & VMCB_ATTR_L))
         return 64;
-    if (!(s->cr0 & X86_CR0_PE) || (s->rflags & RFLAGS_VM))
+    if (!(s->cr0 & X86_CR0_PE) || (s->rflags & X86_RFLAGS_VM))
         return 16;                                      /* real mode, virtual-8086 mode */
-    return s->cs.attrib & SEG_ATTR_DB ? 32 : 16;
+    return s->cs.attrib & VMCB_ATTR_DB ? 32 : 16;
 }
 
 static u64 seg_base(struct vcpu *v, enum vcpu_seg seg)
@@ -123,7 +117,7 @@ static void inject(struct vcpu *v, const struct vcpu_event *e)
 /* TF after an emulated instruction: the single-step #DB trap, DR6.BS set (APM Vol. 2 13.1.1.6). */
 static void single_step(struct vcpu *v)
 {
-    S(v)->dr6 |= DR6_BS;
+    S(v)->dr6 |= X86_DR6_BS;
     vcpu_inject_exception(v, VEC_DB, false, 0);
 }
 
@@ -144,9 +138,9 @@ static bool write_cr(struct vcpu *v, u32 cr, u64 value)
     switch (cr) {
     case 0:
         /* Long mode activates/deactivates with paging when LME is set (APM 14.6.1). */
-        if ((s->efer & EFER_LME) && (value & CR0_PG))
+        if ((s->efer & EFER_LME) && (value & X86_CR0_PG))
             s->efer |= EFER_LMA;
-        else if (!(value & CR0_PG))
+        else if (!(value & X86_CR0_PG))
             s->efer &= ~EFER_LMA;
         s->cr0 = value;
         break;
@@ -202,7 +196,7 @@ static bool write_efer(struct vmcb_save *s, u64 value)
 {
     if (value & ~efer_supported())
         return false;                               /* reserved on this CPU, or SVME (SVM hidden) */
-    if (((value ^ s->efer) & EFER_LME) && (s->cr0 & CR0_PG))
+    if (((value ^ s->efer) & EFER_LME) && (s->cr0 & X86_CR0_PG))
         return false;                               /* LME changes only with paging off */
     s->efer = (value & ~EFER_LMA) | (s->efer & EFER_LMA) | EFER_SVME;
     return true;
@@ -254,12 +248,12 @@ static bool step_arm(struct vcpu *v, bool on)
     struct svm_exit *x = X(v);
     struct vmcb *vm = x->vmcb;
     if (on) {
-        x->s->step_guest_tf = (vm->save.rflags & RFLAGS_TF) != 0;
-        vm->save.rflags |= RFLAGS_TF;
+        x->s->step_guest_tf = (vm->save.rflags & X86_RFLAGS_TF) != 0;
+        vm->save.rflags |= X86_RFLAGS_TF;
         vm->control.intercept_exceptions |= 1u << VEC_DB;
         vm->control.interrupt_shadow |= 1;
     } else {
-        vm->save.rflags = (vm->save.rflags & ~RFLAGS_TF) | (x->s->step_guest_tf ? RFLAGS_TF : 0);
+        vm->save.rflags = (vm->save.rflags & ~X86_RFLAGS_TF) | (x->s->step_guest_tf ? X86_RFLAGS_TF : 0);
         vm->control.intercept_exceptions &= ~(1u << VEC_DB);
     }
     return true;

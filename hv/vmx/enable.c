@@ -143,7 +143,7 @@ bool vmx_enable(struct percpu *pc)
     if (!check((cr0 & c.cr0_fixed0) == c.cr0_fixed0 && (cr0 & ~c.cr0_fixed1) == 0, "CR0 within IA32_VMX_CR0_FIXED0/1",
                pc->index))
         return false;
-    if (!check(((cr4 | CR4_VMXE) & ~c.cr4_fixed1) == 0, "CR4 within IA32_VMX_CR4_FIXED1", pc->index))
+    if (!check(((cr4 | X86_CR4_VMXE) & ~c.cr4_fixed1) == 0, "CR4 within IA32_VMX_CR4_FIXED1", pc->index))
         return false;
 
     struct vmx_cpu *v = pool_alloc(1, PAGE_SIZE, "vmx_cpu");
@@ -155,7 +155,7 @@ bool vmx_enable(struct percpu *pc)
     v->host_stack_top = (u64)pool_alloc(CPU_STACK_PAGES, PAGE_SIZE, "VMM stack") + CPU_STACK_PAGES * PAGE_SIZE;
     v->vpid = (u16)(pc->index + 1);     /* VPID 0 is the host's (SDM 29.1) */
 
-    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | CR4_VMXE | c.cr4_fixed0) : "memory");
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | X86_CR4_VMXE | c.cr4_fixed0) : "memory");
     *(u32 *)v->vmxon_region = c.revision_id;
     if (!vmxon((u64)v->vmxon_region)) {
         __asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");

@@ -18,9 +18,6 @@
 enum ts_source { TS_CALL, TS_IRET, TS_JMP, TS_GATE };
 
 #define DESC_BUSY      (1ull << 41)        /* type bit 1 of a TSS descriptor: busy */
-#define RFLAGS_NT      (1u << 14)
-#define RFLAGS_VM      (1u << 17)
-#define CR0_TS         (1ull << 3)
 #define DR7_LOCAL      0x155ull             /* L0-L3 and LE: cleared by a task switch (SDM Vol. 3B 18.2.4) */
 
 /* The 32-bit TSS's dynamic fields (SDM Vol. 3A 8.2.1, Figure 8-2). */
@@ -173,7 +170,7 @@ void vmx_task_switch(struct vcpu *v, u64 qual)
     }
     u32 eflags = (u32)vmread(GUEST_RFLAGS);
     old.eip = saved_eip(src, idt);
-    old.eflags = src == TS_IRET ? eflags & ~RFLAGS_NT : eflags;
+    old.eflags = src == TS_IRET ? eflags & ~X86_RFLAGS_NT : eflags;
     for (u32 i = 0; i < 8; i++)
         old.gpr[i] = (u32)vcpu_gpr(v, i);
     for (u32 i = 0; i < 6; i++)
@@ -191,15 +188,15 @@ void vmx_task_switch(struct vcpu *v, u64 qual)
     /* CALL and task gates link back to the old task and set NT (step 8). */
     if (src == TS_CALL || src == TS_GATE) {
         new.link = old_sel;
-        new.eflags |= RFLAGS_NT;
+        new.eflags |= X86_RFLAGS_NT;
         guest_write_linear(&p, nt.base, &new.link, 4);
     }
 
     /* Load the new task (steps 10-12): TR, CR0.TS, CR3, LDTR, EFLAGS, EIP, GPRs, segments. */
     nt.ar = (u32)((nd >> 40) & 0xf0ff);
     write_seg(SEG_TR, &nt);
-    vmwrite(GUEST_CR0, vmread(GUEST_CR0) | CR0_TS);
-    vmwrite(CR0_READ_SHADOW, vmread(CR0_READ_SHADOW) | CR0_TS);
+    vmwrite(GUEST_CR0, vmread(GUEST_CR0) | X86_CR0_TS);
+    vmwrite(CR0_READ_SHADOW, vmread(CR0_READ_SHADOW) | X86_CR0_TS);
     if ((p.cr0 & X86_CR0_PG) && !v->ops->write_cr(v, 3, new.cr3)) {
         vcpu_inject_exception(v, VEC_GP, true, 0);
         return;
@@ -210,7 +207,7 @@ void vmx_task_switch(struct vcpu *v, u64 qual)
         vcpu_set_gpr(v, i, new.gpr[i]);
     vmwrite(GUEST_DR7, vmread(GUEST_DR7) & ~DR7_LOCAL);
     vmwrite(GUEST_INTERRUPTIBILITY_INFO, 0);
-    bool vm86 = new.eflags & RFLAGS_VM;
+    bool vm86 = new.eflags & X86_RFLAGS_VM;
     u32 vec = 0;
     u16 ldt = (u16)new.ldt;
     if (ldt & ~3u) {

@@ -14,15 +14,6 @@
 
 #define AR_L (1u << 13)     /* access rights: 64-bit code segment (SDM Vol. 3C 25.4.1, Table 25-2) */
 #define AR_DB (1u << 14)
-#define RFLAGS_VM (1ull << 17)
-#define RFLAGS_TF (1ull << 8)
-#define CR4_PSE (1ull << 4)
-#define CR4_PAE (1ull << 5)
-#define CR4_PGE (1ull << 7)
-#define CR4_PCIDE (1ull << 17)
-#define CR4_SMEP (1ull << 20)
-#define CR4_SMAP (1ull << 21)
-#define CR0_WP (1ull << 16)
 
 static struct vmx_exit *X(struct vcpu *v)
 {
@@ -63,7 +54,7 @@ static u32 code_bits(struct vcpu *v)
     u64 ar = vmread(GUEST_CS_AR_BYTES);
     if ((vmread(GUEST_IA32_EFER) & X86_EFER_LMA) && (ar & AR_L))
         return 64;
-    if (!(vmread(CR0_READ_SHADOW) & X86_CR0_PE) || (vmread(GUEST_RFLAGS) & RFLAGS_VM))
+    if (!(vmread(CR0_READ_SHADOW) & X86_CR0_PE) || (vmread(GUEST_RFLAGS) & X86_RFLAGS_VM))
         return 16;                                      /* real mode, virtual-8086 mode */
     return ar & AR_DB ? 32 : 16;
 }
@@ -152,7 +143,7 @@ static void invvpid(bool keep_globals)
  */
 static bool load_pdptes(u64 cr0, u64 cr3, u64 cr4, u64 efer)
 {
-    if (!(cr0 & X86_CR0_PG) || !(cr4 & CR4_PAE) || (efer & X86_EFER_LME))
+    if (!(cr0 & X86_CR0_PG) || !(cr4 & X86_CR4_PAE) || (efer & X86_EFER_LME))
         return true;
     u64 pdpte[4];
     const struct guest_paging flat = { 0, 0, 0, 0 };
@@ -200,7 +191,7 @@ static bool write_cr(struct vcpu *v, u32 cr, u64 value)
         update_long_mode(p.cr0, value);
         vmwrite(CR0_READ_SHADOW, value);
         vmwrite(GUEST_CR0, (value | fixed0) & c->cr0_fixed1);
-        if ((value ^ p.cr0) & (X86_CR0_PG | CR0_WP | X86_CR0_PE))
+        if ((value ^ p.cr0) & (X86_CR0_PG | X86_CR0_WP | X86_CR0_PE))
             invvpid(false);
         return true;
     }
@@ -214,13 +205,13 @@ static bool write_cr(struct vcpu *v, u32 cr, u64 value)
         return true;
     case 4:
         /* Bits outside FIXED1 and CR4.VMXE (VMX hidden) are reserved for the guest: #GP. */
-        if (value & (~c->cr4_fixed1 | CR4_VMXE))
+        if (value & (~c->cr4_fixed1 | X86_CR4_VMXE))
             return false;
-        if (((value ^ p.cr4) & (CR4_PAE | CR4_PSE | CR4_SMEP)) && !load_pdptes(p.cr0, p.cr3, value, p.efer))
+        if (((value ^ p.cr4) & (X86_CR4_PAE | X86_CR4_PSE | X86_CR4_SMEP)) && !load_pdptes(p.cr0, p.cr3, value, p.efer))
             return false;
         vmwrite(CR4_READ_SHADOW, value);
         vmwrite(GUEST_CR4, value | c->cr4_fixed0);
-        if ((value ^ p.cr4) & (CR4_PAE | CR4_PSE | CR4_PGE | CR4_PCIDE | CR4_SMEP | CR4_SMAP))
+        if ((value ^ p.cr4) & (X86_CR4_PAE | X86_CR4_PSE | X86_CR4_PGE | X86_CR4_PCIDE | X86_CR4_SMEP | X86_CR4_SMAP))
             invvpid(false);
         return true;
     }
@@ -278,12 +269,12 @@ static bool step_arm(struct vcpu *v, bool on)
     u64 rflags = vmread(GUEST_RFLAGS), bitmap = vmread(EXCEPTION_BITMAP);
     if (on) {
         c->step_tf = true;
-        c->step_guest_tf = (rflags & RFLAGS_TF) != 0;
-        vmwrite(GUEST_RFLAGS, rflags | RFLAGS_TF);
+        c->step_guest_tf = (rflags & X86_RFLAGS_TF) != 0;
+        vmwrite(GUEST_RFLAGS, rflags | X86_RFLAGS_TF);
         vmwrite(EXCEPTION_BITMAP, bitmap | (1u << VEC_DB));
     } else if (c->step_tf) {
         c->step_tf = false;
-        vmwrite(GUEST_RFLAGS, (rflags & ~RFLAGS_TF) | (c->step_guest_tf ? RFLAGS_TF : 0));
+        vmwrite(GUEST_RFLAGS, (rflags & ~X86_RFLAGS_TF) | (c->step_guest_tf ? X86_RFLAGS_TF : 0));
         vmwrite(EXCEPTION_BITMAP, bitmap & ~(u64)(1u << VEC_DB));
     }
     return true;

@@ -185,7 +185,7 @@ static bool vmcs_controls_and_host(struct percpu *pc)
     ok &= vmwrite(CR0_GUEST_HOST_MASK, cr0_mask);
     ok &= vmwrite(CR0_READ_SHADOW, cr0);
     ok &= vmwrite(CR4_GUEST_HOST_MASK, c->cr4_fixed0 | ~c->cr4_fixed1);
-    ok &= vmwrite(CR4_READ_SHADOW, cr4 & ~CR4_VMXE);
+    ok &= vmwrite(CR4_READ_SHADOW, cr4 & ~X86_CR4_VMXE);
 
     /* Host state: the same tables, the exit stub on this CPU's VMM stack (16-byte aligned). */
     ok &= vmwrite(HOST_CR0, cr0);

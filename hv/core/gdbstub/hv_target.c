@@ -19,7 +19,6 @@
 
 #include "hv_target.h"
 
-#define CR0_WP (1ull << 16)
 #define PHYS_LIMIT (4ull << 30)
 
 static u32 threads(void *ctx)
@@ -127,7 +126,7 @@ static u32 write_mem(void *ctx, u64 addr, const u8 *buf, u32 n, bool phys)
     if (!reachable(addr, n, phys))
         return 0;
     u64 cr0 = read_cr0();
-    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~CR0_WP) : "memory");
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~X86_CR0_WP) : "memory");
     for (; i < n; i++)
         if (!write_byte((u8 *)(addr + i), buf[i]))
             break;

@@ -20,8 +20,6 @@
 
 #include "hv_target.h"
 
-#define RFLAGS_TF (1ull << 8)
-#define DR6_BS (1ull << 14)         /* single step (SDM Vol. 3B 18.2.3) */
 #define POLL_EVERY 256              /* exits between two looks at the UART, per CPU (a port read is costly under TCG) */
 #define PARK_TIMEOUT_MS 10000       /* a kicked CPU that never parks: listed as running, said after the resume */
 
@@ -133,7 +131,7 @@ static void serve(struct percpu *me, u8 signal, bool swbreak)
             return;
         struct exception_frame *f = gdbstub_frames[stub.step_cpu];
         if (f && f->vector != 2) {
-            f->rflags |= RFLAGS_TF;
+            f->rflags |= X86_RFLAGS_TF;
             stepping[stub.step_cpu] = 1;
             return;
         }
@@ -158,11 +156,11 @@ bool gdbstub_exception(struct exception_frame *f)
     } else {
         u64 dr6;
         __asm__ volatile("mov %%dr6, %0" : "=r"(dr6));
-        if (!(dr6 & DR6_BS) || !stepping[me->index])
+        if (!(dr6 & X86_DR6_BS) || !stepping[me->index])
             return false;
         __asm__ volatile("mov %0, %%dr6" : : "r"(0xffff0ff0ull));      /* DR6's reset value */
         stepping[me->index] = 0;
-        f->rflags &= ~RFLAGS_TF;
+        f->rflags &= ~X86_RFLAGS_TF;
     }
     u32 none = 0;
     if (!__atomic_compare_exchange_n(&owner, &none, me->index + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {

@@ -3,8 +3,6 @@
 #include <hv/cpuid_leaves.h>
 #include <hv/x86.h>
 
-#define CR4_OSXSAVE (1ull << 18)
-#define CR4_PKE     (1ull << 22)
 #define CPUID_1_ECX_OSXSAVE (1u << 27)
 #define CPUID_7_ECX_PKU     (1u << 3)
 #define CPUID_7_ECX_OSPKE   (1u << 4)
@@ -28,10 +26,10 @@ void hv_guest_cpuid(u32 leaf, u32 sub, u64 guest_cr4, u32 *a, u32 *b, u32 *c, u3
     cpuid(leaf, sub, a, b, c, d);
     if (leaf == 1) {
         *c |= 1u << 31;     /* hypervisor present */
-        *c = (*c & ~CPUID_1_ECX_OSXSAVE) | (guest_cr4 & CR4_OSXSAVE ? CPUID_1_ECX_OSXSAVE : 0);
+        *c = (*c & ~CPUID_1_ECX_OSXSAVE) | (guest_cr4 & X86_CR4_OSXSAVE ? CPUID_1_ECX_OSXSAVE : 0);
     } else if (leaf == 7 && sub == 0 && (*c & CPUID_7_ECX_PKU)) {
         /* By the feature (PKU), not the host's OSPKE: the hypervisor never sets its own CR4.PKE, so
          * the host's OSPKE is 0 and a guest that set CR4.PKE would never see it (SDM Vol. 2A CPUID). */
-        *c = (*c & ~CPUID_7_ECX_OSPKE) | (guest_cr4 & CR4_PKE ? CPUID_7_ECX_OSPKE : 0);
+        *c = (*c & ~CPUID_7_ECX_OSPKE) | (guest_cr4 & X86_CR4_PKE ? CPUID_7_ECX_OSPKE : 0);
     }
 }

@@ -14,7 +14,6 @@
 #include <hv/vcpu.h>
 #include <hv/x86.h>
 
-#define RFLAGS_TF (1ull << 8)
 
 /* Exception classes for delivering a second exception during the first (SDM Vol. 3A 6.15, Table 6-4). */
 enum exc_class { EXC_BENIGN, EXC_CONTRIBUTORY, EXC_PAGE_FAULT, EXC_DOUBLE_FAULT };
@@ -64,7 +63,7 @@ void vcpu_inject_exception(struct vcpu *v, u32 vector, bool has_error, u32 error
 void vcpu_skip_len(struct vcpu *v, u32 len)
 {
     v->ops->advance(v, len);
-    if (v->ops->rflags(v) & RFLAGS_TF)
+    if (v->ops->rflags(v) & X86_RFLAGS_TF)
         v->ops->single_step(v);         /* the trap the instruction would have raised (SDM Vol. 3B 18.3.1.4) */
 }
 

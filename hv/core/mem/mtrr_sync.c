@@ -7,15 +7,13 @@
 #include <hv/mtrr.h>
 #include <hv/x86.h>
 
-#define CR0_CD (1ull << 30)
-#define CR0_NW (1ull << 29)
 
 void mtrr_write(const struct mtrr_state *st)
 {
     if (!st->cap)
         return;             /* no MTRRs (CPUID.1:EDX.MTRR clear): nothing to copy */
     u64 cr0 = read_cr0();
-    __asm__ volatile("mov %0, %%cr0; wbinvd" : : "r"((cr0 | CR0_CD) & ~CR0_NW) : "memory");
+    __asm__ volatile("mov %0, %%cr0; wbinvd" : : "r"((cr0 | X86_CR0_CD) & ~X86_CR0_NW) : "memory");
     wrmsr(MSR_MTRR_DEF_TYPE, 0);
     if (st->cap & MTRRCAP_FIX) {
         wrmsr(MSR_MTRR_FIX64K, st->fixed[0]);

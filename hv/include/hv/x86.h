@@ -11,9 +11,31 @@
 
 /* CR0 bits (SDM Vol. 3A 2.5) */
 #define X86_CR0_PE (1ull << 0)
+#define X86_CR0_TS (1ull << 3)
 #define X86_CR0_ET (1ull << 4)
 #define X86_CR0_NE (1ull << 5)
+#define X86_CR0_WP (1ull << 16)
+#define X86_CR0_NW (1ull << 29)
+#define X86_CR0_CD (1ull << 30)
 #define X86_CR0_PG (1ull << 31)
+
+/* CR4 bits (SDM Vol. 3A 2.5) */
+#define X86_CR4_PSE (1ull << 4)
+#define X86_CR4_PAE (1ull << 5)
+#define X86_CR4_PGE (1ull << 7)
+#define X86_CR4_LA57 (1ull << 12)
+#define X86_CR4_VMXE (1ull << 13)
+#define X86_CR4_PCIDE (1ull << 17)
+#define X86_CR4_OSXSAVE (1ull << 18)
+#define X86_CR4_SMEP (1ull << 20)
+#define X86_CR4_SMAP (1ull << 21)
+#define X86_CR4_PKE (1ull << 22)
+/* RFLAGS (SDM Vol. 1 3.4.3) and DR6 (SDM Vol. 3B 18.2.3) */
+#define X86_RFLAGS_TF (1ull << 8)
+#define X86_RFLAGS_DF (1ull << 10)
+#define X86_RFLAGS_NT (1ull << 14)
+#define X86_RFLAGS_VM (1ull << 17)
+#define X86_DR6_BS (1ull << 14)
 
 /* EFER bits (SDM Vol. 3A 2.2.1) */
 #define X86_EFER_LME (1ull << 8)

@@ -17,6 +17,8 @@ struct vmcb_seg {
     u64 base;
 } __packed;
 _Static_assert(sizeof(struct vmcb_seg) == 16, "VMCB segment is 16 bytes");
+#define VMCB_ATTR_L  (1u << 9)     /* attrib bit 9 = descriptor bit 53 (L) */
+#define VMCB_ATTR_DB (1u << 10)    /* attrib bit 10 = descriptor bit 54 (D/B) */
 
 struct vmcb_control {
     u16 intercept_cr_read;      /* 0x000: bit n = CRn reads */

@@ -87,8 +87,6 @@
 #define VPID_CAP_INVVPID_ALL         (1ull << 42)
 #define VPID_CAP_INVVPID_SINGLE_KEEP_GLOBALS (1ull << 43)
 
-#define CR4_VMXE                     (1ull << 13)
-#define CR4_OSXSAVE                  (1ull << 18)
 
 /* Basic exit reasons (SDM Vol. 3D Appendix C, Table C-1). */
 enum vmx_exit_reason {
