@@ -59,6 +59,22 @@ def gdb_children() -> list[int]:
     return out
 
 
+async def step_on(app: HvTraceApp, pilot: Any, cpu: int, timeout: float, what: str) -> None:
+    """Press `s` at a hit: a new step hit comes, on ``cpu``, and only the user's break stays armed."""
+    before = app.break_hit
+
+    def stepped() -> bool:
+        # a new hit: the previous step's stays shown until the VM runs again
+        return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
+
+    await pilot.press("s")
+    await until(pilot, stepped, timeout, what)
+    assert app.break_hit is not None
+    assert app.break_hit.cpu == cpu, (what, app.break_hit)
+    assert isinstance(app.screen, BreakHitScreen)
+    assert len(app.break_entries) == 1
+
+
 async def hit_on_cpuid_then_step_then_clear(app: HvTraceApp, pilot: Any, cpu: int) -> None:
     await until(pilot, lambda: "CPUID" in table_rows(app), 60, "the CPUID row")
     # scope the table to one CPU: the break is then CPU-bound (hv-break ... --cpu N)
@@ -144,17 +160,7 @@ def test_steps_stay_on_the_hit_cpu_never_accumulate_and_x_clears_everything() ->
             assert app.break_hit is not None
             cpu = app.break_hit.cpu
             for n in range(3):
-                before = app.break_hit
-
-                def stepped(before: object = before) -> bool:
-                    # a new hit: the previous step's stays shown until the VM runs again
-                    return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
-
-                await pilot.press("s")
-                await until(pilot, stepped, 30, f"step {n}")
-                assert app.break_hit is not None
-                assert app.break_hit.cpu == cpu, (n, app.break_hit)
-                assert len(app.break_entries) == 1
+                await step_on(app, pilot, cpu, 30, f"step {n}")
                 assert armed_in_ram() == 1  # the user's break; the step's entry went with its hit
             await pilot.press("x")
             await until(pilot, lambda: app.break_state == "running", 30, "the VM running again")

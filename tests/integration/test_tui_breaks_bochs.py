@@ -24,7 +24,7 @@ from hvtrace.tui.break_screen import BreakHitScreen
 from hvtrace.tui.sources import LiveSource
 from hvtrace.tui.widgets import StatusBar
 from tests.integration.conftest import Live, hvtrace_argv
-from tests.integration.test_tui_breaks import gdb_children, select_reason
+from tests.integration.test_tui_breaks import gdb_children, select_reason, step_on
 from tests.integration.test_tui_qemu import SIZE, table_rows, until
 
 # Every gdb packet crosses the emulated 115200-baud UART of a Bochs that shares a loaded host.
@@ -54,18 +54,8 @@ def test_bochs_break_on_cpuid_steps_on_the_cpu_and_x_clears() -> None:
             assert reason is not None, vmcs[:2000]
             assert int(reason.group(1), 16) & 0xFFFF == 10  # CPUID (SDM Vol. 3D, Appendix C)
             assert "VM PAUSED at break" in str(app.query_one(StatusBar).render())
-            for n in range(2):
-                before = app.break_hit
-
-                def stepped(before: object = before) -> bool:
-                    return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
-
-                await pilot.press("s")
-                await until(pilot, stepped, 900, f"step {n}")
-                assert app.break_hit is not None
-                assert app.break_hit.cpu == 0
-                assert isinstance(app.screen, BreakHitScreen)
-                assert len(app.break_entries) == 1  # the user's break; the step's went with its hit
+            for n in range(2):  # the step's entry goes with its hit: only the user's break stays
+                await step_on(app, pilot, 0, 900, f"step {n}")
             await pilot.press("x")
             await until(pilot, lambda: app.break_state == "running", 600, "the VM running again")
             assert not app.break_entries
