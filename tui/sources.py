@@ -135,7 +135,9 @@ class LiveSource:
         if cap.meta.get("attached"):
             info.backend += " (attached)"  # as before the attach: a session the TUI did not start
         self.info = info
-        self._state = "live"
+        # The port of a session the TUI started, as `hvtrace run` prints it (`hvtrace gdb --port N`).
+        port = None if cap.meta.get("attached") else cap.gdb_port
+        self._state = "live" if port is None else f"live, gdb port {port}"
 
     def poll(self) -> Records:
         cap = self.capture

@@ -39,6 +39,10 @@ def test_bochs_break_on_cpuid_steps_on_the_cpu_and_x_clears() -> None:
         app = HvTraceApp(src, log_capacity=100_000)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: "CPUID" in table_rows(app), 600, "the CPUID row from 0xE9 frames")
+            assert src.capture is not None
+            port = src.capture.gdb_port  # the resident stub's, behind the relay: shown, as run prints it
+            assert port
+            assert f"live, gdb port {port}" in str(app.query_one(StatusBar).render())
             select_reason(app, "CPUID")
             await pilot.press("b")
             await until(pilot, lambda: isinstance(app.screen, BreakHitScreen), 900, "the break hit screen")
@@ -48,6 +52,7 @@ def test_bochs_break_on_cpuid_steps_on_the_cpu_and_x_clears() -> None:
             text = "\n".join(hit.text)
             assert re.search(r"CPU0 (#\d+ )?CPUID\(0xa\)/CPUID rip=0x[0-9a-f]+ leaf 0x[0-9a-f]+", text), text
             assert re.search(r"RAX 0x[0-9a-f]{16}", text), text  # guest registers
+            assert re.search(r"0x[0-9a-f]+: 0f a2 +cpuid", text), text  # the guest instruction
             vmcs = "\n".join(hit.vmcs)
             assert "CPU 0 VMCS snapshot: why=BREAK" in vmcs, vmcs[:2000]
             reason = re.search(r"VM_EXIT_REASON\s+\S+\s+(0x[0-9a-f]+)", vmcs)
