@@ -32,6 +32,10 @@ from .sources import LiveSource, Source
 
 HIT_FUNCTION = "hv_break_hit"
 POLL_S = 0.1
+#: How long one gdb command may take. The hypervisor's resident stub (Bochs) answers through an
+#: emulated 115200-baud UART: hv-vmcs at a hit reads a few KiB that way, minutes on a loaded host.
+#: Only a broken session waits this long; a working one answers as fast as its stub does.
+GDB_TIMEOUT = 600.0
 
 
 class NoBreaks(Exception):
@@ -39,8 +43,9 @@ class NoBreaks(Exception):
 
 
 def gdbstub_port(source: Source) -> int:
-    """The gdbstub of the session behind ``source``: the one the TUI started, or the QEMU that maps
-    the attached RAM file."""
+    """The gdb port of the session behind ``source``: the one the TUI started (QEMU's gdbstub, or the
+    hypervisor's resident stub: Bochs, or QEMU with --gdb-stub hv), or the QEMU that maps the attached
+    RAM file."""
     if not isinstance(source, LiveSource):
         raise NoBreaks("a replay has no VM to stop: j jumps to the next exit of the selected reason")
     cap = source.capture
@@ -50,10 +55,7 @@ def gdbstub_port(source: Source) -> int:
         return cap.gdb_port
     attached = cap.meta.get("attached")
     if not attached:
-        raise NoBreaks(
-            f"the {source.info.backend} session has no gdbstub (Debian's Bochs 2.7 is built without "
-            "one): exit breakpoints need a QEMU session"
-        )
+        raise NoBreaks(f"the {source.info.backend} session was started without a gdb stub")
     try:
         return port_of_ram(Path(str(attached)))
     except LaunchError as e:
@@ -141,7 +143,8 @@ class BreakController:
     def _connect(self) -> None:
         gdb = self._gdb = Gdb()
         gdb.load(self.elf)
-        r = gdb.cmd(f"target remote 127.0.0.1:{self.port}", timeout=30)
+        gdb.ok("-gdb-set remotetimeout 120")  # a packet through the resident stub's emulated UART (Bochs)
+        r = gdb.cmd(f"target remote 127.0.0.1:{self.port}", timeout=GDB_TIMEOUT)
         if r.error is not None:
             raise GdbError(f"gdbstub 127.0.0.1:{self.port}: {r.error}")
         self.state = "paused"  # attaching stopped the VM; the first request decides what follows
@@ -161,7 +164,7 @@ class BreakController:
             self._shutdown()
             return False
         if self.state == "running":
-            stop = self._gdb.interrupt()  # the table is written while the VM is stopped
+            stop = self._gdb.interrupt(GDB_TIMEOUT)  # the table is written while the VM is stopped
             self.state = "paused"
             self._watch(stop.records)
         try:
@@ -188,7 +191,7 @@ class BreakController:
         assert self._gdb is not None
         entry, cpu, reason = int(info["number"]), int(info["cpu"]), str(info["reason"])
         lines = [f"hv-break {entry} hit on CPU {cpu}: {reason}", *(str(x) for x in info["lines"])]
-        vmcs = self._gdb.cmd(f"hv-vmcs {cpu}", drain=0.1)
+        vmcs = self._gdb.cmd(f"hv-vmcs {cpu}", timeout=GDB_TIMEOUT, drain=0.1)
         # The hypervisor names the first matching entry, which may be another break on the same exit:
         # any exit of the stepped CPU ends the step.
         step = self._step is not None and self._step[1] == cpu
@@ -214,7 +217,7 @@ class BreakController:
     def _resume(self) -> None:
         assert self._gdb is not None
         self.hit = None
-        r = self._gdb.cmd("-exec-continue", drain=0)
+        r = self._gdb.cmd("-exec-continue", timeout=GDB_TIMEOUT, drain=0)
         if r.error is not None:
             raise GdbError(f"continue: {r.error}")
         self.state = "running"
@@ -225,7 +228,7 @@ class BreakController:
     def _mi(self, command: str) -> dict[str, Any]:
         """An MI command of gdbext (mi_commands.py): its result's fields."""
         assert self._gdb is not None
-        r = self._gdb.cmd(command, drain=0)
+        r = self._gdb.cmd(command, timeout=GDB_TIMEOUT, drain=0)
         if r.error is not None:
             raise GdbError(r.error)
         result = next(x for x in r.records if x["type"] == "result")
@@ -282,7 +285,7 @@ class BreakController:
         assert self._gdb is not None
         try:
             if self.state == "running":
-                self._gdb.interrupt()
+                self._gdb.interrupt(GDB_TIMEOUT)
             if self.entries:
                 self._delete("all")  # the hypervisor stops checking; gdb's detach resumes the VM
         finally:

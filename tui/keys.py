@@ -118,12 +118,11 @@ def help_markdown() -> str:
             "",
             *table(keys_for(REPLAY)),
             "",
-            "At a break (QEMU sessions: gdb/MI on the session's gdbstub; the VM is paused) the hit screen "
+            "At a break (gdb/MI on the session's gdb stub: QEMU's, or the hypervisor's own on Bochs; the VM "
+            "is paused) the hit screen "
             "shows the exit decoded, the guest registers and instructions, and the VMCS / VMCB snapshot:",
             "",
             *table(keys_for(HIT)),
-            "",
-            "Bochs has no gdbstub: there `b` says so.",
         ]
     )
 

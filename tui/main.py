@@ -21,7 +21,13 @@ def make_source(args: argparse.Namespace) -> Source:
     opts = launch_options(args)  # --guest/--initrd/--append/--hv-append/--memory/--cpu-model/--qemu-arg
     if opts.guest is not None and args.backend == "bochs":
         opts.guest.check_grub()  # a usage error now, not a failed boot inside the UI
-    return LiveSource.start(backend=args.backend or "qemu", timeout=args.timeout, **opts.session_args())
+    return LiveSource.start(
+        backend=args.backend or "qemu",
+        timeout=args.timeout,
+        gdb_port=args.gdb,
+        gdb_stub=args.gdb_stub,
+        **opts.session_args(),
+    )
 
 
 def run(args: argparse.Namespace) -> int:

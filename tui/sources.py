@@ -92,10 +92,15 @@ class LiveSource:
         cpus: int = 1,
         cmdline: str = "",
         guest: GuestSpec | None = None,
+        gdb_port: int | None = None,
         **options: Any,
     ) -> LiveSource:
         """A session booted by ``Capture.start`` (``options``: its memory_mb, timeout, cpu_model,
-        qemu_args, ...) when the worker connects."""
+        qemu_args, gdb_stub, ...) when the worker connects. ``gdb_port``: the session's gdb port (0 or
+        None: a free one). A Bochs session always starts with the hypervisor's resident gdb stub
+        (gdbstub=1 on COM3): Bochs has no gdbstub of its own, and the exit breakpoints (`b`) need one."""
+        if backend == "bochs" and gdb_port is None:
+            gdb_port = 0
 
         def opener() -> Capture:
             return Capture.start(
@@ -103,6 +108,7 @@ class LiveSource:
                 cpus=cpus,
                 cmdline=cmdline,
                 guest=guest,
+                gdb_port=gdb_port,
                 **{"boot_timeout": 60, "timeout": 3600, **options},
             )
 
@@ -129,7 +135,9 @@ class LiveSource:
         if cap.meta.get("attached"):
             info.backend += " (attached)"  # as before the attach: a session the TUI did not start
         self.info = info
-        self._state = "live"
+        # The port of a session the TUI started, as `hvtrace run` prints it (`hvtrace gdb --port N`).
+        port = None if cap.meta.get("attached") else cap.gdb_port
+        self._state = "live" if port is None else f"live, gdb port {port}"
 
     def poll(self) -> Records:
         cap = self.capture

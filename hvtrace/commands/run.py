@@ -10,7 +10,12 @@ from typing import cast
 
 from hvtrace.commands import values
 from hvtrace.commands.parser import Subcommands, add_command, err, out
-from hvtrace.commands.session_options import add_guest_arguments, add_machine_arguments, add_qemu_arguments
+from hvtrace.commands.session_options import (
+    add_gdb_arguments,
+    add_guest_arguments,
+    add_machine_arguments,
+    add_qemu_arguments,
+)
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.launch import make_session as new_session
@@ -50,20 +55,7 @@ def register(sub: Subcommands) -> None:
         "or hang=1)",
         convert=values.timeout,
     )
-    run.add_argument(
-        "--gdb",
-        type=values.tcp_port("--gdb"),
-        nargs="?",
-        const=0,
-        metavar="PORT",
-        help="gdb port on 127.0.0.1 (default: a free one). QEMU: its gdbstub is always there (or the "
-        "hypervisor's, --gdb-stub hv); Bochs: the hypervisor's resident stub (gdbstub=1 on COM3)",
-    )
-    run.add_argument(
-        "--gdb-stub",
-        choices=("qemu", "hv"),
-        help="QEMU: which stub the gdb port reaches: QEMU's gdbstub (default) or the hypervisor's own",
-    )
+    add_gdb_arguments(run)
     run.add_argument(
         "--inject-fault",
         choices=FAULT_KINDS,

@@ -62,6 +62,25 @@ def add_qemu_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_gdb_arguments(p: argparse.ArgumentParser) -> None:
+    """--gdb [PORT]/--gdb-stub (run, and capture/tui when they start a session): the gdb port the
+    session opens, printed when it starts (`hvtrace gdb --port PORT` attaches)."""
+    p.add_argument(
+        "--gdb",
+        type=values.tcp_port("--gdb"),
+        nargs="?",
+        const=0,
+        metavar="PORT",
+        help="gdb port on 127.0.0.1 (default: a free one). QEMU: its gdbstub is always there (or the "
+        "hypervisor's, --gdb-stub hv); Bochs: the hypervisor's resident stub (gdbstub=1 on COM3)",
+    )
+    p.add_argument(
+        "--gdb-stub",
+        choices=("qemu", "hv"),
+        help="QEMU: which stub the gdb port reaches: QEMU's gdbstub (default) or the hypervisor's own",
+    )
+
+
 def add_machine_arguments(
     p: argparse.ArgumentParser, *, cpus_help: str, memory_help: str, default_memory_mb: int
 ) -> None:
@@ -85,6 +104,7 @@ def add_session_source_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_guest_arguments(p)
     add_qemu_arguments(p)
+    add_gdb_arguments(p)
 
 
 def check_session_source(args: argparse.Namespace, *, source_required: bool) -> None:
@@ -92,7 +112,7 @@ def check_session_source(args: argparse.Namespace, *, source_required: bool) -> 
 
     ``--replay`` (tui only) reads a file, ``--ram`` attaches to a running session, ``--backend`` starts
     one; with ``source_required`` (capture) one of ``--ram``/``--backend`` must be given, else (tui)
-    none means a new QEMU session. The guest and QEMU options only apply when a session is started.
+    none means a new QEMU session. The guest, QEMU and gdb options only apply when a session is started.
     """
     replay = getattr(args, "replay", None)
     if replay is not None and (args.ram is not None or args.backend is not None):
@@ -106,3 +126,5 @@ def check_session_source(args: argparse.Namespace, *, source_required: bool) -> 
         raise UsageError("--guest/--initrd start a session: they exclude --ram and --replay")
     if (args.cpu_model is not None or args.qemu_arg) and attached:
         raise UsageError("--cpu-model/--qemu-arg apply to a session hvtrace starts, not to --ram/--replay")
+    if (args.gdb is not None or args.gdb_stub is not None) and attached:
+        raise UsageError("--gdb/--gdb-stub apply to a session hvtrace starts, not to --ram/--replay")

@@ -52,6 +52,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     backend=args.backend,
                     lossless=not args.no_lossless,
                     on_info=out,
+                    gdb_port=args.gdb,
+                    gdb_stub=args.gdb_stub,
                     **opts.session_args(),
                 )
             with cap:

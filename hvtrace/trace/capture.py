@@ -112,11 +112,14 @@ class Capture:
         guest: GuestSpec | None = None,
         cpu_model: str | None = None,
         qemu_args: Sequence[str] = (),
+        gdb_port: int | None = None,
+        gdb_stub: str | None = None,
     ) -> Capture:
         """Boot the hypervisor under ``backend`` and attach to its records. ``on_info`` gets the session's
         own lines (emulator pid, RAM file, gdb port), as `hvtrace run` prints them. ``cmdline`` is the
         hypervisor's; ``guest`` a kernel it boots (then ``memory_mb`` defaults to GUEST_MIN_MEMORY_MB,
-        else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only)."""
+        else to 64). ``cpu_model``/``qemu_args``: the user's ``--cpu-model``/``--qemu-arg`` (QEMU only);
+        ``gdb_port``/``gdb_stub``: ``--gdb``/``--gdb-stub`` (Bochs: a port starts the resident stub)."""
         if memory_mb is None:
             memory_mb = GUEST_MIN_MEMORY_MB if guest is not None else 64
         kind, words = session_class(backend), cmdline.split()
@@ -128,6 +131,7 @@ class Capture:
         session = make_session(
             backend, cpus=cpus, memory_mb=memory_mb, cmdline=cmdline, timeout=timeout, elf=elf,
             on_line=on_line, on_info=on_info, guest=guest, cpu_model=cpu_model, qemu_args=qemu_args,
+            gdb_port=gdb_port, gdb_stub=gdb_stub,
         )  # fmt: skip
         session.start()
         try:
@@ -357,8 +361,12 @@ class Capture:
 
     @property
     def gdb_port(self) -> int | None:
-        """The gdbstub port of the session this capture started (QEMU), else None."""
-        return self.session.gdb_port if isinstance(self.session, QemuSession) else None
+        """The gdb port of the session this capture started (QEMU's gdbstub, or the hypervisor's resident
+        stub: QEMU with --gdb-stub hv, Bochs started with a gdb port), else None."""
+        session = self.session
+        if isinstance(session, (QemuSession, BochsSession)):
+            return session.gdb_port
+        return None
 
     def _drain_after_exit(self) -> Records:
         """The session has ended: read what is left (Bochs: the stdout tail; rings: what remains)."""

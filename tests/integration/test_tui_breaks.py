@@ -4,7 +4,7 @@ MI (pygdbmi) on the session's gdbstub, the hypervisor's break table, the Textual
 A break on CPUID pauses the VM and shows the decoded exit, the guest registers and instruction and the
 VMCB; step stops at the next exit of that CPU; clear resumes and the counts grow again. The same on a
 session the TUI attaches to by its RAM file (`hvtrace tui --ram`), whose gdbstub is found from /proc.
-Under Bochs (no gdbstub) the TUI says so and starts no gdb.
+The same flow on Bochs, through the hypervisor's resident gdb stub: test_tui_breaks_bochs.py.
 """
 
 from __future__ import annotations
@@ -57,6 +57,22 @@ def gdb_children() -> list[int]:
         if fields[0].endswith("(gdb") and fields[1].split()[1] == me:
             out.append(int(stat.parent.name))
     return out
+
+
+async def step_on(app: HvTraceApp, pilot: Any, cpu: int, timeout: float, what: str) -> None:
+    """Press `s` at a hit: a new step hit comes, on ``cpu``, and only the user's break stays armed."""
+    before = app.break_hit
+
+    def stepped() -> bool:
+        # a new hit: the previous step's stays shown until the VM runs again
+        return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
+
+    await pilot.press("s")
+    await until(pilot, stepped, timeout, what)
+    assert app.break_hit is not None
+    assert app.break_hit.cpu == cpu, (what, app.break_hit)
+    assert isinstance(app.screen, BreakHitScreen)
+    assert len(app.break_entries) == 1
 
 
 async def hit_on_cpuid_then_step_then_clear(app: HvTraceApp, pilot: Any, cpu: int) -> None:
@@ -144,17 +160,7 @@ def test_steps_stay_on_the_hit_cpu_never_accumulate_and_x_clears_everything() ->
             assert app.break_hit is not None
             cpu = app.break_hit.cpu
             for n in range(3):
-                before = app.break_hit
-
-                def stepped(before: object = before) -> bool:
-                    # a new hit: the previous step's stays shown until the VM runs again
-                    return app.break_hit is not None and app.break_hit is not before and app.break_hit.step
-
-                await pilot.press("s")
-                await until(pilot, stepped, 30, f"step {n}")
-                assert app.break_hit is not None
-                assert app.break_hit.cpu == cpu, (n, app.break_hit)
-                assert len(app.break_entries) == 1
+                await step_on(app, pilot, cpu, 30, f"step {n}")
                 assert armed_in_ram() == 1  # the user's break; the step's entry went with its hit
             await pilot.press("x")
             await until(pilot, lambda: app.break_state == "running", 30, "the VM running again")
@@ -203,24 +209,3 @@ def test_attached_tui_counts_and_breaks_through_the_sessions_gdbstub() -> None:
         assert got >= 1000
     finally:
         session.close()
-
-
-@pytest.mark.bochs
-def test_bochs_session_says_it_has_no_gdbstub_instead_of_offering_breaks() -> None:
-    src = LiveSource.start(backend="bochs", cpus=1, memory_mb=32, cmdline="storm=1 storm_iters=20000")
-
-    async def scenario() -> None:
-        app = HvTraceApp(src, log_capacity=10_000)
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.stats.records > 100, 120, "records from Bochs' 0xE9 frames")
-            await until(pilot, lambda: "CPUID" in table_rows(app), 30, "the CPUID row")
-            select_reason(app, "CPUID")
-            await pilot.press("b")
-            await until(pilot, lambda: notified(app, "no gdbstub"), 10, "the refusal")
-            assert app.breaks is None  # no gdb was started
-            assert not gdb_children()
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        src.close()

@@ -65,6 +65,8 @@ def test_what_only_qemu_offers_is_a_usage_error_for_bochs(
         ),
         (["tui", "--ram", "r.ram", "--guest", "k.elf"], "--guest/--initrd start a session"),
         (["capture", "-o", "x.hvt", "--ram", "r.ram", "--cpu-model", "max"], "--cpu-model/--qemu-arg apply"),
+        (["capture", "-o", "x.hvt", "--ram", "r.ram", "--gdb"], "--gdb/--gdb-stub apply to a session"),
+        (["tui", "--replay", "t.hvt", "--gdb-stub", "hv"], "--gdb/--gdb-stub apply to a session"),
     ],
 )
 def test_one_source_check_for_capture_and_tui(
@@ -75,6 +77,15 @@ def test_one_source_check_for_capture_and_tui(
     assert len(err) == 1
     assert err[0].startswith("hvtrace: usage error: ")
     assert words in err[0]
+
+
+@pytest.mark.parametrize("command", [["run"], ["capture", "-o", "x.hvt"], ["tui"]])
+def test_run_capture_and_tui_take_the_same_gdb_options(command: list[str]) -> None:
+    parse = build_parser().parse_args
+    assert (parse(command).gdb, parse(command).gdb_stub) == (None, None)
+    assert parse([*command, "--gdb"]).gdb == 0  # a free port, printed when the session starts
+    assert parse([*command, "--gdb", "1234", "--gdb-stub", "hv"]).gdb_stub == "hv"
+    assert parse([*command, "--gdb", "1234"]).gdb == 1234
 
 
 @pytest.mark.parametrize(
