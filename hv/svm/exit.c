@@ -303,8 +303,7 @@ void svm_exit_dispatch(struct guest_regs *regs)
     pc->exit_regs = (u64 *)regs;
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
-    struct hv_record rec;
-    trace_exit_start(&rec, s->vmcb->save.cr3);
+    struct hv_record *rec = trace_exit_begin(pc, s->vmcb->save.cr3);
     /*
      * EXITCODE is 64 bits with VMEXIT_INVALID = -1 (APM Appendix C); QEMU TCG stores its 32-bit code
      * zero-extended (0xffffffff). Sign-extend the negative codes so both read as -1 / -2.
@@ -312,33 +311,33 @@ void svm_exit_dispatch(struct guest_regs *regs)
     u64 code = v->control.exitcode;
     if ((code >> 32) == 0 && (u32)code >= 0xfffffff0u)
         code = (u64)(i64)(int)(u32)code;
-    struct svm_exit x = { { &svm_vcpu_ops, pc, (u64 *)regs, &rec, "svm", { 0 } }, s, v, code };
+    struct svm_exit x = { { &svm_vcpu_ops, pc, (u64 *)regs, rec, "svm", { 0 } }, s, v, code };
     regs->rax = v->save.rax;            /* handlers see RAX in the frame like every other GPR */
     v->control.tlb_control = SVM_TLB_NOTHING;
     v->control.event_inj = 0;
 
-    rec.reason = (u16)x.code;           /* VMEXIT_INVALID (-1) becomes 0xffff */
-    rec.qual = v->control.exitinfo1;
-    rec.rip = v->save.rip;
+    rec->reason = (u16)x.code;          /* VMEXIT_INVALID (-1) becomes 0xffff */
+    rec->qual = v->control.exitinfo1;
+    rec->rip = v->save.rip;
     int idx = svm_exit_index(x.code);
     if (idx >= 0)
         s->exits[idx]++;
     if (x.code == SVM_EXIT_INVALID) {
-        rec.kind = HV_EXIT_ENTRY_FAILURE;
+        rec->kind = HV_EXIT_ENTRY_FAILURE;
         vmrun_failed(&x);
     }
     const struct exit_entry *e = x.code < 0x100 ? &exit_table[x.code] : x.code == SVM_EXIT_NPF ? &npf_entry : NULL;
-    rec.kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
+    rec->kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
     if (x.code == SVM_EXIT_MSR && (v->control.exitinfo1 & 1))
-        rec.kind = HV_EXIT_MSR_WRITE;
+        rec->kind = HV_EXIT_MSR_WRITE;
     if (x.code != SVM_EXIT_EXCP_BASE + VEC_DB)
         apic_step_cut(&x.vcpu);
-    record_operands(&x, rec.kind);
+    record_operands(&x, rec->kind);
     note_interrupted_event(&x);
     if (e && e->fn)
         e->fn(&x);
     else
         unhandled(&x);
     v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
-    vcpu_exit_finish(&x.vcpu, &rec);
+    vcpu_exit_finish(&x.vcpu, rec);
 }

@@ -325,28 +325,27 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
     pc->exit_regs = (u64 *)regs;
-    struct hv_record rec;
-    trace_exit_start(&rec, vmread(GUEST_CR3));
+    struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3));
     struct vmx_exit x = {
-        .vcpu = { &vmx_vcpu_ops, pc, (u64 *)regs, &rec, "vmx", { 0 } },
+        .vcpu = { &vmx_vcpu_ops, pc, (u64 *)regs, rec, "vmx", { 0 } },
         .v = pc->vendor,
         .reason = (u32)vmread(VM_EXIT_REASON),
         .qual = vmread(EXIT_QUALIFICATION),
     };
     u32 basic = x.reason & 0xffff;
-    rec.reason = (u16)basic;
-    rec.qual = x.qual;
-    rec.rip = vmread(GUEST_RIP);
-    rec.insn_len = (u8)vmread(VM_EXIT_INSTRUCTION_LEN);
+    rec->reason = (u16)basic;
+    rec->qual = x.qual;
+    rec->rip = vmread(GUEST_RIP);
+    rec->insn_len = (u8)vmread(VM_EXIT_INSTRUCTION_LEN);
     if (x.reason & EXIT_REASON_ENTRY_FAILURE) {
-        rec.kind = HV_EXIT_ENTRY_FAILURE;
+        rec->kind = HV_EXIT_ENTRY_FAILURE;
         entry_failure(&x);
     }
     const struct exit_entry *e = basic < VMX_EXIT_REASON_COUNT ? &exit_table[basic] : NULL;
-    rec.kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
+    rec->kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
     if (basic != EXIT_REASON_MONITOR_TRAP_FLAG && basic != EXIT_REASON_EXCEPTION_NMI)
         apic_step_cut(&x.vcpu);     /* the step's own exits: MTF, or #DB where there is no MTF */
-    record_operands(&x, basic, rec.kind);
+    record_operands(&x, basic, rec->kind);
     if (basic < VMX_EXIT_REASON_COUNT)
         x.v->exits[basic]++;
     note_interrupted_event(&x, basic);
@@ -354,7 +353,7 @@ void vmx_exit_dispatch(struct guest_regs *regs)
         e->fn(&x);
     else
         unhandled(&x, basic);
-    vcpu_exit_finish(&x.vcpu, &rec);
+    vcpu_exit_finish(&x.vcpu, rec);
 }
 
 __noreturn void vmx_resume_failed(void)

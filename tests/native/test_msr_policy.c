@@ -170,8 +170,55 @@ static void test_svm_efer(void)
     CHECK(!(svm_efer_cpuid_bits(~0u, ~0u, ~0u, ~0u) & ~0x36ed01ull), "only architectural bits");
 }
 
+/* One MSR on every CPU flavour: the indexed lookup gives the rule the in-order search gives. */
+static unsigned index_mismatches;
+static void same_rule(u32 msr)
+{
+    for (int on = 0; on < 2; on++)
+        for (int f = 0; f < 8; f++) {
+            struct msr_cpu c = { .on = on ? MSR_ON_SVM : MSR_ON_VMX, .spec_ctrl = f & 1, .pred_cmd = (f >> 1) & 1,
+                                 .mtrr = (f >> 2) & 1, .phys_bits = 40 };
+            if (msr_policy_lookup(&c, msr) != msr_policy_lookup_linear(&c, msr)) {
+                if (index_mismatches++ < 10)
+                    printf("index mismatch: MSR %#x on=%d flags=%d\n", msr, c.on, f);
+            }
+        }
+}
+
+/* Issue 18: the binary-searched index agrees with the table's first-match order everywhere. */
+static void test_lookup_index(void)
+{
+    CHECK(msr_policy_indexed(), "the lookup index is built and used");
+    unsigned n = 0;
+    for (u32 i = 0; i < msr_rule_count; i++) {
+        const struct msr_rule *r = &msr_rules[i];
+        for (u32 m = r->first; m <= r->last; m++, n++)
+            same_rule(m);
+        same_rule(r->first - 1);
+        same_rule(r->last + 1);
+        n += 2;
+    }
+    /* The three MSR ranges and a little past them, both ends of the space, and a scattered sweep. */
+    static const u32 bases[] = { 0, 0xc0000000u, 0xc0010000u };
+    for (unsigned b = 0; b < 3; b++)
+        for (u32 m = bases[b]; m < bases[b] + 0x2100; m++, n++)
+            same_rule(m);
+    for (u32 m = 0xffffff00u; m != 0; m++, n++)
+        same_rule(m);
+    for (u32 k = 0, m = 1; k < 100000; k++, m = m * 1664525u + 1013904223u, n++)
+        same_rule(m);
+    CHECK(index_mismatches == 0, "%u of %u MSRs looked up differently through the index", index_mismatches, n);
+    /* A spot check that would fail if both searches were wrong the same way. */
+    CHECK(msr_policy_lookup(&svm, 0xfe) && msr_policy_lookup(&svm, 0xfe)->emul == MSR_EMUL_MTRR, "MTRRcap");
+    CHECK(msr_policy_lookup(&vmx, 0x830)->emul == MSR_EMUL_X2APIC_ICR, "x2APIC ICR before the x2APIC range");
+    CHECK(msr_policy_lookup(&svm, 0x1d9)->read == MSR_EXEC && msr_policy_lookup(&vmx, 0x1d9)->read == MSR_PASS,
+          "DEBUGCTL per back end");
+    CHECK(msr_policy_lookup(&vmx, 0x12345678) == 0, "no rule outside the table");
+}
+
 int main(void)
 {
+    test_lookup_index();
     test_table_shape();
     test_dangerous();
     test_pass_set();

@@ -11,7 +11,9 @@ with at least the number of checks it had when written (so a test that lost its 
 - test_isolation: the hypervisor-range list guest isolation hides (hv/core/hv_ranges.c): exact, or
   refused (-1) past GUEST_HV_RANGES_MAX pieces, never truncated (issue 13 item 7: it failed open);
 - test_apic_policy: the xAPIC write policy (hv/core/guest/apic_policy.c): every offset of the page, every LVT
-  delivery mode, ICR modes and vectors, sizes and alignments (SDM Vol. 3A Table 11-1, 11.5.1, 11.6.1).
+  delivery mode, ICR modes and vectors, sizes and alignments (SDM Vol. 3A Table 11-1, 11.5.1, 11.6.1);
+- test_string: the word-at-a-time memset/memcpy/memcmp (hv/core/lib/string.c) against byte references,
+  every size 0..64 at every misalignment, guard bytes untouched.
 """
 
 import re
@@ -26,7 +28,13 @@ NATIVE = Path(__file__).resolve().parents[1] / "native"
 # No skip when gcc or make is missing: the build step fails and says why.
 @pytest.mark.parametrize(
     ("target", "at_least"),
-    [("test_stage2", 1000), ("test_msr_policy", 400), ("test_isolation", 100), ("test_apic_policy", 2000)],
+    [
+        ("test_stage2", 1000),
+        ("test_msr_policy", 400),
+        ("test_isolation", 100),
+        ("test_apic_policy", 2000),
+        ("test_string", 500000),
+    ],
 )
 def test_native_checks(tmp_path: Path, target: str, at_least: int) -> None:
     build = subprocess.run(

@@ -133,14 +133,99 @@ static bool cond_holds(const struct msr_cpu *c, u8 cond)
     }
 }
 
-const struct msr_rule *msr_policy_lookup(const struct msr_cpu *c, u32 msr)
+/* The table's order decides (first match wins); the index only narrows which entries to ask. */
+static const struct msr_rule *first_match(const struct msr_cpu *c, u32 msr, const u8 *idx, u32 n)
 {
-    for (u32 i = 0; i < msr_rule_count; i++) {
-        const struct msr_rule *r = &msr_rules[i];
+    for (u32 i = 0; i < n; i++) {
+        const struct msr_rule *r = &msr_rules[idx ? idx[i] : i];
         if (msr >= r->first && msr <= r->last && (r->on & c->on) && cond_holds(c, r->cond))
             return r;
     }
     return 0;
+}
+
+/*
+ * An index for msr_policy_lookup (issue 18: the linear search cost ~290 instructions for MTRRcap). The
+ * rules' edges (first, last + 1) cut the MSR space into pieces no rule edge falls inside; each piece
+ * lists the rules covering it, in table order (overlaps are few: the x2APIC ICR, the per-back-end
+ * DEBUGCTL and EFER). A lookup binary-searches the piece and asks only its rules. Built at the first
+ * lookup from the const table; a CPU that finds it being built searches linearly meanwhile.
+ */
+#define INDEX_CUTS_MAX  (2 * 64)
+#define INDEX_PER_PIECE 4
+static u32 index_cuts[INDEX_CUTS_MAX];              /* sorted piece starts: piece i = [cuts[i], cuts[i+1]) */
+static u8 index_rules[INDEX_CUTS_MAX][INDEX_PER_PIECE];
+static u8 index_nrules[INDEX_CUTS_MAX];
+static u32 index_ncuts;
+enum { INDEX_NONE, INDEX_BUILDING, INDEX_READY, INDEX_UNUSABLE };
+static u32 index_state;
+
+static void add_cut(u32 at)
+{
+    u32 i = 0;
+    while (i < index_ncuts && index_cuts[i] < at)
+        i++;
+    if (i < index_ncuts && index_cuts[i] == at)
+        return;
+    for (u32 j = index_ncuts; j > i; j--)
+        index_cuts[j] = index_cuts[j - 1];
+    index_cuts[i] = at;
+    index_ncuts++;
+}
+
+static bool build_index(void)
+{
+    if (msr_rule_count > 255 || 2 * msr_rule_count > INDEX_CUTS_MAX)
+        return false;
+    for (u32 i = 0; i < msr_rule_count; i++) {
+        add_cut(msr_rules[i].first);
+        if (msr_rules[i].last != 0xffffffffu)
+            add_cut(msr_rules[i].last + 1);
+    }
+    for (u32 p = 0; p < index_ncuts; p++)
+        for (u32 i = 0; i < msr_rule_count; i++) {
+            if (index_cuts[p] < msr_rules[i].first || index_cuts[p] > msr_rules[i].last)
+                continue;
+            if (index_nrules[p] == INDEX_PER_PIECE)
+                return false;
+            index_rules[p][index_nrules[p]++] = (u8)i;
+        }
+    return true;
+}
+
+bool msr_policy_indexed(void)
+{
+    u32 st = __atomic_load_n(&index_state, __ATOMIC_ACQUIRE);
+    if (st == INDEX_NONE && __atomic_compare_exchange_n(&index_state, &st, INDEX_BUILDING, false,
+                                                        __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+        st = build_index() ? INDEX_READY : INDEX_UNUSABLE;
+        __atomic_store_n(&index_state, st, __ATOMIC_RELEASE);
+    }
+    return st == INDEX_READY;
+}
+
+const struct msr_rule *msr_policy_lookup(const struct msr_cpu *c, u32 msr)
+{
+    if (!msr_policy_indexed())
+        return first_match(c, msr, 0, msr_rule_count);
+    /* The last piece starting at or below msr. */
+    u32 lo = 0, hi = index_ncuts;
+    while (lo < hi) {
+        u32 mid = (lo + hi) / 2;
+        if (index_cuts[mid] <= msr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    return first_match(c, msr, index_rules[lo - 1], index_nrules[lo - 1]);
+}
+
+/* The table searched in order, without the index: what the index must agree with (the native test). */
+const struct msr_rule *msr_policy_lookup_linear(const struct msr_cpu *c, u32 msr)
+{
+    return first_match(c, msr, 0, msr_rule_count);
 }
 
 /*

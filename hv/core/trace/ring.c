@@ -3,6 +3,8 @@
  * writes tail and reader. Publication order (x86 stores are not reordered with other stores, SDM Vol. 3A
  * 10.2.3.2, so compiler barriers suffice): slot.seq = 0; fields; slot.seq = n; head = n. A reader copies
  * a slot and accepts it only if slot.seq reads n before and after the copy. Policies: abi.h struct hv_ring.
+ * An exit builds its record in place (issue 18: no copy per exit): ring_reserve() at the exit's start
+ * does the first step, the handler fills the fields, ring_commit() at its end does the last two.
  */
 #include <hv/ring.h>
 
@@ -71,35 +73,42 @@ static bool ring_wait(struct hv_ring *r, u64 head)
     return true;
 }
 
-bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
+struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head)
 {
-    if (!__atomic_load_n(&r->enabled, __ATOMIC_RELAXED))
-        return false;
-    u64 head = r->head;
-    u32 reader = ring_reader(r);
-    if (ring_bounded(r, reader) && ring_full(r, head) && !ring_wait(r, head)) {
+    if (ring_bounded(r, ring_reader(r)) && !ring_wait(r, head)) {
         r->dropped++;
         if (ring_reader(r) != HV_READER_ATTACHED)
             r->dropped_unread++;
-        return false;
+        return 0;
     }
-    static const u32 words = sizeof(struct hv_record) / sizeof(u64);
-    struct hv_record *slot = &ring_records(r)[head & (r->capacity - 1)];
-    volatile u64 *dst = (volatile u64 *)slot;
-    const u64 *src = (const u64 *)rec;
-    dst[0] = 0;                                 /* seq: the slot is being rewritten */
-    barrier();
-#pragma GCC unroll 16
-    for (u32 i = 1; i < words; i++)             /* unrolled: 2 instructions a word on every exit */
-        dst[i] = src[i];
+    return ring_slot_rewrite(r, head);
+}
+
+void ring_commit(struct hv_ring *r, struct hv_record *slot)
+{
+    u64 head = r->head;
     slot->cpu = (u16)r->cpu;
     if (r->dropped != r->dropped_flagged) {     /* drops since the previous record: flag this one */
         slot->flags |= HV_REC_DROPPED_BEFORE;
         r->dropped_flagged = r->dropped;
     }
     barrier();
-    dst[0] = head + 1;
+    *(volatile u64 *)&slot->seq = head + 1;
     barrier();
     __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+}
+
+bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
+{
+    struct hv_record *slot = ring_reserve(r);
+    if (!slot)
+        return false;
+    static const u32 words = sizeof(struct hv_record) / sizeof(u64);
+    volatile u64 *dst = (volatile u64 *)slot;
+    const u64 *src = (const u64 *)rec;
+#pragma GCC unroll 16
+    for (u32 i = 1; i < words; i++)             /* seq (word 0) is ring_commit's */
+        dst[i] = src[i];
+    ring_commit(r, slot);
     return true;
 }

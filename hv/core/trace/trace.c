@@ -66,6 +66,9 @@ void trace_init_cpu(struct percpu *pc)
     pc->ring = (struct hv_ring *)hv_trace.ring[pc->index];
 }
 
+struct hv_record trace_spare[HV_MAX_CPUS];
+struct hv_record *trace_building[HV_MAX_CPUS];
+
 void trace_exit(struct percpu *pc, struct hv_record *rec)
 {
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
@@ -74,13 +77,17 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     int brk = break_match(pc, rec);
     if (brk >= 0)
         rec->flags |= HV_REC_BREAK_HIT;
-    if (pc->ring) {
-        if (ring_publish(pc->ring, rec))
-            rec->seq = pc->ring->head;      /* what hv_break_hit() hands gdb matches the ring's copy */
+    if (rec == trace_building[pc->index]) {
+        ring_commit(pc->ring, rec);             /* rec->seq is now the ring's: what hv_break_hit() shows */
+        trace_building[pc->index] = 0;          /* published once, even if a dump reports it again */
     }
     if (hv_options.trace_e9) {
-        rec->seq = pc->exits_total;     /* the frame stream numbers every exit, dropped or not */
-        frame_emit(rec);
+        struct hv_record f = *rec;              /* the published slot stays as the reader checked it */
+        f.seq = pc->exits_total;                /* the frame stream numbers every exit, dropped or not */
+        frame_emit(&f);
+        if (brk >= 0)
+            break_hit(pc, brk, &f);
+        return;
     }
     if (brk >= 0)
         break_hit(pc, brk, rec);

@@ -65,6 +65,10 @@ extern const u32 msr_rule_count;
 
 /* The rule for msr on this CPU: the first entry that covers it, or NULL (the default). */
 const struct msr_rule *msr_policy_lookup(const struct msr_cpu *c, u32 msr);
+/* The same by searching the table in order (the reference the native test checks the index against). */
+const struct msr_rule *msr_policy_lookup_linear(const struct msr_cpu *c, u32 msr);
+/* True once the lookup index is built and used (built on the first call). */
+bool msr_policy_indexed(void);
 /* The action for one direction, the default included. */
 enum msr_action msr_policy_action(const struct msr_cpu *c, u32 msr, bool write);
 /*

@@ -34,4 +34,31 @@ void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enable
  */
 bool ring_publish(struct hv_ring *r, const struct hv_record *rec);
 
+/*
+ * ring_publish in two halves, for a record built in its slot: ring_reserve decides as ring_publish
+ * does (NULL: dropped or tracing off; may wait the same way) and marks the next slot being written
+ * (seq 0); the caller fills every field but seq, cpu and the drop flag; ring_commit publishes it. At
+ * most one reserved slot per ring; a slot reserved again without a commit is simply rewritten.
+ */
+static inline struct hv_record *ring_slot_rewrite(struct hv_ring *r, u64 head)
+{
+    struct hv_record *slot = &ring_records(r)[head & (r->capacity - 1)];
+    *(volatile u64 *)&slot->seq = 0;            /* seq: the slot is being rewritten */
+    __asm__ volatile("" ::: "memory");          /* before any field (ring.c's publication order) */
+    return slot;
+}
+/* ring_reserve's case of a full ring (out of line: it may wait, or drop). */
+struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head);
+/* Inline: on every exit; a ring with room needs no look at its reader. */
+static inline struct hv_record *ring_reserve(struct hv_ring *r)
+{
+    if (!__atomic_load_n(&r->enabled, __ATOMIC_RELAXED))
+        return 0;
+    u64 head = r->head;
+    if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->capacity)
+        return ring_reserve_full(r, head);
+    return ring_slot_rewrite(r, head);
+}
+void ring_commit(struct hv_ring *r, struct hv_record *slot);
+
 #endif
