@@ -23,11 +23,6 @@
 #define CPUID_1_ECX_SMX         (1u << 6)
 #define CPUID_80000001_ECX_SVM  (1u << 2)
 #define CPUID_7_EBX_PT          (1u << 25)   /* Intel Processor Trace (SDM Vol. 2A CPUID leaf 07H) */
-#define CR0_NW (1ull << 29)
-#define CR0_CD (1ull << 30)
-#define CR4_PAE (1ull << 5)
-#define CR4_LA57 (1ull << 12)
-#define CR4_PCIDE (1ull << 17)
 
 u32 cpu_phys_bits(void)
 {
@@ -159,8 +154,6 @@ void exit_xsetbv(struct vcpu *v)
 
 /* Iterations of a REP INS / OUTS done per exit; the rest continue when the guest re-executes it. */
 #define STRING_IO_BATCH 1024
-#define RFLAGS_DF (1ull << 10)
-#define RFLAGS_TF (1ull << 8)
 
 /*
  * INS / OUTS to an intercepted port (SDM Vol. 2B INS, OUTS; REP: RCX counts, RSI/RDI step by the
@@ -175,7 +168,7 @@ static void string_io(struct vcpu *v, const struct io_access *a)
     enum vcpu_seg seg = a->in ? VCPU_ES : (enum vcpu_seg)a->seg;
     /* In 64-bit mode only FS and GS have a base (SDM Vol. 3A 3.4.4). */
     u64 base = v->ops->code_bits(v) == 64 && seg != VCPU_FS && seg != VCPU_GS ? 0 : v->ops->seg_base(v, seg);
-    i64 step = v->ops->rflags(v) & RFLAGS_DF ? -(i64)a->size : (i64)a->size;
+    i64 step = v->ops->rflags(v) & X86_RFLAGS_DF ? -(i64)a->size : (i64)a->size;
     struct guest_paging p;
     v->ops->paging(v, &p);
     for (u32 done = 0; count && done < STRING_IO_BATCH; done++) {
@@ -230,26 +223,26 @@ static bool cr_write_allowed(struct vcpu *v, u32 cr, u64 value)
             return false;                               /* reserved bits 63:32 */
         if ((value & X86_CR0_PG) && !(value & X86_CR0_PE))
             return false;                               /* PG without PE */
-        if ((value & CR0_NW) && !(value & CR0_CD))
+        if ((value & X86_CR0_NW) && !(value & X86_CR0_CD))
             return false;                               /* NW without CD */
         if (!(value & X86_CR0_PG) && v->ops->code_bits(v) == 64)
             return false;                               /* paging off in 64-bit mode */
-        if ((value & X86_CR0_PG) && !(p.cr0 & X86_CR0_PG) && (p.efer & X86_EFER_LME) && !(p.cr4 & CR4_PAE))
+        if ((value & X86_CR0_PG) && !(p.cr0 & X86_CR0_PG) && (p.efer & X86_EFER_LME) && !(p.cr4 & X86_CR4_PAE))
             return false;                               /* IA-32e mode activation needs CR4.PAE (10.8.5) */
         return true;
     case 3:
         /* In IA-32e mode bits above MAXPHYADDR are reserved (bit 63 is the no-flush hint with PCIDE). */
         if (lma) {
-            u64 addr = (p.cr4 & CR4_PCIDE) ? value & ~(1ull << 63) : value;
+            u64 addr = (p.cr4 & X86_CR4_PCIDE) ? value & ~(1ull << 63) : value;
             return !(addr >> cpu_phys_bits());
         }
         return true;
     case 4:
-        if (lma && !(value & CR4_PAE))
+        if (lma && !(value & X86_CR4_PAE))
             return false;                               /* PAE cannot be cleared in IA-32e mode */
-        if (lma && ((value ^ p.cr4) & CR4_LA57))
+        if (lma && ((value ^ p.cr4) & X86_CR4_LA57))
             return false;                               /* LA57 cannot change in IA-32e mode */
-        if ((value & CR4_PCIDE) && !(p.cr4 & CR4_PCIDE) && (!lma || (p.cr3 & 0xfff)))
+        if ((value & X86_CR4_PCIDE) && !(p.cr4 & X86_CR4_PCIDE) && (!lma || (p.cr3 & 0xfff)))
             return false;                               /* PCIDE needs IA-32e mode and CR3[11:0] = 0 */
         return true;
     default:
@@ -278,7 +271,7 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
     enum mmio_status st = apic_emul_guest_access(v, gpa, &fault);
     if (st == MMIO_EMUL_DONE) {
         /* A completed instruction (RIP moved; an unfinished REP stays) raises TF's single-step trap. */
-        if (v->ops->rip(v) != rip && (v->ops->rflags(v) & RFLAGS_TF))
+        if (v->ops->rip(v) != rip && (v->ops->rflags(v) & X86_RFLAGS_TF))
             v->ops->single_step(v);
         return;
     }
@@ -351,7 +344,7 @@ static void exit_nothing_there(struct vcpu *v, u64 gpa, u32 access)
         u64 rip = v->ops->rip(v);
         st = mmio_emulate(v, gpa, &dev, &res);
         if (st == MMIO_EMUL_DONE) {
-            if (v->ops->rip(v) != rip && (v->ops->rflags(v) & RFLAGS_TF))
+            if (v->ops->rip(v) != rip && (v->ops->rflags(v) & X86_RFLAGS_TF))
                 v->ops->single_step(v);
         } else if (st == MMIO_EMUL_FAULT) {
             if (res.fault.vector == VEC_PF)

@@ -7,9 +7,6 @@
 
 #define PG_P  (1ull << 0)
 #define PG_PS (1ull << 7)
-#define CR4_PSE (1ull << 4)
-#define CR4_PAE (1ull << 5)
-#define CR4_LA57 (1ull << 12)
 #define ADDR_MASK 0x000ffffffffff000ull
 
 /* Guest-physical RAM the hypervisor may read on the guest's behalf: usable or ACPI, not its own. */
@@ -113,7 +110,7 @@ static bool translate(const struct guest_paging *p, u64 la, u64 *gpa, struct wal
     u64 e;
     if (p->efer & X86_EFER_LMA) {
         /* 4-level (or 5-level with CR4.LA57) paging: 9 bits per level from bit 39 (48) down */
-        int levels = (p->cr4 & CR4_LA57) ? 5 : 4;
+        int levels = (p->cr4 & X86_CR4_LA57) ? 5 : 4;
         u64 table = p->cr3 & ADDR_MASK;
         for (int level = levels; level >= 1; level--) {
             u32 shift = 12 + 9 * (u32)(level - 1);
@@ -129,7 +126,7 @@ static bool translate(const struct guest_paging *p, u64 la, u64 *gpa, struct wal
         return false;
     }
     la = (u32)la;
-    if (p->cr4 & CR4_PAE) {
+    if (p->cr4 & X86_CR4_PAE) {
         /* PAE: 4 PDPTEs at CR3[31:5], then 2-level 8-byte tables (SDM 4.4) */
         if (!read_entry((p->cr3 & 0xffffffe0ull) + (la >> 30) * 8, true, &e, log) || !(e & PG_P))
             return false;
@@ -147,7 +144,7 @@ static bool translate(const struct guest_paging *p, u64 la, u64 *gpa, struct wal
     /* 32-bit paging: 4-byte entries, 4 MiB pages with CR4.PSE (SDM 4.3; PSE-36 bits ignored) */
     if (!read_entry((p->cr3 & 0xfffff000ull) + (la >> 22) * 4, false, &e, log) || !(e & PG_P))
         return false;
-    if ((e & PG_PS) && (p->cr4 & CR4_PSE)) {
+    if ((e & PG_PS) && (p->cr4 & X86_CR4_PSE)) {
         *gpa = (e & 0xffc00000ull) | (la & 0x3fffff);
         return true;
     }
@@ -217,7 +214,7 @@ static struct code_cache code_cache[HV_MAX_CPUS];
 static u64 walk_mode(const struct guest_paging *p)
 {
     /* distinct bits: CR0.PG 31, CR4.PSE 4 / PAE 5 / LA57 12, EFER.LMA 10 */
-    return (p->cr0 & X86_CR0_PG) | (p->cr4 & (CR4_PSE | CR4_PAE | CR4_LA57)) | (p->efer & X86_EFER_LMA);
+    return (p->cr0 & X86_CR0_PG) | (p->cr4 & (X86_CR4_PSE | X86_CR4_PAE | X86_CR4_LA57)) | (p->efer & X86_EFER_LMA);
 }
 
 static bool walk_unchanged(const struct walk_log *log)
