@@ -18,7 +18,6 @@ distinct RIP in the file (its code map, see hvtrace.trace.code), so a replay can
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -495,7 +494,3 @@ class Capture:
 
     def _lost_keys(self) -> dict[str, int]:
         return {f"lost_{k}": v for k, v in self.lost_where().items()}
-
-
-def err_line(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
