@@ -36,3 +36,17 @@ def test_hypervisor_builds_with_werror() -> None:
     assert "-Wall -Wextra -Werror" in makefile
     r = run("make", "-s", "-C", "hv")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+MAX_PYTHON_LINES = 500  # issue 14: small files with one job
+
+
+def test_no_python_file_is_over_500_lines() -> None:
+    root = paths.repo_root()
+    long = {
+        str(f.relative_to(root)): n
+        for d in ("hvtrace", "tui", "gdbext", "benchmarks", "tests")
+        for f in (root / d).rglob("*.py")
+        if (n := len(f.read_text().splitlines())) > MAX_PYTHON_LINES
+    }
+    assert long == {}, f"split these files: {long}"
