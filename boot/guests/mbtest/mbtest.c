@@ -69,6 +69,7 @@ struct trap_frame {
 /* Expected-fault recovery: a step arms mbtest_fixup with the address to resume at (ARM / LAND below). */
 volatile u32 mbtest_fixup;
 static volatile u32 fault_vector, fault_count, fault_eip;
+static volatile u32 fixup_tf_off;       /* apic_fetch_fault: the fixup resumes with RFLAGS.TF clear */
 static u32 failures;
 static int amd;
 
@@ -112,6 +113,8 @@ void trap(struct trap_frame *f)
     if (mbtest_fixup) {
         f->eip = mbtest_fixup;
         mbtest_fixup = 0;
+        if (fixup_tf_off)               /* resume with TF clear, as a handler that longjmps does */
+            f->eflags &= ~0x100u;
         return;
     }
     puts_hex8("mbtest: unexpected exception ", f->vector);
@@ -1011,6 +1014,10 @@ static void check_msr_policy(void)
  *                on the error LVT read back masked; a misaligned TPR store is dropped (apic_policy.c)
  *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
  *                after the xAPIC page (nothing there): #UD at its first byte
+ *   apic_fetch_store  code in the xAPIC page storing into it (ADD [EAX], AL at byte 1 of the TPR slot)
+ *                completes; #UD at byte 5
+ *   apic_fetch_fault  BOUND in the TPR raises #BR, and the copy is not executable after it (#UD at
+ *                byte 5 of the slot); POP SS in the TPR is #UD
  *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
  *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
  *                restarts none, one naming the AP restarts it once
@@ -1184,6 +1191,76 @@ static void check_apic_fetch_end(void)
     }
     step("apic_fetch_end", ok, ok ? "#UD at byte 4 of the last xAPIC slot and at the page after it"
                                   : "code at the end of the xAPIC page or past it did not end in #UD");
+}
+
+/*
+ * Code in the xAPIC page that stores into it (chaos seed 7 on Bochs): a CALL to byte 1 of the TPR slot,
+ * whose bytes 1-3 read 0, runs ADD [EAX], AL (00 00) at 1 and at 3 with EAX at the reserved offset 0,
+ * then #UD at byte 5 (SDM Vol. 3A 11.4.1). The store is undecodable (the decoder cannot fetch from the
+ * page): before the fix the hypervisor stepped it from a copy, the step ended without the instruction
+ * completing, and it retried the same store forever.
+ */
+static void check_apic_fetch_store(void)
+{
+    u32 saved;
+    fault_vector = ~0u;
+    fault_eip = 0;
+    __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                     : "=&r"(saved) : "r"(0xfee00081u), "a"(0xfee00000u) : "memory", "cc");
+    int ok = fault_vector == 6 && fault_eip == 0xfee00085u;
+    if (!ok) {
+        puts("mbtest: apic_fetch_store: ");
+        puthex(fault_vector);
+        puts(" at ");
+        puthex(fault_eip);
+        putc('\n');
+    }
+    step("apic_fetch_store", ok, ok ? "stores by code in the xAPIC page completed; #UD at byte 5 of the slot"
+                                    : "code in the xAPIC page that stores into it did not end in #UD at byte 5");
+}
+
+/*
+ * A fault by code in the xAPIC page, and an instruction that would run on unstepped. The TPR's low byte
+ * 62h: BOUND EAX, [EAX] (62 00) with bounds above EAX raises #BR at the TPR (SDM Vol. 2A BOUND). Its
+ * handler must not run with the page still redirected to the hypervisor's copy: a CALL to byte 5 of the
+ * slot right after it must get #UD there (SDM 11.4.1), not run the copy's zeros (before the fix the
+ * fault went straight to the guest, TF cleared, and the copy stayed executable until the next exit).
+ * Then 17h, POP SS (the single-step trap waits for the next instruction, SDM Vol. 3A 6.8.3): #UD.
+ */
+static void check_apic_fetch_fault(void)
+{
+    static volatile u32 bounds[2] = { 0xffffffffu, 0xffffffffu };
+    static volatile u8 target;
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 tpr0 = *tpr & 0xff, saved, vec[3], eip[3];
+    const u32 at[3] = { 0xfee00080u, 0xfee00085u, 0xfee00080u };
+    *tpr = 0x62;
+    fixup_tf_off = 1;   /* a hypervisor TF seen in the #BR frame must not end its step for it at the IRET */
+    for (u32 i = 0; i < 3; i++) {
+        if (i == 2)
+            *tpr = 0x17;                        /* not between the first two: the store would exit */
+        fault_vector = ~0u;
+        fault_eip = 0;
+        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                         : "=&r"(saved) : "r"(at[i]), "a"(i ? (u32)&target : (u32)bounds) : "memory", "cc");
+        vec[i] = fault_vector;
+        eip[i] = fault_eip;
+    }
+    fixup_tf_off = 0;
+    *tpr = tpr0;
+    int ok = vec[0] == 5 && eip[0] == at[0] && vec[1] == 6 && eip[1] == at[1] && vec[2] == 6 && eip[2] == at[2];
+    if (!ok) {
+        puts("mbtest: apic_fetch_fault:");
+        for (u32 i = 0; i < 3; i++) {
+            puts(" ");
+            puthex(vec[i]);
+            puts(" at ");
+            puthex(eip[i]);
+        }
+        putc('\n');
+    }
+    step("apic_fetch_fault", ok, ok ? "#BR from code in the xAPIC page, then #UD at byte 5 and at POP SS"
+                                    : "a fault from code in the xAPIC page left the copy executable, or POP SS ran");
 }
 
 static void check_holes_many(const struct mb_info *mbi)
@@ -1488,6 +1565,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
     check_apic_policy();
     check_apic_fetch_end();
+    check_apic_fetch_store();
+    check_apic_fetch_fault();
     check_ap_startup(mbi);
     check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();

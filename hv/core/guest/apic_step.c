@@ -24,6 +24,24 @@ static u8 beyond[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static struct stage2_walk beyond_was;
 static bool beyond_mapped;
 
+/*
+ * Instructions after which the single step does not stop the CPU, or that leave it unstepped in a
+ * handler while the page is still redirected: MOV SS / POP SS (the trap waits for the next instruction,
+ * SDM Vol. 3A 6.8.3), INT n (a software interrupt: VT-x has no exit for it, and its handler runs with TF
+ * clear, 6.12.1.2), SYSCALL / SYSENTER (IA32_FMASK can clear TF). 'b' is the slot from the fetch on:
+ * the register's bytes, then zeros (a prefix run ends at the first zero, ADD).
+ */
+static bool escapes_step(const u8 *b, u32 n, bool rex)
+{
+    u32 i = 0;
+    while (i < n && (b[i] == 0x26 || b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e || (b[i] >= 0x64 && b[i] <= 0x67) ||
+                     b[i] == 0xf0 || b[i] == 0xf2 || b[i] == 0xf3 || (rex && (b[i] & 0xf0) == 0x40)))
+        i++;
+    u8 op = i < n ? b[i] : 0, next = i + 1 < n ? b[i + 1] : 0;
+    return op == 0x17 || op == 0xcd || (op == 0x8e && ((next >> 3) & 7) == 2) ||
+           (op == 0x0f && (next == 0x05 || next == 0x34));
+}
+
 bool apic_step_fetch_in_register(struct vcpu *v)
 {
     u64 rip = v->ops->rip(v), gpa;
@@ -32,8 +50,72 @@ bool apic_step_fetch_in_register(struct vcpu *v)
     v->ops->paging(v, &pg);
     if (!guest_translate(&pg, la, &gpa) || !apic_emul_is_apic(gpa))
         return false;       /* the fetch began outside the page: it crosses into it from below */
-    return (gpa & 15) < 4;
+    u32 at = (u32)(gpa & 15);
+    if (at >= 4)
+        return false;
+    u8 slot[16] = { 0 };
+    *(u32 *)slot = (u32)mmio_read32(apic_emul_page() + (gpa & (PAGE_SIZE - 16)));
+    return !escapes_step(slot + at, 16 - at, v->ops->code_bits(v) == 64);
 }
+
+/*
+ * The step in flight: where it began and what a completed instruction changes even when it stores
+ * nothing new (a REP iteration: RCX, RSI, RDI). A step that ends there with none of it changed made no
+ * progress: the instruction did not run (an event came first, or Bochs delivered a single-step trap
+ * left over from the fault that cut the previous step before executing anything: chaos seed 7).
+ */
+static struct { u64 rip, rcx, rsi, rdi; u32 retried; } at_start;
+/* Per CPU: the RIP where steps in a row ended without progress, and how many (apic_step_stuck). */
+static struct { u64 rip; u32 count; } stuck[HV_MAX_CPUS];
+#define STEP_RETRIES 1      /* an own trap without progress: the instruction gets one more chance in-step */
+#define STUCK_LIMIT 8       /* steps without progress at one RIP before #UD (SDM 11.4.1: undefined) */
+
+static void mark_start(struct vcpu *v)
+{
+    at_start.rip = v->ops->rip(v);
+    at_start.rcx = vcpu_gpr(v, 1);
+    at_start.rsi = vcpu_gpr(v, 6);
+    at_start.rdi = vcpu_gpr(v, 7);
+    at_start.retried = 0;
+}
+
+static bool copy_changed(void)
+{
+    for (u32 off = 0; off < PAGE_SIZE; off += 16)
+        if (*(volatile u32 *)(scratch + off) != before[off / 16])
+            return true;
+    return false;
+}
+
+static bool progressed(struct vcpu *v)
+{
+    return v->ops->rip(v) != at_start.rip || vcpu_gpr(v, 1) != at_start.rcx || vcpu_gpr(v, 6) != at_start.rsi ||
+           vcpu_gpr(v, 7) != at_start.rdi || copy_changed();
+}
+
+static void note_progress(struct vcpu *v, bool progress)
+{
+    u32 cpu = v->pc->index;
+    if (progress)
+        stuck[cpu].count = 0;
+    else if (stuck[cpu].count && stuck[cpu].rip == at_start.rip)
+        stuck[cpu].count++;
+    else
+        stuck[cpu].rip = at_start.rip, stuck[cpu].count = 1;
+}
+
+bool apic_step_stuck(struct vcpu *v)
+{
+    u32 cpu = v->pc->index;
+    if (stuck[cpu].count < STUCK_LIMIT || stuck[cpu].rip != v->ops->rip(v))
+        return false;
+    stuck[cpu].count = 0;
+    printk("CPU %u: APIC step at RIP 0x%lx: %u steps in a row without progress: #UD reflected\n", cpu,
+           v->ops->rip(v), STUCK_LIMIT);
+    return true;
+}
+
+static void step_end(struct vcpu *v);
 
 bool apic_step_active(const struct percpu *pc)
 {
@@ -68,15 +150,17 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
     beyond_mapped = stage2_walk(virt_backend->stage2, next, &beyond_was) == 0 &&
                     stage2_remap(virt_backend->stage2, next, (u64)(uintptr_t)beyond, STAGE2_RWX) == 0;
     v->ops->stage2_flush(v);
+    mark_start(v);
     __atomic_store_n(&step_cpu, v->pc->index, __ATOMIC_RELEASE);
     if (v->ops->step_arm(v, true))
         return true;
-    apic_step_end(v);                   /* cannot step: nothing ran, nothing to replay */
+    step_end(v);                        /* cannot step: nothing ran, nothing to replay */
     return false;
 }
 
-void apic_step_end(struct vcpu *v)
+static void step_end(struct vcpu *v)
 {
+    note_progress(v, progressed(v));
     v->ops->step_arm(v, false);
     /* Trap the page again first: a later store by another CPU must fault, not land in the copy. */
     stage2_remap(virt_backend->stage2, step_page, step_page, STAGE2_R);
@@ -96,8 +180,18 @@ void apic_step_end(struct vcpu *v)
     spin_unlock(&step_lock);
 }
 
+bool apic_step_trap(struct vcpu *v)
+{
+    if (!progressed(v) && at_start.retried < STEP_RETRIES) {
+        at_start.retried++;             /* still armed (MTF, or TF in RFLAGS): run it again, in-step */
+        return false;
+    }
+    step_end(v);
+    return true;
+}
+
 void apic_step_cut(struct vcpu *v)
 {
     if (apic_step_active(v->pc))
-        apic_step_end(v);
+        step_end(v);
 }

@@ -288,6 +288,10 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         vcpu_inject_exception(v, fault.vector, fault.has_error, fault.error);
         return;
     }
+    if (apic_step_stuck(v)) {
+        vcpu_inject_ud(v);          /* the same store stepped without progress again and again */
+        return;
+    }
     if (!apic_step_begin(v, false)) {
         /*
          * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page
@@ -393,7 +397,7 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
          * their APIC MMIO (Bochs panics: "prefetch: running in bogus memory"); where this CPU cannot
          * single-step, the page becomes readable and executable, never writable.
          */
-        if (!apic_step_fetch_in_register(v)) {
+        if (!apic_step_fetch_in_register(v) || apic_step_stuck(v)) {
             vcpu_inject_ud(v);      /* bytes 4-15 of a register slot: undefined, SDM Vol. 3A 11.4.1 */
             return;
         }
