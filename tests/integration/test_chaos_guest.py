@@ -290,6 +290,15 @@ def test_chaos_guest_under_bochs_vmx_1_cpu(chaos_elf: Path) -> None:
     check_chaos(run, 1)
 
 
+@pytest.mark.qemu
+def test_chaos_cross_modifying_code_under_qemu_svm_2_cpus(chaos_elf: Path) -> None:
+    """The xmc class alone: each CPU rewrites the other's code only as SDM Vol. 3A 8.1.3 allows (write,
+    flag, the target serializes with CPUID before it runs it). Before, a CPU stored into code the other
+    was running: QEMU's TCG derailed the target into zeroed RAM and the run never ended."""
+    run = run_chaos("qemu", 2, "chaos seed=5 ops=20000 cpus=2 classes=xmc", chaos_elf, timeout=150)
+    check_chaos(run, 2)
+
+
 FORGED = "HVTRACE STATUS code=0 result=pass reason=ok"
 FORGED_RIP = 0x0BADF00D0BADF00D  # chaos.c op_forge: the RIP of the record frame it forges on 0xE9
 

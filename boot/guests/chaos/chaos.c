@@ -73,6 +73,16 @@ struct cpu {
  * the run ~1000x slower after a few minutes.
  */
 static u8 smc_code[MAXCPU][4096] __attribute__((aligned(4096)));
+/*
+ * Cross-modifying code as SDM Vol. 3A 8.1.3 says it must be done: another CPU writes code into this
+ * CPU's xmc_code page only while its xmc_state is XMC_FREE (claimed XMC_WRITING), then sets XMC_READY;
+ * this CPU runs it only when it sees XMC_READY, after a serializing CPUID, and frees it afterwards. So
+ * no CPU ever executes code another one is storing (before, the writer stored into the target's
+ * smc_code while it ran it, and QEMU's TCG derailed the target into zeroed RAM).
+ */
+enum { XMC_FREE, XMC_WRITING, XMC_READY };
+static u8 xmc_code[MAXCPU][4096] __attribute__((aligned(4096)));
+static volatile u32 xmc_state[MAXCPU];
 
 u8 cpu_stacks[MAXCPU][CPU_STACK] __attribute__((aligned(16)));
 static struct cpu cpus[MAXCPU];
@@ -644,13 +654,37 @@ static void store8(volatile u8 *p, u64 v)   /* LOCK CMPXCHG8B: one atomic 8-byte
     __asm__ volatile("1: lock cmpxchg8b (%4); jnz 1b"
                      : "+a"(lo), "+d"(hi) : "b"((u32)v), "c"((u32)(v >> 32)), "S"(p) : "memory", "cc");
 }
+/* The writer's half of the cross-modifying protocol (xmc_code): a safe kind, never hypervisor memory. */
+static void xmc_write(u32 target, u32 kind)
+{
+    u32 expect = XMC_FREE;
+    if (!__atomic_compare_exchange_n(&xmc_state[target], &expect, XMC_WRITING, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;                                     /* the target has not run the last one yet */
+    store8(xmc_code[target], smc_template(kind, 0));
+    __atomic_store_n(&xmc_state[target], XMC_READY, __ATOMIC_RELEASE);
+}
+
+/* The executing CPU's half: code another CPU wrote, after CPUID (serializing: SDM Vol. 3A 8.1.3, 8.3). */
+static void xmc_run(struct cpu *c, u32 a)
+{
+    u32 me = (u32)(c - cpus), cx = 0x10, fn = (u32)xmc_code[me];
+    if (__atomic_load_n(&xmc_state[me], __ATOMIC_ACQUIRE) != XMC_READY)
+        return;
+    u32 l = 0, b, cc = 0, d;
+    cpuid_sub(l, 0, &l, &b, &cc, &d);
+    __asm__ volatile("call *%%esi" : "+a"(a), "+c"(cx), "+S"(fn) : : "ebx", "edx", "edi", "memory", "cc");
+    __atomic_store_n(&xmc_state[me], XMC_FREE, __ATOMIC_RELEASE);
+}
+
 static void op_smc(struct cpu *c, const struct op *o, int cross)
 {
     u32 kind = o->r[0] % (nhv ? 8 : 6);
     u32 addr = nhv ? hv_base[o->r[1] % nhv] + 4 * (o->r[2] % 16) : 0;
     store8(smc_code[c - cpus], smc_template(kind, addr));
-    if (cross && njoined > 1)                       /* cross-modify another CPU's buffer: a safe kind */
-        store8(smc_code[o->r[4] % njoined], smc_template(o->r[5] % 6, 0));
+    if (cross && njoined > 1)                       /* cross-modify another CPU's code (or its own) */
+        xmc_write(o->r[4] % njoined, o->r[5] % 6);
+    if (cross)
+        xmc_run(c, o->r[5] & 0xff);
     u32 a = o->r[5] & 0xff, cx = 0x10, fn = (u32)smc_code[c - cpus];
     if (kind >= 6) {
         c->hv_tried++;
