@@ -1015,7 +1015,8 @@ static void check_msr_policy(void)
  *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
  *                after the xAPIC page (nothing there): #UD at its first byte
  *   apic_fetch_store  code in the xAPIC page storing into it (ADD [EAX], AL at byte 1 of the TPR slot)
- *                completes; #UD at byte 5
+ *                completes; #UD at byte 5. JMP $ in the timer's initial count: #UD there (steps without
+ *                progress are bounded)
  *   apic_fetch_fault  BOUND in the TPR raises #BR, and the copy is not executable after it (#UD at
  *                byte 5 of the slot); POP SS in the TPR is #UD
  *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
@@ -1202,21 +1203,37 @@ static void check_apic_fetch_end(void)
  */
 static void check_apic_fetch_store(void)
 {
-    u32 saved;
-    fault_vector = ~0u;
-    fault_eip = 0;
-    __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
-                     : "=&r"(saved) : "r"(0xfee00081u), "a"(0xfee00000u) : "memory", "cc");
-    int ok = fault_vector == 6 && fault_eip == 0xfee00085u;
+    u32 saved, vec[2], eip[2];
+    const u32 at[2] = { 0xfee00081u, 0xfee00380u };
+    /*
+     * Second: JMP $ (EB FE) in the timer's initial count (masked LVT: no interrupt). On hardware it
+     * spins forever; here each step of it ends where it began, and the hypervisor bounds steps without
+     * progress: #UD there (11.4.1: undefined), never a retry without end.
+     */
+    *(volatile u32 *)0xfee00380u = 0x0000feebu;
+    for (u32 i = 0; i < 2; i++) {
+        fault_vector = ~0u;
+        fault_eip = 0;
+        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                         : "=&r"(saved) : "r"(at[i]), "a"(0xfee00000u) : "memory", "cc");
+        vec[i] = fault_vector;
+        eip[i] = fault_eip;
+    }
+    *(volatile u32 *)0xfee00380u = 0;           /* the timer stopped again */
+    int ok = vec[0] == 6 && eip[0] == 0xfee00085u && vec[1] == 6 && eip[1] == at[1];
     if (!ok) {
         puts("mbtest: apic_fetch_store: ");
-        puthex(fault_vector);
+        puthex(vec[0]);
         puts(" at ");
-        puthex(fault_eip);
+        puthex(eip[0]);
+        puts(", ");
+        puthex(vec[1]);
+        puts(" at ");
+        puthex(eip[1]);
         putc('\n');
     }
-    step("apic_fetch_store", ok, ok ? "stores by code in the xAPIC page completed; #UD at byte 5 of the slot"
-                                    : "code in the xAPIC page that stores into it did not end in #UD at byte 5");
+    step("apic_fetch_store", ok, ok ? "stores by code in the xAPIC page completed (#UD at byte 5); JMP $ there ends in #UD"
+                                    : "code in the xAPIC page storing into it, or spinning there, did not end in #UD");
 }
 
 /*
