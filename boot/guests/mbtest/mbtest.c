@@ -1165,31 +1165,43 @@ static void check_apic_policy(void)
  * first byte (all ones). Before issue 13's fix the first walked on through the page into 0xfee01000,
  * which the hypervisor mapped as a hole: QEMU executed its APIC MMIO alias, Bochs has nothing there.
  */
+/* CALL 'at' with EAX = 'eax' under a fixup: the fault it ended in (vector, EIP; ~0 and 0 if none). */
+static void call_faulting(u32 at, u32 eax, u32 *vec, u32 *eip)
+{
+    u32 saved;
+    fault_vector = ~0u;
+    fault_eip = 0;
+    __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                     : "=&r"(saved) : "r"(at), "a"(eax) : "memory", "cc");
+    *vec = fault_vector;
+    *eip = fault_eip;
+}
+
+/* A failed step's detail: each call's fault, "V at EIP". */
+static void show_faults(const char *name, u32 n, const u32 *vec, const u32 *eip)
+{
+    puts("mbtest: ");
+    puts(name);
+    putc(':');
+    for (u32 i = 0; i < n; i++) {
+        puts(" ");
+        puthex(vec[i]);
+        puts(" at ");
+        puthex(eip[i]);
+    }
+    putc('\n');
+}
+
 static void check_apic_fetch_end(void)
 {
     static volatile u8 target;
-    u32 saved, vec[2], eip[2];
+    u32 vec[2], eip[2];
     const u32 at[2] = { 0xfee00ff0u, 0xfee01000u };
-    for (u32 i = 0; i < 2; i++) {
-        fault_vector = ~0u;
-        fault_eip = 0;
-        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
-                         : "=&r"(saved) : "r"(at[i]), "a"((u32)&target) : "memory", "cc");
-        vec[i] = fault_vector;
-        eip[i] = fault_eip;
-    }
+    for (u32 i = 0; i < 2; i++)
+        call_faulting(at[i], (u32)&target, &vec[i], &eip[i]);
     int ok = vec[0] == 6 && eip[0] == 0xfee00ff4u && vec[1] == 6 && eip[1] == 0xfee01000u;
-    if (!ok) {
-        puts("mbtest: apic_fetch_end: ");
-        puthex(vec[0]);
-        puts(" at ");
-        puthex(eip[0]);
-        puts(", ");
-        puthex(vec[1]);
-        puts(" at ");
-        puthex(eip[1]);
-        putc('\n');
-    }
+    if (!ok)
+        show_faults("apic_fetch_end", 2, vec, eip);
     step("apic_fetch_end", ok, ok ? "#UD at byte 4 of the last xAPIC slot and at the page after it"
                                   : "code at the end of the xAPIC page or past it did not end in #UD");
 }
@@ -1203,7 +1215,7 @@ static void check_apic_fetch_end(void)
  */
 static void check_apic_fetch_store(void)
 {
-    u32 saved, vec[2], eip[2];
+    u32 vec[2], eip[2];
     const u32 at[2] = { 0xfee00081u, 0xfee00380u };
     /*
      * Second: JMP $ (EB FE) in the timer's initial count (masked LVT: no interrupt). On hardware it
@@ -1211,27 +1223,12 @@ static void check_apic_fetch_store(void)
      * progress: #UD there (11.4.1: undefined), never a retry without end.
      */
     *(volatile u32 *)0xfee00380u = 0x0000feebu;
-    for (u32 i = 0; i < 2; i++) {
-        fault_vector = ~0u;
-        fault_eip = 0;
-        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
-                         : "=&r"(saved) : "r"(at[i]), "a"(0xfee00000u) : "memory", "cc");
-        vec[i] = fault_vector;
-        eip[i] = fault_eip;
-    }
+    for (u32 i = 0; i < 2; i++)
+        call_faulting(at[i], 0xfee00000u, &vec[i], &eip[i]);
     *(volatile u32 *)0xfee00380u = 0;           /* the timer stopped again */
     int ok = vec[0] == 6 && eip[0] == 0xfee00085u && vec[1] == 6 && eip[1] == at[1];
-    if (!ok) {
-        puts("mbtest: apic_fetch_store: ");
-        puthex(vec[0]);
-        puts(" at ");
-        puthex(eip[0]);
-        puts(", ");
-        puthex(vec[1]);
-        puts(" at ");
-        puthex(eip[1]);
-        putc('\n');
-    }
+    if (!ok)
+        show_faults("apic_fetch_store", 2, vec, eip);
     step("apic_fetch_store", ok, ok ? "stores by code in the xAPIC page completed (#UD at byte 5); JMP $ there ends in #UD"
                                     : "code in the xAPIC page storing into it, or spinning there, did not end in #UD");
 }
@@ -1249,33 +1246,20 @@ static void check_apic_fetch_fault(void)
     static volatile u32 bounds[2] = { 0xffffffffu, 0xffffffffu };
     static volatile u8 target;
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
-    u32 tpr0 = *tpr & 0xff, saved, vec[3], eip[3];
+    u32 tpr0 = *tpr & 0xff, vec[3], eip[3];
     const u32 at[3] = { 0xfee00080u, 0xfee00085u, 0xfee00080u };
     *tpr = 0x62;
     fixup_tf_off = 1;   /* a hypervisor TF seen in the #BR frame must not end its step for it at the IRET */
     for (u32 i = 0; i < 3; i++) {
         if (i == 2)
             *tpr = 0x17;                        /* not between the first two: the store would exit */
-        fault_vector = ~0u;
-        fault_eip = 0;
-        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
-                         : "=&r"(saved) : "r"(at[i]), "a"(i ? (u32)&target : (u32)bounds) : "memory", "cc");
-        vec[i] = fault_vector;
-        eip[i] = fault_eip;
+        call_faulting(at[i], i ? (u32)&target : (u32)bounds, &vec[i], &eip[i]);
     }
     fixup_tf_off = 0;
     *tpr = tpr0;
     int ok = vec[0] == 5 && eip[0] == at[0] && vec[1] == 6 && eip[1] == at[1] && vec[2] == 6 && eip[2] == at[2];
-    if (!ok) {
-        puts("mbtest: apic_fetch_fault:");
-        for (u32 i = 0; i < 3; i++) {
-            puts(" ");
-            puthex(vec[i]);
-            puts(" at ");
-            puthex(eip[i]);
-        }
-        putc('\n');
-    }
+    if (!ok)
+        show_faults("apic_fetch_fault", 3, vec, eip);
     step("apic_fetch_fault", ok, ok ? "#BR from code in the xAPIC page, then #UD at byte 5 and at POP SS"
                                     : "a fault from code in the xAPIC page left the copy executable, or POP SS ran");
 }
