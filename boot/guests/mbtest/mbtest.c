@@ -1018,7 +1018,7 @@ static void check_msr_policy(void)
  *                completes; #UD at byte 5. JMP $ in the timer's initial count: #UD there (steps without
  *                progress are bounded)
  *   apic_fetch_fault  BOUND in the TPR raises #BR, and the copy is not executable after it (#UD at
- *                byte 5 of the slot); POP SS in the TPR is #UD
+ *                byte 5 of the slot); POP SS and HLT in the TPR are #UD
  *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
  *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
  *                restarts none, one naming the AP restarts it once
@@ -1239,29 +1239,32 @@ static void check_apic_fetch_store(void)
  * handler must not run with the page still redirected to the hypervisor's copy: a CALL to byte 5 of the
  * slot right after it must get #UD there (SDM 11.4.1), not run the copy's zeros (before the fix the
  * fault went straight to the guest, TF cleared, and the copy stayed executable until the next exit).
- * Then 17h, POP SS (the single-step trap waits for the next instruction, SDM Vol. 3A 6.8.3): #UD.
+ * Then 17h, POP SS (the single-step trap waits for the next instruction, SDM Vol. 3A 6.8.3): #UD. Then
+ * F4h, HLT (interrupts are off here: it waited for ever, holding the page's step): #UD.
  */
 static void check_apic_fetch_fault(void)
 {
     static volatile u32 bounds[2] = { 0xffffffffu, 0xffffffffu };
     static volatile u8 target;
     volatile u32 *tpr = (volatile u32 *)0xfee00080u;
-    u32 tpr0 = *tpr & 0xff, vec[3], eip[3];
-    const u32 at[3] = { 0xfee00080u, 0xfee00085u, 0xfee00080u };
+    u32 tpr0 = *tpr & 0xff, vec[4], eip[4];
+    const u32 at[4] = { 0xfee00080u, 0xfee00085u, 0xfee00080u, 0xfee00080u };
     *tpr = 0x62;
     fixup_tf_off = 1;   /* a hypervisor TF seen in the #BR frame must not end its step for it at the IRET */
-    for (u32 i = 0; i < 3; i++) {
-        if (i == 2)
-            *tpr = 0x17;                        /* not between the first two: the store would exit */
+    for (u32 i = 0; i < 4; i++) {
+        if (i >= 2)
+            *tpr = i == 2 ? 0x17 : 0xf4;        /* not between the first two: the store would exit */
         call_faulting(at[i], i ? (u32)&target : (u32)bounds, &vec[i], &eip[i]);
     }
     fixup_tf_off = 0;
     *tpr = tpr0;
-    int ok = vec[0] == 5 && eip[0] == at[0] && vec[1] == 6 && eip[1] == at[1] && vec[2] == 6 && eip[2] == at[2];
+    int ok = vec[0] == 5 && eip[0] == at[0];
+    for (u32 i = 1; i < 4; i++)
+        ok = ok && vec[i] == 6 && eip[i] == at[i];
     if (!ok)
-        show_faults("apic_fetch_fault", 3, vec, eip);
-    step("apic_fetch_fault", ok, ok ? "#BR from code in the xAPIC page, then #UD at byte 5 and at POP SS"
-                                    : "a fault from code in the xAPIC page left the copy executable, or POP SS ran");
+        show_faults("apic_fetch_fault", 4, vec, eip);
+    step("apic_fetch_fault", ok, ok ? "#BR from code in the xAPIC page, then #UD at byte 5, at POP SS and at HLT"
+                                    : "a fault from code in the xAPIC page left the copy executable, or POP SS or HLT ran");
 }
 
 static void check_holes_many(const struct mb_info *mbi)
