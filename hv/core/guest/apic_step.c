@@ -1,5 +1,6 @@
 /* Single-stepping an undecodable xAPIC store against a copy of the page: see apic_step.h. */
 #include <hv/apic_emul.h>
+#include <hv/apic_policy.h>
 #include <hv/apic_step.h>
 #include <hv/backend.h>
 #include <hv/console.h>
@@ -24,33 +25,6 @@ static u8 beyond[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static struct stage2_walk beyond_was;
 static bool beyond_mapped;
 
-/*
- * Instructions a step cannot hold to one instruction, with the reason (NULL: none of them). 'b' is the
- * slot from the fetch on: the register's bytes, then zeros (a prefix run ends at the first zero, ADD).
- */
-static const char *escapes_step(const u8 *b, u32 n, bool rex)
-{
-    u32 i = 0;
-    while (i < n && (b[i] == 0x26 || b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e || (b[i] >= 0x64 && b[i] <= 0x67) ||
-                     b[i] == 0xf0 || b[i] == 0xf2 || b[i] == 0xf3 || (rex && (b[i] & 0xf0) == 0x40)))
-        i++;
-    u8 op = i < n ? b[i] : 0, next = i + 1 < n ? b[i + 1] : 0, third = i + 2 < n ? b[i + 2] : 0;
-    if (op == 0x17 || (op == 0x8e && ((next >> 3) & 7) == 2))
-        return "MOV SS / POP SS: the single-step trap waits for the next instruction (SDM Vol. 3A 6.8.3)";
-    if (op == 0xcd)
-        return "INT n: no exit on VT-x, and its handler runs with TF clear (SDM Vol. 3A 6.12.1.2)";
-    if (op == 0x0f && (next == 0x05 || next == 0x34))
-        return "SYSCALL / SYSENTER: their flag masks can clear TF";
-    /*
-     * A CPU that waits inside a step holds the page redirected, and the lock every other CPU's
-     * undecodable APIC store needs, for as long as it waits: with interrupts off, for ever (Bochs, chaos
-     * seed 6, went silent). The step never ends, so nothing would ever say why.
-     */
-    if (op == 0xf4 || (op == 0x0f && next == 0x01 && (third == 0xc9 || third == 0xfb)))
-        return "HLT / MWAIT / MWAITX: the CPU would wait inside the step, holding it";
-    return NULL;
-}
-
 bool apic_step_fetch_in_register(struct vcpu *v)
 {
     static u32 reports;
@@ -65,7 +39,7 @@ bool apic_step_fetch_in_register(struct vcpu *v)
         return false;
     u8 slot[16] = { 0 };
     *(u32 *)slot = (u32)mmio_read32(apic_emul_page() + (gpa & (PAGE_SIZE - 16)));
-    const char *why = escapes_step(slot + at, 16 - at, v->ops->code_bits(v) == 64);
+    const char *why = apic_policy_fetch(slot + at, 16 - at, v->ops->code_bits(v) == 64);
     if (why && __atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
         printk("CPU %u: fetch from the xAPIC page at RIP 0x%lx: %s: #UD\n", v->pc->index, rip, why);
     return !why;
