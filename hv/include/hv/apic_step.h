@@ -23,7 +23,7 @@
  * holds for every instruction run from the page, because each is its own step: the page is redirected
  * for one instruction, and the next fetch faults again. So the instructions after which the CPU would
  * run on unstepped (MOV SS, POP SS, software interrupts, SYSCALL, SYSENTER) or wait inside the step
- * (HLT, MWAIT) get #UD too (apic_step.c escapes_step), with a line on the console saying which.
+ * (HLT, MWAIT) get #UD too (apic_policy_fetch), with a line on the console saying which.
  */
 bool apic_step_fetch_in_register(struct vcpu *v);
 /*
