@@ -5,6 +5,8 @@
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/guest_mem.h>
+#include <hv/lapic.h>
+#include <hv/percpu.h>
 #include <hv/spinlock.h>
 #include <hv/stage2.h>
 #include <hv/x86.h>
@@ -104,6 +106,47 @@ bool apic_step_stuck(struct vcpu *v)
 
 static void step_end(struct vcpu *v);
 
+/*
+ * The stage-2 map is one for all CPUs: while the page is redirected, any CPU in the guest could fetch
+ * from the copy, unstepped and unpoliced (and run on into the page after it, which QEMU's TCG asserted
+ * on when the step ended under it). So every other CPU that may run guest code is brought into the
+ * hypervisor (an NMI kick, sent again if one is lost: taken in VT-x root operation it is consumed) and
+ * kept there (apic_step_hold_wait) until the step ends. A one-CPU guest pays nothing.
+ */
+static volatile u32 hold;
+#define REKICK_SPINS (1u << 20)
+
+static void hold_others(struct vcpu *v)
+{
+    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    for (u32 i = 0; i < cpu_count; i++) {
+        struct percpu *t = cpus[i];
+        if (!t || t == v->pc)
+            continue;
+        for (u32 spins = 0; t->launched && !__atomic_load_n(&t->in_root, __ATOMIC_SEQ_CST) &&
+                            apic_emul_may_run_guest(i); spins++) {
+            if (spins % REKICK_SPINS == 0) {
+                __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
+                lapic_send_ipi(t->apic_id, ICR_NMI);
+            }
+            __asm__ volatile("pause");
+        }
+    }
+}
+
+void apic_step_hold_wait(struct percpu *pc)
+{
+    for (;;) {
+        /* Dekker with hold_others: either it sees in_root 0 (and kicks), or this CPU sees the hold. */
+        __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST) || apic_step_active(pc))
+            return;
+        __atomic_store_n(&pc->in_root, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&hold, __ATOMIC_ACQUIRE) && !apic_step_active(pc))
+            __asm__ volatile("pause");
+    }
+}
+
 bool apic_step_active(const struct percpu *pc)
 {
     return __atomic_load_n(&step_cpu, __ATOMIC_ACQUIRE) == pc->index;
@@ -114,6 +157,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
     if (!v->ops->step_arm || !apic_emul_page() || apic_step_active(v->pc))
         return false;
     spin_lock(&step_lock);
+    hold_others(v);
     step_page = apic_emul_page();
     /* The copy: every 32-bit register at its 16-byte slot (SDM Vol. 3A 11.4.1, Table 11-1), the rest 0
      * (again each time: a step may have stored into the reserved bytes, which nothing replays). */
@@ -129,6 +173,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
      */
     u8 perms = fetch ? STAGE2_R | STAGE2_X : STAGE2_RWX;
     if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, perms)) {
+        __atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
         spin_unlock(&step_lock);
         return false;
     }
@@ -164,6 +209,7 @@ static void step_end(struct vcpu *v)
     }
     v->rec->arg0 = replayed;
     __atomic_store_n(&step_cpu, ~0u, __ATOMIC_RELEASE);
+    __atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
     spin_unlock(&step_lock);
 }
 

@@ -165,5 +165,5 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
         hv_exit(pc->end_status, pc->end_reason);
     }
     vcpu_check_init(pc);
-    pc->in_root = 0;
+    apic_step_hold_wait(pc);            /* clears in_root */
 }

@@ -58,5 +58,10 @@ bool apic_step_stuck(struct vcpu *v);
  * start the step cuts it first (vcpu_exit_finish).
  */
 void apic_step_cut(struct vcpu *v);
+/*
+ * The last thing before this CPU enters the guest (it clears percpu.in_root): while another CPU's step
+ * is in flight, wait in the hypervisor (the stage-2 map is shared: the copy must be no other CPU's code).
+ */
+void apic_step_hold_wait(struct percpu *pc);
 
 #endif
