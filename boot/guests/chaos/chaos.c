@@ -204,7 +204,7 @@ static void setup_idt(void)
 
 /* ---------------------------------------------------------------------------------- machine info */
 static char cmdline[1024];
-static u32 ncpus = 1, nops = 1000, verbose, cr4_mask = ~0u, exit_code, end_triple;
+static u32 ncpus = 1, nops = 1000, verbose, verbose_from = ~0u, verbose_until, cr4_mask = ~0u, exit_code, end_triple;
 static u32 hv_base[8], hv_end[8], nhv;
 static u16 pm1a_cnt;
 static u32 cr0_sane, cr4_sane, efer_lo, efer_hi, has_xsave;
@@ -838,7 +838,9 @@ static void run_ops(struct cpu *c)
         c->next_op = i + 1;
         c->per_class[o.cls]++;
         c->cur_cls = o.cls;
-        if (verbose) {   /* verbose=1: each op before it runs (to find the op that stopped a run) */
+        /* verbose=1: each op before it runs (to find the op that stopped a run); verbose_from=N
+           verbose_until=M: only ops N to M-1 (a long run's last ops, without the output of the rest) */
+        if (verbose || (i >= verbose_from && i < verbose_until)) {
             lock(&console_lock);
             puts("chaos: cpu ");
             putdec(self);
@@ -1038,6 +1040,8 @@ void chaos_main(u32 magic, const struct mb_info *info)
     nops = (u32)num_arg("ops=", 1000);
     ncpus = (u32)num_arg("cpus=", 1);
     verbose = (u32)num_arg("verbose=", 0);
+    verbose_from = (u32)num_arg("verbose_from=", ~0u);
+    verbose_until = (u32)num_arg("verbose_until=", ~0u);
     exit_code = (u32)num_arg("exitcode=", 0);
     const char *end;
     end_triple = cmdline_word(cmdline, "end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */
