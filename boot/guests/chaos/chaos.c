@@ -61,6 +61,7 @@ struct cpu {
     u32 per_class[C_NCLASS];
     u32 hv_tried, hv_gp;
     u32 unexpected, unexpected_vec, unexpected_eip;
+    u32 bad_stack;                 /* vectors taken with ESP off every stack (entry.S isr_bad_stack) */
     volatile u32 cur_cls, in_op;               /* the op running now (for a CPU that never finished) */
     u32 nmi_sent, init_ok, init_fail, init_skip;
     volatile u32 joins;
@@ -88,7 +89,8 @@ u8 cpu_stacks[MAXCPU][CPU_STACK] __attribute__((aligned(16)));
 static struct cpu cpus[MAXCPU];
 static volatile u32 njoined = 1;           /* CPU 0 is the BSP */
 static volatile u32 go;                    /* every CPU starts its ops together (BSP: after start-up) */
-static u8 idx_of_apic[256];                /* APIC ID -> index + 1 */
+u8 idx_of_apic[256];                       /* APIC ID -> index + 1 (entry.S isr_bad_stack reads it) */
+u8 trap_stacks[MAXCPU][1024] __attribute__((aligned(16)));   /* entry.S isr_bad_stack: one per CPU */
 
 extern const u32 isr_table[256];
 extern u8 int_table[];
@@ -185,6 +187,30 @@ void trap(struct frame *f)
     __builtin_longjmp(c->jb, 1);
 }
 
+/*
+ * A vector taken with ESP off every stack (entry.S ISR): the CPU's frame is lost, so there is nothing to
+ * return to, not even for an NMI. Counted, then the op's recovery point, as in trap(); outside an op the
+ * run ends (unexpected, EIP unknown: 0).
+ */
+void trap_bad_stack(u32 vector, u32 idx);
+void trap_bad_stack(u32 vector, u32 idx)
+{
+    struct cpu *c = &cpus[idx];
+    c->faults[vector & 255]++;
+    c->bad_stack++;
+    if (!c->armed) {
+        c->unexpected++;
+        c->unexpected_vec = vector;
+        c->unexpected_eip = 0;
+        puts("\nchaos: unexpected vector ");
+        putdec(vector);
+        puts(" on a bad stack outside an op\n");
+        finish(1);
+    }
+    c->armed = 0;
+    __builtin_longjmp(c->jb, 1);
+}
+
 static u64 idt[256] __attribute__((aligned(8)));
 static struct {
     u16 limit;
@@ -204,7 +230,7 @@ static void setup_idt(void)
 
 /* ---------------------------------------------------------------------------------- machine info */
 static char cmdline[1024];
-static u32 ncpus = 1, nops = 1000, verbose, verbose_from = ~0u, verbose_until, cr4_mask = ~0u, exit_code, end_triple;
+static u32 ncpus = 1, nops = 1000, first_op, verbose, verbose_from = ~0u, verbose_until, cr4_mask = ~0u, exit_code, end_triple;
 static u32 hv_base[8], hv_end[8], nhv;
 static u16 pm1a_cnt;
 static u32 cr0_sane, cr4_sane, efer_lo, efer_hi, has_xsave;
@@ -826,6 +852,8 @@ static void progress(u32 self, u32 ops)
 static void run_ops(struct cpu *c)
 {
     u32 self = (u32)(c - cpus);
+    if (c->next_op < first_op)
+        c->next_op = first_op;      /* first=N: ops N to ops-1 only (a long run's last ops, replayed) */
     while (c->next_op < nops) {
         service_park(c);
         struct op o;
@@ -1040,6 +1068,7 @@ void chaos_main(u32 magic, const struct mb_info *info)
     nops = (u32)num_arg("ops=", 1000);
     ncpus = (u32)num_arg("cpus=", 1);
     verbose = (u32)num_arg("verbose=", 0);
+    first_op = (u32)num_arg("first=", 0);
     verbose_from = (u32)num_arg("verbose_from=", ~0u);
     verbose_until = (u32)num_arg("verbose_until=", ~0u);
     exit_code = (u32)num_arg("exitcode=", 0);
