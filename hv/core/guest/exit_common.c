@@ -365,7 +365,16 @@ static void exit_nothing_there(struct vcpu *v, u64 gpa, u32 access)
             vcpu_inject_gp0(v);
         }
     }
-    if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+    u32 n = __atomic_add_fetch(&reports, 1, __ATOMIC_RELAXED);
+    /*
+     * The first 8 in full; then at every power of two a count, so that a guest that loops on such an
+     * access (chaos seed 6 on Bochs: IRET to 0xcfef2e06 and #UD, for ever) is never silent on the console.
+     */
+    if (n > 8 && !(n & (n - 1)))
+        printk("%s: CPU %u: %u accesses where nothing is mapped so far, the last a %s of GPA 0x%lx (RIP 0x%lx)\n",
+               v->vendor, v->pc->index, n, access & S2_WRITE ? "write" : access & S2_FETCH ? "fetch" : "read", gpa,
+               v->ops->rip(v));
+    if (n <= 8)
         printk("%s: CPU %u: %s of GPA 0x%lx, where nothing is mapped (RIP 0x%lx): %s\n", v->vendor, v->pc->index,
                access & S2_WRITE ? "write" : access & S2_FETCH ? "fetch" : "read", gpa, v->ops->rip(v),
                access & S2_FETCH              ? "#UD reflected (all-ones bytes)"
