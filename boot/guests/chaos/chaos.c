@@ -196,8 +196,10 @@ void trap_bad_stack(u32 vector, u32 idx);
 void trap_bad_stack(u32 vector, u32 idx)
 {
     struct cpu *c = &cpus[idx];
-    c->faults[vector & 255]++;
-    c->bad_stack++;
+    if (vector != ~0u) {            /* ~0: not a vector, the end of an xAPIC-page fetch (entry.S f_fetch) */
+        c->faults[vector & 255]++;
+        c->bad_stack++;
+    }
     if (!c->armed) {
         c->unexpected++;
         c->unexpected_vec = vector;

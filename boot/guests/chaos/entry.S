@@ -56,7 +56,7 @@ isr_common:                         /* [esp] = vector; for NMI the IRET frame fo
     addl $4, %esp
     iret
 
-isr_bad_stack:                      /* ESI = vector; the interrupted ESP was unusable */
+isr_bad_stack:                      /* ESI = vector (~0: f_fetch's end); ESP is not to be trusted */
     movl $1, %eax
     cpuid                           /* EBX[31:24]: this CPU's initial APIC ID */
     shrl $24, %ebx
@@ -119,7 +119,17 @@ f_movsx16:  movswl (%edx), %eax; ret
 f_lock_btr: lock btrl $1, (%edx); ret
 f_rep_movs_to: movl %edx, %edi; movl $acc_scratch, %esi; movl $3, %ecx; rep movsb; ret
 f_rep_lods: movl %edx, %esi; movl $2, %ecx; rep lodsw; ret
-f_fetch:    call *%edx; ret
+/*
+ * The fetch: code at EDX (the xAPIC page's registers read as code) may leave any ESP (MOV ESP, POP,
+ * RET n) or pop a far frame: an IRET or RETF there pops the CS 08h and EFLAGS 2 pushed here (no VM
+ * flag: chaos seed 6 op 935936, APR CFh, IRET into virtual-8086 mode, triple fault). Its return is
+ * never trusted: the op ends through its recovery point, as after a fault (isr_bad_stack, vector ~0).
+ */
+f_fetch:    pushl $0x2
+            pushl $SEL_CODE32
+            call *%edx
+            movl $-1, %esi
+            jmp isr_bad_stack
 
 /* ------------------------------------------------------------------ AP trampoline (SDM Vol. 3A 9.4.4) */
 /* Copied to AP_TRAMPOLINE; the SIPI vector points at it. All APs share one boot stack under a lock
