@@ -1109,17 +1109,13 @@ void chaos_main(u32 magic, const struct mb_info *info)
     idx_of_apic[cpus[0].apic_id] = 1;
     cpu_init(&cpus[0]);
     puts("chaos: start");
-    puts(" seed=");
-    puthex(seed);
+    puts_hex(" seed=", seed);
     kv("ops", nops);
     kv("cpus", ncpus);
-    puts(" classes=");
-    puthex(classes);
+    puts_hex(" classes=", classes);
     for (u32 k = 0; k < nhv; k++) {
-        puts(" hv=");
-        puthex(hv_base[k]);
-        putc('-');
-        puthex(hv_end[k]);
+        puts_hex(" hv=", hv_base[k]);
+        puts_hex("-", hv_end[k]);
     }
     putc('\n');
     if (ncpus > 1)

@@ -62,6 +62,12 @@ void puts_dec(const char *text, u32 v)
     putdec(v);
 }
 
+void puts_hex(const char *text, u64 v)
+{
+    puts(text);
+    puthex(v);
+}
+
 void puts_hex8(const char *text, u32 v)
 {
     puts(text);

@@ -76,6 +76,7 @@ void puthex16(u64 v);              /* 0x and exactly 16 digits */
 void putdec(u32 v);
 /* text, then the value (report lines are runs of label and value) */
 void puts_dec(const char *text, u32 v);
+void puts_hex(const char *text, u64 v);
 void puts_hex8(const char *text, u32 v);
 void puts_hex16(const char *text, u64 v);
 u32 crc32(const u8 *p, u32 n);     /* zlib's CRC-32 (reflected 0xEDB88320) */

@@ -1189,10 +1189,8 @@ static void show_faults(const char *name, u32 n, const u32 *vec, const u32 *eip)
     puts(name);
     putc(':');
     for (u32 i = 0; i < n; i++) {
-        puts(" ");
-        puthex(vec[i]);
-        puts(" at ");
-        puthex(eip[i]);
+        puts_hex(" ", vec[i]);
+        puts_hex(" at ", eip[i]);
     }
     putc('\n');
 }
