@@ -56,26 +56,14 @@ void putdec(u32 v)
         putc(buf[--n]);
 }
 
-void puts_dec(const char *text, u32 v)
-{
-    puts(text);
-    putdec(v);
-}
-
-void puts_hex(const char *text, u64 v)
-{
-    puts(text);
-    puthex(v);
-}
-
-void puts_hex8(const char *text, u32 v)
-{
-    puts(text);
-    puthex8(v);
-}
-
-void puts_hex16(const char *text, u64 v)
-{
-    puts(text);
-    puthex16(v);
-}
+/* A label, then a value: one definition per value format. */
+#define LABELLED(name, type, put)              \
+    void name(const char *text, type v)        \
+    {                                          \
+        puts(text);                            \
+        put(v);                                \
+    }
+LABELLED(puts_dec, u32, putdec)
+LABELLED(puts_hex, u64, puthex)
+LABELLED(puts_hex8, u32, puthex8)
+LABELLED(puts_hex16, u64, puthex16)
