@@ -84,9 +84,12 @@ def stream_until_last_test(argv: list[str], what: str) -> tuple[int, str]:
     drain.start()
     try:
         deadline = time.monotonic() + DEADLINE
+        seen = 0  # scanned up to here: memtest86+ redraws faster than a window of the tail would keep
         while time.monotonic() < deadline and drain.is_alive():
-            if any(n == LAST_TEST for n, _ in named_tests(screen(bytes(out[-8192:])))):
+            end = len(out)
+            if any(n == LAST_TEST for n, _ in named_tests(screen(bytes(out[max(0, seen - 256) : end])))):
                 break
+            seen = end
             time.sleep(0.5)
         tail = screen(bytes(out))[-2000:]
         assert proc.poll() is None, f"{what}: exited early ({proc.returncode})\n{tail}"
