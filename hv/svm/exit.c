@@ -38,6 +38,8 @@ static void exception(struct svm_exit *x)
     u32 vector = (u32)(x->code - SVM_EXIT_EXCP_BASE);
     bool has_error = vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 ||
                      vector == 29 || vector == 30;
+    if (vector == VEC_PF)
+        x->vcpu.ops->set_cr2(&x->vcpu, x->vmcb->control.exitinfo2);    /* the #PF intercept leaves CR2 (15.12) */
     vcpu_inject_exception(&x->vcpu, vector, has_error, (u32)x->vmcb->control.exitinfo1);
 }
 
@@ -48,8 +50,8 @@ static void exception(struct svm_exit *x)
 static void debug_trap(struct svm_exit *x)
 {
     bool step = apic_step_active(x->vcpu.pc);
-    if (step)
-        apic_step_end(&x->vcpu);
+    if (step && !apic_step_trap(&x->vcpu))
+        return;                         /* the trap came before the instruction ran: stepped again */
     if (!step || x->s->step_guest_tf)
         exception(x);
 }
@@ -203,6 +205,8 @@ static const struct exit_entry exit_table[0x100] = {
 };
 
 static const struct exit_entry npf_entry = { npf, HV_EXIT_STAGE2_FAULT };
+/* Every other exception vector: intercepted only while an xAPIC step is armed (svm/vcpu.c step_arm). */
+static const struct exit_entry excp_entry = { exception, HV_EXIT_EXCEPTION };
 
 /*
  * Exit codes an instruction causes before it completes (APM Vol. 2 Appendix C): CR / DR reads and
@@ -327,6 +331,8 @@ void svm_exit_dispatch(struct guest_regs *regs)
         vmrun_failed(&x);
     }
     const struct exit_entry *e = x.code < 0x100 ? &exit_table[x.code] : x.code == SVM_EXIT_NPF ? &npf_entry : NULL;
+    if (e && !e->fn && x.code >= SVM_EXIT_EXCP_BASE && x.code < SVM_EXIT_EXCP_BASE + 32)
+        e = &excp_entry;
     rec->kind = (u8)(e && e->fn ? e->kind : HV_EXIT_OTHER);
     if (x.code == SVM_EXIT_MSR && (v->control.exitinfo1 & 1))
         rec->kind = HV_EXIT_MSR_WRITE;

@@ -248,13 +248,19 @@ static bool step_arm(struct vcpu *v, bool on)
     struct svm_exit *x = X(v);
     struct vmcb *vm = x->vmcb;
     if (on) {
+        /*
+         * Every exception is intercepted meanwhile (#MC and vector 2 aside): a faulting instruction
+         * clears TF into the guest's handler (APM Vol. 2 8.2, 13.1.1.6), which must not run with the
+         * page redirected (apic_step.h apic_step_cut).
+         */
         x->s->step_guest_tf = (vm->save.rflags & X86_RFLAGS_TF) != 0;
+        x->s->step_exc_saved = vm->control.intercept_exceptions;
         vm->save.rflags |= X86_RFLAGS_TF;
-        vm->control.intercept_exceptions |= 1u << VEC_DB;
+        vm->control.intercept_exceptions = ~((1u << VEC_NMI) | (1u << VEC_MC));
         vm->control.interrupt_shadow |= 1;
     } else {
         vm->save.rflags = (vm->save.rflags & ~X86_RFLAGS_TF) | (x->s->step_guest_tf ? X86_RFLAGS_TF : 0);
-        vm->control.intercept_exceptions &= ~(1u << VEC_DB);
+        vm->control.intercept_exceptions = x->s->step_exc_saved;
     }
     return true;
 }

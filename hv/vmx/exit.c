@@ -74,10 +74,13 @@ static void exception(struct vmx_exit *x)
     /* The single step of an undecodable APIC store, where there is no monitor trap flag (apic_step.h). */
     if (vector == VEC_DB && apic_step_active(x->vcpu.pc)) {
         bool guest_tf = x->v->step_guest_tf;
-        apic_step_end(&x->vcpu);
-        if (!guest_tf)
-            return;
+        if (!apic_step_trap(&x->vcpu) || !guest_tf)
+            return;                     /* ours; or it came before the instruction ran: stepped again */
     }
+    /* Any other exception while a step is armed (all are intercepted then): the step ends first. */
+    apic_step_cut(&x->vcpu);
+    if (vector == VEC_PF && type == VCPU_EVT_HW_EXCEPTION)
+        x->vcpu.ops->set_cr2(&x->vcpu, x->qual);   /* a #PF exit leaves CR2: the address is the qualification (28.2.1) */
     if (type == VCPU_EVT_SW_EXC || type == VCPU_EVT_PRIV_SW_EXC) {
         /*
          * INT3 / INTO (type 6) or INT1 (type 5) of an intercepted vector: delivered again as the same
@@ -161,7 +164,7 @@ static void init_signal(struct vmx_exit *x)
 static void monitor_trap(struct vmx_exit *x)
 {
     if (apic_step_active(x->vcpu.pc))
-        apic_step_end(&x->vcpu);
+        apic_step_trap(&x->vcpu);
 }
 
 static void task_switch(struct vmx_exit *x)

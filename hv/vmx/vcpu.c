@@ -266,16 +266,22 @@ static bool step_arm(struct vcpu *v, bool on)
         vmwrite(CPU_BASED_VM_EXEC_CONTROL, on ? cpu | CPU_MONITOR_TRAP_FLAG : cpu & ~(u64)CPU_MONITOR_TRAP_FLAG);
         return true;
     }
-    u64 rflags = vmread(GUEST_RFLAGS), bitmap = vmread(EXCEPTION_BITMAP);
+    u64 rflags = vmread(GUEST_RFLAGS);
     if (on) {
+        /*
+         * Every exception vector exits meanwhile (#MC and the NMI bit aside): a faulting instruction
+         * clears TF into the guest's handler (SDM Vol. 3A 17.3.1.4), which must not run with the page
+         * redirected (apic_step.h apic_step_cut).
+         */
         c->step_tf = true;
         c->step_guest_tf = (rflags & X86_RFLAGS_TF) != 0;
+        c->step_exc_bitmap = (u32)vmread(EXCEPTION_BITMAP);
         vmwrite(GUEST_RFLAGS, rflags | X86_RFLAGS_TF);
-        vmwrite(EXCEPTION_BITMAP, bitmap | (1u << VEC_DB));
+        vmwrite(EXCEPTION_BITMAP, ~((1u << VEC_NMI) | (1u << VEC_MC)));
     } else if (c->step_tf) {
         c->step_tf = false;
         vmwrite(GUEST_RFLAGS, (rflags & ~X86_RFLAGS_TF) | (c->step_guest_tf ? X86_RFLAGS_TF : 0));
-        vmwrite(EXCEPTION_BITMAP, bitmap & ~(u64)(1u << VEC_DB));
+        vmwrite(EXCEPTION_BITMAP, c->step_exc_bitmap);
     }
     return true;
 }

@@ -290,6 +290,40 @@ def test_chaos_guest_under_bochs_vmx_1_cpu(chaos_elf: Path) -> None:
     check_chaos(run, 1)
 
 
+@pytest.mark.qemu
+def test_chaos_cross_modifying_code_under_qemu_svm_2_cpus(chaos_elf: Path) -> None:
+    """The xmc class alone: each CPU rewrites the other's code only as SDM Vol. 3A 8.1.3 allows (write,
+    flag, the target serializes with CPUID before it runs it). Before, a CPU stored into code the other
+    was running: QEMU's TCG derailed the target into zeroed RAM and the run never ended."""
+    run = run_chaos("qemu", 2, "chaos seed=5 ops=20000 cpus=2 classes=xmc", chaos_elf, timeout=150)
+    check_chaos(run, 2)
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("qemu", marks=pytest.mark.qemu), pytest.param("bochs", marks=pytest.mark.bochs)]
+)
+@pytest.mark.parametrize(("first", "ops"), [(398971, 398973), (935900, 935937)])
+def test_chaos_survives_code_in_the_xapic_page_that_wrecks_its_stack(
+    hvtrace_run: RunFn, chaos_elf: Path, backend: str, first: int, ops: int
+) -> None:
+    """Two ends of the 1,000,000-op Bochs run of seed 6, replayed alone (first=). Ops 398971-398972: smc
+    leaves the TPR at BCh, apicx runs it, BC 00 00 00 00 = MOV ESP, 0, and #UD at byte 5 of the slot
+    finds no stack (the guest's handlers ran on ROM, IRET to 0xcfef2e06, for ever: the run went silent).
+    Op 935936: apicx runs the APR, CFh = IRET, which popped a frame with EFLAGS.VM set: virtual-8086
+    mode, triple fault. The guest's stubs now resume the op from a stack of their own, and a fetch pops
+    a sane far frame and always ends through the op's recovery point: the run ends as the guest ends it."""
+    run = hvtrace_run(
+        "run", "--backend", backend, "--cpus", "1", "--memory", "256M", "--timeout", "120",
+        "--guest", str(chaos_elf), "--append", f"chaos seed=6 ops={ops} first={first} cpus=1",
+    )  # fmt: skip
+    done = [m for m in map(DONE_RE.match, run.stdout.splitlines()) if m]
+    assert len(done) == 1, run.describe()
+    assert (done[0][5], done[0][6]) == ("0", "0"), run.describe()  # nothing unexpected, exit code 0
+    if first == 398971:
+        assert "#UD=1" in run.stdout, run.describe()  # the #UD on the wrecked stack was taken and counted
+    assert run.returncode == 0, run.describe()
+
+
 FORGED = "HVTRACE STATUS code=0 result=pass reason=ok"
 FORGED_RIP = 0x0BADF00D0BADF00D  # chaos.c op_forge: the RIP of the record frame it forges on 0xE9
 

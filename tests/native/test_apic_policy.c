@@ -132,6 +132,39 @@ static void test_icr(void)
     CHECK(verdict(0x300, 4, 0xffffffff & ~0x700u, true).value == 0x000cc8ff, "ICR low reserved bits cleared");
 }
 
+/* The fetch policy (apic_policy_fetch): a slot's bytes from the fetch on, zeros after the register. */
+static const char *fetch(const char *hex_bytes, bool long_mode)
+{
+    u8 b[16] = { 0 };
+    u32 n = 0;
+    for (const char *p = hex_bytes; *p && n < 4; p += 2) {
+        unsigned v;
+        sscanf(p, "%2x", &v);
+        b[n++] = (u8)v;
+    }
+    return apic_policy_fetch(b, 16, long_mode);
+}
+
+static void test_fetch(void)
+{
+    /* Run as one step: RET (the documented case), ADD [EAX], AL, BOUND, MOV ES, XGETBV, INC EAX then
+       INT n in 32-bit code (40h is no prefix there), POPF, IRET, JMP $. */
+    static const char *const runs[] = { "c3", "0000", "6200", "8ec0", "0f01d0", "40cd", "9d", "cf", "ebfe" };
+    for (u32 i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+        CHECK(fetch(runs[i], false) == NULL, "%s refused: %s", runs[i], fetch(runs[i], false));
+    /* #UD: POP SS, MOV SS (plain, segment- and size-prefixed), INT3 / INT n / INTO / INT1, SYSCALL,
+       SYSENTER, HLT (plain, REP-prefixed), MWAIT, MWAITX; in 64-bit code behind a REX prefix too. */
+    static const char *const refused[] = { "17", "2e17", "8ed0", "668ed0", "8e10", "cc", "cd80", "ce", "f1",
+                                           "0f05", "0f34", "f4", "f3f4", "0f01c9", "0f01fb" };
+    for (u32 i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        CHECK(fetch(refused[i], false) != NULL, "%s runs", refused[i]);
+    CHECK(fetch("480f05", true) != NULL, "REX.W SYSCALL runs in 64-bit code");
+    CHECK(fetch("40f4", true) != NULL, "REX HLT runs in 64-bit code");
+    CHECK(fetch("40f4", false) == NULL, "INC EAX refused in 32-bit code");
+    /* A prefix run ends at the first zero byte of the slot (the register's bytes end at 4). */
+    CHECK(fetch("2e2e2e2e", false) == NULL, "four prefixes then ADD refused");
+}
+
 int main(void)
 {
     test_register_map();
@@ -140,5 +173,6 @@ int main(void)
     test_lvt_modes();
     test_lvt_vectors_and_timer();
     test_icr();
+    test_fetch();
     return check_summary();
 }

@@ -12,6 +12,8 @@ with at least the number of checks it had when written (so a test that lost its 
   refused (-1) past GUEST_HV_RANGES_MAX pieces, never truncated (issue 13 item 7: it failed open);
 - test_apic_policy: the xAPIC write policy (hv/core/guest/apic_policy.c): every offset of the page, every LVT
   delivery mode, ICR modes and vectors, sizes and alignments (SDM Vol. 3A Table 11-1, 11.5.1, 11.6.1);
+  and its fetch policy: the instructions a single step cannot hold (MOV SS, software interrupts,
+  SYSCALL/SYSENTER, HLT/MWAIT) are refused, with or without prefixes.
 - test_string: the word-at-a-time memset/memcpy/memcmp (hv/core/lib/string.c) against byte references,
   every size 0..64 at every misalignment, guard bytes untouched.
 """

@@ -61,6 +61,7 @@ struct cpu {
     u32 per_class[C_NCLASS];
     u32 hv_tried, hv_gp;
     u32 unexpected, unexpected_vec, unexpected_eip;
+    u32 bad_stack;                 /* vectors taken with ESP off every stack (entry.S isr_bad_stack) */
     volatile u32 cur_cls, in_op;               /* the op running now (for a CPU that never finished) */
     u32 nmi_sent, init_ok, init_fail, init_skip;
     volatile u32 joins;
@@ -73,12 +74,23 @@ struct cpu {
  * the run ~1000x slower after a few minutes.
  */
 static u8 smc_code[MAXCPU][4096] __attribute__((aligned(4096)));
+/*
+ * Cross-modifying code as SDM Vol. 3A 8.1.3 says it must be done: another CPU writes code into this
+ * CPU's xmc_code page only while its xmc_state is XMC_FREE (claimed XMC_WRITING), then sets XMC_READY;
+ * this CPU runs it only when it sees XMC_READY, after a serializing CPUID, and frees it afterwards. So
+ * no CPU ever executes code another one is storing (before, the writer stored into the target's
+ * smc_code while it ran it, and QEMU's TCG derailed the target into zeroed RAM).
+ */
+enum { XMC_FREE, XMC_WRITING, XMC_READY };
+static u8 xmc_code[MAXCPU][4096] __attribute__((aligned(4096)));
+static volatile u32 xmc_state[MAXCPU];
 
 u8 cpu_stacks[MAXCPU][CPU_STACK] __attribute__((aligned(16)));
 static struct cpu cpus[MAXCPU];
 static volatile u32 njoined = 1;           /* CPU 0 is the BSP */
 static volatile u32 go;                    /* every CPU starts its ops together (BSP: after start-up) */
-static u8 idx_of_apic[256];                /* APIC ID -> index + 1 */
+u8 idx_of_apic[256];                       /* APIC ID -> index + 1 (entry.S isr_bad_stack reads it) */
+u8 trap_stacks[MAXCPU][1024] __attribute__((aligned(16)));   /* entry.S isr_bad_stack: one per CPU */
 
 extern const u32 isr_table[256];
 extern u8 int_table[];
@@ -175,6 +187,32 @@ void trap(struct frame *f)
     __builtin_longjmp(c->jb, 1);
 }
 
+/*
+ * A vector taken with ESP off every stack (entry.S ISR): the CPU's frame is lost, so there is nothing to
+ * return to, not even for an NMI. Counted, then the op's recovery point, as in trap(); outside an op the
+ * run ends (unexpected, EIP unknown: 0).
+ */
+void trap_bad_stack(u32 vector, u32 idx);
+void trap_bad_stack(u32 vector, u32 idx)
+{
+    struct cpu *c = &cpus[idx];
+    if (vector != ~0u) {            /* ~0: not a vector, the end of an xAPIC-page fetch (entry.S f_fetch) */
+        c->faults[vector & 255]++;
+        c->bad_stack++;
+    }
+    if (!c->armed) {
+        c->unexpected++;
+        c->unexpected_vec = vector;
+        c->unexpected_eip = 0;
+        puts("\nchaos: unexpected vector ");
+        putdec(vector);
+        puts(" on a bad stack outside an op\n");
+        finish(1);
+    }
+    c->armed = 0;
+    __builtin_longjmp(c->jb, 1);
+}
+
 static u64 idt[256] __attribute__((aligned(8)));
 static struct {
     u16 limit;
@@ -194,7 +232,7 @@ static void setup_idt(void)
 
 /* ---------------------------------------------------------------------------------- machine info */
 static char cmdline[1024];
-static u32 ncpus = 1, nops = 1000, verbose, cr4_mask = ~0u, exit_code, end_triple;
+static u32 ncpus = 1, nops = 1000, first_op, verbose, verbose_from = ~0u, verbose_until, cr4_mask = ~0u, exit_code, end_triple;
 static u32 hv_base[8], hv_end[8], nhv;
 static u16 pm1a_cnt;
 static u32 cr0_sane, cr4_sane, efer_lo, efer_hi, has_xsave;
@@ -644,13 +682,37 @@ static void store8(volatile u8 *p, u64 v)   /* LOCK CMPXCHG8B: one atomic 8-byte
     __asm__ volatile("1: lock cmpxchg8b (%4); jnz 1b"
                      : "+a"(lo), "+d"(hi) : "b"((u32)v), "c"((u32)(v >> 32)), "S"(p) : "memory", "cc");
 }
+/* The writer's half of the cross-modifying protocol (xmc_code): a safe kind, never hypervisor memory. */
+static void xmc_write(u32 target, u32 kind)
+{
+    u32 expect = XMC_FREE;
+    if (!__atomic_compare_exchange_n(&xmc_state[target], &expect, XMC_WRITING, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;                                     /* the target has not run the last one yet */
+    store8(xmc_code[target], smc_template(kind, 0));
+    __atomic_store_n(&xmc_state[target], XMC_READY, __ATOMIC_RELEASE);
+}
+
+/* The executing CPU's half: code another CPU wrote, after CPUID (serializing: SDM Vol. 3A 8.1.3, 8.3). */
+static void xmc_run(struct cpu *c, u32 a)
+{
+    u32 me = (u32)(c - cpus), cx = 0x10, fn = (u32)xmc_code[me];
+    if (__atomic_load_n(&xmc_state[me], __ATOMIC_ACQUIRE) != XMC_READY)
+        return;
+    u32 l = 0, b, cc = 0, d;
+    cpuid_sub(l, 0, &l, &b, &cc, &d);
+    __asm__ volatile("call *%%esi" : "+a"(a), "+c"(cx), "+S"(fn) : : "ebx", "edx", "edi", "memory", "cc");
+    __atomic_store_n(&xmc_state[me], XMC_FREE, __ATOMIC_RELEASE);
+}
+
 static void op_smc(struct cpu *c, const struct op *o, int cross)
 {
     u32 kind = o->r[0] % (nhv ? 8 : 6);
     u32 addr = nhv ? hv_base[o->r[1] % nhv] + 4 * (o->r[2] % 16) : 0;
     store8(smc_code[c - cpus], smc_template(kind, addr));
-    if (cross && njoined > 1)                       /* cross-modify another CPU's buffer: a safe kind */
-        store8(smc_code[o->r[4] % njoined], smc_template(o->r[5] % 6, 0));
+    if (cross && njoined > 1)                       /* cross-modify another CPU's code (or its own) */
+        xmc_write(o->r[4] % njoined, o->r[5] % 6);
+    if (cross)
+        xmc_run(c, o->r[5] & 0xff);
     u32 a = o->r[5] & 0xff, cx = 0x10, fn = (u32)smc_code[c - cpus];
     if (kind >= 6) {
         c->hv_tried++;
@@ -792,6 +854,8 @@ static void progress(u32 self, u32 ops)
 static void run_ops(struct cpu *c)
 {
     u32 self = (u32)(c - cpus);
+    if (c->next_op < first_op)
+        c->next_op = first_op;      /* first=N: ops N to ops-1 only (a long run's last ops, replayed) */
     while (c->next_op < nops) {
         service_park(c);
         struct op o;
@@ -804,7 +868,9 @@ static void run_ops(struct cpu *c)
         c->next_op = i + 1;
         c->per_class[o.cls]++;
         c->cur_cls = o.cls;
-        if (verbose) {   /* verbose=1: each op before it runs (to find the op that stopped a run) */
+        /* verbose=1: each op before it runs (to find the op that stopped a run); verbose_from=N
+           verbose_until=M: only ops N to M-1 (a long run's last ops, without the output of the rest) */
+        if (verbose || (i >= verbose_from && i < verbose_until)) {
             lock(&console_lock);
             puts("chaos: cpu ");
             putdec(self);
@@ -1004,6 +1070,9 @@ void chaos_main(u32 magic, const struct mb_info *info)
     nops = (u32)num_arg("ops=", 1000);
     ncpus = (u32)num_arg("cpus=", 1);
     verbose = (u32)num_arg("verbose=", 0);
+    first_op = (u32)num_arg("first=", 0);
+    verbose_from = (u32)num_arg("verbose_from=", ~0u);
+    verbose_until = (u32)num_arg("verbose_until=", ~0u);
     exit_code = (u32)num_arg("exitcode=", 0);
     const char *end;
     end_triple = cmdline_word(cmdline, "end=triple", &end);   /* ends with this code whatever happened (host-trust tests) */

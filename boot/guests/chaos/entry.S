@@ -16,9 +16,27 @@
     START32 cpu_stacks + CPU_STACK, chaos_main   /* CPU 0's stack (chaos.c) */
 
 /* ------------------------------------------------------------------ 256 stubs */
+/*
+ * Each stub first checks that ESP is on a CPU stack (or the AP boot stack): code fetched from the xAPIC
+ * page can load ESP with anything (BC 00 00 00 00, MOV ESP, 0, from a TPR of BCh: chaos seed 6, op
+ * 398972), and then the CPU pushed its frame where nothing keeps it (ROM, or nothing). The flags
+ * are the interrupted code's own in the frame, so CMP may change them. On a bad stack the frame is lost:
+ * isr_bad_stack resumes the op's recovery point from a stack of its own (chaos.c trap_bad_stack).
+ */
+#define MAXCPU 16                    /* chaos.c MAXCPU */
     .macro ISR n
 isr\n:
-    pushl $\n
+    cmpl $cpu_stacks + 64, %esp
+    jb 1f
+    cmpl $cpu_stacks + MAXCPU * CPU_STACK, %esp
+    jbe 2f
+    cmpl $ap_boot_stack_top - 4096 + 64, %esp
+    jb 1f
+    cmpl $ap_boot_stack_top, %esp
+    jbe 2f
+1:  movl $\n, %esi
+    jmp isr_bad_stack
+2:  pushl $\n
     jmp isr_common
     .endm
     .altmacro
@@ -37,6 +55,24 @@ isr_common:                         /* [esp] = vector; for NMI the IRET frame fo
     popa
     addl $4, %esp
     iret
+
+isr_bad_stack:                      /* ESI = vector (~0: f_fetch's end); ESP is not to be trusted */
+    movl $1, %eax
+    cpuid                           /* EBX[31:24]: this CPU's initial APIC ID */
+    shrl $24, %ebx
+    movzbl idx_of_apic(%ebx), %edi  /* its index + 1; 0: not known (no stack of its own) */
+    testl %edi, %edi
+    jz 3f
+    movl %edi, %esp
+    shll $10, %esp                  /* (index + 1) * 1024: the top of its trap stack */
+    addl $trap_stacks, %esp
+    decl %edi
+    pushl %edi
+    pushl %esi
+    call trap_bad_stack             /* never returns */
+3:  cli
+    hlt
+    jmp 3b
 
 /* INT n for every n: int_table[n] is "int $n; ret" (3 bytes each). */
     .global int_table
@@ -83,7 +119,17 @@ f_movsx16:  movswl (%edx), %eax; ret
 f_lock_btr: lock btrl $1, (%edx); ret
 f_rep_movs_to: movl %edx, %edi; movl $acc_scratch, %esi; movl $3, %ecx; rep movsb; ret
 f_rep_lods: movl %edx, %esi; movl $2, %ecx; rep lodsw; ret
-f_fetch:    call *%edx; ret
+/*
+ * The fetch: code at EDX (the xAPIC page's registers read as code) may leave any ESP (MOV ESP, POP,
+ * RET n) or pop a far frame: an IRET or RETF there pops the CS 08h and EFLAGS 2 pushed here (no VM
+ * flag: chaos seed 6 op 935936, APR CFh, IRET into virtual-8086 mode, triple fault). Its return is
+ * never trusted: the op ends through its recovery point, as after a fault (isr_bad_stack, vector ~0).
+ */
+f_fetch:    pushl $0x2
+            pushl $SEL_CODE32
+            call *%edx
+            movl $-1, %esi
+            jmp isr_bad_stack
 
 /* ------------------------------------------------------------------ AP trampoline (SDM Vol. 3A 9.4.4) */
 /* Copied to AP_TRAMPOLINE; the SIPI vector points at it. All APs share one boot stack under a lock

@@ -74,6 +74,7 @@ struct trap_frame {
 /* Expected-fault recovery: a step arms mbtest_fixup with the address to resume at (ARM / LAND below). */
 volatile u32 mbtest_fixup;
 static volatile u32 fault_vector, fault_count, fault_eip;
+static volatile u32 fixup_tf_off;       /* apic_fetch_fault: the fixup resumes with RFLAGS.TF clear */
 static u32 failures;
 static int amd;
 
@@ -117,6 +118,8 @@ void trap(struct trap_frame *f)
     if (mbtest_fixup) {
         f->eip = mbtest_fixup;
         mbtest_fixup = 0;
+        if (fixup_tf_off)               /* resume with TF clear, as a handler that longjmps does */
+            f->eflags &= ~0x100u;
         return;
     }
     puts_hex8("mbtest: unexpected exception ", f->vector);
@@ -1016,6 +1019,11 @@ static void check_msr_policy(void)
  *                on the error LVT read back masked; a misaligned TPR store is dropped (apic_policy.c)
  *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
  *                after the xAPIC page (nothing there): #UD at its first byte
+ *   apic_fetch_store  code in the xAPIC page storing into it (ADD [EAX], AL at byte 1 of the TPR slot)
+ *                completes; #UD at byte 5. JMP $ in the timer's initial count: #UD there (steps without
+ *                progress are bounded)
+ *   apic_fetch_fault  BOUND in the TPR raises #BR, and the copy is not executable after it (#UD at
+ *                byte 5 of the slot); POP SS and HLT in the TPR are #UD
  *   logical_ipi  (cpus=N only) INIT-SIPI in logical destination mode: xAPIC flat and cluster model
  *                (each AP sets its LDR / DFR), or x2APIC logical IDs; a destination naming no CPU
  *                restarts none, one naming the AP restarts it once
@@ -1162,33 +1170,104 @@ static void check_apic_policy(void)
  * first byte (all ones). Before issue 13's fix the first walked on through the page into 0xfee01000,
  * which the hypervisor mapped as a hole: QEMU executed its APIC MMIO alias, Bochs has nothing there.
  */
+/* CALL 'at' with EAX = 'eax' under a fixup: the fault it ended in (vector, EIP; ~0 and 0 if none). */
+static void call_faulting(u32 at, u32 eax, u32 *vec, u32 *eip)
+{
+    u32 saved;
+    fault_vector = ~0u;
+    fault_eip = 0;
+    __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
+                     : "=&r"(saved) : "r"(at), "a"(eax) : "memory", "cc");
+    *vec = fault_vector;
+    *eip = fault_eip;
+}
+
+/* A failed step's detail: each call's fault, "V at EIP". */
+static void show_faults(const char *name, u32 n, const u32 *vec, const u32 *eip)
+{
+    puts("mbtest: ");
+    puts(name);
+    putc(':');
+    for (u32 i = 0; i < n; i++) {
+        puts_hex(" ", vec[i]);
+        puts_hex(" at ", eip[i]);
+    }
+    putc('\n');
+}
+
 static void check_apic_fetch_end(void)
 {
     static volatile u8 target;
-    u32 saved, vec[2], eip[2];
+    u32 vec[2], eip[2];
     const u32 at[2] = { 0xfee00ff0u, 0xfee01000u };
-    for (u32 i = 0; i < 2; i++) {
-        fault_vector = ~0u;
-        fault_eip = 0;
-        __asm__ volatile("movl %%esp, %0\n\t" ARM "call *%1" LAND "\n\tmovl %0, %%esp"
-                         : "=&r"(saved) : "r"(at[i]), "a"((u32)&target) : "memory", "cc");
-        vec[i] = fault_vector;
-        eip[i] = fault_eip;
-    }
+    for (u32 i = 0; i < 2; i++)
+        call_faulting(at[i], (u32)&target, &vec[i], &eip[i]);
     int ok = vec[0] == 6 && eip[0] == 0xfee00ff4u && vec[1] == 6 && eip[1] == 0xfee01000u;
-    if (!ok) {
-        puts("mbtest: apic_fetch_end: ");
-        puthex(vec[0]);
-        puts(" at ");
-        puthex(eip[0]);
-        puts(", ");
-        puthex(vec[1]);
-        puts(" at ");
-        puthex(eip[1]);
-        putc('\n');
-    }
+    if (!ok)
+        show_faults("apic_fetch_end", 2, vec, eip);
     step("apic_fetch_end", ok, ok ? "#UD at byte 4 of the last xAPIC slot and at the page after it"
                                   : "code at the end of the xAPIC page or past it did not end in #UD");
+}
+
+/*
+ * Code in the xAPIC page that stores into it (chaos seed 7 on Bochs): a CALL to byte 1 of the TPR slot,
+ * whose bytes 1-3 read 0, runs ADD [EAX], AL (00 00) at 1 and at 3 with EAX at the reserved offset 0,
+ * then #UD at byte 5 (SDM Vol. 3A 11.4.1). The store is undecodable (the decoder cannot fetch from the
+ * page): before the fix the hypervisor stepped it from a copy, the step ended without the instruction
+ * completing, and it retried the same store forever.
+ */
+static void check_apic_fetch_store(void)
+{
+    u32 vec[2], eip[2];
+    const u32 at[2] = { 0xfee00081u, 0xfee00380u };
+    /*
+     * Second: JMP $ (EB FE) in the timer's initial count (masked LVT: no interrupt). On hardware it
+     * spins forever; here each step of it ends where it began, and the hypervisor bounds steps without
+     * progress: #UD there (11.4.1: undefined), never a retry without end.
+     */
+    *(volatile u32 *)0xfee00380u = 0x0000feebu;
+    for (u32 i = 0; i < 2; i++)
+        call_faulting(at[i], 0xfee00000u, &vec[i], &eip[i]);
+    *(volatile u32 *)0xfee00380u = 0;           /* the timer stopped again */
+    int ok = vec[0] == 6 && eip[0] == 0xfee00085u && vec[1] == 6 && eip[1] == at[1];
+    if (!ok)
+        show_faults("apic_fetch_store", 2, vec, eip);
+    step("apic_fetch_store", ok, ok ? "stores by code in the xAPIC page completed (#UD at byte 5); JMP $ there ends in #UD"
+                                    : "code in the xAPIC page storing into it, or spinning there, did not end in #UD");
+}
+
+/*
+ * A fault by code in the xAPIC page, and an instruction that would run on unstepped. The TPR's low byte
+ * 62h: BOUND EAX, [EAX] (62 00) with bounds above EAX raises #BR at the TPR (SDM Vol. 2A BOUND). Its
+ * handler must not run with the page still redirected to the hypervisor's copy: a CALL to byte 5 of the
+ * slot right after it must get #UD there (SDM 11.4.1), not run the copy's zeros (before the fix the
+ * fault went straight to the guest, TF cleared, and the copy stayed executable until the next exit).
+ * Then 17h, POP SS (the single-step trap waits for the next instruction, SDM Vol. 3A 6.8.3): #UD. Then
+ * F4h, HLT (interrupts are off here: it waited for ever, holding the page's step): #UD.
+ */
+static void check_apic_fetch_fault(void)
+{
+    static volatile u32 bounds[2] = { 0xffffffffu, 0xffffffffu };
+    static volatile u8 target;
+    volatile u32 *tpr = (volatile u32 *)0xfee00080u;
+    u32 tpr0 = *tpr & 0xff, vec[4], eip[4];
+    const u32 at[4] = { 0xfee00080u, 0xfee00085u, 0xfee00080u, 0xfee00080u };
+    *tpr = 0x62;
+    fixup_tf_off = 1;   /* a hypervisor TF seen in the #BR frame must not end its step for it at the IRET */
+    for (u32 i = 0; i < 4; i++) {
+        if (i >= 2)
+            *tpr = i == 2 ? 0x17 : 0xf4;        /* not between the first two: the store would exit */
+        call_faulting(at[i], i ? (u32)&target : (u32)bounds, &vec[i], &eip[i]);
+    }
+    fixup_tf_off = 0;
+    *tpr = tpr0;
+    int ok = vec[0] == 5 && eip[0] == at[0];
+    for (u32 i = 1; i < 4; i++)
+        ok = ok && vec[i] == 6 && eip[i] == at[i];
+    if (!ok)
+        show_faults("apic_fetch_fault", 4, vec, eip);
+    step("apic_fetch_fault", ok, ok ? "#BR from code in the xAPIC page, then #UD at byte 5, at POP SS and at HLT"
+                                    : "a fault from code in the xAPIC page left the copy executable, or POP SS or HLT ran");
 }
 
 static void check_holes_many(const struct mb_info *mbi)
@@ -1557,6 +1636,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
     check_apic_policy();
     check_apic_fetch_end();
+    check_apic_fetch_store();
+    check_apic_fetch_fault();
     check_ap_startup(mbi);
     check_logical_ipi(mbi);     /* issue 13 robustness block (needs the AP trampoline) */
     check_tf_emulated();

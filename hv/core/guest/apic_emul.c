@@ -280,6 +280,12 @@ enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fau
     return st;
 }
 
+bool apic_emul_may_run_guest(u32 index)
+{
+    return __atomic_load_n(&ap_state[index], __ATOMIC_ACQUIRE) == AP_RUNNING ||
+           __atomic_load_n(&init_latched[index], __ATOMIC_ACQUIRE);
+}
+
 bool apic_emul_take_init(struct percpu *pc)
 {
     return __atomic_exchange_n(&init_latched[pc->index], 0, __ATOMIC_ACQ_REL) != 0;

@@ -1,4 +1,4 @@
-/* The xAPIC write policy: see apic_policy.h. Register map: SDM Vol. 3A Table 11-1. */
+/* The xAPIC write and fetch policies: see apic_policy.h. Register map: SDM Vol. 3A Table 11-1. */
 #include <hv/apic_policy.h>
 
 enum reg_kind { REG_RESERVED, REG_RO, REG_RW, REG_LVT, REG_ICR_LO };
@@ -103,4 +103,29 @@ void apic_policy_write(u32 offset, u32 size, u32 value, bool tsc_deadline, struc
         else if ((mode == APIC_MODE_FIXED || mode == APIC_MODE_LOWEST) && (value & 0xff) < 16)
             drop(out, true, "ICR vector 0-15 is illegal (SDM 11.5.3, send illegal vector): no IPI");
     }
+}
+
+/* The instructions a step cannot hold to one instruction (apic_policy.h). */
+const char *apic_policy_fetch(const u8 *b, u32 n, bool long_mode)
+{
+    u32 i = 0;
+    while (i < n && (b[i] == 0x26 || b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e || (b[i] >= 0x64 && b[i] <= 0x67) ||
+                     b[i] == 0xf0 || b[i] == 0xf2 || b[i] == 0xf3 || (long_mode && (b[i] & 0xf0) == 0x40)))
+        i++;
+    u8 op = i < n ? b[i] : 0, next = i + 1 < n ? b[i + 1] : 0, third = i + 2 < n ? b[i + 2] : 0;
+    if (op == 0x17 || (op == 0x8e && ((next >> 3) & 7) == 2))
+        return "MOV SS / POP SS: the single-step trap waits for the next instruction (SDM Vol. 3A 6.8.3)";
+    if (op == 0xcc || op == 0xcd || op == 0xce || op == 0xf1)
+        return "INT3 / INT n / INTO / INT1: software interrupts (no exit for INT n on VT-x; its handler runs "
+               "with TF clear, SDM Vol. 3A 6.12.1.2)";
+    if (op == 0x0f && (next == 0x05 || next == 0x34))
+        return "SYSCALL / SYSENTER: their flag masks can clear TF";
+    /*
+     * A CPU that waits inside a step holds the page redirected, and the lock every other CPU's
+     * undecodable APIC store needs, for as long as it waits: with interrupts off, for ever (Bochs, chaos
+     * seed 6, went silent). The step never ends, so nothing would ever say why.
+     */
+    if (op == 0xf4 || (op == 0x0f && next == 0x01 && (third == 0xc9 || third == 0xfb)))
+        return "HLT / MWAIT / MWAITX: the CPU would wait inside the step, holding it";
+    return NULL;
 }

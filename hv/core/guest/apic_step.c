@@ -1,9 +1,12 @@
 /* Single-stepping an undecodable xAPIC store against a copy of the page: see apic_step.h. */
 #include <hv/apic_emul.h>
+#include <hv/apic_policy.h>
 #include <hv/apic_step.h>
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/guest_mem.h>
+#include <hv/lapic.h>
+#include <hv/percpu.h>
 #include <hv/spinlock.h>
 #include <hv/stage2.h>
 #include <hv/x86.h>
@@ -26,13 +29,122 @@ static bool beyond_mapped;
 
 bool apic_step_fetch_in_register(struct vcpu *v)
 {
+    static u32 reports;
     u64 rip = v->ops->rip(v), gpa;
     u64 la = v->ops->code_bits(v) == 64 ? rip : (u32)(v->ops->seg_base(v, VCPU_CS) + rip);
     struct guest_paging pg;
     v->ops->paging(v, &pg);
     if (!guest_translate(&pg, la, &gpa) || !apic_emul_is_apic(gpa))
         return false;       /* the fetch began outside the page: it crosses into it from below */
-    return (gpa & 15) < 4;
+    u32 at = (u32)(gpa & 15);
+    if (at >= 4)
+        return false;
+    u8 slot[16] = { 0 };
+    *(u32 *)slot = (u32)mmio_read32(apic_emul_page() + (gpa & (PAGE_SIZE - 16)));
+    const char *why = apic_policy_fetch(slot + at, 16 - at, v->ops->code_bits(v) == 64);
+    if (why && __atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+        printk("CPU %u: fetch from the xAPIC page at RIP 0x%lx: %s: #UD\n", v->pc->index, rip, why);
+    return !why;
+}
+
+/*
+ * The step in flight: where it began and what a completed instruction changes even when it stores
+ * nothing new (a REP iteration: RCX, RSI, RDI). A step that ends there with none of it changed made no
+ * progress: the instruction did not run (an event came first, or Bochs delivered a single-step trap
+ * left over from the fault that cut the previous step before executing anything: chaos seed 7).
+ */
+static struct { u64 rip, rcx, rsi, rdi; u32 retried; } at_start;
+/* Per CPU: the RIP where steps in a row ended without progress, and how many (apic_step_stuck). */
+static struct { u64 rip; u32 count; } stuck[HV_MAX_CPUS];
+#define STEP_RETRIES 1      /* an own trap without progress: the instruction gets one more chance in-step */
+#define STUCK_LIMIT 8       /* steps without progress at one RIP before #UD (SDM 11.4.1: undefined) */
+
+static void mark_start(struct vcpu *v)
+{
+    at_start.rip = v->ops->rip(v);
+    at_start.rcx = vcpu_gpr(v, 1);
+    at_start.rsi = vcpu_gpr(v, 6);
+    at_start.rdi = vcpu_gpr(v, 7);
+    at_start.retried = 0;
+}
+
+static bool copy_changed(void)
+{
+    for (u32 off = 0; off < PAGE_SIZE; off += 16)
+        if (*(volatile u32 *)(scratch + off) != before[off / 16])
+            return true;
+    return false;
+}
+
+static bool progressed(struct vcpu *v)
+{
+    return v->ops->rip(v) != at_start.rip || vcpu_gpr(v, 1) != at_start.rcx || vcpu_gpr(v, 6) != at_start.rsi ||
+           vcpu_gpr(v, 7) != at_start.rdi || copy_changed();
+}
+
+static void note_progress(struct vcpu *v, bool progress)
+{
+    u32 cpu = v->pc->index;
+    if (progress)
+        stuck[cpu].count = 0;
+    else if (stuck[cpu].count && stuck[cpu].rip == at_start.rip)
+        stuck[cpu].count++;
+    else
+        stuck[cpu].rip = at_start.rip, stuck[cpu].count = 1;
+}
+
+bool apic_step_stuck(struct vcpu *v)
+{
+    u32 cpu = v->pc->index;
+    if (stuck[cpu].count < STUCK_LIMIT || stuck[cpu].rip != v->ops->rip(v))
+        return false;
+    stuck[cpu].count = 0;
+    printk("CPU %u: APIC step at RIP 0x%lx: %u steps in a row without progress: #UD reflected\n", cpu,
+           v->ops->rip(v), STUCK_LIMIT);
+    return true;
+}
+
+static void step_end(struct vcpu *v);
+
+/*
+ * The stage-2 map is one for all CPUs: while the page is redirected, any CPU in the guest could fetch
+ * from the copy, unstepped and unpoliced (and run on into the page after it, which QEMU's TCG asserted
+ * on when the step ended under it). So every other CPU that may run guest code is brought into the
+ * hypervisor (an NMI kick, sent again if one is lost: taken in VT-x root operation it is consumed) and
+ * kept there (apic_step_hold_wait) until the step ends. A one-CPU guest pays nothing.
+ */
+static volatile u32 hold;
+#define REKICK_SPINS (1u << 20)
+
+static void hold_others(struct vcpu *v)
+{
+    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    for (u32 i = 0; i < cpu_count; i++) {
+        struct percpu *t = cpus[i];
+        if (!t || t == v->pc)
+            continue;
+        for (u32 spins = 0; t->launched && !__atomic_load_n(&t->in_root, __ATOMIC_SEQ_CST) &&
+                            apic_emul_may_run_guest(i); spins++) {
+            if (spins % REKICK_SPINS == 0) {
+                __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
+                lapic_send_ipi(t->apic_id, ICR_NMI);
+            }
+            __asm__ volatile("pause");
+        }
+    }
+}
+
+void apic_step_hold_wait(struct percpu *pc)
+{
+    for (;;) {
+        /* Dekker with hold_others: either it sees in_root 0 (and kicks), or this CPU sees the hold. */
+        __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST) || apic_step_active(pc))
+            return;
+        __atomic_store_n(&pc->in_root, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&hold, __ATOMIC_ACQUIRE) && !apic_step_active(pc))
+            __asm__ volatile("pause");
+    }
 }
 
 bool apic_step_active(const struct percpu *pc)
@@ -45,6 +157,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
     if (!v->ops->step_arm || !apic_emul_page() || apic_step_active(v->pc))
         return false;
     spin_lock(&step_lock);
+    hold_others(v);
     step_page = apic_emul_page();
     /* The copy: every 32-bit register at its 16-byte slot (SDM Vol. 3A 11.4.1, Table 11-1), the rest 0
      * (again each time: a step may have stored into the reserved bytes, which nothing replays). */
@@ -60,6 +173,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
      */
     u8 perms = fetch ? STAGE2_R | STAGE2_X : STAGE2_RWX;
     if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, perms)) {
+        __atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
         spin_unlock(&step_lock);
         return false;
     }
@@ -68,15 +182,17 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
     beyond_mapped = stage2_walk(virt_backend->stage2, next, &beyond_was) == 0 &&
                     stage2_remap(virt_backend->stage2, next, (u64)(uintptr_t)beyond, STAGE2_RWX) == 0;
     v->ops->stage2_flush(v);
+    mark_start(v);
     __atomic_store_n(&step_cpu, v->pc->index, __ATOMIC_RELEASE);
     if (v->ops->step_arm(v, true))
         return true;
-    apic_step_end(v);                   /* cannot step: nothing ran, nothing to replay */
+    step_end(v);                        /* cannot step: nothing ran, nothing to replay */
     return false;
 }
 
-void apic_step_end(struct vcpu *v)
+static void step_end(struct vcpu *v)
 {
+    note_progress(v, progressed(v));
     v->ops->step_arm(v, false);
     /* Trap the page again first: a later store by another CPU must fault, not land in the copy. */
     stage2_remap(virt_backend->stage2, step_page, step_page, STAGE2_R);
@@ -93,11 +209,22 @@ void apic_step_end(struct vcpu *v)
     }
     v->rec->arg0 = replayed;
     __atomic_store_n(&step_cpu, ~0u, __ATOMIC_RELEASE);
+    __atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
     spin_unlock(&step_lock);
+}
+
+bool apic_step_trap(struct vcpu *v)
+{
+    if (!progressed(v) && at_start.retried < STEP_RETRIES) {
+        at_start.retried++;             /* still armed (MTF, or TF in RFLAGS): run it again, in-step */
+        return false;
+    }
+    step_end(v);
+    return true;
 }
 
 void apic_step_cut(struct vcpu *v)
 {
     if (apic_step_active(v->pc))
-        apic_step_end(v);
+        step_end(v);
 }

@@ -281,6 +281,10 @@ static void emulate_apic_store(struct vcpu *v, u64 gpa)
         vcpu_inject_exception(v, fault.vector, fault.has_error, fault.error);
         return;
     }
+    if (apic_step_stuck(v)) {
+        vcpu_inject_ud(v);          /* the same store stepped without progress again and again */
+        return;
+    }
     if (!apic_step_begin(v, false)) {
         /*
          * Not guest-triggerable: both back ends can always single-step (MTF or TF + #DB), and the page
@@ -354,7 +358,16 @@ static void exit_nothing_there(struct vcpu *v, u64 gpa, u32 access)
             vcpu_inject_gp0(v);
         }
     }
-    if (__atomic_fetch_add(&reports, 1, __ATOMIC_RELAXED) < 8)
+    u32 n = __atomic_add_fetch(&reports, 1, __ATOMIC_RELAXED);
+    /*
+     * The first 8 in full; then at every power of two a count, so that a guest that loops on such an
+     * access (chaos seed 6 on Bochs: IRET to 0xcfef2e06 and #UD, for ever) is never silent on the console.
+     */
+    if (n > 8 && !(n & (n - 1)))
+        printk("%s: CPU %u: %u accesses where nothing is mapped so far, the last a %s of GPA 0x%lx (RIP 0x%lx)\n",
+               v->vendor, v->pc->index, n, access & S2_WRITE ? "write" : access & S2_FETCH ? "fetch" : "read", gpa,
+               v->ops->rip(v));
+    if (n <= 8)
         printk("%s: CPU %u: %s of GPA 0x%lx, where nothing is mapped (RIP 0x%lx): %s\n", v->vendor, v->pc->index,
                access & S2_WRITE ? "write" : access & S2_FETCH ? "fetch" : "read", gpa, v->ops->rip(v),
                access & S2_FETCH              ? "#UD reflected (all-ones bytes)"
@@ -386,7 +399,7 @@ void exit_stage2_fault(struct vcpu *v, u64 gpa, u32 access)
          * their APIC MMIO (Bochs panics: "prefetch: running in bogus memory"); where this CPU cannot
          * single-step, the page becomes readable and executable, never writable.
          */
-        if (!apic_step_fetch_in_register(v)) {
+        if (!apic_step_fetch_in_register(v) || apic_step_stuck(v)) {
             vcpu_inject_ud(v);      /* bytes 4-15 of a register slot: undefined, SDM Vol. 3A 11.4.1 */
             return;
         }

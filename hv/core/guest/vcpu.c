@@ -155,6 +155,7 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
     struct percpu *pc = v->pc;
     vcpu_exit_done(v);
     if (v->event.valid) {
+        apic_step_cut(v);               /* the event's handler must not run with the xAPIC page redirected */
         v->ops->inject(v, &v->event);
         rec->flags |= HV_REC_INJECTED;
     }
@@ -168,5 +169,5 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
         hv_exit(pc->end_status, pc->end_reason);
     }
     vcpu_check_init(pc);
-    pc->in_root = 0;
+    apic_step_hold_wait(pc);            /* clears in_root */
 }

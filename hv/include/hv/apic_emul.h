@@ -58,6 +58,8 @@ bool apic_emul_apic_base_write(u64 value);
  * clears it; a SIPI that came right behind it is already waiting (apic_emul_wait_sipi returns at once).
  */
 bool apic_emul_take_init(struct percpu *pc);
+/* CPU 'index' may be running guest code: not parked, nor waiting for a SIPI in the hypervisor. */
+bool apic_emul_may_run_guest(u32 index);
 /* A real INIT reached this CPU in the guest (VT-x INIT exit): it waits for SIPI like an emulated one. */
 void apic_emul_init_arrived(struct percpu *pc);
 /* A parked AP: sleep (park.h) until the guest's INIT-SIPI, then return the SIPI vector. */

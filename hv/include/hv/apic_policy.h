@@ -1,6 +1,7 @@
 /*
  * What a guest store to the xAPIC page may do to the real local APIC (issue 13): one table, per register
- * offset of SDM Vol. 3A Table 11-1, whether the guest may write it and how the value is checked.
+ * offset of SDM Vol. 3A Table 11-1, whether the guest may write it and how the value is checked. And
+ * which instructions fetched from the page may run (apic_policy_fetch, below).
  *
  * - Only an aligned 32-bit store reaches a register (SDM 11.4.1: other sizes and alignments are model
  *   specific / undefined; a partial store merged into a register could fire a side effect, e.g. an IPI).
@@ -52,5 +53,13 @@ struct apic_write_verdict {
  * the CPU has the TSC-deadline timer mode (CPUID.01H:ECX[24], 11.5.4.1), else that mode is reserved.
  */
 void apic_policy_write(u32 offset, u32 size, u32 value, bool tsc_deadline, struct apic_write_verdict *out);
+
+/*
+ * The fetch policy for code in the xAPIC page (apic_step.h): an instruction there runs as one single
+ * step from a copy of the page. The ones a step cannot hold to one instruction get #UD instead: NULL if
+ * the instruction at 'b' may run, else why not. 'b' holds the 'n' bytes of its 16-byte slot from the
+ * fetch on (the register's bytes, then zeros); long_mode: 64-bit code (REX prefixes).
+ */
+const char *apic_policy_fetch(const u8 *b, u32 n, bool long_mode);
 
 #endif

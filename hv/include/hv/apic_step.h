@@ -19,7 +19,11 @@
  * ("hangs, incorrect results or unexpected exceptions"): an instruction that begins there gets #UD
  * (the caller injects it), one that begins in bytes 0-3 and runs on into them reads them as zeros (the
  * copy's reserved bytes). So code in the page runs a few instructions per slot at most, never a walk
- * through 4 KiB of single steps; the documented case (a RET in a register's low byte) works.
+ * through 4 KiB of single steps; the documented case (a RET in a register's low byte) works. The policy
+ * holds for every instruction run from the page, because each is its own step: the page is redirected
+ * for one instruction, and the next fetch faults again. So the instructions after which the CPU would
+ * run on unstepped (MOV SS, POP SS, software interrupts, SYSCALL, SYSENTER) or wait inside the step
+ * (HLT, MWAIT) get #UD too (apic_policy_fetch), with a line on the console saying which.
  */
 bool apic_step_fetch_in_register(struct vcpu *v);
 /*
@@ -30,15 +34,34 @@ bool apic_step_fetch_in_register(struct vcpu *v);
 bool apic_step_begin(struct vcpu *v, bool fetch);
 /* This CPU has a step in flight (the next exit ends it). */
 bool apic_step_active(const struct percpu *pc);
-/* End at the first exit after the step: replay the writes, trap the page again, disarm. */
-void apic_step_end(struct vcpu *v);
+/*
+ * The step's own exit (monitor trap, or #DB where there is none). If the instruction made progress (RIP,
+ * RCX/RSI/RDI or the copy changed) the step ends: the writes are replayed, the page trapped again, the
+ * step disarmed; true. If not (the trap came before the instruction ran: Bochs delivers one left over
+ * from the fault that cut the step before), it stays armed for one more try; false: deliver nothing.
+ */
+bool apic_step_trap(struct vcpu *v);
+/*
+ * Steps in a row ended without progress at this vCPU's RIP (STUCK_LIMIT): the caller reflects #UD
+ * instead of stepping again (SDM Vol. 3A 11.4.1: undefined). The hypervisor never retries one access
+ * forever (chaos seed 7 on Bochs did: 46,329 identical steps).
+ */
+bool apic_step_stuck(struct vcpu *v);
 /*
  * An exit that is not the step's own (#DB / monitor trap) while this CPU has a step in flight: end the
- * step now. The stepped instruction may have faulted into the guest, whose handler runs with TF clear
- * (SDM Vol. 3A 17.3.1.4: no single-step trap after a faulting instruction; SVM steps with TF), so no
- * #DB would ever come and the page would stay redirected; or an event (an NMI kick) came first. What
- * the instruction wrote is replayed; if it did not complete, it runs again from the trapped page.
+ * step now. The stepped instruction may have faulted, or an event (an NMI kick) came first. What the
+ * instruction wrote is replayed; if it did not complete, it runs again from the trapped page. A guest
+ * handler must never run with the page redirected (it could run anything in the copy unpoliced: QEMU
+ * TCG asserted on chaos code at byte 15 of slot 0x260): while a step is armed with RFLAGS.TF every
+ * exception is intercepted (the back ends' step_arm; a faulting instruction clears TF into its handler,
+ * SDM Vol. 3A 17.3.1.4) and reflected after the cut, and an event injected at the entry that would
+ * start the step cuts it first (vcpu_exit_finish).
  */
 void apic_step_cut(struct vcpu *v);
+/*
+ * The last thing before this CPU enters the guest (it clears percpu.in_root): while another CPU's step
+ * is in flight, wait in the hypervisor (the stage-2 map is shared: the copy must be no other CPU's code).
+ */
+void apic_step_hold_wait(struct percpu *pc);
 
 #endif

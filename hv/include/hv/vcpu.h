@@ -29,6 +29,7 @@ enum vcpu_seg { VCPU_ES, VCPU_CS, VCPU_SS, VCPU_DS, VCPU_FS, VCPU_GS };
 /* Architectural exception vectors (SDM Vol. 3A 6.3.1, Table 6-1). */
 #define VEC_DE 0
 #define VEC_DB 1
+#define VEC_NMI 2
 #define VEC_BP 3
 #define VEC_UD 6
 #define VEC_DF 8
@@ -37,6 +38,7 @@ enum vcpu_seg { VCPU_ES, VCPU_CS, VCPU_SS, VCPU_DS, VCPU_FS, VCPU_GS };
 #define VEC_SS 12
 #define VEC_GP 13
 #define VEC_PF 14
+#define VEC_MC 18
 
 /* An event to deliver on the next entry (what VM_ENTRY_INTR_INFO / EVENTINJ will carry). */
 struct vcpu_event {

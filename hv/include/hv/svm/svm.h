@@ -95,6 +95,7 @@ struct svm_cpu {
     u32 asid;
     bool nrips;                 /* CPUID 8000_000Ah:EDX.NRIPS: the CPU fills next_rip */
     bool step_guest_tf;         /* the guest's own RFLAGS.TF while apic_step single-steps it */
+    u32 step_exc_saved;         /* the exception intercepts from before (every vector intercepted meanwhile) */
     u64 exits[SVM_EXIT_IDX_COUNT];
 };
 

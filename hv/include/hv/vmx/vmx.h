@@ -142,6 +142,7 @@ struct vmx_cpu {
     bool launched;
     bool step_tf;               /* apic_step single-steps with RFLAGS.TF (no monitor trap flag) */
     bool step_guest_tf;         /* ... and the guest's own TF meanwhile */
+    u32 step_exc_bitmap;        /* ... and the exception bitmap from before (every vector trapped meanwhile) */
     u64 exits[VMX_EXIT_REASON_COUNT];
 };
 
