@@ -76,27 +76,31 @@ static u8 *at(u64 addr, bool phys, u32 *room)
     return (phys ? pmem : vmem) + (addr - base);
 }
 
+/* The fake target's bytes at addr, and how many of n are there (0: unmapped). */
+static u32 span(u64 addr, bool phys, u32 n, u8 **p)
+{
+    u32 room;
+    *p = at(addr, phys, &room);
+    return *p ? (n < room ? n : room) : 0;
+}
+
 static u32 read_mem(void *ctx, u64 addr, u8 *buf, u32 n, bool phys)
 {
     (void)ctx;
-    u32 room;
-    u8 *p = at(addr, phys, &room);
-    if (!p)
-        return 0;
-    n = n < room ? n : room;
-    memcpy(buf, p, n);
+    u8 *p;
+    n = span(addr, phys, n, &p);
+    if (n)
+        memcpy(buf, p, n);
     return n;
 }
 
 static u32 write_mem(void *ctx, u64 addr, const u8 *buf, u32 n, bool phys)
 {
     (void)ctx;
-    u32 room;
-    u8 *p = at(addr, phys, &room);
-    if (!p)
-        return 0;
-    n = n < room ? n : room;
-    memcpy(p, buf, n);
+    u8 *p;
+    n = span(addr, phys, n, &p);
+    if (n)
+        memcpy(p, buf, n);
     return n;
 }
 
