@@ -70,3 +70,45 @@ def readme_commands(readme: Path) -> list[Command]:
                 pending = ""
         assert not pending, f"unterminated command in README.md: {pending!r}"
     return commands
+
+
+def _words(line: str) -> list[str]:
+    return shlex.split(line.rstrip("&"))
+
+
+def _output(line: str) -> str | None:
+    """The file a command writes (its -o / --output / --iso argument), if any."""
+    words = _words(line)
+    for flag in ("-o", "--output", "--iso"):
+        if flag in words[:-1]:
+            return words[words.index(flag) + 1]
+    return None
+
+
+def readme_chains(commands: list[Command]) -> list[list[Command]]:
+    """The runnable commands in independent chains, each in README order: a command joins the chain
+    of the earlier command whose output file it reads, or of the attached run whose RAM file it names
+    (that run is stopped once its chain is done); every other command is a chain of its own."""
+    chains: list[list[Command]] = []
+    writer: dict[str, list[Command]] = {}  # output file -> the chain that makes it
+    attached: list[Command] | None = None
+    for cmd in commands:
+        if cmd.how in (SETUP, EXTERNAL):
+            continue
+        reads = [writer[w] for w in _words(cmd.line) if w in writer]
+        if RAM_PLACEHOLDER_RE.search(cmd.line):
+            assert attached is not None, f"{cmd.line!r}: no `hvtrace run ... &` before it"
+            reads.append(attached)
+        if reads:
+            chain = reads[0]
+            assert all(r is chain for r in reads), f"{cmd.line!r} reads the outputs of two chains"
+            chain.append(cmd)
+        else:
+            chain = [cmd]
+            chains.append(chain)
+        if cmd.how == ATTACHED:
+            attached = chain
+        out = _output(cmd.line)
+        if out is not None:
+            writer[out] = chain
+    return chains
