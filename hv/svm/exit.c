@@ -11,6 +11,7 @@
 #include <hv/console.h>
 #include <hv/exit_common.h>
 #include <hv/panic.h>
+#include <hv/svm/halt.h>
 #include <hv/svm/vcpu.h>
 #include <hv/trace.h>
 
@@ -161,6 +162,13 @@ static void nmi(struct svm_exit *x)
     __asm__ volatile("stgi; nop; clgi" ::: "memory");
 }
 
+/* INTR, intercepted only while the guest runs its HLT (halt.c): the interrupt stays pending (APM Vol. 2
+ * 15.13.1) and the guest takes it at VMRUN, once svm_halt_after_exit() dropped the intercept. */
+static void intr(struct svm_exit *x)
+{
+    (void)x;
+}
+
 static void shutdown(struct svm_exit *x)
 {
     x->vcpu.ops->dump(&x->vcpu, "guest shutdown (triple fault)");
@@ -188,6 +196,8 @@ static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_EXCP_DB] = { debug_trap, HV_EXIT_EXCEPTION },
     [SVM_EXIT_EXCP_UD] = { exception, HV_EXIT_EXCEPTION },
     [SVM_EXIT_NMI] = { nmi, HV_EXIT_EXCEPTION },
+    [SVM_EXIT_INTR] = { intr, HV_EXIT_OTHER },
+    [SVM_EXIT_HLT] = { svm_halt_exit, HV_EXIT_HLT },
     [SVM_EXIT_CPUID] = { cpuid, HV_EXIT_CPUID },
     [SVM_EXIT_INVD] = { invd, HV_EXIT_INVD },
     [SVM_EXIT_MSR] = { msr, HV_EXIT_MSR_READ },         /* MSR_WRITE when EXITINFO1 = 1 */
@@ -346,4 +356,5 @@ void svm_exit_dispatch(struct guest_regs *regs)
         unhandled(&x);
     v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
     vcpu_exit_finish(&x.vcpu, rec);
+    svm_halt_after_exit(&x);
 }

@@ -12,6 +12,7 @@
 #include <hv/msr_policy.h>
 #include <hv/segments.h>
 #include <hv/stage2.h>
+#include <hv/svm/halt.h>
 #include <hv/svm/svm.h>
 #include <hv/x86.h>
 
@@ -86,6 +87,7 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
     v->control.intercept_exceptions = 1u << 6;                              /* #UD: reflected, and traced */
     v->control.intercept_misc1 = SVM_INTERCEPT1_CPUID | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_MSR_PROT |
                                  SVM_INTERCEPT1_SHUTDOWN | SVM_INTERCEPT1_NMI;   /* NMIs: held, kicks (vcpu.h) */
+    svm_halt_reset(s, v);                                                       /* HLT (halt.c) */
     /* The negative-test hook: RDPMC intercepted with no handler in the dispatch table (cmdline.h). */
     if (hv_options.unhandled_exit_test)
         v->control.intercept_misc1 |= SVM_INTERCEPT1_RDPMC;

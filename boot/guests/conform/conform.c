@@ -1175,6 +1175,7 @@ static void c_pf_delivery_intn(void)
 #define ICR_LO 0x300u
 #define ICR_HI 0x310u
 static volatile u32 ap_starts, ap_spins, ap_apic_id = ~0u;
+static volatile u32 ap_halt_req, ap_halts, ap_halt_returns;
 
 void ap_main(void);
 void ap_main(void)
@@ -1183,6 +1184,12 @@ void ap_main(void)
     ap_apic_id = apic_r(0x20) >> 24;
     __atomic_fetch_add(&ap_starts, 1, __ATOMIC_SEQ_CST);
     for (;;) {   /* running: the INIT check interrupts this loop */
+        if (ap_halt_req) {   /* smp_hlt_wake: halt with interrupts off until an NMI comes */
+            ap_halt_req = 0;
+            __atomic_fetch_add(&ap_halts, 1, __ATOMIC_SEQ_CST);
+            __asm__ volatile("cli; hlt" ::: "memory");
+            __atomic_fetch_add(&ap_halt_returns, 1, __ATOMIC_SEQ_CST);
+        }
         __atomic_fetch_add(&ap_spins, 1, __ATOMIC_SEQ_CST);
         __asm__ volatile("pause");
     }
@@ -1263,6 +1270,32 @@ static void c_smp_nmi_ipi(void)
         return PASS_IF(0, "no NMI on the AP");
     u32 s = ap_spins;
     PASS_IF(wait_for(&ap_spins, s + 1000), "the AP did not resume after its NMI");
+}
+
+/*
+ * HLT ends with an interrupt, an NMI, SMI, INIT or RESET (SDM Vol. 2A HLT): the AP halts with
+ * interrupts off and must stay halted while this CPU stores to its own xAPIC page until the NMI IPI
+ * wakes it, once. The stores are MOVNTI (0F C3), which an MMIO decoder may not know: a hypervisor then
+ * single-steps them and keeps the other CPUs out of the guest meanwhile — without waking their HLT.
+ */
+static void c_smp_hlt_wake(void)
+{
+    if (smp_skip() || !ensure_ap())
+        return;
+    u32 halts = ap_halts, returns = ap_halt_returns, nmis = t_nmi_count;
+    ap_halt_req = 1;
+    if (!wait_for(&ap_halts, halts + 1))
+        return PASS_IF(0, "the AP did not reach its HLT");
+    delay(2000000);
+    for (u32 i = 0; i < 8; i++)     /* ends at 0 */
+        __asm__ volatile("movnti %0, (%1)" : : "r"(i & 1 ? 0u : 0x10u), "r"(APIC + TPR) : "memory");
+    delay(2000000);
+    if (ap_halt_returns != returns)
+        return PASS_IF(0, "the AP left its HLT without an interrupt or NMI");
+    ipi(ap_apic_id, 0x4400);   /* NMI, level assert, physical destination */
+    if (!wait_for(&ap_halt_returns, returns + 1))
+        return PASS_IF(0, "the NMI did not end the AP's HLT");
+    PASS_IF(t_nmi_count == nmis + 1 && ap_halt_returns == returns + 1, "not one NMI and one HLT end");
 }
 
 static void c_smp_init_sipi(void)
@@ -1394,6 +1427,7 @@ static const struct check checks[] = {
     {"pf_delivery_intn", c_pf_delivery_intn},
     {"smp_start", c_smp_start},
     {"smp_nmi_ipi", c_smp_nmi_ipi},
+    {"smp_hlt_wake", c_smp_hlt_wake},
     {"smp_init_sipi", c_smp_init_sipi},
 };
 

@@ -1,0 +1,14 @@
+#ifndef HV_SVM_HALT_H
+#define HV_SVM_HALT_H
+
+#include <hv/svm/svm.h>
+#include <hv/svm/vmcb.h>
+
+struct svm_exit;
+
+/* svm/halt.c: the guest's HLT kept across the hypervisor's own exits (SVM saves no activity state). */
+void svm_halt_reset(struct svm_cpu *s, struct vmcb *v);    /* not halted: HLT intercepted, INTR not */
+void svm_halt_exit(struct svm_exit *x);                     /* the HLT intercept: run the HLT for real */
+void svm_halt_after_exit(struct svm_exit *x);               /* last thing before VMRUN */
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * The guest's HLT state across the hypervisor's own exits (SVM). VT-x keeps it in the VMCS (guest
+ * activity state, SDM Vol. 3C 24.4.2: an exit taken in the HLT state saves HLT, and the entry halts
+ * again); SVM saves none: an intercepted NMI that finds the guest halted completes its HLT, and the
+ * guest runs on after it at the next VMRUN. Every kick (vcpu.h: an xAPIC step's hold, INIT to a running
+ * CPU, a gdb stop) would then wake a halted guest with no event it can see, and a guest that halts
+ * until its NMI comes (memtest86+'s barrier: `lock decl; je 0f; hlt`) runs on too early.
+ *
+ * So HLT is intercepted. At its exit the guest's HLT is run for real (the HLT intercept off, RIP left
+ * on it), with INTR intercepted (APM Vol. 2 15.13.1) so that every genuine wake-up is an exit: an
+ * interrupt (the INTR exit, after which the interrupt, still pending, is taken by the guest at VMRUN),
+ * or an event the hypervisor injects (the guest's NMI). Any other exit that finds the HLT completed
+ * puts the guest back on it, in an interrupt shadow so that the HLT executes before an interrupt
+ * pending meanwhile is recognised: the guest wakes from the HLT, as on hardware, and returns after it.
+ */
+#include <hv/svm/halt.h>
+#include <hv/svm/vcpu.h>
+
+static void halt_end(struct svm_cpu *s, struct vmcb *v)
+{
+    s->halted = false;
+    v->control.intercept_misc1 = (v->control.intercept_misc1 & ~SVM_INTERCEPT1_INTR) | SVM_INTERCEPT1_HLT;
+}
+
+void svm_halt_reset(struct svm_cpu *s, struct vmcb *v)
+{
+    halt_end(s, v);
+}
+
+void svm_halt_exit(struct svm_exit *x)
+{
+    struct vmcb *v = x->vmcb;
+    u32 len = x->vcpu.ops->insn_len(&x->vcpu);
+    x->s->halted = true;
+    x->s->halt_rip = v->save.rip;
+    x->s->halt_next = v->save.rip + (len ? len : 1);    /* HLT is F4: only ignored prefixes make it longer */
+    v->control.intercept_misc1 = (v->control.intercept_misc1 & ~SVM_INTERCEPT1_HLT) | SVM_INTERCEPT1_INTR;
+}
+
+void svm_halt_after_exit(struct svm_exit *x)
+{
+    struct svm_cpu *s = x->s;
+    struct vmcb *v = x->vmcb;
+    if (!s->halted || x->code == SVM_EXIT_HLT)
+        return;
+    /* Woken: by an interrupt, by an event injected now, or it left the HLT (it had not run yet). */
+    if (x->code == SVM_EXIT_INTR || (v->control.event_inj & SVM_EVT_VALID) || v->save.rip != s->halt_next) {
+        halt_end(s, v);
+        return;
+    }
+    v->save.rip = s->halt_rip;
+    v->control.interrupt_shadow |= 1;
+}
