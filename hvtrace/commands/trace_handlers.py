@@ -114,7 +114,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     table = load_symbols(args.symbols)  # before the report: a bad file fails fast
     reasons = [n for arg in args.reason for n in arg.split(",") if n] if args.reason else None
     sel = Selection.of(tf, args.cpu, reasons, args.since, args.until)
-    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs)
+    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs, summaries=not args.no_summaries)
     if table is not None:  # the selected records only, a second streaming pass
         rep["symbols"] = symbols_section(sel.records(tf), table, int(tf.meta.get("vendor") or 0))
     if args.json:

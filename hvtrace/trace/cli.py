@@ -49,6 +49,11 @@ def register(sub: Subcommands) -> None:
     rep.add_argument(
         "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
     )
+    rep.add_argument(
+        "--no-summaries", action="store_true",
+        help="decode every chunk's records instead of using the per-chunk summaries of chunks selected "
+        "whole (format 3 files; the same report, slower: for checking)",
+    )  # fmt: skip
     values.add_symbols_argument(rep)
 
     exp = add_command(sub, "export", f"{HANDLERS}:cmd_export", perfetto_json_max=PERFETTO_JSON_MAX)

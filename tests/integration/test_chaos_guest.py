@@ -176,6 +176,7 @@ def run_chaos(backend: str, cpus: int, args: str, elf: Path, timeout: float) -> 
             after = bochs_fingerprint(cap.session, before=False)
             flip_checked(cap.session, after)
         slide = slide_from_console(cap.console) or 0
+        assert cap.session is not None  # start_capture boots a session of its own
         status = cap.session.status
         return ChaosRun(list(cap.console), recs, cap.progress.lost, cpus, slide, before, after, status)
 

@@ -1,0 +1,239 @@
+"""A chunk's summary (chunk flag FLAG_SUMMARY, format version 3; docs/trace-format.md): what
+`hvtrace report`'s aggregate needs of the chunk's records as a whole, so a chunk the report selects
+whole is merged from it without decoding a record.
+
+Per (kind, reason) pair of the chunk (the CPU is the chunk's): record count, count and exact sum of
+the records with a known handling time (``tsc_resume - tsc``, hvtrace.trace.report_scan), its exact
+min and max, first and last TSC, the non-empty buckets of the p99 histogram (hvtrace.trace.
+report_hist) and the drill-down values (hvtrace.trace.report_drill: CPUID leaf, MSR index, CR number,
+I/O port, GPA page or xAPIC register) with their counts. Keyed by pair, so a report filtered by
+reason keeps exactly the pairs it selects.
+
+Stored at the start of the chunk's payload (covered by its CRC), compressed with the chunk's codec::
+
+    u32 compressed length C | u32 raw length R | C bytes: the summary, compressed
+
+Raw summary (little endian; every table stored column by column, which compresses best)::
+
+    u8 version | u8 0 | u16 pairs P | u32 histogram entries H | u32 drill-down entries D
+    P pairs: kind u8, reason u16, count u32, timed u32, sum (u64 low word, u64 high word),
+             min u64, max u64, first TSC u64, last TSC u64, histogram entries u32, drill entries u32
+    H histogram entries (by pair, then bucket): bucket u16, count u32
+    D drill-down entries (by pair, then value): value u64, count u32
+
+A summary of another version is not damage: the reader decodes the chunk's columns instead. The
+drill-down values are stored as `report_drill` derives them (DRILLDOWNS, drill_key): a change there
+must bump ``VERSION`` (tests/unit/test_chunk_summary.py pins both).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from hvtrace.decode.record_meaning import DRILLDOWNS
+from hvtrace.trace import chunk_codec, report_hist
+from hvtrace.trace.chunk_codec import CodecError
+from hvtrace.trace.report_agg import Aggregate, GroupStats, exact_sums
+from hvtrace.trace.report_drill import drill_values
+
+VERSION: Final = 1
+_PREFIX: Final = struct.Struct("<II")
+_HEAD: Final = struct.Struct("<BBHII")
+_PAIR: Final = np.dtype(
+    [("kind", "<u1"), ("reason", "<u2"), ("count", "<u4"), ("timed", "<u4"), ("sum_lo", "<u8"),
+     ("sum_hi", "<u8"), ("lo", "<u8"), ("hi", "<u8"), ("first_tsc", "<u8"), ("last_tsc", "<u8"),
+     ("nhist", "<u4"), ("ndrill", "<u4")]
+)  # fmt: skip
+_HIST: Final = np.dtype([("bucket", "<u2"), ("count", "<u4")])
+_DRILL: Final = np.dtype([("value", "<u8"), ("count", "<u4")])
+_DRILL_KINDS: Final = np.array(sorted(DRILLDOWNS), dtype=np.uint8)
+_U64: Final = (1 << 64) - 1
+
+
+def _columns(table: np.ndarray[Any, Any]) -> bytes:
+    assert table.dtype.names is not None
+    return b"".join(np.ascontiguousarray(table[f]).tobytes() for f in table.dtype.names)
+
+
+def _table(raw: memoryview, pos: int, dtype: np.dtype[Any], n: int) -> tuple[np.ndarray[Any, Any], int]:
+    out = np.empty(n, dtype)
+    assert dtype.names is not None
+    for f in dtype.names:
+        t = dtype.fields[f][0]  # type: ignore[index]
+        out[f] = np.frombuffer(raw, t, n, pos)
+        pos += n * t.itemsize
+    return out, pos
+
+
+def _runs(*keys: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Sorted by ``keys`` (the last one first, as np.lexsort): the order, and where each run of equal
+    keys starts (a sort instead of np.unique over several columns)."""
+    order = np.lexsort(keys)
+    change = np.zeros(len(order), dtype=bool)
+    if len(order):
+        change[0] = True
+        for k in keys:
+            s = k[order]
+            change[1:] |= s[1:] != s[:-1]
+    return order, np.flatnonzero(change)
+
+
+def summarize(recs: np.ndarray[Any, Any]) -> bytes | None:
+    """The raw summary of one CPU's records (ABI v2 layout); None when it cannot state them exactly
+    as the report aggregates them: a handling time of 2^63 ticks or more (only damaged TSCs)."""
+    n = len(recs)
+    kind, reason, tsc, resume = recs["kind"], recs["reason"], recs["tsc"], recs["tsc_resume"]
+    timed = (resume != 0) & (resume >= tsc)  # as report_scan._with_handling
+    ticks = (resume - tsc).view(np.int64)
+    if n == 0 or bool((ticks[timed] < 0).any()):
+        return None
+    key = kind.astype(np.uint32) << np.uint32(16) | reason
+    pair_keys, inv = np.unique(key, return_inverse=True)
+    inv = inv.reshape(-1)
+    p = len(pair_keys)
+    pairs = np.zeros(p, _PAIR)
+    pairs["kind"], pairs["reason"] = pair_keys >> np.uint32(16), pair_keys & np.uint32(0xFFFF)
+    pairs["count"] = np.bincount(inv, minlength=p)
+    order = np.argsort(inv, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(pairs["count"])[:-1])).astype(np.intp)
+    pairs["first_tsc"] = np.minimum.reduceat(tsc[order], starts)
+    pairs["last_tsc"] = np.maximum.reduceat(tsc[order], starts)
+    t_inv, t_ticks = inv[timed], ticks[timed]
+    pairs["timed"] = np.bincount(t_inv, minlength=p)
+    sums = exact_sums(t_inv, t_ticks, p)
+    pairs["sum_lo"] = [s & _U64 for s in sums]
+    pairs["sum_hi"] = [s >> 64 for s in sums]
+    order, first = _runs(t_ticks, t_inv)  # by pair, then ticks: a pair's first and last are its extremes
+    has = pairs["timed"] > 0
+    last = np.append(first[1:], len(order)) - 1
+    if len(order):
+        run_pair = t_inv[order[first]]
+        head = np.flatnonzero(np.diff(run_pair, prepend=-1) != 0)  # the first run of each pair
+        tail = np.append(head[1:], len(first)) - 1
+        pairs["lo"][has] = t_ticks[order[first[head]]]
+        pairs["hi"][has] = t_ticks[order[last[tail]]]
+    hkey = t_inv.astype(np.int64) * report_hist.BUCKETS + report_hist.bucket_of(t_ticks)
+    hk, hc = np.unique(hkey, return_counts=True)
+    hist = np.zeros(len(hk), _HIST)
+    hist["bucket"], hist["count"] = hk % report_hist.BUCKETS, hc
+    pairs["nhist"] = np.bincount(hk // report_hist.BUCKETS, minlength=p)
+    drilled = np.flatnonzero(np.isin(kind, _DRILL_KINDS))
+    cols = {"kind": kind[drilled], "arg0": recs["arg0"][drilled], "gpa": recs["gpa"][drilled]}
+    values, d_inv = drill_values(cols), inv[drilled]
+    order, first = _runs(values, d_inv)
+    drill = np.zeros(len(first), _DRILL)
+    drill["value"] = values[order[first]]
+    drill["count"] = np.diff(np.append(first, len(order)))
+    pairs["ndrill"] = np.bincount(d_inv[order[first]], minlength=p)
+    return (
+        _HEAD.pack(VERSION, 0, p, len(hist), len(drill)) + _columns(pairs) + _columns(hist) + _columns(drill)
+    )
+
+
+def encode(raw: bytes, flag: int, level: int | None = None) -> bytes:
+    """The payload prefix holding a raw summary, compressed with the chunk's codec ``flag``."""
+    frame = chunk_codec.encode(raw, flag, level)
+    return _PREFIX.pack(len(frame), len(raw)) + frame
+
+
+def split(payload: bytes | memoryview, count: int) -> tuple[memoryview, int, memoryview]:
+    """A FLAG_SUMMARY payload's summary frame, the summary's raw length, and the rest (the records'
+    payload); a CodecError when the lengths cannot be right for ``count`` records."""
+    view = memoryview(payload)
+    if len(view) < _PREFIX.size:
+        raise CodecError("payload shorter than its summary prefix")
+    clen, rlen = _PREFIX.unpack_from(view)
+    if clen > len(view) - _PREFIX.size:
+        raise CodecError("summary length beyond the payload")
+    # every table has at most one entry per record: a bound before anything is decompressed
+    if rlen > _HEAD.size + count * (_PAIR.itemsize + _HIST.itemsize + _DRILL.itemsize):
+        raise CodecError(f"implausible summary length {rlen}")
+    end = _PREFIX.size + clen
+    return view[_PREFIX.size : end], rlen, view[end:]
+
+
+@dataclass
+class Summary:
+    """A decoded summary: the pairs, and each pair's histogram and drill-down entries (``*_at``: where
+    pair j's entries start; they end where pair j + 1's start)."""
+
+    pairs: np.ndarray[Any, Any]
+    hist: np.ndarray[Any, Any]
+    drill: np.ndarray[Any, Any]
+    hist_at: list[int]
+    drill_at: list[int]
+
+    @property
+    def records(self) -> int:
+        return int(self.pairs["count"].sum())
+
+
+def decode(frame: memoryview, flags: int, rlen: int, count: int) -> Summary | None:
+    """The summary of a chunk of ``count`` records; None for a summary of another version (the reader
+    decodes the records instead); a CodecError when it is damaged (does not decompress, or its
+    tables do not add up)."""
+    raw = memoryview(chunk_codec.decode(frame, flags, rlen))
+    if len(raw) < _HEAD.size:
+        raise CodecError("summary shorter than its header")
+    version, _pad, p, h, d = _HEAD.unpack_from(raw)
+    if version != VERSION:
+        return None
+    if len(raw) != _HEAD.size + p * _PAIR.itemsize + h * _HIST.itemsize + d * _DRILL.itemsize:
+        raise CodecError("summary tables do not fill it")
+    pairs, pos = _table(raw, _HEAD.size, _PAIR, p)
+    hist, pos = _table(raw, pos, _HIST, h)
+    drill, _pos = _table(raw, pos, _DRILL, d)
+    _check(pairs, hist, drill, count)
+    hist_at = np.concatenate(([0], np.cumsum(pairs["nhist"], dtype=np.int64))).tolist()
+    drill_at = np.concatenate(([0], np.cumsum(pairs["ndrill"], dtype=np.int64))).tolist()
+    return Summary(pairs, hist, drill, hist_at, drill_at)
+
+
+def _check(
+    pairs: np.ndarray[Any, Any], hist: np.ndarray[Any, Any], drill: np.ndarray[Any, Any], n: int
+) -> None:
+    """What a summary that passed its CRC must still satisfy to be merged (else: damage)."""
+    count, timed = pairs["count"].astype(np.int64), pairs["timed"].astype(np.int64)
+    keys = pairs["kind"].astype(np.int64) << 16 | pairs["reason"]
+    has = timed > 0
+    problems = [
+        (int(count.sum()) != n, "its counts do not add up to the chunk's records"),
+        (bool((np.diff(keys) <= 0).any()), "its pairs are not in order"),
+        (bool((timed > count).any() | (count == 0).any()), "a pair's counts are inconsistent"),
+        (int(pairs["nhist"].sum(dtype=np.int64)) != len(hist), "its histogram entries do not add up"),
+        (int(pairs["ndrill"].sum(dtype=np.int64)) != len(drill), "its drill-down entries do not add up"),
+        (bool((hist["bucket"] >= report_hist.BUCKETS).any()), "a histogram bucket is out of range"),
+        (bool((pairs["lo"][has] > pairs["hi"][has]).any() | (pairs["hi"] >> 63).any()), "bad extremes"),
+        (bool((pairs["first_tsc"] > pairs["last_tsc"]).any()), "a pair's TSC range is reversed"),
+    ]
+    for bad, why in problems:
+        if bad:
+            raise CodecError(f"damaged summary: {why}")
+    pair_of = np.repeat(np.arange(len(pairs)), pairs["nhist"].astype(np.int64))
+    if (np.bincount(pair_of, weights=hist["count"], minlength=len(pairs)) != timed).any():
+        raise CodecError("damaged summary: a histogram does not count the pair's timed records")
+    pair_of = np.repeat(np.arange(len(pairs)), pairs["ndrill"].astype(np.int64))
+    if (np.bincount(pair_of, weights=drill["count"], minlength=len(pairs)) > count).any():
+        raise CodecError("damaged summary: a pair's drill-down counts exceed its records")
+
+
+def merge(agg: Aggregate, summary: Summary, cpu: int, keep: np.ndarray[Any, Any] | None = None) -> None:
+    """Add the records a summary describes (only the pairs ``keep`` selects; None: all) to ``agg``,
+    exactly as aggregating the records themselves would."""
+    pairs = summary.pairs
+    rows = range(len(pairs)) if keep is None else np.flatnonzero(keep).tolist()
+    for j in rows:
+        kind, reason, count, timed, s_lo, s_hi, lo, hi, first, last, nhist, ndrill = pairs[j].tolist()
+        hist = report_hist.empty()
+        if nhist:
+            part = summary.hist[summary.hist_at[j] : summary.hist_at[j + 1]]
+            hist[part["bucket"]] = part["count"]
+        st = GroupStats(count, timed, (s_hi << 64) | s_lo, lo, hi, hist) if timed else GroupStats(count)
+        agg.add_group(kind << 16 | reason, cpu, st, first, last)
+        if ndrill:
+            part = summary.drill[summary.drill_at[j] : summary.drill_at[j + 1]]
+            agg.drills.add_counts(kind, part["value"].tolist(), part["count"].tolist())
