@@ -51,7 +51,8 @@ class TraceWriter:
             if columns
             else layout.FORMAT_VERSION_CLASSIC
         )
-        self.meta = {"format_version": version, "abi_version": HV_ABI_VERSION, **meta}
+        # what this writer writes, whatever a copied file's metadata said
+        self.meta = {**meta, "format_version": version, "abi_version": HV_ABI_VERSION}
         self.meta.setdefault("start_time", time.time())
         # A new file, never the old one truncated: readers map trace files (TraceFile.open), and a
         # mapping of a file truncated under it faults (SIGBUS); an unlinked one lives on for them.
