@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,7 +60,10 @@ FILTERS: list[dict[str, object]] = [
 ]
 
 
-def reports(tf: TraceFile, sel: Selection, top: int | None, sort: str, jobs: int) -> tuple[dict, dict]:
+Report = dict[str, Any]
+
+
+def reports(tf: TraceFile, sel: Selection, top: int | None, sort: str, jobs: int) -> tuple[Report, Report]:
     a = build_report(tf, sel, top=top, sort=sort, jobs=jobs)
     b = build_report(tf, sel, top=top, sort=sort, jobs=jobs, summaries=False)
     return a, b
@@ -112,7 +116,7 @@ def test_the_cli_prints_the_same_with_and_without_summaries(
         ["--cpu", "0,1", "--reason", "CPUID,MSR_WRITE", "--since", "500r", "--until", "12000r"],
         ["--top", "3", "--sort", "time", "--since", "0.0003s"],
     ):
-        outs = []
+        outs: list[Any] = []
         for extra in ([], ["--no-summaries"]):
             assert main(["report", *argv, *extra, str(files[0])]) == 0
             outs.append(capsys.readouterr().out)
