@@ -69,17 +69,39 @@ def _table(raw: memoryview, pos: int, dtype: np.dtype[Any], n: int) -> tuple[np.
     return out, pos
 
 
-def _runs(*keys: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Sorted by ``keys`` (the last one first, as np.lexsort): the order, and where each run of equal
-    keys starts (a sort instead of np.unique over several columns)."""
-    order = np.lexsort(keys)
-    change = np.zeros(len(order), dtype=bool)
-    if len(order):
-        change[0] = True
-        for k in keys:
-            s = k[order]
-            change[1:] |= s[1:] != s[:-1]
-    return order, np.flatnonzero(change)
+#: Above this many (pair, bucket) cells a chunk's histogram entries are found by sorting, not counted
+#: in a dense table (a chunk has a few dozen pairs at most in practice: 16 x 1,920 cells).
+_DENSE_CELLS: Final = 1 << 16
+
+
+def _sparse_hist(
+    t_inv: np.ndarray[Any, Any], buckets: np.ndarray[Any, Any], p: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The non-empty (pair, bucket) cells (pair x BUCKETS + bucket, ascending) and their counts."""
+    key = t_inv.astype(np.int64) * report_hist.BUCKETS + buckets
+    if p * report_hist.BUCKETS <= _DENSE_CELLS:
+        dense = np.bincount(key, minlength=p * report_hist.BUCKETS)
+        cells = np.flatnonzero(dense)
+        counts = dense[cells]
+    else:
+        cells, counts = np.unique(key, return_counts=True)
+    return cells, counts
+
+
+def _drills(
+    values: np.ndarray[Any, Any], d_inv: np.ndarray[Any, Any], p: int
+) -> tuple[list[Any], list[Any], list[int]]:
+    """Per pair (in order) its distinct drill-down values (ascending) and their counts: one sort of
+    each pair's values (cheaper than a sort of every record by pair and value)."""
+    vals, counts, per = [], [], [0] * p
+    order = np.argsort(d_inv, kind="stable")
+    bounds = np.searchsorted(d_inv[order], np.arange(p + 1))
+    for j in np.flatnonzero(np.diff(bounds)).tolist():
+        v, c = np.unique(values[order[bounds[j] : bounds[j + 1]]], return_counts=True)
+        vals.append(v)
+        counts.append(c)
+        per[j] = len(v)
+    return vals, counts, per
 
 
 def summarize(recs: np.ndarray[Any, Any]) -> bytes | None:
@@ -92,43 +114,38 @@ def summarize(recs: np.ndarray[Any, Any]) -> bytes | None:
     if n == 0 or bool((ticks[timed] < 0).any()):
         return None
     key = kind.astype(np.uint32) << np.uint32(16) | reason
-    pair_keys, inv = np.unique(key, return_inverse=True)
-    inv = inv.reshape(-1)
+    pair_keys = np.unique(key)
+    inv = np.searchsorted(pair_keys, key)  # cheaper than np.unique's return_inverse (a stable argsort)
     p = len(pair_keys)
     pairs = np.zeros(p, _PAIR)
     pairs["kind"], pairs["reason"] = pair_keys >> np.uint32(16), pair_keys & np.uint32(0xFFFF)
     pairs["count"] = np.bincount(inv, minlength=p)
-    order = np.argsort(inv, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(pairs["count"])[:-1])).astype(np.intp)
-    pairs["first_tsc"] = np.minimum.reduceat(tsc[order], starts)
-    pairs["last_tsc"] = np.maximum.reduceat(tsc[order], starts)
+    first = np.full(p, np.iinfo(np.uint64).max, dtype=np.uint64)
+    last = np.zeros(p, dtype=np.uint64)
+    np.minimum.at(first, inv, tsc)
+    np.maximum.at(last, inv, tsc)
+    pairs["first_tsc"], pairs["last_tsc"] = first, last
     t_inv, t_ticks = inv[timed], ticks[timed]
     pairs["timed"] = np.bincount(t_inv, minlength=p)
     sums = exact_sums(t_inv, t_ticks, p)
     pairs["sum_lo"] = [s & _U64 for s in sums]
     pairs["sum_hi"] = [s >> 64 for s in sums]
-    order, first = _runs(t_ticks, t_inv)  # by pair, then ticks: a pair's first and last are its extremes
+    lo = np.full(p, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.zeros(p, dtype=np.int64)
+    np.minimum.at(lo, t_inv, t_ticks)
+    np.maximum.at(hi, t_inv, t_ticks)
     has = pairs["timed"] > 0
-    last = np.append(first[1:], len(order)) - 1
-    if len(order):
-        run_pair = t_inv[order[first]]
-        head = np.flatnonzero(np.diff(run_pair, prepend=-1) != 0)  # the first run of each pair
-        tail = np.append(head[1:], len(first)) - 1
-        pairs["lo"][has] = t_ticks[order[first[head]]]
-        pairs["hi"][has] = t_ticks[order[last[tail]]]
-    hkey = t_inv.astype(np.int64) * report_hist.BUCKETS + report_hist.bucket_of(t_ticks)
-    hk, hc = np.unique(hkey, return_counts=True)
-    hist = np.zeros(len(hk), _HIST)
-    hist["bucket"], hist["count"] = hk % report_hist.BUCKETS, hc
-    pairs["nhist"] = np.bincount(hk // report_hist.BUCKETS, minlength=p)
+    pairs["lo"][has], pairs["hi"][has] = lo[has], hi[has]
+    cells, counts = _sparse_hist(t_inv, report_hist.bucket_of(t_ticks), p)
+    hist = np.zeros(len(cells), _HIST)
+    hist["bucket"], hist["count"] = cells % report_hist.BUCKETS, counts
+    pairs["nhist"] = np.bincount(cells // report_hist.BUCKETS, minlength=p)
     drilled = np.flatnonzero(np.isin(kind, _DRILL_KINDS))
     cols = {"kind": kind[drilled], "arg0": recs["arg0"][drilled], "gpa": recs["gpa"][drilled]}
-    values, d_inv = drill_values(cols), inv[drilled]
-    order, first = _runs(values, d_inv)
-    drill = np.zeros(len(first), _DRILL)
-    drill["value"] = values[order[first]]
-    drill["count"] = np.diff(np.append(first, len(order)))
-    pairs["ndrill"] = np.bincount(d_inv[order[first]], minlength=p)
+    vals, vcounts, pairs["ndrill"] = _drills(drill_values(cols), inv[drilled], p)
+    drill = np.zeros(int(pairs["ndrill"].sum()), _DRILL)
+    if vals:
+        drill["value"], drill["count"] = np.concatenate(vals), np.concatenate(vcounts)
     return (
         _HEAD.pack(VERSION, 0, p, len(hist), len(drill)) + _columns(pairs) + _columns(hist) + _columns(drill)
     )

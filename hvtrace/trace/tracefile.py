@@ -96,6 +96,7 @@ class TraceFile:
     _code: dict[int, bytes] | None = None
     _bad: dict[int, ChunkError] = field(default_factory=dict)  # index row -> why it is skipped
     _chunks_end: int = 0
+    _summarised: set[int] = field(default_factory=set)  # index rows whose header has FLAG_SUMMARY
 
     @classmethod
     def open(cls, path: Path) -> TraceFile:
@@ -243,6 +244,8 @@ class TraceFile:
             return f"implausible record count {count}"
         if flags & ~KNOWN_FLAGS:
             return f"unknown flags {flags:#x}"
+        if flags & FLAG_SUMMARY:  # noted now: reading it again later would map the header's pages
+            self._summarised.add(off)
         if off + CHUNK_HEADER.size + plen > len(data):
             return "payload beyond the end of the file"
         with memoryview(data) as view:  # no copy of the payload
@@ -336,9 +339,9 @@ class TraceFile:
         return count, flags, payload
 
     def has_summary(self, i: int) -> bool:
-        """Chunk ``i`` carries a summary of its records (format 3: FLAG_SUMMARY); from its header."""
-        off = int(self.index["offset"][i])
-        return bool(CHUNK_HEADER.unpack_from(self._data, off)[2] & FLAG_SUMMARY)
+        """Chunk ``i`` carries a summary of its records (format 3: FLAG_SUMMARY in its header, noted
+        when the file was opened)."""
+        return int(self.index["offset"][i]) in self._summarised
 
     def chunk_summary(self, i: int) -> chunk_summary.Summary | None:
         """Chunk ``i``'s summary (hvtrace.trace.chunk_summary); None when it has none or one of another
