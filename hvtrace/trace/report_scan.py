@@ -62,7 +62,8 @@ class Filter(Protocol):
         ...
 
     def whole(self, tf: TraceFile, i: int) -> bool:
-        """Chunk ``i`` (a selected one) holds no record outside the window: ``pairs`` decides."""
+        """Chunk ``i`` (a selected one) holds no record outside the --since/--until window (then
+        ``pairs`` says which of its reasons are kept)."""
         ...
 
     def pairs(self, kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]) -> BoolArray | None:

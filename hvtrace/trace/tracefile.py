@@ -1,10 +1,11 @@
 """The hvtrace trace file (.hvt): see docs/trace-format.md for the layout.
 
-Writer: header, then chunks of one CPU's records (zstd of their columns, hvtrace.trace.chunk_columns;
-format 1 files: of the byte-shuffled records; CRC-32), flushed as they fill or on demand, so a capture
-killed with SIGKILL leaves every complete chunk readable; at close an index (chunk offsets, CPUs, TSC
-and seq ranges) and a summary (with the code map: the instruction bytes at every distinct RIP, when the
-capture could read guest memory), then a fixed trailer.
+Writer: header, then chunks of one CPU's records (a summary of them, hvtrace.trace.chunk_summary, and
+zstd of their columns, hvtrace.trace.chunk_columns; format 1 files: of the byte-shuffled records;
+CRC-32), flushed as they fill or on demand, so a capture killed with SIGKILL leaves every complete
+chunk readable; at close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary (with the
+code map: the instruction bytes at every distinct RIP, when the capture could read guest memory),
+then a fixed trailer.
 Reader: uses the index when the trailer is valid, else recovers it by scanning the chunks; a chunk
 with a bad checksum is reported (``errors``) and skipped, the rest stays readable.
 """
