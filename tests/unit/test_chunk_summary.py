@@ -17,7 +17,7 @@ import pytest
 
 from hvtrace.abi import HvExitKind
 from hvtrace.decode.record_meaning import DRILLDOWNS, XAPIC_PAGE, drill_key
-from hvtrace.trace import chunk_codec, chunk_summary
+from hvtrace.trace import chunk_codec, chunk_summary, report_scan
 from hvtrace.trace.chunk_codec import CodecError
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.fileformat import CHUNK_HEADER, FLAG_SUMMARY, FLAG_ZSTD
@@ -309,3 +309,22 @@ def test_the_raw_summary_is_what_the_docs_say() -> None:
     assert len(raw) == 12 + pairs * 67 + hist * 6 + drill * 12
     assert chunk_codec.decode(chunk_codec.encode(raw, FLAG_ZSTD), FLAG_ZSTD, len(raw)) == raw
     assert FLAG_SUMMARY == 16
+
+
+def test_a_damaged_summary_found_by_a_worker_is_the_files_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report_scan, "POOL_MIN_CHUNKS", 0)  # a small file: force the workers
+    recs = odd_records(400)
+    path = tmp_path / "a.hvt"
+    with TraceWriter(path, {"vendor": 1, "cpus": 2}, chunk_records=100) as w:
+        w.add(recs)
+    data, off = bytearray(path.read_bytes()), int(TraceFile.open(path).index["offset"][2])
+    raw = chunk_summary.summarize(recs[200:300])
+    assert raw is not None
+    tf = reindexed(tmp_path / "b.hvt", replace_summary(data, off, raw[:-3]))
+    rep = build_report(tf, jobs=2)
+    assert rep["records"] == 300
+    assert tf.damage.chunks == 1
+    assert tf.damage.records == 100
+    assert "summary tables do not fill it" in tf.damage.problems[0]

@@ -95,17 +95,14 @@ def test_summaries_and_decoding_give_the_same_report(
 
 
 def test_the_pool_merges_summaries_the_same(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_scan, "POOL_MIN_CHUNKS", 1)  # the files are small: force the workers
+    monkeypatch.setattr(report_scan, "POOL_MIN_CHUNKS", 0)  # the files are small: force the workers
     tf = TraceFile.open(files[0])
     for filt in (FILTERS[0], FILTERS[2], FILTERS[5]):
         sel = Selection.of(tf, **filt)  # type: ignore[arg-type]
         a, b = reports(tf, sel, None, "count", 2)
         assert a == b
         assert a == build_report(tf, sel, jobs=1)
-        assert (
-            sum(report_scan.summarised(tf, i, sel, True) for i in sel.chunks(tf))
-            >= report_scan.POOL_MIN_CHUNKS
-        )
+        assert any(report_scan.summarised(tf, i, sel, True) for i in sel.chunks(tf))
 
 
 def test_the_cli_prints_the_same_with_and_without_summaries(
