@@ -39,10 +39,10 @@ BATCH_RECORDS: Final = 1 << 16
 #: Below this many chunks one process does it all (starting workers costs more than it saves).
 POOL_MIN_CHUNKS: Final = 256
 
-#: Summaries read between two releases of the file's pages: reading a summary maps the pages around it
-#: too (the kernel's fault-around, 64 KiB), so without releases the resident size grew with the file
-#: (241 MB on a 429 MB file).
-_RELEASE_SUMMARIES: Final = 64
+#: Summaries merged at once (chunk_summary.merge_many), and read between two releases of the file's
+#: pages: reading a summary maps the pages around it too (the kernel's fault-around, 64 KiB), so
+#: without releases the resident size would grow with the file.
+_SUMMARY_BATCH: Final = 64
 #: A summarised chunk costs about this fraction of a decoded one: the pool's threshold counts them so
 #: (benchmarks/report_throughput.py, 50 M records in 16,384-record chunks: 0.24 ms to check and merge
 #: a summary, 1.15 ms to decode and aggregate a chunk).
@@ -177,9 +177,8 @@ def _merge_summaries(
     to decode instead, are returned (damaged ones go to ``bad``)."""
     decode: list[int] = []
     cpus = tf.index["cpu"]
-    for n, i in enumerate(chunks):
-        if n % _RELEASE_SUMMARIES == _RELEASE_SUMMARIES - 1:
-            tf.release()
+    batch: list[chunk_summary.Selected] = []
+    for i in chunks:
         try:
             summary = tf.chunk_summary(i)
         except TraceError:
@@ -188,9 +187,12 @@ def _merge_summaries(
         if summary is None:
             decode.append(i)
             continue
-        chunk_summary.merge(
-            agg, summary, int(cpus[i]), sel.pairs(summary.pairs["kind"], summary.pairs["reason"])
-        )
+        batch.append((summary, int(cpus[i]), sel.pairs(summary.pairs["kind"], summary.pairs["reason"])))
+        if len(batch) == _SUMMARY_BATCH:
+            chunk_summary.merge_many(agg, batch)
+            batch = []
+            tf.release()
+    chunk_summary.merge_many(agg, batch)
     tf.release()
     return decode
 

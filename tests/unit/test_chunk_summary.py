@@ -47,6 +47,8 @@ def odd_records(n: int = 5000, cpu: int = 1, seed: int = 7) -> Records:
     handling = rng.integers(0, 100, n).astype(np.uint64)  # below 64: exact histogram buckets
     handling[::3] = rng.integers(1000, 10**7, len(handling[::3])).astype(np.uint64)
     handling[::11] = np.uint64(1 << 50)  # sums beyond float64's exact range
+    handling[::997] = np.uint64((1 << 62) + 12345)  # one pair's sum beyond 2^64: the high word
+    r["kind"][::997], r["reason"][::997] = K.CPUID, int(K.CPUID) * 3
     r["tsc_resume"] = r["tsc"] + handling
     r["tsc_resume"][::13] = 0  # not resumed (handling unknown)
     r["tsc_resume"][::17] = r["tsc"][::17] - np.uint64(1)  # resumed "before" the exit: unknown too
@@ -102,7 +104,7 @@ def test_a_merged_summary_equals_the_aggregate_of_its_records(flag: int) -> None
     # the exact sum of a pair is the sum of its timed records' handling times, beyond 2^53
     timed = (recs["tsc_resume"] != 0) & (recs["tsc_resume"] >= recs["tsc"])
     want = sum(int(x) for x in (recs["tsc_resume"] - recs["tsc"])[timed])
-    assert merged.total_ticks == want > 1 << 53
+    assert merged.total_ticks == want > 1 << 64
 
 
 def test_merging_only_some_pairs_equals_aggregating_only_their_records() -> None:
