@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hvtrace.commands.trace_handlers import warn_damage
+from hvtrace.commands.report_handler import warn_damage
 from hvtrace.launch.guest import launch_options
 from hvtrace.symbols import load_symbols
 

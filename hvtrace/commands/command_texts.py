@@ -34,7 +34,10 @@ DESCRIPTIONS: dict[str, str] = {
     ),
     "report": (
         "Per exit reason and per CPU: count, %, rate, time % (share of the handling time) "
-        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory."
+        "and min/avg/max/p99 handling time, then drill-downs. Streams the file in bounded memory; "
+        "a chunk it selects whole (no --since/--until bound inside it) is merged from the chunk's "
+        "summary (files of format 3), with no record decoded: --no-summaries decodes every chunk "
+        "instead, for the same report."
     ),
     "export": (
         "perfetto: the protobuf trace (per-CPU exit slices lasting their handling time, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hvtrace.commands.trace_handlers import warn_damage
+from hvtrace.commands.report_handler import warn_damage
 from hvtrace.trace.query import query, write_result
 from hvtrace.trace.tracefile import TraceFile
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from hvtrace.commands.parser import UsageError, err, out
+from hvtrace.commands.report_handler import warn_damage
 from hvtrace.commands.session_options import check_session_source
-from hvtrace.exitcodes import ExitCode
 from hvtrace.interrupts import Interrupted, raise_on_signals
 from hvtrace.kaslr import apply_slide
 from hvtrace.launch.guest import launch_options
@@ -20,9 +19,6 @@ from hvtrace.trace.export import export, perfetto_kind
 from hvtrace.trace.export_parquet import check_output_dir
 from hvtrace.trace.filters import Filter
 from hvtrace.trace.output import check_output
-from hvtrace.trace.report import build_report, format_text
-from hvtrace.trace.report_select import Selection
-from hvtrace.trace.report_symbols import format_section, symbols_section
 from hvtrace.trace.tracefile import TraceFile
 
 
@@ -93,35 +89,6 @@ def cmd_capture(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
-
-
-def warn_damage(tf: TraceFile) -> int:
-    """The one line a damaged file gets from every command (report, export, tui --replay) and its exit
-    code: ExitCode.DAMAGED when chunks were skipped or the index was rebuilt, else 0. A file cut short
-    by a killed capture is not damage: its complete chunks are all there is (a note says so)."""
-    if tf.truncated_at is not None:
-        err(f"note: {tf.path}: ends inside a chunk at offset {tf.truncated_at} (capture killed?); "
-            "the chunks before it were read")  # fmt: skip
-    warning = tf.damage_warning()
-    if warning is None:
-        return 0
-    err(f"warning: {warning}")
-    return ExitCode.DAMAGED
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    tf = TraceFile.open(args.file)
-    table = load_symbols(args.symbols)  # before the report: a bad file fails fast
-    reasons = [n for arg in args.reason for n in arg.split(",") if n] if args.reason else None
-    sel = Selection.of(tf, args.cpu, reasons, args.since, args.until)
-    rep = build_report(tf, sel, top=args.top, sort=args.sort, jobs=args.jobs)
-    if table is not None:  # the selected records only, a second streaming pass
-        rep["symbols"] = symbols_section(sel.records(tf), table, int(tf.meta.get("vendor") or 0))
-    if args.json:
-        print(json.dumps(rep, indent=1, default=str))
-    else:
-        print(format_text(rep) + (format_section(rep["symbols"]) if table is not None else ""))
-    return warn_damage(tf)
 
 
 def symbolize_option(path: Path | None, files: list[TraceFile]) -> Symbolize | None:

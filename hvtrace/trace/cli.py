@@ -1,5 +1,6 @@
 """The `capture`, `report` and `export` subcommands' parsers. Their handlers are in
-:mod:`hvtrace.commands.trace_handlers`, imported only when one of them runs (numpy, pyarrow, the
+:mod:`hvtrace.commands.trace_handlers` (report: :mod:`hvtrace.commands.report_handler`), imported only
+when one of them runs (numpy, pyarrow, the
 exporters and the symbol readers take most of a second to load: `hvtrace --help` needs none of them)."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def register(sub: Subcommands) -> None:
     cap.add_argument("--no-lossless", action="store_true", help="never write ring tails (passive reader)")
     cap.add_argument("--quiet", action="store_true", help="no progress line")
 
-    rep = add_command(sub, "report", f"{HANDLERS}:cmd_report")
+    rep = add_command(sub, "report", "hvtrace.commands.report_handler:cmd_report")
     rep.add_argument("file", type=Path, metavar="FILE")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
     rep.add_argument("--cpu", type=report_args.cpu_list, metavar="N[,N]", help="only these CPUs")
@@ -49,6 +50,11 @@ def register(sub: Subcommands) -> None:
     rep.add_argument(
         "--jobs", type=values.positive_int, metavar="N", help="processes to read with (default: idle CPUs)"
     )
+    rep.add_argument(
+        "--no-summaries", action="store_true",
+        help="decode every chunk's records instead of using the per-chunk summaries of chunks selected "
+        "whole (format 3 files; the same report, slower: for checking)",
+    )  # fmt: skip
     values.add_symbols_argument(rep)
 
     exp = add_command(sub, "export", f"{HANDLERS}:cmd_export", perfetto_json_max=PERFETTO_JSON_MAX)

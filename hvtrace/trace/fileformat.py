@@ -18,9 +18,11 @@ from hvtrace.trace.errors import TraceError
 from hvtrace.trace.records import RECORD_DTYPE, Records
 
 FILE_MAGIC: Final = b"HVTRACE\x00"
-#: The newest format version this hvtrace reads; 2 = chunks may use the columnar layout (FLAG_COLUMNS).
-#: A writer of classic chunks only still writes version 1, which older readers take.
-FORMAT_VERSION: Final = 2
+#: The newest format version this hvtrace reads and writes: 3 = chunks may carry a summary of their
+#: records (FLAG_SUMMARY); 2 = chunks may use the columnar layout (FLAG_COLUMNS). A writer told not to
+#: write summaries writes version 2, one of classic chunks only version 1: what older readers take.
+FORMAT_VERSION: Final = 3
+FORMAT_VERSION_COLUMNS: Final = 2
 FORMAT_VERSION_CLASSIC: Final = 1
 CHUNK_MAGIC: Final = b"HVCK"
 INDEX_MAGIC: Final = b"HVIX"
@@ -38,7 +40,10 @@ FLAG_ZLIB: Final = 1
 FLAG_SHUFFLE: Final = 2
 FLAG_ZSTD: Final = 4  # new files (hvtrace.trace.chunk_codec); zlib files stay readable
 FLAG_COLUMNS: Final = 8  # columnar payload (hvtrace.trace.chunk_columns; format version 2, new files)
-DEFAULT_CHUNK_RECORDS: Final = 4096
+FLAG_SUMMARY: Final = 16  # the payload starts with a summary of the records (chunk_summary; format 3)
+#: Records a writer puts in a chunk (benchmarks/report_throughput.py: with summaries, bigger chunks mean
+#: fewer summaries to merge; 16384 v2 records are 1.25 MiB before compression).
+DEFAULT_CHUNK_RECORDS: Final = 16384
 
 INDEX_DTYPE: Final = np.dtype(
     [
@@ -58,7 +63,7 @@ INDEX_DTYPE: Final = np.dtype(
 #: hostile count (u32: up to 256 GiB of records) never sizes an allocation or a decompression.
 MAX_CHUNK_RECORDS: Final = 1 << 20
 #: Flag bits this reader understands; a chunk with any other bit set is refused.
-KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE | FLAG_ZSTD | FLAG_COLUMNS
+KNOWN_FLAGS: Final = FLAG_ZLIB | FLAG_SHUFFLE | FLAG_ZSTD | FLAG_COLUMNS | FLAG_SUMMARY
 #: Metadata keys the tools compute with, and the JSON types they must have (checked when opening).
 META_TYPES: Final[dict[str, tuple[type, ...]]] = {
     "vendor": (int,),

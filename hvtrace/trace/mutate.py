@@ -33,10 +33,13 @@ from hvtrace.abi import (
     HvRing,
     HvRingPolicy,
 )
+from hvtrace.trace import chunk_summary
 from hvtrace.trace.discovery import parse_header
+from hvtrace.trace.errors import TraceError
 from hvtrace.trace.frames import FrameStreamSource, decode_frames
 from hvtrace.trace.reader import parse_ring_header
 from hvtrace.trace.records import RECORD_DTYPE, Records
+from hvtrace.trace.report_agg import Aggregate
 from hvtrace.trace.tracefile import (
     CHUNK_HEADER,
     CHUNK_MAGIC,
@@ -264,6 +267,15 @@ def run_tracefile(data: bytes) -> None:
     tf.lost()
     _ = tf.code, tf.record_count, tf.cpus
     _check(len(recs) == tf.record_count, "records read differ from the readable count")
+    agg = Aggregate()
+    for i in range(len(tf.index)):  # the chunk summaries, merged as `hvtrace report` does
+        try:
+            summary = tf.chunk_summary(i)
+        except TraceError:
+            continue
+        if summary is not None:
+            chunk_summary.merge(agg, summary, int(tf.index["cpu"][i]))
+    _check(tf.damage.chunks == len(tf.errors), "damage count differs from the errors after summaries")
 
 
 def run_frames(data: bytes) -> None:

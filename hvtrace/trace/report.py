@@ -105,10 +105,12 @@ def build_report(
     top: int | None = None,
     sort: str = "count",
     jobs: int | None = None,
+    summaries: bool = True,
 ) -> dict[str, Any]:
-    """The report of the selected records (default: all) as a JSON-ready dict."""
+    """The report of the selected records (default: all) as a JSON-ready dict; ``summaries=False``
+    decodes every chunk instead of merging the summaries of those selected whole (the same result)."""
     sel = selection or Selection.of(tf)
-    agg = scan(tf, sel.chunks(tf), sel.mask, jobs, sel.fields)
+    agg = scan(tf, sel.chunks(tf), sel, jobs, summaries)
     meta = tf.meta
     hz = meta.get("tsc_hz")
     timed = tf.abi >= 2

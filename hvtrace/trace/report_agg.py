@@ -22,7 +22,7 @@ class GroupStats:
 
     count: int = 0
     timed: int = 0
-    ticks: float = 0.0
+    ticks: int = 0  # exact sum (a Python int): the same whichever way the records were aggregated
     lo: int = _NONE
     hi: int = -1
     hist: report_hist.Hist = field(default_factory=report_hist.empty)
@@ -97,6 +97,19 @@ def _extremes(
     return lo, hi
 
 
+#: float64 holds every integer below 2^53 exactly: a sum whose partial sums stay below is exact.
+_F64_EXACT: Final = 1 << 53
+
+
+def exact_sums(ids: np.ndarray[Any, Any], ticks: np.ndarray[Any, np.dtype[np.int64]], n: int) -> list[int]:
+    """Per cell (of ``n``) the exact sum of ``ticks`` of the records in it (record r in cell ``ids[r]``;
+    at most 2^21 records): each value is split into its low 32 bits and the rest, whose float64 sums
+    stay below 2^53, so both are exact, then joined as Python ints."""
+    low = np.bincount(ids, weights=(ticks & 0xFFFF_FFFF).astype(np.float64), minlength=n)
+    high = np.bincount(ids, weights=(ticks >> 32).astype(np.float64), minlength=n)
+    return [(int(h) << 32) + int(lw) for h, lw in zip(high.tolist(), low.tolist(), strict=True)]
+
+
 def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[tuple[int, GroupStats]]:
     """The stats of the cells (of ``n``) holding records of a batch: record r is in cell ``ids[r]``.
     One histogram of (cell, bucket) keys gives the timed counts and where the extremes are."""
@@ -105,10 +118,17 @@ def _cell_stats(ids: np.ndarray[Any, Any], n: int, t: _Timed) -> list[tuple[int,
     key = gv * report_hist.BUCKETS + t.bucket
     hist = np.bincount(key, minlength=n * report_hist.BUCKETS).reshape(n, report_hist.BUCKETS)
     timed = hist.sum(axis=1)
-    sums = np.bincount(gv, weights=t.fticks, minlength=n)
     lo, hi = _extremes(hist, key, gv, t)
+    # One float64 sum per cell is exact while |value| x count < 2^53 (handling times of a few
+    # thousand ticks: always); otherwise the split sums, so the total never depends on how the
+    # records were batched (chunk summaries hold exact sums: hvtrace.trace.chunk_summary).
+    bound = np.maximum(np.abs(lo[timed > 0]), np.abs(hi[timed > 0])).astype(np.float64) * timed[timed > 0]
+    if bool((bound < _F64_EXACT / 2).all()):  # half: the bound itself is a rounded float64
+        sums = [int(x) for x in np.bincount(gv, weights=t.fticks, minlength=n).tolist()]
+    else:
+        sums = exact_sums(gv, t.ticks, n)
     return [
-        (j, GroupStats(int(counts[j]), int(timed[j]), float(sums[j]), int(lo[j]), int(hi[j]), hist[j]))
+        (j, GroupStats(int(counts[j]), int(timed[j]), sums[j], int(lo[j]), int(hi[j]), hist[j]))
         for j in np.flatnonzero(counts).tolist()
     ]
 
@@ -203,6 +223,15 @@ class Aggregate:
             _add(self.by_cpu, cpu, st)
         self.drills.add(cols, kinds)
 
+    def add_group(self, reason_key: int, cpu: int, st: GroupStats, first_tsc: int, last_tsc: int) -> None:
+        """Add one (reason, CPU) group's records given as their stats and TSC range (a chunk summary's
+        entry, hvtrace.trace.chunk_summary; its drill-down counts go to ``drills``)."""
+        self.records += st.count
+        self.first_tsc = min(self.first_tsc, first_tsc)
+        self.last_tsc = max(self.last_tsc, last_tsc)
+        _add(self.by_reason, reason_key, st)
+        _add(self.by_cpu, cpu, st)
+
     def merge(self, other: Aggregate) -> None:
         self.records += other.records
         self.first_tsc = min(self.first_tsc, other.first_tsc)
@@ -222,6 +251,6 @@ class Aggregate:
         return self.last_tsc - self.first_tsc if self.records else 0
 
     @property
-    def total_ticks(self) -> float:
+    def total_ticks(self) -> int:
         """Handling time of every record whose handling time is known."""
         return sum(st.ticks for st in self.by_cpu.values())

@@ -36,7 +36,9 @@ for _k, (_title, _fld, _shift) in DRILLDOWNS.items():
 _TAG = np.arange(256, dtype=np.uint64) << np.uint64(56)
 
 
-def _values(cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None = None) -> np.ndarray[Any, Any]:
+def drill_values(
+    cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None = None
+) -> np.ndarray[Any, Any]:
     """Each record's drill-down value (0 for kinds without one); ``kinds``: the kinds in the batch
     when the caller knows them."""
     kind = cols["kind"]
@@ -53,7 +55,7 @@ def _values(cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None = None
 def _keys(cols: dict[str, np.ndarray[Any, Any]], kinds: set[int] | None) -> np.ndarray[Any, Any] | None:
     """Each record's (kind, value) pair as one u64: the kind in the top byte; None when a value needs
     that byte (not seen in practice: the values are leaves, MSR indices, ports, GPA pages)."""
-    keys = _values(cols, kinds)
+    keys = drill_values(cols, kinds)
     if int(keys.max()) >> _VALUE_BITS:
         return None
     keys |= _TAG[cols["kind"]]
@@ -83,7 +85,7 @@ class DrillTable:
         """Count a batch's records (``kinds``: the kinds in it, when the caller knows them)."""
         keys = _keys(cols, kinds)
         if keys is None:  # a value too wide for a key: count this batch by sorting
-            values, kind = _values(cols, kinds), cols["kind"]
+            values, kind = drill_values(cols, kinds), cols["kind"]
             for k in np.flatnonzero(np.bincount(kind, minlength=256)).tolist():
                 vals, counts = np.unique(values[kind == k], return_counts=True)
                 for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
@@ -126,6 +128,12 @@ class DrillTable:
             pair = (key >> _VALUE_BITS, key & _VALUE_MASK)
             out[pair] = out.get(pair, 0) + c
         return out
+
+    def add_counts(self, kind: int, values: list[int], counts: list[int]) -> None:
+        """Count ``counts[i]`` records of ``kind`` with value ``values[i]`` (a chunk summary's entries)."""
+        spill = self.spill
+        for v, c in zip(values, counts, strict=True):
+            spill[kind, v] = spill.get((kind, v), 0) + c
 
     def merge(self, other: DrillTable) -> None:
         for pair, c in other.pairs().items():

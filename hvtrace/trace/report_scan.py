@@ -1,6 +1,12 @@
 """Reading a trace file for `hvtrace report`: only the columns it needs, chunk by chunk, in batches of a
 bounded size, over a pool of processes when that helps.
 
+A chunk the selection takes whole (its CPU selected, no --since/--until bound inside it) that carries a
+summary (format 3, hvtrace.trace.chunk_summary) is merged from its summary, keeping the pairs --reason
+selects, without decoding a record: the aggregate is the same (exact sums, the same histograms and
+drill-down counts). Chunks cut by a bound, chunks without a summary (older files) and every chunk
+when summaries are turned off (``report --no-summaries``) are decoded.
+
 A columnar chunk (hvtrace.trace.chunk_columns) decodes only the frame of the report's fields, each a
 plain column; a classic (byte-shuffled) chunk gives a field's byte planes without rebuilding whole
 records. Workers are forked with the opened file (its mapping and index are shared); each aggregates
@@ -16,10 +22,11 @@ import multiprocessing
 import os
 import platform
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 
+from hvtrace.trace import chunk_summary
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.report_agg import Aggregate, Columns
 from hvtrace.trace.tracefile import TraceFile
@@ -32,7 +39,38 @@ BATCH_RECORDS: Final = 1 << 16
 #: Below this many chunks one process does it all (starting workers costs more than it saves).
 POOL_MIN_CHUNKS: Final = 256
 
-Mask = Callable[[Columns], "np.ndarray[Any, np.dtype[np.bool_]] | None"]
+#: Summaries merged at once (chunk_summary.merge_many), and read between two releases of the file's
+#: pages: reading a summary maps the pages around it too (the kernel's fault-around, 64 KiB), so
+#: without releases the resident size would grow with the file.
+_SUMMARY_BATCH: Final = 64
+#: A summarised chunk costs about this fraction of a decoded one: the pool's threshold counts them so
+#: (benchmarks/report_throughput.py, 50 M records in 16,384-record chunks: 0.14 ms to check and merge
+#: a summary, 1.15 ms to decode and aggregate a chunk; two processes merged the 50 M file's 3,052
+#: summaries in 0.27 s against 0.43-0.52 s for one).
+SUMMARY_WEIGHT: Final = 1 / 8
+
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+Mask = Callable[[Columns], "BoolArray | None"]
+
+
+class Filter(Protocol):
+    """What the scan needs of a selection (hvtrace.trace.report_select.Selection)."""
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+    def mask(self, cols: Columns) -> BoolArray | None:
+        """The records of a batch to keep (None: all)."""
+        ...
+
+    def whole(self, tf: TraceFile, i: int) -> bool:
+        """Chunk ``i`` (a selected one) holds no record outside the --since/--until window (then
+        ``pairs`` says which of its reasons are kept)."""
+        ...
+
+    def pairs(self, kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]) -> BoolArray | None:
+        """Which (kind, reason) pairs the selection keeps (None: all)."""
+        ...
 
 
 class _Batch:
@@ -128,25 +166,62 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
 
 
+def summarised(tf: TraceFile, i: int, sel: Filter, summaries: bool) -> bool:
+    """Chunk ``i`` will be merged from its summary (if the summary proves readable)."""
+    return summaries and tf.has_summary(i) and sel.whole(tf, i)
+
+
+def _merge_summaries(
+    tf: TraceFile, chunks: Sequence[int], sel: Filter, agg: Aggregate, bad: list[int]
+) -> list[int]:
+    """Merge the summaries of ``chunks`` into ``agg``; the chunks whose summary is of another version,
+    to decode instead, are returned (damaged ones go to ``bad``)."""
+    decode: list[int] = []
+    cpus = tf.index["cpu"]
+    batch: list[chunk_summary.Selected] = []
+    for i in chunks:
+        try:
+            summary = tf.chunk_summary(i)
+        except TraceError:
+            bad.append(i)
+            continue
+        if summary is None:
+            decode.append(i)
+            continue
+        batch.append((summary, int(cpus[i]), sel.pairs(summary.pairs["kind"], summary.pairs["reason"])))
+        if len(batch) == _SUMMARY_BATCH:
+            chunk_summary.merge_many(agg, batch)
+            batch = []
+            tf.release()
+    chunk_summary.merge_many(agg, batch)
+    tf.release()
+    return decode
+
+
 def aggregate(
-    tf: TraceFile, chunks: Sequence[int], mask: Mask, fields: Sequence[str] = FIELDS
+    tf: TraceFile, chunks: Sequence[int], sel: Filter, summaries: bool = True
 ) -> tuple[Aggregate, list[int]]:
-    """One process's work: the aggregate of ``chunks`` (records kept by ``mask``) and the damaged ones."""
+    """One process's work: the aggregate of the records ``sel`` keeps in ``chunks``, and the damaged
+    chunks; with ``summaries``, chunks selected whole are merged from their summaries."""
     tune_malloc()
     agg, bad = Aggregate(), list[int]()
-    for cols in iter_batches(tf, chunks, bad, fields):
-        keep = mask(cols)
+    whole = [i for i in chunks if summarised(tf, i, sel, summaries)]
+    if whole:
+        taken = set(whole)
+        chunks = [i for i in chunks if i not in taken] + _merge_summaries(tf, whole, sel, agg, bad)
+    for cols in iter_batches(tf, chunks, bad, sel.fields):
+        keep = sel.mask(cols)
         agg.add(cols if keep is None else {k: v[keep] for k, v in cols.items()})
         tf.release()  # the pages just read: keep the resident size bounded
     return agg, bad
 
 
-_FORKED: dict[str, tuple[TraceFile, Mask, Sequence[str]]] = {}  # what forked workers inherit ("job")
+_FORKED: dict[str, tuple[TraceFile, Filter, bool]] = {}  # what forked workers inherit ("job")
 
 
 def _work(chunks: list[int]) -> tuple[Aggregate, list[int]]:
-    tf, mask, fields = _FORKED["job"]
-    return aggregate(tf, chunks, mask, fields)
+    tf, sel, summaries = _FORKED["job"]
+    return aggregate(tf, chunks, sel, summaries)
 
 
 def default_jobs() -> int:
@@ -159,17 +234,20 @@ def default_jobs() -> int:
 
 
 def scan(
-    tf: TraceFile, chunks: Sequence[int], mask: Mask, jobs: int | None = None, fields: Sequence[str] = FIELDS
+    tf: TraceFile, chunks: Sequence[int], sel: Filter, jobs: int | None = None, summaries: bool = True
 ) -> Aggregate:
-    """The aggregate of ``chunks``, over ``jobs`` processes (default: the CPUs this process may use);
-    chunks found damaged on the way are recorded in ``tf`` (its ``damage``)."""
+    """The aggregate of the records ``sel`` keeps in ``chunks``, over ``jobs`` processes (default: the
+    CPUs this process may use); with ``summaries``, chunks selected whole are merged from their
+    summaries. Chunks found damaged on the way are recorded in ``tf`` (its ``damage``)."""
     jobs = default_jobs() if jobs is None else jobs
-    if jobs <= 1 or len(chunks) < POOL_MIN_CHUNKS or "fork" not in multiprocessing.get_all_start_methods():
-        results = [aggregate(tf, chunks, mask, fields)]
+    n_whole = sum(summarised(tf, i, sel, summaries) for i in chunks)
+    work = len(chunks) - n_whole + n_whole * SUMMARY_WEIGHT
+    if jobs <= 1 or work < POOL_MIN_CHUNKS or "fork" not in multiprocessing.get_all_start_methods():
+        results = [aggregate(tf, chunks, sel, summaries)]
     else:
         per = max(16, len(chunks) // (jobs * 4))  # several tasks per worker: even finish times
         tasks = [list(chunks[s : s + per]) for s in range(0, len(chunks), per)]
-        _FORKED["job"] = (tf, mask, fields)
+        _FORKED["job"] = (tf, sel, summaries)
         try:
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 results = pool.map(_work, tasks, chunksize=1)
@@ -180,5 +258,7 @@ def scan(
         total.merge(agg)
         for i in bad:  # read again here so the file records why (workers' notes are theirs)
             with contextlib.suppress(TraceError):
+                if summarised(tf, i, sel, summaries):
+                    tf.chunk_summary(i)
                 tf.chunk_columns(i, FIELDS)
     return total

@@ -163,13 +163,28 @@ class Selection:
             yield recs if keep is None else recs[keep]
             tf.release()
 
+    def whole(self, tf: TraceFile, i: int) -> bool:
+        """Chunk ``i`` (one of ``chunks()``) holds no record outside the window: every record's TSC is
+        in the chunk's [first_tsc, last_tsc] (index), so one strictly after --since's TSC and strictly
+        before --until's is inside (a chunk touching a bound's TSC is decoded: exact either way)."""
+        row = tf.index[i]
+        if self.since is not None and int(row["first_tsc"]) <= self.since[0]:
+            return False
+        return self.until is None or int(row["last_tsc"]) < self.until[0]
+
+    def pairs(
+        self, kind: np.ndarray[Any, Any], reason: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+        """Which (kind, reason) pairs --reason keeps (None: all): the test ``mask`` applies to records."""
+        if not self.reasons:
+            return None
+        recs = np.empty(len(kind), dtype=[("kind", "u1"), ("reason", "<u2")])
+        recs["kind"], recs["reason"] = kind, reason
+        return reason_mask(recs, self.reasons, self.vendor)
+
     def mask(self, cols: Columns) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
         """Records of a batch to keep; None = all (the common case costs nothing)."""
-        keep = None
-        if self.reasons:
-            recs = np.empty(len(cols["kind"]), dtype=[("kind", "u1"), ("reason", "<u2")])
-            recs["kind"], recs["reason"] = cols["kind"], cols["reason"]
-            keep = reason_mask(recs, self.reasons, self.vendor)
+        keep = self.pairs(cols["kind"], cols["reason"])
         if self.since is not None:
             m = _at_or_after(cols, self.since)
             keep = m if keep is None else keep & m

@@ -1,10 +1,11 @@
 """The hvtrace trace file (.hvt): see docs/trace-format.md for the layout.
 
-Writer: header, then chunks of one CPU's records (zstd of their columns, hvtrace.trace.chunk_columns;
-format 1 files: of the byte-shuffled records; CRC-32), flushed as they fill or on demand, so a capture
-killed with SIGKILL leaves every complete chunk readable; at close an index (chunk offsets, CPUs, TSC
-and seq ranges) and a summary (with the code map: the instruction bytes at every distinct RIP, when the
-capture could read guest memory), then a fixed trailer.
+Writer: header, then chunks of one CPU's records (a summary of them, hvtrace.trace.chunk_summary, and
+zstd of their columns, hvtrace.trace.chunk_columns; format 1 files: of the byte-shuffled records;
+CRC-32), flushed as they fill or on demand, so a capture killed with SIGKILL leaves every complete
+chunk readable; at close an index (chunk offsets, CPUs, TSC and seq ranges) and a summary (with the
+code map: the instruction bytes at every distinct RIP, when the capture could read guest memory),
+then a fixed trailer.
 Reader: uses the index when the trailer is valid, else recovers it by scanning the chunks; a chunk
 with a bad checksum is reported (``errors``) and skipped, the rest stays readable.
 """
@@ -25,7 +26,7 @@ import numpy.typing as npt
 
 from hvtrace.abi import HV_ABI_VERSION
 from hvtrace.exitcodes import ExitCode
-from hvtrace.trace import chunk_codec, chunk_columns
+from hvtrace.trace import chunk_codec, chunk_columns, chunk_summary
 from hvtrace.trace.errors import TraceError
 from hvtrace.trace.fileformat import (
     CHUNK_HEADER,
@@ -33,6 +34,7 @@ from hvtrace.trace.fileformat import (
     FILE_HEADER,
     FILE_MAGIC,
     FLAG_COLUMNS,
+    FLAG_SUMMARY,
     FORMAT_VERSION,
     INDEX_DTYPE,
     INDEX_MAGIC,
@@ -95,6 +97,7 @@ class TraceFile:
     _code: dict[int, bytes] | None = None
     _bad: dict[int, ChunkError] = field(default_factory=dict)  # index row -> why it is skipped
     _chunks_end: int = 0
+    _summarised: set[int] = field(default_factory=set)  # index rows whose header has FLAG_SUMMARY
 
     @classmethod
     def open(cls, path: Path) -> TraceFile:
@@ -242,6 +245,8 @@ class TraceFile:
             return f"implausible record count {count}"
         if flags & ~KNOWN_FLAGS:
             return f"unknown flags {flags:#x}"
+        if flags & FLAG_SUMMARY:  # noted now: reading it again later would map the header's pages
+            self._summarised.add(off)
         if off + CHUNK_HEADER.size + plen > len(data):
             return "payload beyond the end of the file"
         with memoryview(data) as view:  # no copy of the payload
@@ -317,15 +322,41 @@ class TraceFile:
         types = {n: dtype.fields[n][0] for n in have}  # type: ignore[index]
         return count, {n: chunk_codec.values_of(planes[n], types[n]) for n in have}
 
-    def _payload(self, i: int) -> tuple[int, int, memoryview]:
-        """Chunk ``i``'s record count, flags and payload (a view of the file; a TraceError when the
-        chunk is known damaged)."""
+    def _whole_payload(self, i: int) -> tuple[int, int, memoryview]:
+        """Chunk ``i``'s record count, flags and payload with its summary (a view of the file; a
+        TraceError when the chunk is known damaged)."""
         if i in self._bad:
             raise TraceError(ExitCode.BAD_DATA, f"{self.path}: {self._bad[i]}")
         off = int(self.index["offset"][i])
         _, _cpu, flags, count, *_rest, plen, _pcrc, _hcrc = CHUNK_HEADER.unpack_from(self._data, off)
         # count <= MAX_CHUNK_RECORDS (checked when opened): decoded sizes are bounded
         return count, flags, memoryview(self._data)[off + CHUNK_HEADER.size : off + CHUNK_HEADER.size + plen]
+
+    def _payload(self, i: int) -> tuple[int, int, memoryview]:
+        """Chunk ``i``'s record count, flags and the payload of its records (after its summary)."""
+        count, flags, payload = self._whole_payload(i)
+        if flags & FLAG_SUMMARY:
+            payload = self._decoded(i, lambda: chunk_summary.split(payload, count))[2]
+        return count, flags, payload
+
+    def has_summary(self, i: int) -> bool:
+        """Chunk ``i`` carries a summary of its records (format 3: FLAG_SUMMARY in its header, noted
+        when the file was opened)."""
+        return int(self.index["offset"][i]) in self._summarised
+
+    def chunk_summary(self, i: int) -> chunk_summary.Summary | None:
+        """Chunk ``i``'s summary (hvtrace.trace.chunk_summary); None when it has none or one of another
+        version (read its records instead). A damaged summary is a damaged chunk (TraceError, recorded
+        in ``errors`` like a payload that does not decode)."""
+        count, flags, payload = self._whole_payload(i)
+        if not flags & FLAG_SUMMARY or not count:
+            return None
+
+        def decode() -> chunk_summary.Summary | None:
+            frame, rlen, _rest = chunk_summary.split(payload, count)
+            return chunk_summary.decode(frame, flags, rlen, count)
+
+        return self._decoded(i, decode)
 
     def _decoded(self, i: int, decode: Callable[[], _T]) -> _T:
         """``decode()``'s result; a payload that does not decode marks chunk ``i`` damaged (TraceError)."""

@@ -1,6 +1,7 @@
-"""Writing a trace file: header, chunks of one CPU's records (zstd of their columns, CRC-32)
-flushed as they fill or on demand, so a capture killed with SIGKILL leaves every complete chunk
-readable; at close the index, the summary (with the code map) and the fixed trailer."""
+"""Writing a trace file: header, chunks of one CPU's records (a summary of them for `hvtrace report`,
+then zstd of their columns, CRC-32) flushed as they fill or on demand, so a capture killed with
+SIGKILL leaves every complete chunk readable; at close the index, the summary (with the code map)
+and the fixed trailer."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from hvtrace.abi import HV_ABI_VERSION
-from hvtrace.trace import chunk_codec, chunk_columns
+from hvtrace.trace import chunk_codec, chunk_columns, chunk_summary
 from hvtrace.trace import fileformat as layout
 from hvtrace.trace.records import Records
 
@@ -32,6 +33,7 @@ class TraceWriter:
         codec: int = chunk_codec.DEFAULT_FLAG,
         level: int | None = None,
         columns: bool = True,
+        summaries: bool = True,
     ) -> None:
         self.path = Path(path)
         if not 0 < chunk_records <= layout.MAX_CHUNK_RECORDS:
@@ -39,10 +41,18 @@ class TraceWriter:
         self.chunk_records = chunk_records
         self.codec = codec  # a chunk flag: FLAG_ZSTD (default), FLAG_ZLIB (as older files) or 0 (stored)
         self.level = level  # the codec's level; None = its default (chunk_codec)
-        # columnar chunks (the report reads only its columns): format version 2; classic: 1
+        # columnar chunks (the report reads only its columns) with summaries (the report merges them
+        # instead of decoding a chunk it selects whole): format version 3; without summaries 2; classic
+        # chunks (never summarised: what format 1 readers take): 1
         self.layout = layout.FLAG_COLUMNS if columns else layout.FLAG_SHUFFLE
-        version = layout.FORMAT_VERSION if columns else layout.FORMAT_VERSION_CLASSIC
-        self.meta = {"format_version": version, "abi_version": HV_ABI_VERSION, **meta}
+        self.summaries = summaries and columns
+        version = (
+            (layout.FORMAT_VERSION if self.summaries else layout.FORMAT_VERSION_COLUMNS)
+            if columns
+            else layout.FORMAT_VERSION_CLASSIC
+        )
+        # what this writer writes, whatever a copied file's metadata said
+        self.meta = {**meta, "format_version": version, "abi_version": HV_ABI_VERSION}
         self.meta.setdefault("start_time", time.time())
         # A new file, never the old one truncated: readers map trace files (TraceFile.open), and a
         # mapping of a file truncated under it faults (SIGBUS); an unlinked one lives on for them.
@@ -98,12 +108,17 @@ class TraceWriter:
             payload = chunk_columns.encode(recs, self.codec, self.level)
         else:
             payload = chunk_codec.encode(layout.shuffle(recs), self.codec, self.level)
+        flags = self.codec | self.layout
+        summary = chunk_summary.summarize(recs) if self.summaries else None
+        if summary is not None:  # None: records it cannot state exactly; the report decodes them
+            payload = chunk_summary.encode(summary, self.codec, self.level) + payload
+            flags |= layout.FLAG_SUMMARY
         lost = self._lost_pending.pop(cpu, 0)
         first_seq, last_seq = int(recs["seq"][0]), int(recs["seq"][-1])
         tsc = recs["tsc"]
         first_tsc, last_tsc = int(tsc.min()), int(tsc.max())
         body = layout.CHUNK_HEADER.pack(
-            layout.CHUNK_MAGIC, cpu, self.codec | self.layout, len(recs), first_seq, last_seq,
+            layout.CHUNK_MAGIC, cpu, flags, len(recs), first_seq, last_seq,
             first_tsc, last_tsc, lost, len(payload), zlib.crc32(payload), 0,
         )[:-4]  # fmt: skip
         offset = self._fh.tell()

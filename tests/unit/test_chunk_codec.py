@@ -1,4 +1,4 @@
-"""Chunk codecs: new files are zstd (flags ZSTD | COLUMNS; classic chunks: ZSTD | SHUFFLE);
+"""Chunk codecs: new files are zstd (flags ZSTD | COLUMNS | SUMMARY; classic chunks: ZSTD | SHUFFLE);
 files written with zlib (every older file) or stored payloads read back the same records, in both
 layouts; a hostile or damaged payload is refused (never expanded) and its chunk is skipped as
 damage."""
@@ -15,7 +15,14 @@ import zstandard
 
 from hvtrace import paths
 from hvtrace.trace import chunk_codec
-from hvtrace.trace.fileformat import CHUNK_HEADER, FLAG_COLUMNS, FLAG_SHUFFLE, FLAG_ZLIB, FLAG_ZSTD
+from hvtrace.trace.fileformat import (
+    CHUNK_HEADER,
+    FLAG_COLUMNS,
+    FLAG_SHUFFLE,
+    FLAG_SUMMARY,
+    FLAG_ZLIB,
+    FLAG_ZSTD,
+)
 from hvtrace.trace.tracefile import TraceFile
 from hvtrace.trace.writer import TraceWriter
 
@@ -34,7 +41,7 @@ def test_every_codec_reads_back_the_same_records(codec: int, columns: bool, tmp_
     with TraceWriter(path, {"vendor": 2, "cpus": 2}, codec=codec, chunk_records=1000, columns=columns) as w:
         w.add(recs)
     tf = TraceFile.open(path)
-    assert chunk_flags(tf) == {codec | (FLAG_COLUMNS if columns else FLAG_SHUFFLE)}
+    assert chunk_flags(tf) == {codec | (FLAG_COLUMNS | FLAG_SUMMARY if columns else FLAG_SHUFFLE)}
     assert not tf.damage
     assert tf.records().tobytes() == recs.tobytes()
 
@@ -46,7 +53,7 @@ def test_new_files_use_zstd_and_fields_are_read_as_columns(columns: bool, tmp_pa
     with TraceWriter(path, {"vendor": 2, "cpus": 2}, columns=columns) as w:
         w.add(recs)
     tf = TraceFile.open(path)
-    assert chunk_flags(tf) == {FLAG_ZSTD | (FLAG_COLUMNS if columns else FLAG_SHUFFLE)}
+    assert chunk_flags(tf) == {FLAG_ZSTD | (FLAG_COLUMNS | FLAG_SUMMARY if columns else FLAG_SHUFFLE)}
     count, cols = tf.chunk_columns(0, ["tsc", "kind", "seq"])
     assert set(cols) == {"tsc", "kind", "seq"}
     first = tf.read_chunk(0)

@@ -115,10 +115,10 @@ def test_a_chunk_that_does_not_decode_is_skipped_as_damage(tmp_path: Path) -> No
     assert "bad column widths" in tf.damage.problems[0]
 
 
-def test_classic_writers_write_format_1_and_columnar_ones_format_2(tmp_path: Path) -> None:
-    for columns, version in ((False, 1), (True, 2)):
+def test_classic_writers_write_format_1_columnar_ones_2_and_with_summaries_3(tmp_path: Path) -> None:
+    for columns, summaries, version in ((False, True, 1), (True, False, 2), (True, True, 3)):
         path = tmp_path / f"{version}.hvt"
-        with TraceWriter(path, {"vendor": 2, "cpus": 1}, columns=columns) as w:
+        with TraceWriter(path, {"vendor": 2, "cpus": 1}, columns=columns, summaries=summaries) as w:
             w.add(odd_records())
         head = FILE_HEADER.unpack_from(path.read_bytes())
         assert head[1] == version == TraceFile.open(path).meta["format_version"]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from hvtrace.cli import main
-from hvtrace.commands.trace_handlers import warn_damage
+from hvtrace.commands.report_handler import warn_damage
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.replay import Replay
 from hvtrace.trace.tracefile import CHUNK_HEADER, TraceFile, TraceWriter

@@ -46,7 +46,7 @@ def test_round_trip_with_index(tmp_path: Path) -> None:
     assert not tf.recovered
     assert tf.errors == []
     assert tf.meta["vendor_name"] == "VMX"
-    assert tf.meta["format_version"] == 2  # columnar chunks (chunk_columns); classic-only writers: 1
+    assert tf.meta["format_version"] == 3  # columnar chunks with summaries; without: 2, classic: 1
     assert tf.record_count == 2000
     assert tf.cpus == [0, 1]
     assert (tf.records(0, ordered=False) == recs[0]).all()
