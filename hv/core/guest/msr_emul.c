@@ -130,17 +130,15 @@ static bool mtrr_access(struct vcpu *v, u32 msr, bool write, u64 *value)
 
 bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value)
 {
-    const struct msr_rule *r = msr_policy_lookup(msr_policy_cpu(), msr);
-    if (r && r->emul == MSR_EMUL_MTRR)
+    if (msr_policy_emul(msr_policy_cpu(), msr) == MSR_EMUL_MTRR)
         return mtrr_access(v, msr, false, value);
     return !safe_rdmsr(msr, value);         /* the others emulate writes only */
 }
 
 bool msr_emul_write(struct vcpu *v, u32 msr, u64 value)
 {
-    const struct msr_rule *r = msr_policy_lookup(msr_policy_cpu(), msr);
     u64 now;
-    switch (r ? r->emul : MSR_EMUL_NONE) {
+    switch (msr_policy_emul(msr_policy_cpu(), msr)) {
     case MSR_EMUL_MTRR:
         return mtrr_access(v, msr, true, &value);
     case MSR_EMUL_TSC:

@@ -62,8 +62,7 @@ void vcpu_inject_exception(struct vcpu *v, u32 vector, bool has_error, u32 error
 
 void vcpu_skip_len(struct vcpu *v, u32 len)
 {
-    v->ops->advance(v, len);
-    if (v->ops->rflags(v) & X86_RFLAGS_TF)
+    if (v->ops->advance(v, len) & X86_RFLAGS_TF)
         v->ops->single_step(v);         /* the trap the instruction would have raised (SDM Vol. 3B 18.3.1.4) */
 }
 
