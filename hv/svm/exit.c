@@ -333,7 +333,7 @@ void svm_exit_dispatch(struct guest_regs *regs)
     rec->reason = (u16)x.code;          /* VMEXIT_INVALID (-1) becomes 0xffff */
     rec->qual = v->control.exitinfo1;
     rec->rip = v->save.rip;
-    int idx = svm_exit_index(x.code);
+    int idx = x.code < 0x100 ? (int)x.code : svm_exit_index(x.code);     /* the dense codes are their index */
     if (idx >= 0)
         s->exits[idx]++;
     if (x.code == SVM_EXIT_INVALID) {

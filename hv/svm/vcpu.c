@@ -94,11 +94,12 @@ static u32 insn_len(struct vcpu *v)
 }
 
 /* Past the instruction; the STI / MOV-SS shadow ends with it (15.21.5). */
-static void advance(struct vcpu *v, u32 len)
+static u64 advance(struct vcpu *v, u32 len)
 {
     S(v)->rip += len;
     X(v)->vmcb->control.interrupt_shadow &= ~1ull;
     v->rec->insn_len = (u8)len;
+    return S(v)->rflags;
 }
 
 /* EVENTINJ (APM 15.20): delivered through the guest IDT by the next VMRUN. */

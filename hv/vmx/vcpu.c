@@ -35,11 +35,12 @@ static u32 insn_len(struct vcpu *v)
 }
 
 /* Past the instruction; the STI / MOV-SS blocking it may have set ends with it (26.4.2). */
-static void advance(struct vcpu *v, u32 len)
+static u64 advance(struct vcpu *v, u32 len)
 {
     (void)v;
     vmwrite(GUEST_RIP, vmread(GUEST_RIP) + len);
     vmwrite(GUEST_INTERRUPTIBILITY_INFO, vmread(GUEST_INTERRUPTIBILITY_INFO) & ~3ull);
+    return vmread(GUEST_RFLAGS);
 }
 
 static u32 cpl(struct vcpu *v)

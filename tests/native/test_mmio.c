@@ -40,13 +40,14 @@ static void f_set_rip(struct vcpu *v, u64 x) { ((struct fake *)v)->rip = x; }
 static u64 f_rflags(struct vcpu *v) { return ((struct fake *)v)->rflags; }
 static void f_set_rflags(struct vcpu *v, u64 x) { ((struct fake *)v)->rflags = x; }
 static u32 f_insn_len(struct vcpu *v) { return (void)v, 0; }
-static void f_advance(struct vcpu *v, u32 len)
+static u64 f_advance(struct vcpu *v, u32 len)
 {
     struct fake *f = (struct fake *)v;
     f->advanced += len;
     f->rip += len;
     if (f->bits != 64)
         f->rip = f->bits == 16 ? (u16)f->rip : (u32)f->rip;
+    return f->rflags;
 }
 static u32 f_cpl(struct vcpu *v) { return ((struct fake *)v)->cpl; }
 static u32 f_code_bits(struct vcpu *v) { return ((struct fake *)v)->bits; }

@@ -216,9 +216,45 @@ static void test_lookup_index(void)
     CHECK(msr_policy_lookup(&vmx, 0x12345678) == 0, "no rule outside the table");
 }
 
+/*
+ * Issue 18: the cached msr_policy_action gives what the uncached one gives, cold and warm, with every
+ * CPU flavour interleaved on the same MSRs (they share cache entries: the flavour is in the key) and
+ * MSRs that collide in the cache (0x10 and 0xc0000010 share an index; so do 0xfe and 0x3e).
+ */
+static void test_action_cache(void)
+{
+    unsigned bad = 0, n = 0;
+    static const u32 bases[] = { 0, 0xc0000000u, 0xc0010000u, 0x40000000u };
+    for (int round = 0; round < 2; round++)
+        for (unsigned b = 0; b < 4; b++)
+            for (u32 m = bases[b]; m < bases[b] + 0x2100; m++)
+                for (int f = 0; f < 16; f++) {
+                    struct msr_cpu c = { .on = f & 8 ? MSR_ON_SVM : MSR_ON_VMX, .spec_ctrl = f & 1,
+                                         .pred_cmd = (f >> 1) & 1, .mtrr = (f >> 2) & 1, .phys_bits = 40 };
+                    for (int w = 0; w < 2; w++, n++)
+                        if (msr_policy_action(&c, m, w) != msr_policy_action_uncached(&c, m, w) && bad++ < 10)
+                            printf("cache mismatch: MSR %#x flavour %d %s\n", m, f, w ? "write" : "read");
+                    const struct msr_rule *r = msr_policy_lookup(&c, m);
+                    n++;
+                    if (msr_policy_emul(&c, m) != (r ? r->emul : MSR_EMUL_NONE) && bad++ < 10)
+                        printf("cache mismatch: MSR %#x flavour %d emulation\n", m, f);
+                }
+    CHECK(bad == 0, "%u of %u cached MSR decisions differ from the table's", bad, n);
+    /* Alternating colliding MSRs and flavours: each answer is its own, never the entry's last owner's. */
+    for (int i = 0; i < 4; i++) {
+        CHECK(msr_policy_action(&vmx, 0x10, true) == MSR_EMUL, "TSC write emulated (after a collision)");
+        CHECK(msr_policy_action(&vmx, 0xc0000010, true) == MSR_GP, "C000_0010h write #GP (after a collision)");
+        CHECK(msr_policy_action(&vmx, 0x48, true) == MSR_PASS, "SPEC_CTRL owned on VT-x with it");
+        CHECK(msr_policy_action(&svm, 0x48, true) == MSR_GP, "SPEC_CTRL #GP on SVM without it");
+        CHECK(msr_policy_emul(&vmx, 0x10) == MSR_EMUL_TSC, "TSC emulation (after a collision)");
+        CHECK(msr_policy_emul(&vmx, 0xc0000010) == MSR_EMUL_NONE, "C000_0010h: no emulation");
+    }
+}
+
 int main(void)
 {
     test_lookup_index();
+    test_action_cache();
     test_table_shape();
     test_dangerous();
     test_pass_set();

@@ -24,6 +24,16 @@ enum ap_state { AP_PARKED, AP_WAIT_SIPI, AP_STARTING, AP_RUNNING };
  * exited, and the target must still drop its old context (the IPIs of one sender arrive in order).
  */
 static volatile u32 init_latched[HV_MAX_CPUS];
+/* How many CPUs have an INIT latched: the inline apic_emul_take_init tests it before the CPU's own
+ * entry (issue 18: one load on the common exit path instead of a call and a locked exchange). */
+u32 apic_emul_init_latched;
+
+/* Latch an INIT for CPU i; the count goes up once per latch, whoever latched it first. */
+static void latch_init(u32 i)
+{
+    if (!__atomic_exchange_n(&init_latched[i], 1, __ATOMIC_ACQ_REL))
+        __atomic_add_fetch(&apic_emul_init_latched, 1, __ATOMIC_RELEASE);
+}
 
 static u64 apic_page;
 static bool tsc_deadline;      /* CPUID.01H:ECX[24]: the LVT timer's TSC-deadline mode exists (SDM 11.5.4.1) */
@@ -146,7 +156,7 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
              */
             printk("guest: CPU %u sent INIT to running CPU %u (APIC %u): it waits for SIPI\n", pc->index, i,
                    t->apic_id);
-            __atomic_store_n(&init_latched[i], 1, __ATOMIC_RELEASE);
+            latch_init(i);              /* before the kick: the exit it causes sees the count */
             if (t != pc) {
                 __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
                 host_ipi(pc, t, ICR_NMI);
@@ -286,15 +296,18 @@ bool apic_emul_may_run_guest(u32 index)
            __atomic_load_n(&init_latched[index], __ATOMIC_ACQUIRE);
 }
 
-bool apic_emul_take_init(struct percpu *pc)
+bool apic_emul_take_init_latched(struct percpu *pc)
 {
-    return __atomic_exchange_n(&init_latched[pc->index], 0, __ATOMIC_ACQ_REL) != 0;
+    if (!__atomic_exchange_n(&init_latched[pc->index], 0, __ATOMIC_ACQ_REL))
+        return false;                   /* another CPU's INIT */
+    __atomic_sub_fetch(&apic_emul_init_latched, 1, __ATOMIC_RELEASE);
+    return true;
 }
 
 void apic_emul_init_arrived(struct percpu *pc)
 {
     __atomic_store_n(&ap_state[pc->index], AP_WAIT_SIPI, __ATOMIC_RELEASE);
-    __atomic_store_n(&init_latched[pc->index], 1, __ATOMIC_RELEASE);
+    latch_init(pc->index);
 }
 
 u64 apic_emul_page(void)

@@ -12,7 +12,8 @@
 #include <hv/x86.h>
 
 static spinlock_t step_lock;            /* held from begin to end: one redirected page at a time */
-static volatile u32 step_cpu = ~0u;
+/* apic_step_cpu: the CPU whose step is in flight, ~0 for none (read inline, apic_step.h) */
+u32 apic_step_cpu = ~0u;
 static u64 step_page;
 static u8 scratch[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static u32 before[PAGE_SIZE / 16];
@@ -113,12 +114,12 @@ static void step_end(struct vcpu *v);
  * hypervisor (an NMI kick, sent again if one is lost: taken in VT-x root operation it is consumed) and
  * kept there (apic_step_hold_wait) until the step ends. A one-CPU guest pays nothing.
  */
-static volatile u32 hold;
+u32 apic_step_hold;                     /* other CPUs must stay in the hypervisor (apic_step.h) */
 #define REKICK_SPINS (1u << 20)
 
 static void hold_others(struct vcpu *v)
 {
-    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&apic_step_hold, 1, __ATOMIC_SEQ_CST);
     for (u32 i = 0; i < cpu_count; i++) {
         struct percpu *t = cpus[i];
         if (!t || t == v->pc)
@@ -134,22 +135,22 @@ static void hold_others(struct vcpu *v)
     }
 }
 
-void apic_step_hold_wait(struct percpu *pc)
+/*
+ * apic_step_hold_wait's slow path: the inline part stored in_root 0 and saw the hold. Dekker with
+ * hold_others: either it sees in_root 0 (and kicks), or this CPU sees the hold.
+ */
+void apic_step_hold_wait_held(struct percpu *pc)
 {
     for (;;) {
-        /* Dekker with hold_others: either it sees in_root 0 (and kicks), or this CPU sees the hold. */
-        __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST) || apic_step_active(pc))
+        if (apic_step_active(pc))
             return;
         __atomic_store_n(&pc->in_root, 1, __ATOMIC_SEQ_CST);
-        while (__atomic_load_n(&hold, __ATOMIC_ACQUIRE) && !apic_step_active(pc))
+        while (__atomic_load_n(&apic_step_hold, __ATOMIC_ACQUIRE) && !apic_step_active(pc))
             __asm__ volatile("pause");
+        __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&apic_step_hold, __ATOMIC_SEQ_CST))
+            return;
     }
-}
-
-bool apic_step_active(const struct percpu *pc)
-{
-    return __atomic_load_n(&step_cpu, __ATOMIC_ACQUIRE) == pc->index;
 }
 
 bool apic_step_begin(struct vcpu *v, bool fetch)
@@ -173,7 +174,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
      */
     u8 perms = fetch ? STAGE2_R | STAGE2_X : STAGE2_RWX;
     if (stage2_remap(virt_backend->stage2, step_page, (u64)(uintptr_t)scratch, perms)) {
-        __atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&apic_step_hold, 0, __ATOMIC_RELEASE);
         spin_unlock(&step_lock);
         return false;
     }
@@ -183,7 +184,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
                     stage2_remap(virt_backend->stage2, next, (u64)(uintptr_t)beyond, STAGE2_RWX) == 0;
     v->ops->stage2_flush(v);
     mark_start(v);
-    __atomic_store_n(&step_cpu, v->pc->index, __ATOMIC_RELEASE);
+    __atomic_store_n(&apic_step_cpu, v->pc->index, __ATOMIC_RELEASE);
     if (v->ops->step_arm(v, true))
         return true;
     step_end(v);                        /* cannot step: nothing ran, nothing to replay */
@@ -208,8 +209,8 @@ static void step_end(struct vcpu *v)
         }
     }
     v->rec->arg0 = replayed;
-    __atomic_store_n(&step_cpu, ~0u, __ATOMIC_RELEASE);
-    __atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&apic_step_cpu, ~0u, __ATOMIC_RELEASE);
+    __atomic_store_n(&apic_step_hold, 0, __ATOMIC_RELEASE);
     spin_unlock(&step_lock);
 }
 
@@ -223,8 +224,7 @@ bool apic_step_trap(struct vcpu *v)
     return true;
 }
 
-void apic_step_cut(struct vcpu *v)
+void apic_step_cut_active(struct vcpu *v)
 {
-    if (apic_step_active(v->pc))
-        step_end(v);
+    step_end(v);
 }

@@ -70,8 +70,10 @@ bool io_policy_hits(enum io_policy_why why, u16 port, u32 size)
 {
     for (u32 i = 0; i < sizeof(io_intercepts) / sizeof(io_intercepts[0]); i++) {
         const struct io_intercept *e = &io_intercepts[i];
+        if (e->why != why)
+            continue;                   /* first: a derived port is loaded only for this why's entries */
         u32 first = first_port(e);
-        if (e->why == why && first && port < first + e->count && (u32)port + size > first)
+        if (first && port < first + e->count && (u32)port + size > first)
             return true;
     }
     return false;

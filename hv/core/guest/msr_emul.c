@@ -75,7 +75,7 @@ static u64 *mtrr_slot(struct mtrr_state *st, u32 msr)
 }
 
 /* Bumped after a retype; every CPU flushes its cached stage-2 translations when it sees a new value. */
-static volatile u32 stage2_types_gen;
+volatile u32 stage2_types_gen;         /* read inline by msr_emul_stage2_sync (msr_emul.h) */
 
 /*
  * Retype the stage-2 map after a guest MTRR write, while the guest's MTRRs are enabled. The MP update
@@ -93,15 +93,6 @@ static void mtrr_apply(struct vcpu *v, const struct mtrr_state *st)
     __atomic_add_fetch(&stage2_types_gen, 1, __ATOMIC_SEQ_CST);
     printk("stage2: cpu %u: guest MTRRs retyped %lu leaves\n", v->pc->index, changed);
     msr_emul_stage2_sync(v);
-}
-
-void msr_emul_stage2_sync(struct vcpu *v)
-{
-    u32 gen = stage2_types_gen;
-    if (v->pc->stage2_types_seen != gen) {
-        v->pc->stage2_types_seen = gen;
-        v->ops->stage2_flush(v);
-    }
 }
 
 static bool mtrr_access(struct vcpu *v, u32 msr, bool write, u64 *value)
@@ -130,17 +121,15 @@ static bool mtrr_access(struct vcpu *v, u32 msr, bool write, u64 *value)
 
 bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value)
 {
-    const struct msr_rule *r = msr_policy_lookup(msr_policy_cpu(), msr);
-    if (r && r->emul == MSR_EMUL_MTRR)
+    if (msr_policy_emul(msr_policy_cpu(), msr) == MSR_EMUL_MTRR)
         return mtrr_access(v, msr, false, value);
     return !safe_rdmsr(msr, value);         /* the others emulate writes only */
 }
 
 bool msr_emul_write(struct vcpu *v, u32 msr, u64 value)
 {
-    const struct msr_rule *r = msr_policy_lookup(msr_policy_cpu(), msr);
     u64 now;
-    switch (r ? r->emul : MSR_EMUL_NONE) {
+    switch (msr_policy_emul(msr_policy_cpu(), msr)) {
     case MSR_EMUL_MTRR:
         return mtrr_access(v, msr, true, &value);
     case MSR_EMUL_TSC:

@@ -239,7 +239,7 @@ static bool in_msr_ranges(u32 msr)
     return msr <= 0x1fff || msr - 0xc0000000u <= 0x1fff || msr - 0xc0010000u <= 0x1fff;
 }
 
-enum msr_action msr_policy_action(const struct msr_cpu *c, u32 msr, bool write)
+enum msr_action msr_policy_action_uncached(const struct msr_cpu *c, u32 msr, bool write)
 {
     const struct msr_rule *r = msr_policy_lookup(c, msr);
     enum msr_action a = r ? (enum msr_action)(write ? r->write : r->read) : MSR_DEFAULT;
@@ -249,6 +249,50 @@ enum msr_action msr_policy_action(const struct msr_cpu *c, u32 msr, bool write)
     if (!in_msr_ranges(msr))
         return MSR_GP;
     return write ? MSR_GP : MSR_EXEC;
+}
+
+/*
+ * The decisions of recent MSRs (issue 18: the index search cost ~200 instructions per RDMSR exit): a
+ * direct-mapped cache, one 64-bit word per entry, [63:32] the MSR, [31:24] the matching rule's emulation
+ * (enum msr_emul), [23:16] the CPU flavour (what else decides a lookup: msr_cpu's vendor and CPUID
+ * conditions; bit 23 marks the entry used), [15:8] the read action, [7:0] the write action. The table is const and a decision is a pure function of the
+ * key, so any CPU may fill any entry: whole words (aligned 64-bit atomics) never mix two entries, and
+ * two CPUs racing write the same word for the same key.
+ */
+#define ACTION_CACHE 64
+static u64 action_cache[ACTION_CACHE];
+
+static u32 flavour(const struct msr_cpu *c)
+{
+    return 0x80u | (u32)c->on << 3 | (u32)c->spec_ctrl << 2 | (u32)c->pred_cmd << 1 | (u32)c->mtrr;
+}
+
+/* A miss: the decisions from the table into the entry (out of line: the hit needs no stack frame). */
+static __attribute__((noinline)) u64 cache_fill(const struct msr_cpu *c, u32 msr, u64 key, u64 *slot)
+{
+    const struct msr_rule *r = msr_policy_lookup(c, msr);
+    u64 e = key | (u64)(r ? r->emul : MSR_EMUL_NONE) << 24 | (u64)msr_policy_action_uncached(c, msr, false) << 8 |
+            msr_policy_action_uncached(c, msr, true);
+    __atomic_store_n(slot, e, __ATOMIC_RELAXED);
+    return e;
+}
+
+static inline u64 cached(const struct msr_cpu *c, u32 msr)
+{
+    u64 *slot = &action_cache[(msr ^ (msr >> 16)) & (ACTION_CACHE - 1)];    /* C000_xxxx and 0000_xxxx apart */
+    u64 key = (u64)msr << 32 | flavour(c) << 16, e = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    return (e & 0xffffffff00ff0000ull) == key ? e : cache_fill(c, msr, key, slot);
+}
+
+enum msr_action msr_policy_action(const struct msr_cpu *c, u32 msr, bool write)
+{
+    u64 e = cached(c, msr);
+    return (enum msr_action)(write ? e & 0xff : (e >> 8) & 0xff);
+}
+
+enum msr_emul msr_policy_emul(const struct msr_cpu *c, u32 msr)
+{
+    return (enum msr_emul)((cached(c, msr) >> 24) & 0xff);
 }
 
 void msr_policy_for_each_pass(const struct msr_cpu *c, void (*pass)(u32 msr, bool write, void *ctx), void *ctx)

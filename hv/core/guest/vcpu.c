@@ -62,8 +62,7 @@ void vcpu_inject_exception(struct vcpu *v, u32 vector, bool has_error, u32 error
 
 void vcpu_skip_len(struct vcpu *v, u32 len)
 {
-    v->ops->advance(v, len);
-    if (v->ops->rflags(v) & X86_RFLAGS_TF)
+    if (v->ops->advance(v, len) & X86_RFLAGS_TF)
         v->ops->single_step(v);         /* the trap the instruction would have raised (SDM Vol. 3B 18.3.1.4) */
 }
 
@@ -119,12 +118,10 @@ void vcpu_nmi_arrived(struct percpu *pc)
     pc->nmi_pending = 1;                /* NMIs do not queue: one pending at most (SDM Vol. 3A 6.7.1) */
 }
 
-void vcpu_exit_done(struct vcpu *v)
+/* An NMI is held for the guest: inject it now, or ask for an exit once the guest can take it. */
+static __attribute__((noinline)) void deliver_nmi(struct vcpu *v)
 {
     struct percpu *pc = v->pc;
-    msr_emul_stage2_sync(v);
-    if (!pc->nmi_pending)
-        return;
     if (!v->event.valid && v->ops->nmi_allowed(v)) {
         v->event = (struct vcpu_event){ .valid = true, .type = VCPU_EVT_NMI, .vector = 2 };
         pc->nmi_pending = 0;
@@ -133,6 +130,19 @@ void vcpu_exit_done(struct vcpu *v)
     } else if (v->ops->nmi_window) {
         v->ops->nmi_window(v, true);    /* otherwise the next exit tries again */
     }
+}
+
+/* vcpu_exit_done's body, inline into vcpu_exit_finish: every exit, and almost never an NMI held. */
+static inline __attribute__((always_inline)) void exit_done(struct vcpu *v)
+{
+    msr_emul_stage2_sync(v);
+    if (v->pc->nmi_pending)
+        deliver_nmi(v);
+}
+
+void vcpu_exit_done(struct vcpu *v)
+{
+    exit_done(v);
 }
 
 void vcpu_check_init(struct percpu *pc)
@@ -153,7 +163,7 @@ void vcpu_check_init(struct percpu *pc)
 void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
 {
     struct percpu *pc = v->pc;
-    vcpu_exit_done(v);
+    exit_done(v);
     if (v->event.valid) {
         apic_step_cut(v);               /* the event's handler must not run with the xAPIC page redirected */
         v->ops->inject(v, &v->event);

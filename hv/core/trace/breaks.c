@@ -61,15 +61,9 @@ static bool matches(const struct hv_break *b, const struct percpu *pc, const str
     return true;
 }
 
-int break_match(const struct percpu *pc, const struct hv_record *rec)
+int break_match_table(const struct percpu *pc, const struct hv_record *rec)
 {
     u32 armed = __atomic_load_n(&hv_breaks.armed, __ATOMIC_RELAXED);
-    if (!armed)
-        return -1;
-    /* The usual armed-but-not-this-exit case, decided before the table is touched (a few loads). */
-    u32 kinds = __atomic_load_n(&hv_breaks.kinds, __ATOMIC_RELAXED);
-    if (kinds && !((kinds >> (rec->kind & 31)) & 1))
-        return -1;
     /* Tools fill entries from 0: stop once 'armed' enabled entries were looked at (each exit counts). */
     for (int i = 0; armed && i < HV_BREAK_MAX; i++) {
         struct hv_break *b = &hv_breaks.entry[i];

@@ -84,20 +84,6 @@ struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head)
     return ring_slot_rewrite(r, head);
 }
 
-void ring_commit(struct hv_ring *r, struct hv_record *slot)
-{
-    u64 head = r->head;
-    slot->cpu = (u16)r->cpu;
-    if (r->dropped != r->dropped_flagged) {     /* drops since the previous record: flag this one */
-        slot->flags |= HV_REC_DROPPED_BEFORE;
-        r->dropped_flagged = r->dropped;
-    }
-    barrier();
-    *(volatile u64 *)&slot->seq = head + 1;
-    barrier();
-    __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
-}
-
 bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
 {
     struct hv_record *slot = ring_reserve(r);

@@ -74,7 +74,7 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
     pc->exits_total++;
     rec->cpu = (u16)pc->index;
-    int brk = break_match(pc, rec);
+    int brk = break_may_match(rec) ? break_match_table(pc, rec) : -1;
     if (brk >= 0)
         rec->flags |= HV_REC_BREAK_HIT;
     if (rec == trace_building[pc->index]) {

@@ -56,8 +56,15 @@ bool apic_emul_apic_base_write(u64 value);
 /*
  * Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? Taking it
  * clears it; a SIPI that came right behind it is already waiting (apic_emul_wait_sipi returns at once).
+ * Inline: on every exit, and almost always no CPU has one latched (apic_emul_init_latched counts them;
+ * it is raised before the NMI kick that makes the target exit, so that exit sees it).
  */
-bool apic_emul_take_init(struct percpu *pc);
+extern u32 apic_emul_init_latched;
+bool apic_emul_take_init_latched(struct percpu *pc);
+static inline bool apic_emul_take_init(struct percpu *pc)
+{
+    return __atomic_load_n(&apic_emul_init_latched, __ATOMIC_ACQUIRE) && apic_emul_take_init_latched(pc);
+}
 /* CPU 'index' may be running guest code: not parked, nor waiting for a SIPI in the hypervisor. */
 bool apic_emul_may_run_guest(u32 index);
 /* A real INIT reached this CPU in the guest (VT-x INIT exit): it waits for SIPI like an emulated one. */

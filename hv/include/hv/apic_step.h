@@ -32,8 +32,16 @@ bool apic_step_fetch_in_register(struct vcpu *v);
  * a step in flight (an instruction fetched from the page that stores to it: the caller decides).
  */
 bool apic_step_begin(struct vcpu *v, bool fetch);
-/* This CPU has a step in flight (the next exit ends it). */
-bool apic_step_active(const struct percpu *pc);
+/*
+ * This CPU has a step in flight (the next exit ends it). Inline with the other two checks every exit
+ * makes (apic_step_cut, apic_step_hold_wait): one load each when no step is in flight (issue 18).
+ */
+extern u32 apic_step_cpu;               /* the stepping CPU's index, ~0 for none */
+extern u32 apic_step_hold;              /* a step is in flight: the other CPUs wait in the hypervisor */
+static inline bool apic_step_active(const struct percpu *pc)
+{
+    return __atomic_load_n(&apic_step_cpu, __ATOMIC_ACQUIRE) == pc->index;
+}
 /*
  * The step's own exit (monitor trap, or #DB where there is none). If the instruction made progress (RIP,
  * RCX/RSI/RDI or the copy changed) the step ends: the writes are replayed, the page trapped again, the
@@ -57,11 +65,23 @@ bool apic_step_stuck(struct vcpu *v);
  * SDM Vol. 3A 17.3.1.4) and reflected after the cut, and an event injected at the entry that would
  * start the step cuts it first (vcpu_exit_finish).
  */
-void apic_step_cut(struct vcpu *v);
+void apic_step_cut_active(struct vcpu *v);
+static inline void apic_step_cut(struct vcpu *v)
+{
+    if (apic_step_active(v->pc))
+        apic_step_cut_active(v);
+}
 /*
  * The last thing before this CPU enters the guest (it clears percpu.in_root): while another CPU's step
  * is in flight, wait in the hypervisor (the stage-2 map is shared: the copy must be no other CPU's code).
  */
-void apic_step_hold_wait(struct percpu *pc);
+void apic_step_hold_wait_held(struct percpu *pc);
+static inline void apic_step_hold_wait(struct percpu *pc)
+{
+    /* Dekker with the stepping CPU's hold_others (apic_step.c): in_root 0, then look at the hold. */
+    __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&apic_step_hold, __ATOMIC_SEQ_CST))
+        apic_step_hold_wait_held(pc);
+}
 
 #endif

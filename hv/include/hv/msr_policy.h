@@ -69,8 +69,12 @@ const struct msr_rule *msr_policy_lookup(const struct msr_cpu *c, u32 msr);
 const struct msr_rule *msr_policy_lookup_linear(const struct msr_cpu *c, u32 msr);
 /* True once the lookup index is built and used (built on the first call). */
 bool msr_policy_indexed(void);
-/* The action for one direction, the default included. */
+/* The action for one direction, the default included (through a small cache of recent MSRs). */
 enum msr_action msr_policy_action(const struct msr_cpu *c, u32 msr, bool write);
+/* The same without the cache (the reference the native test checks the cache against). */
+enum msr_action msr_policy_action_uncached(const struct msr_cpu *c, u32 msr, bool write);
+/* The emulation of the rule that decides this MSR (MSR_EMUL_NONE without one), through the same cache. */
+enum msr_emul msr_policy_emul(const struct msr_cpu *c, u32 msr);
 /*
  * Calls pass(msr, write, ctx) for every MSR and direction the guest owns directly on this CPU; a
  * bitmap that intercepts everything and clears exactly these is the policy's bitmap.

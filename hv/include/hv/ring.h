@@ -59,6 +59,19 @@ static inline struct hv_record *ring_reserve(struct hv_ring *r)
         return ring_reserve_full(r, head);
     return ring_slot_rewrite(r, head);
 }
-void ring_commit(struct hv_ring *r, struct hv_record *slot);
+/* Inline: every traced exit ends here (issue 18). The order is ring.c's publication order. */
+static inline void ring_commit(struct hv_ring *r, struct hv_record *slot)
+{
+    u64 head = r->head;
+    slot->cpu = (u16)r->cpu;
+    if (r->dropped != r->dropped_flagged) {     /* drops since the previous record: flag this one */
+        slot->flags |= HV_REC_DROPPED_BEFORE;
+        r->dropped_flagged = r->dropped;
+    }
+    __asm__ volatile("" ::: "memory");
+    *(volatile u64 *)&slot->seq = head + 1;
+    __asm__ volatile("" ::: "memory");
+    __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+}
 
 #endif

@@ -61,8 +61,11 @@ struct vcpu_ops {
     void (*set_rflags)(struct vcpu *v, u64 value);
     /* The exiting instruction's length where the CPU reports it (VT-x instruction exits, SVM nRIP), else 0. */
     u32 (*insn_len)(struct vcpu *v);
-    /* RIP += len and the STI / MOV-SS blocking the instruction may have set ends with it. */
-    void (*advance)(struct vcpu *v, u32 len);
+    /*
+     * RIP += len and the STI / MOV-SS blocking the instruction may have set ends with it. Returns the
+     * guest's RFLAGS (unchanged by this), which the caller needs for TF next: one call, not two.
+     */
+    u64 (*advance)(struct vcpu *v, u32 len);
     u32 (*cpl)(struct vcpu *v);
     /* The current code size: 16, 32 or 64 (CS.L with EFER.LMA, else CS.D; real mode is 16). */
     u32 (*code_bits)(struct vcpu *v);
