@@ -6,7 +6,7 @@ memory is reserved in its memory map, so it never touches (and cannot corrupt) t
 It draws its screen on COM1 with cursor escapes and never ends by itself: a run is stopped with
 SIGTERM once it names its last test (exit 143). Its test list is fixed (#0 address test ... #10 bit
 fade); a screen update names a test as ``#N  [name]`` when it starts. On 2 CPUs, bare and under the
-hypervisor, the tests seen must come in the same order with the same names, reach the bit-fade test,
+hypervisor, the tests seen in the first pass must come in order with the same names, reach the bit-fade test,
 and every ``Errors:`` field must read 0.
 """
 
@@ -52,13 +52,21 @@ def named_tests(text: str) -> list[tuple[int, str]]:
     return seen
 
 
+def first_pass(text: str) -> str:
+    """The screen up to the first naming of the last test: what follows is the next pass. The serial
+    console sends screen differences when memtest86+ redraws, not every change, so a short test can go
+    unnamed in one pass and be named in the next."""
+    last = next((m for m in TEST_RE.finditer(text) if int(m.group(1)) == LAST_TEST), None)
+    return text if last is None else text[: last.end()]
+
+
 def check_memtest_screen(text: str, what: str) -> list[tuple[int, str]]:
     assert BANNER.search(text), f"{what}: no memtest86+ banner\n{text[-2000:]}"
     assert "SMP: 2T" in text, f"{what}: memtest86+ did not find both CPUs"
     assert "Using: All Cores" in text, f"{what}: not testing on both CPUs"
     errors = set(ERRORS_RE.findall(text))
     assert errors == {"0"}, f"{what}: Errors fields {errors}"
-    seen = named_tests(text)
+    seen = named_tests(first_pass(text))
     numbers = [n for n, _ in seen]
     assert numbers == sorted(numbers), f"{what}: tests out of order {seen}"
     assert numbers[0] == 0, f"{what}: tests seen {seen}"
