@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hvtrace.gdbmi import Gdb
+from hvtrace.gdbmi import Gdb, GdbError
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
 from tests.integration.conftest import wait_for
@@ -35,7 +35,13 @@ def attach(session: BochsSession | QemuSession) -> Gdb:
     gdb = Gdb()
     gdb.load()
     gdb.ok("-gdb-set remotetimeout 120")
-    gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}", timeout=180)
+    try:
+        gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}", timeout=180)
+    except GdbError as e:  # say whether the emulator still runs, and what the hypervisor said last
+        gdb.close()
+        hv = "\n".join(session.hv_lines[-30:])
+        status = session.proc.poll() if session.proc else "not started"
+        pytest.fail(f"{e}\nemulator exit status: {status}\nhypervisor's last lines:\n{hv}")
     return gdb
 
 
