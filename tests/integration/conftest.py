@@ -267,6 +267,15 @@ def built_image() -> Path:
         pytest.fail(f"cannot build the hypervisor image:\n{e.message}")
 
 
+def storm_capture(run: RunFn, out: Path, *limit: str) -> None:
+    """A 2-CPU QEMU CPUID storm captured into ``out`` until ``limit`` (e.g. "--count", "3000")."""
+    r = run(
+        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1", *limit,
+        "--quiet", "-o", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.describe()
+
+
 def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
     """Poll ``cond`` until it is true; a timeout fails the test naming what never happened."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import pytest
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.tracefile import CHUNK_HEADER, TraceFile
-from tests.integration.conftest import RunFn
+from tests.integration.conftest import RunFn, storm_capture
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
@@ -23,11 +23,7 @@ def test_every_command_reports_a_damaged_real_capture_the_same_way(
     hvtrace_run: RunFn, tmp_path: Path
 ) -> None:
     good = tmp_path / "storm.hvt"
-    r = hvtrace_run(
-        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1", "--duration", "2",
-        "--quiet", "-o", str(good),
-    )  # fmt: skip
-    assert r.returncode == 0, r.output
+    storm_capture(hvtrace_run, good, "--duration", "2")
     tf = TraceFile.open(good)
     assert len(tf.index) >= 4, "the storm should fill several chunks"
     data = bytearray(good.read_bytes())

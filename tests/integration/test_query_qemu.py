@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import RunFn
+from tests.integration.conftest import RunFn, storm_capture
 from tests.unit.test_counts_agree import check_counts_agree
 from tests.unit.test_readme_queries import check_readme_queries
 
@@ -18,10 +18,6 @@ def test_live_capture_counts_agree_and_readme_queries_run(
     hvtrace_run: RunFn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "live.hvt"
-    r = hvtrace_run(
-        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1", "--count", "3000",
-        "--quiet", "-o", str(out),
-    )  # fmt: skip
-    assert r.returncode == 0, r.describe()
+    storm_capture(hvtrace_run, out, "--count", "3000")
     check_counts_agree(capsys, out, tmp_path)
     check_readme_queries(capsys, out)

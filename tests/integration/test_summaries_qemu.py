@@ -14,7 +14,7 @@ from hvtrace.cli import main
 from hvtrace.trace import report_scan
 from hvtrace.trace.report_select import Selection
 from hvtrace.trace.tracefile import TraceFile
-from tests.integration.conftest import RunFn
+from tests.integration.conftest import RunFn, storm_capture
 from tests.unit.test_counts_agree import check_counts_agree
 
 pytestmark = [pytest.mark.slow, pytest.mark.qemu]
@@ -31,11 +31,7 @@ def test_a_live_capture_reports_the_same_from_its_summaries(
     hvtrace_run: RunFn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "live.hvt"
-    r = hvtrace_run(
-        "capture", "--backend", "qemu", "--cpus", "2", "--append", "storm=1", "--count", "60000",
-        "--quiet", "-o", str(out),
-    )  # fmt: skip
-    assert r.returncode == 0, r.describe()
+    storm_capture(hvtrace_run, out, "--count", "60000")
     tf = TraceFile.open(out)
     assert tf.meta["format_version"] == 3
     assert tf.meta.get("tsc_hz")
