@@ -117,6 +117,11 @@ class Gdb:
         self.send("-exec-continue")
         return self._collect(is_stopped, timeout)
 
+    def step_instruction(self, timeout: float = 60) -> Reply:
+        """stepi of the selected thread; returns with its stop."""
+        self.send("-exec-step-instruction")
+        return self._collect(is_stopped, timeout)
+
     def interrupt(self, timeout: float = 30) -> Reply:
         """-exec-interrupt and wait for the stop (which may be a breakpoint reached meanwhile)."""
         self.send("-exec-interrupt")

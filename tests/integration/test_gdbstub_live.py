@@ -6,8 +6,9 @@ One session (2 CPUs, storm=1) per back end serves the module: every CPU is a thr
 the CPUID exit with the decoded record; hv-vmcs shows the snapshot, and on VT-x `monitor vmread` and
 hv-vmcs --live read EXIT_REASON again by VMREAD on the stopped CPU: the same value; hv-ept walks and
 summarises the stage-2 tables; hv-exits lists records; delete + continue lets exits flow and an MI
--exec-interrupt (Ctrl-C) stops them; detach leaves the guest running with no break armed, and a second
-gdb attaches again.
+-exec-interrupt (Ctrl-C) stops them; stepi of the CPU that stop parked with a kick executes one
+instruction; detach leaves the guest running with no break armed, and a second gdb attaches again;
+gdb's kill ends the machine.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hvtrace.gdbmi import Gdb, GdbError
+from hvtrace.gdbmi import Gdb, GdbError, Reply, is_stopped
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
 from tests.integration.conftest import wait_for
@@ -148,6 +149,48 @@ def test_delete_continue_and_interrupt(live: Live) -> None:
     assert any(after[c] > before[c] for c in before), (before, after)
 
 
+def stopped_threads(reply: Reply) -> list[str]:
+    """The thread of each *stopped record of a reply."""
+    return [str(r["payload"].get("thread-id")) for r in reply.records if is_stopped(r)]
+
+
+def expected_after_step(gdb: Gdb) -> tuple[int, set[int]]:
+    """The PC, and where one executed instruction can take it: the next instruction, a RET's return
+    address, a direct branch's target (both ways for a conditional one)."""
+    listing = gdb.ok("x/2i $pc", timeout=120)
+    addrs = [int(a, 16) for a in re.findall(r"^(?:=>)?\s*(0x[0-9a-f]+)", listing, re.MULTILINE)]
+    assert len(addrs) == 2, listing
+    first = listing.splitlines()[0]
+    mnemonic = first.split(":", 1)[1].split()[0]
+    if mnemonic.startswith("ret"):
+        top = gdb.ok("p/x *(unsigned long *)$sp", timeout=120)
+        return addrs[0], {int(top.split("=")[1], 16)}
+    target = re.search(r"\s(0x[0-9a-f]+)(?: <[^>]*>)?$", first)
+    if mnemonic.startswith("jmp") and target:
+        return addrs[0], {int(target.group(1), 16)}
+    if mnemonic.startswith(("j", "call")) and target:
+        return addrs[0], {addrs[1], int(target.group(1), 16)}
+    return addrs[0], {addrs[1]}
+
+
+def test_step_of_a_cpu_parked_by_a_kick_executes_one_instruction(live: Live) -> None:
+    session, gdb = live
+    # A stop by Ctrl-C: the CPU that read gdb's byte stops at gdbstub_break (the stop's thread); the
+    # other one is parked by that stop's kick, inside the hypervisor's C code.
+    owner = stopped_threads(gdb.run_for(1.0))
+    assert owner, "no stop after the interrupt"
+    tid = 3 - int(owner[-1])
+    gdb.ok(f"thread {tid}", timeout=120)
+    before, allowed = expected_after_step(gdb)
+    try:
+        stop = gdb.step_instruction(timeout=300)
+    except TimeoutError as e:
+        pytest.fail(f"{e}\nhypervisor's last lines:\n" + "\n".join(session.hv_lines[-30:]))
+    assert stopped_threads(stop) == [str(tid)], stop.records
+    after = int(gdb.ok("p/x $pc", timeout=120).split("=")[1], 16)
+    assert after in allowed, (hex(before), hex(after), [hex(a) for a in allowed])
+
+
 def test_detach_leaves_the_guest_running_and_no_break_armed(live: Live) -> None:
     session, gdb = live
     gdb.ok("hv-break cpuid --leaf 1", timeout=120)
@@ -165,3 +208,18 @@ def test_detach_leaves_the_guest_running_and_no_break_armed(live: Live) -> None:
             pytest.fail(f"a CPU made no exit after the detach: {before} -> {after}\n{cpus}\n{where}")
     finally:
         again.close()
+
+
+def test_kill_ends_the_machine(live: Live) -> None:
+    """gdb's kill (the `k` packet) ends the run with the hypervisor's status line, as it ends QEMU.
+    Last in the module: the session ends here."""
+    session, _ = live
+    gdb = attach(session)
+    try:
+        gdb.cmd("kill", timeout=120)
+    finally:
+        gdb.close()
+    wait_for(lambda: session.status is not None, 300, "the hypervisor's status line after kill")
+    result = session.wait()
+    assert result.status is not None, result
+    assert (result.status.reason, result.status.result) == ("gdb_kill", "pass"), result

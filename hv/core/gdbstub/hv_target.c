@@ -75,7 +75,9 @@ static bool set_regs(void *ctx, u32 cpu, const struct gdb_regs *r)
     for (int i = 0; i < 16; i++)
         *gpr[i] = r->gpr[i];
     f->rip = r->rip;
-    f->rflags = (r->rflags & 0x3f7fd7) | 0x2;   /* arithmetic, TF/DF/AC/ID flags; never VM/IOPL/IF changes */
+    /* gdb sets the arithmetic flags, TF, DF, RF, AC and ID; IF, IOPL, NT and VM stay the hypervisor's. */
+    const u64 writable = 0x250dd5;
+    f->rflags = (f->rflags & ~writable) | (r->rflags & writable);
     return true;
 }
 

@@ -15,6 +15,8 @@
 #include <hv/gdb_uart.h>
 #include <hv/gdbstub.h>
 #include <hv/lapic.h>
+#include <hv/panic.h>
+#include <hv/abi.h>
 #include <hv/timer.h>
 #include <hv/x86.h>
 
@@ -33,7 +35,8 @@ static volatile u32 release_gen;    /* bumped by each resume: parked CPUs leave 
  * that arrives during or after the resume must not park the CPU again, or the resume would wait for it.
  */
 static volatile u32 halting;
-static u32 stepping[HV_MAX_CPUS];   /* the CPU's #DB is the single step gdb asked for */
+static u32 stepping[HV_MAX_CPUS];   /* 1: the CPU's next #DB ends the single step gdb asked for; 2: see serve() */
+static u64 step_from[HV_MAX_CPUS];  /* stepping 2: the parked RIP whose instruction the step executes */
 static u32 polls[HV_MAX_CPUS];
 struct exception_frame *volatile gdbstub_frames[HV_MAX_CPUS];
 
@@ -118,27 +121,26 @@ static void resume_others(struct percpu *me)
             cpu_relax();
 }
 
-/* Serve gdb until it resumes; a step of a CPU parked by a kick (no exception frame to set TF in) is
- * reported at once as done where it stands. Returns with TF set where a step was asked. */
-static void serve(struct percpu *me, u8 signal, bool swbreak)
+/*
+ * Serve gdb until it resumes (with TF set in the frame of the CPU gdb steps) or ends the run. A CPU
+ * parked by a kick (park.S's frame, vector 2) resumes through POPFQ; RET with TF set, so its first
+ * #DBs come before the parked instruction ran: after the RET (SDM Vol. 3A 17.3.1.4), and under QEMU's
+ * TCG already after the POPFQ. Those are skipped (stepping 2) until the trap lands on the parked RIP;
+ * the one after that instruction ends the step.
+ */
+static enum gdb_action serve(struct percpu *me, u8 signal, bool swbreak)
 {
-    u32 cpu = me->index;
-    for (;;) {
-        enum gdb_action act = gdb_stub_stopped(&stub, cpu, signal, swbreak);
-        if (act == GDB_ACT_KILL)
-            printk("gdbstub: gdb sent kill: the run goes on (detached)\n");
-        if (act != GDB_ACT_STEP)
-            return;
-        struct exception_frame *f = gdbstub_frames[stub.step_cpu];
-        if (f && f->vector != 2) {
-            f->rflags |= X86_RFLAGS_TF;
-            stepping[stub.step_cpu] = 1;
-            return;
-        }
-        cpu = stub.step_cpu < cpu_count ? stub.step_cpu : me->index;
-        signal = GDB_SIGTRAP;
-        swbreak = false;
-    }
+    enum gdb_action act = gdb_stub_stopped(&stub, me->index, signal, swbreak);
+    if (act != GDB_ACT_STEP)
+        return act;
+    u32 cpu = stub.step_cpu < cpu_count ? stub.step_cpu : me->index;
+    struct exception_frame *f = gdbstub_frames[cpu];
+    if (!f)
+        f = gdbstub_frames[cpu = me->index];   /* a thread gone meanwhile: step the stopping CPU */
+    f->rflags |= X86_RFLAGS_TF;
+    stepping[cpu] = f->vector == 2 ? 2 : 1;
+    step_from[cpu] = f->rip;
+    return act;
 }
 
 bool gdbstub_exception(struct exception_frame *f)
@@ -159,26 +161,44 @@ bool gdbstub_exception(struct exception_frame *f)
         if (!(dr6 & X86_DR6_BS) || !stepping[me->index])
             return false;
         __asm__ volatile("mov %0, %%dr6" : : "r"(0xffff0ff0ull));      /* DR6's reset value */
+        if (stepping[me->index] == 2) {     /* park.S's way out: TF stays set until the parked instruction ran */
+            if (f->rip == step_from[me->index])
+                stepping[me->index] = 1;
+            return true;
+        }
         stepping[me->index] = 0;
         f->rflags &= ~X86_RFLAGS_TF;
     }
     u32 none = 0;
-    if (!__atomic_compare_exchange_n(&owner, &none, me->index + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    while (!__atomic_compare_exchange_n(&owner, &none, me->index + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         if (none == me->index + 1)
             return false;                   /* a breakpoint inside the stub itself: fatal */
-        park(me, f);                        /* another CPU stopped first */
+        /*
+         * A step that ends while the previous stop's owner still releases the CPUs (it resumed us and
+         * has not let go of the stub yet): wait for it, then report the step. Otherwise another CPU
+         * stopped first: park (a breakpoint's int3 runs again after the resume; a step is superseded,
+         * as gdb takes it when another thread's stop is reported).
+         */
+        if (f->vector == 1 && !__atomic_load_n(&halting, __ATOMIC_ACQUIRE)) {
+            cpu_relax();
+            none = 0;
+            continue;
+        }
+        park(me, f);
         return true;
     }
     __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
     __atomic_store_n(&halting, 1, __ATOMIC_RELEASE);
     stop_others(me);
-    serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, swbreak);
+    enum gdb_action act = serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, swbreak);
     __atomic_store_n(&gdbstub_frames[me->index], 0, __ATOMIC_RELEASE);
     __atomic_store_n(&halting, 0, __ATOMIC_RELEASE);
     resume_others(me);
     __atomic_store_n(&owner, 0, __ATOMIC_RELEASE);
     if (unparked)           /* said now: while stopped, a parked CPU may hold the console lock */
         printk("gdbstub: CPUs not stopped within %u ms at the last stop (mask 0x%lx)\n", PARK_TIMEOUT_MS, unparked);
+    if (act == GDB_ACT_KILL)    /* gdb's kill ends the machine, as it ends QEMU (after the resume: no CPU holds a lock) */
+        hv_exit(HV_STATUS_PASS, "gdb_kill");
     return true;
 }
 
