@@ -28,7 +28,9 @@
  *   IF = 0 an interrupt does not end HLT; the exiting stays off then, since with it on an interrupt
  *   exits whatever IF says (26.2) and would exit again at every entry while IF = 0 keeps it pending;
  * - an NMI for the guest: the NMI exit, then the NMI injected (vcpu_exit_done), or any other event
- *   the hypervisor injects (27.6: the guest is active after its delivery);
+ *   the hypervisor injects (27.6, 27.7.2: the guest is active after its delivery). An NMI the guest
+ *   blocks arms NMI-window exiting instead, whose exit injects it once unblocked, as the CPU would
+ *   deliver it then; interrupt-window exiting is never used (no interrupt is ever injected);
  * - INIT: vcpu_check_init() puts the CPU in wait-for-SIPI and restarts it on a fresh VMCS (vmcs.c,
  *   vmx_halt_reset); it never comes back here.
  * Any other exit (a kick's NMI, the preemption timer of gdbstub=1, an NMI window with the NMI still
