@@ -53,7 +53,7 @@ BUILDS = ("conform.elf", "conform-high.elf")
 
 LINE_RE = re.compile(r"^CONFORM (?P<name>[a-z0-9_]+): (?P<verdict>PASS|FAIL|SKIP)(?: (?P<detail>.*))?$")
 DONE_RE = re.compile(r"^CONFORM DONE n=(?P<n>\d+)$")
-SMP_CHECKS = ("smp_start", "smp_nmi_ipi", "smp_hlt_wake", "smp_init_sipi")
+SMP_CHECKS = ("smp_start", "smp_nmi_ipi", "smp_hlt_wake", "smp_hlt_intr", "smp_hlt_init", "smp_init_sipi")
 
 
 #: Checks compared under QEMU/SVM with 1 and 2 CPUs: their lines must equal the bare lines.
@@ -75,7 +75,8 @@ COMPARED_SVM: tuple[str, ...] = (
     "apic64_disp32_neg", "apic64_byte_store", "mode_switch", "tf_cpuid", "tf_rdmsr", "tf_wrmsr",
     "tf_mov_cr0", "tf_mov_cr3", "tf_mov_cr4", "tf_cpuid64", "dr7_exec", "dr7_write", "dr7_rw", "dr7_kept",
     "pae_cr3", "df_task_gate", "pf_delivery", "pf_delivery_split", "pf_delivery_int3", "pf_delivery_intn",
-    "smp_start", "smp_nmi_ipi", "smp_hlt_wake", "smp_init_sipi", "msr_mtrr_readback", "msr_efer_nxe",
+    "smp_start", "smp_nmi_ipi", "smp_hlt_wake", "smp_hlt_intr", "smp_hlt_init", "smp_init_sipi",
+    "msr_mtrr_readback", "msr_efer_nxe",
 )  # fmt: skip
 
 #: QEMU/SVM: every other check, with the fix it waits for (none left).
