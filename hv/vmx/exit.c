@@ -332,9 +332,10 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     pc->in_root = 1;
     pc->exit_regs = (u64 *)regs;
     struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3));
+    struct vmx_cpu *v = pc->vendor;     /* a local (x escapes to the handlers): kept in a register for the end */
     struct vmx_exit x = {
         .vcpu = { &vmx_vcpu_ops, pc, (u64 *)regs, rec, "vmx", { 0 } },
-        .v = pc->vendor,
+        .v = v,
         .reason = (u32)vmread(VM_EXIT_REASON),
         .qual = vmread(EXIT_QUALIFICATION),
     };
@@ -360,7 +361,7 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     else
         unhandled(&x, basic);
     vcpu_exit_finish(&x.vcpu, rec);
-    vmx_halt_check(&x);                 /* after the event is known: a halted guest stays halted or wakes */
+    vmx_halt_check(v, &x);              /* after the event is known: a halted guest stays halted or wakes */
 }
 
 __noreturn void vmx_resume_failed(void)

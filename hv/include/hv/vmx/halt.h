@@ -13,9 +13,9 @@ void vmx_halt_intr(struct vmx_exit *x);         /* external-interrupt exit (on o
 void vmx_halt_after_exit(struct vmx_exit *x);   /* a halted guest's exit, the last thing before VMRESUME */
 
 /* The end of every exit: one flag tested inline, the call only while the guest is halted. */
-static inline void vmx_halt_check(struct vmx_exit *x)
+static inline void vmx_halt_check(const struct vmx_cpu *v, struct vmx_exit *x)
 {
-    if (__builtin_expect(x->v->halted, 0))
+    if (__builtin_expect(v->halted, 0))
         vmx_halt_after_exit(x);
 }
 
