@@ -9,6 +9,7 @@
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/pool.h>
+#include <hv/vmx/halt.h>
 #include <hv/vmx/vmx.h>
 #include <hv/x86.h>
 
@@ -28,8 +29,11 @@ struct vmx_caps vmx_caps;
 #define WANT_ENTRY (ENTRY_LOAD_DEBUG_CONTROLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
 /* Virtual NMIs: the CPU tracks the guest's NMI blocking, and NMI-window exiting exists (26.6.1, 26.6.2). */
 #define OPTIONAL_PIN  (PIN_VIRTUAL_NMIS)
-/* TSC offsetting: a guest write of IA32_TSC moves its own TSC, not the host's (msr_emul.c, 26.6.5). */
-#define OPTIONAL_CPU  (CPU_USE_TSC_OFFSETTING)
+/*
+ * TSC offsetting: a guest write of IA32_TSC moves its own TSC, not the host's (msr_emul.c, 26.6.5).
+ * HLT exiting: the guest's HLT kept across the hypervisor's own exits (vmx/halt.c), where it can be.
+ */
+#define OPTIONAL_CPU  (CPU_USE_TSC_OFFSETTING | CPU_HLT_EXITING)
 /* Used when present, so the guest keeps instructions it has on bare metal (else they #UD). */
 #define OPTIONAL_CPU2 (CPU2_ENABLE_RDTSCP | CPU2_ENABLE_INVPCID | CPU2_ENABLE_XSAVES | CPU2_UNRESTRICTED_GUEST)
 
@@ -87,7 +91,8 @@ static bool read_caps(struct vmx_caps *c, u32 cpu)
     u32 want_cpu = WANT_CPU | (hv_options.unhandled_exit_test ? CPU_RDPMC_EXITING : 0);
     /* gdbstub=1: a periodic exit where the stub looks for Ctrl-C even in a guest that never exits. */
     u32 optional_pin = OPTIONAL_PIN | (hv_options.gdbstub ? PIN_PREEMPTION_TIMER : 0);
-    bool ok = adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS, WANT_PIN, optional_pin,
+    u32 pin_msr = c->true_ctls ? MSR_IA32_VMX_TRUE_PINBASED : MSR_IA32_VMX_PINBASED_CTLS;
+    bool ok = adjust(pin_msr, WANT_PIN, optional_pin,
                      &c->pin,
                      "pin-based controls", cpu) &&
               adjust(c->true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED : MSR_IA32_VMX_PROCBASED_CTLS, want_cpu, OPTIONAL_CPU, &c->cpu,
@@ -100,6 +105,12 @@ static bool read_caps(struct vmx_caps *c, u32 cpu)
                      "VM-entry controls", cpu);
     if (!ok)
         return false;
+    const char *no_hlt = vmx_halt_unusable(c, rdmsr(MSR_IA32_VMX_MISC), (u32)(rdmsr(pin_msr) >> 32));
+    if (no_hlt) {
+        c->cpu &= ~CPU_HLT_EXITING;     /* optional: the guest's HLT then runs unintercepted */
+        if (cpu == 0)
+            printk("vmx: the guest's HLT is not kept across the hypervisor's exits: %s\n", no_hlt);
+    }
 
     c->ept_vpid_cap = rdmsr(MSR_IA32_VMX_EPT_VPID_CAP);
     u64 e = c->ept_vpid_cap;

@@ -12,6 +12,7 @@
 #include <hv/exit_common.h>
 #include <hv/panic.h>
 #include <hv/trace.h>
+#include <hv/vmx/halt.h>
 #include <hv/vmx/task_switch.h>
 #include <hv/vmx/vcpu.h>
 #include <hv/vmx/vmcs.h>
@@ -93,7 +94,7 @@ static void exception(struct vmx_exit *x)
         return;
     }
     if (type != VCPU_EVT_HW_EXCEPTION) {
-        /* External interrupt exiting is off (vmcs.c): no other type can reach here without a hypervisor bug. */
+        /* External interrupts exit with their own reason (halt.c): no other type can reach here without a hypervisor bug. */
         x->vcpu.ops->dump(&x->vcpu, "unexpected exception type");
         hv_exit(HV_STATUS_FAIL, "vmx_unhandled_exit");
     }
@@ -196,12 +197,14 @@ struct exit_entry {
 
 static const struct exit_entry exit_table[VMX_EXIT_REASON_COUNT] = {
     [EXIT_REASON_EXCEPTION_NMI] = { exception, HV_EXIT_EXCEPTION },
+    [EXIT_REASON_EXTERNAL_INTERRUPT] = { vmx_halt_intr, HV_EXIT_OTHER },
     [EXIT_REASON_TRIPLE_FAULT] = { fatal, HV_EXIT_TRIPLE_FAULT },
     [EXIT_REASON_INIT] = { init_signal, HV_EXIT_INIT },
     [EXIT_REASON_NMI_WINDOW] = { nmi_window, HV_EXIT_OTHER },
     [EXIT_REASON_TASK_SWITCH] = { task_switch, HV_EXIT_OTHER },
     [EXIT_REASON_CPUID] = { cpuid, HV_EXIT_CPUID },
     [EXIT_REASON_GETSEC] = { undefined, HV_EXIT_OTHER },
+    [EXIT_REASON_HLT] = { vmx_halt_exit, HV_EXIT_HLT },
     [EXIT_REASON_IO_INSTRUCTION] = { io, HV_EXIT_IO },
     [EXIT_REASON_INVD] = { invd, HV_EXIT_INVD },
     [EXIT_REASON_VMCALL] = { vmcall, HV_EXIT_VMCALL },
@@ -329,9 +332,10 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     pc->in_root = 1;
     pc->exit_regs = (u64 *)regs;
     struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3));
+    struct vmx_cpu *v = pc->vendor;     /* a local (x escapes to the handlers): kept in a register for the end */
     struct vmx_exit x = {
         .vcpu = { &vmx_vcpu_ops, pc, (u64 *)regs, rec, "vmx", { 0 } },
-        .v = pc->vendor,
+        .v = v,
         .reason = (u32)vmread(VM_EXIT_REASON),
         .qual = vmread(EXIT_QUALIFICATION),
     };
@@ -357,6 +361,7 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     else
         unhandled(&x, basic);
     vcpu_exit_finish(&x.vcpu, rec);
+    vmx_halt_check(v, &x);              /* after the event is known: a halted guest stays halted or wakes */
 }
 
 __noreturn void vmx_resume_failed(void)

@@ -15,6 +15,7 @@
 #include <hv/segments.h>
 #include <hv/timer.h>
 #include <hv/vmx/ept.h>
+#include <hv/vmx/halt.h>
 
 
 #include <hv/vmx/vmcs.h>
@@ -135,7 +136,8 @@ static bool vmcs_controls_and_host(struct percpu *pc)
     __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
 
     /* Controls. */
-    ok &= vmwrite(PIN_BASED_VM_EXEC_CONTROL, c->pin);
+    ok &= vmwrite(PIN_BASED_VM_EXEC_CONTROL, c->pin);     /* external interrupts exit only while halted */
+    vmx_halt_reset(v);
     ok &= vmwrite(CPU_BASED_VM_EXEC_CONTROL, c->cpu);
     ok &= vmwrite(SECONDARY_VM_EXEC_CONTROL, c->cpu2);
     ok &= vmwrite(VM_EXIT_CONTROLS, c->exit);

@@ -139,6 +139,13 @@ static void skip(const char *why)
 /* Expected-fault recovery (ARM / LAND): the trap resumes at the armed address. */
 volatile u32 fixup;
 static volatile u32 t_count, t_vector, t_error, t_eip, t_eflags, t_cr2, t_dr6, t_db_count, t_nmi_count;
+/*
+ * The fixed IPI that ends the AP's `sti; hlt` (smp_hlt_intr): vector 31, the last gate of the 32-entry
+ * IDTs. The APICs deliver vectors 16-255 (SDM Vol. 3A 11.5.2); 16-31 are only reserved by Intel for
+ * exceptions, and no exception the checks raise uses 31.
+ */
+#define WAKE_VECTOR 31u
+static volatile u32 t_wake_count;
 
 void abort_check(void);
 void abort_check(void)
@@ -151,6 +158,11 @@ void trap(struct trap_frame *f)
 {
     if (f->vector == 2) {           /* NMI (the AP's, from the NMI IPI check) */
         __atomic_fetch_add(&t_nmi_count, 1, __ATOMIC_SEQ_CST);
+        return;
+    }
+    if (f->vector == WAKE_VECTOR) {  /* the AP's fixed IPI (smp_hlt_intr) */
+        __atomic_fetch_add(&t_wake_count, 1, __ATOMIC_SEQ_CST);
+        apic_w(0xb0, 0);            /* EOI (SDM Vol. 3A 11.8.5) */
         return;
     }
     t_count++;
@@ -1176,18 +1188,34 @@ static void c_pf_delivery_intn(void)
 #define ICR_HI 0x310u
 static volatile u32 ap_starts, ap_spins, ap_apic_id = ~0u;
 static volatile u32 ap_halt_req, ap_halts, ap_halt_returns;
+#define AP_HALT_CLI 1u
+#define AP_HALT_STI 2u
 
 void ap_main(void);
 void ap_main(void)
 {
     __asm__ volatile("lidt idt32_desc");
     ap_apic_id = apic_r(0x20) >> 24;
+    /*
+     * One VM exit at every start (CPUID exits unconditionally under VT-x and is intercepted under SVM):
+     * a hypervisor that carried a halt over from before an INIT would halt the AP here (smp_hlt_init).
+     */
+    u32 a = 0, b, c = 0, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
     __atomic_fetch_add(&ap_starts, 1, __ATOMIC_SEQ_CST);
     for (;;) {   /* running: the INIT check interrupts this loop */
-        if (ap_halt_req) {   /* smp_hlt_wake: halt with interrupts off until an NMI comes */
+        u32 req = ap_halt_req;
+        if (req == AP_HALT_CLI) {   /* smp_hlt_wake, smp_hlt_init: halt with interrupts off until an NMI (INIT) */
             ap_halt_req = 0;
             __atomic_fetch_add(&ap_halts, 1, __ATOMIC_SEQ_CST);
             __asm__ volatile("cli; hlt" ::: "memory");
+            __atomic_fetch_add(&ap_halt_returns, 1, __ATOMIC_SEQ_CST);
+        } else if (req == AP_HALT_STI) {   /* smp_hlt_intr: halt with interrupts on until an interrupt */
+            apic_w(0xf0, apic_r(0xf0) | 0x100);   /* software-enabled: INIT left the SVR at 0xff (11.4.7.1) */
+            apic_w(TPR, 0);
+            ap_halt_req = 0;
+            __atomic_fetch_add(&ap_halts, 1, __ATOMIC_SEQ_CST);
+            __asm__ volatile("sti; hlt; cli" ::: "memory");   /* STI's shadow covers the HLT (SDM Vol. 2B STI) */
             __atomic_fetch_add(&ap_halt_returns, 1, __ATOMIC_SEQ_CST);
         }
         __atomic_fetch_add(&ap_spins, 1, __ATOMIC_SEQ_CST);
@@ -1278,24 +1306,86 @@ static void c_smp_nmi_ipi(void)
  * wakes it, once. The stores are MOVNTI (0F C3), which an MMIO decoder may not know: a hypervisor then
  * single-steps them and keeps the other CPUs out of the guest meanwhile — without waking their HLT.
  */
-static void c_smp_hlt_wake(void)
+/* The AP halts (AP_HALT_*); then this CPU's MOVNTI stores to its xAPIC TPR must leave it halted. */
+static int ap_halts_through_stores(u32 how)
 {
-    if (smp_skip() || !ensure_ap())
-        return;
-    u32 halts = ap_halts, returns = ap_halt_returns, nmis = t_nmi_count;
-    ap_halt_req = 1;
-    if (!wait_for(&ap_halts, halts + 1))
-        return PASS_IF(0, "the AP did not reach its HLT");
+    u32 halts = ap_halts, returns = ap_halt_returns;
+    ap_halt_req = how;
+    if (!wait_for(&ap_halts, halts + 1)) {
+        PASS_IF(0, "the AP did not reach its HLT");
+        return 0;
+    }
     delay(2000000);
     for (u32 i = 0; i < 8; i++)     /* ends at 0 */
         __asm__ volatile("movnti %0, (%1)" : : "r"(i & 1 ? 0u : 0x10u), "r"(APIC + TPR) : "memory");
     delay(2000000);
-    if (ap_halt_returns != returns)
-        return PASS_IF(0, "the AP left its HLT without an interrupt or NMI");
+    if (ap_halt_returns != returns) {
+        PASS_IF(0, "the AP left its HLT without an interrupt or NMI");
+        return 0;
+    }
+    return 1;
+}
+
+static void c_smp_hlt_wake(void)
+{
+    if (smp_skip() || !ensure_ap())
+        return;
+    u32 returns = ap_halt_returns, nmis = t_nmi_count;
+    if (!ap_halts_through_stores(AP_HALT_CLI))
+        return;
     ipi(ap_apic_id, 0x4400);   /* NMI, level assert, physical destination */
     if (!wait_for(&ap_halt_returns, returns + 1))
         return PASS_IF(0, "the NMI did not end the AP's HLT");
     PASS_IF(t_nmi_count == nmis + 1 && ap_halt_returns == returns + 1, "not one NMI and one HLT end");
+}
+
+/*
+ * The same with interrupts on (`sti; hlt`, a kernel's idle loop): the stores leave the HLT alone, one
+ * fixed IPI ends it through the AP's handler, which returns after the HLT.
+ */
+static void c_smp_hlt_intr(void)
+{
+    if (smp_skip() || !ensure_ap())
+        return;
+    u32 returns = ap_halt_returns, wakes = t_wake_count, nmis = t_nmi_count;
+    if (!ap_halts_through_stores(AP_HALT_STI))
+        return;
+    ipi(ap_apic_id, 0x4000 | WAKE_VECTOR);   /* fixed, level assert, physical destination */
+    if (!wait_for(&ap_halt_returns, returns + 1))
+        return PASS_IF(0, "the interrupt did not end the AP's HLT");
+    PASS_IF(t_wake_count == wakes + 1 && t_nmi_count == nmis && ap_halt_returns == returns + 1,
+            "not one interrupt and one HLT end");
+}
+
+/* SIPI to the AP (twice at most, SDM Vol. 3A 9.4.4.1) until it starts again, then it must run. */
+static void restart_ap(u32 starts_before)
+{
+    for (int i = 0; i < 2 && ap_starts == starts_before; i++) {
+        ipi(ap_apic_id, 0x0600 | (AP_TRAMPOLINE >> 12));
+        delay(100000);
+    }
+    if (!wait_for(&ap_starts, starts_before + 1))
+        return PASS_IF(0, "the AP did not restart at the SIPI vector");
+    u32 s = ap_spins;
+    PASS_IF(wait_for(&ap_spins, s + 1000), "the restarted AP is not running");
+}
+
+/*
+ * INIT ends HLT as well (SDM Vol. 2A HLT): the halted AP goes to wait-for-SIPI (9.4.2), not back to
+ * its HLT nor past it, and a SIPI restarts it.
+ */
+static void c_smp_hlt_init(void)
+{
+    if (smp_skip() || !ensure_ap())
+        return;
+    u32 returns = ap_halt_returns, before = ap_starts;
+    if (!ap_halts_through_stores(AP_HALT_CLI))
+        return;
+    ipi(ap_apic_id, 0x4500);   /* INIT, level assert, physical destination */
+    delay(2000000);
+    if (ap_halt_returns != returns || ap_starts != before)
+        return PASS_IF(0, "the AP went on after its HLT at INIT instead of waiting for SIPI");
+    restart_ap(before);
 }
 
 static void c_smp_init_sipi(void)
@@ -1316,14 +1406,7 @@ static void c_smp_init_sipi(void)
         return PASS_IF(0, "the AP kept running after INIT");
     if (ap_starts != before)
         return PASS_IF(0, "the AP restarted without a SIPI");
-    for (int i = 0; i < 2 && ap_starts == before; i++) {
-        ipi(ap_apic_id, 0x0600 | (AP_TRAMPOLINE >> 12));
-        delay(100000);
-    }
-    if (!wait_for(&ap_starts, before + 1))
-        return PASS_IF(0, "the AP did not restart at the SIPI vector");
-    s = ap_spins;
-    PASS_IF(wait_for(&ap_spins, s + 1000), "the restarted AP is not running");
+    restart_ap(before);
 }
 
 /* ================================================================================== runner */
@@ -1428,6 +1511,8 @@ static const struct check checks[] = {
     {"smp_start", c_smp_start},
     {"smp_nmi_ipi", c_smp_nmi_ipi},
     {"smp_hlt_wake", c_smp_hlt_wake},
+    {"smp_hlt_intr", c_smp_hlt_intr},
+    {"smp_hlt_init", c_smp_hlt_init},
     {"smp_init_sipi", c_smp_init_sipi},
 };
 

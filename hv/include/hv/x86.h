@@ -32,6 +32,7 @@
 #define X86_CR4_PKE (1ull << 22)
 /* RFLAGS (SDM Vol. 1 3.4.3) and DR6 (SDM Vol. 3B 18.2.3) */
 #define X86_RFLAGS_TF (1ull << 8)
+#define X86_RFLAGS_IF (1ull << 9)
 #define X86_RFLAGS_DF (1ull << 10)
 #define X86_RFLAGS_NT (1ull << 14)
 #define X86_RFLAGS_VM (1ull << 17)

@@ -41,11 +41,13 @@
 #define VMX_BASIC_TRUE_CTLS          (1ull << 55)
 
 /* Pin-based controls (SDM Vol. 3C 26.6.1). */
+#define PIN_EXTERNAL_INTERRUPT_EXITING (1u << 0)
 #define PIN_NMI_EXITING              (1u << 3)
 #define PIN_VIRTUAL_NMIS             (1u << 5)
 #define PIN_PREEMPTION_TIMER         (1u << 6)
 /* Primary processor-based controls (26.6.2, Table 26-6). */
 #define CPU_USE_TSC_OFFSETTING       (1u << 3)
+#define CPU_HLT_EXITING              (1u << 7)
 #define CPU_RDPMC_EXITING            (1u << 11)
 #define CPU_NMI_WINDOW_EXITING       (1u << 22)
 #define CPU_CR3_LOAD_EXITING         (1u << 15)
@@ -64,6 +66,7 @@
 /* VM-exit controls (26.7.1). */
 #define EXIT_SAVE_DEBUG_CONTROLS     (1u << 2)
 #define EXIT_HOST_ADDR_SPACE_SIZE    (1u << 9)
+#define EXIT_ACK_INTR_ON_EXIT        (1u << 15)
 #define EXIT_SAVE_PAT                (1u << 18)
 #define EXIT_LOAD_PAT                (1u << 19)
 #define EXIT_SAVE_EFER               (1u << 20)
@@ -73,6 +76,12 @@
 #define ENTRY_IA32E_MODE_GUEST       (1u << 9)
 #define ENTRY_LOAD_PAT               (1u << 14)
 #define ENTRY_LOAD_EFER              (1u << 15)
+
+/* IA32_VMX_MISC (Appendix A.6): bit 6, VM entry may load the HLT activity state. */
+#define VMX_MISC_ACTIVITY_HLT        (1ull << 6)
+/* Guest activity state (SDM Vol. 3C 25.4.2, Table 25-3). */
+#define GUEST_ACTIVITY_ACTIVE        0
+#define GUEST_ACTIVITY_HLT           1
 
 /* EPT/VPID capabilities (Appendix A.10). */
 #define EPT_CAP_WALK_4               (1ull << 6)
@@ -143,6 +152,7 @@ struct vmx_cpu {
     bool step_tf;               /* apic_step single-steps with RFLAGS.TF (no monitor trap flag) */
     bool step_guest_tf;         /* ... and the guest's own TF meanwhile */
     u32 step_exc_bitmap;        /* ... and the exception bitmap from before (every vector trapped meanwhile) */
+    bool halted;                /* the guest is in its HLT, entered in the HLT activity state (vmx/halt.c) */
     u64 exits[VMX_EXIT_REASON_COUNT];
 };
 
