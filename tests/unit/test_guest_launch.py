@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hvtrace.cli import build_parser, main
-from hvtrace.commands.run import kernel_cmdline, make_session
+from hvtrace.commands.run_handler import kernel_cmdline, make_session
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.image import ensure_iso, iso_key
 from hvtrace.launch.bochs import BochsSession
