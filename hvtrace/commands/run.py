@@ -12,7 +12,7 @@ from hvtrace.commands.session_options import (
     add_machine_arguments,
     add_qemu_arguments,
 )
-from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB
+from hvtrace.launch.memory import GUEST_MIN_MEMORY_MB
 
 FAULT_KINDS = ("ud", "gp", "pf", "de")
 

@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from hvtrace.launch.memory import parse_memory
+
 BACKEND_NAMES = ("qemu", "bochs")
 
 
@@ -68,22 +70,6 @@ def add_seconds_argument(
     """A duration option (capture --duration, top --interval, tui --timeout, run --timeout with
     ``convert=timeout``): a number of seconds, shown as SECONDS in the help; ``text`` is its help."""
     p.add_argument(flag, type=convert, default=default, metavar="SECONDS", help=text)
-
-
-def parse_memory(text: str) -> int:
-    """'256M', '1G', '512' (MiB) -> MiB. Raises ValueError on anything else or below 16 MiB."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    scale = 1
-    if t.endswith("G"):
-        scale, t = 1024, t[:-1]
-    elif t.endswith("M"):
-        t = t[:-1]
-    if not t.isdigit():
-        raise ValueError(f"bad memory size {text!r} (use e.g. 256M or 1G)")
-    mib = int(t) * scale
-    if mib < 16:
-        raise ValueError(f"memory size {text!r} is too small (at least 16M)")
-    return mib
 
 
 def memory(text: str) -> int:

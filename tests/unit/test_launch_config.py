@@ -12,7 +12,6 @@ import pytest
 
 from hvtrace.cli import build_parser, main
 from hvtrace.commands.run_handler import kernel_cmdline, make_session
-from hvtrace.commands.values import parse_memory
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.launch import procs
 from hvtrace.launch.bochs import (
@@ -23,6 +22,7 @@ from hvtrace.launch.bochs import (
     debugger_script,
 )
 from hvtrace.launch.guest import launch_options
+from hvtrace.launch.memory import parse_memory
 from hvtrace.launch.qemu import QemuSession, free_tcp_port, qemu_argv
 from hvtrace.launch.qemu_options import cpu_option, split_qemu_args
 
