@@ -154,7 +154,8 @@ def _parse_text(data: str, source: str) -> SymbolTable:
 
 
 def _parse_elf(path: Path) -> SymbolTable:
-    # pyelftools (~40 ms to import) only for an ELF file: System.map and kallsyms dumps never need it
+    # pyelftools (109 M instructions to import, a third of numpy's) only for an ELF file: System.map
+    # and kallsyms dumps never need it
     from elftools.common.exceptions import ELFError  # noqa: PLC0415
     from elftools.elf.elffile import ELFFile  # noqa: PLC0415
     from elftools.elf.sections import SymbolTableSection  # noqa: PLC0415

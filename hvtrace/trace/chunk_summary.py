@@ -245,7 +245,8 @@ def merge(agg: Aggregate, summary: Summary, cpu: int, keep: np.ndarray[Any, Any]
 
 def _joined(tables: list[np.ndarray[Any, Any]], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     """Tables of one structured dtype as one (read-only): their bytes joined. np.concatenate of
-    structured arrays compares their fields in Python, 20x slower for a batch of small tables."""
+    structured arrays compares their fields in Python: ~1 ms for a batch of 64 pair tables, against
+    ~10 us joined as bytes."""
     return np.frombuffer(b"".join(t.tobytes() for t in tables), dtype)
 
 
@@ -316,7 +317,7 @@ def merge_many(agg: Aggregate, batch: list[Selected]) -> None:
         start = np.flatnonzero(np.concatenate(([True], (k[1:] != k[:-1]) | (v[1:] != v[:-1]))))
         counts = np.add.reduceat(drill["count"][order].astype(np.int64), start)
         # k is sorted: its distinct kinds, ascending, are those of the group starts (not np.unique,
-        # whose plain form imports numpy.ma, a quarter of numpy's import time, to test for a mask)
+        # whose plain form imports numpy.ma to test for a mask: 50 M instructions, 1/6 of numpy's import)
         for kind in dict.fromkeys(k[start].tolist()):
             sel = k[start] == kind
             agg.drills.add_counts(kind, v[start][sel].tolist(), counts[sel].tolist())

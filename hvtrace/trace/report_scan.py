@@ -223,8 +223,9 @@ def _work(chunks: list[int]) -> tuple[Aggregate, list[int]]:
     return aggregate(tf, chunks, sel, summaries)
 
 
-# multiprocessing (~15 % of a summarised report's imports: sockets, pickling) is imported only when
-# a pool is started: a report of a few hundred chunks runs in one process and never needs it.
+# multiprocessing (sockets, pickling: 34 M instructions, 1/13 of a summarised report's imports, measured
+# with callgrind) is imported only when a pool is started: a report of a few hundred chunks runs in one
+# process and never needs it.
 
 
 def _can_fork() -> bool:
