@@ -1,5 +1,6 @@
 """`hvtrace` command line: the top parser and the dispatch; each subcommand module owns its parser and
-its handler (``register(sub)`` with ``set_defaults(func=...)``, see :mod:`hvtrace.commands`)."""
+names its handler (``register(sub)`` with ``set_defaults(func=...)``; handlers with heavy imports are
+imported when their command runs, see :mod:`hvtrace.commands`)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 from hvtrace.exitcodes import ExitCode
 from hvtrace.trace.errors import TraceError
@@ -157,6 +154,12 @@ def _parse_text(data: str, source: str) -> SymbolTable:
 
 
 def _parse_elf(path: Path) -> SymbolTable:
+    # pyelftools (109 M instructions to import, a third of numpy's) only for an ELF file: System.map
+    # and kallsyms dumps never need it
+    from elftools.common.exceptions import ELFError  # noqa: PLC0415
+    from elftools.elf.elffile import ELFFile  # noqa: PLC0415
+    from elftools.elf.sections import SymbolTableSection  # noqa: PLC0415
+
     entries: list[tuple[int, str, int, bool]] = []
     try:
         with path.open("rb") as fh:

@@ -1,16 +1,10 @@
-"""`hvtrace doctor`: the parser of the host check (the checks are :mod:`hvtrace.doctor`)."""
+"""`hvtrace doctor`: the parser of the host check; the checks (:mod:`hvtrace.doctor`, which probe the
+emulators, KVM, gdb and the toolchain) are imported when the command runs."""
 
 from __future__ import annotations
 
-import argparse
-
 from hvtrace.commands.parser import Subcommands, add_command
-from hvtrace.doctor import run_doctor
 
 
 def register(sub: Subcommands) -> None:
-    add_command(sub, "doctor", cmd_doctor)
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    return run_doctor()
+    add_command(sub, "doctor", "hvtrace.commands.doctor_handler:cmd_doctor")

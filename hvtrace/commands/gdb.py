@@ -1,4 +1,5 @@
-"""`hvtrace gdb` (gdb on a live gdbstub or a core) and `hvtrace core-from-dump` (raw RAM dumps as a core)."""
+"""`hvtrace gdb` (gdb on a live gdbstub or a core) and `hvtrace core-from-dump` (raw RAM dumps as a core):
+their options; what they do is :mod:`hvtrace.commands.gdb_handler`, imported when one of them runs."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from hvtrace.commands import values
-from hvtrace.commands.parser import Subcommands, add_command, out
-from hvtrace.elfcore import dump_segments, write_core
-from hvtrace.exitcodes import ExitCode, LaunchError
-from hvtrace.gdb_launch import run_gdb
-from hvtrace.trace.output import check_output
+from hvtrace.commands.parser import Subcommands, add_command
+
+HANDLERS = "hvtrace.commands.gdb_handler"
 
 
 def register(sub: Subcommands) -> None:
-    g = add_command(sub, "gdb", cmd_gdb)
+    g = add_command(sub, "gdb", f"{HANDLERS}:cmd_gdb")
     g.add_argument("--port", type=values.tcp_port("--port"), metavar="N", help="gdbstub port on 127.0.0.1")
     g.add_argument("--ram", type=Path, metavar="PATH", help="RAM file of a running session")
     g.add_argument("--core", type=Path, metavar="FILE", help="ELF core file (post mortem)")
@@ -23,7 +22,7 @@ def register(sub: Subcommands) -> None:
     g.add_argument("--elf", type=Path, metavar="FILE", help="hypervisor image (symbols)")
     declare_gdb_options(g)
 
-    c = add_command(sub, "core-from-dump", cmd_core_from_dump)
+    c = add_command(sub, "core-from-dump", f"{HANDLERS}:cmd_core_from_dump")
     c.add_argument("prefix", type=Path, metavar="PREFIX")
     c.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="core file to write")
 
@@ -61,18 +60,3 @@ def declare_gdb_options(g: argparse.ArgumentParser) -> None:
         metavar="-- GDB-OPTION",
         help="anything after -- goes to gdb as it is (e.g. -- -iex 'set pagination off')",
     )
-
-
-def cmd_gdb(args: argparse.Namespace) -> int:
-    options = [*args.gdb_options, *args.gdb_rest]
-    return run_gdb(args.port, args.ram, args.core, args.dump, args.elf, options=options)
-
-
-def cmd_core_from_dump(args: argparse.Namespace) -> int:
-    check_output(args.output)
-    segs = dump_segments(args.prefix)
-    if not segs:
-        raise LaunchError(ExitCode.USAGE, f"no dump files {args.prefix}.<start hex>")
-    write_core(segs, args.output)
-    out(f"wrote {args.output}: {len(segs)} segments ({', '.join(hex(a) for a, _ in segs)})")
-    return 0

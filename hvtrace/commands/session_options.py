@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hvtrace.commands import values
 from hvtrace.commands.parser import UsageError
-from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB
+from hvtrace.launch.memory import GUEST_MIN_MEMORY_MB
 
 
 def add_guest_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from hvtrace.launch.session import parse_memory
+from hvtrace.launch.memory import parse_memory
 
 BACKEND_NAMES = ("qemu", "bochs")
 

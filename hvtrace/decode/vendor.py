@@ -11,7 +11,9 @@
   (hvtrace.decode.svm_vmcb), and their views.
 - Stage 2: EPT (SDM Vol. 3C 29.3) or nested page tables (APM Vol. 2 15.25).
 
-Stdlib only (gdb's Python imports it).
+Stdlib only (gdb's Python imports it). The reason tables load with this module; the qualification
+decoders, the snapshot layouts and their views (most of hvtrace.decode's import time) load when first
+used: `hvtrace report` names reasons and needs none of them.
 """
 
 from __future__ import annotations
@@ -20,15 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
 from hvtrace.abi import HvVendor
-from hvtrace.decode import (
-    svm_exits,
-    svm_vmcb,
-    vmcb_view,
-    vmcs_fields,
-    vmcs_view,
-    vmx_exits,
-    vmx_qualifications,
-)
+from hvtrace.decode import svm_exits, vmx_exits
 
 Fields = Iterable[tuple[int, int]]
 
@@ -123,14 +117,22 @@ class Vmx(Vendor):
     def reason_name(self, reason: int) -> str:
         return vmx_exits.exit_reason_name(reason & 0xFFFF)  # bits 15:0, the basic reason (25.9.1)
 
+    # The decoders below are imported when first used (see the module's doc); a module is imported once.
+
     def _qualification(self, reason: int, qual: int, gpa: int) -> str | None:
+        from hvtrace.decode import vmx_qualifications  # noqa: PLC0415
+
         return vmx_qualifications.describe_qualification(reason, qual)
 
     def snapshot_value(self, fields: Fields, name: str) -> int | None:
+        from hvtrace.decode import vmcs_fields  # noqa: PLC0415
+
         enc = vmcs_fields.encoding_of(name)
         return next((v for e, v in fields if e == enc), None)
 
     def snapshot_view(self, fields: Fields, **options: Any) -> list[str]:
+        from hvtrace.decode import vmcs_view  # noqa: PLC0415
+
         return vmcs_view.vmcs_view(list(fields), **options)
 
 
@@ -155,11 +157,15 @@ class Svm(Vendor):
         return "; ".join(svm_exits.describe_exitinfo(code, qual, gpa))
 
     def snapshot_value(self, fields: Fields, name: str) -> int | None:
+        from hvtrace.decode import svm_vmcb  # noqa: PLC0415  (when first used: the module's doc)
+
         off = svm_vmcb.offset_of(name)
         vmcb = svm_vmcb.Vmcb.from_pairs(fields)
         return vmcb.get(name) if off // 8 * 8 in vmcb.present else None
 
     def snapshot_view(self, fields: Fields, **options: Any) -> list[str]:
+        from hvtrace.decode import vmcb_view  # noqa: PLC0415
+
         return vmcb_view.vmcb_view(list(fields), **options)
 
 

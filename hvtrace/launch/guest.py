@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import TypedDict, cast
 
 from hvtrace.exitcodes import ExitCode, LaunchError
+from hvtrace.launch.memory import GUEST_MIN_MEMORY_MB
 from hvtrace.launch.qemu_options import cpu_option, refuse_qemu_options, split_qemu_args
 
 #: Longest guest command line the hypervisor passes on (hv/include/hv/guest.h: GUEST_CMDLINE_MAX
 #: bytes including the terminating NUL); a longer one would be cut silently.
 GUEST_CMDLINE_MAX = 2048 - 1
-#: RAM given to a run with a guest when the user chose no size (`hvtrace run/capture/tui --guest`).
-GUEST_MIN_MEMORY_MB = 256
 #: Where boot/mkiso.sh puts the guest's files in the ISO, and the initrd module's string.
 ISO_GUEST_PATH = "/boot/guest"
 ISO_INITRD_PATH = "/boot/initrd"

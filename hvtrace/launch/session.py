@@ -53,22 +53,6 @@ class RunResult:
     kept_dir: Path | None = None
 
 
-def parse_memory(text: str) -> int:
-    """'256M', '1G', '512' (MiB) -> MiB. Raises ValueError on anything else or below 16 MiB."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    scale = 1
-    if t.endswith("G"):
-        scale, t = 1024, t[:-1]
-    elif t.endswith("M"):
-        t = t[:-1]
-    if not t.isdigit():
-        raise ValueError(f"bad memory size {text!r} (use e.g. 256M or 1G)")
-    mib = int(t) * scale
-    if mib < 16:
-        raise ValueError(f"memory size {text!r} is too small (at least 16M)")
-    return mib
-
-
 class SessionOptions(TypedDict, total=False):
     """What every backend's session takes (see :class:`Session`); backends add their own keywords."""
 

@@ -30,7 +30,8 @@ import numpy as np
 from hvtrace.decode.vendor import VMX
 from hvtrace.exitcodes import ExitCode
 from hvtrace.launch import BochsSession, QemuSession, Session, make_session, session_class
-from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.memory import GUEST_MIN_MEMORY_MB
 from hvtrace.launch.qemu import qemu_argv_of_ram
 from hvtrace.paths import image_path
 from hvtrace.relocation import region_from_console

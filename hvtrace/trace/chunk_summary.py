@@ -243,25 +243,32 @@ def merge(agg: Aggregate, summary: Summary, cpu: int, keep: np.ndarray[Any, Any]
     merge_many(agg, [(summary, cpu, keep)])
 
 
+def _joined(tables: list[np.ndarray[Any, Any]], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """Tables of one structured dtype as one (read-only): their bytes joined. np.concatenate of
+    structured arrays compares their fields in Python: ~1 ms for a batch of 64 pair tables, against
+    ~10 us joined as bytes."""
+    return np.frombuffer(b"".join(t.tobytes() for t in tables), dtype)
+
+
 def _kept(batch: list[Selected]) -> tuple[np.ndarray[Any, Any], ...]:
     """The kept pairs of a batch of summaries with their CPU, and their histogram and drill-down
-    entries, each entry with the row (in the kept pairs) of its pair, or its kind."""
-    pairs, cpus, hist, hist_row, drill, drill_kind = [], [], [], [], [], []
-    base = 0
-    for summary, cpu, keep in batch:
-        p = summary.pairs
-        k = np.ones(len(p), dtype=bool) if keep is None else keep
-        kept = p[k]
-        pairs.append(kept)
-        cpus.append(np.full(len(kept), cpu, dtype=np.int64))
-        row = np.cumsum(k) - 1 + base
-        in_h, in_d = np.repeat(k, p["nhist"]), np.repeat(k, p["ndrill"])
-        hist.append(summary.hist[in_h])
-        hist_row.append(np.repeat(row, p["nhist"])[in_h])
-        drill.append(summary.drill[in_d])
-        drill_kind.append(np.repeat(p["kind"], p["ndrill"])[in_d])
-        base += len(kept)
-    return tuple(np.concatenate(x) for x in (pairs, cpus, hist, hist_row, drill, drill_kind))
+    entries, each entry with the row (in the kept pairs) of its pair, or its kind. The batch's tables
+    are joined first, so the work is a dozen array operations whatever the number of summaries (per
+    summary, they cost 2/3 of a summarised report's merge)."""
+    pairs = _joined([summary.pairs for summary, _cpu, _keep in batch], _PAIR)
+    hist = _joined([summary.hist for summary, _cpu, _keep in batch], _HIST)
+    drill = _joined([summary.drill for summary, _cpu, _keep in batch], _DRILL)
+    sizes = [len(summary.pairs) for summary, _cpu, _keep in batch]
+    cpus = np.repeat(np.array([cpu for _s, cpu, _keep in batch], dtype=np.int64), sizes)
+    nhist, ndrill = pairs["nhist"].astype(np.int64), pairs["ndrill"].astype(np.int64)
+    drill_kind = np.repeat(pairs["kind"], ndrill)
+    if all(keep is None for _s, _cpu, keep in batch):  # every pair (no --reason): no selection to apply
+        return pairs, cpus, hist, np.repeat(np.arange(len(pairs)), nhist), drill, drill_kind
+    k = np.concatenate([np.ones(n, dtype=bool) if keep is None else keep for n, (_s, _c, keep) in
+                        zip(sizes, batch, strict=True)])  # fmt: skip
+    row = np.cumsum(k) - 1
+    in_h, in_d = np.repeat(k, nhist), np.repeat(k, ndrill)
+    return pairs[k], cpus[k], hist[in_h], np.repeat(row, nhist)[in_h], drill[in_d], drill_kind[in_d]
 
 
 def _exact(values: np.ndarray[Any, Any], g: np.ndarray[Any, Any], n: int) -> list[int]:
@@ -309,6 +316,8 @@ def merge_many(agg: Aggregate, batch: list[Selected]) -> None:
         k, v = drill_kind[order], drill["value"][order]
         start = np.flatnonzero(np.concatenate(([True], (k[1:] != k[:-1]) | (v[1:] != v[:-1]))))
         counts = np.add.reduceat(drill["count"][order].astype(np.int64), start)
-        for kind in np.unique(k).tolist():
+        # k is sorted: its distinct kinds, ascending, are those of the group starts (not np.unique,
+        # whose plain form imports numpy.ma to test for a mask: 50 M instructions, 1/6 of numpy's import)
+        for kind in dict.fromkeys(k[start].tolist()):
             sel = k[start] == kind
             agg.drills.add_counts(kind, v[start][sel].tolist(), counts[sel].tolist())

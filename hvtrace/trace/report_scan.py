@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import multiprocessing
 import os
 import platform
 from collections.abc import Callable, Iterator, Sequence
@@ -224,6 +223,33 @@ def _work(chunks: list[int]) -> tuple[Aggregate, list[int]]:
     return aggregate(tf, chunks, sel, summaries)
 
 
+# multiprocessing (sockets, pickling: 34 M instructions, 1/13 of a summarised report's imports, measured
+# with callgrind) is imported only when a pool is started: a report of a few hundred chunks runs in one
+# process and never needs it.
+
+
+def _can_fork() -> bool:
+    import multiprocessing  # noqa: PLC0415
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _in_pool(
+    tf: TraceFile, chunks: Sequence[int], sel: Filter, summaries: bool, jobs: int
+) -> list[tuple[Aggregate, list[int]]]:
+    """:func:`aggregate` of runs of ``chunks`` in ``jobs`` forked workers."""
+    import multiprocessing  # noqa: PLC0415
+
+    per = max(16, len(chunks) // (jobs * 4))  # several tasks per worker: even finish times
+    tasks = [list(chunks[s : s + per]) for s in range(0, len(chunks), per)]
+    _FORKED["job"] = (tf, sel, summaries)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_work, tasks, chunksize=1)
+    finally:
+        _FORKED.clear()
+
+
 def default_jobs() -> int:
     """The CPUs this process may use that are not already busy (1-minute load average): on a shared
     machine whose CPUs are all busy, workers only add fork and merge costs (benchmarks/
@@ -242,17 +268,10 @@ def scan(
     jobs = default_jobs() if jobs is None else jobs
     n_whole = sum(summarised(tf, i, sel, summaries) for i in chunks)
     work = len(chunks) - n_whole + n_whole * SUMMARY_WEIGHT
-    if jobs <= 1 or work < POOL_MIN_CHUNKS or "fork" not in multiprocessing.get_all_start_methods():
+    if jobs <= 1 or work < POOL_MIN_CHUNKS or not _can_fork():
         results = [aggregate(tf, chunks, sel, summaries)]
     else:
-        per = max(16, len(chunks) // (jobs * 4))  # several tasks per worker: even finish times
-        tasks = [list(chunks[s : s + per]) for s in range(0, len(chunks), per)]
-        _FORKED["job"] = (tf, sel, summaries)
-        try:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                results = pool.map(_work, tasks, chunksize=1)
-        finally:
-            _FORKED.clear()
+        results = _in_pool(tf, chunks, sel, summaries, jobs)
     total = Aggregate()
     for agg, bad in results:
         total.merge(agg)

@@ -33,7 +33,8 @@ from elftools.elf.elffile import ELFFile
 from hvtrace.abi import HvDiscovery, HvExitKind, HvRecFlag
 from hvtrace.image import ensure_image
 from hvtrace.launch import BochsSession
-from hvtrace.launch.guest import GUEST_MIN_MEMORY_MB, GuestSpec
+from hvtrace.launch.guest import GuestSpec
+from hvtrace.launch.memory import GUEST_MIN_MEMORY_MB
 from hvtrace.relocation import slide_from_console
 from hvtrace.status import StatusLine
 from hvtrace.trace.capture import Capture

@@ -118,6 +118,26 @@ def test_merging_only_some_pairs_equals_aggregating_only_their_records() -> None
     same(merged, aggregated(recs[sel]))
 
 
+def test_one_batch_of_summaries_with_and_without_pair_selections() -> None:
+    """merge_many joins a batch's tables before selecting pairs: each summary's rows, CPU and kept
+    pairs must stay its own (summaries of several CPUs, all, some and none of their pairs kept)."""
+    parts = [odd_records(2000, cpu=c, seed=20 + c) for c in range(4)]
+    summaries = [summary_of(p) for p in parts]
+
+    def chosen(kind: Any, reason: Any) -> Any:
+        return np.isin(kind, [K.CPUID, K.MSR_WRITE, K.IO]) & (reason % 3 == 1)
+
+    keeps = [None, chosen(summaries[1].pairs["kind"], summaries[1].pairs["reason"]),
+             np.zeros(len(summaries[2].pairs), dtype=bool), None]  # fmt: skip
+    merged = Aggregate()
+    chunk_summary.merge_many(
+        merged, [(s, c, k) for c, (s, k) in enumerate(zip(summaries, keeps, strict=True))]
+    )
+    picked = [parts[0], parts[1][chosen(parts[1]["kind"], parts[1]["reason"])], parts[3]]
+    assert 0 < len(picked[1]) < len(parts[1])
+    same(merged, aggregated(np.concatenate(picked)))
+
+
 def test_summaries_of_chunks_add_up_like_the_records(tmp_path: Path) -> None:
     parts = [odd_records(3000, cpu=c, seed=c) for c in (0, 1, 2)]
     path = tmp_path / "s.hvt"

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from hvtrace.cli import build_parser, main
-from hvtrace.commands.run import kernel_cmdline, make_session
+from hvtrace.commands.run_handler import kernel_cmdline, make_session
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.image import ensure_iso, iso_key
 from hvtrace.launch.bochs import BochsSession
-from hvtrace.launch.guest import GUEST_CMDLINE_MAX, GUEST_MIN_MEMORY_MB, GuestSpec, launch_options
+from hvtrace.launch.guest import GUEST_CMDLINE_MAX, GuestSpec, launch_options
+from hvtrace.launch.memory import GUEST_MIN_MEMORY_MB
 from hvtrace.launch.qemu import QemuSession, qemu_argv
 
 

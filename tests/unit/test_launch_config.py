@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hvtrace.cli import build_parser, main
-from hvtrace.commands.run import kernel_cmdline, make_session
+from hvtrace.commands.run_handler import kernel_cmdline, make_session
 from hvtrace.exitcodes import ExitCode, LaunchError
 from hvtrace.launch import procs
 from hvtrace.launch.bochs import (
@@ -22,9 +22,9 @@ from hvtrace.launch.bochs import (
     debugger_script,
 )
 from hvtrace.launch.guest import launch_options
+from hvtrace.launch.memory import parse_memory
 from hvtrace.launch.qemu import QemuSession, free_tcp_port, qemu_argv
 from hvtrace.launch.qemu_options import cpu_option, split_qemu_args
-from hvtrace.launch.session import parse_memory
 
 
 def _opt(argv: list[str], flag: str) -> str:

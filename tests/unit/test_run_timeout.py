@@ -7,12 +7,12 @@ import math
 import pytest
 
 from hvtrace.cli import build_parser
-from hvtrace.commands import run
+from hvtrace.commands import run_handler
 
 
 def session_timeout(*argv: str) -> float | None:
     args = build_parser().parse_args(["run", *argv])
-    return run.make_session(args).timeout
+    return run_handler.make_session(args).timeout
 
 
 @pytest.mark.parametrize(
