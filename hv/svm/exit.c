@@ -10,7 +10,6 @@
 #include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
-#include <hv/gdbstub.h>
 #include <hv/panic.h>
 #include <hv/svm/halt.h>
 #include <hv/svm/vcpu.h>
@@ -167,8 +166,7 @@ static void nmi(struct svm_exit *x)
  * 15.13.1) and the guest takes it at VMRUN, once svm_halt_after_exit() dropped the intercept. */
 static void intr(struct svm_exit *x)
 {
-    if (gdbstub_port)
-        gdbstub_poll_soon(x->vcpu.pc);      /* the halted guest's timer: Ctrl-C is noticed while it idles */
+    (void)x;
 }
 
 static void shutdown(struct svm_exit *x)

@@ -10,7 +10,6 @@
 #include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
-#include <hv/gdbstub.h>
 #include <hv/panic.h>
 #include <hv/trace.h>
 #include <hv/vmx/halt.h>
@@ -176,8 +175,8 @@ static void task_switch(struct vmx_exit *x)
 
 /* The guest can take the held NMI now: vcpu_exit_done() injects it and disarms the window. */
 static void nmi_window(struct vmx_exit *x) { (void)x; }
-/* The gdb stub's periodic exit (gdbstub=1, vmcs.c): vcpu_exit_finish() polls the UART at this exit. */
-static void preemption_timer(struct vmx_exit *x) { gdbstub_poll_soon(x->vcpu.pc); }
+/* The gdb stub's periodic exit (gdbstub=1, vmcs.c): nothing to do here, vcpu_exit_finish() polls the UART. */
+static void preemption_timer(struct vmx_exit *x) { (void)x; }
 
 /*
  * A triple fault is the guest's own end. An EPT misconfiguration is the hypervisor's: the map never

@@ -202,11 +202,6 @@ bool gdbstub_exception(struct exception_frame *f)
     return true;
 }
 
-void gdbstub_poll_soon(struct percpu *pc)
-{
-    polls[pc->index] = POLL_EVERY - 1;
-}
-
 void gdbstub_poll(struct percpu *pc)
 {
     /*

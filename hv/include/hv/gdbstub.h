@@ -22,9 +22,6 @@ bool gdbstub_exception(struct exception_frame *f);
 void gdbstub_kicked(void);
 /* At an exit: now and then, look for gdb's bytes on the UART (Ctrl-C, a new connection). */
 void gdbstub_poll(struct percpu *pc);
-/* A periodic exit (VT-x's preemption timer, SVM's INTR while the guest halts): look at the UART at this
- * exit's poll, not one of the next 256. */
-void gdbstub_poll_soon(struct percpu *pc);
 static inline void gdbstub_exit_poll(struct percpu *pc)
 {
     if (gdbstub_port)
