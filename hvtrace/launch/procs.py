@@ -97,6 +97,18 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far, all its threads (proc(5): /proc/PID/stat fields 14
+    and 15, in clock ticks of SC_CLK_TCK, usually 10 ms)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessLookupError(f"no process {pid} (it exited)") from None
+    # After the parenthesised comm the fields start at 3 (state): utime is field 14, stime field 15.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def group_members(pgid: int) -> list[int]:
     """Live pids whose process group is ``pgid`` (used by tests to prove nothing was left behind)."""
     members = []
