@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from hvtrace.launch import procs
 
 
@@ -75,3 +77,16 @@ def test_child_dies_when_its_parent_is_killed() -> None:
             parent.wait()
         if grandchild and procs.pid_alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
+
+
+def test_cpu_seconds_is_the_process_user_and_system_time() -> None:
+    """/proc/PID/stat's utime + stime: for this process, what os.times() says (the same ticks)."""
+    start = procs.cpu_seconds(os.getpid())
+    while procs.cpu_seconds(os.getpid()) < start + 0.05:  # burn a few clock ticks
+        sum(range(10000))
+    t = os.times()
+    assert abs(procs.cpu_seconds(os.getpid()) - (t.user + t.system)) < 0.05
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
+        procs.cpu_seconds(child.pid)
