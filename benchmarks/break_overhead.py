@@ -9,11 +9,12 @@ Each configuration is compared with the (a) windows right before and after it, w
 drift of the shared machine's load; the ratio printed is the median of those per-round ratios, with
 its quartiles.
 
-Two rates per window: exits per host second (wall), and exits per CPU second of the QEMU process (user +
-system time from /proc/PID/stat over the window, all its threads). Under TCG the emulator's CPU time is
-what the guest's instructions and the hypervisor's exit path cost, so the CPU rate hardly moves with the
-machine's other load (which takes wall time from QEMU, not CPU time); its resolution is one clock tick
-(10 ms) per window end, i.e. about 0.5 % of a 2 s window before the medians.
+Three rates per window: exits per host second (wall), per CPU second of the QEMU process (user + system
+time from /proc/PID/stat over the window, all its threads) and per CPU second of its vCPU thread
+(/proc/PID/task/TID/stat of its busiest thread: TCG runs the guest and the hypervisor there; QEMU's
+other threads' housekeeping left out). The machine's other load takes wall time from QEMU, not CPU time, so
+the CPU rates move much less with it (cache and scheduling effects of a loaded host still show in
+them); their resolution is one clock tick (10 ms) per window end, about 0.5 % of a 2 s window.
 
   (a) none:         nothing armed
   (b) hv-break:     `msr_write --msr 0x12345678`: no exit of the storm has that kind; rejected by the
@@ -31,6 +32,7 @@ Usage: break_overhead.py [ROUNDS [WINDOW_S]]   (defaults 15, 2.0)
 from __future__ import annotations
 
 import ctypes
+import math
 import statistics
 import sys
 import time
@@ -73,16 +75,23 @@ def hits(src: SharedRamSource, d: Discovery) -> int:
 class Window(NamedTuple):
     wall_rate: float  # exits per host second
     cpu_rate: float  # exits per CPU second of the QEMU process
+    vcpu_rate: float  # exits per CPU second of QEMU's vCPU thread (TCG runs the guest and hypervisor there)
     exits: int
     hits: int  # entry 0's hits
 
 
-def window(src: SharedRamSource, d: Discovery, ring: int, pid: int) -> Window:
+def window(src: SharedRamSource, d: Discovery, ring: int, pid: int, vcpu: int) -> Window:
     """One window of WINDOW_S seconds."""
-    n0, h0, c0, t0 = exits(src, ring), hits(src, d), procs.cpu_seconds(pid), time.perf_counter()
+
+    def now() -> tuple[int, int, float, float, float]:
+        cpu, thread = procs.cpu_seconds(pid), procs.cpu_seconds(pid, vcpu)
+        return exits(src, ring), hits(src, d), cpu, thread, time.perf_counter()
+
+    n0, h0, c0, v0, t0 = now()
     time.sleep(WINDOW_S)
-    n1, h1, c1, t1 = exits(src, ring), hits(src, d), procs.cpu_seconds(pid), time.perf_counter()
-    return Window((n1 - n0) / (t1 - t0), (n1 - n0) / (c1 - c0), n1 - n0, h1 - h0)
+    n1, h1, c1, v1, t1 = now()
+    n = n1 - n0
+    return Window(n / (t1 - t0), n / (c1 - c0), n / (v1 - v0), n, h1 - h0)
 
 
 def bracketed(x: list[float], a: list[float]) -> list[float]:
@@ -91,8 +100,12 @@ def bracketed(x: list[float], a: list[float]) -> list[float]:
 
 
 def spread(ratios: list[float]) -> str:
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    return f"{statistics.median(ratios):.4f} (quartiles {q[0]:.4f}-{q[2]:.4f})"
+    """Median, quartiles and the median's standard error (1.253 sigma / sqrt(n) for a normal spread)."""
+    if len(ratios) < 2:
+        return f"{ratios[0]:.4f} (one round)"
+    q = statistics.quantiles(ratios, n=4)
+    se = 1.2533 * statistics.stdev(ratios) / math.sqrt(len(ratios))
+    return f"{statistics.median(ratios):.4f} +- {se:.4f} (quartiles {q[0]:.4f}-{q[2]:.4f})"
 
 
 def main() -> None:
@@ -106,35 +119,39 @@ def main() -> None:
         src = SharedRamSource(session.ram_path)
         try:
             d = discover(src, elf=paths.image_path())
+            vcpu = procs.busiest_thread(session.proc.pid)  # the storm has run on it for a while
             ring = d.rings[0]
             for _ in range(ROUNDS):
                 for key, (_, spec) in CONFIGS.items():
                     arm(src, d, spec)
                     time.sleep(0.1)  # settle
-                    windows[key].append(window(src, d, ring, session.proc.pid))
+                    windows[key].append(window(src, d, ring, session.proc.pid, vcpu))
             arm(src, d, None)
             time.sleep(0.1)
-            windows["a"].append(window(src, d, ring, session.proc.pid))  # closes the last round's bracket
+            windows["a"].append(
+                window(src, d, ring, session.proc.pid, vcpu)
+            )  # closes the last round's bracket
         finally:
             src.close()
     finally:
         session.close()
     print(f"Exit rate, QEMU TCG (SVM), 1 CPU, CPUID storm, no gdb; {ROUNDS} rounds of {WINDOW_S:g} s windows")
+    rates = {"QEMU CPU second": "cpu_rate", "vCPU-thread CPU second": "vcpu_rate", "host second": "wall_rate"}
     for key, (label, _) in CONFIGS.items():
-        wall, cpu = [w.wall_rate for w in windows[key]], [w.cpu_rate for w in windows[key]]
         print(f"  ({key}) {label}:")
-        print(f"      per host second: median {statistics.median(wall) / 1e3:.2f} k exits/s "
-              f"(windows {min(wall) / 1e3:.2f}-{max(wall) / 1e3:.2f} k)")  # fmt: skip
-        print(f"      per QEMU CPU second: median {statistics.median(cpu) / 1e3:.2f} k exits/s "
-              f"(windows {min(cpu) / 1e3:.2f}-{max(cpu) / 1e3:.2f} k)")  # fmt: skip
+        for what, field in rates.items():
+            r = [getattr(w, field) for w in windows[key]]
+            print(f"      per {what}: median {statistics.median(r) / 1e3:.2f} k exits/s "
+                  f"(windows {min(r) / 1e3:.2f}-{max(r) / 1e3:.2f} k)")  # fmt: skip
         counted = sum(w.hits for w in windows[key]), sum(w.exits for w in windows[key])
         print(f"      entry 0 hits: {counted[0]} of {counted[1]} exits")
-    a_wall, a_cpu = [w.wall_rate for w in windows["a"]], [w.cpu_rate for w in windows["a"]]
-    print("  Ratios to (a), median of the per-round bracketed ratios (quartiles):")
+    print("  Ratios to (a): median of the per-round bracketed ratios +- its standard error (quartiles):")
     for key in ("b", "d", "t"):
-        wall = bracketed([w.wall_rate for w in windows[key]], a_wall)
-        cpu = bracketed([w.cpu_rate for w in windows[key]], a_cpu)
-        print(f"    {key}/a  per CPU second {spread(cpu)};  per host second {spread(wall)}")
+        for what, field in rates.items():
+            ratios = bracketed(
+                [getattr(w, field) for w in windows[key]], [getattr(w, field) for w in windows["a"]]
+            )
+            print(f"    {key}/a per {what}: {spread(ratios)}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -90,3 +91,24 @@ def test_cpu_seconds_is_the_process_user_and_system_time() -> None:
     child.wait()
     with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
         procs.cpu_seconds(child.pid)
+
+
+def test_busiest_thread_is_the_one_that_burned_cpu() -> None:
+    stop = threading.Event()
+    tid: list[int] = []
+
+    def burn() -> None:
+        tid.append(threading.get_native_id())
+        while not stop.is_set():
+            sum(range(1000))
+
+    t = threading.Thread(target=burn)
+    t.start()
+    try:
+        main = procs.cpu_seconds(os.getpid(), threading.get_native_id())
+        while not tid or procs.cpu_seconds(os.getpid(), tid[0]) < main + 0.1:
+            stop.wait(0.01)
+        assert procs.busiest_thread(os.getpid()) == tid[0]
+    finally:
+        stop.set()
+        t.join()
