@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
+import time
 
 import pytest
 
@@ -93,22 +93,27 @@ def test_cpu_seconds_is_the_process_user_and_system_time() -> None:
         procs.cpu_seconds(child.pid)
 
 
+BURNER = """
+import threading, time
+def burn():
+    print(threading.get_native_id(), flush=True)
+    while True:
+        pass
+threading.Thread(target=burn, daemon=True).start()
+time.sleep(60)
+"""
+
+
 def test_busiest_thread_is_the_one_that_burned_cpu() -> None:
-    stop = threading.Event()
-    tid: list[int] = []
-
-    def burn() -> None:
-        tid.append(threading.get_native_id())
-        while not stop.is_set():
-            sum(range(1000))
-
-    t = threading.Thread(target=burn)
-    t.start()
+    """A fresh process (pytest's own threads have histories): its burning thread, not its sleeping main."""
+    child = subprocess.Popen([sys.executable, "-c", BURNER], stdout=subprocess.PIPE, text=True)
     try:
-        main = procs.cpu_seconds(os.getpid(), threading.get_native_id())
-        while not tid or procs.cpu_seconds(os.getpid(), tid[0]) < main + 0.1:
-            stop.wait(0.01)
-        assert procs.busiest_thread(os.getpid()) == tid[0]
+        assert child.stdout is not None
+        tid = int(child.stdout.readline())
+        while procs.cpu_seconds(child.pid, tid) < 0.3:  # well past the main thread's start-up
+            time.sleep(0.02)
+        assert procs.busiest_thread(child.pid) == tid
+        assert procs.cpu_seconds(child.pid) >= procs.cpu_seconds(child.pid, tid)
     finally:
-        stop.set()
-        t.join()
+        child.kill()
+        child.wait()
