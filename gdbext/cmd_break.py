@@ -28,16 +28,10 @@ def _config() -> tuple[abi.HvDiscovery, abi.HvBreakConfig]:
     return d, model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
 
 
-def _write_entry(d: abi.HvDiscovery, index: int, entry: abi.HvBreak) -> None:
-    target.write(d.break_config + model.break_entry_offset(index), bytes(entry))
-
-
-def _write_armed(d: abi.HvDiscovery, armed: int, cfg: abi.HvBreakConfig | None = None) -> None:
-    """Publish the entry count (0 disarms); with ``cfg``, first the kinds its entries can match."""
-    if cfg is not None:
-        kinds = model.kinds_mask(cfg.entry[: abi.HV_BREAK_MAX])
-        target.write(d.break_config + abi.HvBreakConfig.kinds.offset, kinds.to_bytes(4, "little"))
-    target.write(d.break_config + abi.HvBreakConfig.armed.offset, armed.to_bytes(4, "little"))
+def _publish(d: abi.HvDiscovery, cfg: abi.HvBreakConfig, changed: list[int]) -> None:
+    """Write ``cfg``'s ``changed`` entries and re-arm, in the order abi.h's protocol needs."""
+    for offset, data in model.publish_writes(cfg, changed):
+        target.write(d.break_config + offset, data)
 
 
 def _hit_breakpoint() -> gdb.Breakpoint:
@@ -145,10 +139,8 @@ def arm(args: argparse.Namespace) -> tuple[int, str, int]:
     entry = break_args.entry(d.vendor, d.cpu_count, args)
     index = model.free_slot(cfg)
     bp = _hit_breakpoint()
-    _write_entry(d, index, entry)
     cfg.entry[index] = entry
-    _write_armed(d, 0)  # disarm while the kinds change: no CPU filters with a stale mask
-    _write_armed(d, model.enabled_count(cfg.entry), cfg)
+    _publish(d, cfg, [index])
     _owned.add(index)
     return index, break_args.describe(d.vendor, entry), int(bp.number)
 
@@ -174,14 +166,11 @@ def delete(which: str) -> tuple[int, int]:
         if n >= abi.HV_BREAK_MAX or not cfg.entry[n].enabled:
             raise model.HvError(f"no exit break {n} (see hv-break list)")
         indexes = [n]
-    _write_armed(d, 0)  # disarm first: no CPU evaluates a half-written table
     for i in indexes:
         cfg.entry[i] = abi.HvBreak()
-        _write_entry(d, i, cfg.entry[i])
-    armed = model.enabled_count(cfg.entry)
-    _write_armed(d, armed, cfg)
+    _publish(d, cfg, indexes)
     _owned.difference_update(indexes)
-    return len(indexes), armed
+    return len(indexes), int(cfg.armed)
 
 
 def release() -> int:
@@ -190,11 +179,9 @@ def release() -> int:
         return 0
     d, cfg = _config()
     mine = [i for i in sorted(_owned) if cfg.entry[i].enabled]
-    _write_armed(d, 0)  # disarm first, as delete() does
     for i in mine:
         cfg.entry[i] = abi.HvBreak()
-        _write_entry(d, i, cfg.entry[i])
-    _write_armed(d, model.enabled_count(cfg.entry), cfg)
+    _publish(d, cfg, mine)
     _owned.clear()
     return len(mine)
 

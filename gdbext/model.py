@@ -324,6 +324,34 @@ def kinds_mask(entries: Iterable[HvBreak]) -> int:
     return mask
 
 
+#: hv_break_config.generation values the tools never publish: 0 is a tool that keeps no generation (the
+#: hypervisor then decodes the table at every exit), 0xffffffff the hypervisor's "nothing compiled".
+GENERATION_NONE = (0, 0xFFFFFFFF)
+
+
+def next_generation(current: int) -> int:
+    """The generation that follows ``current`` (0xfffffffe is followed by 1)."""
+    following = (current + 1) & 0xFFFFFFFF
+    return 1 if following in GENERATION_NONE else following
+
+
+def publish_writes(cfg: HvBreakConfig, changed: Iterable[int]) -> list[tuple[int, bytes]]:
+    """The writes that publish ``cfg`` (the tool's copy, read from the target, with the ``changed``
+    entries rewritten) while the guest runs: (offset in hv_break_config, bytes), to be written in this
+    order, each visible before the next (abi.h): armed = 0, the changed entries, kinds, generation + 1,
+    armed = the enabled count. Updates ``cfg.generation`` and ``cfg.armed`` to what they publish."""
+    armed_at, kinds_at = HvBreakConfig.armed.offset, HvBreakConfig.kinds.offset
+    writes = [(armed_at, bytes(4))]
+    writes += [(break_entry_offset(i), bytes(cfg.entry[i])) for i in sorted(set(changed))]
+    cfg.kinds = kinds_mask(cfg.entry[: abi.HV_BREAK_MAX])
+    cfg.generation = next_generation(cfg.generation)
+    cfg.armed = enabled_count(cfg.entry[: abi.HV_BREAK_MAX])
+    writes.append((kinds_at, cfg.kinds.to_bytes(4, "little")))
+    writes.append((HvBreakConfig.generation.offset, cfg.generation.to_bytes(4, "little")))
+    writes.append((armed_at, cfg.armed.to_bytes(4, "little")))
+    return writes
+
+
 # ---- stage 2 ---------------------------------------------------------------------------------------
 
 

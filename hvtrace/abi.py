@@ -280,6 +280,8 @@ class HvBreakConfig(ctypes.LittleEndianStructure):
         ("last_cpu", ctypes.c_uint32),
         ("kinds", ctypes.c_uint32),  # bit K: an enabled entry can match kind K; 0 = any kind may match
         ("entry", HvBreak * HV_BREAK_MAX),
+        ("generation", ctypes.c_uint32),  # bumped at each change of the table (abi.h: the protocol)
+        ("reserved", ctypes.c_uint32),
     )
 
 

@@ -97,6 +97,33 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time ``pid`` has used so far, all its threads, or its thread ``tid`` only
+    (proc(5): /proc/PID[/task/TID]/stat fields 14 and 15, in clock ticks of SC_CLK_TCK, usually 10 ms)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    try:
+        stat = Path(path).read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessLookupError(
+            f"no process {pid}" + (f" thread {tid}" if tid else "") + " (it exited)"
+        ) from None
+    # After the parenthesised comm the fields start at 3 (state): utime is field 14, stime field 15.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busiest_thread(pid: int) -> int:
+    """The id of ``pid``'s thread that has used the most CPU time (QEMU TCG: the vCPU thread of a busy
+    1-CPU guest; QEMU names its threads only with ``-name debug-threads=on``)."""
+    times: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            times[int(task.name)] = cpu_seconds(pid, int(task.name))
+    if not times:
+        raise ProcessLookupError(f"no process {pid} (it exited)")
+    return max(times, key=lambda tid: times[tid])
+
+
 def group_members(pgid: int) -> list[int]:
     """Live pids whose process group is ``pgid`` (used by tests to prove nothing was left behind)."""
     members = []

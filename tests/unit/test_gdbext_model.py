@@ -52,6 +52,42 @@ def test_break_table_full() -> None:
         model.free_slot(cfg)
 
 
+def test_publish_writes_follow_the_abi_protocol() -> None:
+    """abi.h: armed = 0 first, then the entries and kinds, the generation bumped, armed last."""
+    cfg = abi.HvBreakConfig()
+    cfg.armed, cfg.generation = 1, 41
+    cfg.entry[0] = break_args.build_break(abi.HvVendor.SVM, 2, ["msr_read"])
+    cfg.entry[3] = break_args.build_break(abi.HvVendor.SVM, 2, ["cpuid", "if", "rax", "==", "1"])
+    writes = model.publish_writes(cfg, [3])
+    C, E = abi.HvBreakConfig, abi.HvBreak
+    assert [at for at, _ in writes] == [
+        C.armed.offset,
+        model.break_entry_offset(3),
+        C.kinds.offset,
+        C.generation.offset,
+        C.armed.offset,
+    ]
+    assert writes[0][1] == bytes(4)
+    assert E.from_buffer_copy(writes[1][1]).term[0].value == 1
+    kinds = (1 << abi.HvExitKind.MSR_READ) | (1 << abi.HvExitKind.CPUID)
+    assert int.from_bytes(writes[2][1], "little") == kinds == cfg.kinds
+    assert int.from_bytes(writes[3][1], "little") == 42 == cfg.generation
+    assert int.from_bytes(writes[4][1], "little") == 2 == cfg.armed
+    # Deleting everything still bumps the generation and leaves the table disarmed.
+    cfg.entry[0] = cfg.entry[3] = abi.HvBreak()
+    writes = model.publish_writes(cfg, [0, 3])
+    assert [at for at, _ in writes][1:3] == [model.break_entry_offset(0), model.break_entry_offset(3)]
+    assert (cfg.generation, cfg.armed) == (43, 0)
+    assert writes[-1] == (C.armed.offset, bytes(4))
+
+
+@pytest.mark.parametrize(
+    ("current", "following"), [(0, 1), (1, 2), (0xFFFFFFFD, 0xFFFFFFFE), (0xFFFFFFFE, 1)]
+)
+def test_next_generation_skips_what_the_hypervisor_reserves(current: int, following: int) -> None:
+    assert model.next_generation(current) == following
+
+
 def _snapshot_reader(seq: int, fields: list[tuple[int, int]]) -> tuple[abi.HvDiscovery, model.Reader]:
     snap = abi.HvSnapshot()
     snap.seq, snap.vendor, snap.count, snap.why, snap.exit_reason = seq, abi.HvVendor.VMX, len(fields), 1, 18

@@ -14,6 +14,9 @@ with at least the number of checks it had when written (so a test that lost its 
   delivery mode, ICR modes and vectors, sizes and alignments (SDM Vol. 3A Table 11-1, 11.5.1, 11.6.1);
   and its fetch policy: the instructions a single step cannot hold (MOV SS, software interrupts,
   SYSCALL/SYSENTER, HLT/MWAIT) are refused, with or without prefixes.
+- test_breaks: exit-break evaluation (hv/core/trace/break_compile.c, breaks.c): the per-CPU pre-decoded
+  form agrees with abi.h's meaning for every op on boundary values and for random whole tables, and
+  while a tool rewrites the table (abi.h's protocol) no stale or torn entry fires;
 - test_string: the word-at-a-time memset/memcpy/memcmp (hv/core/lib/string.c) against byte references,
   every size 0..64 at every misalignment, guard bytes untouched.
 """
@@ -36,6 +39,7 @@ NATIVE = Path(__file__).resolve().parents[1] / "native"
         ("test_isolation", 100),
         ("test_apic_policy", 2000),
         ("test_string", 500000),
+        ("test_breaks", 1000000),
     ],
 )
 def test_native_checks(tmp_path: Path, target: str, at_least: int) -> None:

@@ -7,6 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 from hvtrace.launch import procs
 
@@ -75,3 +78,42 @@ def test_child_dies_when_its_parent_is_killed() -> None:
             parent.wait()
         if grandchild and procs.pid_alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
+
+
+def test_cpu_seconds_is_the_process_user_and_system_time() -> None:
+    """/proc/PID/stat's utime + stime: for this process, what os.times() says (the same ticks)."""
+    start = procs.cpu_seconds(os.getpid())
+    while procs.cpu_seconds(os.getpid()) < start + 0.05:  # burn a few clock ticks
+        sum(range(10000))
+    t = os.times()
+    assert abs(procs.cpu_seconds(os.getpid()) - (t.user + t.system)) < 0.05
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
+        procs.cpu_seconds(child.pid)
+
+
+BURNER = """
+import threading, time
+def burn():
+    print(threading.get_native_id(), flush=True)
+    while True:
+        pass
+threading.Thread(target=burn, daemon=True).start()
+time.sleep(60)
+"""
+
+
+def test_busiest_thread_is_the_one_that_burned_cpu() -> None:
+    """A fresh process (pytest's own threads have histories): its burning thread, not its sleeping main."""
+    child = subprocess.Popen([sys.executable, "-c", BURNER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        tid = int(child.stdout.readline())
+        while procs.cpu_seconds(child.pid, tid) < 0.3:  # well past the main thread's start-up
+            time.sleep(0.02)
+        assert procs.busiest_thread(child.pid) == tid
+        assert procs.cpu_seconds(child.pid) >= procs.cpu_seconds(child.pid, tid)
+    finally:
+        child.kill()
+        child.wait()

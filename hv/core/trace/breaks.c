@@ -1,9 +1,9 @@
 /*
- * Exit breakpoints (abi.h struct hv_break_config), evaluated here on every exit so that gdb only
- * ever stops at hv_break_hit(). With nothing armed the cost is one load and a branch; an exit of a
- * kind no armed entry can match costs a second load and a bit test (the tools keep hv_breaks.kinds);
- * conditions (terms ANDed) are evaluated only after the cheap criteria matched. Tracepoints and
- * ignored hits are counted here and never stop.
+ * Exit breakpoints (abi.h struct hv_break_config), evaluated on every exit so that gdb only ever stops at
+ * hv_break_hit(). The fast path is inline (breaks.h break_match) over this CPU's pre-decoded copy of the
+ * table (break_cache.h, made by break_compile.c); here are its slow paths: compiling a table this CPU has
+ * not seen (a new hv_break_config.generation), and counting / stopping for an entry that matched.
+ * Tracepoints and ignored hits are counted here and never stop.
  */
 #include <hv/abi.h>
 #include <hv/backend.h>
@@ -12,72 +12,83 @@
 
 struct hv_break_config hv_breaks __attribute__((aligned(64)));
 
-/* Record fields a condition can test, by operand number - HV_BRK_OPD_GPRS. */
-static const u8 record_operand_offset[HV_BRK_OPD_COUNT - HV_BRK_OPD_GPRS] = {
-    [HV_BRK_OPD_ARG0 - HV_BRK_OPD_GPRS] = __builtin_offsetof(struct hv_record, arg0),
-    [HV_BRK_OPD_ARG1 - HV_BRK_OPD_GPRS] = __builtin_offsetof(struct hv_record, arg1),
-    [HV_BRK_OPD_QUAL - HV_BRK_OPD_GPRS] = __builtin_offsetof(struct hv_record, qual),
-    [HV_BRK_OPD_GPA - HV_BRK_OPD_GPRS] = __builtin_offsetof(struct hv_record, gpa),
-    [HV_BRK_OPD_RIP - HV_BRK_OPD_GPRS] = __builtin_offsetof(struct hv_record, rip),
-    [HV_BRK_OPD_CR3 - HV_BRK_OPD_GPRS] = __builtin_offsetof(struct hv_record, cr3),
-};
-
-static bool term_holds(const struct hv_break_term *t, const struct percpu *pc, const struct hv_record *rec)
+void break_init_cpu(struct percpu *pc)
 {
-    u64 x;
-    if (t->operand < HV_BRK_OPD_GPRS) {
-        if (!pc->exit_regs)
-            return false;
-        x = pc->exit_regs[t->operand];
-    } else if (t->operand < HV_BRK_OPD_COUNT) {
-        x = *(const u64 *)((const u8 *)rec + record_operand_offset[t->operand - HV_BRK_OPD_GPRS]);
-    } else {
-        return false;
-    }
-    switch (t->op) {
-    case HV_BRK_OP_EQ: return x == t->value;
-    case HV_BRK_OP_NE: return x != t->value;
-    case HV_BRK_OP_LT: return x < t->value;
-    case HV_BRK_OP_LE: return x <= t->value;
-    case HV_BRK_OP_GT: return x > t->value;
-    case HV_BRK_OP_GE: return x >= t->value;
-    case HV_BRK_OP_TEST: return (x & t->value) != 0;
-    default: return false;
-    }
+    pc->breaks.gen = BRK_GEN_NONE;
 }
 
-static bool matches(const struct hv_break *b, const struct percpu *pc, const struct hv_record *rec)
+/*
+ * Whether the table compiled from generation 'gen' is still the published one. Read in the order abi.h's
+ * protocol needs: 'armed' first (a writer clears it before touching any entry), then the generation (a
+ * writer bumps it after the entries, before re-arming). The acquire fence keeps every earlier read of the
+ * table before these (x86 keeps loads in order, SDM Vol. 3A 10.2.2; the fence stops the compiler).
+ */
+static bool table_still(u32 gen)
 {
-    if (!((b->kind == HV_BRK_ANY || b->kind == rec->kind) &&
-          (b->reason == HV_BRK_ANY || b->reason == rec->reason) &&
-          (b->cpu == HV_BRK_ANY || b->cpu == pc->index) &&
-          (!(b->flags & HV_BRK_MATCH_ARG0) || b->arg0 == rec->arg0) &&
-          (!(b->flags & HV_BRK_MATCH_GPA) || (rec->gpa >= b->gpa_lo && rec->gpa <= b->gpa_hi))))
-        return false;
-    u32 n = b->nterms < HV_BREAK_TERMS ? b->nterms : HV_BREAK_TERMS;
-    for (u32 i = 0; i < n; i++)
-        if (!term_holds(&b->term[i], pc, rec))
-            return false;
-    return true;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&hv_breaks.armed, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&hv_breaks.generation, __ATOMIC_ACQUIRE) == gen;
 }
 
-int break_match_table(const struct percpu *pc, const struct hv_record *rec)
+/*
+ * The lowest entry of 'cand' holds for this exit: count it and every later matching one until one stops
+ * (not a tracepoint, past its ignore count). An entry is counted only if the table it was compiled from
+ * is still published: one a tool disarmed (to rewrite or delete it) after this exit evaluated it neither
+ * counts nor fires.
+ */
+static int break_match_from(struct percpu *pc, const struct hv_record *rec, u32 cand, u32 gen)
 {
-    u32 armed = __atomic_load_n(&hv_breaks.armed, __ATOMIC_RELAXED);
-    /* Tools fill entries from 0: stop once 'armed' enabled entries were looked at (each exit counts). */
-    for (int i = 0; armed && i < HV_BREAK_MAX; i++) {
-        struct hv_break *b = &hv_breaks.entry[i];
-        if (!b->enabled)
-            continue;
-        armed--;
-        if (!matches(b, pc, rec))
-            continue;
+    const struct brk_cache *c = &pc->breaks;
+    for (int i; cand && (i = brk_first_match(c, cand, rec, pc->exit_regs)) >= 0; cand &= ~((2u << i) - 1)) {
+        if (!table_still(gen))
+            return -1;
         /* Counted once per matching exit, by whichever CPU: atomically, tracepoints fire on all. */
-        u64 hits = __atomic_add_fetch(&b->hits, 1, __ATOMIC_RELAXED);
-        if (!(b->flags & HV_BRK_TRACE) && hits > b->ignore)
+        u64 hits = __atomic_add_fetch(&hv_breaks.entry[i].hits, 1, __ATOMIC_RELAXED);
+        if (c->stops[i] && hits > c->ignore[i])
             return i;
     }
     return -1;
+}
+
+/*
+ * This CPU has not compiled the published generation: copy the table (each field read once), compile
+ * it, and keep it only if the table did not change meanwhile (seqlock-style, abi.h). Generation 0 is a
+ * tool that does not publish generations (before issue 16): its table is compiled on every exit, after
+ * the kinds mask it keeps. Without a GPR frame (an exit before the first handled one) entries testing a
+ * GPR cannot match, so that form is not kept either.
+ */
+static int break_match_new_table(struct percpu *pc, const struct hv_record *rec)
+{
+    struct brk_cache *c = &pc->breaks;
+    u32 gen = __atomic_load_n(&hv_breaks.generation, __ATOMIC_ACQUIRE);
+    if (!gen) {
+        u32 kinds = __atomic_load_n(&hv_breaks.kinds, __ATOMIC_RELAXED);
+        if (kinds && !((kinds >> (rec->kind & 31)) & 1))
+            return -1;
+    }
+    struct hv_break tab[HV_BREAK_MAX];
+    memcpy(tab, hv_breaks.entry, sizeof(tab));
+    bool have_regs = pc->exit_regs != NULL;
+    brk_compile(c, tab, pc->index, have_regs);
+    if (!table_still(gen)) {
+        /* Rewritten under us: this exit counts as before the new table, while it was disarmed. */
+        c->gen = BRK_GEN_NONE;
+        return -1;
+    }
+    c->gen = gen && gen != BRK_GEN_NONE && have_regs ? gen : BRK_GEN_NONE;
+    u32 cand = c->by_kind[rec->kind];
+    int i = cand ? brk_first_match(c, cand, rec, pc->exit_regs) : -1;
+    return i < 0 ? -1 : break_match_from(pc, rec, cand >> i << i, gen);
+}
+
+int break_match_armed(struct percpu *pc, const struct hv_record *rec)
+{
+    u32 gen = pc->breaks.gen;
+    if (__atomic_load_n(&hv_breaks.generation, __ATOMIC_ACQUIRE) != gen)
+        return break_match_new_table(pc, rec);
+    u32 cand = pc->breaks.by_kind[rec->kind];
+    int i = cand ? brk_first_match(&pc->breaks, cand, rec, pc->exit_regs) : -1;
+    return i < 0 ? -1 : break_match_from(pc, rec, cand >> i << i, gen);
 }
 
 /*

@@ -64,17 +64,15 @@ void trace_init_cpu(struct percpu *pc)
         rings_ready = true;
     }
     pc->ring = (struct hv_ring *)hv_trace.ring[pc->index];
+    break_init_cpu(pc);
 }
 
 struct hv_record trace_spare[HV_MAX_CPUS];
 struct hv_record *trace_building[HV_MAX_CPUS];
 
-void trace_exit(struct percpu *pc, struct hv_record *rec)
+/* Publish the exit's record (and frame) and report a break hit (brk >= 0: the entry that stops). */
+static inline void trace_publish(struct percpu *pc, struct hv_record *rec, int brk)
 {
-    pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
-    pc->exits_total++;
-    rec->cpu = (u16)pc->index;
-    int brk = break_may_match(rec) ? break_match_table(pc, rec) : -1;
     if (brk >= 0)
         rec->flags |= HV_REC_BREAK_HIT;
     if (rec == trace_building[pc->index]) {
@@ -91,6 +89,28 @@ void trace_exit(struct percpu *pc, struct hv_record *rec)
     }
     if (brk >= 0)
         break_hit(pc, brk, rec);
+}
+
+/*
+ * trace_exit when an armed break may match (or this CPU must compile a new table): its own function,
+ * reached by a tail jump, so that the registers the match and hit paths need cost nothing on the path
+ * with nothing armed or with a condition that does not hold (issue 16).
+ */
+static __attribute__((noinline)) void trace_exit_armed(struct percpu *pc, struct hv_record *rec)
+{
+    trace_publish(pc, rec, break_match_armed(pc, rec));
+}
+
+void trace_exit(struct percpu *pc, struct hv_record *rec)
+{
+    pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
+    pc->exits_total++;
+    rec->cpu = (u16)pc->index;
+    if (break_armed() && !break_surely_misses(pc, rec)) {
+        trace_exit_armed(pc, rec);
+        return;
+    }
+    trace_publish(pc, rec, -1);
 }
 
 static const char *const kind_names[HV_EXIT_KIND_COUNT] = {

@@ -119,7 +119,7 @@ struct hv_snapshot {
 
 /*
  * Exit breakpoints, evaluated inside the hypervisor on every exit (a gdb conditional breakpoint per
- * exit costs ~40x more). A tool arms an entry by writing it while the VM is stopped; an exit that
+ * exit costs ~40x more). A tool arms an entry by writing it (see the protocol below); an exit that
  * matches every set criterion is flagged HV_REC_BREAK_HIT, the CPU's snapshot is taken, and the CPU
  * calls hv_break_hit(), where gdb keeps its one breakpoint.
  */
@@ -173,13 +173,31 @@ struct hv_break {
     struct hv_break_term term[HV_BREAK_TERMS];
 };
 
+/*
+ * Publishing a table while the guest runs (issue 16). Each CPU keeps a pre-decoded copy of the table
+ * (hv/include/hv/break_cache.h), made when it first sees a new 'generation', so a tool changes the table
+ * only in this order (gdbext/model.py publish_writes, used by hv-break and benchmarks/break_table.py):
+ *   1. armed = 0           no CPU evaluates or fires an entry from here on (it re-checks 'armed' and
+ *                          'generation' after copying the table and before counting a hit)
+ *   2. write the entries and 'kinds'
+ *   3. generation += 1     never 0 (0 = a tool that keeps no generation: the hypervisor then decodes the
+ *                          table on every exit) and never 0xffffffff (the hypervisor's "none"): 0xfffffffe
+ *                          is followed by 1
+ *   4. armed = the number of enabled entries
+ * each write visible before the next (x86 stores are seen in program order, SDM Vol. 3A 10.2.2; gdb
+ * writes while every CPU is stopped). A CPU that copied the table while it changed sees 'armed' 0 or a
+ * new generation afterwards and drops the copy; it never evaluates an entry it copied torn.
+ */
 struct hv_break_config {
     uint32_t armed;         /* number of enabled entries: 0 keeps the exit path to one load */
     uint32_t last_hit;      /* index of the entry that matched last */
     uint32_t last_cpu;
     uint32_t kinds;         /* bit K: an enabled entry can match kind K (HV_EXIT_*); 0 = any kind may
-                               match. Exits of other kinds are rejected before the table is read. */
+                               match. With generation 0 exits of other kinds are rejected before the
+                               table is read (a generation's compiled form has this per CPU) */
     struct hv_break entry[HV_BREAK_MAX];
+    uint32_t generation;    /* bumped by the tools at each change of the table (protocol above) */
+    uint32_t reserved;
 };
 
 /*

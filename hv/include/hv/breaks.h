@@ -3,26 +3,42 @@
 #define HV_BREAKS_H
 
 #include <hv/abi.h>
+#include <hv/break_cache.h>
 #include <hv/percpu.h>
 
 extern struct hv_break_config hv_breaks;
 
-/*
- * Whether an armed break can match this exit at all: the usual armed-but-not-this-exit case decided
- * before the table is touched (issue 18: inline on every exit, so no break armed and an armed break
- * of another kind cost a few loads, no call).
- */
-static inline bool break_may_match(const struct hv_record *rec)
+/* Whether any entry is armed: the one load and branch every exit pays with nothing armed. */
+static inline bool break_armed(void)
 {
-    if (!__atomic_load_n(&hv_breaks.armed, __ATOMIC_RELAXED))
-        return false;
-    u32 kinds = __atomic_load_n(&hv_breaks.kinds, __ATOMIC_RELAXED);
-    return !kinds || ((kinds >> (rec->kind & 31)) & 1);
+    return __atomic_load_n(&hv_breaks.armed, __ATOMIC_ACQUIRE) != 0;
 }
-/* After break_may_match: index of the first armed entry that matches this exit and stops, or -1. Counts
- * every matching entry's hits (tracepoints and ignored hits included: those never stop). 'armed' is
- * read again: a table changed in between gives an answer the exit could have seen either way. */
-int break_match_table(const struct percpu *pc, const struct hv_record *rec);
+
+/*
+ * After break_armed(): true when this CPU's compiled table is the published one (the generation it
+ * compiled is still current) and no entry of it holds for this exit. Inline on every exit (issues 16, 18):
+ * an exit no entry watches costs a generation compare and one byte of by_kind; a condition that does not
+ * hold one pass of brk_first_match; no call, and only scratch registers. Otherwise break_match_armed()
+ * decides (a new table to compile, or a hit to count). The publication protocol that makes the cached
+ * form safe while tools rewrite the table is in abi.h (hv_break_config).
+ */
+static inline bool break_surely_misses(const struct percpu *pc, const struct hv_record *rec)
+{
+    if (__atomic_load_n(&hv_breaks.generation, __ATOMIC_ACQUIRE) != pc->breaks.gen)
+        return false;
+    u32 cand = pc->breaks.by_kind[rec->kind];
+    return !cand || brk_first_match(&pc->breaks, cand, rec, pc->exit_regs) < 0;
+}
+
+/*
+ * After break_armed(): index of the first entry that matches this exit and stops, or -1; counts every
+ * matching entry's hits (tracepoints and ignored hits included: those never stop). Compiles the table
+ * first when this CPU has not compiled the published generation.
+ */
+int break_match_armed(struct percpu *pc, const struct hv_record *rec);
+
+/* Forget this CPU's compiled table (CPU bring-up: percpu starts zeroed, and generation 0 is not cached). */
+void break_init_cpu(struct percpu *pc);
 /* Note the hit, snapshot the CPU's VMCS / VMCB, then call hv_break_hit() (gdb stops there). */
 void break_hit(struct percpu *pc, int entry, const struct hv_record *rec);
 void hv_break_hit(u32 cpu, u32 entry, const struct hv_record *rec);

@@ -7,6 +7,7 @@
 #define HV_PERCPU_H
 
 #include <hv/abi.h>
+#include <hv/break_cache.h>
 #include <hv/types.h>
 
 #define CPU_STACK_PAGES 4
@@ -84,6 +85,7 @@ struct percpu {
     volatile u32 park_idle;         /* 1: about to sleep or asleep in park_wait; a waker that takes it sends the IPI */
     volatile u32 park_woken;        /* the wake-up IPI arrived */
     u64 park_checks;                /* times park_wait looked at its word: 1 + each HLT it came back from */
+    struct brk_cache breaks;        /* the exit-break table as this CPU compiled it (breaks.h break_match) */
     u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
     struct tss64 tss __attribute__((aligned(16)));
     struct idt_gate idt[256] __attribute__((aligned(16)));
