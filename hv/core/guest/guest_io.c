@@ -38,12 +38,21 @@ static void hidden_note(u16 port, bool write)
                write ? "write" : "read");
 }
 
-/* One byte lane of an access to a port the policy treats per byte (hidden, 0xE9). */
-static void out_lane(u16 port, u8 value)
+#define HIDDEN IO_POLICY_BIT(IO_POLICY_HIDDEN)
+#define GUEST_CONSOLE IO_POLICY_BIT(IO_POLICY_GUEST_CONSOLE)
+
+/* The policy of byte lane 'port' of an access whose policy is 'whys': the same when it is one byte wide. */
+static u32 lane_whys(u16 port, u32 size, u32 whys)
 {
-    if (io_policy_hits(IO_POLICY_HIDDEN, port, 1)) {
+    return size == 1 ? whys : io_policy_whys(port, 1);
+}
+
+/* One byte lane of an access to a port the policy treats per byte (hidden, 0xE9). */
+static void out_lane(u16 port, u8 value, u32 whys)
+{
+    if (whys & HIDDEN) {
         hidden_note(port, true);
-    } else if (io_policy_hits(IO_POLICY_GUEST_CONSOLE, port, 1)) {
+    } else if (whys & GUEST_CONSOLE) {
         if (!console_guest_putc(value) && __atomic_fetch_add(&e9_dropped, 1, __ATOMIC_RELAXED) == 0)
             printk("guest: a byte written to port 0xe9 was dropped (COM1 busy, in divisor mode or the "
                    "hypervisor's fallback console)\n");
@@ -52,18 +61,13 @@ static void out_lane(u16 port, u8 value)
     }
 }
 
-static u8 in_lane(u16 port)
+static u8 in_lane(u16 port, u32 whys)
 {
-    if (io_policy_hits(IO_POLICY_HIDDEN, port, 1)) {
+    if (whys & HIDDEN) {
         hidden_note(port, false);
         return 0xff;    /* no device decodes the port: the data lines float high */
     }
     return inb(port);
-}
-
-static bool per_lane(u16 port, u32 size)
-{
-    return io_policy_hits(IO_POLICY_HIDDEN, port, size) || io_policy_hits(IO_POLICY_GUEST_CONSOLE, port, size);
 }
 
 void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
@@ -75,7 +79,8 @@ void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
         pc->end_reason = "guest_poweroff";
         return;
     }
-    if (io_policy_hits(IO_POLICY_DEBUG_EXIT, port, size)) {
+    u32 whys = io_policy_whys(port, size);
+    if (whys & IO_POLICY_BIT(IO_POLICY_DEBUG_EXIT)) {
         /* Any write to the device's ports, any size: QEMU's debug_exit_write() takes the value as is. */
         printk("guest: CPU %u: debug exit (isa-debug-exit port 0x%x, %u byte%s) code %u\n", pc->index, port, size,
                size == 1 ? "" : "s", value);
@@ -85,10 +90,10 @@ void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
         pc->end_guest_code = value;
         return;
     }
-    if (per_lane(port, size)) {
+    if (whys & (HIDDEN | GUEST_CONSOLE)) {
         /* Byte lane i of the value goes to port + i (SDM Vol. 1, I/O Address Space: consecutive ports). */
         for (u32 i = 0; i < size; i++)
-            out_lane((u16)(port + i), (u8)(value >> (8 * i)));
+            out_lane((u16)(port + i), (u8)(value >> (8 * i)), lane_whys((u16)(port + i), size, whys));
         return;
     }
     if (size == 1)
@@ -101,10 +106,11 @@ void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
 
 u32 guest_io_in(u16 port, u32 size)
 {
-    if (per_lane(port, size)) {
+    u32 whys = io_policy_whys(port, size);
+    if (whys & (HIDDEN | GUEST_CONSOLE)) {
         u32 value = 0;
         for (u32 i = 0; i < size; i++)
-            value |= (u32)in_lane((u16)(port + i)) << (8 * i);
+            value |= (u32)in_lane((u16)(port + i), lane_whys((u16)(port + i), size, whys)) << (8 * i);
         return value;
     }
     return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);

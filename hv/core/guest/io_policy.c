@@ -66,15 +66,14 @@ u32 io_policy_fill(u8 *map)
     return set;
 }
 
-bool io_policy_hits(enum io_policy_why why, u16 port, u32 size)
+u32 io_policy_whys(u16 port, u32 size)
 {
+    u32 whys = 0;
     for (u32 i = 0; i < sizeof(io_intercepts) / sizeof(io_intercepts[0]); i++) {
         const struct io_intercept *e = &io_intercepts[i];
-        if (e->why != why)
-            continue;                   /* first: a derived port is loaded only for this why's entries */
         u32 first = first_port(e);
         if (first && port < first + e->count && (u32)port + size > first)
-            return true;
+            whys |= IO_POLICY_BIT(e->why);
     }
-    return false;
+    return whys;
 }

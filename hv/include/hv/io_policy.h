@@ -24,7 +24,16 @@ enum io_policy_why {
     IO_POLICY_GUEST_CONSOLE,    /* port 0xE9: the guest's bytes go to its own console, not the frames */
 };
 
+#define IO_POLICY_BIT(why) (1u << (why))
+
+/* The reasons (IO_POLICY_BIT of each) the policy intercepts a port of the access [port, port + size)
+ * for: one pass over the table, so an exit asks once and tests bits. */
+u32 io_policy_whys(u16 port, u32 size);
+
 /* True if the access [port, port + size) touches a port the policy intercepts for 'why'. */
-bool io_policy_hits(enum io_policy_why why, u16 port, u32 size);
+static inline bool io_policy_hits(enum io_policy_why why, u16 port, u32 size)
+{
+    return io_policy_whys(port, size) & IO_POLICY_BIT(why);
+}
 
 #endif
