@@ -160,7 +160,7 @@ void exit_xsetbv(struct vcpu *v)
  * operand size, backwards with RFLAGS.DF, all in the address size). Memory goes through the guest's
  * paging; an element that is not guest RAM raises #GP(0) after the elements before it are done.
  */
-static void string_io(struct vcpu *v, const struct io_access *a)
+static void string_io(struct vcpu *v, const struct io_access *a, u32 whys)
 {
     u64 mask = a->addr_bits == 64 ? ~0ull : a->addr_bits == 32 ? 0xffffffffull : 0xffffull;
     u64 count = a->rep ? v->gpr[1] & mask : 1;
@@ -174,14 +174,14 @@ static void string_io(struct vcpu *v, const struct io_access *a)
     for (u32 done = 0; count && done < STRING_IO_BATCH; done++) {
         u64 ptr = v->gpr[reg] & mask;
         u32 value = 0;
-        bool ok = a->in ? (value = guest_io_in(a->port, a->size), guest_write_linear(&p, base + ptr, &value, a->size))
+        bool ok = a->in ? (value = guest_io_in(a->port, a->size, whys), guest_write_linear(&p, base + ptr, &value, a->size))
                         : guest_read_linear(&p, base + ptr, &value, a->size);
         if (!ok) {
             vcpu_inject_gp0(v);
             return;
         }
         if (!a->in)
-            guest_io_out(v->pc, a->port, a->size, value);
+            guest_io_out(v->pc, a->port, a->size, value, whys);
         v->gpr[reg] = (v->gpr[reg] & ~mask) | ((ptr + (u64)step) & mask);
         count--;
         if (a->rep)
@@ -194,19 +194,20 @@ static void string_io(struct vcpu *v, const struct io_access *a)
 void exit_io(struct vcpu *v, const struct io_access *a)
 {
     /* The hypervisor's private devices are absent for the guest (guest_io.c); every try is recorded. */
-    if (io_policy_hits(IO_POLICY_HIDDEN, a->port, a->size))
+    u32 whys = io_policy_whys(a->port, a->size);
+    if (whys & IO_POLICY_BIT(IO_POLICY_HIDDEN))
         v->rec->flags |= HV_REC_SECURITY;
     if (a->string) {
-        string_io(v, a);
+        string_io(v, a, whys);
         return;
     }
     u32 mask = a->size == 4 ? 0xffffffffu : (1u << (8 * a->size)) - 1;
     if (a->in) {
         /* IN of 1 or 2 bytes keeps the rest of RAX; IN EAX zero-extends into RAX (SDM Vol. 1 3.4.1.1). */
         u64 keep = a->size == 4 ? 0 : v->gpr[0] & ~(u64)mask;
-        v->gpr[0] = keep | guest_io_in(a->port, a->size);
+        v->gpr[0] = keep | guest_io_in(a->port, a->size, whys);
     } else {
-        guest_io_out(v->pc, a->port, a->size, (u32)v->gpr[0] & mask);
+        guest_io_out(v->pc, a->port, a->size, (u32)v->gpr[0] & mask, whys);
     }
     vcpu_skip(v);
 }

@@ -70,7 +70,7 @@ static u8 in_lane(u16 port, u32 whys)
     return inb(port);
 }
 
-void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
+void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value, u32 whys)
 {
     if (port == guest.pm1a_cnt_port && size >= 2 && (value & PM1_SLP_EN)) {
         printk("guest: CPU %u powers the machine off (ACPI PM1a_CNT 0x%x <- 0x%x, SLP_TYP %u)\n", pc->index, port,
@@ -79,7 +79,6 @@ void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
         pc->end_reason = "guest_poweroff";
         return;
     }
-    u32 whys = io_policy_whys(port, size);
     if (whys & IO_POLICY_BIT(IO_POLICY_DEBUG_EXIT)) {
         /* Any write to the device's ports, any size: QEMU's debug_exit_write() takes the value as is. */
         printk("guest: CPU %u: debug exit (isa-debug-exit port 0x%x, %u byte%s) code %u\n", pc->index, port, size,
@@ -104,9 +103,8 @@ void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value)
         outl(port, value);
 }
 
-u32 guest_io_in(u16 port, u32 size)
+u32 guest_io_in(u16 port, u32 size, u32 whys)
 {
-    u32 whys = io_policy_whys(port, size);
     if (whys & (HIDDEN | GUEST_CONSOLE)) {
         u32 value = 0;
         for (u32 i = 0; i < size; i++)

@@ -68,10 +68,11 @@ bool guest_isolate(struct stage2 *s);
 /* A blocked guest access to hypervisor memory, for the console (the record is flagged by the caller). */
 void security_event(u32 cpu, const char *vendor, u64 gpa, const char *access, u64 rip);
 
-/* core/guest/guest_io.c: accesses to the intercepted ports (core/guest/io_policy.c) */
+/* core/guest/guest_io.c: accesses to the intercepted ports; whys: io_policy_whys(port, size), asked once
+ * per exit (core/guest/io_policy.c) */
 struct percpu;
-void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value);
-u32 guest_io_in(u16 port, u32 size);
+void guest_io_out(struct percpu *pc, u16 port, u32 size, u32 value, u32 whys);
+u32 guest_io_in(u16 port, u32 size, u32 whys);
 
 /* core/guest/guest_boot.c */
 void guest_build_memmap(struct memmap *out);

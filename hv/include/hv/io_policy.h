@@ -30,10 +30,4 @@ enum io_policy_why {
  * for: one pass over the table, so an exit asks once and tests bits. */
 u32 io_policy_whys(u16 port, u32 size);
 
-/* True if the access [port, port + size) touches a port the policy intercepts for 'why'. */
-static inline bool io_policy_hits(enum io_policy_why why, u16 port, u32 size)
-{
-    return io_policy_whys(port, size) & IO_POLICY_BIT(why);
-}
-
 #endif
