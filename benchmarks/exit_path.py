@@ -19,6 +19,8 @@ Configurations (the break table is written through the RAM file, as gdbext write
   break cond      + an armed `hv-break cpuid if rax == 0x12345678`: the condition is evaluated on
                   every CPUID exit (never true)
   trace=0         rings disabled (exits are still counted)
+  stub idle       + the hypervisor's resident gdb stub present and idle (`--gdb-stub hv`: gdbstub=1, COM3
+                  a TCP server with no gdb): its per-exit look at the UART (issue 17's idle cost)
 The first trip after arming compiles the table on the CPU (once per generation, breaks.c) and is not
 counted. The storm's and mbtest's CPUID trips differ by leaf (up to ~20 instructions); the last table
 counts only trace_exit* / break* / brk* (the exit-break path), which no leaf changes. Issue 16, mbtest
@@ -63,12 +65,17 @@ from tests.integration.conftest import wait_for
 KINDS = {0x72: "CPUID", 0x7C: "RDMSR", 0x7B: "IN", 0x400: "NPF"}
 #: workload: (console text once it runs, exit kinds per round)
 WORKLOADS = {"storm": ("storm:", 2), "mbtest": ("mbtest: exit_loop", 4)}
+#: The command-line marker of the "stub idle" configuration: the session runs the hypervisor's resident gdb
+#: stub (`--gdb-stub hv`: gdbstub=1 on COM3, a TCP server nobody connects to) and gdb steps through
+#: QEMU's own gdbstub on its other port.
+STUB_IDLE = "gdbstub=1"
 #: (label, extra command line, break spec)
 CONFIGS = {
     "trace on": ("", None),
     "break kind": ("", "msr_write --msr 0x12345678"),
     "break cond": ("", "cpuid if rax == 0x12345678"),
     "trace=0": ("trace=0", None),
+    "stub idle": (STUB_IDLE, None),
 }
 #: Measured before the cuts of issue 18: main at 0fd4704 plus only the two workloads (commit bcf3758, with
 #: RDMSR of MTRRcap as in 85740be), `--samples 1`, QEMU 7.2 TCG. The storm's CPUID leaf (0-7) varies
@@ -174,11 +181,13 @@ def functions(pcs: list[int], slide: int, syms: Symbols) -> collections.Counter[
 def workload_session(build: Path, workload: str, extra: str) -> QemuSession:
     """The QEMU session of one workload (see the module doc), ``extra`` added to the hypervisor's words."""
     elf = build / "hvtrace.elf"
+    stub = "hv" if extra == STUB_IDLE else "qemu"
+    extra = "" if extra == STUB_IDLE else extra  # the session adds gdbstub=1 itself
     if workload == "storm":
         words = f"storm=1 storm_mix=1 {extra}".strip()
-        return QemuSession(cpus=1, memory_mb=64, cmdline=words, timeout=3600, elf=elf)
+        return QemuSession(cpus=1, memory_mb=64, cmdline=words, timeout=3600, elf=elf, gdb_stub=stub)
     spec = GuestSpec(build / "guests" / "mbtest.elf", cmdline="exit_loop")
-    return QemuSession(cpus=1, memory_mb=64, cmdline=extra, guest=spec, timeout=3600, elf=elf)
+    return QemuSession(cpus=1, memory_mb=64, cmdline=extra, guest=spec, timeout=3600, elf=elf, gdb_stub=stub)
 
 
 def measure(build: Path, quick: bool, samples: int) -> tuple[dict[str, dict[str, list[int]]], Symbols]:
@@ -205,7 +214,7 @@ def measure(build: Path, quick: bool, samples: int) -> tuple[dict[str, dict[str,
                 assert session.ram_path is not None
                 src = SharedRamSource(session.ram_path)
                 with Gdb() as gdb:
-                    gdb.ok(f"target remote 127.0.0.1:{session.gdb_port}", 120)
+                    gdb.ok(f"target remote 127.0.0.1:{session.qemu_gdb_port}", 120)
                     gdb.ok(f"source {Path(__file__).with_name('exit_path_steps.py')}")
                     d = discover(src, elf=build / "hvtrace.elf")
                     for label, (cl, spec) in configs.items():
@@ -262,7 +271,7 @@ def print_tables(
     if "trace=0" in result:
         print("tracing costs (trace on - trace=0):",
               ", ".join(f"{k} {len(on[k]) - len(result['trace=0'].get(k, []))}" for k in on))  # fmt: skip
-    for lab in ("break kind", "break cond"):
+    for lab in ("break kind", "break cond", "stub idle"):
         if lab in result:
             print(f"{lab} costs ({lab} - trace on):",
                   ", ".join(f"{k} {len(result[lab].get(k, [])) - len(on[k])}" for k in on))  # fmt: skip
