@@ -9,6 +9,7 @@
  * owns the stub parks with its RIP moved back onto the int3, so it executes it again after the resume
  * (or the original instruction, if gdb removed the breakpoint meanwhile).
  */
+#include <hv/abi.h>
 #include <hv/cmdline.h>
 #include <hv/console.h>
 #include <hv/gdb_stub.h>
@@ -16,7 +17,6 @@
 #include <hv/gdbstub.h>
 #include <hv/lapic.h>
 #include <hv/panic.h>
-#include <hv/abi.h>
 #include <hv/timer.h>
 #include <hv/x86.h>
 
@@ -124,9 +124,9 @@ static void resume_others(struct percpu *me)
 /*
  * Serve gdb until it resumes (with TF set in the frame of the CPU gdb steps) or ends the run. A CPU
  * parked by a kick (park.S's frame, vector 2) resumes through POPFQ; RET with TF set, so its first
- * #DBs come before the parked instruction ran: after the RET (SDM Vol. 3A 17.3.1.4), and under QEMU's
- * TCG already after the POPFQ. Those are skipped (stepping 2) until the trap lands on the parked RIP;
- * the one after that instruction ends the step.
+ * #DB comes before the parked instruction ran: after the RET, on the parked RIP (SDM Vol. 3A 17.3.1.4;
+ * QEMU and Bochs do so). Traps are skipped (stepping 2) until one lands on the parked RIP, so an
+ * emulator that trapped after the POPFQ too would still step right; the next one ends the step.
  */
 static enum gdb_action serve(struct percpu *me, u8 signal, bool swbreak)
 {
