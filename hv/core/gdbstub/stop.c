@@ -124,7 +124,7 @@ static void resume_others(struct percpu *me)
 /*
  * Serve gdb until it resumes (with TF set in the frame of the CPU gdb steps) or ends the run. A CPU
  * parked by a kick (park.S's frame, vector 2) resumes through POPFQ; RET with TF set, so its first
- *  #DB comes before the parked instruction ran: after the RET, on the parked RIP (SDM Vol. 3A 17.3.1.4;
+ * #DB comes before the parked instruction ran: after the RET, on the parked RIP (SDM Vol. 3A 17.3.1.4;
  * seen so under QEMU). Traps are skipped (stepping 2) until one lands on the parked RIP, so an
  * emulator that trapped after the POPFQ too would still step right; the next one ends the step.
  */
