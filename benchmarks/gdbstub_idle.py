@@ -3,7 +3,7 @@
 Each configuration boots the hypervisor with `storm_iters=N` (every CPU executes N CPUIDs after the
 self-test, then the run ends). "absent": no stub; "idle": the stub on COM3 (QEMU: `--gdb-stub hv`,
 Bochs: `--gdb`, both with no gdb connected), so every exit pays the stub's poll (a counter, and an
-`inb` of the UART's LSR every 16th exit) and, on VT-x, the VMX-preemption timer is armed. The boot and
+`inb` of the UART's LSR every 256th exit) and, on VT-x, the VMX-preemption timer is armed. The boot and
 self-test cost (storm_iters=1) is subtracted; the two configurations alternate round by round (the
 shared machine's load drifts), median of ROUNDS. Goal: within 2 %. No asserts: numbers for the notes.
 Usage: gdbstub_idle.py [qemu|bochs ...]
