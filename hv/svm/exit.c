@@ -162,6 +162,19 @@ static void nmi(struct svm_exit *x)
     __asm__ volatile("stgi; nop; clgi" ::: "memory");
 }
 
+/*
+ * SMI intercept (APM Vol. 2 15.13.3): the SMI stays pending, and the firmware's SMM handler takes it
+ * in host mode the moment GIF opens, then RSM returns here. Without the intercept it would run in
+ * guest mode, under the guest's intercepts: an exit taken inside the handler saves SMM state (real
+ * mode at SMBASE) into the VMCB, which VMRUN then refuses. A guest raises SMIs at will (a write to
+ * the FADT's SMI_CMD port, the chipset's SMI timers).
+ */
+static void smi(struct svm_exit *x)
+{
+    (void)x;
+    __asm__ volatile("stgi; nop; clgi" ::: "memory");
+}
+
 /* INTR, intercepted only while the guest runs its HLT (halt.c): the interrupt stays pending (APM Vol. 2
  * 15.13.1) and the guest takes it at VMRUN, once svm_halt_after_exit() dropped the intercept. */
 static void intr(struct svm_exit *x)
@@ -197,6 +210,7 @@ static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_EXCP_UD] = { exception, HV_EXIT_EXCEPTION },
     [SVM_EXIT_NMI] = { nmi, HV_EXIT_EXCEPTION },
     [SVM_EXIT_INTR] = { intr, HV_EXIT_OTHER },
+    [SVM_EXIT_SMI] = { smi, HV_EXIT_OTHER },
     [SVM_EXIT_HLT] = { svm_halt_exit, HV_EXIT_HLT },
     [SVM_EXIT_CPUID] = { cpuid, HV_EXIT_CPUID },
     [SVM_EXIT_INVD] = { invd, HV_EXIT_INVD },

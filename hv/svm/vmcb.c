@@ -86,7 +86,8 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
     v->control.intercept_cr_write = loaded_guest ? (1u << 0) | (1u << 4) : (1u << 0) | (1u << 3) | (1u << 4);
     v->control.intercept_exceptions = 1u << 6;                              /* #UD: reflected, and traced */
     v->control.intercept_misc1 = SVM_INTERCEPT1_CPUID | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_MSR_PROT |
-                                 SVM_INTERCEPT1_SHUTDOWN | SVM_INTERCEPT1_NMI;   /* NMIs: held, kicks (vcpu.h) */
+                                 SVM_INTERCEPT1_SHUTDOWN | SVM_INTERCEPT1_NMI |  /* NMIs: held, kicks (vcpu.h) */
+                                 SVM_INTERCEPT1_SMI;                             /* SMIs: the firmware's, in host mode (exit.c) */
     svm_halt_reset(s, v);                                                       /* HLT (halt.c) */
     /* The negative-test hook: RDPMC intercepted with no handler in the dispatch table (cmdline.h). */
     if (hv_options.unhandled_exit_test)

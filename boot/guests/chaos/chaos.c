@@ -16,7 +16,7 @@
  *
  * Ports never touched (the guest's own devices and ports whose use would end or reset the machine: a
  * legitimate end, not chaos): COM1, the debug-exit port, ACPI PM1a_CNT (from the FADT), reset ports
- * (0x92, 0x60/0x64, 0xCF9), APM/SMI 0xB2, Bochs' BIOS/VGABIOS panic and shutdown ports; PCI config (0xCF8-0xCFF) and
+ * (0x92, 0x60/0x64, 0xCF9), Bochs' BIOS/VGABIOS panic and shutdown ports; PCI config (0xCF8-0xCFF) and
  * QEMU fw_cfg (0x510-0x51B) are left alone too: both can make devices write guest-physical memory
  * behind the stage-2 tables (DMA, no IOMMU), see the README. So are the PIC command ports 0x20/0xA0:
  * Bochs panics on the ICW/OCW sequences it does not implement ("write to port 0x20 = 0x45").
@@ -498,7 +498,7 @@ static int port_allowed(u32 port, u32 size, int channel)
         p &= 0xffff;
         if ((p >= COM1 && p <= COM1 + 7) || (p >= HV_DEBUG_EXIT_PORT && p < HV_DEBUG_EXIT_PORT + HV_DEBUG_EXIT_SIZE) ||
             (pm1a_cnt && p >= pm1a_cnt && p < pm1a_cnt + 2u) || p == 0x92 || p == 0x60 || p == 0x64 ||
-            p == 0xb2 || p == 0xb3 || (p >= 0xcf8 && p <= 0xcff) || (p >= 0x400 && p <= 0x403) || (p >= 0x500 && p <= 0x503) || p == 0x8900 ||
+            (p >= 0xcf8 && p <= 0xcff) || (p >= 0x400 && p <= 0x403) || (p >= 0x500 && p <= 0x503) || p == 0x8900 ||
             (p >= 0x510 && p <= 0x51b) || p == 0x505 || p == 0x20 || p == 0xa0 ||
             /* the IDE and floppy controllers: Bochs panics on commands it does not implement */
             (p >= 0x170 && p <= 0x177) || (p >= 0x1f0 && p <= 0x1f7) || (p >= 0x370 && p <= 0x377) ||

@@ -1020,6 +1020,38 @@ static void c_msr_efer_nxe(void)
     CHECK_EQ(flipped, efer ^ (1ull << 11), "EFER with NXE flipped");
 }
 
+/*
+ * A software SMI: a write to the FADT's SMI_CMD port (ACPI 6.4 5.2.9) raises an SMI; the firmware's SMM
+ * handler runs and RSM resumes here with every register as it was (SDM Vol. 3C 32.5, APM Vol. 2 10.3).
+ * The value written is no command the FADT names (ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT,
+ * CST_CNT): the firmware does nothing but return. Sixteen of them, each with its own register values.
+ */
+static void c_smi_cmd(void)
+{
+    const u8 *fadt = acpi_fadt();
+    if (!fadt)
+        return skip("no FADT");
+    u16 port = (u16) * (const u32 *)(fadt + 48);
+    if (!port)
+        return skip("no SMI_CMD");
+    u8 cmd = 0x5a;
+    while (cmd == fadt[52] || cmd == fadt[53] || cmd == fadt[54] || cmd == fadt[55] || cmd == fadt[95])
+        cmd++;
+    for (u32 i = 0; i < 16; i++) {
+        u32 b = 0x11111111u * (i + 1), si = ~b, di = b ^ 0x5a5a5a5au, b2 = b, si2 = si, di2 = di, a = cmd;
+        /* EAX ends as EFLAGS after minus EFLAGS before: 0 when the SMI left them alone */
+        __asm__ volatile("pushf; pop %%ecx; outb %%al, %%dx; pushf; pop %%eax; sub %%ecx, %%eax"
+                         : "+a"(a), "+b"(b2), "+S"(si2), "+D"(di2)
+                         : "d"(port)
+                         : "ecx", "memory", "cc");
+        if (b2 != b || si2 != si || di2 != di)
+            return result(0, "a register changed across the SMI: EBX, ESI", b2, si2, 2);
+        if (a)
+            return result(0, "EFLAGS changed across the SMI by", a, 0, 1);
+    }
+    PASS_IF(1, 0);
+}
+
 static void c_pae_cr3(void)
 {
     static u64 pdpt_a[4] __attribute__((aligned(32)));
@@ -1508,6 +1540,7 @@ static const struct check checks[] = {
     {"pf_delivery_split", c_pf_delivery_split},
     {"pf_delivery_int3", c_pf_delivery_int3},
     {"pf_delivery_intn", c_pf_delivery_intn},
+    {"smi_cmd", c_smi_cmd},
     {"smp_start", c_smp_start},
     {"smp_nmi_ipi", c_smp_nmi_ipi},
     {"smp_hlt_wake", c_smp_hlt_wake},

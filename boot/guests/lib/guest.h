@@ -84,6 +84,8 @@ u32 crc32(const u8 *p, u32 n);     /* zlib's CRC-32 (reflected 0xEDB88320) */
 int cmdline_word(const char *cmdline, const char *key, const char **val);
 /* cmdline.c: the loader's command line copied into buf (size bytes; empty without one); returns buf. */
 char *mb_cmdline(char *buf, u32 size, u32 magic, const struct mb_info *info);
+/* acpi.c: the FADT (ACPI 6.4 5.2.9) through the RSDP and RSDT, 0 without ACPI tables. */
+const u8 *acpi_fadt(void);
 /* acpi.c: the FADT's PM1a control port (0 without ACPI tables); a write of SLP_EN there powers off. */
 u16 acpi_pm1a_cnt(void);
 void acpi_poweroff(u16 pm1a_cnt);

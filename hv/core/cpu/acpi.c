@@ -130,13 +130,23 @@ void acpi_find_cpus(struct acpi_cpus *out)
         hv_fail(HV_STATUS_NO_ACPI, "no_acpi", "the MADT lists no enabled processor");
 }
 
-u16 acpi_pm1a_cnt_port(void)
+/* A 32-bit I/O port address in the FADT ("FACP", ACPI 6.4 5.2.9) at 'offset', 0 if none. */
+static u16 fadt_port(u32 offset)
 {
-    /* FADT ("FACP", 5.2.9): PM1a_CNT_BLK, a 32-bit I/O port address at offset 64 */
     const struct rsdp *rsdp = find_rsdp();
     const struct sdt_header *fadt = rsdp ? find_table(rsdp, "FACP") : NULL;
-    if (!fadt || fadt->length < 68)
+    if (!fadt || fadt->length < offset + 4)
         return 0;
-    u32 port = *(const u32 *)((const u8 *)fadt + 64);
+    u32 port = *(const u32 *)((const u8 *)fadt + offset);
     return port <= 0xfffe ? (u16)port : 0;
+}
+
+u16 acpi_pm1a_cnt_port(void)
+{
+    return fadt_port(64);   /* PM1a_CNT_BLK */
+}
+
+u16 acpi_smi_cmd_port(void)
+{
+    return fadt_port(48);   /* SMI_CMD */
 }

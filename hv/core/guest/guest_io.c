@@ -9,7 +9,8 @@
  *     as guest_code, so it is never taken for the hypervisor's status;
  *   - hidden devices (the hypervisor's COM2): an absent device, byte lane by byte lane: reads give
  *     0xFF, writes are dropped (counted, and the first few named on the console);
- *   - port 0xE9: the guest's bytes go to its own console (console_guest_putc), never to the frames.
+ *   - port 0xE9: the guest's bytes go to its own console (console_guest_putc), never to the frames;
+ *   - ACPI SMI_CMD (guest.smi_cmd_port): performed as is, but from host mode (io_policy.c says why).
  * An access that covers both a hidden / 0xE9 port and an ordinary one (e.g. OUTW to 0xE8) is done one
  * byte lane at a time, each lane as the policy says; every other access is performed on the real
  * port, unchanged.

@@ -311,6 +311,7 @@ void guest_load(const struct multiboot_info *mbi)
     guest_build_memmap(&guest.map);
     guest_write_gdt();
     guest.pm1a_cnt_port = acpi_pm1a_cnt_port();
+    guest.smi_cmd_port = acpi_smi_cmd_port();
     planning = true;
     load_kernel(args);
     planning = false;

@@ -17,6 +17,13 @@
  *   - port 0xE9 (Bochs' e9 hack, QEMU's debugcon): the hypervisor's record-frame stream (trace_e9=1)
  *     and a copy of its console. The guest's bytes there go to the guest's own console (COM1) instead,
  *     so no guest byte ever enters the frame stream; reads pass through (the e9 hack answers 0xE9).
+ *   - ACPI SMI_CMD (from the FADT): a write raises a software SMI, synchronously (ACPI 6.4 5.2.9). The
+ *     hypervisor performs the access itself, unchanged, so the SMI arrives in VMX root / SVM host mode
+ *     and the firmware's RSM returns there. SMM entered from VMX non-root is meant to be invisible
+ *     (SDM Vol. 3C 32.14.4), but Bochs 2.7's RSM sets CR0.PG, PE and NE on the guest whatever it
+ *     held (it ignores unrestricted guest): a guest with paging off then runs with paging on and dies.
+ *     Under SVM an SMI in guest mode is intercepted anyway (svm/exit.c); other SMI sources (chipset
+ *     timers) still reach a VT-x guest directly.
  * Map format, the same for both back ends: one bit per port, bit (p % 8) of byte (p / 8), set = exit.
  *   VT-x: I/O bitmap A covers ports 0-0x7fff, B 0x8000-0xffff (SDM Vol. 3C 25.6.4); a multi-byte
  *   access exits if the bit of any port it covers is set (SDM Vol. 3C 26.1.3).
@@ -45,6 +52,7 @@ static const struct io_intercept io_intercepts[] = {
     { IO_POLICY_HIDDEN, 0, &hv_options.console_port, 8 },               /* 16550: 8 registers */
     { IO_POLICY_HIDDEN, 0, &gdbstub_port, 8 },                          /* the gdb stub's UART (COM3), when on */
     { IO_POLICY_GUEST_CONSOLE, 0xe9, 0, 1 },
+    { IO_POLICY_SMI_CMD, 0, &guest.smi_cmd_port, 1 },
 };
 
 static u16 first_port(const struct io_intercept *e)

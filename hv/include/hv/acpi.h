@@ -15,5 +15,7 @@ struct acpi_cpus {
 void acpi_find_cpus(struct acpi_cpus *out);
 /* The FADT's PM1a control port (where the OS writes SLP_TYP | SLP_EN to power off), 0 if none. */
 u16 acpi_pm1a_cnt_port(void);
+/* The FADT's SMI_CMD port (a write there raises a software SMI, ACPI 6.4 5.2.9), 0 if none. */
+u16 acpi_smi_cmd_port(void);
 
 #endif

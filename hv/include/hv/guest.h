@@ -52,6 +52,7 @@ struct guest {
     struct mem_range hv[GUEST_HV_RANGES_MAX];
     u32 hv_count;
     u16 pm1a_cnt_port;              /* ACPI power-off port (intercepted, core/guest/io_policy.c), 0 if none */
+    u16 smi_cmd_port;               /* ACPI SMI command port (intercepted, io_policy.c), 0 if none */
 };
 
 extern struct guest guest;

@@ -22,6 +22,7 @@ enum io_policy_why {
     IO_POLICY_DEBUG_EXIT,       /* the guest's isa-debug-exit: the run ends with its code apart */
     IO_POLICY_HIDDEN,           /* a hypervisor-private device: reads all ones, writes dropped */
     IO_POLICY_GUEST_CONSOLE,    /* port 0xE9: the guest's bytes go to its own console, not the frames */
+    IO_POLICY_SMI_CMD,          /* the software SMI port: performed by the hypervisor, the SMI comes in host mode */
 };
 
 #define IO_POLICY_BIT(why) (1u << (why))

@@ -36,6 +36,7 @@
 /* Instruction intercepts, VMCB offset 0x00c (APM Table B-1). */
 #define SVM_INTERCEPT1_INTR     (1u << 0)
 #define SVM_INTERCEPT1_NMI      (1u << 1)
+#define SVM_INTERCEPT1_SMI      (1u << 2)
 #define SVM_INTERCEPT1_RDPMC    (1u << 15)
 #define SVM_INTERCEPT1_CPUID    (1u << 18)
 #define SVM_INTERCEPT1_INVD     (1u << 22)
