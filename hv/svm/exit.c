@@ -370,5 +370,5 @@ void svm_exit_dispatch(struct guest_regs *regs)
         unhandled(&x);
     v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
     vcpu_exit_finish(&x.vcpu, rec);
-    svm_halt_after_exit(&x);
+    svm_halt_check(x.s, &x);            /* after the event is known: a halted guest stays halted or wakes */
 }

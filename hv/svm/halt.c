@@ -41,7 +41,7 @@ void svm_halt_after_exit(struct svm_exit *x)
 {
     struct svm_cpu *s = x->s;
     struct vmcb *v = x->vmcb;
-    if (!s->halted || x->code == SVM_EXIT_HLT)
+    if (x->code == SVM_EXIT_HLT)
         return;
     /* Woken: by an interrupt, by an event injected now, or it left the HLT (it had not run yet). */
     if (x->code == SVM_EXIT_INTR || (v->control.event_inj & SVM_EVT_VALID) || v->save.rip != s->halt_next) {
