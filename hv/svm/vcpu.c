@@ -52,10 +52,25 @@ static u64 seg_base(struct vcpu *v, enum vcpu_seg seg)
 
 static void set_cr2(struct vcpu *v, u64 value) { S(v)->cr2 = value; }
 
+/*
+ * The guest's EFER: the VMCB's without SVME (kept 1 underneath, hidden), with LME where it is kept out
+ * of the VMCB. While paging is off LME changes nothing until CR0.PG is set (APM Vol. 2 14.6.1), and that
+ * MOV CR0 is intercepted (write_cr puts LME back, with LMA). The VMCB never holds LME with paging off
+ * because QEMU 7.2's TCG mis-restores the host at #VMEXIT then: it loads the host's CR0 through its MOV
+ * CR0 path while the guest's EFER (LME) and CR4 (PAE clear) are still in place, takes that for an illegal
+ * long-mode entry and drops the CR0 load. The host then runs on the guest's CR0 (WP clear), and guest
+ * stores went through read-only NPT entries: the xAPIC trap (chaos seed 1, one EFER.LME flip, then the
+ * guest wrote the real ICR and sent a real INIT that reset the machine).
+ */
+static u64 guest_efer(struct vcpu *v)
+{
+    return (S(v)->efer & ~EFER_SVME) | (X(v)->s->lme_off_vmcb ? EFER_LME : 0);
+}
+
 static void paging(struct vcpu *v, struct guest_paging *out)
 {
     const struct vmcb_save *s = S(v);
-    *out = (struct guest_paging){ s->cr0, s->cr3, s->cr4, s->efer & ~EFER_SVME };
+    *out = (struct guest_paging){ s->cr0, s->cr3, s->cr4, guest_efer(v) };
 }
 
 u32 svm_fetch_insn(struct svm_exit *x, u8 *buf, u32 len)
@@ -137,14 +152,17 @@ static bool write_cr(struct vcpu *v, u32 cr, u64 value)
 {
     struct vmcb_save *s = S(v);
     switch (cr) {
-    case 0:
-        /* Long mode activates/deactivates with paging when LME is set (APM 14.6.1). */
-        if ((s->efer & EFER_LME) && (value & X86_CR0_PG))
-            s->efer |= EFER_LMA;
-        else if (!(value & X86_CR0_PG))
-            s->efer &= ~EFER_LMA;
+    case 0: {
+        /* Long mode activates/deactivates with paging when LME is set (APM 14.6.1); LME is in the VMCB
+         * only with paging on (guest_efer). */
+        bool lme = (guest_efer(v) & EFER_LME) != 0;
+        s->efer &= ~(EFER_LME | EFER_LMA);
+        if (lme && (value & X86_CR0_PG))
+            s->efer |= EFER_LME | EFER_LMA;
+        X(v)->s->lme_off_vmcb = lme && !(value & X86_CR0_PG);
         s->cr0 = value;
         break;
+    }
     case 3:
         s->cr3 = value & ~(1ull << 63);                 /* the PCIDE no-flush hint: the flush is a superset */
         break;
@@ -193,13 +211,16 @@ static u64 efer_supported(void)
 }
 
 /* EFER as the guest may write it: SVME is hidden (kept 1 underneath), LMA is read-only (APM 3.1.7). */
-static bool write_efer(struct vmcb_save *s, u64 value)
+static bool write_efer(struct vcpu *v, u64 value)
 {
+    struct vmcb_save *s = S(v);
     if (value & ~efer_supported())
         return false;                               /* reserved on this CPU, or SVME (SVM hidden) */
-    if (((value ^ s->efer) & EFER_LME) && (s->cr0 & X86_CR0_PG))
+    if (((value ^ guest_efer(v)) & EFER_LME) && (s->cr0 & X86_CR0_PG))
         return false;                               /* LME changes only with paging off */
-    s->efer = (value & ~EFER_LMA) | (s->efer & EFER_LMA) | EFER_SVME;
+    bool off_vmcb = (value & EFER_LME) && !(s->cr0 & X86_CR0_PG);
+    X(v)->s->lme_off_vmcb = off_vmcb;
+    s->efer = (value & ~(EFER_LMA | (off_vmcb ? EFER_LME : 0))) | (s->efer & EFER_LMA) | EFER_SVME;
     return true;
 }
 
@@ -211,11 +232,10 @@ static bool write_efer(struct vmcb_save *s, u64 value)
  */
 static int msr(struct vcpu *v, u32 index, bool write, u64 *value)
 {
-    struct vmcb_save *s = S(v);
     if (index == MSR_EFER) {
         if (write)
-            return write_efer(s, *value) ? VCPU_MSR_DONE : VCPU_MSR_GP;
-        *value = s->efer & ~EFER_SVME;
+            return write_efer(v, *value) ? VCPU_MSR_DONE : VCPU_MSR_GP;
+        *value = guest_efer(v);
         return VCPU_MSR_DONE;
     }
     if (index == MSR_VM_CR && !write) {

@@ -201,5 +201,6 @@ int svm_start_guest(struct percpu *pc, const struct guest_start *gs)
     struct vmcb *v = s->vmcb;
     setup_controls(s, v, true);
     guest_state_fresh(v, gs);
+    s->lme_off_vmcb = false;
     svm_vmrun_loop(s->host_stack_top, (u64)v, (u64)s->host_vmcb, gs->regs);
 }

@@ -1017,6 +1017,8 @@ static void check_msr_policy(void)
  *                TPR store through it is decoded and emulated (the hypervisor walks that directory)
  *   apic_policy  a store at the reserved xAPIC offset 0 is dropped; INIT delivery on LINT0 and vector 5
  *                on the error LVT read back masked; a misaligned TPR store is dropped (apic_policy.c)
+ *   apic_efer_lme  the same stores after EFER.LME was set and cleared with paging off (SVM keeps LME
+ *                out of the VMCB then: under QEMU 7.2 the exit from that state broke the host's CR0)
  *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
  *                after the xAPIC page (nothing there): #UD at its first byte
  *   apic_fetch_store  code in the xAPIC page storing into it (ADD [EAX], AL at byte 1 of the TPR slot)
@@ -1136,7 +1138,8 @@ static void check_apic_fetch(void)
  * Vol. 3A 11.5.1) and the error LVT with the illegal vector 5 unmasked (11.5.3) read back masked and
  * Fixed; a misaligned store into the TPR is dropped. Both LVTs are put back afterwards.
  */
-static void check_apic_policy(void)
+/* The stores below, put back afterwards: does each read back policed? (On failure the values are printed.) */
+static int apic_stores_policed(const char *step_name)
 {
     volatile u32 *apic = (volatile u32 *)0xfee00000u;
     u32 lint0 = apic[0x350 / 4], lvterr = apic[0x370 / 4], tpr0 = apic[0x80 / 4] & 0xff;
@@ -1151,7 +1154,9 @@ static void check_apic_policy(void)
     apic[0x370 / 4] = lvterr;
     int ok = (lint0_back & 0x10700u) == 0x10000u && (err_back & 0x100ffu) == 0x10005u && tpr == tpr0;
     if (!ok) {
-        puts("mbtest: apic_policy: lint0 ");
+        puts("mbtest: ");
+        puts(step_name);
+        puts(": lint0 ");
         puthex(lint0_back);
         puts(" lvterr ");
         puthex(err_back);
@@ -1159,8 +1164,35 @@ static void check_apic_policy(void)
         puthex(tpr);
         putc('\n');
     }
+    return ok;
+}
+
+static void check_apic_policy(void)
+{
+    int ok = apic_stores_policed("apic_policy");
     step("apic_policy", ok, ok ? "store at offset 0 dropped; INIT on LINT0 and vector 5 on the error LVT written masked"
                                : "an xAPIC store reached the APIC as the guest wrote it");
+}
+
+/*
+ * EFER.LME set and cleared again with paging and PAE off: legal, LME acts only when CR0.PG is set (SDM
+ * Vol. 3A 10.8.5, APM Vol. 2 14.6.1). The xAPIC stores stay policed afterwards. Under QEMU 7.2 the
+ * #VMEXIT from that state left the host running without CR0.WP, and guest stores went through the
+ * read-only xAPIC page (chaos seed 1: a real INIT reset the machine).
+ */
+static void check_apic_efer_lme(void)
+{
+    if ((RDCR(0) & (1u << 31)) || (RDCR(4) & (1u << 5)))
+        return step("apic_efer_lme", 0, "paging or PAE on: this step needs both off");
+    u64 efer = rdmsr(0xc0000080);
+    wrmsr(0xc0000080, efer | (1ull << 8));
+    u64 with_lme = rdmsr(0xc0000080);
+    wrmsr(0xc0000080, efer);
+    if (!(with_lme & (1ull << 8)) || rdmsr(0xc0000080) != efer)
+        return step("apic_efer_lme", 0, "EFER.LME did not read back as written");
+    int ok = apic_stores_policed("apic_efer_lme");
+    step("apic_efer_lme", ok, ok ? "after EFER.LME on and off with paging off, xAPIC stores still policed"
+                                 : "after EFER.LME on and off, an xAPIC store reached the APIC as written");
 }
 
 /*
@@ -1635,6 +1667,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_x2apic_msr_in_xapic_mode();
     check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
     check_apic_policy();
+    check_apic_efer_lme();
     check_apic_fetch_end();
     check_apic_fetch_store();
     check_apic_fetch_fault();

@@ -98,6 +98,7 @@ struct svm_cpu {
     bool step_guest_tf;         /* the guest's own RFLAGS.TF while apic_step single-steps it */
     u32 step_exc_saved;         /* the exception intercepts from before (every vector intercepted meanwhile) */
     bool halted;                /* the guest runs its HLT for real (svm/halt.c) */
+    bool lme_off_vmcb;          /* the guest's EFER.LME while its paging is off, kept out of the VMCB (vcpu.c) */
     u64 halt_rip, halt_next;    /* that HLT, and the RIP after it */
     u64 exits[SVM_EXIT_IDX_COUNT];
 };
