@@ -26,10 +26,11 @@ from .break_actions import BreakActions
 from .keys import MAIN, REPLAY, bindings, palette
 from .messages import SourceEvent
 from .poller import REFRESH_S, Poller
+from .reason_table import ReasonTable
 from .replay_actions import ReplayActions
 from .sources import Source
 from .view_actions import ViewActions
-from .widgets import CpuPanel, DrillPanel, LogView, ReasonTable, StatusBar
+from .widgets import CpuPanel, DrillPanel, LogView, StatusBar
 
 
 class HvTraceApp(ViewActions, ReplayActions, BreakActions):

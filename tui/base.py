@@ -14,10 +14,11 @@ from .breaks import BreakController, BreakHit
 from .fmt import format_record
 from .model import ExitStats
 from .poller import ReadRate
+from .reason_table import ReasonTable
 from .recent import RecentLog
 from .sources import Source
 from .symbolize import LiveSlide
-from .widgets import CpuPanel, DrillPanel, LogView, ReasonTable, StatusBar
+from .widgets import CpuPanel, DrillPanel, LogView, StatusBar
 
 
 class TuiBase(App[None]):

@@ -12,8 +12,9 @@ from .break_screen import BreakHitScreen
 from .breaks import BreakController, NoBreaks, gdbstub_port
 from .keys import BREAK_FILTER_HELP
 from .messages import BreakMessage
+from .reason_table import ReasonTable
 from .screens import Prompt
-from .widgets import CpuPanel, ReasonTable
+from .widgets import CpuPanel
 
 
 class BreakActions(TuiBase):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .base import TuiBase
 from .model import reason_info
+from .reason_table import ReasonTable
 from .screens import Prompt
 from .sources import ReplaySource
-from .widgets import LogView, ReasonTable
+from .widgets import LogView
 
 
 class ReplayActions(TuiBase):

@@ -8,9 +8,10 @@ import re
 from textual.widgets import DataTable
 
 from .base import TuiBase
+from .reason_table import SORT_COLUMNS, ReasonTable
 from .recent import LogFilter, parse_filter
 from .screens import HelpScreen, Prompt
-from .widgets import SORT_COLUMNS, CpuPanel, DrillPanel, LogView, ReasonTable
+from .widgets import CpuPanel, DrillPanel, LogView
 
 
 class ViewActions(TuiBase):

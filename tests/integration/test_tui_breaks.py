@@ -22,8 +22,9 @@ from hvtrace.launch.qemu import QemuSession
 from hvtrace.trace.capture import Capture
 from hvtrace.tui.app import HvTraceApp
 from hvtrace.tui.break_screen import BreakHitScreen
+from hvtrace.tui.reason_table import ReasonTable
 from hvtrace.tui.sources import LiveSource
-from hvtrace.tui.widgets import CpuPanel, ReasonTable, StatusBar
+from hvtrace.tui.widgets import CpuPanel, StatusBar
 from tests.integration.conftest import wait_for
 from tests.integration.test_gdb_break_conditions import table_in_ram
 from tests.integration.test_tui_qemu import SIZE, table_rows, until
