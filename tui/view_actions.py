@@ -25,6 +25,10 @@ class ViewActions(TuiBase):
             self._drill(int(str(event.row_key.value)))
 
     def _drill(self, key: int) -> None:
+        if not self.is_running:
+            # A highlight the table posted just before a quit reaches the app while it shuts down: its
+            # widgets are gone by then (Textual closes them before it drains the app's messages).
+            return
         drill = self.query_one(DrillPanel)
         drill.key = key
         drill.update_from(self.stats, self.query_one(CpuPanel).selected)
