@@ -20,6 +20,7 @@ ap_trampoline_start:
     movw %ax, %ds
     lgdtl REL(tramp_gdtr)
     movl %cr0, %eax
+    andl $~(CR0_CD | CR0_NW), %eax          /* INIT leaves caching off: CR0 = 60000010H (SDM Vol. 3A 9.1.1) */
     orl $CR0_PE, %eax
     movl %eax, %cr0
     ljmpl $0x08, $REL(tramp_pm32)

@@ -35,6 +35,10 @@ static __noreturn void ap_entry(struct percpu *pc)
 {
     cpu_init_local(pc);
     mtrr_write(&bsp_mtrrs);
+    /* The trampoline turned caching on (INIT leaves CD and NW set): an AP never runs uncached. */
+    if (read_cr0() & (X86_CR0_CD | X86_CR0_NW))
+        hv_fail(HV_STATUS_FAIL, "ap_uncached", "CPU %u: CR0 0x%lx leaves caching disabled (CD/NW)", pc->index,
+                read_cr0());
     __atomic_store_n(&pc->online, 1, __ATOMIC_RELEASE);
     for (;;) {
         cpu_work_fn fn = __atomic_load_n(&pc->work, __ATOMIC_ACQUIRE);
