@@ -77,6 +77,7 @@ static void test_dangerous(void)
         CHECK(msr_policy_action(c, 0x10, false) == MSR_PASS, "TSC read direct");
         CHECK(msr_policy_action(c, 0x830, true) == MSR_EMUL, "x2APIC ICR write emulated");
         CHECK(msr_policy_action(c, 0x1b, true) == MSR_EMUL, "APIC_BASE write emulated");
+        CHECK(msr_policy_action(c, 0x1b, false) == MSR_EMUL, "APIC_BASE read emulated (the guest's global enable)");
         /* The default: an unlisted MSR in the architectural ranges reads for real, writes #GP. */
         CHECK(msr_policy_action(c, 0x1234, false) == MSR_EXEC, "unlisted read executed");
         CHECK(msr_policy_action(c, 0x1234, true) == MSR_GP, "unlisted write #GP");
@@ -112,11 +113,11 @@ static void test_pass_set(void)
                 for (u32 i = 0; i < 0x2000; i++)
                     count[w] += !bitmap[w][hi][i];
         /*
-         * Reads: SYSENTER 3, PAT, TSC_DEADLINE, STAR..SFMASK 4, FS/GS/KGS 3, TSC_AUX, XSS, APIC_BASE,
-         * x2APIC 256, TSC; VT-x adds SPEC_CTRL, EFER, DEBUGCTL. Writes: the same without TSC_AUX, XSS, APIC_BASE, ICR, TSC;
-         * VT-x adds SPEC_CTRL, PRED_CMD, EFER, DEBUGCTL.
+         * Reads: SYSENTER 3, PAT, TSC_DEADLINE, STAR..SFMASK 4, FS/GS/KGS 3, TSC_AUX, XSS,
+         * x2APIC 256, TSC; VT-x adds SPEC_CTRL, EFER, DEBUGCTL. Writes: the same without TSC_AUX, XSS, ICR, TSC;
+         * VT-x adds SPEC_CTRL, PRED_CMD, EFER, DEBUGCTL. APIC_BASE is emulated both ways (its global enable).
          */
-        u32 reads = 3 + 1 + 1 + 4 + 3 + 1 + 1 + 1 + 256 + 1 + (v == 0 ? 3 : 0);
+        u32 reads = 3 + 1 + 1 + 4 + 3 + 1 + 1 + 256 + 1 + (v == 0 ? 3 : 0);
         u32 writes = 3 + 1 + 1 + 4 + 3 + 255 + (v == 0 ? 4 : 0);
         CHECK(count[0] == reads, "%s: %u reads owned, expected %u", v ? "svm" : "vmx", count[0], reads);
         CHECK(count[1] == writes, "%s: %u writes owned, expected %u", v ? "svm" : "vmx", count[1], writes);

@@ -1222,6 +1222,9 @@ static volatile u32 ap_starts, ap_spins, ap_apic_id = ~0u;
 static volatile u32 ap_halt_req, ap_halts, ap_halt_returns;
 #define AP_HALT_CLI 1u
 #define AP_HALT_STI 2u
+#define AP_ARM_TIMER 3u
+/* smp_init_timer: the AP's one-shot count, 10 ms at QEMU's 1 GHz APIC timer clock (divide by 1). */
+#define AP_TIMER_COUNT 10000000u
 
 void ap_main(void);
 void ap_main(void)
@@ -1249,6 +1252,13 @@ void ap_main(void)
             __atomic_fetch_add(&ap_halts, 1, __ATOMIC_SEQ_CST);
             __asm__ volatile("sti; hlt; cli" ::: "memory");   /* STI's shadow covers the HLT (SDM Vol. 2B STI) */
             __atomic_fetch_add(&ap_halt_returns, 1, __ATOMIC_SEQ_CST);
+        } else if (req == AP_ARM_TIMER) {   /* smp_init_timer: a one-shot timer interrupt, vector F5h */
+            apic_w(0xf0, apic_r(0xf0) | 0x100);
+            apic_w(0x3e0, 0xb);             /* divide by 1 (SDM Vol. 3A 11.5.4) */
+            apic_w(0x320, 0xf5);            /* LVT timer: one-shot, unmasked, fixed vector F5h */
+            apic_w(0x380, AP_TIMER_COUNT);
+            ap_halt_req = 0;
+            __atomic_fetch_add(&ap_halts, 1, __ATOMIC_SEQ_CST);
         }
         __atomic_fetch_add(&ap_spins, 1, __ATOMIC_SEQ_CST);
         __asm__ volatile("pause");
@@ -1441,6 +1451,28 @@ static void c_smp_init_sipi(void)
     restart_ap(before);
 }
 
+/*
+ * INIT resets the local APIC: every LVT entry masked (SDM Vol. 3A 11.4.7.1, 9.4.2). The AP arms a
+ * one-shot timer and gets INIT before it expires; it expires while the AP waits for SIPI, where nothing
+ * is delivered, and a SIPI restarts the AP. (A hypervisor that emulates INIT keeps the CPU's APIC: its
+ * timer's class-15 vector passed the parked CPU's TPR into the host's HLT.)
+ */
+static void c_smp_init_timer(void)
+{
+    if (smp_skip() || !ensure_ap())
+        return;
+    u32 before = ap_starts, armed = ap_halts;
+    ap_halt_req = AP_ARM_TIMER;
+    if (!wait_for(&ap_halts, armed + 1))
+        return PASS_IF(0, "the AP did not arm its timer");
+    ipi(ap_apic_id, 0x4500);   /* INIT, level assert, physical destination */
+    for (u32 i = 0; i < 4; i++)
+        delay(2000000);        /* the timer's 10 ms pass while the AP waits for SIPI */
+    if (ap_starts != before)
+        return PASS_IF(0, "the AP restarted without a SIPI");
+    restart_ap(before);
+}
+
 /* ================================================================================== runner */
 struct check {
     const char *name;
@@ -1547,6 +1579,7 @@ static const struct check checks[] = {
     {"smp_hlt_intr", c_smp_hlt_intr},
     {"smp_hlt_init", c_smp_hlt_init},
     {"smp_init_sipi", c_smp_init_sipi},
+    {"smp_init_timer", c_smp_init_timer},
 };
 
 /* What the checks change, back to the state every check starts from. */

@@ -1019,6 +1019,8 @@ static void check_msr_policy(void)
  *                on the error LVT read back masked; a misaligned TPR store is dropped (apic_policy.c)
  *   apic_efer_lme  the same stores after EFER.LME was set and cleared with paging off (SVM keeps LME
  *                out of the VMCB then: under QEMU 7.2 the exit from that state broke the host's CR0)
+ *   apic_global_disable  APIC_BASE.EN cleared and set: reads back, the APIC back in its reset state
+ *                (SVR FFh, LVTs masked), a self NMI delivered (the real APIC stays on: apic_emul.c)
  *   apic_fetch_end  code at the last xAPIC slot: #UD at its byte 4 (SDM 11.4.1); code in the page
  *                after the xAPIC page (nothing there): #UD at its first byte
  *   apic_fetch_store  code in the xAPIC page storing into it (ADD [EAX], AL at byte 1 of the TPR slot)
@@ -1172,6 +1174,52 @@ static void check_apic_policy(void)
     int ok = apic_stores_policed("apic_policy");
     step("apic_policy", ok, ok ? "store at offset 0 dropped; INIT on LINT0 and vector 5 on the error LVT written masked"
                                : "an xAPIC store reached the APIC as the guest wrote it");
+}
+
+/*
+ * IA32_APIC_BASE.EN cleared and set again (SDM Vol. 3A 11.4.3): it reads back as written each time,
+ * the APIC comes back software-disabled (SVR FFh, its reset value) with every LVT entry masked, and it
+ * works: a self NMI IPI is delivered once. Under QEMU 7.2 a real APIC once disabled never comes back
+ * (and took no IPI meanwhile): the hypervisor keeps the real one on and the enable the guest's.
+ */
+static void check_apic_global_disable(void)
+{
+    volatile u32 *apic = (volatile u32 *)0xfee00000u;
+    u64 base = rdmsr(0x1b);
+    if (base & (1u << 10))
+        return step("apic_global_disable", 0, "x2APIC mode: this step needs xAPIC mode");
+    static const u32 regs[] = { 0xf0, 0x320, 0x350, 0x360, 0x370 };
+    u32 saved[5];
+    for (u32 i = 0; i < 5; i++)
+        saved[i] = apic[regs[i] / 4];
+    wrmsr(0x1b, base & ~0x800ull);
+    u64 off = rdmsr(0x1b);
+    wrmsr(0x1b, base);
+    u64 on = rdmsr(0x1b);
+    u32 svr = apic[0xf0 / 4], lint0 = apic[0x350 / 4];
+    for (u32 i = 0; i < 5; i++)
+        apic[regs[i] / 4] = saved[i];
+    nmi_count = 0;
+    apic[0x310 / 4] = apic[0x20 / 4] & 0xff000000u;    /* destination: own ID */
+    apic[0x300 / 4] = 4u << 8;                         /* delivery mode NMI */
+    for (u32 spins = 0; !nmi_count && spins < 10000000u; spins++)
+        __asm__ volatile("pause");
+    int ok = !(off & 0x800) && on == base && (svr & 0x1ff) == 0xff && (lint0 & 0x10000) && nmi_count == 1;
+    if (!ok) {
+        puts("mbtest: apic_global_disable: off ");
+        puthex((u32)off);
+        puts(" on ");
+        puthex((u32)on);
+        puts(" svr ");
+        puthex(svr);
+        puts(" lint0 ");
+        puthex(lint0);
+        puts(" nmis ");
+        puthex(nmi_count);
+        putc('\n');
+    }
+    step("apic_global_disable", ok, ok ? "EN off and on read back; SVR FFh, LVTs masked after; a self NMI delivered"
+                                       : "the APIC did not come back as after reset, or took no NMI");
 }
 
 /*
@@ -1668,6 +1716,7 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
     check_apic_fetch();         /* issue 13 robustness block; before x2APIC mode, like apic_fallback */
     check_apic_policy();
     check_apic_efer_lme();
+    check_apic_global_disable();
     check_apic_fetch_end();
     check_apic_fetch_store();
     check_apic_fetch_fault();

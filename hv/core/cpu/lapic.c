@@ -6,6 +6,7 @@
 #define APIC_BASE_X2APIC   (1ull << 10)
 #define APIC_BASE_ENABLE   (1ull << 11)
 #define XAPIC_ID           0x20
+#define XAPIC_VERSION      0x30
 #define XAPIC_EOI          0xb0
 #define XAPIC_SVR          0xf0
 #define XAPIC_ICR_LO       0x300
@@ -33,17 +34,40 @@ void lapic_init(u64 mmio_base)
     lapic_write_svr(lapic_read_svr() | LAPIC_SVR_ENABLE);
 }
 
+u32 lapic_read(u32 reg)
+{
+    return x2apic_mode() ? (u32)rdmsr(X2APIC_MSR(reg)) : (u32)mmio_read32(mmio + reg);
+}
+
+void lapic_write(u32 reg, u32 value)
+{
+    if (x2apic_mode())
+        wrmsr(X2APIC_MSR(reg), value);
+    else
+        mmio_write32(mmio + reg, value);
+}
+
 u32 lapic_read_svr(void)
 {
-    return x2apic_mode() ? (u32)rdmsr(X2APIC_MSR(XAPIC_SVR)) : (u32)mmio_read32(mmio + XAPIC_SVR);
+    return lapic_read(XAPIC_SVR);
 }
 
 void lapic_write_svr(u32 value)
 {
-    if (x2apic_mode())
-        wrmsr(X2APIC_MSR(XAPIC_SVR), value);
-    else
-        mmio_write32(mmio + XAPIC_SVR, value);
+    lapic_write(XAPIC_SVR, value);
+}
+
+/* Local vector table entries this APIC has (SDM Vol. 3A 11.5.1; the version register's Max LVT Entry
+ * is their count minus one: the performance, thermal and CMCI entries came in that order). */
+u32 lapic_lvt_regs(u32 out[LAPIC_LVT_MAX])
+{
+    static const u32 always[] = { 0x320, 0x350, 0x360, 0x370 }, optional[] = { 0x340, 0x330, 0x2f0 };
+    u32 max_lvt = (lapic_read(XAPIC_VERSION) >> 16) & 0xff, n = 0;
+    for (u32 i = 0; i < ARRAY_SIZE(always); i++)
+        out[n++] = always[i];
+    for (u32 i = 0; i < ARRAY_SIZE(optional) && max_lvt >= 4 + i; i++)
+        out[n++] = optional[i];
+    return n;
 }
 
 u32 lapic_id(void)

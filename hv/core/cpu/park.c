@@ -35,6 +35,16 @@ void park_wait(struct percpu *pc, volatile u32 *word, u32 value)
     /* An AP's APIC is software-disabled after INIT (SDM Vol. 3A 11.4.7.2) and takes no interrupt then. */
     u32 svr = lapic_read_svr();
     lapic_write_svr(svr | LAPIC_SVR_ENABLE);
+    /*
+     * Every LVT entry masked while parked, as a real INIT leaves them (SDM Vol. 3A 11.4.7.1); the
+     * guest's come back after. An emulated INIT leaves the guest's: LINT0 in ExtINT mode brought the
+     * 8259's vector 8 into the host's HLT below (ExtINT ignores the TPR), taken as a #DF (chaos seed 1).
+     */
+    u32 lvt[LAPIC_LVT_MAX], lvt_saved[LAPIC_LVT_MAX], nlvt = lapic_lvt_regs(lvt);
+    for (u32 i = 0; i < nlvt; i++) {
+        lvt_saved[i] = lapic_read(lvt[i]);
+        lapic_write(lvt[i], lvt_saved[i] | LAPIC_LVT_MASKED);
+    }
     u64 tpr = read_cr8();
     write_cr8(PARK_TPR);
     pc->park_woken = 0;
@@ -48,6 +58,8 @@ void park_wait(struct percpu *pc, volatile u32 *word, u32 value)
             sleep_once(pc);
     pc->parked = 0;
     write_cr8(tpr);
+    for (u32 i = 0; i < nlvt; i++)
+        lapic_write(lvt[i], lvt_saved[i]);
     lapic_write_svr(svr);                   /* the guest finds its APIC as it left it */
 }
 
@@ -69,5 +81,16 @@ bool park_interrupt(struct percpu *pc, u64 vector)
      * A spurious interrupt needs no EOI (SDM Vol. 3A 11.9). An NMI (SVM opens GIF for the HLT) is
      * dropped, as a CPU in wait-for-SIPI does not take it, and INIT dropped the NMIs held before.
      */
-    return vector == SPURIOUS_VECTOR || vector == 2;
+    if (vector == SPURIOUS_VECTOR || vector == 2)
+        return true;
+    /*
+     * Any other interrupt is the guest's (its I/O APIC or an MSI aimed at this CPU; the LVT entries are
+     * masked): a CPU in wait-for-SIPI takes none, so it is acknowledged and dropped. Vectors 0-31 are
+     * not taken for interrupts here: the frame of one carrying an error code cannot be told apart.
+     */
+    if (vector >= 32) {
+        lapic_eoi();
+        return true;
+    }
+    return false;
 }

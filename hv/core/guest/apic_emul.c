@@ -11,6 +11,7 @@
 #include <hv/x86.h>
 
 #define APIC_BASE_X2APIC (1ull << 10)
+#define APIC_BASE_ENABLE (1ull << 11)
 #define ICR_MODE(lo)      (((lo) >> 8) & 7)
 #define ICR_MODE_INIT     5
 #define ICR_MODE_STARTUP  6
@@ -217,13 +218,49 @@ u8 apic_emul_wait_sipi(struct percpu *pc)
     return (u8)ap_vector[pc->index];
 }
 
-bool apic_emul_apic_base_write(u64 value)
+/*
+ * The guest's IA32_APIC_BASE.EN (global enable), per CPU: clearing it never reaches the real APIC. A
+ * real APIC globally disabled takes no IPI (the hypervisor's NMI kicks and park wake-ups), routes the
+ * 8259's INTR straight to the CPU (a parked CPU took its vector 8 for a #DF, chaos seed 1), and QEMU
+ * 7.2 never enables it again. The guest's "disabled" APIC is the real one software-disabled instead
+ * (SDM Vol. 3A 11.4.7.2: every LVT masked, no fixed interrupt accepted; NMI and INIT still are), and
+ * enabling it again gives the state of 11.4.3: SVR at its reset value FFh, every LVT entry masked.
+ * Deviations: the xAPIC window still answers and CPUID.01H:EDX.APIC still reads 1.
+ */
+static volatile u8 guest_apic_off[HV_MAX_CPUS];
+
+u64 apic_emul_apic_base_read(struct percpu *pc)
+{
+    u64 real = rdmsr(MSR_APIC_BASE);
+    return guest_apic_off[pc->index] ? real & ~(APIC_BASE_ENABLE | APIC_BASE_X2APIC) : real;
+}
+
+bool apic_emul_apic_base_write(struct percpu *pc, u64 value)
 {
     /* Moving the xAPIC window would move it out of the read-only stage-2 page: refused with #GP. */
     if ((value & 0x000ffffffffff000ull) != apic_page)
         return false;
-    /* Reserved bits or an illegal mode change (SDM Vol. 3A 11.12.5) fault: reflected, never taken in the host. */
-    return !safe_wrmsr(MSR_APIC_BASE, value);
+    u64 old = apic_emul_apic_base_read(pc);
+    bool on = value & APIC_BASE_ENABLE, was_on = old & APIC_BASE_ENABLE;
+    /* SDM Vol. 3A 11.12.5, Figure 11-27: EXTD without EN is invalid; x2APIC -> xAPIC only through disabled. */
+    if ((!on && (value & APIC_BASE_X2APIC)) ||
+        (on && was_on && (old & APIC_BASE_X2APIC) && !(value & APIC_BASE_X2APIC)))
+        return false;
+    u64 real = on ? value : (rdmsr(MSR_APIC_BASE) & ~APIC_BASE_X2APIC) | APIC_BASE_ENABLE | (value & ~0xc00ull);
+    if (!on && (rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC) && safe_wrmsr(MSR_APIC_BASE, real & ~APIC_BASE_ENABLE))
+        return false;               /* x2APIC -> xAPIC on the real APIC: through disabled (Bochs; QEMU has none) */
+    /* Reserved bits or an illegal mode change fault: reflected, never taken in the host. */
+    if (safe_wrmsr(MSR_APIC_BASE, real))
+        return false;
+    if (!on || !was_on) {
+        /* Software-disabled while off (LVTs masked by it, 11.4.7.2); back on: the reset state (11.4.3). */
+        u32 lvt[LAPIC_LVT_MAX], n = lapic_lvt_regs(lvt);
+        for (u32 i = 0; i < n; i++)
+            lapic_write(lvt[i], LAPIC_LVT_MASKED);
+        lapic_write_svr(on ? 0xff : lapic_read_svr() & ~LAPIC_SVR_ENABLE);
+    }
+    guest_apic_off[pc->index] = !on;
+    return true;
 }
 
 void apic_emul_guest_store(struct vcpu *v, u32 offset, u32 size, u32 value)

@@ -121,8 +121,13 @@ static bool mtrr_access(struct vcpu *v, u32 msr, bool write, u64 *value)
 
 bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value)
 {
-    if (msr_policy_emul(msr_policy_cpu(), msr) == MSR_EMUL_MTRR)
+    enum msr_emul emul = msr_policy_emul(msr_policy_cpu(), msr);
+    if (emul == MSR_EMUL_MTRR)
         return mtrr_access(v, msr, false, value);
+    if (emul == MSR_EMUL_APIC_BASE) {
+        *value = apic_emul_apic_base_read(v->pc);
+        return true;
+    }
     return !safe_rdmsr(msr, value);         /* the others emulate writes only */
 }
 
@@ -138,7 +143,7 @@ bool msr_emul_write(struct vcpu *v, u32 msr, u64 value)
     case MSR_EMUL_X2APIC_ICR:
         return apic_emul_x2apic_icr(v, value);
     case MSR_EMUL_APIC_BASE:
-        return apic_emul_apic_base_write(value);
+        return apic_emul_apic_base_write(v->pc, value);
     case MSR_EMUL_MISC_ENABLE:
         /* Rewriting the value it has is harmless (Linux's read-modify-write of a bit that is set). */
         return !safe_rdmsr(MSR_MISC_ENABLE, &now) && now == value;

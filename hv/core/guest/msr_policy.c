@@ -44,8 +44,9 @@ const struct msr_rule msr_rules[] = {
       "MCi_CTL2 (CMCI): the guest's machine-check banks; the CPU checks writes"),
 
     /* --- local APIC: the guest's, except what would reach other CPUs or move the trap ---------- */
-    R(0x1b, 0x1b, MSR_PASS, MSR_EMUL, MSR_ON_BOTH, ANY, MSR_EMUL_APIC_BASE,
-      "APIC_BASE: the xAPIC window may not move away from the trap; mode changes checked (apic_emul.h)"),
+    R(0x1b, 0x1b, MSR_EMUL, MSR_EMUL, MSR_ON_BOTH, ANY, MSR_EMUL_APIC_BASE,
+      "APIC_BASE: the xAPIC window may not move away from the trap; mode changes checked; the global "
+      "enable is the guest's, the real APIC stays on (apic_emul.h)"),
     R(0x830, 0x830, MSR_PASS, MSR_EMUL, MSR_ON_BOTH, ANY, MSR_EMUL_X2APIC_ICR,
       "x2APIC ICR: INIT and SIPI are emulated (apic_emul.h); #GP in xAPIC mode"),
     R(0x800, 0x8ff, MSR_PASS, MSR_PASS, MSR_ON_BOTH, ANY, NOEMUL,

@@ -51,8 +51,13 @@ bool apic_emul_x2apic_icr(struct vcpu *v, u64 value);       /* false: #GP; the I
  */
 enum mmio_status apic_emul_guest_access(struct vcpu *v, u64 gpa, struct mmio_fault *fault);
 
-/* A guest WRMSR to IA32_APIC_BASE: performed unless it relocates the xAPIC page (then false: #GP). */
-bool apic_emul_apic_base_write(u64 value);
+/*
+ * A guest WRMSR to IA32_APIC_BASE: false (#GP) if it relocates the xAPIC page or breaks the mode rules;
+ * the global enable (EN) is the guest's own, the real APIC stays enabled (apic_emul.c). The read gives
+ * the guest's view.
+ */
+bool apic_emul_apic_base_write(struct percpu *pc, u64 value);
+u64 apic_emul_apic_base_read(struct percpu *pc);
 /*
  * Has the guest sent this running CPU an INIT (it must leave the guest and wait for SIPI)? Taking it
  * clears it; a SIPI that came right behind it is already waiting (apic_emul_wait_sipi returns at once).

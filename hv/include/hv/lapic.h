@@ -8,6 +8,13 @@ void lapic_init(u64 mmio_base);
 u32 lapic_id(void);
 /* Send an IPI: 'icr_lo' is the ICR low word (vector, delivery mode, level); SDM Vol. 3A 11.6.1. */
 bool lapic_send_ipi(u32 apic_id, u32 icr_lo);
+/* Any register by its xAPIC offset (in x2APIC mode the MSR 0x800 + offset / 16). */
+u32 lapic_read(u32 reg);
+void lapic_write(u32 reg, u32 value);
+/* The LVT registers this APIC implements (offsets), at most LAPIC_LVT_MAX; returns how many. */
+#define LAPIC_LVT_MAX 7
+#define LAPIC_LVT_MASKED (1u << 16)
+u32 lapic_lvt_regs(u32 out[LAPIC_LVT_MAX]);
 /* The spurious-interrupt vector register; LAPIC_SVR_ENABLE is the APIC's software enable (SDM 11.9). */
 u32 lapic_read_svr(void);
 void lapic_write_svr(u32 value);
