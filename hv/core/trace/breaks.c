@@ -9,6 +9,7 @@
 #include <hv/backend.h>
 #include <hv/breaks.h>
 #include <hv/discovery.h>
+#include <hv/spinlock.h>
 
 struct hv_break_config hv_breaks __attribute__((aligned(64)));
 
@@ -100,10 +101,15 @@ __attribute__((noinline)) void hv_break_hit(u32 cpu, u32 entry, const struct hv_
     __asm__ volatile("" : : "r"(cpu), "r"(entry), "r"(rec) : "memory");
 }
 
+/* last_hit and last_cpu are one fact: CPUs hitting at once must not pair one's entry with another's CPU. */
+static spinlock_t last_lock;
+
 void break_hit(struct percpu *pc, int entry, const struct hv_record *rec)
 {
+    spin_lock(&last_lock);
     hv_breaks.last_hit = (u32)entry;
     hv_breaks.last_cpu = pc->index;
+    spin_unlock(&last_lock);
     if (virt_backend && virt_backend->snapshot)
         virt_backend->snapshot(pc, HV_SNAP_BREAK);
     hv_break_hit(pc->index, (u32)entry, rec);
