@@ -81,8 +81,12 @@ bool park_interrupt(struct percpu *pc, u64 vector)
      * A spurious interrupt needs no EOI (SDM Vol. 3A 11.9). An NMI (SVM opens GIF for the HLT) is
      * dropped, as a CPU in wait-for-SIPI does not take it, and INIT dropped the NMIs held before.
      */
-    if (vector == SPURIOUS_VECTOR || vector == 2)
+    if (vector == SPURIOUS_VECTOR)
         return true;
+    if (vector == 2) {
+        __atomic_store_n(&pc->kicked, 0, __ATOMIC_RELEASE);    /* a kick's NMI arrived: none in flight now */
+        return true;
+    }
     /*
      * Any other interrupt is the guest's (its I/O APIC or an MSI aimed at this CPU; the LVT entries are
      * masked): a CPU in wait-for-SIPI takes none, so it is acknowledged and dropped. Vectors 0-31 are

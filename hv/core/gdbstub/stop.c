@@ -94,8 +94,8 @@ static void stop_others(struct percpu *me)
         struct percpu *t = cpus[i];
         if (t == me || !t || !t->online || !t->launched || gdbstub_frames[i])
             continue;
-        __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
-        lapic_send_ipi(t->apic_id, ICR_NMI);
+        if (percpu_kick_needs_nmi(t))
+            lapic_send_ipi(t->apic_id, ICR_NMI);
         kicked |= 1ull << i;
     }
     u64 deadline = deadline_after_ms(PARK_TIMEOUT_MS);

@@ -158,10 +158,8 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
             printk("guest: CPU %u sent INIT to running CPU %u (APIC %u): it waits for SIPI\n", pc->index, i,
                    t->apic_id);
             latch_init(i);              /* before the kick: the exit it causes sees the count */
-            if (t != pc) {
-                __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
+            if (t != pc && percpu_kick_needs_nmi(t))
                 host_ipi(pc, t, ICR_NMI);
-            }
         } else if (mode == ICR_MODE_STARTUP && state == AP_WAIT_SIPI &&
                    __atomic_compare_exchange_n(&ap_state[i], &state, AP_STARTING, false, __ATOMIC_ACQ_REL,
                                                __ATOMIC_ACQUIRE)) {

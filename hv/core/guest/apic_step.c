@@ -111,8 +111,8 @@ static void step_end(struct vcpu *v);
  * The stage-2 map is one for all CPUs: while the page is redirected, any CPU in the guest could fetch
  * from the copy, unstepped and unpoliced (and run on into the page after it, which QEMU's TCG asserted
  * on when the step ended under it). So every other CPU that may run guest code is brought into the
- * hypervisor (an NMI kick, sent again if one is lost: taken in VT-x root operation it is consumed) and
- * kept there (apic_step_hold_wait) until the step ends. A one-CPU guest pays nothing.
+ * hypervisor (an NMI kick, sent again once the last one was consumed, which in VT-x root operation
+ * brings no exit; never two in flight, percpu.h) and kept there (apic_step_hold_wait) until the step ends. A one-CPU guest pays nothing.
  */
 u32 apic_step_hold;                     /* other CPUs must stay in the hypervisor (apic_step.h) */
 #define REKICK_SPINS (1u << 20)
@@ -126,10 +126,8 @@ static void hold_others(struct vcpu *v)
             continue;
         for (u32 spins = 0; t->launched && !__atomic_load_n(&t->in_root, __ATOMIC_SEQ_CST) &&
                             apic_emul_may_run_guest(i); spins++) {
-            if (spins % REKICK_SPINS == 0) {
-                __atomic_store_n(&t->kicked, 1, __ATOMIC_RELEASE);
+            if (spins % REKICK_SPINS == 0 && percpu_kick_needs_nmi(t))
                 lapic_send_ipi(t->apic_id, ICR_NMI);
-            }
             __asm__ volatile("pause");
         }
     }

@@ -99,6 +99,18 @@ static inline struct percpu *this_cpu(void)
     return p;
 }
 
+/*
+ * The hypervisor kicks a CPU out of the guest with an NMI IPI (a gdb stop, an xAPIC step's hold, INIT
+ * to a running CPU); the NMI's arrival consumes percpu.kicked (vcpu_nmi_arrived). One NMI in flight
+ * serves every kick made before it arrives: a second NMI would find the flag consumed by the first
+ * and reach the guest as an NMI nobody sent it (NMIs do not queue, SDM Vol. 3A 6.7.1). Marks t
+ * kicked; true when the caller must send the NMI (none of the hypervisor's is in flight to t).
+ */
+static inline bool percpu_kick_needs_nmi(struct percpu *t)
+{
+    return !__atomic_exchange_n(&t->kicked, 1, __ATOMIC_ACQ_REL);
+}
+
 extern struct percpu *cpus[HV_MAX_CPUS];
 extern u32 cpu_count;
 
