@@ -175,11 +175,15 @@ static void smi(struct svm_exit *x)
     __asm__ volatile("stgi; nop; clgi" ::: "memory");
 }
 
-/* INTR, intercepted only while the guest runs its HLT (halt.c): the interrupt stays pending (APM Vol. 2
- * 15.13.1) and the guest takes it at VMRUN, once svm_halt_after_exit() dropped the intercept. */
+/*
+ * INTR, intercepted while the guest runs its HLT, and with the gdb stub on always (halt.c): the
+ * interrupt stays pending (APM Vol. 2 15.13.1) and the guest takes it at VMRUN, INTR let through (a
+ * halted guest's by svm_halt_after_exit()).
+ */
 static void intr(struct svm_exit *x)
 {
-    (void)x;
+    if (!x->s->halted)
+        svm_intr_let_through(x->vmcb);
 }
 
 static void shutdown(struct svm_exit *x)
@@ -213,6 +217,7 @@ static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_SMI] = { smi, HV_EXIT_OTHER },
     [SVM_EXIT_HLT] = { svm_halt_exit, HV_EXIT_HLT },
     [SVM_EXIT_CPUID] = { cpuid, HV_EXIT_CPUID },
+    [SVM_EXIT_IRET] = { svm_intr_iret_exit, HV_EXIT_OTHER },
     [SVM_EXIT_INVD] = { invd, HV_EXIT_INVD },
     [SVM_EXIT_MSR] = { msr, HV_EXIT_MSR_READ },         /* MSR_WRITE when EXITINFO1 = 1 */
     [SVM_EXIT_SHUTDOWN] = { shutdown, HV_EXIT_TRIPLE_FAULT },

@@ -12,14 +12,44 @@
  * or an event the hypervisor injects (the guest's NMI). Any other exit that finds the HLT completed
  * puts the guest back on it, in an interrupt shadow so that the HLT executes before an interrupt
  * pending meanwhile is recognised: the guest wakes from the HLT, as on hardware, and returns after it.
+ *
+ * With the resident gdb stub on (gdbstub=1), INTR is intercepted while the guest runs too: SVM has no
+ * preemption timer, and a guest that computes with interrupts on and makes no exit of its own would
+ * never let the stub look at its UART (Ctrl-C). At an INTR exit the interrupt stays pending, and the
+ * guest (its IF set, no interrupt shadow: else no INTR exit) must take it at VMRUN: INTR is let
+ * through, with IRET intercepted instead, an exit before the IRET executes (APM Vol. 2 15.9; RIP stays
+ * on it). The handler's IRET then intercepts INTR again. Two exits per guest interrupt, only with the
+ * stub. (A virtual-interrupt window, V_IRQ with VINTR intercepted, is what the APM offers for "the
+ * guest can take interrupts again", but QEMU's TCG drops a pending V_IRQ when it delivers a physical
+ * interrupt, and the window never closed.)
  */
+#include <hv/gdbstub.h>
 #include <hv/svm/halt.h>
 #include <hv/svm/vcpu.h>
+
+/* The guest runs (not halted): HLT intercepted, INTR only for the gdb stub, IRET not. */
+static void intercepts_running(struct vmcb *v)
+{
+    u32 misc1 = v->control.intercept_misc1 & ~(SVM_INTERCEPT1_INTR | SVM_INTERCEPT1_IRET);
+    v->control.intercept_misc1 = misc1 | SVM_INTERCEPT1_HLT | (gdbstub_port ? SVM_INTERCEPT1_INTR : 0);
+}
 
 static void halt_end(struct svm_cpu *s, struct vmcb *v)
 {
     s->halted = false;
-    v->control.intercept_misc1 = (v->control.intercept_misc1 & ~SVM_INTERCEPT1_INTR) | SVM_INTERCEPT1_HLT;
+    intercepts_running(v);
+}
+
+void svm_intr_let_through(struct vmcb *v)
+{
+    v->control.intercept_misc1 &= ~SVM_INTERCEPT1_INTR;
+    if (gdbstub_port)
+        v->control.intercept_misc1 |= SVM_INTERCEPT1_IRET;
+}
+
+void svm_intr_iret_exit(struct svm_exit *x)
+{
+    intercepts_running(x->vmcb);        /* RIP stays on the IRET: it executes at VMRUN */
 }
 
 void svm_halt_reset(struct svm_cpu *s, struct vmcb *v)
@@ -34,7 +64,8 @@ void svm_halt_exit(struct svm_exit *x)
     x->s->halted = true;
     x->s->halt_rip = v->save.rip;
     x->s->halt_next = v->save.rip + (len ? len : 1);    /* HLT is F4: only ignored prefixes make it longer */
-    v->control.intercept_misc1 = (v->control.intercept_misc1 & ~SVM_INTERCEPT1_HLT) | SVM_INTERCEPT1_INTR;
+    u32 misc1 = v->control.intercept_misc1 & ~(SVM_INTERCEPT1_HLT | SVM_INTERCEPT1_IRET);
+    v->control.intercept_misc1 = misc1 | SVM_INTERCEPT1_INTR;
 }
 
 void svm_halt_after_exit(struct svm_exit *x)
@@ -46,6 +77,8 @@ void svm_halt_after_exit(struct svm_exit *x)
     /* Woken: by an interrupt, by an event injected now, or it left the HLT (it had not run yet). */
     if (x->code == SVM_EXIT_INTR || (v->control.event_inj & SVM_EVT_VALID) || v->save.rip != s->halt_next) {
         halt_end(s, v);
+        if (x->code == SVM_EXIT_INTR)
+            svm_intr_let_through(v);
         return;
     }
     v->save.rip = s->halt_rip;

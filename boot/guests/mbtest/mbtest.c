@@ -55,10 +55,12 @@
  *                  accepted and reads back
  * With "debug_exit=N" it ends through the isa-debug-exit port instead (debug_exit_option()).
  * With "exit_loop" it runs no step: under PAE paging it exits in a loop forever (exit_loop_option()).
+ * With "spin_irq" it runs no step: it spins with the PIT's interrupts on and no exit of its own (spin_irq.c).
  */
 #include <hv/abi.h>
 
 #include "guest.h"
+#include "spin_irq.h"
 
 /* Where the hypervisor's region starts: the end of the usable range from 1 MiB (check_memmap). */
 static u32 hv_region;
@@ -1699,6 +1701,8 @@ void mbtest_main(u32 magic, const struct mb_info *mbi)
         forge_option((const char *)mbi->cmdline);    /* "forge": never returns */
     if (magic == 0x2badb002 && (mbi->flags & (1u << 2)))
         exit_loop_option((const char *)mbi->cmdline);   /* "exit_loop": never returns */
+    if (magic == 0x2badb002 && (mbi->flags & (1u << 2)) && has_word((const char *)mbi->cmdline, "spin_irq"))
+        spin_irq_run();
     check_multiboot(magic, mbi);
     check_memmap(mbi);
     check_bss();
