@@ -10,6 +10,7 @@
 #include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
+#include <hv/gdbstub.h>
 #include <hv/panic.h>
 #include <hv/svm/halt.h>
 #include <hv/svm/vcpu.h>
@@ -333,6 +334,7 @@ void svm_exit_dispatch(struct guest_regs *regs)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
+    gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
     pc->exit_regs = (u64 *)regs;
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;

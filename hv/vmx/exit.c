@@ -10,6 +10,7 @@
 #include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
+#include <hv/gdbstub.h>
 #include <hv/panic.h>
 #include <hv/trace.h>
 #include <hv/vmx/halt.h>
@@ -330,6 +331,7 @@ void vmx_exit_dispatch(struct guest_regs *regs)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
+    gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
     pc->exit_regs = (u64 *)regs;
     struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3));
     struct vmx_cpu *v = pc->vendor;     /* a local (x escapes to the handlers): kept in a register for the end */

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hvtrace.gdbmi import Gdb, GdbError, Reply, is_stopped
+from hvtrace.gdbmi import Gdb, GdbError, Reply, is_stopped, stop_function
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
 from tests.integration.conftest import wait_for
@@ -135,6 +135,30 @@ def test_exits_lists_decoded_records(live: Live) -> None:
     lines = [ln for ln in text.splitlines() if ln.startswith("CPU")]
     assert len(lines) == 3, text
     assert all(CPUID_EXIT[session.backend] in ln for ln in lines), text
+
+
+def test_hardware_breakpoint_and_watchpoint_stop_in_the_exit_path(live: Live) -> None:
+    """Z1 and Z2 through the debug registers (core/gdbstub/debugregs.c): `hbreak` on the CPUID exit's
+    handler and a `watch` on a CPU's exit counter stop there; deleted, they stop nothing."""
+    _, gdb = live
+    gdb.ok("hv-break delete all", timeout=120)
+    assert "image at link address" in gdb.ok("hv-symbols", timeout=300)
+    assert "Hardware assisted breakpoint" in gdb.ok("hbreak exit_cpuid", timeout=120)
+    record = gdb.continue_until_stop(timeout=600).stop()
+    assert record is not None
+    assert record["payload"]["reason"] == "breakpoint-hit", record
+    assert stop_function(record) == "exit_cpuid", record
+    gdb.ok("delete", timeout=120)
+    assert "Hardware watchpoint" in gdb.ok("watch -l cpus[1]->exits_total", timeout=120)
+    record = gdb.continue_until_stop(timeout=600).stop()
+    assert record is not None
+    payload = record["payload"]
+    assert payload["reason"] == "watchpoint-trigger", record
+    # trace.c counts the exit (the exit CPU 1 was parked in may count once more before its next exit
+    # loads the debug registers)
+    assert 0 < int(payload["value"]["new"]) - int(payload["value"]["old"]) <= 2, record
+    assert payload["thread-id"] == "2", record  # CPU 1 writes its own counter
+    gdb.ok("delete", timeout=120)
 
 
 def test_delete_continue_and_interrupt(live: Live) -> None:

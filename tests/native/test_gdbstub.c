@@ -104,6 +104,10 @@ static u32 write_mem(void *ctx, u64 addr, const u8 *buf, u32 n, bool phys)
     return n;
 }
 
+/* The debug registers the slots would load: DR7 and the changes counted (monitor "dr7" prints them). */
+static u64 fake_dr7;
+static u32 hw_changes;
+
 static bool monitor(void *ctx, u32 cpu, const char *cmd, char *out, u32 cap)
 {
     (void)ctx;
@@ -111,12 +115,23 @@ static bool monitor(void *ctx, u32 cpu, const char *cmd, char *out, u32 cap)
         snprintf(out, cap, "cpu %u: %s\n", cpu, cmd + 5);
         return true;
     }
+    if (!strcmp(cmd, "dr7")) {
+        snprintf(out, cap, "dr7 %llx changes %u\n", (unsigned long long)fake_dr7, hw_changes);
+        return true;
+    }
     return false;
+}
+
+static void hw_changed(void *ctx, const struct gdb_hw_slots *h)
+{
+    (void)ctx;
+    fake_dr7 = gdb_hw_dr7(h);
+    hw_changes++;
 }
 
 static const struct gdb_target_ops ops = {
     .threads = threads, .thread_alive = alive, .get_regs = get_regs, .set_regs = set_regs,
-    .read_mem = read_mem, .write_mem = write_mem, .monitor = monitor,
+    .read_mem = read_mem, .write_mem = write_mem, .monitor = monitor, .hw_changed = hw_changed,
 };
 
 int main(void)
@@ -139,10 +154,11 @@ int main(void)
     gdb_stub_init(&stub, &ops, NULL);
     u32 cpu = 0;
     u8 sig = GDB_SIGTRAP;
-    bool swbreak = false;
+    enum gdb_stop_why why = GDB_STOP_SIGNAL;
+    u64 data_addr = 0;
     for (;;) {
-        enum gdb_action act = gdb_stub_stopped(&stub, cpu, sig, swbreak);
-        swbreak = false;
+        enum gdb_action act = gdb_stub_stopped(&stub, cpu, sig, why, data_addr);
+        why = GDB_STOP_SIGNAL;
         switch (act) {
         case GDB_ACT_GONE:
         case GDB_ACT_KILL:
@@ -162,13 +178,23 @@ int main(void)
                 if (stub.bp[i].used && stub.bp[i].addr < lowest)
                     lowest = stub.bp[i].addr;
             cpu = 1;
-            if (lowest != ~0ull) {
+            sig = GDB_SIGTRAP;
+            if (lowest != ~0ull) {      /* the lowest int3, else the first hardware slot, else Ctrl-C */
                 regs[cpu].rip = lowest;
-                sig = GDB_SIGTRAP;
-                swbreak = true;
-            } else {
-                sig = GDB_SIGINT;
+                why = GDB_STOP_SWBREAK;
+                break;
             }
+            for (u32 i = 0; i < GDB_HW_SLOTS && why == GDB_STOP_SIGNAL; i++) {
+                if (!stub.hw.type[i])
+                    continue;
+                why = stub.hw.type[i] == GDB_HW_EXEC ? GDB_STOP_HWBREAK
+                      : stub.hw.type[i] == GDB_HW_WRITE ? GDB_STOP_WATCH : GDB_STOP_AWATCH;
+                data_addr = stub.hw.addr[i];
+                if (why == GDB_STOP_HWBREAK)
+                    regs[cpu].rip = data_addr;
+            }
+            if (why == GDB_STOP_SIGNAL)
+                sig = GDB_SIGINT;
             break;
         }
         }

@@ -101,7 +101,9 @@ def test_no_ack_mode_sends_and_expects_no_acks(exe: Path) -> None:
         ("M0,1:00", b"E14"),
         ("qFoo", b""),
         ("vMustReplyEmpty", b""),
-        ("Z1,100000,1", b""),
+        ("Z3,100000,4", b""),  # a read-only watch: x86 debug registers have no such form (hw_slots.c)
+        ("Z5,100000,1", b""),
+        ("Z2,zz", b"E01"),
         ("", b""),
     ],
 )
@@ -117,7 +119,43 @@ def test_qsupported_advertises_packet_size_and_features(exe: Path) -> None:
     (got,) = replies(exe, "qSupported:multiprocess+;swbreak+;xmlRegisters=i386")
     feats = got.split(b";")
     assert b"PacketSize=1000" in feats
-    assert {b"qXfer:features:read+", b"QStartNoAckMode+", b"swbreak+"} <= set(feats)
+    assert {b"qXfer:features:read+", b"QStartNoAckMode+", b"swbreak+", b"hwbreak+"} <= set(feats)
+
+
+def dr7(exe: Path, *packets: str) -> list[bytes]:
+    """The replies to ``packets``, then the DR7 the fake target would load (monitor "dr7")."""
+    *got, out, ok = replies(exe, *packets, "qRcmd," + b"dr7".hex())
+    assert ok == b"OK"
+    return [*got, bytes.fromhex(out[1:].decode()).split()[1]]
+
+
+def test_hardware_slots_encode_dr7_as_the_sdm_lays_it_out(exe: Path) -> None:
+    # SDM Vol. 3B Figure 18-1: Gn = bit 2n+1; R/Wn at 16+4n (00 exec, 01 write, 11 read/write); LENn
+    # at 18+4n (00 1 byte, 01 2, 11 4, 10 8); bit 10 reads as 1. gdb's errors: E16 = EINVAL, E1c = ENOSPC.
+    assert dr7(exe, "Z1,100010,1") == [b"OK", b"402"]  # G0, exec, LEN 00
+    inserts = ("Z1,100010,1", "Z2,2000,8", "Z4,3000,4", "Z2,4001,2", "Z2,4000,3", "Z2,5000,1", "Z2,6000,1")
+    got = dr7(exe, *inserts)
+    assert got[:7] == [b"OK", b"OK", b"OK", b"E16", b"E16", b"OK", b"E1c"]  # misaligned, 3 bytes, 5th slot
+    # slot 1: G1 0x8, R/W1 01 << 20, LEN1 10 << 22; slot 2: G2 0x20, 11 << 24, 11 << 26;
+    # slot 3: G3 0x80, 01 << 28
+    assert int(got[7], 16) == 0x402 | 0x8 | 1 << 20 | 2 << 22 | 0x20 | 3 << 24 | 3 << 26 | 0x80 | 1 << 28
+    got = dr7(exe, "Z2,2000,8", "Z2,2000,8", "z2,2000,8", "z2,2000,8")
+    assert got == [b"OK", b"OK", b"OK", b"E02", b"400"]  # inserted once; the second removal finds nothing
+
+
+def test_hardware_stops_report_hwbreak_and_watch(exe: Path) -> None:
+    # The fake target's continue stops CPU 1 on the first hardware slot (on its address for Z1).
+    packets = ("Z2,2000,8", "c", "z2,2000,8", "Z4,3000,4", "c", "z4,3000,4", "Z1,100010,1", "c", "p10")
+    got = replies(exe, *packets)
+    assert got[:3] == [b"OK", b"T05thread:2;watch:2000;", b"OK"]
+    assert got[3:6] == [b"OK", b"T05thread:2;awatch:3000;", b"OK"]
+    assert got[6:8] == [b"OK", b"T05thread:2;hwbreak:;"]
+    assert got[8] == (VBASE + 0x10).to_bytes(8, "little").hex().encode()
+
+
+def test_detach_clears_the_hardware_slots(exe: Path) -> None:
+    # after D the stub acknowledges again ('+'): the next gdb starts in ack mode
+    assert dr7(exe, "Z2,2000,8", "Z1,100010,1", "D") == [b"OK", b"OK", b"OK", b"+", b"400"]
 
 
 def test_target_description_reads_in_chunks(exe: Path) -> None:

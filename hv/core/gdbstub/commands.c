@@ -136,6 +136,7 @@ void gdb_stub_init(struct gdb_stub *s, const struct gdb_target_ops *ops, void *c
     s->link.no_ack = false;
     for (u32 i = 0; i < GDB_MAX_SWBREAK; i++)
         s->bp[i].used = false;
+    s->hw = (struct gdb_hw_slots){ 0 };
 }
 
 bool gdb_stub_is_swbreak(const struct gdb_stub *s, u64 addr)
@@ -183,6 +184,9 @@ void gdb_stub_remove_all(struct gdb_stub *s)
     for (u32 i = 0; i < GDB_MAX_SWBREAK; i++)
         if (s->bp[i].used)
             bp_remove(s, s->bp[i].addr);
+    s->hw = (struct gdb_hw_slots){ 0 };
+    if (s->ops->hw_changed)
+        s->ops->hw_changed(s->ctx, &s->hw);
 }
 
 static void stop_reply(struct gdb_stub *s, struct out *o)
@@ -192,8 +196,15 @@ static void stop_reply(struct gdb_stub *s, struct out *o)
     puts_(o, "thread:");
     put_num(o, s->stop_cpu + 1);
     puts_(o, ";");
-    if (s->stop_swbreak)
-        puts_(o, "swbreak:;");
+    static const char *const why[] = { [GDB_STOP_SWBREAK] = "swbreak", [GDB_STOP_HWBREAK] = "hwbreak",
+                                       [GDB_STOP_WATCH] = "watch", [GDB_STOP_AWATCH] = "awatch" };
+    if (s->stop_why == GDB_STOP_SIGNAL)
+        return;
+    puts_(o, why[s->stop_why]);
+    put(o, ':');
+    if (s->stop_why == GDB_STOP_WATCH || s->stop_why == GDB_STOP_AWATCH)
+        put_num(o, s->stop_data_addr);
+    put(o, ';');
 }
 
 /* A thread id as gdb sends it: N (CPU N-1), 0 (any), -1 (all); false when malformed or absent. */
@@ -477,14 +488,28 @@ static bool dispatch(struct gdb_stub *s, const u8 *in, u32 len, struct out *o, e
     case 'z': {
         const u8 *p = in + 2;
         u64 addr, kind;
-        if (len < 2 || in[1] != '0')
-            break;                                  /* Z1-Z4: not supported (empty reply) */
+        if (len < 2 || in[1] < '0' || in[1] > '4' || (in[1] != '0' && !s->ops->hw_changed))
+            break;                                  /* not supported (empty reply) */
         if (p >= end || *p++ != ',' || !parse_addr_len(&p, end, &addr, &kind, 0)) {
             puts_(o, "E01");
             return false;
         }
-        bool ok = in[0] == 'Z' ? bp_insert(s, addr) : bp_remove(s, addr);
-        puts_(o, ok ? "OK" : "E14");
+        if (in[1] == '0') {
+            bool ok = in[0] == 'Z' ? bp_insert(s, addr) : bp_remove(s, addr);
+            puts_(o, ok ? "OK" : "E14");
+            return false;
+        }
+        u32 type = (u32)(in[1] - '0');
+        int err = in[0] == 'Z' ? gdb_hw_insert(&s->hw, type, addr, kind) : gdb_hw_remove(&s->hw, type, addr, kind);
+        if (err < 0)
+            break;                                  /* Z3: x86 has no read-only watch */
+        if (err) {
+            put(o, 'E');
+            put_hex8(o, (u8)err);
+            return false;
+        }
+        s->ops->hw_changed(s->ctx, &s->hw);
+        puts_(o, "OK");
         return false;
     }
     case 'c':
@@ -542,6 +567,8 @@ static bool dispatch(struct gdb_stub *s, const u8 *in, u32 len, struct out *o, e
             puts_(o, "PacketSize=");
             put_num(o, GDB_PACKET_MAX);
             puts_(o, ";qXfer:features:read+;QStartNoAckMode+;swbreak+;vContSupported+");
+            if (s->ops->hw_changed)
+                puts_(o, ";hwbreak+");
         } else if (starts(in, len, "qXfer:features:read:")) {
             cmd_xfer_features(in + 20, end, o);
         } else if (equals(in, len, "qfThreadInfo")) {
@@ -579,11 +606,12 @@ static bool dispatch(struct gdb_stub *s, const u8 *in, u32 len, struct out *o, e
     return false;
 }
 
-enum gdb_action gdb_stub_stopped(struct gdb_stub *s, u32 cpu, u8 signal, bool swbreak)
+enum gdb_action gdb_stub_stopped(struct gdb_stub *s, u32 cpu, u8 signal, enum gdb_stop_why why, u64 data_addr)
 {
     s->stop_cpu = s->g_cpu = s->c_cpu = cpu;
     s->stop_signal = signal;
-    s->stop_swbreak = swbreak;
+    s->stop_why = (u8)why;
+    s->stop_data_addr = data_addr;
     struct out o = { s->out, 0, sizeof(s->out), false };
     if (s->waiting) {
         stop_reply(s, &o);

@@ -15,6 +15,7 @@
 #include <hv/backend.h>
 #include <hv/console.h>
 #include <hv/fixup.h>
+#include <hv/gdbstub.h>
 #include <hv/x86.h>
 
 #include "hv_target.h"
@@ -173,7 +174,14 @@ static bool monitor(void *ctx, u32 cpu, const char *cmd, char *out, u32 cap)
     return true;
 }
 
+/* Z1 / Z2 / Z4: every CPU is stopped; each loads the slots at its next exit (debugregs.c). */
+static void hw_changed(void *ctx, const struct gdb_hw_slots *h)
+{
+    (void)ctx;
+    gdbstub_dr_set(h);
+}
+
 const struct gdb_target_ops hv_gdb_target_ops = {
     .threads = threads, .thread_alive = alive, .get_regs = get_regs, .set_regs = set_regs,
-    .read_mem = read_mem, .write_mem = write_mem, .monitor = monitor,
+    .read_mem = read_mem, .write_mem = write_mem, .monitor = monitor, .hw_changed = hw_changed,
 };

@@ -128,9 +128,9 @@ static void resume_others(struct percpu *me)
  * seen so under QEMU). Traps are skipped (stepping 2) until one lands on the parked RIP, so an
  * emulator that trapped after the POPFQ too would still step right; the next one ends the step.
  */
-static enum gdb_action serve(struct percpu *me, u8 signal, bool swbreak)
+static enum gdb_action serve(struct percpu *me, u8 signal, enum gdb_stop_why why, u64 data_addr)
 {
-    enum gdb_action act = gdb_stub_stopped(&stub, me->index, signal, swbreak);
+    enum gdb_action act = gdb_stub_stopped(&stub, me->index, signal, why, data_addr);
     if (act != GDB_ACT_STEP)
         return act;
     u32 cpu = stub.step_cpu < cpu_count ? stub.step_cpu : me->index;
@@ -143,31 +143,58 @@ static enum gdb_action serve(struct percpu *me, u8 signal, bool swbreak)
     return act;
 }
 
+/*
+ * A debug-register hit (DR6.B0-B3, SDM Vol. 3B 18.2.3): which of gdb's slots, as a stop reason. False
+ * for a slot gdb freed or changed since this CPU loaded it (a CPU parked mid-exit runs on with what it
+ * loaded; debugregs.c): ignored, an instruction breakpoint's fault resumed past with RF (18.3.1.1).
+ */
+static bool hw_hit(u64 dr6, struct exception_frame *f, enum gdb_stop_why *why, u64 *data_addr)
+{
+    u32 slot = (u32)__builtin_ctzll(dr6 & X86_DR6_B0_3);
+    u8 type = stub.hw.type[slot];
+    if (!type || !gdbstub_dr_slot_current(slot)) {
+        f->rflags |= X86_RFLAGS_RF;
+        return false;
+    }
+    *why = type == GDB_HW_EXEC ? GDB_STOP_HWBREAK : type == GDB_HW_WRITE ? GDB_STOP_WATCH : GDB_STOP_AWATCH;
+    *data_addr = stub.hw.addr[slot];
+    return true;
+}
+
 bool gdbstub_exception(struct exception_frame *f)
 {
     struct percpu *me = this_cpu();
-    bool swbreak = false, interrupt = false;
+    bool interrupt = false;
+    enum gdb_stop_why why = GDB_STOP_SIGNAL;
+    u64 data_addr = 0;
     if (f->vector == 3) {
         u64 at = f->rip - 1;
-        swbreak = gdb_stub_is_swbreak(&stub, at);
         interrupt = at == (u64)gdbstub_break_insn;
-        if (!swbreak && !interrupt)
+        if (gdb_stub_is_swbreak(&stub, at))
+            why = GDB_STOP_SWBREAK;
+        else if (!interrupt)
             return false;                   /* a stray int3: fatal as before */
-        if (swbreak)
+        if (why == GDB_STOP_SWBREAK)
             f->rip = at;                    /* report it on the breakpoint; executed again after a park */
     } else {
         u64 dr6;
         __asm__ volatile("mov %%dr6, %0" : "=r"(dr6));
-        if (!(dr6 & X86_DR6_BS) || !stepping[me->index])
+        if ((dr6 & X86_DR6_BS) && stepping[me->index]) {
+            __asm__ volatile("mov %0, %%dr6" : : "r"(X86_DR6_INIT));
+            if (stepping[me->index] == 2) { /* park.S's way out: TF stays set until the parked instruction ran */
+                if (f->rip == step_from[me->index])
+                    stepping[me->index] = 1;
+                return true;
+            }
+            stepping[me->index] = 0;
+            f->rflags &= ~X86_RFLAGS_TF;
+        } else if (dr6 & X86_DR6_B0_3) {
+            __asm__ volatile("mov %0, %%dr6" : : "r"(X86_DR6_INIT));
+            if (!hw_hit(dr6, f, &why, &data_addr))
+                return true;
+        } else {
             return false;
-        __asm__ volatile("mov %0, %%dr6" : : "r"(0xffff0ff0ull));      /* DR6's reset value */
-        if (stepping[me->index] == 2) {     /* park.S's way out: TF stays set until the parked instruction ran */
-            if (f->rip == step_from[me->index])
-                stepping[me->index] = 1;
-            return true;
         }
-        stepping[me->index] = 0;
-        f->rflags &= ~X86_RFLAGS_TF;
     }
     u32 none = 0;
     while (!__atomic_compare_exchange_n(&owner, &none, me->index + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -190,7 +217,9 @@ bool gdbstub_exception(struct exception_frame *f)
     __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
     __atomic_store_n(&halting, 1, __ATOMIC_RELEASE);
     stop_others(me);
-    enum gdb_action act = serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, swbreak);
+    enum gdb_action act = serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, why, data_addr);
+    if (why == GDB_STOP_HWBREAK)
+        f->rflags |= X86_RFLAGS_RF;         /* the instruction breakpoint is a fault: resume past it once */
     __atomic_store_n(&gdbstub_frames[me->index], 0, __ATOMIC_RELEASE);
     __atomic_store_n(&halting, 0, __ATOMIC_RELEASE);
     resume_others(me);

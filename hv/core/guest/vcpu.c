@@ -155,6 +155,7 @@ void vcpu_check_init(struct percpu *pc)
     if (apic_step_active(pc) || !apic_emul_take_init(pc))
         return;
     /* INIT: everything of the old context is dropped (SDM Vol. 3A 9.1.1), held NMIs included. */
+    gdbstub_dr_exit_end(pc);
     pc->nmi_pending = 0;
     pc->kicked = 0;
     virt_restart_this_cpu();
@@ -180,4 +181,5 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
     }
     vcpu_check_init(pc);
     apic_step_hold_wait(pc);            /* clears in_root */
+    gdbstub_dr_exit_end(pc);            /* the guest's debug registers back */
 }

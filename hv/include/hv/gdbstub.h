@@ -9,6 +9,7 @@
 #define HV_GDBSTUB_H
 
 #include <hv/exception_frame.h>
+#include <hv/gdb_stub.h>
 #include <hv/percpu.h>
 
 #define GDBSTUB_UART 0x3e8          /* COM3 */
@@ -26,6 +27,25 @@ static inline void gdbstub_exit_poll(struct percpu *pc)
 {
     if (gdbstub_port)
         gdbstub_poll(pc);
+}
+
+/* core/gdbstub/debugregs.c: the stub's debug-register slots around each exit (Z1, Z2, Z4). */
+extern volatile u64 gdbstub_dr7;        /* 0: no slot used */
+void gdbstub_dr_set(const struct gdb_hw_slots *h);     /* the slots changed (every CPU is stopped) */
+void gdbstub_dr_load(struct percpu *pc);
+void gdbstub_dr_restore(struct percpu *pc);
+bool gdbstub_dr_slot_current(u32 slot); /* this CPU holds the slot as gdb has it now */
+/* The start of every exit: the stub's breakpoints armed for the hypervisor's exit path. */
+static inline void gdbstub_dr_exit_begin(struct percpu *pc)
+{
+    if (__builtin_expect(gdbstub_dr7 != 0, 0))
+        gdbstub_dr_load(pc);
+}
+/* Before the guest runs again (or restarts at INIT): the guest's DR0-DR3 and DR6 back. */
+static inline void gdbstub_dr_exit_end(struct percpu *pc)
+{
+    if (__builtin_expect(pc->dr_swapped, 0))
+        gdbstub_dr_restore(pc);
 }
 
 /* park.S */

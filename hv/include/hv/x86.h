@@ -35,8 +35,12 @@
 #define X86_RFLAGS_IF (1ull << 9)
 #define X86_RFLAGS_DF (1ull << 10)
 #define X86_RFLAGS_NT (1ull << 14)
+#define X86_RFLAGS_RF (1ull << 16)
 #define X86_RFLAGS_VM (1ull << 17)
 #define X86_DR6_BS (1ull << 14)
+#define X86_DR6_B0_3 0xfull             /* the breakpoint conditions of DR0-DR3 that were met */
+#define X86_DR6_INIT 0xffff0ff0ull      /* DR6 after reset / INIT (SDM Vol. 3A Table 10-1) */
+#define X86_DR7_INIT 0x400ull           /* DR7 after reset, and the host's DR7 after a VM exit (SDM Vol. 3C 28.5.1) */
 
 /* EFER bits (SDM Vol. 3A 2.2.1) */
 #define X86_EFER_LME (1ull << 8)
