@@ -133,8 +133,8 @@ int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     v->save.cr2 = read_cr2();
     v->save.cr3 = read_cr3();
     v->save.cr4 = read_cr4();
-    v->save.dr7 = 0x400;
-    v->save.dr6 = 0xffff0ff0;
+    v->save.dr7 = X86_DR7_INIT;
+    v->save.dr6 = X86_DR6_INIT;
     v->save.rflags = rflags;
     v->save.rip = guest_rip;
     v->save.rsp = guest_rsp;
@@ -184,8 +184,8 @@ static void guest_state_fresh(struct vmcb *v, const struct guest_start *gs)
     v->save.cpl = 0;
     v->save.efer = EFER_SVME;
     v->save.cr2 = v->save.cr3 = v->save.cr4 = 0;
-    v->save.dr7 = 0x400;
-    v->save.dr6 = 0xffff0ff0;
+    v->save.dr7 = X86_DR7_INIT;
+    v->save.dr6 = X86_DR6_INIT;
     v->save.rflags = 2;
     v->save.rip = gs->rip;
     v->save.rsp = gs->regs[4];

@@ -246,7 +246,7 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
     ok &= vmwrite(GUEST_CR0, cr0);
     ok &= vmwrite(GUEST_CR3, read_cr3());
     ok &= vmwrite(GUEST_CR4, cr4);
-    ok &= vmwrite(GUEST_DR7, 0x400);
+    ok &= vmwrite(GUEST_DR7, X86_DR7_INIT);
     ok &= vmwrite(GUEST_RSP, guest_rsp);
     ok &= vmwrite(GUEST_RIP, guest_rip);
     ok &= vmwrite(GUEST_RFLAGS, rflags);
@@ -304,7 +304,7 @@ static bool vmcs_guest_fresh(const struct guest_start *gs)
     ok &= vmwrite(GUEST_SYSENTER_CS, 0);
     ok &= vmwrite(GUEST_SYSENTER_ESP, 0);
     ok &= vmwrite(GUEST_SYSENTER_EIP, 0);
-    ok &= vmwrite(GUEST_DR7, 0x400);
+    ok &= vmwrite(GUEST_DR7, X86_DR7_INIT);
     ok &= vmwrite(GUEST_RSP, gs->regs[4]);
     ok &= vmwrite(GUEST_RIP, gs->rip);
     ok &= vmwrite(GUEST_RFLAGS, 2);

@@ -16,7 +16,7 @@
 #include <hv/x86.h>
 
 volatile u64 gdbstub_dr7;               /* DR7 of the used slots; 0: none used */
-static u64 slot_addr[GDB_HW_SLOTS];
+static const struct gdb_hw_slots *slots;        /* the stub's, as gdb set them last */
 
 #define READ_DR(n, v) __asm__ volatile("mov %%dr" #n ", %0" : "=r"(v))
 #define WRITE_DR(n, v) __asm__ volatile("mov %0, %%dr" #n : : "r"(v))
@@ -24,10 +24,9 @@ static u64 slot_addr[GDB_HW_SLOTS];
 void gdbstub_dr_set(const struct gdb_hw_slots *h)
 {
     bool any = false;
-    for (u32 i = 0; i < GDB_HW_SLOTS; i++) {
-        slot_addr[i] = h->type[i] ? h->addr[i] : 0;
+    for (u32 i = 0; i < GDB_HW_SLOTS; i++)
         any |= h->type[i] != 0;
-    }
+    slots = h;
     __atomic_store_n(&gdbstub_dr7, any ? gdb_hw_dr7(h) : 0, __ATOMIC_RELEASE);
 }
 
@@ -39,10 +38,10 @@ void gdbstub_dr_load(struct percpu *pc)
     READ_DR(2, g[2]);
     READ_DR(3, g[3]);
     READ_DR(6, g[4]);
-    WRITE_DR(0, slot_addr[0]);
-    WRITE_DR(1, slot_addr[1]);
-    WRITE_DR(2, slot_addr[2]);
-    WRITE_DR(3, slot_addr[3]);
+    WRITE_DR(0, slots->addr[0]);
+    WRITE_DR(1, slots->addr[1]);
+    WRITE_DR(2, slots->addr[2]);
+    WRITE_DR(3, slots->addr[3]);
     WRITE_DR(6, X86_DR6_INIT);
     pc->dr_swapped = true;
     WRITE_DR(7, gdbstub_dr7);
@@ -76,5 +75,5 @@ bool gdbstub_dr_slot_current(u32 slot)
     }
     READ_DR(7, dr7);
     u64 fields = 3ull << (2 * slot) | 0xfull << (16 + 4 * slot);
-    return addr == slot_addr[slot] && (dr7 & fields) == (gdbstub_dr7 & fields);
+    return addr == slots->addr[slot] && (dr7 & fields) == (gdbstub_dr7 & fields);
 }

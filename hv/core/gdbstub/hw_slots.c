@@ -47,6 +47,7 @@ int gdb_hw_remove(struct gdb_hw_slots *h, u32 type, u64 addr, u64 len)
     for (u32 i = 0; i < GDB_HW_SLOTS; i++) {
         if (h->type[i] && same(h, i, type, addr, len)) {
             h->type[i] = 0;
+            h->addr[i] = 0;                 /* a free slot's DRn holds 0 */
             return 0;
         }
     }

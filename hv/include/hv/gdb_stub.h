@@ -25,7 +25,7 @@ struct gdb_regs {
 #define GDB_HW_SLOTS 4
 enum gdb_hw_type { GDB_HW_EXEC = 1, GDB_HW_WRITE = 2, GDB_HW_READ = 3, GDB_HW_ACCESS = 4 };    /* gdb's Z types */
 struct gdb_hw_slots {
-    u64 addr[GDB_HW_SLOTS];
+    u64 addr[GDB_HW_SLOTS];     /* 0 while free */
     u8 type[GDB_HW_SLOTS];      /* enum gdb_hw_type; 0: free */
     u8 len[GDB_HW_SLOTS];       /* 1, 2, 4 or 8 bytes (an execution breakpoint: 1) */
 };
