@@ -76,6 +76,10 @@ class TuiBase(App[None]):
             self._log_view.sync()
         self._show_status()
 
+    def _apply(self) -> None:
+        """Take what the poller read and repaint: the app's refresh timer (app.py)."""
+        raise NotImplementedError
+
     def rebuild_from(self, played: Records) -> None:
         """After a replay seek or jump: the aggregates and the log from everything played so far."""
         self.stats.reset()

@@ -64,7 +64,9 @@ class ReplayActions(TuiBase):
             return None
         # Rebuild the views up to the hit now (not at the next refresh) and put the log on it: the hit
         # is the last record played, so the log's last row (a filter may hide it: then the row before).
-        self.rebuild_from(src.played())
+        # Through the poller's hand-over, which drops the batches it read before the jump: applied at
+        # the next refresh they would be counted, and logged, twice.
+        self._apply()
         if len(self.recent):
             self.query_one(LogView).goto(len(self.recent) - 1)
         return at

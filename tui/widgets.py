@@ -259,13 +259,9 @@ class LogView(ScrollView):
     def goto(self, row: int) -> None:
         self.cursor = row
         self.follow = False
-        self._scroll_to_cursor()
-        # A log just rebuilt (a replay jump) takes its new height at the next refresh: scroll again then.
-        self.call_after_refresh(self._scroll_to_cursor)
-
-    def _scroll_to_cursor(self) -> None:
-        if self.cursor is not None:
-            self.scroll_to(y=max(0, self.cursor - self.size.height // 2), animate=False, immediate=True)
+        # force: a log that just grew (a replay jump) gets the scrollbar that allows scrolling only at its
+        # next layout; the offset is bounded by the virtual size, which sync() already set.
+        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False, immediate=True, force=True)
         self.refresh()
 
     def on_mouse_scroll_up(self) -> None:
