@@ -52,6 +52,7 @@ void gdbstub_init(void)
         printk("gdbstub: no UART at 0x%x: the stub is off\n", GDBSTUB_UART);
         return;
     }
+    gdb_uart_serving(GDBSTUB_UART, false);
     stub.link = (struct gdb_link){ .getc = gdb_uart_getc, .putc = gdb_uart_putc, .ctx = (void *)(u64)GDBSTUB_UART };
     gdb_stub_init(&stub, &hv_gdb_target_ops, 0);
     gdbstub_port = GDBSTUB_UART;
@@ -217,7 +218,9 @@ bool gdbstub_exception(struct exception_frame *f)
     __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
     __atomic_store_n(&halting, 1, __ATOMIC_RELEASE);
     stop_others(me);
+    gdb_uart_serving(gdbstub_port, true);
     enum gdb_action act = serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, why, data_addr);
+    gdb_uart_serving(gdbstub_port, false);
     if (why == GDB_STOP_HWBREAK)
         f->rflags |= X86_RFLAGS_RF;         /* the instruction breakpoint is a fault: resume past it once */
     __atomic_store_n(&gdbstub_frames[me->index], 0, __ATOMIC_RELEASE);

@@ -5,6 +5,8 @@
 #include <hv/types.h>
 
 bool gdb_uart_ready(u16 base);      /* a received byte waits */
+/* FIFOs on while the stub serves gdb, off while the guest runs (uart.c says why); no byte is lost. */
+void gdb_uart_serving(u16 base, bool serving);
 int gdb_uart_getc(void *ctx);
 void gdb_uart_putc(void *ctx, u8 c);
 
