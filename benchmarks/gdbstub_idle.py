@@ -2,7 +2,7 @@
 
 Each configuration boots the hypervisor with `storm_iters=N` (every CPU executes N CPUIDs after the
 self-test, then the run ends). "absent": no stub; "idle": the stub on COM3 (QEMU: `--gdb-stub hv`,
-Bochs: `--gdb`, both with no gdb connected), so every exit pays the stub's poll (a counter, and an
+Bochs: `--gdb`, both with no gdb connected), so every exit pays the stub's poll (a countdown inline, and an
 `inb` of the UART's LSR every 256th exit) and, on VT-x, the VMX-preemption timer is armed. Bochs runs
 300 k exits: 50 k (~1 s) drowned in the shared machine's noise. The boot and
 self-test cost (storm_iters=1) is subtracted; the two configurations alternate round by round (the

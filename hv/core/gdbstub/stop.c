@@ -22,7 +22,6 @@
 
 #include "hv_target.h"
 
-#define POLL_EVERY 256              /* exits between two looks at the UART, per CPU (a port read is costly under TCG) */
 #define PARK_TIMEOUT_MS 10000       /* a kicked CPU that never parks: listed as running, said after the resume */
 
 u16 gdbstub_port;
@@ -34,10 +33,9 @@ static volatile u32 release_gen;    /* bumped by each resume: parked CPUs leave 
  * NMI can be taken late (SVM holds it while GIF = 0, the CPU may have parked at an exit instead): one
  * that arrives during or after the resume must not park the CPU again, or the resume would wait for it.
  */
-static volatile u32 halting;
+volatile u32 gdbstub_halting;
 static u32 stepping[HV_MAX_CPUS];   /* 1: the CPU's next #DB ends the single step gdb asked for; 2: see serve() */
 static u64 step_from[HV_MAX_CPUS];  /* stepping 2: the parked RIP whose instruction the step executes */
-static u32 polls[HV_MAX_CPUS];
 struct exception_frame *volatile gdbstub_frames[HV_MAX_CPUS];
 
 void gdbstub_init(void)
@@ -81,7 +79,7 @@ void gdbstub_park_frame(struct exception_frame *f)
 
 void gdbstub_kicked(void)
 {
-    if (__atomic_load_n(&halting, __ATOMIC_ACQUIRE) && __atomic_load_n(&owner, __ATOMIC_ACQUIRE) != this_cpu()->index + 1)
+    if (__atomic_load_n(&gdbstub_halting, __ATOMIC_ACQUIRE) && __atomic_load_n(&owner, __ATOMIC_ACQUIRE) != this_cpu()->index + 1)
         gdbstub_park_here();
 }
 
@@ -207,7 +205,7 @@ bool gdbstub_exception(struct exception_frame *f)
          * stopped first: park (a breakpoint's int3 runs again after the resume; a step is superseded,
          * as gdb takes it when another thread's stop is reported).
          */
-        if (f->vector == 1 && !__atomic_load_n(&halting, __ATOMIC_ACQUIRE)) {
+        if (f->vector == 1 && !__atomic_load_n(&gdbstub_halting, __ATOMIC_ACQUIRE)) {
             cpu_relax();
             none = 0;
             continue;
@@ -216,7 +214,7 @@ bool gdbstub_exception(struct exception_frame *f)
         return true;
     }
     __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
-    __atomic_store_n(&halting, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&gdbstub_halting, 1, __ATOMIC_RELEASE);
     stop_others(me);
     gdb_uart_serving(gdbstub_port, true);
     enum gdb_action act = serve(me, interrupt ? GDB_SIGINT : GDB_SIGTRAP, why, data_addr);
@@ -224,7 +222,7 @@ bool gdbstub_exception(struct exception_frame *f)
     if (why == GDB_STOP_HWBREAK)
         f->rflags |= X86_RFLAGS_RF;         /* the instruction breakpoint is a fault: resume past it once */
     __atomic_store_n(&gdbstub_frames[me->index], 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&halting, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&gdbstub_halting, 0, __ATOMIC_RELEASE);
     resume_others(me);
     __atomic_store_n(&owner, 0, __ATOMIC_RELEASE);
     if (unparked)           /* said now: while stopped, a parked CPU may hold the console lock */
@@ -242,11 +240,11 @@ void gdbstub_poll(struct percpu *pc)
      * the CPU out of the guest again and again without ever being taken in the host.
      */
     u32 o = __atomic_load_n(&owner, __ATOMIC_ACQUIRE);
-    if (o && o != pc->index + 1 && __atomic_load_n(&halting, __ATOMIC_ACQUIRE)) {
+    if (o && o != pc->index + 1 && __atomic_load_n(&gdbstub_halting, __ATOMIC_ACQUIRE)) {
         gdbstub_park_here();
         return;
     }
-    if (++polls[pc->index] % POLL_EVERY || o || !gdb_uart_ready(gdbstub_port))
-        return;
-    gdbstub_break();
+    /* Every 256th exit of a CPU (percpu.gdb_polls_left): a port read is costly under TCG. */
+    if (!o && !pc->gdb_polls_left && gdb_uart_ready(gdbstub_port))
+        gdbstub_break();
 }

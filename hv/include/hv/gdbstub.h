@@ -21,11 +21,14 @@ void gdbstub_init(void);
 bool gdbstub_exception(struct exception_frame *f);
 /* The hypervisor kicked this CPU (NMI): park it if a stop is in progress. */
 void gdbstub_kicked(void);
+/* 1 while a stop halts the CPUs (stop.c): an exit parks its CPU if the kick has not. */
+extern volatile u32 gdbstub_halting;
 /* At an exit: now and then, look for gdb's bytes on the UART (Ctrl-C, a new connection). */
 void gdbstub_poll(struct percpu *pc);
+/* Every exit with the stub on: a countdown and a flag inline (6 instructions), the call only when due. */
 static inline void gdbstub_exit_poll(struct percpu *pc)
 {
-    if (gdbstub_port)
+    if (__builtin_expect(gdbstub_port != 0, 0) && (!--pc->gdb_polls_left || gdbstub_halting))
         gdbstub_poll(pc);
 }
 

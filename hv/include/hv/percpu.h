@@ -78,6 +78,7 @@ struct percpu {
     volatile u32 nmi_pending;       /* an NMI for the guest that arrived while it could not take it */
     volatile u32 kicked;            /* an NMI IPI the hypervisor sent to bring this CPU out of the guest */
     bool dr_swapped;                /* the gdb stub's DR0-DR3/DR7 loaded for this exit, the guest's in guest_dr */
+    u8 gdb_polls_left;              /* exits until the gdb stub looks at its UART again (wraps: every 256th) */
     u64 guest_dr[5];                /* DR0-DR3 and DR6 of the guest while dr_swapped (core/gdbstub/debugregs.c) */
     const char *end_reason;         /* set by a handler that ends the run: trace_exit() records the exit, then ends */
     u32 end_status;
