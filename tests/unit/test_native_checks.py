@@ -17,6 +17,8 @@ with at least the number of checks it had when written (so a test that lost its 
 - test_breaks: exit-break evaluation (hv/core/trace/break_compile.c, breaks.c): the per-CPU pre-decoded
   form agrees with abi.h's meaning for every op on boundary values and for random whole tables, and
   while a tool rewrites the table (abi.h's protocol) no stale or torn entry fires;
+- test_uart: the gdb stub's UART layer (hv/core/gdbstub/uart.c) against a 16550 model: FIFOs off while
+  the guest runs, on while the stub serves gdb, and no received byte lost by a switch (issue 17);
 - test_string: the word-at-a-time memset/memcpy/memcmp (hv/core/lib/string.c) against byte references,
   every size 0..64 at every misalignment, guard bytes untouched.
 """
@@ -40,6 +42,7 @@ NATIVE = Path(__file__).resolve().parents[1] / "native"
         ("test_apic_policy", 2000),
         ("test_string", 500000),
         ("test_breaks", 1000000),
+        ("test_uart", 68),
     ],
 )
 def test_native_checks(tmp_path: Path, target: str, at_least: int) -> None:
