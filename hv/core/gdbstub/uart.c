@@ -8,7 +8,7 @@
  * needs one byte (Ctrl-C, or the first of a new gdb's packet) and the 16450 mode's holding register
  * keeps it. An emulated UART costs its emulator per byte time with the FIFO on: Bochs 2.7 then polls a
  * socket-attached port's socket at every byte time (a select() per 87 us of guest time at 115200 baud),
- * and with it off every 100 ms while nothing arrives: 8 % of a CPUID storm's exit rate (issue 17).
+ * and with it off every 100 ms while nothing arrives: 7 % of a CPUID storm's exit rate (issue 17).
  */
 #include <hv/gdb_uart.h>
 #include <hv/timer.h>

@@ -25,7 +25,7 @@ void gdbstub_kicked(void);
 extern volatile u32 gdbstub_halting;
 /* At an exit: now and then, look for gdb's bytes on the UART (Ctrl-C, a new connection). */
 void gdbstub_poll(struct percpu *pc);
-/* Every exit with the stub on: a countdown and a flag inline (6 instructions), the call only when due. */
+/* Every exit with the stub on: a countdown and a flag inline (+5 instructions a trip), the call when due. */
 static inline void gdbstub_exit_poll(struct percpu *pc)
 {
     if (__builtin_expect(gdbstub_port != 0, 0) && (!--pc->gdb_polls_left || gdbstub_halting))
