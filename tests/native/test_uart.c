@@ -7,12 +7,11 @@
 #include <string.h>
 
 #include <hv/gdb_uart.h>
+#include <hv/uart_regs.h>
 
 #include "check.h"
 
 #define BASE 0x3e8
-#define LSR_DR 0x01
-#define LSR_THRE 0x20
 
 static struct {
     uint8_t rx[16];
@@ -39,8 +38,8 @@ static void arrive_all(const char *s)
 
 uint8_t inb(uint16_t port)
 {
-    if (port == BASE + 5)
-        return LSR_THRE | (m.count ? LSR_DR : 0);
+    if (port == BASE + UART_LSR)
+        return UART_LSR_THRE | (m.count ? UART_LSR_DR : 0);
     if (port == BASE && m.count) {
         uint8_t c = m.rx[0];
         memmove(m.rx, m.rx + 1, --m.count);
@@ -51,7 +50,7 @@ uint8_t inb(uint16_t port)
 
 void outb(uint16_t port, uint8_t v)
 {
-    if (port == BASE + 2) {
+    if (port == BASE + UART_FCR) {
         m.fcr_writes++;
         if ((bool)(v & 1) != m.fifo || (v & 2))
             m.count = 0;                /* a mode change (or RX reset) clears the receiver */

@@ -12,12 +12,9 @@
  */
 #include <hv/gdb_uart.h>
 #include <hv/timer.h>
+#include <hv/uart_regs.h>
 #include <hv/x86.h>
 
-#define UART_FCR 2
-#define UART_LSR 5
-#define UART_LSR_DR 0x01
-#define UART_LSR_THRE 0x20
 #define UART_FCR_ON 0x01                /* FIFOs on, receive trigger at 1 byte */
 #define UART_FIFO_BYTES 16
 

@@ -16,11 +16,8 @@
 #include <hv/console.h>
 #include <hv/percpu.h>
 #include <hv/spinlock.h>
+#include <hv/uart_regs.h>
 #include <hv/x86.h>
-
-#define UART_LSR 5
-#define UART_LSR_THRE 0x20
-#define UART_LSR_TEMT 0x40
 
 static spinlock_t console_lock;
 static u16 uart_base;           /* the UART the console uses (HV_CONSOLE_UART, or COM1), 0 if none */
@@ -32,7 +29,7 @@ bool uart_init(u16 base, u16 divisor)
     outb(base + 0, (u8)divisor);
     outb(base + 1, (u8)(divisor >> 8));
     outb(base + 3, 0x03);   /* 8N1 */
-    outb(base + 2, 0xc7);   /* FIFO on, cleared */
+    outb(base + UART_FCR, 0xc7);    /* FIFO on, cleared */
     outb(base + 4, 0x03);   /* DTR, RTS */
     /* No device answers with 0xFF on every register (an ISA bus with nothing decoding the port). */
     return inb(base + UART_LSR) != 0xff;
