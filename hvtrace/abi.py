@@ -204,7 +204,7 @@ class HvRing(ctypes.LittleEndianStructure):
         ("wait_ticks", ctypes.c_uint64),  # longest wait for the reader (TSC ticks, 0 = never)
         ("waited_ticks", ctypes.c_uint64),  # TSC ticks spent waiting for the reader so far
         ("wait_expired", ctypes.c_uint32),  # 1: a wait ran out, the ring no longer waits
-        ("reserved2", ctypes.c_uint32),
+        ("overwrites", ctypes.c_uint32),  # producer-private: full and no reader attached overwrites
     )
 
 

@@ -338,7 +338,6 @@ void svm_exit_dispatch(struct guest_regs *regs)
     pc->exit_regs = (u64 *)regs;
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
-    struct hv_record *rec = trace_exit_begin(pc, s->vmcb->save.cr3);
     /*
      * EXITCODE is 64 bits with VMEXIT_INVALID = -1 (APM Appendix C); QEMU TCG stores its 32-bit code
      * zero-extended (0xffffffff). Sign-extend the negative codes so both read as -1 / -2.
@@ -346,14 +345,13 @@ void svm_exit_dispatch(struct guest_regs *regs)
     u64 code = v->control.exitcode;
     if ((code >> 32) == 0 && (u32)code >= 0xfffffff0u)
         code = (u64)(i64)(int)(u32)code;
+    /* the reason 0xffff for VMEXIT_INVALID (-1) */
+    struct hv_record *rec = trace_exit_begin(pc, v->save.cr3, (u16)code, v->control.exitinfo1, v->save.rip);
     struct svm_exit x = { { &svm_vcpu_ops, pc, (u64 *)regs, rec, "svm", { 0 } }, s, v, code };
     regs->rax = v->save.rax;            /* handlers see RAX in the frame like every other GPR */
     v->control.tlb_control = SVM_TLB_NOTHING;
     v->control.event_inj = 0;
 
-    rec->reason = (u16)x.code;          /* VMEXIT_INVALID (-1) becomes 0xffff */
-    rec->qual = v->control.exitinfo1;
-    rec->rip = v->save.rip;
     int idx = x.code < 0x100 ? (int)x.code : svm_exit_index(x.code);     /* the dense codes are their index */
     if (idx >= 0)
         s->exits[idx]++;

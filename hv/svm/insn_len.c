@@ -5,7 +5,6 @@
  * the caller stops, so a wrong length can never silently resume the guest mid-instruction.
  * Encodings: AMD APM Vol. 3 1.2 (legacy prefixes, REX) and Appendix A (opcode maps).
  */
-#include <hv/guest_mem.h>
 #include <hv/svm/svm.h>
 #include <hv/svm/vcpu.h>
 
@@ -70,27 +69,4 @@ u32 svm_insn_len(const u8 *p, u32 n, bool long_mode, u64 code)
         return op == 0x33 ? len : 0;
     }
     return 0;
-}
-
-/*
- * The same length decoded from the bytes in place, through this CPU's cached translation of the code
- * page (guest_code_bytes(): checked against the guest's paging entries on every call, so a remapped
- * page or a new CR3 is walked again). 0 when the bytes are not cached or the instruction runs past the
- * page: the caller then copies them through a full walk (svm_fetch_insn).
- */
-u32 svm_insn_len_in_place(struct svm_exit *x)
-{
-    const struct vmcb_save *s = &x->vmcb->save;
-    struct guest_paging p = { s->cr0, s->cr3, s->cr4, s->efer };    /* EFER.SVME plays no part in a walk */
-    u32 avail;
-    const u8 *b = guest_code_bytes(&p, s->cs.base + s->rip, &avail);
-    if (!b)
-        return 0;
-    /* The usual: the opcode the exit implies, no prefix (nothing else to check, APM Vol. 3 1.2). */
-    if (avail >= 2 && b[0] == 0x0f &&
-        ((x->code == SVM_EXIT_CPUID && b[1] == 0xa2) || (x->code == SVM_EXIT_MSR && (b[1] == 0x32 || b[1] == 0x30))))
-        return 2;
-    /* 64-bit mode (EFER.LMA and CS.L, APM Vol. 2 Table B-2): only there is 4x a REX prefix. */
-    bool long_mode = (s->efer & EFER_LMA) && (s->cs.attrib & VMCB_ATTR_L);
-    return svm_insn_len(b, avail, long_mode, x->code);
 }

@@ -85,6 +85,41 @@ u32 svm_fetch_insn(struct svm_exit *x, u8 *buf, u32 len)
 }
 
 /*
+ * The length decoded from the bytes in place, through this CPU's cached translation of the code page
+ * (guest_code_bytes(): checked against the guest's paging entries on every call, so a remapped page
+ * or a new CR3 is walked again). 0 when the bytes are not cached or the instruction runs past the
+ * page: the caller then copies them through a full walk (svm_fetch_insn).
+ */
+static inline u32 insn_len_in_place(struct svm_exit *x)
+{
+    const struct vmcb_save *s = &x->vmcb->save;
+    struct guest_paging p = { s->cr0, s->cr3, s->cr4, s->efer };    /* EFER.SVME plays no part in a walk */
+    u32 avail;
+    const u8 *b = guest_code_bytes(&p, s->cs.base + s->rip, x->vcpu.pc->index, &avail);
+    if (!b)
+        return 0;
+    /* The usual: the opcode the exit implies, no prefix (nothing else to check, APM Vol. 3 1.2). */
+    if (avail >= 2 && b[0] == 0x0f &&
+        ((x->code == SVM_EXIT_CPUID && b[1] == 0xa2) || (x->code == SVM_EXIT_MSR && (b[1] == 0x32 || b[1] == 0x30))))
+        return 2;
+    /* 64-bit mode (EFER.LMA and CS.L, APM Vol. 2 Table B-2): only there is 4x a REX prefix. */
+    bool long_mode = (s->efer & EFER_LMA) && (s->cs.attrib & VMCB_ATTR_L);
+    return svm_insn_len(b, avail, long_mode, x->code);
+}
+
+/* The length decoded from a copy of the bytes (out of line: the page is not cached, or the bytes cross it). */
+static __attribute__((noinline)) u32 insn_len_copied(struct svm_exit *x)
+{
+    u8 b[15] = { 0 };
+    u32 n = svm_fetch_insn(x, b, sizeof(b));
+    u32 len = n ? svm_insn_len(b, n, code_bits(&x->vcpu) == 64, x->code) : 0;
+    if (!len)
+        printk("svm: CPU %u: cannot decode the length of the exiting instruction: %02x %02x %02x %02x\n",
+               x->vcpu.pc->index, b[0], b[1], b[2], b[3]);
+    return len;
+}
+
+/*
  * The exiting instruction's length: next_rip where the CPU saves it (NRIPS, APM 15.7.1), EXITINFO2 for
  * IOIO (15.10.2), else decoded at guest RIP and checked against the instruction the exit code implies.
  */
@@ -96,16 +131,8 @@ static u32 insn_len(struct vcpu *v)
         return (u32)(vm->control.exitinfo2 - vm->save.rip);
     if (x->s->nrips && vm->control.next_rip)
         return (u32)(vm->control.next_rip - vm->save.rip);
-    u32 len = svm_insn_len_in_place(x);
-    if (len)
-        return len;
-    u8 b[15] = { 0 };
-    u32 n = svm_fetch_insn(x, b, sizeof(b));
-    len = n ? svm_insn_len(b, n, code_bits(v) == 64, x->code) : 0;
-    if (!len)
-        printk("svm: CPU %u: cannot decode the length of the exiting instruction: %02x %02x %02x %02x\n",
-               v->pc->index, b[0], b[1], b[2], b[3]);
-    return len;
+    u32 len = insn_len_in_place(x);
+    return len ? len : insn_len_copied(x);
 }
 
 /* Past the instruction; the STI / MOV-SS shadow ends with it (15.21.5). */

@@ -333,18 +333,16 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     pc->in_root = 1;
     gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
     pc->exit_regs = (u64 *)regs;
-    struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3));
+    u32 reason = (u32)vmread(VM_EXIT_REASON), basic = reason & 0xffff;
+    u64 qual = vmread(EXIT_QUALIFICATION);
+    struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3), (u16)basic, qual, vmread(GUEST_RIP));
     struct vmx_cpu *v = pc->vendor;     /* a local (x escapes to the handlers): kept in a register for the end */
     struct vmx_exit x = {
         .vcpu = { &vmx_vcpu_ops, pc, (u64 *)regs, rec, "vmx", { 0 } },
         .v = v,
-        .reason = (u32)vmread(VM_EXIT_REASON),
-        .qual = vmread(EXIT_QUALIFICATION),
+        .reason = reason,
+        .qual = qual,
     };
-    u32 basic = x.reason & 0xffff;
-    rec->reason = (u16)basic;
-    rec->qual = x.qual;
-    rec->rip = vmread(GUEST_RIP);
     rec->insn_len = (u8)vmread(VM_EXIT_INSTRUCTION_LEN);
     if (x.reason & EXIT_REASON_ENTRY_FAILURE) {
         rec->kind = HV_EXIT_ENTRY_FAILURE;

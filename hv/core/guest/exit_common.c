@@ -19,10 +19,6 @@
 #include <hv/stage2.h>
 #include <hv/x86.h>
 
-#define CPUID_1_ECX_VMX         (1u << 5)
-#define CPUID_1_ECX_SMX         (1u << 6)
-#define CPUID_80000001_ECX_SVM  (1u << 2)
-#define CPUID_7_EBX_PT          (1u << 25)   /* Intel Processor Trace (SDM Vol. 2A CPUID leaf 07H) */
 
 u32 cpu_phys_bits(void)
 {
@@ -39,37 +35,21 @@ u32 cpu_phys_bits(void)
     return bits;
 }
 
-/*
- * CPUID: the hypervisor leaves and the guest's CR4 mirrors come from hv_guest_cpuid. Neither
- * virtualization extension is offered (no nested virtualization), nor SMX; leaf 8000_000Ah is SVM's
- * feature leaf where the CPU has SVM (APM Vol. 3 E.4.9) and reads as zeros then.
- */
+/* CPUID: the guest's view (cpuid_leaves.h); only leaves 1 and 7 mirror CR4, the others need no paging read. */
 void exit_cpuid(struct vcpu *v)
 {
     u32 leaf = (u32)v->gpr[0], sub = (u32)v->gpr[1];
-    u32 a, b, c, d;
-    struct guest_paging p = { 0 };
-    if (leaf == 1 || leaf == 7)         /* only these mirror CR4: no paging read on the storm's leaves */
+    u64 cr4 = 0;
+    if (leaf == 1 || leaf == 7) {
+        struct guest_paging p;
         v->ops->paging(v, &p);
-    hv_guest_cpuid(leaf, sub, p.cr4, &a, &b, &c, &d);
-    if (leaf == 1) {
-        c &= ~(CPUID_1_ECX_VMX | CPUID_1_ECX_SMX);
-    } else if (leaf == 7 && sub == 0) {
-        b &= ~CPUID_7_EBX_PT;           /* its RTIT_* MSRs are #GP (msr_policy.c): PT is not offered */
-    } else if (leaf == 0x14) {
-        a = b = c = d = 0;              /* PT's leaf, absent with the feature bit */
-    } else if (leaf == 0x80000001) {
-        c &= ~CPUID_80000001_ECX_SVM;
-    } else if (leaf == 0x8000000a) {
-        u32 ha, hb, hc, hd;
-        cpuid(0x80000001, 0, &ha, &hb, &hc, &hd);
-        if (hc & CPUID_80000001_ECX_SVM)
-            a = b = c = d = 0;
+        cr4 = p.cr4;
     }
-    v->gpr[0] = a;
-    v->gpr[3] = b;
-    v->gpr[1] = c;
-    v->gpr[2] = d;
+    struct cpuid_regs r = hv_guest_cpuid(leaf, sub, cr4);
+    v->gpr[0] = r.a;
+    v->gpr[3] = r.b;
+    v->gpr[1] = r.c;
+    v->gpr[2] = r.d;
     vcpu_skip(v);
 }
 

@@ -72,7 +72,7 @@ static void phys_copy(u64 gpa, u8 *buf, u32 len, bool write)
 
 /*
  * The paging-structure entries one translation read, in order: what guest_code_bytes() reads again to
- * prove a cached translation still holds. 'cacheable' is cleared by an entry above the identity map
+ * prove a cached translation still holds (struct code_cache keeps them by width). 'cacheable' is cleared by an entry above the identity map
  * (its window pointer does not last).
  */
 #define WALK_MAX 5
@@ -195,66 +195,30 @@ bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa)
     return translate(p, linear, gpa, NULL);
 }
 
-/*
- * guest_code_bytes: one cached translation per CPU, of the page holding the code of its last exit. It
- * is reused only while the paging registers that shape a walk are the same and every entry the walk
- * read still holds the value it read: then a new walk would read the same entries and end at the
- * same page, so the cache gives exactly what guest_read_linear() would (a guest that remaps the page,
- * switches CR3 or changes paging mode gets a new walk). The page is cached only when it is guest RAM
- * in full and it and its entries lie in the identity map.
- */
-struct code_cache {
-    bool valid;
-    u64 cr3, mode, page, gpa;
-    struct walk_log log;
-};
+struct code_cache guest_code_cache[HV_MAX_CPUS];
 
-static struct code_cache code_cache[HV_MAX_CPUS];
-
-static u64 walk_mode(const struct guest_paging *p)
+const u8 *guest_code_walk(struct code_cache *c, u64 cr0, u64 cr3, u64 cr4, u64 efer, u64 page)
 {
-    /* distinct bits: CR0.PG 31, CR4.PSE 4 / PAE 5 / LA57 12, EFER.LMA 10 */
-    return (p->cr0 & X86_CR0_PG) | (p->cr4 & (X86_CR4_PSE | X86_CR4_PAE | X86_CR4_LA57)) | (p->efer & X86_EFER_LMA);
-}
-
-static bool walk_unchanged(const struct walk_log *log)
-{
-    for (u32 i = 0; i < log->n; i++) {
-        u64 now = log->wide[i] ? *(const volatile u64 *)log->entry[i] : *(const volatile u32 *)log->entry[i];
-        if (now != log->value[i])
-            return false;
-    }
-    return true;
-}
-
-/* A new walk into the cache (kept out of line: the usual call is the check above it). */
-static __attribute__((noinline)) bool code_cache_fill(struct code_cache *c, const struct guest_paging *p, u64 page,
-                                                      u64 mode)
-{
-    c->valid = false;
-    c->log.n = 0;
-    c->log.cacheable = true;
+    struct guest_paging p = { cr0, cr3, cr4, efer };
+    struct walk_log log = { .cacheable = true };
     u64 gpa;
-    if (!translate(p, page, &gpa, &c->log) || !c->log.cacheable || gpa >= HIGH_WINDOW_BASE ||
-        !readable(gpa, PAGE_SIZE))
-        return false;
-    c->cr3 = p->cr3;
-    c->mode = mode;
+    c->bytes = 0;
+    if (!translate(&p, page, &gpa, &log) || !log.cacheable || gpa >= HIGH_WINDOW_BASE || !readable(gpa, PAGE_SIZE))
+        return 0;
+    c->wide = c->narrow = 0;
+    for (u32 i = 0; i < log.n; i++) {
+        if (log.wide[i]) {
+            c->e64[c->wide] = log.entry[i];
+            c->v64[c->wide++] = log.value[i];
+        } else {
+            c->e32[c->narrow] = log.entry[i];
+            c->v32[c->narrow++] = (u32)log.value[i];
+        }
+    }
     c->page = page;
-    c->gpa = gpa;
-    c->valid = true;
-    return true;
-}
-
-const u8 *guest_code_bytes(const struct guest_paging *p, u64 linear, u32 *avail)
-{
-    struct code_cache *c = &code_cache[this_cpu()->index];
-    u64 page = linear & ~(u64)(PAGE_SIZE - 1), mode = walk_mode(p);
-    bool hit = c->valid && c->page == page && c->cr3 == p->cr3 && c->mode == mode && walk_unchanged(&c->log);
-    if (!hit && !code_cache_fill(c, p, page, mode))
-        return NULL;
-    *avail = PAGE_SIZE - (u32)(linear & (PAGE_SIZE - 1));
-    return (const u8 *)(uintptr_t)(c->gpa + (linear & (PAGE_SIZE - 1)));     /* the identity map */
+    c->key = p;
+    c->bytes = (const u8 *)(uintptr_t)gpa;          /* the identity map */
+    return c->bytes;
 }
 
 bool guest_read_phys(u64 gpa, void *out, u32 len)

@@ -25,6 +25,7 @@ void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enable
     r->wait_ticks = wait_ticks;
     r->waited_ticks = 0;
     r->wait_expired = 0;
+    r->overwrites = policy == HV_RING_OVERWRITE && !wait_ticks;
 }
 
 static u32 ring_reader(const struct hv_ring *r)
@@ -62,8 +63,10 @@ static bool ring_wait(struct hv_ring *r, u64 head)
             break;
         u64 waited = __builtin_ia32_rdtsc() - start;
         if (!ring_waits(r, reader) || waited > r->wait_ticks) {
-            if (ring_waits(r, reader))
+            if (ring_waits(r, reader)) {
                 r->wait_expired = 1;
+                r->overwrites = r->policy == HV_RING_OVERWRITE;     /* ring_bounded() without the wait */
+            }
             r->waited_ticks += waited;
             return false;
         }

@@ -285,7 +285,8 @@ struct hv_ring {
     uint64_t wait_ticks;    /* longest wait for the reader, TSC ticks (0 = never wait) */
     uint64_t waited_ticks;  /* TSC ticks spent waiting for the reader so far */
     uint32_t wait_expired;  /* 1: a wait ran out; the ring no longer waits */
-    uint32_t reserved2;
+    uint32_t overwrites;    /* producer-private: 1 while a full ring overwrites its oldest record
+                               whenever no reader is attached (policy OVERWRITE, no wait pending) */
 };
 
 /*

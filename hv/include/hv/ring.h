@@ -47,15 +47,20 @@ static inline struct hv_record *ring_slot_rewrite(struct hv_ring *r, u64 head)
     __asm__ volatile("" ::: "memory");          /* before any field (ring.c's publication order) */
     return slot;
 }
-/* ring_reserve's case of a full ring (out of line: it may wait, or drop). */
+/* ring_reserve's case of a full ring that may wait or drop (out of line). */
 struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head);
-/* Inline: on every exit; a ring with room needs no look at its reader. */
+/*
+ * Inline: on every exit. A ring with room needs no look at its reader; a full one that nobody reads
+ * overwrites its oldest record here too ('overwrites': the usual state of a ring without a reader,
+ * issue 18), and only a bounded one (abi.h policies) goes out of line.
+ */
 static inline struct hv_record *ring_reserve(struct hv_ring *r)
 {
     if (!__atomic_load_n(&r->enabled, __ATOMIC_RELAXED))
         return 0;
     u64 head = r->head;
-    if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->capacity)
+    if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->capacity &&
+        !(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
         return ring_reserve_full(r, head);
     return ring_slot_rewrite(r, head);
 }

@@ -19,7 +19,5 @@ extern const struct vcpu_ops svm_vcpu_ops;
  * when the next page is not mapped. Returns how many bytes were read (0: RIP itself is not mapped).
  */
 u32 svm_fetch_insn(struct svm_exit *x, u8 *buf, u32 len);
-/* The exiting instruction's length from its bytes in place (cached translation; 0: decode a copy). */
-u32 svm_insn_len_in_place(struct svm_exit *x);
 
 #endif
