@@ -42,6 +42,7 @@ import argparse
 import bisect
 import collections
 import json
+import re
 import sys
 import tempfile
 import time
@@ -128,9 +129,11 @@ class Symbols:
                         syms[at] = s.name
         self.addrs = sorted(syms)
         self.names = [syms[a] for a in self.addrs]
-        loop = self.addrs[self.names.index("svm_vmrun_loop")]
-        off = data.index(VMRUN, loop - self.text_lo)
-        self.vmrun = self.text_lo + off
+        # Every VMRUN of the loop (one per kind of guest: blue pill, loaded), up to the next symbol.
+        i = self.names.index("svm_vmrun_loop")
+        end = self.addrs[i + 1] if i + 1 < len(self.addrs) else self.text_hi
+        lo, hi = self.addrs[i] - self.text_lo, end - self.text_lo
+        self.vmruns = [self.text_lo + lo + m.start() for m in re.finditer(re.escape(VMRUN), data[lo:hi])]
 
     def addr(self, name: str) -> int:
         return self.addrs[self.names.index(name)]
@@ -143,10 +146,8 @@ class Symbols:
 def step_trips(gdb: Gdb, slide: int, syms: Symbols, trips: int) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="exit-path-") as tmp:
         out = Path(tmp) / "trips.json"
-        vmrun = syms.vmrun + slide
-        reply = gdb.cmd(
-            f"python hv_exit_trips({vmrun + len(VMRUN)}, {vmrun}, {trips}, {STEP_LIMIT}, '{out}')"
-        )
+        vmruns = [v + slide for v in syms.vmruns]
+        reply = gdb.cmd(f"python hv_exit_trips({vmruns}, {len(VMRUN)}, {trips}, {STEP_LIMIT}, '{out}')")
         if reply.error is not None:
             raise RuntimeError(reply.error)
         deadline = time.monotonic() + 1800

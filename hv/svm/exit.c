@@ -10,15 +10,18 @@
 #include <hv/apic_step.h>
 #include <hv/console.h>
 #include <hv/exit_common.h>
+#include <hv/exit_fast.h>
+#include <hv/guest_mem.h>
 #include <hv/gdbstub.h>
 #include <hv/panic.h>
 #include <hv/svm/halt.h>
 #include <hv/svm/vcpu.h>
 #include <hv/trace.h>
+#include <hv/x86.h>
 
 typedef void (*exit_handler)(struct svm_exit *);
 
-static void cpuid(struct svm_exit *x) { exit_cpuid(&x->vcpu); }
+static void cpuid_full(struct svm_exit *x) { exit_cpuid(&x->vcpu); }
 static void invd(struct svm_exit *x) { exit_invd(&x->vcpu); }
 static void vmmcall(struct svm_exit *x) { exit_hypercall(&x->vcpu); }
 static void xsetbv(struct svm_exit *x) { exit_xsetbv(&x->vcpu); }
@@ -217,7 +220,7 @@ static const struct exit_entry exit_table[0x100] = {
     [SVM_EXIT_INTR] = { intr, HV_EXIT_OTHER },
     [SVM_EXIT_SMI] = { smi, HV_EXIT_OTHER },
     [SVM_EXIT_HLT] = { svm_halt_exit, HV_EXIT_HLT },
-    [SVM_EXIT_CPUID] = { cpuid, HV_EXIT_CPUID },
+    [SVM_EXIT_CPUID] = { cpuid_full, HV_EXIT_CPUID },
     [SVM_EXIT_IRET] = { svm_intr_iret_exit, HV_EXIT_OTHER },
     [SVM_EXIT_INVD] = { invd, HV_EXIT_INVD },
     [SVM_EXIT_MSR] = { msr, HV_EXIT_MSR_READ },         /* MSR_WRITE when EXITINFO1 = 1 */
@@ -330,13 +333,67 @@ static void note_interrupted_event(struct svm_exit *x)
     };
 }
 
+static __attribute__((noinline)) void exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs);
+
+/*
+ * CPUID's fast path (exit_fast.h), or the full one, which gives the same result, unless the exit needs
+ * nothing but the instruction emulated and its length is known without a copy: from next_rip (NRIPS),
+ * or 0F A2 in place through the cached translation of the code page (guest_mem.h, checked against the
+ * guest's paging entries). A prefixed CPUID, an uncached page, an event the exit interrupted
+ * (EXITINTINFO, APM 15.7.2), the guest's RFLAGS.TF or its HLT take the full path.
+ */
+static __attribute__((noinline)) void cpuid_exit(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs)
+{
+    struct vmcb *v = s->vmcb;
+    if (!exit_fast_quiet(pc) || s->halted || (v->control.exitintinfo & SVM_EVT_VALID) ||
+        (v->save.rflags & X86_RFLAGS_TF))
+        goto full;
+    u32 len = 2;
+    if (s->nrips && v->control.next_rip) {
+        len = (u32)(v->control.next_rip - v->save.rip);
+    } else {
+        /* No walk here: a page not cached takes the full path, whose length decode caches it. */
+        struct guest_paging p = { v->save.cr0, v->save.cr3, v->save.cr4, v->save.efer };
+        u64 linear = v->save.cs.base + v->save.rip;
+        const u8 *b;
+        if (!guest_code_cached(&p, linear, pc->index, &b) || (linear & (PAGE_SIZE - 1)) == PAGE_SIZE - 1 ||
+            b[0] != 0x0f || b[1] != 0xa2)
+            goto full;
+    }
+    pc->exit_regs = (u64 *)regs;
+    regs->rax = v->save.rax;
+    /* the record's operands: leaf and sub-leaf (exit_record_gpr_operands) */
+    struct hv_record *rec = trace_exit_begin_as(pc, v->save.cr3, SVM_EXIT_CPUID, v->control.exitinfo1, v->save.rip,
+                                                HV_EXIT_CPUID, (u8)len, (u32)regs->rax, (u32)regs->rcx);
+    s->exits[SVM_EXIT_CPUID]++;
+    v->control.tlb_control = SVM_TLB_NOTHING;
+    v->control.event_inj = 0;
+    exit_fast_cpuid((u64 *)regs, v->save.cr4);
+    v->save.rax = regs->rax;
+    v->save.rip += len;                 /* past the instruction, which ends an STI shadow (15.21.5) */
+    v->control.interrupt_shadow &= ~1ull;
+    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID);
+    return;
+full:
+    exit_full(pc, s, regs);
+}
+
 void svm_exit_dispatch(struct guest_regs *regs)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
+    struct svm_cpu *s = pc->vendor;
+    if (s->vmcb->control.exitcode == SVM_EXIT_CPUID)
+        cpuid_exit(pc, s, regs);
+    else
+        exit_full(pc, s, regs);
+}
+
+/* Every exit the fast path does not take: decoded, handled through exit_table, finished in core. */
+static void exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs)
+{
     gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
     pc->exit_regs = (u64 *)regs;
-    struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
     /*
      * EXITCODE is 64 bits with VMEXIT_INVALID = -1 (APM Appendix C); QEMU TCG stores its 32-bit code

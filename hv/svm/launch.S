@@ -52,25 +52,33 @@ svm_vmrun_loop:
     movq %r8, %rcx
     rep stosq
 3:  clgi
-    movq FRAME_HOST_VMCB(%rsp), %rax
-    testq %rax, %rax
-    jz 2f
-    vmsave
-2:  LOAD_GUEST_GPRS %rsp
+    cmpq $0, FRAME_HOST_VMCB(%rsp)
+    jnz .Lloaded_guest
+
+    /* The blue-pill guest shares the host's VMSAVE state: one round is GPRs, VMRUN, GPRs, dispatch. */
+.Lblue_pill_round:
+    LOAD_GUEST_GPRS %rsp
     movq FRAME_VMCB(%rsp), %rax
-    cmpq $0, FRAME_HOST_VMCB(%rsp)
-    jz 4f
-    vmload
-4:  vmrun
-    /* #VMEXIT: RSP and RAX are the host's again (the frame, the VMCB address); the rest is the guest's. */
-    cmpq $0, FRAME_HOST_VMCB(%rsp)
-    jz 5f
-    vmsave
-5:  STORE_GUEST_GPRS %rsp
-    movq FRAME_HOST_VMCB(%rsp), %rax
-    testq %rax, %rax
-    jz 6f
-    vmload                          /* the host's GS base (struct percpu) and TR before any C code */
-6:  movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
+    vmrun
+    STORE_GUEST_GPRS %rsp
+    movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
     call svm_exit_dispatch
-    jmp 2b
+    jmp .Lblue_pill_round
+
+    /* A loaded guest: its VMSAVE state in the VMCB, the host's in host_vmcb (see the top). */
+.Lloaded_guest:
+    movq FRAME_HOST_VMCB(%rsp), %rax
+    vmsave
+.Lloaded_round:
+    LOAD_GUEST_GPRS %rsp
+    movq FRAME_VMCB(%rsp), %rax
+    vmload
+    vmrun
+    /* #VMEXIT: RSP and RAX are the host's again (the frame, the VMCB address); the rest is the guest's. */
+    vmsave
+    STORE_GUEST_GPRS %rsp
+    movq FRAME_HOST_VMCB(%rsp), %rax
+    vmload                          /* the host's GS base (struct percpu) and TR before any C code */
+    movq %rsp, %rdi
+    call svm_exit_dispatch
+    jmp .Lloaded_round

@@ -31,7 +31,7 @@
  *   the hypervisor injects (27.6, 27.7.2: the guest is active after its delivery). An NMI the guest
  *   blocks arms NMI-window exiting instead, whose exit injects it once unblocked, as the CPU would
  *   deliver it then; interrupt-window exiting is never used (no interrupt is ever injected);
- * - INIT: vcpu_check_init() puts the CPU in wait-for-SIPI and restarts it on a fresh VMCS (vmcs.c,
+ * - INIT: vcpu_exit_resume() puts the CPU in wait-for-SIPI and restarts it on a fresh VMCS (vmcs.c,
  *   vmx_halt_reset); it never comes back here.
  * Any other exit (a kick's NMI, the preemption timer of gdbstub=1, an NMI window with the NMI still
  * blocked) writes the HLT activity state back, whatever the emulator saved.

@@ -77,10 +77,10 @@ static void paging(struct vcpu *v, struct guest_paging *out)
 {
     (void)v;
     /* The guest's view: the bits the hypervisor owns come from the read shadows (26.6.6). */
-    u64 m0 = vmread(CR0_GUEST_HOST_MASK), m4 = vmread(CR4_GUEST_HOST_MASK);
+    u64 m0 = vmread(CR0_GUEST_HOST_MASK);
     out->cr0 = (vmread(GUEST_CR0) & ~m0) | (vmread(CR0_READ_SHADOW) & m0);
     out->cr3 = vmread(GUEST_CR3);
-    out->cr4 = (vmread(GUEST_CR4) & ~m4) | (vmread(CR4_READ_SHADOW) & m4);
+    out->cr4 = vmx_guest_cr4();
     out->efer = vmread(GUEST_IA32_EFER);
 }
 

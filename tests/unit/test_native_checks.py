@@ -19,6 +19,9 @@ with at least the number of checks it had when written (so a test that lost its 
   while a tool rewrites the table (abi.h's protocol) no stale or torn entry fires;
 - test_uart: the gdb stub's UART layer (hv/core/gdbstub/uart.c) against a 16550 model: FIFOs off while
   the guest runs, on while the stub serves gdb, and no received byte lost by a switch (issue 17);
+- test_cpuid: the guest's CPUID (hv/core/guest/cpuid_leaves.c) against the host CPU: every leaf the
+  exit's fast path executes itself (not cpuid_leaf_adjusted()) is the CPU's own answer, under any guest
+  CR4 (issue 18); the hypervisor's leaves and CR4 mirrors as documented;
 - test_string: the word-at-a-time memset/memcpy/memcmp (hv/core/lib/string.c) against byte references,
   every size 0..64 at every misalignment, guard bytes untouched.
 """
@@ -43,6 +46,7 @@ NATIVE = Path(__file__).resolve().parents[1] / "native"
         ("test_string", 500000),
         ("test_breaks", 1000000),
         ("test_uart", 68),
+        ("test_cpuid", 850),
     ],
 )
 def test_native_checks(tmp_path: Path, target: str, at_least: int) -> None:

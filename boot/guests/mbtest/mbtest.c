@@ -35,9 +35,12 @@
  *   x2apic_msr_xapic_mode  WRMSR to the x2APIC ICR (0x830) in xAPIC mode raises #GP
  *   prefixes       CPUID and RDMSR with legal prefixes (66, 2E, F3, 3E) behave as without
  *   insn_len_remap under PAE paging, code at one linear page: 3E 0F A2 40 C3 (prefixed CPUID; INC EAX;
- *                  RET), then the page remapped (same RIP) to 0F A2 40 40 C3: each CPUID exits and is
- *                  stepped over by its own length (EAX + 1, then + 2; a length decoded from the old
- *                  bytes would give + 1 again). The hypervisor caches code translations (guest_mem.c)
+ *                  RET), then the page remapped (same RIP) to 0F A2 40 40 C3 (called twice: the second
+ *                  finds the translation cached), remapped back, then those bytes rewritten in place to
+ *                  the unprefixed form: each CPUID exits and is stepped over by its own length (EAX + 1,
+ *                  + 2, + 2, + 1, + 2; a length decoded from stale bytes or a stale translation gives the
+ *                  other). The hypervisor caches code translations (guest_mem.c), and its CPUID fast path
+ *                  reads through that cache (exit_fast.h)
  *   nmi_self       an NMI IPI to its own APIC ID arrives once
  *   db_hole_stack  a single-step #DB whose frame lands on a first-touched page (the VGA text buffer,
  *                  a memory-map hole the hypervisor maps on demand) is delivered, not lost
@@ -1419,19 +1422,35 @@ static void check_insn_len_remap(void)
     pae_pd[3][256] = (u32)remap_pt | PG_P | PG_W;
     __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
     u32 before = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_CPUID);
-    u32 first = call_window();
+    u32 got[5], want[5] = { a + 1, a + 2, a + 2, a + 1, a + 2 };
+    got[0] = call_window();
     remap_pt[0] = (u32)remap_code[1] | PG_P | PG_W;                /* same RIP, other code */
     __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
-    u32 second = call_window();
+    got[1] = call_window();
+    got[2] = call_window();                                         /* the translation cached */
+    remap_pt[0] = (u32)remap_code[0] | PG_P | PG_W;                /* back to the prefixed code */
+    __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
+    got[3] = call_window();
+    for (u32 j = 0; j < 5; j++)                                     /* the same page, new bytes */
+        remap_code[0][j] = code[1][j];
+    got[4] = call_window();
     u32 exits = hypercall(amd, HV_HC_EXIT_COUNT, HV_EXIT_CPUID) - before;
     pae_pd[3][256] = saved;
     __asm__ volatile("invlpg (%0)" : : "r"(WINDOW) : "memory");
     pae_off();
-    int ok = first == a + 1 && second == a + 2 && exits == 2;
-    step("insn_len_remap", ok, ok ? "CPUID at one RIP, page remapped to other code between the exits: both lengths right"
-                                  : first != a + 1 ? "the prefixed CPUID was not stepped over by 3 bytes"
-                                  : second != a + 2 ? "after the remap the CPUID was not stepped over by 2 bytes"
-                                                    : "not two CPUID exits");
+    u32 bad = 0;
+    while (bad < 5 && got[bad] == want[bad])
+        bad++;
+    static const char *const why[5] = {
+        "the prefixed CPUID was not stepped over by 3 bytes",
+        "after the remap the CPUID was not stepped over by 2 bytes",
+        "the CPUID through the cached translation was not stepped over by 2 bytes",
+        "after the remap back the prefixed CPUID was not stepped over by 3 bytes",
+        "after its bytes were rewritten in place the CPUID was not stepped over by 2 bytes",
+    };
+    int ok = bad == 5 && exits == 5;
+    step("insn_len_remap", ok, ok ? "CPUID at one RIP, page remapped and rewritten between the exits: every length right"
+                                  : bad < 5 ? why[bad] : "not five CPUID exits");
 }
 
 static void check_high_walk(const struct mb_info *mbi)

@@ -152,7 +152,7 @@ static bool emulate_icr(struct percpu *pc, u32 lo, u32 dest, bool x2apic)
                                                __ATOMIC_ACQUIRE)) {
             /*
              * INIT to a CPU that runs the guest (CPU offline / online): it leaves the guest at its next
-             * exit and waits for SIPI (vcpu_check_init). An NMI IPI makes that exit happen now: NMIs
+             * exit and waits for SIPI (vcpu_exit_resume). An NMI IPI makes that exit happen now: NMIs
              * exit under both back ends, and the kick is not passed on to the guest (vcpu_nmi_arrived).
              */
             printk("guest: CPU %u sent INIT to running CPU %u (APIC %u): it waits for SIPI\n", pc->index, i,

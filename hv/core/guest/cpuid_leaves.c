@@ -11,7 +11,7 @@
 #define CPUID_7_EBX_PT      (1u << 25)  /* Intel Processor Trace (SDM Vol. 2A CPUID leaf 07H) */
 #define CPUID_80000001_ECX_SVM (1u << 2)
 
-struct cpuid_regs hv_guest_cpuid(u32 leaf, u32 sub, u64 guest_cr4)
+struct cpuid_regs hv_guest_cpuid_adjusted(u32 leaf, u32 sub, u64 guest_cr4)
 {
     struct cpuid_regs r = { 0, 0, 0, 0 };
     if (leaf >= 0x40000000 && leaf <= 0x400000ff) {

@@ -6,6 +6,7 @@
 #include <hv/console.h>
 #include <hv/cpuid_leaves.h>
 #include <hv/exit_common.h>
+#include <hv/exit_fast.h>
 #include <hv/fixup.h>
 #include <hv/guest.h>
 #include <hv/guest_mem.h>
@@ -35,21 +36,13 @@ u32 cpu_phys_bits(void)
     return bits;
 }
 
-/* CPUID: the guest's view (cpuid_leaves.h); only leaves 1 and 7 mirror CR4, the others need no paging read. */
+/* CPUID: the guest's view (cpuid_leaves.h); only two leaves need the paging read for CR4. */
 void exit_cpuid(struct vcpu *v)
 {
-    u32 leaf = (u32)v->gpr[0], sub = (u32)v->gpr[1];
-    u64 cr4 = 0;
-    if (leaf == 1 || leaf == 7) {
-        struct guest_paging p;
+    struct guest_paging p = { 0 };
+    if (cpuid_leaf_mirrors_cr4((u32)v->gpr[0]))
         v->ops->paging(v, &p);
-        cr4 = p.cr4;
-    }
-    struct cpuid_regs r = hv_guest_cpuid(leaf, sub, cr4);
-    v->gpr[0] = r.a;
-    v->gpr[3] = r.b;
-    v->gpr[1] = r.c;
-    v->gpr[2] = r.d;
+    exit_fast_cpuid(v->gpr, p.cr4);
     vcpu_skip(v);
 }
 

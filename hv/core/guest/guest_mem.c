@@ -72,16 +72,15 @@ static void phys_copy(u64 gpa, u8 *buf, u32 len, bool write)
 
 /*
  * The paging-structure entries one translation read, in order: what guest_code_bytes() reads again to
- * prove a cached translation still holds (struct code_cache keeps them by width). 'cacheable' is cleared by an entry above the identity map
- * (its window pointer does not last).
+ * prove a cached translation still holds (struct code_cache keeps them by width). 'cacheable' is
+ * cleared by an entry above the identity map (its window pointer does not last).
  */
-#define WALK_MAX 5
 struct walk_log {
     u32 n;
     bool cacheable;
-    const volatile void *entry[WALK_MAX];
-    u64 value[WALK_MAX];
-    bool wide[WALK_MAX];
+    const volatile void *entry[CODE_WALK_MAX];
+    u64 value[CODE_WALK_MAX];
+    bool wide[CODE_WALK_MAX];
 };
 
 static bool read_entry(u64 gpa, bool wide, u64 *out, struct walk_log *log)
@@ -91,7 +90,7 @@ static bool read_entry(u64 gpa, bool wide, u64 *out, struct walk_log *log)
     /* aligned entries never cross a 2 MiB block */
     const volatile void *p = phys_ptr(gpa);
     *out = wide ? *(const volatile u64 *)p : *(const volatile u32 *)p;
-    if (log && log->n < WALK_MAX) {
+    if (log && log->n < CODE_WALK_MAX) {
         log->entry[log->n] = p;
         log->value[log->n] = *out;
         log->wide[log->n++] = wide;
@@ -195,29 +194,31 @@ bool guest_translate(const struct guest_paging *p, u64 linear, u64 *gpa)
     return translate(p, linear, gpa, NULL);
 }
 
-struct code_cache guest_code_cache[HV_MAX_CPUS];
+/* Every CPU's starts empty: page 1 is no page address (code_cache.page). */
+struct code_cache guest_code_cache[HV_MAX_CPUS] = { [0 ... HV_MAX_CPUS - 1] = { .page = 1 } };
+const volatile u64 code_entry_unused;
 
 const u8 *guest_code_walk(struct code_cache *c, u64 cr0, u64 cr3, u64 cr4, u64 efer, u64 page)
 {
     struct guest_paging p = { cr0, cr3, cr4, efer };
     struct walk_log log = { .cacheable = true };
     u64 gpa;
-    c->bytes = 0;
+    c->page = 1;
     if (!translate(&p, page, &gpa, &log) || !log.cacheable || gpa >= HIGH_WINDOW_BASE || !readable(gpa, PAGE_SIZE))
         return 0;
     c->wide = c->narrow = 0;
+    for (u32 i = 0; i < CODE_WIDE_CHECKED; i++)
+        c->e64[i] = (struct code_entry64){ &code_entry_unused, 0 };
     for (u32 i = 0; i < log.n; i++) {
-        if (log.wide[i]) {
-            c->e64[c->wide] = log.entry[i];
-            c->v64[c->wide++] = log.value[i];
-        } else {
-            c->e32[c->narrow] = log.entry[i];
-            c->v32[c->narrow++] = (u32)log.value[i];
-        }
+        if (log.wide[i])
+            c->e64[c->wide++] = (struct code_entry64){ log.entry[i], log.value[i] };
+        else
+            c->e32[c->narrow++] = (struct code_entry32){ log.entry[i], (u32)log.value[i] };
     }
-    c->page = page;
+    c->more = c->wide > CODE_WIDE_CHECKED || c->narrow;
     c->key = p;
     c->bytes = (const u8 *)(uintptr_t)gpa;          /* the identity map */
+    c->page = page;
     return c->bytes;
 }
 

@@ -7,6 +7,7 @@
 #include <hv/apic_step.h>
 #include <hv/backend.h>
 #include <hv/console.h>
+#include <hv/exit_fast.h>
 #include <hv/gdbstub.h>
 #include <hv/msr_emul.h>
 #include <hv/panic.h>
@@ -145,15 +146,8 @@ void vcpu_exit_done(struct vcpu *v)
     exit_done(v);
 }
 
-void vcpu_check_init(struct percpu *pc)
+void vcpu_take_init(struct percpu *pc)
 {
-    /*
-     * Not while this CPU single-steps an xAPIC access (apic_step.h): the page is redirected to the copy
-     * for every CPU until the step ends (the next exit), and another CPU's SIPI would land in the copy.
-     * The INIT stays latched and is taken at that exit.
-     */
-    if (apic_step_active(pc) || !apic_emul_take_init(pc))
-        return;
     /* INIT: everything of the old context is dropped (SDM Vol. 3A 9.1.1), held NMIs included. */
     gdbstub_dr_exit_end(pc);
     pc->nmi_pending = 0;
@@ -161,25 +155,21 @@ void vcpu_check_init(struct percpu *pc)
     virt_restart_this_cpu();
 }
 
+void vcpu_exit_end(struct percpu *pc)
+{
+    virt_print_exit_counts();
+    if (pc->end_has_guest_code)
+        hv_exit_guest_code(pc->end_status, pc->end_reason, pc->end_guest_code);
+    hv_exit(pc->end_status, pc->end_reason);
+}
+
 void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
 {
-    struct percpu *pc = v->pc;
     exit_done(v);
     if (v->event.valid) {
         apic_step_cut(v);               /* the event's handler must not run with the xAPIC page redirected */
         v->ops->inject(v, &v->event);
         rec->flags |= HV_REC_INJECTED;
     }
-    rec->tsc_resume = rdtsc();
-    trace_exit(pc, rec);
-    gdbstub_exit_poll(pc);              /* Ctrl-C or a new gdb on the stub's UART (gdbstub=1 only) */
-    if (pc->end_reason) {
-        virt_print_exit_counts();
-        if (pc->end_has_guest_code)
-            hv_exit_guest_code(pc->end_status, pc->end_reason, pc->end_guest_code);
-        hv_exit(pc->end_status, pc->end_reason);
-    }
-    vcpu_check_init(pc);
-    apic_step_hold_wait(pc);            /* clears in_root */
-    gdbstub_dr_exit_end(pc);            /* the guest's debug registers back */
+    vcpu_exit_resume(v->pc, rec, rec->kind);
 }

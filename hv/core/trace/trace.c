@@ -68,16 +68,15 @@ void trace_init_cpu(struct percpu *pc)
 }
 
 struct hv_record trace_spare[HV_MAX_CPUS];
-struct hv_record *trace_building[HV_MAX_CPUS];
 
 /* Publish the exit's record (and frame) and report a break hit (brk >= 0: the entry that stops). */
 static inline void trace_publish(struct percpu *pc, struct hv_record *rec, int brk)
 {
     if (brk >= 0)
         rec->flags |= HV_REC_BREAK_HIT;
-    if (rec == trace_building[pc->index]) {
+    if (rec == pc->rec_building) {
         ring_commit(pc->ring, rec);             /* rec->seq is now the ring's: what hv_break_hit() shows */
-        trace_building[pc->index] = 0;          /* published once, even if a dump reports it again */
+        pc->rec_building = 0;                   /* published once, even if a dump reports it again */
     }
     if (hv_options.trace_e9) {
         struct hv_record f = *rec;              /* the published slot stays as the reader checked it */
@@ -101,10 +100,8 @@ static __attribute__((noinline)) void trace_exit_armed(struct percpu *pc, struct
     trace_publish(pc, rec, break_match_armed(pc, rec));
 }
 
-void trace_exit(struct percpu *pc, struct hv_record *rec)
+void trace_exit_full(struct percpu *pc, struct hv_record *rec)
 {
-    pc->exit_kinds[rec->kind < HV_EXIT_KIND_COUNT ? rec->kind : HV_EXIT_OTHER]++;
-    pc->exits_total++;
     rec->cpu = (u16)pc->index;
     if (break_armed() && !break_surely_misses(pc, rec)) {
         trace_exit_armed(pc, rec);

@@ -17,7 +17,22 @@ struct cpuid_regs {
     u32 a, b, c, d;
 };
 
-/* By value: 16 bytes come back in RAX:RDX (SysV ABI), no stores through pointers on every exit. */
-struct cpuid_regs hv_guest_cpuid(u32 leaf, u32 sub, u64 guest_cr4);
+/* The leaves whose answer depends on the guest's CR4 (the caller may pass 0 for any other). */
+static inline bool cpuid_leaf_mirrors_cr4(u32 leaf)
+{
+    return leaf == 1 || leaf == 7;
+}
+
+/* The leaves the hypervisor answers or changes (cpuid_leaves.c); every other is the CPU's own,
+ * executed inline by the exit (exit_fast.h). */
+static inline bool cpuid_leaf_adjusted(u32 leaf)
+{
+    if (leaf < 32)
+        return ((1u << 1) | (1u << 7) | (1u << 0x14)) >> leaf & 1;
+    return leaf >= 0x40000000 && (leaf <= 0x400000ff || leaf == 0x80000001 || leaf == 0x8000000a);
+}
+
+/* The guest's answer for a leaf cpuid_leaf_adjusted() names. By value: RAX:RDX (SysV ABI). */
+struct cpuid_regs hv_guest_cpuid_adjusted(u32 leaf, u32 sub, u64 guest_cr4);
 
 #endif

@@ -73,6 +73,7 @@ struct percpu {
     u64 exits_total;
     u64 *exit_regs;                 /* the guest GPR frame of the exit being handled (16 slots) */
     struct hv_ring *ring;           /* this CPU's exit ring (abi.h), listed in the discovery header */
+    struct hv_record *rec_building; /* the ring slot this exit's record is built in, until published (trace.h) */
     struct hv_snapshot *snapshot;   /* this CPU's snapshot area (abi.h), listed in the discovery header */
     u32 stage2_types_seen;          /* stage2_types_gen at this CPU's last stage-2 flush for retyping */
     volatile u32 nmi_pending;       /* an NMI for the guest that arrived while it could not take it */

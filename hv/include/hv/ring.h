@@ -40,13 +40,14 @@ bool ring_publish(struct hv_ring *r, const struct hv_record *rec);
  * (seq 0); the caller fills every field but seq, cpu and the drop flag; ring_commit publishes it. At
  * most one reserved slot per ring; a slot reserved again without a commit is simply rewritten.
  */
-static inline struct hv_record *ring_slot_rewrite(struct hv_ring *r, u64 head)
+static inline struct hv_record *ring_slot_rewrite_in(struct hv_ring *r, u64 head, u32 capacity)
 {
-    struct hv_record *slot = &ring_records(r)[head & (r->capacity - 1)];
+    struct hv_record *slot = &ring_records(r)[head & (capacity - 1)];
     *(volatile u64 *)&slot->seq = 0;            /* seq: the slot is being rewritten */
     __asm__ volatile("" ::: "memory");          /* before any field (ring.c's publication order) */
     return slot;
 }
+#define ring_slot_rewrite(r, head) ring_slot_rewrite_in(r, head, (r)->capacity)
 /* ring_reserve's case of a full ring that may wait or drop (out of line). */
 struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head);
 /*
@@ -59,10 +60,11 @@ static inline struct hv_record *ring_reserve(struct hv_ring *r)
     if (!__atomic_load_n(&r->enabled, __ATOMIC_RELAXED))
         return 0;
     u64 head = r->head;
-    if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= r->capacity &&
+    u32 capacity = r->capacity;
+    if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= capacity &&
         !(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
         return ring_reserve_full(r, head);
-    return ring_slot_rewrite(r, head);
+    return ring_slot_rewrite_in(r, head, capacity);
 }
 /* Inline: every traced exit ends here (issue 18). The order is ring.c's publication order. */
 static inline void ring_commit(struct hv_ring *r, struct hv_record *slot)

@@ -7,15 +7,16 @@
 #define HV_TRACE_H
 
 #include <hv/abi.h>
+#include <hv/breaks.h>
+#include <hv/cmdline.h>
 #include <hv/percpu.h>
 #include <hv/ring.h>
 
 /*
- * Each CPU's record in the making (trace.c): its ring's reserved slot, or trace_spare[] when the ring
- * takes none (tracing off, a full ring dropping). Only that CPU touches its entries.
+ * Each CPU's record in the making: its ring's reserved slot (percpu.rec_building), or trace_spare[]
+ * when the ring takes none (tracing off, a full ring dropping). Only that CPU touches its entries.
  */
 extern struct hv_record trace_spare[HV_MAX_CPUS];
-extern struct hv_record *trace_building[HV_MAX_CPUS];
 
 /*
  * An exit handler's first step: the exit's record, holding the exit's TSC (the start of its handling
@@ -24,36 +25,57 @@ extern struct hv_record *trace_building[HV_MAX_CPUS];
  * (ring_reserve) when the ring takes one, and published by trace_exit(): the handler may write it
  * until then, never after.
  */
-static inline struct hv_record *trace_exit_begin(struct percpu *pc, u64 guest_cr3, u16 reason, u64 qual, u64 rip)
+#define trace_exit_begin(pc, guest_cr3, reason, qual, rip) trace_exit_begin_as(pc, guest_cr3, reason, qual, rip, 0, 0, 0, 0)
+/* The same with the fields a fast path knows at once (exit_fast.h): each is written once. */
+static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest_cr3, u16 reason, u64 qual, u64 rip,
+                                                    u8 kind, u8 insn_len, u64 arg0, u64 arg1)
 {
-    struct hv_record *slot = pc->ring ? ring_reserve(pc->ring) : 0;
+    struct hv_record *slot = ring_reserve(pc->ring);     /* every CPU has its ring before its first exit (virt.c) */
     struct hv_record *rec = slot ? slot : &trace_spare[pc->index];
-    trace_building[pc->index] = slot;
+    pc->rec_building = slot;
     /*
      * Field by field, not a compound literal: that is a REP STOSQ over the whole record first (ten
      * iterations). seq is the ring's (0 in a reserved slot, never written in the spare). The TSC after
-     * the reservation: a wait for the reader is not the exit's handling time; the builtin because
-     * vmx/exit.c cannot include x86.h (its cpuid).
+     * the reservation: a wait for the reader is not the exit's handling time.
      */
     rec->tsc = __builtin_ia32_rdtsc();
     rec->cpu = 0;
-    rec->kind = 0;
+    rec->kind = kind;
     rec->flags = 0;
     rec->reason = reason;
-    rec->insn_len = 0;
+    rec->insn_len = insn_len;
     rec->reserved = 0;
     rec->qual = qual;
     rec->rip = rip;
     rec->gpa = 0;
-    rec->arg0 = 0;
-    rec->arg1 = 0;
+    rec->arg0 = arg0;
+    rec->arg1 = arg1;
     rec->tsc_resume = 0;
     rec->cr3 = guest_cr3;
     _Static_assert(__builtin_offsetof(struct hv_record, cr3) + 8 == sizeof(struct hv_record),
                    "trace_exit_begin writes every field of the record");
     return rec;
 }
-void trace_exit(struct percpu *pc, struct hv_record *rec);
+/* trace_exit's every other case: a break armed, the port-0xE9 stream, a record not in the ring. */
+void trace_exit_full(struct percpu *pc, struct hv_record *rec);
+/*
+ * The exit is handled: count it and publish its record (the ring's slot: ring_commit), or, when a
+ * break is armed, frames are streamed or the ring took no slot, trace_exit_full(). Inline: on every
+ * exit (issue 18), the usual case needs no call.
+ */
+static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind)
+{
+    pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
+    pc->exits_total++;
+    if (__builtin_expect(break_armed() || hv_options.trace_e9 || rec != pc->rec_building, 0)) {
+        trace_exit_full(pc, rec);
+        return;
+    }
+    ring_commit(pc->ring, rec);                 /* fills rec->cpu */
+    pc->rec_building = 0;                       /* published once, even if a dump reports it again */
+}
+/* trace_exit_as() with the kind the record holds; a fast path passes its constant kind. */
+#define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind)
 /* Allocate and register this CPU's ring (capacity from the command line). */
 void trace_init_cpu(struct percpu *pc);
 const char *exit_kind_name(u32 kind);

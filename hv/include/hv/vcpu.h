@@ -142,15 +142,11 @@ void vcpu_nmi_arrived(struct percpu *pc);
  */
 void vcpu_exit_done(struct vcpu *v);
 /*
- * After the exit is recorded: if the guest sent this CPU an INIT meanwhile, it enters wait-for-SIPI
- * and restarts at the SIPI vector (apic_emul.h); does not return then.
- */
-void vcpu_check_init(struct percpu *pc);
-/*
  * The tail of every exit, the same on both back ends (the seed's doVmxExitHandler epilogue):
- * vcpu_exit_done(), the pending event written for entry, the record traced, the run ended if a
- * handler asked for it (percpu.end_reason: the guest's last exit is in the trace first), an INIT
- * taken, and the CPU marked as back to the guest. rec->flags gets HV_REC_INJECTED for an event.
+ * vcpu_exit_done(), the pending event written for entry, then vcpu_exit_resume() (exit_fast.h): the
+ * record traced, the run ended if a handler asked for it (percpu.end_reason: the guest's last exit is
+ * in the trace first), an INIT taken (wait-for-SIPI, a restart at the SIPI vector), and the CPU
+ * marked as back to the guest. rec->flags gets HV_REC_INJECTED for an event.
  */
 void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec);
 

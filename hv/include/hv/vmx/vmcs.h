@@ -80,11 +80,35 @@ static inline u64 vmread(u64 field)
     return v;
 }
 
+/*
+ * VMREAD / VMWRITE of a field every VMCS has, with this CPU's VMCS current (an exit handler): they
+ * cannot fail (VMfail only for an unsupported field or no current VMCS, SDM Vol. 3C 31.3), so the
+ * exit's fast path skips the flag check (issue 18).
+ */
+static inline u64 vmread_current(u64 field)
+{
+    u64 v;
+    __asm__ volatile("vmread %1, %0" : "=r"(v) : "r"(field) : "cc");
+    return v;
+}
+
+static inline void vmwrite_current(u64 field, u64 value)
+{
+    __asm__ volatile("vmwrite %1, %0" : : "r"(field), "r"(value) : "cc", "memory");
+}
+
 static inline bool vmwrite(u64 field, u64 value)
 {
     bool fail;
     __asm__ volatile("vmwrite %2, %1; setbe %0" : "=qm"(fail) : "r"(field), "rm"(value) : "cc", "memory");
     return !fail;
+}
+
+/* The guest's CR4 as it sees it: the bits the hypervisor owns come from the read shadow (26.6.6). */
+static inline u64 vmx_guest_cr4(void)
+{
+    u64 m4 = vmread(CR4_GUEST_HOST_MASK);
+    return (vmread(GUEST_CR4) & ~m4) | (vmread(CR4_READ_SHADOW) & m4);
 }
 
 #endif
