@@ -189,7 +189,10 @@ class HvRing(ctypes.LittleEndianStructure):
 
     _fields_ = (
         ("head", ctypes.c_uint64),
-        ("pad0", ctypes.c_uint8 * 56),
+        ("room", ctypes.c_uint32),  # producer-private: records before its next look at tail and reader
+        ("overwrites", ctypes.c_uint32),  # producer-private: full and no reader attached overwrites
+        ("drop_flag", ctypes.c_uint32),  # producer-private: the next record carries DROPPED_BEFORE
+        ("pad0", ctypes.c_uint8 * 44),
         ("tail", ctypes.c_uint64),
         ("reader", ctypes.c_uint32),  # HvReader, written by the host
         ("reserved", ctypes.c_uint32),
@@ -204,7 +207,7 @@ class HvRing(ctypes.LittleEndianStructure):
         ("wait_ticks", ctypes.c_uint64),  # longest wait for the reader (TSC ticks, 0 = never)
         ("waited_ticks", ctypes.c_uint64),  # TSC ticks spent waiting for the reader so far
         ("wait_expired", ctypes.c_uint32),  # 1: a wait ran out, the ring no longer waits
-        ("overwrites", ctypes.c_uint32),  # producer-private: full and no reader attached overwrites
+        ("reserved2", ctypes.c_uint32),
     )
 
 

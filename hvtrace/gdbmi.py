@@ -82,7 +82,10 @@ class Gdb:
     def read(self, timeout: float) -> list[MiRecord]:
         """Whatever gdb printed within ``timeout`` seconds (possibly nothing)."""
         if not self.alive():
-            raise ConnectionError("gdb exited")
+            proc = self.ctl.gdb_process
+            status = proc.returncode if proc is not None else None
+            # a negative status is the signal that ended it (an internal error aborts: -6)
+            raise ConnectionError(f"gdb exited (status {status})")
         got: list[MiRecord] = self.ctl.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         return got
 
@@ -90,7 +93,10 @@ class Gdb:
         out: list[MiRecord] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            out.extend(self.read(0.2))
+            try:
+                out.extend(self.read(0.2))
+            except ConnectionError as e:
+                raise ConnectionError(f"{e}; its last output: {out[-10:]}") from None
             if any(done(r) for r in out):
                 break
         else:

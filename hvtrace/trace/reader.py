@@ -40,7 +40,7 @@ _HEAD = HvRing.head.offset
 _TAIL = HvRing.tail.offset
 _READER = HvRing.reader.offset
 _DROPPED = HvRing.dropped.offset
-_COUNTERS = (_DROPPED, HvRing.overwrites.offset + 4)  # the producer's line: dropped .. overwrites
+_COUNTERS = (_DROPPED, HvRing.reserved2.offset + 4)  # the producer's line: dropped .. reserved2
 
 
 def parse_ring_header(data: bytes, paddr: int, what: str) -> HvRing:

@@ -25,7 +25,9 @@ void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enable
     r->wait_ticks = wait_ticks;
     r->waited_ticks = 0;
     r->wait_expired = 0;
-    r->overwrites = policy == HV_RING_OVERWRITE && !wait_ticks;
+    r->room = enabled ? capacity : 0;               /* empty: every slot is free */
+    r->overwrites = enabled && policy == HV_RING_OVERWRITE && !wait_ticks;
+    r->drop_flag = 0;
 }
 
 static u32 ring_reader(const struct hv_ring *r)
@@ -76,14 +78,21 @@ static bool ring_wait(struct hv_ring *r, u64 head)
     return true;
 }
 
-struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head)
+struct hv_record *ring_reserve_slow(struct hv_ring *r)
 {
-    if (ring_bounded(r, ring_reader(r)) && !ring_wait(r, head)) {
+    u64 head = r->head;
+    u32 reader = ring_reader(r);
+    if (ring_full(r, head) && ring_bounded(r, reader) && !ring_wait(r, head)) {
         r->dropped++;
         if (ring_reader(r) != HV_READER_ATTACHED)
             r->dropped_unread++;
+        r->drop_flag = HV_REC_DROPPED_BEFORE;
+        r->dropped_flagged = r->dropped;
         return 0;
     }
+    /* The slots free now (tail only grows) but the one this record takes; none if it overwrites. */
+    u64 used = head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    r->room = used < r->capacity ? r->capacity - (u32)used - 1 : 0;
     return ring_slot_rewrite(r, head);
 }
 
@@ -98,6 +107,7 @@ bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
 #pragma GCC unroll 16
     for (u32 i = 1; i < words; i++)             /* seq (word 0) is ring_commit's */
         dst[i] = src[i];
+    slot->cpu = (u16)r->cpu;
     ring_commit(r, slot);
     return true;
 }

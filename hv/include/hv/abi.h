@@ -270,7 +270,12 @@ struct hv_record {
 
 struct hv_ring {
     uint64_t head;
-    uint8_t pad0[56];
+    /* producer-private, on the producer's line (the host never reads them): */
+    uint32_t room;          /* records it may still publish before its next look at tail and reader */
+    uint32_t overwrites;    /* 1 while a full ring overwrites its oldest record whenever no reader is
+                               attached (policy OVERWRITE, no wait pending) */
+    uint32_t drop_flag;     /* HV_REC_DROPPED_BEFORE while the next record published must carry it */
+    uint8_t pad0[44];
     uint64_t tail;
     uint32_t reader;        /* HV_READER_*, written by the host */
     uint32_t reserved;
@@ -285,8 +290,7 @@ struct hv_ring {
     uint64_t wait_ticks;    /* longest wait for the reader, TSC ticks (0 = never wait) */
     uint64_t waited_ticks;  /* TSC ticks spent waiting for the reader so far */
     uint32_t wait_expired;  /* 1: a wait ran out; the ring no longer waits */
-    uint32_t overwrites;    /* producer-private: 1 while a full ring overwrites its oldest record
-                               whenever no reader is attached (policy OVERWRITE, no wait pending) */
+    uint32_t reserved2;
 };
 
 /*

@@ -22,13 +22,15 @@ static inline bool break_armed(void)
  * decides (a new table to compile, or a hit to count). The publication protocol that makes the cached
  * form safe while tools rewrite the table is in abi.h (hv_break_config).
  */
-static inline bool break_surely_misses(const struct percpu *pc, const struct hv_record *rec)
+static inline bool break_surely_misses_as(const struct percpu *pc, const struct hv_record *rec, u8 kind)
 {
     if (__atomic_load_n(&hv_breaks.generation, __ATOMIC_ACQUIRE) != pc->breaks.gen)
         return false;
-    u32 cand = pc->breaks.by_kind[rec->kind];
+    u32 cand = pc->breaks.by_kind[kind];
     return !cand || brk_first_match(&pc->breaks, cand, rec, pc->exit_regs) < 0;
 }
+/* With the kind the record holds; an exit's inline path (trace.h) passes its constant kind. */
+#define break_surely_misses(pc, rec) break_surely_misses_as(pc, rec, (rec)->kind)
 
 /*
  * After break_armed(): index of the first entry that matches this exit and stops, or -1; counts every

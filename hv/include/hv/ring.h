@@ -37,44 +37,39 @@ bool ring_publish(struct hv_ring *r, const struct hv_record *rec);
 /*
  * ring_publish in two halves, for a record built in its slot: ring_reserve decides as ring_publish
  * does (NULL: dropped or tracing off; may wait the same way) and marks the next slot being written
- * (seq 0); the caller fills every field but seq, cpu and the drop flag; ring_commit publishes it. At
- * most one reserved slot per ring; a slot reserved again without a commit is simply rewritten.
+ * (seq 0); the caller fills every field but seq and the drop flag (cpu too: the ring's); ring_commit
+ * publishes it. At most one reserved slot per ring; a slot reserved again without a commit is simply
+ * rewritten.
  */
-static inline struct hv_record *ring_slot_rewrite_in(struct hv_ring *r, u64 head, u32 capacity)
+static inline struct hv_record *ring_slot_rewrite(struct hv_ring *r, u64 head)
 {
-    struct hv_record *slot = &ring_records(r)[head & (capacity - 1)];
+    struct hv_record *slot = &ring_records(r)[head & (r->capacity - 1)];
     *(volatile u64 *)&slot->seq = 0;            /* seq: the slot is being rewritten */
     __asm__ volatile("" ::: "memory");          /* before any field (ring.c's publication order) */
     return slot;
 }
-#define ring_slot_rewrite(r, head) ring_slot_rewrite_in(r, head, (r)->capacity)
-/* ring_reserve's case of a full ring that may wait or drop (out of line). */
-struct hv_record *ring_reserve_full(struct hv_ring *r, u64 head);
+/* ring_reserve's every other case (out of line): a look at tail and reader, a wait, a drop. */
+struct hv_record *ring_reserve_slow(struct hv_ring *r);
 /*
- * Inline: on every exit. A ring with room needs no look at its reader; a full one that nobody reads
- * overwrites its oldest record here too ('overwrites': the usual state of a ring without a reader,
- * issue 18), and only a bounded one (abi.h policies) goes out of line.
+ * Inline: on every exit (issue 18). A ring with room left from the producer's last look at tail
+ * ('room': tail only grows, so that much is still free) takes the slot without looking again; a full
+ * one that nobody reads overwrites its oldest record ('overwrites': the usual state without a reader)
+ * after one look at the reader.
  */
 static inline struct hv_record *ring_reserve(struct hv_ring *r)
 {
-    if (!__atomic_load_n(&r->enabled, __ATOMIC_RELAXED))
-        return 0;
-    u64 head = r->head;
-    u32 capacity = r->capacity;
-    if (head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= capacity &&
-        !(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
-        return ring_reserve_full(r, head);
-    return ring_slot_rewrite_in(r, head, capacity);
+    if (__builtin_expect(r->room != 0, 1))
+        r->room--;
+    else if (!(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
+        return __atomic_load_n(&r->enabled, __ATOMIC_RELAXED) ? ring_reserve_slow(r) : 0;   /* trace=0: no call */
+    return ring_slot_rewrite(r, r->head);
 }
 /* Inline: every traced exit ends here (issue 18). The order is ring.c's publication order. */
 static inline void ring_commit(struct hv_ring *r, struct hv_record *slot)
 {
     u64 head = r->head;
-    slot->cpu = (u16)r->cpu;
-    if (r->dropped != r->dropped_flagged) {     /* drops since the previous record: flag this one */
-        slot->flags |= HV_REC_DROPPED_BEFORE;
-        r->dropped_flagged = r->dropped;
-    }
+    slot->flags |= (u8)r->drop_flag;            /* drops since the previous record: flag this one */
+    r->drop_flag = 0;
     __asm__ volatile("" ::: "memory");
     *(volatile u64 *)&slot->seq = head + 1;
     __asm__ volatile("" ::: "memory");

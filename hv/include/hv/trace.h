@@ -20,7 +20,7 @@ extern struct hv_record trace_spare[HV_MAX_CPUS];
 
 /*
  * An exit handler's first step: the exit's record, holding the exit's TSC (the start of its handling
- * time, abi.h), its native reason, qualification and RIP, and the guest's CR3 at the exit (what
+ * time, abi.h), its CPU, native reason, qualification and RIP, and the guest's CR3 at the exit (what
  * identifies its address space); every other field zero. It is built in place in the CPU's ring slot
  * (ring_reserve) when the ring takes one, and published by trace_exit(): the handler may write it
  * until then, never after.
@@ -39,7 +39,7 @@ static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest
      * the reservation: a wait for the reader is not the exit's handling time.
      */
     rec->tsc = __builtin_ia32_rdtsc();
-    rec->cpu = 0;
+    rec->cpu = (u16)pc->index;
     rec->kind = kind;
     rec->flags = 0;
     rec->reason = reason;
@@ -56,23 +56,25 @@ static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest
                    "trace_exit_begin writes every field of the record");
     return rec;
 }
-/* trace_exit's every other case: a break armed, the port-0xE9 stream, a record not in the ring. */
+/* trace_exit's every other case: a break that may match (or a table to compile), the port-0xE9 stream. */
 void trace_exit_full(struct percpu *pc, struct hv_record *rec);
 /*
- * The exit is handled: count it and publish its record (the ring's slot: ring_commit), or, when a
- * break is armed, frames are streamed or the ring took no slot, trace_exit_full(). Inline: on every
- * exit (issue 18), the usual case needs no call.
+ * The exit is handled: count it and publish its record (the ring's slot: ring_commit; the spare is
+ * not published), or, when an armed break may match it or frames are streamed, trace_exit_full().
+ * Inline: on every exit (issue 18), the usual case and a break that surely misses need no call.
  */
 static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind)
 {
     pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
     pc->exits_total++;
-    if (__builtin_expect(break_armed() || hv_options.trace_e9 || rec != pc->rec_building, 0)) {
+    if (__builtin_expect((break_armed() && !break_surely_misses_as(pc, rec, kind)) || hv_options.trace_e9, 0)) {
         trace_exit_full(pc, rec);
         return;
     }
-    ring_commit(pc->ring, rec);                 /* fills rec->cpu */
-    pc->rec_building = 0;                       /* published once, even if a dump reports it again */
+    if (rec == pc->rec_building) {              /* else the spare: tracing off, or the ring dropped it */
+        ring_commit(pc->ring, rec);
+        pc->rec_building = 0;                   /* published once, even if a dump reports it again */
+    }
 }
 /* trace_exit_as() with the kind the record holds; a fast path passes its constant kind. */
 #define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind)
