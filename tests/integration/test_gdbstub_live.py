@@ -161,6 +161,36 @@ def test_hardware_breakpoint_and_watchpoint_stop_in_the_exit_path(live: Live) ->
     gdb.ok("delete", timeout=120)
 
 
+#: The function every exit of every CPU enters, per back end.
+DISPATCH = {"bochs": "vmx_exit_dispatch", "qemu": "svm_exit_dispatch"}
+
+
+def test_continue_from_a_breakpoint_while_the_other_cpu_hits_another(live: Live) -> None:
+    """Each continue steps the stopped CPU over its breakpoint with vCont;s:TID alone, the other
+    breakpoint (a hardware one: it stays inserted) in place, while the other CPU runs into it: that
+    stop must wait for the step's (gdb 13 aborts on another thread's stop in the middle of a step over
+    a breakpoint: infrun.c finish_step_over, seen in CI). Every continue ends on one of the two, and
+    gdb lives on."""
+    session, gdb = live
+    if session.backend == "bochs":
+        # Under Bochs 2.7 the sequence (with or without this fix) leaves CPU 1 parked for good after a
+        # step off the hardware breakpoint, and the module's later tests would inherit it: its own work.
+        pytest.skip("Bochs 2.7: a CPU stepped off a hardware breakpoint stays parked (known stub defect)")
+    assert "image at link address" in gdb.ok("hv-symbols", timeout=300)
+    places = {DISPATCH[session.backend], "exit_cpuid"}
+    assert "Breakpoint" in gdb.ok(f"break {DISPATCH[session.backend]}", timeout=120)
+    assert "Hardware assisted breakpoint" in gdb.ok("hbreak exit_cpuid", timeout=120)
+    seen = set()
+    for _ in range(12):
+        record = gdb.continue_until_stop(timeout=600).stop()
+        assert record is not None
+        assert record["payload"]["reason"] == "breakpoint-hit", record
+        seen.add(stop_function(record))
+    assert gdb.alive()
+    assert seen == places, seen
+    gdb.ok("delete", timeout=120)
+
+
 def test_delete_continue_and_interrupt(live: Live) -> None:
     _, gdb = live
     assert "0 armed" in gdb.ok("hv-break delete all", timeout=120)

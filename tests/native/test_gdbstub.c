@@ -4,7 +4,8 @@
  * "virtual" memory at 0x100000 and 4 KiB of "physical" memory at 0x1000 (Qqemu.PhyMemMode:1 selects
  * it). gdb can drive it through a pipe (target remote | test_gdbstub), tests/unit/test_native_gdbstub*.py
  * feed it bytes. When gdb resumes: a step advances the stepped CPU's RIP by one and stops it
- * (SIGTRAP); a continue stops CPU 1 on the lowest inserted breakpoint (swbreak) or, with none, with
+ * (SIGTRAP), and every other CPU's too unless the step is alone (vCont naming only that thread); a
+ * continue stops CPU 1 on the lowest inserted breakpoint (swbreak) or, with none, with
  * SIGINT as if interrupted. End of input ends the run (exit 0); a kill exits 0 too.
  */
 #include <stdio.h>
@@ -169,7 +170,9 @@ int main(void)
             break;
         case GDB_ACT_STEP:
             cpu = stub.step_cpu;
-            regs[cpu].rip++;
+            for (u32 i = 0; i < NCPU; i++)      /* the stepped CPU, and the others unless it steps alone */
+                if (i == cpu || !stub.step_alone)
+                    regs[i].rip++;
             sig = GDB_SIGTRAP;
             break;
         case GDB_ACT_CONTINUE: {

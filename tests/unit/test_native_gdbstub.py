@@ -208,6 +208,31 @@ def test_continue_step_and_interrupt(exe: Path) -> None:
     assert got[6] == b"T02thread:2;"
 
 
+def test_a_vcont_naming_only_the_stepped_thread_leaves_the_others_stopped(exe: Path) -> None:
+    # gdb steps over a breakpoint with vCont;s:TID alone (the remote protocol: a thread no action
+    # applies to stays stopped); with a default action (;c) the others run. The fake target advances
+    # a resumed CPU's RIP by one, so thread 2's RIP shows whether it ran.
+    got = replies(
+        exe,
+        "Hg2",
+        "p10",
+        "vCont;s:4",
+        "Hg2",
+        "p10",
+        "vCont;s:4;c",
+        "Hg2",
+        "p10",
+        "vCont;s:4;c:-1",
+        "Hg2",
+        "p10",
+    )
+    rips = [int.from_bytes(bytes.fromhex(got[i].decode()), "little") for i in (1, 4, 7, 10)]
+    assert got[2] == got[5] == got[8] == b"T05thread:4;", got
+    assert rips[1] == rips[0], "vCont;s:4 alone resumed thread 2"
+    assert rips[2] == rips[1] + 1, "vCont;s:4;c left thread 2 stopped"
+    assert rips[3] == rips[2] + 1, "vCont;s:4;c:-1 left thread 2 stopped"
+
+
 def test_monitor_and_physical_mode(exe: Path) -> None:
     got = replies(exe, "qRcmd," + b"echo hi".hex(), "Qqemu.PhyMemMode:1", "qqemu.PhyMemMode", "m1000,2")
     assert got[0] == b"O" + b"cpu 0: hi\n".hex().encode()

@@ -401,10 +401,16 @@ static void cmd_monitor(struct gdb_stub *s, const u8 *p, const u8 *end, struct o
     puts_(o, "OK");
 }
 
-/* vCont;ACTION[:TID];... : the first action naming a step decides the stepped CPU. */
+/*
+ * vCont;ACTION[:TID];... : the first action naming a step decides the stepped CPU. A thread no action
+ * applies to stays stopped: an action without a thread (or with -1 / 0) applies to all the others, so
+ * a packet whose every action names one thread resumes only those (gdb steps over a breakpoint with
+ * vCont;s:TID alone and takes no other thread's stop meanwhile).
+ */
 static bool cmd_vcont(struct gdb_stub *s, const u8 *p, const u8 *end, enum gdb_action *act)
 {
     *act = GDB_ACT_CONTINUE;
+    bool others_resume = false;
     while (p < end) {
         if (*p++ != ';' || p >= end)
             return false;
@@ -415,16 +421,17 @@ static bool cmd_vcont(struct gdb_stub *s, const u8 *p, const u8 *end, enum gdb_a
                 return false;
         }
         u32 cpu = s->c_cpu;
+        bool any = true;
         if (p < end && *p == ':') {
             const u8 *t = ++p;
             while (p < end && *p != ';')
                 p++;
-            bool any;
             if (!parse_thread(s, t, p, &cpu, &any))
                 return false;
             if (any)
                 cpu = s->stop_cpu;
         }
+        others_resume |= any;
         if ((a == 's' || a == 'S') && *act != GDB_ACT_STEP) {
             *act = GDB_ACT_STEP;
             s->step_cpu = cpu;
@@ -432,6 +439,7 @@ static bool cmd_vcont(struct gdb_stub *s, const u8 *p, const u8 *end, enum gdb_a
             return false;
         }
     }
+    s->step_alone = *act == GDB_ACT_STEP && !others_resume;
     return true;
 }
 
@@ -519,6 +527,7 @@ static bool dispatch(struct gdb_stub *s, const u8 *in, u32 len, struct out *o, e
             break;
         *act = in[0] == 'c' ? GDB_ACT_CONTINUE : GDB_ACT_STEP;
         s->step_cpu = s->c_cpu;
+        s->step_alone = false;
         return true;
     case 'H':
         if (len < 2 || (in[1] != 'g' && in[1] != 'c') || !parse_thread(s, in + 2, end, &cpu, &any)) {

@@ -35,6 +35,20 @@ static volatile u32 release_gen;    /* bumped by each resume: parked CPUs leave 
  */
 volatile u32 gdbstub_halting;
 static u32 stepping[HV_MAX_CPUS];   /* 1: the CPU's next #DB ends the single step gdb asked for; 2: see serve() */
+/*
+ * index + 1 of a CPU that steps alone (vCont naming only its thread: gdb steps over a breakpoint and
+ * takes no other thread's stop meanwhile; gdb 13 aborts on one, infrun.c finish_step_over), 0: none.
+ * The other CPUs run on, but a breakpoint or watchpoint one of them hits is not reported: it waits,
+ * parked, for the step's stop (which clears this) and is hit again after the resume.
+ */
+static volatile u32 step_alone_cpu;
+static volatile u8 awaiting_step[HV_MAX_CPUS];  /* parked for a step alone: no resume waits for it to leave */
+
+static bool step_alone_other(const struct percpu *me)
+{
+    u32 alone = __atomic_load_n(&step_alone_cpu, __ATOMIC_ACQUIRE);
+    return alone && alone != me->index + 1;
+}
 static u64 step_from[HV_MAX_CPUS];  /* stepping 2: the parked RIP whose instruction the step executes */
 struct exception_frame *volatile gdbstub_frames[HV_MAX_CPUS];
 
@@ -110,8 +124,9 @@ static void stop_others(struct percpu *me)
 static void resume_others(struct percpu *me)
 {
     u64 parked = 0;
-    for (u32 i = 0; i < cpu_count; i++)
-        if (i != me->index && __atomic_load_n(&gdbstub_frames[i], __ATOMIC_ACQUIRE))
+    for (u32 i = 0; i < cpu_count; i++)     /* not one awaiting a step alone: it leaves after that step's stop */
+        if (i != me->index && __atomic_load_n(&gdbstub_frames[i], __ATOMIC_ACQUIRE) &&
+            !__atomic_load_n(&awaiting_step[i], __ATOMIC_ACQUIRE))
             parked |= 1ull << i;
     __atomic_add_fetch(&release_gen, 1, __ATOMIC_ACQ_REL);
     u64 deadline = deadline_after_ms(PARK_TIMEOUT_MS);
@@ -139,6 +154,8 @@ static enum gdb_action serve(struct percpu *me, u8 signal, enum gdb_stop_why why
     f->rflags |= X86_RFLAGS_TF;
     stepping[cpu] = f->vector == 2 ? 2 : 1;
     step_from[cpu] = f->rip;
+    if (stub.step_alone)
+        __atomic_store_n(&step_alone_cpu, cpu + 1, __ATOMIC_RELEASE);
     return act;
 }
 
@@ -195,8 +212,30 @@ bool gdbstub_exception(struct exception_frame *f)
             return false;
         }
     }
-    u32 none = 0;
-    while (!__atomic_compare_exchange_n(&owner, &none, me->index + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    for (;;) {
+        /*
+         * Another CPU steps alone: this stop waits for that step's (parked: not kicked, its registers
+         * readable), then for the resume after it. Looked at on every try, and again once the stub is
+         * ours: a kick may have parked this CPU in the middle of the loop while a step alone began
+         * (the kick's NMI interrupts this #DB handler). The stepping CPU takes the stub before it
+         * clears step_alone_cpu, so park() sees it own the stub.
+         */
+        if (!interrupt && step_alone_other(me)) {
+            __atomic_store_n(&awaiting_step[me->index], 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
+            while (__atomic_load_n(&step_alone_cpu, __ATOMIC_ACQUIRE))
+                cpu_relax();
+            __atomic_store_n(&awaiting_step[me->index], 0, __ATOMIC_RELEASE);
+            park(me, f);
+            return true;
+        }
+        u32 none = 0;
+        if (__atomic_compare_exchange_n(&owner, &none, me->index + 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            if (interrupt || !step_alone_other(me))
+                break;
+            __atomic_store_n(&owner, 0, __ATOMIC_RELEASE);     /* the step's stop comes first */
+            continue;
+        }
         if (none == me->index + 1)
             return false;                   /* a breakpoint inside the stub itself: fatal */
         /*
@@ -207,12 +246,12 @@ bool gdbstub_exception(struct exception_frame *f)
          */
         if (f->vector == 1 && !__atomic_load_n(&gdbstub_halting, __ATOMIC_ACQUIRE)) {
             cpu_relax();
-            none = 0;
             continue;
         }
         park(me, f);
         return true;
     }
+    __atomic_store_n(&step_alone_cpu, 0, __ATOMIC_RELEASE);     /* this is the stop a step alone waits for */
     __atomic_store_n(&gdbstub_frames[me->index], f, __ATOMIC_RELEASE);
     __atomic_store_n(&gdbstub_halting, 1, __ATOMIC_RELEASE);
     stop_others(me);

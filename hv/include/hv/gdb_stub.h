@@ -56,7 +56,8 @@ struct gdb_target_ops {
 
 enum gdb_action {
     GDB_ACT_CONTINUE,           /* resume every CPU */
-    GDB_ACT_STEP,               /* resume every CPU, 'step_cpu' single-steps one instruction */
+    GDB_ACT_STEP,               /* 'step_cpu' single-steps one instruction, every other CPU resumes
+                                   unless 'step_alone' */
     GDB_ACT_DETACH,             /* D: breakpoints removed, everything runs, no one listens until gdb comes back */
     GDB_ACT_KILL,               /* k */
     GDB_ACT_GONE,               /* the channel ended */
@@ -78,6 +79,8 @@ struct gdb_stub {
     void *ctx;
     u32 g_cpu, c_cpu;           /* Hg / Hc selections */
     u32 step_cpu;               /* GDB_ACT_STEP: which CPU */
+    bool step_alone;            /* GDB_ACT_STEP: every other CPU stays stopped (a vCont that names only
+                                   the stepped thread: gdb's step over a breakpoint) */
     u32 stop_cpu;
     u8 stop_signal;
     u8 stop_why;                /* enum gdb_stop_why: swbreak (PC already on our int3), hwbreak, watch, awatch */
