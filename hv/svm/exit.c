@@ -11,8 +11,8 @@
 #include <hv/console.h>
 #include <hv/exit_common.h>
 #include <hv/exit_fast.h>
-#include <hv/guest_mem.h>
 #include <hv/gdbstub.h>
+#include <hv/guest_mem.h>
 #include <hv/panic.h>
 #include <hv/svm/halt.h>
 #include <hv/svm/vcpu.h>

@@ -26,8 +26,9 @@ __noreturn void vcpu_exit_end(struct percpu *pc);
 __noreturn void vcpu_take_init(struct percpu *pc);
 
 /*
- * After the exit's state is final ('kind' is rec->kind, a constant on a fast path): the record traced, the run ended if a handler asked for it (the
- * guest's last exit is in the trace first), an INIT taken, and the CPU marked as back to the guest.
+ * After the exit's state is final ('kind' is rec->kind, a constant on a fast path): the record traced,
+ * the run ended if a handler asked for it (the guest's last exit is in the trace first), an INIT
+ * taken, and the CPU marked as back to the guest.
  */
 static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind)
 {
