@@ -277,7 +277,7 @@ def print_tables(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="trace on only, one trip per exit kind")
-    ap.add_argument("--samples", type=int, default=8, help="trips per exit kind and configuration (8: every CPUID leaf 0-7)")
+    ap.add_argument("--samples", type=int, default=8, help="trips per exit kind and configuration")
     ap.add_argument("--json", action="store_true", help="{config: {kind: instructions}} as JSON")
     ap.add_argument("--build", type=Path, default=paths.build_dir(), help="hv build dir (default hv/build)")
     ap.add_argument("--bochs", action="store_true", help="also Bochs (VT-x): the storm, trace on and off")
