@@ -335,6 +335,11 @@ static void note_interrupted_event(struct svm_exit *x)
 
 static __attribute__((noinline)) void exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs);
 
+static u64 svm_guest_cr4(const void *ctx)
+{
+    return ((const struct vmcb *)ctx)->save.cr4;
+}
+
 /*
  * CPUID's fast path (exit_fast.h), or the full one, which gives the same result, unless the exit needs
  * nothing but the instruction emulated and its length is known without a copy: from next_rip (NRIPS),
@@ -368,11 +373,11 @@ static __attribute__((noinline)) void cpuid_exit(struct percpu *pc, struct svm_c
     s->exits[SVM_EXIT_CPUID]++;
     v->control.tlb_control = SVM_TLB_NOTHING;
     v->control.event_inj = 0;
-    exit_fast_cpuid((u64 *)regs, v->save.cr4);
+    exit_fast_cpuid((u64 *)regs, svm_guest_cr4, v);
     v->save.rax = regs->rax;
     v->save.rip += len;                 /* past the instruction, which ends an STI shadow (15.21.5) */
     v->control.interrupt_shadow &= ~1ull;
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID);
+    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true);
     return;
 full:
     exit_full(pc, s, regs);

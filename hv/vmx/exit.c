@@ -329,51 +329,8 @@ static void note_interrupted_event(struct vmx_exit *x, u32 basic)
     };
 }
 
-static __attribute__((noinline)) void exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason);
-
-/*
- * CPUID's fast path (exit_fast.h), or the full one, which gives the same result, unless the exit needs
- * nothing but the instruction emulated: no event the exit interrupted (IDT-vectoring information,
- * 28.2.4), the guest not single-stepping (RFLAGS.TF) nor in its HLT. The CPU gives the length
- * (VM-exit instruction length, 28.2.5).
- */
-static __attribute__((noinline)) void cpuid_exit(struct percpu *pc, struct guest_regs *regs)
-{
-    struct vmx_cpu *v = pc->vendor;
-    if (!exit_fast_quiet(pc) || v->halted || (vmread_current(IDT_VECTORING_INFO) & INTR_INFO_VALID) ||
-        (vmread_current(GUEST_RFLAGS) & X86_RFLAGS_TF)) {
-        exit_full(pc, regs, EXIT_REASON_CPUID);
-        return;
-    }
-    u32 len = (u32)vmread_current(VM_EXIT_INSTRUCTION_LEN);
-    u64 rip = vmread_current(GUEST_RIP);
-    pc->exit_regs = (u64 *)regs;
-    /* the record's operands: leaf and sub-leaf (exit_record_gpr_operands) */
-    struct hv_record *rec =
-        trace_exit_begin_as(pc, vmread_current(GUEST_CR3), EXIT_REASON_CPUID, vmread_current(EXIT_QUALIFICATION), rip,
-                            HV_EXIT_CPUID, (u8)len, (u32)regs->rax, (u32)regs->rcx);
-    v->exits[EXIT_REASON_CPUID]++;
-    exit_fast_cpuid((u64 *)regs, cpuid_leaf_mirrors_cr4((u32)regs->rax) ? vmx_guest_cr4() : 0);
-    vmwrite_current(GUEST_RIP, rip + len);
-    u64 blocking = vmread_current(GUEST_INTERRUPTIBILITY_INFO);
-    if (blocking & 3)                   /* STI / MOV-SS blocking ends with the instruction (26.4.2) */
-        vmwrite_current(GUEST_INTERRUPTIBILITY_INFO, blocking & ~3ull);
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID);
-}
-
-void vmx_exit_dispatch(struct guest_regs *regs)
-{
-    struct percpu *pc = this_cpu();
-    pc->in_root = 1;
-    u32 reason = (u32)vmread_current(VM_EXIT_REASON);
-    if (reason == EXIT_REASON_CPUID)    /* the basic reason, no flag (28.2.1) */
-        cpuid_exit(pc, regs);
-    else
-        exit_full(pc, regs, reason);
-}
-
 /* Every exit the fast path does not take: decoded, handled through exit_table, finished in core. */
-static void exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason)
+void vmx_exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason)
 {
     gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
     pc->exit_regs = (u64 *)regs;

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hvtrace.abi import HvExitKind
 from hvtrace.gdbmi import Gdb, GdbError, Reply, is_stopped, stop_function
 from hvtrace.launch.bochs import BochsSession
 from hvtrace.launch.qemu import QemuSession
@@ -149,12 +150,13 @@ def test_hardware_breakpoint_and_watchpoint_stop_in_the_exit_path(live: Live) ->
     assert record["payload"]["reason"] == "breakpoint-hit", record
     assert stop_function(record) == "exit_cpuid", record
     gdb.ok("delete", timeout=120)
-    assert "Hardware watchpoint" in gdb.ok("watch -l cpus[1]->exits_total", timeout=120)
+    cpuid_exits = f"cpus[1]->exit_kinds[{HvExitKind.CPUID.value}]"  # the storm's CPUID exits
+    assert "Hardware watchpoint" in gdb.ok(f"watch -l {cpuid_exits}", timeout=120)
     record = gdb.continue_until_stop(timeout=600).stop()
     assert record is not None
     payload = record["payload"]
     assert payload["reason"] == "watchpoint-trigger", record
-    # trace.c counts the exit (the exit CPU 1 was parked in may count once more before its next exit
+    # trace.h counts the exit (the exit CPU 1 was parked in may count once more before its next exit
     # loads the debug registers)
     assert 0 < int(payload["value"]["new"]) - int(payload["value"]["old"]) <= 2, record
     assert payload["thread-id"] == "2", record  # CPU 1 writes its own counter

@@ -28,6 +28,9 @@ void gdbstub_dr_set(const struct gdb_hw_slots *h)
         any |= h->type[i] != 0;
     slots = h;
     __atomic_store_n(&gdbstub_dr7, any ? gdb_hw_dr7(h) : 0, __ATOMIC_RELEASE);
+    for (u32 i = 0; i < cpu_count; i++)         /* their exits leave the fast paths (exit_fast.h) */
+        if (cpus[i])
+            cpus[i]->dr_armed = any;
 }
 
 void gdbstub_dr_load(struct percpu *pc)

@@ -12,8 +12,6 @@
 #include <hv/x86.h>
 
 static spinlock_t step_lock;            /* held from begin to end: one redirected page at a time */
-/* apic_step_cpu: the CPU whose step is in flight, ~0 for none (read inline, apic_step.h) */
-u32 apic_step_cpu = ~0u;
 static u64 step_page;
 static u8 scratch[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static u32 before[PAGE_SIZE / 16];
@@ -182,7 +180,7 @@ bool apic_step_begin(struct vcpu *v, bool fetch)
                     stage2_remap(virt_backend->stage2, next, (u64)(uintptr_t)beyond, STAGE2_RWX) == 0;
     v->ops->stage2_flush(v);
     mark_start(v);
-    __atomic_store_n(&apic_step_cpu, v->pc->index, __ATOMIC_RELEASE);
+    v->pc->apic_stepping = 1;
     if (v->ops->step_arm(v, true))
         return true;
     step_end(v);                        /* cannot step: nothing ran, nothing to replay */
@@ -207,7 +205,7 @@ static void step_end(struct vcpu *v)
         }
     }
     v->rec->arg0 = replayed;
-    __atomic_store_n(&apic_step_cpu, ~0u, __ATOMIC_RELEASE);
+    v->pc->apic_stepping = 0;
     __atomic_store_n(&apic_step_hold, 0, __ATOMIC_RELEASE);
     spin_unlock(&step_lock);
 }

@@ -36,13 +36,18 @@ u32 cpu_phys_bits(void)
     return bits;
 }
 
+static u64 vcpu_guest_cr4(const void *ctx)
+{
+    struct vcpu *v = (struct vcpu *)ctx;
+    struct guest_paging p;
+    v->ops->paging(v, &p);
+    return p.cr4;
+}
+
 /* CPUID: the guest's view (cpuid_leaves.h); only two leaves need the paging read for CR4. */
 void exit_cpuid(struct vcpu *v)
 {
-    struct guest_paging p = { 0 };
-    if (cpuid_leaf_mirrors_cr4((u32)v->gpr[0]))
-        v->ops->paging(v, &p);
-    exit_fast_cpuid(v->gpr, p.cr4);
+    exit_fast_cpuid(v->gpr, vcpu_guest_cr4, v);
     vcpu_skip(v);
 }
 

@@ -75,7 +75,6 @@ static u64 *mtrr_slot(struct mtrr_state *st, u32 msr)
 }
 
 /* Bumped after a retype; every CPU flushes its cached stage-2 translations when it sees a new value. */
-volatile u32 stage2_types_gen;         /* read inline by msr_emul_stage2_sync (msr_emul.h) */
 
 /*
  * Retype the stage-2 map after a guest MTRR write, while the guest's MTRRs are enabled. The MP update
@@ -90,7 +89,9 @@ static void mtrr_apply(struct vcpu *v, const struct mtrr_state *st)
     u64 changed = stage2_retype(virt_backend->stage2, &hv_memmap, st);
     if (!changed)
         return;
-    __atomic_add_fetch(&stage2_types_gen, 1, __ATOMIC_SEQ_CST);
+    for (u32 i = 0; i < cpu_count; i++)
+        if (cpus[i])
+            __atomic_store_n(&cpus[i]->stage2_stale, 1, __ATOMIC_SEQ_CST);
     printk("stage2: cpu %u: guest MTRRs retyped %lu leaves\n", v->pc->index, changed);
     msr_emul_stage2_sync(v);
 }

@@ -80,7 +80,9 @@ static inline void trace_publish(struct percpu *pc, struct hv_record *rec, int b
     }
     if (hv_options.trace_e9) {
         struct hv_record f = *rec;              /* the published slot stays as the reader checked it */
-        f.seq = pc->exits_total;                /* the frame stream numbers every exit, dropped or not */
+        f.seq = 0;                              /* the frame stream numbers every exit, dropped or not */
+        for (u32 k = 0; k < HV_EXIT_KIND_COUNT; k++)
+            f.seq += pc->exit_kinds[k];
         frame_emit(&f);
         if (brk >= 0)
             break_hit(pc, brk, &f);

@@ -36,11 +36,10 @@ bool apic_step_begin(struct vcpu *v, bool fetch);
  * This CPU has a step in flight (the next exit ends it). Inline with the other two checks every exit
  * makes (apic_step_cut, apic_step_hold_wait): one load each when no step is in flight (issue 18).
  */
-extern u32 apic_step_cpu;               /* the stepping CPU's index, ~0 for none */
 extern u32 apic_step_hold;              /* a step is in flight: the other CPUs wait in the hypervisor */
 static inline bool apic_step_active(const struct percpu *pc)
 {
-    return __atomic_load_n(&apic_step_cpu, __ATOMIC_ACQUIRE) == pc->index;
+    return pc->apic_stepping;
 }
 /*
  * The step's own exit (monitor trap, or #DB where there is none). If the instruction made progress (RIP,

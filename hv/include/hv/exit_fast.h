@@ -28,14 +28,16 @@ __noreturn void vcpu_take_init(struct percpu *pc);
 /*
  * After the exit's state is final ('kind' is rec->kind, a constant on a fast path): the record traced,
  * the run ended if a handler asked for it (the guest's last exit is in the trace first), an INIT
- * taken, and the CPU marked as back to the guest.
+ * taken, and the CPU marked as back to the guest. 'fast' (a constant): a fast path's handler never
+ * ends the run, and it runs only when exit_fast_quiet() found no gdb-stub debug register to load, so
+ * there are none to give back either.
  */
-static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind)
+static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast)
 {
     rec->tsc_resume = __builtin_ia32_rdtsc();
     trace_exit_as(pc, rec, kind);
     gdbstub_exit_poll(pc);              /* Ctrl-C or a new gdb on the stub's UART (gdbstub=1 only) */
-    if (pc->end_reason)
+    if (!fast && pc->end_reason)
         vcpu_exit_end(pc);
     /*
      * Not while this CPU single-steps an xAPIC access (apic_step.h): the page is redirected to the copy
@@ -46,7 +48,8 @@ static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8
         apic_emul_take_init_latched(pc))
         vcpu_take_init(pc);
     apic_step_hold_wait(pc);            /* clears in_root */
-    gdbstub_dr_exit_end(pc);            /* the guest's debug registers back */
+    if (!fast)
+        gdbstub_dr_exit_end(pc);        /* the guest's debug registers back */
 }
 
 /*
@@ -56,19 +59,19 @@ static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8
  */
 static inline bool exit_fast_quiet(const struct percpu *pc)
 {
-    return !gdbstub_dr7 && !pc->nmi_pending && pc->stage2_types_seen == stage2_types_gen && !apic_step_active(pc);
+    return !pc->exit_slow;
 }
 
 /*
  * CPUID's vendor-neutral half, for both paths: the guest's answer (cpuid_leaves.h) in the GPR frame.
- * guest_cr4 matters only where cpuid_leaf_mirrors_cr4(). The record's operands are the leaf and
- * sub-leaf (exit_record_gpr_operands()), taken before.
+ * guest_cr4(ctx) is asked only where cpuid_leaf_mirrors_cr4() (VT-x reads it from three fields). The
+ * record's operands are the leaf and sub-leaf (exit_record_gpr_operands()), taken before.
  */
-static inline void exit_fast_cpuid(u64 *gpr, u64 guest_cr4)
+static inline void exit_fast_cpuid(u64 *gpr, u64 (*guest_cr4)(const void *ctx), const void *ctx)
 {
     u32 leaf = (u32)gpr[0], sub = (u32)gpr[1];
     if (cpuid_leaf_adjusted(leaf)) {
-        struct cpuid_regs r = hv_guest_cpuid_adjusted(leaf, sub, guest_cr4);
+        struct cpuid_regs r = hv_guest_cpuid_adjusted(leaf, sub, cpuid_leaf_mirrors_cr4(leaf) ? guest_cr4(ctx) : 0);
         gpr[0] = r.a;
         gpr[3] = r.b;
         gpr[1] = r.c;

@@ -7,15 +7,15 @@
 bool msr_emul_read(struct vcpu *v, u32 msr, u64 *value);
 bool msr_emul_write(struct vcpu *v, u32 msr, u64 value);
 /*
- * Flush this CPU's stage-2 translations if another CPU retyped the map for its guest MTRRs since.
- * Inline: every exit asks, and the answer is almost always no (issue 18).
+ * Flush this CPU's stage-2 translations if a CPU retyped the map for its guest MTRRs since (it set
+ * every CPU's stage2_stale after the retype). Cleared before the flush: a retype that sets it again
+ * meanwhile is flushed now or at the next exit, never lost. Inline: every exit asks, and the answer
+ * is almost always no (issue 18).
  */
-extern volatile u32 stage2_types_gen;
 static inline void msr_emul_stage2_sync(struct vcpu *v)
 {
-    u32 gen = stage2_types_gen;
-    if (v->pc->stage2_types_seen != gen) {
-        v->pc->stage2_types_seen = gen;
+    if (__builtin_expect(v->pc->stage2_stale, 0)) {
+        __atomic_store_n(&v->pc->stage2_stale, 0, __ATOMIC_SEQ_CST);
         v->ops->stage2_flush(v);
     }
 }

@@ -69,14 +69,25 @@ struct percpu {
     volatile u32 in_root;           /* 1 while this CPU runs the exit handler (host context) */
     volatile u32 launched;          /* the blue pill happened: outside the exit handler we are the guest */
     struct fixup fixup[2];          /* [0] guest context, [1] host context */
-    u64 exit_kinds[HV_EXIT_KIND_COUNT];   /* exits per vendor-neutral kind (trace.c) */
-    u64 exits_total;
+    u64 exit_kinds[HV_EXIT_KIND_COUNT];   /* exits per vendor-neutral kind (trace.c); their sum is every exit */
     u64 *exit_regs;                 /* the guest GPR frame of the exit being handled (16 slots) */
     struct hv_ring *ring;           /* this CPU's exit ring (abi.h), listed in the discovery header */
     struct hv_record *rec_building; /* the ring slot this exit's record is built in, until published (trace.h) */
     struct hv_snapshot *snapshot;   /* this CPU's snapshot area (abi.h), listed in the discovery header */
-    u32 stage2_types_seen;          /* stage2_types_gen at this CPU's last stage-2 flush for retyping */
-    volatile u32 nmi_pending;       /* an NMI for the guest that arrived while it could not take it */
+    /*
+     * What keeps this CPU's exits off the fast paths (exit_fast.h): a byte each, so that one load of
+     * exit_slow tests them all (issue 18). Each is written where its state changes, by this CPU or
+     * (stage2_stale, dr_armed) by the CPU that changed the shared state.
+     */
+    union {
+        struct {
+            volatile u8 nmi_pending;    /* an NMI for the guest that arrived while it could not take it */
+            volatile u8 stage2_stale;   /* stage 2 was retyped since this CPU last flushed it (msr_emul.h) */
+            volatile u8 apic_stepping;  /* this CPU single-steps an xAPIC access (apic_step.h) */
+            volatile u8 dr_armed;       /* the gdb stub uses debug-register slots (gdbstub_dr7 != 0) */
+        };
+        volatile u32 exit_slow;
+    };
     volatile u32 kicked;            /* an NMI IPI the hypervisor sent to bring this CPU out of the guest */
     bool dr_swapped;                /* the gdb stub's DR0-DR3/DR7 loaded for this exit, the guest's in guest_dr */
     u8 gdb_polls_left;              /* exits until the gdb stub looks at its UART again (wraps: every 256th) */

@@ -66,7 +66,6 @@ void trace_exit_full(struct percpu *pc, struct hv_record *rec);
 static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind)
 {
     pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
-    pc->exits_total++;
     if (__builtin_expect((break_armed() && !break_surely_misses_as(pc, rec, kind)) || hv_options.trace_e9, 0)) {
         trace_exit_full(pc, rec);
         return;

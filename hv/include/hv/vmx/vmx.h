@@ -169,8 +169,12 @@ int vmx_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip);
 struct guest_start;
 /* A loaded guest (guest.h) with a fresh register state; returns only if the launch failed. */
 int vmx_start_guest(struct percpu *pc, const struct guest_start *gs);
-/* The C exit dispatcher, called by the asm exit stub with the saved GPRs. */
+/*
+ * The C exit dispatcher, called by the asm exit stub with the saved GPRs (vmx/exit_fast.c: CPUID's
+ * fast path there, every other exit vmx_exit_full(), vmx/exit.c).
+ */
 void vmx_exit_dispatch(struct guest_regs *regs);
+void vmx_exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason);
 __noreturn void vmx_resume_failed(void);
 /* VMREAD every supported VMCS component into pc->snapshot (vmx/snapshot.c). */
 void vmx_snapshot(struct percpu *pc, u32 why);
