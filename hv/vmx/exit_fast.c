@@ -2,15 +2,42 @@
  * The exit stub's C entry (vmx_exit_dispatch) and CPUID's fast path (exit_fast.h, issue 18); every
  * other exit goes to vmx_exit_full() (exit.c).
  *
- * Compiled with RBX and R12-R15 call-clobbered (STUB_ENTRY_CFLAGS, Makefile): the stub saved every
- * guest GPR and restores every one from its frame, so nothing reached from it needs to preserve them,
- * and the fast path pushes and pops no callee-saved register. Only the stub may call into this file;
- * what this file calls elsewhere still preserves them, as the ABI says, which is harmless.
+ * The stub (launch.S) saves only RAX, RCX, RDX, RBX, RSI, RDI and R8-R11 into the struct guest_regs
+ * frame, and restores only those. This file is compiled never to use RBP and R12-R15 (-ffixed, Makefile),
+ * and everything it calls preserves them (SysV ABI), so they hold the guest's values throughout; RBX it
+ * may clobber (-fcall-used-rbx), the stub restores it. Whatever reads the frame whole gets it completed
+ * first (frame_complete): the full path, which may also change those registers (frame_reload after it),
+ * and an armed exit break, whose conditions may name them. Until then pc->exit_regs is NULL: a snapshot
+ * taken meanwhile (a fatal error) has no GPRs rather than stale ones. Only the stub may call this file.
  */
+#include <hv/breaks.h>
 #include <hv/exit_fast.h>
 #include <hv/vmx/vmcs.h>
 #include <hv/vmx/vmx.h>
 #include <hv/x86.h>
+
+/* The frame's other slots from the registers the stub left alone, and the frame published. */
+static inline void frame_complete(struct percpu *pc, struct guest_regs *r)
+{
+    __asm__ volatile("movq %%rbp, %0\n\tmovq %%r12, %1\n\tmovq %%r13, %2\n\tmovq %%r14, %3\n\tmovq %%r15, %4"
+                     : "=m"(r->rbp), "=m"(r->r12), "=m"(r->r13), "=m"(r->r14), "=m"(r->r15));
+    r->rsp_unused = 0;                  /* the guest's RSP is in the VMCS */
+    pc->exit_regs = (u64 *)r;
+}
+
+/* Those registers from the frame again, as the full path left them (an emulated instruction may write them). */
+static inline void frame_reload(const struct guest_regs *r)
+{
+    __asm__ volatile("movq %0, %%rbp\n\tmovq %1, %%r12\n\tmovq %2, %%r13\n\tmovq %3, %%r14\n\tmovq %4, %%r15"
+                     : : "m"(r->rbp), "m"(r->r12), "m"(r->r13), "m"(r->r14), "m"(r->r15));
+}
+
+static void exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason)
+{
+    frame_complete(pc, regs);
+    vmx_exit_full(pc, regs, reason);
+    frame_reload(regs);
+}
 
 static u64 guest_cr4(const void *ctx)
 {
@@ -29,26 +56,29 @@ static u64 guest_cr4(const void *ctx)
  */
 static inline void cpuid_exit(struct percpu *pc, struct guest_regs *regs)
 {
-    struct vmx_cpu *v = pc->vendor;
     if (!exit_fast_quiet(pc) || (vmread_current(GUEST_RFLAGS) & X86_RFLAGS_TF)) {
-        vmx_exit_full(pc, regs, EXIT_REASON_CPUID);
+        exit_full(pc, regs, EXIT_REASON_CPUID);
         return;
     }
     u64 len = vmread_current(VM_EXIT_INSTRUCTION_LEN);
     u64 rip = vmread_current(GUEST_RIP);
-    pc->exit_regs = (u64 *)regs;
+    pc->exit_regs = NULL;               /* until frame_complete() */
     /*
      * The record's operands: leaf and sub-leaf (exit_record_gpr_operands). CPUID's exit qualification
      * is cleared (28.2.1: saved only for the exits it lists): 0, not read.
      */
-    struct hv_record *rec = trace_exit_begin_as(pc, vmread_current(GUEST_CR3), EXIT_REASON_CPUID, 0, rip, HV_EXIT_CPUID,
-                                                (u8)len, (u32)regs->rax, (u32)regs->rcx);
-    v->exits[EXIT_REASON_CPUID]++;
-    exit_fast_cpuid((u64 *)regs, guest_cr4, NULL);
+    struct hv_record *rec = trace_exit_slot(pc);
+    trace_exit_fill(pc, rec, vmread_current(GUEST_CR3), EXIT_REASON_CPUID, 0, rip, HV_EXIT_CPUID, (u8)len,
+                    (u32)regs->rax, (u32)regs->rcx);
+    /* the instruction skipped before it is emulated: nothing lives across CPUID's four outputs */
     vmwrite_current(GUEST_RIP, rip + len);
     u64 blocking = vmread_current(GUEST_INTERRUPTIBILITY_INFO);
     if (blocking & 3)                   /* STI / MOV-SS blocking ends with the instruction (26.4.2) */
         vmwrite_current(GUEST_INTERRUPTIBILITY_INFO, blocking & ~3ull);
+    ((struct vmx_cpu *)pc->vendor)->exits[EXIT_REASON_CPUID]++;
+    exit_fast_cpuid((u64 *)regs, guest_cr4, NULL);
+    if (break_armed())                  /* its conditions may name any GPR */
+        frame_complete(pc, regs);
     vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true);
 }
 
@@ -60,5 +90,5 @@ void vmx_exit_dispatch(struct guest_regs *regs)
     if (reason == EXIT_REASON_CPUID)    /* the basic reason, no flag (28.2.1) */
         cpuid_exit(pc, regs);
     else
-        vmx_exit_full(pc, regs, reason);
+        exit_full(pc, regs, reason);
 }

@@ -4,9 +4,9 @@
  * vmx_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around vmx_setup_and_launch(); after
  * VMLAUNCH vmx_start returns 0 in VMX non-root operation, or the VMLAUNCH error if it failed.
  *
- * vmx_exit_stub: HOST_RIP. Saves every GPR in struct guest_regs order (RSP's slot is a placeholder:
- * the guest RSP is in the VMCS), calls vmx_exit_dispatch(regs) with RSP 16-byte aligned, restores and
- * VMRESUMEs. VMRESUME only falls through on failure, which vmx_resume_failed() reports; it never returns.
+ * vmx_exit_stub: HOST_RIP. Saves the GPRs vmx/exit_fast.c may use in a struct guest_regs frame (the
+ * file completes the frame when something needs it whole: its header), calls vmx_exit_dispatch(regs)
+ * with RSP 16-byte aligned, restores them and VMRESUMEs. VMRESUME only falls through on failure, which vmx_resume_failed() reports; it never returns.
  */
 #include <hv/bluepill.S>
 
@@ -32,40 +32,31 @@ vmx_launch_fresh:
 
     .align 16
 vmx_exit_stub:
-    pushq %r15
-    pushq %r14
-    pushq %r13
-    pushq %r12
-    pushq %r11
-    pushq %r10
-    pushq %r9
-    pushq %r8
-    pushq %rdi
-    pushq %rsi
-    pushq %rbp
-    pushq $0                        /* RSP slot */
-    pushq %rbx
-    pushq %rdx
-    pushq %rcx
-    pushq %rax
-    movq %rsp, %rdi                 /* HOST_RSP is 16-aligned, 16 pushes keep it so */
+    /* the ten registers vmx/exit_fast.c may use; RBP and R12-R15 it leaves alone (its header) */
+    subq $128, %rsp                 /* struct guest_regs; HOST_RSP is 16-aligned, 128 keeps it so */
+    movq %rax, 0(%rsp)
+    movq %rcx, 8(%rsp)
+    movq %rdx, 16(%rsp)
+    movq %rbx, 24(%rsp)
+    movq %rsi, 48(%rsp)
+    movq %rdi, 56(%rsp)
+    movq %r8, 64(%rsp)
+    movq %r9, 72(%rsp)
+    movq %r10, 80(%rsp)
+    movq %r11, 88(%rsp)
+    movq %rsp, %rdi
     call vmx_exit_dispatch
-    popq %rax
-    popq %rcx
-    popq %rdx
-    popq %rbx
-    addq $8, %rsp
-    popq %rbp
-    popq %rsi
-    popq %rdi
-    popq %r8
-    popq %r9
-    popq %r10
-    popq %r11
-    popq %r12
-    popq %r13
-    popq %r14
-    popq %r15
+    movq 0(%rsp), %rax
+    movq 8(%rsp), %rcx
+    movq 16(%rsp), %rdx
+    movq 24(%rsp), %rbx
+    movq 48(%rsp), %rsi
+    movq 56(%rsp), %rdi
+    movq 64(%rsp), %r8
+    movq 72(%rsp), %r9
+    movq 80(%rsp), %r10
+    movq 88(%rsp), %r11
+    addq $128, %rsp
     vmresume
     call vmx_resume_failed          /* only reached if VMRESUME failed */
 2:  cli

@@ -64,6 +64,7 @@ void trace_init_cpu(struct percpu *pc)
         rings_ready = true;
     }
     pc->ring = (struct hv_ring *)hv_trace.ring[pc->index];
+    pc->e9_frames = hv_options.trace_e9;
     break_init_cpu(pc);
 }
 

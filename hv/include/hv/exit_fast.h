@@ -35,7 +35,7 @@ __noreturn void vcpu_take_init(struct percpu *pc);
 static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast)
 {
     rec->tsc_resume = __builtin_ia32_rdtsc();
-    trace_exit_as(pc, rec, kind);
+    trace_exit_as(pc, rec, kind, fast);
     gdbstub_exit_poll(pc);              /* Ctrl-C or a new gdb on the stub's UART (gdbstub=1 only) */
     if (!fast && pc->end_reason)
         vcpu_exit_end(pc);
@@ -53,9 +53,10 @@ static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8
 }
 
 /*
- * Nothing the full path does at an exit's start or end is pending on this CPU: no hardware breakpoint
- * of the gdb stub to load, no NMI held for the guest, no stage-2 retyping to flush, no xAPIC access
- * being single-stepped (its exits and its cut are the full path's).
+ * Nothing the full path does at an exit's start or end is pending on this CPU (percpu.exit_slow, one
+ * load): no hardware breakpoint of the gdb stub to load, no NMI held for the guest, no stage-2 retyping
+ * to flush, no xAPIC access being single-stepped (its exits and its cut are the full path's), no frame
+ * stream (trace_e9=1, a debugging mode).
  */
 static inline bool exit_fast_quiet(const struct percpu *pc)
 {

@@ -85,8 +85,9 @@ struct percpu {
             volatile u8 stage2_stale;   /* stage 2 was retyped since this CPU last flushed it (msr_emul.h) */
             volatile u8 apic_stepping;  /* this CPU single-steps an xAPIC access (apic_step.h) */
             volatile u8 dr_armed;       /* the gdb stub uses debug-register slots (gdbstub_dr7 != 0) */
+            u8 e9_frames;               /* trace_e9=1: every record is streamed too (trace.c) */
         };
-        volatile u32 exit_slow;
+        volatile u64 exit_slow;
     };
     volatile u32 kicked;            /* an NMI IPI the hypervisor sent to bring this CPU out of the guest */
     bool dr_swapped;                /* the gdb stub's DR0-DR3/DR7 loaded for this exit, the guest's in guest_dr */

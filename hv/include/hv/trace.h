@@ -26,19 +26,27 @@ extern struct hv_record trace_spare[HV_MAX_CPUS];
  * until then, never after.
  */
 #define trace_exit_begin(pc, guest_cr3, reason, qual, rip) trace_exit_begin_as(pc, guest_cr3, reason, qual, rip, 0, 0, 0, 0)
-/* The same with the fields a fast path knows at once (exit_fast.h): each is written once. */
-static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest_cr3, u16 reason, u64 qual, u64 rip,
-                                                    u8 kind, u8 insn_len, u64 arg0, u64 arg1)
+/*
+ * trace_exit_begin in two steps, for a fast path (exit_fast.h) that reads the fields' values only once
+ * the record has its place and TSC (fewer values live at once): trace_exit_slot, then trace_exit_fill.
+ * The TSC is taken after the reservation: a wait for the reader is not the exit's handling time.
+ */
+static inline struct hv_record *trace_exit_slot(struct percpu *pc)
 {
     struct hv_record *slot = ring_reserve(pc->ring);     /* every CPU has its ring before its first exit (virt.c) */
     struct hv_record *rec = slot ? slot : &trace_spare[pc->index];
     pc->rec_building = slot;
-    /*
-     * Field by field, not a compound literal: that is a REP STOSQ over the whole record first (ten
-     * iterations). seq is the ring's (0 in a reserved slot, never written in the spare). The TSC after
-     * the reservation: a wait for the reader is not the exit's handling time.
-     */
     rec->tsc = __builtin_ia32_rdtsc();
+    return rec;
+}
+/*
+ * Every other field, each written once (fields a fast path knows at once among them). Field by field,
+ * not a compound literal: that is a REP STOSQ over the whole record first (ten iterations). seq is the
+ * ring's (0 in a reserved slot, never written in the spare).
+ */
+static inline void trace_exit_fill(struct percpu *pc, struct hv_record *rec, u64 guest_cr3, u16 reason, u64 qual,
+                                   u64 rip, u8 kind, u8 insn_len, u64 arg0, u64 arg1)
+{
     rec->cpu = (u16)pc->index;
     rec->kind = kind;
     rec->flags = 0;
@@ -54,6 +62,12 @@ static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest
     rec->cr3 = guest_cr3;
     _Static_assert(__builtin_offsetof(struct hv_record, cr3) + 8 == sizeof(struct hv_record),
                    "trace_exit_begin writes every field of the record");
+}
+static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest_cr3, u16 reason, u64 qual, u64 rip,
+                                                    u8 kind, u8 insn_len, u64 arg0, u64 arg1)
+{
+    struct hv_record *rec = trace_exit_slot(pc);
+    trace_exit_fill(pc, rec, guest_cr3, reason, qual, rip, kind, insn_len, arg0, arg1);
     return rec;
 }
 /* trace_exit's every other case: a break that may match (or a table to compile), the port-0xE9 stream. */
@@ -61,12 +75,13 @@ void trace_exit_full(struct percpu *pc, struct hv_record *rec);
 /*
  * The exit is handled: count it and publish its record (the ring's slot: ring_commit; the spare is
  * not published), or, when an armed break may match it or frames are streamed, trace_exit_full().
- * Inline: on every exit (issue 18), the usual case and a break that surely misses need no call.
+ * Inline: on every exit (issue 18), the usual case and a break that surely misses need no call. 'fast'
+ * (a constant): a fast path's exit (exit_fast.h), taken only while pc->exit_slow is clear: no frame stream.
  */
-static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind)
+static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast)
 {
     pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
-    if (__builtin_expect((break_armed() && !break_surely_misses_as(pc, rec, kind)) || hv_options.trace_e9, 0)) {
+    if (__builtin_expect((break_armed() && !break_surely_misses_as(pc, rec, kind)) || (!fast && pc->e9_frames), 0)) {
         trace_exit_full(pc, rec);
         return;
     }
@@ -76,7 +91,7 @@ static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 ki
     }
 }
 /* trace_exit_as() with the kind the record holds; a fast path passes its constant kind. */
-#define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind)
+#define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind, false)
 /* Allocate and register this CPU's ring (capacity from the command line). */
 void trace_init_cpu(struct percpu *pc);
 const char *exit_kind_name(u32 kind);
