@@ -81,6 +81,8 @@ HV_HC_UNKNOWN: Final = 0xFFFF_FFFF_FFFF_FFFF  # (~0ull): unknown function
 #: CPUID 0x40000000 returns the highest hypervisor leaf in EAX and this signature in EBX:ECX:EDX.
 HV_CPUID_SIGNATURE: Final = "hvtrace\0\0\0\0\0"
 HV_CPUID_MAX_LEAF: Final = 0x40000001  # 0x40000001: EAX = HV_ABI_VERSION
+#: The CPUID storm (storm=1) executes CPUID with R15 = HV_STORM_MARK and R12 = its round.
+HV_STORM_MARK: Final = 0x53544F524D523135
 
 
 class HvVendor(IntEnum):

@@ -14,12 +14,20 @@
 
 static u64 storm_iterations;    /* 0 = forever */
 
+/* CPUID leaf round & 7, sub-leaf 0, with R12 = round and R15 = HV_STORM_MARK (abi.h). */
+static inline void storm_cpuid(u64 round)
+{
+    register u64 r12 __asm__("r12") = round;
+    register u64 r15 __asm__("r15") = HV_STORM_MARK;
+    u32 a = (u32)round & 7, b, c = 0, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d) : "r"(r12), "r"(r15));
+}
+
 static void storm_loop(void)
 {
-    u32 a, b, c, d;
     bool mix = hv_options.storm_mix;
     for (u64 i = 0; !storm_iterations || i < storm_iterations; i++) {
-        cpuid((u32)i & 7, 0, &a, &b, &c, &d);
+        storm_cpuid(i);
         if (mix)
             (void)rdmsr(0xfe);
     }

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hvtrace import abi
 from hvtrace.abi import HvExitKind
 from hvtrace.gdbmi import Gdb, GdbError, Reply, is_stopped, stop_function
 from hvtrace.launch.bochs import BochsSession
@@ -136,6 +137,32 @@ def test_exits_lists_decoded_records(live: Live) -> None:
     lines = [ln for ln in text.splitlines() if ln.startswith("CPU")]
     assert len(lines) == 3, text
     assert all(CPUID_EXIT[session.backend] in ln for ln in lines), text
+
+
+HITS_RE = re.compile(r"^\s+(\d+): .*  hits (\d+)$", re.MULTILINE)
+
+
+def test_break_condition_on_registers_cpuid_does_not_use(live: Live) -> None:
+    """The storm's CPUID carries R15 = HV_STORM_MARK and R12 = its round (abi.h). VT-x's exit stub
+    leaves RBP and R12-R15 to its C (vmx/exit_fast.c), which stores them into the frame before an armed
+    break looks at it: a condition on them holds with the mark and never without, and the hit shows
+    them."""
+    _, gdb = live
+    mark = abi.HV_STORM_MARK
+    gdb.ok("hv-break delete all", timeout=120)
+    assert "hv-break 0:" in gdb.ok(f"hv-break cpuid if r15 != {mark:#x}", timeout=180)
+    assert "hv-break 1:" in gdb.ok(f"hv-break cpuid if r15 == {mark:#x} && leaf == 3", timeout=180)
+    stop = gdb.continue_until_stop(timeout=600)
+    text = stop_text(gdb, stop.text, "R15")
+    assert re.search(r"hv-break 1 hit on CPU \d: CPUID", text), text
+    assert f"R15 {mark:#018x}" in text, text
+    r12 = re.search(r"R12 (0x[0-9a-f]{16})", text)
+    assert r12 is not None, text
+    assert int(r12.group(1), 16) & 7 == 3, text  # the round whose leaf is 3
+    hits = {int(i): int(n) for i, n in HITS_RE.findall(gdb.ok("hv-break list", timeout=180))}
+    assert hits.get(0) == 0, hits
+    assert hits.get(1, 0) >= 1, hits
+    gdb.ok("hv-break delete all", timeout=120)
 
 
 def test_hardware_breakpoint_and_watchpoint_stop_in_the_exit_path(live: Live) -> None:

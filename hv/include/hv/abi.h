@@ -81,6 +81,13 @@
 #define HV_CPUID_SIGNATURE "hvtrace\0\0\0\0\0"
 #define HV_CPUID_MAX_LEAF  0x40000001  /* 0x40000001: EAX = HV_ABI_VERSION */
 
+/*
+ * The CPUID storm (storm=1, boot/guests/storm.c) executes CPUID with R15 = HV_STORM_MARK and R12 = its
+ * round: registers CPUID does not use, that VT-x's exit stub leaves to its C (vmx/exit_fast.c), for
+ * exit-break conditions to test.
+ */
+#define HV_STORM_MARK 0x53544f524d523135ull   /* "51RMROTS" */
+
 /* Which back end runs (discovery header 'vendor', snapshot 'vendor'). */
 #define HV_VENDOR_NONE 0
 #define HV_VENDOR_VMX  1
