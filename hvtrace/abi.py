@@ -400,4 +400,5 @@ def mirror_defines() -> dict[str, int | str]:
         out[f"HV_RING_{policy.name}"] = int(policy)
     out["HV_CPUID_SIGNATURE"] = HV_CPUID_SIGNATURE
     out["HV_CPUID_MAX_LEAF"] = HV_CPUID_MAX_LEAF
+    out["HV_STORM_MARK"] = HV_STORM_MARK
     return out

@@ -377,7 +377,7 @@ static __attribute__((noinline)) void cpuid_exit(struct percpu *pc, struct svm_c
     v->save.rax = regs->rax;
     v->save.rip += len;                 /* past the instruction, which ends an STI shadow (15.21.5) */
     v->control.interrupt_shadow &= ~1ull;
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true);
+    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, break_armed());
     return;
 full:
     exit_full(pc, s, regs);

@@ -77,9 +77,11 @@ static inline void cpuid_exit(struct percpu *pc, struct guest_regs *regs)
         vmwrite_current(GUEST_INTERRUPTIBILITY_INFO, blocking & ~3ull);
     ((struct vmx_cpu *)pc->vendor)->exits[EXIT_REASON_CPUID]++;
     exit_fast_cpuid((u64 *)regs, guest_cr4, NULL);
-    if (break_armed())                  /* its conditions may name any GPR */
+    /* read once: the breaks evaluated are the ones the frame was completed for (conditions may name any GPR) */
+    bool armed = break_armed();
+    if (armed)
         frame_complete(pc, regs);
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true);
+    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, armed);
 }
 
 void vmx_exit_dispatch(struct guest_regs *regs)

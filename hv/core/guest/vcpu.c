@@ -171,5 +171,5 @@ void vcpu_exit_finish(struct vcpu *v, struct hv_record *rec)
         v->ops->inject(v, &v->event);
         rec->flags |= HV_REC_INJECTED;
     }
-    vcpu_exit_resume(v->pc, rec, rec->kind, false);
+    vcpu_exit_resume(v->pc, rec, rec->kind, false, break_armed());
 }

@@ -30,12 +30,12 @@ __noreturn void vcpu_take_init(struct percpu *pc);
  * the run ended if a handler asked for it (the guest's last exit is in the trace first), an INIT
  * taken, and the CPU marked as back to the guest. 'fast' (a constant): a fast path's handler never
  * ends the run, and it runs only when exit_fast_quiet() found no gdb-stub debug register to load, so
- * there are none to give back either.
+ * there are none to give back either. 'armed': break_armed(), read once (trace_exit_as).
  */
-static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast)
+static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast, bool armed)
 {
     rec->tsc_resume = __builtin_ia32_rdtsc();
-    trace_exit_as(pc, rec, kind, fast);
+    trace_exit_as(pc, rec, kind, fast, armed);
     gdbstub_exit_poll(pc);              /* Ctrl-C or a new gdb on the stub's UART (gdbstub=1 only) */
     if (!fast && pc->end_reason)
         vcpu_exit_end(pc);

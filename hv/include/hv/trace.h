@@ -77,11 +77,13 @@ void trace_exit_full(struct percpu *pc, struct hv_record *rec);
  * not published), or, when an armed break may match it or frames are streamed, trace_exit_full().
  * Inline: on every exit (issue 18), the usual case and a break that surely misses need no call. 'fast'
  * (a constant): a fast path's exit (exit_fast.h), taken only while pc->exit_slow is clear: no frame stream.
+ * 'armed': break_armed() as the caller read it once (VT-x's fast path completes its GPR frame for the
+ * breaks by the same reading: vmx/exit_fast.c).
  */
-static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast)
+static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast, bool armed)
 {
     pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
-    if (__builtin_expect((break_armed() && !break_surely_misses_as(pc, rec, kind)) || (!fast && pc->e9_frames), 0)) {
+    if (__builtin_expect((armed && !break_surely_misses_as(pc, rec, kind)) || (!fast && pc->e9_frames), 0)) {
         trace_exit_full(pc, rec);
         return;
     }
@@ -91,7 +93,7 @@ static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 ki
     }
 }
 /* trace_exit_as() with the kind the record holds; a fast path passes its constant kind. */
-#define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind, false)
+#define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind, false, break_armed())
 /* Allocate and register this CPU's ring (capacity from the command line). */
 void trace_init_cpu(struct percpu *pc);
 const char *exit_kind_name(u32 kind);
