@@ -34,13 +34,40 @@ def _publish(d: abi.HvDiscovery, cfg: abi.HvBreakConfig, changed: list[int]) -> 
         target.write(d.break_config + offset, data)
 
 
+def _generation() -> int:
+    """The break table's generation as published now (abi.h hv_break_config)."""
+    _, d = target.discovery()
+    offset = abi.HvBreakConfig.generation.offset
+    return int.from_bytes(target.read(d.break_config + offset, 4), "little")
+
+
+class HitBreakpoint(gdb.Breakpoint):  # type: ignore[misc]
+    """gdb's one breakpoint at hv_break_hit. Two CPUs may match at once: the one that stops second was
+    parked between its match and its call, and a tool may have deleted or rewritten the table since
+    (breaks.c drops such a hit, but only up to a few instructions before the call). Its generation
+    argument (RCX) then is not the table's: gdb resumes it instead of reporting a break nobody holds."""
+
+    def stop(self) -> bool:
+        try:
+            gen = int(gdb.parse_and_eval("$rcx")) & 0xFFFF_FFFF
+            with target.physical():
+                now = _generation()
+        except (gdb.error, model.HvError):
+            return True  # cannot tell: a stop too many is better than a lost one
+        if gen in (0, now):  # 0: a table published without generations (abi.h)
+            return True
+        cpu = int(gdb.parse_and_eval("$rdi")) & 0xFFFF_FFFF
+        gdb.write(f"hv-break: CPU {cpu} matched table generation {gen}, rewritten since ({now}): resumed\n")
+        return False
+
+
 def _hit_breakpoint() -> gdb.Breakpoint:
     for bp in gdb.breakpoints():
-        if bp.location == HIT_FUNCTION and bp.is_valid():
+        if isinstance(bp, HitBreakpoint) and bp.is_valid():
             return bp
     if gdb.lookup_global_symbol(HIT_FUNCTION) is None:
         raise model.HvError(f"symbol {HIT_FUNCTION} not found: load the hypervisor's ELF (file hvtrace.elf)")
-    return gdb.Breakpoint(HIT_FUNCTION)
+    return HitBreakpoint(HIT_FUNCTION)
 
 
 class HvBreakCmd(HvCommand):

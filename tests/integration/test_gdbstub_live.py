@@ -139,6 +139,30 @@ def test_exits_lists_decoded_records(live: Live) -> None:
     assert all(CPUID_EXIT[session.backend] in ln for ln in lines), text
 
 
+HIT_STOP = (
+    "python from hvtrace.gdbext.cmd_break import HitBreakpoint; "
+    "print('stop:', [b.stop() for b in gdb.breakpoints() if isinstance(b, HitBreakpoint)])"
+)
+
+
+def test_a_hit_of_a_table_rewritten_since_resumes(live: Live) -> None:
+    """Two CPUs may match at once; the second to stop may have been parked while the tool rewrote the
+    table. hv_break_hit's generation argument (RCX) tells gdb: at a real hit its breakpoint stops, and the
+    same hit, once the table has a newer generation, is resumed with a note instead."""
+    _, gdb = live
+    gdb.ok("hv-break delete all", timeout=120)
+    gdb.ok("hv-break cpuid --leaf 2", timeout=180)
+    stop = gdb.continue_until_stop(timeout=600)
+    assert re.search(r"hv-break 0 hit on CPU \d: CPUID", stop_text(gdb, stop.text, "hit on")), stop.text
+    assert "stop: [True]" in gdb.ok(HIT_STOP, timeout=120)
+    gdb.ok("hv-trace-point msr_read", timeout=180)  # a new generation of the table
+    rewritten = gdb.ok(HIT_STOP, timeout=120)
+    assert "stop: [False]" in rewritten, rewritten
+    note = r"CPU \d matched table generation \d+, rewritten since \(\d+\): resumed"
+    assert re.search(note, rewritten), rewritten
+    gdb.ok("hv-break delete all", timeout=120)
+
+
 HITS_RE = re.compile(r"^\s+(\d+): .*  hits (\d+)$", re.MULTILINE)
 
 

@@ -45,8 +45,10 @@ static int break_match_from(struct percpu *pc, const struct hv_record *rec, u32 
             return -1;
         /* Counted once per matching exit, by whichever CPU: atomically, tracepoints fire on all. */
         u64 hits = __atomic_add_fetch(&hv_breaks.entry[i].hits, 1, __ATOMIC_RELAXED);
-        if (c->stops[i] && hits > c->ignore[i])
+        if (c->stops[i] && hits > c->ignore[i]) {
+            pc->breaks.hit_gen = gen;
             return i;
+        }
     }
     return -1;
 }
@@ -94,23 +96,33 @@ int break_match_armed(struct percpu *pc, const struct hv_record *rec)
 
 /*
  * gdb's breakpoint lives here. noinline + an empty asm keep the call and the symbol; the arguments
- * are in RDI/RSI/RDX for the extension to read ($rdi = CPU, $rsi = entry, $rdx = record).
+ * are in RDI/RSI/RDX/RCX for the extension to read ($rdi = CPU, $rsi = entry, $rdx = record, $rcx = the
+ * table generation the match was made under: gdbext drops a hit of a table it has rewritten since).
  */
-__attribute__((noinline)) void hv_break_hit(u32 cpu, u32 entry, const struct hv_record *rec)
+__attribute__((noinline)) void hv_break_hit(u32 cpu, u32 entry, const struct hv_record *rec, u32 gen)
 {
-    __asm__ volatile("" : : "r"(cpu), "r"(entry), "r"(rec) : "memory");
+    __asm__ volatile("" : : "r"(cpu), "r"(entry), "r"(rec), "r"(gen) : "memory");
 }
 
 /* last_hit and last_cpu are one fact: CPUs hitting at once must not pair one's entry with another's CPU. */
 static spinlock_t last_lock;
 
+/*
+ * A CPU may be parked between its match and its stop (another CPU's hit stopped the VM first, both
+ * matching at once), and a tool may delete or rewrite the entry meanwhile: the hit is then of a table
+ * nobody holds any more, and is dropped here, after the snapshot (the long step). One parked in the few
+ * instructions after this check still reaches hv_break_hit() with its generation, which gdb checks.
+ */
 void break_hit(struct percpu *pc, int entry, const struct hv_record *rec)
 {
+    u32 gen = pc->breaks.hit_gen;
+    if (virt_backend && virt_backend->snapshot)
+        virt_backend->snapshot(pc, HV_SNAP_BREAK);
+    if (!table_still(gen))
+        return;
     spin_lock(&last_lock);
     hv_breaks.last_hit = (u32)entry;
     hv_breaks.last_cpu = pc->index;
     spin_unlock(&last_lock);
-    if (virt_backend && virt_backend->snapshot)
-        virt_backend->snapshot(pc, HV_SNAP_BREAK);
-    hv_break_hit(pc->index, (u32)entry, rec);
+    hv_break_hit(pc->index, (u32)entry, rec, gen);
 }

@@ -128,7 +128,8 @@ struct hv_snapshot {
  * Exit breakpoints, evaluated inside the hypervisor on every exit (a gdb conditional breakpoint per
  * exit costs ~40x more). A tool arms an entry by writing it (see the protocol below); an exit that
  * matches every set criterion is flagged HV_REC_BREAK_HIT, the CPU's snapshot is taken, and the CPU
- * calls hv_break_hit(), where gdb keeps its one breakpoint.
+ * calls hv_break_hit(cpu, entry, record, generation), where gdb keeps its one breakpoint: a hit whose
+ * table generation (RCX) is no longer the table's was matched before a tool rewrote it, and is resumed.
  */
 #define HV_BREAK_MAX      8
 #define HV_BRK_ANY        0xffffffffu   /* kind / reason / cpu: match any */

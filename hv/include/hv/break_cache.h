@@ -45,6 +45,7 @@ _Static_assert(sizeof(struct brk_entry) == 256, "brk_entry is 256 bytes");
 
 struct brk_cache {
     u32 gen;                        /* hv_break_config.generation this was compiled from, or BRK_GEN_NONE */
+    u32 hit_gen;                    /* the generation the last stopping match was made under (breaks.c) */
     u8 by_kind[256];                /* record kind -> entries that may match it on this CPU */
     u8 stops[HV_BREAK_MAX];         /* 0 for a tracepoint (HV_BRK_TRACE): it counts, never stops */
     u64 ignore[HV_BREAK_MAX];       /* stop only once hits > ignore */

@@ -41,8 +41,11 @@ int break_match_armed(struct percpu *pc, const struct hv_record *rec);
 
 /* Forget this CPU's compiled table (CPU bring-up: percpu starts zeroed, and generation 0 is not cached). */
 void break_init_cpu(struct percpu *pc);
-/* Note the hit, snapshot the CPU's VMCS / VMCB, then call hv_break_hit() (gdb stops there). */
+/*
+ * Snapshot the CPU's VMCS / VMCB, then, unless a tool rewrote the table since the match, note the hit
+ * and call hv_break_hit() (gdb stops there).
+ */
 void break_hit(struct percpu *pc, int entry, const struct hv_record *rec);
-void hv_break_hit(u32 cpu, u32 entry, const struct hv_record *rec);
+void hv_break_hit(u32 cpu, u32 entry, const struct hv_record *rec, u32 gen);
 
 #endif
