@@ -13,6 +13,14 @@
  * puts the guest back on it, in an interrupt shadow so that the HLT executes before an interrupt
  * pending meanwhile is recognised: the guest wakes from the HLT, as on hardware, and returns after it.
  *
+ * A HLT in an interrupt shadow (Linux's idle: STI; HLT, the guest's proof that no wake-up slips in
+ * between) must run before the interrupt is taken: it is halt_atomic. VMRUN loads the shadow back
+ * (APM Vol. 2 15.21.5), but QEMU 7.2's TCG does not: its INTR exit came on the HLT itself, the guest
+ * took the interrupt there and, back from the handler, slept in the HLT with the IPI that should have
+ * woken it consumed (Linux with 2 CPUs idled on until its next timer, seconds). So an INTR exit on a
+ * halt_atomic HLT completes it first: RIP after the HLT, which is where the CPU that keeps the shadow
+ * takes the interrupt too.
+ *
  * With the resident gdb stub on (gdbstub=1), INTR is intercepted while the guest runs too: SVM has no
  * preemption timer, and a guest that computes with interrupts on and makes no exit of its own would
  * never let the stub look at its UART (Ctrl-C). At an INTR exit the interrupt stays pending, and the
@@ -37,6 +45,7 @@ static void intercepts_running(struct vmcb *v)
 static void halt_end(struct svm_cpu *s, struct vmcb *v)
 {
     s->halted = false;
+    s->halt_atomic = false;
     intercepts_running(v);
 }
 
@@ -61,9 +70,11 @@ void svm_halt_exit(struct svm_exit *x)
 {
     struct vmcb *v = x->vmcb;
     u32 len = x->vcpu.ops->insn_len(&x->vcpu);
+    /* in a shadow now, or the same HLT was before an exit that came before it ran (carried: see below) */
+    x->s->halt_atomic = (v->control.interrupt_shadow & 1) || (x->s->halt_atomic && x->s->halt_rip == v->save.rip);
     x->s->halted = true;
     x->s->halt_rip = v->save.rip;
-    x->s->halt_next = v->save.rip + (len ? len : 1);    /* HLT is F4: only ignored prefixes make it longer */
+    x->s->halt_next = v->save.rip + (len ? len : 1);    /* 0: the bytes were unreadable (said); HLT is F4 */
     u32 misc1 = v->control.intercept_misc1 & ~(SVM_INTERCEPT1_HLT | SVM_INTERCEPT1_IRET);
     v->control.intercept_misc1 = misc1 | SVM_INTERCEPT1_INTR;
 }
@@ -74,13 +85,22 @@ void svm_halt_after_exit(struct svm_exit *x)
     struct vmcb *v = x->vmcb;
     if (x->code == SVM_EXIT_HLT)
         return;
+    if (x->code == SVM_EXIT_INTR && s->halt_atomic && v->save.rip == s->halt_rip) {
+        v->save.rip = s->halt_next;     /* the HLT ran, and the interrupt woke it */
+        v->control.interrupt_shadow &= ~1ull;
+    }
     /* Woken: by an interrupt, by an event injected now, or it left the HLT (it had not run yet). */
     if (x->code == SVM_EXIT_INTR || (v->control.event_inj & SVM_EVT_VALID) || v->save.rip != s->halt_next) {
+        /* Not run yet, nothing delivered: its next exit (HLT, at the same RIP) keeps it atomic. */
+        bool atomic = s->halt_atomic && x->code != SVM_EXIT_INTR && !(v->control.event_inj & SVM_EVT_VALID) &&
+                      v->save.rip == s->halt_rip;
         halt_end(s, v);
+        s->halt_atomic = atomic;
         if (x->code == SVM_EXIT_INTR)
             svm_intr_let_through(v);
         return;
     }
     v->save.rip = s->halt_rip;
     v->control.interrupt_shadow |= 1;
+    s->halt_atomic = true;
 }

@@ -38,6 +38,8 @@ u32 svm_insn_len(const u8 *p, u32 n, bool long_mode, u64 code)
     if (n > MAX_INSN)
         n = MAX_INSN;
     u32 at = n && p[0] == 0x0f ? 0 : svm_insn_prefixes(p, n, long_mode, &rex);     /* the usual: none */
+    if (code == SVM_EXIT_HLT)                           /* HLT: F4, the one-byte map (Appendix A) */
+        return at < n && p[at] == 0xf4 ? at + 1 : 0;
     if (at + 2 > n || p[at] != 0x0f)
         return 0;
     u8 op = p[at + 1];

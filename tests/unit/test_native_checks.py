@@ -23,7 +23,10 @@ with at least the number of checks it had when written (so a test that lost its 
   exit's fast path executes itself (not cpuid_leaf_adjusted()) is the CPU's own answer, under any guest
   CR4 (issue 18); the hypervisor's leaves and CR4 mirrors as documented;
 - test_string: the word-at-a-time memset/memcpy/memcmp (hv/core/lib/string.c) against byte references,
-  every size 0..64 at every misalignment, guard bytes untouched.
+  every size 0..64 at every misalignment, guard bytes untouched;
+- test_insn_len: SVM's instruction-length decoder without next-RIP saving (hv/svm/insn_len.c): the
+  opcode each exit code implies (HLT's one-byte F4 among them), prefixes, REX only in 64-bit mode,
+  cut-short bytes and the 15-byte limit (AMD APM Vol. 3 1.1, 1.2, Appendix A).
 """
 
 import re
@@ -47,6 +50,7 @@ NATIVE = Path(__file__).resolve().parents[1] / "native"
         ("test_breaks", 1000000),
         ("test_uart", 68),
         ("test_cpuid", 850),
+        ("test_insn_len", 24),
     ],
 )
 def test_native_checks(tmp_path: Path, target: str, at_least: int) -> None:

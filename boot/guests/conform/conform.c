@@ -146,6 +146,7 @@ static volatile u32 t_count, t_vector, t_error, t_eip, t_eflags, t_cr2, t_dr6, t
  */
 #define WAKE_VECTOR 31u
 static volatile u32 t_wake_count;
+static volatile u32 t_wake_eip[2];   /* where the first two wake interrupts return to (hlt_sti_pending) */
 
 void abort_check(void);
 void abort_check(void)
@@ -160,8 +161,9 @@ void trap(struct trap_frame *f)
         __atomic_fetch_add(&t_nmi_count, 1, __ATOMIC_SEQ_CST);
         return;
     }
-    if (f->vector == WAKE_VECTOR) {  /* the AP's fixed IPI (smp_hlt_intr) */
-        __atomic_fetch_add(&t_wake_count, 1, __ATOMIC_SEQ_CST);
+    if (f->vector == WAKE_VECTOR) {  /* the AP's fixed IPI (smp_hlt_intr), the BSP's (hlt_sti_pending) */
+        u32 n = __atomic_fetch_add(&t_wake_count, 1, __ATOMIC_SEQ_CST);
+        t_wake_eip[n & 1] = f->eip;
         apic_w(0xb0, 0);            /* EOI (SDM Vol. 3A 11.8.5) */
         return;
     }
@@ -1052,6 +1054,40 @@ static void c_smi_cmd(void)
     PASS_IF(1, 0);
 }
 
+/*
+ * STI; HLT with an interrupt already pending (a kernel's idle loop when the IPI that wakes it came
+ * meanwhile): STI's shadow covers the HLT (SDM Vol. 2B STI, APM Vol. 3 STI), which runs, and the
+ * pending interrupt ends it at once: the handler returns after the HLT. Returning to the HLT would halt
+ * with the wake-up consumed; a one-shot timer on the same vector then ends that wait, and says so.
+ */
+static void c_hlt_sti_pending(void)
+{
+    apic_w(0xf0, apic_r(0xf0) | 0x100);     /* software-enabled (SDM Vol. 3A 11.4.7.1) */
+    apic_w(TPR, 0);
+    __asm__ volatile("cli");
+    u32 wakes = t_wake_count, after, lint0 = apic_r(0x350);
+    u8 imr1 = inb(0x21), imr2 = inb(0xa1);
+    outb(0x21, 0xff);                       /* the 8259s' lines masked (their timer is vector 8 here) */
+    outb(0xa1, 0xff);
+    apic_w(0x350, lint0 | 0x10000);         /* and LINT0, their ExtINT input */
+    apic_w(0x3e0, 0xb);                     /* timer: divide by 1 (11.5.4) */
+    apic_w(0x320, WAKE_VECTOR);             /* one-shot, unmasked */
+    apic_w(0x380, 200000000u);              /* the way out if the HLT waits: far after the IPI */
+    apic_w(0x310, 0);                       /* ICR: fixed, assert, shorthand self (11.6.1) */
+    apic_w(0x300, 0x44000 | WAKE_VECTOR);
+    for (u32 i = 0; i < 1000000 && !(apic_r(0x200 + (WAKE_VECTOR / 32) * 0x10) & (1u << (WAKE_VECTOR % 32))); i++)
+        __asm__ volatile("pause");          /* until the IRR holds it: pending, IF clear */
+    __asm__ volatile("movl $1f, %0\n\tsti\n\thlt\n1:\tcli" : "=r"(after) : : "memory");
+    apic_w(0x320, 0x10000 | WAKE_VECTOR);   /* masked: a timer that fired meanwhile stays undelivered */
+    apic_w(0x380, 0);
+    apic_w(0x350, lint0);
+    outb(0xa1, imr2);
+    outb(0x21, imr1);
+    if (t_wake_count == wakes)
+        return PASS_IF(0, "the HLT ended without the pending interrupt");
+    CHECK_EQ(t_wake_eip[wakes & 1], after, "the pending interrupt returned to (HLT+1 expected)");
+}
+
 static void c_pae_cr3(void)
 {
     static u64 pdpt_a[4] __attribute__((aligned(32)));
@@ -1573,6 +1609,7 @@ static const struct check checks[] = {
     {"pf_delivery_int3", c_pf_delivery_int3},
     {"pf_delivery_intn", c_pf_delivery_intn},
     {"smi_cmd", c_smi_cmd},
+    {"hlt_sti_pending", c_hlt_sti_pending},
     {"smp_start", c_smp_start},
     {"smp_nmi_ipi", c_smp_nmi_ipi},
     {"smp_hlt_wake", c_smp_hlt_wake},

@@ -101,6 +101,7 @@ struct svm_cpu {
     bool halted;                /* the guest runs its HLT for real (svm/halt.c) */
     bool lme_off_vmcb;          /* the guest's EFER.LME while its paging is off, kept out of the VMCB (vcpu.c) */
     u64 halt_rip, halt_next;    /* that HLT, and the RIP after it */
+    bool halt_atomic;           /* that HLT runs before any interrupt (a shadow: STI; HLT), svm/halt.c */
     u64 exits[SVM_EXIT_IDX_COUNT];
 };
 
