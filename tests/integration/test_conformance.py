@@ -79,7 +79,7 @@ COMPARED_SVM: tuple[str, ...] = (
     "tf_mov_cr0", "tf_mov_cr3", "tf_mov_cr4", "tf_cpuid64", "dr7_exec", "dr7_write", "dr7_rw", "dr7_kept",
     "pae_cr3", "df_task_gate", "pf_delivery", "pf_delivery_split", "pf_delivery_int3", "pf_delivery_intn",
     "smp_start", "smp_nmi_ipi", "smp_hlt_wake", "smp_hlt_intr", "smp_hlt_init", "smp_init_sipi",
-    "smp_init_timer", "msr_mtrr_readback", "msr_efer_nxe", "smi_cmd",
+    "smp_init_timer", "msr_mtrr_readback", "msr_efer_nxe", "smi_cmd", "hlt_sti_pending",
 )  # fmt: skip
 
 #: QEMU/SVM: every other check, with the fix it waits for (none left).
