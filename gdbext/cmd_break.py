@@ -21,10 +21,15 @@ _owned: set[int] = set()
 RELEASE_HOOKS = ("hook-detach", "hook-disconnect")
 
 
-def _config() -> tuple[abi.HvDiscovery, abi.HvBreakConfig]:
+def _discovery() -> abi.HvDiscovery:
     _, d = target.discovery()
     if not d.break_config:
         raise model.HvError("hv_trace.break_config is 0: this hypervisor has no exit breakpoints yet")
+    return d
+
+
+def _config() -> tuple[abi.HvDiscovery, abi.HvBreakConfig]:
+    d = _discovery()
     return d, model.break_config_from(target.read(d.break_config, ctypes.sizeof(abi.HvBreakConfig)))
 
 
@@ -36,9 +41,8 @@ def _publish(d: abi.HvDiscovery, cfg: abi.HvBreakConfig, changed: list[int]) -> 
 
 def _generation() -> int:
     """The break table's generation as published now (abi.h hv_break_config)."""
-    _, d = target.discovery()
     offset = abi.HvBreakConfig.generation.offset
-    return int.from_bytes(target.read(d.break_config + offset, 4), "little")
+    return int.from_bytes(target.read(_discovery().break_config + offset, 4), "little")
 
 
 class HitBreakpoint(gdb.Breakpoint):  # type: ignore[misc]

@@ -90,12 +90,12 @@ void svm_halt_after_exit(struct svm_exit *x)
         v->control.interrupt_shadow &= ~1ull;
     }
     /* Woken: by an interrupt, by an event injected now, or it left the HLT (it had not run yet). */
-    if (x->code == SVM_EXIT_INTR || (v->control.event_inj & SVM_EVT_VALID) || v->save.rip != s->halt_next) {
+    bool woken = x->code == SVM_EXIT_INTR || (v->control.event_inj & SVM_EVT_VALID);
+    if (woken || v->save.rip != s->halt_next) {
         /* Not run yet, nothing delivered: its next exit (HLT, at the same RIP) keeps it atomic. */
-        bool atomic = s->halt_atomic && x->code != SVM_EXIT_INTR && !(v->control.event_inj & SVM_EVT_VALID) &&
-                      v->save.rip == s->halt_rip;
+        bool carried = !woken && s->halt_atomic && v->save.rip == s->halt_rip;
         halt_end(s, v);
-        s->halt_atomic = atomic;
+        s->halt_atomic = carried;
         if (x->code == SVM_EXIT_INTR)
             svm_intr_let_through(v);
         return;

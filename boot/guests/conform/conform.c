@@ -23,6 +23,8 @@
 #define DEBUG_EXIT_PORT HV_DEBUG_EXIT_PORT
 #define APIC 0xfee00000u
 #define TPR 0x80u
+#define ICR_LO 0x300u
+#define ICR_HI 0x310u
 #define LOW16 0x8000u        /* entry.S: .text16 is copied here */
 #define AP_TRAMPOLINE 0x7000u
 
@@ -1073,8 +1075,8 @@ static void c_hlt_sti_pending(void)
     apic_w(0x3e0, 0xb);                     /* timer: divide by 1 (11.5.4) */
     apic_w(0x320, WAKE_VECTOR);             /* one-shot, unmasked */
     apic_w(0x380, 200000000u);              /* the way out if the HLT waits: far after the IPI */
-    apic_w(0x310, 0);                       /* ICR: fixed, assert, shorthand self (11.6.1) */
-    apic_w(0x300, 0x44000 | WAKE_VECTOR);
+    apic_w(ICR_HI, 0);
+    apic_w(ICR_LO, 0x44000 | WAKE_VECTOR);  /* fixed, assert, shorthand self (11.6.1) */
     for (u32 i = 0; i < 1000000 && !(apic_r(0x200 + (WAKE_VECTOR / 32) * 0x10) & (1u << (WAKE_VECTOR % 32))); i++)
         __asm__ volatile("pause");          /* until the IRR holds it: pending, IF clear */
     __asm__ volatile("movl $1f, %0\n\tsti\n\thlt\n1:\tcli" : "=r"(after) : : "memory");
@@ -1252,8 +1254,6 @@ static void c_pf_delivery_intn(void)
 }
 
 /* ---- SMP (SDM Vol. 3A 9.4.4, 11.6.1) ---- */
-#define ICR_LO 0x300u
-#define ICR_HI 0x310u
 static volatile u32 ap_starts, ap_spins, ap_apic_id = ~0u;
 static volatile u32 ap_halt_req, ap_halts, ap_halt_returns;
 #define AP_HALT_CLI 1u
