@@ -194,7 +194,8 @@ class HvRing(ctypes.LittleEndianStructure):
         ("room", ctypes.c_uint32),  # producer-private: records before its next look at tail and reader
         ("overwrites", ctypes.c_uint32),  # producer-private: full and no reader attached overwrites
         ("drop_flag", ctypes.c_uint32),  # producer-private: the next record carries DROPPED_BEFORE
-        ("pad0", ctypes.c_uint8 * 44),
+        ("slot_mask", ctypes.c_uint32),  # producer-private: capacity - 1
+        ("pad0", ctypes.c_uint8 * 40),
         ("tail", ctypes.c_uint64),
         ("reader", ctypes.c_uint32),  # HvReader, written by the host
         ("reserved", ctypes.c_uint32),

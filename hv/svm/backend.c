@@ -31,9 +31,15 @@ static int svm_launch(struct percpu *pc)
     return svm_start(pc);
 }
 
-static const u64 *svm_exit_counts(const struct percpu *pc)
+/*
+ * CPUID's count is core's count of CPUID exits (the fast path, svm/exit.c, counts nothing more: issue 18);
+ * only CPUID exits are of that kind. Every other code's is the full path's (svm/exit.c).
+ */
+static u64 svm_exit_count(const struct percpu *pc, u32 index)
 {
-    return ((const struct svm_cpu *)pc->vendor)->exits;
+    if (index == SVM_EXIT_CPUID)
+        return pc->exit_kinds[HV_EXIT_CPUID];
+    return ((const struct svm_cpu *)pc->vendor)->exits[index];
 }
 
 /* Counter index -> name: codes 0-0xff are their own index; NPF and VMEXIT_INVALID follow (svm.h). */
@@ -70,6 +76,6 @@ const struct hv_backend svm_backend = {
     .stage2 = &svm_npt,
     .snapshot = svm_snapshot,
     .exit_counters = SVM_EXIT_IDX_COUNT,
-    .exit_counts = svm_exit_counts,
+    .exit_count = svm_exit_count,
     .exit_counter_name = svm_exit_counter_name,
 };

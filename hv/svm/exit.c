@@ -370,7 +370,6 @@ static __attribute__((noinline)) void cpuid_exit(struct percpu *pc, struct svm_c
     /* the record's operands: leaf and sub-leaf (exit_record_gpr_operands) */
     struct hv_record *rec = trace_exit_begin_as(pc, v->save.cr3, SVM_EXIT_CPUID, v->control.exitinfo1, v->save.rip,
                                                 HV_EXIT_CPUID, (u8)len, (u32)regs->rax, (u32)regs->rcx);
-    s->exits[SVM_EXIT_CPUID]++;
     v->control.tlb_control = SVM_TLB_NOTHING;
     v->control.event_inj = 0;
     exit_fast_cpuid((u64 *)regs, svm_guest_cr4, v);

@@ -317,7 +317,7 @@ static void dump(struct vcpu *v, const char *why)
 {
     struct svm_exit *x = X(v);
     /* For post-mortem tools, before anything else can fail: the fatal exit's record and the VMCB. */
-    trace_exit(v->pc, v->rec);
+    trace_exit_unresumed(v->pc, v->rec);
     svm_snapshot(v->pc, HV_SNAP_FATAL);
     printk("svm: CPU %u: %s: exit code 0x%lx (%s) exitinfo1=0x%lx exitinfo2=0x%lx\n", v->pc->index, why, x->code,
            svm_exit_name(x->code), x->vmcb->control.exitinfo1, x->vmcb->control.exitinfo2);

@@ -7,8 +7,10 @@
  * and everything it calls preserves them (SysV ABI), so they hold the guest's values throughout; RBX it
  * may clobber (-fcall-used-rbx), the stub restores it. Whatever reads the frame whole gets it completed
  * first (frame_complete): the full path, which may also change those registers (frame_reload after it),
- * and an armed exit break, whose conditions may name them. Until then pc->exit_regs is NULL: a snapshot
- * taken meanwhile (a fatal error) has no GPRs rather than stale ones. Only the stub may call this file.
+ * and an armed exit break, whose conditions may name them. pc->exit_regs points to the frame only while
+ * it is complete, and is NULL from its end to the next completion (an exit starts with it NULL; an INIT
+ * taken, vcpu_take_init, clears it too): a snapshot taken meanwhile (a fatal error) has no GPRs rather
+ * than stale ones. Only the stub may call this file.
  */
 #include <hv/breaks.h>
 #include <hv/exit_fast.h>
@@ -32,11 +34,18 @@ static inline void frame_reload(const struct guest_regs *r)
                      : : "m"(r->rbp), "m"(r->r12), "m"(r->r13), "m"(r->r14), "m"(r->r15));
 }
 
+/* The frame no longer complete: the stub restores only its ten registers from it. */
+static inline void frame_done(struct percpu *pc)
+{
+    pc->exit_regs = NULL;
+}
+
 static void exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason)
 {
     frame_complete(pc, regs);
     vmx_exit_full(pc, regs, reason);
     frame_reload(regs);
+    frame_done(pc);
 }
 
 static u64 guest_cr4(const void *ctx)
@@ -62,26 +71,28 @@ static inline void cpuid_exit(struct percpu *pc, struct guest_regs *regs)
     }
     u64 len = vmread_current(VM_EXIT_INSTRUCTION_LEN);
     u64 rip = vmread_current(GUEST_RIP);
-    pc->exit_regs = NULL;               /* until frame_complete() */
-    /*
-     * The record's operands: leaf and sub-leaf (exit_record_gpr_operands). CPUID's exit qualification
-     * is cleared (28.2.1: saved only for the exits it lists): 0, not read.
-     */
-    struct hv_record *rec = trace_exit_slot(pc);
-    trace_exit_fill(pc, rec, vmread_current(GUEST_CR3), EXIT_REASON_CPUID, 0, rip, HV_EXIT_CPUID, (u8)len,
-                    (u32)regs->rax, (u32)regs->rcx);
-    /* the instruction skipped before it is emulated: nothing lives across CPUID's four outputs */
+    /* the instruction skipped first: fewer values live while the record is filled */
     vmwrite_current(GUEST_RIP, rip + len);
     u64 blocking = vmread_current(GUEST_INTERRUPTIBILITY_INFO);
     if (blocking & 3)                   /* STI / MOV-SS blocking ends with the instruction (26.4.2) */
         vmwrite_current(GUEST_INTERRUPTIBILITY_INFO, blocking & ~3ull);
-    ((struct vmx_cpu *)pc->vendor)->exits[EXIT_REASON_CPUID]++;
+    /*
+     * The record's operands: leaf and sub-leaf (exit_record_gpr_operands), loaded here and again for
+     * CPUID (no register holds them across the fill). CPUID's exit qualification is cleared (28.2.1:
+     * saved only for the exits it lists): 0, not read.
+     */
+    struct hv_record *rec = trace_exit_slot(pc);
+    trace_exit_fill(rec, vmread_current(GUEST_CR3), EXIT_REASON_CPUID, 0, rip, HV_EXIT_CPUID, (u8)len,
+                    (u32)regs->rax, (u32)regs->rcx);
     exit_fast_cpuid((u64 *)regs, guest_cr4, NULL);
     /* read once: the breaks evaluated are the ones the frame was completed for (conditions may name any GPR) */
-    bool armed = break_armed();
-    if (armed)
+    if (__builtin_expect(break_armed(), 0)) {
         frame_complete(pc, regs);
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, armed);
+        vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, true);
+        frame_done(pc);
+        return;
+    }
+    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, false);
 }
 
 void vmx_exit_dispatch(struct guest_regs *regs)

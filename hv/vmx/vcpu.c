@@ -291,7 +291,7 @@ static void dump(struct vcpu *vc, const char *why)
 {
     struct vmx_exit *x = X(vc);
     /* For post-mortem tools, before anything else can fail: the fatal exit's record and the VMCS. */
-    trace_exit(vc->pc, vc->rec);
+    trace_exit_unresumed(vc->pc, vc->rec);
     vmx_snapshot(vc->pc, HV_SNAP_FATAL);
     printk("vmx: CPU %u: %s: exit reason %u (%s) qualification 0x%lx\n", vc->pc->index, why, x->reason & 0xffff,
            vmx_exit_reason_name(x->reason & 0xffff), x->qual);

@@ -52,13 +52,13 @@ static void virtualize_this_cpu(void)
 void virt_print_exit_counts(void)
 {
     for (u32 cpu = 0; virt_backend && cpu < cpu_count; cpu++) {
-        const u64 *counts = virt_backend->exit_counts(cpus[cpu]);
         char line[400];
         int n = snprintf(line, sizeof(line), "%s: CPU %u exits:", virt_backend->name, cpu);
-        for (u32 i = 0; i < virt_backend->exit_counters && n < (int)sizeof(line); i++)
-            if (counts[i])
-                n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", virt_backend->exit_counter_name(i),
-                              counts[i]);
+        for (u32 i = 0; i < virt_backend->exit_counters && n < (int)sizeof(line); i++) {
+            u64 count = virt_backend->exit_count(cpus[cpu], i);
+            if (count)
+                n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", virt_backend->exit_counter_name(i), count);
+        }
         printk("%s\n", line);
         if (cpus[cpu]->park_checks)
             printk("park: CPU %u looked for its SIPI %lu times (it sleeps in HLT between)\n", cpu,

@@ -152,6 +152,7 @@ void vcpu_take_init(struct percpu *pc)
     gdbstub_dr_exit_end(pc);
     pc->nmi_pending = 0;
     pc->kicked = 0;
+    pc->exit_regs = NULL;               /* the exit's frame with it (vmx/exit_fast.c) */
     virt_restart_this_cpu();
 }
 

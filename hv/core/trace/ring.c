@@ -19,6 +19,10 @@ void ring_init(struct hv_ring *r, u32 cpu, u32 capacity, u32 policy, bool enable
     r->dropped_flagged = 0;
     r->dropped_unread = 0;
     r->capacity = capacity;
+    r->slot_mask = capacity - 1;
+    /* every slot's cpu once: a ring's records are all its CPU's, and the producer never writes it again */
+    for (u32 i = 0; i < capacity; i++)
+        ring_records(r)[i].cpu = (u16)cpu;
     r->policy = policy;
     r->cpu = cpu;
     r->enabled = enabled;
@@ -107,7 +111,7 @@ bool ring_publish(struct hv_ring *r, const struct hv_record *rec)
 #pragma GCC unroll 16
     for (u32 i = 1; i < words; i++)             /* seq (word 0) is ring_commit's */
         dst[i] = src[i];
-    slot->cpu = (u16)r->cpu;
+    slot->cpu = (u16)r->cpu;                    /* the slot's own, whatever rec held */
     ring_commit(r, slot);
     return true;
 }

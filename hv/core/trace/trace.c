@@ -64,6 +64,7 @@ void trace_init_cpu(struct percpu *pc)
         rings_ready = true;
     }
     pc->ring = (struct hv_ring *)hv_trace.ring[pc->index];
+    trace_spare[pc->index].cpu = (u16)pc->index;    /* its slots' cpu is ring_init's (trace_exit_fill) */
     pc->e9_frames = hv_options.trace_e9;
     break_init_cpu(pc);
 }
@@ -105,7 +106,6 @@ static __attribute__((noinline)) void trace_exit_armed(struct percpu *pc, struct
 
 void trace_exit_full(struct percpu *pc, struct hv_record *rec)
 {
-    rec->cpu = (u16)pc->index;
     if (break_armed() && !break_surely_misses(pc, rec)) {
         trace_exit_armed(pc, rec);
         return;

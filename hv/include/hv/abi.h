@@ -283,7 +283,8 @@ struct hv_ring {
     uint32_t overwrites;    /* 1 while a full ring overwrites its oldest record whenever no reader is
                                attached (policy OVERWRITE, no wait pending) */
     uint32_t drop_flag;     /* HV_REC_DROPPED_BEFORE while the next record published must carry it */
-    uint8_t pad0[44];
+    uint32_t slot_mask;     /* capacity - 1: record n (from 1) is in slot (n - 1) & slot_mask */
+    uint8_t pad0[40];
     uint64_t tail;
     uint32_t reader;        /* HV_READER_*, written by the host */
     uint32_t reserved;

@@ -11,6 +11,7 @@
 #define HV_APIC_STEP_H
 
 #include <hv/vcpu.h>
+#include <hv/x86.h>
 
 /*
  * May the instruction at this vCPU's CS:RIP, fetched from the xAPIC page, run (from the copy)? Only if
@@ -79,7 +80,7 @@ static inline void apic_step_hold_wait(struct percpu *pc)
 {
     /* Dekker with the stepping CPU's hold_others (apic_step.c): in_root 0, then look at the hold. */
     __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&apic_step_hold, __ATOMIC_SEQ_CST))
+    if (x86_nonzero32(&apic_step_hold))     /* a load: after the SEQ_CST store's fence, as a SEQ_CST load is */
         apic_step_hold_wait_held(pc);
 }
 

@@ -40,7 +40,7 @@ struct hv_backend {
     void (*snapshot)(struct percpu *pc, u32 why);
     /* Native exit counters of one CPU ('exit_counters' of them, each named), printed by core. */
     u32 exit_counters;
-    const u64 *(*exit_counts)(const struct percpu *pc);
+    u64 (*exit_count)(const struct percpu *pc, u32 index);
     const char *(*exit_counter_name)(u32 index);
     /* Optional: read one field of this CPU's current VMCS live (VMREAD; the gdb stub's monitor vmread). */
     bool (*live_field)(u64 field, u64 *value);

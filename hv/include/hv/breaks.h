@@ -5,13 +5,14 @@
 #include <hv/abi.h>
 #include <hv/break_cache.h>
 #include <hv/percpu.h>
+#include <hv/x86.h>
 
 extern struct hv_break_config hv_breaks;
 
 /* Whether any entry is armed: the one load and branch every exit pays with nothing armed. */
 static inline bool break_armed(void)
 {
-    return __atomic_load_n(&hv_breaks.armed, __ATOMIC_ACQUIRE) != 0;
+    return x86_nonzero32(&hv_breaks.armed);
 }
 
 /*

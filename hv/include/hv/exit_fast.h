@@ -19,6 +19,7 @@
 #include <hv/msr_emul.h>
 #include <hv/percpu.h>
 #include <hv/trace.h>
+#include <hv/x86.h>
 
 /* The run ends (percpu.end_reason, set by a handler): out of line, it never returns. */
 __noreturn void vcpu_exit_end(struct percpu *pc);
@@ -32,7 +33,8 @@ __noreturn void vcpu_take_init(struct percpu *pc);
  * ends the run, and it runs only when exit_fast_quiet() found no gdb-stub debug register to load, so
  * there are none to give back either. 'armed': break_armed(), read once (trace_exit_as).
  */
-static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast, bool armed)
+static inline __attribute__((always_inline)) void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8 kind,
+                                                                   bool fast, bool armed)
 {
     rec->tsc_resume = __builtin_ia32_rdtsc();
     trace_exit_as(pc, rec, kind, fast, armed);
@@ -44,7 +46,7 @@ static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8
      * for every CPU until the step ends (the next exit), and another CPU's SIPI would land in the copy.
      * The INIT stays latched and is taken at that exit.
      */
-    if (__builtin_expect(__atomic_load_n(&apic_emul_init_latched, __ATOMIC_ACQUIRE), 0) && !apic_step_active(pc) &&
+    if (__builtin_expect(x86_nonzero32(&apic_emul_init_latched), 0) && !apic_step_active(pc) &&
         apic_emul_take_init_latched(pc))
         vcpu_take_init(pc);
     apic_step_hold_wait(pc);            /* clears in_root */
@@ -60,23 +62,31 @@ static inline void vcpu_exit_resume(struct percpu *pc, struct hv_record *rec, u8
  */
 static inline bool exit_fast_quiet(const struct percpu *pc)
 {
-    return !pc->exit_slow;
+    return !x86_nonzero64(&pc->exit_slow);
 }
 
 /*
  * CPUID's vendor-neutral half, for both paths: the guest's answer (cpuid_leaves.h) in the GPR frame.
  * guest_cr4(ctx) is asked only where cpuid_leaf_mirrors_cr4() (VT-x reads it from three fields). The
  * record's operands are the leaf and sub-leaf (exit_record_gpr_operands()), taken before.
+ * The leaves the hypervisor adjusts go out of line, reading the frame again: inline, their call's
+ * arguments would be set up on every CPUID exit.
  */
+static __attribute__((noinline)) void exit_fast_cpuid_adjusted(u64 *gpr, u64 (*guest_cr4)(const void *ctx),
+                                                               const void *ctx)
+{
+    u32 leaf = (u32)gpr[0], sub = (u32)gpr[1];
+    struct cpuid_regs r = hv_guest_cpuid_adjusted(leaf, sub, cpuid_leaf_mirrors_cr4(leaf) ? guest_cr4(ctx) : 0);
+    gpr[0] = r.a;
+    gpr[3] = r.b;
+    gpr[1] = r.c;
+    gpr[2] = r.d;
+}
 static inline void exit_fast_cpuid(u64 *gpr, u64 (*guest_cr4)(const void *ctx), const void *ctx)
 {
     u32 leaf = (u32)gpr[0], sub = (u32)gpr[1];
     if (cpuid_leaf_adjusted(leaf)) {
-        struct cpuid_regs r = hv_guest_cpuid_adjusted(leaf, sub, cpuid_leaf_mirrors_cr4(leaf) ? guest_cr4(ctx) : 0);
-        gpr[0] = r.a;
-        gpr[3] = r.b;
-        gpr[1] = r.c;
-        gpr[2] = r.d;
+        exit_fast_cpuid_adjusted(gpr, guest_cr4, ctx);
         return;
     }
     /* CPUID clears bits 63:32 of RAX, RBX, RCX and RDX (SDM Vol. 2A CPUID): 64-bit outputs, no extension. */

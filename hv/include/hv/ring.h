@@ -37,13 +37,13 @@ bool ring_publish(struct hv_ring *r, const struct hv_record *rec);
 /*
  * ring_publish in two halves, for a record built in its slot: ring_reserve decides as ring_publish
  * does (NULL: dropped or tracing off; may wait the same way) and marks the next slot being written
- * (seq 0); the caller fills every field but seq and the drop flag (cpu too: the ring's); ring_commit
- * publishes it. At most one reserved slot per ring; a slot reserved again without a commit is simply
- * rewritten.
+ * (seq 0); the caller fills every field but seq, the drop flag and cpu (ring_init wrote the ring's CPU
+ * into every slot); ring_commit publishes it. At most one reserved slot per ring; a slot reserved again
+ * without a commit is simply rewritten.
  */
 static inline struct hv_record *ring_slot_rewrite(struct hv_ring *r, u64 head)
 {
-    struct hv_record *slot = &ring_records(r)[head & (r->capacity - 1)];
+    struct hv_record *slot = &ring_records(r)[head & r->slot_mask];
     *(volatile u64 *)&slot->seq = 0;            /* seq: the slot is being rewritten */
     __asm__ volatile("" ::: "memory");          /* before any field (ring.c's publication order) */
     return slot;
@@ -58,9 +58,12 @@ struct hv_record *ring_reserve_slow(struct hv_ring *r);
  */
 static inline struct hv_record *ring_reserve(struct hv_ring *r)
 {
-    if (__builtin_expect(r->room != 0, 1))
-        r->room--;
-    else if (!(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
+    /* room-- unless it is 0, as one SUB on memory and a jump on its borrow (GCC's C for it takes five) */
+    __asm__ goto("subl $1, %0\n\tjc %l[none]" : "+m"(r->room) : : "cc" : none);
+    return ring_slot_rewrite(r, r->head);
+none: __attribute__((cold));
+    r->room = 0;                                /* the SUB wrapped it */
+    if (!(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
         return __atomic_load_n(&r->enabled, __ATOMIC_RELAXED) ? ring_reserve_slow(r) : 0;   /* trace=0: no call */
     return ring_slot_rewrite(r, r->head);
 }
@@ -68,12 +71,18 @@ static inline struct hv_record *ring_reserve(struct hv_ring *r)
 static inline void ring_commit(struct hv_ring *r, struct hv_record *slot)
 {
     u64 head = r->head;
-    slot->flags |= (u8)r->drop_flag;            /* drops since the previous record: flag this one */
-    r->drop_flag = 0;
+    /* drops since the previous record: flag this one (tested in place: CMP on memory, as x86.h's x86_nonzero32) */
+    __asm__ goto("cmpl $0, %0\n\tjne %l[dropped]" : : "m"(r->drop_flag) : "cc" : dropped);
+publish:
     __asm__ volatile("" ::: "memory");
     *(volatile u64 *)&slot->seq = head + 1;
     __asm__ volatile("" ::: "memory");
     __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+    return;
+dropped: __attribute__((cold));
+    slot->flags |= (u8)r->drop_flag;
+    r->drop_flag = 0;
+    goto publish;
 }
 
 #endif

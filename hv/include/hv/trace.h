@@ -42,12 +42,13 @@ static inline struct hv_record *trace_exit_slot(struct percpu *pc)
 /*
  * Every other field, each written once (fields a fast path knows at once among them). Field by field,
  * not a compound literal: that is a REP STOSQ over the whole record first (ten iterations). seq is the
- * ring's (0 in a reserved slot, never written in the spare).
+ * ring's (0 in a reserved slot, never written in the spare); cpu is the slot's own (ring_init writes it
+ * into every slot of the CPU's ring, trace_init_cpu into its spare); tsc_resume is vcpu_exit_resume's
+ * (exit_fast.h), or 0 from trace_exit_unresumed: every record is published by one of the two.
  */
-static inline void trace_exit_fill(struct percpu *pc, struct hv_record *rec, u64 guest_cr3, u16 reason, u64 qual,
+static inline void trace_exit_fill(struct hv_record *rec, u64 guest_cr3, u16 reason, u64 qual,
                                    u64 rip, u8 kind, u8 insn_len, u64 arg0, u64 arg1)
 {
-    rec->cpu = (u16)pc->index;
     rec->kind = kind;
     rec->flags = 0;
     rec->reason = reason;
@@ -58,16 +59,15 @@ static inline void trace_exit_fill(struct percpu *pc, struct hv_record *rec, u64
     rec->gpa = 0;
     rec->arg0 = arg0;
     rec->arg1 = arg1;
-    rec->tsc_resume = 0;
     rec->cr3 = guest_cr3;
     _Static_assert(__builtin_offsetof(struct hv_record, cr3) + 8 == sizeof(struct hv_record),
-                   "trace_exit_begin writes every field of the record");
+                   "trace_exit_begin writes every field of the record but tsc_resume");
 }
 static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest_cr3, u16 reason, u64 qual, u64 rip,
                                                     u8 kind, u8 insn_len, u64 arg0, u64 arg1)
 {
     struct hv_record *rec = trace_exit_slot(pc);
-    trace_exit_fill(pc, rec, guest_cr3, reason, qual, rip, kind, insn_len, arg0, arg1);
+    trace_exit_fill(rec, guest_cr3, reason, qual, rip, kind, insn_len, arg0, arg1);
     return rec;
 }
 /* trace_exit's every other case: a break that may match (or a table to compile), the port-0xE9 stream. */
@@ -80,20 +80,23 @@ void trace_exit_full(struct percpu *pc, struct hv_record *rec);
  * 'armed': break_armed() as the caller read it once (VT-x's fast path completes its GPR frame for the
  * breaks by the same reading: vmx/exit_fast.c).
  */
-static inline void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind, bool fast, bool armed)
+static inline __attribute__((always_inline)) void trace_exit_as(struct percpu *pc, struct hv_record *rec, u8 kind,
+                                                                bool fast, bool armed)
 {
     pc->exit_kinds[kind < HV_EXIT_KIND_COUNT ? kind : HV_EXIT_OTHER]++;
     if (__builtin_expect((armed && !break_surely_misses_as(pc, rec, kind)) || (!fast && pc->e9_frames), 0)) {
         trace_exit_full(pc, rec);
         return;
     }
-    if (rec == pc->rec_building) {              /* else the spare: tracing off, or the ring dropped it */
+    if (__builtin_expect(rec == pc->rec_building, 1)) {    /* else the spare: tracing off, or the ring dropped it */
         ring_commit(pc->ring, rec);
         pc->rec_building = 0;                   /* published once, even if a dump reports it again */
     }
 }
 /* trace_exit_as() with the kind the record holds; a fast path passes its constant kind. */
 #define trace_exit(pc, rec) trace_exit_as(pc, rec, (rec)->kind, false, break_armed())
+/* The record of an exit after which the guest does not resume (a fatal exit's dump): tsc_resume 0 (abi.h). */
+#define trace_exit_unresumed(pc, rec) ((rec)->tsc_resume = 0, trace_exit(pc, rec))
 /* Allocate and register this CPU's ring (capacity from the command line). */
 void trace_init_cpu(struct percpu *pc);
 const char *exit_kind_name(u32 kind);

@@ -46,6 +46,29 @@
 #define X86_EFER_LME (1ull << 8)
 #define X86_EFER_LMA (1ull << 10)
 
+/*
+ * A word that is almost always 0, tested in place on the exit path: one CMP with a memory operand and
+ * its branch (GCC loads a volatile or atomic word into a register first, one instruction more; issue 18
+ * counts every one). The CMP is an ordinary load: on x86 as ordered as an acquire load (loads are not
+ * reordered with other loads, SDM Vol. 3A 10.2.2); the "memory" clobber keeps the compiler's accesses on
+ * their side of it, as __atomic_load_n(.., __ATOMIC_ACQUIRE) does. The operand drops the volatile (an asm
+ * goto is volatile itself): with it GCC computes the address into a register first.
+ */
+static inline __attribute__((always_inline)) bool x86_nonzero32(const volatile u32 *p)
+{
+    __asm__ goto("cmpl $0, %0\n\tjne %l[set]" : : "m"(*(const u32 *)p) : "cc", "memory" : set);
+    return false;
+set:
+    return true;
+}
+static inline __attribute__((always_inline)) bool x86_nonzero64(const volatile u64 *p)
+{
+    __asm__ goto("cmpq $0, %0\n\tjne %l[set]" : : "m"(*(const u64 *)p) : "cc", "memory" : set);
+    return false;
+set:
+    return true;
+}
+
 static inline u64 rdmsr(u32 msr)
 {
     u32 lo, hi;
