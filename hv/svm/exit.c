@@ -186,7 +186,7 @@ static void smi(struct svm_exit *x)
  */
 static void intr(struct svm_exit *x)
 {
-    if (!x->s->halted)
+    if (!x->vcpu.pc->guest_halted)
         svm_intr_let_through(x->vmcb);
 }
 
@@ -333,71 +333,10 @@ static void note_interrupted_event(struct svm_exit *x)
     };
 }
 
-static __attribute__((noinline)) void exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs);
-
-static u64 svm_guest_cr4(const void *ctx)
-{
-    return ((const struct vmcb *)ctx)->save.cr4;
-}
-
-/*
- * CPUID's fast path (exit_fast.h), or the full one, which gives the same result, unless the exit needs
- * nothing but the instruction emulated and its length is known without a copy: from next_rip (NRIPS),
- * or 0F A2 in place through the cached translation of the code page (guest_mem.h, checked against the
- * guest's paging entries). A prefixed CPUID, an uncached page, an event the exit interrupted
- * (EXITINTINFO, APM 15.7.2), the guest's RFLAGS.TF or its HLT take the full path.
- */
-static __attribute__((noinline)) void cpuid_exit(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs)
-{
-    struct vmcb *v = s->vmcb;
-    if (!exit_fast_quiet(pc) || s->halted || (v->control.exitintinfo & SVM_EVT_VALID) ||
-        (v->save.rflags & X86_RFLAGS_TF))
-        goto full;
-    u32 len = 2;
-    if (s->nrips && v->control.next_rip) {
-        len = (u32)(v->control.next_rip - v->save.rip);
-    } else {
-        /* No walk here: a page not cached takes the full path, whose length decode caches it. */
-        struct guest_paging p = { v->save.cr0, v->save.cr3, v->save.cr4, v->save.efer };
-        u64 linear = v->save.cs.base + v->save.rip;
-        const u8 *b;
-        if (!guest_code_cached(&p, linear, pc->index, &b) || (linear & (PAGE_SIZE - 1)) == PAGE_SIZE - 1 ||
-            b[0] != 0x0f || b[1] != 0xa2)
-            goto full;
-    }
-    pc->exit_regs = (u64 *)regs;
-    regs->rax = v->save.rax;
-    /* the record's operands: leaf and sub-leaf (exit_record_gpr_operands) */
-    struct hv_record *rec = trace_exit_begin_as(pc, v->save.cr3, SVM_EXIT_CPUID, v->control.exitinfo1, v->save.rip,
-                                                HV_EXIT_CPUID, (u8)len, (u32)regs->rax, (u32)regs->rcx);
-    v->control.tlb_control = SVM_TLB_NOTHING;
-    v->control.event_inj = 0;
-    exit_fast_cpuid((u64 *)regs, svm_guest_cr4, v);
-    v->save.rax = regs->rax;
-    v->save.rip += len;                 /* past the instruction, which ends an STI shadow (15.21.5) */
-    v->control.interrupt_shadow &= ~1ull;
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, break_armed());
-    return;
-full:
-    exit_full(pc, s, regs);
-}
-
-void svm_exit_dispatch(struct guest_regs *regs)
-{
-    struct percpu *pc = this_cpu();
-    pc->in_root = 1;
-    struct svm_cpu *s = pc->vendor;
-    if (s->vmcb->control.exitcode == SVM_EXIT_CPUID)
-        cpuid_exit(pc, s, regs);
-    else
-        exit_full(pc, s, regs);
-}
-
-/* Every exit the fast path does not take: decoded, handled through exit_table, finished in core. */
-static void exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs)
+/* Every exit the fast path (exit_fast.c) does not take: decoded, handled through exit_table, finished in core. */
+void svm_exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs)
 {
     gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
-    pc->exit_regs = (u64 *)regs;
     struct vmcb *v = s->vmcb;
     /*
      * EXITCODE is 64 bits with VMEXIT_INVALID = -1 (APM Appendix C); QEMU TCG stores its 32-bit code
@@ -436,5 +375,5 @@ static void exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *r
         unhandled(&x);
     v->save.rax = regs->rax;            /* before the record: a break's snapshot shows the resumed state */
     vcpu_exit_finish(&x.vcpu, rec);
-    svm_halt_check(x.s, &x);            /* after the event is known: a halted guest stays halted or wakes */
+    svm_halt_check(pc, &x);            /* after the event is known: a halted guest stays halted or wakes */
 }

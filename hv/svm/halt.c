@@ -42,9 +42,9 @@ static void intercepts_running(struct vmcb *v)
     v->control.intercept_misc1 = misc1 | SVM_INTERCEPT1_HLT | (gdbstub_port ? SVM_INTERCEPT1_INTR : 0);
 }
 
-static void halt_end(struct svm_cpu *s, struct vmcb *v)
+static void halt_end(struct percpu *pc, struct svm_cpu *s, struct vmcb *v)
 {
-    s->halted = false;
+    pc->guest_halted = 0;
     s->halt_atomic = false;
     intercepts_running(v);
 }
@@ -61,9 +61,9 @@ void svm_intr_iret_exit(struct svm_exit *x)
     intercepts_running(x->vmcb);        /* RIP stays on the IRET: it executes at VMRUN */
 }
 
-void svm_halt_reset(struct svm_cpu *s, struct vmcb *v)
+void svm_halt_reset(struct percpu *pc, struct svm_cpu *s, struct vmcb *v)
 {
-    halt_end(s, v);
+    halt_end(pc, s, v);
 }
 
 void svm_halt_exit(struct svm_exit *x)
@@ -72,7 +72,7 @@ void svm_halt_exit(struct svm_exit *x)
     u32 len = x->vcpu.ops->insn_len(&x->vcpu);
     /* in a shadow now, or the same HLT was before an exit that came before it ran (carried: see below) */
     x->s->halt_atomic = (v->control.interrupt_shadow & 1) || (x->s->halt_atomic && x->s->halt_rip == v->save.rip);
-    x->s->halted = true;
+    x->vcpu.pc->guest_halted = 1;
     x->s->halt_rip = v->save.rip;
     x->s->halt_next = v->save.rip + (len ? len : 1);    /* 0: the bytes were unreadable (said); HLT is F4 */
     u32 misc1 = v->control.intercept_misc1 & ~(SVM_INTERCEPT1_HLT | SVM_INTERCEPT1_IRET);
@@ -94,7 +94,7 @@ void svm_halt_after_exit(struct svm_exit *x)
     if (woken || v->save.rip != s->halt_next) {
         /* Not run yet, nothing delivered: its next exit (HLT, at the same RIP) keeps it atomic. */
         bool carried = !woken && s->halt_atomic && v->save.rip == s->halt_rip;
-        halt_end(s, v);
+        halt_end(x->vcpu.pc, s, v);
         s->halt_atomic = carried;
         if (x->code == SVM_EXIT_INTR)
             svm_intr_let_through(v);

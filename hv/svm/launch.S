@@ -4,10 +4,10 @@
  * svm_start(pc): the blue pill (BLUE_PILL in hv/bluepill.S) around svm_setup_and_launch(); after
  * the first VMRUN svm_start returns 0 in the guest.
  *
- * svm_vmrun_loop(stack_top, vmcb_pa, host_vmcb_pa, regs): switches to the VMM stack and loops: load
- * the guest GPRs from the frame (struct guest_regs, initially a copy of regs[16] or zero; RAX and RSP
- * live in the VMCB, APM 15.5.1), VMRUN with RAX = the VMCB's physical address, and after #VMEXIT store
- * the guest GPRs and call svm_exit_dispatch(frame).
+ * svm_vmrun_loop(stack_top, vmcb_pa, host_vmcb_pa, regs): switches to the VMM stack, loads the guest
+ * GPRs from the frame (struct guest_regs, a copy of regs[16] or zero; RAX and RSP live in the VMCB,
+ * APM 15.5.1) and loops: VMRUN with RAX = the VMCB's physical address; after #VMEXIT store the GPRs
+ * svm/exit_fast.c may use, call svm_exit_dispatch(frame), load them back (hv/include/hv/exit_frame.h).
  *
  * Host state (APM 15.5 "VMRUN", 15.6 "#VMEXIT"): VMRUN saves to VM_HSAVE_PA and #VMEXIT reloads only
  * CS, SS, DS, ES, GDTR, IDTR, CR0, CR3, CR4, EFER, RFLAGS, RIP, RSP and RAX. FS, GS, TR, LDTR,
@@ -53,32 +53,38 @@ svm_vmrun_loop:
     rep stosq
 3:  clgi
     cmpq $0, FRAME_HOST_VMCB(%rsp)
-    jnz .Lloaded_guest
+    jz 4f
+    movq FRAME_HOST_VMCB(%rsp), %rax
+    vmsave
+    /*
+     * Every guest GPR from the frame once; after that a round stores and loads only those svm/exit_fast.c
+     * may use: RBP and R12-R15 keep the guest's values across it (hv/include/hv/exit_frame.h).
+     */
+4:  LOAD_GUEST_GPRS %rsp
+    cmpq $0, FRAME_HOST_VMCB(%rsp)
+    jnz .Lloaded_round
 
-    /* The blue-pill guest shares the host's VMSAVE state: one round is GPRs, VMRUN, GPRs, dispatch. */
+    /* The blue-pill guest shares the host's VMSAVE state: one round is VMRUN, GPRs, dispatch, GPRs. */
 .Lblue_pill_round:
-    LOAD_GUEST_GPRS %rsp
     movq FRAME_VMCB(%rsp), %rax
     vmrun
-    STORE_GUEST_GPRS %rsp
+    STORE_EXIT_GPRS %rsp
     movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
     call svm_exit_dispatch
+    LOAD_EXIT_GPRS %rsp
     jmp .Lblue_pill_round
 
     /* A loaded guest: its VMSAVE state in the VMCB, the host's in host_vmcb (see the top). */
-.Lloaded_guest:
-    movq FRAME_HOST_VMCB(%rsp), %rax
-    vmsave
 .Lloaded_round:
-    LOAD_GUEST_GPRS %rsp
     movq FRAME_VMCB(%rsp), %rax
     vmload
     vmrun
     /* #VMEXIT: RSP and RAX are the host's again (the frame, the VMCB address); the rest is the guest's. */
     vmsave
-    STORE_GUEST_GPRS %rsp
+    STORE_EXIT_GPRS %rsp
     movq FRAME_HOST_VMCB(%rsp), %rax
     vmload                          /* the host's GS base (struct percpu) and TR before any C code */
     movq %rsp, %rdi
     call svm_exit_dispatch
+    LOAD_EXIT_GPRS %rsp
     jmp .Lloaded_round

@@ -72,7 +72,7 @@ static void break_entry_on_request(const struct percpu *pc, struct vmcb *v)
 }
 
 /* Intercepts, permission maps, ASID and nested paging: the same for every kind of guest. */
-static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
+static void setup_controls(struct percpu *pc, struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
 {
     /* Intercepts (APM 15.7-15.15). */
     /*
@@ -88,7 +88,7 @@ static void setup_controls(struct svm_cpu *s, struct vmcb *v, bool loaded_guest)
     v->control.intercept_misc1 = SVM_INTERCEPT1_CPUID | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_MSR_PROT |
                                  SVM_INTERCEPT1_SHUTDOWN | SVM_INTERCEPT1_NMI |  /* NMIs: held, kicks (vcpu.h) */
                                  SVM_INTERCEPT1_SMI;                             /* SMIs: the firmware's, in host mode (exit.c) */
-    svm_halt_reset(s, v);                                                       /* HLT (halt.c) */
+    svm_halt_reset(pc, s, v);                                                       /* HLT (halt.c) */
     /* The negative-test hook: RDPMC intercepted with no handler in the dispatch table (cmdline.h). */
     if (hv_options.unhandled_exit_test)
         v->control.intercept_misc1 |= SVM_INTERCEPT1_RDPMC;
@@ -114,7 +114,7 @@ int svm_setup_and_launch(struct percpu *pc, u64 guest_rsp, u64 guest_rip)
 {
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
-    setup_controls(s, v, false);
+    setup_controls(pc, s, v, false);
     /* Guest state = this CPU now. */
     struct dtr gdtr, idtr;
     __asm__ volatile("sgdt %0; sidt %1" : "=m"(gdtr), "=m"(idtr));
@@ -199,7 +199,7 @@ int svm_start_guest(struct percpu *pc, const struct guest_start *gs)
 {
     struct svm_cpu *s = pc->vendor;
     struct vmcb *v = s->vmcb;
-    setup_controls(s, v, true);
+    setup_controls(pc, s, v, true);
     guest_state_fresh(v, gs);
     s->lme_off_vmcb = false;
     svm_vmrun_loop(s->host_stack_top, (u64)v, (u64)s->host_vmcb, gs->regs);

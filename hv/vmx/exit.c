@@ -333,7 +333,6 @@ static void note_interrupted_event(struct vmx_exit *x, u32 basic)
 void vmx_exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason)
 {
     gdbstub_dr_exit_begin(pc);          /* the gdb stub's hardware breakpoints, when it has some */
-    pc->exit_regs = (u64 *)regs;
     u32 basic = reason & 0xffff;
     u64 qual = vmread(EXIT_QUALIFICATION);
     struct hv_record *rec = trace_exit_begin(pc, vmread(GUEST_CR3), (u16)basic, qual, vmread(GUEST_RIP));

@@ -1,50 +1,21 @@
 /*
  * The exit stub's C entry (vmx_exit_dispatch) and CPUID's fast path (exit_fast.h, issue 18); every
- * other exit goes to vmx_exit_full() (exit.c).
- *
- * The stub (launch.S) saves only RAX, RCX, RDX, RBX, RSI, RDI and R8-R11 into the struct guest_regs
- * frame, and restores only those. This file is compiled never to use RBP and R12-R15 (-ffixed, Makefile),
- * and everything it calls preserves them (SysV ABI), so they hold the guest's values throughout; RBX it
- * may clobber (-fcall-used-rbx), the stub restores it. Whatever reads the frame whole gets it completed
- * first (frame_complete): the full path, which may also change those registers (frame_reload after it),
- * and an armed exit break, whose conditions may name them. pc->exit_regs points to the frame only while
- * it is complete, and is NULL from its end to the next completion (an exit starts with it NULL; an INIT
- * taken, vcpu_take_init, clears it too): a snapshot taken meanwhile (a fatal error) has no GPRs rather
- * than stale ones. Only the stub may call this file.
+ * other exit goes to vmx_exit_full() (exit.c). The stub (launch.S) saves only RAX, RCX, RDX, RBX, RSI,
+ * RDI and R8-R11 into the struct guest_regs frame, and restores only those: exit_frame.h says how the
+ * rest of the frame is kept. Only the stub may call this file.
  */
 #include <hv/breaks.h>
 #include <hv/exit_fast.h>
+#include <hv/exit_frame.h>
 #include <hv/vmx/vmcs.h>
 #include <hv/vmx/vmx.h>
 #include <hv/x86.h>
 
-/* The frame's other slots from the registers the stub left alone, and the frame published. */
-static inline void frame_complete(struct percpu *pc, struct guest_regs *r)
-{
-    __asm__ volatile("movq %%rbp, %0\n\tmovq %%r12, %1\n\tmovq %%r13, %2\n\tmovq %%r14, %3\n\tmovq %%r15, %4"
-                     : "=m"(r->rbp), "=m"(r->r12), "=m"(r->r13), "=m"(r->r14), "=m"(r->r15));
-    r->rsp_unused = 0;                  /* the guest's RSP is in the VMCS */
-    pc->exit_regs = (u64 *)r;
-}
-
-/* Those registers from the frame again, as the full path left them (an emulated instruction may write them). */
-static inline void frame_reload(const struct guest_regs *r)
-{
-    __asm__ volatile("movq %0, %%rbp\n\tmovq %1, %%r12\n\tmovq %2, %%r13\n\tmovq %3, %%r14\n\tmovq %4, %%r15"
-                     : : "m"(r->rbp), "m"(r->r12), "m"(r->r13), "m"(r->r14), "m"(r->r15));
-}
-
-/* The frame no longer complete: the stub restores only its ten registers from it. */
-static inline void frame_done(struct percpu *pc)
-{
-    pc->exit_regs = NULL;
-}
-
 static void exit_full(struct percpu *pc, struct guest_regs *regs, u32 reason)
 {
-    frame_complete(pc, regs);
+    frame_complete(pc, (u64 *)regs);
     vmx_exit_full(pc, regs, reason);
-    frame_reload(regs);
+    frame_reload((u64 *)regs);
     frame_done(pc);
 }
 
@@ -87,7 +58,7 @@ static inline void cpuid_exit(struct percpu *pc, struct guest_regs *regs)
     exit_fast_cpuid((u64 *)regs, guest_cr4, NULL);
     /* read once: the breaks evaluated are the ones the frame was completed for (conditions may name any GPR) */
     if (__builtin_expect(break_armed(), 0)) {
-        frame_complete(pc, regs);
+        frame_complete(pc, (u64 *)regs);
         vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, true);
         frame_done(pc);
         return;

@@ -35,27 +35,11 @@ vmx_exit_stub:
     /* the ten registers vmx/exit_fast.c may use; RBP and R12-R15 it leaves alone (its header) */
     subq $128, %rsp                 /* struct guest_regs; HOST_RSP is 16-aligned, 128 keeps it so */
     movq %rax, 0(%rsp)
-    movq %rcx, 8(%rsp)
-    movq %rdx, 16(%rsp)
-    movq %rbx, 24(%rsp)
-    movq %rsi, 48(%rsp)
-    movq %rdi, 56(%rsp)
-    movq %r8, 64(%rsp)
-    movq %r9, 72(%rsp)
-    movq %r10, 80(%rsp)
-    movq %r11, 88(%rsp)
+    STORE_EXIT_GPRS %rsp
     movq %rsp, %rdi
     call vmx_exit_dispatch
     movq 0(%rsp), %rax
-    movq 8(%rsp), %rcx
-    movq 16(%rsp), %rdx
-    movq 24(%rsp), %rbx
-    movq 48(%rsp), %rsi
-    movq 56(%rsp), %rdi
-    movq 64(%rsp), %r8
-    movq 72(%rsp), %r9
-    movq 80(%rsp), %r10
-    movq 88(%rsp), %r11
+    LOAD_EXIT_GPRS %rsp
     addq $128, %rsp
     vmresume
     call vmx_resume_failed          /* only reached if VMRESUME failed */

@@ -2,8 +2,9 @@
  * The exit ring's producer (hv/core/trace/ring.c, hv/include/hv/ring.h) on a plain buffer, one step at a
  * time, with the host's side (tail, reader) written by the test: what the inline exit path relies on
  * (issue 18). ring_reserve's room count is a SUB on memory whose carry sends it to the slow path: a ring
- * with no room left must stay at 0, never wrap. A slot's cpu is written once, by ring_init. The drop
- * flag lands on exactly the first record published after a drop. Record n sits in slot (n - 1) & slot_mask.
+ * with no room left must stay at 0, never wrap. A slot's cpu is written once, by ring_init, and its
+ * 'reserved' byte never (trace_exit_fill writes neither). The drop flag lands on exactly the first
+ * record published after a drop. Record n sits in slot (n - 1) & slot_mask.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,7 @@ static void check_drop_newest(void)
     for (u64 n = 1; n <= CAP; n++) {
         struct hv_record *slot = publish(r, n);
         CHECK(slot == &ring_records(r)[(n - 1) & (CAP - 1)], "record %llu in its slot", (unsigned long long)n);
-        CHECK(slot && slot->seq == n && slot->cpu == CPU && slot->flags == 0, "record %llu published",
+        CHECK(slot && slot->seq == n && slot->cpu == CPU && slot->flags == 0 && slot->reserved == 0, "record %llu published",
               (unsigned long long)n);
         CHECK(r->room == CAP - n, "room %u after %llu", r->room, (unsigned long long)n);
     }

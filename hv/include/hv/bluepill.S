@@ -47,6 +47,23 @@
     \op %r15, 120(\base)
     .endm
 
+/*
+ * The frame slots an exit stub saves and restores around a back end's exit_fast.c (RAX aside, which
+ * VT-x's stub saves too and SVM keeps in the VMCB): the registers such a file may use. RBP and R12-R15
+ * keep the guest's values throughout (hv/include/hv/exit_frame.h).
+ */
+    .macro FOR_EXIT_GPRS op, base
+    \op %rcx, 8(\base)
+    \op %rdx, 16(\base)
+    \op %rbx, 24(\base)
+    \op %rsi, 48(\base)
+    \op %rdi, 56(\base)
+    \op %r8, 64(\base)
+    \op %r9, 72(\base)
+    \op %r10, 80(\base)
+    \op %r11, 88(\base)
+    .endm
+
     .macro LOAD_GPR reg, slot
     movq \slot, \reg
     .endm
@@ -59,8 +76,12 @@
     FOR_GUEST_GPRS LOAD_GPR, \base
     .endm
 
-    .macro STORE_GUEST_GPRS base
-    FOR_GUEST_GPRS STORE_GPR, \base
+    .macro LOAD_EXIT_GPRS base
+    FOR_EXIT_GPRS LOAD_GPR, \base
+    .endm
+
+    .macro STORE_EXIT_GPRS base
+    FOR_EXIT_GPRS STORE_GPR, \base
     .endm
 
     .macro BLUE_PILL name, setup

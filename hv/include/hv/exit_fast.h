@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) void vcpu_exit_resume(struct percpu
  * Nothing the full path does at an exit's start or end is pending on this CPU (percpu.exit_slow, one
  * load): no hardware breakpoint of the gdb stub to load, no NMI held for the guest, no stage-2 retyping
  * to flush, no xAPIC access being single-stepped (its exits and its cut are the full path's), no frame
- * stream (trace_e9=1, a debugging mode).
+ * stream (trace_e9=1, a debugging mode), no guest HLT kept across exits (SVM's, svm/halt.c).
  */
 static inline bool exit_fast_quiet(const struct percpu *pc)
 {

@@ -86,6 +86,8 @@ struct percpu {
             volatile u8 apic_stepping;  /* this CPU single-steps an xAPIC access (apic_step.h) */
             volatile u8 dr_armed;       /* the gdb stub uses debug-register slots (gdbstub_dr7 != 0) */
             u8 e9_frames;               /* trace_e9=1: every record is streamed too (trace.c) */
+            volatile u8 guest_halted;   /* the guest runs its HLT for real, kept across exits (svm/halt.c; VT-x
+                                           keeps it in the VMCS activity state, vmx/halt.c) */
         };
         volatile u64 exit_slow;
     };

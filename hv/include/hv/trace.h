@@ -41,10 +41,11 @@ static inline struct hv_record *trace_exit_slot(struct percpu *pc)
 }
 /*
  * Every other field, each written once (fields a fast path knows at once among them). Field by field,
- * not a compound literal: that is a REP STOSQ over the whole record first (ten iterations). seq is the
- * ring's (0 in a reserved slot, never written in the spare); cpu is the slot's own (ring_init writes it
- * into every slot of the CPU's ring, trace_init_cpu into its spare); tsc_resume is vcpu_exit_resume's
- * (exit_fast.h), or 0 from trace_exit_unresumed: every record is published by one of the two.
+ * not a compound literal: that is a REP STOSQ over the whole record first (ten iterations). Not here:
+ * seq, the ring's (0 in a reserved slot, never written in the spare); cpu, the slot's own (ring_init
+ * writes it into every slot of the CPU's ring, trace_init_cpu into its spare); 'reserved', 0 in the
+ * rings' zeroed memory and never written; tsc_resume, vcpu_exit_resume's (exit_fast.h), or 0 from
+ * trace_exit_unresumed: every record is published by one of the two.
  */
 static inline void trace_exit_fill(struct hv_record *rec, u64 guest_cr3, u16 reason, u64 qual,
                                    u64 rip, u8 kind, u8 insn_len, u64 arg0, u64 arg1)
@@ -53,7 +54,6 @@ static inline void trace_exit_fill(struct hv_record *rec, u64 guest_cr3, u16 rea
     rec->flags = 0;
     rec->reason = reason;
     rec->insn_len = insn_len;
-    rec->reserved = 0;
     rec->qual = qual;
     rec->rip = rip;
     rec->gpa = 0;
@@ -61,7 +61,7 @@ static inline void trace_exit_fill(struct hv_record *rec, u64 guest_cr3, u16 rea
     rec->arg1 = arg1;
     rec->cr3 = guest_cr3;
     _Static_assert(__builtin_offsetof(struct hv_record, cr3) + 8 == sizeof(struct hv_record),
-                   "trace_exit_begin writes every field of the record but tsc_resume");
+                   "trace_exit_fill knows every field of the record");
 }
 static inline struct hv_record *trace_exit_begin_as(struct percpu *pc, u64 guest_cr3, u16 reason, u64 qual, u64 rip,
                                                     u8 kind, u8 insn_len, u64 arg0, u64 arg1)

@@ -98,7 +98,6 @@ struct svm_cpu {
     bool nrips;                 /* CPUID 8000_000Ah:EDX.NRIPS: the CPU fills next_rip */
     bool step_guest_tf;         /* the guest's own RFLAGS.TF while apic_step single-steps it */
     u32 step_exc_saved;         /* the exception intercepts from before (every vector intercepted meanwhile) */
-    bool halted;                /* the guest runs its HLT for real (svm/halt.c) */
     bool lme_off_vmcb;          /* the guest's EFER.LME while its paging is off, kept out of the VMCB (vcpu.c) */
     u64 halt_rip, halt_next;    /* that HLT, and the RIP after it */
     bool halt_atomic;           /* that HLT runs before any interrupt (a shadow: STI; HLT), svm/halt.c */
@@ -124,8 +123,12 @@ struct guest_start;
 int svm_start_guest(struct percpu *pc, const struct guest_start *gs);
 /* The VMRUN loop on the VMM stack (launch.S); never returns. */
 __noreturn void svm_vmrun_loop(u64 stack_top, u64 vmcb_pa, u64 host_vmcb_pa, const u64 *regs);
-/* The C exit dispatcher, called by the VMRUN loop with the saved GPRs. */
+/*
+ * The C exit dispatcher, called by the VMRUN loop with the saved GPRs (svm/exit_fast.c: CPUID's fast
+ * path there, every other exit svm_exit_full(), svm/exit.c).
+ */
 void svm_exit_dispatch(struct guest_regs *regs);
+void svm_exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs);
 /* VMRUN failed (VMEXIT_INVALID): the first consistency rule of APM 15.5.1 the VMCB breaks, or NULL. */
 const char *svm_vmcb_invalid_field(const struct vmcb *v);
 /* Print the VMCB's control area and key save-area fields. */
