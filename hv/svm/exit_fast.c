@@ -37,10 +37,13 @@ static inline void cpuid_exit(struct percpu *pc, struct svm_cpu *s, struct guest
     if (!exit_fast_quiet(pc) || (v->control.exitintinfo & SVM_EVT_VALID) ||
         (v->save.rflags & X86_RFLAGS_TF))
         goto full;
-    u64 rip = v->save.rip, next;
-    if (s->nrips && v->control.next_rip) {
-        next = v->control.next_rip;
-    } else {
+    u64 rip = v->save.rip, next = v->control.next_rip;
+    /*
+     * next_rip is nonzero only where the CPU saves it (NRIPS, APM Vol. 2 15.7.1: for an instruction
+     * intercept such as CPUID). Without NRIPS the field is reserved: the CPU never writes it, and the
+     * VMCB starts zeroed (pool_alloc, svm/enable.c) and hvtrace never writes it; QEMU's TCG leaves it 0.
+     */
+    if (!next) {
         /* No walk here: a page not cached takes the full path, whose length decode caches it. */
         struct guest_paging p = { v->save.cr0, v->save.cr3, v->save.cr4, v->save.efer };
         u64 linear = v->save.cs.base + v->save.rip;
@@ -65,8 +68,12 @@ static inline void cpuid_exit(struct percpu *pc, struct svm_cpu *s, struct guest
                     (u32)regs->rax, (u32)regs->rcx);
     exit_fast_cpuid((u64 *)regs, svm_guest_cr4, v);
     v->save.rax = regs->rax;
-    /* read once: the breaks evaluated are the ones the frame was completed for (conditions may name any GPR) */
-    if (__builtin_expect(break_armed(), 0)) {
+    /*
+     * Breaks armed and watching CPUID (or a new table): the frame completed for them (conditions may name
+     * any GPR), and evaluated for the same reading of 'armed'. Armed but none watching CPUID: they
+     * surely miss (break_watches), nothing more to do.
+     */
+    if (__builtin_expect(break_armed(), 0) && break_watches(pc, HV_EXIT_CPUID)) {
         frame_complete(pc, (u64 *)regs);
         vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, true);
         frame_done(pc);

@@ -80,7 +80,8 @@ static inline void apic_step_hold_wait(struct percpu *pc)
 {
     /* Dekker with the stepping CPU's hold_others (apic_step.c): in_root 0, then look at the hold. */
     __atomic_store_n(&pc->in_root, 0, __ATOMIC_SEQ_CST);
-    if (x86_nonzero32(&apic_step_hold))     /* a load: after the SEQ_CST store's fence, as a SEQ_CST load is */
+    /* a load after the SEQ_CST store's fence, as a SEQ_CST load is; no hold: the exit's last jump */
+    if (!x86_equal32(&apic_step_hold, 0))
         apic_step_hold_wait_held(pc);
 }
 

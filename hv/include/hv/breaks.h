@@ -30,6 +30,16 @@ static inline bool break_surely_misses_as(const struct percpu *pc, const struct 
     u32 cand = pc->breaks.by_kind[kind];
     return !cand || brk_first_match(&pc->breaks, cand, rec, pc->exit_regs) < 0;
 }
+/*
+ * After break_armed(): whether the breaks look at an exit of this kind at all: this CPU's compiled table
+ * is not the published one (a new table to compile), or an entry of it watches the kind. False is
+ * break_surely_misses_as()'s first answer, from the same generation and by_kind: a fast path (exit_fast.h)
+ * then needs neither its GPR frame completed nor the breaks evaluated.
+ */
+static inline bool break_watches(const struct percpu *pc, u8 kind)
+{
+    return __atomic_load_n(&hv_breaks.generation, __ATOMIC_ACQUIRE) != pc->breaks.gen || pc->breaks.by_kind[kind];
+}
 /* With the kind the record holds; an exit's inline path (trace.h) passes its constant kind. */
 #define break_surely_misses(pc, rec) break_surely_misses_as(pc, rec, (rec)->kind)
 

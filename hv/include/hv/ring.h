@@ -7,6 +7,7 @@
 
 #include <hv/abi.h>
 #include <hv/types.h>
+#include <hv/x86.h>
 
 _Static_assert(sizeof(struct hv_record) == HV_RECORD_SIZE, "one record per cache line");
 _Static_assert(sizeof(struct hv_ring) == 192, "ring header: three cache lines");
@@ -63,7 +64,8 @@ static inline struct hv_record *ring_reserve(struct hv_ring *r)
     return ring_slot_rewrite(r, r->head);
 none: __attribute__((cold));
     r->room = 0;                                /* the SUB wrapped it */
-    if (!(r->overwrites && __atomic_load_n(&r->reader, __ATOMIC_ACQUIRE) != HV_READER_ATTACHED))
+    /* a full ring nobody reads, overwriting: every exit of a plain run once the ring has filled */
+    if (!(x86_nonzero32(&r->overwrites) && x86_unequal32(&r->reader, HV_READER_ATTACHED)))
         return __atomic_load_n(&r->enabled, __ATOMIC_RELAXED) ? ring_reserve_slow(r) : 0;   /* trace=0: no call */
     return ring_slot_rewrite(r, r->head);
 }
@@ -71,8 +73,8 @@ none: __attribute__((cold));
 static inline void ring_commit(struct hv_ring *r, struct hv_record *slot)
 {
     u64 head = r->head;
-    /* drops since the previous record: flag this one (tested in place: CMP on memory, as x86.h's x86_nonzero32) */
-    __asm__ goto("cmpl $0, %0\n\tjne %l[dropped]" : : "m"(r->drop_flag) : "cc" : dropped);
+    if (x86_nonzero32(&r->drop_flag))          /* drops since the previous record: flag this one */
+        goto dropped;
 publish:
     __asm__ volatile("" ::: "memory");
     *(volatile u64 *)&slot->seq = head + 1;

@@ -47,9 +47,9 @@
 #define X86_EFER_LMA (1ull << 10)
 
 /*
- * A word that is almost always 0, tested in place on the exit path: one CMP with a memory operand and
- * its branch (GCC loads a volatile or atomic word into a register first, one instruction more; issue 18
- * counts every one). The CMP is an ordinary load: on x86 as ordered as an acquire load (loads are not
+ * A word that is almost always 0 (or almost always one value), tested in place on the exit path: one CMP
+ * with a memory operand and its branch (GCC loads a volatile or atomic word into a register first, one
+ * instruction more; issue 18 counts every one). The CMP is an ordinary load: on x86 as ordered as an acquire load (loads are not
  * reordered with other loads, SDM Vol. 3A 10.2.2); the "memory" clobber keeps the compiler's accesses on
  * their side of it, as __atomic_load_n(.., __ATOMIC_ACQUIRE) does. The operand drops the volatile (an asm
  * goto is volatile itself): with it GCC computes the address into a register first.
@@ -59,6 +59,21 @@ static inline __attribute__((always_inline)) bool x86_nonzero32(const volatile u
     __asm__ goto("cmpl $0, %0\n\tjne %l[set]" : : "m"(*(const u32 *)p) : "cc", "memory" : set);
     return false;
 set:
+    return true;
+}
+/* The same with the jump on equal: where the usual case (equal) leaves the code, a jump straight there. */
+static inline __attribute__((always_inline)) bool x86_equal32(const volatile u32 *p, u32 v)
+{
+    __asm__ goto("cmpl %1, %0\n\tje %l[eq]" : : "m"(*(const u32 *)p), "ri"(v) : "cc", "memory" : eq);
+    return false;
+eq:
+    return true;
+}
+static inline __attribute__((always_inline)) bool x86_unequal32(const volatile u32 *p, u32 v)
+{
+    __asm__ goto("cmpl %1, %0\n\tjne %l[ne]" : : "m"(*(const u32 *)p), "ri"(v) : "cc", "memory" : ne);
+    return false;
+ne:
     return true;
 }
 static inline __attribute__((always_inline)) bool x86_nonzero64(const volatile u64 *p)
