@@ -31,9 +31,8 @@ static u64 svm_guest_cr4(const void *ctx)
  * guest's paging entries). A prefixed CPUID, an uncached page, an event the exit interrupted
  * (EXITINTINFO, APM 15.7.2), the guest's RFLAGS.TF or its HLT take the full path.
  */
-static inline void cpuid_exit(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs)
+static inline void cpuid_exit(struct percpu *pc, struct vmcb *v, struct guest_regs *regs)
 {
-    struct vmcb *v = s->vmcb;
     if (!exit_fast_quiet(pc) || (v->control.exitintinfo & SVM_EVT_VALID) ||
         (v->save.rflags & X86_RFLAGS_TF))
         goto full;
@@ -82,16 +81,16 @@ static inline void cpuid_exit(struct percpu *pc, struct svm_cpu *s, struct guest
     vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, false);
     return;
 full:
-    exit_full(pc, s, regs);
+    exit_full(pc, pc->vendor, regs);
 }
 
-void svm_exit_dispatch(struct guest_regs *regs)
+/* v: this CPU's VMCB, from the loop (svm_cpu.vmcb: one load less on every exit). */
+void svm_exit_dispatch(struct guest_regs *regs, struct vmcb *v)
 {
     struct percpu *pc = this_cpu();
     pc->in_root = 1;
-    struct svm_cpu *s = pc->vendor;
-    if (s->vmcb->control.exitcode == SVM_EXIT_CPUID)
-        cpuid_exit(pc, s, regs);
+    if (v->control.exitcode == SVM_EXIT_CPUID)
+        cpuid_exit(pc, v, regs);
     else
-        exit_full(pc, s, regs);
+        exit_full(pc, pc->vendor, regs);
 }

@@ -7,7 +7,7 @@
  * svm_vmrun_loop(stack_top, vmcb_pa, host_vmcb_pa, regs): switches to the VMM stack, loads the guest
  * GPRs from the frame (struct guest_regs, a copy of regs[16] or zero; RAX and RSP live in the VMCB,
  * APM 15.5.1) and loops: VMRUN with RAX = the VMCB's physical address; after #VMEXIT store the GPRs
- * svm/exit_fast.c may use, call svm_exit_dispatch(frame), load them back (hv/include/hv/exit_frame.h).
+ * svm/exit_fast.c may use, call svm_exit_dispatch(frame, vmcb), load them back (hv/include/hv/exit_frame.h).
  *
  * Host state (APM 15.5 "VMRUN", 15.6 "#VMEXIT"): VMRUN saves to VM_HSAVE_PA and #VMEXIT reloads only
  * CS, SS, DS, ES, GDTR, IDTR, CR0, CR3, CR4, EFER, RFLAGS, RIP, RSP and RAX. FS, GS, TR, LDTR,
@@ -70,6 +70,7 @@ svm_vmrun_loop:
     vmrun
     STORE_EXIT_GPRS %rsp
     movq %rsp, %rdi                 /* 16-byte aligned: stack top - 144 */
+    movq FRAME_VMCB(%rsp), %rsi     /* the VMCB (identity-mapped: its address is its pointer) */
     call svm_exit_dispatch
     LOAD_EXIT_GPRS %rsp
     jmp .Lblue_pill_round
@@ -85,6 +86,7 @@ svm_vmrun_loop:
     movq FRAME_HOST_VMCB(%rsp), %rax
     vmload                          /* the host's GS base (struct percpu) and TR before any C code */
     movq %rsp, %rdi
+    movq FRAME_VMCB(%rsp), %rsi
     call svm_exit_dispatch
     LOAD_EXIT_GPRS %rsp
     jmp .Lloaded_round

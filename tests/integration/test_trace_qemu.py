@@ -50,6 +50,9 @@ def test_ram_file_offset_is_the_guest_physical_address_and_matches_the_qmp_dump(
             assert disc.found_by == "symbol"
             assert disc.paddr == addr
             assert disc.cpu_count == 1
+            # The header is final once the CPU runs as a guest ('launched' is its last change, abi.h):
+            # "CPUs online" comes before that, and the dump below is taken later.
+            wait_for(lambda: discover(ram, elf=image_path()).header.launched == 1, 30)
             live = ram.read(addr, HEADER_SIZE)
         dump = qmp_dump_guest_memory(s.qmp_socket, tmp_path / "core.elf")
         with DumpSource.elf(dump) as core:

@@ -127,7 +127,7 @@ __noreturn void svm_vmrun_loop(u64 stack_top, u64 vmcb_pa, u64 host_vmcb_pa, con
  * The C exit dispatcher, called by the VMRUN loop with the saved GPRs (svm/exit_fast.c: CPUID's fast
  * path there, every other exit svm_exit_full(), svm/exit.c).
  */
-void svm_exit_dispatch(struct guest_regs *regs);
+void svm_exit_dispatch(struct guest_regs *regs, struct vmcb *v);
 void svm_exit_full(struct percpu *pc, struct svm_cpu *s, struct guest_regs *regs);
 /* VMRUN failed (VMEXIT_INVALID): the first consistency rule of APM 15.5.1 the VMCB breaks, or NULL. */
 const char *svm_vmcb_invalid_field(const struct vmcb *v);
