@@ -67,18 +67,7 @@ static inline void cpuid_exit(struct percpu *pc, struct vmcb *v, struct guest_re
                     (u32)regs->rax, (u32)regs->rcx);
     exit_fast_cpuid((u64 *)regs, svm_guest_cr4, v);
     v->save.rax = regs->rax;
-    /*
-     * Breaks armed and watching CPUID (or a new table): the frame completed for them (conditions may name
-     * any GPR), and evaluated for the same reading of 'armed'. Armed but none watching CPUID: they
-     * surely miss (break_watches), nothing more to do.
-     */
-    if (__builtin_expect(break_armed(), 0) && break_watches(pc, HV_EXIT_CPUID)) {
-        frame_complete(pc, (u64 *)regs);
-        vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, true);
-        frame_done(pc);
-        return;
-    }
-    vcpu_exit_resume(pc, rec, HV_EXIT_CPUID, true, false);
+    exit_fast_resume(pc, rec, HV_EXIT_CPUID, (u64 *)regs);
     return;
 full:
     exit_full(pc, pc->vendor, regs);

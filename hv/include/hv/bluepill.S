@@ -26,28 +26,6 @@
     .endm
 
 /*
- * struct guest_regs frames (RAX RCX RDX RBX RSP RBP RSI RDI R8-R15, 8 bytes each) at \base: load or
- * store every GPR but RAX and RSP, which VMLAUNCH/VMRUN take from elsewhere (RAX is the VMCB address
- * on SVM; the guest RSP is in the VMCS/VMCB).
- */
-    .macro FOR_GUEST_GPRS op, base
-    \op %rcx, 8(\base)
-    \op %rdx, 16(\base)
-    \op %rbx, 24(\base)
-    \op %rbp, 40(\base)
-    \op %rsi, 48(\base)
-    \op %rdi, 56(\base)
-    \op %r8, 64(\base)
-    \op %r9, 72(\base)
-    \op %r10, 80(\base)
-    \op %r11, 88(\base)
-    \op %r12, 96(\base)
-    \op %r13, 104(\base)
-    \op %r14, 112(\base)
-    \op %r15, 120(\base)
-    .endm
-
-/*
  * The frame slots an exit stub saves and restores around a back end's exit_fast.c (RAX aside, which
  * VT-x's stub saves too and SVM keeps in the VMCB): the registers such a file may use. RBP and R12-R15
  * keep the guest's values throughout (hv/include/hv/exit_frame.h).
@@ -62,6 +40,20 @@
     \op %r9, 72(\base)
     \op %r10, 80(\base)
     \op %r11, 88(\base)
+    .endm
+
+/*
+ * struct guest_regs frames (RAX RCX RDX RBX RSP RBP RSI RDI R8-R15, 8 bytes each) at \base: load or
+ * store every GPR but RAX and RSP, which VMLAUNCH/VMRUN take from elsewhere (RAX is the VMCB address
+ * on SVM; the guest RSP is in the VMCS/VMCB): the exit stubs' registers and the five they leave alone.
+ */
+    .macro FOR_GUEST_GPRS op, base
+    FOR_EXIT_GPRS \op, \base
+    \op %rbp, 40(\base)
+    \op %r12, 96(\base)
+    \op %r13, 104(\base)
+    \op %r14, 112(\base)
+    \op %r15, 120(\base)
     .endm
 
     .macro LOAD_GPR reg, slot

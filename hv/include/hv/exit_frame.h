@@ -14,6 +14,8 @@
 #ifndef HV_EXIT_FRAME_H
 #define HV_EXIT_FRAME_H
 
+#include <hv/breaks.h>
+#include <hv/exit_fast.h>
 #include <hv/percpu.h>
 
 /*
@@ -40,6 +42,24 @@ static inline void frame_reload(const u64 *gpr)
 static inline void frame_done(struct percpu *pc)
 {
     pc->exit_regs = NULL;
+}
+
+/*
+ * A fast path's end (exit_fast.h's vcpu_exit_resume). Breaks armed and watching this kind (or a new
+ * table): the frame completed for them (conditions may name any GPR), and evaluated for the same
+ * reading of 'armed'. Armed but none watching the kind: they surely miss (break_watches), nothing more
+ * to do.
+ */
+static inline __attribute__((always_inline)) void exit_fast_resume(struct percpu *pc, struct hv_record *rec, u8 kind,
+                                                                   u64 *gpr)
+{
+    if (__builtin_expect(break_armed(), 0) && break_watches(pc, kind)) {
+        frame_complete(pc, gpr);
+        vcpu_exit_resume(pc, rec, kind, true, true);
+        frame_done(pc);
+        return;
+    }
+    vcpu_exit_resume(pc, rec, kind, true, false);
 }
 
 #endif
